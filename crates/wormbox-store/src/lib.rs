@@ -1,0 +1,275 @@
+//! The archive's rules: versioned write-once buckets, the hash-chained ledger,
+//! the compliance clock's high-water mark, and the group-commit writer, over
+//! any engine that implements `backend::Backend`.
+//!
+//! # Model
+//! A bucket holds objects; an object is a key with versions, newest first. A
+//! version (or delete marker) is written once and never modified; the only
+//! removal is `Store::delete_object` with a version id (a permanent delete,
+//! recorded in the ledger), and the replacement of a `null` version that S3
+//! semantics prescribe for unversioned and suspended buckets.
+//!
+//! # Write path
+//! Every state change is a command sent to one writer thread. It drains the
+//! queue, applies each command's rules against the stored state plus the
+//! changes of the commands before it, writes all of them and their ledger
+//! entries as one batch with one WAL sync, and only then answers each caller.
+//! A command that breaks a rule is answered with its error and contributes
+//! nothing to the batch. No acknowledgement precedes durability.
+//!
+//! # Adding an engine
+//! Implement `backend::Backend` in a new crate `wormbox-store-<engine>` and run
+//! `backend::conformance::run_all` from its tests (feature `conformance`).
+#![deny(missing_docs)]
+
+pub mod backend;
+mod codec;
+mod keys;
+pub mod ledger;
+mod listing;
+mod store;
+mod writer;
+
+use std::sync::Arc;
+
+pub use codec::{DecodeError, PrincipalRecord};
+pub use listing::{MAX_KEYS, ListObjectsParams, ListVersionsParams, ObjectsPage, VersionsPage};
+pub use store::{ObjectReader, Store, StoreOptions, Upload};
+use wormbox_model::{BucketName, Digest, Role, Timestamp, UserMetadata, VersionId, VersioningState};
+
+use crate::backend::BackendError;
+
+/// Bytes per stored chunk; an object larger than this is streamed in chunks,
+/// so memory use does not grow with its size.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Who asks: an authenticated principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The access key id, or `system` for the appliance itself.
+    pub access_key: String,
+    /// The principal's role.
+    pub role: Role,
+}
+
+impl Actor {
+    /// The appliance acting on its own behalf (first start).
+    pub fn system() -> Actor {
+        Actor { access_key: "system".to_owned(), role: Role::Admin }
+    }
+}
+
+/// A bucket as callers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketInfo {
+    /// The name.
+    pub name: BucketName,
+    /// The owner's access key id.
+    pub owner: String,
+    /// The versioning state.
+    pub versioning: VersioningState,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A version or delete marker as callers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The object key.
+    pub key: String,
+    /// The internal id, which orders versions even when shown as `null`.
+    pub id: VersionId,
+    /// The id clients use: `null` or the id's 26 characters.
+    pub version_id: String,
+    /// Whether this is the key's newest version or marker.
+    pub is_latest: bool,
+    /// Whether this is a delete marker.
+    pub is_delete_marker: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: Digest,
+    /// Content type.
+    pub content_type: String,
+    /// User metadata.
+    pub user_metadata: UserMetadata,
+    /// When it was written, by the compliance clock.
+    pub created_at: Timestamp,
+    /// The writer's access key id.
+    pub creator: String,
+}
+
+/// The attributes of a new version other than its bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewObject {
+    /// Content type; at most 256 bytes.
+    pub content_type: String,
+    /// User metadata.
+    pub user_metadata: UserMetadata,
+    /// If set, the bytes must hash to this or nothing is stored.
+    pub expected_sha256: Option<Digest>,
+}
+
+/// What a durable write returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteAck {
+    /// The internal id.
+    pub id: VersionId,
+    /// The id clients use (`null` in unversioned and suspended buckets).
+    pub version_id: String,
+    /// SHA-256 of the stored bytes.
+    pub sha256: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// The ledger entry that records the write.
+    pub ledger_sequence: u64,
+}
+
+/// What a delete did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The marker written, or the version removed; `None` when nothing changed.
+    pub version_id: Option<String>,
+    /// Whether a marker was written, or the removed version was a marker.
+    pub delete_marker: bool,
+    /// The ledger entry of the change; `None` when nothing changed.
+    pub ledger_sequence: Option<u64>,
+}
+
+/// A newly created principal; the secret is shown once and never stored.
+#[derive(Debug)]
+pub struct NewPrincipal {
+    /// The access key id.
+    pub access_key: String,
+    /// The secret.
+    pub secret: String,
+    /// The ledger entry of the creation.
+    pub ledger_sequence: u64,
+}
+
+/// The result of recomputing the ledger chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerSummary {
+    /// How many entries were checked.
+    pub entries: u64,
+    /// The last hash.
+    pub head: Digest,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bucket does not exist.
+    #[error("bucket `{bucket}` does not exist")]
+    NoSuchBucket {
+        /// The bucket.
+        bucket: String,
+    },
+    /// A bucket with that name exists.
+    #[error("bucket `{bucket}` already exists")]
+    BucketExists {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The bucket still holds versions or markers.
+    #[error("bucket `{bucket}` still holds versions or delete markers")]
+    BucketNotEmpty {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The key has no versions.
+    #[error("object `{key}` does not exist in bucket `{bucket}`")]
+    NoSuchKey {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+    /// The key has no version with that id.
+    #[error("object `{key}` has no version `{version}`")]
+    NoSuchVersion {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The requested version id.
+        version: String,
+    },
+    /// The key's latest version is a delete marker (S3's 404 with a marker flag).
+    #[error("the latest version of `{key}` is delete marker `{version}`")]
+    LatestIsDeleteMarker {
+        /// The key.
+        key: String,
+        /// The marker's version id.
+        version: String,
+    },
+    /// The named version is a delete marker, which has no data (S3's 405).
+    #[error("version `{version}` of `{key}` is a delete marker")]
+    VersionIsDeleteMarker {
+        /// The key.
+        key: String,
+        /// The marker's version id.
+        version: String,
+    },
+    /// The request breaks a rule of the API.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The bytes do not hash to the expected SHA-256; nothing was stored.
+    #[error("body has SHA-256 {actual}, expected {expected}")]
+    ChecksumMismatch {
+        /// What the client said.
+        expected: Digest,
+        /// What arrived.
+        actual: Digest,
+    },
+    /// The object exceeds the configured size limit; nothing was stored.
+    #[error("object exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The principal may not do this.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// No principal has that access key id.
+    #[error("principal `{0}` does not exist")]
+    NoSuchPrincipal(String),
+    /// Stored data failed verification; it is not returned.
+    #[error("stored data failed verification: {what}")]
+    DataLoss {
+        /// What failed.
+        what: String,
+    },
+    /// The storage engine failed; nothing of the operation was kept.
+    #[error("storage engine failed during {operation}")]
+    Backend {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The engine's error, shared by every request of a failed batch.
+        #[source]
+        source: Arc<BackendError>,
+    },
+    /// The writer thread has stopped; the store accepts no more changes.
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+}
+
+impl StoreError {
+    pub(crate) fn backend(operation: &'static str, source: BackendError) -> StoreError {
+        StoreError::Backend { operation, source: Arc::new(source) }
+    }
+}
+
+impl From<DecodeError> for StoreError {
+    fn from(err: DecodeError) -> StoreError {
+        StoreError::DataLoss { what: err.to_string() }
+    }
+}
+
+/// Returns the id clients see for a version.
+pub(crate) fn external_id(id: VersionId, is_null: bool) -> String {
+    if is_null { "null".to_owned() } else { id.to_string() }
+}
+
+#[cfg(test)]
+mod tests;

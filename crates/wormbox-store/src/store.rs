@@ -1,0 +1,735 @@
+//! `Store`: the user API of the archive.
+//!
+//! Invariant: reads go straight to the backend; every change goes through the
+//! writer thread (`writer.rs`), except the chunks of an upload that is not yet
+//! published, which nothing can see until the writer publishes them.
+
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+
+use ring::rand::SecureRandom;
+use tokio::sync::oneshot;
+use wormbox_model::{
+    AccessKeyId, BucketName, Clock, Digest, ObjectKey, Role, Timestamp, VersionId, VersionSelector,
+    VersioningState,
+};
+
+use crate::backend::{Backend, Batch, Durability, Keyspace};
+use crate::codec::{self, BucketRecord, PrincipalRecord, VersionRecord};
+use crate::keys;
+use crate::ledger::{self, GENESIS, LedgerEntry};
+use crate::writer::{self, Command, Outcome, PutVersion, Request, VersionData, WriterState};
+use crate::{
+    Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, LedgerSummary, NewObject, NewPrincipal, StoreError,
+    VersionInfo, WriteAck, external_id,
+};
+
+/// Limits the store enforces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The largest object, in bytes.
+    pub max_object_bytes: u64,
+}
+
+/// The archive. Cheap to clone; clones share one writer.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Arc<dyn Backend>,
+    options: StoreOptions,
+    writer: Mutex<Option<Sender<Request>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    rng: ring::rand::SystemRandom,
+}
+
+impl Drop for Inner {
+    // Closing the queue stops the writer after it has answered everything
+    // queued; joining makes the backend's last reference go with the store.
+    fn drop(&mut self) {
+        self.writer.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.writer_thread.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+const CONTENT_TYPE_MAX: usize = 256;
+
+impl Store {
+    /// Opens the archive on `backend`: recovers the clock and ledger head,
+    /// discards uploads that never published, and starts the writer thread.
+    pub fn open(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, options: StoreOptions) -> Result<Store, StoreError> {
+        let (last_time, last_sequence) = match read(&*backend, Keyspace::Meta, writer::META_CLOCK)? {
+            Some(raw) => codec::decode_clock(&raw)?,
+            None => (Timestamp::EPOCH, 0),
+        };
+        let (ledger_sequence, ledger_head) = match read(&*backend, Keyspace::Meta, writer::META_HEAD)? {
+            Some(raw) => decode_head(&raw)?,
+            None => (0, GENESIS),
+        };
+        discard_unpublished_uploads(&*backend)?;
+        let state = WriterState { last_time, last_sequence, ledger_sequence, ledger_head };
+        let (tx, rx) = mpsc::channel();
+        let writer_backend = Arc::clone(&backend);
+        let writer_thread = std::thread::Builder::new()
+            .name("wormbox-writer".to_owned())
+            .spawn(move || writer::run(writer_backend, clock, state, rx))
+            .map_err(|e| StoreError::backend("starting the writer", crate::backend::BackendError::Io(e)))?;
+        tracing::info!(engine = backend.engine(), ledger_sequence, "store opened");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                options,
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(writer_thread)),
+                rng: ring::rand::SystemRandom::new(),
+            }),
+        })
+    }
+
+    /// Returns the options in force.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    async fn submit(&self, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request { actor: actor.clone(), command, reply };
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .ok_or(StoreError::WriterStopped)?
+            .send(request)
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    // ---- buckets ----
+
+    /// Creates an unversioned bucket owned by `actor`.
+    pub async fn create_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<(BucketInfo, u64), StoreError> {
+        match self.submit(actor, Command::CreateBucket { bucket }).await? {
+            Outcome::Bucket(info, Some(sequence)) => Ok((info, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes an empty bucket; only its owner or an admin may.
+    pub async fn delete_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<u64, StoreError> {
+        match self.submit(actor, Command::DeleteBucket { bucket }).await? {
+            Outcome::Sequence(Some(sequence)) => Ok(sequence),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Changes a bucket's versioning state; only its owner or an admin may.
+    /// Returns the ledger entry, or `None` when the state was already `state`.
+    pub async fn set_versioning(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        state: VersioningState,
+    ) -> Result<(BucketInfo, Option<u64>), StoreError> {
+        match self.submit(actor, Command::SetVersioning { bucket, state }).await? {
+            Outcome::Bucket(info, sequence) => Ok((info, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Returns one bucket.
+    pub fn bucket(&self, bucket: &BucketName) -> Result<BucketInfo, StoreError> {
+        let raw = read(&*self.inner.backend, Keyspace::Buckets, bucket.as_str().as_bytes())?
+            .ok_or_else(|| StoreError::NoSuchBucket { bucket: bucket.to_string() })?;
+        let record = BucketRecord::decode(&raw)?;
+        Ok(BucketInfo {
+            name: bucket.clone(),
+            owner: record.owner,
+            versioning: record.versioning,
+            created_at: record.created_at,
+        })
+    }
+
+    /// Returns every bucket, by name.
+    pub fn buckets(&self) -> Result<Vec<BucketInfo>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.inner.backend.scan(Keyspace::Buckets, b"", b"") {
+            let (name, raw) = entry.map_err(|e| StoreError::backend("listing buckets", e))?;
+            let name = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| BucketName::new(n).ok())
+                .ok_or_else(|| StoreError::DataLoss { what: "stored bucket name is invalid".to_owned() })?;
+            let record = BucketRecord::decode(&raw)?;
+            out.push(BucketInfo {
+                name,
+                owner: record.owner,
+                versioning: record.versioning,
+                created_at: record.created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- objects ----
+
+    /// Stores `data` as a new version, durably, in one group commit.
+    pub async fn put_object(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        object: NewObject,
+        data: Vec<u8>,
+    ) -> Result<WriteAck, StoreError> {
+        self.check_object(&object, data.len() as u64)?;
+        let sha256 = sha256(&data);
+        check_digest(&object, sha256)?;
+        let size = data.len() as u64;
+        let put = PutVersion { bucket, key, object, sha256, size, data: VersionData::Inline(data) };
+        self.publish(actor, put).await
+    }
+
+    /// Starts a streamed upload of a new version; bytes are kept in chunks as
+    /// they arrive, so memory does not grow with the object.
+    pub fn begin_upload(&self, bucket: BucketName, key: ObjectKey, object: NewObject) -> Result<Upload, StoreError> {
+        self.check_object(&object, 0)?;
+        let mut id = [0u8; 16];
+        self.inner.rng.fill(&mut id).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
+        Ok(Upload {
+            store: self.clone(),
+            upload: u128::from_be_bytes(id),
+            bucket,
+            key,
+            object,
+            hasher: ring::digest::Context::new(&ring::digest::SHA256),
+            buffer: Vec::new(),
+            size: 0,
+            chunks: 0,
+            published: false,
+        })
+    }
+
+    async fn publish(&self, actor: &Actor, put: PutVersion) -> Result<WriteAck, StoreError> {
+        match self.submit(actor, Command::PutVersion(Box::new(put))).await? {
+            Outcome::Written(ack) => Ok(ack),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn check_object(&self, object: &NewObject, size: u64) -> Result<(), StoreError> {
+        if object.content_type.len() > CONTENT_TYPE_MAX {
+            return Err(StoreError::InvalidArgument(format!(
+                "content type is longer than {CONTENT_TYPE_MAX} bytes"
+            )));
+        }
+        if size > self.inner.options.max_object_bytes {
+            return Err(StoreError::TooLarge { limit: self.inner.options.max_object_bytes });
+        }
+        Ok(())
+    }
+
+    /// Deletes per DESIGN.md's table: with a version id, removes that version
+    /// for good; without, writes a delete marker (or removes the `null`
+    /// version of an unversioned bucket).
+    pub async fn delete_object(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        match self.submit(actor, Command::DeleteObject { bucket, key, version }).await? {
+            Outcome::Deleted(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Returns a version's metadata: the latest when `version` is `None`.
+    pub fn head_object(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<VersionInfo, StoreError> {
+        self.bucket(bucket)?;
+        let latest = self.latest(bucket, key)?;
+        let Some(selector) = version else {
+            let record = latest.ok_or_else(|| StoreError::NoSuchKey {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })?;
+            if record.is_delete_marker {
+                return Err(StoreError::LatestIsDeleteMarker {
+                    key: key.to_string(),
+                    version: external_id(record.id, record.is_null),
+                });
+            }
+            return Ok(version_info(key.as_str(), &record, true));
+        };
+        let no_such_version = |version: String| StoreError::NoSuchVersion {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version,
+        };
+        let record = match selector {
+            VersionSelector::Null => {
+                let id = self.null_id(bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?;
+                self.version_record(bucket, key, id)?.ok_or_else(|| no_such_version("null".to_owned()))?
+            }
+            VersionSelector::Id(id) => self
+                .version_record(bucket, key, id)?
+                .filter(|record| !record.is_null)
+                .ok_or_else(|| no_such_version(id.to_string()))?,
+        };
+        if record.is_delete_marker {
+            return Err(StoreError::VersionIsDeleteMarker {
+                key: key.to_string(),
+                version: external_id(record.id, record.is_null),
+            });
+        }
+        let is_latest = latest.is_some_and(|l| l.id == record.id);
+        Ok(version_info(key.as_str(), &record, is_latest))
+    }
+
+    /// Opens a version for reading; the reader yields verified chunks.
+    pub fn read_object(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<(VersionInfo, ObjectReader), StoreError> {
+        let info = self.head_object(bucket, key, version)?;
+        let record = self
+            .version_record(bucket, key, info.id)?
+            .ok_or_else(|| StoreError::NoSuchVersion {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                version: info.version_id.clone(),
+            })?;
+        let data = record.data.ok_or_else(|| StoreError::DataLoss {
+            what: "version has no data reference".to_owned(),
+        })?;
+        let reader = ObjectReader {
+            backend: Arc::clone(&self.inner.backend),
+            upload: data.upload,
+            chunks: data.chunks,
+            next: 0,
+            expected: record.sha256,
+            expected_size: record.size,
+            size: 0,
+            hasher: Some(ring::digest::Context::new(&ring::digest::SHA256)),
+        };
+        Ok((info, reader))
+    }
+
+    fn latest(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<VersionRecord>, StoreError> {
+        let prefix = keys::object_prefix(bucket, key.as_str());
+        match self.inner.backend.scan(Keyspace::Versions, &prefix, &prefix).next() {
+            Some(entry) => {
+                let (_, raw) = entry.map_err(|e| StoreError::backend("reading versions", e))?;
+                Ok(Some(VersionRecord::decode(&raw)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn null_id(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<VersionId>, StoreError> {
+        let prefix = keys::object_prefix(bucket, key.as_str());
+        match read(&*self.inner.backend, Keyspace::Nulls, &prefix)? {
+            Some(raw) => {
+                let bytes = <[u8; 16]>::try_from(raw.as_slice())
+                    .map_err(|_| StoreError::DataLoss { what: "null version pointer is malformed".to_owned() })?;
+                Ok(Some(VersionId::from_u128(u128::from_be_bytes(bytes))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn version_record(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: VersionId,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        read(&*self.inner.backend, Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
+            .map(|raw| VersionRecord::decode(&raw).map_err(StoreError::from))
+            .transpose()
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    // ---- principals ----
+
+    /// Creates a principal with a fresh access key and secret.
+    pub async fn create_principal(&self, actor: &Actor, name: &str, role: Role) -> Result<NewPrincipal, StoreError> {
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(StoreError::InvalidArgument(
+                "principal name must be 1 to 128 bytes without control characters".to_owned(),
+            ));
+        }
+        let access_key = format!("WB{}", self.random_base32(18)?);
+        let secret = self.random_base32(40)?;
+        let mut salt = [0u8; 16];
+        self.inner.rng.fill(&mut salt).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
+        let record = PrincipalRecord {
+            name: name.to_owned(),
+            role,
+            salt,
+            secret_hash: secret_hash(&salt, &secret),
+            created_at: Timestamp::EPOCH,
+            revoked_at: None,
+        };
+        let command = Command::CreatePrincipal { access_key: access_key.clone(), record: Box::new(record) };
+        match self.submit(actor, command).await? {
+            Outcome::Sequence(Some(ledger_sequence)) => Ok(NewPrincipal { access_key, secret, ledger_sequence }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revokes a principal; its key stops working at once. Returns the ledger
+    /// entry, or `None` when it was already revoked.
+    pub async fn revoke_principal(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
+        let command = Command::RevokePrincipal { access_key: access_key.to_owned() };
+        match self.submit(actor, command).await? {
+            Outcome::Sequence(sequence) => Ok(sequence),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Returns every principal by access key id; never secrets.
+    pub fn principals(&self) -> Result<Vec<(String, PrincipalRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.inner.backend.scan(Keyspace::Principals, b"", b"") {
+            let (key, raw) = entry.map_err(|e| StoreError::backend("listing principals", e))?;
+            let access_key = String::from_utf8(key)
+                .map_err(|_| StoreError::DataLoss { what: "stored access key is not UTF-8".to_owned() })?;
+            out.push((access_key, PrincipalRecord::decode(&raw)?));
+        }
+        Ok(out)
+    }
+
+    /// Checks a credential. Unknown keys, revoked keys and wrong secrets all
+    /// give `None`; the secret comparison is constant-time.
+    pub fn authenticate(&self, access_key: &str, secret: &str) -> Result<Option<Actor>, StoreError> {
+        let Some(id) = AccessKeyId::new(access_key) else { return Ok(None) };
+        let Some(raw) = read(&*self.inner.backend, Keyspace::Principals, id.as_str().as_bytes())? else {
+            return Ok(None);
+        };
+        let record = PrincipalRecord::decode(&raw)?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &record.salt);
+        let matches = ring::hmac::verify(&key, secret.as_bytes(), &record.secret_hash).is_ok();
+        if !matches || record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Actor { access_key: access_key.to_owned(), role: record.role }))
+    }
+
+    /// Creates the first admin when no principal exists yet (first start).
+    pub async fn bootstrap_admin(&self) -> Result<Option<NewPrincipal>, StoreError> {
+        if self.inner.backend.scan(Keyspace::Principals, b"", b"").next().is_some() {
+            return Ok(None);
+        }
+        self.create_principal(&Actor::system(), "admin", Role::Admin).await.map(Some)
+    }
+
+    fn random_base32(&self, len: usize) -> Result<String, StoreError> {
+        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let mut bytes = vec![0u8; len];
+        self.inner.rng.fill(&mut bytes).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
+        Ok(bytes.iter().map(|b| ALPHABET[usize::from(b & 31)] as char).collect())
+    }
+
+    // ---- ledger ----
+
+    /// Returns the sequence number and hash of the newest ledger entry.
+    pub fn ledger_head(&self) -> Result<(u64, Digest), StoreError> {
+        match read(&*self.inner.backend, Keyspace::Meta, writer::META_HEAD)? {
+            Some(raw) => Ok(decode_head(&raw)?),
+            None => Ok((0, GENESIS)),
+        }
+    }
+
+    /// Returns ledger entries from `from` on, in order, with their stored hashes.
+    pub fn ledger_entries(&self, from: u64) -> Result<Vec<(LedgerEntry, Digest)>, StoreError> {
+        let start = ledger::ledger_key(from);
+        let mut out = Vec::new();
+        for entry in self.inner.backend.scan(Keyspace::Ledger, &start, b"") {
+            let (_, raw) = entry.map_err(|e| StoreError::backend("reading the ledger", e))?;
+            out.push(LedgerEntry::decode_stored(&raw)?);
+        }
+        Ok(out)
+    }
+
+    /// Recomputes the chain from genesis and compares it with every stored hash
+    /// and the recorded head; reports the first divergence as `DataLoss`.
+    pub fn verify_ledger(&self) -> Result<LedgerSummary, StoreError> {
+        let mut head = GENESIS;
+        let mut expected_sequence = 1;
+        for entry in self.inner.backend.scan(Keyspace::Ledger, b"", b"") {
+            let (key, raw) = entry.map_err(|e| StoreError::backend("reading the ledger", e))?;
+            let (entry, stored_hash) = LedgerEntry::decode_stored(&raw)?;
+            if key != ledger::ledger_key(expected_sequence) || entry.sequence != expected_sequence {
+                return Err(StoreError::DataLoss {
+                    what: format!("ledger entry {expected_sequence} is missing or out of place"),
+                });
+            }
+            head = entry.chain_hash(&head);
+            if head != stored_hash {
+                return Err(StoreError::DataLoss {
+                    what: format!("ledger entry {expected_sequence} does not match its chain hash"),
+                });
+            }
+            expected_sequence += 1;
+        }
+        let entries = expected_sequence - 1;
+        if self.ledger_head()? != (entries, head) {
+            return Err(StoreError::DataLoss { what: "recorded ledger head differs from the chain".to_owned() });
+        }
+        Ok(LedgerSummary { entries, head })
+    }
+}
+
+/// A streamed upload in progress. Dropping it unpublished discards its chunks.
+pub struct Upload {
+    store: Store,
+    upload: u128,
+    bucket: BucketName,
+    key: ObjectKey,
+    object: NewObject,
+    hasher: ring::digest::Context,
+    buffer: Vec<u8>,
+    size: u64,
+    chunks: u32,
+    published: bool,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("chunks", &self.chunks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    /// Appends bytes; full chunks are written to the backend (not yet synced,
+    /// not yet visible). Blocks on the backend: call from a blocking context.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        let limit = self.store.inner.options.max_object_bytes;
+        if self.size + data.len() as u64 > limit {
+            return Err(StoreError::TooLarge { limit });
+        }
+        self.size += data.len() as u64;
+        self.hasher.update(data);
+        while !data.is_empty() {
+            let take = (CHUNK_BYTES - self.buffer.len()).min(data.len());
+            self.buffer.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buffer.len() == CHUNK_BYTES {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), StoreError> {
+        let mut batch = Batch::new();
+        if self.chunks == 0 {
+            batch.put(Keyspace::Staging, self.upload.to_be_bytes().to_vec(), Vec::new());
+        }
+        batch.put(Keyspace::Chunks, keys::chunk_key(self.upload, self.chunks), codec::encode_chunk(&self.buffer));
+        self.store
+            .backend()
+            .commit(&batch, Durability::Buffered)
+            .map_err(|e| StoreError::backend("writing a chunk", e))?;
+        self.chunks += 1;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Returns the bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks the digest and publishes the version durably. On any error
+    /// nothing is published and the chunks are discarded.
+    pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, StoreError> {
+        let digest = Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes");
+        check_digest(&self.object, digest)?;
+        let data = if self.chunks == 0 {
+            VersionData::Inline(std::mem::take(&mut self.buffer))
+        } else {
+            if !self.buffer.is_empty() {
+                self.flush_chunk()?;
+            }
+            VersionData::Staged { upload: self.upload, chunks: self.chunks }
+        };
+        let put = PutVersion {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            object: std::mem::take(&mut self.object),
+            sha256: digest,
+            size: self.size,
+            data,
+        };
+        let res = self.store.publish(actor, put).await;
+        self.published = res.is_ok();
+        res
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.published || self.chunks == 0 {
+            return;
+        }
+        if let Err(err) = discard_upload(self.store.backend(), self.upload, self.chunks) {
+            tracing::warn!(error = &err as &dyn std::error::Error, "discarding an abandoned upload failed");
+        }
+    }
+}
+
+/// Yields a version's bytes chunk by chunk. Each chunk is checked against its
+/// own digest before it is returned, and the whole against the version's
+/// SHA-256 at the end; corrupt data is never returned.
+pub struct ObjectReader {
+    backend: Arc<dyn Backend>,
+    upload: u128,
+    chunks: u32,
+    next: u32,
+    expected: Digest,
+    expected_size: u64,
+    size: u64,
+    hasher: Option<ring::digest::Context>,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("chunks", &self.chunks)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for ObjectReader {
+    type Item = Result<Vec<u8>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let hasher = self.hasher.as_mut()?;
+        if self.next == self.chunks {
+            let hasher = self.hasher.take()?;
+            let actual = hasher.finish();
+            if actual.as_ref() != self.expected.0 || self.size != self.expected_size {
+                return Some(Err(StoreError::DataLoss { what: "version bytes do not match their SHA-256".to_owned() }));
+            }
+            return None;
+        }
+        let res = match self.backend.get(Keyspace::Chunks, &keys::chunk_key(self.upload, self.next)) {
+            Ok(Some(raw)) => codec::decode_chunk(&raw).map_err(StoreError::from),
+            Ok(None) => Err(StoreError::DataLoss { what: format!("chunk {} of the version is missing", self.next) }),
+            Err(err) => Err(StoreError::backend("reading a chunk", err)),
+        };
+        match res {
+            Ok(chunk) => {
+                hasher.update(&chunk);
+                self.size += chunk.len() as u64;
+                self.next += 1;
+                Some(Ok(chunk))
+            }
+            Err(err) => {
+                self.hasher = None;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool) -> VersionInfo {
+    VersionInfo {
+        key: key.to_owned(),
+        id: record.id,
+        version_id: external_id(record.id, record.is_null),
+        is_latest,
+        is_delete_marker: record.is_delete_marker,
+        size: record.size,
+        sha256: record.sha256,
+        content_type: record.content_type.clone(),
+        user_metadata: record.user_metadata.clone(),
+        created_at: record.created_at,
+        creator: record.creator.clone(),
+    }
+}
+
+fn read(backend: &dyn Backend, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    backend.get(space, key).map_err(|e| StoreError::backend("read", e))
+}
+
+fn decode_head(raw: &[u8]) -> Result<(u64, Digest), StoreError> {
+    let mut r = codec::Reader::new(raw, "ledger head")?;
+    let sequence = r.u64()?;
+    let head = r.digest()?;
+    r.end()?;
+    Ok((sequence, head))
+}
+
+fn discard_upload(backend: &dyn Backend, upload: u128, chunks: u32) -> Result<(), crate::backend::BackendError> {
+    let mut batch = Batch::new();
+    for index in 0..chunks {
+        batch.delete(Keyspace::Chunks, keys::chunk_key(upload, index));
+    }
+    batch.delete(Keyspace::Staging, upload.to_be_bytes().to_vec());
+    backend.commit(&batch, Durability::Buffered)
+}
+
+fn discard_unpublished_uploads(backend: &dyn Backend) -> Result<(), StoreError> {
+    let staged: Vec<Vec<u8>> = backend
+        .scan(Keyspace::Staging, b"", b"")
+        .map(|entry| entry.map(|(key, _)| key))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::backend("scanning staged uploads", e))?;
+    for key in staged {
+        let Ok(upload) = <[u8; 16]>::try_from(key.as_slice()) else { continue };
+        let mut batch = Batch::new();
+        for entry in backend.scan(Keyspace::Chunks, &upload, &upload) {
+            let (chunk_key, _) = entry.map_err(|e| StoreError::backend("scanning staged chunks", e))?;
+            batch.delete(Keyspace::Chunks, chunk_key);
+        }
+        batch.delete(Keyspace::Staging, key);
+        backend.commit(&batch, Durability::Synced).map_err(|e| StoreError::backend("discarding an upload", e))?;
+        tracing::info!("discarded an upload that never published");
+    }
+    Ok(())
+}
+
+fn secret_hash(salt: &[u8; 16], secret: &str) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
+    let tag = ring::hmac::sign(&key, secret.as_bytes());
+    tag.as_ref().try_into().expect("HMAC-SHA-256 yields 32 bytes")
+}
+
+fn sha256(data: &[u8]) -> Digest {
+    Digest::from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref()).expect("SHA-256 yields 32 bytes")
+}
+
+fn check_digest(object: &NewObject, actual: Digest) -> Result<(), StoreError> {
+    match object.expected_sha256 {
+        Some(expected) if expected != actual => Err(StoreError::ChecksumMismatch { expected, actual }),
+        _ => Ok(()),
+    }
+}
+
+fn unexpected(outcome: Outcome) -> StoreError {
+    StoreError::DataLoss { what: format!("writer answered with an unexpected outcome {outcome:?}") }
+}

@@ -1,0 +1,465 @@
+//! The versioning rules of DESIGN.md, cell by cell, on `MemBackend`, plus the
+//! write path's failure cases and the shared conformance suite.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wormbox_model::{
+    BucketName, Clock, Digest, ManualClock, ObjectKey, Role, Timestamp, VersionSelector, VersioningState,
+};
+
+use crate::backend::{Backend, Keyspace, MemBackend};
+use crate::{Actor, ListObjectsParams, ListVersionsParams, NewObject, Store, StoreError, StoreOptions};
+
+const LIMIT: u64 = 3 << 20;
+
+struct World {
+    store: Store,
+    backend: MemBackend,
+    clock: Arc<ManualClock>,
+    actor: Actor,
+    bucket: BucketName,
+}
+
+async fn world(state: VersioningState) -> World {
+    let backend = MemBackend::new();
+    let clock = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let store = Store::open(Arc::new(backend.clone()), dyn_clock, StoreOptions { max_object_bytes: LIMIT }).unwrap();
+    let actor = Actor { access_key: "WBOWNER00000000000".to_owned(), role: Role::Writer };
+    let bucket = BucketName::new("bucket").unwrap();
+    store.create_bucket(&actor, bucket.clone()).await.unwrap();
+    if state != VersioningState::Unversioned {
+        store.set_versioning(&actor, bucket.clone(), VersioningState::Enabled).await.unwrap();
+        store.set_versioning(&actor, bucket.clone(), state).await.unwrap();
+    }
+    World { store, backend, clock, actor, bucket }
+}
+
+fn key(k: &str) -> ObjectKey {
+    ObjectKey::new(k).unwrap()
+}
+
+impl World {
+    async fn put(&self, k: &str, body: &[u8]) -> crate::WriteAck {
+        self.clock.advance(Duration::from_micros(1));
+        self.store.put_object(&self.actor, self.bucket.clone(), key(k), NewObject::default(), body.to_vec()).await.unwrap()
+    }
+
+    async fn delete(&self, k: &str, version: Option<&str>) -> Result<crate::DeleteOutcome, StoreError> {
+        let version = version.map(|v| VersionSelector::parse(v).unwrap());
+        self.store.delete_object(&self.actor, self.bucket.clone(), key(k), version).await
+    }
+
+    fn get(&self, k: &str, version: Option<&str>) -> Result<Vec<u8>, StoreError> {
+        let version = version.map(|v| VersionSelector::parse(v).unwrap());
+        let (_, reader) = self.store.read_object(&self.bucket, &key(k), version)?;
+        Ok(reader.collect::<Result<Vec<_>, _>>()?.concat())
+    }
+
+    fn versions(&self) -> Vec<(String, String, bool, bool)> {
+        let page = self.store.list_versions(&self.bucket, &ListVersionsParams::default()).unwrap();
+        page.entries.into_iter().map(|v| (v.key, v.version_id, v.is_latest, v.is_delete_marker)).collect()
+    }
+}
+
+// ---- unversioned column ----
+
+#[tokio::test]
+async fn unversioned_get_of_a_missing_key_is_no_such_key() {
+    let w = world(VersioningState::Unversioned).await;
+    assert!(matches!(w.get("nope", None), Err(StoreError::NoSuchKey { .. })));
+}
+
+#[tokio::test]
+async fn unversioned_put_overwrites_the_null_version() {
+    let w = world(VersioningState::Unversioned).await;
+    assert_eq!(w.put("k", b"one").await.version_id, "null");
+    assert_eq!(w.put("k", b"two").await.version_id, "null");
+    assert_eq!(w.get("k", None).unwrap(), b"two");
+    assert_eq!(w.get("k", Some("null")).unwrap(), b"two");
+    assert_eq!(w.versions(), vec![("k".into(), "null".into(), true, false)]);
+    // The replaced version's chunk is gone with it.
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 1);
+}
+
+#[tokio::test]
+async fn unversioned_delete_removes_the_object() {
+    let w = world(VersioningState::Unversioned).await;
+    w.put("k", b"one").await;
+    let outcome = w.delete("k", None).await.unwrap();
+    assert!(!outcome.delete_marker);
+    assert!(matches!(w.get("k", None), Err(StoreError::NoSuchKey { .. })));
+    assert!(w.versions().is_empty());
+    // Deleting what is not there changes nothing and is not an error (as in S3).
+    let (sequence, _) = w.store.ledger_head().unwrap();
+    assert_eq!(w.delete("k", None).await.unwrap().ledger_sequence, None);
+    assert_eq!(w.store.ledger_head().unwrap().0, sequence);
+}
+
+#[tokio::test]
+async fn unversioned_delete_of_the_null_version_by_id() {
+    let w = world(VersioningState::Unversioned).await;
+    w.put("k", b"one").await;
+    assert_eq!(w.delete("k", Some("null")).await.unwrap().version_id.as_deref(), Some("null"));
+    assert!(w.versions().is_empty());
+}
+
+// ---- versioned column ----
+
+#[tokio::test]
+async fn enabled_put_creates_new_versions_and_get_returns_latest_or_by_id() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"one").await;
+    let v2 = w.put("k", b"two").await;
+    assert_ne!(v1.version_id, v2.version_id);
+    assert_eq!(v1.version_id.len(), 26);
+    assert!(v1.version_id < v2.version_id);
+    assert_eq!(w.get("k", None).unwrap(), b"two");
+    assert_eq!(w.get("k", Some(&v1.version_id)).unwrap(), b"one");
+    let head = w.store.head_object(&w.bucket, &key("k"), Some(VersionSelector::parse(&v1.version_id).unwrap()));
+    assert!(!head.unwrap().is_latest);
+    assert_eq!(
+        w.versions(),
+        vec![("k".into(), v2.version_id.clone(), true, false), ("k".into(), v1.version_id.clone(), false, false)]
+    );
+}
+
+#[tokio::test]
+async fn enabled_delete_writes_a_marker_and_get_says_so() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"one").await;
+    let marker = w.delete("k", None).await.unwrap();
+    assert!(marker.delete_marker);
+    let marker_id = marker.version_id.unwrap();
+    assert!(matches!(w.get("k", None), Err(StoreError::LatestIsDeleteMarker { version, .. }) if version == marker_id));
+    assert!(matches!(w.get("k", Some(&marker_id)), Err(StoreError::VersionIsDeleteMarker { .. })));
+    assert_eq!(w.get("k", Some(&v1.version_id)).unwrap(), b"one");
+    let listed = w.store.list_objects(&w.bucket, &ListObjectsParams::default()).unwrap();
+    assert!(listed.objects.is_empty(), "a key whose latest is a marker is not listed");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_version_ids() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"one").await;
+    let unknown = wormbox_model::VersionId::from_parts(1, 1).to_string();
+    assert!(matches!(w.get("k", Some(&unknown)), Err(StoreError::NoSuchVersion { .. })));
+    assert!(matches!(w.delete("k", Some(&unknown)).await, Err(StoreError::NoSuchVersion { .. })));
+    assert!(matches!(w.get("k", Some("null")), Err(StoreError::NoSuchVersion { .. })));
+    assert!(matches!(w.get("other", Some(&v1.version_id)), Err(StoreError::NoSuchVersion { .. })));
+}
+
+#[tokio::test]
+async fn permanent_delete_by_id_makes_the_previous_version_latest() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"one").await;
+    let v2 = w.put("k", b"two").await;
+    let outcome = w.delete("k", Some(&v2.version_id)).await.unwrap();
+    assert_eq!(outcome.version_id.as_deref(), Some(v2.version_id.as_str()));
+    assert_eq!(w.get("k", None).unwrap(), b"one");
+    assert_eq!(w.versions(), vec![("k".into(), v1.version_id.clone(), true, false)]);
+    assert!(matches!(w.get("k", Some(&v2.version_id)), Err(StoreError::NoSuchVersion { .. })));
+}
+
+#[tokio::test]
+async fn stacked_delete_markers_peel_off_one_by_one() {
+    let w = world(VersioningState::Enabled).await;
+    w.put("k", b"one").await;
+    w.clock.advance(Duration::from_micros(1));
+    let m1 = w.delete("k", None).await.unwrap().version_id.unwrap();
+    w.clock.advance(Duration::from_micros(1));
+    let m2 = w.delete("k", None).await.unwrap().version_id.unwrap();
+    assert_eq!(w.versions().iter().filter(|v| v.3).count(), 2);
+    assert!(w.delete("k", Some(&m2)).await.unwrap().delete_marker);
+    assert!(matches!(w.get("k", None), Err(StoreError::LatestIsDeleteMarker { version, .. }) if version == m1));
+    w.delete("k", Some(&m1)).await.unwrap();
+    assert_eq!(w.get("k", None).unwrap(), b"one");
+}
+
+#[tokio::test]
+async fn suspended_put_replaces_only_the_null_version() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"one").await;
+    w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Suspended).await.unwrap();
+    assert_eq!(w.put("k", b"two").await.version_id, "null");
+    assert_eq!(w.put("k", b"three").await.version_id, "null");
+    assert_eq!(w.get("k", None).unwrap(), b"three");
+    assert_eq!(w.get("k", Some(&v1.version_id)).unwrap(), b"one");
+    assert_eq!(
+        w.versions(),
+        vec![("k".into(), "null".into(), true, false), ("k".into(), v1.version_id.clone(), false, false)]
+    );
+}
+
+#[tokio::test]
+async fn suspended_delete_writes_a_null_marker_replacing_the_null_version() {
+    let w = world(VersioningState::Suspended).await;
+    w.put("k", b"one").await;
+    let outcome = w.delete("k", None).await.unwrap();
+    assert_eq!(outcome.version_id.as_deref(), Some("null"));
+    assert!(outcome.delete_marker);
+    assert_eq!(w.versions(), vec![("k".into(), "null".into(), true, true)]);
+    assert!(matches!(w.get("k", None), Err(StoreError::LatestIsDeleteMarker { .. })));
+    assert!(matches!(w.get("k", Some("null")), Err(StoreError::VersionIsDeleteMarker { .. })));
+    // Re-enabling and writing stacks a new version above the null marker.
+    w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Enabled).await.unwrap();
+    let v = w.put("k", b"again").await;
+    assert_eq!(w.versions()[0].1, v.version_id);
+}
+
+#[tokio::test]
+async fn versioning_never_returns_to_unversioned_and_only_the_owner_changes_it() {
+    let w = world(VersioningState::Enabled).await;
+    let back = w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Unversioned).await;
+    assert!(matches!(back, Err(StoreError::InvalidArgument(_))));
+    let stranger = Actor { access_key: "WBSTRANGER00000000".to_owned(), role: Role::Writer };
+    let res = w.store.set_versioning(&stranger, w.bucket.clone(), VersioningState::Suspended).await;
+    assert!(matches!(res, Err(StoreError::AccessDenied(_))));
+    let admin = Actor { access_key: "WBADMIN00000000000".to_owned(), role: Role::Admin };
+    w.store.set_versioning(&admin, w.bucket.clone(), VersioningState::Suspended).await.unwrap();
+    assert_eq!(w.store.bucket(&w.bucket).unwrap().versioning, VersioningState::Suspended);
+}
+
+// ---- buckets ----
+
+#[tokio::test]
+async fn buckets_are_unique_and_deleted_only_when_empty() {
+    let w = world(VersioningState::Enabled).await;
+    let again = w.store.create_bucket(&w.actor, w.bucket.clone()).await;
+    assert!(matches!(again, Err(StoreError::BucketExists { .. })));
+    let v = w.put("k", b"x").await;
+    let marker = w.delete("k", None).await.unwrap().version_id.unwrap();
+    let res = w.store.delete_bucket(&w.actor, w.bucket.clone()).await;
+    assert!(matches!(res, Err(StoreError::BucketNotEmpty { .. })));
+    w.delete("k", Some(&v.version_id)).await.unwrap();
+    let res = w.store.delete_bucket(&w.actor, w.bucket.clone()).await;
+    assert!(matches!(res, Err(StoreError::BucketNotEmpty { .. })), "a lone delete marker keeps the bucket");
+    w.delete("k", Some(&marker)).await.unwrap();
+    w.store.delete_bucket(&w.actor, w.bucket.clone()).await.unwrap();
+    assert!(matches!(w.store.bucket(&w.bucket), Err(StoreError::NoSuchBucket { .. })));
+    let put = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), vec![1]).await;
+    assert!(matches!(put, Err(StoreError::NoSuchBucket { .. })));
+}
+
+// ---- listing ----
+
+#[tokio::test]
+async fn listing_pages_across_a_key_with_more_than_1000_versions() {
+    let w = world(VersioningState::Enabled).await;
+    let mut expected = Vec::new();
+    for key_name in ["a", "b\0", "b\0x"] {
+        let n = if key_name == "a" { 1003 } else { 2 };
+        let mut ids = Vec::new();
+        for i in 0..n {
+            ids.push(w.put(key_name, format!("{i}").as_bytes()).await.version_id);
+        }
+        ids.reverse();
+        expected.extend(ids.into_iter().map(|id| (key_name.to_owned(), id)));
+    }
+    let mut seen = Vec::new();
+    let mut latest = 0;
+    let mut params = ListVersionsParams { max_keys: 1000, ..ListVersionsParams::default() };
+    let mut pages = 0;
+    loop {
+        let page = w.store.list_versions(&w.bucket, &params).unwrap();
+        assert!(page.entries.len() <= 1000);
+        latest += page.entries.iter().filter(|v| v.is_latest).count();
+        seen.extend(page.entries.iter().map(|v| (v.key.clone(), v.version_id.clone())));
+        pages += 1;
+        if !page.is_truncated {
+            break;
+        }
+        params.key_marker = page.next_key_marker;
+        params.version_id_marker = page.next_version_id_marker;
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(seen, expected);
+    assert_eq!(latest, 3, "exactly one latest per key, even across pages");
+}
+
+#[tokio::test]
+async fn listing_with_prefix_delimiter_and_small_pages() {
+    let w = world(VersioningState::Enabled).await;
+    for k in ["a/1", "a/2", "a/b/3", "b", "c/1", "d"] {
+        w.put(k, b"x").await;
+    }
+    let params = ListVersionsParams { delimiter: Some("/".into()), ..ListVersionsParams::default() };
+    let page = w.store.list_versions(&w.bucket, &params).unwrap();
+    assert_eq!(page.common_prefixes, vec!["a/", "c/"]);
+    assert_eq!(page.entries.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(), vec!["b", "d"]);
+
+    let params = ListVersionsParams { prefix: "a/".into(), delimiter: Some("/".into()), ..Default::default() };
+    let page = w.store.list_versions(&w.bucket, &params).unwrap();
+    assert_eq!(page.common_prefixes, vec!["a/b/"]);
+    assert_eq!(page.entries.len(), 2);
+
+    // Pages of one: every entry and prefix exactly once.
+    let mut params = ListObjectsParams { delimiter: Some("/".into()), max_keys: 1, ..Default::default() };
+    let mut seen = Vec::new();
+    loop {
+        let page = w.store.list_objects(&w.bucket, &params).unwrap();
+        seen.extend(page.common_prefixes.iter().cloned());
+        seen.extend(page.objects.iter().map(|o| o.key.clone()));
+        if !page.is_truncated {
+            break;
+        }
+        params.start_after = page.next_start_after;
+    }
+    assert_eq!(seen, vec!["a/", "b", "c/", "d"]);
+
+    let mut params = ListVersionsParams { delimiter: Some("/".into()), max_keys: 1, ..Default::default() };
+    let mut seen = Vec::new();
+    loop {
+        let page = w.store.list_versions(&w.bucket, &params).unwrap();
+        seen.extend(page.common_prefixes.iter().cloned());
+        seen.extend(page.entries.iter().map(|o| o.key.clone()));
+        if !page.is_truncated {
+            break;
+        }
+        params.key_marker = page.next_key_marker;
+        params.version_id_marker = page.next_version_id_marker;
+    }
+    assert_eq!(seen, vec!["a/", "b", "c/", "d"]);
+}
+
+// ---- the write path ----
+
+#[tokio::test]
+async fn concurrent_writes_in_one_microsecond_get_unique_ordered_ids() {
+    let w = world(VersioningState::Enabled).await;
+    let mut tasks = Vec::new();
+    for n in 0..200 {
+        let store = w.store.clone();
+        let actor = w.actor.clone();
+        let bucket = w.bucket.clone();
+        tasks.push(tokio::spawn(async move {
+            store.put_object(&actor, bucket, key("same"), NewObject::default(), vec![n as u8]).await.unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap().id);
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 200);
+    assert_eq!(w.store.verify_ledger().unwrap().entries, 2 + 200);
+}
+
+#[tokio::test]
+async fn a_clock_set_back_never_yields_older_ids_or_times() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"1").await;
+    w.clock.set(Timestamp(0));
+    let v2 = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), vec![2]).await.unwrap();
+    assert!(v2.id > v1.id);
+    let entries = w.store.ledger_entries(1).unwrap();
+    assert!(entries.windows(2).all(|e| e[0].0.time <= e[1].0.time));
+}
+
+#[tokio::test]
+async fn checksum_mismatch_stores_nothing() {
+    let w = world(VersioningState::Enabled).await;
+    let (sequence, _) = w.store.ledger_head().unwrap();
+    let object = NewObject { expected_sha256: Some(Digest([0; 32])), ..NewObject::default() };
+    let res = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), object.clone(), b"data".to_vec()).await;
+    assert!(matches!(res, Err(StoreError::ChecksumMismatch { .. })));
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), object).unwrap();
+    upload.write(&vec![7; crate::CHUNK_BYTES + 10]).unwrap();
+    assert!(matches!(upload.finish(&w.actor).await, Err(StoreError::ChecksumMismatch { .. })));
+    assert_eq!(w.store.ledger_head().unwrap().0, sequence);
+    assert!(w.versions().is_empty());
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 0);
+}
+
+#[tokio::test]
+async fn oversize_objects_are_refused() {
+    let w = world(VersioningState::Enabled).await;
+    let res = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), vec![0; LIMIT as usize + 1]).await;
+    assert!(matches!(res, Err(StoreError::TooLarge { .. })));
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(&vec![0; LIMIT as usize]).unwrap();
+    assert!(matches!(upload.write(&[0]), Err(StoreError::TooLarge { .. })));
+}
+
+#[tokio::test]
+async fn a_failed_commit_acknowledges_nothing_and_advances_nothing() {
+    let w = world(VersioningState::Enabled).await;
+    let before = w.store.verify_ledger().unwrap();
+    w.backend.fail_next_commit();
+    let res = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), b"x".to_vec()).await;
+    assert!(matches!(res, Err(StoreError::Backend { .. })));
+    assert_eq!(w.store.verify_ledger().unwrap(), before);
+    assert!(w.versions().is_empty());
+    let ack = w.put("k", b"y").await;
+    assert_eq!(ack.ledger_sequence, before.entries + 1, "sequence numbers have no gaps");
+    assert_eq!(w.store.verify_ledger().unwrap().entries, before.entries + 1);
+}
+
+#[tokio::test]
+async fn a_rule_broken_inside_a_group_leaves_the_rest_of_the_group_intact() {
+    let w = world(VersioningState::Enabled).await;
+    let missing = BucketName::new("missing").unwrap();
+    let good = w.store.put_object(&w.actor, w.bucket.clone(), key("a"), NewObject::default(), vec![1]);
+    let bad = w.store.put_object(&w.actor, missing, key("a"), NewObject::default(), vec![2]);
+    let good2 = w.store.put_object(&w.actor, w.bucket.clone(), key("b"), NewObject::default(), vec![3]);
+    let (good, bad, good2) = tokio::join!(good, bad, good2);
+    assert!(good.is_ok() && good2.is_ok());
+    assert!(matches!(bad, Err(StoreError::NoSuchBucket { .. })));
+    let summary = w.store.verify_ledger().unwrap();
+    assert_eq!(summary.entries, 4);
+}
+
+#[tokio::test]
+async fn tampering_is_detected_by_ledger_and_reads() {
+    let w = world(VersioningState::Enabled).await;
+    let ack = w.put("k", b"original").await;
+    // A flipped chunk byte: the read fails instead of returning the bytes.
+    let (_, raw) = w.backend.scan(Keyspace::Chunks, b"", b"").next().unwrap().unwrap();
+    let mut bad = raw.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    let chunk_key = w.backend.scan(Keyspace::Chunks, b"", b"").next().unwrap().unwrap().0;
+    w.backend.tamper(Keyspace::Chunks, &chunk_key, bad);
+    assert!(matches!(w.get("k", None), Err(StoreError::DataLoss { .. })));
+    w.backend.tamper(Keyspace::Chunks, &chunk_key, raw);
+    assert_eq!(w.get("k", Some(&ack.version_id)).unwrap(), b"original");
+    // A rewritten ledger entry breaks the chain at that entry.
+    let (raw_key, raw_entry) = w.backend.scan(Keyspace::Ledger, b"", b"").nth(1).unwrap().unwrap();
+    let mut forged = raw_entry;
+    forged[12] ^= 1;
+    w.backend.tamper(Keyspace::Ledger, &raw_key, forged);
+    assert!(matches!(w.store.verify_ledger(), Err(StoreError::DataLoss { what }) if what.contains("entry 2")));
+}
+
+#[tokio::test]
+async fn credentials_are_checked_and_revocation_takes_effect() {
+    let w = world(VersioningState::Enabled).await;
+    let admin = w.store.bootstrap_admin().await.unwrap().unwrap();
+    assert!(w.store.bootstrap_admin().await.unwrap().is_none(), "only on first start");
+    let actor = w.store.authenticate(&admin.access_key, &admin.secret).unwrap().unwrap();
+    assert_eq!(actor.role, Role::Admin);
+    assert!(w.store.authenticate(&admin.access_key, "wrong").unwrap().is_none());
+    assert!(w.store.authenticate("WBNOSUCHKEY0000000000", &admin.secret).unwrap().is_none());
+    let reader = w.store.create_principal(&actor, "reader", Role::Reader).await.unwrap();
+    assert!(w.store.authenticate(&reader.access_key, &reader.secret).unwrap().is_some());
+    w.store.revoke_principal(&actor, &reader.access_key).await.unwrap();
+    assert!(w.store.authenticate(&reader.access_key, &reader.secret).unwrap().is_none());
+    let own = w.store.revoke_principal(&actor, &admin.access_key).await;
+    assert!(matches!(own, Err(StoreError::AccessDenied(_))));
+    // Secrets are stored only as salted hashes.
+    let stored: Vec<u8> = w.backend.scan(Keyspace::Principals, b"", b"").flat_map(|e| e.unwrap().1).collect();
+    assert!(!stored.windows(reader.secret.len()).any(|win| win == reader.secret.as_bytes()));
+}
+
+#[test]
+fn mem_backend_meets_the_backend_contract() {
+    let opened: Mutex<HashMap<PathBuf, MemBackend>> = Mutex::new(HashMap::new());
+    crate::backend::conformance::run_all(&|dir| {
+        let mut opened = opened.lock().unwrap();
+        Arc::new(opened.entry(dir.to_path_buf()).or_default().clone()) as Arc<dyn Backend>
+    });
+}

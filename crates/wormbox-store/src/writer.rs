@@ -1,0 +1,613 @@
+//! The single writer: group commit of every state change.
+//!
+//! Invariant: this thread is the only committer of published state. It applies
+//! each queued command's rules against stored state plus the pending changes of
+//! earlier commands in the same group (`Txn`), writes the whole group and its
+//! ledger entries in one batch with one WAL sync, and answers callers only
+//! after that sync. A command that fails is rolled back out of the group; a
+//! failed commit fails every command of the group and advances nothing.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use tokio::sync::oneshot;
+use wormbox_model::{BucketName, Clock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState};
+
+use crate::backend::{Backend, Batch, Durability, Keyspace};
+use crate::codec::{self, BucketRecord, DataRef, PrincipalRecord, VersionRecord};
+use crate::keys;
+use crate::ledger::{self, LedgerEntry, LedgerOp};
+use crate::{Actor, BucketInfo, DeleteOutcome, NewObject, StoreError, WriteAck, external_id};
+
+/// Most commands in one group commit.
+const MAX_GROUP: usize = 1024;
+/// Most inline bytes in one group commit; beyond it the group is cut.
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
+pub(crate) const META_CLOCK: &[u8] = b"clock";
+pub(crate) const META_HEAD: &[u8] = b"ledger-head";
+
+/// The bytes of a new version.
+#[derive(Debug)]
+pub(crate) enum VersionData {
+    /// Small bodies travel with the command and are written in the same batch.
+    Inline(Vec<u8>),
+    /// Large bodies were written as chunks of an upload beforehand.
+    Staged { upload: u128, chunks: u32 },
+}
+
+#[derive(Debug)]
+pub(crate) struct PutVersion {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) object: NewObject,
+    pub(crate) sha256: Digest,
+    pub(crate) size: u64,
+    pub(crate) data: VersionData,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    CreateBucket { bucket: BucketName },
+    DeleteBucket { bucket: BucketName },
+    SetVersioning { bucket: BucketName, state: VersioningState },
+    PutVersion(Box<PutVersion>),
+    DeleteObject { bucket: BucketName, key: ObjectKey, version: Option<VersionSelector> },
+    CreatePrincipal { access_key: String, record: Box<PrincipalRecord> },
+    RevokePrincipal { access_key: String },
+}
+
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Bucket(BucketInfo, Option<u64>),
+    Sequence(Option<u64>),
+    Written(WriteAck),
+    Deleted(DeleteOutcome),
+}
+
+pub(crate) struct Request {
+    pub(crate) actor: Actor,
+    pub(crate) command: Command,
+    pub(crate) reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+/// What the writer carries from one group to the next.
+#[derive(Clone, Debug)]
+pub(crate) struct WriterState {
+    pub(crate) last_time: Timestamp,
+    pub(crate) last_sequence: u64,
+    pub(crate) ledger_sequence: u64,
+    pub(crate) ledger_head: Digest,
+}
+
+pub(crate) fn run(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, mut state: WriterState, rx: Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        let mut bytes = inline_len(&group[0]);
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(request) => {
+                    bytes += inline_len(&request);
+                    group.push(request);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        state = commit_group(backend.as_ref(), clock.as_ref(), state, group);
+    }
+    tracing::debug!("store writer stopped");
+}
+
+fn inline_len(request: &Request) -> usize {
+    match &request.command {
+        Command::PutVersion(put) => match &put.data {
+            VersionData::Inline(data) => data.len(),
+            VersionData::Staged { .. } => 0,
+        },
+        _ => 0,
+    }
+}
+
+fn commit_group(backend: &dyn Backend, clock: &dyn Clock, state: WriterState, group: Vec<Request>) -> WriterState {
+    let mut txn = Txn::new(backend, clock, state.clone());
+    let mut replies = Vec::with_capacity(group.len());
+    for request in group {
+        let savepoint = txn.savepoint();
+        let res = apply(&mut txn, &request.actor, request.command);
+        if res.is_err() {
+            txn.rollback(savepoint);
+        }
+        replies.push((request.reply, res));
+    }
+    if txn.is_empty() {
+        for (reply, res) in replies {
+            let _ = reply.send(res);
+        }
+        return state;
+    }
+    let (batch, new_state) = txn.into_batch();
+    match backend.commit(&batch, Durability::Synced) {
+        Ok(()) => {
+            for (reply, res) in replies {
+                let _ = reply.send(res);
+            }
+            new_state
+        }
+        Err(err) => {
+            tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
+            let shared = Arc::new(err);
+            for (reply, res) in replies {
+                let res = res.and_then(|_| {
+                    Err(StoreError::Backend { operation: "group commit", source: Arc::clone(&shared) })
+                });
+                let _ = reply.send(res);
+            }
+            state
+        }
+    }
+}
+
+type SpaceKey = (Keyspace, Vec<u8>);
+
+/// Pending changes of one group, layered over the backend.
+struct Txn<'a> {
+    backend: &'a dyn Backend,
+    clock: &'a dyn Clock,
+    overlay: BTreeMap<SpaceKey, Option<Vec<u8>>>,
+    undo: Vec<(SpaceKey, Option<Option<Vec<u8>>>)>,
+    state: WriterState,
+    clock_moved: bool,
+}
+
+struct Savepoint {
+    undo_len: usize,
+    state: WriterState,
+    clock_moved: bool,
+}
+
+impl<'a> Txn<'a> {
+    fn new(backend: &'a dyn Backend, clock: &'a dyn Clock, state: WriterState) -> Txn<'a> {
+        Txn { backend, clock, overlay: BTreeMap::new(), undo: Vec::new(), state, clock_moved: false }
+    }
+
+    fn savepoint(&self) -> Savepoint {
+        Savepoint { undo_len: self.undo.len(), state: self.state.clone(), clock_moved: self.clock_moved }
+    }
+
+    fn rollback(&mut self, savepoint: Savepoint) {
+        while self.undo.len() > savepoint.undo_len {
+            let Some((space_key, previous)) = self.undo.pop() else { break };
+            match previous {
+                Some(value) => self.overlay.insert(space_key, value),
+                None => self.overlay.remove(&space_key),
+            };
+        }
+        self.state = savepoint.state;
+        self.clock_moved = savepoint.clock_moved;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.overlay.is_empty()
+    }
+
+    fn into_batch(self) -> (Batch, WriterState) {
+        let mut batch = Batch::new();
+        for ((space, key), value) in self.overlay {
+            match value {
+                Some(value) => batch.put(space, key, value),
+                None => batch.delete(space, key),
+            }
+        }
+        if self.clock_moved {
+            batch.put(
+                Keyspace::Meta,
+                META_CLOCK.to_vec(),
+                codec::encode_clock(self.state.last_time, self.state.last_sequence),
+            );
+        }
+        let head = codec::Writer::new()
+            .u64(self.state.ledger_sequence)
+            .raw(&self.state.ledger_head.0)
+            .finish();
+        batch.put(Keyspace::Meta, META_HEAD.to_vec(), head);
+        (batch, self.state)
+    }
+
+    fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(pending) = self.overlay.get(&(space, key.to_vec())) {
+            return Ok(pending.clone());
+        }
+        self.backend.get(space, key).map_err(|e| StoreError::backend("read", e))
+    }
+
+    fn set(&mut self, space: Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let space_key = (space, key);
+        let previous = self.overlay.insert(space_key.clone(), value);
+        self.undo.push((space_key, previous));
+    }
+
+    fn put(&mut self, space: Keyspace, key: Vec<u8>, value: Vec<u8>) {
+        self.set(space, key, Some(value));
+    }
+
+    fn delete(&mut self, space: Keyspace, key: Vec<u8>) {
+        self.set(space, key, None);
+    }
+
+    /// Returns whether any live key starts with `prefix`, counting pending changes.
+    fn any_with_prefix(&self, space: Keyspace, prefix: &[u8]) -> Result<bool, StoreError> {
+        let pending_live = self
+            .overlay
+            .range((Bound::Included((space, prefix.to_vec())), Bound::Unbounded))
+            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .any(|(_, value)| value.is_some());
+        if pending_live {
+            return Ok(true);
+        }
+        for entry in self.backend.scan(space, prefix, prefix) {
+            let (key, _) = entry.map_err(|e| StoreError::backend("scan", e))?;
+            if !self.overlay.contains_key(&(space, key)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Returns the compliance-clock time: never earlier than any time issued before.
+    fn tick(&mut self) -> Timestamp {
+        let now = self.clock.now();
+        if now > self.state.last_time {
+            self.state.last_time = now;
+            self.state.last_sequence = 0;
+            self.clock_moved = true;
+        }
+        self.state.last_time
+    }
+
+    /// Returns a version id greater than every id issued before.
+    fn new_version_id(&mut self) -> VersionId {
+        let time = self.tick();
+        let micros = u64::try_from(time.0).unwrap_or(0);
+        let id = VersionId::from_parts(micros, self.state.last_sequence);
+        self.state.last_sequence += 1;
+        self.clock_moved = true;
+        id
+    }
+
+    fn record(&mut self, actor: &Actor, op: LedgerOp, fields: EntryFields) -> u64 {
+        let sequence = self.state.ledger_sequence + 1;
+        let entry = LedgerEntry {
+            sequence,
+            time: self.tick(),
+            op,
+            principal: actor.access_key.clone(),
+            bucket: fields.bucket,
+            key: fields.key,
+            version: fields.version,
+            sha256: fields.sha256,
+            detail: fields.detail,
+        };
+        let hash = entry.chain_hash(&self.state.ledger_head);
+        self.put(Keyspace::Ledger, ledger::ledger_key(sequence).to_vec(), entry.encode_stored(&hash));
+        self.state.ledger_sequence = sequence;
+        self.state.ledger_head = hash;
+        sequence
+    }
+
+    fn bucket(&self, bucket: &BucketName) -> Result<BucketRecord, StoreError> {
+        let raw = self
+            .get(Keyspace::Buckets, bucket.as_str().as_bytes())?
+            .ok_or_else(|| StoreError::NoSuchBucket { bucket: bucket.to_string() })?;
+        Ok(BucketRecord::decode(&raw)?)
+    }
+}
+
+#[derive(Default)]
+struct EntryFields {
+    bucket: String,
+    key: String,
+    version: Option<VersionId>,
+    sha256: Option<Digest>,
+    detail: String,
+}
+
+fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
+    match command {
+        Command::CreateBucket { bucket } => create_bucket(txn, actor, bucket),
+        Command::DeleteBucket { bucket } => delete_bucket(txn, actor, &bucket),
+        Command::SetVersioning { bucket, state } => set_versioning(txn, actor, bucket, state),
+        Command::PutVersion(put) => put_version(txn, actor, *put),
+        Command::DeleteObject { bucket, key, version } => delete_object(txn, actor, &bucket, &key, version),
+        Command::CreatePrincipal { access_key, record } => {
+            if txn.get(Keyspace::Principals, access_key.as_bytes())?.is_some() {
+                return Err(StoreError::InvalidArgument(format!("access key `{access_key}` exists")));
+            }
+            let mut record = *record;
+            record.created_at = txn.tick();
+            let detail = format!("name={} role={}", record.name, record.role.as_str());
+            txn.put(Keyspace::Principals, access_key.as_bytes().to_vec(), record.encode());
+            let fields = EntryFields { key: access_key, detail, ..EntryFields::default() };
+            Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::PrincipalCreated, fields))))
+        }
+        Command::RevokePrincipal { access_key } => {
+            if access_key == actor.access_key {
+                return Err(StoreError::AccessDenied("a principal cannot revoke its own key".to_owned()));
+            }
+            let raw = txn
+                .get(Keyspace::Principals, access_key.as_bytes())?
+                .ok_or_else(|| StoreError::NoSuchPrincipal(access_key.clone()))?;
+            let mut record = PrincipalRecord::decode(&raw)?;
+            if record.revoked_at.is_some() {
+                return Ok(Outcome::Sequence(None));
+            }
+            record.revoked_at = Some(txn.tick());
+            txn.put(Keyspace::Principals, access_key.as_bytes().to_vec(), record.encode());
+            let fields = EntryFields { key: access_key, ..EntryFields::default() };
+            Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::PrincipalRevoked, fields))))
+        }
+    }
+}
+
+fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo {
+    BucketInfo {
+        name,
+        owner: record.owner.clone(),
+        versioning: record.versioning,
+        created_at: record.created_at,
+    }
+}
+
+fn require_owner(actor: &Actor, bucket: &BucketName, record: &BucketRecord) -> Result<(), StoreError> {
+    if actor.role == wormbox_model::Role::Admin || actor.access_key == record.owner {
+        Ok(())
+    } else {
+        Err(StoreError::AccessDenied(format!("only the owner of bucket `{bucket}` or an admin may do this")))
+    }
+}
+
+fn create_bucket(txn: &mut Txn<'_>, actor: &Actor, bucket: BucketName) -> Result<Outcome, StoreError> {
+    if txn.get(Keyspace::Buckets, bucket.as_str().as_bytes())?.is_some() {
+        return Err(StoreError::BucketExists { bucket: bucket.to_string() });
+    }
+    let record = BucketRecord {
+        owner: actor.access_key.clone(),
+        versioning: VersioningState::Unversioned,
+        created_at: txn.tick(),
+    };
+    txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
+    let fields = EntryFields { bucket: bucket.to_string(), ..EntryFields::default() };
+    let sequence = txn.record(actor, LedgerOp::BucketCreated, fields);
+    Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
+}
+
+fn delete_bucket(txn: &mut Txn<'_>, actor: &Actor, bucket: &BucketName) -> Result<Outcome, StoreError> {
+    let record = txn.bucket(bucket)?;
+    require_owner(actor, bucket, &record)?;
+    if txn.any_with_prefix(Keyspace::Versions, &keys::bucket_prefix(bucket))? {
+        return Err(StoreError::BucketNotEmpty { bucket: bucket.to_string() });
+    }
+    txn.delete(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec());
+    let fields = EntryFields { bucket: bucket.to_string(), ..EntryFields::default() };
+    Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::BucketDeleted, fields))))
+}
+
+fn set_versioning(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    bucket: BucketName,
+    state: VersioningState,
+) -> Result<Outcome, StoreError> {
+    let mut record = txn.bucket(&bucket)?;
+    require_owner(actor, &bucket, &record)?;
+    if !record.versioning.may_become(state) {
+        return Err(StoreError::InvalidArgument(format!(
+            "a bucket that has been versioned cannot return to {}",
+            state.as_str()
+        )));
+    }
+    if record.versioning == state {
+        return Ok(Outcome::Bucket(bucket_info(bucket, &record), None));
+    }
+    let detail = format!("{} -> {}", record.versioning.as_str(), state.as_str());
+    record.versioning = state;
+    txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
+    let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
+    let sequence = txn.record(actor, LedgerOp::VersioningChanged, fields);
+    Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
+}
+
+/// Removes one version or marker for good, with its chunks and null pointer.
+fn purge(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    record: &VersionRecord,
+    why: &str,
+) -> u64 {
+    txn.delete(Keyspace::Versions, keys::version_key(bucket, key.as_str(), record.id));
+    if let Some(data) = record.data {
+        for index in 0..data.chunks {
+            txn.delete(Keyspace::Chunks, keys::chunk_key(data.upload, index));
+        }
+    }
+    if record.is_null {
+        txn.delete(Keyspace::Nulls, keys::object_prefix(bucket, key.as_str()));
+    }
+    let fields = EntryFields {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version: Some(record.id),
+        sha256: (!record.is_delete_marker).then_some(record.sha256),
+        detail: why.to_owned(),
+    };
+    txn.record(actor, LedgerOp::VersionPurged, fields)
+}
+
+fn null_version(txn: &Txn<'_>, bucket: &BucketName, key: &ObjectKey) -> Result<Option<VersionRecord>, StoreError> {
+    let Some(raw_id) = txn.get(Keyspace::Nulls, &keys::object_prefix(bucket, key.as_str()))? else {
+        return Ok(None);
+    };
+    let id = <[u8; 16]>::try_from(raw_id.as_slice())
+        .map(|b| VersionId::from_u128(u128::from_be_bytes(b)))
+        .map_err(|_| StoreError::DataLoss { what: "null version pointer is malformed".to_owned() })?;
+    let raw = txn
+        .get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
+        .ok_or_else(|| StoreError::DataLoss { what: "null version pointer is dangling".to_owned() })?;
+    Ok(Some(VersionRecord::decode(&raw)?))
+}
+
+/// Writes a new version or marker record; ids are unique, so an existing key
+/// means a broken invariant, and nothing is overwritten.
+fn insert_version(
+    txn: &mut Txn<'_>,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    record: &VersionRecord,
+) -> Result<(), StoreError> {
+    let version_key = keys::version_key(bucket, key.as_str(), record.id);
+    if txn.get(Keyspace::Versions, &version_key)?.is_some() {
+        return Err(StoreError::DataLoss { what: format!("version id {} issued twice", record.id) });
+    }
+    txn.put(Keyspace::Versions, version_key, record.encode());
+    if record.is_null {
+        txn.put(Keyspace::Nulls, keys::object_prefix(bucket, key.as_str()), record.id.to_bytes().to_vec());
+    }
+    Ok(())
+}
+
+fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outcome, StoreError> {
+    let bucket_record = txn.bucket(&put.bucket)?;
+    let is_null = bucket_record.versioning != VersioningState::Enabled;
+    if is_null && let Some(old) = null_version(txn, &put.bucket, &put.key)? {
+        purge(txn, actor, &put.bucket, &put.key, &old, "replaced by a new null version");
+    }
+    let id = txn.new_version_id();
+    let data = match put.data {
+        VersionData::Inline(bytes) if bytes.is_empty() => DataRef { upload: id.as_u128(), chunks: 0 },
+        VersionData::Inline(bytes) => {
+            txn.put(Keyspace::Chunks, keys::chunk_key(id.as_u128(), 0), codec::encode_chunk(&bytes));
+            DataRef { upload: id.as_u128(), chunks: 1 }
+        }
+        VersionData::Staged { upload, chunks } => {
+            txn.delete(Keyspace::Staging, upload.to_be_bytes().to_vec());
+            DataRef { upload, chunks }
+        }
+    };
+    let record = VersionRecord {
+        id,
+        is_null,
+        is_delete_marker: false,
+        size: put.size,
+        sha256: put.sha256,
+        content_type: put.object.content_type,
+        user_metadata: put.object.user_metadata,
+        created_at: txn.state.last_time,
+        creator: actor.access_key.clone(),
+        data: Some(data),
+    };
+    insert_version(txn, &put.bucket, &put.key, &record)?;
+    let fields = EntryFields {
+        bucket: put.bucket.to_string(),
+        key: put.key.to_string(),
+        version: Some(id),
+        sha256: Some(put.sha256),
+        detail: format!("size={}", put.size),
+    };
+    let ledger_sequence = txn.record(actor, LedgerOp::VersionWritten, fields);
+    Ok(Outcome::Written(WriteAck {
+        id,
+        version_id: external_id(id, is_null),
+        sha256: put.sha256,
+        size: put.size,
+        ledger_sequence,
+    }))
+}
+
+fn delete_object(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    version: Option<VersionSelector>,
+) -> Result<Outcome, StoreError> {
+    let bucket_record = txn.bucket(bucket)?;
+    let no_such_version = |version: String| StoreError::NoSuchVersion {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version,
+    };
+    if let Some(selector) = version {
+        let record = match selector {
+            VersionSelector::Null => null_version(txn, bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?,
+            VersionSelector::Id(id) => {
+                let raw = txn
+                    .get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
+                    .ok_or_else(|| no_such_version(id.to_string()))?;
+                let record = VersionRecord::decode(&raw)?;
+                // A null version is named `null`, never by its internal id.
+                if record.is_null {
+                    return Err(no_such_version(id.to_string()));
+                }
+                record
+            }
+        };
+        let sequence = purge(txn, actor, bucket, key, &record, "permanent delete by version id");
+        return Ok(Outcome::Deleted(DeleteOutcome {
+            version_id: Some(external_id(record.id, record.is_null)),
+            delete_marker: record.is_delete_marker,
+            ledger_sequence: Some(sequence),
+        }));
+    }
+    match bucket_record.versioning {
+        VersioningState::Unversioned => match null_version(txn, bucket, key)? {
+            Some(record) => {
+                let sequence = purge(txn, actor, bucket, key, &record, "delete in an unversioned bucket");
+                Ok(Outcome::Deleted(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                    ledger_sequence: Some(sequence),
+                }))
+            }
+            None => Ok(Outcome::Deleted(DeleteOutcome {
+                version_id: None,
+                delete_marker: false,
+                ledger_sequence: None,
+            })),
+        },
+        VersioningState::Enabled | VersioningState::Suspended => {
+            let is_null = bucket_record.versioning == VersioningState::Suspended;
+            if is_null && let Some(old) = null_version(txn, bucket, key)? {
+                purge(txn, actor, bucket, key, &old, "replaced by a null delete marker");
+            }
+            let id = txn.new_version_id();
+            let record = VersionRecord {
+                id,
+                is_null,
+                is_delete_marker: true,
+                size: 0,
+                sha256: Digest([0; 32]),
+                content_type: String::new(),
+                user_metadata: Default::default(),
+                created_at: txn.state.last_time,
+                creator: actor.access_key.clone(),
+                data: None,
+            };
+            insert_version(txn, bucket, key, &record)?;
+            let fields = EntryFields {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                version: Some(id),
+                ..EntryFields::default()
+            };
+            let sequence = txn.record(actor, LedgerOp::MarkerWritten, fields);
+            Ok(Outcome::Deleted(DeleteOutcome {
+                version_id: Some(external_id(id, is_null)),
+                delete_marker: true,
+                ledger_sequence: Some(sequence),
+            }))
+        }
+    }
+}
