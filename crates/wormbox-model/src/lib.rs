@@ -12,8 +12,8 @@ mod version_id;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use names::{
-    AccessKeyId, BucketName, ObjectKey, ParseBucketNameError, ParseObjectKeyError, Role,
-    UserMetadata, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES,
+    AccessKeyId, BucketName, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES, ObjectKey, ParseBucketNameError,
+    ParseObjectKeyError, Role, UserMetadata,
 };
 pub use version_id::{ParseVersionIdError, VersionId, VersionSelector};
 

@@ -34,8 +34,7 @@ impl BucketName {
         if !(3..=63).contains(&name.len()) {
             return Err(fail("must be 3 to 63 characters long"));
         }
-        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        {
+        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
             return Err(fail("may contain only lowercase letters, digits, dots and hyphens"));
         }
         let first = name.as_bytes()[0];
@@ -133,8 +132,7 @@ pub struct AccessKeyId(String);
 impl AccessKeyId {
     /// Accepts 16 to 64 characters of `[A-Z0-9]`, the shape the appliance issues.
     pub fn new(id: &str) -> Option<AccessKeyId> {
-        let ok = (16..=64).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        let ok = (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         ok.then(|| AccessKeyId(id.to_owned()))
     }
 
@@ -195,9 +193,7 @@ impl UserMetadata {
     pub fn new(entries: BTreeMap<String, String>) -> Result<UserMetadata, String> {
         let total: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > MAX_USER_METADATA_BYTES {
-            return Err(format!(
-                "user metadata is {total} bytes, more than the limit of {MAX_USER_METADATA_BYTES}"
-            ));
+            return Err(format!("user metadata is {total} bytes, more than the limit of {MAX_USER_METADATA_BYTES}"));
         }
         if entries.keys().any(|k| k.is_empty()) {
             return Err("user metadata names must not be empty".to_owned());
@@ -242,10 +238,7 @@ mod tests {
         assert!(ObjectKey::new("a\0b/c").is_ok());
         assert!(ObjectKey::new(&"é".repeat(512)).is_ok());
         assert_eq!(ObjectKey::new(""), Err(ParseObjectKeyError::Empty));
-        assert_eq!(
-            ObjectKey::new(&"x".repeat(1025)),
-            Err(ParseObjectKeyError::TooLong { len: 1025 })
-        );
+        assert_eq!(ObjectKey::new(&"x".repeat(1025)), Err(ParseObjectKeyError::TooLong { len: 1025 }));
     }
 
     #[test]

@@ -51,10 +51,7 @@ impl VersionId {
         }
         let mut value: u128 = 0;
         for (idx, ch) in text.bytes().enumerate() {
-            let digit = ALPHABET
-                .iter()
-                .position(|&a| a == ch.to_ascii_uppercase())
-                .ok_or_else(err)? as u128;
+            let digit = ALPHABET.iter().position(|&a| a == ch.to_ascii_uppercase()).ok_or_else(err)? as u128;
             // 26 digits carry 130 bits; the first holds only the top 3 of 128.
             if idx == 0 && digit > 7 {
                 return Err(err());
@@ -131,7 +128,14 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for bad in ["", "null", "ZZZZZZZZZZZZZZZZZZZZZZZZZZ", "0000000000000000000000000U", "80000000000000000000000000", "abc"] {
+        for bad in [
+            "",
+            "null",
+            "ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "0000000000000000000000000U",
+            "80000000000000000000000000",
+            "abc",
+        ] {
             assert!(VersionId::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(VersionSelector::parse("null"), Ok(VersionSelector::Null));

@@ -1,1 +1,134 @@
-//! placeholder
+//! `Backend` on RocksDB.
+//!
+//! Each `Keyspace` maps to one column family. Version bytes live in the
+//! `chunks` family with blob files enabled, so large values are written to
+//! blob files rather than rewritten by every compaction. A `Synced` commit is
+//! a WriteBatch written with `sync = true`, which also makes every earlier
+//! `Buffered` write durable, since they share one WAL. This crate holds no
+//! archive rules; they live in `wormbox-store`.
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions,
+};
+use wormbox_store::backend::{Backend, BackendError, Batch, BatchOp, Durability, Entries, Keyspace, prefix_successor};
+
+/// Tuning knobs of the RocksDB backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RocksOptions {
+    /// Values at least this large in `chunks` go to blob files.
+    pub min_blob_bytes: u64,
+    /// Size of each memtable, in bytes.
+    pub write_buffer_bytes: usize,
+    /// Block cache size, in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for RocksOptions {
+    fn default() -> RocksOptions {
+        RocksOptions { min_blob_bytes: 4096, write_buffer_bytes: 64 << 20, block_cache_bytes: 128 << 20 }
+    }
+}
+
+impl RocksOptions {
+    /// Small buffers, for tests that open many stores.
+    pub fn for_tests() -> RocksOptions {
+        RocksOptions { min_blob_bytes: 4096, write_buffer_bytes: 4 << 20, block_cache_bytes: 8 << 20 }
+    }
+}
+
+/// The archive's backend on an embedded RocksDB.
+#[derive(Debug)]
+pub struct RocksBackend {
+    db: DB,
+}
+
+impl RocksBackend {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path, options: &RocksOptions) -> Result<RocksBackend, BackendError> {
+        let mut db_options = Options::default();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        // One WAL fsync per group commit is the durability contract; the
+        // manifest and WAL directory are synced by RocksDB on creation.
+        db_options.set_use_fsync(false);
+        db_options.set_max_background_jobs(2);
+        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+        let families = Keyspace::ALL.iter().map(|space| {
+            let mut cf = Options::default();
+            cf.set_write_buffer_size(options.write_buffer_bytes);
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            cf.set_block_based_table_factory(&table);
+            if *space == Keyspace::Chunks {
+                cf.set_enable_blob_files(true);
+                cf.set_min_blob_size(options.min_blob_bytes);
+                cf.set_blob_compression_type(DBCompressionType::None);
+                cf.set_compression_type(DBCompressionType::None);
+            } else {
+                cf.set_compression_type(DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(space.name(), cf)
+        });
+        let db = DB::open_cf_descriptors(&db_options, dir, families).map_err(engine)?;
+        Ok(RocksBackend { db })
+    }
+
+    fn family(&self, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
+        self.db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
+            space,
+            source: format!("column family `{}` is missing", space.name()).into(),
+        })
+    }
+}
+
+fn engine(err: rocksdb::Error) -> BackendError {
+    match err.kind() {
+        rocksdb::ErrorKind::IOError => BackendError::Io(std::io::Error::other(err.into_string())),
+        _ => BackendError::Engine(Box::new(err)),
+    }
+}
+
+impl Backend for RocksBackend {
+    fn engine(&self) -> &'static str {
+        "rocksdb"
+    }
+
+    fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let family = self.family(space)?;
+        self.db.get_cf(family, key).map_err(engine)
+    }
+
+    fn scan(&self, space: Keyspace, start: &[u8], prefix: &[u8]) -> Entries<'_> {
+        let family = match self.family(space) {
+            Ok(family) => family,
+            Err(err) => return Box::new(std::iter::once(Err(err))),
+        };
+        let from = if start < prefix { prefix } else { start };
+        let mut read = ReadOptions::default();
+        if let Some(end) = prefix_successor(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let prefix = prefix.to_vec();
+        let iter = self.db.iterator_cf_opt(family, read, IteratorMode::From(from, Direction::Forward));
+        Box::new(
+            iter.map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(engine))
+                .take_while(move |entry| entry.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix))),
+        )
+    }
+
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError> {
+        let mut write = WriteBatch::default();
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { space, key, value } => write.put_cf(self.family(*space)?, key, value),
+                BatchOp::Delete { space, key } => write.delete_cf(self.family(*space)?, key),
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(durability == Durability::Synced);
+        self.db.write_opt(write, &options).map_err(engine)
+    }
+}

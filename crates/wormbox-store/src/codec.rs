@@ -351,11 +351,8 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_format_records_are_rejected() {
-        let record = BucketRecord {
-            owner: "o".to_owned(),
-            versioning: VersioningState::Suspended,
-            created_at: Timestamp(1),
-        };
+        let record =
+            BucketRecord { owner: "o".to_owned(), versioning: VersioningState::Suspended, created_at: Timestamp(1) };
         let raw = record.encode();
         assert_eq!(BucketRecord::decode(&raw), Ok(record));
         assert!(BucketRecord::decode(&raw[..raw.len() - 1]).is_err());

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use ring::rand::SecureRandom;
 use tokio::sync::oneshot;
 use wormbox_model::{
-    AccessKeyId, BucketName, Clock, Digest, ObjectKey, Role, Timestamp, VersionId, VersionSelector,
-    VersioningState,
+    AccessKeyId, BucketName, Clock, Digest, ObjectKey, Role, Timestamp, VersionId, VersionSelector, VersioningState,
 };
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
@@ -20,8 +19,8 @@ use crate::keys;
 use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::writer::{self, Command, Outcome, PutVersion, Request, VersionData, WriterState};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, LedgerSummary, NewObject, NewPrincipal, StoreError,
-    VersionInfo, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, LedgerSummary, NewObject, NewPrincipal, StoreError, VersionInfo,
+    WriteAck, external_id,
 };
 
 /// Limits the store enforces.
@@ -223,9 +222,7 @@ impl Store {
 
     fn check_object(&self, object: &NewObject, size: u64) -> Result<(), StoreError> {
         if object.content_type.len() > CONTENT_TYPE_MAX {
-            return Err(StoreError::InvalidArgument(format!(
-                "content type is longer than {CONTENT_TYPE_MAX} bytes"
-            )));
+            return Err(StoreError::InvalidArgument(format!("content type is longer than {CONTENT_TYPE_MAX} bytes")));
         }
         if size > self.inner.options.max_object_bytes {
             return Err(StoreError::TooLarge { limit: self.inner.options.max_object_bytes });
@@ -259,10 +256,8 @@ impl Store {
         self.bucket(bucket)?;
         let latest = self.latest(bucket, key)?;
         let Some(selector) = version else {
-            let record = latest.ok_or_else(|| StoreError::NoSuchKey {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-            })?;
+            let record =
+                latest.ok_or_else(|| StoreError::NoSuchKey { bucket: bucket.to_string(), key: key.to_string() })?;
             if record.is_delete_marker {
                 return Err(StoreError::LatestIsDeleteMarker {
                     key: key.to_string(),
@@ -271,11 +266,8 @@ impl Store {
             }
             return Ok(version_info(key.as_str(), &record, true));
         };
-        let no_such_version = |version: String| StoreError::NoSuchVersion {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            version,
-        };
+        let no_such_version =
+            |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
         let record = match selector {
             VersionSelector::Null => {
                 let id = self.null_id(bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?;
@@ -304,16 +296,13 @@ impl Store {
         version: Option<VersionSelector>,
     ) -> Result<(VersionInfo, ObjectReader), StoreError> {
         let info = self.head_object(bucket, key, version)?;
-        let record = self
-            .version_record(bucket, key, info.id)?
-            .ok_or_else(|| StoreError::NoSuchVersion {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                version: info.version_id.clone(),
-            })?;
-        let data = record.data.ok_or_else(|| StoreError::DataLoss {
-            what: "version has no data reference".to_owned(),
+        let record = self.version_record(bucket, key, info.id)?.ok_or_else(|| StoreError::NoSuchVersion {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version: info.version_id.clone(),
         })?;
+        let data =
+            record.data.ok_or_else(|| StoreError::DataLoss { what: "version has no data reference".to_owned() })?;
         let reader = ObjectReader {
             backend: Arc::clone(&self.inner.backend),
             upload: data.upload,
@@ -616,10 +605,7 @@ pub struct ObjectReader {
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectReader")
-            .field("chunks", &self.chunks)
-            .field("next", &self.next)
-            .finish_non_exhaustive()
+        f.debug_struct("ObjectReader").field("chunks", &self.chunks).field("next", &self.next).finish_non_exhaustive()
     }
 }
 

@@ -45,7 +45,10 @@ fn key(k: &str) -> ObjectKey {
 impl World {
     async fn put(&self, k: &str, body: &[u8]) -> crate::WriteAck {
         self.clock.advance(Duration::from_micros(1));
-        self.store.put_object(&self.actor, self.bucket.clone(), key(k), NewObject::default(), body.to_vec()).await.unwrap()
+        self.store
+            .put_object(&self.actor, self.bucket.clone(), key(k), NewObject::default(), body.to_vec())
+            .await
+            .unwrap()
     }
 
     async fn delete(&self, k: &str, version: Option<&str>) -> Result<crate::DeleteOutcome, StoreError> {
@@ -379,7 +382,10 @@ async fn checksum_mismatch_stores_nothing() {
 #[tokio::test]
 async fn oversize_objects_are_refused() {
     let w = world(VersioningState::Enabled).await;
-    let res = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), vec![0; LIMIT as usize + 1]).await;
+    let res = w
+        .store
+        .put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), vec![0; LIMIT as usize + 1])
+        .await;
     assert!(matches!(res, Err(StoreError::TooLarge { .. })));
     let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
     upload.write(&vec![0; LIMIT as usize]).unwrap();

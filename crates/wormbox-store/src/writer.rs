@@ -139,9 +139,8 @@ fn commit_group(backend: &dyn Backend, clock: &dyn Clock, state: WriterState, gr
             tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
             let shared = Arc::new(err);
             for (reply, res) in replies {
-                let res = res.and_then(|_| {
-                    Err(StoreError::Backend { operation: "group commit", source: Arc::clone(&shared) })
-                });
+                let res = res
+                    .and_then(|_| Err(StoreError::Backend { operation: "group commit", source: Arc::clone(&shared) }));
                 let _ = reply.send(res);
             }
             state
@@ -207,10 +206,7 @@ impl<'a> Txn<'a> {
                 codec::encode_clock(self.state.last_time, self.state.last_sequence),
             );
         }
-        let head = codec::Writer::new()
-            .u64(self.state.ledger_sequence)
-            .raw(&self.state.ledger_head.0)
-            .finish();
+        let head = codec::Writer::new().u64(self.state.ledger_sequence).raw(&self.state.ledger_head.0).finish();
         batch.put(Keyspace::Meta, META_HEAD.to_vec(), head);
         (batch, self.state)
     }
@@ -351,12 +347,7 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
 }
 
 fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo {
-    BucketInfo {
-        name,
-        owner: record.owner.clone(),
-        versioning: record.versioning,
-        created_at: record.created_at,
-    }
+    BucketInfo { name, owner: record.owner.clone(), versioning: record.versioning, created_at: record.created_at }
 }
 
 fn require_owner(actor: &Actor, bucket: &BucketName, record: &BucketRecord) -> Result<(), StoreError> {
@@ -534,14 +525,13 @@ fn delete_object(
     version: Option<VersionSelector>,
 ) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(bucket)?;
-    let no_such_version = |version: String| StoreError::NoSuchVersion {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        version,
-    };
+    let no_such_version =
+        |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
     if let Some(selector) = version {
         let record = match selector {
-            VersionSelector::Null => null_version(txn, bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?,
+            VersionSelector::Null => {
+                null_version(txn, bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?
+            }
             VersionSelector::Id(id) => {
                 let raw = txn
                     .get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
@@ -571,11 +561,9 @@ fn delete_object(
                     ledger_sequence: Some(sequence),
                 }))
             }
-            None => Ok(Outcome::Deleted(DeleteOutcome {
-                version_id: None,
-                delete_marker: false,
-                ledger_sequence: None,
-            })),
+            None => {
+                Ok(Outcome::Deleted(DeleteOutcome { version_id: None, delete_marker: false, ledger_sequence: None }))
+            }
         },
         VersioningState::Enabled | VersioningState::Suspended => {
             let is_null = bucket_record.versioning == VersioningState::Suspended;

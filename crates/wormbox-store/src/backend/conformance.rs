@@ -17,9 +17,11 @@ use crate::{Actor, CHUNK_BYTES, NewObject, Store, StoreError, StoreOptions};
 /// Opens an engine in a directory.
 pub type Open<'a> = &'a dyn Fn(&Path) -> Arc<dyn Backend>;
 
+type Case = fn(Open<'_>, &Path);
+
 /// Runs every case of the contract, each in a fresh directory.
 pub fn run_all(open: Open<'_>) {
-    let cases: [(&str, fn(Open<'_>, &Path)); 8] = [
+    let cases: [(&str, Case); 8] = [
         ("round_trip", round_trip),
         ("batches_are_atomic_and_later_ops_win", batches_are_atomic_and_later_ops_win),
         ("scans_are_ordered_and_bounded", scans_are_ordered_and_bounded),

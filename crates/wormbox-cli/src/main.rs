@@ -1,0 +1,501 @@
+//! `wormbox`: the operator CLI. It speaks gRPC only, so it has no way around
+//! the archive's rules; it never opens the archive's files.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic_types::StatusExt;
+use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, v1};
+
+/// Operate a Wormbox archive over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "wormbox", version)]
+struct Cli {
+    /// The appliance's address.
+    #[arg(long, env = "WORMBOX_ENDPOINT", default_value = "http://127.0.0.1:7878", global = true)]
+    endpoint: String,
+    /// Credential `AKID:SECRET`.
+    #[arg(long, env = "WORMBOX_CREDENTIAL", hide_env_values = true, global = true)]
+    credential: Option<String>,
+    /// File holding the credential (e.g. wormbox-data/admin.credential).
+    #[arg(long, global = true)]
+    credential_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an https endpoint.
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Buckets.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+    /// Store a file (or stdin with `-`) as a new version.
+    Put {
+        bucket: String,
+        key: String,
+        /// File to upload; `-` or absent for stdin.
+        file: Option<PathBuf>,
+        #[arg(long, default_value = "application/octet-stream")]
+        content_type: String,
+        /// User metadata `NAME=VALUE`, repeatable.
+        #[arg(long = "meta")]
+        metadata: Vec<String>,
+        /// Expected SHA-256 (hex); the appliance stores nothing on mismatch.
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// Fetch a version's bytes to a file or stdout.
+    Get {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+        /// Output file; stdout when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Show a version's metadata.
+    Head {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+    /// Write a delete marker, or with --version-id remove that version for good.
+    Rm {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+    /// List versions and delete markers.
+    Versions {
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, default_value = "")]
+        delimiter: String,
+        #[arg(long, default_value = "")]
+        key_marker: String,
+        #[arg(long, default_value = "")]
+        version_id_marker: String,
+        #[arg(long, default_value_t = 1000)]
+        max_keys: u32,
+    },
+    /// List objects (latest versions that are not delete markers).
+    Ls {
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long, default_value = "")]
+        delimiter: String,
+        #[arg(long, default_value = "")]
+        start_after: String,
+        #[arg(long, default_value_t = 1000)]
+        max_keys: u32,
+    },
+    /// Principals (admin only).
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BucketCommand {
+    Create {
+        bucket: String,
+    },
+    Get {
+        bucket: String,
+    },
+    List,
+    Delete {
+        bucket: String,
+    },
+    /// Set versioning: enabled or suspended.
+    Versioning {
+        bucket: String,
+        status: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrincipalCommand {
+    /// Create a principal; its secret is printed once.
+    Create {
+        name: String,
+        /// admin, writer, reader or auditor.
+        #[arg(long)]
+        role: String,
+    },
+    List,
+    Revoke {
+        access_key_id: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            match err.downcast_ref::<tonic::Status>() {
+                Some(status) => {
+                    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+                    eprintln!("error: {:?} {reason}: {}", status.code(), status.message());
+                }
+                None => eprintln!("error: {err:#}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+struct Clients {
+    channel: tonic::transport::Channel,
+    auth: BearerAuth,
+}
+
+impl Clients {
+    fn archive(&self) -> ArchiveClient {
+        v1::archive_client::ArchiveClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(64 << 20)
+    }
+    fn admin(&self) -> AdminClient {
+        v1::admin_client::AdminClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+}
+
+async fn connect(cli: &Cli) -> anyhow::Result<Clients> {
+    let credential = match (&cli.credential, &cli.credential_file) {
+        (Some(credential), _) => credential.clone(),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading credential file `{}`", path.display()))?
+        }
+        (None, None) => bail!("no credential: pass --credential, --credential-file or set WORMBOX_CREDENTIAL"),
+    };
+    let auth = BearerAuth::new(&credential).context("the credential must look like AKID:SECRET")?;
+    let mut endpoint = Endpoint::from_shared(cli.endpoint.clone()).context("parsing --endpoint")?;
+    if let Some(ca) = &cli.ca_cert {
+        let pem = std::fs::read(ca).with_context(|| format!("reading `{}`", ca.display()))?;
+        endpoint = endpoint.tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))?;
+    }
+    let channel = endpoint.connect().await.with_context(|| format!("connecting to {}", cli.endpoint))?;
+    Ok(Clients { channel, auth })
+}
+
+fn print(json_mode: bool, value: Value, text: String) {
+    if json_mode {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn versioning_name(status: i32) -> &'static str {
+    match v1::VersioningStatus::try_from(status) {
+        Ok(v1::VersioningStatus::Enabled) => "Enabled",
+        Ok(v1::VersioningStatus::Suspended) => "Suspended",
+        Ok(v1::VersioningStatus::Unversioned) => "Unversioned",
+        _ => "Unknown",
+    }
+}
+
+fn bucket_json(bucket: &v1::Bucket) -> Value {
+    json!({
+        "name": bucket.name,
+        "owner": bucket.owner,
+        "versioning": versioning_name(bucket.versioning),
+        "created_at": wormbox_model::Timestamp(bucket.created_at_unix_micros).to_rfc3339(),
+    })
+}
+
+fn version_json(version: &v1::ObjectVersion) -> Value {
+    json!({
+        "key": version.key,
+        "version_id": version.version_id,
+        "is_latest": version.is_latest,
+        "is_delete_marker": version.is_delete_marker,
+        "size": version.size,
+        "sha256": hex::encode(&version.sha256),
+        "content_type": version.content_type,
+        "user_metadata": version.user_metadata,
+        "created_at": wormbox_model::Timestamp(version.created_at_unix_micros).to_rfc3339(),
+        "creator": version.creator,
+    })
+}
+
+fn version_line(version: &v1::ObjectVersion) -> String {
+    format!(
+        "{}  {}  {:>12}  {}{}  {}",
+        wormbox_model::Timestamp(version.created_at_unix_micros).to_rfc3339(),
+        version.version_id,
+        version.size,
+        if version.is_latest { "latest " } else { "       " },
+        if version.is_delete_marker { "marker" } else { "      " },
+        version.key.escape_debug()
+    )
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let clients = connect(&cli).await?;
+    let json_mode = cli.json;
+    match cli.command {
+        Command::Bucket(command) => {
+            let mut archive = clients.archive();
+            match command {
+                BucketCommand::Create { bucket } => {
+                    let reply = archive.create_bucket(v1::CreateBucketRequest { bucket }).await?.into_inner();
+                    let bucket = reply.bucket.unwrap_or_default();
+                    print(json_mode, bucket_json(&bucket), format!("created bucket {}", bucket.name));
+                }
+                BucketCommand::Get { bucket } => {
+                    let reply = archive.get_bucket(v1::GetBucketRequest { bucket }).await?.into_inner();
+                    let bucket = reply.bucket.unwrap_or_default();
+                    let text = format!(
+                        "{}  versioning={}  owner={}",
+                        bucket.name,
+                        versioning_name(bucket.versioning),
+                        bucket.owner
+                    );
+                    print(json_mode, bucket_json(&bucket), text);
+                }
+                BucketCommand::List => {
+                    let reply = archive.list_buckets(v1::ListBucketsRequest {}).await?.into_inner();
+                    let text = reply
+                        .buckets
+                        .iter()
+                        .map(|b| format!("{}  {}", b.name, versioning_name(b.versioning)))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    print(json_mode, Value::Array(reply.buckets.iter().map(bucket_json).collect()), text);
+                }
+                BucketCommand::Delete { bucket } => {
+                    let reply = archive.delete_bucket(v1::DeleteBucketRequest { bucket: bucket.clone() }).await?;
+                    let sequence = reply.into_inner().ledger_sequence;
+                    print(
+                        json_mode,
+                        json!({"deleted": bucket, "ledger_sequence": sequence}),
+                        format!("deleted bucket {bucket}"),
+                    );
+                }
+                BucketCommand::Versioning { bucket, status } => {
+                    let status = match status.to_ascii_lowercase().as_str() {
+                        "enabled" => v1::VersioningStatus::Enabled,
+                        "suspended" => v1::VersioningStatus::Suspended,
+                        other => bail!("versioning status must be `enabled` or `suspended`, not `{other}`"),
+                    };
+                    let reply = archive
+                        .put_bucket_versioning(v1::PutBucketVersioningRequest { bucket, status: status as i32 })
+                        .await?
+                        .into_inner();
+                    let bucket = reply.bucket.unwrap_or_default();
+                    let text = format!("{} versioning={}", bucket.name, versioning_name(bucket.versioning));
+                    print(json_mode, bucket_json(&bucket), text);
+                }
+            }
+        }
+        Command::Put { bucket, key, file, content_type, metadata, sha256 } => {
+            let mut user_metadata = std::collections::HashMap::new();
+            for entry in metadata {
+                let (name, value) = entry.split_once('=').context("--meta takes NAME=VALUE")?;
+                user_metadata.insert(name.to_owned(), value.to_owned());
+            }
+            let expected_sha256 = match sha256 {
+                Some(hex_digest) => hex::decode(hex_digest.trim()).context("--sha256 must be hex")?,
+                None => Vec::new(),
+            };
+            let header = v1::PutObjectHeader { bucket, key: key.clone(), content_type, user_metadata, expected_sha256 };
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let source = file.filter(|f| f.as_os_str() != "-");
+            let reader = std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut input: Box<dyn Read> = match &source {
+                    Some(path) => {
+                        Box::new(std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?)
+                    }
+                    None => Box::new(std::io::stdin()),
+                };
+                let header = v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) };
+                if tx.blocking_send(header).is_err() {
+                    return Ok(());
+                }
+                let mut buffer = vec![0u8; 1 << 20];
+                loop {
+                    let n = input.read(&mut buffer).context("reading input")?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    let data =
+                        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(buffer[..n].to_vec())) };
+                    if tx.blocking_send(data).is_err() {
+                        return Ok(());
+                    }
+                }
+            });
+            let res = clients.archive().put_object(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+            reader.join().map_err(|_| anyhow::anyhow!("input reader panicked"))??;
+            let reply = res?.into_inner();
+            let value = json!({
+                "key": key,
+                "version_id": reply.version_id,
+                "sha256": hex::encode(&reply.sha256),
+                "size": reply.size,
+                "ledger_sequence": reply.ledger_sequence,
+            });
+            let text = format!("{}  {}  sha256={}", reply.version_id, reply.size, hex::encode(&reply.sha256));
+            print(json_mode, value, text);
+        }
+        Command::Get { bucket, key, version_id, output } => {
+            let request = v1::GetObjectRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+            let mut stream = clients.archive().get_object(request).await?.into_inner();
+            let mut sink: Box<dyn Write> = match &output {
+                Some(path) => {
+                    Box::new(std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?)
+                }
+                None => Box::new(std::io::stdout().lock()),
+            };
+            while let Some(message) = stream.message().await? {
+                if let Some(v1::get_object_response::Part::Data(data)) = message.part {
+                    sink.write_all(&data).context("writing output")?;
+                }
+            }
+            sink.flush().context("writing output")?;
+        }
+        Command::Head { bucket, key, version_id } => {
+            let request = v1::HeadObjectRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+            let version = clients.archive().head_object(request).await?.into_inner().version.unwrap_or_default();
+            let text = format!("{}\nsha256={}", version_line(&version), hex::encode(&version.sha256));
+            print(json_mode, version_json(&version), text);
+        }
+        Command::Rm { bucket, key, version_id } => {
+            let request = v1::DeleteObjectRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+            let reply = clients.archive().delete_object(request).await?.into_inner();
+            let value = json!({
+                "version_id": reply.version_id,
+                "delete_marker": reply.delete_marker,
+                "ledger_sequence": reply.ledger_sequence,
+            });
+            let text = match (reply.delete_marker, reply.version_id.is_empty()) {
+                (_, true) => "nothing to delete".to_owned(),
+                (true, false) => format!("delete marker {}", reply.version_id),
+                (false, false) => format!("removed version {}", reply.version_id),
+            };
+            print(json_mode, value, text);
+        }
+        Command::Versions { bucket, prefix, delimiter, key_marker, version_id_marker, max_keys } => {
+            let request =
+                v1::ListObjectVersionsRequest { bucket, prefix, delimiter, key_marker, version_id_marker, max_keys };
+            let page = clients.archive().list_object_versions(request).await?.into_inner();
+            let mut all: Vec<&v1::ObjectVersion> = page.versions.iter().chain(&page.delete_markers).collect();
+            all.sort_by(|a, b| a.key.cmp(&b.key).then(b.version_id.cmp(&a.version_id)));
+            let mut lines: Vec<String> = page.common_prefixes.iter().map(|p| format!("PREFIX {p}")).collect();
+            lines.extend(all.iter().map(|v| version_line(v)));
+            if page.is_truncated {
+                lines.push(format!(
+                    "(more: --key-marker {:?} --version-id-marker {})",
+                    page.next_key_marker, page.next_version_id_marker
+                ));
+            }
+            let value = json!({
+                "versions": page.versions.iter().map(version_json).collect::<Vec<_>>(),
+                "delete_markers": page.delete_markers.iter().map(version_json).collect::<Vec<_>>(),
+                "common_prefixes": page.common_prefixes,
+                "is_truncated": page.is_truncated,
+                "next_key_marker": page.next_key_marker,
+                "next_version_id_marker": page.next_version_id_marker,
+            });
+            print(json_mode, value, lines.join("\n"));
+        }
+        Command::Ls { bucket, prefix, delimiter, start_after, max_keys } => {
+            let request =
+                v1::ListObjectsRequest { bucket, prefix, delimiter, start_after, max_keys, ..Default::default() };
+            let page = clients.archive().list_objects(request).await?.into_inner();
+            let mut lines: Vec<String> = page.common_prefixes.iter().map(|p| format!("PREFIX {p}")).collect();
+            lines.extend(page.objects.iter().map(version_line));
+            if page.is_truncated {
+                lines.push(format!("(more: --start-after {:?})", page.next_continuation_token));
+            }
+            let value = json!({
+                "objects": page.objects.iter().map(version_json).collect::<Vec<_>>(),
+                "common_prefixes": page.common_prefixes,
+                "is_truncated": page.is_truncated,
+                "next_continuation_token": page.next_continuation_token,
+            });
+            print(json_mode, value, lines.join("\n"));
+        }
+        Command::Principal(command) => {
+            let mut admin = clients.admin();
+            match command {
+                PrincipalCommand::Create { name, role } => {
+                    let role = match role.as_str() {
+                        "admin" => v1::Role::Admin,
+                        "writer" => v1::Role::Writer,
+                        "reader" => v1::Role::Reader,
+                        "auditor" => v1::Role::Auditor,
+                        other => bail!("role must be admin, writer, reader or auditor, not `{other}`"),
+                    };
+                    let reply = admin.create_principal(v1::CreatePrincipalRequest { name, role: role as i32 }).await?;
+                    let reply = reply.into_inner();
+                    let principal = reply.principal.unwrap_or_default();
+                    let credential = format!("{}:{}", principal.access_key_id, reply.secret);
+                    let value = json!({"access_key_id": principal.access_key_id, "credential": credential});
+                    print(json_mode, value, format!("credential (shown once): {credential}"));
+                }
+                PrincipalCommand::List => {
+                    let reply = admin.list_principals(v1::ListPrincipalsRequest {}).await?.into_inner();
+                    let role_name = |role: i32| match v1::Role::try_from(role) {
+                        Ok(v1::Role::Admin) => "admin",
+                        Ok(v1::Role::Writer) => "writer",
+                        Ok(v1::Role::Reader) => "reader",
+                        Ok(v1::Role::Auditor) => "auditor",
+                        _ => "unknown",
+                    };
+                    let text = reply
+                        .principals
+                        .iter()
+                        .map(|p| {
+                            let state = if p.revoked { "revoked" } else { "active" };
+                            format!("{}  {:8}  {:7}  {}", p.access_key_id, role_name(p.role), state, p.name)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let value = Value::Array(
+                        reply
+                            .principals
+                            .iter()
+                            .map(|p| {
+                                json!({"access_key_id": p.access_key_id, "name": p.name, "role": role_name(p.role), "revoked": p.revoked})
+                            })
+                            .collect(),
+                    );
+                    print(json_mode, value, text);
+                }
+                PrincipalCommand::Revoke { access_key_id } => {
+                    let reply = admin
+                        .revoke_principal(v1::RevokePrincipalRequest { access_key_id: access_key_id.clone() })
+                        .await?
+                        .into_inner();
+                    let value = json!({"revoked": access_key_id, "ledger_sequence": reply.ledger_sequence});
+                    print(json_mode, value, format!("revoked {access_key_id}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! `App`: the operations the RPCs expose, in domain types, with the role
+//! checks of DESIGN.md.
+//!
+//! Invariant: every operation checks the caller's role before touching the
+//! store; bucket ownership is checked by the store inside the same atomic
+//! write as the change.
+
+use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
+use wormbox_store::{
+    Actor, BucketInfo, DeleteOutcome, ListObjectsParams, ListVersionsParams, NewObject, NewPrincipal, ObjectReader,
+    ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersionsPage, WriteAck,
+};
+
+/// What an operation needs the caller to be allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Bucket and object metadata, listings: every role.
+    Metadata,
+    /// Object bytes: everyone but auditors.
+    ReadData,
+    /// Creating buckets, writing versions and markers, deletes.
+    Write,
+    /// Principals.
+    Admin,
+}
+
+impl Access {
+    fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Metadata => true,
+            Access::ReadData => role != Role::Auditor,
+            Access::Write => matches!(role, Role::Admin | Role::Writer),
+            Access::Admin => role == Role::Admin,
+        }
+    }
+}
+
+/// The application layer behind the gRPC services.
+#[derive(Clone, Debug)]
+pub struct App {
+    store: Store,
+    max_ingest_record_bytes: u64,
+}
+
+impl App {
+    /// Wraps a store.
+    pub fn new(store: Store, max_ingest_record_bytes: u64) -> App {
+        App { store, max_ingest_record_bytes }
+    }
+
+    /// Returns the store, for start-up and shutdown.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks a credential (constant-time secret comparison in the store).
+    pub fn authenticate(&self, access_key: &str, secret: &str) -> Result<Option<Actor>, StoreError> {
+        self.store.authenticate(access_key, secret)
+    }
+
+    /// Refuses `actor` unless its role allows `access`.
+    pub fn authorize(&self, actor: &Actor, access: Access) -> Result<(), StoreError> {
+        if access.allows(actor.role) {
+            Ok(())
+        } else {
+            Err(StoreError::AccessDenied(format!("role `{}` may not do this", actor.role.as_str())))
+        }
+    }
+
+    /// The largest record Ingest accepts.
+    pub fn max_ingest_record_bytes(&self) -> u64 {
+        self.max_ingest_record_bytes
+    }
+
+    /// CreateBucket.
+    pub async fn create_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<(BucketInfo, u64), StoreError> {
+        self.authorize(actor, Access::Write)?;
+        self.store.create_bucket(actor, bucket).await
+    }
+
+    /// GetBucket.
+    pub fn bucket(&self, actor: &Actor, bucket: &BucketName) -> Result<BucketInfo, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        self.store.bucket(bucket)
+    }
+
+    /// ListBuckets.
+    pub fn buckets(&self, actor: &Actor) -> Result<Vec<BucketInfo>, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        self.store.buckets()
+    }
+
+    /// DeleteBucket.
+    pub async fn delete_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<u64, StoreError> {
+        self.authorize(actor, Access::Write)?;
+        self.store.delete_bucket(actor, bucket).await
+    }
+
+    /// PutBucketVersioning.
+    pub async fn set_versioning(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        state: VersioningState,
+    ) -> Result<(BucketInfo, Option<u64>), StoreError> {
+        self.authorize(actor, Access::Write)?;
+        self.store.set_versioning(actor, bucket, state).await
+    }
+
+    /// PutObject, streamed.
+    pub fn begin_upload(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        object: NewObject,
+    ) -> Result<Upload, StoreError> {
+        self.authorize(actor, Access::Write)?;
+        self.store.begin_upload(bucket, key, object)
+    }
+
+    /// One Ingest record.
+    pub async fn ingest(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        object: NewObject,
+        data: Vec<u8>,
+    ) -> Result<WriteAck, StoreError> {
+        self.authorize(actor, Access::Write)?;
+        if data.len() as u64 > self.max_ingest_record_bytes {
+            return Err(StoreError::TooLarge { limit: self.max_ingest_record_bytes });
+        }
+        self.store.put_object(actor, bucket, key, object, data).await
+    }
+
+    /// GetObject.
+    pub fn read_object(
+        &self,
+        actor: &Actor,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<(VersionInfo, ObjectReader), StoreError> {
+        self.authorize(actor, Access::ReadData)?;
+        self.store.read_object(bucket, key, version)
+    }
+
+    /// HeadObject.
+    pub fn head_object(
+        &self,
+        actor: &Actor,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<VersionInfo, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        self.store.head_object(bucket, key, version)
+    }
+
+    /// DeleteObject.
+    pub async fn delete_object(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.authorize(actor, Access::Write)?;
+        self.store.delete_object(actor, bucket, key, version).await
+    }
+
+    /// ListObjectVersions.
+    pub fn list_versions(
+        &self,
+        actor: &Actor,
+        bucket: &BucketName,
+        params: &ListVersionsParams,
+    ) -> Result<VersionsPage, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        self.store.list_versions(bucket, params)
+    }
+
+    /// ListObjects.
+    pub fn list_objects(
+        &self,
+        actor: &Actor,
+        bucket: &BucketName,
+        params: &ListObjectsParams,
+    ) -> Result<ObjectsPage, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        self.store.list_objects(bucket, params)
+    }
+
+    /// CreatePrincipal.
+    pub async fn create_principal(&self, actor: &Actor, name: &str, role: Role) -> Result<NewPrincipal, StoreError> {
+        self.authorize(actor, Access::Admin)?;
+        self.store.create_principal(actor, name, role).await
+    }
+
+    /// ListPrincipals.
+    pub fn principals(&self, actor: &Actor) -> Result<Vec<(String, PrincipalRecord)>, StoreError> {
+        self.authorize(actor, Access::Admin)?;
+        self.store.principals()
+    }
+
+    /// RevokePrincipal.
+    pub async fn revoke_principal(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
+        self.authorize(actor, Access::Admin)?;
+        self.store.revoke_principal(actor, access_key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_grant_what_design_md_says() {
+        use Access::*;
+        let table = [
+            (Role::Admin, [true, true, true, true]),
+            (Role::Writer, [true, true, true, false]),
+            (Role::Reader, [true, true, false, false]),
+            (Role::Auditor, [true, false, false, false]),
+        ];
+        for (role, expected) in table {
+            let got = [Metadata, ReadData, Write, Admin].map(|access| access.allows(role));
+            assert_eq!(got, expected, "{role:?}");
+        }
+    }
+}

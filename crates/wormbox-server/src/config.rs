@@ -1,0 +1,286 @@
+//! `WormboxdConfig`: the one TOML file that configures `wormboxd`.
+//!
+//! Invariant: unknown keys are errors, never silently ignored; every default is
+//! a named function, and `deploy/config/wormboxd.toml` states each of them
+//! (a test keeps the two equal).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (unknown keys included).
+    #[error("parsing config `{path}`")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause, naming the offending key.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value breaks a rule.
+    #[error("config key `{key}`: {why}")]
+    Invalid {
+        /// The offending key.
+        key: &'static str,
+        /// The rule.
+        why: String,
+    },
+}
+
+/// The whole configuration of `wormboxd`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WormboxdConfig {
+    /// Where to listen.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// Where and how data is stored.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Size limits on requests.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// TLS; required when listening beyond loopback.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[listen]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Address and port of the gRPC listener.
+    #[serde(default = "default_addr")]
+    pub addr: SocketAddr,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the archive, its keys and the admin credential.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The storage engine; production engines only.
+    #[serde(default)]
+    pub engine: Engine,
+    /// RocksDB memtable size, in MiB.
+    #[serde(default = "default_write_buffer_mib")]
+    pub write_buffer_mib: usize,
+    /// RocksDB block cache size, in MiB.
+    #[serde(default = "default_block_cache_mib")]
+    pub block_cache_mib: usize,
+}
+
+/// The storage engines `wormboxd` can run on. The in-memory test engine is
+/// deliberately absent.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Embedded RocksDB.
+    #[default]
+    Rocksdb,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The largest object PutObject accepts, in bytes.
+    #[serde(default = "default_max_object_bytes")]
+    pub max_object_bytes: u64,
+    /// The largest record Ingest accepts, in bytes.
+    #[serde(default = "default_max_ingest_record_bytes")]
+    pub max_ingest_record_bytes: u64,
+    /// The largest gRPC message accepted, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+/// `[tls]`: PEM files; secrets are referenced by path, never inline.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, overridden by `WORMBOX_LOG`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7878))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./wormbox-data")
+}
+fn default_write_buffer_mib() -> usize {
+    64
+}
+fn default_block_cache_mib() -> usize {
+    128
+}
+fn default_max_object_bytes() -> u64 {
+    5 << 30
+}
+fn default_max_ingest_record_bytes() -> u64 {
+    1 << 20
+}
+fn default_max_message_bytes() -> usize {
+    4 << 20
+}
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+impl Default for ListenConfig {
+    fn default() -> ListenConfig {
+        ListenConfig { addr: default_addr() }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            data_dir: default_data_dir(),
+            engine: Engine::default(),
+            write_buffer_mib: default_write_buffer_mib(),
+            block_cache_mib: default_block_cache_mib(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_object_bytes: default_max_object_bytes(),
+            max_ingest_record_bytes: default_max_ingest_record_bytes(),
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig { filter: default_log_filter() }
+    }
+}
+
+impl WormboxdConfig {
+    /// Reads and parses `path`; call `validate` next.
+    pub fn load(path: &Path) -> Result<WormboxdConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        WormboxdConfig::parse(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<WormboxdConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks the rules that the schema cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, why: &str| Err(ConfigError::Invalid { key, why: why.to_owned() });
+        if !self.listen.addr.ip().is_loopback() && self.tls.is_none() {
+            return invalid("listen.addr", "listening beyond loopback requires a [tls] section");
+        }
+        if self.limits.max_object_bytes == 0 {
+            return invalid("limits.max_object_bytes", "must be at least 1");
+        }
+        if self.limits.max_ingest_record_bytes == 0 {
+            return invalid("limits.max_ingest_record_bytes", "must be at least 1");
+        }
+        if self.limits.max_message_bytes < (64 << 10) || self.limits.max_message_bytes > (64 << 20) {
+            return invalid("limits.max_message_bytes", "must lie between 64 KiB and 64 MiB");
+        }
+        if self.limits.max_ingest_record_bytes + (16 << 10) > self.limits.max_message_bytes as u64 {
+            return invalid(
+                "limits.max_ingest_record_bytes",
+                "must leave 16 KiB of room below limits.max_message_bytes for the record's other fields",
+            );
+        }
+        if self.storage.write_buffer_mib == 0 || self.storage.block_cache_mib == 0 {
+            return invalid("storage", "write_buffer_mib and block_cache_mib must be at least 1");
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return invalid("storage.data_dir", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/wormboxd.toml");
+
+    #[test]
+    fn shipped_config_loads_validates_and_matches_the_defaults() {
+        let shipped = WormboxdConfig::load(Path::new(SHIPPED)).expect("deploy/config/wormboxd.toml must load");
+        shipped.validate().expect("deploy/config/wormboxd.toml must validate");
+        assert_eq!(shipped, WormboxdConfig::default());
+    }
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        assert_eq!(WormboxdConfig::parse("").unwrap(), WormboxdConfig::default());
+        WormboxdConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        for text in ["[listen]\naddres = \"127.0.0.1:1\"\n", "[storage]\nengine = \"memory\"\n", "[nonsense]\n"] {
+            let err = WormboxdConfig::parse(text).unwrap_err().to_string();
+            assert!(!err.is_empty());
+        }
+        let err = WormboxdConfig::parse("[listen]\naddres = \"127.0.0.1:1\"\n").unwrap_err().to_string();
+        assert!(err.contains("addres"), "{err}");
+    }
+
+    #[test]
+    fn rules_the_schema_cannot_express_are_validated() {
+        let mut config = WormboxdConfig::default();
+        config.listen.addr = "0.0.0.0:7878".parse().unwrap();
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "listen.addr", .. })));
+        config.tls = Some(TlsConfig { cert: "c.pem".into(), key: "k.pem".into() });
+        config.validate().unwrap();
+        let mut config = WormboxdConfig::default();
+        config.limits.max_ingest_record_bytes = 4 << 20;
+        assert!(config.validate().is_err());
+        let mut config = WormboxdConfig::default();
+        config.limits.max_object_bytes = 0;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn a_missing_file_names_its_path() {
+        let err = WormboxdConfig::load(Path::new("/nonexistent/wormboxd.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/wormboxd.toml"));
+    }
+}

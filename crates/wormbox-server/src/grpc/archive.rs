@@ -1,0 +1,310 @@
+//! `ArchiveService`: authenticate, convert, call `App`, convert back.
+//!
+//! Invariant: handlers hold no rules of their own. Streams are bounded: an
+//! Ingest stream has at most `MAX_IN_FLIGHT` records awaiting durability, and
+//! a GetObject stream at most a few chunks in memory.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use wormbox_proto::v1::{self, archive_server::Archive};
+use wormbox_store::{Actor, ListObjectsParams, ListVersionsParams};
+
+use crate::app::App;
+use crate::grpc::auth::authenticate;
+use crate::grpc::convert::{self, optional};
+use crate::grpc::status::{from_store, invalid, reason_of};
+
+/// Records of one Ingest stream that may await durability at once.
+const MAX_IN_FLIGHT: usize = 512;
+
+/// The Archive gRPC service.
+#[derive(Clone, Debug)]
+pub struct ArchiveService {
+    app: Arc<App>,
+}
+
+impl ArchiveService {
+    /// Serves `app`.
+    pub fn new(app: Arc<App>) -> ArchiveService {
+        ArchiveService { app }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+fn ingest_one(app: Arc<App>, actor: Actor, record: v1::IngestRecord) -> BoxFuture<v1::IngestAck> {
+    Box::pin(async move {
+        let sequence = record.sequence;
+        let res = async {
+            let bucket = convert::bucket_name(&record.bucket)?;
+            let key = convert::object_key(&record.key)?;
+            let object = convert::new_object(record.content_type, record.user_metadata, &record.expected_sha256)?;
+            app.ingest(&actor, bucket, key, object, record.data).await.map_err(|e| from_store(&e))
+        }
+        .await;
+        match res {
+            Ok(ack) => v1::IngestAck {
+                sequence,
+                version_id: ack.version_id,
+                sha256: ack.sha256.0.to_vec(),
+                ledger_sequence: ack.ledger_sequence,
+                error: None,
+            },
+            Err(status) => v1::IngestAck {
+                sequence,
+                error: Some(v1::IngestError { reason: reason_of(&status), message: status.message().to_owned() }),
+                ..v1::IngestAck::default()
+            },
+        }
+    })
+}
+
+#[tonic::async_trait]
+impl Archive for ArchiveService {
+    async fn create_bucket(
+        &self,
+        request: Request<v1::CreateBucketRequest>,
+    ) -> Result<Response<v1::CreateBucketResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let bucket = convert::bucket_name(&request.get_ref().bucket)?;
+        let (info, ledger_sequence) = self.app.create_bucket(&actor, bucket).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::CreateBucketResponse { bucket: Some(convert::bucket(&info)), ledger_sequence }))
+    }
+
+    async fn get_bucket(
+        &self,
+        request: Request<v1::GetBucketRequest>,
+    ) -> Result<Response<v1::GetBucketResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let bucket = convert::bucket_name(&request.get_ref().bucket)?;
+        let info = self.app.bucket(&actor, &bucket).map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::GetBucketResponse { bucket: Some(convert::bucket(&info)) }))
+    }
+
+    async fn list_buckets(
+        &self,
+        request: Request<v1::ListBucketsRequest>,
+    ) -> Result<Response<v1::ListBucketsResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let buckets = self.app.buckets(&actor).map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::ListBucketsResponse { buckets: buckets.iter().map(convert::bucket).collect() }))
+    }
+
+    async fn delete_bucket(
+        &self,
+        request: Request<v1::DeleteBucketRequest>,
+    ) -> Result<Response<v1::DeleteBucketResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let bucket = convert::bucket_name(&request.get_ref().bucket)?;
+        let ledger_sequence = self.app.delete_bucket(&actor, bucket).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::DeleteBucketResponse { ledger_sequence }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        request: Request<v1::PutBucketVersioningRequest>,
+    ) -> Result<Response<v1::PutBucketVersioningResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let bucket = convert::bucket_name(&request.get_ref().bucket)?;
+        let state = wormbox_proto::versioning_from_wire(request.get_ref().status)
+            .ok_or_else(|| invalid("status must be UNVERSIONED, ENABLED or SUSPENDED"))?;
+        let (info, sequence) = self.app.set_versioning(&actor, bucket, state).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::PutBucketVersioningResponse {
+            bucket: Some(convert::bucket(&info)),
+            ledger_sequence: sequence.unwrap_or(0),
+        }))
+    }
+
+    async fn put_object(
+        &self,
+        request: Request<Streaming<v1::PutObjectRequest>>,
+    ) -> Result<Response<v1::PutObjectResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }) => header,
+            Some(_) => return Err(invalid("the first PutObject message must be the header")),
+            None => return Err(invalid("PutObject stream ended before its header")),
+        };
+        let bucket = convert::bucket_name(&header.bucket)?;
+        let key = convert::object_key(&header.key)?;
+        let object = convert::new_object(header.content_type, header.user_metadata, &header.expected_sha256)?;
+        let mut upload = self.app.begin_upload(&actor, bucket, key, object).map_err(|e| from_store(&e))?;
+        // A stream error (a cancelled or truncated client stream) drops the
+        // upload, which discards its chunks: nothing is published.
+        while let Some(message) = stream.message().await? {
+            match message.part {
+                Some(v1::put_object_request::Part::Data(data)) => upload.write(&data).map_err(|e| from_store(&e))?,
+                Some(v1::put_object_request::Part::Header(_)) => {
+                    return Err(invalid("PutObject carries exactly one header"));
+                }
+                None => return Err(invalid("PutObject message has no part")),
+            }
+        }
+        let ack = upload.finish(&actor).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::PutObjectResponse {
+            version_id: ack.version_id,
+            sha256: ack.sha256.0.to_vec(),
+            size: ack.size,
+            ledger_sequence: ack.ledger_sequence,
+        }))
+    }
+
+    type IngestStream = ReceiverStream<Result<v1::IngestAck, Status>>;
+
+    async fn ingest(
+        &self,
+        request: Request<Streaming<v1::IngestRecord>>,
+    ) -> Result<Response<Self::IngestStream>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let mut input = request.into_inner();
+        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+        let app = Arc::clone(&self.app);
+        tokio::spawn(async move {
+            let mut pending = FuturesOrdered::new();
+            let mut input_done = false;
+            let mut input_error = None;
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(ack) = pending.next(), if !pending.is_empty() => {
+                        if tx.send(Ok(ack)).await.is_err() {
+                            return;
+                        }
+                    }
+                    message = input.message(), if !input_done && pending.len() < MAX_IN_FLIGHT => match message {
+                        Ok(Some(record)) => pending.push_back(ingest_one(Arc::clone(&app), actor.clone(), record)),
+                        Ok(None) => input_done = true,
+                        Err(status) => {
+                            input_done = true;
+                            input_error = Some(status);
+                        }
+                    },
+                    else => break,
+                }
+            }
+            if let Some(status) = input_error {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type GetObjectStream = ReceiverStream<Result<v1::GetObjectResponse, Status>>;
+
+    async fn get_object(
+        &self,
+        request: Request<v1::GetObjectRequest>,
+    ) -> Result<Response<Self::GetObjectStream>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        let key = convert::object_key(&request.key)?;
+        let version = convert::version_selector(&request.version_id)?;
+        let (info, reader) = self.app.read_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))?;
+        let (tx, rx) = mpsc::channel(2);
+        let metadata =
+            v1::GetObjectResponse { part: Some(v1::get_object_response::Part::Metadata(convert::version(&info))) };
+        tokio::task::spawn_blocking(move || {
+            if tx.blocking_send(Ok(metadata)).is_err() {
+                return;
+            }
+            for chunk in reader {
+                let message = chunk
+                    .map(|data| v1::GetObjectResponse { part: Some(v1::get_object_response::Part::Data(data)) })
+                    .map_err(|e| from_store(&e));
+                let failed = message.is_err();
+                if tx.blocking_send(message).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn head_object(
+        &self,
+        request: Request<v1::HeadObjectRequest>,
+    ) -> Result<Response<v1::HeadObjectResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        let key = convert::object_key(&request.key)?;
+        let version = convert::version_selector(&request.version_id)?;
+        let info = self.app.head_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::HeadObjectResponse { version: Some(convert::version(&info)) }))
+    }
+
+    async fn delete_object(
+        &self,
+        request: Request<v1::DeleteObjectRequest>,
+    ) -> Result<Response<v1::DeleteObjectResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        let key = convert::object_key(&request.key)?;
+        let version = convert::version_selector(&request.version_id)?;
+        let outcome = self.app.delete_object(&actor, bucket, key, version).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::DeleteObjectResponse {
+            version_id: outcome.version_id.unwrap_or_default(),
+            delete_marker: outcome.delete_marker,
+            ledger_sequence: outcome.ledger_sequence.unwrap_or(0),
+        }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        request: Request<v1::ListObjectVersionsRequest>,
+    ) -> Result<Response<v1::ListObjectVersionsResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        let params = ListVersionsParams {
+            prefix: request.prefix,
+            delimiter: optional(request.delimiter),
+            key_marker: optional(request.key_marker),
+            version_id_marker: optional(request.version_id_marker),
+            max_keys: request.max_keys as usize,
+        };
+        let page = self.app.list_versions(&actor, &bucket, &params).map_err(|e| from_store(&e))?;
+        let (markers, versions): (Vec<_>, Vec<_>) = page.entries.iter().partition(|v| v.is_delete_marker);
+        Ok(Response::new(v1::ListObjectVersionsResponse {
+            versions: versions.into_iter().map(convert::version).collect(),
+            delete_markers: markers.into_iter().map(convert::version).collect(),
+            common_prefixes: page.common_prefixes,
+            is_truncated: page.is_truncated,
+            next_key_marker: page.next_key_marker.unwrap_or_default(),
+            next_version_id_marker: page.next_version_id_marker.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        request: Request<v1::ListObjectsRequest>,
+    ) -> Result<Response<v1::ListObjectsResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        // The continuation token is the last key or prefix returned; it wins
+        // over start_after when both are given, as in S3.
+        let start_after = optional(request.continuation_token).or(optional(request.start_after));
+        let params = ListObjectsParams {
+            prefix: request.prefix,
+            delimiter: optional(request.delimiter),
+            start_after,
+            max_keys: request.max_keys as usize,
+        };
+        let page = self.app.list_objects(&actor, &bucket, &params).map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::ListObjectsResponse {
+            objects: page.objects.iter().map(convert::version).collect(),
+            common_prefixes: page.common_prefixes,
+            is_truncated: page.is_truncated,
+            next_continuation_token: page.next_start_after.unwrap_or_default(),
+        }))
+    }
+}

@@ -1,0 +1,71 @@
+//! Conversions between wire messages and domain types that involve the
+//! store's types (so they cannot live in `wormbox-proto`).
+//!
+//! Invariant: every field coming off the wire is validated here or in the
+//! model's constructors; a bad field is `INVALID_ARGUMENT` and nothing runs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tonic::Status;
+use wormbox_model::{BucketName, Digest, ObjectKey, UserMetadata, VersionSelector};
+use wormbox_proto::v1;
+use wormbox_store::{BucketInfo, NewObject, VersionInfo};
+
+use crate::grpc::status::invalid;
+
+pub(crate) fn bucket_name(name: &str) -> Result<BucketName, Status> {
+    BucketName::new(name).map_err(|e| invalid(e.to_string()))
+}
+
+pub(crate) fn object_key(key: &str) -> Result<ObjectKey, Status> {
+    ObjectKey::new(key).map_err(|e| invalid(e.to_string()))
+}
+
+pub(crate) fn version_selector(version_id: &str) -> Result<Option<VersionSelector>, Status> {
+    if version_id.is_empty() {
+        return Ok(None);
+    }
+    VersionSelector::parse(version_id).map(Some).map_err(|e| invalid(e.to_string()))
+}
+
+pub(crate) fn new_object(
+    content_type: String,
+    user_metadata: HashMap<String, String>,
+    expected_sha256: &[u8],
+) -> Result<NewObject, Status> {
+    let expected_sha256 = match expected_sha256.len() {
+        0 => None,
+        _ => Some(Digest::from_slice(expected_sha256).ok_or_else(|| invalid("expected_sha256 must be 32 bytes"))?),
+    };
+    let user_metadata = UserMetadata::new(user_metadata.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)?;
+    Ok(NewObject { content_type, user_metadata, expected_sha256 })
+}
+
+pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {
+    v1::Bucket {
+        name: info.name.to_string(),
+        owner: info.owner.clone(),
+        versioning: wormbox_proto::versioning_to_wire(info.versioning) as i32,
+        created_at_unix_micros: info.created_at.as_micros(),
+    }
+}
+
+pub(crate) fn version(info: &VersionInfo) -> v1::ObjectVersion {
+    v1::ObjectVersion {
+        key: info.key.clone(),
+        version_id: info.version_id.clone(),
+        is_latest: info.is_latest,
+        is_delete_marker: info.is_delete_marker,
+        size: info.size,
+        sha256: if info.is_delete_marker { Vec::new() } else { info.sha256.0.to_vec() },
+        content_type: info.content_type.clone(),
+        user_metadata: info.user_metadata.entries().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        created_at_unix_micros: info.created_at.as_micros(),
+        creator: info.creator.clone(),
+    }
+}
+
+/// Empty strings on the wire mean "not given".
+pub(crate) fn optional(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}

@@ -1,0 +1,45 @@
+//! Server assembly: the Archive and Admin services, health, reflection (v1
+//! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits and a
+//! tracing span per request.
+
+pub mod admin;
+pub mod archive;
+mod auth;
+mod convert;
+pub(crate) mod status;
+
+use std::sync::Arc;
+
+use tonic::service::Routes;
+use wormbox_proto::v1::{admin_server::AdminServer, archive_server::ArchiveServer};
+
+use crate::app::App;
+
+/// Builds every service the appliance serves.
+pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Routes, tonic_reflection::server::Error> {
+    let archive = ArchiveServer::new(archive::ArchiveService::new(Arc::clone(&app)))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let admin = AdminServer::new(admin::AdminService::new(app))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<ArchiveServer<archive::ArchiveService>>().await;
+    health_reporter.set_serving::<AdminServer<admin::AdminService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wormbox_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wormbox_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let mut routes = Routes::builder();
+    routes
+        .add_service(archive)
+        .add_service(admin)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    Ok(routes.routes())
+}

@@ -1,0 +1,210 @@
+//! `wormboxd` as a library: the composition root. It opens the RocksDB
+//! backend and the `Store`, creates the first admin credential, and serves
+//! the gRPC services until told to stop.
+//!
+//! Invariant: handlers call `App`, never a `Backend`; the shipped engine list
+//! has no in-memory engine, and tests build servers through this same API.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod config;
+pub mod grpc;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use wormbox_model::Clock;
+use wormbox_store::{Store, StoreError, StoreOptions};
+use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
+
+pub use crate::app::App;
+pub use crate::config::{ConfigError, WormboxdConfig};
+
+/// The file, in the data directory, that holds the first admin's credential.
+pub const ADMIN_CREDENTIAL_FILE: &str = "admin.credential";
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be prepared.
+    #[error("preparing data directory `{path}`")]
+    DataDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The archive could not be opened.
+    #[error("opening the archive in `{path}`")]
+    OpenStore {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The first admin could not be created.
+    #[error("creating the first admin principal")]
+    Bootstrap(#[source] StoreError),
+    /// The listener could not be bound.
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS material could not be loaded or used.
+    #[error("setting up TLS")]
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The gRPC server failed.
+    #[error("serving gRPC")]
+    Serve(#[source] tonic::transport::Error),
+    /// The server task ended abnormally.
+    #[error("the server task ended abnormally")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The first admin's `AKID:SECRET`, present only on the very first start.
+    pub new_admin_credential: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+    app: Arc<App>,
+}
+
+impl RunningServer {
+    /// Returns the application layer (tests inspect the store through it).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Stops accepting calls, lets running calls finish, and waits.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server stops by itself (it does so only on error).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.task.await {
+            Ok(res) => res,
+            Err(join) => Err(ServerError::Task(join)),
+        }
+    }
+}
+
+/// Opens the archive and starts serving. `clock` is the system clock in
+/// production and a `ManualClock` in tests.
+pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let data_dir = &config.storage.data_dir;
+    create_private_dir(data_dir)?;
+    let rocks_options = RocksOptions {
+        write_buffer_bytes: config.storage.write_buffer_mib << 20,
+        block_cache_bytes: config.storage.block_cache_mib << 20,
+        ..RocksOptions::default()
+    };
+    let db_dir = data_dir.join("db");
+    let open_err = |source| ServerError::OpenStore { path: db_dir.clone(), source };
+    let backend = RocksBackend::open(&db_dir, &rocks_options)
+        .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?;
+    let store_options = StoreOptions { max_object_bytes: config.limits.max_object_bytes };
+    let store = Store::open(Arc::new(backend), clock, store_options).map_err(open_err)?;
+
+    let new_admin_credential = match store.bootstrap_admin().await.map_err(ServerError::Bootstrap)? {
+        Some(admin) => {
+            let credential = format!("{}:{}", admin.access_key, admin.secret);
+            write_private_file(&data_dir.join(ADMIN_CREDENTIAL_FILE), &credential)?;
+            Some(credential)
+        }
+        None => None,
+    };
+
+    let app = Arc::new(App::new(store, config.limits.max_ingest_record_bytes));
+    let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes)
+        .await
+        .map_err(|e| ServerError::Tls(Box::new(e)))?;
+    let listener = TcpListener::bind(config.listen.addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen.addr, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen.addr, source })?;
+
+    let mut builder = Server::builder().trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()));
+    if let Some(tls) = &config.tls {
+        let cert = std::fs::read(&tls.cert).map_err(|e| ServerError::Tls(Box::new(e)))?;
+        let key = std::fs::read(&tls.key).map_err(|e| ServerError::Tls(Box::new(e)))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .map_err(|e| ServerError::Tls(Box::new(e)))?;
+    }
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let router = builder.add_routes(routes);
+    let task = tokio::spawn(async move {
+        let signal = async {
+            let _ = shutdown_rx.await;
+        };
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal).await.map_err(ServerError::Serve)
+    });
+    tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
+    Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, app })
+}
+
+/// Runs until `shutdown` resolves, then stops cleanly.
+pub async fn run(
+    config: &WormboxdConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let server = start(config, clock).await?;
+    if let Some(credential) = &server.new_admin_credential {
+        // Printed once, on first start only, as DESIGN.md prescribes; it is
+        // also in the data directory with mode 0600. Never logged.
+        println!(
+            "first start: admin credential {credential} (also in {})",
+            config.storage.data_dir.join(ADMIN_CREDENTIAL_FILE).display()
+        );
+    }
+    // Scripts and tests read this line to find the port when listening on port 0.
+    println!("wormboxd listening on {}", server.addr);
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let err = |source| ServerError::DataDir { path: dir.to_owned(), source };
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn write_private_file(path: &Path, contents: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| ServerError::DataDir { path: path.to_owned(), source };
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+    file.write_all(format!("{contents}\n").as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)
+}

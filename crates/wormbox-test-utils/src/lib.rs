@@ -1,0 +1,126 @@
+//! Dev-only: a whole appliance in one call, for tests and benches.
+//!
+//! Invariant: each `TestAppliance` owns its world: a temp data dir, a real
+//! RocksDB backend, a listener on 127.0.0.1 port 0 bound before serving, and a
+//! `ManualClock`; nothing is shared between tests and no test sleeps.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tonic::transport::{Channel, Endpoint};
+use wormbox_model::{ManualClock, Timestamp};
+use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, v1};
+use wormbox_server::{RunningServer, WormboxdConfig};
+
+pub use tempfile::TempDir;
+
+/// 2026-11-27T00:00:00Z, the start of every test clock.
+pub const TEST_EPOCH: Timestamp = Timestamp(1_795_737_600_000_000);
+
+/// A running appliance for one test.
+#[derive(Debug)]
+pub struct TestAppliance {
+    dir: TempDir,
+    config: WormboxdConfig,
+    clock: Arc<ManualClock>,
+    server: Option<RunningServer>,
+    admin_credential: String,
+}
+
+impl TestAppliance {
+    /// Starts an appliance with default limits.
+    pub async fn start() -> anyhow::Result<TestAppliance> {
+        TestAppliance::start_with(|_| {}).await
+    }
+
+    /// Starts an appliance after `adjust` has changed its config.
+    pub async fn start_with(adjust: impl FnOnce(&mut WormboxdConfig)) -> anyhow::Result<TestAppliance> {
+        let dir = tempfile::Builder::new().prefix("wormbox-test-").tempdir().context("creating temp dir")?;
+        let mut config = WormboxdConfig::default();
+        config.listen.addr = "127.0.0.1:0".parse().expect("valid address");
+        config.storage.data_dir = dir.path().join("data");
+        config.storage.write_buffer_mib = 4;
+        config.storage.block_cache_mib = 8;
+        adjust(&mut config);
+        let clock = Arc::new(ManualClock::new(TEST_EPOCH));
+        let server = wormbox_server::start(&config, clock.clone()).await.context("starting wormboxd")?;
+        let admin_credential = server.new_admin_credential.clone().context("first start creates an admin")?;
+        Ok(TestAppliance { dir, config, clock, server: Some(server), admin_credential })
+    }
+
+    /// Stops the server and starts it again on the same data (and a new port).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(server) = self.server.take() {
+            server.stop().await.context("stopping wormboxd")?;
+        }
+        let server = wormbox_server::start(&self.config, self.clock.clone()).await.context("restarting wormboxd")?;
+        anyhow::ensure!(server.new_admin_credential.is_none(), "a restart must not create a new admin");
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// The server's `http://` endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server().addr)
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("the server runs between start and drop")
+    }
+
+    /// The clock shared with the server.
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    /// The appliance's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.storage.data_dir
+    }
+
+    /// The temp dir that holds everything of this test.
+    pub fn temp_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// The first admin's `AKID:SECRET`.
+    pub fn admin_credential(&self) -> &str {
+        &self.admin_credential
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        Endpoint::from_shared(self.endpoint())?.connect().await.context("connecting to wormboxd")
+    }
+
+    /// An Archive client authenticated as the first admin.
+    pub async fn archive(&self) -> anyhow::Result<ArchiveClient> {
+        self.archive_as(&self.admin_credential).await
+    }
+
+    /// An Archive client with the given credential.
+    pub async fn archive_as(&self, credential: &str) -> anyhow::Result<ArchiveClient> {
+        let auth = BearerAuth::new(credential).context("credential shape")?;
+        Ok(v1::archive_client::ArchiveClient::with_interceptor(self.channel().await?, auth)
+            .max_decoding_message_size(64 << 20))
+    }
+
+    /// An Admin client authenticated as the first admin.
+    pub async fn admin(&self) -> anyhow::Result<AdminClient> {
+        let auth = BearerAuth::new(&self.admin_credential).context("credential shape")?;
+        Ok(v1::admin_client::AdminClient::with_interceptor(self.channel().await?, auth))
+    }
+
+    /// Creates a principal with `role` and returns its `AKID:SECRET`.
+    pub async fn principal(&self, name: &str, role: v1::Role) -> anyhow::Result<String> {
+        let created = self
+            .admin()
+            .await?
+            .create_principal(v1::CreatePrincipalRequest { name: name.to_owned(), role: role as i32 })
+            .await?
+            .into_inner();
+        let principal = created.principal.context("principal in response")?;
+        Ok(format!("{}:{}", principal.access_key_id, created.secret))
+    }
+}

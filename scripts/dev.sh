@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The two commands a newcomer needs on a fresh Debian machine:
+#   scripts/dev.sh run    build and start wormboxd on 127.0.0.1:7878, data in ./wormbox-data
+#   scripts/dev.sh test   formatting, lints, every test, and the benches compile
+# Both first install the system packages the build needs (clang and libclang
+# for RocksDB's bindings) when they are missing. Nothing else is downloaded
+# besides crates from crates.io through cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ensure_system_packages() {
+    local missing=()
+    for pkg in clang libclang-dev; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing system packages: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+case "${1:-}" in
+    run)
+        shift
+        ensure_system_packages
+        exec cargo run --locked --release -p wormbox-server --bin wormboxd -- "$@"
+        ;;
+    test)
+        ensure_system_packages
+        cargo fmt --all --check
+        # The test profile for clippy too: cargo keys build-script output by
+        # profile name, so this shares one RocksDB build with `cargo test`.
+        cargo clippy --locked --workspace --all-targets --profile test -- -D warnings
+        cargo test --locked --workspace
+        cargo bench --locked -p wormbox-benches --no-run
+        ;;
+    *)
+        echo "usage: scripts/dev.sh run [wormboxd flags] | scripts/dev.sh test" >&2
+        exit 2
+        ;;
+esac

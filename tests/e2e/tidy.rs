@@ -1,0 +1,87 @@
+//! Repository rules checked as tests: every source file opens with `//!`, and
+//! the workspace's dependency edges are exactly those ARCHITECTURE.md allows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    let mut files = Vec::new();
+    for dir in ["crates", "firmware-sim", "tests", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 20);
+    let missing: Vec<_> =
+        files.iter().filter(|path| !std::fs::read_to_string(path).unwrap().starts_with("//!")).collect();
+    assert!(missing.is_empty(), "files without a leading //! comment: {missing:?}");
+}
+
+/// The allowed edges between workspace crates (STYLE.md 2.3, ARCHITECTURE.md).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("wormbox-model", &[]),
+    ("wormbox-store", &["wormbox-model"]),
+    ("wormbox-store-rocksdb", &["wormbox-store", "wormbox-model"]),
+    ("wormbox-proto", &["wormbox-model"]),
+    (
+        "wormbox-server",
+        &["wormbox-model", "wormbox-store", "wormbox-store-rocksdb", "wormbox-proto", "wormbox-test-utils"],
+    ),
+    ("wormbox-cli", &["wormbox-proto", "wormbox-model", "wormbox-test-utils"]),
+    ("wormbox-tokensim", &[]),
+    ("wormbox-test-utils", &["wormbox-server", "wormbox-store", "wormbox-proto", "wormbox-model"]),
+    ("wormbox-e2e", &["wormbox-test-utils", "wormbox-proto", "wormbox-model", "wormbox-server"]),
+    ("wormbox-benches", &["wormbox-store", "wormbox-model"]),
+];
+
+#[test]
+fn dependency_edges_match_the_architecture() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let allowed: BTreeMap<&str, BTreeSet<&str>> =
+        ALLOWED.iter().map(|(name, deps)| (*name, deps.iter().copied().collect())).collect();
+    let mut seen = BTreeSet::new();
+    for package in metadata["packages"].as_array().unwrap() {
+        let name = package["name"].as_str().unwrap();
+        seen.insert(name.to_owned());
+        let expected = allowed.get(name).unwrap_or_else(|| panic!("{name} is not in the architecture's crate list"));
+        for dep in package["dependencies"].as_array().unwrap() {
+            let dep_name = dep["name"].as_str().unwrap();
+            if dep_name.starts_with("wormbox-") {
+                assert!(expected.contains(dep_name), "{name} -> {dep_name} is not an allowed edge");
+            }
+            assert!(
+                dep_name != "rocksdb" || name == "wormbox-store-rocksdb",
+                "only wormbox-store-rocksdb may depend on rocksdb, not {name}"
+            );
+            let wire = ["tonic", "prost"].contains(&dep_name);
+            assert!(
+                !wire
+                    || ["wormbox-proto", "wormbox-server", "wormbox-cli", "wormbox-test-utils", "wormbox-e2e"]
+                        .contains(&name),
+                "{name} must not depend on {dep_name}"
+            );
+        }
+    }
+    assert_eq!(seen.len(), ALLOWED.len(), "every crate of the architecture exists");
+}
