@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use wormbox_model::Clock;
 use wormbox_store::{Store, StoreError, StoreOptions};
@@ -163,7 +163,10 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         let signal = async {
             let _ = shutdown_rx.await;
         };
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal).await.map_err(ServerError::Serve)
+        // Without TCP_NODELAY, small streamed responses meet delayed ACKs and
+        // every GetObject stalls for tens of milliseconds.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        router.serve_with_incoming_shutdown(incoming, signal).await.map_err(ServerError::Serve)
     });
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
     Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, app })
