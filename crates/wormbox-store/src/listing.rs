@@ -201,12 +201,18 @@ impl Store {
         let mut cursor = Cursor::new(self, &start, scan_prefix);
         while let Some((key, record)) = cursor.next(bucket_prefix_len)? {
             if let Some(cp) = common_prefix(&key, &params.prefix, delimiter) {
+                let cp = cp.to_owned();
+                // A prefix is listed only when some key under it is visible.
+                let visible =
+                    !record.is_delete_marker || self.any_visible_under(bucket, &key, &cp, bucket_prefix_len)?;
+                cursor.seek(&keys::after_prefix(bucket, &cp));
+                if !visible {
+                    continue;
+                }
                 if count == max {
                     page.is_truncated = true;
                     break;
                 }
-                let cp = cp.to_owned();
-                cursor.seek(&keys::after_prefix(bucket, &cp));
                 page.next_start_after = Some(cp.clone());
                 page.common_prefixes.push(cp);
                 count += 1;
@@ -229,5 +235,26 @@ impl Store {
             page.next_start_after = None;
         }
         Ok(page)
+    }
+
+    /// Returns whether a key after `after_key` under `prefix` has a latest
+    /// version that is not a delete marker.
+    fn any_visible_under(
+        &self,
+        bucket: &BucketName,
+        after_key: &str,
+        prefix: &str,
+        bucket_prefix_len: usize,
+    ) -> Result<bool, StoreError> {
+        let mut scan_prefix = keys::bucket_prefix(bucket);
+        keys::push_escaped(&mut scan_prefix, prefix);
+        let mut cursor = Cursor::new(self, &keys::after_object(bucket, after_key), scan_prefix);
+        while let Some((key, record)) = cursor.next(bucket_prefix_len)? {
+            if !record.is_delete_marker {
+                return Ok(true);
+            }
+            cursor.seek(&keys::after_object(bucket, &key));
+        }
+        Ok(false)
     }
 }

@@ -328,6 +328,26 @@ async fn listing_with_prefix_delimiter_and_small_pages() {
     assert_eq!(seen, vec!["a/", "b", "c/", "d"]);
 }
 
+#[tokio::test]
+async fn list_objects_hides_prefixes_whose_keys_are_all_deleted() {
+    let w = world(VersioningState::Enabled).await;
+    for k in ["a/1", "a/2", "b", "c/1", "c/2"] {
+        w.put(k, b"x").await;
+    }
+    for k in ["a/1", "a/2", "c/1"] {
+        w.delete(k, None).await.unwrap();
+    }
+    let params = ListObjectsParams { delimiter: Some("/".into()), max_keys: 1, ..Default::default() };
+    let page = w.store.list_objects(&w.bucket, &params).unwrap();
+    assert_eq!((page.common_prefixes.clone(), page.objects.len()), (vec![], 1), "a/ holds only markers");
+    assert_eq!(page.objects[0].key, "b");
+    assert!(page.is_truncated);
+    let params = ListObjectsParams { start_after: page.next_start_after, ..params };
+    let page = w.store.list_objects(&w.bucket, &params).unwrap();
+    assert_eq!(page.common_prefixes, vec!["c/"], "c/2 is still visible");
+    assert!(!page.is_truncated);
+}
+
 // ---- the write path ----
 
 #[tokio::test]
