@@ -113,10 +113,13 @@ impl Backend for RocksBackend {
         }
         let prefix = prefix.to_vec();
         let iter = self.db.iterator_cf_opt(family, read, IteratorMode::From(from, Direction::Forward));
-        Box::new(
-            iter.map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(engine))
-                .take_while(move |entry| entry.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix))),
-        )
+        Box::new(iter.map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(engine)).take_while(
+            move |entry| match entry {
+                Ok((k, _)) => k.starts_with(&prefix),
+                // An engine error ends the scan by being yielded, not swallowed.
+                Err(_) => true,
+            },
+        ))
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError> {
