@@ -86,17 +86,13 @@ fn acknowledged_ingest_records_survive_kill_9() {
         });
         let mut acks = archive.ingest(ReceiverStream::new(rx)).await.unwrap().into_inner();
         let mut acked = Vec::new();
-        loop {
-            match acks.message().await {
-                Ok(Some(ack)) => {
-                    assert!(ack.error.is_none(), "{ack:?}");
-                    acked.push(ack);
-                    // Kill mid-stream, with records still in flight behind the acks.
-                    if acked.len() == 2000 {
-                        daemon.child.kill().unwrap();
-                    }
-                }
-                Ok(None) | Err(_) => break,
+        // The stream ends with an error once the daemon is killed.
+        while let Ok(Some(ack)) = acks.message().await {
+            assert!(ack.error.is_none(), "{ack:?}");
+            acked.push(ack);
+            // Kill mid-stream, with records still in flight behind the acks.
+            if acked.len() == 2000 {
+                daemon.child.kill().unwrap();
             }
         }
         feeder.abort();
