@@ -34,11 +34,13 @@ pub enum Keyspace {
     Staging,
     /// The hash-chained ledger, by sequence number.
     Ledger,
+    /// MFA devices, by serial; the values belong to the MFA authority.
+    Devices,
 }
 
 impl Keyspace {
     /// Every keyspace, in a fixed order.
-    pub const ALL: [Keyspace; 8] = [
+    pub const ALL: [Keyspace; 9] = [
         Keyspace::Meta,
         Keyspace::Buckets,
         Keyspace::Principals,
@@ -47,6 +49,7 @@ impl Keyspace {
         Keyspace::Chunks,
         Keyspace::Staging,
         Keyspace::Ledger,
+        Keyspace::Devices,
     ];
 
     /// A stable name, usable as a column family name.
@@ -60,6 +63,7 @@ impl Keyspace {
             Keyspace::Chunks => "chunks",
             Keyspace::Staging => "staging",
             Keyspace::Ledger => "ledger",
+            Keyspace::Devices => "devices",
         }
     }
 }

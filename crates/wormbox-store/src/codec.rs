@@ -129,6 +129,8 @@ pub(crate) struct BucketRecord {
     pub versioning: VersioningState,
     /// When it was created, by the compliance clock.
     pub created_at: Timestamp,
+    /// Whether MFA Delete is on.
+    pub mfa_delete: bool,
 }
 
 impl BucketRecord {
@@ -138,7 +140,7 @@ impl BucketRecord {
             VersioningState::Enabled => 1,
             VersioningState::Suspended => 2,
         };
-        Writer::new().str(&self.owner).u8(state).i64(self.created_at.0).finish()
+        Writer::new().str(&self.owner).u8(state).i64(self.created_at.0).u8(u8::from(self.mfa_delete)).finish()
     }
 
     pub(crate) fn decode(raw: &[u8]) -> Result<BucketRecord, DecodeError> {
@@ -151,8 +153,13 @@ impl BucketRecord {
             _ => return Err(DecodeError { what: "bucket" }),
         };
         let created_at = Timestamp(r.i64()?);
+        let mfa_delete = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError { what: "bucket" }),
+        };
         r.end()?;
-        Ok(BucketRecord { owner, versioning, created_at })
+        Ok(BucketRecord { owner, versioning, created_at, mfa_delete })
     }
 }
 
@@ -351,8 +358,12 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_format_records_are_rejected() {
-        let record =
-            BucketRecord { owner: "o".to_owned(), versioning: VersioningState::Suspended, created_at: Timestamp(1) };
+        let record = BucketRecord {
+            owner: "o".to_owned(),
+            versioning: VersioningState::Suspended,
+            created_at: Timestamp(1),
+            mfa_delete: true,
+        };
         let raw = record.encode();
         assert_eq!(BucketRecord::decode(&raw), Ok(record));
         assert!(BucketRecord::decode(&raw[..raw.len() - 1]).is_err());

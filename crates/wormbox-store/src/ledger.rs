@@ -43,6 +43,18 @@ pub enum LedgerOp {
     PrincipalCreated,
     /// A principal was revoked.
     PrincipalRevoked,
+    /// An MFA device was enrolled (pending activation).
+    MfaEnrolled,
+    /// An MFA device was activated with two consecutive codes.
+    MfaActivated,
+    /// An MFA device was resynchronised with two consecutive codes.
+    MfaResynced,
+    /// An MFA code was accepted for the operation named in the detail.
+    MfaAccepted,
+    /// An MFA code or activation was refused (invalid, replayed, locked out).
+    MfaRefused,
+    /// An MFA device was deactivated.
+    MfaDeactivated,
 }
 
 impl LedgerOp {
@@ -56,6 +68,12 @@ impl LedgerOp {
             LedgerOp::VersionPurged => 6,
             LedgerOp::PrincipalCreated => 7,
             LedgerOp::PrincipalRevoked => 8,
+            LedgerOp::MfaEnrolled => 9,
+            LedgerOp::MfaActivated => 10,
+            LedgerOp::MfaResynced => 11,
+            LedgerOp::MfaAccepted => 12,
+            LedgerOp::MfaRefused => 13,
+            LedgerOp::MfaDeactivated => 14,
         }
     }
 
@@ -69,6 +87,12 @@ impl LedgerOp {
             6 => LedgerOp::VersionPurged,
             7 => LedgerOp::PrincipalCreated,
             8 => LedgerOp::PrincipalRevoked,
+            9 => LedgerOp::MfaEnrolled,
+            10 => LedgerOp::MfaActivated,
+            11 => LedgerOp::MfaResynced,
+            12 => LedgerOp::MfaAccepted,
+            13 => LedgerOp::MfaRefused,
+            14 => LedgerOp::MfaDeactivated,
             _ => return None,
         })
     }
@@ -84,6 +108,12 @@ impl LedgerOp {
             LedgerOp::VersionPurged => "version-purged",
             LedgerOp::PrincipalCreated => "principal-created",
             LedgerOp::PrincipalRevoked => "principal-revoked",
+            LedgerOp::MfaEnrolled => "mfa-enrolled",
+            LedgerOp::MfaActivated => "mfa-activated",
+            LedgerOp::MfaResynced => "mfa-resynced",
+            LedgerOp::MfaAccepted => "mfa-accepted",
+            LedgerOp::MfaRefused => "mfa-refused",
+            LedgerOp::MfaDeactivated => "mfa-deactivated",
         }
     }
 }

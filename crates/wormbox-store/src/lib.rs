@@ -70,6 +70,46 @@ pub struct BucketInfo {
     pub versioning: VersioningState,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Whether MFA Delete is on.
+    pub mfa_delete: bool,
+}
+
+/// A change of a bucket's versioning configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersioningChange {
+    /// The new versioning state, if it changes.
+    pub state: Option<VersioningState>,
+    /// MFA Delete on or off, if it changes.
+    pub mfa_delete: Option<bool>,
+    /// The serial of the device whose code the MFA authority accepted (and
+    /// spent) for this change.
+    pub mfa: Option<String>,
+}
+
+/// What an MFA-authority update writes for one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceChange {
+    /// The device serial (the record's key, and the ledger entry's key).
+    pub serial: String,
+    /// The new record, or `None` to leave it as it is.
+    pub record: Option<Vec<u8>>,
+    /// The ledger entry's operation.
+    pub op: ledger::LedgerOp,
+    /// The bucket the guarded operation concerns, or empty.
+    pub bucket: String,
+    /// What happened (never a seed or a code).
+    pub detail: String,
+}
+
+/// The MFA authority's decision function, run inside the writer: given the
+/// current records of the named serials (in order) and the compliance-clock
+/// time, returns what to write. It must not block.
+pub struct DeviceUpdate(pub Box<dyn FnOnce(Vec<Option<Vec<u8>>>, Timestamp) -> Vec<DeviceChange> + Send>);
+
+impl std::fmt::Debug for DeviceUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceUpdate(..)")
+    }
 }
 
 /// A version or delete marker as callers see it.
@@ -231,6 +271,12 @@ pub enum StoreError {
     /// The principal may not do this.
     #[error("{0}")]
     AccessDenied(String),
+    /// MFA Delete is on and the request carries no accepted code.
+    #[error("bucket `{bucket}` has MFA Delete on: this operation needs a code from the owner's MFA device")]
+    MfaRequired {
+        /// The bucket.
+        bucket: String,
+    },
     /// No principal has that access key id.
     #[error("principal `{0}` does not exist")]
     NoSuchPrincipal(String),

@@ -19,8 +19,8 @@ use crate::keys;
 use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::writer::{self, Command, Outcome, PutVersion, Request, VersionData, WriterState};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, LedgerSummary, NewObject, NewPrincipal, StoreError, VersionInfo,
-    WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, DeviceUpdate, LedgerSummary, NewObject, NewPrincipal, StoreError,
+    VersionInfo, VersioningChange, WriteAck, external_id,
 };
 
 /// Limits the store enforces.
@@ -135,23 +135,68 @@ impl Store {
         bucket: BucketName,
         state: VersioningState,
     ) -> Result<(BucketInfo, Option<u64>), StoreError> {
-        match self.submit(actor, Command::SetVersioning { bucket, state }).await? {
+        self.configure_versioning(actor, bucket, VersioningChange { state: Some(state), ..VersioningChange::default() })
+            .await
+    }
+
+    /// Changes versioning and MFA Delete together. The MFA rules are judged
+    /// in the writer against the bucket's current state, so a request cannot
+    /// slip past MFA Delete being turned on concurrently: while it is on (and
+    /// to turn it on or off) `change.mfa` must name the device whose code
+    /// the MFA authority has already accepted and spent.
+    pub async fn configure_versioning(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        change: VersioningChange,
+    ) -> Result<(BucketInfo, Option<u64>), StoreError> {
+        match self.submit(actor, Command::SetVersioning { bucket, change }).await? {
             Outcome::Bucket(info, sequence) => Ok((info, sequence)),
             other => Err(unexpected(other)),
         }
+    }
+
+    // ---- MFA devices (opaque records owned by the MFA authority) ----
+
+    /// Applies `update` to the records of `serials` inside the writer, so that
+    /// reading, deciding and writing cannot interleave with another update:
+    /// of two concurrent requests with the same code, exactly one sees the
+    /// step unspent. The changes and their ledger entries are durable before
+    /// this returns; returns the last ledger sequence written.
+    pub async fn update_devices(
+        &self,
+        actor: &Actor,
+        serials: Vec<String>,
+        update: DeviceUpdate,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.submit(actor, Command::UpdateDevices { serials, update }).await? {
+            Outcome::Sequence(sequence) => Ok(sequence),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Returns a device record as committed.
+    pub fn device(&self, serial: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        read(&*self.inner.backend, Keyspace::Devices, serial.as_bytes())
+    }
+
+    /// Returns every device record, by serial.
+    pub fn devices(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.inner.backend.scan(Keyspace::Devices, b"", b"") {
+            let (serial, raw) = entry.map_err(|e| StoreError::backend("listing devices", e))?;
+            let serial = String::from_utf8(serial)
+                .map_err(|_| StoreError::DataLoss { what: "stored device serial is not UTF-8".to_owned() })?;
+            out.push((serial, raw));
+        }
+        Ok(out)
     }
 
     /// Returns one bucket.
     pub fn bucket(&self, bucket: &BucketName) -> Result<BucketInfo, StoreError> {
         let raw = read(&*self.inner.backend, Keyspace::Buckets, bucket.as_str().as_bytes())?
             .ok_or_else(|| StoreError::NoSuchBucket { bucket: bucket.to_string() })?;
-        let record = BucketRecord::decode(&raw)?;
-        Ok(BucketInfo {
-            name: bucket.clone(),
-            owner: record.owner,
-            versioning: record.versioning,
-            created_at: record.created_at,
-        })
+        Ok(crate::writer::bucket_info(bucket.clone(), &BucketRecord::decode(&raw)?))
     }
 
     /// Returns every bucket, by name.
@@ -163,13 +208,7 @@ impl Store {
                 .ok()
                 .and_then(|n| BucketName::new(n).ok())
                 .ok_or_else(|| StoreError::DataLoss { what: "stored bucket name is invalid".to_owned() })?;
-            let record = BucketRecord::decode(&raw)?;
-            out.push(BucketInfo {
-                name,
-                owner: record.owner,
-                versioning: record.versioning,
-                created_at: record.created_at,
-            });
+            out.push(crate::writer::bucket_info(name, &BucketRecord::decode(&raw)?));
         }
         Ok(out)
     }
@@ -240,7 +279,21 @@ impl Store {
         key: ObjectKey,
         version: Option<VersionSelector>,
     ) -> Result<DeleteOutcome, StoreError> {
-        match self.submit(actor, Command::DeleteObject { bucket, key, version }).await? {
+        self.delete_object_with_mfa(actor, bucket, key, version, None).await
+    }
+
+    /// `delete_object`, with the serial of a device whose code the MFA
+    /// authority has accepted; a permanent delete in a bucket with MFA Delete
+    /// on is refused (`MfaRequired`) without one, judged inside the writer.
+    pub async fn delete_object_with_mfa(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+        mfa: Option<String>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        match self.submit(actor, Command::DeleteObject { bucket, key, version, mfa }).await? {
             Outcome::Deleted(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }

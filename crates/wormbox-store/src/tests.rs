@@ -489,3 +489,110 @@ fn mem_backend_meets_the_backend_contract() {
         Arc::new(opened.entry(dir.to_path_buf()).or_default().clone()) as Arc<dyn Backend>
     });
 }
+
+fn mfa_on() -> crate::VersioningChange {
+    crate::VersioningChange { mfa_delete: Some(true), mfa: Some("DEV123456".to_owned()), ..Default::default() }
+}
+
+#[tokio::test]
+async fn mfa_delete_needs_a_spent_code_to_change_and_to_purge() {
+    let w = world(VersioningState::Enabled).await;
+    let ack = w.put("k", b"v1").await;
+    let change = |c: crate::VersioningChange| w.store.configure_versioning(&w.actor, w.bucket.clone(), c);
+
+    // Turning it on needs a code, and only the owner may, admin included.
+    let no_code = crate::VersioningChange { mfa_delete: Some(true), ..Default::default() };
+    assert!(matches!(change(no_code).await, Err(StoreError::MfaRequired { .. })));
+    let admin = Actor { access_key: "WBADMIN00000000000".to_owned(), role: Role::Admin };
+    let by_admin = w.store.configure_versioning(&admin, w.bucket.clone(), mfa_on()).await;
+    assert!(matches!(by_admin, Err(StoreError::AccessDenied(_))));
+    let (info, seq) = change(mfa_on()).await.unwrap();
+    assert!(info.mfa_delete && seq.is_some());
+    assert!(w.store.bucket(&w.bucket).unwrap().mfa_delete);
+
+    // Permanent deletes and versioning changes now need one; markers never do.
+    assert!(matches!(w.delete("k", Some(&ack.version_id)).await, Err(StoreError::MfaRequired { .. })));
+    let suspend = crate::VersioningChange { state: Some(VersioningState::Suspended), ..Default::default() };
+    assert!(matches!(change(suspend.clone()).await, Err(StoreError::MfaRequired { .. })));
+    assert!(matches!(
+        w.store.set_versioning(&admin, w.bucket.clone(), VersioningState::Suspended).await,
+        Err(StoreError::MfaRequired { .. })
+    ));
+    let marker = w.delete("k", None).await.unwrap();
+    assert!(marker.delete_marker);
+    assert!(matches!(
+        w.delete("k", Some(marker.version_id.as_deref().unwrap())).await,
+        Err(StoreError::MfaRequired { .. })
+    ));
+    assert_eq!(w.get("k", Some(&ack.version_id)).unwrap(), b"v1");
+
+    let purged = w
+        .store
+        .delete_object_with_mfa(
+            &w.actor,
+            w.bucket.clone(),
+            key("k"),
+            VersionSelector::parse(&ack.version_id).ok(),
+            Some("DEV123456".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged.version_id.as_deref(), Some(ack.version_id.as_str()));
+    let entries = w.store.ledger_entries(1).unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|(e, _)| e.detail.contains("mfa DEV123456") && e.op == crate::ledger::LedgerOp::VersionPurged)
+    );
+
+    // Turning it off needs a code too; then versioning changes are free again.
+    let off_no_code = crate::VersioningChange { mfa_delete: Some(false), ..Default::default() };
+    assert!(matches!(change(off_no_code).await, Err(StoreError::MfaRequired { .. })));
+    let off = crate::VersioningChange { mfa_delete: Some(false), mfa: Some("DEV123456".into()), ..Default::default() };
+    assert!(!change(off).await.unwrap().0.mfa_delete);
+    change(suspend).await.unwrap();
+}
+
+#[tokio::test]
+async fn mfa_delete_cannot_be_on_for_an_unversioned_bucket() {
+    let w = world(VersioningState::Unversioned).await;
+    let err = w.store.configure_versioning(&w.actor, w.bucket.clone(), mfa_on()).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
+    let with_state = crate::VersioningChange { state: Some(VersioningState::Enabled), ..mfa_on() };
+    assert!(w.store.configure_versioning(&w.actor, w.bucket.clone(), with_state).await.unwrap().0.mfa_delete);
+}
+
+#[tokio::test]
+async fn device_updates_see_earlier_updates_of_the_same_group_and_are_ledgered() {
+    let w = world(VersioningState::Enabled).await;
+    let serial = "DEV123456".to_owned();
+    // Each update increments a counter; run many at once so some share a group.
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = w.store.clone();
+        let actor = w.actor.clone();
+        let serial = serial.clone();
+        let key = serial.clone();
+        tasks.push(tokio::spawn(async move {
+            let update = crate::DeviceUpdate(Box::new(move |current: Vec<Option<Vec<u8>>>, _now| {
+                let n = current[0].as_ref().map_or(0, |r| u32::from_be_bytes(r[..4].try_into().unwrap()));
+                vec![crate::DeviceChange {
+                    serial: key,
+                    record: Some((n + 1).to_be_bytes().to_vec()),
+                    op: crate::ledger::LedgerOp::MfaAccepted,
+                    bucket: String::new(),
+                    detail: "test".into(),
+                }]
+            }));
+            store.update_devices(&actor, vec![serial], update).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().is_some());
+    }
+    assert_eq!(w.store.device(&serial).unwrap(), Some(50u32.to_be_bytes().to_vec()));
+    assert_eq!(w.store.devices().unwrap().len(), 1);
+    let accepted = w.store.ledger_entries(1).unwrap().into_iter().filter(|(e, _)| e.key == serial).count();
+    assert_eq!(accepted, 50);
+    w.store.verify_ledger().unwrap();
+}

@@ -19,7 +19,9 @@ use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, PrincipalRecord, VersionRecord};
 use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
-use crate::{Actor, BucketInfo, DeleteOutcome, NewObject, StoreError, WriteAck, external_id};
+use crate::{
+    Actor, BucketInfo, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange, WriteAck, external_id,
+};
 
 /// Most commands in one group commit.
 const MAX_GROUP: usize = 1024;
@@ -52,9 +54,10 @@ pub(crate) struct PutVersion {
 pub(crate) enum Command {
     CreateBucket { bucket: BucketName },
     DeleteBucket { bucket: BucketName },
-    SetVersioning { bucket: BucketName, state: VersioningState },
+    SetVersioning { bucket: BucketName, change: VersioningChange },
     PutVersion(Box<PutVersion>),
-    DeleteObject { bucket: BucketName, key: ObjectKey, version: Option<VersionSelector> },
+    DeleteObject { bucket: BucketName, key: ObjectKey, version: Option<VersionSelector>, mfa: Option<String> },
+    UpdateDevices { serials: Vec<String>, update: DeviceUpdate },
     CreatePrincipal { access_key: String, record: Box<PrincipalRecord> },
     RevokePrincipal { access_key: String },
 }
@@ -313,9 +316,10 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
     match command {
         Command::CreateBucket { bucket } => create_bucket(txn, actor, bucket),
         Command::DeleteBucket { bucket } => delete_bucket(txn, actor, &bucket),
-        Command::SetVersioning { bucket, state } => set_versioning(txn, actor, bucket, state),
+        Command::SetVersioning { bucket, change } => set_versioning(txn, actor, bucket, change),
         Command::PutVersion(put) => put_version(txn, actor, *put),
-        Command::DeleteObject { bucket, key, version } => delete_object(txn, actor, &bucket, &key, version),
+        Command::DeleteObject { bucket, key, version, mfa } => delete_object(txn, actor, &bucket, &key, version, mfa),
+        Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
         Command::CreatePrincipal { access_key, record } => {
             if txn.get(Keyspace::Principals, access_key.as_bytes())?.is_some() {
                 return Err(StoreError::InvalidArgument(format!("access key `{access_key}` exists")));
@@ -346,8 +350,14 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
     }
 }
 
-fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo {
-    BucketInfo { name, owner: record.owner.clone(), versioning: record.versioning, created_at: record.created_at }
+pub(crate) fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo {
+    BucketInfo {
+        name,
+        owner: record.owner.clone(),
+        versioning: record.versioning,
+        created_at: record.created_at,
+        mfa_delete: record.mfa_delete,
+    }
 }
 
 fn require_owner(actor: &Actor, bucket: &BucketName, record: &BucketRecord) -> Result<(), StoreError> {
@@ -366,6 +376,7 @@ fn create_bucket(txn: &mut Txn<'_>, actor: &Actor, bucket: BucketName) -> Result
         owner: actor.access_key.clone(),
         versioning: VersioningState::Unversioned,
         created_at: txn.tick(),
+        mfa_delete: false,
     };
     txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
     let fields = EntryFields { bucket: bucket.to_string(), ..EntryFields::default() };
@@ -388,25 +399,69 @@ fn set_versioning(
     txn: &mut Txn<'_>,
     actor: &Actor,
     bucket: BucketName,
-    state: VersioningState,
+    change: VersioningChange,
 ) -> Result<Outcome, StoreError> {
     let mut record = txn.bucket(&bucket)?;
     require_owner(actor, &bucket, &record)?;
+    let state = change.state.unwrap_or(record.versioning);
+    let mfa_delete = change.mfa_delete.unwrap_or(record.mfa_delete);
     if !record.versioning.may_become(state) {
         return Err(StoreError::InvalidArgument(format!(
             "a bucket that has been versioned cannot return to {}",
             state.as_str()
         )));
     }
-    if record.versioning == state {
+    if mfa_delete != record.mfa_delete && actor.access_key != record.owner {
+        return Err(StoreError::AccessDenied(format!(
+            "only the owner of bucket `{bucket}` may turn MFA Delete on or off"
+        )));
+    }
+    if mfa_delete && state == VersioningState::Unversioned {
+        return Err(StoreError::InvalidArgument("MFA Delete needs versioning Enabled or Suspended".to_owned()));
+    }
+    if record.versioning == state && record.mfa_delete == mfa_delete {
         return Ok(Outcome::Bucket(bucket_info(bucket, &record), None));
     }
-    let detail = format!("{} -> {}", record.versioning.as_str(), state.as_str());
+    // While MFA Delete is on, and to turn it on or off, a spent code is required.
+    if (record.mfa_delete || mfa_delete) && change.mfa.is_none() {
+        return Err(StoreError::MfaRequired { bucket: bucket.to_string() });
+    }
+    let mut detail = format!("{} -> {}", record.versioning.as_str(), state.as_str());
+    if mfa_delete != record.mfa_delete {
+        detail.push_str(if mfa_delete { "; mfa-delete on" } else { "; mfa-delete off" });
+    }
+    if let Some(serial) = &change.mfa {
+        detail.push_str(&format!("; mfa {serial}"));
+    }
     record.versioning = state;
+    record.mfa_delete = mfa_delete;
     txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
     let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
     let sequence = txn.record(actor, LedgerOp::VersioningChanged, fields);
     Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
+}
+
+fn update_devices(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    serials: Vec<String>,
+    update: DeviceUpdate,
+) -> Result<Outcome, StoreError> {
+    let mut current = Vec::with_capacity(serials.len());
+    for serial in &serials {
+        current.push(txn.get(Keyspace::Devices, serial.as_bytes())?);
+    }
+    let now = txn.tick();
+    let mut last = None;
+    for change in (update.0)(current, now) {
+        if let Some(record) = change.record {
+            txn.put(Keyspace::Devices, change.serial.as_bytes().to_vec(), record);
+        }
+        let fields =
+            EntryFields { bucket: change.bucket, key: change.serial, detail: change.detail, ..EntryFields::default() };
+        last = Some(txn.record(actor, change.op, fields));
+    }
+    Ok(Outcome::Sequence(last))
 }
 
 /// Removes one version or marker for good, with its chunks and null pointer.
@@ -523,8 +578,12 @@ fn delete_object(
     bucket: &BucketName,
     key: &ObjectKey,
     version: Option<VersionSelector>,
+    mfa: Option<String>,
 ) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(bucket)?;
+    if version.is_some() && bucket_record.mfa_delete && mfa.is_none() {
+        return Err(StoreError::MfaRequired { bucket: bucket.to_string() });
+    }
     let no_such_version =
         |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
     if let Some(selector) = version {
@@ -544,7 +603,11 @@ fn delete_object(
                 record
             }
         };
-        let sequence = purge(txn, actor, bucket, key, &record, "permanent delete by version id");
+        let why = match &mfa {
+            Some(serial) => format!("permanent delete by version id; mfa {serial}"),
+            None => "permanent delete by version id".to_owned(),
+        };
+        let sequence = purge(txn, actor, bucket, key, &record, &why);
         return Ok(Outcome::Deleted(DeleteOutcome {
             version_id: Some(external_id(record.id, record.is_null)),
             delete_marker: record.is_delete_marker,

@@ -1,0 +1,481 @@
+//! The authority's operations over the store: enrol, activate, resync,
+//! deactivate, list, and verify a code for a guarded operation.
+//!
+//! Invariant: every decision that reads and changes a device runs inside the
+//! store's single writer (`Store::update_devices`), so two requests with the
+//! same code cannot both see the step unspent, and the verdict is returned
+//! only after the spent step, the counters and the ledger entry are durable.
+
+use std::sync::{Arc, Mutex};
+
+use wormbox_model::{Clock, Role, Timestamp};
+use wormbox_store::ledger::LedgerOp;
+use wormbox_store::{Actor, DeviceChange, DeviceUpdate, Store};
+use wormbox_token::pskc::{self, OtpKind, PskcKey};
+use wormbox_token::{Code, OtpParams, Seed, Totp};
+
+use crate::device::{self, DeviceRecord, DeviceState, Policy, Verdict};
+use crate::{MasterKey, MfaError, Serial};
+
+/// One device to enrol.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// Its serial.
+    pub serial: String,
+    /// Algorithm, digits, step, T0.
+    pub params: OtpParams,
+    /// Its seed.
+    pub seed: Seed,
+}
+
+/// What a guarded operation is, for the ledger entry that spends the code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Operation {
+    /// The bucket concerned, or empty.
+    pub bucket: String,
+    /// A short description, for example `delete-version key=a version=0C..`.
+    pub what: String,
+}
+
+/// A device as listed: never its seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Serial.
+    pub serial: String,
+    /// Owner's access key id.
+    pub owner: String,
+    /// Algorithm, digits, step, T0.
+    pub params: OtpParams,
+    /// Life-cycle state.
+    pub state: DeviceState,
+    /// Tracked drift in steps.
+    pub drift_steps: i64,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Unix second until which it is locked out, or 0.
+    pub locked_until: u64,
+    /// Enrolment time.
+    pub created_at: Timestamp,
+}
+
+impl From<&DeviceRecord> for DeviceInfo {
+    fn from(r: &DeviceRecord) -> DeviceInfo {
+        DeviceInfo {
+            serial: r.serial.clone(),
+            owner: r.owner.clone(),
+            params: r.params,
+            state: r.state,
+            drift_steps: r.drift,
+            failures: r.failures,
+            locked_until: r.locked_until,
+            created_at: Timestamp(r.created_at),
+        }
+    }
+}
+
+/// The MFA authority.
+#[derive(Clone, Debug)]
+pub struct Authority {
+    store: Store,
+    key: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+}
+
+type Slot<T> = Arc<Mutex<Option<Result<T, MfaError>>>>;
+
+fn take<T>(slot: &Slot<T>) -> Result<T, MfaError> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(Err(MfaError::Corrupt))
+}
+
+fn put<T>(slot: &Slot<T>, value: Result<T, MfaError>) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+}
+
+fn secs(t: Timestamp) -> u64 {
+    u64::try_from(t.0 / 1_000_000).unwrap_or(0)
+}
+
+/// A generator nobody holds: unknown and unusable devices are checked
+/// against it so that they take as long as a real check.
+fn decoy() -> Totp {
+    let seed = Seed::new(vec![0x5a; 20]).unwrap_or_else(|_| unreachable!("20 bytes is a valid seed"));
+    Totp::new(&seed, OtpParams::default()).unwrap_or_else(|_| unreachable!("default parameters are valid"))
+}
+
+fn refusal(serial: &str, bucket: &str, reason: &str, what: &str) -> DeviceChange {
+    DeviceChange {
+        serial: serial.to_owned(),
+        record: None,
+        op: LedgerOp::MfaRefused,
+        bucket: bucket.to_owned(),
+        detail: format!("reason={reason}; operation={what}"),
+    }
+}
+
+impl Authority {
+    /// An authority over `store`, sealing with `key`.
+    pub fn new(store: Store, key: MasterKey, clock: Arc<dyn Clock>, policy: Policy) -> Authority {
+        Authority { store, key: Arc::new(key), clock, policy }
+    }
+
+    /// The verification policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn record(&self, serial: &str) -> Result<Option<DeviceRecord>, MfaError> {
+        self.store.device(serial)?.map(|raw| DeviceRecord::decode(&raw)).transpose()
+    }
+
+    /// Every device, or those of `owner`.
+    pub fn list(&self, owner: Option<&str>) -> Result<Vec<DeviceInfo>, MfaError> {
+        let mut out = Vec::new();
+        for (_, raw) in self.store.devices()? {
+            let record = DeviceRecord::decode(&raw)?;
+            if owner.is_none_or(|o| o == record.owner) {
+                out.push(DeviceInfo::from(&record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `owner` has an active device.
+    pub fn has_active_device(&self, owner: &str) -> Result<bool, MfaError> {
+        Ok(self.list(Some(owner))?.iter().any(|d| d.state == DeviceState::Active))
+    }
+
+    /// Turns a PSKC document into enrolments (all or nothing).
+    pub fn enrollments_from_pskc(document: &str, key: Option<&PskcKey>) -> Result<Vec<Enrollment>, MfaError> {
+        let mut out = Vec::new();
+        for entry in pskc::parse(document, key)? {
+            let serial = entry.serial.clone().unwrap_or_else(|| entry.key_id.clone());
+            if entry.kind != OtpKind::Totp {
+                return Err(MfaError::InvalidArgument(format!(
+                    "key `{serial}` is HOTP (counter-based); MFA Delete needs time-based (TOTP) tokens"
+                )));
+            }
+            let seed = Seed::new(entry.secret.to_vec())
+                .map_err(|e| MfaError::InvalidArgument(format!("key `{serial}`: {e}")))?;
+            out.push(Enrollment { serial, params: entry.otp_params(), seed });
+        }
+        Ok(out)
+    }
+
+    /// Enrols devices for `owner`, all or none, as `Pending`. Only an admin
+    /// may; and when `owner` already has an active device, `guard` must be a
+    /// valid code from one of them, so a stolen admin key alone cannot add a
+    /// device to someone else's MFA.
+    pub async fn enroll(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        devices: Vec<Enrollment>,
+        guard: Option<&str>,
+    ) -> Result<Vec<DeviceInfo>, MfaError> {
+        if actor.role != Role::Admin {
+            return Err(MfaError::AccessDenied("only an admin may enrol MFA devices".into()));
+        }
+        if devices.is_empty() {
+            return Err(MfaError::InvalidArgument("nothing to enrol".into()));
+        }
+        let principal_exists =
+            self.store.principals()?.iter().any(|(key, record)| key == owner && record.revoked_at.is_none());
+        if !principal_exists {
+            return Err(MfaError::InvalidArgument(format!("owner `{owner}` is not an active principal")));
+        }
+        let mut records = Vec::with_capacity(devices.len());
+        let mut serials = Vec::with_capacity(devices.len());
+        for device in &devices {
+            let serial = Serial::new(&device.serial)?;
+            if serials.contains(&serial.to_string()) {
+                return Err(MfaError::DuplicateSerial(serial.to_string()));
+            }
+            Totp::new(&device.seed, device.params).map_err(|e| MfaError::InvalidArgument(format!("{serial}: {e}")))?;
+            records.push(DeviceRecord {
+                serial: serial.to_string(),
+                owner: owner.to_owned(),
+                params: device.params,
+                state: DeviceState::Pending,
+                drift: 0,
+                last_step: None,
+                failures: 0,
+                lockouts: 0,
+                locked_until: 0,
+                created_at: 0,
+                sealed_seed: self.key.seal(serial.as_str(), &device.seed)?,
+            });
+            serials.push(serial.to_string());
+        }
+        if self.has_active_device(owner)? {
+            let guard = guard.ok_or_else(|| {
+                MfaError::Required(format!(
+                    "`{owner}` already has an active MFA device: enrolling another needs a code from it"
+                ))
+            })?;
+            let what = format!("enroll-device {}", serials.join(","));
+            self.verify(actor, owner, guard, &Operation { bucket: String::new(), what }).await?;
+        }
+        let slot: Slot<Vec<DeviceInfo>> = Arc::default();
+        let out = slot.clone();
+        let update = DeviceUpdate(Box::new(move |current, now| {
+            if let Some(pos) = current.iter().position(Option::is_some) {
+                put(&out, Err(MfaError::DuplicateSerial(records[pos].serial.clone())));
+                return Vec::new();
+            }
+            let mut changes = Vec::new();
+            let mut infos = Vec::new();
+            for mut record in records {
+                record.created_at = now.0;
+                infos.push(DeviceInfo::from(&record));
+                let p = record.params;
+                changes.push(DeviceChange {
+                    serial: record.serial.clone(),
+                    record: Some(record.encode()),
+                    op: LedgerOp::MfaEnrolled,
+                    bucket: String::new(),
+                    detail: format!(
+                        "owner={}; alg={}; digits={}; step={}; t0={}",
+                        record.owner, p.algorithm, p.digits, p.step_secs, p.t0
+                    ),
+                });
+            }
+            put(&out, Ok(infos));
+            changes
+        }));
+        self.store.update_devices(actor, serials, update).await?;
+        take(&slot)
+    }
+
+    /// Activates a pending device with two consecutive codes.
+    pub async fn activate(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<DeviceInfo, MfaError> {
+        self.pair(actor, serial, first, second, false).await
+    }
+
+    /// Resynchronises an active device with two consecutive codes.
+    pub async fn resync(&self, actor: &Actor, serial: &str, first: &str, second: &str) -> Result<DeviceInfo, MfaError> {
+        self.pair(actor, serial, first, second, true).await
+    }
+
+    async fn pair(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        first: &str,
+        second: &str,
+        resync: bool,
+    ) -> Result<DeviceInfo, MfaError> {
+        let serial = Serial::new(serial).map_err(|_| MfaError::Invalid)?;
+        let (wanted_state, op, what) = if resync {
+            (DeviceState::Active, LedgerOp::MfaResynced, "resync")
+        } else {
+            (DeviceState::Pending, LedgerOp::MfaActivated, "activate")
+        };
+        let usable =
+            |r: &DeviceRecord| r.state == wanted_state && (actor.role == Role::Admin || r.owner == actor.access_key);
+        // The wide search is done here, outside the writer; the writer only
+        // re-checks the two steps found.
+        let found = match self.record(serial.as_str())? {
+            Some(record) if usable(&record) => {
+                let seed = self.key.open(serial.as_str(), &record.sealed_seed)?;
+                let totp = Totp::new(&seed, record.params).map_err(|_| MfaError::Corrupt)?;
+                let now = secs(self.clock.now());
+                match (Code::parse(first, record.params.digits), Code::parse(second, record.params.digits)) {
+                    (Some(a), Some(b)) => {
+                        device::find_pair(&totp, &a, &b, now, record.last_step, self.policy.search_secs).ok()
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let (first, second) = (first.to_owned(), second.to_owned());
+        let key = self.key.clone();
+        let policy = self.policy;
+        let owner_ok_actor = actor.clone();
+        let slot: Slot<DeviceInfo> = Arc::default();
+        let out = slot.clone();
+        let name = serial.to_string();
+        let update = DeviceUpdate(Box::new(move |current, now| {
+            let now = secs(now);
+            let record = current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw));
+            let mut record = match record {
+                Some(Ok(r))
+                    if r.state == wanted_state
+                        && (owner_ok_actor.role == Role::Admin || r.owner == owner_ok_actor.access_key) =>
+                {
+                    r
+                }
+                _ => {
+                    put(&out, Err(MfaError::Invalid));
+                    return vec![refusal(&name, "", "invalid", what)];
+                }
+            };
+            if record.locked_until > now {
+                put(&out, Err(MfaError::LockedOut { until: record.locked_until }));
+                return vec![refusal(&name, "", "locked-out", what)];
+            }
+            let confirmed = found.filter(|&s| {
+                let Ok(seed) = key.open(&name, &record.sealed_seed) else { return false };
+                let Ok(totp) = Totp::new(&seed, record.params) else { return false };
+                let code = |step: u64, text: &str| {
+                    let given = Code::parse(text, record.params.digits);
+                    totp.code_at_step(step).is_ok_and(|c| given.is_some_and(|g| g.ct_eq(&c)))
+                };
+                record.last_step.is_none_or(|l| s > l) && code(s, &first) && code(s + 1, &second)
+            });
+            match confirmed {
+                Some(step) => {
+                    let current_step = now.saturating_sub(record.params.t0) / record.params.step_secs;
+                    record.accept_pair(step, current_step);
+                    record.state = DeviceState::Active;
+                    put(&out, Ok(DeviceInfo::from(&record)));
+                    let detail = format!("drift={} steps", record.drift);
+                    vec![DeviceChange {
+                        serial: name.clone(),
+                        record: Some(record.encode()),
+                        op,
+                        bucket: String::new(),
+                        detail,
+                    }]
+                }
+                None => {
+                    record.fail(now, &policy);
+                    put(&out, Err(MfaError::Invalid));
+                    let mut change = refusal(&name, "", "invalid", what);
+                    change.record = Some(record.encode());
+                    vec![change]
+                }
+            }
+        }));
+        self.store.update_devices(actor, vec![serial.to_string()], update).await?;
+        take(&slot)
+    }
+
+    /// Verifies `mfa` (`SERIAL CODE`) as a device of `owner` for `operation`,
+    /// spending the code durably before returning the serial.
+    pub async fn verify(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        mfa: &str,
+        operation: &Operation,
+    ) -> Result<Serial, MfaError> {
+        let parsed = mfa.split_once(' ').and_then(|(serial, code)| Some((Serial::new(serial).ok()?, code.to_owned())));
+        let Some((serial, code)) = parsed else {
+            // Still a refused attempt worth recording; the text is not echoed.
+            let name = "(malformed)".to_owned();
+            let change = refusal(&name, &operation.bucket, "malformed", &operation.what);
+            let update = DeviceUpdate(Box::new(move |_, _| {
+                let _ = device::match_window(&decoy(), "", 0, 0, None, 1);
+                vec![change]
+            }));
+            self.store.update_devices(actor, vec![name], update).await?;
+            return Err(MfaError::Invalid);
+        };
+        let key = self.key.clone();
+        let policy = self.policy;
+        let owner = owner.to_owned();
+        let operation = operation.clone();
+        let slot: Slot<Serial> = Arc::default();
+        let out = slot.clone();
+        let name = serial.to_string();
+        let accepted = serial.clone();
+        let update = DeviceUpdate(Box::new(move |current, now| {
+            let now = secs(now);
+            let record = current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw));
+            let usable = match record {
+                Some(Ok(r)) if r.state == DeviceState::Active && r.owner == owner => Ok(r),
+                Some(Ok(r)) if r.owner != owner => Err("not-owners-device"),
+                Some(Ok(r)) => Err(r.state.as_str()),
+                Some(Err(_)) => Err("damaged-record"),
+                None => Err("unknown-device"),
+            };
+            let mut record = match usable {
+                Ok(r) => r,
+                Err(reason) => {
+                    let _ = device::match_window(&decoy(), &code, now, 0, None, policy.window);
+                    put(&out, Err(MfaError::Invalid));
+                    return vec![refusal(&name, &operation.bucket, reason, &operation.what)];
+                }
+            };
+            let totp = key.open(&name, &record.sealed_seed).ok().and_then(|seed| Totp::new(&seed, record.params).ok());
+            let Some(totp) = totp else {
+                put(&out, Err(MfaError::Sealing));
+                return vec![refusal(&name, &operation.bucket, "seed-unreadable", &operation.what)];
+            };
+            let verdict = record.check(&totp, &code, now, &policy);
+            let (result, change) = match verdict {
+                Verdict::Accepted { .. } => (
+                    Ok(accepted),
+                    DeviceChange {
+                        serial: name.clone(),
+                        record: None,
+                        op: LedgerOp::MfaAccepted,
+                        bucket: operation.bucket.clone(),
+                        detail: format!("operation={}", operation.what),
+                    },
+                ),
+                Verdict::Invalid => {
+                    (Err(MfaError::Invalid), refusal(&name, &operation.bucket, "invalid", &operation.what))
+                }
+                Verdict::Replayed => {
+                    (Err(MfaError::Replayed), refusal(&name, &operation.bucket, "replayed", &operation.what))
+                }
+                Verdict::LockedOut { until } => (
+                    Err(MfaError::LockedOut { until }),
+                    refusal(&name, &operation.bucket, "locked-out", &operation.what),
+                ),
+            };
+            put(&out, result);
+            vec![DeviceChange { record: Some(record.encode()), ..change }]
+        }));
+        self.store.update_devices(actor, vec![serial.to_string()], update).await?;
+        take(&slot)
+    }
+
+    /// Deactivates a device for good; needs a valid code from one of the
+    /// owner's active devices (usually the device itself).
+    pub async fn deactivate(&self, actor: &Actor, serial: &str, mfa: &str) -> Result<DeviceInfo, MfaError> {
+        let serial = Serial::new(serial).map_err(|_| MfaError::Invalid)?;
+        let record = self.record(serial.as_str())?.ok_or(MfaError::Invalid)?;
+        if actor.role != Role::Admin && actor.access_key != record.owner {
+            return Err(MfaError::Invalid);
+        }
+        let what = format!("deactivate-device {serial}");
+        self.verify(actor, &record.owner, mfa, &Operation { bucket: String::new(), what }).await?;
+        let slot: Slot<DeviceInfo> = Arc::default();
+        let out = slot.clone();
+        let name = serial.to_string();
+        let update = DeviceUpdate(Box::new(move |current, _| {
+            match current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw)) {
+                Some(Ok(mut record)) => {
+                    record.state = DeviceState::Deactivated;
+                    put(&out, Ok(DeviceInfo::from(&record)));
+                    vec![DeviceChange {
+                        serial: name,
+                        record: Some(record.encode()),
+                        op: LedgerOp::MfaDeactivated,
+                        bucket: String::new(),
+                        detail: String::new(),
+                    }]
+                }
+                _ => {
+                    put(&out, Err(MfaError::Invalid));
+                    Vec::new()
+                }
+            }
+        }));
+        self.store.update_devices(actor, vec![serial.to_string()], update).await?;
+        take(&slot)
+    }
+}
+
+#[cfg(test)]
+mod tests;
