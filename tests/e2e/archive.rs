@@ -67,6 +67,7 @@ async fn suspended_bucket_null_versions() {
         .put_bucket_versioning(v1::PutBucketVersioningRequest {
             bucket: "suspended".into(),
             status: VersioningStatus::Suspended as i32,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -94,6 +95,7 @@ async fn suspended_bucket_null_versions() {
         .put_bucket_versioning(v1::PutBucketVersioningRequest {
             bucket: "suspended".into(),
             status: VersioningStatus::Unversioned as i32,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -188,6 +188,7 @@ async fn roles_limit_what_a_key_can_do() {
         .put_bucket_versioning(v1::PutBucketVersioningRequest {
             bucket: "target".into(),
             status: VersioningStatus::Suspended as i32,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -4,6 +4,8 @@
 mod archive;
 /// Malformed, oversize and unauthorized requests: clear errors, nothing changed.
 mod bad_input;
+/// MFA Delete with a simulated token on a pseudo-terminal.
+mod mfa;
 /// Principals and roles through the Admin API.
 mod principals;
 /// Health, reflection and the shape of the served API.
@@ -27,6 +29,7 @@ pub(crate) async fn create_bucket(client: &mut ArchiveClient, bucket: &str, vers
             .put_bucket_versioning(v1::PutBucketVersioningRequest {
                 bucket: bucket.to_owned(),
                 status: versioning as i32,
+                ..Default::default()
             })
             .await
             .expect("set versioning");
@@ -90,8 +93,12 @@ pub(crate) async fn delete(
     key: &str,
     version_id: &str,
 ) -> Result<v1::DeleteObjectResponse, Status> {
-    let request =
-        v1::DeleteObjectRequest { bucket: bucket.to_owned(), key: key.to_owned(), version_id: version_id.to_owned() };
+    let request = v1::DeleteObjectRequest {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id.to_owned(),
+        ..Default::default()
+    };
     client.delete_object(request).await.map(|r| r.into_inner())
 }
 

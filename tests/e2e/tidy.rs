@@ -37,14 +37,38 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-store", &["wormbox-model"]),
     ("wormbox-store-rocksdb", &["wormbox-store", "wormbox-model"]),
     ("wormbox-proto", &["wormbox-model"]),
+    // The token crate is all that the authority and the simulator share.
+    ("wormbox-token", &[]),
+    ("wormbox-tokensim", &["wormbox-token"]),
+    ("wormbox-mfa", &["wormbox-model", "wormbox-store", "wormbox-token"]),
     (
         "wormbox-server",
-        &["wormbox-model", "wormbox-store", "wormbox-store-rocksdb", "wormbox-proto", "wormbox-test-utils"],
+        &[
+            "wormbox-model",
+            "wormbox-store",
+            "wormbox-store-rocksdb",
+            "wormbox-proto",
+            "wormbox-mfa",
+            "wormbox-token",
+            "wormbox-test-utils",
+        ],
     ),
-    ("wormbox-cli", &["wormbox-proto", "wormbox-model", "wormbox-test-utils"]),
-    ("wormbox-tokensim", &[]),
-    ("wormbox-test-utils", &["wormbox-server", "wormbox-store", "wormbox-proto", "wormbox-model"]),
-    ("wormbox-e2e", &["wormbox-test-utils", "wormbox-proto", "wormbox-model", "wormbox-server"]),
+    ("wormbox-cli", &["wormbox-proto", "wormbox-model", "wormbox-token", "wormbox-test-utils", "wormbox-tokensim"]),
+    (
+        "wormbox-test-utils",
+        &["wormbox-server", "wormbox-store", "wormbox-proto", "wormbox-model", "wormbox-token", "wormbox-tokensim"],
+    ),
+    (
+        "wormbox-e2e",
+        &[
+            "wormbox-test-utils",
+            "wormbox-proto",
+            "wormbox-model",
+            "wormbox-server",
+            "wormbox-token",
+            "wormbox-tokensim",
+        ],
+    ),
     ("wormbox-benches", &["wormbox-store", "wormbox-model"]),
 ];
 

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt;
-use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, v1};
+use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, MfaClient, v1};
 
 /// Operate a Wormbox archive over gRPC.
 #[derive(Debug, Parser)]
@@ -30,6 +30,10 @@ struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Where MFA codes come from: serial:PATH[#SERIAL] (a token on a serial
+    /// line), prompt[:SERIAL] (ask on the terminal) or literal:SERIAL CODE [CODE2].
+    #[arg(long, env = "WORMBOX_MFA", hide_env_values = true, global = true)]
+    mfa: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,7 +75,8 @@ enum Command {
         #[arg(long)]
         version_id: Option<String>,
     },
-    /// Write a delete marker, or with --version-id remove that version for good.
+    /// Write a delete marker, or with --version-id remove that version for
+    /// good (with --mfa when the bucket has MFA Delete on).
     Rm {
         bucket: String,
         key: String,
@@ -107,6 +112,71 @@ enum Command {
     /// Principals (admin only).
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// MFA devices.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MfaCommand {
+    /// Enrol a device (admin): from a seed or a PSKC file. It stays pending
+    /// until activated. If the owner already has an active device, --mfa
+    /// must give a code from it.
+    Enroll {
+        /// Device serial (from the seed or PSKC file if absent there).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Owner's access key id; the caller when absent.
+        #[arg(long, default_value = "")]
+        owner: String,
+        /// Seed in base32.
+        #[arg(long, env = "WORMBOX_MFA_SEED_BASE32", hide_env_values = true)]
+        seed_base32: Option<String>,
+        /// Seed in hex.
+        #[arg(long, env = "WORMBOX_MFA_SEED_HEX", hide_env_values = true)]
+        seed_hex: Option<String>,
+        /// A PSKC (RFC 6030) file as the vendor shipped it.
+        #[arg(long)]
+        pskc: Option<PathBuf>,
+        /// The PSKC file's pre-shared AES-128 key, in hex.
+        #[arg(long, env = "WORMBOX_PSKC_KEY", hide_env_values = true)]
+        pskc_key_hex: Option<String>,
+        /// The PSKC file's passphrase.
+        #[arg(long, env = "WORMBOX_PSKC_PASSPHRASE", hide_env_values = true)]
+        pskc_passphrase: Option<String>,
+        /// SHA1, SHA256 or SHA512.
+        #[arg(long, default_value = "SHA1")]
+        alg: String,
+        #[arg(long, default_value_t = 6)]
+        digits: u32,
+        /// Time step in seconds.
+        #[arg(long, default_value_t = 30)]
+        step: u32,
+        /// T0 in unix seconds.
+        #[arg(long, default_value_t = 0)]
+        t0: u64,
+    },
+    /// Activate a pending device with two consecutive codes read from --mfa.
+    Activate {
+        /// The device; the token's own serial when absent.
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    /// Resynchronise a drifted device with two consecutive codes read from --mfa.
+    Resync {
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    /// List devices (never seeds).
+    List {
+        #[arg(long, default_value = "")]
+        owner: String,
+    },
+    /// Deactivate a device for good; --mfa gives a code from the owner's devices.
+    Deactivate {
+        #[arg(long)]
+        serial: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,10 +191,13 @@ enum BucketCommand {
     Delete {
         bucket: String,
     },
-    /// Set versioning: enabled or suspended.
+    /// Set versioning: enabled or suspended; MFA Delete on or off (owner
+    /// only). While MFA Delete is on, and to change it, --mfa gives the code.
     Versioning {
         bucket: String,
         status: String,
+        #[arg(long)]
+        mfa_delete: Option<String>,
     },
 }
 
@@ -180,6 +253,54 @@ impl Clients {
     fn admin(&self) -> AdminClient {
         v1::admin_client::AdminClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
+    fn mfa(&self) -> MfaClient {
+        v1::mfa_client::MfaClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+}
+
+/// Reads one code from `--mfa`, right before the request that spends it.
+fn mfa_code(spec: Option<&str>) -> anyhow::Result<String> {
+    let spec = spec.context("this operation needs an MFA code: pass --mfa SOURCE")?;
+    let code = wormbox_token::source::open(spec)?.read_code()?;
+    Ok(code.to_header().to_string())
+}
+
+fn device_json(d: &v1::MfaDevice) -> Value {
+    let state = match v1::MfaDeviceState::try_from(d.state) {
+        Ok(v1::MfaDeviceState::Pending) => "pending",
+        Ok(v1::MfaDeviceState::Active) => "active",
+        Ok(v1::MfaDeviceState::Deactivated) => "deactivated",
+        _ => "unknown",
+    };
+    let alg = match v1::OtpAlgorithm::try_from(d.algorithm) {
+        Ok(v1::OtpAlgorithm::Sha256) => "SHA256",
+        Ok(v1::OtpAlgorithm::Sha512) => "SHA512",
+        _ => "SHA1",
+    };
+    json!({
+        "serial": d.serial, "owner": d.owner, "state": state, "algorithm": alg, "digits": d.digits,
+        "step_seconds": d.step_seconds, "t0": d.t0_unix_seconds, "drift_steps": d.drift_steps,
+        "failures": d.failures, "locked_until_unix_seconds": d.locked_until_unix_seconds,
+    })
+}
+
+fn device_line(d: &v1::MfaDevice) -> String {
+    let v = device_json(d);
+    format!(
+        "{}  {}  owner={}  {} {} digits / {} s  drift={} steps{}",
+        d.serial,
+        v["state"].as_str().unwrap_or_default(),
+        d.owner,
+        v["algorithm"].as_str().unwrap_or_default(),
+        d.digits,
+        d.step_seconds,
+        d.drift_steps,
+        if d.locked_until_unix_seconds > 0 {
+            format!("  locked until {}", d.locked_until_unix_seconds)
+        } else {
+            String::new()
+        }
+    )
 }
 
 async fn connect(cli: &Cli) -> anyhow::Result<Clients> {
@@ -217,11 +338,19 @@ fn versioning_name(status: i32) -> &'static str {
     }
 }
 
+fn mfa_delete_name(status: i32) -> &'static str {
+    match v1::MfaDeleteStatus::try_from(status) {
+        Ok(v1::MfaDeleteStatus::Enabled) => "Enabled",
+        _ => "Disabled",
+    }
+}
+
 fn bucket_json(bucket: &v1::Bucket) -> Value {
     json!({
         "name": bucket.name,
         "owner": bucket.owner,
         "versioning": versioning_name(bucket.versioning),
+        "mfa_delete": mfa_delete_name(bucket.mfa_delete),
         "created_at": wormbox_model::Timestamp(bucket.created_at_unix_micros).to_rfc3339(),
     })
 }
@@ -256,6 +385,8 @@ fn version_line(version: &v1::ObjectVersion) -> String {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let clients = connect(&cli).await?;
     let json_mode = cli.json;
+    let mfa_spec = cli.mfa.clone();
+    let mfa_spec = mfa_spec.as_deref();
     match cli.command {
         Command::Bucket(command) => {
             let mut archive = clients.archive();
@@ -269,9 +400,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let reply = archive.get_bucket(v1::GetBucketRequest { bucket }).await?.into_inner();
                     let bucket = reply.bucket.unwrap_or_default();
                     let text = format!(
-                        "{}  versioning={}  owner={}",
+                        "{}  versioning={}  mfa_delete={}  owner={}",
                         bucket.name,
                         versioning_name(bucket.versioning),
+                        mfa_delete_name(bucket.mfa_delete),
                         bucket.owner
                     );
                     print(json_mode, bucket_json(&bucket), text);
@@ -295,18 +427,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         format!("deleted bucket {bucket}"),
                     );
                 }
-                BucketCommand::Versioning { bucket, status } => {
+                BucketCommand::Versioning { bucket, status, mfa_delete } => {
                     let status = match status.to_ascii_lowercase().as_str() {
                         "enabled" => v1::VersioningStatus::Enabled,
                         "suspended" => v1::VersioningStatus::Suspended,
                         other => bail!("versioning status must be `enabled` or `suspended`, not `{other}`"),
                     };
-                    let reply = archive
-                        .put_bucket_versioning(v1::PutBucketVersioningRequest { bucket, status: status as i32 })
-                        .await?
-                        .into_inner();
+                    let mfa_delete = match mfa_delete.as_deref() {
+                        None => v1::MfaDeleteStatus::Unspecified,
+                        Some("on" | "enabled") => v1::MfaDeleteStatus::Enabled,
+                        Some("off" | "disabled") => v1::MfaDeleteStatus::Disabled,
+                        Some(other) => bail!("--mfa-delete must be `on` or `off`, not `{other}`"),
+                    };
+                    let mfa = match mfa_spec {
+                        Some(_) => mfa_code(mfa_spec)?,
+                        None => String::new(),
+                    };
+                    let request = v1::PutBucketVersioningRequest {
+                        bucket,
+                        status: status as i32,
+                        mfa_delete: mfa_delete as i32,
+                        mfa,
+                    };
+                    let reply = archive.put_bucket_versioning(request).await?.into_inner();
                     let bucket = reply.bucket.unwrap_or_default();
-                    let text = format!("{} versioning={}", bucket.name, versioning_name(bucket.versioning));
+                    let text = format!(
+                        "{} versioning={} mfa_delete={}",
+                        bucket.name,
+                        versioning_name(bucket.versioning),
+                        mfa_delete_name(bucket.mfa_delete)
+                    );
                     print(json_mode, bucket_json(&bucket), text);
                 }
             }
@@ -384,7 +534,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json_mode, version_json(&version), text);
         }
         Command::Rm { bucket, key, version_id } => {
-            let request = v1::DeleteObjectRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+            // A marker destroys nothing: no code is read or spent for it.
+            let mfa = match (&version_id, mfa_spec) {
+                (Some(_), Some(_)) => mfa_code(mfa_spec)?,
+                _ => String::new(),
+            };
+            let request = v1::DeleteObjectRequest { bucket, key, version_id: version_id.unwrap_or_default(), mfa };
             let reply = clients.archive().delete_object(request).await?.into_inner();
             let value = json!({
                 "version_id": reply.version_id,
@@ -439,6 +594,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             print(json_mode, value, lines.join("\n"));
         }
+        Command::Mfa(command) => mfa_command(&clients, command, mfa_spec, json_mode).await?,
         Command::Principal(command) => {
             let mut admin = clients.admin();
             match command {
@@ -495,6 +651,107 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print(json_mode, value, format!("revoked {access_key_id}"));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+async fn mfa_command(
+    clients: &Clients,
+    command: MfaCommand,
+    spec: Option<&str>,
+    json_mode: bool,
+) -> anyhow::Result<()> {
+    let mut mfa = clients.mfa();
+    let show = |devices: &[v1::MfaDevice], verb: &str| {
+        let text = devices.iter().map(|d| format!("{verb}{}", device_line(d))).collect::<Vec<_>>().join("\n");
+        print(json_mode, Value::Array(devices.iter().map(device_json).collect()), text);
+    };
+    match command {
+        MfaCommand::Enroll {
+            serial,
+            owner,
+            seed_base32,
+            seed_hex,
+            pskc,
+            pskc_key_hex,
+            pskc_passphrase,
+            alg,
+            digits,
+            step,
+            t0,
+        } => {
+            let source = if let Some(path) = pskc {
+                let document =
+                    std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
+                let pre_shared_key = match pskc_key_hex {
+                    Some(hex_key) => hex::decode(hex_key.trim()).context("--pskc-key-hex must be hex")?,
+                    None => Vec::new(),
+                };
+                v1::enroll_device_request::Source::Pskc(v1::PskcEnrollment {
+                    document,
+                    pre_shared_key,
+                    passphrase: pskc_passphrase.unwrap_or_default(),
+                })
+            } else {
+                let algorithm = match alg.to_ascii_uppercase().as_str() {
+                    "SHA1" => v1::OtpAlgorithm::Sha1,
+                    "SHA256" => v1::OtpAlgorithm::Sha256,
+                    "SHA512" => v1::OtpAlgorithm::Sha512,
+                    other => bail!("--alg must be SHA1, SHA256 or SHA512, not `{other}`"),
+                };
+                v1::enroll_device_request::Source::Seed(v1::SeedEnrollment {
+                    serial: serial.context("--serial is needed with a seed")?,
+                    seed_base32: seed_base32.unwrap_or_default(),
+                    seed_hex: seed_hex.unwrap_or_default(),
+                    algorithm: algorithm as i32,
+                    digits,
+                    step_seconds: step,
+                    t0_unix_seconds: t0,
+                })
+            };
+            let guard = match spec {
+                Some(_) => mfa_code(spec)?,
+                None => String::new(),
+            };
+            let request = v1::EnrollDeviceRequest { owner, source: Some(source), mfa: guard };
+            let reply = mfa.enroll_device(request).await?.into_inner();
+            show(&reply.devices, "enrolled (pending activation): ");
+        }
+        MfaCommand::Activate { serial } | MfaCommand::Resync { serial } if spec.is_none() => {
+            let _ = serial;
+            bail!("activation and resync read two consecutive codes: pass --mfa SOURCE");
+        }
+        MfaCommand::Activate { serial } => {
+            let (first, second) = wormbox_token::source::open(spec.unwrap_or_default())?.read_pair()?;
+            let serial = serial.unwrap_or_else(|| first.serial.clone());
+            let request = v1::ActivateDeviceRequest {
+                serial,
+                first_code: first.code.expose().to_owned(),
+                second_code: second.expose().to_owned(),
+            };
+            let device = mfa.activate_device(request).await?.into_inner().device.unwrap_or_default();
+            show(&[device], "activated: ");
+        }
+        MfaCommand::Resync { serial } => {
+            let (first, second) = wormbox_token::source::open(spec.unwrap_or_default())?.read_pair()?;
+            let serial = serial.unwrap_or_else(|| first.serial.clone());
+            let request = v1::ResyncDeviceRequest {
+                serial,
+                first_code: first.code.expose().to_owned(),
+                second_code: second.expose().to_owned(),
+            };
+            let device = mfa.resync_device(request).await?.into_inner().device.unwrap_or_default();
+            show(&[device], "resynchronised: ");
+        }
+        MfaCommand::List { owner } => {
+            let reply = mfa.list_devices(v1::ListDevicesRequest { owner }).await?.into_inner();
+            show(&reply.devices, "");
+        }
+        MfaCommand::Deactivate { serial } => {
+            let request = v1::DeactivateDeviceRequest { serial, mfa: mfa_code(spec)? };
+            let device = mfa.deactivate_device(request).await?.into_inner().device.unwrap_or_default();
+            show(&[device], "deactivated: ");
         }
     }
     Ok(())

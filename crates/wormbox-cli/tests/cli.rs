@@ -75,3 +75,96 @@ async fn operator_round_trip_through_the_cli() {
     assert!(listed.as_array().unwrap().iter().any(|p| p["access_key_id"] == created["access_key_id"]));
     assert!(!listed.to_string().contains(created["credential"].as_str().unwrap().split(':').nth(1).unwrap()));
 }
+
+/// MFA Delete through the CLI, with codes read from a simulated token on a
+/// real pseudo-terminal (`--mfa serial:PATH#SERIAL`).
+#[tokio::test(flavor = "multi_thread")]
+async fn mfa_delete_through_the_cli_with_a_token_on_a_serial_line() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let appliance = TestAppliance::start().await.unwrap();
+    let token = wormbox_test_utils::SimToken::start(
+        appliance.shared_clock(),
+        "GAHT12345678",
+        30,
+        wormbox_tokensim::Fault::None,
+        0,
+    )
+    .unwrap();
+    let source = token.source();
+    let run = |args: Vec<&str>| {
+        let appliance = &appliance;
+        tokio::task::block_in_place(|| wormbox(appliance, &args, None))
+    };
+    let step = || appliance.clock().advance(Duration::from_secs(30));
+
+    let enrolled = json(&run(vec![
+        "--json",
+        "mfa",
+        "enroll",
+        "--serial",
+        "GAHT12345678",
+        "--seed-base32",
+        wormbox_test_utils::TOKEN_SEED_BASE32,
+    ]));
+    assert_eq!(enrolled[0]["state"], "pending");
+    assert!(!enrolled.to_string().contains(wormbox_test_utils::TOKEN_SEED_BASE32));
+
+    // Activation reads two consecutive codes: the CLI waits for the display
+    // to change while the test moves time, one virtual second per 100 ms.
+    let moving = Arc::new(AtomicBool::new(true));
+    let mover = {
+        let (clock, moving) = (appliance.shared_clock(), Arc::clone(&moving));
+        std::thread::spawn(move || {
+            while moving.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                clock.advance(Duration::from_secs(1));
+            }
+        })
+    };
+    let activated = run(vec!["--json", "--mfa", &source, "mfa", "activate"]);
+    moving.store(false, Ordering::SeqCst);
+    mover.join().unwrap();
+    assert_eq!(json(&activated)[0]["state"], "active");
+    step();
+    step();
+
+    json(&run(vec!["--json", "bucket", "create", "boto"]));
+    json(&run(vec!["--json", "bucket", "versioning", "boto", "enabled"]));
+    let file = appliance.temp_dir().join("v.txt");
+    std::fs::write(&file, b"v").unwrap();
+    let v1 = json(&run(vec!["--json", "put", "boto", "k", file.to_str().unwrap()]));
+    let v2 = json(&run(vec!["--json", "put", "boto", "k", file.to_str().unwrap()]));
+    let on =
+        json(&run(vec!["--json", "--mfa", &source, "bucket", "versioning", "boto", "enabled", "--mfa-delete", "on"]));
+    assert_eq!(on["mfa_delete"], "Enabled");
+
+    let v2_id = v2["version_id"].as_str().unwrap();
+    let refused = run(vec!["rm", "boto", "k", "--version-id", v2_id]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("MFA_REQUIRED"));
+    // A marker needs no code and reads none.
+    let marker = json(&run(vec!["--json", "--mfa", "serial:/nonexistent#X", "rm", "boto", "k"]));
+    assert_eq!(marker["delete_marker"], true);
+    step();
+    let gone = json(&run(vec!["--json", "--mfa", &source, "rm", "boto", "k", "--version-id", v2_id]));
+    assert_eq!(gone["version_id"], v2["version_id"]);
+    // Within the same step the token shows the same code: it is spent.
+    let v1_id = v1["version_id"].as_str().unwrap();
+    let replayed = run(vec!["--mfa", &source, "rm", "boto", "k", "--version-id", v1_id]);
+    assert!(String::from_utf8_lossy(&replayed.stderr).contains("MFA_REPLAYED"));
+    // A token that is not plugged in is a clear client error.
+    let missing = run(vec!["--mfa", "serial:/nonexistent/tty", "rm", "boto", "k", "--version-id", v1_id]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open token"));
+
+    step();
+    let off =
+        json(&run(vec!["--json", "--mfa", &source, "bucket", "versioning", "boto", "enabled", "--mfa-delete", "off"]));
+    assert_eq!(off["mfa_delete"], "Disabled");
+    json(&run(vec!["--json", "bucket", "versioning", "boto", "suspended"]));
+    let listed = json(&run(vec!["--json", "mfa", "list"]));
+    assert_eq!(listed[0]["serial"], "GAHT12345678");
+    assert_eq!(listed[0]["state"], "active");
+}

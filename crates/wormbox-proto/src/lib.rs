@@ -119,3 +119,7 @@ pub type ArchiveClient = v1::archive_client::ArchiveClient<
 pub type AdminClient = v1::admin_client::AdminClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerAuth>,
 >;
+
+/// An Mfa client that authenticates every call.
+pub type MfaClient =
+    v1::mfa_client::MfaClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerAuth>>;

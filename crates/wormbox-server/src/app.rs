@@ -3,12 +3,16 @@
 //!
 //! Invariant: every operation checks the caller's role before touching the
 //! store; bucket ownership is checked by the store inside the same atomic
-//! write as the change.
+//! write as the change. A guarded operation that carries an MFA code has the
+//! code verified and spent by the authority first (durably, with a ledger
+//! entry naming the operation); the store then judges, inside the writer,
+//! whether the bucket needed one.
 
+use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
 use wormbox_store::{
     Actor, BucketInfo, DeleteOutcome, ListObjectsParams, ListVersionsParams, NewObject, NewPrincipal, ObjectReader,
-    ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersionsPage, WriteAck,
+    ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage, WriteAck,
 };
 
 /// What an operation needs the caller to be allowed.
@@ -39,13 +43,14 @@ impl Access {
 #[derive(Clone, Debug)]
 pub struct App {
     store: Store,
+    mfa: Authority,
     max_ingest_record_bytes: u64,
 }
 
 impl App {
-    /// Wraps a store.
-    pub fn new(store: Store, max_ingest_record_bytes: u64) -> App {
-        App { store, max_ingest_record_bytes }
+    /// Wraps a store and the MFA authority over it.
+    pub fn new(store: Store, mfa: Authority, max_ingest_record_bytes: u64) -> App {
+        App { store, mfa, max_ingest_record_bytes }
     }
 
     /// Returns the store, for start-up and shutdown.
@@ -96,15 +101,30 @@ impl App {
         self.store.delete_bucket(actor, bucket).await
     }
 
-    /// PutBucketVersioning.
+    /// PutBucketVersioning, with MFA Delete and its code.
     pub async fn set_versioning(
         &self,
         actor: &Actor,
         bucket: BucketName,
         state: VersioningState,
-    ) -> Result<(BucketInfo, Option<u64>), StoreError> {
+        mfa_delete: Option<bool>,
+        mfa: Option<&str>,
+    ) -> Result<(BucketInfo, Option<u64>), MfaError> {
         self.authorize(actor, Access::Write)?;
-        self.store.set_versioning(actor, bucket, state).await
+        let serial = match mfa {
+            Some(mfa) => {
+                let owner = self.store.bucket(&bucket)?.owner;
+                let what = match mfa_delete {
+                    Some(on) => format!("put-bucket-versioning status={} mfa-delete={on}", state.as_str()),
+                    None => format!("put-bucket-versioning status={}", state.as_str()),
+                };
+                let op = Operation { bucket: bucket.to_string(), what };
+                Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
+            }
+            None => None,
+        };
+        let change = VersioningChange { state: Some(state), mfa_delete, mfa: serial };
+        Ok(self.store.configure_versioning(actor, bucket, change).await?)
     }
 
     /// PutObject, streamed.
@@ -166,9 +186,73 @@ impl App {
         bucket: BucketName,
         key: ObjectKey,
         version: Option<VersionSelector>,
-    ) -> Result<DeleteOutcome, StoreError> {
+        mfa: Option<&str>,
+    ) -> Result<DeleteOutcome, MfaError> {
         self.authorize(actor, Access::Write)?;
-        self.store.delete_object(actor, bucket, key, version).await
+        // A delete marker destroys nothing and never spends a code.
+        let serial = match (mfa, &version) {
+            (Some(mfa), Some(selector)) => {
+                let owner = self.store.bucket(&bucket)?.owner;
+                let id = match selector {
+                    VersionSelector::Null => "null".to_owned(),
+                    VersionSelector::Id(id) => id.to_string(),
+                };
+                let op =
+                    Operation { bucket: bucket.to_string(), what: format!("delete-version key={key} version={id}") };
+                Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
+            }
+            _ => None,
+        };
+        Ok(self.store.delete_object_with_mfa(actor, bucket, key, version, serial).await?)
+    }
+
+    /// EnrollDevice; the authority checks the admin role and the guard code.
+    pub async fn enroll_devices(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        devices: Vec<Enrollment>,
+        mfa: Option<&str>,
+    ) -> Result<Vec<DeviceInfo>, MfaError> {
+        self.mfa.enroll(actor, owner, devices, mfa).await
+    }
+
+    /// ActivateDevice.
+    pub async fn activate_device(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<DeviceInfo, MfaError> {
+        self.mfa.activate(actor, serial, first, second).await
+    }
+
+    /// ResyncDevice.
+    pub async fn resync_device(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<DeviceInfo, MfaError> {
+        self.mfa.resync(actor, serial, first, second).await
+    }
+
+    /// DeactivateDevice.
+    pub async fn deactivate_device(&self, actor: &Actor, serial: &str, mfa: &str) -> Result<DeviceInfo, MfaError> {
+        self.mfa.deactivate(actor, serial, mfa).await
+    }
+
+    /// ListDevices: admins and auditors see every device, others their own.
+    pub fn devices(&self, actor: &Actor, owner: Option<&str>) -> Result<Vec<DeviceInfo>, MfaError> {
+        self.authorize(actor, Access::Metadata)?;
+        let owner = match actor.role {
+            Role::Admin | Role::Auditor => owner,
+            _ if owner.is_none_or(|o| o == actor.access_key) => Some(actor.access_key.as_str()),
+            _ => return Err(MfaError::AccessDenied("only admins and auditors list other principals' devices".into())),
+        };
+        self.mfa.list(owner)
     }
 
     /// ListObjectVersions.

@@ -59,6 +59,71 @@ pub struct WormboxdConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// MFA code verification.
+    #[serde(default)]
+    pub mfa: MfaConfig,
+}
+
+/// `[mfa]`: how codes are judged (DESIGN.md, MFA).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MfaConfig {
+    /// Steps accepted either side of the token's tracked drift.
+    #[serde(default = "default_mfa_window_steps")]
+    pub window_steps: u64,
+    /// How far activation and resync search for two consecutive codes, in hours either side.
+    #[serde(default = "default_mfa_search_hours")]
+    pub search_hours: u64,
+    /// Failures in a row that lock a device out.
+    #[serde(default = "default_mfa_max_failures")]
+    pub max_failures: u32,
+    /// The first lockout, in seconds; each further one doubles.
+    #[serde(default = "default_mfa_lockout_seconds")]
+    pub lockout_seconds: u64,
+    /// The longest lockout, in seconds.
+    #[serde(default = "default_mfa_max_lockout_seconds")]
+    pub max_lockout_seconds: u64,
+}
+
+impl MfaConfig {
+    /// The authority's policy.
+    pub fn policy(&self) -> wormbox_mfa::Policy {
+        wormbox_mfa::Policy {
+            window: self.window_steps,
+            search_secs: self.search_hours * 3600,
+            max_failures: self.max_failures,
+            lockout_base_secs: self.lockout_seconds,
+            lockout_max_secs: self.max_lockout_seconds,
+        }
+    }
+}
+
+impl Default for MfaConfig {
+    fn default() -> MfaConfig {
+        MfaConfig {
+            window_steps: default_mfa_window_steps(),
+            search_hours: default_mfa_search_hours(),
+            max_failures: default_mfa_max_failures(),
+            lockout_seconds: default_mfa_lockout_seconds(),
+            max_lockout_seconds: default_mfa_max_lockout_seconds(),
+        }
+    }
+}
+
+fn default_mfa_window_steps() -> u64 {
+    1
+}
+fn default_mfa_search_hours() -> u64 {
+    24
+}
+fn default_mfa_max_failures() -> u32 {
+    5
+}
+fn default_mfa_lockout_seconds() -> u64 {
+    60
+}
+fn default_mfa_max_lockout_seconds() -> u64 {
+    24 * 3600
 }
 
 /// `[listen]`.
@@ -227,6 +292,18 @@ impl WormboxdConfig {
         if self.storage.write_buffer_mib == 0 || self.storage.block_cache_mib == 0 {
             return invalid("storage", "write_buffer_mib and block_cache_mib must be at least 1");
         }
+        if self.mfa.window_steps > 10 {
+            return invalid("mfa.window_steps", "must be at most 10: a wide window makes codes guessable");
+        }
+        if !(1..=168).contains(&self.mfa.search_hours) {
+            return invalid("mfa.search_hours", "must lie between 1 and 168");
+        }
+        if !(1..=100).contains(&self.mfa.max_failures) {
+            return invalid("mfa.max_failures", "must lie between 1 and 100");
+        }
+        if self.mfa.lockout_seconds == 0 || self.mfa.max_lockout_seconds < self.mfa.lockout_seconds {
+            return invalid("mfa.lockout_seconds", "must be at least 1 and at most mfa.max_lockout_seconds");
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
         }
@@ -275,6 +352,12 @@ mod tests {
         assert!(config.validate().is_err());
         let mut config = WormboxdConfig::default();
         config.limits.max_object_bytes = 0;
+        assert!(config.validate().is_err());
+        let mut config = WormboxdConfig::default();
+        config.mfa.window_steps = 50;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "mfa.window_steps", .. })));
+        let mut config = WormboxdConfig::default();
+        config.mfa.lockout_seconds = 0;
         assert!(config.validate().is_err());
     }
 

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use wormbox_mfa::{Authority, MasterKey};
 use wormbox_model::Clock;
 use wormbox_store::{Store, StoreError, StoreOptions};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
@@ -30,6 +31,9 @@ pub use crate::config::{ConfigError, WormboxdConfig};
 
 /// The file, in the data directory, that holds the first admin's credential.
 pub const ADMIN_CREDENTIAL_FILE: &str = "admin.credential";
+
+/// The file, in the data directory, that holds the key sealing MFA seeds.
+pub const MFA_MASTER_KEY_FILE: &str = "mfa-master.key";
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,9 @@ pub enum ServerError {
         #[source]
         source: StoreError,
     },
+    /// The MFA master key could not be created or opened.
+    #[error("opening the MFA master key")]
+    MfaKey(#[source] wormbox_mfa::MfaError),
     /// The first admin could not be created.
     #[error("creating the first admin principal")]
     Bootstrap(#[source] StoreError),
@@ -129,7 +136,13 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let backend = RocksBackend::open(&db_dir, &rocks_options)
         .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?;
     let store_options = StoreOptions { max_object_bytes: config.limits.max_object_bytes };
-    let store = Store::open(Arc::new(backend), clock, store_options).map_err(open_err)?;
+    let store = Store::open(Arc::new(backend), Arc::clone(&clock), store_options).map_err(open_err)?;
+    let (master_key, created) =
+        MasterKey::load_or_create(&data_dir.join(MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
+    if created {
+        tracing::info!(file = MFA_MASTER_KEY_FILE, "created the MFA master key (mode 0600)");
+    }
+    let mfa = Authority::new(store.clone(), master_key, clock, config.mfa.policy());
 
     let new_admin_credential = match store.bootstrap_admin().await.map_err(ServerError::Bootstrap)? {
         Some(admin) => {
@@ -140,7 +153,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         None => None,
     };
 
-    let app = Arc::new(App::new(store, config.limits.max_ingest_record_bytes));
+    let app = Arc::new(App::new(store, mfa, config.limits.max_ingest_record_bytes));
     let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes)
         .await
         .map_err(|e| ServerError::Tls(Box::new(e)))?;

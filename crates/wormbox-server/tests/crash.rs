@@ -21,6 +21,15 @@ struct Daemon {
     addr: SocketAddr,
 }
 
+impl Drop for Daemon {
+    // A failing test must not leave a daemon behind (it would hold the test
+    // harness's output pipe open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start_daemon(data_dir: &Path) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wormboxd"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -66,6 +75,7 @@ fn acknowledged_ingest_records_survive_kill_9() {
             .put_bucket_versioning(v1::PutBucketVersioningRequest {
                 bucket: "crash".into(),
                 status: v1::VersioningStatus::Enabled as i32,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -145,4 +155,111 @@ fn acknowledged_ingest_records_survive_kill_9() {
         assert_eq!(entry.version.map(|v| v.to_string()), Some(ack.version_id.clone()));
         assert_eq!(entry.sha256.map(|d| d.0.to_vec()), Some(ack.sha256.clone()));
     }
+}
+
+/// One code, one operation, across `kill -9`: a spent code stays spent and a
+/// lockout stays in force after the real binary restarts. Codes are computed
+/// from the real clock, as the daemon judges them by it.
+#[test]
+fn spent_codes_and_lockouts_survive_kill_9() {
+    use tonic_types::StatusExt as _;
+    use wormbox_model::Clock as _;
+    use wormbox_proto::MfaClient;
+    use wormbox_token::{OtpParams, Seed, Totp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let serial = "GAHT-KILL9-01";
+    let totp = Totp::new(&Seed::new(b"12345678901234567890".to_vec()).unwrap(), OtpParams::default()).unwrap();
+    let step_now = || totp.step_at(u64::try_from(SystemClock.now().0 / 1_000_000).unwrap()).unwrap();
+    let code = |step: u64| format!("{serial} {}", totp.code_at_step(step).unwrap().expose());
+    let reason = |status: tonic::Status| status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+    let mfa_client = |addr: SocketAddr, credential: String| async move {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let client: MfaClient =
+            v1::mfa_client::MfaClient::with_interceptor(channel, BearerAuth::new(&credential).unwrap());
+        client
+    };
+    let delete = |bucket: &str, version_id: &str, mfa: &str| v1::DeleteObjectRequest {
+        bucket: bucket.into(),
+        key: "k".into(),
+        version_id: version_id.into(),
+        mfa: mfa.into(),
+    };
+
+    let mut daemon = start_daemon(&data_dir);
+    let credential = std::fs::read_to_string(data_dir.join(wormbox_server::ADMIN_CREDENTIAL_FILE)).unwrap();
+    let credential = credential.trim().to_owned();
+    let key_file = data_dir.join(wormbox_server::MFA_MASTER_KEY_FILE);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let (accepted, version) = runtime.block_on(async {
+        let mut mfa = mfa_client(daemon.addr, credential.clone()).await;
+        let seed = v1::SeedEnrollment {
+            serial: serial.into(),
+            seed_hex: "3132333435363738393031323334353637383930".into(),
+            ..Default::default()
+        };
+        let enroll = v1::EnrollDeviceRequest {
+            source: Some(v1::enroll_device_request::Source::Seed(seed)),
+            ..Default::default()
+        };
+        mfa.enroll_device(enroll).await.unwrap();
+        // Two past consecutive codes activate; the current step stays usable.
+        let now = step_now();
+        let activate = v1::ActivateDeviceRequest {
+            serial: serial.into(),
+            first_code: code(now - 2).split(' ').nth(1).unwrap().into(),
+            second_code: code(now - 1).split(' ').nth(1).unwrap().into(),
+        };
+        mfa.activate_device(activate).await.unwrap();
+        let mut archive = client(daemon.addr, &credential).await;
+        for bucket in ["kill9", "lock9"] {
+            archive.create_bucket(v1::CreateBucketRequest { bucket: bucket.into() }).await.unwrap();
+            let on = v1::PutBucketVersioningRequest {
+                bucket: bucket.into(),
+                status: v1::VersioningStatus::Enabled as i32,
+                ..Default::default()
+            };
+            archive.put_bucket_versioning(on).await.unwrap();
+        }
+        let (tx, rx) = mpsc::channel(2);
+        let header = v1::PutObjectHeader { bucket: "kill9".into(), key: "k".into(), ..Default::default() };
+        tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }).await.unwrap();
+        tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(b"x".to_vec())) }).await.unwrap();
+        drop(tx);
+        let version = archive.put_object(ReceiverStream::new(rx)).await.unwrap().into_inner().version_id;
+        let accepted = code(step_now().max(now));
+        archive.delete_object(delete("kill9", &version, &accepted)).await.unwrap();
+        (accepted, version)
+    });
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+
+    let mut daemon = start_daemon(&data_dir);
+    runtime.block_on(async {
+        let mut archive = client(daemon.addr, &credential).await;
+        let replay = archive.delete_object(delete("kill9", &version, &accepted)).await.unwrap_err();
+        assert_eq!(reason(replay), "MFA_REPLAYED");
+        // The replay was the first failure in a row; four wrong codes make five.
+        for _ in 0..4 {
+            let wrong = archive.delete_object(delete("lock9", "null", &format!("{serial} 000000"))).await.unwrap_err();
+            assert_eq!(reason(wrong), "MFA_INVALID");
+        }
+    });
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+
+    let mut daemon = start_daemon(&data_dir);
+    runtime.block_on(async {
+        let mut archive = client(daemon.addr, &credential).await;
+        let fresh = code(step_now() + 1);
+        let locked = archive.delete_object(delete("lock9", "null", &fresh)).await.unwrap_err();
+        assert_eq!(reason(locked), "MFA_LOCKED_OUT");
+    });
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
 }

@@ -104,7 +104,10 @@ pub struct DeviceChange {
 /// The MFA authority's decision function, run inside the writer: given the
 /// current records of the named serials (in order) and the compliance-clock
 /// time, returns what to write. It must not block.
-pub struct DeviceUpdate(pub Box<dyn FnOnce(Vec<Option<Vec<u8>>>, Timestamp) -> Vec<DeviceChange> + Send>);
+pub struct DeviceUpdate(pub Box<DeviceFn>);
+
+/// The function inside a `DeviceUpdate`.
+pub type DeviceFn = dyn FnOnce(Vec<Option<Vec<u8>>>, Timestamp) -> Vec<DeviceChange> + Send;
 
 impl std::fmt::Debug for DeviceUpdate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

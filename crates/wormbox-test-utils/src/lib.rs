@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tonic::transport::{Channel, Endpoint};
-use wormbox_model::{ManualClock, Timestamp};
-use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, v1};
+use wormbox_model::{Clock, ManualClock, Timestamp};
+use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, MfaClient, v1};
 use wormbox_server::{RunningServer, WormboxdConfig};
 
 pub use tempfile::TempDir;
@@ -75,6 +75,11 @@ impl TestAppliance {
         &self.clock
     }
 
+    /// The clock shared with the server, to hand to a simulated token.
+    pub fn shared_clock(&self) -> Arc<ManualClock> {
+        Arc::clone(&self.clock)
+    }
+
     /// The appliance's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.config.storage.data_dir
@@ -112,6 +117,12 @@ impl TestAppliance {
         Ok(v1::admin_client::AdminClient::with_interceptor(self.channel().await?, auth))
     }
 
+    /// An Mfa client with the given credential.
+    pub async fn mfa_as(&self, credential: &str) -> anyhow::Result<MfaClient> {
+        let auth = BearerAuth::new(credential).context("credential shape")?;
+        Ok(v1::mfa_client::MfaClient::with_interceptor(self.channel().await?, auth))
+    }
+
     /// Creates a principal with `role` and returns its `AKID:SECRET`.
     pub async fn principal(&self, name: &str, role: v1::Role) -> anyhow::Result<String> {
         let created = self
@@ -122,5 +133,76 @@ impl TestAppliance {
             .into_inner();
         let principal = created.principal.context("principal in response")?;
         Ok(format!("{}:{}", principal.access_key_id, created.secret))
+    }
+}
+
+/// The seed of every simulated test token: RFC 6238's SHA-1 seed.
+pub const TOKEN_SEED: &[u8] = b"12345678901234567890";
+
+/// The same seed in base32, as an operator would type it.
+pub const TOKEN_SEED_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+/// Reads a test's `ManualClock`, so that a simulated token and the appliance
+/// share one time that the test moves.
+#[derive(Debug)]
+pub struct ClockTime(pub Arc<ManualClock>);
+
+impl wormbox_tokensim::TimeSource for ClockTime {
+    fn unix_millis(&self) -> i64 {
+        self.0.now().0 / 1000
+    }
+}
+
+/// A simulated token served on a real pseudo-terminal by a background thread,
+/// reading the test's clock.
+#[derive(Debug)]
+pub struct SimToken {
+    /// The terminal path a client opens (`serial:PATH`).
+    pub path: String,
+    /// The token's serial.
+    pub serial: String,
+    /// A generator with the token's seed and parameters, to compute codes.
+    pub totp: wormbox_token::Totp,
+}
+
+impl SimToken {
+    /// Starts a token with `TOKEN_SEED`, `step_secs` steps, `fault`, and its
+    /// clock `clock_offset_secs` off the test clock.
+    pub fn start(
+        clock: Arc<ManualClock>,
+        serial: &str,
+        step_secs: u64,
+        fault: wormbox_tokensim::Fault,
+        clock_offset_secs: i64,
+    ) -> anyhow::Result<SimToken> {
+        let params = wormbox_token::OtpParams { step_secs, ..wormbox_token::OtpParams::default() };
+        let seed = wormbox_token::Seed::new(TOKEN_SEED.to_vec())?;
+        let totp = wormbox_token::Totp::new(&seed, params)?;
+        let config = wormbox_tokensim::TokenConfig {
+            serial: serial.to_owned(),
+            seed,
+            params,
+            clock_offset_secs,
+            drift_ppm: 0,
+            fault,
+        };
+        let mut token = wormbox_tokensim::Token::new(config, Box::new(ClockTime(clock)))?;
+        let pty = wormbox_tokensim::Pty::open()?;
+        let path = pty.path().to_owned();
+        std::thread::spawn(move || pty.serve(&mut token));
+        Ok(SimToken { path, serial: serial.to_owned(), totp })
+    }
+
+    /// The `--mfa` source naming this token.
+    pub fn source(&self) -> String {
+        format!("serial:{}#{}", self.path, self.serial)
+    }
+
+    /// `SERIAL CODE` for the step `offset` steps from `clock`'s now.
+    pub fn code(&self, clock: &ManualClock, offset: i64) -> String {
+        let now = u64::try_from(clock.now().0 / 1_000_000).unwrap_or(0);
+        let step = self.totp.step_at(now).unwrap_or(0) as i64 + offset;
+        let code = self.totp.code_at_step(u64::try_from(step).unwrap_or(0)).expect("step in range");
+        format!("{} {}", self.serial, code.expose())
     }
 }

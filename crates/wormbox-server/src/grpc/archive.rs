@@ -17,7 +17,7 @@ use wormbox_store::{Actor, ListObjectsParams, ListVersionsParams};
 use crate::app::App;
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert::{self, optional};
-use crate::grpc::status::{from_store, invalid, reason_of};
+use crate::grpc::status::{from_mfa, from_store, invalid, reason_of};
 
 /// Records of one Ingest stream that may await durability at once.
 const MAX_IN_FLIGHT: usize = 512;
@@ -110,10 +110,16 @@ impl Archive for ArchiveService {
         request: Request<v1::PutBucketVersioningRequest>,
     ) -> Result<Response<v1::PutBucketVersioningResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let bucket = convert::bucket_name(&request.get_ref().bucket)?;
-        let state = wormbox_proto::versioning_from_wire(request.get_ref().status)
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        let state = wormbox_proto::versioning_from_wire(request.status)
             .ok_or_else(|| invalid("status must be UNVERSIONED, ENABLED or SUSPENDED"))?;
-        let (info, sequence) = self.app.set_versioning(&actor, bucket, state).await.map_err(|e| from_store(&e))?;
+        let mfa_delete = convert::mfa_delete(request.mfa_delete)?;
+        let (info, sequence) = self
+            .app
+            .set_versioning(&actor, bucket, state, mfa_delete, convert::mfa(&request.mfa))
+            .await
+            .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::PutBucketVersioningResponse {
             bucket: Some(convert::bucket(&info)),
             ledger_sequence: sequence.unwrap_or(0),
@@ -249,7 +255,11 @@ impl Archive for ArchiveService {
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
         let version = convert::version_selector(&request.version_id)?;
-        let outcome = self.app.delete_object(&actor, bucket, key, version).await.map_err(|e| from_store(&e))?;
+        let outcome = self
+            .app
+            .delete_object(&actor, bucket, key, version, convert::mfa(&request.mfa))
+            .await
+            .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::DeleteObjectResponse {
             version_id: outcome.version_id.unwrap_or_default(),
             delete_marker: outcome.delete_marker,

@@ -7,9 +7,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use tonic::Status;
+use wormbox_mfa::{DeviceInfo, DeviceState};
 use wormbox_model::{BucketName, Digest, ObjectKey, UserMetadata, VersionSelector};
 use wormbox_proto::v1;
 use wormbox_store::{BucketInfo, NewObject, VersionInfo};
+use wormbox_token::Algorithm;
 
 use crate::grpc::status::invalid;
 
@@ -46,6 +48,56 @@ pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {
         name: info.name.to_string(),
         owner: info.owner.clone(),
         versioning: wormbox_proto::versioning_to_wire(info.versioning) as i32,
+        created_at_unix_micros: info.created_at.as_micros(),
+        mfa_delete: if info.mfa_delete { v1::MfaDeleteStatus::Enabled } else { v1::MfaDeleteStatus::Disabled } as i32,
+    }
+}
+
+/// `UNSPECIFIED` leaves MFA Delete as it is.
+pub(crate) fn mfa_delete(status: i32) -> Result<Option<bool>, Status> {
+    match v1::MfaDeleteStatus::try_from(status) {
+        Ok(v1::MfaDeleteStatus::Unspecified) => Ok(None),
+        Ok(v1::MfaDeleteStatus::Enabled) => Ok(Some(true)),
+        Ok(v1::MfaDeleteStatus::Disabled) => Ok(Some(false)),
+        Err(_) => Err(invalid("mfa_delete must be ENABLED or DISABLED")),
+    }
+}
+
+/// An empty `mfa` field means none; anything else goes to the authority as is
+/// (it parses strictly and answers MFA_INVALID for any malformed string).
+pub(crate) fn mfa(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+pub(crate) fn otp_algorithm(value: i32) -> Result<Algorithm, Status> {
+    match v1::OtpAlgorithm::try_from(value) {
+        Ok(v1::OtpAlgorithm::Unspecified | v1::OtpAlgorithm::Sha1) => Ok(Algorithm::Sha1),
+        Ok(v1::OtpAlgorithm::Sha256) => Ok(Algorithm::Sha256),
+        Ok(v1::OtpAlgorithm::Sha512) => Ok(Algorithm::Sha512),
+        Err(_) => Err(invalid("unknown OTP algorithm")),
+    }
+}
+
+pub(crate) fn device(info: &DeviceInfo) -> v1::MfaDevice {
+    v1::MfaDevice {
+        serial: info.serial.clone(),
+        owner: info.owner.clone(),
+        algorithm: match info.params.algorithm {
+            Algorithm::Sha1 => v1::OtpAlgorithm::Sha1,
+            Algorithm::Sha256 => v1::OtpAlgorithm::Sha256,
+            Algorithm::Sha512 => v1::OtpAlgorithm::Sha512,
+        } as i32,
+        digits: u32::from(info.params.digits),
+        step_seconds: u32::try_from(info.params.step_secs).unwrap_or(u32::MAX),
+        t0_unix_seconds: info.params.t0,
+        state: match info.state {
+            DeviceState::Pending => v1::MfaDeviceState::Pending,
+            DeviceState::Active => v1::MfaDeviceState::Active,
+            DeviceState::Deactivated => v1::MfaDeviceState::Deactivated,
+        } as i32,
+        drift_steps: info.drift_steps,
+        failures: info.failures,
+        locked_until_unix_seconds: info.locked_until,
         created_at_unix_micros: info.created_at.as_micros(),
     }
 }

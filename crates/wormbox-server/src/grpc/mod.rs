@@ -1,4 +1,4 @@
-//! Server assembly: the Archive and Admin services, health, reflection (v1
+//! Server assembly: the Archive, Admin and Mfa services, health, reflection (v1
 //! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits and a
 //! tracing span per request.
 
@@ -6,12 +6,13 @@ pub mod admin;
 pub mod archive;
 mod auth;
 mod convert;
+pub mod mfa;
 pub(crate) mod status;
 
 use std::sync::Arc;
 
 use tonic::service::Routes;
-use wormbox_proto::v1::{admin_server::AdminServer, archive_server::ArchiveServer};
+use wormbox_proto::v1::{admin_server::AdminServer, archive_server::ArchiveServer, mfa_server::MfaServer};
 
 use crate::app::App;
 
@@ -20,12 +21,16 @@ pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Ro
     let archive = ArchiveServer::new(archive::ArchiveService::new(Arc::clone(&app)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
-    let admin = AdminServer::new(admin::AdminService::new(app))
+    let admin = AdminServer::new(admin::AdminService::new(Arc::clone(&app)))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let mfa = MfaServer::new(mfa::MfaService::new(app))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ArchiveServer<archive::ArchiveService>>().await;
     health_reporter.set_serving::<AdminServer<admin::AdminService>>().await;
+    health_reporter.set_serving::<MfaServer<mfa::MfaService>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(wormbox_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -38,6 +43,7 @@ pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Ro
     routes
         .add_service(archive)
         .add_service(admin)
+        .add_service(mfa)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);

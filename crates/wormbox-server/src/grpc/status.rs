@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use wormbox_mfa::MfaError;
 use wormbox_store::StoreError;
 
 /// Builds a status with an ErrorInfo `reason` in the Wormbox domain.
@@ -47,6 +48,7 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
         StoreError::ChecksumMismatch { .. } => with_reason(Code::InvalidArgument, "CHECKSUM_MISMATCH", message),
         StoreError::AccessDenied(_) => with_reason(Code::PermissionDenied, "ACCESS_DENIED", message),
         StoreError::NoSuchPrincipal(_) => with_reason(Code::NotFound, "INVALID_ARGUMENT", message),
+        StoreError::MfaRequired { .. } => with_reason(Code::PermissionDenied, "MFA_REQUIRED", message),
         StoreError::DataLoss { .. } => {
             log(err);
             Status::data_loss("stored data failed verification; nothing corrupt was returned")
@@ -54,6 +56,33 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
         StoreError::Backend { .. } | StoreError::WriterStopped => {
             log(err);
             Status::unavailable("storage unavailable")
+        }
+    }
+}
+
+/// Maps an MFA authority error; every variant is decided here. The messages
+/// come from `MfaError`, which never holds a code or a seed.
+pub(crate) fn from_mfa(err: &MfaError) -> Status {
+    let message = err.to_string();
+    match err {
+        MfaError::Invalid => with_reason(Code::PermissionDenied, "MFA_INVALID", message),
+        MfaError::Replayed => with_reason(Code::PermissionDenied, "MFA_REPLAYED", message),
+        MfaError::LockedOut { until } => with_metadata(
+            Code::PermissionDenied,
+            "MFA_LOCKED_OUT",
+            message,
+            HashMap::from([("locked_until_unix_seconds".to_owned(), until.to_string())]),
+        ),
+        MfaError::Required(_) => with_reason(Code::PermissionDenied, "MFA_REQUIRED", message),
+        MfaError::InvalidArgument(_) | MfaError::Pskc(_) => {
+            with_reason(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+        }
+        MfaError::DuplicateSerial(_) => with_reason(Code::AlreadyExists, "INVALID_ARGUMENT", message),
+        MfaError::AccessDenied(_) => with_reason(Code::PermissionDenied, "ACCESS_DENIED", message),
+        MfaError::Store(store) => from_store(store),
+        MfaError::KeyFile(_) | MfaError::Sealing | MfaError::Corrupt => {
+            tracing::error!(error = err as &dyn std::error::Error, "MFA authority failed");
+            Status::internal("the MFA authority failed; see the server log")
         }
     }
 }
