@@ -232,7 +232,10 @@ impl Token {
     }
 }
 
-/// A pseudo-terminal carrying a token: the path a client opens.
+/// A pseudo-terminal carrying a token: the path a client opens. One client
+/// at a time: clients open it exclusively (`TIOCEXCL` and an exclusive
+/// `flock`, as `SerialToken` does), so a second one is refused while the
+/// first holds it, as with a real USB token.
 #[derive(Debug)]
 pub struct Pty {
     master: serialport::TTYPort,

@@ -265,6 +265,14 @@ fn mfa_code(spec: Option<&str>) -> anyhow::Result<String> {
     Ok(code.to_header().to_string())
 }
 
+/// Reads two consecutive codes (waiting for the display to change) and the
+/// serial they belong to: the one named, or the token's own.
+fn read_pair(spec: Option<&str>, serial: Option<String>) -> anyhow::Result<(String, String, String)> {
+    let spec = spec.context("activation and resync read two consecutive codes: pass --mfa SOURCE")?;
+    let (first, second) = wormbox_token::source::open(spec)?.read_pair()?;
+    Ok((serial.unwrap_or(first.serial), first.code.expose().to_owned(), second.expose().to_owned()))
+}
+
 fn device_json(d: &v1::MfaDevice) -> Value {
     let state = match v1::MfaDeviceState::try_from(d.state) {
         Ok(v1::MfaDeviceState::Pending) => "pending",
@@ -718,31 +726,15 @@ async fn mfa_command(
             let reply = mfa.enroll_device(request).await?.into_inner();
             show(&reply.devices, "enrolled (pending activation): ");
         }
-        MfaCommand::Activate { serial } | MfaCommand::Resync { serial } if spec.is_none() => {
-            let _ = serial;
-            bail!("activation and resync read two consecutive codes: pass --mfa SOURCE");
-        }
         MfaCommand::Activate { serial } => {
-            let (first, second) = wormbox_token::source::open(spec.unwrap_or_default())?.read_pair()?;
-            let serial = serial.unwrap_or_else(|| first.serial.clone());
-            let request = v1::ActivateDeviceRequest {
-                serial,
-                first_code: first.code.expose().to_owned(),
-                second_code: second.expose().to_owned(),
-            };
-            let device = mfa.activate_device(request).await?.into_inner().device.unwrap_or_default();
-            show(&[device], "activated: ");
+            let (serial, first_code, second_code) = read_pair(spec, serial)?;
+            let request = v1::ActivateDeviceRequest { serial, first_code, second_code };
+            show(&[mfa.activate_device(request).await?.into_inner().device.unwrap_or_default()], "activated: ");
         }
         MfaCommand::Resync { serial } => {
-            let (first, second) = wormbox_token::source::open(spec.unwrap_or_default())?.read_pair()?;
-            let serial = serial.unwrap_or_else(|| first.serial.clone());
-            let request = v1::ResyncDeviceRequest {
-                serial,
-                first_code: first.code.expose().to_owned(),
-                second_code: second.expose().to_owned(),
-            };
-            let device = mfa.resync_device(request).await?.into_inner().device.unwrap_or_default();
-            show(&[device], "resynchronised: ");
+            let (serial, first_code, second_code) = read_pair(spec, serial)?;
+            let request = v1::ResyncDeviceRequest { serial, first_code, second_code };
+            show(&[mfa.resync_device(request).await?.into_inner().device.unwrap_or_default()], "resynchronised: ");
         }
         MfaCommand::List { owner } => {
             let reply = mfa.list_devices(v1::ListDevicesRequest { owner }).await?.into_inner();
