@@ -158,7 +158,7 @@ async fn another_principals_token_is_refused_and_codes_survive_restart_spent() {
     let code = owners_token.code(app.clock(), 0);
     s3.put_bucket_versioning(versioning("vault", v1::VersioningStatus::Enabled, Some(true), &code)).await.unwrap();
 
-    // The thief holds the owner's... no: an admin key and their own token.
+    // A thief with a stolen admin key and their own token cannot delete.
     let mut as_admin = app.archive().await.unwrap();
     app.clock().advance(Duration::from_secs(STEP));
     let theirs = thiefs_token.code(app.clock(), 0);

@@ -27,6 +27,7 @@ mod codec;
 mod keys;
 pub mod ledger;
 mod listing;
+pub mod retention;
 mod store;
 mod writer;
 
