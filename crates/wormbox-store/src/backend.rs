@@ -36,11 +36,14 @@ pub enum Keyspace {
     Ledger,
     /// MFA devices, by serial; the values belong to the MFA authority.
     Devices,
+    /// Object Lock state (retention, legal holds) of versions, by the same
+    /// key as the version: the version record itself is never rewritten.
+    Locks,
 }
 
 impl Keyspace {
     /// Every keyspace, in a fixed order.
-    pub const ALL: [Keyspace; 9] = [
+    pub const ALL: [Keyspace; 10] = [
         Keyspace::Meta,
         Keyspace::Buckets,
         Keyspace::Principals,
@@ -50,6 +53,7 @@ impl Keyspace {
         Keyspace::Staging,
         Keyspace::Ledger,
         Keyspace::Devices,
+        Keyspace::Locks,
     ];
 
     /// A stable name, usable as a column family name.
@@ -64,6 +68,7 @@ impl Keyspace {
             Keyspace::Staging => "staging",
             Keyspace::Ledger => "ledger",
             Keyspace::Devices => "devices",
+            Keyspace::Locks => "locks",
         }
     }
 }

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use wormbox_model::{Digest, Role, Timestamp, UserMetadata, VersionId, VersioningState};
 
+use crate::retention::{DefaultRetention, LegalHold, Retention, RetentionMode, RetentionPeriod};
+
 const FORMAT_V1: u8 = 1;
 
 /// A record that does not decode.
@@ -131,6 +133,10 @@ pub(crate) struct BucketRecord {
     pub created_at: Timestamp,
     /// Whether MFA Delete is on.
     pub mfa_delete: bool,
+    /// Whether Object Lock is on (irreversible).
+    pub object_lock: bool,
+    /// Retention stamped into new versions that carry none.
+    pub default_retention: Option<DefaultRetention>,
 }
 
 impl BucketRecord {
@@ -140,7 +146,20 @@ impl BucketRecord {
             VersioningState::Enabled => 1,
             VersioningState::Suspended => 2,
         };
-        Writer::new().str(&self.owner).u8(state).i64(self.created_at.0).u8(u8::from(self.mfa_delete)).finish()
+        let mut w = Writer::new();
+        w.str(&self.owner).u8(state).i64(self.created_at.0).u8(u8::from(self.mfa_delete));
+        w.u8(u8::from(self.object_lock));
+        match self.default_retention {
+            None => w.u8(0),
+            Some(d) => {
+                let (kind, amount) = match d.period {
+                    RetentionPeriod::Days(n) => (1, n),
+                    RetentionPeriod::Years(n) => (2, n),
+                };
+                w.u8(kind).u8(mode_code(d.mode)).u32(amount)
+            }
+        };
+        w.finish()
     }
 
     pub(crate) fn decode(raw: &[u8]) -> Result<BucketRecord, DecodeError> {
@@ -158,8 +177,80 @@ impl BucketRecord {
             1 => true,
             _ => return Err(DecodeError { what: "bucket" }),
         };
+        let object_lock = r.u8()? == 1;
+        let default_retention = match r.u8()? {
+            0 => None,
+            kind @ (1 | 2) => {
+                let mode = mode_from(r.u8()?).ok_or(DecodeError { what: "bucket" })?;
+                let amount = r.u32()?;
+                let period = if kind == 1 { RetentionPeriod::Days(amount) } else { RetentionPeriod::Years(amount) };
+                Some(DefaultRetention { mode, period })
+            }
+            _ => return Err(DecodeError { what: "bucket" }),
+        };
         r.end()?;
-        Ok(BucketRecord { owner, versioning, created_at, mfa_delete })
+        Ok(BucketRecord { owner, versioning, created_at, mfa_delete, object_lock, default_retention })
+    }
+}
+
+fn mode_code(mode: RetentionMode) -> u8 {
+    match mode {
+        RetentionMode::Governance => 1,
+        RetentionMode::Compliance => 2,
+    }
+}
+
+fn mode_from(code: u8) -> Option<RetentionMode> {
+    match code {
+        1 => Some(RetentionMode::Governance),
+        2 => Some(RetentionMode::Compliance),
+        _ => None,
+    }
+}
+
+/// A version's Object Lock state, kept beside the (immutable) version record
+/// and changed only by the writer under the rules of `retention`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockRecord {
+    /// Retention, if any was ever set (it may have expired).
+    pub retention: Option<Retention>,
+    /// The legal holds in place, by case id.
+    pub holds: Vec<LegalHold>,
+}
+
+impl LockRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self.retention {
+            None => w.u8(0),
+            Some(r) => w.u8(mode_code(r.mode)).i64(r.until.0),
+        };
+        w.u32(self.holds.len() as u32);
+        for hold in &self.holds {
+            w.str(&hold.case_id).str(&hold.placed_by).i64(hold.placed_at.0).str(&hold.note);
+        }
+        w.finish()
+    }
+
+    pub(crate) fn decode(raw: &[u8]) -> Result<LockRecord, DecodeError> {
+        let bad = || DecodeError { what: "lock" };
+        let mut r = Reader::new(raw, "lock")?;
+        let retention = match r.u8()? {
+            0 => None,
+            code => Some(Retention { mode: mode_from(code).ok_or_else(bad)?, until: Timestamp(r.i64()?) }),
+        };
+        let n = r.u32()?;
+        let mut holds = Vec::new();
+        for _ in 0..n {
+            holds.push(LegalHold {
+                case_id: r.string()?,
+                placed_by: r.string()?,
+                placed_at: Timestamp(r.i64()?),
+                note: r.string()?,
+            });
+        }
+        r.end()?;
+        Ok(LockRecord { retention, holds })
     }
 }
 
@@ -363,6 +454,11 @@ mod tests {
             versioning: VersioningState::Suspended,
             created_at: Timestamp(1),
             mfa_delete: true,
+            object_lock: true,
+            default_retention: Some(DefaultRetention {
+                mode: RetentionMode::Compliance,
+                period: RetentionPeriod::Years(7),
+            }),
         };
         let raw = record.encode();
         assert_eq!(BucketRecord::decode(&raw), Ok(record));

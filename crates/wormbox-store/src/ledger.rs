@@ -55,6 +55,16 @@ pub enum LedgerOp {
     MfaRefused,
     /// An MFA device was deactivated.
     MfaDeactivated,
+    /// A version's retention was set, extended, shortened or removed.
+    RetentionChanged,
+    /// A legal hold was placed on a version.
+    HoldPlaced,
+    /// A legal hold was released.
+    HoldReleased,
+    /// A bucket's Object Lock configuration changed.
+    ObjectLockChanged,
+    /// An attempt refused by Object Lock, MFA Delete or ownership.
+    Refused,
 }
 
 impl LedgerOp {
@@ -74,6 +84,11 @@ impl LedgerOp {
             LedgerOp::MfaAccepted => 12,
             LedgerOp::MfaRefused => 13,
             LedgerOp::MfaDeactivated => 14,
+            LedgerOp::RetentionChanged => 15,
+            LedgerOp::HoldPlaced => 16,
+            LedgerOp::HoldReleased => 17,
+            LedgerOp::ObjectLockChanged => 18,
+            LedgerOp::Refused => 19,
         }
     }
 
@@ -93,6 +108,11 @@ impl LedgerOp {
             12 => LedgerOp::MfaAccepted,
             13 => LedgerOp::MfaRefused,
             14 => LedgerOp::MfaDeactivated,
+            15 => LedgerOp::RetentionChanged,
+            16 => LedgerOp::HoldPlaced,
+            17 => LedgerOp::HoldReleased,
+            18 => LedgerOp::ObjectLockChanged,
+            19 => LedgerOp::Refused,
             _ => return None,
         })
     }
@@ -114,6 +134,11 @@ impl LedgerOp {
             LedgerOp::MfaAccepted => "mfa-accepted",
             LedgerOp::MfaRefused => "mfa-refused",
             LedgerOp::MfaDeactivated => "mfa-deactivated",
+            LedgerOp::RetentionChanged => "retention-changed",
+            LedgerOp::HoldPlaced => "hold-placed",
+            LedgerOp::HoldReleased => "hold-released",
+            LedgerOp::ObjectLockChanged => "object-lock-changed",
+            LedgerOp::Refused => "refused",
         }
     }
 }

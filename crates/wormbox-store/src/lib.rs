@@ -73,6 +73,10 @@ pub struct BucketInfo {
     pub created_at: Timestamp,
     /// Whether MFA Delete is on.
     pub mfa_delete: bool,
+    /// Whether Object Lock is on.
+    pub object_lock: bool,
+    /// The default retention of new versions.
+    pub default_retention: Option<retention::DefaultRetention>,
 }
 
 /// A change of a bucket's versioning configuration.
@@ -141,6 +145,10 @@ pub struct VersionInfo {
     pub created_at: Timestamp,
     /// The writer's access key id.
     pub creator: String,
+    /// Object Lock retention, if any was set (it may have expired).
+    pub retention: Option<retention::Retention>,
+    /// Legal holds in place.
+    pub legal_holds: Vec<retention::LegalHold>,
 }
 
 /// The attributes of a new version other than its bytes.
@@ -152,6 +160,10 @@ pub struct NewObject {
     pub user_metadata: UserMetadata,
     /// If set, the bytes must hash to this or nothing is stored.
     pub expected_sha256: Option<Digest>,
+    /// Explicit retention; the bucket's default applies when absent.
+    pub retention: Option<retention::Retention>,
+    /// A legal hold to place at once, by case id.
+    pub legal_hold: Option<String>,
 }
 
 /// What a durable write returns.
@@ -275,6 +287,33 @@ pub enum StoreError {
     /// The principal may not do this.
     #[error("{0}")]
     AccessDenied(String),
+    /// Retention protects the version.
+    #[error("version `{version}` of `{key}` is locked: {why}")]
+    ObjectLocked {
+        /// The key.
+        key: String,
+        /// The version id.
+        version: String,
+        /// Mode and date.
+        why: String,
+    },
+    /// A legal hold protects the version.
+    #[error("version `{version}` of `{key}` is under legal hold")]
+    LegalHold {
+        /// The key.
+        key: String,
+        /// The version id.
+        version: String,
+    },
+    /// A retention change the mode or the caller's rights do not allow.
+    #[error("{0}")]
+    RetentionShortenDenied(String),
+    /// Versioning cannot be suspended on an Object Lock bucket.
+    #[error("bucket `{bucket}` has Object Lock: versioning stays Enabled")]
+    VersioningLocked {
+        /// The bucket.
+        bucket: String,
+    },
     /// MFA Delete is on and the request carries no accepted code.
     #[error("bucket `{bucket}` has MFA Delete on: this operation needs a code from the owner's MFA device")]
     MfaRequired {

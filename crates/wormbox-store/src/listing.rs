@@ -170,7 +170,8 @@ impl Store {
                 continue;
             }
             let is_latest = previous_key.as_deref() != Some(key.as_str());
-            let info = version_info(&key, &record, is_latest);
+            let lock = self.lock_of(bucket, &key, record.id)?;
+            let info = version_info(&key, &record, is_latest, lock);
             page.next_key_marker = Some(key.clone());
             page.next_version_id_marker = Some(info.version_id.clone());
             page.entries.push(info);
@@ -228,7 +229,8 @@ impl Store {
                 break;
             }
             page.next_start_after = Some(key.clone());
-            page.objects.push(version_info(&key, &record, true));
+            let lock = self.lock_of(bucket, &key, record.id)?;
+            page.objects.push(version_info(&key, &record, true, lock));
             count += 1;
         }
         if !page.is_truncated {

@@ -51,6 +51,66 @@ impl Retention {
     }
 }
 
+/// A bucket's default retention period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetentionPeriod {
+    /// Whole days.
+    Days(u32),
+    /// Whole years; a year counts 365 days plus one for every four, so a
+    /// default never ends before the calendar date it names.
+    Years(u32),
+}
+
+/// A bucket's default retention, stamped into new versions that carry none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefaultRetention {
+    /// The mode stamped.
+    pub mode: RetentionMode,
+    /// How long from the version's creation.
+    pub period: RetentionPeriod,
+}
+
+impl DefaultRetention {
+    /// Checks that the period is 1 day .. 100 years.
+    pub fn validate(&self) -> Result<(), LockError> {
+        let days = self.days();
+        if days == 0 || days * DAY_MICROS > MAX_RETENTION_MICROS {
+            return Err(LockError::InvalidDate);
+        }
+        Ok(())
+    }
+
+    fn days(&self) -> i64 {
+        match self.period {
+            RetentionPeriod::Days(n) => i64::from(n),
+            RetentionPeriod::Years(n) => i64::from(n) * 365 + (i64::from(n) + 3) / 4,
+        }
+    }
+
+    /// The retention of a version created at `created`.
+    pub fn retention_from(&self, created: Timestamp) -> Retention {
+        Retention { mode: self.mode, until: Timestamp(created.0.saturating_add(self.days() * DAY_MICROS)) }
+    }
+}
+
+/// One named legal hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegalHold {
+    /// The case it belongs to (S3's ON is the case `s3-legal-hold`).
+    pub case_id: String,
+    /// The access key id that placed it.
+    pub placed_by: String,
+    /// When, by the compliance clock.
+    pub placed_at: Timestamp,
+    /// A note, possibly empty.
+    pub note: String,
+}
+
+/// The case id S3's legal-hold ON/OFF maps to.
+pub const S3_HOLD: &str = "s3-legal-hold";
+
+const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
+
 /// What a request brings to override GOVERNANCE retention.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Override {

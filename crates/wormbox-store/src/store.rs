@@ -14,10 +14,11 @@ use wormbox_model::{
 };
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
-use crate::codec::{self, BucketRecord, PrincipalRecord, VersionRecord};
+use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecord};
 use crate::keys;
 use crate::ledger::{self, GENESIS, LedgerEntry};
-use crate::writer::{self, Command, Outcome, PutVersion, Request, VersionData, WriterState};
+use crate::retention::{DefaultRetention, Retention};
+use crate::writer::{self, Command, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState};
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, DeviceUpdate, LedgerSummary, NewObject, NewPrincipal, StoreError,
     VersionInfo, VersioningChange, WriteAck, external_id,
@@ -113,7 +114,17 @@ impl Store {
 
     /// Creates an unversioned bucket owned by `actor`.
     pub async fn create_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<(BucketInfo, u64), StoreError> {
-        match self.submit(actor, Command::CreateBucket { bucket }).await? {
+        self.create_bucket_with_lock(actor, bucket, false).await
+    }
+
+    /// Creates a bucket; with `object_lock` its versioning is Enabled for good.
+    pub async fn create_bucket_with_lock(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        object_lock: bool,
+    ) -> Result<(BucketInfo, u64), StoreError> {
+        match self.submit(actor, Command::CreateBucket { bucket, object_lock }).await? {
             Outcome::Bucket(info, Some(sequence)) => Ok((info, sequence)),
             other => Err(unexpected(other)),
         }
@@ -153,6 +164,73 @@ impl Store {
         match self.submit(actor, Command::SetVersioning { bucket, change }).await? {
             Outcome::Bucket(info, sequence) => Ok((info, sequence)),
             other => Err(unexpected(other)),
+        }
+    }
+
+    // ---- Object Lock ----
+
+    /// Turns Object Lock on (irreversibly; versioning must be Enabled) and
+    /// sets the default retention of new versions (`None` clears it).
+    /// Existing versions keep theirs.
+    pub async fn configure_object_lock(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        default: Option<DefaultRetention>,
+    ) -> Result<(BucketInfo, u64), StoreError> {
+        match self.submit(actor, Command::ConfigureObjectLock { bucket, default }).await? {
+            Outcome::Bucket(info, Some(sequence)) => Ok((info, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets, extends, shortens or removes a version's retention under the
+    /// rules of `retention::judge_change`. `bypass` means the request set
+    /// `bypass_governance` and the caller holds the bypass right; `mfa` names
+    /// the device whose code the authority spent. A refusal is a ledger entry.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_retention(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: VersionSelector,
+        retention: Option<Retention>,
+        bypass: bool,
+        mfa: Option<String>,
+    ) -> Result<(LockRecord, Option<u64>), StoreError> {
+        let set = SetRetention { bucket, key, version, retention, bypass, mfa };
+        match self.submit(actor, Command::SetRetention(Box::new(set))).await? {
+            Outcome::Lock(lock, sequence) => Ok((lock, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Places (`place`) or releases the legal hold `case_id` on a version.
+    /// Role checks (admin, auditor) are the caller's; the bucket must have
+    /// Object Lock. Placing a present hold or releasing an absent one is a no-op.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_legal_hold(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: VersionSelector,
+        case_id: String,
+        place: bool,
+        note: String,
+    ) -> Result<(LockRecord, Option<u64>), StoreError> {
+        let set = SetHold { bucket, key, version, case_id, place, note };
+        match self.submit(actor, Command::SetHold(Box::new(set))).await? {
+            Outcome::Lock(lock, sequence) => Ok((lock, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) fn lock_of(&self, bucket: &BucketName, key: &str, id: VersionId) -> Result<LockRecord, StoreError> {
+        match read(&*self.inner.backend, Keyspace::Locks, &keys::version_key(bucket, key, id))? {
+            Some(raw) => Ok(LockRecord::decode(&raw)?),
+            None => Ok(LockRecord::default()),
         }
     }
 
@@ -293,7 +371,23 @@ impl Store {
         version: Option<VersionSelector>,
         mfa: Option<String>,
     ) -> Result<DeleteOutcome, StoreError> {
-        match self.submit(actor, Command::DeleteObject { bucket, key, version, mfa }).await? {
+        self.delete_object_guarded(actor, bucket, key, version, mfa, false).await
+    }
+
+    /// `delete_object_with_mfa`, with `bypass` (the request set
+    /// `bypass_governance` and the caller holds the bypass right): a version
+    /// under GOVERNANCE retention is purged only so; COMPLIANCE retention and
+    /// legal holds refuse whatever the request says. Judged inside the writer.
+    pub async fn delete_object_guarded(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+        mfa: Option<String>,
+        bypass: bool,
+    ) -> Result<DeleteOutcome, StoreError> {
+        match self.submit(actor, Command::DeleteObject { bucket, key, version, mfa, bypass }).await? {
             Outcome::Deleted(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }
@@ -317,7 +411,8 @@ impl Store {
                     version: external_id(record.id, record.is_null),
                 });
             }
-            return Ok(version_info(key.as_str(), &record, true));
+            let lock = self.lock_of(bucket, key.as_str(), record.id)?;
+            return Ok(version_info(key.as_str(), &record, true, lock));
         };
         let no_such_version =
             |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
@@ -338,7 +433,8 @@ impl Store {
             });
         }
         let is_latest = latest.is_some_and(|l| l.id == record.id);
-        Ok(version_info(key.as_str(), &record, is_latest))
+        let lock = self.lock_of(bucket, key.as_str(), record.id)?;
+        Ok(version_info(key.as_str(), &record, is_latest, lock))
     }
 
     /// Opens a version for reading; the reader yields verified chunks.
@@ -695,7 +791,7 @@ impl Iterator for ObjectReader {
     }
 }
 
-pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool) -> VersionInfo {
+pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool, lock: LockRecord) -> VersionInfo {
     VersionInfo {
         key: key.to_owned(),
         id: record.id,
@@ -708,6 +804,8 @@ pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool) -
         user_metadata: record.user_metadata.clone(),
         created_at: record.created_at,
         creator: record.creator.clone(),
+        retention: lock.retention,
+        legal_holds: lock.holds,
     }
 }
 

@@ -596,3 +596,175 @@ async fn device_updates_see_earlier_updates_of_the_same_group_and_are_ledgered()
     assert_eq!(accepted, 50);
     w.store.verify_ledger().unwrap();
 }
+
+mod object_lock {
+    //! Object Lock in the writer: stamping, purge refusals judged in the same
+    //! write, retention changes, holds, and the ledger's record of refusals.
+
+    use super::*;
+    use crate::ledger::LedgerOp;
+    use crate::retention::{DefaultRetention, Retention, RetentionMode, RetentionPeriod};
+
+    const DAY: i64 = 24 * 3600 * 1_000_000;
+
+    async fn lock_world() -> World {
+        let w = world(VersioningState::Unversioned).await;
+        let bucket = BucketName::new("locked").unwrap();
+        let (info, _) = w.store.create_bucket_with_lock(&w.actor, bucket.clone(), true).await.unwrap();
+        assert!(info.object_lock);
+        assert_eq!(info.versioning, VersioningState::Enabled);
+        World { bucket, ..w }
+    }
+
+    fn now(w: &World) -> Timestamp {
+        w.clock.now()
+    }
+
+    async fn put_with(w: &World, k: &str, retention: Option<Retention>, hold: Option<&str>) -> crate::WriteAck {
+        w.clock.advance(Duration::from_micros(1));
+        let object = NewObject { retention, legal_hold: hold.map(str::to_owned), ..NewObject::default() };
+        w.store.put_object(&w.actor, w.bucket.clone(), key(k), object, b"record".to_vec()).await.unwrap()
+    }
+
+    fn ledger_ops(w: &World) -> Vec<LedgerOp> {
+        w.store.ledger_entries(1).unwrap().into_iter().map(|(e, _)| e.op).collect()
+    }
+
+    fn sel(ack: &crate::WriteAck) -> VersionSelector {
+        VersionSelector::parse(&ack.version_id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn compliance_retention_refuses_every_purge_until_it_expires() {
+        let w = lock_world().await;
+        let until = Timestamp(now(&w).0 + 2 * DAY);
+        let ack = put_with(&w, "k", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
+        let admin = Actor { access_key: "WBADMIN00000000000".to_owned(), role: Role::Admin };
+        for (actor, bypass, mfa) in [(&w.actor, false, None), (&admin, true, Some("DEV1".to_owned()))] {
+            let err = w
+                .store
+                .delete_object_guarded(actor, w.bucket.clone(), key("k"), Some(sel(&ack)), mfa, bypass)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::ObjectLocked { .. }), "{err}");
+        }
+        // Shorten, remove, downgrade: all refused, by anyone.
+        for retention in [
+            Some(Retention { mode: RetentionMode::Compliance, until: Timestamp(until.0 - DAY) }),
+            None,
+            Some(Retention { mode: RetentionMode::Governance, until }),
+        ] {
+            let err = w
+                .store
+                .set_retention(&admin, w.bucket.clone(), key("k"), sel(&ack), retention, true, Some("D".into()))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::RetentionShortenDenied(_)), "{err}");
+        }
+        // Every refusal is in the ledger; the bytes are intact.
+        assert_eq!(ledger_ops(&w).iter().filter(|op| **op == LedgerOp::Refused).count(), 5);
+        assert_eq!(w.get("k", Some(&ack.version_id)).unwrap(), b"record");
+        // Extending works (the same date counts).
+        let same = Some(Retention { mode: RetentionMode::Compliance, until });
+        w.store.set_retention(&w.actor, w.bucket.clone(), key("k"), sel(&ack), same, false, None).await.unwrap();
+        // Once the compliance clock passes retain-until, a purge goes through.
+        w.clock.advance(Duration::from_secs(2 * 24 * 3600));
+        w.store
+            .delete_object_guarded(&w.actor, w.bucket.clone(), key("k"), Some(sel(&ack)), None, false)
+            .await
+            .unwrap();
+        w.store.verify_ledger().unwrap();
+    }
+
+    #[tokio::test]
+    async fn governance_yields_only_to_bypass_and_holds_to_nothing() {
+        let w = lock_world().await;
+        let until = Timestamp(now(&w).0 + DAY);
+        let ack = put_with(&w, "g", Some(Retention { mode: RetentionMode::Governance, until }), Some("case-7")).await;
+        let head = w.store.head_object(&w.bucket, &key("g"), None).unwrap();
+        assert_eq!(head.retention.unwrap().mode, RetentionMode::Governance);
+        assert_eq!(head.legal_holds[0].case_id, "case-7");
+        let purge = |bypass: bool| {
+            w.store.delete_object_guarded(&w.actor, w.bucket.clone(), key("g"), Some(sel(&ack)), None, bypass)
+        };
+        assert!(matches!(purge(true).await, Err(StoreError::LegalHold { .. })), "bypass never lifts a hold");
+        let (lock, seq) = w
+            .store
+            .set_legal_hold(&w.actor, w.bucket.clone(), key("g"), sel(&ack), "case-7".into(), false, String::new())
+            .await
+            .unwrap();
+        assert!(lock.holds.is_empty() && seq.is_some());
+        assert!(matches!(purge(false).await, Err(StoreError::ObjectLocked { .. })));
+        purge(true).await.unwrap();
+        let ops = ledger_ops(&w);
+        assert!(ops.contains(&LedgerOp::HoldReleased) && ops.contains(&LedgerOp::VersionPurged));
+    }
+
+    #[tokio::test]
+    async fn default_retention_is_stamped_in_the_same_write_and_never_rewritten() {
+        let w = lock_world().await;
+        let default = DefaultRetention { mode: RetentionMode::Compliance, period: RetentionPeriod::Days(30) };
+        w.store.configure_object_lock(&w.actor, w.bucket.clone(), Some(default)).await.unwrap();
+        let stamped = put_with(&w, "d", None, None).await;
+        let head = w.store.head_object(&w.bucket, &key("d"), Some(sel(&stamped))).unwrap();
+        assert_eq!(head.retention, Some(default.retention_from(head.created_at)));
+        // An explicit setting overrides the default.
+        let until = Timestamp(now(&w).0 + 400 * DAY);
+        let explicit = put_with(&w, "d", Some(Retention { mode: RetentionMode::Governance, until }), None).await;
+        let head = w.store.head_object(&w.bucket, &key("d"), Some(sel(&explicit))).unwrap();
+        assert_eq!(head.retention.unwrap().until, until);
+        // Changing the default leaves existing versions as they are.
+        w.store.configure_object_lock(&w.actor, w.bucket.clone(), None).await.unwrap();
+        let again = w.store.head_object(&w.bucket, &key("d"), Some(sel(&stamped))).unwrap();
+        assert_eq!(again.retention, Some(default.retention_from(again.created_at)));
+        // Locks protect versions, not keys: new versions and markers are written.
+        put_with(&w, "d", None, None).await;
+        assert!(w.delete("d", None).await.unwrap().delete_marker);
+        let listed = w.store.list_versions(&w.bucket, &ListVersionsParams::default()).unwrap();
+        assert!(listed.entries.iter().any(|v| v.retention.is_some()));
+    }
+
+    #[tokio::test]
+    async fn object_lock_pins_versioning_and_needs_it() {
+        let w = lock_world().await;
+        let err = w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Suspended).await.unwrap_err();
+        assert!(matches!(err, StoreError::VersioningLocked { .. }));
+        assert!(ledger_ops(&w).contains(&LedgerOp::Refused));
+        // Retention and holds need an Object Lock bucket; turning it on needs Enabled versioning.
+        let plain = world(VersioningState::Suspended).await;
+        let object = NewObject { legal_hold: Some("c".into()), ..NewObject::default() };
+        let err = plain.store.put_object(&plain.actor, plain.bucket.clone(), key("x"), object, b"x".to_vec()).await;
+        assert!(matches!(err, Err(StoreError::InvalidArgument(_))));
+        let err = plain.store.configure_object_lock(&plain.actor, plain.bucket.clone(), None).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidArgument(_)));
+        plain.store.set_versioning(&plain.actor, plain.bucket.clone(), VersioningState::Enabled).await.unwrap();
+        let (info, _) = plain.store.configure_object_lock(&plain.actor, plain.bucket.clone(), None).await.unwrap();
+        assert!(info.object_lock);
+        // A retain-until in the past or beyond 100 years is refused at write.
+        let past = Some(Retention { mode: RetentionMode::Governance, until: Timestamp(now(&w).0 - 1) });
+        let object = NewObject { retention: past, ..NewObject::default() };
+        let err = w.store.put_object(&w.actor, w.bucket.clone(), key("p"), object, b"x".to_vec()).await;
+        assert!(matches!(err, Err(StoreError::InvalidArgument(_))));
+    }
+
+    #[tokio::test]
+    async fn a_purge_racing_a_hold_sees_one_consistent_state() {
+        let w = lock_world().await;
+        for round in 0..20 {
+            let k = format!("race-{round}");
+            let ack = put_with(&w, &k, None, None).await;
+            let hold =
+                w.store.set_legal_hold(&w.actor, w.bucket.clone(), key(&k), sel(&ack), "c".into(), true, String::new());
+            let purge =
+                w.store.delete_object_guarded(&w.actor, w.bucket.clone(), key(&k), Some(sel(&ack)), None, false);
+            let (hold, purge) = tokio::join!(hold, purge);
+            match (hold, purge) {
+                // The hold came first: the purge was refused, the version is there.
+                (Ok(_), Err(StoreError::LegalHold { .. })) => assert!(w.get(&k, Some(&ack.version_id)).is_ok()),
+                // The purge came first: the hold finds no version.
+                (Err(StoreError::NoSuchVersion { .. }), Ok(_)) => assert!(w.get(&k, Some(&ack.version_id)).is_err()),
+                other => panic!("inconsistent outcome {other:?}"),
+            }
+        }
+    }
+}

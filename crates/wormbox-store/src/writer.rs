@@ -16,9 +16,10 @@ use tokio::sync::oneshot;
 use wormbox_model::{BucketName, Clock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState};
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
-use crate::codec::{self, BucketRecord, DataRef, PrincipalRecord, VersionRecord};
+use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
 use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
+use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::{
     Actor, BucketInfo, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange, WriteAck, external_id,
 };
@@ -52,14 +53,63 @@ pub(crate) struct PutVersion {
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    CreateBucket { bucket: BucketName },
-    DeleteBucket { bucket: BucketName },
-    SetVersioning { bucket: BucketName, change: VersioningChange },
+    CreateBucket {
+        bucket: BucketName,
+        object_lock: bool,
+    },
+    ConfigureObjectLock {
+        bucket: BucketName,
+        default: Option<DefaultRetention>,
+    },
+    SetRetention(Box<SetRetention>),
+    SetHold(Box<SetHold>),
+    DeleteBucket {
+        bucket: BucketName,
+    },
+    SetVersioning {
+        bucket: BucketName,
+        change: VersioningChange,
+    },
     PutVersion(Box<PutVersion>),
-    DeleteObject { bucket: BucketName, key: ObjectKey, version: Option<VersionSelector>, mfa: Option<String> },
-    UpdateDevices { serials: Vec<String>, update: DeviceUpdate },
-    CreatePrincipal { access_key: String, record: Box<PrincipalRecord> },
-    RevokePrincipal { access_key: String },
+    DeleteObject {
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+        mfa: Option<String>,
+        bypass: bool,
+    },
+    UpdateDevices {
+        serials: Vec<String>,
+        update: DeviceUpdate,
+    },
+    CreatePrincipal {
+        access_key: String,
+        record: Box<PrincipalRecord>,
+    },
+    RevokePrincipal {
+        access_key: String,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct SetRetention {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) version: VersionSelector,
+    pub(crate) retention: Option<Retention>,
+    /// `bypass_governance` requested by a principal holding the right.
+    pub(crate) bypass: bool,
+    pub(crate) mfa: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SetHold {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) version: VersionSelector,
+    pub(crate) case_id: String,
+    pub(crate) place: bool,
+    pub(crate) note: String,
 }
 
 #[derive(Debug)]
@@ -68,6 +118,7 @@ pub(crate) enum Outcome {
     Sequence(Option<u64>),
     Written(WriteAck),
     Deleted(DeleteOutcome),
+    Lock(LockRecord, Option<u64>),
 }
 
 pub(crate) struct Request {
@@ -118,9 +169,15 @@ fn commit_group(backend: &dyn Backend, clock: &dyn Clock, state: WriterState, gr
     let mut replies = Vec::with_capacity(group.len());
     for request in group {
         let savepoint = txn.savepoint();
+        let attempt = refusal_fields(&request.command);
         let res = apply(&mut txn, &request.actor, request.command);
-        if res.is_err() {
+        if let Err(err) = &res {
             txn.rollback(savepoint);
+            // A refused attempt on protected state is itself evidence.
+            if let Some(mut fields) = attempt.filter(|_| is_refusal(err)) {
+                fields.detail = format!("{}: {err}", fields.detail);
+                txn.record(&request.actor, LedgerOp::Refused, fields);
+            }
         }
         replies.push((request.reply, res));
     }
@@ -314,11 +371,16 @@ struct EntryFields {
 
 fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
     match command {
-        Command::CreateBucket { bucket } => create_bucket(txn, actor, bucket),
+        Command::CreateBucket { bucket, object_lock } => create_bucket(txn, actor, bucket, object_lock),
+        Command::ConfigureObjectLock { bucket, default } => configure_object_lock(txn, actor, bucket, default),
+        Command::SetRetention(set) => set_retention(txn, actor, *set),
+        Command::SetHold(set) => set_hold(txn, actor, *set),
         Command::DeleteBucket { bucket } => delete_bucket(txn, actor, &bucket),
         Command::SetVersioning { bucket, change } => set_versioning(txn, actor, bucket, change),
         Command::PutVersion(put) => put_version(txn, actor, *put),
-        Command::DeleteObject { bucket, key, version, mfa } => delete_object(txn, actor, &bucket, &key, version, mfa),
+        Command::DeleteObject { bucket, key, version, mfa, bypass } => {
+            delete_object(txn, actor, &bucket, &key, version, mfa, bypass)
+        }
         Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
         Command::CreatePrincipal { access_key, record } => {
             if txn.get(Keyspace::Principals, access_key.as_bytes())?.is_some() {
@@ -357,6 +419,8 @@ pub(crate) fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo
         versioning: record.versioning,
         created_at: record.created_at,
         mfa_delete: record.mfa_delete,
+        object_lock: record.object_lock,
+        default_retention: record.default_retention,
     }
 }
 
@@ -368,18 +432,27 @@ fn require_owner(actor: &Actor, bucket: &BucketName, record: &BucketRecord) -> R
     }
 }
 
-fn create_bucket(txn: &mut Txn<'_>, actor: &Actor, bucket: BucketName) -> Result<Outcome, StoreError> {
+fn create_bucket(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    bucket: BucketName,
+    object_lock: bool,
+) -> Result<Outcome, StoreError> {
     if txn.get(Keyspace::Buckets, bucket.as_str().as_bytes())?.is_some() {
         return Err(StoreError::BucketExists { bucket: bucket.to_string() });
     }
     let record = BucketRecord {
         owner: actor.access_key.clone(),
-        versioning: VersioningState::Unversioned,
+        // Object Lock forces versioning on, for good.
+        versioning: if object_lock { VersioningState::Enabled } else { VersioningState::Unversioned },
         created_at: txn.tick(),
         mfa_delete: false,
+        object_lock,
+        default_retention: None,
     };
     txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
-    let fields = EntryFields { bucket: bucket.to_string(), ..EntryFields::default() };
+    let detail = if object_lock { "object-lock on".to_owned() } else { String::new() };
+    let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
     let sequence = txn.record(actor, LedgerOp::BucketCreated, fields);
     Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
 }
@@ -405,6 +478,9 @@ fn set_versioning(
     require_owner(actor, &bucket, &record)?;
     let state = change.state.unwrap_or(record.versioning);
     let mfa_delete = change.mfa_delete.unwrap_or(record.mfa_delete);
+    if record.object_lock && state != VersioningState::Enabled {
+        return Err(StoreError::VersioningLocked { bucket: bucket.to_string() });
+    }
     if !record.versioning.may_become(state) {
         return Err(StoreError::InvalidArgument(format!(
             "a bucket that has been versioned cannot return to {}",
@@ -474,6 +550,7 @@ fn purge(
     why: &str,
 ) -> u64 {
     txn.delete(Keyspace::Versions, keys::version_key(bucket, key.as_str(), record.id));
+    txn.delete(Keyspace::Locks, keys::version_key(bucket, key.as_str(), record.id));
     if let Some(data) = record.data {
         for index in 0..data.chunks {
             txn.delete(Keyspace::Chunks, keys::chunk_key(data.upload, index));
@@ -526,6 +603,19 @@ fn insert_version(
 
 fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(&put.bucket)?;
+    let asks_lock = put.object.retention.is_some() || put.object.legal_hold.is_some();
+    if asks_lock && !bucket_record.object_lock {
+        return Err(StoreError::InvalidArgument(format!(
+            "bucket `{}` has no Object Lock: retention and legal holds need it",
+            put.bucket
+        )));
+    }
+    let now = txn.tick();
+    if let Some(r) = put.object.retention {
+        retention::check_date(r.until, now).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    }
+    let lock_retention =
+        put.object.retention.or_else(|| bucket_record.default_retention.map(|d| d.retention_from(now)));
     let is_null = bucket_record.versioning != VersioningState::Enabled;
     if is_null && let Some(old) = null_version(txn, &put.bucket, &put.key)? {
         purge(txn, actor, &put.bucket, &put.key, &old, "replaced by a new null version");
@@ -555,12 +645,29 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
         data: Some(data),
     };
     insert_version(txn, &put.bucket, &put.key, &record)?;
+    let mut detail = format!("size={}", put.size);
+    if lock_retention.is_some() || put.object.legal_hold.is_some() {
+        let holds: Vec<LegalHold> = put
+            .object
+            .legal_hold
+            .iter()
+            .map(|case_id| LegalHold {
+                case_id: case_id.clone(),
+                placed_by: actor.access_key.clone(),
+                placed_at: now,
+                note: String::new(),
+            })
+            .collect();
+        let lock = LockRecord { retention: lock_retention, holds };
+        detail.push_str(&lock_detail(&lock));
+        txn.put(Keyspace::Locks, keys::version_key(&put.bucket, put.key.as_str(), id), lock.encode());
+    }
     let fields = EntryFields {
         bucket: put.bucket.to_string(),
         key: put.key.to_string(),
         version: Some(id),
         sha256: Some(put.sha256),
-        detail: format!("size={}", put.size),
+        detail,
     };
     let ledger_sequence = txn.record(actor, LedgerOp::VersionWritten, fields);
     Ok(Outcome::Written(WriteAck {
@@ -579,6 +686,7 @@ fn delete_object(
     key: &ObjectKey,
     version: Option<VersionSelector>,
     mfa: Option<String>,
+    bypass: bool,
 ) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(bucket)?;
     if version.is_some() && bucket_record.mfa_delete && mfa.is_none() {
@@ -603,10 +711,25 @@ fn delete_object(
                 record
             }
         };
-        let why = match &mfa {
-            Some(serial) => format!("permanent delete by version id; mfa {serial}"),
-            None => "permanent delete by version id".to_owned(),
+        // Judged here, in the same atomic write as the purge: no change of
+        // retention, hold or clock can slip in between.
+        let lock = lock_record(txn, bucket, key, record.id)?;
+        let with = Override {
+            bypass_requested: bypass,
+            bypass_right: bypass,
+            mfa_required: bucket_record.mfa_delete,
+            mfa_verified: mfa.is_some(),
         };
+        let now = txn.tick();
+        retention::judge_purge(lock.retention, lock.holds.len(), now, with)
+            .map_err(|e| lock_error(e, bucket, key, &external_id(record.id, record.is_null)))?;
+        let mut why = "permanent delete by version id".to_owned();
+        if let Some(serial) = &mfa {
+            why.push_str(&format!("; mfa {serial}"));
+        }
+        if bypass && lock.retention.is_some_and(|r| r.protects_at(now)) {
+            why.push_str("; governance bypassed");
+        }
         let sequence = purge(txn, actor, bucket, key, &record, &why);
         return Ok(Outcome::Deleted(DeleteOutcome {
             version_id: Some(external_id(record.id, record.is_null)),
@@ -661,4 +784,223 @@ fn delete_object(
             }))
         }
     }
+}
+
+fn lock_record(txn: &Txn<'_>, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<LockRecord, StoreError> {
+    match txn.get(Keyspace::Locks, &keys::version_key(bucket, key.as_str(), id))? {
+        Some(raw) => Ok(LockRecord::decode(&raw)?),
+        None => Ok(LockRecord::default()),
+    }
+}
+
+fn lock_detail(lock: &LockRecord) -> String {
+    let mut out = String::new();
+    if let Some(r) = lock.retention {
+        out.push_str(&format!("; retention {} until {}", r.mode.as_str(), r.until.to_rfc3339()));
+    }
+    for hold in &lock.holds {
+        out.push_str(&format!("; hold {}", hold.case_id));
+    }
+    out
+}
+
+fn lock_error(err: LockError, bucket: &BucketName, key: &ObjectKey, version: &str) -> StoreError {
+    let (key, version) = (key.to_string(), version.to_owned());
+    match err {
+        LockError::InvalidDate => StoreError::InvalidArgument(err.to_string()),
+        LockError::ShortenDenied(why) => StoreError::RetentionShortenDenied(why.to_owned()),
+        LockError::MfaRequired => StoreError::MfaRequired { bucket: bucket.to_string() },
+        LockError::Locked(..) => StoreError::ObjectLocked { key, version, why: err.to_string() },
+        LockError::Held => StoreError::LegalHold { key, version },
+    }
+}
+
+/// Errors that refuse an attempt on protected state (recorded in the ledger).
+fn is_refusal(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::ObjectLocked { .. }
+            | StoreError::LegalHold { .. }
+            | StoreError::RetentionShortenDenied(_)
+            | StoreError::VersioningLocked { .. }
+            | StoreError::MfaRequired { .. }
+            | StoreError::AccessDenied(_)
+    )
+}
+
+/// What a refused attempt's ledger entry says, for the commands that touch
+/// protected state.
+fn refusal_fields(command: &Command) -> Option<EntryFields> {
+    let fields = |bucket: &BucketName, key: &str, what: &str| EntryFields {
+        bucket: bucket.to_string(),
+        key: key.to_owned(),
+        detail: what.to_owned(),
+        ..EntryFields::default()
+    };
+    match command {
+        Command::DeleteObject { bucket, key, version: Some(v), .. } => {
+            Some(fields(bucket, key.as_str(), &format!("permanent delete of version {}", selector_text(v))))
+        }
+        Command::SetRetention(set) => Some(fields(
+            &set.bucket,
+            set.key.as_str(),
+            &format!("retention change of version {}", selector_text(&set.version)),
+        )),
+        Command::SetHold(set) => Some(fields(
+            &set.bucket,
+            set.key.as_str(),
+            &format!("legal hold change of version {}", selector_text(&set.version)),
+        )),
+        Command::SetVersioning { bucket, .. } => Some(fields(bucket, "", "versioning change")),
+        Command::ConfigureObjectLock { bucket, .. } => Some(fields(bucket, "", "object lock change")),
+        Command::DeleteBucket { bucket } => Some(fields(bucket, "", "bucket delete")),
+        _ => None,
+    }
+}
+
+fn selector_text(selector: &VersionSelector) -> String {
+    match selector {
+        VersionSelector::Null => "null".to_owned(),
+        VersionSelector::Id(id) => id.to_string(),
+    }
+}
+
+fn configure_object_lock(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    bucket: BucketName,
+    default: Option<DefaultRetention>,
+) -> Result<Outcome, StoreError> {
+    let mut record = txn.bucket(&bucket)?;
+    require_owner(actor, &bucket, &record)?;
+    if !record.object_lock && record.versioning != VersioningState::Enabled {
+        return Err(StoreError::InvalidArgument(
+            "Object Lock can be turned on only for a bucket whose versioning is Enabled".to_owned(),
+        ));
+    }
+    if let Some(d) = default {
+        d.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    }
+    let detail = match default {
+        Some(d) => format!("object-lock on; default {} {:?}", d.mode.as_str(), d.period),
+        None => "object-lock on; no default retention".to_owned(),
+    };
+    record.object_lock = true;
+    record.default_retention = default;
+    txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
+    let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
+    let sequence = txn.record(actor, LedgerOp::ObjectLockChanged, fields);
+    Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
+}
+
+/// The version a lock command names, which must exist and not be a marker.
+fn locked_target(
+    txn: &Txn<'_>,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    version: &VersionSelector,
+) -> Result<(BucketRecord, VersionRecord), StoreError> {
+    let bucket_record = txn.bucket(bucket)?;
+    if !bucket_record.object_lock {
+        return Err(StoreError::InvalidArgument(format!("bucket `{bucket}` has no Object Lock")));
+    }
+    let no_such = || StoreError::NoSuchVersion {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version: selector_text(version),
+    };
+    let record = match version {
+        VersionSelector::Null => null_version(txn, bucket, key)?.ok_or_else(no_such)?,
+        VersionSelector::Id(id) => {
+            let raw =
+                txn.get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), *id))?.ok_or_else(no_such)?;
+            let record = VersionRecord::decode(&raw)?;
+            if record.is_null {
+                return Err(no_such());
+            }
+            record
+        }
+    };
+    if record.is_delete_marker {
+        return Err(StoreError::VersionIsDeleteMarker { key: key.to_string(), version: selector_text(version) });
+    }
+    Ok((bucket_record, record))
+}
+
+fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<Outcome, StoreError> {
+    let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
+    let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
+    let now = txn.tick();
+    let with = Override {
+        bypass_requested: set.bypass,
+        bypass_right: set.bypass,
+        mfa_required: bucket_record.mfa_delete,
+        mfa_verified: set.mfa.is_some(),
+    };
+    let version_text = external_id(version.id, version.is_null);
+    retention::judge_change(lock.retention, set.retention, now, with)
+        .map_err(|e| lock_error(e, &set.bucket, &set.key, &version_text))?;
+    let before = lock.retention;
+    lock.retention = set.retention;
+    let describe = |r: Option<Retention>| match r {
+        Some(r) => format!("{} until {}", r.mode.as_str(), r.until.to_rfc3339()),
+        None => "none".to_owned(),
+    };
+    let mut detail = format!("{} -> {}", describe(before), describe(lock.retention));
+    if set.bypass {
+        detail.push_str("; bypass requested");
+    }
+    if let Some(serial) = &set.mfa {
+        detail.push_str(&format!("; mfa {serial}"));
+    }
+    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), lock.encode());
+    let fields = EntryFields {
+        bucket: set.bucket.to_string(),
+        key: set.key.to_string(),
+        version: Some(version.id),
+        detail,
+        ..EntryFields::default()
+    };
+    let sequence = txn.record(actor, LedgerOp::RetentionChanged, fields);
+    Ok(Outcome::Lock(lock, Some(sequence)))
+}
+
+fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, StoreError> {
+    if set.case_id.is_empty() || set.case_id.len() > 256 || set.case_id.chars().any(char::is_control) {
+        return Err(StoreError::InvalidArgument("case id must be 1 to 256 bytes without control characters".into()));
+    }
+    if set.note.len() > 1024 {
+        return Err(StoreError::InvalidArgument("a hold's note is at most 1024 bytes".into()));
+    }
+    let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
+    let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
+    let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
+    let op = match (set.place, existing) {
+        // Placing an existing hold or releasing a missing one changes nothing.
+        (true, Some(_)) | (false, None) => return Ok(Outcome::Lock(lock, None)),
+        (true, None) => {
+            let placed_at = txn.tick();
+            lock.holds.push(LegalHold {
+                case_id: set.case_id.clone(),
+                placed_by: actor.access_key.clone(),
+                placed_at,
+                note: set.note.clone(),
+            });
+            LedgerOp::HoldPlaced
+        }
+        (false, Some(index)) => {
+            lock.holds.remove(index);
+            LedgerOp::HoldReleased
+        }
+    };
+    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), lock.encode());
+    let fields = EntryFields {
+        bucket: set.bucket.to_string(),
+        key: set.key.to_string(),
+        version: Some(version.id),
+        detail: format!("case {}", set.case_id),
+        ..EntryFields::default()
+    };
+    let sequence = txn.record(actor, op, fields);
+    Ok(Outcome::Lock(lock, Some(sequence)))
 }

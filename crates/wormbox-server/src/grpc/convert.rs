@@ -40,7 +40,7 @@ pub(crate) fn new_object(
         _ => Some(Digest::from_slice(expected_sha256).ok_or_else(|| invalid("expected_sha256 must be 32 bytes"))?),
     };
     let user_metadata = UserMetadata::new(user_metadata.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)?;
-    Ok(NewObject { content_type, user_metadata, expected_sha256 })
+    Ok(NewObject { content_type, user_metadata, expected_sha256, ..NewObject::default() })
 }
 
 pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {
