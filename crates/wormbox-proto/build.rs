@@ -7,7 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", root.display());
-    let files = ["types.proto", "archive.proto", "admin.proto", "mfa.proto"].map(|f| root.join("wormbox/v1").join(f));
+    let files = ["types.proto", "archive.proto", "admin.proto", "mfa.proto", "compliance.proto"]
+        .map(|f| root.join("wormbox/v1").join(f));
     let descriptors = protox::compile(files, [&root])?;
     std::fs::write(out_dir.join("wormbox_descriptor.bin"), descriptors.encode_to_vec())?;
     tonic_prost_build::configure().compile_fds(descriptors)?;

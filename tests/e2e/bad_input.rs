@@ -39,7 +39,10 @@ async fn names_keys_metadata_and_version_ids_are_validated() {
     let mut client = appliance.archive().await.unwrap();
     create_bucket(&mut client, "target", VersioningStatus::Enabled).await;
     for name in ["UPPER", "a", "bad_name", "192.168.0.1"] {
-        let err = client.create_bucket(v1::CreateBucketRequest { bucket: name.into() }).await.unwrap_err();
+        let err = client
+            .create_bucket(v1::CreateBucketRequest { bucket: name.into(), ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!((err.code(), reason(&err)), (Code::InvalidArgument, "INVALID_ARGUMENT".to_owned()), "{name}");
     }
     let long_key = "k".repeat(1025);

@@ -73,7 +73,13 @@ fn versioning(
 }
 
 fn delete_version(bucket: &str, key: &str, version_id: &str, mfa: &str) -> v1::DeleteObjectRequest {
-    v1::DeleteObjectRequest { bucket: bucket.into(), key: key.into(), version_id: version_id.into(), mfa: mfa.into() }
+    v1::DeleteObjectRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: version_id.into(),
+        mfa: mfa.into(),
+        ..Default::default()
+    }
 }
 
 /// The 2010 boto sequence, with a token on a pseudo-terminal.

@@ -6,6 +6,8 @@ mod archive;
 mod bad_input;
 /// MFA Delete with a simulated token on a pseudo-terminal.
 mod mfa;
+/// Object Lock attacked with an admin key and no token.
+mod object_lock;
 /// Principals and roles through the Admin API.
 mod principals;
 /// Health, reflection and the shape of the served API.
@@ -23,7 +25,10 @@ pub(crate) fn reason(status: &Status) -> String {
 }
 
 pub(crate) async fn create_bucket(client: &mut ArchiveClient, bucket: &str, versioning: v1::VersioningStatus) {
-    client.create_bucket(v1::CreateBucketRequest { bucket: bucket.to_owned() }).await.expect("create bucket");
+    client
+        .create_bucket(v1::CreateBucketRequest { bucket: bucket.to_owned(), ..Default::default() })
+        .await
+        .expect("create bucket");
     if versioning != v1::VersioningStatus::Unversioned {
         client
             .put_bucket_versioning(v1::PutBucketVersioningRequest {

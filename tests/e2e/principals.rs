@@ -46,7 +46,11 @@ async fn principals_are_listed_without_secrets_and_revocation_is_immediate() {
     let err = writer.list_buckets(v1::ListBucketsRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let err = admin
-        .create_principal(v1::CreatePrincipalRequest { name: "x".into(), role: v1::Role::Unspecified as i32 })
+        .create_principal(v1::CreatePrincipalRequest {
+            name: "x".into(),
+            role: v1::Role::Unspecified as i32,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "INVALID_ARGUMENT");

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt;
-use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, MfaClient, v1};
+use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, ComplianceClient, MfaClient, v1};
 
 /// Operate a Wormbox archive over gRPC.
 #[derive(Debug, Parser)]
@@ -57,6 +57,12 @@ enum Command {
         /// Expected SHA-256 (hex); the appliance stores nothing on mismatch.
         #[arg(long)]
         sha256: Option<String>,
+        /// Retention MODE:UNTIL, e.g. compliance:2033-01-01 (Object Lock buckets).
+        #[arg(long)]
+        retention: Option<String>,
+        /// Place this legal hold (case id) at once (admin).
+        #[arg(long)]
+        legal_hold: Option<String>,
     },
     /// Fetch a version's bytes to a file or stdout.
     Get {
@@ -82,7 +88,16 @@ enum Command {
         key: String,
         #[arg(long)]
         version_id: Option<String>,
+        /// Purge a version under GOVERNANCE retention (needs the bypass right).
+        #[arg(long)]
+        bypass_governance: bool,
     },
+    /// Object Lock retention of a version.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Legal holds on a version (admins and auditors).
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// List versions and delete markers.
     Versions {
         bucket: String,
@@ -115,6 +130,60 @@ enum Command {
     /// MFA devices.
     #[command(subcommand)]
     Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Show a version's retention (the latest version without --version-id).
+    Get {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+    /// Set MODE:UNTIL (e.g. governance:2030-06-30), or `none` to remove.
+    Set {
+        bucket: String,
+        key: String,
+        retention: String,
+        #[arg(long)]
+        version_id: Option<String>,
+        /// Override GOVERNANCE retention (needs the bypass right; --mfa with MFA Delete on).
+        #[arg(long)]
+        bypass_governance: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HoldCommand {
+    /// Place a legal hold.
+    Place {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+        /// Case id; S3's single hold when absent.
+        #[arg(long, default_value = "")]
+        case: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Release a legal hold.
+    Release {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+        #[arg(long, default_value = "")]
+        case: String,
+    },
+    /// List a version's legal holds.
+    List {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,8 +250,20 @@ enum MfaCommand {
 
 #[derive(Debug, Subcommand)]
 enum BucketCommand {
+    /// Create a bucket; --object-lock makes it WORM (versioning Enabled for good).
     Create {
         bucket: String,
+        #[arg(long)]
+        object_lock: bool,
+        /// Default retention of new versions: MODE:Nd or MODE:Ny (e.g. compliance:7y); needs --object-lock.
+        #[arg(long)]
+        default_retention: Option<String>,
+    },
+    /// Set or clear (`none`) the default retention; turns Object Lock on for an Enabled bucket.
+    DefaultRetention {
+        bucket: String,
+        /// MODE:Nd, MODE:Ny or `none`.
+        retention: String,
     },
     Get {
         bucket: String,
@@ -209,6 +290,9 @@ enum PrincipalCommand {
         /// admin, writer, reader or auditor.
         #[arg(long)]
         role: String,
+        /// Grant the right to override GOVERNANCE retention.
+        #[arg(long)]
+        bypass_governance: bool,
     },
     List,
     Revoke {
@@ -252,6 +336,9 @@ impl Clients {
     }
     fn admin(&self) -> AdminClient {
         v1::admin_client::AdminClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+    fn compliance(&self) -> ComplianceClient {
+        v1::compliance_client::ComplianceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
     fn mfa(&self) -> MfaClient {
         v1::mfa_client::MfaClient::with_interceptor(self.channel.clone(), self.auth.clone())
@@ -346,6 +433,57 @@ fn versioning_name(status: i32) -> &'static str {
     }
 }
 
+fn parse_mode(text: &str) -> anyhow::Result<v1::RetentionMode> {
+    match text.to_ascii_lowercase().as_str() {
+        "governance" => Ok(v1::RetentionMode::Governance),
+        "compliance" => Ok(v1::RetentionMode::Compliance),
+        other => bail!("retention mode must be governance or compliance, not `{other}`"),
+    }
+}
+
+/// `MODE:UNTIL`, UNTIL an RFC 3339 instant or a UTC date.
+fn parse_retention(text: &str) -> anyhow::Result<v1::Retention> {
+    let (mode, until) = text.split_once(':').context("retention is MODE:UNTIL, e.g. compliance:2033-01-01")?;
+    let until = wormbox_model::Timestamp::parse_rfc3339(until)
+        .with_context(|| format!("`{until}` is not a date (YYYY-MM-DD) or an RFC 3339 instant"))?;
+    Ok(v1::Retention { mode: parse_mode(mode)? as i32, retain_until_unix_micros: until.as_micros() })
+}
+
+/// `MODE:Nd` or `MODE:Ny`.
+fn parse_default_retention(text: &str) -> anyhow::Result<v1::DefaultRetention> {
+    let (mode, period) = text.split_once(':').context("default retention is MODE:Nd or MODE:Ny, e.g. compliance:7y")?;
+    let bad = || anyhow::anyhow!("`{period}` is not a period like 30d or 7y");
+    let (number, unit) = period.split_at(period.len().saturating_sub(1));
+    let n: u32 = number.parse().map_err(|_| bad())?;
+    let (days, years) = match unit {
+        "d" => (n, 0),
+        "y" => (0, n),
+        _ => return Err(bad()),
+    };
+    Ok(v1::DefaultRetention { mode: parse_mode(mode)? as i32, days, years })
+}
+
+fn mode_name(mode: i32) -> &'static str {
+    match v1::RetentionMode::try_from(mode) {
+        Ok(v1::RetentionMode::Governance) => "GOVERNANCE",
+        Ok(v1::RetentionMode::Compliance) => "COMPLIANCE",
+        _ => "UNKNOWN",
+    }
+}
+
+fn retention_json(r: &v1::Retention) -> Value {
+    json!({"mode": mode_name(r.mode), "retain_until": wormbox_model::Timestamp(r.retain_until_unix_micros).to_rfc3339()})
+}
+
+fn hold_json(h: &v1::LegalHold) -> Value {
+    json!({
+        "case_id": h.case_id,
+        "placed_by": h.placed_by,
+        "placed_at": wormbox_model::Timestamp(h.placed_at_unix_micros).to_rfc3339(),
+        "note": h.note,
+    })
+}
+
 fn mfa_delete_name(status: i32) -> &'static str {
     match v1::MfaDeleteStatus::try_from(status) {
         Ok(v1::MfaDeleteStatus::Enabled) => "Enabled",
@@ -359,6 +497,10 @@ fn bucket_json(bucket: &v1::Bucket) -> Value {
         "owner": bucket.owner,
         "versioning": versioning_name(bucket.versioning),
         "mfa_delete": mfa_delete_name(bucket.mfa_delete),
+        "object_lock": bucket.object_lock,
+        "default_retention": bucket.default_retention.as_ref().map(|d| json!({
+            "mode": mode_name(d.mode), "days": d.days, "years": d.years,
+        })),
         "created_at": wormbox_model::Timestamp(bucket.created_at_unix_micros).to_rfc3339(),
     })
 }
@@ -375,6 +517,8 @@ fn version_json(version: &v1::ObjectVersion) -> Value {
         "user_metadata": version.user_metadata,
         "created_at": wormbox_model::Timestamp(version.created_at_unix_micros).to_rfc3339(),
         "creator": version.creator,
+        "retention": version.retention.as_ref().map(retention_json),
+        "legal_holds": version.legal_holds.iter().map(hold_json).collect::<Vec<_>>(),
     })
 }
 
@@ -399,10 +543,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bucket(command) => {
             let mut archive = clients.archive();
             match command {
-                BucketCommand::Create { bucket } => {
-                    let reply = archive.create_bucket(v1::CreateBucketRequest { bucket }).await?.into_inner();
-                    let bucket = reply.bucket.unwrap_or_default();
+                BucketCommand::Create { bucket, object_lock, default_retention } => {
+                    let default = default_retention.as_deref().map(parse_default_retention).transpose()?;
+                    if default.is_some() && !object_lock {
+                        bail!("--default-retention needs --object-lock");
+                    }
+                    let request = v1::CreateBucketRequest { bucket: bucket.clone(), object_lock };
+                    let mut created = archive.create_bucket(request).await?.into_inner().bucket.unwrap_or_default();
+                    if let Some(default_retention) = default {
+                        let request =
+                            v1::PutBucketDefaultRetentionRequest { bucket, default_retention: Some(default_retention) };
+                        let reply = clients.compliance().put_bucket_default_retention(request).await?.into_inner();
+                        created = reply.bucket.unwrap_or_default();
+                    }
+                    let bucket = created;
                     print(json_mode, bucket_json(&bucket), format!("created bucket {}", bucket.name));
+                }
+                BucketCommand::DefaultRetention { bucket, retention } => {
+                    let default_retention =
+                        if retention == "none" { None } else { Some(parse_default_retention(&retention)?) };
+                    let request = v1::PutBucketDefaultRetentionRequest { bucket, default_retention };
+                    let reply = clients.compliance().put_bucket_default_retention(request).await?.into_inner();
+                    let bucket = reply.bucket.unwrap_or_default();
+                    print(json_mode, bucket_json(&bucket), format!("{} object_lock=on", bucket.name));
                 }
                 BucketCommand::Get { bucket } => {
                     let reply = archive.get_bucket(v1::GetBucketRequest { bucket }).await?.into_inner();
@@ -469,7 +632,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Put { bucket, key, file, content_type, metadata, sha256 } => {
+        Command::Put { bucket, key, file, content_type, metadata, sha256, retention, legal_hold } => {
+            let retention = retention.as_deref().map(parse_retention).transpose()?;
             let mut user_metadata = std::collections::HashMap::new();
             for entry in metadata {
                 let (name, value) = entry.split_once('=').context("--meta takes NAME=VALUE")?;
@@ -479,7 +643,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(hex_digest) => hex::decode(hex_digest.trim()).context("--sha256 must be hex")?,
                 None => Vec::new(),
             };
-            let header = v1::PutObjectHeader { bucket, key: key.clone(), content_type, user_metadata, expected_sha256 };
+            let header = v1::PutObjectHeader {
+                bucket,
+                key: key.clone(),
+                content_type,
+                user_metadata,
+                expected_sha256,
+                retention,
+                legal_hold: legal_hold.unwrap_or_default(),
+            };
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             let source = file.filter(|f| f.as_os_str() != "-");
             let reader = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -541,13 +713,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = format!("{}\nsha256={}", version_line(&version), hex::encode(&version.sha256));
             print(json_mode, version_json(&version), text);
         }
-        Command::Rm { bucket, key, version_id } => {
+        Command::Rm { bucket, key, version_id, bypass_governance } => {
             // A marker destroys nothing: no code is read or spent for it.
             let mfa = match (&version_id, mfa_spec) {
                 (Some(_), Some(_)) => mfa_code(mfa_spec)?,
                 _ => String::new(),
             };
-            let request = v1::DeleteObjectRequest { bucket, key, version_id: version_id.unwrap_or_default(), mfa };
+            let request = v1::DeleteObjectRequest {
+                bucket,
+                key,
+                version_id: version_id.unwrap_or_default(),
+                mfa,
+                bypass_governance,
+            };
             let reply = clients.archive().delete_object(request).await?.into_inner();
             let value = json!({
                 "version_id": reply.version_id,
@@ -603,10 +781,82 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json_mode, value, lines.join("\n"));
         }
         Command::Mfa(command) => mfa_command(&clients, command, mfa_spec, json_mode).await?,
+        Command::Retention(command) => {
+            let mut compliance = clients.compliance();
+            let retention = match command {
+                RetentionCommand::Get { bucket, key, version_id } => {
+                    let request =
+                        v1::GetObjectRetentionRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+                    compliance.get_object_retention(request).await?.into_inner().retention
+                }
+                RetentionCommand::Set { bucket, key, retention, version_id, bypass_governance } => {
+                    let retention = if retention == "none" { None } else { Some(parse_retention(&retention)?) };
+                    let mfa = match mfa_spec {
+                        Some(_) => mfa_code(mfa_spec)?,
+                        None => String::new(),
+                    };
+                    let request = v1::PutObjectRetentionRequest {
+                        bucket,
+                        key,
+                        version_id: version_id.unwrap_or_default(),
+                        retention,
+                        bypass_governance,
+                        mfa,
+                    };
+                    compliance.put_object_retention(request).await?.into_inner().retention
+                }
+            };
+            let value = retention.as_ref().map_or(Value::Null, retention_json);
+            let text = retention.as_ref().map_or("no retention".to_owned(), |r| {
+                format!(
+                    "{} until {}",
+                    value["mode"].as_str().unwrap_or_default(),
+                    wormbox_model::Timestamp(r.retain_until_unix_micros)
+                )
+            });
+            print(json_mode, value, text);
+        }
+        Command::Hold(command) => {
+            let mut compliance = clients.compliance();
+            let holds = match command {
+                HoldCommand::Place { bucket, key, version_id, case, note } => {
+                    let version_id = version_id.unwrap_or_default();
+                    let request =
+                        v1::PutObjectLegalHoldRequest { bucket, key, version_id, case_id: case, place: true, note };
+                    compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
+                }
+                HoldCommand::Release { bucket, key, version_id, case } => {
+                    let version_id = version_id.unwrap_or_default();
+                    let request = v1::PutObjectLegalHoldRequest {
+                        bucket,
+                        key,
+                        version_id,
+                        case_id: case,
+                        place: false,
+                        note: String::new(),
+                    };
+                    compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
+                }
+                HoldCommand::List { bucket, key, version_id } => {
+                    let request =
+                        v1::GetObjectLegalHoldRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+                    compliance.get_object_legal_hold(request).await?.into_inner().legal_holds
+                }
+            };
+            let value = Value::Array(holds.iter().map(hold_json).collect());
+            let text = holds
+                .iter()
+                .map(|h| {
+                    format!("{}  by {}  {}", h.case_id, h.placed_by, wormbox_model::Timestamp(h.placed_at_unix_micros))
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json_mode, value, if text.is_empty() { "no legal holds".to_owned() } else { text });
+        }
         Command::Principal(command) => {
             let mut admin = clients.admin();
             match command {
-                PrincipalCommand::Create { name, role } => {
+                PrincipalCommand::Create { name, role, bypass_governance } => {
                     let role = match role.as_str() {
                         "admin" => v1::Role::Admin,
                         "writer" => v1::Role::Writer,
@@ -614,7 +864,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "auditor" => v1::Role::Auditor,
                         other => bail!("role must be admin, writer, reader or auditor, not `{other}`"),
                     };
-                    let reply = admin.create_principal(v1::CreatePrincipalRequest { name, role: role as i32 }).await?;
+                    let reply = admin
+                        .create_principal(v1::CreatePrincipalRequest { name, role: role as i32, bypass_governance })
+                        .await?;
                     let reply = reply.into_inner();
                     let principal = reply.principal.unwrap_or_default();
                     let credential = format!("{}:{}", principal.access_key_id, reply.secret);

@@ -38,6 +38,65 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses what `to_rfc3339` writes, with or without fractional seconds
+    /// (`2033-01-01T00:00:00Z`), or a bare UTC date (`2033-01-01`).
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let (date, time) = match text.split_once('T') {
+            Some((date, time)) => (date, Some(time.strip_suffix('Z')?)),
+            None => (text, None),
+        };
+        let mut parts = date.splitn(3, '-');
+        let year: i64 = parts.next()?.parse().ok()?;
+        let month: u32 = parts.next()?.parse().ok()?;
+        let day: u32 = parts.next()?.parse().ok()?;
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        let (mut secs, mut micros) = (0i64, 0i64);
+        if let Some(time) = time {
+            let (hms, fraction) = match time.split_once('.') {
+                Some((hms, f)) => (hms, Some(f)),
+                None => (time, None),
+            };
+            let fields: Vec<i64> = hms.split(':').map(|f| f.parse().ok()).collect::<Option<_>>()?;
+            let [h, m, sec] = fields.as_slice() else { return None };
+            if !(0..24).contains(h) || !(0..60).contains(m) || !(0..60).contains(sec) {
+                return None;
+            }
+            secs = h * 3600 + m * 60 + sec;
+            if let Some(f) = fraction {
+                if f.is_empty() || f.len() > 6 || !f.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                micros = f.parse::<i64>().ok()? * 10i64.pow(6 - f.len() as u32);
+            }
+        }
+        let days = days_from_civil(year, month, day);
+        Some(Timestamp((days * 86_400 + secs).checked_mul(1_000_000)?.checked_add(micros)?))
+    }
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's days-from-civil, the inverse of `civil_from_days`.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if month > 2 { month - 3 } else { month + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -108,6 +167,28 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rfc3339_parses_what_it_prints_and_refuses_nonsense() {
+        for micros in [0i64, 1_795_737_600_000_000, 1_795_737_600_123_456, 4_102_444_800_000_000, 951_782_400_000_000] {
+            let t = Timestamp(micros);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t), "{t}");
+        }
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-27"), Some(Timestamp(1_795_737_600_000_000)));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-27T00:00:00Z"), Some(Timestamp(1_795_737_600_000_000)));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-27T00:00:00.5Z"), Some(Timestamp(1_795_737_600_500_000)));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-29",
+            "2026-11-27T24:00:00Z",
+            "2026-11-27T00:00:00",
+            "27/11/2026",
+            "2026-11-27T00:00:00.1234567Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

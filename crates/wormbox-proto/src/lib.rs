@@ -123,3 +123,8 @@ pub type AdminClient = v1::admin_client::AdminClient<
 /// An Mfa client that authenticates every call.
 pub type MfaClient =
     v1::mfa_client::MfaClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerAuth>>;
+
+/// A Compliance client that authenticates every call.
+pub type ComplianceClient = v1::compliance_client::ComplianceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerAuth>,
+>;

@@ -10,9 +10,11 @@
 
 use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
+use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{
-    Actor, BucketInfo, DeleteOutcome, ListObjectsParams, ListVersionsParams, NewObject, NewPrincipal, ObjectReader,
-    ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage, WriteAck,
+    Actor, BucketInfo, DeleteOutcome, ListObjectsParams, ListVersionsParams, LockRecord, NewObject, NewPrincipal,
+    ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage,
+    WriteAck,
 };
 
 /// What an operation needs the caller to be allowed.
@@ -78,9 +80,14 @@ impl App {
     }
 
     /// CreateBucket.
-    pub async fn create_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<(BucketInfo, u64), StoreError> {
+    pub async fn create_bucket(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        object_lock: bool,
+    ) -> Result<(BucketInfo, u64), StoreError> {
         self.authorize(actor, Access::Write)?;
-        self.store.create_bucket(actor, bucket).await
+        self.store.create_bucket_with_lock(actor, bucket, object_lock).await
     }
 
     /// GetBucket.
@@ -127,6 +134,14 @@ impl App {
         Ok(self.store.configure_versioning(actor, bucket, change).await?)
     }
 
+    /// A legal hold placed at write time needs the hold right (admins; auditors cannot write).
+    fn authorize_lock_fields(&self, actor: &Actor, object: &NewObject) -> Result<(), StoreError> {
+        if object.legal_hold.is_some() && actor.role != Role::Admin {
+            return Err(StoreError::AccessDenied("only admins and auditors place legal holds".into()));
+        }
+        Ok(())
+    }
+
     /// PutObject, streamed.
     pub fn begin_upload(
         &self,
@@ -136,6 +151,7 @@ impl App {
         object: NewObject,
     ) -> Result<Upload, StoreError> {
         self.authorize(actor, Access::Write)?;
+        self.authorize_lock_fields(actor, &object)?;
         self.store.begin_upload(bucket, key, object)
     }
 
@@ -149,6 +165,7 @@ impl App {
         data: Vec<u8>,
     ) -> Result<WriteAck, StoreError> {
         self.authorize(actor, Access::Write)?;
+        self.authorize_lock_fields(actor, &object)?;
         if data.len() as u64 > self.max_ingest_record_bytes {
             return Err(StoreError::TooLarge { limit: self.max_ingest_record_bytes });
         }
@@ -187,8 +204,10 @@ impl App {
         key: ObjectKey,
         version: Option<VersionSelector>,
         mfa: Option<&str>,
+        bypass_governance: bool,
     ) -> Result<DeleteOutcome, MfaError> {
         self.authorize(actor, Access::Write)?;
+        let bypass = bypass_governance && self.store.has_bypass_right(&actor.access_key)?;
         // A delete marker destroys nothing and never spends a code.
         let serial = match (mfa, &version) {
             (Some(mfa), Some(selector)) => {
@@ -203,7 +222,79 @@ impl App {
             }
             _ => None,
         };
-        Ok(self.store.delete_object_with_mfa(actor, bucket, key, version, serial).await?)
+        Ok(self.store.delete_object_guarded(actor, bucket, key, version, serial, bypass).await?)
+    }
+
+    /// PutObjectRetention. A code, when given, is verified and spent first
+    /// against the bucket owner's devices; the store judges the change.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_retention(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+        mfa: Option<&str>,
+    ) -> Result<(LockRecord, Option<u64>), MfaError> {
+        self.authorize(actor, Access::Write)?;
+        let version = self.resolve(&bucket, &key, version)?;
+        let bypass = bypass_governance && self.store.has_bypass_right(&actor.access_key)?;
+        let serial = match mfa {
+            Some(mfa) => {
+                let owner = self.store.bucket(&bucket)?.owner;
+                let what = format!("put-object-retention key={key} version={}", selector_text(&version));
+                let op = Operation { bucket: bucket.to_string(), what };
+                Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
+            }
+            None => None,
+        };
+        Ok(self.store.set_retention(actor, bucket, key, version, retention, bypass, serial).await?)
+    }
+
+    /// PutObjectLegalHold: admins and auditors (compliance officers) only;
+    /// the store checks the role, so a refused attempt is in the ledger.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_legal_hold(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: Option<VersionSelector>,
+        case_id: String,
+        place: bool,
+        note: String,
+    ) -> Result<(LockRecord, Option<u64>), StoreError> {
+        let version = self.resolve(&bucket, &key, version)?;
+        self.store.set_legal_hold(actor, bucket, key, version, case_id, place, note).await
+    }
+
+    /// PutBucketDefaultRetention (turns Object Lock on).
+    pub async fn set_default_retention(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        default: Option<DefaultRetention>,
+    ) -> Result<(BucketInfo, u64), StoreError> {
+        self.authorize(actor, Access::Write)?;
+        self.store.configure_object_lock(actor, bucket, default).await
+    }
+
+    /// The version a lock request names: the given one, or the latest.
+    fn resolve(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<VersionSelector>,
+    ) -> Result<VersionSelector, StoreError> {
+        match version {
+            Some(selector) => Ok(selector),
+            None => {
+                let latest = self.store.head_object(bucket, key, None)?;
+                VersionSelector::parse(&latest.version_id).map_err(|e| StoreError::InvalidArgument(e.to_string()))
+            }
+        }
     }
 
     /// EnrollDevice; the authority checks the admin role and the guard code.
@@ -278,9 +369,15 @@ impl App {
     }
 
     /// CreatePrincipal.
-    pub async fn create_principal(&self, actor: &Actor, name: &str, role: Role) -> Result<NewPrincipal, StoreError> {
+    pub async fn create_principal(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        bypass_governance: bool,
+    ) -> Result<NewPrincipal, StoreError> {
         self.authorize(actor, Access::Admin)?;
-        self.store.create_principal(actor, name, role).await
+        self.store.create_principal_with_bypass(actor, name, role, bypass_governance).await
     }
 
     /// ListPrincipals.
@@ -293,6 +390,13 @@ impl App {
     pub async fn revoke_principal(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
         self.authorize(actor, Access::Admin)?;
         self.store.revoke_principal(actor, access_key).await
+    }
+}
+
+fn selector_text(selector: &VersionSelector) -> String {
+    match selector {
+        VersionSelector::Null => "null".to_owned(),
+        VersionSelector::Id(id) => id.to_string(),
     }
 }
 

@@ -70,7 +70,7 @@ fn acknowledged_ingest_records_survive_kill_9() {
     let credential = credential.trim().to_owned();
     let acked: Vec<v1::IngestAck> = runtime.block_on(async {
         let mut archive = client(daemon.addr, &credential).await;
-        archive.create_bucket(v1::CreateBucketRequest { bucket: "crash".into() }).await.unwrap();
+        archive.create_bucket(v1::CreateBucketRequest { bucket: "crash".into(), ..Default::default() }).await.unwrap();
         archive
             .put_bucket_versioning(v1::PutBucketVersioningRequest {
                 bucket: "crash".into(),
@@ -187,6 +187,7 @@ fn spent_codes_and_lockouts_survive_kill_9() {
         key: "k".into(),
         version_id: version_id.into(),
         mfa: mfa.into(),
+        ..Default::default()
     };
 
     let mut daemon = start_daemon(&data_dir);
@@ -218,7 +219,10 @@ fn spent_codes_and_lockouts_survive_kill_9() {
         mfa.activate_device(activate).await.unwrap();
         let mut archive = client(daemon.addr, &credential).await;
         for bucket in ["kill9", "lock9"] {
-            archive.create_bucket(v1::CreateBucketRequest { bucket: bucket.into() }).await.unwrap();
+            archive
+                .create_bucket(v1::CreateBucketRequest { bucket: bucket.into(), ..Default::default() })
+                .await
+                .unwrap();
             let on = v1::PutBucketVersioningRequest {
                 bucket: bucket.into(),
                 status: v1::VersioningStatus::Enabled as i32,

@@ -269,6 +269,8 @@ pub struct PrincipalRecord {
     pub created_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// May override GOVERNANCE retention.
+    pub bypass_governance: bool,
 }
 
 impl PrincipalRecord {
@@ -280,6 +282,7 @@ impl PrincipalRecord {
             Some(at) => w.u8(1).i64(at.0),
             None => w.u8(0),
         };
+        w.u8(u8::from(self.bypass_governance));
         w.finish()
     }
 
@@ -296,8 +299,13 @@ impl PrincipalRecord {
             1 => Some(Timestamp(r.i64()?)),
             _ => return Err(bad()),
         };
+        let bypass_governance = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad()),
+        };
         r.end()?;
-        Ok(PrincipalRecord { name, role, salt, secret_hash, created_at, revoked_at })
+        Ok(PrincipalRecord { name, role, salt, secret_hash, created_at, revoked_at, bypass_governance })
     }
 }
 

@@ -33,7 +33,7 @@ mod writer;
 
 use std::sync::Arc;
 
-pub use codec::{DecodeError, PrincipalRecord};
+pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
 pub use store::{ObjectReader, Store, StoreOptions, Upload};
 use wormbox_model::{BucketName, Digest, Role, Timestamp, UserMetadata, VersionId, VersioningState};

@@ -206,9 +206,9 @@ impl Store {
         }
     }
 
-    /// Places (`place`) or releases the legal hold `case_id` on a version.
-    /// Role checks (admin, auditor) are the caller's; the bucket must have
-    /// Object Lock. Placing a present hold or releasing an absent one is a no-op.
+    /// Places (`place`) or releases the legal hold `case_id` on a version:
+    /// admins and auditors only (a refusal is a ledger entry); the bucket must
+    /// have Object Lock. Placing a present hold or releasing an absent one is a no-op.
     #[allow(clippy::too_many_arguments)]
     pub async fn set_legal_hold(
         &self,
@@ -507,6 +507,18 @@ impl Store {
 
     /// Creates a principal with a fresh access key and secret.
     pub async fn create_principal(&self, actor: &Actor, name: &str, role: Role) -> Result<NewPrincipal, StoreError> {
+        self.create_principal_with_bypass(actor, name, role, false).await
+    }
+
+    /// Creates a principal, granting the right to override GOVERNANCE
+    /// retention when `bypass_governance`.
+    pub async fn create_principal_with_bypass(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        bypass_governance: bool,
+    ) -> Result<NewPrincipal, StoreError> {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::InvalidArgument(
                 "principal name must be 1 to 128 bytes without control characters".to_owned(),
@@ -523,11 +535,23 @@ impl Store {
             secret_hash: secret_hash(&salt, &secret),
             created_at: Timestamp::EPOCH,
             revoked_at: None,
+            bypass_governance,
         };
         let command = Command::CreatePrincipal { access_key: access_key.clone(), record: Box::new(record) };
         match self.submit(actor, command).await? {
             Outcome::Sequence(Some(ledger_sequence)) => Ok(NewPrincipal { access_key, secret, ledger_sequence }),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// Whether `access_key` holds the right to override GOVERNANCE retention.
+    pub fn has_bypass_right(&self, access_key: &str) -> Result<bool, StoreError> {
+        match read(&*self.inner.backend, Keyspace::Principals, access_key.as_bytes())? {
+            Some(raw) => {
+                let record = PrincipalRecord::decode(&raw)?;
+                Ok(record.bypass_governance && record.revoked_at.is_none())
+            }
+            None => Ok(false),
         }
     }
 

@@ -630,6 +630,10 @@ mod object_lock {
         w.store.ledger_entries(1).unwrap().into_iter().map(|(e, _)| e.op).collect()
     }
 
+    fn officer() -> Actor {
+        Actor { access_key: "WBOFFICER000000000".to_owned(), role: Role::Auditor }
+    }
+
     fn sel(ack: &crate::WriteAck) -> VersionSelector {
         VersionSelector::parse(&ack.version_id).unwrap()
     }
@@ -688,9 +692,15 @@ mod object_lock {
             w.store.delete_object_guarded(&w.actor, w.bucket.clone(), key("g"), Some(sel(&ack)), None, bypass)
         };
         assert!(matches!(purge(true).await, Err(StoreError::LegalHold { .. })), "bypass never lifts a hold");
-        let (lock, seq) = w
+        // A writer cannot release it; the attempt is in the ledger.
+        let by_writer = w
             .store
             .set_legal_hold(&w.actor, w.bucket.clone(), key("g"), sel(&ack), "case-7".into(), false, String::new())
+            .await;
+        assert!(matches!(by_writer, Err(StoreError::AccessDenied(_))));
+        let (lock, seq) = w
+            .store
+            .set_legal_hold(&officer(), w.bucket.clone(), key("g"), sel(&ack), "case-7".into(), false, String::new())
             .await
             .unwrap();
         assert!(lock.holds.is_empty() && seq.is_some());
@@ -750,11 +760,12 @@ mod object_lock {
     #[tokio::test]
     async fn a_purge_racing_a_hold_sees_one_consistent_state() {
         let w = lock_world().await;
+        let officer = officer();
         for round in 0..20 {
             let k = format!("race-{round}");
             let ack = put_with(&w, &k, None, None).await;
             let hold =
-                w.store.set_legal_hold(&w.actor, w.bucket.clone(), key(&k), sel(&ack), "c".into(), true, String::new());
+                w.store.set_legal_hold(&officer, w.bucket.clone(), key(&k), sel(&ack), "c".into(), true, String::new());
             let purge =
                 w.store.delete_object_guarded(&w.actor, w.bucket.clone(), key(&k), Some(sel(&ack)), None, false);
             let (hold, purge) = tokio::join!(hold, purge);

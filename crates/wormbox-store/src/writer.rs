@@ -388,7 +388,12 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
             }
             let mut record = *record;
             record.created_at = txn.tick();
-            let detail = format!("name={} role={}", record.name, record.role.as_str());
+            let detail = format!(
+                "name={} role={}{}",
+                record.name,
+                record.role.as_str(),
+                if record.bypass_governance { " bypass-governance" } else { "" }
+            );
             txn.put(Keyspace::Principals, access_key.as_bytes().to_vec(), record.encode());
             let fields = EntryFields { key: access_key, detail, ..EntryFields::default() };
             Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::PrincipalCreated, fields))))
@@ -966,6 +971,9 @@ fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<
 }
 
 fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, StoreError> {
+    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Auditor) {
+        return Err(StoreError::AccessDenied("only admins and auditors place or release legal holds".into()));
+    }
     if set.case_id.is_empty() || set.case_id.len() > 256 || set.case_id.chars().any(char::is_control) {
         return Err(StoreError::InvalidArgument("case id must be 1 to 256 bytes without control characters".into()));
     }

@@ -128,7 +128,11 @@ impl TestAppliance {
         let created = self
             .admin()
             .await?
-            .create_principal(v1::CreatePrincipalRequest { name: name.to_owned(), role: role as i32 })
+            .create_principal(v1::CreatePrincipalRequest {
+                name: name.to_owned(),
+                role: role as i32,
+                ..Default::default()
+            })
             .await?
             .into_inner();
         let principal = created.principal.context("principal in response")?;

@@ -35,7 +35,11 @@ impl Admin for AdminService {
         let request = request.into_inner();
         let role = wormbox_proto::role_from_wire(request.role)
             .ok_or_else(|| invalid("role must be ADMIN, WRITER, READER or AUDITOR"))?;
-        let created = self.app.create_principal(&actor, &request.name, role).await.map_err(|e| from_store(&e))?;
+        let created = self
+            .app
+            .create_principal(&actor, &request.name, role, request.bypass_governance)
+            .await
+            .map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::CreatePrincipalResponse {
             principal: Some(v1::Principal {
                 access_key_id: created.access_key,
@@ -43,6 +47,7 @@ impl Admin for AdminService {
                 role: wormbox_proto::role_to_wire(role) as i32,
                 revoked: false,
                 created_at_unix_micros: 0,
+                bypass_governance: request.bypass_governance,
             }),
             secret: created.secret,
             ledger_sequence: created.ledger_sequence,
@@ -64,6 +69,7 @@ impl Admin for AdminService {
                     role: wormbox_proto::role_to_wire(record.role) as i32,
                     revoked: record.revoked_at.is_some(),
                     created_at_unix_micros: record.created_at.as_micros(),
+                    bypass_governance: record.bypass_governance,
                 })
                 .collect(),
         }))

@@ -43,7 +43,13 @@ fn ingest_one(app: Arc<App>, actor: Actor, record: v1::IngestRecord) -> BoxFutur
         let res = async {
             let bucket = convert::bucket_name(&record.bucket)?;
             let key = convert::object_key(&record.key)?;
-            let object = convert::new_object(record.content_type, record.user_metadata, &record.expected_sha256)?;
+            let object = convert::new_object(
+                record.content_type,
+                record.user_metadata,
+                &record.expected_sha256,
+                None,
+                String::new(),
+            )?;
             app.ingest(&actor, bucket, key, object, record.data).await.map_err(|e| from_store(&e))
         }
         .await;
@@ -72,7 +78,9 @@ impl Archive for ArchiveService {
     ) -> Result<Response<v1::CreateBucketResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
-        let (info, ledger_sequence) = self.app.create_bucket(&actor, bucket).await.map_err(|e| from_store(&e))?;
+        let object_lock = request.get_ref().object_lock;
+        let (info, ledger_sequence) =
+            self.app.create_bucket(&actor, bucket, object_lock).await.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::CreateBucketResponse { bucket: Some(convert::bucket(&info)), ledger_sequence }))
     }
 
@@ -139,7 +147,13 @@ impl Archive for ArchiveService {
         };
         let bucket = convert::bucket_name(&header.bucket)?;
         let key = convert::object_key(&header.key)?;
-        let object = convert::new_object(header.content_type, header.user_metadata, &header.expected_sha256)?;
+        let object = convert::new_object(
+            header.content_type,
+            header.user_metadata,
+            &header.expected_sha256,
+            header.retention,
+            header.legal_hold,
+        )?;
         let mut upload = self.app.begin_upload(&actor, bucket, key, object).map_err(|e| from_store(&e))?;
         // A stream error (a cancelled or truncated client stream) drops the
         // upload, which discards its chunks: nothing is published.
@@ -257,7 +271,7 @@ impl Archive for ArchiveService {
         let version = convert::version_selector(&request.version_id)?;
         let outcome = self
             .app
-            .delete_object(&actor, bucket, key, version, convert::mfa(&request.mfa))
+            .delete_object(&actor, bucket, key, version, convert::mfa(&request.mfa), request.bypass_governance)
             .await
             .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::DeleteObjectResponse {

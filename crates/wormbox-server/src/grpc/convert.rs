@@ -10,6 +10,7 @@ use tonic::Status;
 use wormbox_mfa::{DeviceInfo, DeviceState};
 use wormbox_model::{BucketName, Digest, ObjectKey, UserMetadata, VersionSelector};
 use wormbox_proto::v1;
+use wormbox_store::retention::{DefaultRetention, LegalHold, Retention, RetentionMode, RetentionPeriod};
 use wormbox_store::{BucketInfo, NewObject, VersionInfo};
 use wormbox_token::Algorithm;
 
@@ -34,13 +35,21 @@ pub(crate) fn new_object(
     content_type: String,
     user_metadata: HashMap<String, String>,
     expected_sha256: &[u8],
+    retention_wire: Option<v1::Retention>,
+    legal_hold: String,
 ) -> Result<NewObject, Status> {
     let expected_sha256 = match expected_sha256.len() {
         0 => None,
         _ => Some(Digest::from_slice(expected_sha256).ok_or_else(|| invalid("expected_sha256 must be 32 bytes"))?),
     };
     let user_metadata = UserMetadata::new(user_metadata.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)?;
-    Ok(NewObject { content_type, user_metadata, expected_sha256, ..NewObject::default() })
+    Ok(NewObject {
+        content_type,
+        user_metadata,
+        expected_sha256,
+        retention: retention(retention_wire)?,
+        legal_hold: optional(legal_hold),
+    })
 }
 
 pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {
@@ -50,6 +59,14 @@ pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {
         versioning: wormbox_proto::versioning_to_wire(info.versioning) as i32,
         created_at_unix_micros: info.created_at.as_micros(),
         mfa_delete: if info.mfa_delete { v1::MfaDeleteStatus::Enabled } else { v1::MfaDeleteStatus::Disabled } as i32,
+        object_lock: info.object_lock,
+        default_retention: info.default_retention.map(|d| {
+            let (days, years) = match d.period {
+                RetentionPeriod::Days(n) => (n, 0),
+                RetentionPeriod::Years(n) => (0, n),
+            };
+            v1::DefaultRetention { mode: mode_to_wire(d.mode) as i32, days, years }
+        }),
     }
 }
 
@@ -114,7 +131,58 @@ pub(crate) fn version(info: &VersionInfo) -> v1::ObjectVersion {
         user_metadata: info.user_metadata.entries().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         created_at_unix_micros: info.created_at.as_micros(),
         creator: info.creator.clone(),
+        retention: info.retention.map(retention_to_wire),
+        legal_holds: holds_to_wire(&info.legal_holds),
     }
+}
+
+pub(crate) fn retention_to_wire(r: Retention) -> v1::Retention {
+    v1::Retention { mode: mode_to_wire(r.mode) as i32, retain_until_unix_micros: r.until.as_micros() }
+}
+
+fn mode_to_wire(mode: RetentionMode) -> v1::RetentionMode {
+    match mode {
+        RetentionMode::Governance => v1::RetentionMode::Governance,
+        RetentionMode::Compliance => v1::RetentionMode::Compliance,
+    }
+}
+
+fn mode_from_wire(mode: i32) -> Result<RetentionMode, Status> {
+    match v1::RetentionMode::try_from(mode) {
+        Ok(v1::RetentionMode::Governance) => Ok(RetentionMode::Governance),
+        Ok(v1::RetentionMode::Compliance) => Ok(RetentionMode::Compliance),
+        _ => Err(invalid("retention mode must be GOVERNANCE or COMPLIANCE")),
+    }
+}
+
+/// An absent message means no retention; a present one must be complete.
+pub(crate) fn retention(wire: Option<v1::Retention>) -> Result<Option<Retention>, Status> {
+    wire.map(|r| {
+        Ok(Retention { mode: mode_from_wire(r.mode)?, until: wormbox_model::Timestamp(r.retain_until_unix_micros) })
+    })
+    .transpose()
+}
+
+pub(crate) fn default_retention(wire: Option<v1::DefaultRetention>) -> Result<Option<DefaultRetention>, Status> {
+    let Some(d) = wire else { return Ok(None) };
+    let period = match (d.days, d.years) {
+        (days, 0) if days > 0 => RetentionPeriod::Days(days),
+        (0, years) if years > 0 => RetentionPeriod::Years(years),
+        _ => return Err(invalid("a default retention gives exactly one of days and years")),
+    };
+    Ok(Some(DefaultRetention { mode: mode_from_wire(d.mode)?, period }))
+}
+
+pub(crate) fn holds_to_wire(holds: &[LegalHold]) -> Vec<v1::LegalHold> {
+    holds
+        .iter()
+        .map(|h| v1::LegalHold {
+            case_id: h.case_id.clone(),
+            placed_by: h.placed_by.clone(),
+            placed_at_unix_micros: h.placed_at.as_micros(),
+            note: h.note.clone(),
+        })
+        .collect()
 }
 
 /// Empty strings on the wire mean "not given".

@@ -1,10 +1,11 @@
-//! Server assembly: the Archive, Admin and Mfa services, health, reflection (v1
+//! Server assembly: the Archive, Compliance, Admin and Mfa services, health, reflection (v1
 //! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits and a
 //! tracing span per request.
 
 pub mod admin;
 pub mod archive;
 mod auth;
+pub mod compliance;
 mod convert;
 pub mod mfa;
 pub(crate) mod status;
@@ -12,13 +13,19 @@ pub(crate) mod status;
 use std::sync::Arc;
 
 use tonic::service::Routes;
-use wormbox_proto::v1::{admin_server::AdminServer, archive_server::ArchiveServer, mfa_server::MfaServer};
+use wormbox_proto::v1::{
+    admin_server::AdminServer, archive_server::ArchiveServer, compliance_server::ComplianceServer,
+    mfa_server::MfaServer,
+};
 
 use crate::app::App;
 
 /// Builds every service the appliance serves.
 pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Routes, tonic_reflection::server::Error> {
     let archive = ArchiveServer::new(archive::ArchiveService::new(Arc::clone(&app)))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let compliance = ComplianceServer::new(compliance::ComplianceService::new(Arc::clone(&app)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let admin = AdminServer::new(admin::AdminService::new(Arc::clone(&app)))
@@ -31,6 +38,7 @@ pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Ro
     health_reporter.set_serving::<ArchiveServer<archive::ArchiveService>>().await;
     health_reporter.set_serving::<AdminServer<admin::AdminService>>().await;
     health_reporter.set_serving::<MfaServer<mfa::MfaService>>().await;
+    health_reporter.set_serving::<ComplianceServer<compliance::ComplianceService>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(wormbox_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -42,6 +50,7 @@ pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Ro
     let mut routes = Routes::builder();
     routes
         .add_service(archive)
+        .add_service(compliance)
         .add_service(admin)
         .add_service(mfa)
         .add_service(health)

@@ -1,0 +1,236 @@
+//! Object Lock through the API, attacked with a valid admin credential and
+//! no token: every attempt to destroy or unprotect a locked version is
+//! refused, the data stays intact, and each attempt is in the ledger.
+
+use std::time::Duration;
+
+use wormbox_proto::{ComplianceClient, v1};
+use wormbox_test_utils::{TEST_EPOCH, TestAppliance};
+
+use super::{get, reason};
+
+const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+async fn compliance_as(app: &TestAppliance, credential: &str) -> ComplianceClient {
+    let channel = tonic::transport::Endpoint::from_shared(app.endpoint()).unwrap().connect().await.unwrap();
+    v1::compliance_client::ComplianceClient::with_interceptor(
+        channel,
+        wormbox_proto::BearerAuth::new(credential).unwrap(),
+    )
+}
+
+fn retention(mode: v1::RetentionMode, days: i64) -> v1::Retention {
+    v1::Retention { mode: mode as i32, retain_until_unix_micros: TEST_EPOCH.0 + days * DAY_MICROS }
+}
+
+async fn put_locked(
+    archive: &mut wormbox_proto::ArchiveClient,
+    key: &str,
+    retention: Option<v1::Retention>,
+    hold: &str,
+) -> Result<v1::PutObjectResponse, tonic::Status> {
+    let header = v1::PutObjectHeader {
+        bucket: "vault".into(),
+        key: key.into(),
+        retention,
+        legal_hold: hold.into(),
+        ..Default::default()
+    };
+    let messages = vec![
+        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
+        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(format!("record {key}").into_bytes())) },
+    ];
+    archive.put_object(tokio_stream::iter(messages)).await.map(|r| r.into_inner())
+}
+
+fn set_retention(
+    key: &str,
+    version_id: &str,
+    retention: Option<v1::Retention>,
+    bypass: bool,
+) -> v1::PutObjectRetentionRequest {
+    v1::PutObjectRetentionRequest {
+        bucket: "vault".into(),
+        key: key.into(),
+        version_id: version_id.into(),
+        retention,
+        bypass_governance: bypass,
+        mfa: String::new(),
+    }
+}
+
+fn purge(key: &str, version_id: &str, bypass: bool) -> v1::DeleteObjectRequest {
+    v1::DeleteObjectRequest {
+        bucket: "vault".into(),
+        key: key.into(),
+        version_id: version_id.into(),
+        bypass_governance: bypass,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_stolen_admin_key_cannot_destroy_or_unprotect_locked_versions() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
+    let auditor = app.principal("officer", v1::Role::Auditor).await.unwrap();
+    let mut archive = app.archive_as(&owner).await.unwrap();
+    let created = archive
+        .create_bucket(v1::CreateBucketRequest { bucket: "vault".into(), object_lock: true })
+        .await
+        .unwrap()
+        .into_inner()
+        .bucket
+        .unwrap();
+    assert!(created.object_lock);
+    assert_eq!(created.versioning, v1::VersioningStatus::Enabled as i32);
+
+    let locked =
+        put_locked(&mut archive, "trade", Some(retention(v1::RetentionMode::Compliance, 1)), "").await.unwrap();
+    let held = put_locked(&mut archive, "held", None, "").await.unwrap();
+    let mut officer = compliance_as(&app, &auditor).await;
+    let hold = v1::PutObjectLegalHoldRequest {
+        bucket: "vault".into(),
+        key: "held".into(),
+        version_id: held.version_id.clone(),
+        case_id: "SEC-2026-17".into(),
+        place: true,
+        note: "subpoena".into(),
+    };
+    let holds = officer.put_object_legal_hold(hold.clone()).await.unwrap().into_inner().legal_holds;
+    assert_eq!(holds[0].case_id, "SEC-2026-17");
+
+    // The attacker: an admin credential, no MFA token.
+    let mut admin = app.archive().await.unwrap();
+    let mut admin_compliance = compliance_as(&app, app.admin_credential()).await;
+    let mut refused = 0;
+    for (request, want) in [
+        (purge("trade", &locked.version_id, false), "OBJECT_LOCKED"),
+        (purge("trade", &locked.version_id, true), "OBJECT_LOCKED"),
+        (purge("held", &held.version_id, true), "LEGAL_HOLD"),
+    ] {
+        let err = admin.delete_object(request).await.unwrap_err();
+        assert_eq!(reason(&err), want);
+        refused += 1;
+    }
+    for (retention, bypass) in [
+        (
+            Some(v1::Retention {
+                mode: v1::RetentionMode::Compliance as i32,
+                retain_until_unix_micros: TEST_EPOCH.0 + DAY_MICROS / 2,
+            }),
+            true,
+        ),
+        (Some(self::retention(v1::RetentionMode::Governance, 1)), true),
+        (None, true),
+    ] {
+        let err = admin_compliance
+            .put_object_retention(set_retention("trade", &locked.version_id, retention, bypass))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&err), "RETENTION_SHORTEN_DENIED");
+        refused += 1;
+    }
+    // A writer cannot release a hold; versioning stays Enabled; the bucket stays.
+    let mut as_owner = compliance_as(&app, &owner).await;
+    let release = v1::PutObjectLegalHoldRequest { place: false, ..hold.clone() };
+    assert_eq!(reason(&as_owner.put_object_legal_hold(release.clone()).await.unwrap_err()), "ACCESS_DENIED");
+    refused += 1;
+    let suspend = v1::PutBucketVersioningRequest {
+        bucket: "vault".into(),
+        status: v1::VersioningStatus::Suspended as i32,
+        ..Default::default()
+    };
+    assert_eq!(reason(&admin.put_bucket_versioning(suspend).await.unwrap_err()), "VERSIONING_LOCKED");
+    refused += 1;
+    let drop_bucket = admin.delete_bucket(v1::DeleteBucketRequest { bucket: "vault".into() }).await.unwrap_err();
+    assert_eq!(reason(&drop_bucket), "BUCKET_NOT_EMPTY");
+
+    // Data intact, and every refused attempt on protected state is in the ledger.
+    assert_eq!(get(&mut admin, "vault", "trade", &locked.version_id).await.unwrap().1, b"record trade");
+    let entries = app.server().app().store().ledger_entries(1).unwrap();
+    let refusals = entries.iter().filter(|(e, _)| e.op.as_str() == "refused").count();
+    assert!(refusals >= refused, "{refusals} refusals in the ledger, {refused} attempts");
+    assert!(entries.iter().any(|(e, _)| e.op.as_str() == "hold-placed" && e.detail.contains("SEC-2026-17")));
+
+    // Extending is allowed; after retain-until passes, the purge goes through.
+    let extend = set_retention("trade", &locked.version_id, Some(retention(v1::RetentionMode::Compliance, 2)), false);
+    as_owner.put_object_retention(extend).await.unwrap();
+    app.clock().advance(Duration::from_secs(2 * 24 * 3600 + 1));
+    admin.delete_object(purge("trade", &locked.version_id, false)).await.unwrap();
+    // The hold outlives any retention; the officer releases it, then it can go.
+    assert_eq!(reason(&admin.delete_object(purge("held", &held.version_id, false)).await.unwrap_err()), "LEGAL_HOLD");
+    officer.put_object_legal_hold(release).await.unwrap();
+    admin.delete_object(purge("held", &held.version_id, false)).await.unwrap();
+}
+
+#[tokio::test]
+async fn governance_retention_yields_only_to_the_bypass_right() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
+    let mut admin_api = app.admin().await.unwrap();
+    let created = admin_api
+        .create_principal(v1::CreatePrincipalRequest {
+            name: "records-manager".into(),
+            role: v1::Role::Writer as i32,
+            bypass_governance: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let manager = format!("{}:{}", created.principal.unwrap().access_key_id, created.secret);
+    let mut archive = app.archive_as(&owner).await.unwrap();
+    archive.create_bucket(v1::CreateBucketRequest { bucket: "vault".into(), object_lock: true }).await.unwrap();
+    // Default retention is stamped into new versions that carry none.
+    let default = v1::DefaultRetention { mode: v1::RetentionMode::Governance as i32, days: 30, years: 0 };
+    let mut compliance = compliance_as(&app, &owner).await;
+    let bucket = compliance
+        .put_bucket_default_retention(v1::PutBucketDefaultRetentionRequest {
+            bucket: "vault".into(),
+            default_retention: Some(default),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bucket
+        .unwrap();
+    assert_eq!(bucket.default_retention.unwrap().days, 30);
+    let written = put_locked(&mut archive, "memo", None, "").await.unwrap();
+    let head = archive
+        .head_object(v1::HeadObjectRequest { bucket: "vault".into(), key: "memo".into(), version_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .version
+        .unwrap();
+    let stamped = head.retention.unwrap();
+    assert_eq!(stamped.mode, v1::RetentionMode::Governance as i32);
+    assert_eq!(stamped.retain_until_unix_micros, head.created_at_unix_micros + 30 * DAY_MICROS);
+
+    // Without the right, or without asking for bypass: refused.
+    let shorten =
+        |bypass| set_retention("memo", &written.version_id, Some(retention(v1::RetentionMode::Governance, 1)), bypass);
+    assert_eq!(reason(&compliance.put_object_retention(shorten(true)).await.unwrap_err()), "RETENTION_SHORTEN_DENIED");
+    let mut as_manager = compliance_as(&app, &manager).await;
+    assert_eq!(reason(&as_manager.put_object_retention(shorten(false)).await.unwrap_err()), "RETENTION_SHORTEN_DENIED");
+    as_manager.put_object_retention(shorten(true)).await.unwrap();
+    let mut manager_archive = app.archive_as(&manager).await.unwrap();
+    assert_eq!(
+        reason(&manager_archive.delete_object(purge("memo", &written.version_id, false)).await.unwrap_err()),
+        "OBJECT_LOCKED"
+    );
+    manager_archive.delete_object(purge("memo", &written.version_id, true)).await.unwrap();
+
+    // Retention and holds need an Object Lock bucket; writers cannot place holds at write.
+    let mut plain = app.archive_as(&owner).await.unwrap();
+    plain.create_bucket(v1::CreateBucketRequest { bucket: "plain".into(), object_lock: false }).await.unwrap();
+    let header = v1::PutObjectHeader {
+        bucket: "plain".into(),
+        key: "k".into(),
+        retention: Some(retention(v1::RetentionMode::Compliance, 1)),
+        ..Default::default()
+    };
+    let messages = vec![v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }];
+    assert_eq!(reason(&plain.put_object(tokio_stream::iter(messages)).await.unwrap_err()), "INVALID_ARGUMENT");
+    assert_eq!(reason(&put_locked(&mut archive, "x", None, "case").await.unwrap_err()), "ACCESS_DENIED");
+}
