@@ -221,6 +221,31 @@ async fn governance_retention_yields_only_to_the_bypass_right() {
     );
     manager_archive.delete_object(purge("memo", &written.version_id, true)).await.unwrap();
 
+    // Ingest records carry retention too.
+    let record = v1::IngestRecord {
+        sequence: 1,
+        bucket: "vault".into(),
+        key: "ingested".into(),
+        data: b"r".to_vec(),
+        retention: Some(retention(v1::RetentionMode::Compliance, 3)),
+        ..Default::default()
+    };
+    let mut acks = archive.ingest(tokio_stream::iter(vec![record])).await.unwrap().into_inner();
+    let ack = acks.message().await.unwrap().unwrap();
+    assert!(ack.error.is_none(), "{ack:?}");
+    let head = archive
+        .head_object(v1::HeadObjectRequest {
+            bucket: "vault".into(),
+            key: "ingested".into(),
+            version_id: ack.version_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .version
+        .unwrap();
+    assert_eq!(head.retention, Some(retention(v1::RetentionMode::Compliance, 3)));
+
     // Retention and holds need an Object Lock bucket; writers cannot place holds at write.
     let mut plain = app.archive_as(&owner).await.unwrap();
     plain.create_bucket(v1::CreateBucketRequest { bucket: "plain".into(), object_lock: false }).await.unwrap();

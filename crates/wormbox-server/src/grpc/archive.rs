@@ -47,7 +47,7 @@ fn ingest_one(app: Arc<App>, actor: Actor, record: v1::IngestRecord) -> BoxFutur
                 record.content_type,
                 record.user_metadata,
                 &record.expected_sha256,
-                None,
+                record.retention,
                 String::new(),
             )?;
             app.ingest(&actor, bucket, key, object, record.data).await.map_err(|e| from_store(&e))
