@@ -11,9 +11,12 @@ use wormbox_store::{Actor, NewObject, Store, StoreOptions};
 
 fn store_benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let store =
-        Store::open(Arc::new(MemBackend::new()), Arc::new(SystemClock), StoreOptions { max_object_bytes: 1 << 30 })
-            .unwrap();
+    let store = Store::open(
+        Arc::new(MemBackend::new()),
+        Arc::new(SystemClock),
+        StoreOptions { max_object_bytes: 1 << 30, ..StoreOptions::default() },
+    )
+    .unwrap();
     let actor = Actor::system();
     let bucket = BucketName::new("bench").unwrap();
     runtime.block_on(async {

@@ -117,10 +117,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// A source of wall-clock time.
+/// A source of wall-clock time, and of monotonic time to judge it by.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
-    /// Returns the current time.
+    /// Returns the current wall-clock time (it may jump either way).
     fn now(&self) -> Timestamp;
+    /// Returns time elapsed since an arbitrary fixed origin; never jumps.
+    fn monotonic(&self) -> Duration;
 }
 
 /// The operating system's wall clock.
@@ -133,40 +135,188 @@ impl Clock for SystemClock {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO);
         Timestamp(i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX))
     }
+
+    fn monotonic(&self) -> Duration {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+    }
 }
 
 /// A clock that moves only when told to, for tests.
 #[derive(Debug)]
 pub struct ManualClock {
-    now: Mutex<Timestamp>,
+    now: Mutex<(Timestamp, Duration)>,
 }
 
 impl ManualClock {
     /// Starts the clock at `start`.
     pub fn new(start: Timestamp) -> ManualClock {
-        ManualClock { now: Mutex::new(start) }
+        ManualClock { now: Mutex::new((start, Duration::ZERO)) }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Lets time pass: wall and monotonic time both move by `by`.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now = now.saturating_add(by);
+        now.0 = now.0.saturating_add(by);
+        now.1 = now.1.saturating_add(by);
     }
 
-    /// Sets the clock to `to`, which may lie in the past (to test clock jumps).
+    /// Sets the wall clock to `to`, either way, without time passing: what
+    /// an operator (or an attacker) setting the system clock does.
     pub fn set(&self, to: Timestamp) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+        self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0 = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1
+    }
+}
+
+/// How far the compliance clock may follow the system clock forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockPolicy {
+    /// The most compliance time may advance per second of monotonic time,
+    /// in milliseconds (1000: never faster than real time).
+    pub max_rate_ms_per_s: u64,
+    /// How far ahead of that the system clock is still followed at once.
+    pub tolerance: Duration,
+}
+
+impl Default for ClockPolicy {
+    fn default() -> Self {
+        ClockPolicy { max_rate_ms_per_s: 1000, tolerance: Duration::from_secs(60) }
+    }
+}
+
+/// The compliance clock: the time retention is judged by (DESIGN.md
+/// invariant 4). It never moves backwards: when the system clock is set back
+/// it keeps advancing at the rate of the monotonic clock; it follows the
+/// system clock forward only up to `policy` from its anchor, so a larger
+/// forward jump is held back until an admin accepts it (`accept_forward`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComplianceClock {
+    anchor: Timestamp,
+    anchor_mono: Duration,
+    current: Timestamp,
+    last_mono: Duration,
+    policy: ClockPolicy,
+}
+
+impl ComplianceClock {
+    /// Resumes from `persisted` (or starts at `system` on a new archive),
+    /// anchored at monotonic time `mono`.
+    pub fn resume(
+        persisted: Option<Timestamp>,
+        system: Timestamp,
+        mono: Duration,
+        policy: ClockPolicy,
+    ) -> ComplianceClock {
+        let anchor = persisted.unwrap_or(system);
+        ComplianceClock { anchor, anchor_mono: mono, current: anchor, last_mono: mono, policy }
+    }
+
+    /// The compliance time at `mono`, given the system clock reads `system`.
+    pub fn observe(&mut self, system: Timestamp, mono: Duration) -> Timestamp {
+        let mono = mono.max(self.last_mono);
+        let floor = self.current.saturating_add(mono - self.last_mono);
+        let next = system.min(self.ceiling(mono)).max(floor);
+        self.current = next;
+        self.last_mono = mono;
+        next
+    }
+
+    /// How far the system clock is ahead of what is followed, if it is.
+    pub fn held_back(&self, system: Timestamp) -> Option<Duration> {
+        let ahead = system.0 - self.current.0;
+        (ahead > 0 && Timestamp(system.0) > self.ceiling(self.last_mono))
+            .then(|| Duration::from_micros(u64::try_from(ahead).unwrap_or(0)))
+    }
+
+    /// Accepts the system clock's reading as the new compliance time when it
+    /// is ahead (never backwards), re-anchoring there. Returns (from, to).
+    pub fn accept_forward(&mut self, system: Timestamp, mono: Duration) -> (Timestamp, Timestamp) {
+        let from = self.observe(system, mono);
+        let to = from.max(system);
+        self.anchor = to;
+        self.anchor_mono = mono.max(self.last_mono);
+        self.current = to;
+        (from, to)
+    }
+
+    /// The last compliance time observed.
+    pub fn current(&self) -> Timestamp {
+        self.current
+    }
+
+    fn ceiling(&self, mono: Duration) -> Timestamp {
+        let elapsed = mono.saturating_sub(self.anchor_mono);
+        let allowed = elapsed.as_micros().saturating_mul(u128::from(self.policy.max_rate_ms_per_s)) / 1000;
+        let allowed = Duration::from_micros(u64::try_from(allowed).unwrap_or(u64::MAX));
+        self.anchor.saturating_add(allowed).saturating_add(self.policy.tolerance)
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    #[test]
+    fn the_compliance_clock_never_goes_back_and_holds_big_jumps_forward() {
+        let start = Timestamp(1_795_737_600_000_000);
+        let mut c = ComplianceClock::resume(None, start, Duration::ZERO, ClockPolicy::default());
+        // Normal operation follows the system clock.
+        let t = c.observe(start.saturating_add(Duration::from_secs(10)), Duration::from_secs(10));
+        assert_eq!(t, start.saturating_add(Duration::from_secs(10)));
+        // Set back a year: keeps advancing at the monotonic rate.
+        let t = c.observe(Timestamp(start.0 - 31_536_000_000_000), Duration::from_secs(20));
+        assert_eq!(t, start.saturating_add(Duration::from_secs(20)));
+        // A small step forward (within the tolerance) is followed.
+        let t = c.observe(start.saturating_add(Duration::from_secs(70)), Duration::from_secs(21));
+        assert_eq!(t, start.saturating_add(Duration::from_secs(70)));
+        // Ten years forward: held back, reported.
+        let future = start.saturating_add(10 * YEAR);
+        let t = c.observe(future, Duration::from_secs(22));
+        assert!(t <= start.saturating_add(Duration::from_secs(82)), "{t}");
+        assert!(c.held_back(future).is_some());
+        // Still held back an hour later.
+        let t = c.observe(future.saturating_add(Duration::from_secs(3600)), Duration::from_secs(3622));
+        assert!(t < start.saturating_add(Duration::from_secs(3700)));
+        // Until accepted.
+        let (from, to) = c.accept_forward(future.saturating_add(Duration::from_secs(3600)), Duration::from_secs(3622));
+        assert!(from < to);
+        assert_eq!(c.held_back(to), None);
+        assert_eq!(
+            c.observe(to.saturating_add(Duration::from_secs(1)), Duration::from_secs(3623)),
+            to.saturating_add(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn resuming_keeps_the_persisted_value_over_an_earlier_system_clock() {
+        let persisted = Timestamp(2_000_000_000_000_000);
+        let mut c = ComplianceClock::resume(
+            Some(persisted),
+            Timestamp(1_000_000_000_000_000),
+            Duration::from_secs(5),
+            ClockPolicy::default(),
+        );
+        assert_eq!(
+            c.observe(Timestamp(1_000_000_000_000_000), Duration::from_secs(6)),
+            persisted.saturating_add(Duration::from_secs(1))
+        );
+        // A faster policy catches up at its rate, no more.
+        let fast = ClockPolicy { max_rate_ms_per_s: 2000, tolerance: Duration::ZERO };
+        let mut c = ComplianceClock::resume(Some(persisted), Timestamp(0), Duration::ZERO, fast);
+        let far = persisted.saturating_add(YEAR);
+        assert_eq!(c.observe(far, Duration::from_secs(100)), persisted.saturating_add(Duration::from_secs(200)));
+    }
 
     #[test]
     fn rfc3339_parses_what_it_prints_and_refuses_nonsense() {

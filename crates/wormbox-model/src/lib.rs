@@ -10,7 +10,7 @@ mod clock;
 mod names;
 mod version_id;
 
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ClockPolicy, ComplianceClock, ManualClock, SystemClock, Timestamp};
 pub use names::{
     AccessKeyId, BucketName, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES, ObjectKey, ParseBucketNameError,
     ParseObjectKeyError, Role, UserMetadata,

@@ -144,8 +144,12 @@ fn acknowledged_ingest_records_survive_kill_9() {
     assert!(daemon.child.wait().unwrap().success(), "wormboxd exits cleanly on SIGTERM");
 
     let backend = RocksBackend::open(&data_dir.join("db"), &RocksOptions::for_tests()).unwrap();
-    let store =
-        Store::open(Arc::new(backend), Arc::new(SystemClock), StoreOptions { max_object_bytes: 1 << 30 }).unwrap();
+    let store = Store::open(
+        Arc::new(backend),
+        Arc::new(SystemClock),
+        StoreOptions { max_object_bytes: 1 << 30, ..StoreOptions::default() },
+    )
+    .unwrap();
     let summary = store.verify_ledger().expect("the ledger chain recomputes after a crash");
     let last = acked.iter().map(|a| a.ledger_sequence).max().unwrap();
     assert!(summary.entries >= last, "every acknowledged ledger entry is in the chain");

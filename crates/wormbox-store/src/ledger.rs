@@ -65,6 +65,11 @@ pub enum LedgerOp {
     ObjectLockChanged,
     /// An attempt refused by Object Lock, MFA Delete or ownership.
     Refused,
+    /// The system clock jumped forward beyond the compliance clock's slew and
+    /// was not followed.
+    ClockHeldBack,
+    /// An admin, with an MFA code, accepted the system clock's time.
+    ClockAccepted,
 }
 
 impl LedgerOp {
@@ -89,6 +94,8 @@ impl LedgerOp {
             LedgerOp::HoldReleased => 17,
             LedgerOp::ObjectLockChanged => 18,
             LedgerOp::Refused => 19,
+            LedgerOp::ClockHeldBack => 20,
+            LedgerOp::ClockAccepted => 21,
         }
     }
 
@@ -113,6 +120,8 @@ impl LedgerOp {
             17 => LedgerOp::HoldReleased,
             18 => LedgerOp::ObjectLockChanged,
             19 => LedgerOp::Refused,
+            20 => LedgerOp::ClockHeldBack,
+            21 => LedgerOp::ClockAccepted,
             _ => return None,
         })
     }
@@ -139,6 +148,8 @@ impl LedgerOp {
             LedgerOp::HoldReleased => "hold-released",
             LedgerOp::ObjectLockChanged => "object-lock-changed",
             LedgerOp::Refused => "refused",
+            LedgerOp::ClockHeldBack => "clock-held-back",
+            LedgerOp::ClockAccepted => "clock-accepted",
         }
     }
 }

@@ -79,6 +79,17 @@ pub struct BucketInfo {
     pub default_retention: Option<retention::DefaultRetention>,
 }
 
+/// The clocks as the writer sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockStatus {
+    /// The system clock.
+    pub system: Timestamp,
+    /// The compliance clock (what retention is judged by).
+    pub compliance: Timestamp,
+    /// How far the system clock is ahead beyond the slew, when it is.
+    pub held_back: Option<std::time::Duration>,
+}
+
 /// A change of a bucket's versioning configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VersioningChange {

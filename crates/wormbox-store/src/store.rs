@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use ring::rand::SecureRandom;
 use tokio::sync::oneshot;
 use wormbox_model::{
-    AccessKeyId, BucketName, Clock, Digest, ObjectKey, Role, Timestamp, VersionId, VersionSelector, VersioningState,
+    AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, ObjectKey, Role, Timestamp, VersionId,
+    VersionSelector, VersioningState,
 };
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
@@ -20,8 +21,8 @@ use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
 use crate::writer::{self, Command, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, DeleteOutcome, DeviceUpdate, LedgerSummary, NewObject, NewPrincipal, StoreError,
-    VersionInfo, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, DeleteOutcome, DeviceUpdate, LedgerSummary, NewObject, NewPrincipal,
+    StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
 };
 
 /// Limits the store enforces.
@@ -29,6 +30,14 @@ use crate::{
 pub struct StoreOptions {
     /// The largest object, in bytes.
     pub max_object_bytes: u64,
+    /// How far the compliance clock follows the system clock forward.
+    pub clock: ClockPolicy,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_object_bytes: 5 << 30, clock: ClockPolicy::default() }
+    }
 }
 
 /// The archive. Cheap to clone; clones share one writer.
@@ -63,16 +72,30 @@ impl Store {
     /// Opens the archive on `backend`: recovers the clock and ledger head,
     /// discards uploads that never published, and starts the writer thread.
     pub fn open(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, options: StoreOptions) -> Result<Store, StoreError> {
-        let (last_time, last_sequence) = match read(&*backend, Keyspace::Meta, writer::META_CLOCK)? {
-            Some(raw) => codec::decode_clock(&raw)?,
-            None => (Timestamp::EPOCH, 0),
+        let (persisted, last_sequence) = match read(&*backend, Keyspace::Meta, writer::META_CLOCK)? {
+            Some(raw) => {
+                let (time, sequence) = codec::decode_clock(&raw)?;
+                (Some(time), sequence)
+            }
+            None => (None, 0),
         };
+        // A new archive starts its compliance clock at the system clock; an
+        // existing one resumes from its persisted value, never earlier.
+        let compliance = ComplianceClock::resume(persisted, clock.now(), clock.monotonic(), options.clock);
+        let last_time = persisted.unwrap_or(Timestamp::EPOCH);
         let (ledger_sequence, ledger_head) = match read(&*backend, Keyspace::Meta, writer::META_HEAD)? {
             Some(raw) => decode_head(&raw)?,
             None => (0, GENESIS),
         };
         discard_unpublished_uploads(&*backend)?;
-        let state = WriterState { last_time, last_sequence, ledger_sequence, ledger_head };
+        let state = WriterState {
+            last_time,
+            last_sequence,
+            ledger_sequence,
+            ledger_head,
+            compliance,
+            held_back_reported: false,
+        };
         let (tx, rx) = mpsc::channel();
         let writer_backend = Arc::clone(&backend);
         let writer_thread = std::thread::Builder::new()
@@ -163,6 +186,26 @@ impl Store {
     ) -> Result<(BucketInfo, Option<u64>), StoreError> {
         match self.submit(actor, Command::SetVersioning { bucket, change }).await? {
             Outcome::Bucket(info, sequence) => Ok((info, sequence)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    // ---- the compliance clock ----
+
+    /// The system and compliance clocks, and how far a forward jump is held back.
+    pub async fn clock_status(&self) -> Result<ClockStatus, StoreError> {
+        match self.submit(&Actor::system(), Command::ClockStatus).await? {
+            Outcome::Clock(status, _) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Moves the compliance clock forward to the system clock (never back):
+    /// admin only, after the caller had the MFA authority spend a code of the
+    /// admin's own device (`mfa` names it). A ledger entry records both times.
+    pub async fn accept_clock_forward(&self, actor: &Actor, mfa: String) -> Result<(ClockStatus, u64), StoreError> {
+        match self.submit(actor, Command::AcceptClockForward { mfa }).await? {
+            Outcome::Clock(status, Some(sequence)) => Ok((status, sequence)),
             other => Err(unexpected(other)),
         }
     }

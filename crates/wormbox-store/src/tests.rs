@@ -27,7 +27,12 @@ async fn world(state: VersioningState) -> World {
     let backend = MemBackend::new();
     let clock = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let store = Store::open(Arc::new(backend.clone()), dyn_clock, StoreOptions { max_object_bytes: LIMIT }).unwrap();
+    let store = Store::open(
+        Arc::new(backend.clone()),
+        dyn_clock,
+        StoreOptions { max_object_bytes: LIMIT, ..StoreOptions::default() },
+    )
+    .unwrap();
     let actor = Actor { access_key: "WBOWNER00000000000".to_owned(), role: Role::Writer };
     let bucket = BucketName::new("bucket").unwrap();
     store.create_bucket(&actor, bucket.clone()).await.unwrap();
@@ -777,5 +782,70 @@ mod object_lock {
                 other => panic!("inconsistent outcome {other:?}"),
             }
         }
+    }
+}
+
+mod compliance_clock {
+    //! Retention judged by the compliance clock under clock attacks: set
+    //! back a year, jumped forward ten years, restarted after the jump.
+
+    use super::*;
+    use crate::ledger::LedgerOp;
+    use crate::retention::{Retention, RetentionMode};
+
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    #[tokio::test]
+    async fn moving_the_system_clock_cannot_expire_retention() {
+        let w = world(VersioningState::Unversioned).await;
+        let bucket = BucketName::new("locked").unwrap();
+        w.store.create_bucket_with_lock(&w.actor, bucket.clone(), true).await.unwrap();
+        let start = w.clock.now();
+        let until = start.saturating_add(Duration::from_secs(24 * 3600));
+        let object = NewObject {
+            retention: Some(Retention { mode: RetentionMode::Compliance, until }),
+            ..NewObject::default()
+        };
+        let ack = w.store.put_object(&w.actor, bucket.clone(), key("k"), object, b"x".to_vec()).await.unwrap();
+        let purge = |store: &Store| {
+            let store = store.clone();
+            let (actor, bucket, id) = (w.actor.clone(), bucket.clone(), ack.version_id.clone());
+            async move {
+                store.delete_object(&actor, bucket, key("k"), Some(VersionSelector::parse(&id).unwrap())).await
+            }
+        };
+
+        // Set back a year: nothing changes.
+        w.clock.set(Timestamp(start.0 - YEAR.as_micros() as i64));
+        assert!(matches!(purge(&w.store).await, Err(StoreError::ObjectLocked { .. })));
+        // Ten years forward: not followed, so the version stays locked.
+        w.clock.set(start.saturating_add(10 * YEAR));
+        assert!(matches!(purge(&w.store).await, Err(StoreError::ObjectLocked { .. })));
+        let status = w.store.clock_status().await.unwrap();
+        assert!(status.held_back.is_some());
+        assert!(status.compliance < until, "{status:?}");
+        let held = |store: &Store| {
+            store.ledger_entries(1).unwrap().iter().filter(|(e, _)| e.op == LedgerOp::ClockHeldBack).count()
+        };
+        assert_eq!(held(&w.store), 1, "recorded once per episode");
+
+        // Restart after the jump: the persisted clock wins.
+        let dyn_clock: Arc<dyn Clock> = w.clock.clone();
+        let options = StoreOptions { max_object_bytes: LIMIT, ..StoreOptions::default() };
+        let reopened = Store::open(Arc::new(w.backend.clone()), dyn_clock, options).unwrap();
+        assert!(matches!(purge(&reopened).await, Err(StoreError::ObjectLocked { .. })));
+        assert!(reopened.clock_status().await.unwrap().compliance < until);
+
+        // Only an admin (whose MFA code the caller spent) accepts the jump.
+        let err = reopened.accept_clock_forward(&w.actor, "DEV1".into()).await.unwrap_err();
+        assert!(matches!(err, StoreError::AccessDenied(_)));
+        let admin = Actor { access_key: "WBADMIN00000000000".to_owned(), role: Role::Admin };
+        let (status, _) = reopened.accept_clock_forward(&admin, "DEV1".into()).await.unwrap();
+        assert!(status.compliance >= start.saturating_add(10 * YEAR));
+        purge(&reopened).await.unwrap();
+        let entries = reopened.ledger_entries(1).unwrap();
+        assert!(entries.iter().any(|(e, _)| e.op == LedgerOp::ClockAccepted && e.detail.contains("mfa DEV1")));
+        assert!(entries.windows(2).all(|e| e[0].0.time <= e[1].0.time), "ledger times never go back");
+        reopened.verify_ledger().unwrap();
     }
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use tokio::sync::oneshot;
-use wormbox_model::{BucketName, Clock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState};
+use wormbox_model::{
+    BucketName, Clock, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState,
+};
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
@@ -21,7 +23,8 @@ use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::{
-    Actor, BucketInfo, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, ClockStatus, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange, WriteAck,
+    external_id,
 };
 
 /// Most commands in one group commit.
@@ -82,6 +85,10 @@ pub(crate) enum Command {
         serials: Vec<String>,
         update: DeviceUpdate,
     },
+    AcceptClockForward {
+        mfa: String,
+    },
+    ClockStatus,
     CreatePrincipal {
         access_key: String,
         record: Box<PrincipalRecord>,
@@ -119,6 +126,7 @@ pub(crate) enum Outcome {
     Written(WriteAck),
     Deleted(DeleteOutcome),
     Lock(LockRecord, Option<u64>),
+    Clock(ClockStatus, Option<u64>),
 }
 
 pub(crate) struct Request {
@@ -134,6 +142,10 @@ pub(crate) struct WriterState {
     pub(crate) last_sequence: u64,
     pub(crate) ledger_sequence: u64,
     pub(crate) ledger_head: Digest,
+    /// The time retention is judged by (slew-limited, never backwards).
+    pub(crate) compliance: ComplianceClock,
+    /// Whether the current held-back forward jump is already in the ledger.
+    pub(crate) held_back_reported: bool,
 }
 
 pub(crate) fn run(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, mut state: WriterState, rx: Receiver<Request>) {
@@ -166,6 +178,7 @@ fn inline_len(request: &Request) -> usize {
 
 fn commit_group(backend: &dyn Backend, clock: &dyn Clock, state: WriterState, group: Vec<Request>) -> WriterState {
     let mut txn = Txn::new(backend, clock, state.clone());
+    txn.note_clock_jump();
     let mut replies = Vec::with_capacity(group.len());
     for request in group {
         let savepoint = txn.savepoint();
@@ -313,13 +326,39 @@ impl<'a> Txn<'a> {
 
     /// Returns the compliance-clock time: never earlier than any time issued before.
     fn tick(&mut self) -> Timestamp {
-        let now = self.clock.now();
+        let now = self.state.compliance.observe(self.clock.now(), self.clock.monotonic());
         if now > self.state.last_time {
             self.state.last_time = now;
             self.state.last_sequence = 0;
             self.clock_moved = true;
         }
         self.state.last_time
+    }
+
+    /// A forward jump of the system clock beyond the compliance clock's slew
+    /// is not followed; the first group that sees it records it, once.
+    fn note_clock_jump(&mut self) {
+        let system = self.clock.now();
+        self.tick();
+        match self.state.compliance.held_back(system) {
+            Some(ahead) if !self.state.held_back_reported => {
+                tracing::warn!(
+                    ahead_secs = ahead.as_secs(),
+                    "the system clock is ahead of the compliance clock beyond its slew; not followed until an admin accepts it"
+                );
+                let detail = format!(
+                    "system clock {} is {} s ahead of the compliance clock {}; held back",
+                    system.to_rfc3339(),
+                    ahead.as_secs(),
+                    self.state.compliance.current().to_rfc3339()
+                );
+                let fields = EntryFields { detail, ..EntryFields::default() };
+                self.record(&Actor::system(), LedgerOp::ClockHeldBack, fields);
+                self.state.held_back_reported = true;
+            }
+            Some(_) => {}
+            None => self.state.held_back_reported = false,
+        }
     }
 
     /// Returns a version id greater than every id issued before.
@@ -382,6 +421,24 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
             delete_object(txn, actor, &bucket, &key, version, mfa, bypass)
         }
         Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
+        Command::AcceptClockForward { mfa } => {
+            if actor.role != wormbox_model::Role::Admin {
+                return Err(StoreError::AccessDenied("only an admin accepts the clock forward".into()));
+            }
+            let system = txn.clock.now();
+            let (from, to) = txn.state.compliance.accept_forward(system, txn.clock.monotonic());
+            txn.state.held_back_reported = false;
+            let now = txn.tick();
+            let detail = format!("compliance clock {} -> {}; mfa {mfa}", from.to_rfc3339(), to.to_rfc3339());
+            let sequence = txn.record(actor, LedgerOp::ClockAccepted, EntryFields { detail, ..EntryFields::default() });
+            Ok(Outcome::Clock(ClockStatus { system, compliance: now, held_back: None }, Some(sequence)))
+        }
+        Command::ClockStatus => {
+            let system = txn.clock.now();
+            let compliance = txn.tick();
+            let held_back = txn.state.compliance.held_back(system);
+            Ok(Outcome::Clock(ClockStatus { system, compliance, held_back }, None))
+        }
         Command::CreatePrincipal { access_key, record } => {
             if txn.get(Keyspace::Principals, access_key.as_bytes())?.is_some() {
                 return Err(StoreError::InvalidArgument(format!("access key `{access_key}` exists")));
@@ -532,7 +589,11 @@ fn update_devices(
     for serial in &serials {
         current.push(txn.get(Keyspace::Devices, serial.as_bytes())?);
     }
-    let now = txn.tick();
+    txn.tick();
+    // TOTP codes follow the token's clock, which is real time: the system
+    // clock, not the (possibly held-back) compliance clock. Replay safety
+    // does not depend on it: spent steps are tracked per device.
+    let now = txn.clock.now();
     let mut last = None;
     for change in (update.0)(current, now) {
         if let Some(record) = change.record {

@@ -29,8 +29,12 @@ struct World {
 
 fn open(backend: &MemBackend, clock: &Arc<ManualClock>) -> Authority {
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let store =
-        Store::open(Arc::new(backend.clone()), dyn_clock.clone(), StoreOptions { max_object_bytes: 1 << 20 }).unwrap();
+    let store = Store::open(
+        Arc::new(backend.clone()),
+        dyn_clock.clone(),
+        StoreOptions { max_object_bytes: 1 << 20, ..StoreOptions::default() },
+    )
+    .unwrap();
     Authority::new(store, MasterKey::from_bytes(&[7; 32]).unwrap(), dyn_clock, Policy::default())
 }
 

@@ -150,7 +150,8 @@ fn writer() -> Actor {
 
 fn open_store(backend: Arc<dyn Backend>, clock: &Arc<ManualClock>) -> Store {
     let clock: Arc<dyn wormbox_model::Clock> = clock.clone();
-    Store::open(backend, clock, StoreOptions { max_object_bytes: 64 << 20 }).expect("store opens")
+    Store::open(backend, clock, StoreOptions { max_object_bytes: 64 << 20, ..StoreOptions::default() })
+        .expect("store opens")
 }
 
 fn store_versioning_survives_reopen(open: Open<'_>, dir: &Path) {
