@@ -6,7 +6,9 @@ use protox::prost::Message as _;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    println!("cargo:rerun-if-changed={}", root.display());
+    // Relative to the package, so that a target dir shared by two checkouts
+    // (CI's persistent one) watches the protos of the checkout being built.
+    println!("cargo:rerun-if-changed=../../proto");
     let files = ["types.proto", "archive.proto", "admin.proto", "mfa.proto", "compliance.proto"]
         .map(|f| root.join("wormbox/v1").join(f));
     let descriptors = protox::compile(files, [&root])?;

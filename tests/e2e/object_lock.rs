@@ -259,3 +259,74 @@ async fn governance_retention_yields_only_to_the_bypass_right() {
     assert_eq!(reason(&plain.put_object(tokio_stream::iter(messages)).await.unwrap_err()), "INVALID_ARGUMENT");
     assert_eq!(reason(&put_locked(&mut archive, "x", None, "case").await.unwrap_err()), "ACCESS_DENIED");
 }
+
+/// The clock attack: jump the system clock ten years, restart, try to purge.
+#[tokio::test]
+async fn a_forward_clock_jump_does_not_expire_retention_until_an_admin_accepts_it() {
+    use wormbox_test_utils::SimToken;
+    use wormbox_tokensim::Fault;
+
+    let mut app = TestAppliance::start().await.unwrap();
+    // The admin's own token, enrolled and activated.
+    let token = SimToken::start(app.shared_clock(), "GAHT-ADMIN-01", 30, Fault::None, 0).unwrap();
+    let mut mfa = app.mfa_as(app.admin_credential()).await.unwrap();
+    let seed = v1::SeedEnrollment {
+        serial: token.serial.clone(),
+        seed_base32: wormbox_test_utils::TOKEN_SEED_BASE32.into(),
+        ..Default::default()
+    };
+    mfa.enroll_device(v1::EnrollDeviceRequest {
+        source: Some(v1::enroll_device_request::Source::Seed(seed)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let clock = app.shared_clock();
+    let code = |offset| token.code(&clock, offset).split(' ').nth(1).unwrap().to_owned();
+    mfa.activate_device(v1::ActivateDeviceRequest {
+        serial: token.serial.clone(),
+        first_code: code(0),
+        second_code: code(1),
+    })
+    .await
+    .unwrap();
+
+    let mut archive = app.archive().await.unwrap();
+    archive.create_bucket(v1::CreateBucketRequest { bucket: "vault".into(), object_lock: true }).await.unwrap();
+    let locked = put_locked(&mut archive, "k", Some(retention(v1::RetentionMode::Compliance, 1)), "").await.unwrap();
+
+    // Set back a year, then forward ten years: retention stands.
+    app.clock().set(wormbox_model::Timestamp(TEST_EPOCH.0 - 365 * DAY_MICROS));
+    assert_eq!(
+        reason(&archive.delete_object(purge("k", &locked.version_id, false)).await.unwrap_err()),
+        "OBJECT_LOCKED"
+    );
+    app.clock().set(wormbox_model::Timestamp(TEST_EPOCH.0 + 3653 * DAY_MICROS));
+    assert_eq!(
+        reason(&archive.delete_object(purge("k", &locked.version_id, false)).await.unwrap_err()),
+        "OBJECT_LOCKED"
+    );
+    let mut admin = app.admin().await.unwrap();
+    let clock = admin.get_clock(v1::GetClockRequest {}).await.unwrap().into_inner();
+    assert!(clock.held_back_seconds > 9 * 365 * 24 * 3600, "{clock:?}");
+
+    // A restart after the jump keeps the persisted compliance clock.
+    app.restart().await.unwrap();
+    let mut archive = app.archive().await.unwrap();
+    assert_eq!(
+        reason(&archive.delete_object(purge("k", &locked.version_id, false)).await.unwrap_err()),
+        "OBJECT_LOCKED"
+    );
+
+    // A stolen admin key without the token cannot accept the jump.
+    let mut admin = app.admin().await.unwrap();
+    let err = admin.accept_clock_forward(v1::AcceptClockForwardRequest { mfa: String::new() }).await.unwrap_err();
+    assert_eq!(reason(&err), "MFA_INVALID");
+    let with_code = format!("{} {}", token.serial, code(0));
+    let accepted = admin.accept_clock_forward(v1::AcceptClockForwardRequest { mfa: with_code }).await.unwrap();
+    assert!(accepted.into_inner().compliance_unix_micros >= TEST_EPOCH.0 + 3653 * DAY_MICROS);
+    archive.delete_object(purge("k", &locked.version_id, false)).await.unwrap();
+    let entries = app.server().app().store().ledger_entries(1).unwrap();
+    assert!(entries.iter().any(|(e, _)| e.op.as_str() == "clock-held-back"));
+    assert!(entries.iter().any(|(e, _)| e.op.as_str() == "clock-accepted"));
+}

@@ -130,6 +130,17 @@ enum Command {
     /// MFA devices.
     #[command(subcommand)]
     Mfa(MfaCommand),
+    /// The compliance clock.
+    #[command(subcommand)]
+    Clock(ClockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClockCommand {
+    /// Show the system and compliance clocks.
+    Show,
+    /// Accept a forward jump of the system clock (admin, --mfa from your own device).
+    AcceptForward,
 }
 
 #[derive(Debug, Subcommand)]
@@ -781,6 +792,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json_mode, value, lines.join("\n"));
         }
         Command::Mfa(command) => mfa_command(&clients, command, mfa_spec, json_mode).await?,
+        Command::Clock(command) => {
+            let mut admin = clients.admin();
+            match command {
+                ClockCommand::Show => {
+                    let reply = admin.get_clock(v1::GetClockRequest {}).await?.into_inner();
+                    let system = wormbox_model::Timestamp(reply.system_unix_micros);
+                    let compliance = wormbox_model::Timestamp(reply.compliance_unix_micros);
+                    let value = json!({
+                        "system": system.to_rfc3339(),
+                        "compliance": compliance.to_rfc3339(),
+                        "held_back_seconds": reply.held_back_seconds,
+                    });
+                    let mut text = format!("system      {system}\ncompliance  {compliance}");
+                    if reply.held_back_seconds > 0 {
+                        text.push_str(&format!(
+                            "\nthe system clock is {} s ahead and not followed; `wormbox clock accept-forward` accepts it",
+                            reply.held_back_seconds
+                        ));
+                    }
+                    print(json_mode, value, text);
+                }
+                ClockCommand::AcceptForward => {
+                    let request = v1::AcceptClockForwardRequest { mfa: mfa_code(mfa_spec)? };
+                    let reply = admin.accept_clock_forward(request).await?.into_inner();
+                    let compliance = wormbox_model::Timestamp(reply.compliance_unix_micros);
+                    let value =
+                        json!({"compliance": compliance.to_rfc3339(), "ledger_sequence": reply.ledger_sequence});
+                    print(json_mode, value, format!("compliance clock now {compliance}"));
+                }
+            }
+        }
         Command::Retention(command) => {
             let mut compliance = clients.compliance();
             let retention = match command {

@@ -12,9 +12,9 @@ use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
 use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{
-    Actor, BucketInfo, DeleteOutcome, ListObjectsParams, ListVersionsParams, LockRecord, NewObject, NewPrincipal,
-    ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage,
-    WriteAck,
+    Actor, BucketInfo, ClockStatus, DeleteOutcome, ListObjectsParams, ListVersionsParams, LockRecord, NewObject,
+    NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange,
+    VersionsPage, WriteAck,
 };
 
 /// What an operation needs the caller to be allowed.
@@ -295,6 +295,20 @@ impl App {
                 VersionSelector::parse(&latest.version_id).map_err(|e| StoreError::InvalidArgument(e.to_string()))
             }
         }
+    }
+
+    /// GetClock.
+    pub async fn clock_status(&self, actor: &Actor) -> Result<ClockStatus, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        self.store.clock_status().await
+    }
+
+    /// AcceptClockForward: an admin, with a code from the admin's own device.
+    pub async fn accept_clock_forward(&self, actor: &Actor, mfa: &str) -> Result<(ClockStatus, u64), MfaError> {
+        self.authorize(actor, Access::Admin)?;
+        let op = Operation { bucket: String::new(), what: "accept-clock-forward".to_owned() };
+        let serial = self.mfa.verify(actor, &actor.access_key, mfa, &op).await?;
+        Ok(self.store.accept_clock_forward(actor, serial.to_string()).await?)
     }
 
     /// EnrollDevice; the authority checks the admin role and the guard code.

@@ -62,6 +62,44 @@ pub struct WormboxdConfig {
     /// MFA code verification.
     #[serde(default)]
     pub mfa: MfaConfig,
+    /// The compliance clock.
+    #[serde(default)]
+    pub clock: ClockConfig,
+}
+
+/// `[clock]`: how far the compliance clock follows the system clock forward.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// The most compliance time advances per second of monotonic time, in ms.
+    #[serde(default = "default_clock_max_rate")]
+    pub max_rate_ms_per_s: u64,
+    /// How far ahead the system clock is still followed at once, in seconds.
+    #[serde(default = "default_clock_tolerance")]
+    pub tolerance_seconds: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> ClockConfig {
+        ClockConfig { max_rate_ms_per_s: default_clock_max_rate(), tolerance_seconds: default_clock_tolerance() }
+    }
+}
+
+impl ClockConfig {
+    /// The store's clock policy.
+    pub fn policy(&self) -> wormbox_model::ClockPolicy {
+        wormbox_model::ClockPolicy {
+            max_rate_ms_per_s: self.max_rate_ms_per_s,
+            tolerance: std::time::Duration::from_secs(self.tolerance_seconds),
+        }
+    }
+}
+
+fn default_clock_max_rate() -> u64 {
+    1000
+}
+fn default_clock_tolerance() -> u64 {
+    60
 }
 
 /// `[mfa]`: how codes are judged (DESIGN.md, MFA).
@@ -303,6 +341,12 @@ impl WormboxdConfig {
         }
         if self.mfa.lockout_seconds == 0 || self.mfa.max_lockout_seconds < self.mfa.lockout_seconds {
             return invalid("mfa.lockout_seconds", "must be at least 1 and at most mfa.max_lockout_seconds");
+        }
+        if !(1000..=2000).contains(&self.clock.max_rate_ms_per_s) {
+            return invalid("clock.max_rate_ms_per_s", "must lie between 1000 (real time) and 2000");
+        }
+        if self.clock.tolerance_seconds > 3600 {
+            return invalid("clock.tolerance_seconds", "must be at most 3600");
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");

@@ -135,7 +135,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let open_err = |source| ServerError::OpenStore { path: db_dir.clone(), source };
     let backend = RocksBackend::open(&db_dir, &rocks_options)
         .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?;
-    let store_options = StoreOptions { max_object_bytes: config.limits.max_object_bytes };
+    let store_options = StoreOptions { max_object_bytes: config.limits.max_object_bytes, clock: config.clock.policy() };
     let store = Store::open(Arc::new(backend), Arc::clone(&clock), store_options).map_err(open_err)?;
     let (master_key, created) =
         MasterKey::load_or_create(&data_dir.join(MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;

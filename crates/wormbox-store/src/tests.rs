@@ -802,17 +802,13 @@ mod compliance_clock {
         w.store.create_bucket_with_lock(&w.actor, bucket.clone(), true).await.unwrap();
         let start = w.clock.now();
         let until = start.saturating_add(Duration::from_secs(24 * 3600));
-        let object = NewObject {
-            retention: Some(Retention { mode: RetentionMode::Compliance, until }),
-            ..NewObject::default()
-        };
+        let object =
+            NewObject { retention: Some(Retention { mode: RetentionMode::Compliance, until }), ..NewObject::default() };
         let ack = w.store.put_object(&w.actor, bucket.clone(), key("k"), object, b"x".to_vec()).await.unwrap();
         let purge = |store: &Store| {
             let store = store.clone();
             let (actor, bucket, id) = (w.actor.clone(), bucket.clone(), ack.version_id.clone());
-            async move {
-                store.delete_object(&actor, bucket, key("k"), Some(VersionSelector::parse(&id).unwrap())).await
-            }
+            async move { store.delete_object(&actor, bucket, key("k"), Some(VersionSelector::parse(&id).unwrap())).await }
         };
 
         // Set back a year: nothing changes.

@@ -1,4 +1,5 @@
-//! `AdminService`: principals. Only the `admin` role passes `App`'s checks.
+//! `AdminService`: principals and the compliance clock. Only the `admin` role
+//! passes `App`'s checks (GetClock is open to every role).
 //!
 //! Invariant: a secret is returned exactly once, by CreatePrincipal, and
 //! never listed or logged.
@@ -10,7 +11,7 @@ use wormbox_proto::v1::{self, admin_server::Admin};
 
 use crate::app::App;
 use crate::grpc::auth::authenticate;
-use crate::grpc::status::{from_store, invalid};
+use crate::grpc::status::{from_mfa, from_store, invalid};
 
 /// The Admin gRPC service.
 #[derive(Clone, Debug)]
@@ -83,5 +84,28 @@ impl Admin for AdminService {
         let access_key = request.into_inner().access_key_id;
         let sequence = self.app.revoke_principal(&actor, &access_key).await.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::RevokePrincipalResponse { ledger_sequence: sequence.unwrap_or(0) }))
+    }
+
+    async fn get_clock(&self, request: Request<v1::GetClockRequest>) -> Result<Response<v1::GetClockResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let status = self.app.clock_status(&actor).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(v1::GetClockResponse {
+            system_unix_micros: status.system.as_micros(),
+            compliance_unix_micros: status.compliance.as_micros(),
+            held_back_seconds: status.held_back.map_or(0, |d| d.as_secs()),
+        }))
+    }
+
+    async fn accept_clock_forward(
+        &self,
+        request: Request<v1::AcceptClockForwardRequest>,
+    ) -> Result<Response<v1::AcceptClockForwardResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let (status, sequence) =
+            self.app.accept_clock_forward(&actor, &request.get_ref().mfa).await.map_err(|e| from_mfa(&e))?;
+        Ok(Response::new(v1::AcceptClockForwardResponse {
+            compliance_unix_micros: status.compliance.as_micros(),
+            ledger_sequence: sequence,
+        }))
     }
 }
