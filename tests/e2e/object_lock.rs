@@ -330,3 +330,37 @@ async fn a_forward_clock_jump_does_not_expire_retention_until_an_admin_accepts_i
     assert!(entries.iter().any(|(e, _)| e.op.as_str() == "clock-held-back"));
     assert!(entries.iter().any(|(e, _)| e.op.as_str() == "clock-accepted"));
 }
+
+/// The remaining attacks: overwrite a locked version, hide it behind a
+/// marker, purge it at the instant it expires, or change it as a reader.
+#[tokio::test]
+async fn overwriting_hiding_racing_expiry_and_readers_change_nothing() {
+    let app = TestAppliance::start().await.unwrap();
+    let reader = app.principal("reader", v1::Role::Reader).await.unwrap();
+    let mut admin = app.archive().await.unwrap();
+    admin.create_bucket(v1::CreateBucketRequest { bucket: "vault".into(), object_lock: true }).await.unwrap();
+    let locked = put_locked(&mut admin, "k", Some(retention(v1::RetentionMode::Compliance, 1)), "").await.unwrap();
+    // "Overwriting" writes a new version; a marker hides but destroys nothing.
+    let newer = put_locked(&mut admin, "k", None, "").await.unwrap();
+    assert_ne!(newer.version_id, locked.version_id);
+    let marker = admin
+        .delete_object(v1::DeleteObjectRequest { bucket: "vault".into(), key: "k".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(marker.delete_marker);
+    let (meta, body) = get(&mut admin, "vault", "k", &locked.version_id).await.unwrap();
+    assert_eq!(body, b"record k");
+    assert_eq!(meta.retention.unwrap().mode, v1::RetentionMode::Compliance as i32);
+    // A reader's attempt to change retention is refused and ledgered.
+    let mut as_reader = compliance_as(&app, &reader).await;
+    let extend = set_retention("k", &locked.version_id, Some(retention(v1::RetentionMode::Compliance, 2)), false);
+    assert_eq!(reason(&as_reader.put_object_retention(extend).await.unwrap_err()), "ACCESS_DENIED");
+    let entries = app.server().app().store().ledger_entries(1).unwrap();
+    assert!(entries.iter().any(|(e, _)| e.op.as_str() == "refused" && e.detail.contains("retention change")));
+    // One microsecond before retain-until the purge is refused; at it, it goes.
+    app.clock().advance(Duration::from_micros((DAY_MICROS - 1) as u64));
+    assert_eq!(reason(&admin.delete_object(purge("k", &locked.version_id, false)).await.unwrap_err()), "OBJECT_LOCKED");
+    app.clock().advance(Duration::from_micros(1));
+    admin.delete_object(purge("k", &locked.version_id, false)).await.unwrap();
+}

@@ -994,6 +994,10 @@ fn locked_target(
 }
 
 fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<Outcome, StoreError> {
+    // Checked here rather than by the caller so that the refusal is ledgered.
+    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Writer) {
+        return Err(StoreError::AccessDenied(format!("role `{}` may not change retention", actor.role.as_str())));
+    }
     let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
     let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
     let now = txn.tick();
