@@ -212,12 +212,8 @@ impl App {
         let serial = match (mfa, &version) {
             (Some(mfa), Some(selector)) => {
                 let owner = self.store.bucket(&bucket)?.owner;
-                let id = match selector {
-                    VersionSelector::Null => "null".to_owned(),
-                    VersionSelector::Id(id) => id.to_string(),
-                };
-                let op =
-                    Operation { bucket: bucket.to_string(), what: format!("delete-version key={key} version={id}") };
+                let what = format!("delete-version key={key} version={}", selector_text(selector));
+                let op = Operation { bucket: bucket.to_string(), what };
                 Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
             }
             _ => None,

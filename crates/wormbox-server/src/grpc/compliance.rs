@@ -28,6 +28,23 @@ impl ComplianceService {
     }
 }
 
+impl ComplianceService {
+    /// The version a Get request names, read as the caller may see it.
+    fn version_info(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<wormbox_store::VersionInfo, Status> {
+        let actor = authenticate(&self.app, metadata)?;
+        let bucket = convert::bucket_name(bucket)?;
+        let key = convert::object_key(key)?;
+        let version = convert::version_selector(version_id)?;
+        self.app.head_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))
+    }
+}
+
 #[tonic::async_trait]
 impl Compliance for ComplianceService {
     async fn put_object_retention(
@@ -55,12 +72,8 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::GetObjectRetentionRequest>,
     ) -> Result<Response<v1::GetObjectRetentionResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
-        let r = request.into_inner();
-        let bucket = convert::bucket_name(&r.bucket)?;
-        let key = convert::object_key(&r.key)?;
-        let version = convert::version_selector(&r.version_id)?;
-        let info = self.app.head_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))?;
+        let r = request.get_ref();
+        let info = self.version_info(request.metadata(), &r.bucket, &r.key, &r.version_id)?;
         Ok(Response::new(v1::GetObjectRetentionResponse { retention: info.retention.map(convert::retention_to_wire) }))
     }
 
@@ -89,12 +102,8 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::GetObjectLegalHoldRequest>,
     ) -> Result<Response<v1::GetObjectLegalHoldResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
-        let r = request.into_inner();
-        let bucket = convert::bucket_name(&r.bucket)?;
-        let key = convert::object_key(&r.key)?;
-        let version = convert::version_selector(&r.version_id)?;
-        let info = self.app.head_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))?;
+        let r = request.get_ref();
+        let info = self.version_info(request.metadata(), &r.bucket, &r.key, &r.version_id)?;
         Ok(Response::new(v1::GetObjectLegalHoldResponse { legal_holds: convert::holds_to_wire(&info.legal_holds) }))
     }
 
