@@ -145,6 +145,7 @@ async fn a_stolen_admin_key_cannot_destroy_or_unprotect_locked_versions() {
     refused += 1;
     let drop_bucket = admin.delete_bucket(v1::DeleteBucketRequest { bucket: "vault".into() }).await.unwrap_err();
     assert_eq!(reason(&drop_bucket), "BUCKET_NOT_EMPTY");
+    refused += 1;
 
     // Data intact, and every refused attempt on protected state is in the ledger.
     assert_eq!(get(&mut admin, "vault", "trade", &locked.version_id).await.unwrap().1, b"record trade");
@@ -152,6 +153,7 @@ async fn a_stolen_admin_key_cannot_destroy_or_unprotect_locked_versions() {
     let refusals = entries.iter().filter(|(e, _)| e.op.as_str() == "refused").count();
     assert!(refusals >= refused, "{refusals} refusals in the ledger, {refused} attempts");
     assert!(entries.iter().any(|(e, _)| e.op.as_str() == "hold-placed" && e.detail.contains("SEC-2026-17")));
+    assert!(entries.iter().any(|(e, _)| e.op.as_str() == "refused" && e.detail.starts_with("bucket delete")));
 
     // Extending is allowed; after retain-until passes, the purge goes through.
     let extend = set_retention("trade", &locked.version_id, Some(retention(v1::RetentionMode::Compliance, 2)), false);

@@ -891,6 +891,7 @@ fn is_refusal(err: &StoreError) -> bool {
             | StoreError::VersioningLocked { .. }
             | StoreError::MfaRequired { .. }
             | StoreError::AccessDenied(_)
+            | StoreError::BucketNotEmpty { .. }
     )
 }
 
