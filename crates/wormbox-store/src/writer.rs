@@ -6,6 +6,11 @@
 //! ledger entries in one batch with one WAL sync, and answers callers only
 //! after that sync. A command that fails is rolled back out of the group; a
 //! failed commit fails every command of the group and advances nothing.
+//!
+//! Object Lock, MFA Delete and ownership are judged here, against the state
+//! the same batch changes; a refused attempt on protected state leaves a
+//! `refused` ledger entry. Time comes from the compliance clock, which this
+//! thread alone advances (never back, forward only within its slew).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
