@@ -103,6 +103,12 @@ fn decoy() -> Totp {
     Totp::new(&seed, OtpParams::default()).unwrap_or_else(|_| unreachable!("default parameters are valid"))
 }
 
+/// Activation and resync: the device is in `state`, and the caller is an
+/// admin or its owner.
+fn may_pair(record: &DeviceRecord, actor: &Actor, state: DeviceState) -> bool {
+    record.state == state && (actor.role == Role::Admin || record.owner == actor.access_key)
+}
+
 fn refusal(serial: &str, bucket: &str, reason: &str, what: &str) -> DeviceChange {
     DeviceChange {
         serial: serial.to_owned(),
@@ -117,11 +123,6 @@ impl Authority {
     /// An authority over `store`, sealing with `key`.
     pub fn new(store: Store, key: MasterKey, clock: Arc<dyn Clock>, policy: Policy) -> Authority {
         Authority { store, key: Arc::new(key), clock, policy }
-    }
-
-    /// The verification policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
     }
 
     fn record(&self, serial: &str) -> Result<Option<DeviceRecord>, MfaError> {
@@ -277,12 +278,10 @@ impl Authority {
         } else {
             (DeviceState::Pending, LedgerOp::MfaActivated, "activate")
         };
-        let usable =
-            |r: &DeviceRecord| r.state == wanted_state && (actor.role == Role::Admin || r.owner == actor.access_key);
         // The wide search is done here, outside the writer; the writer only
         // re-checks the two steps found.
         let found = match self.record(serial.as_str())? {
-            Some(record) if usable(&record) => {
+            Some(record) if may_pair(&record, actor, wanted_state) => {
                 let seed = self.key.open(serial.as_str(), &record.sealed_seed)?;
                 let totp = Totp::new(&seed, record.params).map_err(|_| MfaError::Corrupt)?;
                 let now = secs(self.clock.now());
@@ -298,7 +297,7 @@ impl Authority {
         let (first, second) = (first.to_owned(), second.to_owned());
         let key = self.key.clone();
         let policy = self.policy;
-        let owner_ok_actor = actor.clone();
+        let caller = actor.clone();
         let slot: Slot<DeviceInfo> = Arc::default();
         let out = slot.clone();
         let name = serial.to_string();
@@ -306,12 +305,7 @@ impl Authority {
             let now = secs(now);
             let record = current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw));
             let mut record = match record {
-                Some(Ok(r))
-                    if r.state == wanted_state
-                        && (owner_ok_actor.role == Role::Admin || r.owner == owner_ok_actor.access_key) =>
-                {
-                    r
-                }
+                Some(Ok(r)) if may_pair(&r, &caller, wanted_state) => r,
                 _ => {
                     put(&out, Err(MfaError::Invalid));
                     return vec![refusal(&name, "", "invalid", what)];

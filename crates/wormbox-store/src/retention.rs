@@ -114,10 +114,9 @@ const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 /// What a request brings to override GOVERNANCE retention.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Override {
-    /// The request set `bypass_governance`.
-    pub bypass_requested: bool,
-    /// The principal holds the bypass right.
-    pub bypass_right: bool,
+    /// The request set `bypass_governance` and the principal holds the
+    /// bypass right (the caller decides both; neither alone counts).
+    pub bypass: bool,
     /// The bucket has MFA Delete on.
     pub mfa_required: bool,
     /// The request's MFA code was accepted (and spent).
@@ -146,7 +145,7 @@ pub enum LockError {
 }
 
 fn governance_override(with: Override, what: &'static str) -> Result<(), LockError> {
-    if !(with.bypass_requested && with.bypass_right) {
+    if !with.bypass {
         return Err(LockError::ShortenDenied(what));
     }
     if with.mfa_required && !with.mfa_verified {
@@ -239,12 +238,10 @@ mod tests {
     /// Every override combination, with its name for failure messages.
     fn overrides() -> Vec<Override> {
         let mut all = Vec::new();
-        for bypass_requested in [false, true] {
-            for bypass_right in [false, true] {
-                for mfa_required in [false, true] {
-                    for mfa_verified in [false, true] {
-                        all.push(Override { bypass_requested, bypass_right, mfa_required, mfa_verified });
-                    }
+        for bypass in [false, true] {
+            for mfa_required in [false, true] {
+                for mfa_verified in [false, true] {
+                    all.push(Override { bypass, mfa_required, mfa_verified });
                 }
             }
         }
@@ -252,7 +249,7 @@ mod tests {
     }
 
     fn may_override(w: Override) -> bool {
-        w.bypass_requested && w.bypass_right && (!w.mfa_required || w.mfa_verified)
+        w.bypass && (!w.mfa_required || w.mfa_verified)
     }
 
     #[test]
@@ -296,7 +293,7 @@ mod tests {
 
     #[test]
     fn refusals_say_why() {
-        let full = Override { bypass_requested: true, bypass_right: true, mfa_required: true, mfa_verified: false };
+        let full = Override { bypass: true, mfa_required: true, mfa_verified: false };
         let g = Some(r(RetentionMode::Governance, 10));
         assert_eq!(judge_change(g, None, NOW, full), Err(LockError::MfaRequired));
         assert!(matches!(judge_change(g, None, NOW, Override::default()), Err(LockError::ShortenDenied(_))));

@@ -400,27 +400,16 @@ impl Store {
         key: ObjectKey,
         version: Option<VersionSelector>,
     ) -> Result<DeleteOutcome, StoreError> {
-        self.delete_object_with_mfa(actor, bucket, key, version, None).await
+        self.delete_object_guarded(actor, bucket, key, version, None, false).await
     }
 
-    /// `delete_object`, with the serial of a device whose code the MFA
-    /// authority has accepted; a permanent delete in a bucket with MFA Delete
-    /// on is refused (`MfaRequired`) without one, judged inside the writer.
-    pub async fn delete_object_with_mfa(
-        &self,
-        actor: &Actor,
-        bucket: BucketName,
-        key: ObjectKey,
-        version: Option<VersionSelector>,
-        mfa: Option<String>,
-    ) -> Result<DeleteOutcome, StoreError> {
-        self.delete_object_guarded(actor, bucket, key, version, mfa, false).await
-    }
-
-    /// `delete_object_with_mfa`, with `bypass` (the request set
-    /// `bypass_governance` and the caller holds the bypass right): a version
-    /// under GOVERNANCE retention is purged only so; COMPLIANCE retention and
-    /// legal holds refuse whatever the request says. Judged inside the writer.
+    /// `delete_object` for guarded purges. `mfa` names the device whose code
+    /// the MFA authority accepted (a permanent delete in a bucket with MFA
+    /// Delete on is refused, `MfaRequired`, without one); `bypass` means the
+    /// request set `bypass_governance` and the caller holds the bypass right:
+    /// a version under GOVERNANCE retention is purged only so, while
+    /// COMPLIANCE retention and legal holds refuse whatever the request says.
+    /// All of it is judged inside the writer.
     pub async fn delete_object_guarded(
         &self,
         actor: &Actor,

@@ -533,12 +533,13 @@ async fn mfa_delete_needs_a_spent_code_to_change_and_to_purge() {
 
     let purged = w
         .store
-        .delete_object_with_mfa(
+        .delete_object_guarded(
             &w.actor,
             w.bucket.clone(),
             key("k"),
             VersionSelector::parse(&ack.version_id).ok(),
             Some("DEV123456".into()),
+            false,
         )
         .await
         .unwrap();

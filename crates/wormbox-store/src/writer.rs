@@ -785,12 +785,7 @@ fn delete_object(
         // Judged here, in the same atomic write as the purge: no change of
         // retention, hold or clock can slip in between.
         let lock = lock_record(txn, bucket, key, record.id)?;
-        let with = Override {
-            bypass_requested: bypass,
-            bypass_right: bypass,
-            mfa_required: bucket_record.mfa_delete,
-            mfa_verified: mfa.is_some(),
-        };
+        let with = Override { bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: mfa.is_some() };
         let now = txn.tick();
         retention::judge_purge(lock.retention, lock.holds.len(), now, with)
             .map_err(|e| lock_error(e, bucket, key, &external_id(record.id, record.is_null)))?;
@@ -1007,12 +1002,7 @@ fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<
     let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
     let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
     let now = txn.tick();
-    let with = Override {
-        bypass_requested: set.bypass,
-        bypass_right: set.bypass,
-        mfa_required: bucket_record.mfa_delete,
-        mfa_verified: set.mfa.is_some(),
-    };
+    let with = Override { bypass: set.bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: set.mfa.is_some() };
     let version_text = external_id(version.id, version.is_null);
     retention::judge_change(lock.retention, set.retention, now, with)
         .map_err(|e| lock_error(e, &set.bucket, &set.key, &version_text))?;
