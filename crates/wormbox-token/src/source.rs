@@ -149,11 +149,6 @@ impl<S: Read + Write> LineToken<S> {
         Ok(LineToken { line, serial, step_secs: step_secs.max(1) })
     }
 
-    /// The serial the token reported.
-    pub fn serial(&self) -> &str {
-        &self.serial
-    }
-
     fn otp(&mut self) -> Result<Code, SourceError> {
         match ask(&mut self.line, Request::Otp)? {
             Response::Otp(code) => Ok(code),
@@ -190,8 +185,14 @@ impl<S: Read + Write> TokenSource for LineToken<S> {
 fn ask<S: Read + Write>(line: &mut LineReader<S>, request: Request) -> Result<Response, SourceError> {
     line.discard_buffered();
     let stream = line.get_mut();
-    stream.write_all(format!("{}\r\n", request.as_str()).as_bytes()).map_err(io_to_source)?;
-    stream.flush().map_err(io_to_source)?;
+    // serialport reports a vanished line on write or drain as a generic
+    // error (it drops the errno), so any failure to send counts as the token
+    // having gone away, except a plain timeout.
+    let sent = stream.write_all(format!("{}\r\n", request.as_str()).as_bytes()).and_then(|()| stream.flush());
+    sent.map_err(|err| match err.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => SourceError::Timeout(ANSWER_TIMEOUT),
+        _ => SourceError::Closed,
+    })?;
     let text = line.read_line(Some(Instant::now() + ANSWER_TIMEOUT)).map_err(|err| match err {
         LineError::Timeout => SourceError::Timeout(ANSWER_TIMEOUT),
         LineError::Closed => SourceError::Closed,
