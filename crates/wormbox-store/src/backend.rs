@@ -39,11 +39,13 @@ pub enum Keyspace {
     /// Object Lock state (retention, legal holds) of versions, by the same
     /// key as the version: the version record itself is never rewritten.
     Locks,
+    /// Signed checkpoints of the ledger, by sequence number.
+    Checkpoints,
 }
 
 impl Keyspace {
     /// Every keyspace, in a fixed order.
-    pub const ALL: [Keyspace; 10] = [
+    pub const ALL: [Keyspace; 11] = [
         Keyspace::Meta,
         Keyspace::Buckets,
         Keyspace::Principals,
@@ -54,6 +56,7 @@ impl Keyspace {
         Keyspace::Ledger,
         Keyspace::Devices,
         Keyspace::Locks,
+        Keyspace::Checkpoints,
     ];
 
     /// A stable name, usable as a column family name.
@@ -69,6 +72,7 @@ impl Keyspace {
             Keyspace::Ledger => "ledger",
             Keyspace::Devices => "devices",
             Keyspace::Locks => "locks",
+            Keyspace::Checkpoints => "checkpoints",
         }
     }
 }

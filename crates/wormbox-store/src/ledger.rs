@@ -70,6 +70,10 @@ pub enum LedgerOp {
     ClockHeldBack,
     /// An admin, with an MFA code, accepted the system clock's time.
     ClockAccepted,
+    /// An integrity check (scrub) found everything as the ledger says.
+    IntegrityVerified,
+    /// An integrity check found a divergence; the detail names the first.
+    IntegrityFailed,
 }
 
 impl LedgerOp {
@@ -96,6 +100,8 @@ impl LedgerOp {
             LedgerOp::Refused => 19,
             LedgerOp::ClockHeldBack => 20,
             LedgerOp::ClockAccepted => 21,
+            LedgerOp::IntegrityVerified => 22,
+            LedgerOp::IntegrityFailed => 23,
         }
     }
 
@@ -122,6 +128,8 @@ impl LedgerOp {
             19 => LedgerOp::Refused,
             20 => LedgerOp::ClockHeldBack,
             21 => LedgerOp::ClockAccepted,
+            22 => LedgerOp::IntegrityVerified,
+            23 => LedgerOp::IntegrityFailed,
             _ => return None,
         })
     }
@@ -150,7 +158,120 @@ impl LedgerOp {
             LedgerOp::Refused => "refused",
             LedgerOp::ClockHeldBack => "clock-held-back",
             LedgerOp::ClockAccepted => "clock-accepted",
+            LedgerOp::IntegrityVerified => "integrity-verified",
+            LedgerOp::IntegrityFailed => "integrity-failed",
         }
+    }
+
+    /// Every operation, in code order.
+    pub const ALL: [LedgerOp; 23] = [
+        LedgerOp::BucketCreated,
+        LedgerOp::BucketDeleted,
+        LedgerOp::VersioningChanged,
+        LedgerOp::VersionWritten,
+        LedgerOp::MarkerWritten,
+        LedgerOp::VersionPurged,
+        LedgerOp::PrincipalCreated,
+        LedgerOp::PrincipalRevoked,
+        LedgerOp::MfaEnrolled,
+        LedgerOp::MfaActivated,
+        LedgerOp::MfaResynced,
+        LedgerOp::MfaAccepted,
+        LedgerOp::MfaRefused,
+        LedgerOp::MfaDeactivated,
+        LedgerOp::RetentionChanged,
+        LedgerOp::HoldPlaced,
+        LedgerOp::HoldReleased,
+        LedgerOp::ObjectLockChanged,
+        LedgerOp::Refused,
+        LedgerOp::ClockHeldBack,
+        LedgerOp::ClockAccepted,
+        LedgerOp::IntegrityVerified,
+        LedgerOp::IntegrityFailed,
+    ];
+
+    /// The operation with this stable name.
+    pub fn from_name(name: &str) -> Option<LedgerOp> {
+        LedgerOp::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// The audit kind this operation belongs to (the `AuditLog` filter).
+    pub fn kind(self) -> AuditKind {
+        match self {
+            LedgerOp::VersionWritten => AuditKind::Writes,
+            LedgerOp::MarkerWritten => AuditKind::Markers,
+            LedgerOp::VersionPurged => AuditKind::Purges,
+            LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased => AuditKind::Retention,
+            LedgerOp::BucketCreated
+            | LedgerOp::BucketDeleted
+            | LedgerOp::VersioningChanged
+            | LedgerOp::ObjectLockChanged
+            | LedgerOp::PrincipalCreated
+            | LedgerOp::PrincipalRevoked
+            | LedgerOp::ClockHeldBack
+            | LedgerOp::ClockAccepted => AuditKind::Configuration,
+            LedgerOp::MfaEnrolled
+            | LedgerOp::MfaActivated
+            | LedgerOp::MfaResynced
+            | LedgerOp::MfaAccepted
+            | LedgerOp::MfaDeactivated => AuditKind::Mfa,
+            LedgerOp::MfaRefused | LedgerOp::Refused => AuditKind::Refused,
+            LedgerOp::IntegrityVerified | LedgerOp::IntegrityFailed => AuditKind::Integrity,
+        }
+    }
+}
+
+/// Groups of ledger operations an auditor filters by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    /// Versions written.
+    Writes,
+    /// Delete markers written.
+    Markers,
+    /// Permanent deletes.
+    Purges,
+    /// Retention set or changed, holds placed or released.
+    Retention,
+    /// Buckets, versioning, Object Lock configuration, principals, the clock.
+    Configuration,
+    /// MFA devices enrolled, activated, resynced, codes accepted, devices deactivated.
+    Mfa,
+    /// Attempts refused (Object Lock, MFA Delete, ownership, MFA codes).
+    Refused,
+    /// Integrity checks.
+    Integrity,
+}
+
+impl AuditKind {
+    /// Every kind.
+    pub const ALL: [AuditKind; 8] = [
+        AuditKind::Writes,
+        AuditKind::Markers,
+        AuditKind::Purges,
+        AuditKind::Retention,
+        AuditKind::Configuration,
+        AuditKind::Mfa,
+        AuditKind::Refused,
+        AuditKind::Integrity,
+    ];
+
+    /// A stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Writes => "writes",
+            AuditKind::Markers => "markers",
+            AuditKind::Purges => "purges",
+            AuditKind::Retention => "retention",
+            AuditKind::Configuration => "configuration",
+            AuditKind::Mfa => "mfa",
+            AuditKind::Refused => "refused",
+            AuditKind::Integrity => "integrity",
+        }
+    }
+
+    /// The kind with this name.
+    pub fn from_name(name: &str) -> Option<AuditKind> {
+        AuditKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -294,5 +415,18 @@ mod tests {
         input.extend_from_slice(&e.canonical());
         let expected = ring::digest::digest(&ring::digest::SHA256, &input);
         assert_eq!(e.chain_hash(&GENESIS).0, expected.as_ref());
+    }
+
+    #[test]
+    fn every_operation_has_a_unique_code_name_and_kind() {
+        let mut codes = std::collections::HashSet::new();
+        for op in LedgerOp::ALL {
+            assert!(codes.insert(op.code()));
+            assert_eq!(LedgerOp::from_code(op.code()), Some(op));
+            assert_eq!(LedgerOp::from_name(op.as_str()), Some(op));
+            assert_eq!(AuditKind::from_name(op.kind().as_str()), Some(op.kind()));
+        }
+        assert_eq!(LedgerOp::from_code(0), None);
+        assert_eq!(LedgerOp::from_code(LedgerOp::ALL.len() as u8 + 1), None);
     }
 }

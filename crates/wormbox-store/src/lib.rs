@@ -24,6 +24,7 @@
 
 pub mod backend;
 mod codec;
+pub mod evidence;
 mod keys;
 pub mod ledger;
 mod listing;

@@ -16,6 +16,7 @@ use wormbox_model::{
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecord};
+use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
 use crate::keys;
 use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
@@ -32,11 +33,14 @@ pub struct StoreOptions {
     pub max_object_bytes: u64,
     /// How far the compliance clock follows the system clock forward.
     pub clock: ClockPolicy,
+    /// With a signer, a checkpoint is signed whenever this many ledger
+    /// entries were written since the last one.
+    pub checkpoint_every: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_object_bytes: 5 << 30, clock: ClockPolicy::default() }
+        StoreOptions { max_object_bytes: 5 << 30, clock: ClockPolicy::default(), checkpoint_every: 1000 }
     }
 }
 
@@ -72,6 +76,16 @@ impl Store {
     /// Opens the archive on `backend`: recovers the clock and ledger head,
     /// discards uploads that never published, and starts the writer thread.
     pub fn open(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, options: StoreOptions) -> Result<Store, StoreError> {
+        Store::open_signed(backend, clock, options, None)
+    }
+
+    /// `open`, signing checkpoints of the ledger with `signer`.
+    pub fn open_signed(
+        backend: Arc<dyn Backend>,
+        clock: Arc<dyn Clock>,
+        options: StoreOptions,
+        signer: Option<Arc<dyn Signer>>,
+    ) -> Result<Store, StoreError> {
         let (persisted, last_sequence) = match read(&*backend, Keyspace::Meta, writer::META_CLOCK)? {
             Some(raw) => {
                 let (time, sequence) = codec::decode_clock(&raw)?;
@@ -88,7 +102,16 @@ impl Store {
             None => (0, GENESIS),
         };
         discard_unpublished_uploads(&*backend)?;
+        let last_checkpoint = match read(&*backend, Keyspace::Meta, writer::META_CHECKPOINT)? {
+            Some(raw) => Some(u64::from_be_bytes(
+                <[u8; 8]>::try_from(raw.as_slice())
+                    .map_err(|_| StoreError::DataLoss { what: "the last checkpoint mark is malformed".to_owned() })?,
+            )),
+            None => None,
+        };
+        let signing = signer.map(|signer| writer::Signing { signer, every: options.checkpoint_every });
         let state = WriterState {
+            last_checkpoint,
             last_time,
             last_sequence,
             ledger_sequence,
@@ -100,7 +123,7 @@ impl Store {
         let writer_backend = Arc::clone(&backend);
         let writer_thread = std::thread::Builder::new()
             .name("wormbox-writer".to_owned())
-            .spawn(move || writer::run(writer_backend, clock, state, rx))
+            .spawn(move || writer::run(writer_backend, clock, signing, state, rx))
             .map_err(|e| StoreError::backend("starting the writer", crate::backend::BackendError::Io(e)))?;
         tracing::info!(engine = backend.engine(), ledger_sequence, "store opened");
         Ok(Store {
@@ -520,7 +543,7 @@ impl Store {
         }
     }
 
-    fn version_record(
+    pub(crate) fn version_record(
         &self,
         bucket: &BucketName,
         key: &ObjectKey,
@@ -659,6 +682,57 @@ impl Store {
             out.push(LedgerEntry::decode_stored(&raw)?);
         }
         Ok(out)
+    }
+
+    /// Returns the entries from `from` on, in order, as they are read: for
+    /// streaming an audit trail without holding it in memory.
+    pub fn ledger_iter(&self, from: u64) -> impl Iterator<Item = Result<(LedgerEntry, Digest), StoreError>> + '_ {
+        let start = ledger::ledger_key(from.max(1));
+        self.inner.backend.scan(Keyspace::Ledger, &start, b"").map(|item| {
+            let (_, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
+            Ok(LedgerEntry::decode_stored(&raw)?)
+        })
+    }
+
+    /// Signs a checkpoint of the ledger's current head, or returns the one
+    /// already signed there. Needs a store opened with a signer.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        match self.submit(&Actor::system(), Command::Checkpoint).await? {
+            Outcome::Checkpoint(checkpoint) => Ok(checkpoint),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Returns the stored checkpoint at `sequence`.
+    pub fn checkpoint_at(&self, sequence: u64) -> Result<Option<Checkpoint>, StoreError> {
+        read(&*self.inner.backend, Keyspace::Checkpoints, &evidence::checkpoint_key(sequence))?
+            .map(|raw| Checkpoint::decode(&raw).map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Returns every stored checkpoint, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.backend.scan(Keyspace::Checkpoints, b"", b"") {
+            let (_, raw) = item.map_err(|e| StoreError::backend("reading checkpoints", e))?;
+            out.push(Checkpoint::decode(&raw)?);
+        }
+        Ok(out)
+    }
+
+    /// Verifies everything the ledger attests (see `evidence::verify`).
+    /// Reads only; runs beside the writer, reading on to cover what it writes meanwhile.
+    pub fn verify_integrity(&self, options: VerifyOptions<'_>) -> Result<IntegrityReport, StoreError> {
+        evidence::verify(&*self.inner.backend, options)
+    }
+
+    /// Records an integrity check's result in the ledger, as the appliance.
+    pub async fn record_integrity(&self, report: &IntegrityReport) -> Result<u64, StoreError> {
+        let command = Command::RecordIntegrity { ok: report.is_ok(), detail: report.summary() };
+        match self.submit(&Actor::system(), command).await? {
+            Outcome::Sequence(Some(sequence)) => Ok(sequence),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Recomputes the chain from genesis and compares it with every stored hash
@@ -869,7 +943,7 @@ fn read(backend: &dyn Backend, space: Keyspace, key: &[u8]) -> Result<Option<Vec
     backend.get(space, key).map_err(|e| StoreError::backend("read", e))
 }
 
-fn decode_head(raw: &[u8]) -> Result<(u64, Digest), StoreError> {
+pub(crate) fn decode_head(raw: &[u8]) -> Result<(u64, Digest), StoreError> {
     let mut r = codec::Reader::new(raw, "ledger head")?;
     let sequence = r.u64()?;
     let head = r.digest()?;

@@ -24,6 +24,7 @@ use wormbox_model::{
 
 use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
+use crate::evidence::{self, Checkpoint, LOCK_TOKEN, RECORD_TOKEN, Signer};
 use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
@@ -39,6 +40,15 @@ const MAX_GROUP_BYTES: usize = 64 << 20;
 
 pub(crate) const META_CLOCK: &[u8] = b"clock";
 pub(crate) const META_HEAD: &[u8] = b"ledger-head";
+pub(crate) const META_CHECKPOINT: &[u8] = b"last-checkpoint";
+
+/// How the writer signs checkpoints: with `signer`, whenever `every` entries
+/// were written since the last one (and on demand).
+#[derive(Clone, Debug)]
+pub(crate) struct Signing {
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) every: u64,
+}
 
 /// The bytes of a new version.
 #[derive(Debug)]
@@ -101,6 +111,13 @@ pub(crate) enum Command {
     RevokePrincipal {
         access_key: String,
     },
+    /// Signs a checkpoint of the current head, unless one exists.
+    Checkpoint,
+    /// Records an integrity check's result.
+    RecordIntegrity {
+        ok: bool,
+        detail: String,
+    },
 }
 
 #[derive(Debug)]
@@ -132,6 +149,7 @@ pub(crate) enum Outcome {
     Deleted(DeleteOutcome),
     Lock(LockRecord, Option<u64>),
     Clock(ClockStatus, Option<u64>),
+    Checkpoint(Checkpoint),
 }
 
 pub(crate) struct Request {
@@ -151,9 +169,17 @@ pub(crate) struct WriterState {
     pub(crate) compliance: ComplianceClock,
     /// Whether the current held-back forward jump is already in the ledger.
     pub(crate) held_back_reported: bool,
+    /// The sequence of the newest signed checkpoint.
+    pub(crate) last_checkpoint: Option<u64>,
 }
 
-pub(crate) fn run(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, mut state: WriterState, rx: Receiver<Request>) {
+pub(crate) fn run(
+    backend: Arc<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    signing: Option<Signing>,
+    mut state: WriterState,
+    rx: Receiver<Request>,
+) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         let mut bytes = inline_len(&group[0]);
@@ -166,7 +192,7 @@ pub(crate) fn run(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, mut state: W
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        state = commit_group(backend.as_ref(), clock.as_ref(), state, group);
+        state = commit_group(backend.as_ref(), clock.as_ref(), signing.as_ref(), state, group);
     }
     tracing::debug!("store writer stopped");
 }
@@ -181,8 +207,14 @@ fn inline_len(request: &Request) -> usize {
     }
 }
 
-fn commit_group(backend: &dyn Backend, clock: &dyn Clock, state: WriterState, group: Vec<Request>) -> WriterState {
-    let mut txn = Txn::new(backend, clock, state.clone());
+fn commit_group(
+    backend: &dyn Backend,
+    clock: &dyn Clock,
+    signing: Option<&Signing>,
+    state: WriterState,
+    group: Vec<Request>,
+) -> WriterState {
+    let mut txn = Txn::new(backend, clock, signing, state.clone());
     txn.note_clock_jump();
     let mut replies = Vec::with_capacity(group.len());
     for request in group {
@@ -198,6 +230,13 @@ fn commit_group(backend: &dyn Backend, clock: &dyn Clock, state: WriterState, gr
             }
         }
         replies.push((request.reply, res));
+    }
+    // Periodic checkpoints ride in the batch they cover.
+    if let Some(signing) = signing {
+        let since = txn.state.ledger_sequence - txn.state.last_checkpoint.unwrap_or(0);
+        if since >= signing.every.max(1) {
+            txn.checkpoint();
+        }
     }
     if txn.is_empty() {
         for (reply, res) in replies {
@@ -232,6 +271,7 @@ type SpaceKey = (Keyspace, Vec<u8>);
 struct Txn<'a> {
     backend: &'a dyn Backend,
     clock: &'a dyn Clock,
+    signing: Option<&'a Signing>,
     overlay: BTreeMap<SpaceKey, Option<Vec<u8>>>,
     undo: Vec<(SpaceKey, Option<Option<Vec<u8>>>)>,
     state: WriterState,
@@ -245,8 +285,34 @@ struct Savepoint {
 }
 
 impl<'a> Txn<'a> {
-    fn new(backend: &'a dyn Backend, clock: &'a dyn Clock, state: WriterState) -> Txn<'a> {
-        Txn { backend, clock, overlay: BTreeMap::new(), undo: Vec::new(), state, clock_moved: false }
+    fn new(
+        backend: &'a dyn Backend,
+        clock: &'a dyn Clock,
+        signing: Option<&'a Signing>,
+        state: WriterState,
+    ) -> Txn<'a> {
+        Txn { backend, clock, signing, overlay: BTreeMap::new(), undo: Vec::new(), state, clock_moved: false }
+    }
+
+    /// Signs a checkpoint of the head as it stands in this group, or returns
+    /// the one already signed at this sequence.
+    fn checkpoint(&mut self) -> Option<Checkpoint> {
+        let signing = self.signing?;
+        let sequence = self.state.ledger_sequence;
+        if self.state.last_checkpoint == Some(sequence)
+            && let Ok(Some(raw)) = self.get(Keyspace::Checkpoints, &evidence::checkpoint_key(sequence))
+            && let Ok(existing) = Checkpoint::decode(&raw)
+        {
+            return Some(existing);
+        }
+        let time = self.tick();
+        let head = self.state.ledger_head;
+        let signature = signing.signer.sign(&Checkpoint::message(sequence, &head, time));
+        let checkpoint = Checkpoint { sequence, head, time, signature };
+        self.put(Keyspace::Checkpoints, evidence::checkpoint_key(sequence).to_vec(), checkpoint.encode());
+        self.put(Keyspace::Meta, META_CHECKPOINT.to_vec(), sequence.to_be_bytes().to_vec());
+        self.state.last_checkpoint = Some(sequence);
+        Some(checkpoint)
     }
 
     fn savepoint(&self) -> Savepoint {
@@ -476,6 +542,15 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
             let fields = EntryFields { key: access_key, ..EntryFields::default() };
             Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::PrincipalRevoked, fields))))
         }
+        Command::Checkpoint => match txn.checkpoint() {
+            Some(checkpoint) => Ok(Outcome::Checkpoint(checkpoint)),
+            None => Err(StoreError::InvalidArgument("this store has no checkpoint signing key".to_owned())),
+        },
+        Command::RecordIntegrity { ok, detail } => {
+            let op = if ok { LedgerOp::IntegrityVerified } else { LedgerOp::IntegrityFailed };
+            let fields = EntryFields { detail, ..EntryFields::default() };
+            Ok(Outcome::Sequence(Some(txn.record(actor, op, fields))))
+        }
     }
 }
 
@@ -660,16 +735,17 @@ fn insert_version(
     bucket: &BucketName,
     key: &ObjectKey,
     record: &VersionRecord,
-) -> Result<(), StoreError> {
+) -> Result<Vec<u8>, StoreError> {
     let version_key = keys::version_key(bucket, key.as_str(), record.id);
     if txn.get(Keyspace::Versions, &version_key)?.is_some() {
         return Err(StoreError::DataLoss { what: format!("version id {} issued twice", record.id) });
     }
-    txn.put(Keyspace::Versions, version_key, record.encode());
+    let stored = record.encode();
+    txn.put(Keyspace::Versions, version_key, stored.clone());
     if record.is_null {
         txn.put(Keyspace::Nulls, keys::object_prefix(bucket, key.as_str()), record.id.to_bytes().to_vec());
     }
-    Ok(())
+    Ok(stored)
 }
 
 fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outcome, StoreError> {
@@ -715,7 +791,7 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
         creator: actor.access_key.clone(),
         data: Some(data),
     };
-    insert_version(txn, &put.bucket, &put.key, &record)?;
+    let stored = insert_version(txn, &put.bucket, &put.key, &record)?;
     let mut detail = format!("size={}", put.size);
     if lock_retention.is_some() || put.object.legal_hold.is_some() {
         let holds: Vec<LegalHold> = put
@@ -731,8 +807,11 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
             .collect();
         let lock = LockRecord { retention: lock_retention, holds };
         detail.push_str(&lock_detail(&lock));
-        txn.put(Keyspace::Locks, keys::version_key(&put.bucket, put.key.as_str(), id), lock.encode());
+        let lock = lock.encode();
+        evidence::attest(&mut detail, LOCK_TOKEN, &lock);
+        txn.put(Keyspace::Locks, keys::version_key(&put.bucket, put.key.as_str(), id), lock);
     }
+    evidence::attest(&mut detail, RECORD_TOKEN, &stored);
     let fields = EntryFields {
         bucket: put.bucket.to_string(),
         key: put.key.to_string(),
@@ -835,11 +914,14 @@ fn delete_object(
                 creator: actor.access_key.clone(),
                 data: None,
             };
-            insert_version(txn, bucket, key, &record)?;
+            let stored = insert_version(txn, bucket, key, &record)?;
+            let mut detail = String::new();
+            evidence::attest(&mut detail, RECORD_TOKEN, &stored);
             let fields = EntryFields {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
                 version: Some(id),
+                detail,
                 ..EntryFields::default()
             };
             let sequence = txn.record(actor, LedgerOp::MarkerWritten, fields);
@@ -1019,7 +1101,9 @@ fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<
     if let Some(serial) = &set.mfa {
         detail.push_str(&format!("; mfa {serial}"));
     }
-    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), lock.encode());
+    let stored = lock.encode();
+    evidence::attest(&mut detail, LOCK_TOKEN, &stored);
+    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
     let fields = EntryFields {
         bucket: set.bucket.to_string(),
         key: set.key.to_string(),
@@ -1062,12 +1146,15 @@ fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, S
             LedgerOp::HoldReleased
         }
     };
-    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), lock.encode());
+    let stored = lock.encode();
+    let mut detail = format!("case {}", set.case_id);
+    evidence::attest(&mut detail, LOCK_TOKEN, &stored);
+    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
     let fields = EntryFields {
         bucket: set.bucket.to_string(),
         key: set.key.to_string(),
         version: Some(version.id),
-        detail: format!("case {}", set.case_id),
+        detail,
         ..EntryFields::default()
     };
     let sequence = txn.record(actor, op, fields);
