@@ -37,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-store", &["wormbox-model"]),
     ("wormbox-store-rocksdb", &["wormbox-store", "wormbox-model"]),
     ("wormbox-proto", &["wormbox-model"]),
+    ("wormbox-reports", &["wormbox-model", "wormbox-store"]),
     // The token crate is all that the authority and the simulator share.
     ("wormbox-token", &[]),
     ("wormbox-tokensim", &["wormbox-token"]),
@@ -49,11 +50,25 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-store-rocksdb",
             "wormbox-proto",
             "wormbox-mfa",
+            "wormbox-reports",
             "wormbox-token",
             "wormbox-test-utils",
         ],
     ),
-    ("wormbox-cli", &["wormbox-proto", "wormbox-model", "wormbox-token", "wormbox-test-utils", "wormbox-tokensim"]),
+    // The CLI opens RocksDB only read-only, for `verify --data-dir`.
+    (
+        "wormbox-cli",
+        &[
+            "wormbox-proto",
+            "wormbox-model",
+            "wormbox-reports",
+            "wormbox-store",
+            "wormbox-store-rocksdb",
+            "wormbox-token",
+            "wormbox-test-utils",
+            "wormbox-tokensim",
+        ],
+    ),
     (
         "wormbox-test-utils",
         &["wormbox-server", "wormbox-store", "wormbox-proto", "wormbox-model", "wormbox-token", "wormbox-tokensim"],

@@ -1,5 +1,8 @@
-//! `wormbox`: the operator CLI. It speaks gRPC only, so it has no way around
-//! the archive's rules; it never opens the archive's files.
+//! `wormbox`: the operator CLI. It speaks gRPC, so it has no way around the
+//! archive's rules. The one exception, `verify --data-dir`, opens a stopped
+//! appliance's files read-only to check them; `verify-export` reads an export.
+
+mod evidence;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -133,6 +136,87 @@ enum Command {
     /// The compliance clock.
     #[command(subcommand)]
     Clock(ClockCommand),
+    /// Appliance keys.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// A signed checkpoint of the ledger (the current head, or a stored one).
+    Checkpoint {
+        /// A stored checkpoint's ledger sequence; the current head when absent.
+        #[arg(long, default_value_t = 0)]
+        sequence: u64,
+        /// Write the checkpoint (JSON) to this file, to keep outside the appliance.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Recompute the ledger chain, check every checkpoint and re-hash every
+    /// version; exits non-zero on any divergence. With --data-dir, offline on
+    /// a stopped appliance's data directory (or a copy).
+    Verify {
+        /// A stopped appliance's data directory, opened read-only.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The appliance's public key (hex), obtained independently; offline,
+        /// the default is DATA_DIR/checkpoint-signing.pub.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// A checkpoint file kept outside the appliance; repeatable.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// Trust the chain up to this stored checkpoint and recompute from there.
+        #[arg(long)]
+        from_checkpoint: Option<u64>,
+    },
+    /// The audit trail: ledger entries, filtered (admins and auditors).
+    Audit(evidence::AuditArgs),
+    /// Reports for compliance officers.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Export a bucket's versions, manifest, audit trail, checkpoint and
+    /// public key to a directory a regulator can verify offline. Resumes an
+    /// interrupted export into the same directory; refuses any other non-empty one.
+    Export {
+        #[arg(long)]
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify an export directory without the appliance.
+    VerifyExport {
+        dir: PathBuf,
+        /// The appliance's public key (hex), obtained independently of the export.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Print (or write) the appliance's checkpoint public key, hex.
+    Pubkey {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Every version and delete marker with its retention, holds and status,
+    /// and a summary, bound to signed checkpoints.
+    Retention {
+        /// Only this bucket; every bucket when absent.
+        #[arg(long, default_value = "")]
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// csv, json or html.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Output file; stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -546,6 +630,16 @@ fn version_line(version: &v1::ObjectVersion) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Offline commands need no appliance and no credential.
+    match &cli.command {
+        Command::Verify { data_dir: Some(dir), public_key, checkpoints, from_checkpoint } => {
+            return evidence::verify_offline(dir, public_key.as_deref(), checkpoints, *from_checkpoint, cli.json);
+        }
+        Command::VerifyExport { dir, public_key } => {
+            return evidence::verify_export(dir, public_key.as_deref(), cli.json);
+        }
+        _ => {}
+    }
     let clients = connect(&cli).await?;
     let json_mode = cli.json;
     let mfa_spec = cli.mfa.clone();
@@ -792,6 +886,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(json_mode, value, lines.join("\n"));
         }
         Command::Mfa(command) => mfa_command(&clients, command, mfa_spec, json_mode).await?,
+        Command::Admin(AdminCommand::Pubkey { out }) => evidence::checkpoint(&clients, 0, out, true, json_mode).await?,
+        Command::Checkpoint { sequence, out } => {
+            evidence::checkpoint(&clients, sequence, out, false, json_mode).await?
+        }
+        Command::Verify { data_dir: _, public_key: _, checkpoints, from_checkpoint } => {
+            evidence::verify_online(&clients, &checkpoints, from_checkpoint, json_mode).await?
+        }
+        Command::Audit(args) => evidence::audit(&clients, args, json_mode).await?,
+        Command::Report(ReportCommand::Retention { bucket, prefix, format, out }) => {
+            evidence::retention_report(&clients, bucket, prefix, &format, out).await?
+        }
+        Command::Export { bucket, prefix, out } => evidence::export(&clients, bucket, prefix, &out).await?,
+        Command::VerifyExport { dir, public_key } => evidence::verify_export(&dir, public_key.as_deref(), json_mode)?,
         Command::Clock(command) => {
             let mut admin = clients.admin();
             match command {

@@ -8,8 +8,11 @@
 //! entry naming the operation); the store then judges, inside the writer,
 //! whether the bucket needed one.
 
+use std::sync::Arc;
+
 use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
+use wormbox_store::evidence::{Checkpoint, Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
 use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{
     Actor, BucketInfo, ClockStatus, DeleteOutcome, ListObjectsParams, ListVersionsParams, LockRecord, NewObject,
@@ -28,6 +31,8 @@ pub enum Access {
     Write,
     /// Principals.
     Admin,
+    /// Evidence: integrity checks, the audit trail, reports (admins and auditors).
+    Audit,
 }
 
 impl Access {
@@ -37,6 +42,7 @@ impl Access {
             Access::ReadData => role != Role::Auditor,
             Access::Write => matches!(role, Role::Admin | Role::Writer),
             Access::Admin => role == Role::Admin,
+            Access::Audit => matches!(role, Role::Admin | Role::Auditor),
         }
     }
 }
@@ -46,13 +52,56 @@ impl Access {
 pub struct App {
     store: Store,
     mfa: Authority,
+    signer: Arc<Ed25519Signer>,
     max_ingest_record_bytes: u64,
 }
 
 impl App {
     /// Wraps a store and the MFA authority over it.
-    pub fn new(store: Store, mfa: Authority, max_ingest_record_bytes: u64) -> App {
-        App { store, mfa, max_ingest_record_bytes }
+    pub fn new(store: Store, mfa: Authority, signer: Arc<Ed25519Signer>, max_ingest_record_bytes: u64) -> App {
+        App { store, mfa, signer, max_ingest_record_bytes }
+    }
+
+    /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).
+    pub fn public_key(&self) -> &[u8] {
+        self.signer.public_key()
+    }
+
+    /// GetCheckpoint: of the current head (signed now unless one exists), or
+    /// the stored one at `sequence`.
+    pub async fn checkpoint(&self, actor: &Actor, sequence: u64) -> Result<Checkpoint, StoreError> {
+        self.authorize(actor, Access::Metadata)?;
+        if sequence == 0 {
+            return self.store.checkpoint().await;
+        }
+        self.store
+            .checkpoint_at(sequence)?
+            .ok_or_else(|| StoreError::InvalidArgument(format!("no checkpoint was signed at ledger entry {sequence}")))
+    }
+
+    /// VerifyIntegrity: checks everything and records the result in the ledger.
+    pub async fn verify_integrity(
+        &self,
+        actor: &Actor,
+        from_checkpoint: Option<u64>,
+        extra_checkpoints: Vec<Checkpoint>,
+    ) -> Result<(IntegrityReport, u64), StoreError> {
+        self.authorize(actor, Access::Audit)?;
+        let store = self.store.clone();
+        let public_key = self.public_key().to_vec();
+        let report = tokio::task::spawn_blocking(move || {
+            let options = VerifyOptions {
+                public_key: Some(public_key),
+                from_checkpoint,
+                extra_checkpoints,
+                ..VerifyOptions::default()
+            };
+            store.verify_integrity(options)
+        })
+        .await
+        .map_err(|e| StoreError::DataLoss { what: format!("the integrity check stopped: {e}") })??;
+        let sequence = self.store.record_integrity(&report).await?;
+        Ok((report, sequence))
     }
 
     /// Returns the store, for start-up and shutdown.

@@ -65,6 +65,51 @@ pub struct WormboxdConfig {
     /// The compliance clock.
     #[serde(default)]
     pub clock: ClockConfig,
+    /// Signed checkpoints and the background integrity scrub.
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
+}
+
+/// `[evidence]`: when checkpoints are signed and how the scrub runs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// A checkpoint is signed whenever this many ledger entries were written since the last.
+    #[serde(default = "default_checkpoint_every_entries")]
+    pub checkpoint_every_entries: u64,
+    /// ... and at most this many seconds after an entry, when fewer were written.
+    #[serde(default = "default_checkpoint_interval_seconds")]
+    pub checkpoint_interval_seconds: u64,
+    /// Seconds between the starts of two background integrity scrubs; 0 turns the scrub off.
+    #[serde(default = "default_scrub_interval_seconds")]
+    pub scrub_interval_seconds: u64,
+    /// The most version bytes per second a scrub reads; 0 for no limit.
+    #[serde(default = "default_scrub_bytes_per_second")]
+    pub scrub_bytes_per_second: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> EvidenceConfig {
+        EvidenceConfig {
+            checkpoint_every_entries: default_checkpoint_every_entries(),
+            checkpoint_interval_seconds: default_checkpoint_interval_seconds(),
+            scrub_interval_seconds: default_scrub_interval_seconds(),
+            scrub_bytes_per_second: default_scrub_bytes_per_second(),
+        }
+    }
+}
+
+fn default_checkpoint_every_entries() -> u64 {
+    1000
+}
+fn default_checkpoint_interval_seconds() -> u64 {
+    60
+}
+fn default_scrub_interval_seconds() -> u64 {
+    86_400
+}
+fn default_scrub_bytes_per_second() -> u64 {
+    64 << 20
 }
 
 /// `[clock]`: how far the compliance clock follows the system clock forward.
@@ -344,6 +389,12 @@ impl WormboxdConfig {
         }
         if !(1000..=2000).contains(&self.clock.max_rate_ms_per_s) {
             return invalid("clock.max_rate_ms_per_s", "must lie between 1000 (real time) and 2000");
+        }
+        if self.evidence.checkpoint_every_entries == 0 {
+            return invalid("evidence.checkpoint_every_entries", "must be at least 1");
+        }
+        if !(1..=86_400).contains(&self.evidence.checkpoint_interval_seconds) {
+            return invalid("evidence.checkpoint_interval_seconds", "must lie between 1 and 86400");
         }
         if self.clock.tolerance_seconds > 3600 {
             return invalid("clock.tolerance_seconds", "must be at most 3600");

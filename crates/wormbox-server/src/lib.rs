@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod config;
+pub mod evidence;
 pub mod grpc;
 pub mod telemetry;
 
@@ -62,6 +63,9 @@ pub enum ServerError {
     /// The MFA master key could not be created or opened.
     #[error("opening the MFA master key")]
     MfaKey(#[source] wormbox_mfa::MfaError),
+    /// The signing key could not be used, or an integrity scrub could not run.
+    #[error("running an integrity scrub")]
+    Scrub(#[source] StoreError),
     /// The first admin could not be created.
     #[error("creating the first admin principal")]
     Bootstrap(#[source] StoreError),
@@ -94,7 +98,16 @@ pub struct RunningServer {
     pub new_admin_credential: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
+    duties: Vec<JoinHandle<()>>,
     app: Arc<App>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        for duty in &self.duties {
+            duty.abort();
+        }
+    }
 }
 
 impl RunningServer {
@@ -112,8 +125,16 @@ impl RunningServer {
     }
 
     /// Waits until the server stops by itself (it does so only on error).
-    pub async fn wait(self) -> Result<(), ServerError> {
-        match self.task.await {
+    pub async fn wait(mut self) -> Result<(), ServerError> {
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let res = task.await;
+        // Awaited, not only aborted: their store handles must be gone before
+        // this returns, so that the archive can be reopened at once.
+        for duty in self.duties.drain(..) {
+            duty.abort();
+            let _ = duty.await;
+        }
+        match res {
             Ok(res) => res,
             Err(join) => Err(ServerError::Task(join)),
         }
@@ -135,8 +156,19 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let open_err = |source| ServerError::OpenStore { path: db_dir.clone(), source };
     let backend = RocksBackend::open(&db_dir, &rocks_options)
         .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?;
-    let store_options = StoreOptions { max_object_bytes: config.limits.max_object_bytes, clock: config.clock.policy() };
-    let store = Store::open(Arc::new(backend), Arc::clone(&clock), store_options).map_err(open_err)?;
+    let store_options = StoreOptions {
+        max_object_bytes: config.limits.max_object_bytes,
+        clock: config.clock.policy(),
+        checkpoint_every: config.evidence.checkpoint_every_entries,
+    };
+    let (signer, created) = evidence::load_or_create_signer(data_dir)?;
+    if created {
+        tracing::info!(file = evidence::SIGNING_KEY_FILE, "created the checkpoint signing key (mode 0600)");
+    }
+    let signer = Arc::new(signer);
+    let dyn_signer: Arc<dyn wormbox_store::evidence::Signer> = signer.clone();
+    let store =
+        Store::open_signed(Arc::new(backend), Arc::clone(&clock), store_options, Some(dyn_signer)).map_err(open_err)?;
     let (master_key, created) =
         MasterKey::load_or_create(&data_dir.join(MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
     if created {
@@ -153,7 +185,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         None => None,
     };
 
-    let app = Arc::new(App::new(store, mfa, config.limits.max_ingest_record_bytes));
+    let app = Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes));
     let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes)
         .await
         .map_err(|e| ServerError::Tls(Box::new(e)))?;
@@ -181,8 +213,10 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         router.serve_with_incoming_shutdown(incoming, signal).await.map_err(ServerError::Serve)
     });
+    // Started last, so that a failed start leaves no task behind.
+    let duties = evidence::spawn_duties(app.store().clone(), signer, &config.evidence);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
-    Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, app })
+    Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, duties, app })
 }
 
 /// Runs until `shutdown` resolves, then stops cleanly.

@@ -76,6 +76,17 @@ impl RocksBackend {
         Ok(RocksBackend { db })
     }
 
+    /// Opens the database in `dir` for reading only, as offline verification
+    /// of a stopped appliance (or a copy) does: nothing is created, recovered
+    /// into new files or compacted, and every commit fails.
+    pub fn open_read_only(dir: &Path) -> Result<RocksBackend, BackendError> {
+        let existing = DB::list_cf(&Options::default(), dir).map_err(engine)?;
+        let families: Vec<&str> =
+            Keyspace::ALL.iter().map(|space| space.name()).filter(|name| existing.iter().any(|e| e == name)).collect();
+        let db = DB::open_cf_for_read_only(&Options::default(), dir, families, false).map_err(engine)?;
+        Ok(RocksBackend { db })
+    }
+
     fn family(&self, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
         self.db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
             space,

@@ -407,7 +407,7 @@ impl<'a> Walk<'a> {
 pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<IntegrityReport, StoreError> {
     let mut report = IntegrityReport::default();
     let mut checkpoints = read_checkpoints(backend, &mut report)?;
-    checkpoints.extend(options.extra_checkpoints.drain(..));
+    checkpoints.append(&mut options.extra_checkpoints);
     let mut walk = Walk {
         backend,
         next: 1,
@@ -448,7 +448,7 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         walk.catch_up(&mut report)?;
     }
     let end = walk.next - 1;
-    if head_sequence != end || (head_sequence == end && head != walk.head) {
+    if head_sequence != end || head != walk.head {
         report.diverge(
             Some(head_sequence),
             format!("the recorded ledger head ({head_sequence}) is not the end of the chain ({end})"),

@@ -1,16 +1,23 @@
-//! `ComplianceService`: Object Lock retention and legal holds.
+//! `ComplianceService`: Object Lock retention and legal holds, and the
+//! evidence calls (checkpoints, integrity, audit trail, retention report).
 //!
 //! Invariant: every rule is judged by the store inside the writer, in the
 //! same atomic write as the change; this file only converts and routes. A
 //! code, when given, is spent by the MFA authority before the store judges.
+//! Streams are produced on a blocking thread into a bounded channel, so a
+//! slow reader holds back the producer, never the server's memory.
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use wormbox_proto::v1::{self, compliance_server::Compliance};
+use wormbox_reports::retention::{self, SummaryBuilder};
+use wormbox_reports::{CheckpointFile, ReportHeader};
 use wormbox_store::retention::S3_HOLD;
 
-use crate::app::App;
+use crate::app::{Access, App};
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
 use crate::grpc::status::{from_mfa, from_store};
@@ -121,5 +128,129 @@ impl Compliance for ComplianceService {
             bucket: Some(convert::bucket(&info)),
             ledger_sequence: sequence,
         }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<v1::GetCheckpointRequest>,
+    ) -> Result<Response<v1::GetCheckpointResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let checkpoint = self.app.checkpoint(&actor, request.get_ref().sequence).await.map_err(|e| from_store(&e))?;
+        let public_key = self.app.public_key();
+        Ok(Response::new(v1::GetCheckpointResponse {
+            checkpoint: Some(convert::checkpoint_to_wire(&checkpoint, public_key)),
+            public_key: public_key.to_vec(),
+        }))
+    }
+
+    async fn verify_integrity(
+        &self,
+        request: Request<v1::VerifyIntegrityRequest>,
+    ) -> Result<Response<v1::VerifyIntegrityResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let r = request.into_inner();
+        let extra = r.checkpoints.into_iter().map(convert::checkpoint_from_wire).collect::<Result<Vec<_>, _>>()?;
+        let from = (r.from_checkpoint != 0).then_some(r.from_checkpoint);
+        let (report, sequence) = self.app.verify_integrity(&actor, from, extra).await.map_err(|e| from_store(&e))?;
+        Ok(Response::new(convert::integrity_to_wire(&report, sequence)))
+    }
+
+    type AuditLogStream = ReceiverStream<Result<v1::AuditEntry, Status>>;
+
+    async fn audit_log(&self, request: Request<v1::AuditLogRequest>) -> Result<Response<Self::AuditLogStream>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        self.app.authorize(&actor, Access::Audit).map_err(|e| from_store(&e))?;
+        let filter = convert::audit_filter(request.into_inner())?;
+        let store = self.app.store().clone();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            for item in store.ledger_iter(filter.from_sequence) {
+                let message = match item {
+                    Ok((entry, _)) if filter.is_past(entry.sequence) => break,
+                    Ok((entry, _)) if !filter.matches(&entry) => continue,
+                    Ok((entry, hash)) => Ok(convert::audit_entry(&entry, &hash)),
+                    Err(e) => Err(from_store(&e)),
+                };
+                let failed = message.is_err();
+                // The caller went away, or an error ends the stream.
+                if tx.blocking_send(message).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type RetentionReportStream = ReceiverStream<Result<v1::RetentionReportPart, Status>>;
+
+    async fn retention_report(
+        &self,
+        request: Request<v1::RetentionReportRequest>,
+    ) -> Result<Response<Self::RetentionReportStream>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        self.app.authorize(&actor, Access::Audit).map_err(|e| from_store(&e))?;
+        let r = request.into_inner();
+        let store = self.app.store().clone();
+        let buckets = retention::buckets(&store, &r.bucket).map_err(|e| report_status(&e))?;
+        let public_key = self.app.public_key().to_vec();
+        let before = self.app.checkpoint(&actor, 0).await.map_err(|e| from_store(&e))?;
+        let now = store.clock_status().await.map_err(|e| from_store(&e))?.compliance;
+        let mut total_rows = 0u64;
+        retention::for_each_row(&store, &buckets, &r.prefix, now, |_| {
+            total_rows += 1;
+            true
+        })
+        .map_err(|e| report_status(&e))?;
+        let header = ReportHeader {
+            bucket: r.bucket.clone(),
+            prefix: r.prefix.clone(),
+            now_unix_micros: now.0,
+            total_rows,
+            checkpoint: CheckpointFile::new(&before, &public_key),
+            public_key: hex::encode(&public_key),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let wire_header = v1::RetentionReportHeader {
+            checkpoint: Some(convert::checkpoint_to_wire(&before, &public_key)),
+            public_key: public_key.clone(),
+            now_unix_micros: now.0,
+            total_rows: header.total_rows,
+            bucket: header.bucket,
+            prefix: header.prefix,
+        };
+        let part = |p: v1::retention_report_part::Part| Ok(v1::RetentionReportPart { part: Some(p) });
+        tx.send(part(v1::retention_report_part::Part::Header(wire_header)))
+            .await
+            .map_err(|_| Status::cancelled("gone"))?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut summary = SummaryBuilder::new(now);
+            let mut open = true;
+            let res = retention::for_each_row(&store, &buckets, &r.prefix, now, |row| {
+                summary.add(&row);
+                open = tx.blocking_send(part(v1::retention_report_part::Part::Row(convert::report_row(&row)))).is_ok();
+                open
+            });
+            if !open {
+                return;
+            }
+            let last = res
+                .map_err(|e| report_status(&e))
+                .and_then(|()| runtime.block_on(store.checkpoint()).map_err(|e| from_store(&e)))
+                .and_then(|after| {
+                    convert::report_summary(&summary.finish(Some(CheckpointFile::new(&after, &public_key))))
+                });
+            let _ = tx.blocking_send(
+                last.map(|s| v1::RetentionReportPart { part: Some(v1::retention_report_part::Part::Summary(s)) }),
+            );
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn report_status(err: &wormbox_reports::ReportError) -> Status {
+    match err {
+        wormbox_reports::ReportError::Store(e) => from_store(e),
+        other => Status::internal(other.to_string()),
     }
 }

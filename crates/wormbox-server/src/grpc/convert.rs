@@ -10,6 +10,10 @@ use tonic::Status;
 use wormbox_mfa::{DeviceInfo, DeviceState};
 use wormbox_model::{BucketName, Digest, ObjectKey, UserMetadata, VersionSelector};
 use wormbox_proto::v1;
+use wormbox_reports::audit::AuditFilter;
+use wormbox_reports::{CheckpointFile, Row, Summary};
+use wormbox_store::evidence::{Checkpoint, IntegrityReport};
+use wormbox_store::ledger::LedgerEntry;
 use wormbox_store::retention::{DefaultRetention, LegalHold, Retention, RetentionMode, RetentionPeriod};
 use wormbox_store::{BucketInfo, NewObject, VersionInfo};
 use wormbox_token::Algorithm;
@@ -188,4 +192,139 @@ pub(crate) fn holds_to_wire(holds: &[LegalHold]) -> Vec<v1::LegalHold> {
 /// Empty strings on the wire mean "not given".
 pub(crate) fn optional(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
+}
+
+pub(crate) fn checkpoint_to_wire(c: &Checkpoint, public_key: &[u8]) -> v1::Checkpoint {
+    v1::Checkpoint {
+        sequence: c.sequence,
+        head: c.head.0.to_vec(),
+        time_unix_micros: c.time.0,
+        signature: c.signature.clone(),
+        key_id: wormbox_store::evidence::key_id(public_key),
+    }
+}
+
+pub(crate) fn checkpoint_from_wire(w: v1::Checkpoint) -> Result<Checkpoint, Status> {
+    let head = Digest::from_slice(&w.head).ok_or_else(|| invalid("a checkpoint's head has 32 bytes"))?;
+    if w.signature.len() != 64 {
+        return Err(invalid("a checkpoint's Ed25519 signature has 64 bytes"));
+    }
+    Ok(Checkpoint {
+        sequence: w.sequence,
+        head,
+        time: wormbox_model::Timestamp(w.time_unix_micros),
+        signature: w.signature,
+    })
+}
+
+pub(crate) fn checkpoint_file_to_wire(c: &CheckpointFile) -> Result<v1::Checkpoint, Status> {
+    let checkpoint = c.checkpoint().map_err(invalid)?;
+    Ok(v1::Checkpoint {
+        sequence: checkpoint.sequence,
+        head: checkpoint.head.0.to_vec(),
+        time_unix_micros: checkpoint.time.0,
+        signature: checkpoint.signature,
+        key_id: c.key_id.clone(),
+    })
+}
+
+pub(crate) fn integrity_to_wire(r: &IntegrityReport, ledger_sequence: u64) -> v1::VerifyIntegrityResponse {
+    v1::VerifyIntegrityResponse {
+        ok: r.is_ok(),
+        ledger_entries: r.ledger_entries,
+        entries_hashed: r.entries_hashed,
+        head: r.head.0.to_vec(),
+        checkpoints_checked: r.checkpoints_checked,
+        versions_checked: r.versions_checked,
+        markers_checked: r.markers_checked,
+        bytes_checked: r.bytes_checked,
+        unattested: r.unattested,
+        divergence_count: r.divergence_count,
+        divergences: r
+            .divergences
+            .iter()
+            .map(|d| v1::Divergence { sequence: d.sequence.unwrap_or(0), what: d.what.clone() })
+            .collect(),
+        ledger_sequence,
+    }
+}
+
+pub(crate) fn audit_filter(r: v1::AuditLogRequest) -> Result<AuditFilter, Status> {
+    let time = |t: i64| (t != 0).then_some(wormbox_model::Timestamp(t));
+    Ok(AuditFilter {
+        since: time(r.since_unix_micros),
+        until: time(r.until_unix_micros),
+        bucket: r.bucket,
+        key_prefix: r.key_prefix,
+        principal: r.principal,
+        kinds: AuditFilter::kinds_from_names(&r.kinds).map_err(invalid)?,
+        from_sequence: r.from_sequence,
+        to_sequence: (r.to_sequence != 0).then_some(r.to_sequence),
+    })
+}
+
+pub(crate) fn audit_entry(entry: &LedgerEntry, hash: &Digest) -> v1::AuditEntry {
+    v1::AuditEntry {
+        sequence: entry.sequence,
+        time_unix_micros: entry.time.0,
+        operation: entry.op.as_str().to_owned(),
+        kind: entry.op.kind().as_str().to_owned(),
+        principal: entry.principal.clone(),
+        bucket: entry.bucket.clone(),
+        key: entry.key.clone(),
+        version_id: entry.version.map(|v| v.to_string()).unwrap_or_default(),
+        sha256: entry.sha256.map(|d| d.0.to_vec()).unwrap_or_default(),
+        detail: entry.detail.clone(),
+        hash: hash.0.to_vec(),
+    }
+}
+
+pub(crate) fn report_row(row: &Row) -> v1::RetentionRow {
+    let mode = match row.mode.as_str() {
+        "GOVERNANCE" => v1::RetentionMode::Governance,
+        "COMPLIANCE" => v1::RetentionMode::Compliance,
+        _ => v1::RetentionMode::Unspecified,
+    };
+    v1::RetentionRow {
+        bucket: row.bucket.clone(),
+        key: row.key.clone(),
+        version_id: row.version_id.clone(),
+        is_latest: row.is_latest,
+        is_delete_marker: row.is_delete_marker,
+        size: row.size,
+        created_unix_micros: row.created_unix_micros,
+        sha256: hex::decode(&row.sha256).unwrap_or_default(),
+        mode: mode as i32,
+        retain_until_unix_micros: row.retain_until_unix_micros.unwrap_or(0),
+        legal_holds: row.legal_holds.clone(),
+        status: row.status.as_str().to_owned(),
+    }
+}
+
+pub(crate) fn report_summary(s: &Summary) -> Result<v1::RetentionSummary, Status> {
+    let counts = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>();
+    Ok(v1::RetentionSummary {
+        totals: s
+            .totals
+            .iter()
+            .map(|t| v1::RetentionTotal {
+                bucket: t.bucket.clone(),
+                mode: t.mode.clone(),
+                versions: t.versions,
+                bytes: t.bytes,
+            })
+            .collect(),
+        expiring_30_days: s.expiring_30_days,
+        expiring_90_days: s.expiring_90_days,
+        expiring_365_days: s.expiring_365_days,
+        holds: counts(&s.holds).into_iter().map(|(case_id, versions)| v1::CaseCount { case_id, versions }).collect(),
+        delete_markers: s.delete_markers,
+        expired: s.expired,
+        unprotected: s.unprotected,
+        expirations: counts(&s.expirations)
+            .into_iter()
+            .map(|(month, versions)| v1::MonthCount { month, versions })
+            .collect(),
+        checkpoint: s.checkpoint.as_ref().map(checkpoint_file_to_wire).transpose()?,
+    })
 }

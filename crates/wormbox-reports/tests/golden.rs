@@ -1,0 +1,156 @@
+//! Golden files of the retention report in each format, on a small fixed
+//! archive (a manual clock makes ids and times fixed; the checkpoint's
+//! signature is a fixed stand-in). Regenerate with `UPDATE_EXPECT=1`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wormbox_model::{BucketName, Clock, ManualClock, ObjectKey, Role, Timestamp, VersioningState};
+use wormbox_reports::retention::{self, SummaryBuilder};
+use wormbox_reports::{CheckpointFile, ReportHeader, Row, Status};
+use wormbox_store::backend::MemBackend;
+use wormbox_store::retention::{Retention, RetentionMode};
+use wormbox_store::{Actor, NewObject, Store, StoreOptions};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+async fn archive() -> (Store, Arc<ManualClock>) {
+    // 2026-11-27T00:00:00Z
+    let clock = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let store = Store::open(Arc::new(MemBackend::new()), dyn_clock, StoreOptions::default()).unwrap();
+    let admin = Actor { access_key: "WBADMIN00000000000".to_owned(), role: Role::Admin };
+    let ledger = BucketName::new("ledger-2026").unwrap();
+    let scratch = BucketName::new("scratch").unwrap();
+    store.create_bucket_with_lock(&admin, ledger.clone(), true).await.unwrap();
+    store.create_bucket(&admin, scratch.clone()).await.unwrap();
+    store.set_versioning(&admin, scratch.clone(), VersioningState::Enabled).await.unwrap();
+    let now = clock.now();
+    let put = |bucket: &BucketName, key: &str, body: &str, retention: Option<Retention>, hold: Option<&str>| {
+        let object = NewObject {
+            retention,
+            legal_hold: hold.map(str::to_owned),
+            content_type: "text/plain".into(),
+            ..NewObject::default()
+        };
+        let (store, admin, bucket) = (store.clone(), admin.clone(), bucket.clone());
+        let (key, body) = (ObjectKey::new(key).unwrap(), body.as_bytes().to_vec());
+        clock.advance(Duration::from_secs(60));
+        async move { store.put_object(&admin, bucket, key, object, body).await.unwrap() }
+    };
+    let until = |days: u64| Timestamp(now.0 + (days * 86_400 * 1_000_000) as i64);
+    let compliance = |days| Some(Retention { mode: RetentionMode::Compliance, until: until(days) });
+    let governance = |days| Some(Retention { mode: RetentionMode::Governance, until: until(days) });
+    put(&ledger, "trades/2026-11-26.csv", "id,qty\n1,100\n", compliance(2555), None).await;
+    put(&ledger, "trades/2026-11-27.csv", "id,qty\n2,50\n", compliance(20), None).await;
+    put(&ledger, "mail/0001.eml", "From: a@example.com\n", governance(60), Some("SEC-2026-17")).await;
+    put(&ledger, "mail/0002.eml", "From: \"b, c\" <b@example.com>\n", governance(2), Some("SEC-2026-17")).await;
+    put(&ledger, "mail/0003.eml", "From: d@example.com\n", None, Some("FINRA-88")).await;
+    put(&scratch, "=cmd|' /C calc'!A0", "formula in a key", None, None).await;
+    put(&scratch, "tmp/<b>note</b>.txt", "v1", None, None).await;
+    put(&scratch, "tmp/<b>note</b>.txt", "v2", None, None).await;
+    store.delete_object(&admin, scratch.clone(), ObjectKey::new("tmp/<b>note</b>.txt").unwrap(), None).await.unwrap();
+    // Five days later: the 2-day governance retention has passed.
+    clock.advance(5 * DAY);
+    (store, clock)
+}
+
+fn checkpoint(sequence: u64) -> CheckpointFile {
+    CheckpointFile {
+        sequence,
+        head: "ab".repeat(32),
+        time_unix_micros: 1_796_169_600_000_000,
+        time: Timestamp(1_796_169_600_000_000).to_rfc3339(),
+        signature: "5e".repeat(64),
+        key_id: "0123456789abcdef".to_owned(),
+    }
+}
+
+async fn report() -> (ReportHeader, Vec<Row>, retention::Summary) {
+    let (store, clock) = archive().await;
+    let now = clock.now();
+    let buckets = retention::buckets(&store, "").unwrap();
+    let mut rows = Vec::new();
+    retention::for_each_row(&store, &buckets, "", now, |row| {
+        rows.push(row);
+        true
+    })
+    .unwrap();
+    let mut summary = SummaryBuilder::new(now);
+    for row in &rows {
+        summary.add(row);
+    }
+    let header = ReportHeader {
+        bucket: String::new(),
+        prefix: String::new(),
+        now_unix_micros: now.0,
+        total_rows: rows.len() as u64,
+        checkpoint: checkpoint(12),
+        public_key: "cd".repeat(32),
+    };
+    (header, rows, summary.finish(Some(checkpoint(12))))
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{} differs from the golden file; if the change is intended, rerun with UPDATE_EXPECT=1\n{actual}",
+        path.display()
+    );
+}
+
+#[tokio::test]
+async fn the_report_matches_its_golden_files_in_every_format() {
+    let (header, rows, summary) = report().await;
+    golden("retention.csv", &retention::to_csv(&header, &rows, &summary));
+    golden("retention.json", &retention::to_json(&header, &rows, &summary));
+    golden("retention.html", &retention::to_html(&header, &rows, &summary));
+}
+
+#[tokio::test]
+async fn statuses_and_summary_follow_enforcement() {
+    let (_, rows, summary) = report().await;
+    let status = |key: &str| rows.iter().find(|r| r.key == key && !r.is_delete_marker).unwrap().status;
+    assert_eq!(status("trades/2026-11-26.csv"), Status::Protected);
+    assert_eq!(status("mail/0001.eml"), Status::Protected);
+    // Retention passed but the hold keeps it.
+    assert_eq!(status("mail/0002.eml"), Status::Held);
+    assert_eq!(status("mail/0003.eml"), Status::Held);
+    assert_eq!(status("=cmd|' /C calc'!A0"), Status::Unprotected);
+    assert_eq!(rows.iter().filter(|r| r.status == Status::Marker).count(), 1);
+    assert_eq!(summary.delete_markers, 1);
+    assert_eq!(summary.holds.get("SEC-2026-17"), Some(&2));
+    assert_eq!(summary.holds.get("FINRA-88"), Some(&1));
+    // 20-day compliance (15 days left) and 60-day governance (55 left).
+    assert_eq!((summary.expiring_30_days, summary.expiring_90_days, summary.expiring_365_days), (1, 2, 2));
+    assert_eq!(summary.unprotected, 3);
+    assert_eq!(summary.expired, 0);
+    assert_eq!(summary.expirations.values().sum::<u64>(), 3);
+    let ledger_compliance =
+        summary.totals.iter().find(|t| t.bucket == "ledger-2026" && t.mode == "COMPLIANCE").unwrap();
+    assert_eq!(ledger_compliance.versions, 2);
+}
+
+#[tokio::test]
+async fn the_html_page_is_self_contained_and_escapes_archive_values() {
+    let (header, rows, summary) = report().await;
+    let html = retention::to_html(&header, &rows, &summary);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for external in ["src=", "href=", "<link", "<script", "@import", "url("] {
+        assert!(!html.contains(external), "the page must not load anything ({external})");
+    }
+    assert!(html.contains("tmp/&lt;b&gt;note&lt;/b&gt;.txt"));
+    assert!(!html.contains("<b>note</b>"));
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(html.contains(&header.checkpoint.signature), "the page names the checkpoint's signature");
+    let csv = retention::to_csv(&header, &rows, &summary);
+    // A key that looks like a spreadsheet formula is defused.
+    assert!(csv.contains(",\"'=cmd|' /C calc'!A0\","), "{csv}");
+}
