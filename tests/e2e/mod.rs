@@ -4,6 +4,8 @@
 mod archive;
 /// Malformed, oversize and unauthorized requests: clear errors, nothing changed.
 mod bad_input;
+/// Checkpoints, integrity, audit trail, reports; edits to a stopped appliance.
+mod evidence;
 /// MFA Delete with a simulated token on a pseudo-terminal.
 mod mfa;
 /// Object Lock attacked with an admin key and no token.

@@ -71,7 +71,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "wormbox-test-utils",
-        &["wormbox-server", "wormbox-store", "wormbox-proto", "wormbox-model", "wormbox-token", "wormbox-tokensim"],
+        &[
+            "wormbox-server",
+            "wormbox-store",
+            "wormbox-store-rocksdb",
+            "wormbox-proto",
+            "wormbox-model",
+            "wormbox-token",
+            "wormbox-tokensim",
+        ],
     ),
     (
         "wormbox-e2e",
@@ -79,7 +87,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-test-utils",
             "wormbox-proto",
             "wormbox-model",
+            "wormbox-reports",
             "wormbox-server",
+            "wormbox-store",
             "wormbox-token",
             "wormbox-tokensim",
         ],

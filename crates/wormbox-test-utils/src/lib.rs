@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tonic::transport::{Channel, Endpoint};
 use wormbox_model::{Clock, ManualClock, Timestamp};
-use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, MfaClient, v1};
+use wormbox_proto::{AdminClient, ArchiveClient, BearerAuth, ComplianceClient, MfaClient, v1};
 use wormbox_server::{RunningServer, WormboxdConfig};
 
 pub use tempfile::TempDir;
@@ -117,6 +117,26 @@ impl TestAppliance {
         Ok(v1::admin_client::AdminClient::with_interceptor(self.channel().await?, auth))
     }
 
+    /// A Compliance client with the admin credential.
+    pub async fn compliance(&self) -> anyhow::Result<ComplianceClient> {
+        self.compliance_as(&self.admin_credential).await
+    }
+
+    /// A Compliance client with the given credential.
+    pub async fn compliance_as(&self, credential: &str) -> anyhow::Result<ComplianceClient> {
+        let auth = BearerAuth::new(credential).context("credential shape")?;
+        Ok(v1::compliance_client::ComplianceClient::with_interceptor(self.channel().await?, auth))
+    }
+
+    /// Stops the server, leaving its data directory for offline inspection;
+    /// `restart` starts it again.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(server) = self.server.take() {
+            server.stop().await.context("stopping wormboxd")?;
+        }
+        Ok(())
+    }
+
     /// An Mfa client with the given credential.
     pub async fn mfa_as(&self, credential: &str) -> anyhow::Result<MfaClient> {
         let auth = BearerAuth::new(credential).context("credential shape")?;
@@ -208,5 +228,53 @@ impl SimToken {
         let step = self.totp.step_at(now).unwrap_or(0) as i64 + offset;
         let code = self.totp.code_at_step(u64::try_from(step).unwrap_or(0)).expect("step in range");
         format!("{} {}", self.serial, code.expose())
+    }
+}
+
+/// A test-only tool that edits a stopped appliance's RocksDB directly, as
+/// someone with access to the disk would: the integrity checks must name
+/// each edit. Never part of a shipped binary.
+pub mod tamper {
+    use std::path::Path;
+
+    use anyhow::Context as _;
+    use wormbox_store::backend::{Backend, Batch, Durability, Keyspace};
+    use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
+
+    /// Edits the first value of `space` for which `pick(key, value)` holds;
+    /// returns its key. `db` is the appliance's `<data dir>/db`.
+    pub fn edit(
+        db: &Path,
+        space: Keyspace,
+        pick: impl Fn(&[u8], &[u8]) -> bool,
+        change: impl FnOnce(&mut Vec<u8>),
+    ) -> anyhow::Result<Vec<u8>> {
+        let backend =
+            RocksBackend::open(db, &RocksOptions::for_tests()).context("opening the stopped appliance's db")?;
+        let mut found = None;
+        for item in backend.scan(space, b"", b"") {
+            let (key, value) = item?;
+            if pick(&key, &value) {
+                found = Some((key, value));
+                break;
+            }
+        }
+        let (key, mut value) = found.context("no value matched")?;
+        change(&mut value);
+        let mut batch = Batch::new();
+        batch.put(space, key.clone(), value);
+        backend.commit(&batch, Durability::Synced)?;
+        Ok(key)
+    }
+
+    /// Flips one bit of the first occurrence of `needle` in `value`.
+    pub fn flip_in(value: &mut [u8], needle: &[u8]) {
+        let at = value.windows(needle.len()).position(|w| w == needle).expect("the needle is in the value");
+        value[at] ^= 0x01;
+    }
+
+    /// Whether `value` contains `needle`.
+    pub fn contains(value: &[u8], needle: &[u8]) -> bool {
+        value.windows(needle.len()).any(|w| w == needle)
     }
 }
