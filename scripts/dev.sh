@@ -2,15 +2,16 @@
 # The two commands a newcomer needs on a fresh Debian machine:
 #   scripts/dev.sh run    build and start wormboxd on 127.0.0.1:7878, data in ./wormbox-data
 #   scripts/dev.sh test   formatting, lints, every test, and the benches compile
-# Both first install the system packages the build needs (clang and libclang
-# for RocksDB's bindings) when they are missing. Nothing else is downloaded
-# besides crates from crates.io through cargo.
+# Both first install the system packages they need when they are missing:
+# clang and libclang for RocksDB's bindings, and for the tests
+# chromium-headless-shell (the retention report's HTML is opened in it).
+# Nothing else is downloaded besides crates from crates.io through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ensure_system_packages() {
     local missing=()
-    for pkg in clang libclang-dev; do
+    for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -24,11 +25,11 @@ ensure_system_packages() {
 case "${1:-}" in
     run)
         shift
-        ensure_system_packages
+        ensure_system_packages clang libclang-dev
         exec cargo run --locked --release -p wormbox-server --bin wormboxd -- "$@"
         ;;
     test)
-        ensure_system_packages
+        ensure_system_packages clang libclang-dev chromium-headless-shell
         cargo fmt --all --check
         # Cargo hashes the clippy driver into every unit, so clippy builds its
         # own copy of RocksDB (about 20 minutes cold on 2 cores); `--profile

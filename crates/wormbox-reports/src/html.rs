@@ -80,6 +80,7 @@ pub(crate) fn retention_page(header: &ReportHeader, rows: &[Row], summary: &Summ
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
          <title>Wormbox retention report: {scope}</title>\n<style>\n\
          body {{ font-family: sans-serif; margin: 2em; color: #1a202c; }}\n\
          table {{ border-collapse: collapse; margin: 1em 0; }}\n\

@@ -154,3 +154,37 @@ async fn the_html_page_is_self_contained_and_escapes_archive_values() {
     // A key that looks like a spreadsheet formula is defused.
     assert!(csv.contains(",\"'=cmd|' /C calc'!A0\","), "{csv}");
 }
+
+/// The page opens in headless Chromium without errors: a browser parses it,
+/// draws both charts, and logs no console message, refused load or failure.
+/// CI installs `chromium-headless-shell`; elsewhere the test says it skipped.
+#[tokio::test]
+async fn the_html_page_opens_in_headless_chromium_without_errors() {
+    let browser = ["chromium-headless-shell", "chromium"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(browser) = browser else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium-headless-shell");
+        eprintln!("skipped: no headless Chromium on this machine");
+        return;
+    };
+    let (header, rows, summary) = report().await;
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, retention::to_html(&header, &rows, &summary)).unwrap();
+    let output = std::process::Command::new(browser)
+        .args(["--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(dom.contains("<h1>Retention report: all buckets</h1>"), "{dom}");
+    assert_eq!(dom.matches("<svg").count(), 2, "{dom}");
+    assert_eq!(dom.matches("<rect").count(), summary.expirations.len() + summary.holds.len());
+    for bad in ["CONSOLE", "Uncaught", "Refused", "Failed to load", "Content Security Policy"] {
+        assert!(!log.contains(bad), "Chromium reported `{bad}`:\n{log}");
+    }
+}
