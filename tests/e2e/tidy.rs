@@ -1,5 +1,6 @@
-//! Repository rules checked as tests: every source file opens with `//!`, and
-//! the workspace's dependency edges are exactly those ARCHITECTURE.md allows.
+//! Repository rules checked as tests: every source file opens with `//!`, the
+//! workspace's dependency edges are exactly those ARCHITECTURE.md allows, and
+//! no shipped code deletes a ledger entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,27 @@ fn every_source_file_starts_with_a_module_doc() {
     let missing: Vec<_> =
         files.iter().filter(|path| !std::fs::read_to_string(path).unwrap().starts_with("//!")).collect();
     assert!(missing.is_empty(), "files without a leading //! comment: {missing:?}");
+}
+
+/// The ledger outlives every version it covers because nothing removes an
+/// entry: no code outside tests deletes from the `Ledger` keyspace.
+#[test]
+fn no_shipped_code_deletes_a_ledger_entry() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            // Test modules and the tamper tool edit stored state on purpose.
+            let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let is_test_code = path.components().any(|c| c.as_os_str() == "tests")
+                || path.ends_with("tests.rs")
+                || path.starts_with(root().join("crates/wormbox-test-utils"));
+            !is_test_code && shipped.contains("delete(Keyspace::Ledger")
+        })
+        .collect();
+    assert!(offenders.is_empty(), "ledger entries must never be deleted: {offenders:?}");
 }
 
 /// The allowed edges between workspace crates (STYLE.md 2.3, ARCHITECTURE.md).

@@ -417,7 +417,7 @@ pub(crate) async fn retention_report(
     let header = header.context("the report has no header")?;
     let summary = summary.context("the report ended before its summary: it is incomplete")?;
     let text = match format {
-        "csv" => retention::to_csv(&header, &rows, &summary),
+        "csv" => retention::to_csv(&header, &rows),
         "json" => retention::to_json(&header, &rows, &summary),
         _ => retention::to_html(&header, &rows, &summary),
     };

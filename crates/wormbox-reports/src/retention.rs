@@ -266,7 +266,7 @@ pub fn for_each_row(
 }
 
 /// The CSV header row.
-pub const CSV_COLUMNS: [&str; 14] = [
+pub const CSV_COLUMNS: [&str; 15] = [
     "bucket",
     "key",
     "version_id",
@@ -281,16 +281,18 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "status",
     "checkpoint_sequence",
     "checkpoint_head",
+    "checkpoint_signature",
 ];
 
 fn time_text(micros: i64) -> String {
     Timestamp(micros).to_rfc3339()
 }
 
-/// The report as CSV: a row per version after the header; the checkpoint
-/// columns repeat on every row, so any extract still names what it came from,
-/// and a last `#` line states the checkpoint with its signature.
-pub fn to_csv(header: &ReportHeader, rows: &[Row], summary: &Summary) -> String {
+/// The report as CSV (RFC 4180, nothing but records): a row per version
+/// after the header. The checkpoint read before the first row (sequence,
+/// head, signature) repeats on every row, so any extract still names what it
+/// came from; the summary and the closing checkpoint are in the JSON form.
+pub fn to_csv(header: &ReportHeader, rows: &[Row]) -> String {
     let mut out = String::new();
     csv::record(&mut out, &CSV_COLUMNS);
     let seq = header.checkpoint.sequence.to_string();
@@ -312,10 +314,10 @@ pub fn to_csv(header: &ReportHeader, rows: &[Row], summary: &Summary) -> String 
                 row.status.as_str().to_owned(),
                 seq.clone(),
                 header.checkpoint.head.clone(),
+                header.checkpoint.signature.clone(),
             ],
         );
     }
-    out.push_str(&format!("# computed at {}\r\n", checkpoint_span(header, summary)));
     out
 }
 

@@ -100,7 +100,7 @@ impl App {
         })
         .await
         .map_err(|e| StoreError::DataLoss { what: format!("the integrity check stopped: {e}") })??;
-        let sequence = self.store.record_integrity(&report).await?;
+        let sequence = self.store.record_integrity(actor, &report).await?;
         Ok((report, sequence))
     }
 

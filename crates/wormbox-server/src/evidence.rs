@@ -74,7 +74,9 @@ pub fn scrub(store: &Store, public_key: &[u8], bytes_per_second: u64) -> Result<
         VerifyOptions { public_key: Some(public_key.to_vec()), pace: Some(&mut pace), ..VerifyOptions::default() };
     let report = store.verify_integrity(options).map_err(ServerError::Scrub)?;
     let handle = tokio::runtime::Handle::current();
-    let sequence = handle.block_on(store.record_integrity(&report)).map_err(ServerError::Scrub)?;
+    let sequence = handle
+        .block_on(store.record_integrity(&wormbox_store::Actor::system(), &report))
+        .map_err(ServerError::Scrub)?;
     Ok((report, sequence))
 }
 

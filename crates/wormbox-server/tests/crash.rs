@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -142,6 +143,21 @@ fn acknowledged_ingest_records_survive_kill_9() {
     let status = Command::new("kill").args(["-TERM", &daemon.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(daemon.child.wait().unwrap().success(), "wormboxd exits cleanly on SIGTERM");
+
+    // Everything the ledger attests holds after the kills, checked the way an
+    // auditor would: read-only, with only the published public key.
+    let public = std::fs::read_to_string(data_dir.join("checkpoint-signing.pub")).unwrap();
+    let key_mode = std::fs::metadata(data_dir.join("checkpoint-signing.key")).unwrap().permissions().mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let readonly = RocksBackend::open_read_only(&data_dir.join("db")).unwrap();
+    let options = wormbox_store::evidence::VerifyOptions {
+        public_key: Some(hex::decode(public.trim()).unwrap()),
+        ..Default::default()
+    };
+    let report = wormbox_store::evidence::verify(&readonly, options).unwrap();
+    assert!(report.is_ok(), "{}", report.summary());
+    assert!(report.checkpoints_checked >= 1, "{}", report.summary());
+    drop(readonly);
 
     let backend = RocksBackend::open(&data_dir.join("db"), &RocksOptions::for_tests()).unwrap();
     let store = Store::open(

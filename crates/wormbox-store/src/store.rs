@@ -726,10 +726,11 @@ impl Store {
         evidence::verify(&*self.inner.backend, options)
     }
 
-    /// Records an integrity check's result in the ledger, as the appliance.
-    pub async fn record_integrity(&self, report: &IntegrityReport) -> Result<u64, StoreError> {
+    /// Records an integrity check's result in the ledger, as `actor` (the
+    /// auditor who asked, or `Actor::system()` for the scrub).
+    pub async fn record_integrity(&self, actor: &Actor, report: &IntegrityReport) -> Result<u64, StoreError> {
         let command = Command::RecordIntegrity { ok: report.is_ok(), detail: report.summary() };
-        match self.submit(&Actor::system(), command).await? {
+        match self.submit(actor, command).await? {
             Outcome::Sequence(Some(sequence)) => Ok(sequence),
             other => Err(unexpected(other)),
         }

@@ -285,7 +285,7 @@ async fn verification_beside_live_writes_and_purges_reports_nothing() {
 async fn scrub_results_are_ledgered() {
     let (w, _, _) = archive().await;
     let report = w.verify();
-    let n = w.store.record_integrity(&report).await.unwrap();
+    let n = w.store.record_integrity(&Actor::system(), &report).await.unwrap();
     let (entry, _) = w.store.ledger_entries(n).unwrap().remove(0);
     assert_eq!(entry.op, LedgerOp::IntegrityVerified);
     assert!(entry.detail.contains("no divergence"), "{}", entry.detail);
