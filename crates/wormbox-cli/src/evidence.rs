@@ -192,7 +192,11 @@ pub(crate) fn verify_offline(
         VerifyOptions { public_key: Some(key.clone()), from_checkpoint, extra_checkpoints, pace: Some(&mut pace) };
     let report = evidence::verify(&backend, options)?;
     progress.finish();
-    finish_verify(&report, json_mode, &format!(" (offline, key {})", evidence::key_id(&key)))
+    let source = match public_key {
+        Some(_) => String::new(),
+        None => "; the key was read from the data directory: pass --public-key with a copy kept elsewhere to rule out a replaced key".to_owned(),
+    };
+    finish_verify(&report, json_mode, &format!(" (offline, key {}{source})", evidence::key_id(&key)))
 }
 
 /// `wormbox verify`: on the running appliance.
@@ -607,6 +611,9 @@ pub(crate) fn verify_export(dir: &Path, public_key: Option<&Path>, json_mode: bo
         "{} versions ({} bytes) and {} ledger entries checked against {bound}",
         check.versions, check.bytes, check.ledger_entries
     );
+    if key.is_none() {
+        text.push_str("\n  note: the public key was read from the export; pass --public-key with a copy obtained from the appliance independently");
+    }
     for problem in &check.problems {
         text.push_str(&format!("\n  problem: {problem}"));
     }
