@@ -173,7 +173,21 @@ async fn the_html_page_opens_in_headless_chromium_without_errors() {
     let page = dir.path().join("report.html");
     std::fs::write(&page, retention::to_html(&header, &rows, &summary)).unwrap();
     let output = std::process::Command::new(browser)
-        .args(["--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom"])
+        // No sandbox as root in CI; nothing in the background reaches for a
+        // network the machine does not have.
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
         .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
         .arg(format!("file://{}", page.display()))
         .output()
