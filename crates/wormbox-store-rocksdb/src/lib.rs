@@ -48,32 +48,7 @@ pub struct RocksBackend {
 impl RocksBackend {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path, options: &RocksOptions) -> Result<RocksBackend, BackendError> {
-        let mut db_options = Options::default();
-        db_options.create_if_missing(true);
-        db_options.create_missing_column_families(true);
-        // One WAL fsync per group commit is the durability contract; the
-        // manifest and WAL directory are synced by RocksDB on creation.
-        db_options.set_use_fsync(false);
-        db_options.set_max_background_jobs(2);
-        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
-        let families = Keyspace::ALL.iter().map(|space| {
-            let mut cf = Options::default();
-            cf.set_write_buffer_size(options.write_buffer_bytes);
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            cf.set_block_based_table_factory(&table);
-            if *space == Keyspace::Chunks {
-                cf.set_enable_blob_files(true);
-                cf.set_min_blob_size(options.min_blob_bytes);
-                cf.set_blob_compression_type(DBCompressionType::None);
-                cf.set_compression_type(DBCompressionType::None);
-            } else {
-                cf.set_compression_type(DBCompressionType::Lz4);
-            }
-            ColumnFamilyDescriptor::new(space.name(), cf)
-        });
-        let db = DB::open_cf_descriptors(&db_options, dir, families).map_err(engine)?;
-        Ok(RocksBackend { db })
+        Ok(RocksBackend { db: open_db(dir, options)? })
     }
 
     /// Opens the database in `dir` for reading only, as offline verification
@@ -92,6 +67,81 @@ impl RocksBackend {
             space,
             source: format!("column family `{}` is missing", space.name()).into(),
         })
+    }
+}
+
+/// Opens the database with the archive's options: one column family per
+/// keyspace, blob files for `chunks`, LZ4 elsewhere.
+fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
+    let mut db_options = Options::default();
+    db_options.create_if_missing(true);
+    db_options.create_missing_column_families(true);
+    // One WAL fsync per group commit is the durability contract; the
+    // manifest and WAL directory are synced by RocksDB on creation.
+    db_options.set_use_fsync(false);
+    db_options.set_max_background_jobs(2);
+    let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+    let families = Keyspace::ALL.iter().map(|space| {
+        let mut cf = Options::default();
+        cf.set_write_buffer_size(options.write_buffer_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        cf.set_block_based_table_factory(&table);
+        if *space == Keyspace::Chunks {
+            cf.set_enable_blob_files(true);
+            cf.set_min_blob_size(options.min_blob_bytes);
+            cf.set_blob_compression_type(DBCompressionType::None);
+            cf.set_compression_type(DBCompressionType::None);
+        } else {
+            cf.set_compression_type(DBCompressionType::Lz4);
+        }
+        ColumnFamilyDescriptor::new(space.name(), cf)
+    });
+    DB::open_cf_descriptors(&db_options, dir, families).map_err(engine)
+}
+
+/// Raw RocksDB with exactly the backend's options, for measuring the store
+/// against the engine under it in the same run (the load generator's
+/// baseline). It holds no archive rules and writes no ledger.
+pub mod baseline {
+    use std::path::Path;
+
+    use rocksdb::{DB, WriteBatch, WriteOptions};
+    use wormbox_store::backend::{BackendError, Keyspace};
+
+    use crate::{RocksOptions, engine, open_db};
+
+    /// A database opened with the archive's options.
+    #[derive(Debug)]
+    pub struct RawRocks {
+        db: DB,
+    }
+
+    impl RawRocks {
+        /// Opens (creating) a database in `dir`.
+        pub fn open(dir: &Path, options: &RocksOptions) -> Result<RawRocks, BackendError> {
+            Ok(RawRocks { db: open_db(dir, options)? })
+        }
+
+        /// Writes `entries` into the `chunks` family as one WriteBatch,
+        /// synced to the WAL when `sync`.
+        pub fn write<'a>(
+            &self,
+            entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+            sync: bool,
+        ) -> Result<(), BackendError> {
+            let family = self.db.cf_handle(Keyspace::Chunks.name()).ok_or_else(|| BackendError::Corruption {
+                space: Keyspace::Chunks,
+                source: "column family `chunks` is missing".into(),
+            })?;
+            let mut batch = WriteBatch::default();
+            for (key, value) in entries {
+                batch.put_cf(family, key, value);
+            }
+            let mut options = WriteOptions::default();
+            options.set_sync(sync);
+            self.db.write_opt(batch, &options).map_err(engine)
+        }
     }
 }
 

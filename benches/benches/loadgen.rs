@@ -1,0 +1,634 @@
+//! The ingest load generator: in one run, on one machine, it measures the
+//! disk, raw RocksDB with the archive's options, the store's group-commit
+//! append, gRPC `Ingest` over loopback and unary `PutObject`, and prints the
+//! ratios the hot-path targets are stated in (T1–T4; T5 needs a hashing stub
+//! that production builds must never contain, so it is reported as not
+//! measured).
+//!
+//! Run it in the release-like bench profile:
+//! `cargo bench -p wormbox-benches --bench loadgen -- --duration-secs 10 --out benches/results/NAME.md`.
+//!
+//! Invariant: every figure comes from this run; the raw baselines use exactly
+//! the backend's RocksDB options (`wormbox_store_rocksdb::baseline`) and the
+//! same record sizes, and every acknowledgement counted is a durable one.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::sync::{Semaphore, mpsc};
+use wormbox_model::{BucketName, ObjectKey, SystemClock, VersioningState};
+use wormbox_proto::{ArchiveClient, BearerAuth, v1};
+use wormbox_store::backend::Backend;
+use wormbox_store::{Actor, NewObject, Store, StoreOptions};
+use wormbox_store_rocksdb::baseline::RawRocks;
+use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
+
+/// Measure the ingest hot path against the disk and raw RocksDB.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen")]
+struct Args {
+    /// Record sizes in bytes.
+    #[arg(long = "record-bytes", default_values_t = [1024usize, 65536])]
+    record_bytes: Vec<usize>,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Concurrent Ingest streams.
+    #[arg(long, default_value_t = 8)]
+    streams: usize,
+    /// Records in flight per Ingest stream.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Records per raw RocksDB WriteBatch.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Concurrent PutObject clients of the many-clients case (and raw writers).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Concurrent tasks appending through the store directly.
+    #[arg(long, default_value_t = 64)]
+    store_tasks: usize,
+    /// Where data is written (a directory on the disk under test).
+    #[arg(long, default_value = "/var/tmp")]
+    dir: PathBuf,
+    /// After the phases, ingest the first record size for this many seconds
+    /// more and report throughput over time and the resident set (T3 and the
+    /// memory target); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    sustain_secs: u64,
+    /// Also write the results as Markdown here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// What one phase measured.
+#[derive(Clone, Debug, Default)]
+struct Measured {
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    /// Per-operation latencies (a batch, an ack, a put).
+    latencies: Vec<Duration>,
+}
+
+impl Measured {
+    fn per_sec(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+    fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6
+    }
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[index]
+    }
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} |",
+            self.per_sec(),
+            self.mb_per_sec(),
+            ms(self.percentile(0.5)),
+            ms(self.percentile(0.99)),
+            ms(self.percentile(0.999)),
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A progress line on stderr while a phase runs.
+fn progress(phase: &str, started: Instant, total: Duration, records: u64) {
+    let done = started.elapsed().as_secs_f64() / total.as_secs_f64();
+    eprint!("\r{phase:<40} {:>5.1}%  {records:>10} records", (done * 100.0).min(100.0));
+    let _ = std::io::stderr().flush();
+}
+
+fn sha256(data: &[u8]) -> ring::digest::Digest {
+    ring::digest::digest(&ring::digest::SHA256, data)
+}
+
+/// Records of `size` bytes that differ from each other (so that nothing
+/// could deduplicate or compress them away).
+fn payload(size: usize, n: u64) -> Vec<u8> {
+    let mut out = vec![0u8; size];
+    let seed = sha256(&n.to_be_bytes());
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = seed.as_ref()[i % 32] ^ (i as u8);
+    }
+    out
+}
+
+// ---- (a) the disk ----
+
+fn disk_fsync(dir: &Path, duration: Duration) -> anyhow::Result<Measured> {
+    use std::os::unix::fs::FileExt as _;
+    let path = dir.join("fsync.bin");
+    let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+    let block = payload(4096, 0);
+    let mut m = Measured::default();
+    let started = Instant::now();
+    let mut offset = 0u64;
+    while started.elapsed() < duration {
+        let t = Instant::now();
+        file.write_all_at(&block, offset)?;
+        file.sync_data()?;
+        m.latencies.push(t.elapsed());
+        offset += 4096;
+        m.records += 1;
+        m.bytes += 4096;
+    }
+    m.elapsed = started.elapsed();
+    std::fs::remove_file(path)?;
+    Ok(m)
+}
+
+fn disk_sequential(dir: &Path, duration: Duration) -> anyhow::Result<Measured> {
+    let path = dir.join("sequential.bin");
+    let mut file = std::fs::File::create(&path)?;
+    let block = payload(1 << 20, 1);
+    let mut m = Measured::default();
+    let started = Instant::now();
+    while started.elapsed() < duration && m.bytes < (4 << 30) {
+        file.write_all(&block)?;
+        m.bytes += block.len() as u64;
+        m.records += 1;
+    }
+    file.sync_data()?;
+    m.elapsed = started.elapsed();
+    drop(file);
+    std::fs::remove_file(path)?;
+    Ok(m)
+}
+
+// ---- (b) raw RocksDB ----
+
+/// WriteBatches of `batch` records, each hashed, each batch synced.
+fn raw_batches(dir: &Path, size: usize, batch: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let db = RawRocks::open(dir, &RocksOptions::default())?;
+    let values: Vec<Vec<u8>> = (0..batch as u64).map(|n| payload(size, n)).collect();
+    let mut m = Measured::default();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        let t = Instant::now();
+        let keys: Vec<[u8; 16]> = (0..batch as u64).map(|i| u128::from(n + i).to_be_bytes()).collect();
+        for value in &values {
+            std::hint::black_box(sha256(value));
+        }
+        db.write(keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())), true)?;
+        m.latencies.push(t.elapsed());
+        n += batch as u64;
+        m.records += batch as u64;
+        m.bytes += (batch * size) as u64;
+        progress("raw RocksDB batches", started, duration, m.records);
+    }
+    m.elapsed = started.elapsed();
+    eprintln!();
+    Ok(m)
+}
+
+/// `writers` threads, each putting one record and syncing, over and over.
+fn raw_single_puts(dir: &Path, size: usize, writers: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let db = Arc::new(RawRocks::open(dir, &RocksOptions::default())?);
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<Measured>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers as u64)
+            .map(|w| {
+                let db = Arc::clone(&db);
+                scope.spawn(move || -> anyhow::Result<Measured> {
+                    let value = payload(size, w);
+                    let mut m = Measured::default();
+                    let mut n = w << 40;
+                    while started.elapsed() < duration {
+                        let t = Instant::now();
+                        std::hint::black_box(sha256(&value));
+                        let key = u128::from(n).to_be_bytes();
+                        db.write([(key.as_slice(), value.as_slice())], true)?;
+                        m.latencies.push(t.elapsed());
+                        m.records += 1;
+                        m.bytes += size as u64;
+                        n += 1;
+                    }
+                    Ok(m)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer thread")).collect()
+    });
+    let mut total = Measured { elapsed: started.elapsed(), ..Measured::default() };
+    for r in results {
+        let r = r?;
+        total.records += r.records;
+        total.bytes += r.bytes;
+        total.latencies.extend(r.latencies);
+    }
+    Ok(total)
+}
+
+// ---- (c) the store's group commit ----
+
+async fn store_appends(dir: &Path, size: usize, tasks: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let backend: Arc<dyn Backend> = Arc::new(RocksBackend::open(dir, &RocksOptions::default())?);
+    let store = Store::open(backend, Arc::new(SystemClock), StoreOptions::default())?;
+    let actor = Actor::system();
+    let bucket = BucketName::new("bench").expect("valid name");
+    store.create_bucket(&actor, bucket.clone()).await?;
+    store.set_versioning(&actor, bucket.clone(), VersioningState::Enabled).await?;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let (store, actor, bucket) = (store.clone(), actor.clone(), bucket.clone());
+        handles.push(tokio::spawn(async move {
+            let value = payload(size, t as u64);
+            let key = ObjectKey::new(&format!("task-{t}")).expect("valid key");
+            let mut m = Measured::default();
+            while started.elapsed() < duration {
+                let at = Instant::now();
+                store.put_object(&actor, bucket.clone(), key.clone(), NewObject::default(), value.clone()).await?;
+                m.latencies.push(at.elapsed());
+                m.records += 1;
+                m.bytes += size as u64;
+            }
+            anyhow::Ok(m)
+        }));
+    }
+    let mut total = Measured::default();
+    for h in handles {
+        let r = h.await??;
+        total.records += r.records;
+        total.bytes += r.bytes;
+        total.latencies.extend(r.latencies);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+// ---- (d, e) through gRPC ----
+
+/// A wormboxd in this process, on loopback, with its data on the disk under test.
+struct Server {
+    running: Option<wormbox_server::RunningServer>,
+    endpoint: String,
+    credential: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(parent: &Path, max_ingest: u64) -> anyhow::Result<Server> {
+        let dir = tempfile::Builder::new().prefix("wormbox-loadgen-").tempdir_in(parent)?;
+        let mut config = wormbox_server::WormboxdConfig::default();
+        config.listen.addr = "127.0.0.1:0".parse()?;
+        config.storage.data_dir = dir.path().join("data");
+        config.limits.max_ingest_record_bytes = max_ingest;
+        config.limits.max_message_bytes = config.limits.max_message_bytes.max(2 * max_ingest as usize);
+        // The scrub would compete with the measurement.
+        config.evidence.scrub_interval_seconds = 0;
+        let running = wormbox_server::start(&config, Arc::new(SystemClock)).await?;
+        let credential = running.new_admin_credential.clone().context("first start creates an admin")?;
+        let endpoint = format!("http://{}", running.addr);
+        let server = Server { running: Some(running), endpoint, credential, _dir: dir };
+        let mut client = server.client().await?;
+        client.create_bucket(v1::CreateBucketRequest { bucket: "bench".into(), ..Default::default() }).await?;
+        let versioning = v1::PutBucketVersioningRequest {
+            bucket: "bench".into(),
+            status: v1::VersioningStatus::Enabled as i32,
+            ..Default::default()
+        };
+        client.put_bucket_versioning(versioning).await?;
+        Ok(server)
+    }
+
+    async fn client(&self) -> anyhow::Result<ArchiveClient> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(self.endpoint.clone())?.tcp_nodelay(true).connect().await?;
+        Ok(v1::archive_client::ArchiveClient::with_interceptor(
+            channel,
+            BearerAuth::new(&self.credential).context("credential shape")?,
+        )
+        .max_encoding_message_size(256 << 20)
+        .max_decoding_message_size(256 << 20))
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(running) = self.running.take() {
+            running.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Resident set size of this process now and at its peak, in bytes.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `streams` Ingest streams, each keeping `window` records in flight;
+/// latency is from sending a record to its durable ack. Returns the
+/// measurement and the RSS samples (one a second).
+async fn grpc_ingest(
+    server: &Server,
+    size: usize,
+    streams: usize,
+    window: usize,
+    duration: Duration,
+) -> anyhow::Result<(Measured, Vec<u64>)> {
+    let started = Instant::now();
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sampler = {
+        let samples = Arc::clone(&samples);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                samples.lock().expect("samples").push(rss().0);
+            }
+        })
+    };
+    let mut handles = Vec::new();
+    for s in 0..streams {
+        let mut client = server.client().await?;
+        handles.push(tokio::spawn(async move {
+            let credits = Arc::new(Semaphore::new(window));
+            let sent_at = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
+            let (tx, rx) = mpsc::channel::<v1::IngestRecord>(window);
+            let producer = {
+                let (credits, sent_at) = (Arc::clone(&credits), Arc::clone(&sent_at));
+                tokio::spawn(async move {
+                    let data = payload(size, s as u64);
+                    let mut n = 0u64;
+                    while started.elapsed() < duration {
+                        let Ok(permit) = credits.acquire().await else { break };
+                        permit.forget();
+                        let record = v1::IngestRecord {
+                            sequence: n,
+                            bucket: "bench".into(),
+                            key: format!("stream-{s}/{}", n % 1024),
+                            data: data.clone(),
+                            ..Default::default()
+                        };
+                        sent_at.lock().expect("sent_at").push_back(Instant::now());
+                        if tx.send(record).await.is_err() {
+                            break;
+                        }
+                        n += 1;
+                    }
+                })
+            };
+            let mut acks = client.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+            let mut m = Measured::default();
+            while let Some(ack) = acks.message().await? {
+                if let Some(error) = ack.error {
+                    anyhow::bail!("record {} refused: {} {}", ack.sequence, error.reason, error.message);
+                }
+                let sent = sent_at.lock().expect("sent_at").pop_front().context("an ack without a record")?;
+                m.latencies.push(sent.elapsed());
+                m.records += 1;
+                m.bytes += size as u64;
+                credits.add_permits(1);
+                if s == 0 && m.records % 256 == 0 {
+                    progress(
+                        &format!("gRPC Ingest {size} B x{streams}"),
+                        started,
+                        duration,
+                        m.records * streams as u64,
+                    );
+                }
+            }
+            producer.await?;
+            anyhow::Ok(m)
+        }));
+    }
+    let mut total = Measured::default();
+    for h in handles {
+        let r = h.await??;
+        total.records += r.records;
+        total.bytes += r.bytes;
+        total.latencies.extend(r.latencies);
+    }
+    total.elapsed = started.elapsed();
+    sampler.abort();
+    eprintln!();
+    let samples = samples.lock().expect("samples").clone();
+    Ok((total, samples))
+}
+
+/// `clients` clients, each sending one `PutObject` (header + one data
+/// message) at a time.
+async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let mut client = server.client().await?;
+        handles.push(tokio::spawn(async move {
+            let data = payload(size, c as u64);
+            let mut m = Measured::default();
+            while started.elapsed() < duration {
+                let header =
+                    v1::PutObjectHeader { bucket: "bench".into(), key: format!("client-{c}"), ..Default::default() };
+                let messages = vec![
+                    v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
+                    v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(data.clone())) },
+                ];
+                let at = Instant::now();
+                client.put_object(tokio_stream::iter(messages)).await?;
+                m.latencies.push(at.elapsed());
+                m.records += 1;
+                m.bytes += size as u64;
+            }
+            anyhow::Ok(m)
+        }));
+    }
+    let mut total = Measured::default();
+    for h in handles {
+        let r = h.await??;
+        total.records += r.records;
+        total.bytes += r.bytes;
+        total.latencies.extend(r.latencies);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+// ---- the run ----
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|m| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / (1 << 20));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, {memory} GiB, Linux {}", kernel.trim())
+}
+
+fn ratio(name: &str, value: f64, target: f64, what: &str) -> String {
+    let verdict = if value >= target { "met" } else { "NOT met" };
+    format!("| {name} | {what} | {:.2} | ≥ {target:.2} | {verdict} |", value)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let phase = Duration::from_secs(args.duration_secs);
+    let scratch = tempfile::Builder::new().prefix("wormbox-loadgen-").tempdir_in(&args.dir)?;
+    let mut lines = vec![
+        format!("Machine: {}", machine()),
+        format!("Data directory: {} (each phase in a fresh subdirectory)", args.dir.display()),
+        format!(
+            "Command: `cargo bench -p wormbox-benches --bench loadgen -- --duration-secs {} --streams {} --window {} --batch {} --clients {} --store-tasks {}`",
+            args.duration_secs, args.streams, args.window, args.batch, args.clients, args.store_tasks
+        ),
+        String::new(),
+        "| phase | records/s | MB/s | p50 ms | p99 ms | p999 ms |".to_owned(),
+        "| --- | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
+    eprintln!("measuring the disk ...");
+    let fsync = tokio::task::block_in_place(|| disk_fsync(scratch.path(), phase / 2))?;
+    let sequential = tokio::task::block_in_place(|| disk_sequential(scratch.path(), phase / 2))?;
+    lines.push(fsync.row("disk: append 4 KiB + fdatasync"));
+    lines.push(sequential.row("disk: sequential 1 MiB writes + fdatasync"));
+    let mut ratios = Vec::new();
+    let mut peak_rss = 0;
+    let mut rss_notes = Vec::new();
+    for &size in &args.record_bytes {
+        let label = if size % 1024 == 0 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
+        let sub = |name: &str| scratch.path().join(format!("{name}-{size}"));
+        let raw = tokio::task::block_in_place(|| raw_batches(&sub("raw-batch"), size, args.batch, phase))?;
+        lines.push(raw.row(&format!("raw RocksDB: WriteBatch({}) + sync + SHA-256, {label}", args.batch)));
+        let single = tokio::task::block_in_place(|| raw_single_puts(&sub("raw-single"), size, 1, phase))?;
+        lines.push(single.row(&format!("raw RocksDB: put + sync, 1 writer, {label}")));
+        let many = tokio::task::block_in_place(|| raw_single_puts(&sub("raw-many"), size, args.clients, phase))?;
+        lines.push(many.row(&format!("raw RocksDB: put + sync, {} writers, {label}", args.clients)));
+        eprintln!("store group commit, {label} ...");
+        let store = store_appends(&sub("store"), size, args.store_tasks, phase).await?;
+        lines.push(store.row(&format!("store: put_object x{} tasks, {label}", args.store_tasks)));
+
+        let server = Server::start(scratch.path(), (size as u64).max(1 << 20)).await?;
+        let (ingest, samples) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
+        lines.push(ingest.row(&format!("gRPC Ingest: {} streams x {} in flight, {label}", args.streams, args.window)));
+        eprintln!("gRPC PutObject, {label} ...");
+        let put_one = grpc_puts(&server, size, 1, phase).await?;
+        lines.push(put_one.row(&format!("gRPC PutObject: 1 client, {label}")));
+        let put_many = grpc_puts(&server, size, args.clients, phase).await?;
+        lines.push(put_many.row(&format!("gRPC PutObject: {} clients, {label}", args.clients)));
+        server.stop().await?;
+
+        let steady: Vec<u64> = samples.iter().copied().skip(samples.len() / 5).collect();
+        if let (Some(min), Some(max)) = (steady.iter().min(), steady.iter().max()) {
+            rss_notes.push(format!(
+                "RSS during the {label} Ingest phase after warm-up: {:.0}–{:.0} MiB ({:+.1} % spread)",
+                *min as f64 / 1048576.0,
+                *max as f64 / 1048576.0,
+                (*max as f64 / *min as f64 - 1.0) * 100.0
+            ));
+        }
+        peak_rss = peak_rss.max(rss().1);
+
+        let name = if size <= 4096 { "T1" } else { "T2" };
+        ratios.push(ratio(
+            name,
+            ingest.per_sec() / raw.per_sec(),
+            if size <= 4096 { 0.8 } else { 1.0 },
+            &format!("Ingest / raw batch, {label}"),
+        ));
+        if size > 4096 {
+            ratios.push(ratio(
+                "T2 stretch",
+                ingest.mb_per_sec() / sequential.mb_per_sec(),
+                0.35,
+                "Ingest MB/s / disk sequential MB/s",
+            ));
+        }
+        let p99 = ingest.percentile(0.99).as_secs_f64() / raw.percentile(0.99).as_secs_f64();
+        ratios.push(format!(
+            "| T3 latency | Ingest ack p99 / raw batch p99, {label} | {p99:.2} | ≤ 2.00 | {} |",
+            if p99 <= 2.0 { "met" } else { "NOT met" }
+        ));
+        ratios.push(ratio(
+            "T4",
+            put_one.per_sec() / single.per_sec(),
+            0.8,
+            &format!("PutObject 1 client / raw put + sync, {label}"),
+        ));
+        ratios.push(ratio(
+            "T4",
+            put_many.per_sec() / many.per_sec(),
+            0.7,
+            &format!("PutObject {} clients / raw {} writers, {label}", args.clients, args.clients),
+        ));
+    }
+    ratios.push(
+        "| T5 | Ingest with hashing / without | n/a | ≥ 0.95 | not measured: no hashing stub exists in the code |"
+            .to_owned(),
+    );
+    if args.sustain_secs > 0 {
+        let size = args.record_bytes[0];
+        let server = Server::start(scratch.path(), (size as u64).max(1 << 20)).await?;
+        let (ingest, samples) =
+            grpc_ingest(&server, size, args.streams, args.window, Duration::from_secs(args.sustain_secs)).await?;
+        server.stop().await?;
+        lines.push(ingest.row(&format!("gRPC Ingest sustained {} s, {size} B", args.sustain_secs)));
+        let steady: Vec<u64> = samples.iter().copied().skip(samples.len() / 5).collect();
+        if let (Some(min), Some(max)) = (steady.iter().min(), steady.iter().max()) {
+            let spread = (*max as f64 / *min as f64 - 1.0) * 100.0;
+            ratios.push(format!(
+                "| memory | RSS spread over the sustained run after warm-up ({:.0}–{:.0} MiB) | {spread:.1} % | ≤ 10 % | {} |",
+                *min as f64 / 1048576.0,
+                *max as f64 / 1048576.0,
+                if spread <= 10.0 { "met" } else { "NOT met" }
+            ));
+        }
+    }
+    lines.push(String::new());
+    lines.push("| target | ratio | measured | wanted | verdict |".to_owned());
+    lines.push("| --- | --- | ---: | ---: | --- |".to_owned());
+    lines.extend(ratios);
+    lines.push(String::new());
+    lines.push(format!(
+        "Peak RSS of the whole process (load generator and server): {:.0} MiB",
+        peak_rss as f64 / 1048576.0
+    ));
+    lines.extend(rss_notes);
+    let text = lines.join("\n") + "\n";
+    println!("{text}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
