@@ -26,9 +26,13 @@ pub struct Digest(pub [u8; 32]);
 impl Digest {
     /// Returns the digest as lowercase hex.
     pub fn to_hex(&self) -> String {
+        // Every write formats one or two digests into its ledger entry: a
+        // table lookup, not a `format!` per byte.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(64);
         for byte in self.0 {
-            out.push_str(&format!("{byte:02x}"));
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xF)]));
         }
         out
     }

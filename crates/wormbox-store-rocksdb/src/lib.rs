@@ -86,6 +86,10 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
         cf.set_write_buffer_size(options.write_buffer_bytes);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
+        // Every write looks up keys that do not exist yet (a new version's
+        // key, a null pointer); a bloom filter answers those without reading
+        // a block.
+        table.set_bloom_filter(10.0, false);
         cf.set_block_based_table_factory(&table);
         if *space == Keyspace::Chunks {
             cf.set_enable_blob_files(true);

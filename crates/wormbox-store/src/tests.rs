@@ -431,6 +431,66 @@ async fn a_failed_commit_acknowledges_nothing_and_advances_nothing() {
     assert_eq!(w.store.verify_ledger().unwrap().entries, before.entries + 1);
 }
 
+/// With groups pipelined (one syncing while the next is judged on it), a
+/// failed commit must take down exactly the writes that depended on it:
+/// every acknowledged write is stored and ledgered, no refused one is, and
+/// the chain has no gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_in_the_pipeline_acknowledges_nothing_built_on_it() {
+    let w = world(VersioningState::Enabled).await;
+    let (mut acked, mut failed) = (0, 0);
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for n in 0..64 {
+            let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+            tasks.push(tokio::spawn(async move {
+                let body = format!("{round}/{n}").into_bytes();
+                store.put_object(&actor, bucket, key(&format!("k{n}")), NewObject::default(), body).await
+            }));
+            if n == 20 {
+                w.backend.fail_next_commit();
+            }
+        }
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => acked += 1,
+                Err(StoreError::Backend { .. }) => failed += 1,
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+    }
+    assert!(failed > 0, "the injected failures must have hit");
+    let listed = w.store.list_versions(&w.bucket, &ListVersionsParams::default()).unwrap();
+    let mut stored = listed.entries.len();
+    let mut marker = listed.next_key_marker.clone();
+    let mut version_marker = listed.next_version_id_marker.clone();
+    while marker.is_some() {
+        let params = ListVersionsParams {
+            key_marker: marker.clone(),
+            version_id_marker: version_marker.clone(),
+            ..ListVersionsParams::default()
+        };
+        let page = w.store.list_versions(&w.bucket, &params).unwrap();
+        stored += page.entries.len();
+        marker = page.next_key_marker;
+        version_marker = page.next_version_id_marker;
+    }
+    let summary = w.store.verify_ledger().unwrap();
+    let written = w
+        .store
+        .ledger_entries(1)
+        .unwrap()
+        .iter()
+        .filter(|(e, _)| e.op == crate::ledger::LedgerOp::VersionWritten)
+        .count();
+    assert_eq!(written, stored, "every stored version has its entry and no entry lacks its version");
+    assert_eq!(stored, acked, "exactly the acknowledged writes are stored");
+    assert_eq!(summary.entries, w.store.ledger_head().unwrap().0);
+    // The archive carries on.
+    let ack = w.put("after", b"ok").await;
+    assert_eq!(ack.ledger_sequence, summary.entries + 1);
+}
+
 #[tokio::test]
 async fn a_rule_broken_inside_a_group_leaves_the_rest_of_the_group_intact() {
     let w = world(VersioningState::Enabled).await;
