@@ -431,12 +431,11 @@ async fn a_failed_commit_acknowledges_nothing_and_advances_nothing() {
     assert_eq!(w.store.verify_ledger().unwrap().entries, before.entries + 1);
 }
 
-/// With groups pipelined (one syncing while the next is judged on it), a
-/// failed commit must take down exactly the writes that depended on it:
-/// every acknowledged write is stored and ledgered, no refused one is, and
-/// the chain has no gaps.
+/// Commits failing among many concurrent writes take down exactly their
+/// own group: every acknowledged write is stored and ledgered, no refused one
+/// is, and the chain has no gaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_commit_in_the_pipeline_acknowledges_nothing_built_on_it() {
+async fn failed_commits_among_concurrent_writes_acknowledge_exactly_what_is_stored() {
     let w = world(VersioningState::Enabled).await;
     let (mut acked, mut failed) = (0, 0);
     for round in 0..20 {

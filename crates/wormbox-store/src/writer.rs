@@ -7,13 +7,6 @@
 //! after that sync. A command that fails is rolled back out of the group; a
 //! failed commit fails every command of the group and advances nothing.
 //!
-//! Pipeline: the sync of one group overlaps the rule work of the next. A
-//! committer thread writes and syncs group N and answers its callers while
-//! this thread applies group N+1 over N's changes (still in flight, so read
-//! from N's overlay). N+1 goes to the disk only after N is durable; if N's
-//! commit fails, N+1 is failed too and the state falls back to the last
-//! durable group, so nothing is ever acknowledged on top of a lost write.
-//!
 //! Object Lock, MFA Delete and ownership are judged here, against the state
 //! the same batch changes; a refused attempt on protected state leaves a
 //! `refused` ledger entry. Time comes from the compliance clock, which this
@@ -29,7 +22,7 @@ use wormbox_model::{
     BucketName, Clock, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState,
 };
 
-use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
+use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, LOCK_TOKEN, RECORD_TOKEN, Signer};
 use crate::keys;
@@ -180,90 +173,14 @@ pub(crate) struct WriterState {
     pub(crate) last_checkpoint: Option<u64>,
 }
 
-type Reply = (oneshot::Sender<Result<Outcome, StoreError>>, Result<Outcome, StoreError>);
-type Overlay = BTreeMap<SpaceKey, Option<Vec<u8>>>;
-type CommitResult = Result<(), Arc<BackendError>>;
-
-/// A group whose batch is with the committer.
-struct InFlight {
-    /// What it changes: the next group reads through it.
-    overlay: Arc<Overlay>,
-    /// The state after it.
-    state: WriterState,
-    /// The committer's verdict.
-    done: Receiver<CommitResult>,
-}
-
-/// A built group on its way to the committer.
-struct Commit {
-    batch: Batch,
-    replies: Vec<Reply>,
-    done: std::sync::mpsc::SyncSender<CommitResult>,
-}
-
-/// Writes each batch with a WAL sync, then answers its callers.
-fn committer(backend: Arc<dyn Backend>, rx: Receiver<Commit>) {
-    for Commit { batch, replies, done } in rx {
-        let res = backend.commit(&batch, Durability::Synced).map_err(Arc::new);
-        // The writer hears the verdict before any caller does, so a request
-        // sent after a caller saw a failure is never judged on the lost group.
-        let _ = done.send(res.clone());
-        match &res {
-            Ok(()) => {
-                for (reply, res) in replies {
-                    let _ = reply.send(res);
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = &**err as &dyn std::error::Error, "group commit failed");
-                fail_all(replies, err);
-            }
-        }
-    }
-}
-
-fn fail_all(replies: Vec<Reply>, err: &Arc<BackendError>) {
-    for (reply, _) in replies {
-        let _ = reply.send(Err(StoreError::Backend { operation: "group commit", source: Arc::clone(err) }));
-    }
-}
-
 pub(crate) fn run(
     backend: Arc<dyn Backend>,
     clock: Arc<dyn Clock>,
     signing: Option<Signing>,
-    state: WriterState,
+    mut state: WriterState,
     rx: Receiver<Request>,
 ) {
-    let (to_committer, commits) = std::sync::mpsc::sync_channel::<Commit>(1);
-    let committer_backend = Arc::clone(&backend);
-    let committer_thread = match std::thread::Builder::new()
-        .name("wormbox-commit".to_owned())
-        .spawn(move || committer(committer_backend, commits))
-    {
-        Ok(thread) => thread,
-        Err(err) => {
-            tracing::error!(error = &err as &dyn std::error::Error, "cannot start the committer thread");
-            return;
-        }
-    };
-    // The state as of the last durable group, and the group in flight.
-    let mut committed = state;
-    let mut in_flight: Option<InFlight> = None;
     while let Ok(first) = rx.recv() {
-        // A group that is already settled is folded in (or dropped, if it
-        // failed) before the next is judged.
-        if let Some(previous) = &in_flight {
-            match previous.done.try_recv() {
-                Ok(Ok(())) => committed = in_flight.take().map(|f| f.state).unwrap_or(committed),
-                Ok(Err(_)) => in_flight = None,
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => {
-                    tracing::error!("the committer thread stopped");
-                    return;
-                }
-            }
-        }
         let mut group = vec![first];
         let mut bytes = inline_len(&group[0]);
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
@@ -275,48 +192,9 @@ pub(crate) fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let base = in_flight.as_ref().map_or_else(|| committed.clone(), |f| f.state.clone());
-        let pending = in_flight.as_ref().map(|f| Arc::clone(&f.overlay));
-        let built = build_group(backend.as_ref(), pending, clock.as_ref(), signing.as_ref(), base, group);
-        // This group was judged on the one in flight: it may go to the disk,
-        // or be answered, only once that one is durable.
-        if let Some(previous) = in_flight.take() {
-            match previous.done.recv() {
-                Ok(Ok(())) => committed = previous.state,
-                Ok(Err(err)) => {
-                    fail_all(built.replies, &err);
-                    continue;
-                }
-                Err(_) => {
-                    tracing::error!("the committer thread stopped");
-                    return;
-                }
-            }
-        }
-        let Some((batch, overlay, new_state)) = built.changes else {
-            for (reply, res) in built.replies {
-                let _ = reply.send(res);
-            }
-            continue;
-        };
-        let (done, verdict) = std::sync::mpsc::sync_channel(1);
-        if to_committer.send(Commit { batch, replies: built.replies, done }).is_err() {
-            tracing::error!("the committer thread stopped");
-            return;
-        }
-        in_flight = Some(InFlight { overlay: Arc::new(overlay), state: new_state, done: verdict });
+        state = commit_group(backend.as_ref(), clock.as_ref(), signing.as_ref(), state, group);
     }
-    drop(to_committer);
-    let _ = committer_thread.join();
     tracing::debug!("store writer stopped");
-}
-
-/// A group after its rules were applied.
-struct Built {
-    replies: Vec<Reply>,
-    /// The batch to commit, the changes it makes, and the state after it;
-    /// `None` when the group changes nothing.
-    changes: Option<(Batch, Overlay, WriterState)>,
 }
 
 fn inline_len(request: &Request) -> usize {
@@ -329,15 +207,14 @@ fn inline_len(request: &Request) -> usize {
     }
 }
 
-fn build_group(
+fn commit_group(
     backend: &dyn Backend,
-    pending: Option<Arc<Overlay>>,
     clock: &dyn Clock,
     signing: Option<&Signing>,
     state: WriterState,
     group: Vec<Request>,
-) -> Built {
-    let mut txn = Txn::new(backend, pending, clock, signing, state);
+) -> WriterState {
+    let mut txn = Txn::new(backend, clock, signing, state.clone());
     txn.note_clock_jump();
     let mut replies = Vec::with_capacity(group.len());
     for request in group {
@@ -362,9 +239,30 @@ fn build_group(
         }
     }
     if txn.is_empty() {
-        return Built { replies, changes: None };
+        for (reply, res) in replies {
+            let _ = reply.send(res);
+        }
+        return state;
     }
-    Built { replies, changes: Some(txn.into_batch()) }
+    let (batch, new_state) = txn.into_batch();
+    match backend.commit(&batch, Durability::Synced) {
+        Ok(()) => {
+            for (reply, res) in replies {
+                let _ = reply.send(res);
+            }
+            new_state
+        }
+        Err(err) => {
+            tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
+            let shared = Arc::new(err);
+            for (reply, res) in replies {
+                let res = res
+                    .and_then(|_| Err(StoreError::Backend { operation: "group commit", source: Arc::clone(&shared) }));
+                let _ = reply.send(res);
+            }
+            state
+        }
+    }
 }
 
 type SpaceKey = (Keyspace, Vec<u8>);
@@ -372,8 +270,6 @@ type SpaceKey = (Keyspace, Vec<u8>);
 /// Pending changes of one group, layered over the backend.
 struct Txn<'a> {
     backend: &'a dyn Backend,
-    /// The changes of the group in flight, not yet readable from the backend.
-    pending: Option<Arc<Overlay>>,
     clock: &'a dyn Clock,
     signing: Option<&'a Signing>,
     overlay: BTreeMap<SpaceKey, Option<Vec<u8>>>,
@@ -391,12 +287,11 @@ struct Savepoint {
 impl<'a> Txn<'a> {
     fn new(
         backend: &'a dyn Backend,
-        pending: Option<Arc<Overlay>>,
         clock: &'a dyn Clock,
         signing: Option<&'a Signing>,
         state: WriterState,
     ) -> Txn<'a> {
-        Txn { backend, pending, clock, signing, overlay: BTreeMap::new(), undo: Vec::new(), state, clock_moved: false }
+        Txn { backend, clock, signing, overlay: BTreeMap::new(), undo: Vec::new(), state, clock_moved: false }
     }
 
     /// Signs a checkpoint of the head as it stands in this group, or returns
@@ -440,12 +335,12 @@ impl<'a> Txn<'a> {
         self.overlay.is_empty()
     }
 
-    fn into_batch(self) -> (Batch, Overlay, WriterState) {
+    fn into_batch(self) -> (Batch, WriterState) {
         let mut batch = Batch::new();
-        for ((space, key), value) in &self.overlay {
+        for ((space, key), value) in self.overlay {
             match value {
-                Some(value) => batch.put(*space, key.clone(), value.clone()),
-                None => batch.delete(*space, key.clone()),
+                Some(value) => batch.put(space, key, value),
+                None => batch.delete(space, key),
             }
         }
         if self.clock_moved {
@@ -457,22 +352,14 @@ impl<'a> Txn<'a> {
         }
         let head = codec::Writer::new().u64(self.state.ledger_sequence).raw(&self.state.ledger_head.0).finish();
         batch.put(Keyspace::Meta, META_HEAD.to_vec(), head);
-        (batch, self.overlay, self.state)
+        (batch, self.state)
     }
 
     fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let space_key = (space, key.to_vec());
-        for layer in [Some(&self.overlay), self.pending.as_deref()].into_iter().flatten() {
-            if let Some(value) = layer.get(&space_key) {
-                return Ok(value.clone());
-            }
+        if let Some(pending) = self.overlay.get(&(space, key.to_vec())) {
+            return Ok(pending.clone());
         }
         self.backend.get(space, key).map_err(|e| StoreError::backend("read", e))
-    }
-
-    /// The value of a key as the layers above the backend have it, if they do.
-    fn layered(&self, space_key: &SpaceKey) -> Option<&Option<Vec<u8>>> {
-        self.overlay.get(space_key).or_else(|| self.pending.as_deref().and_then(|p| p.get(space_key)))
     }
 
     fn set(&mut self, space: Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -491,19 +378,17 @@ impl<'a> Txn<'a> {
 
     /// Returns whether any live key starts with `prefix`, counting pending changes.
     fn any_with_prefix(&self, space: Keyspace, prefix: &[u8]) -> Result<bool, StoreError> {
-        // A key is live when the topmost layer that has it says so.
-        for layer in [Some(&self.overlay), self.pending.as_deref()].into_iter().flatten() {
-            let live = layer
-                .range((Bound::Included((space, prefix.to_vec())), Bound::Unbounded))
-                .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
-                .any(|(space_key, _)| matches!(self.layered(space_key), Some(Some(_))));
-            if live {
-                return Ok(true);
-            }
+        let pending_live = self
+            .overlay
+            .range((Bound::Included((space, prefix.to_vec())), Bound::Unbounded))
+            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .any(|(_, value)| value.is_some());
+        if pending_live {
+            return Ok(true);
         }
         for entry in self.backend.scan(space, prefix, prefix) {
             let (key, _) = entry.map_err(|e| StoreError::backend("scan", e))?;
-            if self.layered(&(space, key)).is_none() {
+            if !self.overlay.contains_key(&(space, key)) {
                 return Ok(true);
             }
         }
