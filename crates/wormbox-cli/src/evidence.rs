@@ -202,10 +202,24 @@ pub(crate) fn verify_offline(
 /// `wormbox verify`: on the running appliance.
 pub(crate) async fn verify_online(
     clients: &Clients,
+    public_key: Option<&Path>,
     checkpoints: &[PathBuf],
     from_checkpoint: Option<u64>,
     json_mode: bool,
 ) -> anyhow::Result<()> {
+    // The appliance checks with its own key; a key kept elsewhere must be that key.
+    if let Some(path) = public_key {
+        let kept = read_public_key(path)?;
+        let reply = clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence: 0 }).await?.into_inner();
+        if reply.public_key != kept {
+            bail!(
+                "the appliance signs with key {}, not the key in `{}` ({}): its checkpoints cannot be trusted as yours",
+                evidence::key_id(&reply.public_key),
+                path.display(),
+                evidence::key_id(&kept)
+            );
+        }
+    }
     let checkpoints =
         checkpoints.iter().map(|p| checkpoint_to_wire(&read_checkpoint_file(p)?)).collect::<anyhow::Result<_>>()?;
     let request = v1::VerifyIntegrityRequest { from_checkpoint: from_checkpoint.unwrap_or(0), checkpoints };

@@ -155,8 +155,9 @@ enum Command {
         /// A stopped appliance's data directory, opened read-only.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// The appliance's public key (hex), obtained independently; offline,
-        /// the default is DATA_DIR/checkpoint-signing.pub.
+        /// The appliance's public key (hex), obtained independently: offline
+        /// it checks the signatures (default DATA_DIR/checkpoint-signing.pub);
+        /// online the appliance must be signing with it.
         #[arg(long)]
         public_key: Option<PathBuf>,
         /// A checkpoint file kept outside the appliance; repeatable.
@@ -890,8 +891,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoint { sequence, out } => {
             evidence::checkpoint(&clients, sequence, out, false, json_mode).await?
         }
-        Command::Verify { data_dir: _, public_key: _, checkpoints, from_checkpoint } => {
-            evidence::verify_online(&clients, &checkpoints, from_checkpoint, json_mode).await?
+        Command::Verify { data_dir: _, public_key, checkpoints, from_checkpoint } => {
+            evidence::verify_online(&clients, public_key.as_deref(), &checkpoints, from_checkpoint, json_mode).await?
         }
         Command::Audit(args) => evidence::audit(&clients, args, json_mode).await?,
         Command::Report(ReportCommand::Retention { bucket, prefix, format, out }) => {

@@ -89,7 +89,7 @@ async fn reports_audit_export_and_offline_verification_through_the_cli() {
     let key = dir.join("appliance.pub");
     ok(&run(&["checkpoint", "--out", path(&held)]));
     ok(&run(&["admin", "pubkey", "--out", path(&key)]));
-    assert!(ok(&run(&["verify", "--checkpoint", path(&held)])).contains("no divergence"));
+    assert!(ok(&run(&["verify", "--checkpoint", path(&held), "--public-key", path(&key)])).contains("no divergence"));
 
     // Export, verify offline, catch a flipped byte, refuse to overwrite, resume.
     let export = dir.join("export");
@@ -119,6 +119,8 @@ async fn reports_audit_export_and_offline_verification_through_the_cli() {
     std::fs::write(&other_key, "ab".repeat(32)).unwrap();
     let wrong_key = failed(&run(&["verify-export", path(&export), "--public-key", path(&other_key)]));
     assert!(wrong_key.contains("signature does not verify"), "{wrong_key}");
+    let not_ours = failed(&run(&["verify", "--public-key", path(&other_key)]));
+    assert!(not_ours.contains("cannot be trusted"), "{not_ours}");
 
     // An auditor reads reports, not bytes.
     let auditor = ok(&run(&["--json", "principal", "create", "officer", "--role", "auditor"]));
