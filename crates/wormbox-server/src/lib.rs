@@ -63,7 +63,7 @@ pub enum ServerError {
     /// The MFA master key could not be created or opened.
     #[error("opening the MFA master key")]
     MfaKey(#[source] wormbox_mfa::MfaError),
-    /// The signing key could not be used, or an integrity scrub could not run.
+    /// An integrity scrub could not run.
     #[error("running an integrity scrub")]
     Scrub(#[source] StoreError),
     /// The first admin could not be created.
