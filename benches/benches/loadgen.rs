@@ -82,6 +82,13 @@ struct Measured {
 }
 
 impl Measured {
+    /// Adds one worker's counts and latencies (the elapsed time is the caller's).
+    fn absorb(&mut self, other: Measured) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.latencies.extend(other.latencies);
+    }
+
     fn per_sec(&self) -> f64 {
         self.records as f64 / self.elapsed.as_secs_f64()
     }
@@ -234,10 +241,7 @@ fn raw_single_puts(dir: &Path, size: usize, writers: usize, duration: Duration) 
     });
     let mut total = Measured { elapsed: started.elapsed(), ..Measured::default() };
     for r in results {
-        let r = r?;
-        total.records += r.records;
-        total.bytes += r.bytes;
-        total.latencies.extend(r.latencies);
+        total.absorb(r?);
     }
     Ok(total)
 }
@@ -271,10 +275,7 @@ async fn store_appends(dir: &Path, size: usize, tasks: usize, duration: Duration
     }
     let mut total = Measured::default();
     for h in handles {
-        let r = h.await??;
-        total.records += r.records;
-        total.bytes += r.bytes;
-        total.latencies.extend(r.latencies);
+        total.absorb(h.await??);
     }
     total.elapsed = started.elapsed();
     Ok(total)
@@ -426,10 +427,7 @@ async fn grpc_ingest(
     }
     let mut total = Measured::default();
     for h in handles {
-        let r = h.await??;
-        total.records += r.records;
-        total.bytes += r.bytes;
-        total.latencies.extend(r.latencies);
+        total.absorb(h.await??);
     }
     total.elapsed = started.elapsed();
     sampler.abort();
@@ -466,10 +464,7 @@ async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Durat
     }
     let mut total = Measured::default();
     for h in handles {
-        let r = h.await??;
-        total.records += r.records;
-        total.bytes += r.bytes;
-        total.latencies.extend(r.latencies);
+        total.absorb(h.await??);
     }
     total.elapsed = started.elapsed();
     Ok(total)

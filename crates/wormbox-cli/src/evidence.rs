@@ -23,7 +23,8 @@ use wormbox_store::evidence::{self, IntegrityReport, VerifyOptions};
 
 use crate::{Clients, print};
 
-/// A progress line on stderr, drawn only on a terminal.
+/// A progress line on stderr, drawn only on a terminal; a total of 0 means
+/// unknown, and only the count is shown.
 pub(crate) struct Progress {
     what: &'static str,
     total: u64,
@@ -42,9 +43,13 @@ impl Progress {
         if self.draw && (self.shown.elapsed().as_millis() >= 100 || self.done == self.total) {
             self.shown = std::time::Instant::now();
             let width = 30u64;
-            let filled = (self.done.min(self.total) * width).checked_div(self.total).unwrap_or(width);
-            let bar: String = (0..width).map(|n| if n < filled { '#' } else { ' ' }).collect();
-            eprint!("\r[{bar}] {}/{} {}", self.done, self.total, self.what);
+            match (self.done.min(self.total) * width).checked_div(self.total) {
+                Some(filled) => {
+                    let bar: String = (0..width).map(|n| if n < filled { '#' } else { ' ' }).collect();
+                    eprint!("\r[{bar}] {}/{} {}", self.done, self.total, self.what);
+                }
+                None => eprint!("\r{} {}", self.done, self.what),
+            }
             let _ = std::io::stderr().flush();
         }
     }
@@ -184,10 +189,7 @@ pub(crate) fn verify_offline(
     let backend = wormbox_store_rocksdb::RocksBackend::open_read_only(&db)
         .with_context(|| format!("opening `{}` read-only (is the appliance stopped?)", db.display()))?;
     let mut progress = Progress::new("bytes re-read", 0);
-    let mut pace = |bytes: u64| {
-        progress.total = bytes;
-        progress.step(bytes - progress.done);
-    };
+    let mut pace = |bytes: u64| progress.step(bytes - progress.done);
     let options =
         VerifyOptions { public_key: Some(key.clone()), from_checkpoint, extra_checkpoints, pace: Some(&mut pace) };
     let report = evidence::verify(&backend, options)?;

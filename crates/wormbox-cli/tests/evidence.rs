@@ -78,9 +78,14 @@ async fn reports_audit_export_and_offline_verification_through_the_cli() {
     // The audit trail as CSV and JSON lines.
     let csv = ok(&run(&["audit", "--bucket", "vault", "--kind", "writes", "--csv"]));
     assert_eq!(csv.lines().count(), 1 + 3, "{csv}");
+    ok(&run(&["hold", "place", "vault", "trades/1.csv", "--case", "FINRA-9"]));
     let lines = ok(&run(&["--json", "audit", "--kind", "retention"]));
-    let first: Value = serde_json::from_str(lines.lines().next().unwrap_or("{}")).unwrap();
-    assert!(lines.is_empty() || first["kind"] == "retention", "{lines}");
+    let entries: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(entries.len(), 1, "{lines}");
+    assert_eq!(
+        (entries[0]["kind"].as_str(), entries[0]["operation"].as_str()),
+        (Some("retention"), Some("hold-placed"))
+    );
     let holds = ok(&run(&["--json", "audit", "--prefix", "trades/2"]));
     assert!(holds.lines().all(|l| serde_json::from_str::<Value>(l).unwrap()["key"] == "trades/2.csv"));
 

@@ -276,6 +276,9 @@ impl IntegrityReport {
             self.bytes_checked,
             self.markers_checked
         );
+        if self.checkpoints_unchecked > 0 {
+            out.push_str(&format!(", {} checkpoints unchecked (no public key)", self.checkpoints_unchecked));
+        }
         if self.unattested > 0 {
             out.push_str(&format!(", {} records predate attestation", self.unattested));
         }
