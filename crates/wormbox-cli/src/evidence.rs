@@ -94,7 +94,7 @@ fn read_public_key(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes `contents` to `path` whole: a temporary file, synced, then renamed.
-fn write_whole(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_whole(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
     let mut file = std::fs::File::create(&partial).with_context(|| format!("creating `{}`", partial.display()))?;
     file.write_all(contents)

@@ -2,6 +2,7 @@
 //! archive's rules. The one exception, `verify --data-dir`, opens a stopped
 //! appliance's files read-only to check them; `verify-export` reads an export.
 
+mod backup;
 mod evidence;
 
 use std::io::{Read, Write};
@@ -198,6 +199,13 @@ enum AdminCommand {
     Pubkey {
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Copy the whole archive into a new directory (a consistent copy and a
+    /// signed checkpoint; no keys), for `wormboxd restore`.
+    Backup {
+        /// The directory to create (or an empty one).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -888,6 +896,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Mfa(command) => mfa_command(&clients, command, mfa_spec, json_mode).await?,
         Command::Admin(AdminCommand::Pubkey { out }) => evidence::checkpoint(&clients, 0, out, true, json_mode).await?,
+        Command::Admin(AdminCommand::Backup { out }) => backup::backup(&clients, &out, json_mode).await?,
         Command::Checkpoint { sequence, out } => {
             evidence::checkpoint(&clients, sequence, out, false, json_mode).await?
         }

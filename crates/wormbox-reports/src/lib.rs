@@ -1,7 +1,8 @@
 //! Evidence a compliance officer hands a regulator, in forms people and
 //! machines can read: the retention report (rows and summary as CSV, JSON and
 //! a self-contained HTML page), the audit trail (CSV and JSON lines), and the
-//! export directory with its offline verification.
+//! export directory with its offline verification, and the backup
+//! directory's manifest.
 //!
 //! Invariant: every report and export names the signed checkpoint it was
 //! computed at, and everything here is computed from the same stored state
@@ -10,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod backup;
 pub mod checkpoint;
 pub mod export;
 pub mod retention;

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::backup::{BackupError, BackupSource, Snapshot};
 use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
 use wormbox_store::evidence::{Checkpoint, Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
@@ -54,12 +55,32 @@ pub struct App {
     mfa: Authority,
     signer: Arc<Ed25519Signer>,
     max_ingest_record_bytes: u64,
+    backups: Arc<BackupSource>,
 }
 
 impl App {
     /// Wraps a store and the MFA authority over it.
-    pub fn new(store: Store, mfa: Authority, signer: Arc<Ed25519Signer>, max_ingest_record_bytes: u64) -> App {
-        App { store, mfa, signer, max_ingest_record_bytes }
+    pub fn new(
+        store: Store,
+        mfa: Authority,
+        signer: Arc<Ed25519Signer>,
+        max_ingest_record_bytes: u64,
+        backups: BackupSource,
+    ) -> App {
+        App { store, mfa, signer, max_ingest_record_bytes, backups: Arc::new(backups) }
+    }
+
+    /// Backup (admins): signs a checkpoint of the current head, then copies
+    /// the database, which therefore holds it. The copy is removed when the
+    /// returned snapshot is dropped.
+    pub async fn backup(&self, actor: &Actor) -> Result<Snapshot, BackupError> {
+        self.authorize(actor, Access::Admin)?;
+        let checkpoint = self.store.checkpoint().await?;
+        let backups = Arc::clone(&self.backups);
+        let public_key = self.signer.public_key().to_vec();
+        tokio::task::spawn_blocking(move || backups.snapshot(&checkpoint, &public_key))
+            .await
+            .map_err(|e| BackupError::Refused(format!("the backup task failed: {e}")))?
     }
 
     /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).

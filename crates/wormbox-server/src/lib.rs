@@ -7,9 +7,11 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod backup;
 pub mod config;
 pub mod evidence;
 pub mod grpc;
+pub mod init;
 pub mod telemetry;
 
 use std::future::Future;
@@ -24,6 +26,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use wormbox_mfa::{Authority, MasterKey};
 use wormbox_model::Clock;
+use wormbox_store::evidence::Ed25519Signer;
 use wormbox_store::{Store, StoreError, StoreOptions};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
 
@@ -78,6 +81,17 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// `init` found an appliance (or part of one) where it would create one.
+    #[error("refusing to initialise over `{path}`: {why}")]
+    AlreadyInitialised {
+        /// The directory or file found.
+        path: PathBuf,
+        /// What was found there.
+        why: String,
+    },
+    /// A backup could not be taken, or a restore was refused.
+    #[error(transparent)]
+    Backup(#[from] backup::BackupError),
     /// TLS material could not be loaded or used.
     #[error("setting up TLS")]
     Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -141,10 +155,18 @@ impl RunningServer {
     }
 }
 
-/// Opens the archive and starts serving. `clock` is the system clock in
-/// production and a `ManualClock` in tests.
-pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<RunningServer, ServerError> {
-    config.validate()?;
+/// What `open_archive` opened.
+struct Opened {
+    store: Store,
+    mfa: Authority,
+    signer: Arc<Ed25519Signer>,
+    backend: Arc<RocksBackend>,
+    new_admin_credential: Option<String>,
+}
+
+/// Creates or opens the data directory, its keys and the archive, and the
+/// first admin when there is none. Shared by `start` and `init::init`.
+async fn open_archive(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Opened, ServerError> {
     let data_dir = &config.storage.data_dir;
     create_private_dir(data_dir)?;
     let rocks_options = RocksOptions {
@@ -154,8 +176,10 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     };
     let db_dir = data_dir.join("db");
     let open_err = |source| ServerError::OpenStore { path: db_dir.clone(), source };
-    let backend = RocksBackend::open(&db_dir, &rocks_options)
-        .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?;
+    let backend = Arc::new(
+        RocksBackend::open(&db_dir, &rocks_options)
+            .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?,
+    );
     let store_options = StoreOptions {
         max_object_bytes: config.limits.max_object_bytes,
         clock: config.clock.policy(),
@@ -167,15 +191,15 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     }
     let signer = Arc::new(signer);
     let dyn_signer: Arc<dyn wormbox_store::evidence::Signer> = signer.clone();
+    let dyn_backend: Arc<dyn wormbox_store::backend::Backend> = backend.clone();
     let store =
-        Store::open_signed(Arc::new(backend), Arc::clone(&clock), store_options, Some(dyn_signer)).map_err(open_err)?;
+        Store::open_signed(dyn_backend, Arc::clone(&clock), store_options, Some(dyn_signer)).map_err(open_err)?;
     let (master_key, created) =
         MasterKey::load_or_create(&data_dir.join(MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
     if created {
         tracing::info!(file = MFA_MASTER_KEY_FILE, "created the MFA master key (mode 0600)");
     }
     let mfa = Authority::new(store.clone(), master_key, clock, config.mfa.policy());
-
     let new_admin_credential = match store.bootstrap_admin().await.map_err(ServerError::Bootstrap)? {
         Some(admin) => {
             let credential = format!("{}:{}", admin.access_key, admin.secret);
@@ -184,8 +208,24 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         }
         None => None,
     };
+    Ok(Opened { store, mfa, signer, backend, new_admin_credential })
+}
 
-    let app = Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes));
+/// Opens the archive and starts serving. `clock` is the system clock in
+/// production and a `ManualClock` in tests.
+pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    // Read before anything is created, so that a packaged appliance started
+    // before `wormboxd init` fails without making a data directory.
+    let tls_identity = match &config.tls {
+        Some(tls) => Some(load_tls(&tls.cert, &tls.key)?),
+        None => None,
+    };
+    let data_dir = &config.storage.data_dir;
+    let Opened { store, mfa, signer, backend, new_admin_credential } = open_archive(config, clock).await?;
+
+    let backups = backup::BackupSource::new(backend, data_dir)?;
+    let app = Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes, backups));
     let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes)
         .await
         .map_err(|e| ServerError::Tls(Box::new(e)))?;
@@ -195,12 +235,9 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen.addr, source })?;
 
     let mut builder = Server::builder().trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()));
-    if let Some(tls) = &config.tls {
-        let cert = std::fs::read(&tls.cert).map_err(|e| ServerError::Tls(Box::new(e)))?;
-        let key = std::fs::read(&tls.key).map_err(|e| ServerError::Tls(Box::new(e)))?;
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
-            .map_err(|e| ServerError::Tls(Box::new(e)))?;
+    if let Some(identity) = tls_identity {
+        builder =
+            builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(|e| ServerError::Tls(Box::new(e)))?;
     }
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let router = builder.add_routes(routes);
@@ -241,7 +278,29 @@ pub async fn run(
     server.stop().await
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
+/// Reads the TLS certificate and key; a key file others may read is refused.
+fn load_tls(cert: &Path, key: &Path) -> Result<Identity, ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (run `wormboxd init` first)" } else { "" };
+            ServerError::Tls(format!("reading {}: {e}{hint}", path.display()).into())
+        })
+    };
+    let cert_pem = read(cert)?;
+    let mode = std::fs::metadata(key)
+        .map_err(|e| ServerError::Tls(format!("reading {}: {e} (run `wormboxd init` first)", key.display()).into()))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(ServerError::Tls(
+            format!("{} is readable by others (mode {:o}); allow at most 0640", key.display(), mode & 0o777).into(),
+        ));
+    }
+    Ok(Identity::from_pem(cert_pem, read(key)?))
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
     use std::os::unix::fs::DirBuilderExt;
     let err = |source| ServerError::DataDir { path: dir.to_owned(), source };
     if !dir.exists() {

@@ -62,6 +62,13 @@ impl RocksBackend {
         Ok(RocksBackend { db })
     }
 
+    /// Writes a consistent copy of the database into `dir`, which must not
+    /// exist yet: RocksDB's checkpoint (files hard-linked where the filesystem
+    /// allows, the memtables flushed first), for backups.
+    pub fn copy_to(&self, dir: &Path) -> Result<(), BackendError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|c| c.create_checkpoint(dir)).map_err(engine)
+    }
+
     fn family(&self, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
         self.db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
             space,

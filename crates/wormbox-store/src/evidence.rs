@@ -405,9 +405,21 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The sequence and hash of the newest ledger entry `backend` records, as
+/// read from it (a stopped appliance's files, a backup).
+pub fn ledger_head(backend: &dyn Backend) -> Result<(u64, Digest), StoreError> {
+    match backend.get(Keyspace::Meta, crate::writer::META_HEAD) {
+        Ok(Some(raw)) => crate::store::decode_head(&raw),
+        Ok(None) => Ok((0, GENESIS)),
+        Err(e) => Err(StoreError::backend("reading the ledger head", e)),
+    }
+}
+
 /// Verifies everything the ledger attests over `backend`: the chain, every
 /// checkpoint, every version record, its bytes and its lock record. Only reads.
 pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<IntegrityReport, StoreError> {
+    // A newer layout could be misread as divergences: refuse it instead.
+    crate::format::check(backend)?;
     let mut report = IntegrityReport::default();
     let mut checkpoints = read_checkpoints(backend, &mut report)?;
     checkpoints.append(&mut options.extra_checkpoints);
@@ -442,11 +454,7 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
     check_lock_orphans(backend, &mut walk, &mut report)?;
     // Heads and checkpoints last, after the tail written meanwhile was read.
     walk.catch_up(&mut report)?;
-    let (head_sequence, head) = match backend.get(Keyspace::Meta, crate::writer::META_HEAD) {
-        Ok(Some(raw)) => crate::store::decode_head(&raw)?,
-        Ok(None) => (0, GENESIS),
-        Err(e) => return Err(StoreError::backend("reading the ledger head", e)),
-    };
+    let (head_sequence, head) = ledger_head(backend)?;
     if head_sequence > walk.next - 1 {
         walk.catch_up(&mut report)?;
     }

@@ -25,6 +25,7 @@
 pub mod backend;
 mod codec;
 pub mod evidence;
+pub mod format;
 mod keys;
 pub mod ledger;
 mod listing;
@@ -349,6 +350,28 @@ pub enum StoreError {
         /// The engine's error, shared by every request of a failed batch.
         #[source]
         source: Arc<BackendError>,
+    },
+    /// The archive was written by a newer build; nothing was read or written.
+    #[error(
+        "the archive's on-disk format is version {found}, newer than this build reads (up to {supported}): \
+         run the wormboxd that wrote it, or a newer one"
+    )]
+    FormatTooNew {
+        /// The archive's format.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
+    /// The archive's format is older than any this build still opens.
+    #[error(
+        "the archive's on-disk format is version {found}, older than this build opens (from {oldest}): \
+         upgrade it with an intermediate release first"
+    )]
+    FormatTooOld {
+        /// The archive's format.
+        found: u32,
+        /// The oldest this build opens.
+        oldest: u32,
     },
     /// The writer thread has stopped; the store accepts no more changes.
     #[error("the store's writer has stopped")]

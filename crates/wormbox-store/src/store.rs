@@ -86,6 +86,7 @@ impl Store {
         options: StoreOptions,
         signer: Option<Arc<dyn Signer>>,
     ) -> Result<Store, StoreError> {
+        let format = crate::format::check_and_record(&*backend)?;
         let (persisted, last_sequence) = match read(&*backend, Keyspace::Meta, writer::META_CLOCK)? {
             Some(raw) => {
                 let (time, sequence) = codec::decode_clock(&raw)?;
@@ -125,7 +126,7 @@ impl Store {
             .name("wormbox-writer".to_owned())
             .spawn(move || writer::run(writer_backend, clock, signing, state, rx))
             .map_err(|e| StoreError::backend("starting the writer", crate::backend::BackendError::Io(e)))?;
-        tracing::info!(engine = backend.engine(), ledger_sequence, "store opened");
+        tracing::info!(engine = backend.engine(), format, ledger_sequence, "store opened");
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,

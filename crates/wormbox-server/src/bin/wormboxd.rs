@@ -1,28 +1,71 @@
 //! `wormboxd`: process entry point. Parses flags, loads the config, installs
-//! tracing and calls `wormbox_server::run`; nothing testable lives here.
+//! tracing and calls `wormbox_server::run`, `init::init` or `backup::restore`;
+//! nothing testable lives here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use wormbox_model::SystemClock;
 use wormbox_server::WormboxdConfig;
+use wormbox_server::backup::RestoreOptions;
+use wormbox_server::init::InitOptions;
 
-/// The Wormbox WORM archive daemon.
+/// The Wormbox WORM archive daemon. Without a subcommand it serves.
 #[derive(Debug, Parser)]
 #[command(name = "wormboxd", version)]
 struct Args {
     /// TOML config file (see deploy/config/wormboxd.toml); defaults apply without one.
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Data directory, overriding the config.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
     /// Listen address, overriding the config.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Data directory, overriding the config.
+    /// Refuse to start unless `wormboxd init` (or a restore) made the data
+    /// directory, instead of creating a new archive on first start.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    require_initialised: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// First run: creates the data directory, keys, TLS certificates and the
+    /// first admin; refuses an initialised directory.
+    Init {
+        /// A DNS name or IP address clients use for the appliance (repeat);
+        /// localhost and loopback are always included.
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
+        /// Use the site's own certificate chain (PEM) instead of generating a CA.
+        #[arg(long, requires = "tls_key", conflicts_with = "tls_names")]
+        tls_cert: Option<PathBuf>,
+        /// The key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Restores a backup (`wormbox admin backup`) into a new data directory,
+    /// after verifying it; the appliance must be stopped.
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the appliance's mfa-master.key and checkpoint-signing.key are kept.
+        #[arg(long)]
+        keys: PathBuf,
+        /// A checkpoint the appliance published (repeat); the backup must reach the newest.
+        #[arg(long)]
+        published: Vec<PathBuf>,
+        /// Restore although no published checkpoint is at hand.
+        #[arg(long, conflicts_with = "published")]
+        no_published_checkpoint: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,21 +77,79 @@ fn main() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen.addr = listen;
     }
-    if let Some(data_dir) = args.data_dir {
-        config.storage.data_dir = data_dir;
+    if let Some(data_dir) = &args.data_dir {
+        config.storage.data_dir = data_dir.clone();
     }
     wormbox_server::telemetry::init(&config.log.filter);
-    tracing::info!(
-        listen = %config.listen.addr,
-        data_dir = %config.storage.data_dir.display(),
-        tls = config.tls.is_some(),
-        max_object_bytes = config.limits.max_object_bytes,
-        "effective configuration"
-    );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        wormbox_server::run(&config, Arc::new(SystemClock), shutdown_signal()).await.context("wormboxd failed")
-    })
+    match args.command {
+        None => {
+            if args.require_initialised && !wormbox_server::init::is_initialised(&config.storage.data_dir) {
+                anyhow::bail!(
+                    "{} holds no archive: run `wormboxd init` (or `wormboxd restore`) first",
+                    config.storage.data_dir.display()
+                );
+            }
+            tracing::info!(
+                listen = %config.listen.addr,
+                data_dir = %config.storage.data_dir.display(),
+                tls = config.tls.is_some(),
+                max_object_bytes = config.limits.max_object_bytes,
+                "effective configuration"
+            );
+            runtime.block_on(async {
+                wormbox_server::run(&config, Arc::new(SystemClock), shutdown_signal()).await.context("wormboxd failed")
+            })
+        }
+        Some(Command::Init { tls_names, tls_cert, tls_key }) => {
+            let options = InitOptions { tls_names, tls_import: tls_cert.zip(tls_key) };
+            let done = runtime
+                .block_on(wormbox_server::init::init(&config, Arc::new(SystemClock), &options))
+                .context("wormboxd init failed")?;
+            let dir = config.storage.data_dir.display();
+            println!("initialised {dir}");
+            // Shown once, here, as on an uninitialised first start; never logged.
+            println!("admin credential: {} (also in {dir}/admin.credential, mode 0600)", done.admin_credential);
+            println!("checkpoint public key: {}", done.public_key_hex);
+            if let Some(tls) = &done.tls {
+                println!("TLS certificate {} and key {} (0600)", tls.cert.display(), tls.key.display());
+                if let Some(ca) = &tls.ca {
+                    println!(
+                        "TLS CA for clients: {} (wormbox --ca-cert); names: {}",
+                        ca.display(),
+                        tls.names.join(", ")
+                    );
+                }
+            }
+            println!(
+                "keep a copy of {dir}/mfa-master.key and {dir}/checkpoint-signing.key offline: \
+                 backups hold neither, and a restore needs both"
+            );
+            Ok(())
+        }
+        Some(Command::Restore { from, keys, published, no_published_checkpoint }) => {
+            let options = RestoreOptions {
+                from,
+                data_dir: config.storage.data_dir.clone(),
+                keys,
+                published,
+                without_published: no_published_checkpoint,
+            };
+            let restored = wormbox_server::backup::restore(&options).context("wormboxd restore failed")?;
+            println!(
+                "restored {} up to ledger entry {} (backup checkpoint {}{}): {}",
+                config.storage.data_dir.display(),
+                restored.ledger_sequence,
+                restored.checkpoint.sequence,
+                match restored.newest_published {
+                    Some(seq) => format!(", newest published checkpoint {seq} reached"),
+                    None => String::new(),
+                },
+                restored.summary
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

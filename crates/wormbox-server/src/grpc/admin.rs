@@ -5,13 +5,18 @@
 //! never listed or logged.
 
 use std::sync::Arc;
-
 use tonic::{Request, Response, Status};
 use wormbox_proto::v1::{self, admin_server::Admin};
 
+use std::io::Read;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
 use crate::app::App;
+use crate::backup::Snapshot;
 use crate::grpc::auth::authenticate;
-use crate::grpc::status::{from_mfa, from_store, invalid};
+use crate::grpc::status::{from_backup, from_mfa, from_store, invalid};
 
 /// The Admin gRPC service.
 #[derive(Clone, Debug)]
@@ -26,8 +31,28 @@ impl AdminService {
     }
 }
 
+/// The size of the data parts a backup is streamed in.
+const BACKUP_PART_BYTES: usize = 1 << 20;
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type BackupStream = ReceiverStream<Result<v1::BackupChunk, Status>>;
+
+    async fn backup(&self, request: Request<v1::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let snapshot = self.app.backup(&actor).await.map_err(|e| from_backup(&e))?;
+        tracing::info!(
+            ledger_sequence = snapshot.manifest().ledger_sequence,
+            files = snapshot.manifest().files.len(),
+            principal = %actor.access_key,
+            "streaming a backup"
+        );
+        // Few parts in flight: the copy is read as the client takes it.
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || stream_snapshot(&snapshot, &tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn create_principal(
         &self,
         request: Request<v1::CreatePrincipalRequest>,
@@ -107,5 +132,47 @@ impl Admin for AdminService {
             compliance_unix_micros: status.compliance.as_micros(),
             ledger_sequence: sequence,
         }))
+    }
+}
+
+/// Sends every file of the snapshot, then its manifest; stops when the client
+/// goes away. The snapshot (and with it the staged copy) is dropped by the caller.
+fn stream_snapshot(snapshot: &Snapshot, tx: &mpsc::Sender<Result<v1::BackupChunk, Status>>) {
+    use v1::backup_chunk::Part;
+    let send = |part: Part| tx.blocking_send(Ok(v1::BackupChunk { part: Some(part) })).is_ok();
+    let fail = |what: String| {
+        tracing::error!(error = %what, "backup stream failed");
+        let _ = tx.blocking_send(Err(Status::internal("the backup could not be read; see the server log")));
+    };
+    let manifest = snapshot.manifest();
+    for file in &manifest.files {
+        let part = v1::BackupFile { path: file.path.clone(), size: file.size, sha256: file.sha256.clone() };
+        if !send(Part::File(part)) {
+            return;
+        }
+        let path = snapshot.dir().join(&file.path);
+        let mut reader = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        };
+        loop {
+            let mut buf = vec![0u8; BACKUP_PART_BYTES];
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if !send(Part::Data(buf)) {
+                        return;
+                    }
+                }
+                Err(e) => return fail(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    match serde_json::to_string_pretty(manifest) {
+        Ok(json) => {
+            let _ = send(Part::ManifestJson(json));
+        }
+        Err(e) => fail(e.to_string()),
     }
 }

@@ -59,9 +59,26 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
             log(err);
             Status::data_loss("stored data failed verification; nothing corrupt was returned")
         }
-        StoreError::Backend { .. } | StoreError::WriterStopped => {
+        // The server checks the format at start; seeing it here means the
+        // files changed under a running server.
+        StoreError::Backend { .. }
+        | StoreError::WriterStopped
+        | StoreError::FormatTooNew { .. }
+        | StoreError::FormatTooOld { .. } => {
             log(err);
             Status::unavailable("storage unavailable")
+        }
+    }
+}
+
+/// Maps a backup failure: role and store errors as everywhere, the rest as
+/// an internal failure whose detail goes to the log only.
+pub(crate) fn from_backup(err: &crate::backup::BackupError) -> Status {
+    match err {
+        crate::backup::BackupError::Store(e) => from_store(e),
+        other => {
+            tracing::error!(error = %other, "backup failed");
+            Status::internal("the backup could not be taken; see the server log")
         }
     }
 }

@@ -39,6 +39,12 @@ impl MemBackend {
         let mut spaces = self.spaces.write().unwrap_or_else(|p| p.into_inner());
         spaces.entry(space).or_default().insert(key.to_vec(), value);
     }
+
+    /// Returns a copy of everything stored, to assert that nothing changed.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn contents(&self) -> BTreeMap<Keyspace, BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.spaces.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 const PAGE: usize = 256;

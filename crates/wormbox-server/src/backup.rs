@@ -1,0 +1,369 @@
+//! Backups and restores of the appliance.
+//!
+//! A backup is taken by the running server (`Admin.Backup`): it signs a
+//! checkpoint of the ledger, then copies the database with RocksDB's
+//! checkpoint (consistent, and holding that checkpoint), and streams the copy
+//! with a manifest of sizes and SHA-256 (`wormbox_reports::backup`). Keys stay
+//! behind: the MFA master key and the signing key are not in the database, so
+//! a backup holds seeds only sealed under a key it does not contain.
+//!
+//! A restore (`wormboxd restore`) runs offline, into a new data directory.
+//! Invariant: nothing is written to the target until the backup's files match
+//! their manifest, its keys belong to the appliance that signed it, the whole
+//! chain and every checkpoint verify, and no checkpoint the appliance already
+//! published lies beyond the backup's end: a restore never rolls the archive,
+//! and so retention, back. The target must not hold anything; it appears
+//! whole (a rename) or not at all.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wormbox_reports::CheckpointFile;
+use wormbox_reports::backup::{self as manifest, BACKUP_FORMAT, BackupFile, BackupManifest, DB_DIR};
+use wormbox_store::StoreError;
+use wormbox_store::evidence::{self, Checkpoint, Ed25519Signer, Signer as _, VerifyOptions};
+use wormbox_store_rocksdb::RocksBackend;
+
+use crate::evidence::SIGNING_KEY_FILE;
+use crate::{MFA_MASTER_KEY_FILE, ServerError};
+
+/// Where, in the data directory, backups are staged while they stream; it is
+/// emptied at every start.
+pub const STAGING_DIR: &str = "backup-staging";
+
+/// Why a backup or a restore failed; a restore that fails wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A file could not be read or written.
+    #[error("{what} `{path}`")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be copied.
+    #[error("copying the database")]
+    Copy(#[source] wormbox_store::backend::BackendError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The backup directory is incomplete or not what its manifest says.
+    #[error("the backup in `{path}` is not intact: {why}")]
+    Damaged {
+        /// The backup directory.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The restore would be unsafe; nothing was written.
+    #[error("restore refused: {0}")]
+    Refused(String),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + use<> {
+    let path = path.to_owned();
+    move |source| BackupError::Io { what, path, source }
+}
+
+/// What the server takes backups of.
+#[derive(Debug)]
+pub struct BackupSource {
+    backend: Arc<RocksBackend>,
+    staging: PathBuf,
+    next: AtomicU64,
+}
+
+impl BackupSource {
+    /// Backups of `backend`, staged under `data_dir`; removes what an earlier
+    /// run left staged.
+    pub fn new(backend: Arc<RocksBackend>, data_dir: &Path) -> Result<BackupSource, ServerError> {
+        let staging = data_dir.join(STAGING_DIR);
+        match std::fs::remove_dir_all(&staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ServerError::DataDir { path: staging, source }),
+        }
+        Ok(BackupSource { backend, staging, next: AtomicU64::new(1) })
+    }
+
+    /// Copies the database (after `checkpoint` was signed and stored) and lists the copy. Blocks on
+    /// file I/O: call from a blocking thread.
+    pub fn snapshot(&self, checkpoint: &Checkpoint, public_key: &[u8]) -> Result<Snapshot, BackupError> {
+        crate::create_private_dir(&self.staging)
+            .map_err(|_| BackupError::Refused(format!("cannot create {}", self.staging.display())))?;
+        let dir = self.staging.join(format!("{}-{}", std::process::id(), self.next.fetch_add(1, Ordering::Relaxed)));
+        let mut snapshot = Snapshot { dir, manifest: None };
+        self.backend.copy_to(&snapshot.dir).map_err(BackupError::Copy)?;
+        // The copy's own head, read from the copy: entries committed after
+        // the checkpoint was signed may be in it too.
+        let copy = RocksBackend::open_read_only(&snapshot.dir).map_err(BackupError::Copy)?;
+        let store_format = match wormbox_store::format::check(&copy)? {
+            wormbox_store::format::FormatState::Recorded(v) => v,
+            _ => wormbox_store::format::FORMAT_VERSION,
+        };
+        let (ledger_sequence, _) = evidence::ledger_head(&copy)?;
+        drop(copy);
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&snapshot.dir).map_err(io("listing", &snapshot.dir))? {
+            let entry = entry.map_err(io("listing", &snapshot.dir))?;
+            let path = entry.file_name().to_string_lossy().into_owned();
+            let (size, sha256) = manifest::hash_file(&entry.path())
+                .map_err(|e| BackupError::Damaged { path: snapshot.dir.clone(), why: e.to_string() })?;
+            files.push(BackupFile { path, size, sha256 });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let manifest = BackupManifest {
+            format: BACKUP_FORMAT.to_owned(),
+            store_format,
+            ledger_sequence,
+            checkpoint: CheckpointFile::new(checkpoint, public_key),
+            public_key: hex::encode(public_key),
+            files,
+        };
+        snapshot.manifest = Some(manifest);
+        Ok(snapshot)
+    }
+}
+
+/// A database copy staged for streaming; removed when dropped, whether the
+/// stream finished or the client went away.
+#[derive(Debug)]
+pub struct Snapshot {
+    dir: PathBuf,
+    manifest: Option<BackupManifest>,
+}
+
+impl Snapshot {
+    /// The staged copy.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &BackupManifest {
+        self.manifest.as_ref().expect("a snapshot is returned only with its manifest")
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a staged backup");
+        }
+    }
+}
+
+/// What `restore` needs.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// The backup directory.
+    pub from: PathBuf,
+    /// The new data directory; must not exist or be empty.
+    pub data_dir: PathBuf,
+    /// Where the appliance's `mfa-master.key` and `checkpoint-signing.key` are
+    /// kept (the escrow copy made after `wormboxd init`, or the old data directory).
+    pub keys: PathBuf,
+    /// Checkpoints the appliance published (auditors' copies, `wormbox checkpoint --out`,
+    /// a later backup's); the backup must reach the newest of them.
+    pub published: Vec<PathBuf>,
+    /// Restore although no published checkpoint is given.
+    pub without_published: bool,
+}
+
+/// What a restore restored.
+#[derive(Debug)]
+pub struct Restored {
+    /// The ledger entry the restored archive ends at.
+    pub ledger_sequence: u64,
+    /// The backup's checkpoint.
+    pub checkpoint: CheckpointFile,
+    /// The newest published checkpoint it was checked against.
+    pub newest_published: Option<u64>,
+    /// The integrity check's summary.
+    pub summary: String,
+}
+
+/// Restores a backup; see the module doc for what is refused.
+pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
+    let damaged = |why: String| BackupError::Damaged { path: options.from.clone(), why };
+    let manifest = BackupManifest::read(&options.from).map_err(|e| damaged(format!("{e:#}")))?;
+    if manifest.store_format > wormbox_store::format::FORMAT_VERSION {
+        return Err(BackupError::Refused(format!(
+            "the backup's archive format is version {}, newer than this build reads (up to {})",
+            manifest.store_format,
+            wormbox_store::format::FORMAT_VERSION
+        )));
+    }
+    let problems = manifest.check_files(&options.from).map_err(|e| damaged(e.to_string()))?;
+    if !problems.is_empty() {
+        return Err(damaged(problems.join("; ")));
+    }
+    let public_key = hex::decode(&manifest.public_key).map_err(|_| damaged("public_key is not hex".into()))?;
+
+    // The keys: they must be this appliance's, or nothing it signed verifies
+    // and none of its sealed seeds opens.
+    let signing_key = read_key(&options.keys.join(SIGNING_KEY_FILE))?;
+    let signer = Ed25519Signer::from_pkcs8(&signing_key)
+        .map_err(|e| BackupError::Refused(format!("{}: {e}", options.keys.join(SIGNING_KEY_FILE).display())))?;
+    if signer.public_key() != public_key.as_slice() {
+        return Err(BackupError::Refused(format!(
+            "the signing key in {} is not the one that signed this backup (key {}, backup {})",
+            options.keys.display(),
+            evidence::key_id(signer.public_key()),
+            evidence::key_id(&public_key)
+        )));
+    }
+    let master_key = read_key(&options.keys.join(MFA_MASTER_KEY_FILE))?;
+
+    let backup_checkpoint = manifest.checkpoint.checkpoint().map_err(damaged)?;
+    let mut published = Vec::new();
+    for path in &options.published {
+        let text = std::fs::read_to_string(path).map_err(io("reading the published checkpoint", path))?;
+        let file: CheckpointFile = serde_json::from_str(&text)
+            .map_err(|e| BackupError::Refused(format!("{} is not a checkpoint file: {e}", path.display())))?;
+        let checkpoint = file.checkpoint().map_err(|why| BackupError::Refused(format!("{}: {why}", path.display())))?;
+        if !checkpoint.verify(&public_key) {
+            return Err(BackupError::Refused(format!(
+                "{} is not signed by this appliance's key {}",
+                path.display(),
+                evidence::key_id(&public_key)
+            )));
+        }
+        if checkpoint.sequence > manifest.ledger_sequence {
+            return Err(BackupError::Refused(format!(
+                "the appliance already published checkpoint {} ({}), after this backup's last ledger entry {}: \
+                 restoring it would roll the archive and its retention back",
+                checkpoint.sequence,
+                path.display(),
+                manifest.ledger_sequence
+            )));
+        }
+        published.push(checkpoint);
+    }
+    if published.is_empty() && !options.without_published {
+        return Err(BackupError::Refused(
+            "name the newest checkpoint the appliance published (--published FILE, e.g. an auditor's copy or a \
+             later backup's backup.json checkpoint saved with `wormbox checkpoint --out`), or say \
+             --no-published-checkpoint when none was ever kept"
+                .to_owned(),
+        ));
+    }
+    let newest_published = published.iter().map(|c| c.sequence).max();
+
+    refuse_used_target(&options.data_dir)?;
+    let parent = match options.data_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name =
+        options.data_dir.file_name().ok_or_else(|| BackupError::Refused("the data directory has no name".into()))?;
+    let staging = parent.join(format!(".{}.restoring-{}", name.to_string_lossy(), std::process::id()));
+    let guard = RemoveOnDrop(staging.clone());
+    std::fs::create_dir_all(&staging).map_err(io("creating", &staging))?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700)).map_err(io("securing", &staging))?;
+    let db = staging.join("db");
+    std::fs::create_dir(&db).map_err(io("creating", &db))?;
+    for file in &manifest.files {
+        let from = options.from.join(DB_DIR).join(&file.path);
+        std::fs::copy(&from, db.join(&file.path)).map_err(io("copying", &from))?;
+    }
+    // Copied bytes are checked again: the backup could change while copied.
+    let problems = manifest.check_files(&staging).map_err(|e| damaged(e.to_string()))?;
+    if !problems.is_empty() {
+        return Err(damaged(format!("changed while it was copied: {}", problems.join("; "))));
+    }
+
+    let backend = RocksBackend::open_read_only(&db).map_err(BackupError::Copy)?;
+    let mut extra = published;
+    extra.push(backup_checkpoint);
+    let report = evidence::verify(
+        &backend,
+        VerifyOptions { public_key: Some(public_key.clone()), extra_checkpoints: extra, ..VerifyOptions::default() },
+    )?;
+    let (ledger_sequence, _) = evidence::ledger_head(&backend)?;
+    drop(backend);
+    if !report.is_ok() {
+        return Err(BackupError::Refused(format!("the backup does not verify: {}", report.summary())));
+    }
+    if ledger_sequence != manifest.ledger_sequence {
+        return Err(damaged(format!(
+            "the copy ends at ledger entry {ledger_sequence}, the manifest says {}",
+            manifest.ledger_sequence
+        )));
+    }
+
+    write_key(&staging.join(SIGNING_KEY_FILE), &signing_key)?;
+    write_key(&staging.join(MFA_MASTER_KEY_FILE), &master_key)?;
+    sync_dir(&staging)?;
+    if options.data_dir.exists() {
+        std::fs::remove_dir(&options.data_dir).map_err(io("replacing the empty", &options.data_dir))?;
+    }
+    std::fs::rename(&staging, &options.data_dir).map_err(io("moving the restored archive to", &options.data_dir))?;
+    std::mem::forget(guard);
+    sync_dir(&parent)?;
+    Ok(Restored { ledger_sequence, checkpoint: manifest.checkpoint, newest_published, summary: report.summary() })
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn refuse_used_target(dir: &Path) -> Result<(), BackupError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(BackupError::Refused(format!(
+                    "{} is not empty; a restore never writes over existing data",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("reading", dir)(e)),
+    }
+}
+
+/// Reads a key file, refusing one that group or others may read.
+fn read_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
+    let meta = std::fs::metadata(path).map_err(io("reading the key", path))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(BackupError::Refused(format!(
+            "{} is readable by group or others (mode {:o}); keys must be 0600",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    if meta.len() > 4096 {
+        return Err(BackupError::Refused(format!("{} is too large to be a key", path.display())));
+    }
+    Ok(zeroize::Zeroizing::new(std::fs::read(path).map_err(io("reading the key", path))?))
+}
+
+fn write_key(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("writing the key", path))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io("writing the key", path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("syncing", dir))
+}

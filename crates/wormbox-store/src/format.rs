@@ -1,0 +1,147 @@
+//! The archive's on-disk format version, kept in the `meta` keyspace.
+//!
+//! Invariant: a binary never opens an archive whose format is newer than the
+//! newest it knows (it would misread records it cannot decode, or write ones
+//! an older reader rejects); it opens every older format. Records carry their
+//! own format byte as well; this number covers the layout as a whole (key
+//! encodings, keyspaces, meta entries), so that an upgrade that changes them
+//! can be told apart before anything is read.
+
+use crate::StoreError;
+use crate::backend::{Backend, Batch, Durability, Keyspace};
+
+/// The format this build writes, and the newest it reads.
+///
+/// 1: the layout of every archive written before the version was recorded
+/// (archives without the meta entry are this format).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The oldest format this build opens.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
+
+pub(crate) const META_FORMAT: &[u8] = b"format-version";
+
+/// What an archive's recorded format means for this build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatState {
+    /// Nothing was ever written: a new archive.
+    Empty,
+    /// Written before the format was recorded; that layout is version 1.
+    Unrecorded,
+    /// The recorded version, which this build opens.
+    Recorded(u32),
+}
+
+/// Reads the archive's format and refuses one this build cannot open.
+pub fn check(backend: &dyn Backend) -> Result<FormatState, StoreError> {
+    let read = |key: &[u8]| backend.get(Keyspace::Meta, key).map_err(|e| StoreError::backend("read", e));
+    match read(META_FORMAT)? {
+        Some(raw) => {
+            let raw = <[u8; 4]>::try_from(raw.as_slice())
+                .map_err(|_| StoreError::DataLoss { what: "the archive's format version is malformed".to_owned() })?;
+            let found = u32::from_be_bytes(raw);
+            if found > FORMAT_VERSION {
+                return Err(StoreError::FormatTooNew { found, supported: FORMAT_VERSION });
+            }
+            if found < OLDEST_FORMAT_VERSION {
+                return Err(StoreError::FormatTooOld { found, oldest: OLDEST_FORMAT_VERSION });
+            }
+            Ok(FormatState::Recorded(found))
+        }
+        None => {
+            // Every archive has a clock or a ledger head after its first
+            // commit; one with neither never held anything.
+            let used = read(crate::writer::META_CLOCK)?.is_some() || read(crate::writer::META_HEAD)?.is_some();
+            Ok(if used { FormatState::Unrecorded } else { FormatState::Empty })
+        }
+    }
+}
+
+/// Checks the format and records it when it was not yet recorded; runs at
+/// open, before the writer starts, so nothing else writes meanwhile.
+pub(crate) fn check_and_record(backend: &dyn Backend) -> Result<u32, StoreError> {
+    match check(backend)? {
+        FormatState::Recorded(version) => Ok(version),
+        FormatState::Empty | FormatState::Unrecorded => {
+            let mut batch = Batch::default();
+            batch.put(Keyspace::Meta, META_FORMAT.to_vec(), FORMAT_VERSION.to_be_bytes().to_vec());
+            backend.commit(&batch, Durability::Synced).map_err(|e| StoreError::backend("recording the format", e))?;
+            Ok(FORMAT_VERSION)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wormbox_model::ManualClock;
+
+    use super::*;
+    use crate::backend::MemBackend;
+    use crate::{Store, StoreOptions};
+
+    fn open(backend: &Arc<MemBackend>) -> Result<Store, StoreError> {
+        let clock = Arc::new(ManualClock::new(wormbox_model::Timestamp(1_795_737_600_000_000)));
+        Store::open(backend.clone(), clock, StoreOptions::default())
+    }
+
+    fn set_format(backend: &MemBackend, version: u32) {
+        let mut batch = Batch::default();
+        batch.put(Keyspace::Meta, META_FORMAT.to_vec(), version.to_be_bytes().to_vec());
+        backend.commit(&batch, Durability::Synced).unwrap();
+    }
+
+    #[test]
+    fn a_new_archive_records_the_current_format() {
+        let backend = Arc::new(MemBackend::default());
+        assert_eq!(check(&*backend).unwrap(), FormatState::Empty);
+        drop(open(&backend).unwrap());
+        assert_eq!(check(&*backend).unwrap(), FormatState::Recorded(FORMAT_VERSION));
+    }
+
+    #[tokio::test]
+    async fn an_archive_from_before_the_format_was_recorded_opens_as_version_1() {
+        let backend = Arc::new(MemBackend::default());
+        let store = open(&backend).unwrap();
+        store.bootstrap_admin().await.unwrap();
+        drop(store);
+        // What an older build left behind: data, but no format entry.
+        let mut batch = Batch::default();
+        batch.delete(Keyspace::Meta, META_FORMAT.to_vec());
+        backend.commit(&batch, Durability::Synced).unwrap();
+        assert_eq!(check(&*backend).unwrap(), FormatState::Unrecorded);
+        let store = open(&backend).unwrap();
+        assert!(store.bootstrap_admin().await.unwrap().is_none(), "the old archive's admin is still there");
+        drop(store);
+        assert_eq!(check(&*backend).unwrap(), FormatState::Recorded(1));
+    }
+
+    #[tokio::test]
+    async fn a_newer_format_is_refused_and_left_untouched() {
+        let backend = Arc::new(MemBackend::default());
+        let store = open(&backend).unwrap();
+        store.bootstrap_admin().await.unwrap();
+        drop(store);
+        set_format(&backend, FORMAT_VERSION + 1);
+        let before = backend.contents();
+        let err = open(&backend).unwrap_err();
+        assert!(
+            matches!(err, StoreError::FormatTooNew { found, supported } if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION)
+        );
+        let message = err.to_string();
+        assert!(message.contains(&format!("version {}", FORMAT_VERSION + 1)) && message.contains("newer"), "{message}");
+        assert_eq!(backend.contents(), before, "a refused open writes nothing");
+    }
+
+    #[test]
+    fn a_format_older_than_any_supported_or_malformed_is_refused() {
+        let backend = MemBackend::default();
+        set_format(&backend, 0);
+        assert!(matches!(check(&backend), Err(StoreError::FormatTooOld { found: 0, .. })));
+        let mut batch = Batch::default();
+        batch.put(Keyspace::Meta, META_FORMAT.to_vec(), vec![1, 2]);
+        backend.commit(&batch, Durability::Synced).unwrap();
+        assert!(matches!(check(&backend), Err(StoreError::DataLoss { .. })));
+    }
+}
