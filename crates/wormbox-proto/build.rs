@@ -4,7 +4,9 @@
 use protox::prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: a target
+    // dir shared by checkouts at different paths reuses the compiled script.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // Relative to the package, so that a target dir shared by two checkouts
     // (CI's persistent one) watches the protos of the checkout being built.

@@ -54,6 +54,9 @@ fn no_shipped_code_deletes_a_ledger_entry() {
 }
 
 /// The allowed edges between workspace crates (STYLE.md 2.3, ARCHITECTURE.md).
+/// Edges allowed only as dev-dependencies: the CLI never links the server.
+const DEV_ONLY: &[(&str, &str)] = &[("wormbox-cli", "wormbox-server")];
+
 const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-model", &[]),
     ("wormbox-store", &["wormbox-model"]),
@@ -89,6 +92,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-token",
             "wormbox-test-utils",
             "wormbox-tokensim",
+            // Dev-only (see DEV_ONLY): the deployment test runs init and restore.
+            "wormbox-server",
         ],
     ),
     (
@@ -152,6 +157,9 @@ fn dependency_edges_match_the_architecture() {
             let dep_name = dep["name"].as_str().unwrap();
             if dep_name.starts_with("wormbox-") {
                 assert!(expected.contains(dep_name), "{name} -> {dep_name} is not an allowed edge");
+                if DEV_ONLY.contains(&(name, dep_name)) {
+                    assert_eq!(dep["kind"].as_str(), Some("dev"), "{name} -> {dep_name} is allowed for tests only");
+                }
             }
             assert!(
                 dep_name != "rocksdb" || name == "wormbox-store-rocksdb",
