@@ -420,6 +420,22 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_config_differs_from_the_defaults_only_where_it_says() {
+        const PACKAGED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/debian/wormboxd.toml");
+        let packaged = WormboxdConfig::load(Path::new(PACKAGED)).expect("deploy/debian/wormboxd.toml must load");
+        packaged.validate().expect("deploy/debian/wormboxd.toml must validate");
+        let mut expected = WormboxdConfig::default();
+        expected.listen.addr = "0.0.0.0:7878".parse().unwrap();
+        expected.storage.data_dir = "/var/lib/wormbox".into();
+        // TLS on, with the files `wormboxd init` writes in the state directory.
+        expected.tls = Some(TlsConfig {
+            cert: "/var/lib/wormbox/tls/server.pem".into(),
+            key: "/var/lib/wormbox/tls/server.key".into(),
+        });
+        assert_eq!(packaged, expected);
+    }
+
+    #[test]
     fn an_empty_file_means_the_defaults() {
         assert_eq!(WormboxdConfig::parse("").unwrap(), WormboxdConfig::default());
         WormboxdConfig::default().validate().unwrap();

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Builds the Debian package and checks it as an operator would meet it,
+# without a container: installs it into a scratch root with dpkg (maintainer
+# scripts included), checks files, modes, conffiles, the service user and
+# state directory, rates the unit with `systemd-analyze security` (2.0 or
+# better), upgrades and removes it without losing data, then runs the
+# installed binaries: init with TLS, serve, the CLI over TLS, backup, stop,
+# restore, serve the restored archive.
+#
+#   deploy/test-package.sh        (run by scripts/dev.sh test; needs cargo-deb)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+work="$(mktemp -d)"
+daemon=""
+cleanup() {
+    if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
+step() { echo "test-package: $*" >&2; }
+
+step "building the release binaries and the package"
+cargo build --locked --release -p wormbox-server -p wormbox-cli -p wormbox-tokensim
+cargo deb --locked -p wormbox-server --no-build --output "$work/deb" >/dev/null
+deb="$(ls "$work"/deb/wormbox_*.deb)"
+(cd "$work/deb" && sha256sum "$(basename "$deb")" > "$(basename "$deb").sha256")
+
+step "installing into a scratch root"
+root="$work/root"
+deploy/airgap/install.sh --root "$root" "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "install"; }
+expect_mode() { # path mode
+    local got
+    got="$(stat -c %a "$root$1")" || fail "$1 is missing"
+    [ "$got" = "$2" ] || fail "$1 has mode $got, want $2"
+}
+expect_mode /usr/bin/wormboxd 755
+expect_mode /usr/bin/wormbox 755
+expect_mode /usr/bin/tokensim 755
+expect_mode /etc/wormbox/wormboxd.toml 644
+expect_mode /lib/systemd/system/wormboxd.service 644
+expect_mode /usr/share/doc/wormbox/wormboxd.toml 644
+expect_mode /var/lib/wormbox 700
+grep -qx /etc/wormbox/wormboxd.toml "$root/var/lib/dpkg/info/wormbox.conffiles" || fail "the config is not a conffile"
+grep -q '^wormbox:x:[0-9]*:[0-9]*:.*:/var/lib/wormbox:/usr/sbin/nologin$' "$root/etc/passwd" || fail "no wormbox system user"
+uid="$(awk -F: '$1 == "wormbox" { print $3 }' "$root/etc/passwd")"
+[ "$(stat -c %u "$root/var/lib/wormbox")" = "$uid" ] || fail "/var/lib/wormbox is not owned by wormbox"
+[ "$uid" -lt 1000 ] || fail "wormbox is not a system user (uid $uid)"
+
+step "rating the unit"
+systemd-analyze security --offline=yes --root="$root" --threshold=20 wormboxd.service >"$work/security.txt" \
+    || { cat "$work/security.txt" >&2; fail "the unit's exposure is above 2.0"; }
+tail -1 "$work/security.txt" >&2
+
+step "upgrading and removing keep the data"
+echo "record" > "$root/var/lib/wormbox/canary"
+deploy/airgap/install.sh --root "$root" "$deb" >>"$work/install.log" 2>&1 || fail "reinstall"
+[ -f "$root/var/lib/wormbox/canary" ] || fail "reinstalling lost data"
+dpkg --root="$root" --force-script-chrootless --log=/dev/null -r wormbox >>"$work/install.log" 2>&1 || fail "remove"
+[ -f "$root/var/lib/wormbox/canary" ] || fail "remove deleted data"
+[ ! -e "$root/usr/bin/wormboxd" ] || fail "remove left the binary"
+[ -f "$root/etc/wormbox/wormboxd.toml" ] || fail "remove deleted the config (only purge may)"
+dpkg --root="$root" --force-script-chrootless --log=/dev/null -P wormbox >>"$work/install.log" 2>&1 || fail "purge"
+[ -f "$root/var/lib/wormbox/canary" ] || fail "purge deleted data"
+grep -q '^wormbox:' "$root/etc/passwd" || fail "purge deleted the user that owns the data"
+deploy/airgap/install.sh --root "$root" "$deb" >>"$work/install.log" 2>&1 || fail "install after purge"
+rm "$root/var/lib/wormbox/canary"
+
+step "running the installed binaries with the packaged config"
+export WORMBOX_LOG=warn
+bin="$root/usr/bin"
+data="$work/data"
+config="$work/wormboxd.toml"
+sed -e "s|0.0.0.0:7878|127.0.0.1:0|" -e "s|/var/lib/wormbox|$data|g" "$root/etc/wormbox/wormboxd.toml" > "$config"
+"$bin/wormboxd" --config "$config" --require-initialised >"$work/early.log" 2>&1 && fail "served without init"
+[ ! -e "$data/db" ] || fail "an uninitialised start created an archive"
+"$bin/wormboxd" --config "$config" init --tls-name wormbox.test >"$work/init.txt" || fail "init"
+grep -q "^admin credential: " "$work/init.txt" || fail "init printed no credential"
+"$bin/wormboxd" --config "$config" init >/dev/null 2>&1 && fail "a second init was accepted"
+for f in mfa-master.key checkpoint-signing.key admin.credential tls/server.key; do
+    [ "$(stat -c %a "$data/$f")" = 600 ] || fail "$f is not 0600"
+done
+
+serve() { # data_dir -> sets $daemon and $port
+    "$bin/wormboxd" --config "$config" --data-dir "$1" --require-initialised >"$work/serve.log" 2>&1 &
+    daemon=$!
+    port=""
+    for _ in $(seq 1 100); do
+        port="$(sed -n 's/^wormboxd listening on .*:\([0-9]*\)$/\1/p' "$work/serve.log")"
+        [ -n "$port" ] && return 0
+        kill -0 "$daemon" 2>/dev/null || { cat "$work/serve.log" >&2; fail "wormboxd exited"; }
+        sleep 0.1
+    done
+    fail "wormboxd did not start"
+}
+stop() {
+    kill -TERM "$daemon"
+    wait "$daemon" || fail "wormboxd did not stop cleanly"
+    daemon=""
+}
+cli() {
+    "$bin/wormbox" --endpoint "https://localhost:$port" --ca-cert "$data/tls/ca.pem" \
+        --credential-file "$data/admin.credential" "$@"
+}
+serve "$data"
+cli bucket create smoke --object-lock --default-retention compliance:1d >/dev/null
+echo "smoke record" > "$work/record.txt"
+cli put smoke r/1 "$work/record.txt" >/dev/null
+cli checkpoint --out "$work/published.json" >/dev/null
+cli admin backup --out "$work/backup" >/dev/null
+stop
+
+"$bin/wormboxd" --config "$config" --data-dir "$work/restored" restore --from "$work/backup" --keys "$data" \
+    --published "$work/published.json" >"$work/restore.txt"
+serve "$work/restored"
+cli get smoke r/1 --output "$work/got.txt" >/dev/null
+cmp -s "$work/record.txt" "$work/got.txt" || fail "the restored record differs"
+stop
+step "ok: $(basename "$deb")"
