@@ -26,7 +26,7 @@ stage="$work/$name"
 
 mkdir -p "$stage" "$out"
 git archive --format=tar HEAD | tar -x -C "$stage"
-(cd "$stage" && cargo vendor --locked --versioned-dirs vendor >/dev/null)
+(cd "$stage" && cargo vendor --quiet --locked --versioned-dirs vendor >/dev/null)
 mkdir -p "$stage/.cargo"
 cat > "$stage/.cargo/config.toml" <<'TOML'
 # Written by deploy/airgap/make-bundle.sh: every crate comes from ./vendor,
