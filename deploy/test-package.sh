@@ -5,7 +5,8 @@
 # state directory, rates the unit with `systemd-analyze security` (2.0 or
 # better), upgrades and removes it without losing data, then runs the
 # installed binaries: init with TLS, serve, the CLI over TLS, backup, stop,
-# restore, serve the restored archive.
+# restore, serve the restored archive; the packaged token simulator
+# activates an MFA device on the way.
 #
 #   deploy/test-package.sh        (run by scripts/dev.sh test; needs cargo-deb)
 set -euo pipefail
@@ -28,6 +29,8 @@ deb="$(ls "$work"/deb/wormbox_*.deb)"
 (cd "$work/deb" && sha256sum "$(basename "$deb")" > "$(basename "$deb").sha256")
 
 step "installing into a scratch root"
+# dpkg's scratch-root install and the scripts' chown need root, as CI has.
+[ "$(id -u)" = 0 ] || fail "run as root (CI does): the scratch-root install changes ownership"
 root="$work/root"
 deploy/airgap/install.sh --root "$root" "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "install"; }
 expect_mode() { # path mode
@@ -107,6 +110,16 @@ serve "$data"
 cli bucket create smoke --object-lock --default-retention compliance:1d >/dev/null
 echo "smoke record" > "$work/record.txt"
 cli put smoke r/1 "$work/record.txt" >/dev/null
+# The packaged simulator as the admin's token (2 s steps keep the two-code
+# activation short): enrol, then activate with codes read off its serial line.
+seed="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+cli mfa enroll --serial SMOKE00001 --seed-base32 "$seed" --step 2 >/dev/null
+"$bin/tokensim" --serial SMOKE00001 --seed-base32 "$seed" --step 2 --link "$work/token" >"$work/token.log" 2>&1 &
+token=$!
+for _ in $(seq 1 50); do [ -e "$work/token" ] && break; sleep 0.1; done
+cli --mfa "serial:$work/token#SMOKE00001" mfa activate >/dev/null || { kill "$token"; fail "activation with the simulator"; }
+kill "$token"; wait "$token" 2>/dev/null || true
+cli --json mfa list | grep -q '"state": *"active"' || fail "the device is not active"
 cli checkpoint --out "$work/published.json" >/dev/null
 cli admin backup --out "$work/backup" >/dev/null
 stop

@@ -4,8 +4,10 @@
 #   scripts/dev.sh test   formatting, lints, every test, and the benches compile
 # Both first install the system packages they need when they are missing:
 # clang and libclang for RocksDB's bindings, and for the tests
-# chromium-headless-shell (the retention report's HTML is opened in it).
-# Nothing else is downloaded besides crates from crates.io through cargo.
+# chromium-headless-shell (the retention report's HTML is opened in it),
+# systemd (systemd-analyze rates the unit) and dpkg-dev (the package's
+# library dependencies), and cargo-deb from crates.io. Nothing else is
+# downloaded besides crates from crates.io through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,10 @@ case "${1:-}" in
         exec cargo run --locked --release -p wormbox-server --bin wormboxd -- "$@"
         ;;
     test)
-        ensure_system_packages clang libclang-dev chromium-headless-shell
+        ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev
+        if ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb 3.8.0$"; then
+            cargo install --locked cargo-deb@3.8.0
+        fi
         cargo fmt --all --check
         # Cargo hashes the clippy driver into every unit, so clippy builds its
         # own copy of RocksDB (about 20 minutes cold on 2 cores); `--profile
@@ -37,6 +42,12 @@ case "${1:-}" in
         cargo clippy --locked --workspace --all-targets --profile test -- -D warnings
         cargo test --locked --workspace
         cargo bench --locked -p wormbox-benches --no-run
+        # The Debian package, installed into a scratch root and run (reuses
+        # the release RocksDB the benches just built).
+        deploy/test-package.sh
+        # The offline bundle builds with no network (the crates without
+        # RocksDB; `deploy/airgap/test-bundle.sh` alone builds everything).
+        deploy/airgap/test-bundle.sh --quick
         ;;
     *)
         echo "usage: scripts/dev.sh run [wormboxd flags] | scripts/dev.sh test" >&2
