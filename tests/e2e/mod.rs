@@ -4,6 +4,8 @@
 mod archive;
 /// Malformed, oversize and unauthorized requests: clear errors, nothing changed.
 mod bad_input;
+/// Backups through the Admin API, and restores refused.
+mod deploy;
 /// Checkpoints, integrity, audit trail, reports; edits to a stopped appliance.
 mod evidence;
 /// MFA Delete with a simulated token on a pseudo-terminal.

@@ -253,3 +253,104 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), ServerError>
     file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(err)?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use wormbox_model::{ManualClock, Timestamp};
+
+    use super::*;
+    use crate::config::TlsConfig;
+
+    fn config(dir: &Path) -> WormboxdConfig {
+        let mut config = WormboxdConfig::default();
+        config.listen.addr = "127.0.0.1:0".parse().unwrap();
+        config.storage.data_dir = dir.join("data");
+        config.storage.write_buffer_mib = 4;
+        config.storage.block_cache_mib = 8;
+        config.tls = Some(TlsConfig { cert: dir.join("tls/cert.pem"), key: dir.join("tls/key.pem") });
+        config
+    }
+
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)))
+    }
+
+    #[test]
+    fn the_certificate_names_what_was_given_the_listen_address_and_loopback_once_each() {
+        let mut config = WormboxdConfig::default();
+        config.listen.addr = "10.0.0.5:7878".parse().unwrap();
+        let names = tls_names(&config, &["archive.example.org".into(), " ".into(), "LOCALHOST".into()]);
+        assert_eq!(names, ["archive.example.org", "LOCALHOST", "10.0.0.5", "127.0.0.1", "::1"]);
+        config.listen.addr = "0.0.0.0:7878".parse().unwrap();
+        assert!(!tls_names(&config, &[]).contains(&"0.0.0.0".to_owned()));
+    }
+
+    #[test]
+    fn a_sites_own_pem_files_are_checked_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = generate_tls(&["site.example".into()], Timestamp(1_795_737_600_000_000)).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, &generated.cert_pem).unwrap();
+        std::fs::write(&key, generated.key_pem.as_bytes()).unwrap();
+        let imported = import_tls(&cert, &key).unwrap();
+        assert_eq!(imported.cert_pem, generated.cert_pem);
+        assert!(imported.ca_pem.is_none());
+
+        let refused = |cert: &Path, key: &Path| match import_tls(cert, key) {
+            Err(e) => format!("{e:?}"),
+            Ok(_) => panic!("accepted"),
+        };
+        // A key where the certificate goes, two keys, garbage, nothing at all.
+        assert!(refused(&key, &key).contains("CERTIFICATE"));
+        let two = dir.path().join("two.pem");
+        std::fs::write(&two, format!("{}{}", generated.key_pem.as_str(), generated.key_pem.as_str())).unwrap();
+        assert!(refused(&cert, &two).contains("exactly one"));
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n").unwrap();
+        refused(&garbage, &key);
+        assert!(refused(&dir.path().join("absent.pem"), &key).contains("absent.pem"));
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'A'; (1 << 20) + 1]).unwrap();
+        assert!(refused(&big, &key).contains("not a PEM file"));
+    }
+
+    #[tokio::test]
+    async fn init_refuses_existing_tls_files_and_names_without_a_tls_section_creating_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+        std::fs::write(dir.path().join("tls/key.pem"), "site key").unwrap();
+        let err = init(&config, clock(), &InitOptions::default()).await.unwrap_err();
+        assert!(matches!(err, ServerError::AlreadyInitialised { .. }), "{err}");
+        assert!(!config.storage.data_dir.exists(), "nothing was created");
+
+        let mut plain = config.clone();
+        plain.tls = None;
+        let options = InitOptions { tls_names: vec!["x.example".into()], tls_import: None };
+        let err = init(&plain, clock(), &options).await.unwrap_err();
+        assert!(err.to_string().contains("tls"), "{err}");
+        assert!(!config.storage.data_dir.exists(), "nothing was created");
+
+        // Without TLS, init still makes the archive, its keys and admin.
+        let done = init(&plain, clock(), &InitOptions::default()).await.unwrap();
+        assert!(done.tls.is_none() && is_initialised(&plain.storage.data_dir));
+    }
+
+    #[tokio::test]
+    async fn a_tls_appliance_started_before_init_creates_nothing_and_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let err = crate::start(&config, clock()).await.unwrap_err();
+        assert!(format!("{err:?}").contains("run `wormboxd init` first"), "{err:?}");
+        assert!(!config.storage.data_dir.exists());
+
+        // After init it serves; a server key others may read is refused.
+        init(&config, clock(), &InitOptions::default()).await.unwrap();
+        let server = crate::start(&config, clock()).await.unwrap();
+        server.stop().await.unwrap();
+        let key = dir.path().join("tls/key.pem");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = crate::start(&config, clock()).await.unwrap_err();
+        assert!(format!("{err:?}").contains("readable by others"), "{err:?}");
+    }
+}
