@@ -95,8 +95,14 @@ impl BackupSource {
     /// Copies the database (after `checkpoint` was signed and stored) and lists the copy. Blocks on
     /// file I/O: call from a blocking thread.
     pub fn snapshot(&self, checkpoint: &Checkpoint, public_key: &[u8]) -> Result<Snapshot, BackupError> {
-        crate::create_private_dir(&self.staging)
-            .map_err(|_| BackupError::Refused(format!("cannot create {}", self.staging.display())))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.staging)
+                .map_err(io("creating", &self.staging))?;
+        }
         let dir = self.staging.join(format!("{}-{}", std::process::id(), self.next.fetch_add(1, Ordering::Relaxed)));
         let mut snapshot = Snapshot { dir, manifest: None };
         self.backend.copy_to(&snapshot.dir).map_err(BackupError::Copy)?;
