@@ -128,3 +128,37 @@ async fn restores_refuse_newer_formats_loose_keys_and_unnamed_published_checkpoi
     let err = restore(&RestoreOptions { without_published: true, ..options("a") }).unwrap_err().to_string();
     assert!(err.contains("not empty"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_written_by_a_newer_build_is_refused_until_a_build_that_reads_it_runs() {
+    use wormbox_store::backend::Keyspace;
+    use wormbox_store::format::FORMAT_VERSION;
+    use wormbox_test_utils::tamper;
+
+    let mut app = TestAppliance::start().await.unwrap();
+    app.stop().await.unwrap();
+    let db = app.data_dir().join("db");
+    let set = |version: u32| {
+        tamper::edit(
+            &db,
+            Keyspace::Meta,
+            |key, _| key == b"format-version",
+            |value| {
+                *value = version.to_be_bytes().to_vec();
+            },
+        )
+        .unwrap();
+    };
+    set(FORMAT_VERSION + 1);
+    let err = format!("{:#}", app.restart().await.unwrap_err());
+    assert!(err.contains(&format!("format is version {}, newer than this build reads", FORMAT_VERSION + 1)), "{err}");
+    // Offline verification refuses it too, rather than report divergences.
+    let backend = tamper::read_only(&db).unwrap();
+    let err = wormbox_store::evidence::verify(&*backend, Default::default()).unwrap_err();
+    assert!(matches!(err, wormbox_store::StoreError::FormatTooNew { .. }), "{err}");
+    drop(backend);
+    // The build that wrote it (here: the same format again) opens it as it was.
+    set(FORMAT_VERSION);
+    app.restart().await.unwrap();
+    app.archive().await.unwrap().list_buckets(v1::ListBucketsRequest::default()).await.unwrap();
+}

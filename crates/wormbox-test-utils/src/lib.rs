@@ -267,6 +267,11 @@ pub mod tamper {
         Ok(key)
     }
 
+    /// Opens a stopped appliance's db read-only, as offline verification does.
+    pub fn read_only(db: &Path) -> anyhow::Result<Box<dyn Backend>> {
+        Ok(Box::new(RocksBackend::open_read_only(db).context("opening the stopped appliance's db read-only")?))
+    }
+
     /// Flips one bit of the first occurrence of `needle` in `value`.
     pub fn flip_in(value: &mut [u8], needle: &[u8]) {
         let at = value.windows(needle.len()).position(|w| w == needle).expect("the needle is in the value");
