@@ -174,6 +174,18 @@ async fn init_serves_tls_and_a_backup_restores_only_when_safe() {
     let target = dir.join("restored");
     let err = restore(&backup1, &target, data, &[&published]).unwrap_err().to_string();
     assert!(err.contains("roll the archive and its retention back"), "{err}");
+    // ... and so is the second backup's own checkpoint.
+    let err = restore(&backup1, &target, data, &[&backup2.join("backup.json")]).unwrap_err().to_string();
+    assert!(err.contains("roll the archive and its retention back"), "{err}");
+    // A published checkpoint that is not a checkpoint, or signed by another key, is refused.
+    let err = restore(&backup2, &target, data, &[&body]).unwrap_err().to_string();
+    assert!(err.contains("neither a checkpoint file nor"), "{err}");
+    let mut forged: Value = serde_json::from_str(&std::fs::read_to_string(&published).unwrap()).unwrap();
+    forged["sequence"] = Value::from(1);
+    let forged_path = dir.join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let err = restore(&backup2, &target, data, &[&forged_path]).unwrap_err().to_string();
+    assert!(err.contains("is not signed by this appliance's key"), "{err}");
     // Refused: over existing data.
     let err = restore(&backup2, data, data, &[&published]).unwrap_err().to_string();
     assert!(err.contains("is not empty"), "{err}");

@@ -177,8 +177,8 @@ pub struct RestoreOptions {
     /// Where the appliance's `mfa-master.key` and `checkpoint-signing.key` are
     /// kept (the escrow copy made after `wormboxd init`, or the old data directory).
     pub keys: PathBuf,
-    /// Checkpoints the appliance published (auditors' copies, `wormbox checkpoint --out`,
-    /// a later backup's); the backup must reach the newest of them.
+    /// Checkpoints the appliance published (auditors' copies from `wormbox checkpoint --out`,
+    /// or later backups' `backup.json`); the backup must reach the newest of them.
     pub published: Vec<PathBuf>,
     /// Restore although no published checkpoint is given.
     pub without_published: bool,
@@ -232,9 +232,7 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
     let backup_checkpoint = manifest.checkpoint.checkpoint().map_err(damaged)?;
     let mut published = Vec::new();
     for path in &options.published {
-        let text = std::fs::read_to_string(path).map_err(io("reading the published checkpoint", path))?;
-        let file: CheckpointFile = serde_json::from_str(&text)
-            .map_err(|e| BackupError::Refused(format!("{} is not a checkpoint file: {e}", path.display())))?;
+        let file = read_published(path)?;
         let checkpoint = file.checkpoint().map_err(|why| BackupError::Refused(format!("{}: {why}", path.display())))?;
         if !checkpoint.verify(&public_key) {
             return Err(BackupError::Refused(format!(
@@ -256,9 +254,9 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
     }
     if published.is_empty() && !options.without_published {
         return Err(BackupError::Refused(
-            "name the newest checkpoint the appliance published (--published FILE, e.g. an auditor's copy or a \
-             later backup's backup.json checkpoint saved with `wormbox checkpoint --out`), or say \
-             --no-published-checkpoint when none was ever kept"
+            "name the newest checkpoint the appliance published (--published FILE: an auditor's copy from \
+             `wormbox checkpoint --out`, or a later backup's backup.json), or say --no-published-checkpoint \
+             when none was ever kept"
                 .to_owned(),
         ));
     }
@@ -316,6 +314,27 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
     std::mem::forget(guard);
     sync_dir(&parent)?;
     Ok(Restored { ledger_sequence, checkpoint: manifest.checkpoint, newest_published, summary: report.summary() })
+}
+
+/// Reads a published checkpoint: a checkpoint file (`wormbox checkpoint
+/// --out`), or a backup's `backup.json`, whose checkpoint the appliance
+/// published when it took that backup.
+fn read_published(path: &Path) -> Result<CheckpointFile, BackupError> {
+    let meta = std::fs::metadata(path).map_err(io("reading the published checkpoint", path))?;
+    if meta.len() > 16 << 20 {
+        return Err(BackupError::Refused(format!("{} is too large to be a checkpoint", path.display())));
+    }
+    let text = std::fs::read_to_string(path).map_err(io("reading the published checkpoint", path))?;
+    if let Ok(file) = serde_json::from_str::<CheckpointFile>(&text) {
+        return Ok(file);
+    }
+    match BackupManifest::parse(&text) {
+        Ok(manifest) => Ok(manifest.checkpoint),
+        Err(_) => Err(BackupError::Refused(format!(
+            "{} is neither a checkpoint file nor a backup's backup.json",
+            path.display()
+        ))),
+    }
 }
 
 struct RemoveOnDrop(PathBuf);
