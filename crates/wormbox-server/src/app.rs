@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use crate::backup::{BackupError, BackupSource, Snapshot};
 use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
 use wormbox_store::evidence::{Checkpoint, Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
@@ -20,6 +19,8 @@ use wormbox_store::{
     NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange,
     VersionsPage, WriteAck,
 };
+
+use crate::backup::{BackupError, BackupSource, Snapshot};
 
 /// What an operation needs the caller to be allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! `wormboxd` as a library: the composition root. It opens the RocksDB
 //! backend and the `Store`, creates the first admin credential, and serves
-//! the gRPC services until told to stop.
+//! the gRPC services until told to stop; `init` and `backup` hold the first
+//! run and the restore that the binary's subcommands call.
 //!
 //! Invariant: handlers call `App`, never a `Backend`; the shipped engine list
 //! has no in-memory engine, and tests build servers through this same API.
@@ -89,9 +90,6 @@ pub enum ServerError {
         /// What was found there.
         why: String,
     },
-    /// A backup could not be taken, or a restore was refused.
-    #[error(transparent)]
-    Backup(#[from] backup::BackupError),
     /// TLS material could not be loaded or used.
     #[error("setting up TLS")]
     Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
