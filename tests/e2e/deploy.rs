@@ -49,6 +49,20 @@ async fn only_admins_take_backups_and_the_staged_copy_always_goes() {
     let app = TestAppliance::start().await.unwrap();
     let mut archive = app.archive().await.unwrap();
     archive.create_bucket(v1::CreateBucketRequest { bucket: "bkt".into(), ..Default::default() }).await.unwrap();
+    // Enough incompressible bytes that a backup is many more parts than the
+    // stream buffers, so that a client that stops reading holds it mid-way.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..8 {
+        let body: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        super::put(&mut archive, "bkt", &format!("blob/{i}"), &body).await.unwrap();
+    }
 
     for role in [v1::Role::Writer, v1::Role::Reader, v1::Role::Auditor] {
         let credential = app.principal(&format!("{role:?}").to_lowercase(), role).await.unwrap();
