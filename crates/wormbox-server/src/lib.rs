@@ -182,6 +182,7 @@ async fn open_archive(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<
         max_object_bytes: config.limits.max_object_bytes,
         clock: config.clock.policy(),
         checkpoint_every: config.evidence.checkpoint_every_entries,
+        ..StoreOptions::default()
     };
     let (signer, created) = evidence::load_or_create_signer(data_dir)?;
     if created {

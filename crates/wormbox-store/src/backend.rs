@@ -10,6 +10,8 @@ mod mem;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+#[cfg(any(test, feature = "testing"))]
+pub use mem::CommitGate;
 pub use mem::MemBackend;
 
 use std::fmt;

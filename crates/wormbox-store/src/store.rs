@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
 use ring::rand::SecureRandom;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use wormbox_model::{
     AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, ObjectKey, Role, Timestamp, VersionId,
     VersionSelector, VersioningState,
@@ -36,13 +36,27 @@ pub struct StoreOptions {
     /// With a signer, a checkpoint is signed whenever this many ledger
     /// entries were written since the last one.
     pub checkpoint_every: u64,
+    /// The most bytes of requests waiting for, or in, a group commit (each
+    /// request counts its inline bytes, at least `writer::REQUEST_FLOOR`).
+    /// A caller beyond it waits before queueing: back-pressure that reaches
+    /// gRPC clients, and a bound on the memory queued writes hold.
+    pub queue_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_object_bytes: 5 << 30, clock: ClockPolicy::default(), checkpoint_every: 1000 }
+        StoreOptions {
+            max_object_bytes: 5 << 30,
+            clock: ClockPolicy::default(),
+            checkpoint_every: 1000,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+        }
     }
 }
+
+/// Four of the writer's largest groups: enough that the next groups are
+/// always queued while one commits, small enough to bound memory.
+const DEFAULT_QUEUE_BYTES: usize = 256 << 20;
 
 /// The archive. Cheap to clone; clones share one writer.
 #[derive(Clone, Debug)]
@@ -55,6 +69,7 @@ struct Inner {
     backend: Arc<dyn Backend>,
     options: StoreOptions,
     writer: Mutex<Option<Sender<Request>>>,
+    queue: Arc<Semaphore>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     rng: ring::rand::SystemRandom,
 }
@@ -71,6 +86,15 @@ impl Drop for Inner {
 }
 
 const CONTENT_TYPE_MAX: usize = 256;
+
+/// The semaphore's limit (and a `u32` for `acquire_many`).
+const MAX_PERMITS: usize = 1 << 31;
+
+impl Inner {
+    fn queue_capacity(&self) -> usize {
+        self.options.queue_bytes.clamp(writer::REQUEST_FLOOR, MAX_PERMITS)
+    }
+}
 
 impl Store {
     /// Opens the archive on `backend`: recovers the clock and ledger head,
@@ -127,11 +151,13 @@ impl Store {
             .spawn(move || writer::run(writer_backend, clock, signing, state, rx))
             .map_err(|e| StoreError::backend("starting the writer", crate::backend::BackendError::Io(e)))?;
         tracing::info!(engine = backend.engine(), format, ledger_sequence, "store opened");
+        let queue = Arc::new(Semaphore::new(options.queue_bytes.clamp(writer::REQUEST_FLOOR, MAX_PERMITS)));
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
                 options,
                 writer: Mutex::new(Some(tx)),
+                queue,
                 writer_thread: Mutex::new(Some(writer_thread)),
                 rng: ring::rand::SystemRandom::new(),
             }),
@@ -144,8 +170,16 @@ impl Store {
     }
 
     async fn submit(&self, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
+        // Waits here, before queueing, while the queue is full; the permit
+        // travels with the request and is returned when the writer drops it,
+        // after its group committed.
+        let cost = writer::queue_cost(&command).clamp(1, self.inner.queue_capacity());
+        let permit = Arc::clone(&self.inner.queue)
+            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
         let (reply, answer) = oneshot::channel();
-        let request = Request { actor: actor.clone(), command, reply };
+        let request = Request { actor: actor.clone(), command, reply, queued: permit };
         self.inner
             .writer
             .lock()
@@ -155,6 +189,12 @@ impl Store {
             .send(request)
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Bytes of the write queue not taken by waiting or committing requests
+    /// (`StoreOptions::queue_bytes` when idle).
+    pub fn queue_available(&self) -> usize {
+        self.inner.queue.available_permits()
     }
 
     // ---- buckets ----

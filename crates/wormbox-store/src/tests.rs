@@ -905,3 +905,42 @@ mod compliance_clock {
         reopened.verify_ledger().unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_writer_makes_callers_wait_before_queueing_and_the_queue_never_exceeds_its_bytes() {
+    let backend = MemBackend::new();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+    // Room for four 16 KiB records, waiting or being written.
+    let options = StoreOptions { queue_bytes: 64 << 10, ..StoreOptions::default() };
+    let store = Store::open(Arc::new(backend.clone()), clock, options).unwrap();
+    let actor = Actor { access_key: "WBOWNER00000000000".to_owned(), role: Role::Writer };
+    let bucket = BucketName::new("bucket").unwrap();
+    store.create_bucket(&actor, bucket.clone()).await.unwrap();
+    assert_eq!(store.queue_available(), 64 << 10);
+
+    let gate = backend.hold_commits();
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let (store, actor, bucket) = (store.clone(), actor.clone(), bucket.clone());
+        tasks.push(tokio::spawn(async move {
+            store.put_object(&actor, bucket, key(&format!("k{n}")), NewObject::default(), vec![n as u8; 16 << 10]).await
+        }));
+    }
+    // While the disk holds the writer, four records fill the queue and the
+    // other eight wait outside it, holding nothing of it.
+    let mut waited = 0;
+    while store.queue_available() > 0 && waited < 2000 {
+        tokio::task::yield_now().await;
+        std::thread::yield_now();
+        waited += 1;
+    }
+    assert_eq!(store.queue_available(), 0, "the queue filled");
+    assert_eq!(tasks.iter().filter(|t| t.is_finished()).count(), 0, "nothing is acknowledged before its commit");
+    drop(gate);
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(store.queue_available(), 64 << 10, "every share came back");
+    let listed = store.list_versions(&bucket, &ListVersionsParams::default()).unwrap();
+    assert_eq!(listed.entries.len(), 12);
+}

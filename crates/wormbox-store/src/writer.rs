@@ -156,6 +156,8 @@ pub(crate) struct Request {
     pub(crate) actor: Actor,
     pub(crate) command: Command,
     pub(crate) reply: oneshot::Sender<Result<Outcome, StoreError>>,
+    /// Its share of the write queue, returned when the request is dropped.
+    pub(crate) queued: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// What the writer carries from one group to the next.
@@ -198,13 +200,26 @@ pub(crate) fn run(
 }
 
 fn inline_len(request: &Request) -> usize {
-    match &request.command {
+    command_inline_len(&request.command)
+}
+
+fn command_inline_len(command: &Command) -> usize {
+    match command {
         Command::PutVersion(put) => match &put.data {
             VersionData::Inline(data) => data.len(),
             VersionData::Staged { .. } => 0,
         },
         _ => 0,
     }
+}
+
+/// What a request counts against the write queue, at least: keys, metadata,
+/// the reply and the group's per-command state.
+pub(crate) const REQUEST_FLOOR: usize = 1024;
+
+/// A request's share of the write queue: its inline bytes, at least the floor.
+pub(crate) fn queue_cost(command: &Command) -> usize {
+    command_inline_len(command).max(REQUEST_FLOOR)
 }
 
 fn commit_group(
@@ -217,7 +232,11 @@ fn commit_group(
     let mut txn = Txn::new(backend, clock, signing, state.clone());
     txn.note_clock_jump();
     let mut replies = Vec::with_capacity(group.len());
+    // The group's queue shares are returned when this function returns, after
+    // the commit: the queue bounds what waits plus what is being written.
+    let mut queue_shares = Vec::with_capacity(group.len());
     for request in group {
+        queue_shares.push(request.queued);
         let savepoint = txn.savepoint();
         let attempt = refusal_fields(&request.command);
         let res = apply(&mut txn, &request.actor, request.command);

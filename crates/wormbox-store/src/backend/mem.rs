@@ -19,6 +19,22 @@ type Space = BTreeMap<Vec<u8>, Vec<u8>>;
 pub struct MemBackend {
     spaces: Arc<RwLock<BTreeMap<Keyspace, Space>>>,
     fail_next_commit: Arc<AtomicBool>,
+    held: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+/// Holds every `MemBackend::commit` until dropped (see `hold_commits`).
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug)]
+pub struct CommitGate {
+    held: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Drop for CommitGate {
+    fn drop(&mut self) {
+        *self.held.0.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.held.1.notify_all();
+    }
 }
 
 impl MemBackend {
@@ -38,6 +54,14 @@ impl MemBackend {
     pub fn tamper(&self, space: Keyspace, key: &[u8], value: Vec<u8>) {
         let mut spaces = self.spaces.write().unwrap_or_else(|p| p.into_inner());
         spaces.entry(space).or_default().insert(key.to_vec(), value);
+    }
+
+    /// Makes every commit wait until the returned gate is dropped: a slow
+    /// disk, for tests of what callers see while the writer is busy.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn hold_commits(&self) -> CommitGate {
+        *self.held.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        CommitGate { held: Arc::clone(&self.held) }
     }
 
     /// Returns a copy of everything stored, to assert that nothing changed.
@@ -72,6 +96,12 @@ impl Backend for MemBackend {
     }
 
     fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), BackendError> {
+        {
+            let mut held = self.held.0.lock().unwrap_or_else(|p| p.into_inner());
+            while *held {
+                held = self.held.1.wait(held).unwrap_or_else(|p| p.into_inner());
+            }
+        }
         if self.fail_next_commit.swap(false, Ordering::SeqCst) {
             return Err(BackendError::Io(std::io::Error::other("injected commit failure")));
         }
