@@ -151,6 +151,8 @@ impl Store {
             .spawn(move || writer::run(writer_backend, clock, signing, state, rx))
             .map_err(|e| StoreError::backend("starting the writer", crate::backend::BackendError::Io(e)))?;
         tracing::info!(engine = backend.engine(), format, ledger_sequence, "store opened");
+        #[cfg(wormbox_bench_unhashed)]
+        tracing::error!("this build does not hash versions (wormbox_bench_unhashed): for benchmarks only");
         let queue = Arc::new(Semaphore::new(options.queue_bytes.clamp(writer::REQUEST_FLOOR, MAX_PERMITS)));
         Ok(Store {
             inner: Arc::new(Inner {
@@ -1028,8 +1030,21 @@ fn secret_hash(salt: &[u8; 16], secret: &str) -> [u8; 32] {
     tag.as_ref().try_into().expect("HMAC-SHA-256 yields 32 bytes")
 }
 
+#[cfg(not(wormbox_bench_unhashed))]
 fn sha256(data: &[u8]) -> Digest {
     Digest::from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref()).expect("SHA-256 yields 32 bytes")
+}
+
+/// The hot path's hashing stubbed out, for the load generator's T5 ratio
+/// only (`benches/t5.sh` builds with `RUSTFLAGS=--cfg wormbox_bench_unhashed`
+/// in a target directory of its own). Such a build stores versions whose
+/// SHA-256 is wrong; no shipped build sets the flag, and a build that has it
+/// says so at every open.
+#[cfg(wormbox_bench_unhashed)]
+fn sha256(data: &[u8]) -> Digest {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&(data.len() as u64).to_be_bytes());
+    Digest::from_slice(&bytes).expect("32 bytes")
 }
 
 fn check_digest(object: &NewObject, actual: Digest) -> Result<(), StoreError> {
