@@ -232,8 +232,9 @@ fn commit_group(
     let mut txn = Txn::new(backend, clock, signing, state.clone());
     txn.note_clock_jump();
     let mut replies = Vec::with_capacity(group.len());
-    // The group's queue shares are returned when this function returns, after
-    // the commit: the queue bounds what waits plus what is being written.
+    // The group's queue shares are returned after the commit and before the
+    // answers: the queue bounds what waits plus what is being written, and a
+    // caller that has its answer no longer holds any of it.
     let mut queue_shares = Vec::with_capacity(group.len());
     for request in group {
         queue_shares.push(request.queued);
@@ -258,13 +259,16 @@ fn commit_group(
         }
     }
     if txn.is_empty() {
+        drop(queue_shares);
         for (reply, res) in replies {
             let _ = reply.send(res);
         }
         return state;
     }
     let (batch, new_state) = txn.into_batch();
-    match backend.commit(&batch, Durability::Synced) {
+    let committed = backend.commit(&batch, Durability::Synced);
+    drop(queue_shares);
+    match committed {
         Ok(()) => {
             for (reply, res) in replies {
                 let _ = reply.send(res);
