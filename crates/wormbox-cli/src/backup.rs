@@ -9,6 +9,7 @@
 //! plain names or the backup is abandoned, so nothing is written outside DIR.
 
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -51,8 +52,16 @@ pub(crate) async fn backup(clients: &Clients, out: &Path, json_mode: bool) -> an
     {
         bail!("{} is not empty; a backup goes into a new directory", out.display());
     }
+    // The copy holds principals' secret hashes and sealed seeds: private to
+    // whoever takes it (0700 directories, 0600 files).
     let db = out.join(DB_DIR);
-    std::fs::create_dir_all(&db).with_context(|| format!("creating {}", db.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&db)
+        .with_context(|| format!("creating {}", db.display()))?;
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing {}", out.display()))?;
     let mut stream = clients.admin().backup(v1::BackupRequest {}).await?.into_inner();
     let mut current: Option<Receiving> = None;
     let mut received = Vec::new();
@@ -73,6 +82,7 @@ pub(crate) async fn backup(clients: &Clients, out: &Path, json_mode: bool) -> an
                 let handle = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
+                    .mode(0o600)
                     .open(&path)
                     .with_context(|| format!("creating {}", path.display()))?;
                 received.push(file.path.clone());

@@ -145,6 +145,8 @@ async fn init_serves_tls_and_a_backup_restores_only_when_safe() {
     let made = cli.json(&["admin", "backup", "--out", backup1.to_str().unwrap()]);
     assert!(made["files"].as_u64().unwrap() > 0, "{made}");
     assert!(backup1.join("backup.json").exists() && backup1.join("db/CURRENT").exists());
+    // It holds secret hashes and sealed seeds: private to whoever took it.
+    assert_eq!((mode(&backup1), mode(&backup1.join("db")), mode(&backup1.join("db/CURRENT"))), (0o700, 0o700, 0o600));
     let everything = all_bytes_under(&backup1);
     let raw_seed = data_encoding::BASE32_NOPAD.decode(seed.as_bytes()).unwrap();
     for needle in [seed.as_bytes(), raw_seed.as_slice()] {

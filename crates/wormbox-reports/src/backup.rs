@@ -36,6 +36,8 @@ pub struct BackupManifest {
     pub store_format: u32,
     /// The ledger entry the copy ends at.
     pub ledger_sequence: u64,
+    /// The chain hash there, hex.
+    pub ledger_head: String,
     /// The checkpoint signed for the backup, before the copy was taken; the
     /// copy holds it and every entry it covers.
     pub checkpoint: CheckpointFile,
@@ -101,6 +103,9 @@ impl BackupManifest {
                 return Err(format!("`{}` has no 64-digit SHA-256", file.path));
             }
             previous = Some(&file.path);
+        }
+        if manifest.ledger_head.len() != 64 || !manifest.ledger_head.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("ledger_head is not 64 hex digits".to_owned());
         }
         if manifest.files.is_empty() {
             return Err("lists no file".to_owned());
@@ -178,6 +183,7 @@ mod tests {
             format: BACKUP_FORMAT.to_owned(),
             store_format: 1,
             ledger_sequence: 9,
+            ledger_head: "00".repeat(32),
             checkpoint: CheckpointFile {
                 sequence: 9,
                 head: "00".repeat(32),

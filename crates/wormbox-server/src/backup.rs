@@ -113,7 +113,7 @@ impl BackupSource {
             wormbox_store::format::FormatState::Recorded(v) => v,
             _ => wormbox_store::format::FORMAT_VERSION,
         };
-        let (ledger_sequence, _) = evidence::ledger_head(&copy)?;
+        let (ledger_sequence, ledger_head) = evidence::ledger_head(&copy)?;
         drop(copy);
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&snapshot.dir).map_err(io("listing", &snapshot.dir))? {
@@ -128,6 +128,7 @@ impl BackupSource {
             format: BACKUP_FORMAT.to_owned(),
             store_format,
             ledger_sequence,
+            ledger_head: ledger_head.to_hex(),
             checkpoint: CheckpointFile::new(checkpoint, public_key),
             public_key: hex::encode(public_key),
             files,
@@ -292,15 +293,17 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
         &backend,
         VerifyOptions { public_key: Some(public_key.clone()), extra_checkpoints: extra, ..VerifyOptions::default() },
     )?;
-    let (ledger_sequence, _) = evidence::ledger_head(&backend)?;
+    let (ledger_sequence, ledger_head) = evidence::ledger_head(&backend)?;
     drop(backend);
     if !report.is_ok() {
         return Err(BackupError::Refused(format!("the backup does not verify: {}", report.summary())));
     }
-    if ledger_sequence != manifest.ledger_sequence {
+    if ledger_sequence != manifest.ledger_sequence || ledger_head.to_hex() != manifest.ledger_head {
         return Err(damaged(format!(
-            "the copy ends at ledger entry {ledger_sequence}, the manifest says {}",
-            manifest.ledger_sequence
+            "the copy ends at ledger entry {ledger_sequence} (head {}), the manifest says {} (head {})",
+            ledger_head.to_hex(),
+            manifest.ledger_sequence,
+            manifest.ledger_head
         )));
     }
 
