@@ -199,6 +199,13 @@ async fn init_serves_tls_and_a_backup_restores_only_when_safe() {
     wormbox_server::init::init(&config_in(dir, "other"), clock.clone(), &InitOptions::default()).await.unwrap();
     let err = restore(&backup2, &target, &other, &[&published]).unwrap_err().to_string();
     assert!(err.contains("is not the one that signed this backup"), "{err}");
+    // Refused: the right signing key with another appliance's MFA master key.
+    let mixed = dir.join("mixed-keys");
+    std::fs::create_dir(&mixed).unwrap();
+    std::fs::copy(data.join("checkpoint-signing.key"), mixed.join("checkpoint-signing.key")).unwrap();
+    std::fs::copy(other.join("mfa-master.key"), mixed.join("mfa-master.key")).unwrap();
+    let err = restore(&backup2, &target, &mixed, &[&published]).unwrap_err().to_string();
+    assert!(err.contains("does not open the seed of device GALT12345678"), "{err}");
     // Refused: a damaged copy (one byte of one table file flipped).
     let damaged = dir.join("damaged");
     copy_dir(&backup2, &damaged);

@@ -10,7 +10,8 @@
 //! A restore (`wormboxd restore`) runs offline, into a new data directory.
 //! Invariant: nothing is written to the target until the backup's files match
 //! their manifest, its keys belong to the appliance that signed it, the whole
-//! chain and every checkpoint verify, and no checkpoint the appliance already
+//! chain and every checkpoint verify, the MFA master key opens every sealed
+//! seed, and no checkpoint the appliance already
 //! published lies beyond the backup's end: a restore never rolls the archive,
 //! and so retention, back. The target must not hold anything; it appears
 //! whole (a rename) or not at all.
@@ -194,6 +195,8 @@ pub struct Restored {
     pub checkpoint: CheckpointFile,
     /// The newest published checkpoint it was checked against.
     pub newest_published: Option<u64>,
+    /// MFA devices whose sealed seed the master key was checked to open.
+    pub devices: usize,
     /// The integrity check's summary.
     pub summary: String,
 }
@@ -294,6 +297,7 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
         VerifyOptions { public_key: Some(public_key.clone()), extra_checkpoints: extra, ..VerifyOptions::default() },
     )?;
     let (ledger_sequence, ledger_head) = evidence::ledger_head(&backend)?;
+    let devices = check_master_key(&backend, &master_key, &options.keys.join(MFA_MASTER_KEY_FILE))?;
     drop(backend);
     if !report.is_ok() {
         return Err(BackupError::Refused(format!("the backup does not verify: {}", report.summary())));
@@ -316,7 +320,39 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
     std::fs::rename(&staging, &options.data_dir).map_err(io("moving the restored archive to", &options.data_dir))?;
     std::mem::forget(guard);
     sync_dir(&parent)?;
-    Ok(Restored { ledger_sequence, checkpoint: manifest.checkpoint, newest_published, summary: report.summary() })
+    Ok(Restored {
+        ledger_sequence,
+        checkpoint: manifest.checkpoint,
+        newest_published,
+        devices,
+        summary: report.summary(),
+    })
+}
+
+/// Checks that `master_key` opens every sealed seed in the backup: restoring
+/// with another appliance's key would leave every MFA device unusable.
+/// Returns how many devices were checked. The seeds are opened in memory and
+/// dropped (wiped) at once.
+fn check_master_key(backend: &RocksBackend, master_key: &[u8], path: &Path) -> Result<usize, BackupError> {
+    use wormbox_store::backend::{Backend as _, Keyspace};
+    let key = wormbox_mfa::MasterKey::from_bytes(master_key)
+        .map_err(|e| BackupError::Refused(format!("{}: {e}", path.display())))?;
+    let mut devices = 0;
+    for entry in backend.scan(Keyspace::Devices, b"", b"") {
+        let (_, raw) =
+            entry.map_err(|e| BackupError::Store(StoreError::Backend { operation: "read", source: Arc::new(e) }))?;
+        let record = wormbox_mfa::DeviceRecord::decode(&raw)
+            .map_err(|e| BackupError::Refused(format!("a device record does not decode: {e}")))?;
+        if key.open(&record.serial, &record.sealed_seed).is_err() {
+            return Err(BackupError::Refused(format!(
+                "{} does not open the seed of device {}: it is not this appliance's MFA master key",
+                path.display(),
+                record.serial
+            )));
+        }
+        devices += 1;
+    }
+    Ok(devices)
 }
 
 /// Reads a published checkpoint: a checkpoint file (`wormbox checkpoint

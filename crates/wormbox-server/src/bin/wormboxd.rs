@@ -137,7 +137,8 @@ fn main() -> anyhow::Result<()> {
             };
             let restored = wormbox_server::backup::restore(&options).context("wormboxd restore failed")?;
             println!(
-                "restored {} up to ledger entry {} (backup checkpoint {}{}): {}",
+                "restored {} up to ledger entry {} (backup checkpoint {}{}; the MFA master key opens all {} \
+                 device seeds): {}",
                 config.storage.data_dir.display(),
                 restored.ledger_sequence,
                 restored.checkpoint.sequence,
@@ -145,6 +146,7 @@ fn main() -> anyhow::Result<()> {
                     Some(seq) => format!(", newest published checkpoint {seq} reached"),
                     None => String::new(),
                 },
+                restored.devices,
                 restored.summary
             );
             Ok(())
