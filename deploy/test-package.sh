@@ -9,28 +9,35 @@
 # activates an MFA device on the way.
 #
 #   deploy/test-package.sh        (run by scripts/dev.sh test; needs cargo-deb)
+#
+# The install and everything after it need root for dpkg's ownership
+# changes; CI is root, anyone else gets them faked by fakeroot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-work="$(mktemp -d)"
-daemon=""
-cleanup() {
-    if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
 step() { echo "test-package: $*" >&2; }
 
-step "building the release binaries and the package"
-cargo build --locked --release -p wormbox-server -p wormbox-cli -p wormbox-tokensim
-cargo deb --locked -p wormbox-server --no-build --output "$work/deb" >/dev/null
-deb="$(ls "$work"/deb/wormbox_*.deb)"
-(cd "$work/deb" && sha256sum "$(basename "$deb")" > "$(basename "$deb").sha256")
+if [ "${1:-}" != "--installed" ]; then
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    step "building the release binaries and the package"
+    cargo build --locked --release -p wormbox-server -p wormbox-cli -p wormbox-tokensim
+    cargo deb --locked -p wormbox-server --no-build --output "$work/deb" >/dev/null
+    deb="$(ls "$work"/deb/wormbox_*.deb)"
+    (cd "$work/deb" && sha256sum "$(basename "$deb")" > "$(basename "$deb").sha256")
+    if [ "$(id -u)" = 0 ] && [ -z "${WORMBOX_TEST_FAKEROOT:-}" ]; then
+        "$0" --installed "$work" "$deb"
+    else
+        fakeroot -- "$0" --installed "$work" "$deb"
+    fi
+    exit 0
+fi
+work="$2"
+deb="$3"
+daemon=""
+trap 'if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; fi' EXIT
 
 step "installing into a scratch root"
-# dpkg's scratch-root install and the scripts' chown need root, as CI has.
-[ "$(id -u)" = 0 ] || fail "run as root (CI does): the scratch-root install changes ownership"
 root="$work/root"
 deploy/airgap/install.sh --root "$root" "$deb" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "install"; }
 expect_mode() { # path mode
@@ -85,14 +92,19 @@ for f in mfa-master.key checkpoint-signing.key admin.credential tls/server.key; 
     [ "$(stat -c %a "$data/$f")" = 600 ] || fail "$f is not 0600"
 done
 
-serve() { # data_dir -> sets $daemon and $port
-    "$bin/wormboxd" --config "$config" --data-dir "$1" --require-initialised >"$work/serve.log" 2>&1 &
+serves=0
+serve() { # data_dir -> sets $daemon, $port and $log
+    # A log per start: the background shell truncates its file only when it
+    # runs, and a reused one could still show the previous daemon's port.
+    serves=$((serves + 1))
+    log="$work/serve-$serves.log"
+    "$bin/wormboxd" --config "$config" --data-dir "$1" --require-initialised >"$log" 2>&1 &
     daemon=$!
     port=""
     for _ in $(seq 1 100); do
-        port="$(sed -n 's/^wormboxd listening on .*:\([0-9]*\)$/\1/p' "$work/serve.log")"
+        port="$(sed -n 's/^wormboxd listening on .*:\([0-9]*\)$/\1/p' "$log" 2>/dev/null)"
         [ -n "$port" ] && return 0
-        kill -0 "$daemon" 2>/dev/null || { cat "$work/serve.log" >&2; fail "wormboxd exited"; }
+        kill -0 "$daemon" 2>/dev/null || { cat "$log" >&2; fail "wormboxd exited"; }
         sleep 0.1
     done
     fail "wormboxd did not start"
@@ -104,7 +116,7 @@ stop() {
 }
 cli() {
     "$bin/wormbox" --endpoint "https://localhost:$port" --ca-cert "$data/tls/ca.pem" \
-        --credential-file "$data/admin.credential" "$@"
+        --credential-file "$data/admin.credential" "$@" || { echo "wormbox $*: failed; wormboxd said:" >&2; cat "$log" >&2; return 1; }
 }
 serve "$data"
 cli bucket create smoke --object-lock --default-retention compliance:1d >/dev/null

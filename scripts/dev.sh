@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The two commands a newcomer needs on a fresh Debian machine:
 #   scripts/dev.sh run    build and start wormboxd on 127.0.0.1:7878, data in ./wormbox-data
-#   scripts/dev.sh test   formatting, lints, every test, and the benches compile
+#   scripts/dev.sh test   formatting, lints, every test, the benches compile, the package and the offline bundle
 # Both first install the system packages they need when they are missing:
 # clang and libclang for RocksDB's bindings, and for the tests
 # chromium-headless-shell (the retention report's HTML is opened in it),
-# systemd (systemd-analyze rates the unit) and dpkg-dev (the package's
-# library dependencies), and cargo-deb from crates.io. Nothing else is
+# systemd (systemd-analyze rates the unit), dpkg-dev (the package's
+# library dependencies) and fakeroot (the package test's scratch-root install
+# when not run as root), and cargo-deb from crates.io. Nothing else is
 # downloaded besides crates from crates.io through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ case "${1:-}" in
         exec cargo run --locked --release -p wormbox-server --bin wormboxd -- "$@"
         ;;
     test)
-        ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev
+        ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot
         if ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb 3.8.0$"; then
             cargo install --locked cargo-deb@3.8.0
         fi
