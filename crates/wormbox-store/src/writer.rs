@@ -156,7 +156,7 @@ pub(crate) struct Request {
     pub(crate) actor: Actor,
     pub(crate) command: Command,
     pub(crate) reply: oneshot::Sender<Result<Outcome, StoreError>>,
-    /// Its share of the write queue, returned when the request is dropped.
+    /// Its share of the write queue; the writer returns it after the group commits.
     pub(crate) queued: tokio::sync::OwnedSemaphorePermit,
 }
 
