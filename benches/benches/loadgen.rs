@@ -87,6 +87,26 @@ struct Measured {
 }
 
 impl Measured {
+    /// Counts one operation of `records` records and `bytes` bytes that took `latency`.
+    fn record(&mut self, latency: Duration, records: u64, bytes: u64) {
+        self.latencies.push(latency);
+        self.records += records;
+        self.bytes += bytes;
+    }
+
+    /// Waits for every worker and folds their figures, timed from `started`.
+    async fn join_workers(
+        handles: Vec<tokio::task::JoinHandle<anyhow::Result<Measured>>>,
+        started: Instant,
+    ) -> anyhow::Result<Measured> {
+        let mut total = Measured::default();
+        for h in handles {
+            total.absorb(h.await??);
+        }
+        total.elapsed = started.elapsed();
+        Ok(total)
+    }
+
     /// Adds one worker's counts and latencies (the elapsed time is the caller's).
     fn absorb(&mut self, other: Measured) {
         self.records += other.records;
@@ -161,10 +181,8 @@ fn disk_fsync(dir: &Path, duration: Duration) -> anyhow::Result<Measured> {
         let t = Instant::now();
         file.write_all_at(&block, offset)?;
         file.sync_data()?;
-        m.latencies.push(t.elapsed());
+        m.record(t.elapsed(), 1, 4096);
         offset += 4096;
-        m.records += 1;
-        m.bytes += 4096;
     }
     m.elapsed = started.elapsed();
     std::fs::remove_file(path)?;
@@ -205,10 +223,8 @@ fn raw_batches(dir: &Path, size: usize, batch: usize, duration: Duration) -> any
             std::hint::black_box(sha256(value));
         }
         db.write(keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())), true)?;
-        m.latencies.push(t.elapsed());
+        m.record(t.elapsed(), batch as u64, (batch * size) as u64);
         n += batch as u64;
-        m.records += batch as u64;
-        m.bytes += (batch * size) as u64;
         progress("raw RocksDB batches", started, duration, m.records);
     }
     m.elapsed = started.elapsed();
@@ -233,9 +249,7 @@ fn raw_single_puts(dir: &Path, size: usize, writers: usize, duration: Duration) 
                         std::hint::black_box(sha256(&value));
                         let key = u128::from(n).to_be_bytes();
                         db.write([(key.as_slice(), value.as_slice())], true)?;
-                        m.latencies.push(t.elapsed());
-                        m.records += 1;
-                        m.bytes += size as u64;
+                        m.record(t.elapsed(), 1, size as u64);
                         n += 1;
                     }
                     Ok(m)
@@ -271,19 +285,12 @@ async fn store_appends(dir: &Path, size: usize, tasks: usize, duration: Duration
             while started.elapsed() < duration {
                 let at = Instant::now();
                 store.put_object(&actor, bucket.clone(), key.clone(), NewObject::default(), value.clone()).await?;
-                m.latencies.push(at.elapsed());
-                m.records += 1;
-                m.bytes += size as u64;
+                m.record(at.elapsed(), 1, size as u64);
             }
             anyhow::Ok(m)
         }));
     }
-    let mut total = Measured::default();
-    for h in handles {
-        total.absorb(h.await??);
-    }
-    total.elapsed = started.elapsed();
-    Ok(total)
+    Measured::join_workers(handles, started).await
 }
 
 // ---- (d, e) through gRPC ----
@@ -413,9 +420,7 @@ async fn grpc_ingest(
                     anyhow::bail!("record {} refused: {} {}", ack.sequence, error.reason, error.message);
                 }
                 let sent = sent_at.lock().expect("sent_at").pop_front().context("an ack without a record")?;
-                m.latencies.push(sent.elapsed());
-                m.records += 1;
-                m.bytes += size as u64;
+                m.record(sent.elapsed(), 1, size as u64);
                 credits.add_permits(1);
                 if s == 0 && m.records % 256 == 0 {
                     progress(
@@ -430,11 +435,7 @@ async fn grpc_ingest(
             anyhow::Ok(m)
         }));
     }
-    let mut total = Measured::default();
-    for h in handles {
-        total.absorb(h.await??);
-    }
-    total.elapsed = started.elapsed();
+    let total = Measured::join_workers(handles, started).await?;
     sampler.abort();
     eprintln!();
     let samples = samples.lock().expect("samples").clone();
@@ -460,19 +461,12 @@ async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Durat
                 ];
                 let at = Instant::now();
                 client.put_object(tokio_stream::iter(messages)).await?;
-                m.latencies.push(at.elapsed());
-                m.records += 1;
-                m.bytes += size as u64;
+                m.record(at.elapsed(), 1, size as u64);
             }
             anyhow::Ok(m)
         }));
     }
-    let mut total = Measured::default();
-    for h in handles {
-        total.absorb(h.await??);
-    }
-    total.elapsed = started.elapsed();
-    Ok(total)
+    Measured::join_workers(handles, started).await
 }
 
 // ---- the run ----

@@ -417,15 +417,7 @@ fn read_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
 }
 
 fn write_key(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("writing the key", path))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io("writing the key", path))
+    crate::write_new_file(path, bytes, 0o600).map_err(io("writing the key", path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {

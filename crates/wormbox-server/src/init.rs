@@ -11,7 +11,6 @@
 //! refused or failed init leaves nothing half made behind.
 
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -246,16 +245,13 @@ impl TlsMaterial {
 }
 
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), ServerError> {
-    use std::io::Write;
-    let err = |source| ServerError::DataDir { path: path.to_owned(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(err)?;
-    // The umask may have narrowed the mode; the public files must be readable.
-    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    file.write_all(contents).and_then(|()| file.sync_all()).map_err(err)
+    crate::write_new_file(path, contents, mode).map_err(|source| ServerError::DataDir { path: path.to_owned(), source })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use wormbox_model::{ManualClock, Timestamp};
 
     use super::*;

@@ -309,10 +309,17 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
 }
 
 fn write_private_file(path: &Path, contents: &str) -> Result<(), ServerError> {
+    write_new_file(path, format!("{contents}\n").as_bytes(), 0o600)
+        .map_err(|source| ServerError::DataDir { path: path.to_owned(), source })
+}
+
+/// Creates `path` (never over an existing file) with exactly `mode`, whatever
+/// the umask, writes `contents` and syncs it. Keys, credentials, certificates.
+pub(crate) fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| ServerError::DataDir { path: path.to_owned(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
-    file.write_all(format!("{contents}\n").as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.write_all(contents)?;
+    file.sync_all()
 }

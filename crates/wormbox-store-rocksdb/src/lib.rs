@@ -70,11 +70,15 @@ impl RocksBackend {
     }
 
     fn family(&self, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
-        self.db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
-            space,
-            source: format!("column family `{}` is missing", space.name()).into(),
-        })
+        family(&self.db, space)
     }
+}
+
+fn family(db: &DB, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
+    db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
+        space,
+        source: format!("column family `{}` is missing", space.name()).into(),
+    })
 }
 
 /// Opens the database with the archive's options: one column family per
@@ -120,7 +124,7 @@ pub mod baseline {
     use rocksdb::{DB, WriteBatch, WriteOptions};
     use wormbox_store::backend::{BackendError, Keyspace};
 
-    use crate::{RocksOptions, engine, open_db};
+    use crate::{RocksOptions, engine, family, open_db};
 
     /// A database opened with the archive's options.
     #[derive(Debug)]
@@ -141,10 +145,7 @@ pub mod baseline {
             entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
             sync: bool,
         ) -> Result<(), BackendError> {
-            let family = self.db.cf_handle(Keyspace::Chunks.name()).ok_or_else(|| BackendError::Corruption {
-                space: Keyspace::Chunks,
-                source: "column family `chunks` is missing".into(),
-            })?;
+            let family = family(&self.db, Keyspace::Chunks)?;
             let mut batch = WriteBatch::default();
             for (key, value) in entries {
                 batch.put_cf(family, key, value);

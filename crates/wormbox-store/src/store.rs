@@ -91,8 +91,9 @@ const CONTENT_TYPE_MAX: usize = 256;
 const MAX_PERMITS: usize = 1 << 31;
 
 impl Inner {
-    fn queue_capacity(&self) -> usize {
-        self.options.queue_bytes.clamp(writer::REQUEST_FLOOR, MAX_PERMITS)
+    /// The write queue's size in semaphore permits: at least one request.
+    fn queue_capacity(options: &StoreOptions) -> usize {
+        options.queue_bytes.clamp(writer::REQUEST_FLOOR, MAX_PERMITS)
     }
 }
 
@@ -153,7 +154,7 @@ impl Store {
         tracing::info!(engine = backend.engine(), format, ledger_sequence, "store opened");
         #[cfg(wormbox_bench_unhashed)]
         tracing::error!("this build does not hash versions (wormbox_bench_unhashed): for benchmarks only");
-        let queue = Arc::new(Semaphore::new(options.queue_bytes.clamp(writer::REQUEST_FLOOR, MAX_PERMITS)));
+        let queue = Arc::new(Semaphore::new(Inner::queue_capacity(&options)));
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
@@ -175,7 +176,7 @@ impl Store {
         // Waits here, before queueing, while the queue is full; the permit
         // travels with the request and is returned when the writer drops it,
         // after its group committed.
-        let cost = writer::queue_cost(&command).clamp(1, self.inner.queue_capacity());
+        let cost = writer::queue_cost(&command).clamp(1, Inner::queue_capacity(&self.inner.options));
         let permit = Arc::clone(&self.inner.queue)
             .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
             .await
