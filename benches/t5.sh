@@ -25,7 +25,7 @@ hashed="$(bench_binary "$hashed_target")"
 unhashed="$(bench_binary "$unhashed_target" RUSTFLAGS="--cfg wormbox_bench_unhashed")"
 [ -x "$hashed" ] && [ -x "$unhashed" ] || { echo "t5: could not build both load generators" >&2; exit 1; }
 
-rate() { "$1" --ingest-only --record-bytes 1024 --duration-secs "$secs" | sed -n 's/.*ingest records\/s: //p'; }
+rate() { "$1" --ingest-only --record-bytes 1024 --duration-secs "$secs" | sed -n 's/.*ingest records\/s: \([0-9]*\).*/\1/p'; }
 on=()
 off=()
 for i in $(seq 1 "$runs"); do

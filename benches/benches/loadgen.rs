@@ -25,9 +25,14 @@ use tokio::sync::{Semaphore, mpsc};
 use wormbox_model::{BucketName, ObjectKey, SystemClock, VersioningState};
 use wormbox_proto::{ArchiveClient, BearerAuth, v1};
 use wormbox_store::backend::Backend;
-use wormbox_store::{Actor, NewObject, Store, StoreOptions};
+use wormbox_store::{Actor, CommitStats, NewObject, Store, StoreOptions};
 use wormbox_store_rocksdb::baseline::RawRocks;
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
+
+/// The allocator `wormboxd` ships with, so the resident set and the rates are
+/// the daemon's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Measure the ingest hot path against the disk and raw RocksDB.
 #[derive(Debug, Parser)]
@@ -76,6 +81,73 @@ struct Args {
     bench: bool,
 }
 
+/// Latencies in a fixed log-linear histogram: 64 buckets per power of two
+/// of nanoseconds (values within 1/64 of their bucket's), so that a long run's
+/// memory does not grow with the number of operations it counts.
+#[derive(Clone, Debug)]
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+const SUB_BITS: u32 = 6;
+const SUB: u64 = 1 << SUB_BITS;
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram { counts: vec![0; Histogram::bucket(u64::MAX) + 1], total: 0 }
+    }
+}
+
+impl Histogram {
+    fn bucket(ns: u64) -> usize {
+        if ns < SUB {
+            return ns as usize;
+        }
+        let shift = 63 - ns.leading_zeros() - SUB_BITS;
+        ((u64::from(shift) + 1) * SUB + ((ns >> shift) - SUB)) as usize
+    }
+
+    /// The middle of bucket `index`.
+    fn value(index: usize) -> u64 {
+        let index = index as u64;
+        if index < SUB {
+            return index;
+        }
+        let shift = index / SUB - 1;
+        let low = (index % SUB + SUB) << shift;
+        low + (1 << shift) / 2
+    }
+
+    fn add(&mut self, latency: Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.counts[Histogram::bucket(ns)] += 1;
+        self.total += 1;
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.total == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((self.total as f64 - 1.0) * p).round() as u64;
+        let mut seen = 0;
+        for (index, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen > rank {
+                return Duration::from_nanos(Histogram::value(index));
+            }
+        }
+        Duration::from_nanos(Histogram::value(self.counts.len() - 1))
+    }
+}
+
 /// What one phase measured.
 #[derive(Clone, Debug, Default)]
 struct Measured {
@@ -83,13 +155,15 @@ struct Measured {
     bytes: u64,
     elapsed: Duration,
     /// Per-operation latencies (a batch, an ack, a put).
-    latencies: Vec<Duration>,
+    latencies: Histogram,
+    /// The store's group commits during the phase (store and gRPC phases).
+    commits: Option<CommitStats>,
 }
 
 impl Measured {
     /// Counts one operation of `records` records and `bytes` bytes that took `latency`.
     fn record(&mut self, latency: Duration, records: u64, bytes: u64) {
-        self.latencies.push(latency);
+        self.latencies.add(latency);
         self.records += records;
         self.bytes += bytes;
     }
@@ -111,7 +185,7 @@ impl Measured {
     fn absorb(&mut self, other: Measured) {
         self.records += other.records;
         self.bytes += other.bytes;
-        self.latencies.extend(other.latencies);
+        self.latencies.merge(&other.latencies);
     }
 
     fn per_sec(&self) -> f64 {
@@ -121,17 +195,22 @@ impl Measured {
         self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6
     }
     fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted[index]
+        self.latencies.percentile(p)
     }
+    /// Records the store's group commits between two readings of its totals.
+    fn with_commits(mut self, before: CommitStats, after: CommitStats) -> Measured {
+        self.commits =
+            Some(CommitStats { groups: after.groups - before.groups, commands: after.commands - before.commands });
+        self
+    }
+
     fn row(&self, name: &str) -> String {
+        let group = match self.commits {
+            Some(c) if c.groups > 0 => format!("{:.1}", c.commands as f64 / c.groups as f64),
+            _ => "–".to_owned(),
+        };
         format!(
-            "| {name} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} |",
+            "| {name} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {group} |",
             self.per_sec(),
             self.mb_per_sec(),
             ms(self.percentile(0.5)),
@@ -274,6 +353,7 @@ async fn store_appends(dir: &Path, size: usize, tasks: usize, duration: Duration
     let bucket = BucketName::new("bench").expect("valid name");
     store.create_bucket(&actor, bucket.clone()).await?;
     store.set_versioning(&actor, bucket.clone(), VersioningState::Enabled).await?;
+    let before = store.commit_stats();
     let started = Instant::now();
     let mut handles = Vec::new();
     for t in 0..tasks {
@@ -290,7 +370,7 @@ async fn store_appends(dir: &Path, size: usize, tasks: usize, duration: Duration
             anyhow::Ok(m)
         }));
     }
-    Measured::join_workers(handles, started).await
+    Ok(Measured::join_workers(handles, started).await?.with_commits(before, store.commit_stats()))
 }
 
 // ---- (d, e) through gRPC ----
@@ -339,6 +419,10 @@ impl Server {
         .max_decoding_message_size(256 << 20))
     }
 
+    fn commit_stats(&self) -> CommitStats {
+        self.running.as_ref().map(|r| r.app().store().commit_stats()).unwrap_or_default()
+    }
+
     async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(running) = self.running.take() {
             running.stop().await?;
@@ -371,6 +455,7 @@ async fn grpc_ingest(
     window: usize,
     duration: Duration,
 ) -> anyhow::Result<(Measured, Vec<u64>)> {
+    let before = server.commit_stats();
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
@@ -435,7 +520,7 @@ async fn grpc_ingest(
             anyhow::Ok(m)
         }));
     }
-    let total = Measured::join_workers(handles, started).await?;
+    let total = Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats());
     sampler.abort();
     eprintln!();
     let samples = samples.lock().expect("samples").clone();
@@ -445,6 +530,7 @@ async fn grpc_ingest(
 /// `clients` clients, each sending one `PutObject` (header + one data
 /// message) at a time.
 async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let before = server.commit_stats();
     let started = Instant::now();
     let mut handles = Vec::new();
     for c in 0..clients {
@@ -466,7 +552,7 @@ async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Durat
             anyhow::Ok(m)
         }));
     }
-    Measured::join_workers(handles, started).await
+    Ok(Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats()))
 }
 
 // ---- the run ----
@@ -509,7 +595,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (ingest, _) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
         server.stop().await?;
         let hashing = if cfg!(wormbox_bench_unhashed) { "stubbed" } else { "on" };
-        println!("hashing {hashing}: ingest records/s: {:.0}", ingest.per_sec());
+        let group = ingest.commits.map_or(0.0, |c| c.commands as f64 / c.groups.max(1) as f64);
+        println!("hashing {hashing}: ingest records/s: {:.0} (records per group commit: {group:.1})", ingest.per_sec());
         return Ok(());
     }
     let mut lines = vec![
@@ -520,8 +607,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.duration_secs, args.streams, args.window, args.batch, args.clients, args.store_tasks
         ),
         String::new(),
-        "| phase | records/s | MB/s | p50 ms | p99 ms | p999 ms |".to_owned(),
-        "| --- | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+        "| phase | records/s | MB/s | p50 ms | p99 ms | p999 ms | records per group commit |".to_owned(),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
     ];
     eprintln!("measuring the disk ...");
     let fsync = tokio::task::block_in_place(|| disk_fsync(scratch.path(), phase / 2))?;

@@ -25,8 +25,15 @@ pub struct DecodeError {
 pub(crate) struct Writer(Vec<u8>);
 
 impl Writer {
+    /// Room for a typical record (version, lock, ledger entry), so that
+    /// encoding one on the write path does not grow the buffer step by step.
     pub(crate) fn new() -> Writer {
-        Writer(vec![FORMAT_V1])
+        Writer::with_capacity(256)
+    }
+    pub(crate) fn with_capacity(bytes: usize) -> Writer {
+        let mut buffer = Vec::with_capacity(bytes.max(1));
+        buffer.push(FORMAT_V1);
+        Writer(buffer)
     }
     pub(crate) fn u8(&mut self, v: u8) -> &mut Writer {
         self.0.push(v);
@@ -403,8 +410,21 @@ impl VersionRecord {
 /// before sending any of it, then the bytes.
 pub(crate) fn encode_chunk(data: &[u8]) -> Vec<u8> {
     let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut w = Writer::new();
-    w.raw(digest.as_ref()).raw(data);
+    encode_chunk_with_digest(&Digest::from_slice(digest.as_ref()).expect("SHA-256 yields 32 bytes"), data)
+}
+
+/// Encodes a chunk whose SHA-256 the store computed from these same bytes:
+/// an inline version is one chunk, so its digest is the version's, which
+/// was computed before the command was queued (off the writer thread).
+pub(crate) fn encode_chunk_with_digest(digest: &Digest, data: &[u8]) -> Vec<u8> {
+    #[cfg(not(wormbox_bench_unhashed))]
+    debug_assert_eq!(
+        digest.0,
+        ring::digest::digest(&ring::digest::SHA256, data).as_ref(),
+        "a chunk's digest is of its own bytes"
+    );
+    let mut w = Writer::with_capacity(1 + digest.0.len() + data.len());
+    w.raw(&digest.0).raw(data);
     w.finish()
 }
 

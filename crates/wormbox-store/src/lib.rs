@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
-pub use store::{ObjectReader, Store, StoreOptions, Upload};
+pub use store::{CommitStats, ObjectReader, Store, StoreOptions, Upload};
 use wormbox_model::{BucketName, Digest, Role, Timestamp, UserMetadata, VersionId, VersioningState};
 
 use crate::backend::BackendError;

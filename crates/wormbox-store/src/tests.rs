@@ -945,3 +945,112 @@ async fn a_busy_writer_makes_callers_wait_before_queueing_and_the_queue_never_ex
     let listed = store.list_versions(&bucket, &ListVersionsParams::default()).unwrap();
     assert_eq!(listed.entries.len(), 12);
 }
+
+/// Waits (real time, bounded) until `ready`: the writer and committer run on
+/// their own threads, with no clock to advance.
+async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// The next group is applied while the one before it is being committed;
+/// it must see that group's changes, or it would judge stale state (here:
+/// delete a bucket whose first version is on its way to the disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_sees_the_changes_of_the_group_still_being_committed() {
+    let w = world(VersioningState::Enabled).await;
+    let gate = w.backend.hold_commits();
+    let put = {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+        tokio::spawn(async move { store.put_object(&actor, bucket, key("a"), NewObject::default(), vec![1]).await })
+    };
+    wait_until("the put is being committed", || gate.waiting() == 1).await;
+    let reads = w.backend.reads();
+    let delete = {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+        tokio::spawn(async move { store.delete_bucket(&actor, bucket).await })
+    };
+    wait_until("the writer applies the delete", || w.backend.reads() > reads).await;
+    assert!(!delete.is_finished(), "nothing is answered before the commit before it");
+    drop(gate);
+    put.await.unwrap().unwrap();
+    let deleted = delete.await.unwrap();
+    assert!(matches!(deleted, Err(StoreError::BucketNotEmpty { .. })), "got {deleted:?}");
+    assert_eq!(w.versions().len(), 1);
+    w.store.bucket(&w.bucket).unwrap();
+}
+
+/// A group applied on top of one whose commit then fails was judged on
+/// state that never became durable: it fails too, even though its own
+/// commit would succeed, and the writer carries on from before both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_fails_the_group_applied_on_top_of_it() {
+    let w = world(VersioningState::Enabled).await;
+    let before = w.store.verify_ledger().unwrap();
+    let gate = w.backend.hold_commits();
+    let spawn_put = |k: &'static str| {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+        tokio::spawn(async move { store.put_object(&actor, bucket, key(k), NewObject::default(), vec![1]).await })
+    };
+    let first = spawn_put("a");
+    wait_until("the first put is being committed", || gate.waiting() == 1).await;
+    let reads = w.backend.reads();
+    let second = spawn_put("b");
+    wait_until("the writer applies the second put", || w.backend.reads() > reads).await;
+    w.backend.fail_next_commit();
+    drop(gate);
+    for (name, task) in [("first", first), ("second", second)] {
+        let res = task.await.unwrap();
+        assert!(matches!(res, Err(StoreError::Backend { .. })), "{name}: {res:?}");
+    }
+    assert_eq!(w.store.verify_ledger().unwrap(), before, "nothing of either group is stored");
+    assert!(w.versions().is_empty());
+    let stats = w.store.commit_stats();
+    let ack = w.put("c", b"c").await;
+    assert_eq!(ack.ledger_sequence, before.entries + 1, "sequence numbers have no gaps");
+    w.store.verify_ledger().unwrap();
+    let after = w.store.commit_stats();
+    assert_eq!((after.groups - stats.groups, after.commands - stats.commands), (1, 1), "failed groups are not counted");
+}
+
+/// The writer does not look each new version id up before using it: an
+/// archive whose clock mark fell behind the newest id its ledger names
+/// (edited, or restored from mismatched parts) is refused at open, before
+/// a new version could overwrite an old one.
+#[tokio::test]
+async fn an_archive_whose_clock_mark_would_reissue_a_version_id_is_refused() {
+    let w = world(VersioningState::Enabled).await;
+    let ack = w.put("k", b"kept").await;
+    let World { store, backend, clock, .. } = w;
+    drop(store);
+    let reopen = || {
+        let clock: Arc<dyn Clock> = clock.clone();
+        Store::open(Arc::new(backend.clone()), clock, StoreOptions::default())
+    };
+    let mark = backend.get(Keyspace::Meta, crate::writer::META_CLOCK).unwrap().unwrap();
+    drop(reopen().expect("an untouched archive opens"));
+    let (time, _) = crate::codec::decode_clock(&mark).unwrap();
+    backend.tamper(Keyspace::Meta, crate::writer::META_CLOCK, crate::codec::encode_clock(time, 0));
+    match reopen() {
+        Err(StoreError::DataLoss { what }) => assert!(what.contains(&ack.id.to_string()), "{what}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    backend.tamper(Keyspace::Meta, crate::writer::META_CLOCK, mark);
+    let store = reopen().expect("the right mark opens again");
+    let again = store
+        .put_object(
+            &Actor::system(),
+            BucketName::new("bucket").unwrap(),
+            key("k"),
+            NewObject::default(),
+            b"new".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(again.id > ack.id);
+}

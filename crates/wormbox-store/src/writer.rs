@@ -1,11 +1,14 @@
 //! The single writer: group commit of every state change.
 //!
-//! Invariant: this thread is the only committer of published state. It applies
-//! each queued command's rules against stored state plus the pending changes of
-//! earlier commands in the same group (`Txn`), writes the whole group and its
-//! ledger entries in one batch with one WAL sync, and answers callers only
-//! after that sync. A command that fails is rolled back out of the group; a
-//! failed commit fails every command of the group and advances nothing.
+//! Invariant: this thread and its committer (`committer.rs`) are the only
+//! writers of published state. This thread applies each queued command's
+//! rules against stored state plus the pending changes of earlier commands in
+//! the same group and of the group still being committed (`Txn`); the
+//! committer writes the whole group and its ledger entries in one batch with
+//! one WAL sync, while this thread applies the next group, and answers
+//! callers only after that sync. A command that fails is rolled back out of
+//! the group; a failed commit fails every command of its group and of the
+//! groups applied on top of it, and advances nothing.
 //!
 //! Object Lock, MFA Delete and ownership are judged here, against the state
 //! the same batch changes; a refused attempt on protected state leaves a
@@ -15,14 +18,14 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 
 use tokio::sync::oneshot;
 use wormbox_model::{
     BucketName, Clock, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState,
 };
 
-use crate::backend::{Backend, Batch, Durability, Keyspace};
+use crate::backend::{Backend, Batch, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, LOCK_TOKEN, RECORD_TOKEN, Signer};
 use crate::keys;
@@ -32,6 +35,10 @@ use crate::{
     Actor, BucketInfo, ClockStatus, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange, WriteAck,
     external_id,
 };
+pub(crate) use committer::CommitCounters;
+use committer::{Committer, InFlight, InFlightList, Job, Reply};
+
+mod committer;
 
 /// Most commands in one group commit.
 const MAX_GROUP: usize = 1024;
@@ -181,22 +188,123 @@ pub(crate) fn run(
     signing: Option<Signing>,
     mut state: WriterState,
     rx: Receiver<Request>,
+    counters: Arc<CommitCounters>,
 ) {
+    let in_flight: InFlightList = Arc::default();
+    let (failures_tx, failures) = mpsc::channel();
+    // A rendezvous: at most one group is committed while the next is applied.
+    let (jobs, jobs_rx) = mpsc::sync_channel::<Job>(0);
+    let committer =
+        Committer { backend: Arc::clone(&backend), in_flight: Arc::clone(&in_flight), counters, failures: failures_tx };
+    let committer =
+        match std::thread::Builder::new().name("wormbox-commit".to_owned()).spawn(move || committer.run(jobs_rx)) {
+            Ok(thread) => thread,
+            Err(err) => {
+                // Callers see `WriterStopped` when their replies are dropped.
+                tracing::error!(error = &err as &dyn std::error::Error, "cannot start the store committer");
+                return;
+            }
+        };
+    let mut epoch = 0u64;
     while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        let mut bytes = inline_len(&group[0]);
-        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+        // A failed commit took its epoch's later groups with it; carry on
+        // from the state before it.
+        while let Ok(failure) = failures.try_recv() {
+            if failure.epoch == epoch {
+                state = failure.state;
+                epoch += 1;
+            }
+        }
+        let layers: Vec<Arc<InFlight>> =
+            in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect();
+        let mut group = Group::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers);
+        group.apply(first);
+        // What queued meanwhile joins this group. While the committer syncs
+        // the group before, requests queue up and become the next group, so
+        // groups grow with the disk's sync time.
+        while !group.is_full() {
             match rx.try_recv() {
-                Ok(request) => {
-                    bytes += inline_len(&request);
-                    group.push(request);
-                }
+                Ok(request) => group.apply(request),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        state = commit_group(backend.as_ref(), clock.as_ref(), signing.as_ref(), state, group);
+        let (job, new_state) = group.finish(epoch, state);
+        if let Some(batch) = &job.batch {
+            in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(batch));
+        }
+        if jobs.send(job).is_err() {
+            tracing::error!("the store committer stopped; the writer stops");
+            break;
+        }
+        state = new_state;
     }
+    drop(jobs);
+    let _ = committer.join();
     tracing::debug!("store writer stopped");
+}
+
+/// One group being applied.
+struct Group<'a> {
+    txn: Txn<'a>,
+    replies: Vec<Reply>,
+    queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl<'a> Group<'a> {
+    fn new(
+        backend: &'a dyn Backend,
+        clock: &'a dyn Clock,
+        signing: Option<&'a Signing>,
+        state: WriterState,
+        layers: Vec<Arc<InFlight>>,
+    ) -> Group<'a> {
+        let mut txn = Txn::new(backend, clock, signing, state, layers);
+        txn.note_clock_jump();
+        Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0 }
+    }
+
+    fn is_full(&self) -> bool {
+        self.replies.len() >= MAX_GROUP || self.bytes >= MAX_GROUP_BYTES
+    }
+
+    /// Applies one command; one that fails is rolled back out of the group.
+    fn apply(&mut self, request: Request) {
+        self.bytes += inline_len(&request);
+        let txn = &mut self.txn;
+        self.queue_shares.push(request.queued);
+        let savepoint = txn.savepoint();
+        let attempt = refusal_fields(&request.command);
+        let res = apply(txn, &request.actor, request.command);
+        if let Err(err) = &res {
+            txn.rollback(savepoint);
+            // A refused attempt on protected state is itself evidence.
+            if let Some(mut fields) = attempt.filter(|_| is_refusal(err)) {
+                fields.detail = format!("{}: {err}", fields.detail);
+                txn.record(&request.actor, LedgerOp::Refused, fields);
+            }
+        }
+        self.replies.push((request.reply, res));
+    }
+
+    /// The group as a job for the committer, and the state after it.
+    fn finish(mut self, epoch: u64, state_before: WriterState) -> (Job, WriterState) {
+        // Periodic checkpoints ride in the batch they cover.
+        if let Some(signing) = self.txn.signing {
+            let since = self.txn.state.ledger_sequence - self.txn.state.last_checkpoint.unwrap_or(0);
+            if since >= signing.every.max(1) {
+                self.txn.checkpoint();
+            }
+        }
+        let (batch, new_state) = if self.txn.is_empty() {
+            (None, state_before.clone())
+        } else {
+            let (batch, new_state) = self.txn.into_batch();
+            (Some(Arc::new(InFlight::new(epoch, batch))), new_state)
+        };
+        let job = Job { batch, epoch, replies: self.replies, queue_shares: self.queue_shares, state_before };
+        (job, new_state)
+    }
 }
 
 fn inline_len(request: &Request) -> usize {
@@ -222,79 +330,20 @@ pub(crate) fn queue_cost(command: &Command) -> usize {
     command_inline_len(command).max(REQUEST_FLOOR)
 }
 
-fn commit_group(
-    backend: &dyn Backend,
-    clock: &dyn Clock,
-    signing: Option<&Signing>,
-    state: WriterState,
-    group: Vec<Request>,
-) -> WriterState {
-    let mut txn = Txn::new(backend, clock, signing, state.clone());
-    txn.note_clock_jump();
-    let mut replies = Vec::with_capacity(group.len());
-    // The group's queue shares are returned after the commit and before the
-    // answers: the queue bounds what waits plus what is being written, and a
-    // caller that has its answer no longer holds any of it.
-    let mut queue_shares = Vec::with_capacity(group.len());
-    for request in group {
-        queue_shares.push(request.queued);
-        let savepoint = txn.savepoint();
-        let attempt = refusal_fields(&request.command);
-        let res = apply(&mut txn, &request.actor, request.command);
-        if let Err(err) = &res {
-            txn.rollback(savepoint);
-            // A refused attempt on protected state is itself evidence.
-            if let Some(mut fields) = attempt.filter(|_| is_refusal(err)) {
-                fields.detail = format!("{}: {err}", fields.detail);
-                txn.record(&request.actor, LedgerOp::Refused, fields);
-            }
-        }
-        replies.push((request.reply, res));
-    }
-    // Periodic checkpoints ride in the batch they cover.
-    if let Some(signing) = signing {
-        let since = txn.state.ledger_sequence - txn.state.last_checkpoint.unwrap_or(0);
-        if since >= signing.every.max(1) {
-            txn.checkpoint();
-        }
-    }
-    if txn.is_empty() {
-        drop(queue_shares);
-        for (reply, res) in replies {
-            let _ = reply.send(res);
-        }
-        return state;
-    }
-    let (batch, new_state) = txn.into_batch();
-    let committed = backend.commit(&batch, Durability::Synced);
-    drop(queue_shares);
-    match committed {
-        Ok(()) => {
-            for (reply, res) in replies {
-                let _ = reply.send(res);
-            }
-            new_state
-        }
-        Err(err) => {
-            tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
-            let shared = Arc::new(err);
-            for (reply, res) in replies {
-                let res = res
-                    .and_then(|_| Err(StoreError::Backend { operation: "group commit", source: Arc::clone(&shared) }));
-                let _ = reply.send(res);
-            }
-            state
-        }
-    }
-}
-
 type SpaceKey = (Keyspace, Vec<u8>);
 
-/// Pending changes of one group, layered over the backend.
+/// Pending changes of one group, layered over the groups still being
+/// committed and then the backend.
 struct Txn<'a> {
     backend: &'a dyn Backend,
     clock: &'a dyn Clock,
     signing: Option<&'a Signing>,
+    /// Groups applied before this one and not yet known to be in the
+    /// backend, oldest first.
+    layers: Vec<Arc<InFlight>>,
+    /// The last bucket record read, as the group sees it; dropped whenever
+    /// the group changes a bucket or rolls back.
+    bucket_cache: std::cell::RefCell<Option<(BucketName, BucketRecord)>>,
     overlay: BTreeMap<SpaceKey, Option<Vec<u8>>>,
     undo: Vec<(SpaceKey, Option<Option<Vec<u8>>>)>,
     state: WriterState,
@@ -313,8 +362,19 @@ impl<'a> Txn<'a> {
         clock: &'a dyn Clock,
         signing: Option<&'a Signing>,
         state: WriterState,
+        layers: Vec<Arc<InFlight>>,
     ) -> Txn<'a> {
-        Txn { backend, clock, signing, overlay: BTreeMap::new(), undo: Vec::new(), state, clock_moved: false }
+        Txn {
+            backend,
+            clock,
+            signing,
+            layers,
+            bucket_cache: std::cell::RefCell::new(None),
+            overlay: BTreeMap::new(),
+            undo: Vec::new(),
+            state,
+            clock_moved: false,
+        }
     }
 
     /// Signs a checkpoint of the head as it stands in this group, or returns
@@ -343,6 +403,7 @@ impl<'a> Txn<'a> {
     }
 
     fn rollback(&mut self, savepoint: Savepoint) {
+        self.bucket_cache.get_mut().take();
         while self.undo.len() > savepoint.undo_len {
             let Some((space_key, previous)) = self.undo.pop() else { break };
             match previous {
@@ -358,7 +419,15 @@ impl<'a> Txn<'a> {
         self.overlay.is_empty()
     }
 
-    fn into_batch(self) -> (Batch, WriterState) {
+    /// The group's changes in key order, each key once (later groups look
+    /// keys up in it while it is committed), and the state after it.
+    fn into_batch(mut self) -> (Batch, WriterState) {
+        if self.clock_moved {
+            let clock = codec::encode_clock(self.state.last_time, self.state.last_sequence);
+            self.overlay.insert((Keyspace::Meta, META_CLOCK.to_vec()), Some(clock));
+        }
+        let head = codec::Writer::new().u64(self.state.ledger_sequence).raw(&self.state.ledger_head.0).finish();
+        self.overlay.insert((Keyspace::Meta, META_HEAD.to_vec()), Some(head));
         let mut batch = Batch::new();
         for ((space, key), value) in self.overlay {
             match value {
@@ -366,26 +435,25 @@ impl<'a> Txn<'a> {
                 None => batch.delete(space, key),
             }
         }
-        if self.clock_moved {
-            batch.put(
-                Keyspace::Meta,
-                META_CLOCK.to_vec(),
-                codec::encode_clock(self.state.last_time, self.state.last_sequence),
-            );
-        }
-        let head = codec::Writer::new().u64(self.state.ledger_sequence).raw(&self.state.ledger_head.0).finish();
-        batch.put(Keyspace::Meta, META_HEAD.to_vec(), head);
         (batch, self.state)
     }
 
+    /// The value as this group sees it: its own changes, then the groups
+    /// before it that are still being committed (newest first), then the backend.
     fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(pending) = self.overlay.get(&(space, key.to_vec())) {
             return Ok(pending.clone());
+        }
+        if let Some(pending) = self.layers.iter().rev().find_map(|layer| layer.lookup(space, key)) {
+            return Ok(pending.map(<[u8]>::to_vec));
         }
         self.backend.get(space, key).map_err(|e| StoreError::backend("read", e))
     }
 
     fn set(&mut self, space: Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if space == Keyspace::Buckets {
+            self.bucket_cache.get_mut().take();
+        }
         let space_key = (space, key);
         let previous = self.overlay.insert(space_key.clone(), value);
         self.undo.push((space_key, previous));
@@ -409,9 +477,19 @@ impl<'a> Txn<'a> {
         if pending_live {
             return Ok(true);
         }
+        // A key an in-flight group touched is live as the newest layer says.
+        for layer in &self.layers {
+            for key in layer.keys_with_prefix(space, prefix) {
+                if self.get(space, key)?.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
         for entry in self.backend.scan(space, prefix, prefix) {
             let (key, _) = entry.map_err(|e| StoreError::backend("scan", e))?;
-            if !self.overlay.contains_key(&(space, key)) {
+            let shadowed = self.overlay.contains_key(&(space, key.clone()))
+                || self.layers.iter().any(|layer| layer.lookup(space, &key).is_some());
+            if !shadowed {
                 return Ok(true);
             }
         }
@@ -486,10 +564,17 @@ impl<'a> Txn<'a> {
     }
 
     fn bucket(&self, bucket: &BucketName) -> Result<BucketRecord, StoreError> {
+        if let Some((name, record)) = &*self.bucket_cache.borrow()
+            && name == bucket
+        {
+            return Ok(record.clone());
+        }
         let raw = self
             .get(Keyspace::Buckets, bucket.as_str().as_bytes())?
             .ok_or_else(|| StoreError::NoSuchBucket { bucket: bucket.to_string() })?;
-        Ok(BucketRecord::decode(&raw)?)
+        let record = BucketRecord::decode(&raw)?;
+        *self.bucket_cache.borrow_mut() = Some((bucket.clone(), record.clone()));
+        Ok(record)
     }
 }
 
@@ -759,10 +844,9 @@ fn insert_version(
     key: &ObjectKey,
     record: &VersionRecord,
 ) -> Result<Vec<u8>, StoreError> {
+    // Not looked up first: ids only grow (`Txn::new_version_id`), and
+    // `Store::open` refuses a clock mark behind the newest id in the ledger.
     let version_key = keys::version_key(bucket, key.as_str(), record.id);
-    if txn.get(Keyspace::Versions, &version_key)?.is_some() {
-        return Err(StoreError::DataLoss { what: format!("version id {} issued twice", record.id) });
-    }
     let stored = record.encode();
     txn.put(Keyspace::Versions, version_key, stored.clone());
     if record.is_null {
@@ -794,7 +878,8 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
     let data = match put.data {
         VersionData::Inline(bytes) if bytes.is_empty() => DataRef { upload: id.as_u128(), chunks: 0 },
         VersionData::Inline(bytes) => {
-            txn.put(Keyspace::Chunks, keys::chunk_key(id.as_u128(), 0), codec::encode_chunk(&bytes));
+            let chunk = codec::encode_chunk_with_digest(&put.sha256, &bytes);
+            txn.put(Keyspace::Chunks, keys::chunk_key(id.as_u128(), 0), chunk);
             DataRef { upload: id.as_u128(), chunks: 1 }
         }
         VersionData::Staged { upload, chunks } => {
@@ -1182,4 +1267,63 @@ fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, S
     };
     let sequence = txn.record(actor, op, fields);
     Ok(Outcome::Lock(lock, Some(sequence)))
+}
+
+#[cfg(test)]
+mod tests {
+    use wormbox_model::{ClockPolicy, ManualClock};
+
+    use super::*;
+    use crate::backend::MemBackend;
+    use crate::ledger::GENESIS;
+
+    fn fresh_state(clock: &dyn Clock) -> WriterState {
+        WriterState {
+            last_time: Timestamp::EPOCH,
+            last_sequence: 0,
+            ledger_sequence: 0,
+            ledger_head: GENESIS,
+            compliance: ComplianceClock::resume(None, clock.now(), clock.monotonic(), ClockPolicy::default()),
+            held_back_reported: false,
+            last_checkpoint: None,
+        }
+    }
+
+    fn put(bucket: &BucketName, body: &[u8]) -> Command {
+        let digest = ring::digest::digest(&ring::digest::SHA256, body);
+        Command::PutVersion(Box::new(PutVersion {
+            bucket: bucket.clone(),
+            key: ObjectKey::new("k").unwrap(),
+            object: NewObject::default(),
+            sha256: Digest::from_slice(digest.as_ref()).unwrap(),
+            size: body.len() as u64,
+            data: VersionData::Inline(body.to_vec()),
+        }))
+    }
+
+    fn versioning(bucket: &BucketName, state: VersioningState) -> Command {
+        Command::SetVersioning {
+            bucket: bucket.clone(),
+            change: VersioningChange { state: Some(state), ..VersioningChange::default() },
+        }
+    }
+
+    /// Commands of one group see each other's bucket changes, although the
+    /// group keeps the bucket record it last read.
+    #[test]
+    fn a_command_sees_a_bucket_change_made_before_it_in_the_same_group() {
+        let backend = MemBackend::new();
+        let clock = ManualClock::new(Timestamp(1_795_737_600_000_000));
+        let actor = Actor::system();
+        let bucket = BucketName::new("bucket").unwrap();
+        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new());
+        let mut run = |command| apply(&mut txn, &actor, command).unwrap();
+        run(Command::CreateBucket { bucket: bucket.clone(), object_lock: false });
+        run(versioning(&bucket, VersioningState::Enabled));
+        let Outcome::Written(versioned) = run(put(&bucket, b"a")) else { panic!("a put writes") };
+        assert_ne!(versioned.version_id, "null");
+        run(versioning(&bucket, VersioningState::Suspended));
+        let Outcome::Written(null) = run(put(&bucket, b"b")) else { panic!("a put writes") };
+        assert_eq!(null.version_id, "null", "the put after the suspension in its group wrote a null version");
+    }
 }

@@ -13,6 +13,12 @@ use wormbox_server::WormboxdConfig;
 use wormbox_server::backup::RestoreOptions;
 use wormbox_server::init::InitOptions;
 
+/// jemalloc rather than glibc malloc: under the writer, gRPC and RocksDB
+/// threads glibc's arenas let the resident set drift upwards during sustained
+/// ingest (benches/results/2026-11-27-jemalloc.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The Wormbox WORM archive daemon. Without a subcommand it serves.
 #[derive(Debug, Parser)]
 #[command(name = "wormboxd", version)]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::backend::{Backend, BackendError, Batch, BatchOp, Durability, Entries, Keyspace};
@@ -19,20 +19,36 @@ type Space = BTreeMap<Vec<u8>, Vec<u8>>;
 pub struct MemBackend {
     spaces: Arc<RwLock<BTreeMap<Keyspace, Space>>>,
     fail_next_commit: Arc<AtomicBool>,
-    held: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    held: Arc<(std::sync::Mutex<Held>, std::sync::Condvar)>,
+    reads: Arc<AtomicU64>,
+}
+
+/// Whether commits are held, and how many wait.
+#[derive(Debug, Default)]
+struct Held {
+    on: bool,
+    waiting: usize,
 }
 
 /// Holds every `MemBackend::commit` until dropped (see `hold_commits`).
 #[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub struct CommitGate {
-    held: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    held: Arc<(std::sync::Mutex<Held>, std::sync::Condvar)>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl CommitGate {
+    /// How many commits are waiting at the gate now.
+    pub fn waiting(&self) -> usize {
+        self.held.0.lock().unwrap_or_else(|p| p.into_inner()).waiting
+    }
 }
 
 #[cfg(any(test, feature = "testing"))]
 impl Drop for CommitGate {
     fn drop(&mut self) {
-        *self.held.0.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.held.0.lock().unwrap_or_else(|p| p.into_inner()).on = false;
         self.held.1.notify_all();
     }
 }
@@ -60,8 +76,15 @@ impl MemBackend {
     /// disk, for tests of what callers see while the writer is busy.
     #[cfg(any(test, feature = "testing"))]
     pub fn hold_commits(&self) -> CommitGate {
-        *self.held.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.held.0.lock().unwrap_or_else(|p| p.into_inner()).on = true;
         CommitGate { held: Arc::clone(&self.held) }
+    }
+
+    /// How many `get`s were answered so far: lets a test see that the
+    /// writer has started on a command.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
     }
 
     /// Returns a copy of everything stored, to assert that nothing changed.
@@ -79,6 +102,7 @@ impl Backend for MemBackend {
     }
 
     fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         let spaces = self.spaces.read().unwrap_or_else(|p| p.into_inner());
         Ok(spaces.get(&space).and_then(|s| s.get(key)).cloned())
     }
@@ -98,9 +122,11 @@ impl Backend for MemBackend {
     fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), BackendError> {
         {
             let mut held = self.held.0.lock().unwrap_or_else(|p| p.into_inner());
-            while *held {
+            held.waiting += 1;
+            while held.on {
                 held = self.held.1.wait(held).unwrap_or_else(|p| p.into_inner());
             }
+            held.waiting -= 1;
         }
         if self.fail_next_commit.swap(false, Ordering::SeqCst) {
             return Err(BackendError::Io(std::io::Error::other("injected commit failure")));

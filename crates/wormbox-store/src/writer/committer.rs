@@ -1,0 +1,162 @@
+//! The second half of the writer: commits applied groups, in order, while the
+//! first half applies the next group.
+//!
+//! Invariant: a group is answered only after its batch is durable, and groups
+//! are committed in the order they were applied. A group is applied against
+//! the groups still in flight before it (`InFlight`), so when a commit fails,
+//! every later group of the same epoch was judged on state that never became
+//! durable: the committer fails those too, without writing them, and hands
+//! the applier the state from before the failed group, from which it carries
+//! on in a new epoch. Nothing is acknowledged that is not stored, and the
+//! ledger has no gaps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::{Outcome, WriterState};
+use crate::StoreError;
+use crate::backend::{Backend, BackendError, Batch, BatchOp, Durability, Keyspace};
+
+/// A group's batch between its apply and its commit: readable by the groups
+/// applied after it, until it is in the backend.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub(super) epoch: u64,
+    /// Sorted by keyspace and key, each key once (built from the group's
+    /// ordered overlay), so lookups are binary searches.
+    batch: Batch,
+}
+
+impl InFlight {
+    pub(super) fn new(epoch: u64, batch: Batch) -> InFlight {
+        debug_assert!(
+            batch.ops().windows(2).all(|w| op_key(&w[0]) < op_key(&w[1])),
+            "an in-flight batch is sorted and holds each key once"
+        );
+        InFlight { epoch, batch }
+    }
+
+    /// `Some(Some(value))` for a put, `Some(None)` for a delete, `None` when
+    /// this batch does not touch the key.
+    pub(super) fn lookup(&self, space: Keyspace, key: &[u8]) -> Option<Option<&[u8]>> {
+        let ops = self.batch.ops();
+        let at = ops.binary_search_by(|op| op_key(op).cmp(&(space, key))).ok()?;
+        Some(op_value(&ops[at]))
+    }
+
+    /// The keys this batch touches in `space` that start with `prefix`.
+    pub(super) fn keys_with_prefix<'a>(&'a self, space: Keyspace, prefix: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+        let ops = self.batch.ops();
+        let from = ops.partition_point(|op| op_key(op) < (space, prefix));
+        ops[from..].iter().map(op_key).take_while(move |(s, k)| *s == space && k.starts_with(prefix)).map(|(_, k)| k)
+    }
+}
+
+fn op_key(op: &BatchOp) -> (Keyspace, &[u8]) {
+    match op {
+        BatchOp::Put { space, key, .. } | BatchOp::Delete { space, key } => (*space, key.as_slice()),
+    }
+}
+
+fn op_value(op: &BatchOp) -> Option<&[u8]> {
+    match op {
+        BatchOp::Put { value, .. } => Some(value.as_slice()),
+        BatchOp::Delete { .. } => None,
+    }
+}
+
+/// The groups applied but not yet committed, oldest first.
+pub(super) type InFlightList = Arc<Mutex<Vec<Arc<InFlight>>>>;
+
+pub(super) type Reply = (oneshot::Sender<Result<Outcome, StoreError>>, Result<Outcome, StoreError>);
+
+/// One applied group, ready to commit.
+pub(super) struct Job {
+    /// `None` when the group changed nothing (every command failed or only
+    /// read): it is still answered in order, after the groups before it.
+    pub(super) batch: Option<Arc<InFlight>>,
+    pub(super) epoch: u64,
+    pub(super) replies: Vec<Reply>,
+    pub(super) queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
+    /// The applier's state before this group: where it resumes if this
+    /// group's commit fails.
+    pub(super) state_before: WriterState,
+}
+
+/// Sent back when a commit failed: the applier resumes from `state` in a
+/// new epoch.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub(super) epoch: u64,
+    pub(super) state: WriterState,
+}
+
+/// Running totals of what was committed, for `Store::commit_stats`.
+#[derive(Debug, Default)]
+pub(crate) struct CommitCounters {
+    pub(crate) groups: AtomicU64,
+    pub(crate) commands: AtomicU64,
+}
+
+pub(super) struct Committer {
+    pub(super) backend: Arc<dyn Backend>,
+    pub(super) in_flight: InFlightList,
+    pub(super) counters: Arc<CommitCounters>,
+    pub(super) failures: Sender<Failure>,
+}
+
+impl Committer {
+    pub(super) fn run(self, jobs: Receiver<Job>) {
+        // The epoch whose commit failed, and why: its later groups fail too.
+        let mut poisoned: Option<(u64, Arc<BackendError>)> = None;
+        while let Ok(job) = jobs.recv() {
+            let failed = match &poisoned {
+                Some((epoch, err)) if *epoch == job.epoch => Some(Arc::clone(err)),
+                _ => None,
+            };
+            // A group of a failed epoch was judged on state that is not
+            // stored: even its refusals may be wrong, so all of it fails.
+            let judged_on_lost_state = failed.is_some();
+            let result = match (&job.batch, failed) {
+                (_, Some(err)) => Err(err),
+                (None, None) => Ok(()),
+                (Some(in_flight), None) => {
+                    let committed = self.backend.commit(&in_flight.batch, Durability::Synced);
+                    if committed.is_ok() {
+                        self.counters.groups.fetch_add(1, Ordering::Relaxed);
+                        self.counters.commands.fetch_add(job.replies.len() as u64, Ordering::Relaxed);
+                    }
+                    committed.map_err(|err| {
+                        tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
+                        let err = Arc::new(err);
+                        poisoned = Some((job.epoch, Arc::clone(&err)));
+                        let _ = self.failures.send(Failure { epoch: job.epoch, state: job.state_before.clone() });
+                        err
+                    })
+                }
+            };
+            // Removed only now: a later group that looked for this batch's
+            // keys found them here or, from now on, in the backend.
+            if let Some(in_flight) = &job.batch {
+                self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).retain(|b| !Arc::ptr_eq(b, in_flight));
+            }
+            // The shares go back after the commit and before the answers: the
+            // queue bounds what waits plus what is being written.
+            drop(job.queue_shares);
+            for (reply, res) in job.replies {
+                let res = match &result {
+                    Ok(()) => res,
+                    Err(err) => {
+                        let failed = || StoreError::Backend { operation: "group commit", source: Arc::clone(err) };
+                        if judged_on_lost_state { Err(failed()) } else { res.and_then(|_| Err(failed())) }
+                    }
+                };
+                let _ = reply.send(res);
+            }
+        }
+        tracing::debug!("store committer stopped");
+    }
+}
