@@ -61,6 +61,13 @@ struct Args {
     /// Concurrent tasks appending through the store directly.
     #[arg(long, default_value_t = 64)]
     store_tasks: usize,
+    /// RocksDB block cache (data, index and filter blocks), MiB, for the raw
+    /// baselines, the store and the appliance alike.
+    #[arg(long, default_value_t = 128)]
+    block_cache_mib: usize,
+    /// RocksDB memtable size, MiB (all memtables together: four times this).
+    #[arg(long, default_value_t = 64)]
+    write_buffer_mib: usize,
     /// Where data is written (a directory on the disk under test).
     #[arg(long, default_value = "/var/tmp")]
     dir: PathBuf,
@@ -289,8 +296,14 @@ fn disk_sequential(dir: &Path, duration: Duration) -> anyhow::Result<Measured> {
 // ---- (b) raw RocksDB ----
 
 /// WriteBatches of `batch` records, each hashed, each batch synced.
-fn raw_batches(dir: &Path, size: usize, batch: usize, duration: Duration) -> anyhow::Result<Measured> {
-    let db = RawRocks::open(dir, &RocksOptions::default())?;
+fn raw_batches(
+    dir: &Path,
+    rocks: &RocksOptions,
+    size: usize,
+    batch: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let db = RawRocks::open(dir, rocks)?;
     let values: Vec<Vec<u8>> = (0..batch as u64).map(|n| payload(size, n)).collect();
     let mut m = Measured::default();
     let started = Instant::now();
@@ -312,8 +325,14 @@ fn raw_batches(dir: &Path, size: usize, batch: usize, duration: Duration) -> any
 }
 
 /// `writers` threads, each putting one record and syncing, over and over.
-fn raw_single_puts(dir: &Path, size: usize, writers: usize, duration: Duration) -> anyhow::Result<Measured> {
-    let db = Arc::new(RawRocks::open(dir, &RocksOptions::default())?);
+fn raw_single_puts(
+    dir: &Path,
+    rocks: &RocksOptions,
+    size: usize,
+    writers: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let db = Arc::new(RawRocks::open(dir, rocks)?);
     let started = Instant::now();
     let results: Vec<anyhow::Result<Measured>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers as u64)
@@ -346,8 +365,14 @@ fn raw_single_puts(dir: &Path, size: usize, writers: usize, duration: Duration) 
 
 // ---- (c) the store's group commit ----
 
-async fn store_appends(dir: &Path, size: usize, tasks: usize, duration: Duration) -> anyhow::Result<Measured> {
-    let backend: Arc<dyn Backend> = Arc::new(RocksBackend::open(dir, &RocksOptions::default())?);
+async fn store_appends(
+    dir: &Path,
+    rocks: &RocksOptions,
+    size: usize,
+    tasks: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let backend: Arc<dyn Backend> = Arc::new(RocksBackend::open(dir, rocks)?);
     let store = Store::open(backend, Arc::new(SystemClock), StoreOptions::default())?;
     let actor = Actor::system();
     let bucket = BucketName::new("bench").expect("valid name");
@@ -384,11 +409,13 @@ struct Server {
 }
 
 impl Server {
-    async fn start(parent: &Path, max_ingest: u64) -> anyhow::Result<Server> {
+    async fn start(parent: &Path, rocks: &RocksOptions, max_ingest: u64) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new().prefix("wormbox-loadgen-").tempdir_in(parent)?;
         let mut config = wormbox_server::WormboxdConfig::default();
         config.listen.addr = "127.0.0.1:0".parse()?;
         config.storage.data_dir = dir.path().join("data");
+        config.storage.block_cache_mib = rocks.block_cache_bytes >> 20;
+        config.storage.write_buffer_mib = rocks.write_buffer_bytes >> 20;
         config.limits.max_ingest_record_bytes = max_ingest;
         config.limits.max_message_bytes = config.limits.max_message_bytes.max(2 * max_ingest as usize);
         // The scrub would compete with the measurement.
@@ -589,9 +616,14 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let phase = Duration::from_secs(args.duration_secs);
     let scratch = tempfile::Builder::new().prefix("wormbox-loadgen-").tempdir_in(&args.dir)?;
+    let rocks = RocksOptions {
+        block_cache_bytes: args.block_cache_mib << 20,
+        write_buffer_bytes: args.write_buffer_mib << 20,
+        ..RocksOptions::default()
+    };
     if args.ingest_only {
         let size = args.record_bytes[0];
-        let server = Server::start(scratch.path(), (size as u64).max(1 << 20)).await?;
+        let server = Server::start(scratch.path(), &rocks, (size as u64).max(1 << 20)).await?;
         let (ingest, _) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
         server.stop().await?;
         let hashing = if cfg!(wormbox_bench_unhashed) { "stubbed" } else { "on" };
@@ -603,8 +635,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         format!("Machine: {}", machine()),
         format!("Data directory: {} (each phase in a fresh subdirectory)", args.dir.display()),
         format!(
-            "Command: `cargo bench -p wormbox-benches --bench loadgen -- --duration-secs {} --streams {} --window {} --batch {} --clients {} --store-tasks {}`",
-            args.duration_secs, args.streams, args.window, args.batch, args.clients, args.store_tasks
+            "Command: `cargo bench -p wormbox-benches --bench loadgen -- --record-bytes {} --duration-secs {} --streams {} --window {} --batch {} --clients {} --store-tasks {} --block-cache-mib {} --write-buffer-mib {} --sustain-secs {}`",
+            args.record_bytes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            args.duration_secs,
+            args.streams,
+            args.window,
+            args.batch,
+            args.clients,
+            args.store_tasks,
+            args.block_cache_mib,
+            args.write_buffer_mib,
+            args.sustain_secs,
         ),
         String::new(),
         "| phase | records/s | MB/s | p50 ms | p99 ms | p999 ms | records per group commit |".to_owned(),
@@ -621,17 +662,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for &size in &args.record_bytes {
         let label = if size % 1024 == 0 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
         let sub = |name: &str| scratch.path().join(format!("{name}-{size}"));
-        let raw = tokio::task::block_in_place(|| raw_batches(&sub("raw-batch"), size, args.batch, phase))?;
+        let raw = tokio::task::block_in_place(|| raw_batches(&sub("raw-batch"), &rocks, size, args.batch, phase))?;
         lines.push(raw.row(&format!("raw RocksDB: WriteBatch({}) + sync + SHA-256, {label}", args.batch)));
-        let single = tokio::task::block_in_place(|| raw_single_puts(&sub("raw-single"), size, 1, phase))?;
+        let single = tokio::task::block_in_place(|| raw_single_puts(&sub("raw-single"), &rocks, size, 1, phase))?;
         lines.push(single.row(&format!("raw RocksDB: put + sync, 1 writer, {label}")));
-        let many = tokio::task::block_in_place(|| raw_single_puts(&sub("raw-many"), size, args.clients, phase))?;
+        let many =
+            tokio::task::block_in_place(|| raw_single_puts(&sub("raw-many"), &rocks, size, args.clients, phase))?;
         lines.push(many.row(&format!("raw RocksDB: put + sync, {} writers, {label}", args.clients)));
         eprintln!("store group commit, {label} ...");
-        let store = store_appends(&sub("store"), size, args.store_tasks, phase).await?;
+        let store = store_appends(&sub("store"), &rocks, size, args.store_tasks, phase).await?;
         lines.push(store.row(&format!("store: put_object x{} tasks, {label}", args.store_tasks)));
 
-        let server = Server::start(scratch.path(), (size as u64).max(1 << 20)).await?;
+        let server = Server::start(scratch.path(), &rocks, (size as u64).max(1 << 20)).await?;
         let (ingest, samples) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
         lines.push(ingest.row(&format!("gRPC Ingest: {} streams x {} in flight, {label}", args.streams, args.window)));
         eprintln!("gRPC PutObject, {label} ...");
@@ -691,7 +733,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     if args.sustain_secs > 0 {
         let size = args.record_bytes[0];
-        let server = Server::start(scratch.path(), (size as u64).max(1 << 20)).await?;
+        let server = Server::start(scratch.path(), &rocks, (size as u64).max(1 << 20)).await?;
         let (ingest, samples) =
             grpc_ingest(&server, size, args.streams, args.window, Duration::from_secs(args.sustain_secs)).await?;
         server.stop().await?;
@@ -706,6 +748,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if spread <= 10.0 { "met" } else { "NOT met" }
             ));
         }
+        let minutes: Vec<String> =
+            samples.chunks(60).map(|m| format!("{:.0}", *m.iter().max().unwrap_or(&0) as f64 / 1048576.0)).collect();
+        rss_notes.push(format!("RSS of the sustained run, highest in each minute (MiB): {}", minutes.join(", ")));
     }
     peak_rss = peak_rss.max(rss().1);
     lines.push(String::new());

@@ -20,9 +20,10 @@ use wormbox_store::backend::{Backend, BackendError, Batch, BatchOp, Durability, 
 pub struct RocksOptions {
     /// Values at least this large in `chunks` go to blob files.
     pub min_blob_bytes: u64,
-    /// Size of each memtable, in bytes.
+    /// Size of each memtable, in bytes. All memtables together are held to
+    /// four times this, charged to the block cache (see `open_db`).
     pub write_buffer_bytes: usize,
-    /// Block cache size, in bytes.
+    /// Block cache size for data, index and filter blocks, in bytes.
     pub block_cache_bytes: usize,
 }
 
@@ -91,16 +92,33 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
     // manifest and WAL directory are synced by RocksDB on creation.
     db_options.set_use_fsync(false);
     db_options.set_max_background_jobs(2);
-    let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+    // One memory budget, so that the resident set does not grow with the
+    // archive: the memtables of all families (four memtables' worth in all,
+    // flushed when it is used up; writers never stall on it) are charged to
+    // the same cache as data, index and filter blocks. Without this, index
+    // and filter blocks live outside any cache, one set per table file.
+    let memtables = options.write_buffer_bytes.saturating_mul(4);
+    let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes.saturating_add(memtables));
+    let budget = rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(memtables, false, cache.clone());
+    db_options.set_write_buffer_manager(&budget);
     let families = Keyspace::ALL.iter().map(|space| {
         let mut cf = Options::default();
         cf.set_write_buffer_size(options.write_buffer_bytes);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
-        // Every write looks up keys that do not exist yet (a new version's
-        // key, a null pointer); a bloom filter answers those without reading
-        // a block.
+        // Every write looks up keys that do not exist yet (a null pointer, a
+        // lock); a bloom filter answers those without reading a block.
         table.set_bloom_filter(10.0, false);
+        // Index and filters in the cache, partitioned so that only the
+        // partitions in use are loaded; the small top level (and level 0's,
+        // which every read consults) stays pinned, so hot lookups never
+        // re-read an index.
+        table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         cf.set_block_based_table_factory(&table);
         if *space == Keyspace::Chunks {
             cf.set_enable_blob_files(true);
@@ -146,7 +164,9 @@ pub mod baseline {
             sync: bool,
         ) -> Result<(), BackendError> {
             let family = family(&self.db, Keyspace::Chunks)?;
-            let mut batch = WriteBatch::default();
+            let entries: Vec<_> = entries.into_iter().collect();
+            let mut batch =
+                WriteBatch::with_capacity_bytes(super::batch_bytes(entries.iter().map(|(k, v)| k.len() + v.len())));
             for (key, value) in entries {
                 batch.put_cf(family, key, value);
             }
@@ -155,6 +175,13 @@ pub mod baseline {
             self.db.write_opt(batch, &options).map_err(engine)
         }
     }
+}
+
+/// A WriteBatch's size for entries of these key + value lengths (a 12-byte
+/// header; per entry a tag, a family id and two lengths, at most 16 bytes),
+/// so that building a group's batch does not copy it over and over as it grows.
+fn batch_bytes(entries: impl Iterator<Item = usize>) -> usize {
+    12 + entries.map(|bytes| bytes + 16).sum::<usize>()
 }
 
 fn engine(err: rocksdb::Error) -> BackendError {
@@ -196,7 +223,10 @@ impl Backend for RocksBackend {
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError> {
-        let mut write = WriteBatch::default();
+        let mut write = WriteBatch::with_capacity_bytes(batch_bytes(batch.ops().iter().map(|op| match op {
+            BatchOp::Put { key, value, .. } => key.len() + value.len(),
+            BatchOp::Delete { key, .. } => key.len(),
+        })));
         for op in batch.ops() {
             match op {
                 BatchOp::Put { space, key, value } => write.put_cf(self.family(*space)?, key, value),
