@@ -474,24 +474,29 @@ fn rss() -> (u64, u64) {
 
 /// `streams` Ingest streams, each keeping `window` records in flight;
 /// latency is from sending a record to its durable ack. Returns the
-/// measurement and the RSS samples (one a second).
+/// measurement and what was sampled once a second.
 async fn grpc_ingest(
     server: &Server,
     size: usize,
     streams: usize,
     window: usize,
     duration: Duration,
-) -> anyhow::Result<(Measured, Vec<u64>)> {
+) -> anyhow::Result<(Measured, Sampled)> {
     let before = server.commit_stats();
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
+    let engine = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
-        let samples = Arc::clone(&samples);
+        let (samples, engine) = (Arc::clone(&samples), Arc::clone(&engine));
+        let store = server.running.as_ref().map(|r| r.app().store().clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 samples.lock().expect("samples").push(rss().0);
+                if let Some(store) = &store {
+                    engine.lock().expect("engine").push(store.engine_memory());
+                }
             }
         })
     };
@@ -551,7 +556,15 @@ async fn grpc_ingest(
     sampler.abort();
     eprintln!();
     let samples = samples.lock().expect("samples").clone();
-    Ok((total, samples))
+    let engine = engine.lock().expect("engine").clone();
+    Ok((total, Sampled { rss: samples, engine }))
+}
+
+/// What a gRPC Ingest phase sampled once a second: the process's resident
+/// set and the storage engine's own memory accounting.
+struct Sampled {
+    rss: Vec<u64>,
+    engine: Vec<Vec<(&'static str, u64)>>,
 }
 
 /// `clients` clients, each sending one `PutObject` (header + one data
@@ -674,7 +687,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lines.push(store.row(&format!("store: put_object x{} tasks, {label}", args.store_tasks)));
 
         let server = Server::start(scratch.path(), &rocks, (size as u64).max(1 << 20)).await?;
-        let (ingest, samples) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
+        let (ingest, sampled) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
+        let samples = sampled.rss;
         lines.push(ingest.row(&format!("gRPC Ingest: {} streams x {} in flight, {label}", args.streams, args.window)));
         eprintln!("gRPC PutObject, {label} ...");
         let put_one = grpc_puts(&server, size, 1, phase).await?;
@@ -734,8 +748,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.sustain_secs > 0 {
         let size = args.record_bytes[0];
         let server = Server::start(scratch.path(), &rocks, (size as u64).max(1 << 20)).await?;
-        let (ingest, samples) =
+        let (ingest, sampled) =
             grpc_ingest(&server, size, args.streams, args.window, Duration::from_secs(args.sustain_secs)).await?;
+        let samples = &sampled.rss;
         server.stop().await?;
         lines.push(ingest.row(&format!("gRPC Ingest sustained {} s, {size} B", args.sustain_secs)));
         let steady: Vec<u64> = samples.iter().copied().skip(samples.len() / 5).collect();
@@ -751,6 +766,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let minutes: Vec<String> =
             samples.chunks(60).map(|m| format!("{:.0}", *m.iter().max().unwrap_or(&0) as f64 / 1048576.0)).collect();
         rss_notes.push(format!("RSS of the sustained run, highest in each minute (MiB): {}", minutes.join(", ")));
+        // The engine's own accounting at the end of each minute, to tell its
+        // memory from the rest of the process's.
+        if let Some(first) = sampled.engine.first() {
+            for (index, (name, _)) in first.iter().enumerate() {
+                let per_minute: Vec<String> = sampled
+                    .engine
+                    .chunks(60)
+                    .filter_map(|m| m.last().and_then(|s| s.get(index)))
+                    .map(|(_, bytes)| format!("{:.0}", *bytes as f64 / 1048576.0))
+                    .collect();
+                rss_notes.push(format!("RocksDB {name}, end of each minute (MiB): {}", per_minute.join(", ")));
+            }
+        }
     }
     peak_rss = peak_rss.max(rss().1);
     lines.push(String::new());

@@ -160,6 +160,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Applies every change of `batch` atomically, or none of them.
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError>;
+
+    /// The engine's own accounting of the memory it holds, by name, in
+    /// bytes (for the load generator and diagnostics); none by default.
+    fn memory_report(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// A storage engine's failure, with engine detail boxed.

@@ -217,6 +217,12 @@ impl Store {
         }
     }
 
+    /// The storage engine's own accounting of the memory it holds
+    /// (`Backend::memory_report`).
+    pub fn engine_memory(&self) -> Vec<(&'static str, u64)> {
+        self.inner.backend.memory_report()
+    }
+
     /// Bytes of the write queue not taken by waiting or committing requests
     /// (`StoreOptions::queue_bytes` when idle).
     pub fn queue_available(&self) -> usize {
