@@ -217,7 +217,7 @@ pub(crate) fn run(
         }
         let layers: Vec<Arc<InFlight>> =
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect();
-        let mut group = Group::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers);
+        let mut group = Group::new(Txn::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers));
         group.apply(first);
         // What queued meanwhile joins this group. While the committer syncs
         // the group before, requests queue up and become the next group, so
@@ -252,14 +252,7 @@ struct Group<'a> {
 }
 
 impl<'a> Group<'a> {
-    fn new(
-        backend: &'a dyn Backend,
-        clock: &'a dyn Clock,
-        signing: Option<&'a Signing>,
-        state: WriterState,
-        layers: Vec<Arc<InFlight>>,
-    ) -> Group<'a> {
-        let mut txn = Txn::new(backend, clock, signing, state, layers);
+    fn new(mut txn: Txn<'a>) -> Group<'a> {
         txn.note_clock_jump();
         Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0 }
     }
