@@ -1,25 +1,40 @@
 //! `Backend` on RocksDB.
 //!
-//! Each `Keyspace` maps to one column family. Version bytes live in the
-//! `chunks` family with blob files enabled, so large values are written to
-//! blob files rather than rewritten by every compaction. A `Synced` commit is
-//! a WriteBatch written with `sync = true`, which also makes every earlier
-//! `Buffered` write durable, since they share one WAL. This crate holds no
-//! archive rules; they live in `wormbox-store`.
+//! Each `Keyspace` maps to one column family. Small version bytes live in
+//! the `chunks` family (blob files from `min_blob_bytes`, so they are not
+//! rewritten by every compaction); values from `segment_min_bytes` are
+//! written once to value segments (`segments`), and `chunks` reads and scans
+//! see both as one keyspace. A `Synced` commit is a WriteBatch written with
+//! `sync = true`, which also makes every earlier `Buffered` write durable,
+//! since they share one WAL; segment bytes are synced before any WriteBatch
+//! that references them. This crate holds no archive rules; they live in
+//! `wormbox-store`.
 
+mod segments;
+
+use std::collections::HashMap;
+use std::iter::Peekable;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 use wormbox_store::backend::{Backend, BackendError, Batch, BatchOp, Durability, Entries, Keyspace, prefix_successor};
+
+use crate::segments::{Appender, Segments, ValueRef};
 
 /// Tuning knobs of the RocksDB backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RocksOptions {
     /// Values at least this large in `chunks` go to blob files.
     pub min_blob_bytes: u64,
+    /// Values at least this large in `chunks` go to value segments instead:
+    /// written once, not to the WAL and again to a blob file.
+    pub segment_min_bytes: usize,
+    /// A value segment file is closed once it holds this many bytes.
+    pub segment_file_bytes: u64,
     /// Size of each memtable, in bytes. All memtables together are held to
     /// four times this, charged to the block cache (see `open_db`).
     pub write_buffer_bytes: usize,
@@ -29,14 +44,26 @@ pub struct RocksOptions {
 
 impl Default for RocksOptions {
     fn default() -> RocksOptions {
-        RocksOptions { min_blob_bytes: 4096, write_buffer_bytes: 64 << 20, block_cache_bytes: 128 << 20 }
+        RocksOptions {
+            min_blob_bytes: 4096,
+            segment_min_bytes: 16 << 10,
+            segment_file_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
+            block_cache_bytes: 128 << 20,
+        }
     }
 }
 
 impl RocksOptions {
-    /// Small buffers, for tests that open many stores.
+    /// Small buffers (and segment files, so tests cross into a second
+    /// one), for tests that open many stores.
     pub fn for_tests() -> RocksOptions {
-        RocksOptions { min_blob_bytes: 4096, write_buffer_bytes: 4 << 20, block_cache_bytes: 8 << 20 }
+        RocksOptions {
+            segment_file_bytes: 4 << 20,
+            write_buffer_bytes: 4 << 20,
+            block_cache_bytes: 8 << 20,
+            ..RocksOptions::default()
+        }
     }
 }
 
@@ -44,12 +71,32 @@ impl RocksOptions {
 #[derive(Debug)]
 pub struct RocksBackend {
     db: DB,
+    /// `None` for a database from before value segments opened read-only.
+    segments: Option<Segments>,
+    segment_min_bytes: usize,
+    read_only: bool,
+    /// Some punch is recorded and not yet done.
+    punches_pending: AtomicBool,
 }
 
 impl RocksBackend {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the database in `dir`. Value segment bytes
+    /// past their recorded end (appended by a commit that never landed) are
+    /// cut off, segment files no commit recorded are removed, and punches a
+    /// crash interrupted are finished.
     pub fn open(dir: &Path, options: &RocksOptions) -> Result<RocksBackend, BackendError> {
-        Ok(RocksBackend { db: open_db(dir, options)? })
+        let db = open_db(dir, options)?;
+        let last_id = recover_segments(&db, dir)?;
+        let backend = RocksBackend {
+            db,
+            segments: Some(Segments::new(dir, options.segment_file_bytes, last_id)),
+            segment_min_bytes: options.segment_min_bytes.max(1),
+            read_only: false,
+            punches_pending: AtomicBool::new(true),
+        };
+        let segments = backend.segments.as_ref().expect("just set");
+        backend.finish_punches_or_log(&mut segments.lock());
+        Ok(backend)
     }
 
     /// Opens the database in `dir` for reading only, as offline verification
@@ -57,29 +104,298 @@ impl RocksBackend {
     /// into new files or compacted, and every commit fails.
     pub fn open_read_only(dir: &Path) -> Result<RocksBackend, BackendError> {
         let existing = DB::list_cf(&Options::default(), dir).map_err(engine)?;
-        let families: Vec<&str> =
-            Keyspace::ALL.iter().map(|space| space.name()).filter(|name| existing.iter().any(|e| e == name)).collect();
+        let families: Vec<&str> = Keyspace::ALL
+            .iter()
+            .map(|space| space.name())
+            .chain([segments::REFS, segments::SEGMENTS])
+            .filter(|name| existing.iter().any(|e| e == name))
+            .collect();
+        let with_segments = families.contains(&segments::REFS);
         let db = DB::open_cf_for_read_only(&Options::default(), dir, families, false).map_err(engine)?;
-        Ok(RocksBackend { db })
+        Ok(RocksBackend {
+            db,
+            segments: with_segments.then(|| Segments::new(dir, u64::MAX, 0)),
+            segment_min_bytes: usize::MAX,
+            read_only: true,
+            punches_pending: AtomicBool::new(false),
+        })
     }
 
     /// Writes a consistent copy of the database into `dir`, which must not
     /// exist yet: RocksDB's checkpoint (files hard-linked where the filesystem
-    /// allows, the memtables flushed first), for backups.
+    /// allows, the memtables flushed first) and a copy of the value segment
+    /// files, for backups. No bytes are punched out of the segments while
+    /// they are copied, so every reference in the checkpoint finds its bytes;
+    /// bytes past the checkpoint's recorded ends are cut off when the copy
+    /// is opened.
     pub fn copy_to(&self, dir: &Path) -> Result<(), BackendError> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|c| c.create_checkpoint(dir)).map_err(engine)
+        {
+            let _gate = self.segments.as_ref().map(Segments::gate);
+            rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|c| c.create_checkpoint(dir)).map_err(engine)?;
+            if let Some(segments) = &self.segments {
+                segments.copy_files(dir)?;
+            }
+        }
+        if let Some(segments) = &self.segments
+            && !self.read_only
+        {
+            self.finish_punches_or_log(&mut segments.lock());
+        }
+        Ok(())
     }
 
-    fn family(&self, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
+    fn family(&self, space: Keyspace) -> Result<&ColumnFamily, BackendError> {
         family(&self.db, space)
+    }
+
+    fn internal(&self, name: &str) -> Result<&ColumnFamily, BackendError> {
+        internal_family(&self.db, name)
+    }
+
+    /// The reference stored for `key`, as `commit` has changed it so far.
+    fn current_ref(
+        &self,
+        changed: &HashMap<&[u8], Option<ValueRef>>,
+        key: &[u8],
+    ) -> Result<Option<ValueRef>, BackendError> {
+        match changed.get(key) {
+            Some(current) => Ok(*current),
+            None => match self.db.get_pinned_cf(self.internal(segments::REFS)?, key).map_err(engine)? {
+                Some(raw) => ValueRef::decode(&raw).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Punches out the bytes of every recorded punch, then forgets them.
+    /// Called with the appender held, so that no commit recording a punch
+    /// can slip in between the WAL sync (which makes every recorded punch's
+    /// delete durable) and the scan.
+    fn finish_punches(&self, _appender: &mut Appender) -> Result<(), BackendError> {
+        let Some(segments) = &self.segments else { return Ok(()) };
+        if !self.punches_pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // A backup is copying the files: it finishes them when it is done.
+        let Some(_gate) = segments.try_gate() else { return Ok(()) };
+        self.db.flush_wal(true).map_err(engine)?;
+        let family = self.internal(segments::SEGMENTS)?;
+        let prefix = segments::punch_prefix();
+        let mut keys = Vec::new();
+        let mut refs = Vec::new();
+        for entry in self.raw_scan(family, &prefix, &prefix) {
+            let (key, _) = entry?;
+            refs.push(segments::decode_punch(&key)?);
+            keys.push(key);
+        }
+        segments.punch(&refs)?;
+        let mut done = WriteBatch::default();
+        for key in keys {
+            done.delete_cf(family, key);
+        }
+        // Not synced: a punch forgotten by a crash is only punched again.
+        self.db.write(done).map_err(engine)?;
+        self.punches_pending.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// `finish_punches` after a commit that has landed: a failure to punch
+    /// does not undo the commit; the punches stay recorded and are tried
+    /// again at the next synced commit and at the next open.
+    fn finish_punches_or_log(&self, appender: &mut Appender) {
+        if let Err(err) = self.finish_punches(appender) {
+            tracing::warn!(error = %err, "freeing purged value bytes failed; will retry");
+        }
+    }
+
+    fn raw_scan<'a>(&'a self, family: &'a ColumnFamily, start: &[u8], prefix: &[u8]) -> Entries<'a> {
+        let from = if start < prefix { prefix } else { start };
+        let mut read = ReadOptions::default();
+        if let Some(end) = prefix_successor(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let prefix = prefix.to_vec();
+        let iter = self.db.iterator_cf_opt(family, read, IteratorMode::From(from, Direction::Forward));
+        Box::new(iter.map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(engine)).take_while(
+            move |entry| match entry {
+                Ok((k, _)) => k.starts_with(&prefix),
+                // An engine error ends the scan by being yielded, not swallowed.
+                Err(_) => true,
+            },
+        ))
+    }
+
+    /// Writes `batch` as it is (no segment values in it).
+    fn write_plain(&self, batch: &Batch, sync: bool) -> Result<(), BackendError> {
+        let mut write = WriteBatch::with_capacity_bytes(batch_bytes(batch.ops().iter().map(op_bytes)));
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { space, key, value } => write.put_cf(self.family(*space)?, key, value),
+                BatchOp::Delete { space, key } => write.delete_cf(self.family(*space)?, key),
+            }
+        }
+        self.write(write, sync)
+    }
+
+    fn write(&self, write: WriteBatch, sync: bool) -> Result<(), BackendError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db.write_opt(write, &options).map_err(engine)
+    }
+
+    /// Writes `batch` with its large `chunks` values appended to segments
+    /// and synced first, their references and the segments' new ends in the
+    /// WriteBatch, and the bytes of references it replaces or deletes
+    /// recorded for punching.
+    fn write_with_segments(&self, segments: &Segments, batch: &Batch, sync: bool) -> Result<(), BackendError> {
+        let mut appender = segments.lock();
+        let chunks = self.family(Keyspace::Chunks)?;
+        let refs = self.internal(segments::REFS)?;
+        let ends = self.internal(segments::SEGMENTS)?;
+        let mut write = WriteBatch::with_capacity_bytes(batch_bytes(batch.ops().iter().map(|op| match op {
+            BatchOp::Put { space: Keyspace::Chunks, key, value } if value.len() >= self.segment_min_bytes => {
+                key.len() * 2 + 21
+            }
+            op => op_bytes(op),
+        })));
+        let mut changed: HashMap<&[u8], Option<ValueRef>> = HashMap::new();
+        let mut punches = Vec::new();
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { space: Keyspace::Chunks, key, value } if value.len() >= self.segment_min_bytes => {
+                    punches.extend(self.current_ref(&changed, key)?);
+                    let r = segments.append(&mut appender, value)?;
+                    write.delete_cf(chunks, key);
+                    write.put_cf(refs, key, r.encode());
+                    changed.insert(key, Some(r));
+                }
+                BatchOp::Delete { space: Keyspace::Chunks, key } => {
+                    punches.extend(self.current_ref(&changed, key)?);
+                    write.delete_cf(chunks, key);
+                    write.delete_cf(refs, key);
+                    changed.insert(key, None);
+                }
+                BatchOp::Put { space, key, value } => write.put_cf(self.family(*space)?, key, value),
+                BatchOp::Delete { space, key } => write.delete_cf(self.family(*space)?, key),
+            }
+        }
+        for (id, end) in segments.sync(&mut appender)? {
+            write.put_cf(ends, segments::end_key(id), end.to_be_bytes());
+        }
+        for r in &punches {
+            write.put_cf(ends, segments::punch_key(*r), []);
+        }
+        self.write(write, sync)?;
+        if !punches.is_empty() {
+            self.punches_pending.store(true, Ordering::Release);
+        }
+        if sync {
+            self.finish_punches_or_log(&mut appender);
+        }
+        Ok(())
     }
 }
 
-fn family(db: &DB, space: Keyspace) -> Result<&rocksdb::ColumnFamily, BackendError> {
+fn op_bytes(op: &BatchOp) -> usize {
+    match op {
+        BatchOp::Put { key, value, .. } => key.len() + value.len(),
+        BatchOp::Delete { key, .. } => key.len(),
+    }
+}
+
+/// Reconciles the segment files in `dir` with the ends the database
+/// recorded (see `RocksBackend::open`) and returns the highest segment id.
+fn recover_segments(db: &DB, dir: &Path) -> Result<u64, BackendError> {
+    let family = internal_family(db, segments::SEGMENTS)?;
+    let prefix = segments::end_prefix();
+    let mut ends = HashMap::new();
+    for entry in db.prefix_iterator_cf(family, prefix) {
+        let (key, value) = entry.map_err(engine)?;
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let (id, end) = segments::decode_end(&key, &value)?;
+        ends.insert(id, end);
+    }
+    let mut last_id = ends.keys().copied().max().unwrap_or(0);
+    let mut changed = false;
+    let files = Segments::list(dir)?;
+    for (id, path) in &files {
+        let io = |what: &str, err: std::io::Error| {
+            BackendError::Io(std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display())))
+        };
+        let Some(&end) = ends.get(id) else {
+            // Created by a commit that never landed: nothing refers to it.
+            std::fs::remove_file(path).map_err(|e| io("removing", e))?;
+            changed = true;
+            continue;
+        };
+        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| io("opening", e))?;
+        let len = file.metadata().map_err(|e| io("reading", e))?.len();
+        if len < end {
+            return Err(segments::corrupt(format!(
+                "value segment {} holds {len} bytes but {end} were committed",
+                path.display()
+            )));
+        }
+        if len > end {
+            file.set_len(end).map_err(|e| io("truncating", e))?;
+            file.sync_all().map_err(|e| io("syncing", e))?;
+            changed = true;
+        }
+        last_id = last_id.max(*id);
+    }
+    if let Some(missing) = ends.keys().find(|id| !files.iter().any(|(f, _)| f == *id)) {
+        return Err(segments::corrupt(format!("value segment {missing} is recorded but its file is missing")));
+    }
+    if changed {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(BackendError::Io)?;
+    }
+    Ok(last_id)
+}
+
+/// `chunks` as one keyspace: entries of the family and of the value
+/// segments' references, merged in key order (a key in both is one left
+/// behind by a small value over a large one, and the family's wins, as in
+/// `get`).
+struct MergedChunks<'a> {
+    small: Peekable<Entries<'a>>,
+    large: Peekable<Entries<'a>>,
+    segments: &'a Segments,
+}
+
+impl Iterator for MergedChunks<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>), BackendError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.small.peek(), self.large.peek()) {
+            (None, None) => return None,
+            (Some(Err(_)), _) | (Some(_), None) => std::cmp::Ordering::Less,
+            (_, Some(Err(_))) | (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(Ok((small, _))), Some(Ok((large, _)))) => small.cmp(large),
+        };
+        match order {
+            std::cmp::Ordering::Less => return self.small.next(),
+            std::cmp::Ordering::Equal => {
+                self.large.next();
+                return self.small.next();
+            }
+            std::cmp::Ordering::Greater => {}
+        }
+        let segments = self.segments;
+        self.large.next().map(|entry| entry.and_then(|(key, raw)| Ok((key, segments.read(ValueRef::decode(&raw)?)?))))
+    }
+}
+
+fn family(db: &DB, space: Keyspace) -> Result<&ColumnFamily, BackendError> {
     db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
         space,
         source: format!("column family `{}` is missing", space.name()).into(),
     })
+}
+
+fn internal_family<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, BackendError> {
+    db.cf_handle(name).ok_or_else(|| segments::corrupt(format!("column family `{name}` is missing")))
 }
 
 /// Opens the database with the archive's options: one column family per
@@ -131,7 +447,19 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
         }
         ColumnFamilyDescriptor::new(space.name(), cf)
     });
-    DB::open_cf_descriptors(&db_options, dir, families).map_err(engine)
+    // Value segments' references and ends: small, point-read, LZ4.
+    let internal = [segments::REFS, segments::SEGMENTS].map(|name| {
+        let mut cf = Options::default();
+        cf.set_write_buffer_size(options.write_buffer_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        cf.set_block_based_table_factory(&table);
+        cf.set_compression_type(DBCompressionType::Lz4);
+        ColumnFamilyDescriptor::new(name, cf)
+    });
+    DB::open_cf_descriptors(&db_options, dir, families.chain(internal)).map_err(engine)
 }
 
 /// Raw RocksDB with exactly the backend's options, for measuring the store
@@ -198,45 +526,57 @@ impl Backend for RocksBackend {
     }
 
     fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let family = self.family(space)?;
-        self.db.get_cf(family, key).map_err(engine)
+        let value = self.db.get_cf(self.family(space)?, key).map_err(engine)?;
+        let Some(segments) = self.segments.as_ref().filter(|_| space == Keyspace::Chunks && value.is_none()) else {
+            return Ok(value);
+        };
+        match self.db.get_pinned_cf(self.internal(segments::REFS)?, key).map_err(engine)? {
+            Some(raw) => segments.read(ValueRef::decode(&raw)?).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn scan(&self, space: Keyspace, start: &[u8], prefix: &[u8]) -> Entries<'_> {
-        let family = match self.family(space) {
-            Ok(family) => family,
-            Err(err) => return Box::new(std::iter::once(Err(err))),
-        };
-        let from = if start < prefix { prefix } else { start };
-        let mut read = ReadOptions::default();
-        if let Some(end) = prefix_successor(prefix) {
-            read.set_iterate_upper_bound(end);
+        let families = self.family(space).and_then(|family| match &self.segments {
+            Some(segments) if space == Keyspace::Chunks => {
+                Ok((family, Some((self.internal(segments::REFS)?, segments))))
+            }
+            _ => Ok((family, None)),
+        });
+        match families {
+            Err(err) => Box::new(std::iter::once(Err(err))),
+            Ok((family, None)) => self.raw_scan(family, start, prefix),
+            Ok((family, Some((refs, segments)))) => Box::new(MergedChunks {
+                small: self.raw_scan(family, start, prefix).peekable(),
+                large: self.raw_scan(refs, start, prefix).peekable(),
+                segments,
+            }),
         }
-        let prefix = prefix.to_vec();
-        let iter = self.db.iterator_cf_opt(family, read, IteratorMode::From(from, Direction::Forward));
-        Box::new(iter.map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(engine)).take_while(
-            move |entry| match entry {
-                Ok((k, _)) => k.starts_with(&prefix),
-                // An engine error ends the scan by being yielded, not swallowed.
-                Err(_) => true,
-            },
-        ))
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError> {
-        let mut write = WriteBatch::with_capacity_bytes(batch_bytes(batch.ops().iter().map(|op| match op {
-            BatchOp::Put { key, value, .. } => key.len() + value.len(),
-            BatchOp::Delete { key, .. } => key.len(),
-        })));
-        for op in batch.ops() {
-            match op {
-                BatchOp::Put { space, key, value } => write.put_cf(self.family(*space)?, key, value),
-                BatchOp::Delete { space, key } => write.delete_cf(self.family(*space)?, key),
+        if self.read_only {
+            return Err(BackendError::Engine("the database was opened read-only".into()));
+        }
+        let sync = durability == Durability::Synced;
+        let uses_segments = |op: &BatchOp| match op {
+            BatchOp::Put { space: Keyspace::Chunks, value, .. } => value.len() >= self.segment_min_bytes,
+            BatchOp::Delete { space: Keyspace::Chunks, .. } => true,
+            _ => false,
+        };
+        match &self.segments {
+            Some(segments) if batch.ops().iter().any(uses_segments) => self.write_with_segments(segments, batch, sync),
+            segments => {
+                self.write_plain(batch, sync)?;
+                if let Some(segments) = segments
+                    && sync
+                    && self.punches_pending.load(Ordering::Acquire)
+                {
+                    self.finish_punches_or_log(&mut segments.lock());
+                }
+                Ok(())
             }
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(durability == Durability::Synced);
-        self.db.write_opt(write, &options).map_err(engine)
     }
 
     fn memory_report(&self) -> Vec<(&'static str, u64)> {

@@ -1,0 +1,350 @@
+//! Value segments: large `chunks` values written once, to append-only files
+//! beside RocksDB, with only a 21-byte reference in the WAL.
+//!
+//! RocksDB writes every value to its WAL and then again to a blob file at
+//! flush; a segment value is written once and synced in the same group
+//! commit as its reference. Invariants, kept by `RocksBackend::commit`:
+//! - a reference is written to RocksDB only after the bytes it points at are
+//!   synced (`sync_data`) in their segment file;
+//! - each segment's committed end is recorded in the same WriteBatch as the
+//!   references into it, so bytes past it were never acknowledged, and are
+//!   cut off at open;
+//! - a deleted reference's bytes are punched out of the file after the
+//!   delete is durable; the punch is recorded as pending in the delete's own
+//!   WriteBatch and finished at the next synced commit or open, so a crash
+//!   cannot leave purged bytes on disk for good.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use wormbox_store::backend::{BackendError, Keyspace};
+
+/// Column family: `chunks` key → `ValueRef` of a value kept in a segment.
+pub(crate) const REFS: &str = "chunk-refs";
+/// Column family: per segment its committed end (`e` + id), and punches
+/// not yet done (`p` + reference).
+pub(crate) const SEGMENTS: &str = "value-segments";
+
+const END: u8 = b'e';
+const PUNCH: u8 = b'p';
+const REF_TAG: u8 = 1;
+const REF_BYTES: usize = 21;
+
+/// Where a value's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ValueRef {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+}
+
+impl ValueRef {
+    pub(crate) fn encode(self) -> [u8; REF_BYTES] {
+        let mut out = [0; REF_BYTES];
+        out[0] = REF_TAG;
+        out[1..9].copy_from_slice(&self.segment.to_be_bytes());
+        out[9..17].copy_from_slice(&self.offset.to_be_bytes());
+        out[17..21].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(raw: &[u8]) -> Result<ValueRef, BackendError> {
+        if raw.len() != REF_BYTES || raw[0] != REF_TAG {
+            return Err(corrupt(format!("a value reference of {} bytes is malformed", raw.len())));
+        }
+        let u64_at = |at: usize| u64::from_be_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+        Ok(ValueRef {
+            segment: u64_at(1),
+            offset: u64_at(9),
+            len: u32::from_be_bytes(raw[17..21].try_into().expect("4 bytes")),
+        })
+    }
+
+    fn end(self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+}
+
+/// The key recording segment `id`'s committed end.
+pub(crate) fn end_key(id: u64) -> [u8; 9] {
+    let mut key = [END; 9];
+    key[1..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The key recording a punch of `r` not yet done.
+pub(crate) fn punch_key(r: ValueRef) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + REF_BYTES);
+    key.push(PUNCH);
+    key.extend_from_slice(&r.encode());
+    key
+}
+
+pub(crate) fn punch_prefix() -> [u8; 1] {
+    [PUNCH]
+}
+
+pub(crate) fn end_prefix() -> [u8; 1] {
+    [END]
+}
+
+pub(crate) fn decode_end(key: &[u8], value: &[u8]) -> Result<(u64, u64), BackendError> {
+    match (key.get(1..).map(<[u8; 8]>::try_from), <[u8; 8]>::try_from(value)) {
+        (Some(Ok(id)), Ok(end)) if key.len() == 9 => Ok((u64::from_be_bytes(id), u64::from_be_bytes(end))),
+        _ => Err(corrupt("a segment's recorded end is malformed".into())),
+    }
+}
+
+pub(crate) fn decode_punch(key: &[u8]) -> Result<ValueRef, BackendError> {
+    ValueRef::decode(key.get(1..).unwrap_or_default())
+}
+
+fn file_name(id: u64) -> String {
+    format!("values-{id:016x}.seg")
+}
+
+/// Parses a segment file's name; RocksDB ignores files it does not name.
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("values-")?.strip_suffix(".seg")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+pub(crate) fn corrupt(why: String) -> BackendError {
+    BackendError::Corruption { space: Keyspace::Chunks, source: why.into() }
+}
+
+fn io(what: &str, path: &Path, err: std::io::Error) -> BackendError {
+    BackendError::Io(std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display())))
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    file: File,
+    end: u64,
+}
+
+/// Appending state, held for a whole commit (see `RocksBackend::commit`).
+#[derive(Debug)]
+pub(crate) struct Appender {
+    active: Option<Active>,
+    /// Full segments appended to since the last `sync`, not yet synced.
+    sealed: Vec<Active>,
+    next_id: u64,
+    /// Segments appended to since the last `sync`, with their ends.
+    touched: Vec<(u64, u64)>,
+}
+
+/// The segment files of one database directory.
+#[derive(Debug)]
+pub(crate) struct Segments {
+    dir: PathBuf,
+    file_bytes: u64,
+    appender: Mutex<Appender>,
+    readers: RwLock<HashMap<u64, Arc<File>>>,
+    /// Held while punching, and by a backup while it copies the files, so
+    /// that a copy never loses bytes its own references point at.
+    punch_gate: Mutex<()>,
+}
+
+impl Segments {
+    /// Segments in `dir`, the next one numbered after `last_id`.
+    pub(crate) fn new(dir: &Path, file_bytes: u64, last_id: u64) -> Segments {
+        Segments {
+            dir: dir.to_owned(),
+            file_bytes: file_bytes.max(1),
+            appender: Mutex::new(Appender {
+                active: None,
+                sealed: Vec::new(),
+                next_id: last_id + 1,
+                touched: Vec::new(),
+            }),
+            readers: RwLock::new(HashMap::new()),
+            punch_gate: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn path(&self, id: u64) -> PathBuf {
+        self.dir.join(file_name(id))
+    }
+
+    /// Every segment file in the directory, by id.
+    pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, BackendError> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io("listing", dir, e))? {
+            let entry = entry.map_err(|e| io("listing", dir, e))?;
+            if let Some(id) = entry.file_name().to_str().and_then(parse_file_name) {
+                found.push((id, entry.path()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Appender> {
+        self.appender.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn gate(&self) -> MutexGuard<'_, ()> {
+        self.punch_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn try_gate(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.punch_gate.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Appends `value` (not yet synced), starting a new segment file when the
+    /// active one is full.
+    pub(crate) fn append(&self, appender: &mut Appender, value: &[u8]) -> Result<ValueRef, BackendError> {
+        let len = u32::try_from(value.len()).map_err(|_| corrupt("a value over 4 GiB".into()))?;
+        if appender.active.as_ref().is_none_or(|a| a.end > 0 && a.end + u64::from(len) > self.file_bytes) {
+            self.start_segment(appender)?;
+        }
+        let active = appender.active.as_mut().expect("a segment was just started");
+        let path = self.dir.join(file_name(active.id));
+        active.file.write_all_at(value, active.end).map_err(|e| io("writing", &path, e))?;
+        let r = ValueRef { segment: active.id, offset: active.end, len };
+        active.end = r.end();
+        match appender.touched.last_mut() {
+            Some((id, end)) if *id == r.segment => *end = r.end(),
+            _ => appender.touched.push((r.segment, r.end())),
+        }
+        Ok(r)
+    }
+
+    fn start_segment(&self, appender: &mut Appender) -> Result<(), BackendError> {
+        // The full segment's bytes are synced by `sync`, which still has it
+        // in `touched`: the new file only changes where appends go.
+        let id = appender.next_id;
+        let path = self.path(id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io("creating", &path, e))?;
+        // The file's name must survive a crash as surely as its bytes.
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing", &self.dir, e))?;
+        appender.next_id = id + 1;
+        if let Some(old) = appender.active.replace(Active { id, file, end: 0 }) {
+            appender.sealed.push(old);
+        }
+        Ok(())
+    }
+
+    /// Syncs every segment appended to since the last call and returns their
+    /// new committed ends, for the WriteBatch that references them.
+    pub(crate) fn sync(&self, appender: &mut Appender) -> Result<Vec<(u64, u64)>, BackendError> {
+        let touched = std::mem::take(&mut appender.touched);
+        for sealed in appender.sealed.drain(..) {
+            sealed.file.sync_data().map_err(|e| io("syncing", &self.path(sealed.id), e))?;
+        }
+        if let Some(active) = &appender.active
+            && touched.iter().any(|(id, _)| *id == active.id)
+        {
+            active.file.sync_data().map_err(|e| io("syncing", &self.path(active.id), e))?;
+        }
+        Ok(touched)
+    }
+
+    /// Reads the bytes `r` points at.
+    pub(crate) fn read(&self, r: ValueRef) -> Result<Vec<u8>, BackendError> {
+        let file = self.reader(r.segment)?;
+        let mut buf = vec![0; r.len as usize];
+        file.read_exact_at(&mut buf, r.offset).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                corrupt(format!("segment {} ends before the {} bytes at {}", r.segment, r.len, r.offset))
+            }
+            _ => io("reading", &self.path(r.segment), e),
+        })?;
+        Ok(buf)
+    }
+
+    fn reader(&self, id: u64) -> Result<Arc<File>, BackendError> {
+        if let Some(file) = self.readers.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(file.clone());
+        }
+        let path = self.path(id);
+        let file = match File::open(&path) {
+            Ok(file) => Arc::new(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt(format!("segment file {} is missing", path.display())));
+            }
+            Err(e) => return Err(io("opening", &path, e)),
+        };
+        self.readers.write().unwrap_or_else(|p| p.into_inner()).insert(id, file.clone());
+        Ok(file)
+    }
+
+    /// Frees the bytes of `refs` (which nothing references any more) and
+    /// syncs that, so purged bytes do not come back after a crash.
+    pub(crate) fn punch(&self, refs: &[ValueRef]) -> Result<(), BackendError> {
+        let mut by_segment: HashMap<u64, Vec<ValueRef>> = HashMap::new();
+        for r in refs {
+            by_segment.entry(r.segment).or_default().push(*r);
+        }
+        for (id, refs) in by_segment {
+            let path = self.path(id);
+            let file = match OpenOptions::new().write(true).open(&path) {
+                Ok(file) => file,
+                // Nothing left to free.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("opening", &path, e)),
+            };
+            for r in refs {
+                punch_hole(&file, r).map_err(|e| io("freeing bytes in", &path, e))?;
+            }
+            file.sync_data().map_err(|e| io("syncing", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Copies every segment file into `to` (bytes, not links: a later punch
+    /// must not reach into the copy).
+    pub(crate) fn copy_files(&self, to: &Path) -> Result<(), BackendError> {
+        for (id, path) in Segments::list(&self.dir)? {
+            let target = to.join(file_name(id));
+            std::fs::copy(&path, &target).map_err(|e| io("copying", &path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Frees `r`'s bytes: a hole where the filesystem can punch one, zeros
+/// written over them where it cannot. Either way they read back as zeros.
+fn punch_hole(file: &File, r: ValueRef) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (offset, len) = (r.offset as libc::off_t, libc::off_t::from(r.len));
+    // SAFETY: fallocate takes a file descriptor this `File` owns and plain
+    // integers; it touches no memory of ours.
+    let rc = unsafe {
+        libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len)
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+        return Err(err);
+    }
+    let zeros = vec![0u8; 1 << 16];
+    let mut at = r.offset;
+    while at < r.end() {
+        let n = (r.end() - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
