@@ -360,3 +360,46 @@ fn undo(what: &str, value: &mut [u8]) {
     };
     tamper::flip_in(value, flipped);
 }
+
+/// Large records live in value segment files beside RocksDB:
+/// a byte changed there is named like one changed inside RocksDB, a read of
+/// it fails instead of returning it, and undoing it verifies again.
+#[tokio::test]
+async fn an_edit_to_a_value_segment_file_is_named_and_never_served() {
+    let mut app = TestAppliance::start().await.unwrap();
+    let mut archive = app.archive().await.unwrap();
+    create_bucket(&mut archive, "scans", v1::VersioningStatus::Enabled).await;
+    let body: Vec<u8> = (0..256 * 1024u32).map(|n| b"scan-of-contract-"[(n % 17) as usize]).collect();
+    let ack = put(&mut archive, "scans", "contract.pdf", &body).await.unwrap();
+    app.stop().await.unwrap();
+
+    let db = app.data_dir().join("db");
+    let segment = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("the record went to a value segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.windows(body.len()).position(|w| w == body).expect("its bytes are in the segment") + 1000;
+    bytes[at] ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    app.restart().await.unwrap();
+    let mut compliance = app.compliance().await.unwrap();
+    let report = compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
+    assert!(!report.ok, "the edit went unnoticed");
+    assert!(report.divergences[0].what.contains("bytes of scans/contract.pdf"), "{:?}", report.divergences[0]);
+    assert_eq!(report.divergences[0].sequence, ack.ledger_sequence);
+    let mut archive = app.archive().await.unwrap();
+    assert!(get(&mut archive, "scans", "contract.pdf", "").await.is_err(), "edited bytes are not served");
+
+    app.stop().await.unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+    app.restart().await.unwrap();
+    let mut compliance = app.compliance().await.unwrap();
+    let report = compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
+    assert!(report.ok, "after undoing: {report:?}");
+    let mut archive = app.archive().await.unwrap();
+    assert_eq!(get(&mut archive, "scans", "contract.pdf", "").await.unwrap().1, body);
+}

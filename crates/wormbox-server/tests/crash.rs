@@ -56,10 +56,10 @@ async fn client(addr: SocketAddr, credential: &str) -> ArchiveClient {
     v1::archive_client::ArchiveClient::with_interceptor(channel, BearerAuth::new(credential).unwrap())
 }
 
-/// Up to 3.2 KiB, and every tenth record 17 KiB or more, so that the kill
-/// also lands among value segment appends.
+/// Up to 3.2 KiB, and every tenth record 140 KiB or more (a value segment
+/// append on its own), so that the kill also lands among segment appends.
 fn payload(n: u64) -> Vec<u8> {
-    let repeat = if n.is_multiple_of(10) { 1100 } else { 1 } + (n % 200) as usize;
+    let repeat = if n.is_multiple_of(10) { 8800 } else { 1 } + (n % 200) as usize;
     format!("record {n:08} ").repeat(repeat).into_bytes()
 }
 

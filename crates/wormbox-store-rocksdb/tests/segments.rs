@@ -60,24 +60,39 @@ fn find_in_segments(dir: &Path, needle: &[u8]) -> Option<(PathBuf, usize)> {
 }
 
 #[test]
-fn large_values_are_written_once_to_segments_and_small_ones_are_not() {
+fn a_group_of_large_values_is_written_once_to_a_segment_and_small_ones_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
-    let large = value(1, 64 << 10);
-    let small = value(2, 1 << 10);
-    put(&backend, b"large", large.clone(), Durability::Synced);
-    put(&backend, b"small", small.clone(), Durability::Synced);
-    assert!(find_in_segments(dir.path(), &large).is_some(), "the large value is in a segment");
+    let large: Vec<Vec<u8>> = (0..4).map(|n| value(n, 64 << 10)).collect();
+    let small = value(9, 1 << 10);
+    let mut batch = Batch::new();
+    for (n, v) in large.iter().enumerate() {
+        batch.put(Keyspace::Chunks, vec![b'L', n as u8], v.clone());
+    }
+    batch.put(Keyspace::Chunks, b"small".to_vec(), small.clone());
+    backend.commit(&batch, Durability::Synced).unwrap();
+    for v in &large {
+        assert!(find_in_segments(dir.path(), v).is_some(), "a large value of the group is in a segment");
+    }
     assert!(find_in_segments(dir.path(), &small).is_none(), "the small value stays in RocksDB");
     // Not in the WAL as well: its bytes are on disk once.
     let in_logs = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .any(|p| std::fs::read(p).unwrap().windows(large.len()).any(|w| w == large));
+        .any(|p| std::fs::read(p).unwrap().windows(large[0].len()).any(|w| w == large[0]));
     assert!(!in_logs, "a segment value is not written to the WAL");
-    assert_eq!(backend.get(Keyspace::Chunks, b"large").unwrap(), Some(large));
+    for (n, v) in large.iter().enumerate() {
+        assert_eq!(backend.get(Keyspace::Chunks, &[b'L', n as u8]).unwrap().as_ref(), Some(v));
+    }
     assert_eq!(backend.get(Keyspace::Chunks, b"small").unwrap(), Some(small));
+
+    // A lone 64 KiB value is under `segment_batch_min_bytes`: one WAL sync
+    // acknowledges it sooner than a segment sync and a WAL sync.
+    let lone = value(10, 64 << 10);
+    put(&backend, b"lone", lone.clone(), Durability::Synced);
+    assert!(find_in_segments(dir.path(), &lone).is_none());
+    assert_eq!(backend.get(Keyspace::Chunks, b"lone").unwrap(), Some(lone));
 }
 
 #[test]
@@ -100,7 +115,7 @@ fn a_full_segment_is_closed_and_the_next_one_started() {
 fn bytes_no_commit_recorded_are_cut_off_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
-    put(&backend, b"kept", value(3, 40_000), Durability::Synced);
+    put(&backend, b"kept", value(3, 200_000), Durability::Synced);
     drop(backend);
     let files = segment_files(dir.path());
     assert_eq!(files.len(), 1);
@@ -114,18 +129,18 @@ fn bytes_no_commit_recorded_are_cut_off_at_open() {
     let backend = open(dir.path());
     assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), committed);
     assert_eq!(segment_files(dir.path()), files, "the unrecorded segment file is removed");
-    assert_eq!(backend.get(Keyspace::Chunks, b"kept").unwrap(), Some(value(3, 40_000)));
+    assert_eq!(backend.get(Keyspace::Chunks, b"kept").unwrap(), Some(value(3, 200_000)));
     // Writing goes on in a new segment.
-    put(&backend, b"next", value(6, 40_000), Durability::Synced);
+    put(&backend, b"next", value(6, 200_000), Durability::Synced);
     assert_eq!(segment_files(dir.path()).len(), 2);
-    assert_eq!(backend.get(Keyspace::Chunks, b"next").unwrap(), Some(value(6, 40_000)));
+    assert_eq!(backend.get(Keyspace::Chunks, b"next").unwrap(), Some(value(6, 200_000)));
 }
 
 #[test]
 fn a_segment_that_lost_committed_bytes_is_reported_not_served() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
-    put(&backend, b"k", value(7, 40_000), Durability::Synced);
+    put(&backend, b"k", value(7, 200_000), Durability::Synced);
     drop(backend);
     let file = segment_files(dir.path()).remove(0);
     OpenOptions::new().write(true).open(&file).unwrap().set_len(1000).unwrap();
@@ -153,7 +168,7 @@ fn deleted_values_are_punched_out_of_their_segment() {
     assert_eq!(backend.get(Keyspace::Chunks, b"doomed").unwrap(), None);
     assert_eq!(backend.get(Keyspace::Chunks, b"kept").unwrap(), Some(kept.clone()));
     // Overwriting a large value frees the old bytes too.
-    put(&backend, b"kept", value(10, 50_000), Durability::Synced);
+    put(&backend, b"kept", value(10, 150_000), Durability::Synced);
     assert!(find_in_segments(dir.path(), &kept).is_none());
 }
 
@@ -161,7 +176,7 @@ fn deleted_values_are_punched_out_of_their_segment() {
 fn a_punch_interrupted_by_a_crash_is_finished_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
-    let doomed = value(11, 100_000);
+    let doomed = value(11, 200_000);
     put(&backend, b"doomed", doomed.clone(), Durability::Synced);
     // A buffered delete is not durable yet, so its bytes are not punched
     // until a synced commit: stopping here is a crash between the two.
