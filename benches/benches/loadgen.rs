@@ -517,9 +517,12 @@ async fn grpc_ingest(
             loop {
                 tick.tick().await;
                 samples.lock().expect("samples").push(rss().0);
-                if let Some(store) = &store {
-                    engine.lock().expect("engine").push(store.engine_memory());
-                }
+                let mut accounted: Vec<(&'static str, u64)> = store
+                    .as_ref()
+                    .map(|store| store.engine_memory().into_iter().map(|(name, bytes)| (name, bytes)).collect())
+                    .unwrap_or_default();
+                accounted.extend(allocator_memory());
+                engine.lock().expect("engine").push(accounted);
             }
         })
     };
@@ -583,6 +586,22 @@ async fn grpc_ingest(
     Ok((total, Sampled { rss: samples, engine }))
 }
 
+/// jemalloc's own figures: what the process has allocated and not freed
+/// (live data), and what the allocator holds resident for it (live data,
+/// fragmentation and freed pages not yet returned to the system). Growth in
+/// the first is data kept; growth only in the second is the allocator's.
+fn allocator_memory() -> Vec<(&'static str, u64)> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if epoch::advance().is_err() {
+        return Vec::new();
+    }
+    let read = |value: tikv_jemalloc_ctl::Result<usize>| value.map(|v| v as u64).unwrap_or(0);
+    vec![
+        ("allocator: allocated", read(stats::allocated::read())),
+        ("allocator: resident", read(stats::resident::read())),
+    ]
+}
+
 /// What a gRPC Ingest phase sampled once a second: the process's resident
 /// set and the storage engine's own memory accounting.
 struct Sampled {
@@ -644,6 +663,8 @@ fn ratio(name: &str, value: f64, target: f64, what: &str) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As `wormboxd` does, so that the resident set is the daemon's.
+    wormbox_store_rocksdb::tune_system_allocator();
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
@@ -804,7 +825,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     .filter_map(|m| m.last().and_then(|s| s.get(index)))
                     .map(|(_, bytes)| format!("{:.0}", *bytes as f64 / 1048576.0))
                     .collect();
-                rss_notes.push(format!("RocksDB {name}, end of each minute (MiB): {}", per_minute.join(", ")));
+                let name = if name.starts_with("allocator") { name.to_string() } else { format!("RocksDB {name}") };
+                rss_notes.push(format!("{name}, end of each minute (MiB): {}", per_minute.join(", ")));
             }
         }
     }

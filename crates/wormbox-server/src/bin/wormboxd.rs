@@ -13,9 +13,10 @@ use wormbox_server::WormboxdConfig;
 use wormbox_server::backup::RestoreOptions;
 use wormbox_server::init::InitOptions;
 
-/// jemalloc rather than glibc malloc: under the writer, gRPC and RocksDB
-/// threads glibc's arenas let the resident set drift upwards during sustained
-/// ingest (benches/results/2026-11-27-jemalloc.md).
+/// jemalloc for Rust's allocations (gRPC buffers, records, the writer's
+/// groups) rather than glibc's per-thread arenas; RocksDB's C++ allocations
+/// stay on glibc malloc, set up by `tune_system_allocator` in `main`
+/// (benches/results/2026-11-27-pipelined.md, 2026-11-27-segments.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -75,6 +76,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    wormbox_store_rocksdb::tune_system_allocator();
     let args = Args::parse();
     let mut config = match &args.config {
         Some(path) => WormboxdConfig::load(path)?,
