@@ -517,10 +517,7 @@ async fn grpc_ingest(
             loop {
                 tick.tick().await;
                 samples.lock().expect("samples").push(rss().0);
-                let mut accounted: Vec<(&'static str, u64)> = store
-                    .as_ref()
-                    .map(|store| store.engine_memory().into_iter().map(|(name, bytes)| (name, bytes)).collect())
-                    .unwrap_or_default();
+                let mut accounted = store.as_ref().map(|store| store.engine_memory()).unwrap_or_default();
                 accounted.extend(allocator_memory());
                 engine.lock().expect("engine").push(accounted);
             }

@@ -207,7 +207,8 @@ impl Segments {
     /// Appends `value` (not yet synced), starting a new segment file when the
     /// active one is full.
     pub(crate) fn append(&self, appender: &mut Appender, value: &[u8]) -> Result<ValueRef, BackendError> {
-        let len = u32::try_from(value.len()).map_err(|_| corrupt("a value over 4 GiB".into()))?;
+        let len = u32::try_from(value.len())
+            .map_err(|_| BackendError::Engine("a value of 4 GiB or more cannot go to a value segment".into()))?;
         if appender.active.as_ref().is_none_or(|a| a.end > 0 && a.end + u64::from(len) > self.file_bytes) {
             self.start_segment(appender)?;
         }
