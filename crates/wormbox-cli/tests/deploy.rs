@@ -163,10 +163,23 @@ async fn init_serves_tls_and_a_backup_restores_only_when_safe() {
     // More records, a checkpoint an auditor keeps, and a second backup.
     std::fs::write(&body, b"trade 2: 5 @ 43\n").unwrap();
     cli.ok(&["put", "vault", "trades/2", body.to_str().unwrap()]);
+    // A large record, kept in a value segment file beside RocksDB.
+    let scan = dir.join("scan.bin");
+    let scan_bytes: Vec<u8> = (0..512 * 1024u32).map(|n| (n % 251) as u8).collect();
+    std::fs::write(&scan, &scan_bytes).unwrap();
+    cli.ok(&["put", "vault", "scans/1", scan.to_str().unwrap()]);
     let published = dir.join("auditor-checkpoint.json");
     cli.ok(&["checkpoint", "--out", published.to_str().unwrap()]);
     let backup2 = dir.join("backup-2");
     cli.ok(&["admin", "backup", "--out", backup2.to_str().unwrap()]);
+    let segment_of = |backup: &Path| {
+        std::fs::read_dir(backup.join("db"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .expect("the backup holds the value segment")
+    };
+    segment_of(&backup2);
     // A backup never goes into a directory with something in it.
     let refused = cli.run(&["admin", "backup", "--out", backup2.to_str().unwrap()]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("not empty"));
@@ -219,6 +232,15 @@ async fn init_serves_tls_and_a_backup_restores_only_when_safe() {
     std::fs::write(&table, bytes).unwrap();
     let err = restore(&damaged, &target, data, &[&published]).unwrap_err().to_string();
     assert!(err.contains("not intact") && err.contains(".sst has"), "{err}");
+    // ... and one byte of the value segment.
+    copy_dir(&backup2, &damaged);
+    let segment = segment_of(&damaged);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&segment, bytes).unwrap();
+    let err = restore(&damaged, &target, data, &[&published]).unwrap_err().to_string();
+    assert!(err.contains("not intact") && err.contains(".seg has"), "{err}");
     // Refused: an unfinished backup (no manifest).
     std::fs::remove_file(damaged.join("backup.json")).unwrap();
     let err = restore(&damaged, &target, data, &[&published]).unwrap_err().to_string();
@@ -238,6 +260,8 @@ async fn init_serves_tls_and_a_backup_restores_only_when_safe() {
     let out = dir.join("got.txt");
     cli.ok(&["get", "vault", "trades/2", "--output", out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), b"trade 2: 5 @ 43\n");
+    cli.ok(&["get", "vault", "scans/1", "--output", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), scan_bytes, "the large record came back from its segment");
     let locked = cli.run(&["rm", "vault", "trades/1", "--version-id", &first_id]);
     assert!(!locked.status.success(), "retention survived the restore");
     assert!(
