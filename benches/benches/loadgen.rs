@@ -812,6 +812,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let minutes: Vec<String> =
             samples.chunks(60).map(|m| format!("{:.0}", *m.iter().max().unwrap_or(&0) as f64 / 1048576.0)).collect();
         rss_notes.push(format!("RSS of the sustained run, highest in each minute (MiB): {}", minutes.join(", ")));
+        // Whether the peaks drift, apart from the moments after a flush when
+        // memory has just gone back to the system (the per-second spread
+        // above counts those dips too). Full minutes after the first two.
+        let peaks: Vec<u64> =
+            samples.chunks(60).skip(2).filter(|m| m.len() == 60).filter_map(|m| m.iter().max().copied()).collect();
+        if let (Some(low), Some(high)) = (peaks.iter().min(), peaks.iter().max()) {
+            rss_notes.push(format!(
+                "RSS per-minute peaks after two minutes: {:.0}–{:.0} MiB ({:+.1} % spread)",
+                *low as f64 / 1048576.0,
+                *high as f64 / 1048576.0,
+                (*high as f64 / *low as f64 - 1.0) * 100.0
+            ));
+        }
         // The engine's own accounting at the end of each minute, to tell its
         // memory from the rest of the process's.
         if let Some(first) = sampled.engine.first() {
