@@ -508,18 +508,22 @@ async fn grpc_ingest(
     let before = server.commit_stats();
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
-    let engine = Arc::new(Mutex::new(Vec::new()));
+    let accounts = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
-        let (samples, engine) = (Arc::clone(&samples), Arc::clone(&engine));
+        let (samples, accounts) = (Arc::clone(&samples), Arc::clone(&accounts));
         let store = server.running.as_ref().map(|r| r.app().store().clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 samples.lock().expect("samples").push(rss().0);
-                let mut accounted = store.as_ref().map(|store| store.engine_memory()).unwrap_or_default();
-                accounted.extend(allocator_memory());
-                engine.lock().expect("engine").push(accounted);
+                let engine = store.as_ref().map(|store| store.engine_memory()).unwrap_or_default();
+                let accounted: Vec<(String, u64)> = engine
+                    .into_iter()
+                    .map(|(name, bytes)| (format!("RocksDB {name}"), bytes))
+                    .chain(allocator_memory().into_iter().map(|(name, bytes)| (name.to_owned(), bytes)))
+                    .collect();
+                accounts.lock().expect("accounts").push(accounted);
             }
         })
     };
@@ -579,8 +583,8 @@ async fn grpc_ingest(
     sampler.abort();
     eprintln!();
     let samples = samples.lock().expect("samples").clone();
-    let engine = engine.lock().expect("engine").clone();
-    Ok((total, Sampled { rss: samples, engine }))
+    let accounts = accounts.lock().expect("accounts").clone();
+    Ok((total, Sampled { rss: samples, accounts }))
 }
 
 /// jemalloc's own figures: what the process has allocated and not freed
@@ -593,17 +597,15 @@ fn allocator_memory() -> Vec<(&'static str, u64)> {
         return Vec::new();
     }
     let read = |value: tikv_jemalloc_ctl::Result<usize>| value.map(|v| v as u64).unwrap_or(0);
-    vec![
-        ("allocator: allocated", read(stats::allocated::read())),
-        ("allocator: resident", read(stats::resident::read())),
-    ]
+    vec![("jemalloc allocated", read(stats::allocated::read())), ("jemalloc resident", read(stats::resident::read()))]
 }
 
 /// What a gRPC Ingest phase sampled once a second: the process's resident
-/// set and the storage engine's own memory accounting.
+/// set, and the storage engine's and the allocator's own accounting of the
+/// memory they hold, by label.
 struct Sampled {
     rss: Vec<u64>,
-    engine: Vec<Vec<(&'static str, u64)>>,
+    accounts: Vec<Vec<(String, u64)>>,
 }
 
 /// `clients` clients, each sending one `PutObject` (header + one data
@@ -825,17 +827,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 (*high as f64 / *low as f64 - 1.0) * 100.0
             ));
         }
-        // The engine's own accounting at the end of each minute, to tell its
-        // memory from the rest of the process's.
-        if let Some(first) = sampled.engine.first() {
+        // The engine's and the allocator's accounting at the end of each
+        // minute, to tell their memory from the rest of the process's.
+        if let Some(first) = sampled.accounts.first() {
             for (index, (name, _)) in first.iter().enumerate() {
                 let per_minute: Vec<String> = sampled
-                    .engine
+                    .accounts
                     .chunks(60)
                     .filter_map(|m| m.last().and_then(|s| s.get(index)))
                     .map(|(_, bytes)| format!("{:.0}", *bytes as f64 / 1048576.0))
                     .collect();
-                let name = if name.starts_with("allocator") { name.to_string() } else { format!("RocksDB {name}") };
                 rss_notes.push(format!("{name}, end of each minute (MiB): {}", per_minute.join(", ")));
             }
         }

@@ -356,41 +356,7 @@ fn recover_segments(db: &DB, dir: &Path) -> Result<u64, BackendError> {
         let (id, end) = segments::decode_end(&key, &value)?;
         ends.insert(id, end);
     }
-    let mut last_id = ends.keys().copied().max().unwrap_or(0);
-    let mut changed = false;
-    let files = Segments::list(dir)?;
-    for (id, path) in &files {
-        let io = |what: &str, err: std::io::Error| {
-            BackendError::Io(std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display())))
-        };
-        let Some(&end) = ends.get(id) else {
-            // Created by a commit that never landed: nothing refers to it.
-            std::fs::remove_file(path).map_err(|e| io("removing", e))?;
-            changed = true;
-            continue;
-        };
-        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| io("opening", e))?;
-        let len = file.metadata().map_err(|e| io("reading", e))?.len();
-        if len < end {
-            return Err(segments::corrupt(format!(
-                "value segment {} holds {len} bytes but {end} were committed",
-                path.display()
-            )));
-        }
-        if len > end {
-            file.set_len(end).map_err(|e| io("truncating", e))?;
-            file.sync_all().map_err(|e| io("syncing", e))?;
-            changed = true;
-        }
-        last_id = last_id.max(*id);
-    }
-    if let Some(missing) = ends.keys().find(|id| !files.iter().any(|(f, _)| f == *id)) {
-        return Err(segments::corrupt(format!("value segment {missing} is recorded but its file is missing")));
-    }
-    if changed {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(BackendError::Io)?;
-    }
-    Ok(last_id)
+    segments::reconcile(dir, &ends)
 }
 
 /// `chunks` as one keyspace: entries of the family and of the value

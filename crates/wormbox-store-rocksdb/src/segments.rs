@@ -123,6 +123,45 @@ fn io(what: &str, path: &Path, err: std::io::Error) -> BackendError {
     BackendError::Io(std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display())))
 }
 
+/// Makes the segment files in `dir` agree with the committed `ends` (id →
+/// end) the database recorded: files no commit recorded are removed, bytes
+/// past a recorded end are cut off; a file shorter than its end, or missing,
+/// is corruption. Returns the highest segment id in use.
+pub(crate) fn reconcile(dir: &Path, ends: &HashMap<u64, u64>) -> Result<u64, BackendError> {
+    let mut last_id = ends.keys().copied().max().unwrap_or(0);
+    let mut changed = false;
+    let files = Segments::list(dir)?;
+    for (id, path) in &files {
+        let Some(&end) = ends.get(id) else {
+            // Created by a commit that never landed: nothing refers to it.
+            std::fs::remove_file(path).map_err(|e| io("removing", path, e))?;
+            changed = true;
+            continue;
+        };
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| io("opening", path, e))?;
+        let len = file.metadata().map_err(|e| io("reading", path, e))?.len();
+        if len < end {
+            return Err(corrupt(format!(
+                "value segment {} holds {len} bytes but {end} were committed",
+                path.display()
+            )));
+        }
+        if len > end {
+            file.set_len(end).map_err(|e| io("truncating", path, e))?;
+            file.sync_all().map_err(|e| io("syncing", path, e))?;
+            changed = true;
+        }
+        last_id = last_id.max(*id);
+    }
+    if let Some(missing) = ends.keys().find(|id| !files.iter().any(|(f, _)| f == *id)) {
+        return Err(corrupt(format!("value segment {missing} is recorded but its file is missing")));
+    }
+    if changed {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing", dir, e))?;
+    }
+    Ok(last_id)
+}
+
 /// The segment being appended to.
 #[derive(Debug)]
 struct Active {

@@ -18,3 +18,21 @@ fn a_second_open_of_a_live_database_is_refused() {
     let _first = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap();
     assert!(RocksBackend::open(dir.path(), &RocksOptions::for_tests()).is_err());
 }
+
+#[test]
+fn the_engine_reports_the_memory_it_holds() {
+    use wormbox_store::backend::{Batch, Durability, Keyspace};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap();
+    let mut batch = Batch::new();
+    for n in 0u32..256 {
+        batch.put(Keyspace::Ledger, n.to_be_bytes().to_vec(), vec![7; 1024]);
+    }
+    backend.commit(&batch, Durability::Synced).unwrap();
+    let report: std::collections::HashMap<&str, u64> = backend.memory_report().into_iter().collect();
+    assert!(report["memtables"] >= 256 * 1024, "{report:?}");
+    // Memtables are charged to the block cache, as pinned entries.
+    assert!(report["block cache pinned"] > 0, "{report:?}");
+    assert!(report["block cache"] >= report["block cache pinned"], "{report:?}");
+    assert!(report.contains_key("table readers outside the cache") && report.contains_key("table files on disk"));
+}
