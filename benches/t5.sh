@@ -2,8 +2,9 @@
 # T5 of the hot-path issue: 1 KiB gRPC Ingest with SHA-256 on, against the
 # same run with the hot path's hashing stubbed out. The stub exists only in a
 # build with RUSTFLAGS="--cfg wormbox_bench_unhashed", made here in a target
-# directory of its own (its first build compiles RocksDB again, ~20 minutes);
-# nothing else ever sets that flag. Runs alternate between the two binaries
+# directory of its own; nothing else ever sets that flag. Both builds link
+# the machine's prebuilt RocksDB (scripts/rocksdb-lib.sh, asked before the
+# flag is set: a --cfg changes no C++). Runs alternate between the two binaries
 # to spread the machine's noise, and the ratio is of the medians.
 #
 #   benches/t5.sh [RUNS] [SECONDS]      (default 5 runs of 10 s each)
@@ -21,6 +22,8 @@ bench_binary() { # target_dir [env...]
         --message-format=json 2>/dev/null \
         | grep '"target":{[^}]*"name":"loadgen"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1
 }
+ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-$(scripts/rocksdb-lib.sh)}"
+export ROCKSDB_LIB_DIR ROCKSDB_STATIC=1
 hashed="$(bench_binary "$hashed_target")"
 unhashed="$(bench_binary "$unhashed_target" RUSTFLAGS="--cfg wormbox_bench_unhashed")"
 [ -x "$hashed" ] && [ -x "$unhashed" ] || { echo "t5: could not build both load generators" >&2; exit 1; }

@@ -21,6 +21,11 @@ if [ "${1:-}" != "--installed" ]; then
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
     step "building the release binaries and the package"
+    # Alone, it links the machine's prebuilt RocksDB as scripts/dev.sh does.
+    if [ -z "${ROCKSDB_LIB_DIR:-}" ]; then
+        ROCKSDB_LIB_DIR="$(scripts/rocksdb-lib.sh)"
+        export ROCKSDB_LIB_DIR ROCKSDB_STATIC=1
+    fi
     cargo build --locked --release -p wormbox-server -p wormbox-cli -p wormbox-tokensim
     cargo deb --locked -p wormbox-server --no-build --output "$work/deb" >/dev/null
     deb="$(ls "$work"/deb/wormbox_*.deb)"

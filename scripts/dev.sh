@@ -9,8 +9,37 @@
 # library dependencies) and fakeroot (the package test's scratch-root install
 # when not run as root), and cargo-deb from crates.io. Nothing else is
 # downloaded besides crates from crates.io through cargo.
+#
+# RocksDB's C++ is compiled once per machine (scripts/rocksdb-lib.sh, about
+# 20 minutes on 2 cores) and linked into every profile from there: the
+# clippy, debug and release builds compile no C++ of their own. Each step
+# prints how long it took, and a summary closes the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+timings=()
+run_started=$SECONDS
+took() { # seconds
+    printf '%dm%02ds' $(($1 / 60)) $(($1 % 60))
+}
+summary() {
+    local status=$?
+    [ ${#timings[@]} -eq 0 ] && return
+    echo "dev.sh: steps (exit $status):" >&2
+    printf '  %s\n' "${timings[@]}" >&2
+    echo "  total $(took $((SECONDS - run_started)))" >&2
+}
+trap summary EXIT
+step() { # name command...
+    local name="$1" started=$SECONDS
+    shift
+    echo "dev.sh: $name" >&2
+    "$@"
+    local line
+    line="$(printf '%-24s %s' "$name" "$(took $((SECONDS - started)))")"
+    timings+=("$line")
+    echo "dev.sh: $name took $(took $((SECONDS - started)))" >&2
+}
 
 ensure_system_packages() {
     local missing=()
@@ -25,30 +54,47 @@ ensure_system_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+ensure_cargo_deb() {
+    if ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb 3.8.0$"; then
+        cargo install --locked cargo-deb@3.8.0
+    fi
+}
+
+# Every cargo command below links the one prebuilt library.
+use_prebuilt_rocksdb() {
+    local dir
+    dir="$(scripts/rocksdb-lib.sh)"
+    export ROCKSDB_LIB_DIR="$dir" ROCKSDB_STATIC=1
+}
+
 case "${1:-}" in
     run)
         shift
-        ensure_system_packages clang libclang-dev
-        exec cargo run --locked --release -p wormbox-server --bin wormboxd -- "$@"
+        step "system packages" ensure_system_packages clang libclang-dev
+        step "RocksDB library" use_prebuilt_rocksdb
+        step "build wormboxd" cargo build --locked --release -p wormbox-server --bin wormboxd
+        summary
+        trap - EXIT
+        exec cargo run --quiet --locked --release -p wormbox-server --bin wormboxd -- "$@"
         ;;
     test)
-        ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot
-        if ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb 3.8.0$"; then
-            cargo install --locked cargo-deb@3.8.0
-        fi
-        cargo fmt --all --check
-        # Cargo hashes the clippy driver into every unit, so clippy builds its
-        # own copy of RocksDB (about 20 minutes cold on 2 cores); `--profile
-        # test` keeps the rest of its units keyed like the test build's.
-        cargo clippy --locked --workspace --all-targets --profile test -- -D warnings
-        cargo test --locked --workspace
-        cargo bench --locked -p wormbox-benches --no-run
+        # Formatting first: it needs nothing, and fails in a second.
+        step "fmt" cargo fmt --all --check
+        step "system packages" ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot
+        step "cargo-deb" ensure_cargo_deb
+        step "RocksDB library" use_prebuilt_rocksdb
+        # `--profile test` keeps clippy's units keyed like the test build's
+        # where the driver does not matter (build scripts, proc macros).
+        step "clippy" cargo clippy --locked --workspace --all-targets --profile test -- -D warnings
+        step "test" cargo test --locked --workspace
+        step "benches compile" cargo bench --locked -p wormbox-benches --no-run
         # The Debian package, installed into a scratch root and run (reuses
-        # the release RocksDB the benches just built).
-        deploy/test-package.sh
+        # the release build of the benches).
+        step "package" deploy/test-package.sh
         # The offline bundle builds with no network (the crates without
-        # RocksDB; `deploy/airgap/test-bundle.sh` alone builds everything).
-        deploy/airgap/test-bundle.sh --quick
+        # RocksDB, and the prebuilt library found from the vendored source;
+        # `deploy/airgap/test-bundle.sh` alone builds everything).
+        step "offline bundle" deploy/airgap/test-bundle.sh --quick
         ;;
     *)
         echo "usage: scripts/dev.sh run [wormboxd flags] | scripts/dev.sh test" >&2

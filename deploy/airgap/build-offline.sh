@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inside an extracted bundle (see make-bundle.sh), on a host with no network:
 # checks the MANIFEST and the build requirements, then builds the three
-# binaries with cargo forbidden to download anything.
+# binaries with cargo forbidden to download anything. RocksDB's library is
+# cached under ~/.cache/wormbox/rocksdb (WORMBOX_BUILD_CACHE moves it).
 #
 #   ./deploy/airgap/build-offline.sh [extra cargo flags]
 set -euo pipefail
@@ -28,4 +29,9 @@ if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]; th
     exit 1
 fi
 export CARGO_NET_OFFLINE=true
+# RocksDB's C++ from the vendored librocksdb-sys, compiled once into the
+# machine's cache (scripts/rocksdb-lib.sh) and linked from there: a rebuild of
+# the same RocksDB version, the next release's included, compiles no C++.
+ROCKSDB_LIB_DIR="$(scripts/rocksdb-lib.sh)"
+export ROCKSDB_LIB_DIR ROCKSDB_STATIC=1
 exec cargo build --release --locked --offline -p wormbox-server -p wormbox-cli -p wormbox-tokensim "$@"

@@ -11,6 +11,7 @@
 //! that references them. This crate holds no archive rules; they live in
 //! `wormbox-store`.
 
+mod linked;
 mod segments;
 
 use std::collections::HashMap;
@@ -109,12 +110,14 @@ pub struct RocksBackend {
 }
 
 impl RocksBackend {
-    /// Opens (creating if needed) the database in `dir`. Value segment bytes
+    /// Opens (creating if needed) the database in `dir`, refusing it when the
+    /// linked RocksDB library is not the bindings' version. Value segment bytes
     /// past their recorded end (appended by a commit that never landed) are
     /// cut off, segment files no commit recorded are removed, and punches a
     /// crash interrupted are finished.
     pub fn open(dir: &Path, options: &RocksOptions) -> Result<RocksBackend, BackendError> {
         let db = open_db(dir, options)?;
+        linked::check(dir)?;
         let last_id = recover_segments(&db, dir)?;
         let backend = RocksBackend {
             db,
