@@ -87,9 +87,13 @@ case "${1:-}" in
         # where the driver does not matter (build scripts, proc macros).
         step "clippy" cargo clippy --locked --workspace --all-targets --profile test -- -D warnings
         step "test" cargo test --locked --workspace
-        step "benches compile" cargo bench --locked -p wormbox-benches --no-run
-        # The Debian package, installed into a scratch root and run (reuses
-        # the release build of the benches).
+        # The benches compile and link in the test profile, on the units the
+        # tests just built (the same features, the workspace's); a release
+        # build of them (`cargo bench`) would add minutes of criterion and of
+        # crates whose features the benches change, for nothing measured here.
+        step "benches compile" cargo test --locked --workspace --benches --no-run
+        # The Debian package: the release build, installed into a scratch
+        # root and run.
         step "package" deploy/test-package.sh
         # The offline bundle builds with no network (the crates without
         # RocksDB, and the prebuilt library found from the vendored source;
