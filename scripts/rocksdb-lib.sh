@@ -57,7 +57,9 @@ if [ "${1:-}" = "--key" ]; then
     exit 0
 fi
 
-cache_root="${WORMBOX_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wormbox}/rocksdb"
+# HOME as cargo finds it: the environment's, or the account's.
+home="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
+cache_root="${WORMBOX_BUILD_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/wormbox}/rocksdb"
 dir="$cache_root/$key"
 mkdir -p "$cache_root"
 # One build per key at a time: `dev.sh run` and `dev.sh test` may start together.
