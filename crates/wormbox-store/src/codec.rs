@@ -440,6 +440,14 @@ pub(crate) fn decode_chunk(raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Ok(data.to_vec())
 }
 
+/// The length of a chunk's bytes, from its framing alone (no hashing): what
+/// the writer checks of a staged upload before publishing it.
+pub(crate) fn chunk_len(raw: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = Reader::new(raw, "chunk")?;
+    r.digest()?;
+    Ok(r.rest().len())
+}
+
 /// The compliance clock's high-water mark and the last version-id sequence.
 pub(crate) fn encode_clock(last: Timestamp, sequence: u64) -> Vec<u8> {
     Writer::new().i64(last.0).u64(sequence).finish()

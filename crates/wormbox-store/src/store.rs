@@ -2,13 +2,15 @@
 //!
 //! Invariant: reads go straight to the backend; every change goes through the
 //! writer thread (`writer.rs`), except the chunks of an upload that is not yet
-//! published, which nothing can see until the writer publishes them.
+//! published, which nothing can see until the writer publishes them. Once an
+//! upload's publish is handed to the writer, only the writer (or the next
+//! open, if the writer stopped first) may discard those chunks.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
 use ring::rand::SecureRandom;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wormbox_model::{
     AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, ObjectKey, Role, Timestamp, VersionId,
     VersionSelector, VersioningState,
@@ -100,6 +102,9 @@ const CONTENT_TYPE_MAX: usize = 256;
 /// The semaphore's limit (and a `u32` for `acquire_many`).
 const MAX_PERMITS: usize = 1 << 31;
 
+/// Where the writer's answer to a queued command arrives.
+type Answer = oneshot::Receiver<Result<Outcome, StoreError>>;
+
 impl Inner {
     /// The write queue's size in semaphore permits: at least one request.
     fn queue_capacity(options: &StoreOptions) -> usize {
@@ -187,16 +192,33 @@ impl Store {
     }
 
     async fn submit(&self, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
+        let cost = writer::queue_cost(&command);
+        let permit = self.reserve(cost).await?;
+        let answer = self.hand_over(actor, command, permit)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Waits for room in the write queue for a command of `cost` bytes
+    /// (`writer::queue_cost`). Cancelled here, the caller has handed nothing
+    /// to the writer.
+    async fn reserve(&self, cost: usize) -> Result<OwnedSemaphorePermit, StoreError> {
         // Waits here, before queueing, while the queue is full; the permit
         // travels with the request and is returned when the writer drops it,
         // after its group committed.
-        let cost = writer::queue_cost(&command).clamp(1, Inner::queue_capacity(&self.inner.options));
-        let permit = Arc::clone(&self.inner.queue)
+        let cost = cost.clamp(1, Inner::queue_capacity(&self.inner.options));
+        Arc::clone(&self.inner.queue)
             .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
             .await
-            .map_err(|_| StoreError::WriterStopped)?;
+            .map_err(|_| StoreError::WriterStopped)
+    }
+
+    /// Queues `command`; from here on the writer owns it and applies it
+    /// whether or not anyone awaits the answer. Not async: no cancellation
+    /// can fall between the hand-over and what the caller records about it.
+    fn hand_over(&self, actor: &Actor, command: Command, queued: OwnedSemaphorePermit) -> Result<Answer, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let request = Request { actor: actor.clone(), command, reply, queued: permit };
+        let request = Request { actor: actor.clone(), command, reply, queued };
+        // A refused send drops the command unapplied: nothing was handed over.
         self.inner
             .writer
             .lock()
@@ -205,7 +227,7 @@ impl Store {
             .ok_or(StoreError::WriterStopped)?
             .send(request)
             .map_err(|_| StoreError::WriterStopped)?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        Ok(answer)
     }
 
     /// How many group commits succeeded since the store opened, and how many
@@ -465,7 +487,7 @@ impl Store {
             buffer: Vec::new(),
             size: 0,
             chunks: 0,
-            published: false,
+            handed_over: false,
         })
     }
 
@@ -838,7 +860,10 @@ impl Store {
     }
 }
 
-/// A streamed upload in progress. Dropping it unpublished discards its chunks.
+/// A streamed upload in progress. Dropped before its publish is handed to
+/// the writer, it discards its chunks; after that, only the writer does (when
+/// it refuses the publish or the publish's commit fails), since the writer
+/// may be publishing those very chunks while a cancelled caller drops this.
 pub struct Upload {
     store: Store,
     upload: u128,
@@ -849,7 +874,8 @@ pub struct Upload {
     buffer: Vec<u8>,
     size: u64,
     chunks: u32,
-    published: bool,
+    /// Set the moment the publish is queued: the chunks are the writer's.
+    handed_over: bool,
 }
 
 impl std::fmt::Debug for Upload {
@@ -905,7 +931,10 @@ impl Upload {
     }
 
     /// Checks the digest and publishes the version durably. On any error
-    /// nothing is published and the chunks are discarded.
+    /// nothing is published and the chunks are discarded: by this upload
+    /// before the publish is queued, by the writer after (or, when the writer
+    /// stops first, by the next open). Cancelled after the publish was
+    /// queued, the version may still be published, whole.
     pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, StoreError> {
         let digest = Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes");
         check_digest(&self.object, digest)?;
@@ -925,18 +954,28 @@ impl Upload {
             size: self.size,
             data,
         };
-        let res = self.store.publish(actor, put).await;
-        self.published = res.is_ok();
-        res
+        let command = Command::PutVersion(Box::new(put));
+        let cost = writer::queue_cost(&command);
+        let permit = self.store.reserve(cost).await?;
+        let answer = self.store.hand_over(actor, command, permit)?;
+        // Set before the next await, so no cancellation falls in between: a
+        // caller cancelled from here on (a client gone, a deadline) drops
+        // this upload while the writer may be publishing its chunks, so
+        // `drop` must leave them alone.
+        self.handed_over = true;
+        match answer.await.map_err(|_| StoreError::WriterStopped)?? {
+            Outcome::Written(ack) => Ok(ack),
+            other => Err(unexpected(other)),
+        }
     }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if self.published || self.chunks == 0 {
+        if self.handed_over || self.chunks == 0 {
             return;
         }
-        if let Err(err) = discard_upload(self.store.backend(), self.upload, self.chunks) {
+        if let Err(err) = writer::discard_upload(self.store.backend(), self.upload, self.chunks) {
             tracing::warn!(error = &err as &dyn std::error::Error, "discarding an abandoned upload failed");
         }
     }
@@ -1059,15 +1098,11 @@ pub(crate) fn decode_head(raw: &[u8]) -> Result<(u64, Digest), StoreError> {
     Ok((sequence, head))
 }
 
-fn discard_upload(backend: &dyn Backend, upload: u128, chunks: u32) -> Result<(), crate::backend::BackendError> {
-    let mut batch = Batch::new();
-    for index in 0..chunks {
-        batch.delete(Keyspace::Chunks, keys::chunk_key(upload, index));
-    }
-    batch.delete(Keyspace::Staging, upload.to_be_bytes().to_vec());
-    backend.commit(&batch, Durability::Buffered)
-}
-
+/// Discards every upload still staged. Safe because the writer removes an
+/// upload's staging marker in the same atomic batch that publishes it, and
+/// nothing but the writer removes the marker of an upload whose publish was
+/// queued: a marker here is an upload whose publish never committed (a crash,
+/// or a writer that stopped first), and no writer runs yet to race with.
 fn discard_unpublished_uploads(backend: &dyn Backend) -> Result<(), StoreError> {
     let staged: Vec<Vec<u8>> = backend
         .scan(Keyspace::Staging, b"", b"")

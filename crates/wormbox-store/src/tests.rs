@@ -10,7 +10,8 @@ use wormbox_model::{
     BucketName, Clock, Digest, ManualClock, ObjectKey, Role, Timestamp, VersionSelector, VersioningState,
 };
 
-use crate::backend::{Backend, Keyspace, MemBackend};
+use crate::backend::{Backend, Batch, Durability, Keyspace, MemBackend};
+use crate::evidence::VerifyOptions;
 use crate::{Actor, ListObjectsParams, ListVersionsParams, NewObject, Store, StoreError, StoreOptions};
 
 const LIMIT: u64 = 3 << 20;
@@ -1053,4 +1054,132 @@ async fn an_archive_whose_clock_mark_would_reissue_a_version_id_is_refused() {
         .await
         .unwrap();
     assert!(again.id > ack.id);
+}
+
+// ---- cancelled and refused publishes ----
+
+/// Three whole chunks, the most `world` accepts: `finish` writes no chunk of
+/// its own and goes straight to the write queue.
+fn staged_body() -> Vec<u8> {
+    (0..LIMIT as usize).map(|n| (n % 251) as u8).collect()
+}
+
+/// The id of the one upload staged in `backend`.
+fn staged_upload_id(backend: &MemBackend) -> u128 {
+    let mut staged = backend.scan(Keyspace::Staging, b"", b"");
+    let (marker, _) = staged.next().expect("an upload is staged").unwrap();
+    assert!(staged.next().is_none(), "one upload is staged");
+    u128::from_be_bytes(marker.as_slice().try_into().unwrap())
+}
+
+/// Cancels `finish` as a client that goes away (or a deadline) does, at the
+/// point the race lives: its publish is queued and not yet answered. Commits
+/// are held while it is polled once, so no answer can have come; `while_queued`
+/// runs then. The gate opens before the future is dropped, so an `Upload` that
+/// discards its chunks on drop does so instead of waiting at the gate.
+fn cancel_after_queueing(w: &World, upload: crate::Upload, while_queued: impl FnOnce()) {
+    let gate = w.backend.hold_commits();
+    let mut finish = Box::pin(upload.finish(&w.actor));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::future::Future::poll(finish.as_mut(), &mut cx).is_pending(), "no answer before the commit");
+    while_queued();
+    drop(gate);
+    drop(finish);
+}
+
+/// A publish cancelled after it was queued is the writer's: the caller's
+/// `Upload` is dropped while the writer publishes, and must not take the
+/// chunks with it. The version is whole, the archive verifies, and a
+/// restart (which discards what is still staged) keeps it so.
+#[tokio::test]
+async fn a_publish_cancelled_after_it_was_queued_is_published_whole() {
+    let w = world(VersioningState::Enabled).await;
+    let body = staged_body();
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(&body).unwrap();
+    cancel_after_queueing(&w, upload, || {});
+    // Answers come in queue order: once a later write is acknowledged, the
+    // cancelled publish was committed or refused.
+    w.put("after", b"barrier").await;
+    assert!(w.get("k", None).unwrap() == body, "the publish handed to the writer is whole");
+    assert_eq!(w.backend.scan(Keyspace::Staging, b"", b"").count(), 0, "nothing is left staged");
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+
+    let World { store, backend, clock, bucket, .. } = w;
+    drop(store);
+    let clock: Arc<dyn Clock> = clock;
+    let reopened = Store::open(Arc::new(backend), clock, StoreOptions::default()).unwrap();
+    let (_, reader) = reopened.read_object(&bucket, &key("k"), None).unwrap();
+    assert!(reader.collect::<Result<Vec<_>, _>>().unwrap().concat() == body, "and stays so after a restart");
+    let report = reopened.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
+/// The writer publishes a staged upload only whole: with a chunk gone it
+/// refuses, publishes nothing, writes no ledger entry, and discards what is
+/// left of the upload itself (its caller handed it over).
+#[tokio::test]
+async fn a_publish_whose_staged_chunk_is_missing_is_refused_and_discarded() {
+    let w = world(VersioningState::Enabled).await;
+    let (sequence, _) = w.store.ledger_head().unwrap();
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(&vec![7; 2 * crate::CHUNK_BYTES + 10]).unwrap();
+    let mut batch = Batch::new();
+    batch.delete(Keyspace::Chunks, crate::keys::chunk_key(staged_upload_id(&w.backend), 1));
+    w.backend.commit(&batch, Durability::Buffered).unwrap();
+    match upload.finish(&w.actor).await {
+        Err(StoreError::DataLoss { what }) => assert!(what.contains("chunk 1 of 3 is missing"), "{what}"),
+        other => panic!("expected the publish refused, got {other:?}"),
+    }
+    assert!(w.versions().is_empty(), "nothing is published");
+    assert_eq!(w.store.ledger_head().unwrap().0, sequence, "nothing is in the ledger");
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 0, "the writer discarded the other chunks");
+    assert_eq!(w.backend.scan(Keyspace::Staging, b"", b"").count(), 0, "and the staging marker");
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
+/// A publish whose group commit fails is answered only after the writer
+/// discarded the chunks handed to it: the caller no longer may.
+#[tokio::test]
+async fn a_publish_whose_commit_fails_leaves_nothing_staged() {
+    let w = world(VersioningState::Enabled).await;
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(&staged_body()).unwrap();
+    w.backend.fail_next_commit();
+    let res = upload.finish(&w.actor).await;
+    assert!(matches!(res, Err(StoreError::Backend { .. })), "{res:?}");
+    assert!(w.versions().is_empty());
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 0);
+    assert_eq!(w.backend.scan(Keyspace::Staging, b"", b"").count(), 0);
+}
+
+/// A crash after the publish was queued and before its commit leaves the
+/// upload staged with no caller to discard it: the next open does, and the
+/// archive verifies.
+#[tokio::test]
+async fn an_upload_queued_but_never_committed_is_discarded_at_the_next_open() {
+    let w = world(VersioningState::Enabled).await;
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(&staged_body()).unwrap();
+    let mut at_crash = None;
+    cancel_after_queueing(&w, upload, || at_crash = Some(w.backend.contents()));
+    // What the disk held at that moment, opened as a restart would.
+    let disk = MemBackend::new();
+    let mut batch = Batch::new();
+    for (space, entries) in at_crash.unwrap() {
+        for (k, v) in entries {
+            batch.put(space, k, v);
+        }
+    }
+    disk.commit(&batch, Durability::Synced).unwrap();
+    assert_eq!(disk.scan(Keyspace::Staging, b"", b"").count(), 1, "the crash left the upload staged");
+    let clock: Arc<dyn Clock> = w.clock.clone();
+    let reopened = Store::open(Arc::new(disk.clone()), clock, StoreOptions::default()).unwrap();
+    assert_eq!(disk.scan(Keyspace::Staging, b"", b"").count(), 0);
+    assert_eq!(disk.scan(Keyspace::Chunks, b"", b"").count(), 0);
+    assert!(matches!(reopened.read_object(&w.bucket, &key("k"), None), Err(StoreError::NoSuchKey { .. })));
+    let report = reopened.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
 }

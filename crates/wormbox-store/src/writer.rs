@@ -14,6 +14,12 @@
 //! the same batch changes; a refused attempt on protected state leaves a
 //! `refused` ledger entry. Time comes from the compliance clock, which this
 //! thread alone advances (never back, forward only within its slew).
+//!
+//! A staged upload (chunks written before its publish was queued) is the
+//! writer's from the moment its publish is queued, since the caller may be
+//! gone by then: it is published only when every chunk is there at the
+//! length the upload wrote, and a refused or failed publish is discarded
+//! here, never by the caller.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -25,15 +31,15 @@ use wormbox_model::{
     BucketName, Clock, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState,
 };
 
-use crate::backend::{Backend, Batch, Keyspace};
+use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, LOCK_TOKEN, RECORD_TOKEN, Signer};
 use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::{
-    Actor, BucketInfo, ClockStatus, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange, WriteAck,
-    external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange,
+    WriteAck, external_id,
 };
 pub(crate) use committer::CommitCounters;
 use committer::{Committer, InFlight, InFlightList, Job, Reply};
@@ -249,12 +255,15 @@ struct Group<'a> {
     replies: Vec<Reply>,
     queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
     bytes: usize,
+    /// The staged uploads its publishes name (upload, chunks): the committer
+    /// discards them if the group's commit fails.
+    staged: Vec<(u128, u32)>,
 }
 
 impl<'a> Group<'a> {
     fn new(mut txn: Txn<'a>) -> Group<'a> {
         txn.note_clock_jump();
-        Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0 }
+        Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0, staged: Vec::new() }
     }
 
     fn is_full(&self) -> bool {
@@ -268,6 +277,7 @@ impl<'a> Group<'a> {
         self.queue_shares.push(request.queued);
         let savepoint = txn.savepoint();
         let attempt = refusal_fields(&request.command);
+        let staged = staged_upload(&request.command);
         let res = apply(txn, &request.actor, request.command);
         if let Err(err) = &res {
             txn.rollback(savepoint);
@@ -276,7 +286,13 @@ impl<'a> Group<'a> {
                 fields.detail = format!("{}: {err}", fields.detail);
                 txn.record(&request.actor, LedgerOp::Refused, fields);
             }
+            // The caller handed its chunks over with the publish and may be
+            // gone: a refused publish is discarded here, in this group's commit.
+            if let Some((upload, chunks)) = staged {
+                txn.discard_staged(upload, chunks);
+            }
         }
+        self.staged.extend(staged);
         self.replies.push((request.reply, res));
     }
 
@@ -295,9 +311,44 @@ impl<'a> Group<'a> {
             let (batch, new_state) = self.txn.into_batch();
             (Some(Arc::new(InFlight::new(epoch, batch))), new_state)
         };
-        let job = Job { batch, epoch, replies: self.replies, queue_shares: self.queue_shares, state_before };
+        let job = Job {
+            batch,
+            epoch,
+            replies: self.replies,
+            queue_shares: self.queue_shares,
+            staged: self.staged,
+            state_before,
+        };
         (job, new_state)
     }
+}
+
+/// The staged upload a command would publish, as (upload, chunks).
+fn staged_upload(command: &Command) -> Option<(u128, u32)> {
+    match command {
+        Command::PutVersion(put) => match &put.data {
+            VersionData::Staged { upload, chunks } => Some((*upload, *chunks)),
+            VersionData::Inline(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// The keys of a staged upload: its chunks, then its staging marker.
+fn staged_keys(upload: u128, chunks: u32) -> impl Iterator<Item = (Keyspace, Vec<u8>)> {
+    (0..chunks)
+        .map(move |index| (Keyspace::Chunks, keys::chunk_key(upload, index)))
+        .chain(std::iter::once((Keyspace::Staging, upload.to_be_bytes().to_vec())))
+}
+
+/// Deletes a staged upload outside any group: by its `Upload` before the
+/// publish is queued, by the committer after the publish's commit failed.
+pub(crate) fn discard_upload(backend: &dyn Backend, upload: u128, chunks: u32) -> Result<(), BackendError> {
+    let mut batch = Batch::new();
+    for (space, key) in staged_keys(upload, chunks) {
+        batch.delete(space, key);
+    }
+    backend.commit(&batch, Durability::Buffered)
 }
 
 fn inline_len(request: &Request) -> usize {
@@ -458,6 +509,24 @@ impl<'a> Txn<'a> {
 
     fn delete(&mut self, space: Keyspace, key: Vec<u8>) {
         self.set(space, key, None);
+    }
+
+    /// Discards a staged upload whose publish this group refused, unless it
+    /// is no longer staged: then it was published or discarded already, and
+    /// its chunks are not this command's to delete.
+    fn discard_staged(&mut self, upload: u128, chunks: u32) {
+        match self.get(Keyspace::Staging, &upload.to_be_bytes()) {
+            Ok(Some(_)) => {
+                for (space, key) in staged_keys(upload, chunks) {
+                    self.delete(space, key);
+                }
+            }
+            Ok(None) => {}
+            // Left staged, the upload is discarded at the next open.
+            Err(err) => {
+                tracing::warn!(error = &err as &dyn std::error::Error, "cannot discard a refused upload");
+            }
+        }
     }
 
     /// Returns whether any live key starts with `prefix`, counting pending changes.
@@ -863,6 +932,9 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
     }
     let lock_retention =
         put.object.retention.or_else(|| bucket_record.default_retention.map(|d| d.retention_from(now)));
+    if let VersionData::Staged { upload, chunks } = &put.data {
+        check_staged(txn, *upload, *chunks, put.size)?;
+    }
     let is_null = bucket_record.versioning != VersioningState::Enabled;
     if is_null && let Some(old) = null_version(txn, &put.bucket, &put.key)? {
         purge(txn, actor, &put.bucket, &put.key, &old, "replaced by a new null version");
@@ -928,6 +1000,33 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
         size: put.size,
         ledger_sequence,
     }))
+}
+
+/// A staged upload's chunks were written outside the writer: it is published
+/// only while it is still staged and every chunk is there at the length the
+/// upload wrote, so that no version can name bytes that are gone. Lengths
+/// come from the chunks' framing; their digests are checked on every read.
+fn check_staged(txn: &Txn<'_>, upload: u128, chunks: u32, size: u64) -> Result<(), StoreError> {
+    let refuse = |why: String| StoreError::DataLoss { what: format!("the upload was not published: {why}") };
+    if txn.get(Keyspace::Staging, &upload.to_be_bytes())?.is_none() {
+        return Err(refuse("it is no longer staged".to_owned()));
+    }
+    let full = CHUNK_BYTES as u64;
+    let before_last = u64::from(chunks.saturating_sub(1)) * full;
+    if chunks == 0 || size <= before_last || size - before_last > full {
+        return Err(refuse(format!("{size} bytes do not make {chunks} chunks")));
+    }
+    for index in 0..chunks {
+        let expected = if index + 1 == chunks { size - before_last } else { full };
+        let raw = txn
+            .get(Keyspace::Chunks, &keys::chunk_key(upload, index))?
+            .ok_or_else(|| refuse(format!("chunk {index} of {chunks} is missing")))?;
+        let len = codec::chunk_len(&raw).map_err(|_| refuse(format!("chunk {index} of {chunks} is malformed")))?;
+        if len as u64 != expected {
+            return Err(refuse(format!("chunk {index} of {chunks} holds {len} bytes, not {expected}")));
+        }
+    }
+    Ok(())
 }
 
 fn delete_object(

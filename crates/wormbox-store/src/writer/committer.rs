@@ -8,7 +8,8 @@
 //! durable: the committer fails those too, without writing them, and hands
 //! the applier the state from before the failed group, from which it carries
 //! on in a new epoch. Nothing is acknowledged that is not stored, and the
-//! ledger has no gaps.
+//! ledger has no gaps. The staged uploads a failed group would have published
+//! are discarded here before it is answered: their callers handed them over.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -81,6 +82,8 @@ pub(super) struct Job {
     pub(super) epoch: u64,
     pub(super) replies: Vec<Reply>,
     pub(super) queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
+    /// The staged uploads its publishes name (upload, chunks).
+    pub(super) staged: Vec<(u128, u32)>,
     /// The applier's state before this group: where it resumes if this
     /// group's commit fails.
     pub(super) state_before: WriterState,
@@ -143,6 +146,13 @@ impl Committer {
             if let Some(in_flight) = &job.batch {
                 self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).retain(|b| !Arc::ptr_eq(b, in_flight));
             }
+            // Nothing of a failed group was published: its staged uploads are
+            // still the writer's to discard, and no later command names them.
+            if result.is_err() {
+                for &(upload, chunks) in &job.staged {
+                    self.discard_unpublished(upload, chunks);
+                }
+            }
             // The shares go back after the commit and before the answers: the
             // queue bounds what waits plus what is being written.
             drop(job.queue_shares);
@@ -158,5 +168,17 @@ impl Committer {
             }
         }
         tracing::debug!("store committer stopped");
+    }
+
+    /// Discards an upload whose publish failed with its group, if it is still
+    /// staged; failing that, the next open discards it.
+    fn discard_unpublished(&self, upload: u128, chunks: u32) {
+        let res = self.backend.get(Keyspace::Staging, &upload.to_be_bytes()).and_then(|staged| match staged {
+            Some(_) => super::discard_upload(&*self.backend, upload, chunks),
+            None => Ok(()),
+        });
+        if let Err(err) = res {
+            tracing::warn!(error = &err as &dyn std::error::Error, "discarding an upload whose publish failed");
+        }
     }
 }
