@@ -195,5 +195,5 @@ async fn roles_limit_what_a_key_can_do() {
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "ACCESS_DENIED", "only the owner or an admin changes versioning");
+    assert_eq!(reason(&err), "ACCESS_DENIED", "only the owner changes versioning");
 }

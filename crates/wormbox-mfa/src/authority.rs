@@ -2,15 +2,19 @@
 //! deactivate, list, and verify a code for a guarded operation.
 //!
 //! Invariant: every decision that reads and changes a device runs inside the
-//! store's single writer (`Store::update_devices`), so two requests with the
-//! same code cannot both see the step unspent, and the verdict is returned
-//! only after the spent step, the counters and the ledger entry are durable.
+//! store's single writer (`Store::update_devices`, or a `CodeCheck` the
+//! writer runs after judging the operation it guards), so two requests with
+//! the same code cannot both see the step unspent, and the verdict is
+//! returned only after the spent step, the counters and the ledger entry are
+//! durable. The caller's right to the operation is judged before a code is
+//! looked at: a request refused for its own sake spends no code and charges
+//! no device a failure.
 
 use std::sync::{Arc, Mutex};
 
 use wormbox_model::{Clock, Role, Timestamp};
 use wormbox_store::ledger::LedgerOp;
-use wormbox_store::{Actor, DeviceChange, DeviceUpdate, Store};
+use wormbox_store::{Actor, CodeCheck, DeviceChange, DeviceUpdate, Store};
 use wormbox_token::pskc::{self, OtpKind, PskcKey};
 use wormbox_token::{Code, OtpParams, Seed, Totp};
 
@@ -83,6 +87,27 @@ pub struct Authority {
 }
 
 type Slot<T> = Arc<Mutex<Option<Result<T, MfaError>>>>;
+
+/// The authority's verdict on a code prepared by `Authority::check_code`,
+/// readable once the store has run the check.
+#[derive(Debug)]
+pub struct CodeVerdict(Slot<Serial>);
+
+impl CodeVerdict {
+    /// The accepted device, or why the code was refused.
+    pub fn take(self) -> Result<Serial, MfaError> {
+        take(&self.0)
+    }
+
+    /// Why the code was refused, for a store answer of `Guarded::CodeRefused`.
+    pub fn refusal(self) -> MfaError {
+        match self.take() {
+            Err(err) => err,
+            // The store said refused while the authority accepted: a bug, not a verdict.
+            Ok(_) => MfaError::Corrupt,
+        }
+    }
+}
 
 fn take<T>(slot: &Slot<T>) -> Result<T, MfaError> {
     slot.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(Err(MfaError::Corrupt))
@@ -207,6 +232,13 @@ impl Authority {
                 sealed_seed: self.key.seal(serial.as_str(), &device.seed)?,
             });
             serials.push(serial.to_string());
+        }
+        // A serial already taken is refused before the guard code is spent on
+        // an enrolment that could not run (the writer re-checks it).
+        for serial in &serials {
+            if self.store.device(serial)?.is_some() {
+                return Err(MfaError::DuplicateSerial(serial.clone()));
+            }
         }
         if self.has_active_device(owner)? {
             let guard = guard.ok_or_else(|| {
@@ -353,7 +385,9 @@ impl Authority {
     }
 
     /// Verifies `mfa` (`SERIAL CODE`) as a device of `owner` for `operation`,
-    /// spending the code durably before returning the serial.
+    /// spending the code durably before returning the serial. For an
+    /// operation the store judges, use `check_code` instead, so that the
+    /// operation is judged before the code.
     pub async fn verify(
         &self,
         actor: &Actor,
@@ -361,6 +395,19 @@ impl Authority {
         mfa: &str,
         operation: &Operation,
     ) -> Result<Serial, MfaError> {
+        let (check, verdict) = self.check_code(owner, mfa, operation);
+        self.store.update_devices(actor, vec![check.serial], check.update).await?;
+        verdict.take()
+    }
+
+    /// Prepares `mfa` (`SERIAL CODE`) as a code of a device of `owner` for
+    /// `operation`, for the store to judge inside its writer after the
+    /// operation itself (`Store::delete_object_with_code` and its siblings):
+    /// a refused operation never reaches the code. The verdict is read from
+    /// the returned `CodeVerdict` once the store has answered.
+    pub fn check_code(&self, owner: &str, mfa: &str, operation: &Operation) -> (CodeCheck, CodeVerdict) {
+        let slot: Slot<Serial> = Arc::default();
+        let out = slot.clone();
         let parsed = mfa.split_once(' ').and_then(|(serial, code)| Some((Serial::new(serial).ok()?, code.to_owned())));
         let Some((serial, code)) = parsed else {
             // Still a refused attempt worth recording; the text is not echoed.
@@ -368,17 +415,15 @@ impl Authority {
             let change = refusal(&name, &operation.bucket, "malformed", &operation.what);
             let update = DeviceUpdate(Box::new(move |_, _| {
                 let _ = device::match_window(&decoy(), "", 0, 0, None, 1);
+                put(&out, Err(MfaError::Invalid));
                 vec![change]
             }));
-            self.store.update_devices(actor, vec![name], update).await?;
-            return Err(MfaError::Invalid);
+            return (CodeCheck { serial: name, update }, CodeVerdict(slot));
         };
         let key = self.key.clone();
         let policy = self.policy;
         let owner = owner.to_owned();
         let operation = operation.clone();
-        let slot: Slot<Serial> = Arc::default();
-        let out = slot.clone();
         let name = serial.to_string();
         let accepted = serial.clone();
         let update = DeviceUpdate(Box::new(move |current, now| {
@@ -430,20 +475,38 @@ impl Authority {
             put(&out, result);
             vec![DeviceChange { record: Some(record.encode()), ..change }]
         }));
-        self.store.update_devices(actor, vec![serial.to_string()], update).await?;
-        take(&slot)
+        (CodeCheck { serial: serial.to_string(), update }, CodeVerdict(slot))
+    }
+
+    /// Answers a request that carries no code where its operation needs
+    /// one: `Required`, as every operation answers a missing code, after a
+    /// refused-attempt ledger entry (no device is charged a failure).
+    pub async fn missing_code(&self, actor: &Actor, operation: &Operation, why: &str) -> MfaError {
+        let name = "(none)".to_owned();
+        let change = refusal(&name, &operation.bucket, "missing", &operation.what);
+        let update = DeviceUpdate(Box::new(move |_, _| vec![change]));
+        match self.store.update_devices(actor, vec![name], update).await {
+            Ok(_) => MfaError::Required(why.to_owned()),
+            Err(err) => MfaError::Store(err),
+        }
     }
 
     /// Deactivates a device for good; needs a valid code from one of the
-    /// owner's active devices (usually the device itself).
-    pub async fn deactivate(&self, actor: &Actor, serial: &str, mfa: &str) -> Result<DeviceInfo, MfaError> {
+    /// owner's active devices (usually the device itself). The caller's
+    /// right is judged before the code; no code (`None`) is `Required`.
+    pub async fn deactivate(&self, actor: &Actor, serial: &str, mfa: Option<&str>) -> Result<DeviceInfo, MfaError> {
         let serial = Serial::new(serial).map_err(|_| MfaError::Invalid)?;
         let record = self.record(serial.as_str())?.ok_or(MfaError::Invalid)?;
         if actor.role != Role::Admin && actor.access_key != record.owner {
             return Err(MfaError::Invalid);
         }
         let what = format!("deactivate-device {serial}");
-        self.verify(actor, &record.owner, mfa, &Operation { bucket: String::new(), what }).await?;
+        let operation = Operation { bucket: String::new(), what };
+        let Some(mfa) = mfa else {
+            let why = "deactivating a device needs a code from one of its owner's active MFA devices";
+            return Err(self.missing_code(actor, &operation, why).await);
+        };
+        self.verify(actor, &record.owner, mfa, &operation).await?;
         let slot: Slot<DeviceInfo> = Arc::default();
         let out = slot.clone();
         let name = serial.to_string();

@@ -6,7 +6,12 @@
 //! Invariants (DESIGN.md, MFA and invariant 6):
 //! - a code accepted once is never accepted again: the accepted step and all
 //!   earlier ones are spent, durably (with the ledger entry naming the
-//!   operation) before the guarded operation runs, across restarts;
+//!   operation) before or in the same atomic write as the guarded operation,
+//!   across restarts;
+//! - a code is looked at only after the caller's right to the operation (and,
+//!   for the store's operations, everything else that needs no code) was
+//!   judged, so a request refused for its own sake spends no code and
+//!   charges no device a failure (DESIGN.md invariant 9);
 //! - unknown serials, pending or deactivated devices, and devices of another
 //!   principal answer exactly like a wrong code;
 //! - a seed leaves this crate only sealed, and neither seeds nor codes appear
@@ -17,7 +22,7 @@ pub mod device;
 pub mod seal;
 pub mod serial;
 
-pub use authority::{Authority, DeviceInfo, Enrollment, Operation};
+pub use authority::{Authority, CodeVerdict, DeviceInfo, Enrollment, Operation};
 pub use device::{DeviceRecord, DeviceState, Policy, Verdict};
 pub use seal::MasterKey;
 pub use serial::Serial;

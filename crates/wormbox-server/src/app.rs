@@ -3,10 +3,13 @@
 //!
 //! Invariant: every operation checks the caller's role before touching the
 //! store; bucket ownership is checked by the store inside the same atomic
-//! write as the change. A guarded operation that carries an MFA code has the
-//! code verified and spent by the authority first (durably, with a ledger
-//! entry naming the operation); the store then judges, inside the writer,
-//! whether the bucket needed one.
+//! write as the change. Rights are judged before codes (DESIGN.md invariant
+//! 9): a store operation that carries an MFA code hands it to the store as a
+//! `CodeCheck`, which the writer runs only after the operation itself passed
+//! every rule that needs no code (role, ownership, retention, holds), and
+//! the operation runs in the same atomic write that spends the code. The
+//! other guarded calls check the caller's role before the authority sees
+//! the code. A missing code is `MFA_REQUIRED` everywhere.
 
 use std::sync::Arc;
 
@@ -15,9 +18,9 @@ use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningStat
 use wormbox_store::evidence::{Checkpoint, Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
 use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{
-    Actor, BucketInfo, ClockStatus, DeleteOutcome, ListObjectsParams, ListVersionsParams, LockRecord, NewObject,
-    NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange,
-    VersionsPage, WriteAck,
+    Actor, BucketInfo, ClockStatus, DeleteOutcome, Guarded, ListObjectsParams, ListVersionsParams, LockRecord,
+    NewObject, NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo,
+    VersioningChange, VersionsPage, WriteAck,
 };
 
 use crate::backup::{BackupError, BackupSource, Snapshot};
@@ -189,20 +192,21 @@ impl App {
         mfa: Option<&str>,
     ) -> Result<(BucketInfo, Option<u64>), MfaError> {
         self.authorize(actor, Access::Write)?;
-        let serial = match mfa {
-            Some(mfa) => {
-                let owner = self.store.bucket(&bucket)?.owner;
-                let what = match mfa_delete {
-                    Some(on) => format!("put-bucket-versioning status={} mfa-delete={on}", state.as_str()),
-                    None => format!("put-bucket-versioning status={}", state.as_str()),
-                };
-                let op = Operation { bucket: bucket.to_string(), what };
-                Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
-            }
-            None => None,
+        let change = VersioningChange { state: Some(state), mfa_delete, mfa: None };
+        let Some(mfa) = mfa else {
+            return Ok(self.store.configure_versioning(actor, bucket, change).await?);
         };
-        let change = VersioningChange { state: Some(state), mfa_delete, mfa: serial };
-        Ok(self.store.configure_versioning(actor, bucket, change).await?)
+        let owner = self.store.bucket(&bucket)?.owner;
+        let what = match mfa_delete {
+            Some(on) => format!("put-bucket-versioning status={} mfa-delete={on}", state.as_str()),
+            None => format!("put-bucket-versioning status={}", state.as_str()),
+        };
+        let op = Operation { bucket: bucket.to_string(), what };
+        let (check, verdict) = self.mfa.check_code(&owner, mfa, &op);
+        match self.store.configure_versioning_with_code(actor, bucket, change, check).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(verdict.refusal()),
+        }
     }
 
     /// A legal hold placed at write time needs the hold right (admins; auditors cannot write).
@@ -280,20 +284,21 @@ impl App {
         self.authorize(actor, Access::Write)?;
         let bypass = self.may_bypass(actor, bypass_governance)?;
         // A delete marker destroys nothing and never spends a code.
-        let serial = match (mfa, &version) {
-            (Some(mfa), Some(selector)) => {
-                let owner = self.store.bucket(&bucket)?.owner;
-                let what = format!("delete-version key={key} version={}", selector_text(selector));
-                let op = Operation { bucket: bucket.to_string(), what };
-                Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
-            }
-            _ => None,
+        let (Some(mfa), Some(selector)) = (mfa, version) else {
+            return Ok(self.store.delete_object_guarded(actor, bucket, key, version, None, bypass).await?);
         };
-        Ok(self.store.delete_object_guarded(actor, bucket, key, version, serial, bypass).await?)
+        let owner = self.store.bucket(&bucket)?.owner;
+        let what = format!("delete-version key={key} version={}", selector_text(&selector));
+        let op = Operation { bucket: bucket.to_string(), what };
+        let (check, verdict) = self.mfa.check_code(&owner, mfa, &op);
+        match self.store.delete_object_with_code(actor, bucket, key, selector, bypass, check).await? {
+            Guarded::Done(outcome) => Ok(outcome),
+            Guarded::CodeRefused => Err(verdict.refusal()),
+        }
     }
 
-    /// PutObjectRetention. A code, when given, is verified and spent first
-    /// against the bucket owner's devices; the store judges the change.
+    /// PutObjectRetention. A code, when given, is judged against the bucket
+    /// owner's devices by the writer, after the change itself.
     #[allow(clippy::too_many_arguments)]
     pub async fn set_retention(
         &self,
@@ -306,19 +311,22 @@ impl App {
         mfa: Option<&str>,
     ) -> Result<(LockRecord, Option<u64>), MfaError> {
         // The role is checked by the store, inside the writer, so that a
-        // refused attempt is in the ledger.
+        // refused attempt is in the ledger; it is checked there before the
+        // code, so that no caller without the right can charge the owner's
+        // device a failure.
         let version = self.resolve(&bucket, &key, version)?;
         let bypass = self.may_bypass(actor, bypass_governance)?;
-        let serial = match mfa {
-            Some(mfa) => {
-                let owner = self.store.bucket(&bucket)?.owner;
-                let what = format!("put-object-retention key={key} version={}", selector_text(&version));
-                let op = Operation { bucket: bucket.to_string(), what };
-                Some(self.mfa.verify(actor, &owner, mfa, &op).await?.to_string())
-            }
-            None => None,
+        let Some(mfa) = mfa else {
+            return Ok(self.store.set_retention(actor, bucket, key, version, retention, bypass, None).await?);
         };
-        Ok(self.store.set_retention(actor, bucket, key, version, retention, bypass, serial).await?)
+        let owner = self.store.bucket(&bucket)?.owner;
+        let what = format!("put-object-retention key={key} version={}", selector_text(&version));
+        let op = Operation { bucket: bucket.to_string(), what };
+        let (check, verdict) = self.mfa.check_code(&owner, mfa, &op);
+        match self.store.set_retention_with_code(actor, bucket, key, version, retention, bypass, check).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(verdict.refusal()),
+        }
     }
 
     /// PutObjectLegalHold: admins and auditors (compliance officers) only;
@@ -378,9 +386,13 @@ impl App {
     }
 
     /// AcceptClockForward: an admin, with a code from the admin's own device.
-    pub async fn accept_clock_forward(&self, actor: &Actor, mfa: &str) -> Result<(ClockStatus, u64), MfaError> {
+    pub async fn accept_clock_forward(&self, actor: &Actor, mfa: Option<&str>) -> Result<(ClockStatus, u64), MfaError> {
         self.authorize(actor, Access::Admin)?;
         let op = Operation { bucket: String::new(), what: "accept-clock-forward".to_owned() };
+        let Some(mfa) = mfa else {
+            let why = "accepting a clock jump needs a code from one of your own active MFA devices";
+            return Err(self.mfa.missing_code(actor, &op, why).await);
+        };
         let serial = self.mfa.verify(actor, &actor.access_key, mfa, &op).await?;
         Ok(self.store.accept_clock_forward(actor, serial.to_string()).await?)
     }
@@ -418,8 +430,13 @@ impl App {
         self.mfa.resync(actor, serial, first, second).await
     }
 
-    /// DeactivateDevice.
-    pub async fn deactivate_device(&self, actor: &Actor, serial: &str, mfa: &str) -> Result<DeviceInfo, MfaError> {
+    /// DeactivateDevice; the authority checks the caller's right, then the code.
+    pub async fn deactivate_device(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        mfa: Option<&str>,
+    ) -> Result<DeviceInfo, MfaError> {
         self.mfa.deactivate(actor, serial, mfa).await
     }
 

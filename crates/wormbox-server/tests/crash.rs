@@ -220,7 +220,7 @@ fn spent_codes_and_lockouts_survive_kill_9() {
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
 
-    let (accepted, version) = runtime.block_on(async {
+    let (accepted, spare, target) = runtime.block_on(async {
         let mut mfa = mfa_client(daemon.addr, credential.clone()).await;
         let seed = v1::SeedEnrollment {
             serial: serial.into(),
@@ -253,15 +253,22 @@ fn spent_codes_and_lockouts_survive_kill_9() {
             };
             archive.put_bucket_versioning(on).await.unwrap();
         }
-        let (tx, rx) = mpsc::channel(2);
-        let header = v1::PutObjectHeader { bucket: "kill9".into(), key: "k".into(), ..Default::default() };
-        tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }).await.unwrap();
-        tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(b"x".to_vec())) }).await.unwrap();
-        drop(tx);
-        let version = archive.put_object(ReceiverStream::new(rx)).await.unwrap().into_inner().version_id;
+        // Codes are judged only for deletes that would run, so every attempt
+        // below names a version that exists.
+        let mut versions = Vec::new();
+        for bucket in ["kill9", "kill9", "lock9"] {
+            let (tx, rx) = mpsc::channel(2);
+            let header = v1::PutObjectHeader { bucket: bucket.into(), key: "k".into(), ..Default::default() };
+            tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }).await.unwrap();
+            tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(b"x".to_vec())) })
+                .await
+                .unwrap();
+            drop(tx);
+            versions.push(archive.put_object(ReceiverStream::new(rx)).await.unwrap().into_inner().version_id);
+        }
         let accepted = code(step_now().max(now));
-        archive.delete_object(delete("kill9", &version, &accepted)).await.unwrap();
-        (accepted, version)
+        archive.delete_object(delete("kill9", &versions[0], &accepted)).await.unwrap();
+        (accepted, versions[1].clone(), versions[2].clone())
     });
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
@@ -269,11 +276,11 @@ fn spent_codes_and_lockouts_survive_kill_9() {
     let mut daemon = start_daemon(&data_dir);
     runtime.block_on(async {
         let mut archive = client(daemon.addr, &credential).await;
-        let replay = archive.delete_object(delete("kill9", &version, &accepted)).await.unwrap_err();
+        let replay = archive.delete_object(delete("kill9", &spare, &accepted)).await.unwrap_err();
         assert_eq!(reason(replay), "MFA_REPLAYED");
         // The replay was the first failure in a row; four wrong codes make five.
         for _ in 0..4 {
-            let wrong = archive.delete_object(delete("lock9", "null", &format!("{serial} 000000"))).await.unwrap_err();
+            let wrong = archive.delete_object(delete("lock9", &target, &format!("{serial} 000000"))).await.unwrap_err();
             assert_eq!(reason(wrong), "MFA_INVALID");
         }
     });
@@ -284,7 +291,7 @@ fn spent_codes_and_lockouts_survive_kill_9() {
     runtime.block_on(async {
         let mut archive = client(daemon.addr, &credential).await;
         let fresh = code(step_now() + 1);
-        let locked = archive.delete_object(delete("lock9", "null", &fresh)).await.unwrap_err();
+        let locked = archive.delete_object(delete("lock9", &target, &fresh)).await.unwrap_err();
         assert_eq!(reason(locked), "MFA_LOCKED_OUT");
     });
     daemon.child.kill().unwrap();

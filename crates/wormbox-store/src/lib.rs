@@ -133,6 +133,33 @@ impl std::fmt::Debug for DeviceUpdate {
     }
 }
 
+/// An MFA code for the writer to judge with the operation it guards
+/// (`Store::delete_object_with_code` and its siblings). The writer judges
+/// the operation first, as if the code were good, and runs `update` only
+/// if that passes, so a refused operation spends no code and charges no
+/// device a failure (DESIGN.md invariant 9); the operation then runs only
+/// if `update` accepted the code, in the same atomic write that spends it.
+#[derive(Debug)]
+pub struct CodeCheck {
+    /// The device the code names: the record `update` is given, and the
+    /// serial the operation's ledger entry names when the code is accepted.
+    pub serial: String,
+    /// The authority's decision; it accepts the code by returning a change
+    /// with `LedgerOp::MfaAccepted`.
+    pub update: DeviceUpdate,
+}
+
+/// What became of an operation guarded by a `CodeCheck`. A refused
+/// operation is an error, as without a code.
+#[derive(Debug)]
+pub enum Guarded<T> {
+    /// The code was accepted and spent, and the operation ran.
+    Done(T),
+    /// The operation would have run, but the authority refused the code: its
+    /// verdict (ledger entry, counted failure) is durable, nothing else changed.
+    CodeRefused,
+}
+
 /// A version or delete marker as callers see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionInfo {

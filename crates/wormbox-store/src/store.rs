@@ -24,8 +24,8 @@ use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
 use crate::writer::{self, Command, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, DeleteOutcome, DeviceUpdate, LedgerSummary, NewObject, NewPrincipal,
-    StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, Guarded, LedgerSummary,
+    NewObject, NewPrincipal, StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
 };
 
 /// Limits the store enforces.
@@ -230,6 +230,19 @@ impl Store {
         Ok(answer)
     }
 
+    /// Submits `command` guarded by `code` (the writer's `guarded`).
+    async fn submit_guarded(
+        &self,
+        actor: &Actor,
+        command: Command,
+        code: CodeCheck,
+    ) -> Result<Guarded<Outcome>, StoreError> {
+        match self.submit(actor, Command::Guarded { command: Box::new(command), code }).await? {
+            Outcome::CodeRefused => Ok(Guarded::CodeRefused),
+            outcome => Ok(Guarded::Done(outcome)),
+        }
+    }
+
     /// How many group commits succeeded since the store opened, and how many
     /// commands they carried: their ratio is the mean group size.
     pub fn commit_stats(&self) -> CommitStats {
@@ -279,8 +292,9 @@ impl Store {
         }
     }
 
-    /// Changes a bucket's versioning state; only its owner or an admin may.
-    /// Returns the ledger entry, or `None` when the state was already `state`.
+    /// Changes a bucket's versioning state; only its owner may, admins
+    /// included. Returns the ledger entry, or `None` when the state was
+    /// already `state`.
     pub async fn set_versioning(
         &self,
         actor: &Actor,
@@ -305,6 +319,23 @@ impl Store {
         match self.submit(actor, Command::SetVersioning { bucket, change }).await? {
             Outcome::Bucket(info, sequence) => Ok((info, sequence)),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// `configure_versioning` with a code that the writer hands to the MFA
+    /// authority only once the change itself is allowed (`CodeCheck`).
+    pub async fn configure_versioning_with_code(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        change: VersioningChange,
+        code: CodeCheck,
+    ) -> Result<Guarded<(BucketInfo, Option<u64>)>, StoreError> {
+        let change = VersioningChange { mfa: Some(code.serial.clone()), ..change };
+        match self.submit_guarded(actor, Command::SetVersioning { bucket, change }, code).await? {
+            Guarded::Done(Outcome::Bucket(info, sequence)) => Ok(Guarded::Done((info, sequence))),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
     }
 
@@ -364,6 +395,28 @@ impl Store {
         match self.submit(actor, Command::SetRetention(Box::new(set))).await? {
             Outcome::Lock(lock, sequence) => Ok((lock, sequence)),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// `set_retention` with a code that the writer hands to the MFA authority
+    /// only once the change itself is allowed (`CodeCheck`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_retention_with_code(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: VersionSelector,
+        retention: Option<Retention>,
+        bypass: bool,
+        code: CodeCheck,
+    ) -> Result<Guarded<(LockRecord, Option<u64>)>, StoreError> {
+        let mfa = Some(code.serial.clone());
+        let set = SetRetention { bucket, key, version, retention, bypass, mfa };
+        match self.submit_guarded(actor, Command::SetRetention(Box::new(set)), code).await? {
+            Guarded::Done(Outcome::Lock(lock, sequence)) => Ok(Guarded::Done((lock, sequence))),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
     }
 
@@ -540,6 +593,27 @@ impl Store {
         match self.submit(actor, Command::DeleteObject { bucket, key, version, mfa, bypass }).await? {
             Outcome::Deleted(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// A permanent delete of `version` with a code that the writer hands to
+    /// the MFA authority only once retention and holds let the purge through
+    /// (`CodeCheck`); `bypass` as for `delete_object_guarded`.
+    pub async fn delete_object_with_code(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        key: ObjectKey,
+        version: VersionSelector,
+        bypass: bool,
+        code: CodeCheck,
+    ) -> Result<Guarded<DeleteOutcome>, StoreError> {
+        let mfa = Some(code.serial.clone());
+        let command = Command::DeleteObject { bucket, key, version: Some(version), mfa, bypass };
+        match self.submit_guarded(actor, command, code).await? {
+            Guarded::Done(Outcome::Deleted(outcome)) => Ok(Guarded::Done(outcome)),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
     }
 

@@ -227,8 +227,12 @@ async fn versioning_never_returns_to_unversioned_and_only_the_owner_changes_it()
     let stranger = Actor { access_key: "WBSTRANGER00000000".to_owned(), role: Role::Writer };
     let res = w.store.set_versioning(&stranger, w.bucket.clone(), VersioningState::Suspended).await;
     assert!(matches!(res, Err(StoreError::AccessDenied(_))));
+    // An admin key is not the owner's consent either.
     let admin = Actor { access_key: "WBADMIN00000000000".to_owned(), role: Role::Admin };
-    w.store.set_versioning(&admin, w.bucket.clone(), VersioningState::Suspended).await.unwrap();
+    let res = w.store.set_versioning(&admin, w.bucket.clone(), VersioningState::Suspended).await;
+    assert!(matches!(&res, Err(StoreError::AccessDenied(why)) if why.contains("only the owner")), "{res:?}");
+    assert_eq!(w.store.bucket(&w.bucket).unwrap().versioning, VersioningState::Enabled);
+    w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Suspended).await.unwrap();
     assert_eq!(w.store.bucket(&w.bucket).unwrap().versioning, VersioningState::Suspended);
 }
 
@@ -581,7 +585,7 @@ async fn mfa_delete_needs_a_spent_code_to_change_and_to_purge() {
     assert!(matches!(change(suspend.clone()).await, Err(StoreError::MfaRequired { .. })));
     assert!(matches!(
         w.store.set_versioning(&admin, w.bucket.clone(), VersioningState::Suspended).await,
-        Err(StoreError::MfaRequired { .. })
+        Err(StoreError::AccessDenied(_))
     ));
     let marker = w.delete("k", None).await.unwrap();
     assert!(marker.delete_marker);
@@ -821,6 +825,71 @@ mod object_lock {
         let object = NewObject { retention: past, ..NewObject::default() };
         let err = w.store.put_object(&w.actor, w.bucket.clone(), key("p"), object, b"x".to_vec()).await;
         assert!(matches!(err, Err(StoreError::InvalidArgument(_))));
+    }
+
+    /// DESIGN.md invariant 9: the authority judges a code only for an
+    /// operation that passed every rule needing none, and the operation runs
+    /// only with the code accepted, in the write that spends it.
+    #[tokio::test]
+    async fn a_code_is_judged_only_after_the_operation_it_guards() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let w = lock_world().await;
+        let until = Timestamp(now(&w).0 + DAY);
+        let locked = put_with(&w, "c", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
+        let free = put_with(&w, "f", None, None).await;
+        let asked = Arc::new(AtomicUsize::new(0));
+        let check = |accept: bool| {
+            let asked = Arc::clone(&asked);
+            crate::CodeCheck {
+                serial: "DEV123456".to_owned(),
+                update: crate::DeviceUpdate(Box::new(move |_, _| {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    let op = if accept { LedgerOp::MfaAccepted } else { LedgerOp::MfaRefused };
+                    let serial = "DEV123456".to_owned();
+                    vec![crate::DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }]
+                })),
+            }
+        };
+
+        // Refused for its own sake: answered as without a code, the authority never asked.
+        let err = w
+            .store
+            .delete_object_with_code(&w.actor, w.bucket.clone(), key("c"), sel(&locked), false, check(true))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ObjectLocked { .. }), "{err}");
+        let shorter = Some(Retention { mode: RetentionMode::Compliance, until: Timestamp(until.0 - 1) });
+        let err = w
+            .store
+            .set_retention_with_code(&w.actor, w.bucket.clone(), key("c"), sel(&locked), shorter, false, check(true))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::RetentionShortenDenied(_)), "{err}");
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
+
+        // Allowed, code refused: the authority's verdict is kept, the version too.
+        let refused = w
+            .store
+            .delete_object_with_code(&w.actor, w.bucket.clone(), key("f"), sel(&free), false, check(false))
+            .await
+            .unwrap();
+        assert!(matches!(refused, crate::Guarded::CodeRefused));
+        assert_eq!(w.get("f", Some(&free.version_id)).unwrap(), b"record");
+
+        // Allowed, code accepted: spent and purged in one write, in that order.
+        let done = w
+            .store
+            .delete_object_with_code(&w.actor, w.bucket.clone(), key("f"), sel(&free), false, check(true))
+            .await
+            .unwrap();
+        assert!(matches!(&done, crate::Guarded::Done(o) if o.version_id.as_deref() == Some(free.version_id.as_str())));
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        let ops = ledger_ops(&w);
+        assert_eq!(&ops[ops.len() - 2..], &[LedgerOp::MfaAccepted, LedgerOp::VersionPurged]);
+        assert_eq!(ops.iter().filter(|op| **op == LedgerOp::MfaRefused).count(), 1);
+        assert_eq!(ops.iter().filter(|op| **op == LedgerOp::Refused).count(), 2);
+        w.store.verify_ledger().unwrap();
     }
 
     #[tokio::test]

@@ -38,7 +38,8 @@ use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, DeleteOutcome, DeviceUpdate, NewObject, StoreError, VersioningChange,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, NewObject, StoreError,
+    VersioningChange,
     WriteAck, external_id,
 };
 pub(crate) use committer::CommitCounters;
@@ -113,6 +114,11 @@ pub(crate) enum Command {
         serials: Vec<String>,
         update: DeviceUpdate,
     },
+    /// `command` (one `trial_copy` accepts) guarded by an MFA code: see `guarded`.
+    Guarded {
+        command: Box<Command>,
+        code: CodeCheck,
+    },
     AcceptClockForward {
         mfa: String,
     },
@@ -133,7 +139,7 @@ pub(crate) enum Command {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SetRetention {
     pub(crate) bucket: BucketName,
     pub(crate) key: ObjectKey,
@@ -163,6 +169,9 @@ pub(crate) enum Outcome {
     Lock(LockRecord, Option<u64>),
     Clock(ClockStatus, Option<u64>),
     Checkpoint(Checkpoint),
+    /// A guarded command was allowed but its code refused (the authority's
+    /// verdict is written, the command is not).
+    CodeRefused,
 }
 
 pub(crate) struct Request {
@@ -662,6 +671,7 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
             delete_object(txn, actor, &bucket, &key, version, mfa, bypass)
         }
         Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
+        Command::Guarded { command, code } => guarded(txn, actor, *command, code),
         Command::AcceptClockForward { mfa } => {
             if actor.role != wormbox_model::Role::Admin {
                 return Err(StoreError::AccessDenied("only an admin accepts the clock forward".into()));
@@ -787,7 +797,13 @@ fn set_versioning(
     change: VersioningChange,
 ) -> Result<Outcome, StoreError> {
     let mut record = txn.bucket(&bucket)?;
-    require_owner(actor, &bucket, &record)?;
+    // The owner alone, as in S3: an admin key is not the owner's consent to
+    // weaken (or strengthen) the owner's bucket.
+    if actor.access_key != record.owner {
+        return Err(StoreError::AccessDenied(format!(
+            "only the owner of bucket `{bucket}` changes its versioning or MFA Delete, admins included"
+        )));
+    }
     let state = change.state.unwrap_or(record.versioning);
     let mfa_delete = change.mfa_delete.unwrap_or(record.mfa_delete);
     if record.object_lock && state != VersioningState::Enabled {
@@ -797,11 +813,6 @@ fn set_versioning(
         return Err(StoreError::InvalidArgument(format!(
             "a bucket that has been versioned cannot return to {}",
             state.as_str()
-        )));
-    }
-    if mfa_delete != record.mfa_delete && actor.access_key != record.owner {
-        return Err(StoreError::AccessDenied(format!(
-            "only the owner of bucket `{bucket}` may turn MFA Delete on or off"
         )));
     }
     if mfa_delete && state == VersioningState::Unversioned {
@@ -835,6 +846,18 @@ fn update_devices(
     serials: Vec<String>,
     update: DeviceUpdate,
 ) -> Result<Outcome, StoreError> {
+    let (last, _) = run_device_update(txn, actor, serials, update)?;
+    Ok(Outcome::Sequence(last))
+}
+
+/// Runs the authority's decision and writes what it returns; returns the
+/// last ledger sequence written and whether it accepted a code.
+fn run_device_update(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    serials: Vec<String>,
+    update: DeviceUpdate,
+) -> Result<(Option<u64>, bool), StoreError> {
     let mut current = Vec::with_capacity(serials.len());
     for serial in &serials {
         current.push(txn.get(Keyspace::Devices, serial.as_bytes())?);
@@ -845,7 +868,9 @@ fn update_devices(
     // does not depend on it: spent steps are tracked per device.
     let now = txn.clock.now();
     let mut last = None;
+    let mut accepted = false;
     for change in (update.0)(current, now) {
+        accepted |= change.op == LedgerOp::MfaAccepted;
         if let Some(record) = change.record {
             txn.put(Keyspace::Devices, change.serial.as_bytes().to_vec(), record);
         }
@@ -853,7 +878,47 @@ fn update_devices(
             EntryFields { bucket: change.bucket, key: change.serial, detail: change.detail, ..EntryFields::default() };
         last = Some(txn.record(actor, change.op, fields));
     }
-    Ok(Outcome::Sequence(last))
+    Ok((last, accepted))
+}
+
+/// Runs `command` guarded by `code`, in the order DESIGN.md's invariant 9
+/// asks for. The command is judged first, as if the code were good (it
+/// names `code.serial`): a refusal of the role, the ownership, a lock or a
+/// hold spends no code, charges no device a failure and is ledgered as any
+/// refusal. Only then does the authority judge the code, and the command
+/// runs only if it accepted, in the same atomic write that spends the code:
+/// nothing can change between the judgement and the run.
+fn guarded(txn: &mut Txn<'_>, actor: &Actor, command: Command, code: CodeCheck) -> Result<Outcome, StoreError> {
+    let trial = trial_copy(&command)
+        .ok_or_else(|| StoreError::InvalidArgument("this operation takes no MFA code".to_owned()))?;
+    let savepoint = txn.savepoint();
+    let judged = apply(txn, actor, trial);
+    txn.rollback(savepoint);
+    judged?;
+    let CodeCheck { serial, update } = code;
+    let (_, accepted) = run_device_update(txn, actor, vec![serial], update)?;
+    if !accepted {
+        return Ok(Outcome::CodeRefused);
+    }
+    apply(txn, actor, command)
+}
+
+/// A copy of a command that a code may guard, to judge before the code is.
+fn trial_copy(command: &Command) -> Option<Command> {
+    match command {
+        Command::DeleteObject { bucket, key, version, mfa, bypass } => Some(Command::DeleteObject {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            version: *version,
+            mfa: mfa.clone(),
+            bypass: *bypass,
+        }),
+        Command::SetRetention(set) => Some(Command::SetRetention(set.clone())),
+        Command::SetVersioning { bucket, change } => {
+            Some(Command::SetVersioning { bucket: bucket.clone(), change: change.clone() })
+        }
+        _ => None,
+    }
 }
 
 /// Removes one version or marker for good, with its chunks and null pointer.
@@ -1039,9 +1104,6 @@ fn delete_object(
     bypass: bool,
 ) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(bucket)?;
-    if version.is_some() && bucket_record.mfa_delete && mfa.is_none() {
-        return Err(StoreError::MfaRequired { bucket: bucket.to_string() });
-    }
     let no_such_version =
         |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
     if let Some(selector) = version {
@@ -1068,6 +1130,11 @@ fn delete_object(
         let now = txn.tick();
         retention::judge_purge(lock.retention, lock.holds.len(), now, with)
             .map_err(|e| lock_error(e, bucket, key, &external_id(record.id, record.is_null)))?;
+        // Asked only once everything that needs no code has let the purge
+        // through: a locked or held version answers so, with or without a code.
+        if bucket_record.mfa_delete && mfa.is_none() {
+            return Err(StoreError::MfaRequired { bucket: bucket.to_string() });
+        }
         let mut why = "permanent delete by version id".to_owned();
         if let Some(serial) = &mfa {
             why.push_str(&format!("; mfa {serial}"));
@@ -1203,6 +1270,7 @@ fn refusal_fields(command: &Command) -> Option<EntryFields> {
         Command::SetVersioning { bucket, .. } => Some(fields(bucket, "", "versioning change")),
         Command::ConfigureObjectLock { bucket, .. } => Some(fields(bucket, "", "object lock change")),
         Command::DeleteBucket { bucket } => Some(fields(bucket, "", "bucket delete")),
+        Command::Guarded { command, .. } => refusal_fields(command),
         _ => None,
     }
 }

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::app::App;
 use crate::backup::Snapshot;
 use crate::grpc::auth::authenticate;
+use crate::grpc::convert;
 use crate::grpc::status::{from_backup, from_mfa, from_store, invalid};
 
 /// The Admin gRPC service.
@@ -126,8 +127,8 @@ impl Admin for AdminService {
         request: Request<v1::AcceptClockForwardRequest>,
     ) -> Result<Response<v1::AcceptClockForwardResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let (status, sequence) =
-            self.app.accept_clock_forward(&actor, &request.get_ref().mfa).await.map_err(|e| from_mfa(&e))?;
+        let mfa = convert::mfa(&request.get_ref().mfa);
+        let (status, sequence) = self.app.accept_clock_forward(&actor, mfa).await.map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::AcceptClockForwardResponse {
             compliance_unix_micros: status.compliance.as_micros(),
             ledger_sequence: sequence,

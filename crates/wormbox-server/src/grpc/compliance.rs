@@ -3,7 +3,8 @@
 //!
 //! Invariant: every rule is judged by the store inside the writer, in the
 //! same atomic write as the change; this file only converts and routes. A
-//! code, when given, is spent by the MFA authority before the store judges.
+//! code, when given, is judged by the MFA authority inside that write, after
+//! the change itself, and spent only if the change then runs.
 //! Streams are produced on a blocking thread into a bounded channel, so a
 //! slow reader holds back the producer, never the server's memory.
 

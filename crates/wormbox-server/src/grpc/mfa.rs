@@ -127,7 +127,8 @@ impl Mfa for MfaService {
     ) -> Result<Response<v1::DeactivateDeviceResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let r = request.into_inner();
-        let device = self.app.deactivate_device(&actor, &r.serial, &r.mfa).await.map_err(|e| from_mfa(&e))?;
+        let device =
+            self.app.deactivate_device(&actor, &r.serial, convert::mfa(&r.mfa)).await.map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::DeactivateDeviceResponse { device: Some(convert::device(&device)) }))
     }
 }
