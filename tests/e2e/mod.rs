@@ -2,6 +2,8 @@
 
 /// Versioning semantics through the Archive API.
 mod archive;
+/// Attacks that once worked, each kept as a regression test.
+mod attacks;
 /// Malformed, oversize and unauthorized requests: clear errors, nothing changed.
 mod bad_input;
 /// Backups through the Admin API, and restores refused.
