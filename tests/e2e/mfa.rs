@@ -130,9 +130,9 @@ async fn the_boto_sequence_with_a_token_on_a_serial_line() {
     let another = delete(&mut s3, "boto", "k", "").await.unwrap();
     assert!(another.delete_marker);
 
-    // Suspending needs a code while MFA Delete is on; disabling needs one too.
+    // Suspending is refused while MFA Delete is on; disabling needs a code.
     let suspend = s3.put_bucket_versioning(versioning("boto", v1::VersioningStatus::Suspended, None, "")).await;
-    assert_eq!(reason(&suspend.unwrap_err()), "MFA_REQUIRED");
+    assert_eq!(reason(&suspend.unwrap_err()), "VERSIONING_LOCKED");
     app.clock().advance(Duration::from_secs(STEP));
     let code = read_code(&token);
     let off = s3.put_bucket_versioning(versioning("boto", v1::VersioningStatus::Enabled, Some(false), &code)).await;
@@ -191,7 +191,7 @@ async fn another_principals_token_is_refused_and_codes_survive_restart_spent() {
     app.restart().await.unwrap();
     let mut archive = app.archive_as(&owner).await.unwrap();
     let err = archive
-        .put_bucket_versioning(versioning("vault", v1::VersioningStatus::Suspended, None, &code))
+        .put_bucket_versioning(versioning("vault", v1::VersioningStatus::Suspended, Some(false), &code))
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "MFA_REPLAYED");

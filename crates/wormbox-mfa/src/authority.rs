@@ -171,7 +171,18 @@ impl Authority {
         Ok(self.list(Some(owner))?.iter().any(|d| d.state == DeviceState::Active))
     }
 
-    /// Turns a PSKC document into enrolments (all or nothing).
+    /// Whether `actor` may enrol devices at all. Judged before the request's
+    /// seeds are read, since reading a passphrase-protected PSKC document
+    /// costs PBKDF2 work that a caller without the right must not buy.
+    pub fn may_enroll(actor: &Actor) -> Result<(), MfaError> {
+        if actor.role != Role::Admin {
+            return Err(MfaError::AccessDenied("only an admin may enrol MFA devices".into()));
+        }
+        Ok(())
+    }
+
+    /// Turns a PSKC document into enrolments (all or nothing). Blocking:
+    /// PBKDF2 may take up to a second of CPU.
     pub fn enrollments_from_pskc(document: &str, key: Option<&PskcKey>) -> Result<Vec<Enrollment>, MfaError> {
         let mut out = Vec::new();
         for entry in pskc::parse(document, key)? {
@@ -199,9 +210,7 @@ impl Authority {
         devices: Vec<Enrollment>,
         guard: Option<&str>,
     ) -> Result<Vec<DeviceInfo>, MfaError> {
-        if actor.role != Role::Admin {
-            return Err(MfaError::AccessDenied("only an admin may enrol MFA devices".into()));
-        }
+        Self::may_enroll(actor)?;
         if devices.is_empty() {
             return Err(MfaError::InvalidArgument("nothing to enrol".into()));
         }
@@ -241,13 +250,15 @@ impl Authority {
             }
         }
         if self.has_active_device(owner)? {
-            let guard = guard.ok_or_else(|| {
-                MfaError::Required(format!(
-                    "`{owner}` already has an active MFA device: enrolling another needs a code from it"
-                ))
-            })?;
             let what = format!("enroll-device {}", serials.join(","));
-            self.verify(actor, owner, guard, &Operation { bucket: String::new(), what }).await?;
+            let operation = Operation { bucket: String::new(), what };
+            // An admin key trying to add a device behind the owner's back is
+            // evidence, so the refusal is a ledger entry like a wrong code.
+            let Some(guard) = guard else {
+                let why = format!("`{owner}` already has an active MFA device: enrolling another needs a code from it");
+                return Err(self.missing_code(actor, &operation, &why).await);
+            };
+            self.verify(actor, owner, guard, &operation).await?;
         }
         let slot: Slot<Vec<DeviceInfo>> = Arc::default();
         let out = slot.clone();

@@ -1,4 +1,5 @@
-//! RFC 4180 CSV fields: quoted when they hold a comma, quote or line break.
+//! RFC 4180 CSV fields: quoted when they hold a comma, semicolon, quote or
+//! line break.
 //!
 //! Invariant: a field that starts like a spreadsheet formula is prefixed with
 //! a quote mark, so opening a report never runs an object key as a formula.
@@ -17,7 +18,9 @@ pub(crate) fn record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
 fn field_into(out: &mut String, field: &str) {
     // A leading quote mark is doubled too, so that `parse` can strip exactly one.
     let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']);
-    let quote = formula || field.contains([',', '"', '\n', '\r']);
+    // Spreadsheets in locales whose list separator is `;` split an unquoted
+    // field there, and the piece after it can start a formula.
+    let quote = formula || field.contains([',', ';', '"', '\n', '\r']);
     if !quote {
         out.push_str(field);
         return;
@@ -104,5 +107,14 @@ mod tests {
         assert!(out.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{out}");
         assert_eq!(parse(&out).unwrap(), rows);
         assert!(parse("a,\"open").is_err());
+    }
+
+    #[test]
+    fn fields_holding_a_semicolon_are_quoted() {
+        let rows = vec![vec!["a;=cmd|' /C calc'!A0".to_owned(), "x;y".to_owned(), "plain".to_owned()]];
+        let mut out = String::new();
+        record(&mut out, &rows[0]);
+        assert_eq!(out, "\"a;=cmd|' /C calc'!A0\",\"x;y\",plain\r\n");
+        assert_eq!(parse(&out).unwrap(), rows);
     }
 }

@@ -397,6 +397,12 @@ impl App {
         Ok(self.store.accept_clock_forward(actor, serial.to_string()).await?)
     }
 
+    /// EnrollDevice's first check, before the request's seeds or PSKC
+    /// document are read: whether the caller may enrol devices at all.
+    pub fn may_enroll_devices(&self, actor: &Actor) -> Result<(), MfaError> {
+        Authority::may_enroll(actor)
+    }
+
     /// EnrollDevice; the authority checks the admin role and the guard code.
     pub async fn enroll_devices(
         &self,

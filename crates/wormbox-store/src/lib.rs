@@ -360,6 +360,31 @@ pub enum StoreError {
         /// The bucket.
         bucket: String,
     },
+    /// While MFA Delete is on a bucket cannot be Suspended: a Suspended
+    /// bucket's writes replace `null` versions, with no code.
+    #[error(
+        "bucket `{bucket}` cannot be Suspended with MFA Delete on (a write would replace its `null` versions \
+         without a code): to suspend, turn MFA Delete off in the same request, with a code; to turn MFA Delete \
+         on, enable versioning in the same request"
+    )]
+    SuspendedWithMfaDelete {
+        /// The bucket.
+        bucket: String,
+    },
+    /// A write would replace the `null` version of a bucket that an older
+    /// build left Suspended with MFA Delete on: destroying a version there
+    /// needs a code, which a write cannot carry.
+    #[error(
+        "bucket `{bucket}` is Suspended with MFA Delete on: this would replace the `null` version of `{key}`, \
+         which only a permanent delete with an MFA code may remove; the bucket's owner can enable versioning \
+         (with a code)"
+    )]
+    NullVersionNeedsMfa {
+        /// The bucket.
+        bucket: String,
+        /// The key whose `null` version would be replaced.
+        key: String,
+    },
     /// No principal has that access key id.
     #[error("principal `{0}` does not exist")]
     NoSuchPrincipal(String),

@@ -163,19 +163,34 @@ pub fn check_date(until: Timestamp, now: Timestamp) -> Result<(), LockError> {
 }
 
 /// May a version's retention go from `current` to `requested` at `now`?
+///
+/// A date already past is never a valid setting, but while the version is
+/// protected it is first a shortening, and is judged (and refused, and
+/// recorded) as one: only a caller who may shorten hears that the date is
+/// invalid.
 pub fn judge_change(
     current: Option<Retention>,
     requested: Option<Retention>,
     now: Timestamp,
     with: Override,
 ) -> Result<(), LockError> {
-    if let Some(requested) = requested {
+    let past = requested.is_some_and(|r| r.until <= now);
+    if let Some(requested) = requested.filter(|_| !past) {
         check_date(requested.until, now)?;
     }
     let Some(current) = current.filter(|c| c.protects_at(now)) else {
         // Nothing protects the version (any more): any valid setting goes.
-        return Ok(());
+        return if past { Err(LockError::InvalidDate) } else { Ok(()) };
     };
+    judge_protected(current, requested, with)?;
+    if past {
+        return Err(LockError::InvalidDate);
+    }
+    Ok(())
+}
+
+/// `judge_change` for a version that `current` protects now.
+fn judge_protected(current: Retention, requested: Option<Retention>, with: Override) -> Result<(), LockError> {
     match (current.mode, requested) {
         (RetentionMode::Compliance, None) => {
             Err(LockError::ShortenDenied("COMPLIANCE retention cannot be removed, by anyone"))
@@ -315,6 +330,36 @@ mod tests {
             judge_change(c, Some(r(RetentionMode::Compliance, 40_000)), NOW, Override::default()),
             Err(LockError::InvalidDate)
         );
+    }
+
+    /// A past date on a protected version is a shortening: refused as one,
+    /// so that the attempt is recorded; the date's validity comes after.
+    #[test]
+    fn a_past_date_on_a_protected_version_is_judged_as_a_shortening() {
+        use RetentionMode::{Compliance as C, Governance as G};
+        for past in [at(-1), NOW] {
+            for requested_mode in [G, C] {
+                let requested = Some(Retention { mode: requested_mode, until: past });
+                for with in overrides() {
+                    let from_compliance = judge_change(Some(r(C, 10)), requested, NOW, with);
+                    assert!(matches!(from_compliance, Err(LockError::ShortenDenied(_))), "{from_compliance:?}");
+                    let from_governance = judge_change(Some(r(G, 10)), requested, NOW, with);
+                    let fits = match &from_governance {
+                        Err(LockError::InvalidDate) => may_override(with),
+                        Err(LockError::MfaRequired) => with.bypass && !may_override(with),
+                        Err(LockError::ShortenDenied(_)) => !with.bypass,
+                        _ => false,
+                    };
+                    assert!(fits, "{requested:?} with {with:?}: {from_governance:?}");
+                }
+                // Nothing protects the version: the date is merely invalid.
+                assert_eq!(judge_change(None, requested, NOW, Override::default()), Err(LockError::InvalidDate));
+                assert_eq!(
+                    judge_change(Some(r(C, -1)), requested, NOW, Override::default()),
+                    Err(LockError::InvalidDate)
+                );
+            }
+        }
     }
 
     #[test]

@@ -580,9 +580,10 @@ async fn mfa_delete_needs_a_spent_code_to_change_and_to_purge() {
     assert!(w.store.bucket(&w.bucket).unwrap().mfa_delete);
 
     // Permanent deletes and versioning changes now need one; markers never do.
+    // Suspending is refused outright (see the test below).
     assert!(matches!(w.delete("k", Some(&ack.version_id)).await, Err(StoreError::MfaRequired { .. })));
     let suspend = crate::VersioningChange { state: Some(VersioningState::Suspended), ..Default::default() };
-    assert!(matches!(change(suspend.clone()).await, Err(StoreError::MfaRequired { .. })));
+    assert!(matches!(change(suspend.clone()).await, Err(StoreError::SuspendedWithMfaDelete { .. })));
     assert!(matches!(
         w.store.set_versioning(&admin, w.bucket.clone(), VersioningState::Suspended).await,
         Err(StoreError::AccessDenied(_))
@@ -621,6 +622,111 @@ async fn mfa_delete_needs_a_spent_code_to_change_and_to_purge() {
     let off = crate::VersioningChange { mfa_delete: Some(false), mfa: Some("DEV123456".into()), ..Default::default() };
     assert!(!change(off).await.unwrap().0.mfa_delete);
     change(suspend).await.unwrap();
+}
+
+/// Issue 16, finding 9: a Suspended bucket's writes replace `null` versions
+/// with no code, so while MFA Delete is on it cannot be Suspended, code or
+/// not (refused before the code is asked for, and ledgered); one request may
+/// turn MFA Delete off and suspend, with a code.
+#[tokio::test]
+async fn suspended_is_refused_while_mfa_delete_is_on() {
+    use crate::ledger::LedgerOp;
+
+    let w = world(VersioningState::Enabled).await;
+    let change = |c: crate::VersioningChange| w.store.configure_versioning(&w.actor, w.bucket.clone(), c);
+    let refused = || w.store.ledger_entries(1).unwrap().into_iter().filter(|(e, _)| e.op == LedgerOp::Refused).count();
+    change(mfa_on()).await.unwrap();
+    let code = Some("DEV123456".to_owned());
+    let suspend = crate::VersioningChange { state: Some(VersioningState::Suspended), ..Default::default() };
+    let suspend_with_code = crate::VersioningChange { mfa: code.clone(), ..suspend.clone() };
+    let before = refused();
+    for attempt in [suspend, suspend_with_code] {
+        let err = change(attempt).await.unwrap_err();
+        assert!(matches!(err, StoreError::SuspendedWithMfaDelete { .. }), "{err}");
+    }
+    assert_eq!(refused(), before + 2, "each refusal is a ledger entry");
+    let info = w.store.bucket(&w.bucket).unwrap();
+    assert_eq!((info.versioning, info.mfa_delete), (VersioningState::Enabled, true));
+
+    // Through the guarded path the code is never looked at.
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    let check = crate::CodeCheck {
+        serial: "DEV123456".to_owned(),
+        update: crate::DeviceUpdate(Box::new(move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let serial = "DEV123456".to_owned();
+            let op = LedgerOp::MfaAccepted;
+            vec![crate::DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }]
+        })),
+    };
+    let suspend = crate::VersioningChange { state: Some(VersioningState::Suspended), ..Default::default() };
+    let err = w.store.configure_versioning_with_code(&w.actor, w.bucket.clone(), suspend, check).await.unwrap_err();
+    assert!(matches!(err, StoreError::SuspendedWithMfaDelete { .. }), "{err}");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0, "the code was judged for a refused change");
+
+    // MFA Delete off and Suspended in one request, with a code.
+    let off_and_suspend =
+        crate::VersioningChange { state: Some(VersioningState::Suspended), mfa_delete: Some(false), mfa: code };
+    let (info, sequence) = change(off_and_suspend).await.unwrap();
+    assert_eq!((info.versioning, info.mfa_delete, sequence.is_some()), (VersioningState::Suspended, false, true));
+    // Nor can MFA Delete be turned on while Suspended, unless versioning is enabled with it.
+    let err = change(mfa_on()).await.unwrap_err();
+    assert!(matches!(err, StoreError::SuspendedWithMfaDelete { .. }), "{err}");
+    let on_and_enable = crate::VersioningChange { state: Some(VersioningState::Enabled), ..mfa_on() };
+    let (info, _) = change(on_and_enable).await.unwrap();
+    assert_eq!((info.versioning, info.mfa_delete), (VersioningState::Enabled, true));
+}
+
+/// Issue 16, finding 9: a bucket an older build left Suspended with MFA
+/// Delete on refuses every write that would replace a `null` version (a PUT,
+/// a plain DELETE), with a ledger entry; writes that replace nothing still
+/// go through, and the owner's way out (enabling versioning) works.
+#[tokio::test]
+async fn a_legacy_suspended_bucket_with_mfa_delete_refuses_replacing_writes() {
+    use crate::codec::BucketRecord;
+    use crate::ledger::LedgerOp;
+
+    let w = world(VersioningState::Suspended).await;
+    let kept = w.put("kept", b"null version").await;
+    assert_eq!(kept.version_id, "null");
+    // What an older build allowed: MFA Delete turned on while Suspended.
+    let name = w.bucket.as_str().as_bytes().to_vec();
+    let mut record = BucketRecord::decode(&w.backend.get(Keyspace::Buckets, &name).unwrap().unwrap()).unwrap();
+    record.mfa_delete = true;
+    let mut batch = Batch::new();
+    batch.put(Keyspace::Buckets, name, record.encode());
+    w.backend.commit(&batch, Durability::Synced).unwrap();
+    let info = w.store.bucket(&w.bucket).unwrap();
+    assert_eq!((info.versioning, info.mfa_delete), (VersioningState::Suspended, true));
+
+    let (head, _) = w.store.ledger_head().unwrap();
+    let put = w.store.put_object(&w.actor, w.bucket.clone(), key("kept"), NewObject::default(), b"over".to_vec());
+    let err = put.await.unwrap_err();
+    assert!(matches!(&err, StoreError::NullVersionNeedsMfa { key, .. } if key == "kept"), "{err}");
+    let err = w.delete("kept", None).await.unwrap_err();
+    assert!(matches!(err, StoreError::NullVersionNeedsMfa { .. }), "{err}");
+    assert_eq!(w.get("kept", None).unwrap(), b"null version");
+    assert_eq!(w.get("kept", Some("null")).unwrap(), b"null version");
+    let entries = w.store.ledger_entries(head + 1).unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for (entry, _) in &entries {
+        assert_eq!((entry.op, entry.key.as_str()), (LedgerOp::Refused, "kept"));
+        assert!(entry.detail.contains("null version"), "{}", entry.detail);
+    }
+
+    // A key with no null version loses nothing: its first write and marker go through.
+    assert_eq!(w.put("fresh", b"x").await.version_id, "null");
+    assert!(w.delete("other", None).await.unwrap().delete_marker);
+    // Enabling versioning (with a code) ends it: writes make new versions again.
+    let enable = crate::VersioningChange {
+        state: Some(VersioningState::Enabled),
+        mfa: Some("DEV123456".to_owned()),
+        ..Default::default()
+    };
+    w.store.configure_versioning(&w.actor, w.bucket.clone(), enable).await.unwrap();
+    assert_ne!(w.put("kept", b"new").await.version_id, "null");
+    assert_eq!(w.get("kept", Some("null")).unwrap(), b"null version");
 }
 
 #[tokio::test]
@@ -890,6 +996,42 @@ mod object_lock {
         assert_eq!(ops.iter().filter(|op| **op == LedgerOp::MfaRefused).count(), 1);
         assert_eq!(ops.iter().filter(|op| **op == LedgerOp::Refused).count(), 2);
         w.store.verify_ledger().unwrap();
+    }
+
+    /// Issue 16, finding 17: a retain-until already past, on a version that
+    /// retention still protects, is a shortening: refused as one
+    /// (`RetentionShortenDenied`) and ledgered, not a silent invalid argument.
+    #[tokio::test]
+    async fn a_past_retain_until_on_a_protected_version_is_a_refused_shortening() {
+        let w = lock_world().await;
+        let until = Timestamp(now(&w).0 + DAY);
+        let locked = put_with(&w, "c", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
+        let refused = || ledger_ops(&w).iter().filter(|op| **op == LedgerOp::Refused).count();
+        let before = refused();
+        for past in [Timestamp(now(&w).0 - DAY), Timestamp(now(&w).0 - 1)] {
+            for mode in [RetentionMode::Compliance, RetentionMode::Governance] {
+                let requested = Some(Retention { mode, until: past });
+                let err = w
+                    .store
+                    .set_retention(&w.actor, w.bucket.clone(), key("c"), sel(&locked), requested, false, None)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(err, StoreError::RetentionShortenDenied(_)), "{err}");
+            }
+        }
+        assert_eq!(refused(), before + 4, "each attempt is a refused entry");
+        let head = w.store.head_object(&w.bucket, &key("c"), Some(sel(&locked))).unwrap();
+        assert_eq!(head.retention.map(|r| r.until), Some(until));
+        // On an unprotected version a past date is merely invalid, and nothing is ledgered.
+        let free = put_with(&w, "f", None, None).await;
+        let past = Some(Retention { mode: RetentionMode::Governance, until: Timestamp(now(&w).0 - DAY) });
+        let err = w
+            .store
+            .set_retention(&w.actor, w.bucket.clone(), key("f"), sel(&free), past, false, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
+        assert_eq!(refused(), before + 4);
     }
 
     #[tokio::test]

@@ -290,7 +290,7 @@ impl<'a> Group<'a> {
         if let Err(err) = &res {
             txn.rollback(savepoint);
             // A refused attempt on protected state is itself evidence.
-            if let Some(mut fields) = attempt.filter(|_| is_refusal(err)) {
+            if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
                 fields.detail = format!("{}: {err}", fields.detail);
                 txn.record(&request.actor, LedgerOp::Refused, fields);
             }
@@ -817,6 +817,12 @@ fn set_versioning(
     if mfa_delete && state == VersioningState::Unversioned {
         return Err(StoreError::InvalidArgument("MFA Delete needs versioning Enabled or Suspended".to_owned()));
     }
+    // Refused before any code is asked for: no code makes it allowed. A
+    // request that turns MFA Delete off may suspend, with the code that
+    // turning it off needs.
+    if mfa_delete && state == VersioningState::Suspended {
+        return Err(StoreError::SuspendedWithMfaDelete { bucket: bucket.to_string() });
+    }
     if record.versioning == state && record.mfa_delete == mfa_delete {
         return Ok(Outcome::Bucket(bucket_info(bucket, &record), None));
     }
@@ -981,6 +987,17 @@ fn insert_version(
     Ok(stored)
 }
 
+/// While MFA Delete is on, destroying a version needs a code. A bucket can
+/// no longer be Suspended then, but one that an older build left so would
+/// let every write replace its `null` versions with none: such writes are
+/// refused instead (a write carries no code).
+fn guard_null_replacement(record: &BucketRecord, bucket: &BucketName, key: &ObjectKey) -> Result<(), StoreError> {
+    if record.mfa_delete {
+        return Err(StoreError::NullVersionNeedsMfa { bucket: bucket.to_string(), key: key.to_string() });
+    }
+    Ok(())
+}
+
 fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(&put.bucket)?;
     let asks_lock = put.object.retention.is_some() || put.object.legal_hold.is_some();
@@ -1001,6 +1018,7 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
     }
     let is_null = bucket_record.versioning != VersioningState::Enabled;
     if is_null && let Some(old) = null_version(txn, &put.bucket, &put.key)? {
+        guard_null_replacement(&bucket_record, &put.bucket, &put.key)?;
         purge(txn, actor, &put.bucket, &put.key, &old, "replaced by a new null version");
     }
     let id = txn.new_version_id();
@@ -1151,6 +1169,7 @@ fn delete_object(
     match bucket_record.versioning {
         VersioningState::Unversioned => match null_version(txn, bucket, key)? {
             Some(record) => {
+                guard_null_replacement(&bucket_record, bucket, key)?;
                 let sequence = purge(txn, actor, bucket, key, &record, "delete in an unversioned bucket");
                 Ok(Outcome::Deleted(DeleteOutcome {
                     version_id: None,
@@ -1165,6 +1184,7 @@ fn delete_object(
         VersioningState::Enabled | VersioningState::Suspended => {
             let is_null = bucket_record.versioning == VersioningState::Suspended;
             if is_null && let Some(old) = null_version(txn, bucket, key)? {
+                guard_null_replacement(&bucket_record, bucket, key)?;
                 purge(txn, actor, bucket, key, &old, "replaced by a null delete marker");
             }
             let id = txn.new_version_id();
@@ -1237,10 +1257,27 @@ fn is_refusal(err: &StoreError) -> bool {
             | StoreError::LegalHold { .. }
             | StoreError::RetentionShortenDenied(_)
             | StoreError::VersioningLocked { .. }
+            | StoreError::SuspendedWithMfaDelete { .. }
             | StoreError::MfaRequired { .. }
+            | StoreError::NullVersionNeedsMfa { .. }
             | StoreError::AccessDenied(_)
             | StoreError::BucketNotEmpty { .. }
     )
+}
+
+/// What a refused write's ledger entry says, from its error: writes are the
+/// hot path, so they build no entry up front, and only this refusal of them
+/// is recorded.
+fn refused_write(err: &StoreError) -> Option<EntryFields> {
+    match err {
+        StoreError::NullVersionNeedsMfa { bucket, key } => Some(EntryFields {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            detail: "replacement of the null version".to_owned(),
+            ..EntryFields::default()
+        }),
+        _ => None,
+    }
 }
 
 /// What a refused attempt's ledger entry says, for the commands that touch

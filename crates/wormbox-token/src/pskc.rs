@@ -24,6 +24,13 @@ use crate::otp::{Algorithm, OtpParams, Seed};
 /// Largest document accepted.
 pub const MAX_DOCUMENT: usize = 1 << 20;
 
+/// Most PBKDF2 iterations a passphrase-protected document may ask for.
+/// RFC 6030's example uses 1,000, and the passphrase only protects the file
+/// in transit; a million is about a second of one core. The count is chosen
+/// by whoever wrote the file, so without a bound one request could ask for
+/// minutes of CPU.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+
 const NS_PSKC: &str = "urn:ietf:params:xml:ns:keyprov:pskc";
 const URI_HOTP: &str = "urn:ietf:params:xml:ns:keyprov:pskc:hotp";
 const URI_TOTP: &str = "urn:ietf:params:xml:ns:keyprov:pskc:totp";
@@ -58,6 +65,13 @@ pub enum PskcError {
     /// Two key packages name the same device serial.
     #[error("serial `{0}` appears twice in the PSKC document")]
     DuplicateSerial(String),
+    /// The passphrase derivation asks for more work than is accepted.
+    #[error(
+        "the PSKC document asks for {0} PBKDF2 iterations, more than the {max} accepted; \
+         export it again with fewer iterations or a pre-shared key",
+        max = MAX_PBKDF2_ITERATIONS
+    )]
+    TooManyIterations(u32),
 }
 
 /// How an encrypted document's key is given.
@@ -220,8 +234,8 @@ fn derive_key(node: Node<'_, '_>, key: &PskcKey) -> Result<Zeroizing<Vec<u8>>, P
             return Err(PskcError::Unsupported(format!("derived key length {length}")));
         }
         let iterations = std::num::NonZeroU32::new(iterations).ok_or(PskcError::Invalid("IterationCount"))?;
-        if iterations.get() > 10_000_000 {
-            return Err(PskcError::Invalid("IterationCount"));
+        if iterations.get() > MAX_PBKDF2_ITERATIONS {
+            return Err(PskcError::TooManyIterations(iterations.get()));
         }
         let mut out = Zeroizing::new(vec![0u8; length]);
         pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA1, iterations, &salt, passphrase.as_bytes(), &mut out);
@@ -561,6 +575,15 @@ mod tests {
         let wrong = PskcKey::Passphrase(Zeroizing::new("qwertz".into()));
         let err = parse(&figure7(), Some(&wrong)).unwrap_err();
         assert!(matches!(err, PskcError::WrongKey | PskcError::MacMismatch(_)), "{err:?}");
+    }
+
+    #[test]
+    fn an_iteration_count_above_the_bound_is_refused_before_deriving() {
+        let passphrase = PskcKey::Passphrase(Zeroizing::new("qwerty".into()));
+        let started = std::time::Instant::now();
+        let too_many = figure7().replace(">1000<", ">10000000<");
+        assert_eq!(parse(&too_many, Some(&passphrase)).unwrap_err(), PskcError::TooManyIterations(10_000_000));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -6,3 +6,5 @@
 mod authority;
 /// Cancelled uploads never publish a version whose bytes are gone.
 mod cancel;
+/// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.
+mod small;

@@ -255,7 +255,19 @@ async fn enrolment_rules() {
     // An owner with an active device: a stolen admin key alone cannot add another.
     w.advance_steps(1);
     let new = || vec![Enrollment { serial: "GAHT-NEW-0002".into(), ..dev() }];
+    let before_missing = w.ledger().len();
     assert!(matches!(w.mfa.enroll(&w.admin, &w.owner.access_key, new(), None).await, Err(MfaError::Required(_))));
+    // The attempt without a code is evidence too: one refused entry, naming the admin and the serial.
+    let entries = w.ledger();
+    let refusals: Vec<_> = entries[before_missing..].iter().filter(|e| e.op == LedgerOp::MfaRefused).collect();
+    assert_eq!(refusals.len(), 1, "a missing guard code writes one refused entry");
+    let refused = refusals[0];
+    assert_eq!(refused.principal, "WBADMIN");
+    assert!(
+        refused.detail.contains("reason=missing") && refused.detail.contains("GAHT-NEW-0002"),
+        "{}",
+        refused.detail
+    );
     let bad = format!("{SERIAL} 000000");
     assert!(matches!(w.mfa.enroll(&w.admin, &w.owner.access_key, new(), Some(&bad)).await, Err(MfaError::Invalid)));
     let good = format!("{SERIAL} {}", w.code(0));

@@ -71,11 +71,19 @@ impl Mfa for MfaService {
         request: Request<v1::EnrollDeviceRequest>,
     ) -> Result<Response<v1::EnrollDeviceResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
+        // The role is judged before the document is read: a passphrase costs
+        // PBKDF2 work, which only a caller who may enrol gets to spend.
+        self.app.may_enroll_devices(&actor).map_err(|e| from_mfa(&e))?;
         let request = request.into_inner();
         let owner = if request.owner.is_empty() { actor.access_key.clone() } else { request.owner };
         let devices = match request.source {
             Some(v1::enroll_device_request::Source::Seed(seed)) => vec![seed_enrollment(seed)?],
-            Some(v1::enroll_device_request::Source::Pskc(pskc)) => pskc_enrollments(pskc)?,
+            // Off the async runtime: up to a second of CPU must not stall other calls.
+            Some(v1::enroll_device_request::Source::Pskc(pskc)) => {
+                tokio::task::spawn_blocking(move || pskc_enrollments(pskc))
+                    .await
+                    .map_err(|_| Status::internal("reading the PSKC document failed"))??
+            }
             None => return Err(invalid("give a seed or a PSKC document")),
         };
         let enrolled = self

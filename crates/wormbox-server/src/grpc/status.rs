@@ -48,13 +48,17 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
         StoreError::ChecksumMismatch { .. } => with_reason(Code::InvalidArgument, "CHECKSUM_MISMATCH", message),
         StoreError::AccessDenied(_) => with_reason(Code::PermissionDenied, "ACCESS_DENIED", message),
         StoreError::NoSuchPrincipal(_) => with_reason(Code::NotFound, "INVALID_ARGUMENT", message),
-        StoreError::MfaRequired { .. } => with_reason(Code::PermissionDenied, "MFA_REQUIRED", message),
+        StoreError::MfaRequired { .. } | StoreError::NullVersionNeedsMfa { .. } => {
+            with_reason(Code::PermissionDenied, "MFA_REQUIRED", message)
+        }
         StoreError::ObjectLocked { .. } => with_reason(Code::PermissionDenied, "OBJECT_LOCKED", message),
         StoreError::LegalHold { .. } => with_reason(Code::PermissionDenied, "LEGAL_HOLD", message),
         StoreError::RetentionShortenDenied(_) => {
             with_reason(Code::PermissionDenied, "RETENTION_SHORTEN_DENIED", message)
         }
-        StoreError::VersioningLocked { .. } => with_reason(Code::FailedPrecondition, "VERSIONING_LOCKED", message),
+        StoreError::VersioningLocked { .. } | StoreError::SuspendedWithMfaDelete { .. } => {
+            with_reason(Code::FailedPrecondition, "VERSIONING_LOCKED", message)
+        }
         StoreError::DataLoss { .. } => {
             log(err);
             Status::data_loss("stored data failed verification; nothing corrupt was returned")
