@@ -76,15 +76,24 @@ impl App {
 
     /// Backup (admins): signs a checkpoint of the current head, then copies
     /// the database, which therefore holds it. The copy is removed when the
-    /// returned snapshot is dropped.
+    /// returned snapshot is dropped. Refused while another backup runs.
     pub async fn backup(&self, actor: &Actor) -> Result<Snapshot, BackupError> {
         self.authorize(actor, Access::Admin)?;
+        // Before the checkpoint, so that a refused backup signs nothing.
+        let slot = self.backups.take_slot()?;
         let checkpoint = self.store.checkpoint().await?;
         let backups = Arc::clone(&self.backups);
         let public_key = self.signer.public_key().to_vec();
-        tokio::task::spawn_blocking(move || backups.snapshot(&checkpoint, &public_key))
+        tokio::task::spawn_blocking(move || backups.snapshot(slot, &checkpoint, &public_key))
             .await
             .map_err(|e| BackupError::Refused(format!("the backup task failed: {e}")))?
+    }
+
+    /// Ends running backups and refuses new ones, for shutdown: an unread
+    /// backup stream would otherwise hold its connection, and so the server,
+    /// open for ever.
+    pub async fn stop_backups(&self) {
+        self.backups.stop().await;
     }
 
     /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).

@@ -7,6 +7,12 @@
 //! behind: the MFA master key and the signing key are not in the database, so
 //! a backup holds seeds only sealed under a key it does not contain.
 //!
+//! Invariant: a staged copy costs as much disk as the archive, so one backup
+//! runs at a time (a second is refused while the first holds its slot), a
+//! backup whose client takes nothing for the send timeout ends, and stopping
+//! the server ends every backup; each removes its staged copy before it
+//! gives up the slot.
+//!
 //! A restore (`wormboxd restore`) runs offline, into a new data directory.
 //! Invariant: nothing is written to the target until the backup's files match
 //! their manifest, its keys belong to the appliance that signed it, the whole
@@ -20,6 +26,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use wormbox_reports::CheckpointFile;
 use wormbox_reports::backup::{self as manifest, BACKUP_FORMAT, BackupFile, BackupManifest, DB_DIR};
@@ -65,6 +74,12 @@ pub enum BackupError {
     /// The restore would be unsafe; nothing was written.
     #[error("restore refused: {0}")]
     Refused(String),
+    /// Another backup holds the one slot; nothing was copied.
+    #[error("another backup is running: one runs at a time, since each stages a full copy of the archive")]
+    InProgress,
+    /// The server is stopping; nothing was copied.
+    #[error("the server is shutting down and takes no backup")]
+    Stopping,
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + use<> {
@@ -72,30 +87,88 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
     move |source| BackupError::Io { what, path, source }
 }
 
-/// What the server takes backups of.
+/// What the server takes backups of, one at a time.
 #[derive(Debug)]
 pub struct BackupSource {
     backend: Arc<RocksBackend>,
     staging: PathBuf,
     next: AtomicU64,
+    /// How long a client may leave a part untaken before its backup ends.
+    send_timeout: Duration,
+    /// `true` while a backup holds the slot: from its request until its
+    /// staged copy is removed.
+    busy: watch::Sender<bool>,
+    /// Turns `true` when the server stops: running backups end, new ones are refused.
+    stopping: watch::Sender<bool>,
+}
+
+/// The one backup slot, held from the request until the staged copy is
+/// removed; dropping it lets the next backup run.
+#[derive(Debug)]
+pub struct BackupSlot {
+    busy: watch::Sender<bool>,
+}
+
+impl Drop for BackupSlot {
+    fn drop(&mut self) {
+        self.busy.send_replace(false);
+    }
 }
 
 impl BackupSource {
-    /// Backups of `backend`, staged under `data_dir`; removes what an earlier
-    /// run left staged.
-    pub fn new(backend: Arc<RocksBackend>, data_dir: &Path) -> Result<BackupSource, ServerError> {
+    /// Backups of `backend`, staged under `data_dir`, each ended when its
+    /// client takes nothing for `send_timeout`; removes what an earlier run
+    /// left staged.
+    pub fn new(
+        backend: Arc<RocksBackend>,
+        data_dir: &Path,
+        send_timeout: Duration,
+    ) -> Result<BackupSource, ServerError> {
         let staging = data_dir.join(STAGING_DIR);
         match std::fs::remove_dir_all(&staging) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(ServerError::DataDir { path: staging, source }),
         }
-        Ok(BackupSource { backend, staging, next: AtomicU64::new(1) })
+        Ok(BackupSource {
+            backend,
+            staging,
+            next: AtomicU64::new(1),
+            send_timeout,
+            busy: watch::Sender::new(false),
+            stopping: watch::Sender::new(false),
+        })
+    }
+
+    /// Takes the one backup slot, or refuses: a second backup would stage a
+    /// second full copy of the archive.
+    pub fn take_slot(&self) -> Result<BackupSlot, BackupError> {
+        if *self.stopping.borrow() {
+            return Err(BackupError::Stopping);
+        }
+        if !self.busy.send_if_modified(|busy| !std::mem::replace(busy, true)) {
+            return Err(BackupError::InProgress);
+        }
+        Ok(BackupSlot { busy: self.busy.clone() })
+    }
+
+    /// Ends every running backup (its staged copy removed, its stream cut
+    /// off) and refuses new ones; returns once none holds the slot. A copy
+    /// being made is finished first, then removed.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let mut busy = self.busy.subscribe();
+        let _ = busy.wait_for(|busy| !*busy).await;
     }
 
     /// Copies the database (after `checkpoint` was signed and stored) and lists the copy. Blocks on
-    /// file I/O: call from a blocking thread.
-    pub fn snapshot(&self, checkpoint: &Checkpoint, public_key: &[u8]) -> Result<Snapshot, BackupError> {
+    /// file I/O: call from a blocking thread. The snapshot keeps `slot` until it is dropped.
+    pub fn snapshot(
+        &self,
+        slot: BackupSlot,
+        checkpoint: &Checkpoint,
+        public_key: &[u8],
+    ) -> Result<Snapshot, BackupError> {
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -105,7 +178,13 @@ impl BackupSource {
                 .map_err(io("creating", &self.staging))?;
         }
         let dir = self.staging.join(format!("{}-{}", std::process::id(), self.next.fetch_add(1, Ordering::Relaxed)));
-        let mut snapshot = Snapshot { dir, manifest: None };
+        let mut snapshot = Snapshot {
+            dir,
+            manifest: None,
+            send_timeout: self.send_timeout,
+            stopping: self.stopping.subscribe(),
+            _slot: slot,
+        };
         self.backend.copy_to(&snapshot.dir).map_err(BackupError::Copy)?;
         // The copy's own head, read from the copy: entries committed after
         // the checkpoint was signed may be in it too.
@@ -140,11 +219,15 @@ impl BackupSource {
 }
 
 /// A database copy staged for streaming; removed when dropped, whether the
-/// stream finished or the client went away.
+/// stream finished, the client went away or stalled, or the server stopped.
 #[derive(Debug)]
 pub struct Snapshot {
     dir: PathBuf,
     manifest: Option<BackupManifest>,
+    send_timeout: Duration,
+    stopping: watch::Receiver<bool>,
+    /// Given up after `Drop::drop` removed the copy, since fields drop after it.
+    _slot: BackupSlot,
 }
 
 impl Snapshot {
@@ -156,6 +239,16 @@ impl Snapshot {
     /// Its manifest.
     pub fn manifest(&self) -> &BackupManifest {
         self.manifest.as_ref().expect("a snapshot is returned only with its manifest")
+    }
+
+    /// How long the client may leave a part untaken before the stream ends.
+    pub fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
+    /// Turns `true` when the server stops, which ends the stream.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.clone()
     }
 }
 

@@ -68,6 +68,29 @@ pub struct WormboxdConfig {
     /// Signed checkpoints and the background integrity scrub.
     #[serde(default)]
     pub evidence: EvidenceConfig,
+    /// Backups streamed by `Admin.Backup`.
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: how long a backup waits for its client.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// A backup whose client takes nothing for this many seconds ends, and
+    /// its staged copy is removed.
+    #[serde(default = "default_backup_send_timeout_seconds")]
+    pub send_timeout_seconds: u64,
+}
+
+impl Default for BackupConfig {
+    fn default() -> BackupConfig {
+        BackupConfig { send_timeout_seconds: default_backup_send_timeout_seconds() }
+    }
+}
+
+fn default_backup_send_timeout_seconds() -> u64 {
+    60
 }
 
 /// `[evidence]`: when checkpoints are signed and how the scrub runs.
@@ -399,6 +422,9 @@ impl WormboxdConfig {
         if self.clock.tolerance_seconds > 3600 {
             return invalid("clock.tolerance_seconds", "must be at most 3600");
         }
+        if !(1..=86_400).contains(&self.backup.send_timeout_seconds) {
+            return invalid("backup.send_timeout_seconds", "must lie between 1 and 86400");
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
         }
@@ -470,6 +496,9 @@ mod tests {
         let mut config = WormboxdConfig::default();
         config.mfa.lockout_seconds = 0;
         assert!(config.validate().is_err());
+        let mut config = WormboxdConfig::default();
+        config.backup.send_timeout_seconds = 0;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "backup.send_timeout_seconds", .. })));
     }
 
     #[test]

@@ -128,8 +128,12 @@ impl RunningServer {
         &self.app
     }
 
-    /// Stops accepting calls, lets running calls finish, and waits.
+    /// Ends running backups, stops accepting calls, lets running calls
+    /// finish, and waits.
     pub async fn stop(mut self) -> Result<(), ServerError> {
+        // First: a backup whose client stopped reading never finishes, and
+        // would keep the graceful shutdown waiting for its connection.
+        self.app.stop_backups().await;
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -223,7 +227,11 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let data_dir = &config.storage.data_dir;
     let Opened { store, mfa, signer, backend, new_admin_credential } = open_archive(config, clock).await?;
 
-    let backups = backup::BackupSource::new(backend, data_dir)?;
+    let backups = backup::BackupSource::new(
+        backend,
+        data_dir,
+        std::time::Duration::from_secs(config.backup.send_timeout_seconds),
+    )?;
     let app = Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes, backups));
     let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes)
         .await
@@ -246,7 +254,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         };
         // Without TCP_NODELAY, small streamed responses meet delayed ACKs and
         // every GetObject stalls for tens of milliseconds.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = grpc::hangup::incoming(TcpIncoming::from(listener).with_nodelay(Some(true)));
         router.serve_with_incoming_shutdown(incoming, signal).await.map_err(ServerError::Serve)
     });
     // Started last, so that a failed start leaves no task behind.

@@ -194,10 +194,12 @@ impl RocksBackend {
     ) -> Result<Option<ValueRef>, BackendError> {
         match changed.get(key) {
             Some(current) => Ok(*current),
-            None => match self.db.get_pinned_cf(self.internal(segments::REFS)?, key).map_err(engine)? {
-                Some(raw) => ValueRef::decode(&raw).map(Some),
-                None => Ok(None),
-            },
+            None => {
+                match self.db.get_pinned_cf(self.internal(segments::REFS)?, key).map_err(engine_in(Keyspace::Chunks))? {
+                    Some(raw) => ValueRef::decode(&raw).map(Some),
+                    None => Ok(None),
+                }
+            }
         }
     }
 
@@ -217,7 +219,7 @@ impl RocksBackend {
         let prefix = segments::punch_prefix();
         let mut keys = Vec::new();
         let mut refs = Vec::new();
-        for entry in self.raw_scan(family, &prefix, &prefix) {
+        for entry in self.raw_scan(family, Keyspace::Chunks, &prefix, &prefix) {
             let (key, _) = entry?;
             refs.push(segments::decode_punch(&key)?);
             keys.push(key);
@@ -242,7 +244,9 @@ impl RocksBackend {
         }
     }
 
-    fn raw_scan<'a>(&'a self, family: &'a ColumnFamily, start: &[u8], prefix: &[u8]) -> Entries<'a> {
+    /// Scans `family`, which holds (part of) `space`: a damaged block is
+    /// reported as corruption of that keyspace.
+    fn raw_scan<'a>(&'a self, family: &'a ColumnFamily, space: Keyspace, start: &[u8], prefix: &[u8]) -> Entries<'a> {
         let from = if start < prefix { prefix } else { start };
         let mut read = ReadOptions::default();
         if let Some(end) = prefix_successor(prefix) {
@@ -250,7 +254,8 @@ impl RocksBackend {
         }
         let prefix = prefix.to_vec();
         let iter = self.db.iterator_cf_opt(family, read, IteratorMode::From(from, Direction::Forward));
-        Box::new(iter.map(|entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(engine)).take_while(
+        let failed = engine_in(space);
+        Box::new(iter.map(move |entry| entry.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(&failed)).take_while(
             move |entry| match entry {
                 Ok((k, _)) => k.starts_with(&prefix),
                 // An engine error ends the scan by being yielded, not swallowed.
@@ -352,7 +357,7 @@ fn recover_segments(db: &DB, dir: &Path) -> Result<u64, BackendError> {
     let prefix = segments::end_prefix();
     let mut ends = HashMap::new();
     for entry in db.prefix_iterator_cf(family, prefix) {
-        let (key, value) = entry.map_err(engine)?;
+        let (key, value) = entry.map_err(engine_in(Keyspace::Chunks))?;
         if !key.starts_with(&prefix) {
             break;
         }
@@ -397,7 +402,7 @@ impl Iterator for MergedChunks<'_> {
 
 fn family(db: &DB, space: Keyspace) -> Result<&ColumnFamily, BackendError> {
     db.cf_handle(space.name()).ok_or_else(|| BackendError::Corruption {
-        space,
+        space: Some(space),
         source: format!("column family `{}` is missing", space.name()).into(),
     })
 }
@@ -521,10 +526,22 @@ fn batch_bytes(entries: impl Iterator<Item = usize>) -> usize {
     12 + entries.map(|bytes| bytes + 16).sum::<usize>()
 }
 
+/// Maps an engine error. A damaged table block, WAL or manifest is
+/// `Corruption`: the data is lost, and retrying or restarting does not bring
+/// it back, so callers must not take it for an unavailable disk.
 fn engine(err: rocksdb::Error) -> BackendError {
     match err.kind() {
         rocksdb::ErrorKind::IOError => BackendError::Io(std::io::Error::other(err.into_string())),
+        rocksdb::ErrorKind::Corruption => BackendError::Corruption { space: None, source: Box::new(err) },
         _ => BackendError::Engine(Box::new(err)),
+    }
+}
+
+/// `engine`, for an operation within `space`, so that a corruption names it.
+fn engine_in(space: Keyspace) -> impl Fn(rocksdb::Error) -> BackendError + Send + Sync + 'static {
+    move |err| match engine(err) {
+        BackendError::Corruption { space: None, source } => BackendError::Corruption { space: Some(space), source },
+        other => other,
     }
 }
 
@@ -534,11 +551,11 @@ impl Backend for RocksBackend {
     }
 
     fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let value = self.db.get_cf(self.family(space)?, key).map_err(engine)?;
+        let value = self.db.get_cf(self.family(space)?, key).map_err(engine_in(space))?;
         let Some(segments) = self.segments.as_ref().filter(|_| space == Keyspace::Chunks && value.is_none()) else {
             return Ok(value);
         };
-        match self.db.get_pinned_cf(self.internal(segments::REFS)?, key).map_err(engine)? {
+        match self.db.get_pinned_cf(self.internal(segments::REFS)?, key).map_err(engine_in(Keyspace::Chunks))? {
             Some(raw) => segments.read(ValueRef::decode(&raw)?).map(Some),
             None => Ok(None),
         }
@@ -553,10 +570,10 @@ impl Backend for RocksBackend {
         });
         match families {
             Err(err) => Box::new(std::iter::once(Err(err))),
-            Ok((family, None)) => self.raw_scan(family, start, prefix),
+            Ok((family, None)) => self.raw_scan(family, space, start, prefix),
             Ok((family, Some((refs, segments)))) => Box::new(MergedChunks {
-                small: self.raw_scan(family, start, prefix).peekable(),
-                large: self.raw_scan(refs, start, prefix).peekable(),
+                small: self.raw_scan(family, space, start, prefix).peekable(),
+                large: self.raw_scan(refs, space, start, prefix).peekable(),
                 segments,
             }),
         }
@@ -617,5 +634,70 @@ impl Backend for RocksBackend {
             ("block cache pinned", cache("rocksdb.block-cache-pinned-usage")),
             ("table files on disk", sum("rocksdb.live-sst-files-size")),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1 KiB that names its record, so that it is found in a table file and
+    /// in no other record.
+    fn record(n: u32) -> Vec<u8> {
+        format!("record {n:04} ").repeat(90).into_bytes()[..1024].to_vec()
+    }
+
+    fn table_files(dir: &Path) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+            .collect()
+    }
+
+    /// A byte flipped inside a table file's data block, as a failing disk or
+    /// an editor of the stopped appliance leaves it: every read of that block
+    /// is `Corruption` of its keyspace (not an I/O error that a retry might
+    /// cure), a scan stops there with it, and the other blocks still read.
+    #[test]
+    fn a_damaged_table_block_reads_as_corruption_of_its_keyspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap();
+        let mut batch = Batch::new();
+        for n in 0..64 {
+            batch.put(Keyspace::Chunks, u32::to_be_bytes(n).to_vec(), record(n));
+        }
+        backend.commit(&batch, Durability::Synced).unwrap();
+        drop(backend);
+        // Opening replays the WAL into a table file.
+        drop(RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap());
+        let needle = record(20);
+        let mut flipped = 0;
+        for path in table_files(dir.path()) {
+            let mut bytes = std::fs::read(&path).unwrap();
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle.as_slice()) {
+                bytes[at + 512] ^= 0x01;
+                std::fs::write(&path, &bytes).unwrap();
+                flipped += 1;
+            }
+        }
+        assert_eq!(flipped, 1, "record 20 is in one table file");
+
+        let damaged =
+            |err: &BackendError| matches!(err, BackendError::Corruption { space: Some(Keyspace::Chunks), .. });
+        let backend = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap();
+        let err = backend.get(Keyspace::Chunks, &20u32.to_be_bytes()).unwrap_err();
+        assert!(damaged(&err), "{err:?}");
+        assert!(err.to_string().contains("chunks"), "{err}");
+        let scanned: Vec<_> = backend.scan(Keyspace::Chunks, b"", b"").collect();
+        assert!(scanned.len() <= 21, "the scan stops at the damaged block");
+        assert!(scanned.last().is_some_and(|last| last.as_ref().is_err_and(damaged)), "{scanned:?}");
+        assert_eq!(backend.get(Keyspace::Chunks, &63u32.to_be_bytes()).unwrap(), Some(record(63)));
+        drop(backend);
+
+        let read_only = RocksBackend::open_read_only(dir.path()).unwrap();
+        let err = read_only.get(Keyspace::Chunks, &20u32.to_be_bytes()).unwrap_err();
+        assert!(damaged(&err), "{err:?}");
+        assert_eq!(read_only.get(Keyspace::Chunks, &63u32.to_be_bytes()).unwrap(), Some(record(63)));
     }
 }

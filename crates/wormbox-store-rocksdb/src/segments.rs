@@ -116,7 +116,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
 }
 
 pub(crate) fn corrupt(why: String) -> BackendError {
-    BackendError::Corruption { space: Keyspace::Chunks, source: why.into() }
+    BackendError::Corruption { space: Some(Keyspace::Chunks), source: why.into() }
 }
 
 fn io(what: &str, path: &Path, err: std::io::Error) -> BackendError {

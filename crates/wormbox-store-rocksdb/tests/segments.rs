@@ -145,7 +145,7 @@ fn a_segment_that_lost_committed_bytes_is_reported_not_served() {
     let file = segment_files(dir.path()).remove(0);
     OpenOptions::new().write(true).open(&file).unwrap().set_len(1000).unwrap();
     let err = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap_err();
-    assert!(matches!(err, BackendError::Corruption { space: Keyspace::Chunks, .. }), "{err:?}");
+    assert!(matches!(err, BackendError::Corruption { space: Some(Keyspace::Chunks), .. }), "{err:?}");
 
     std::fs::remove_file(&file).unwrap();
     let err = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap_err();

@@ -174,11 +174,12 @@ pub enum BackendError {
     /// The engine's I/O failed.
     #[error("storage engine I/O failed")]
     Io(#[source] std::io::Error),
-    /// The engine found corrupt data in a keyspace.
-    #[error("storage engine reported corruption in {space:?}")]
+    /// The engine found stored data damaged (a block failing its checksum, a
+    /// value segment shorter than recorded): a lasting loss, unlike `Io`.
+    #[error("storage engine reported corruption{}", .space.map(|s| format!(" in {}", s.name())).unwrap_or_default())]
     Corruption {
-        /// Where.
-        space: Keyspace,
+        /// Where, when the failed operation was within one keyspace.
+        space: Option<Keyspace>,
         /// The engine's report.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,

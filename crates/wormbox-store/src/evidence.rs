@@ -13,13 +13,18 @@
 //! Invariant: verification only reads. It works over any `Backend`, so the
 //! same code checks a running store and a stopped appliance's copy, and it
 //! never trusts a stored value it has not recomputed.
+//!
+//! Invariant: stored data the engine reports damaged (a table block failing
+//! its checksum) is a divergence naming what could not be read (the ledger
+//! entry, the version, or the key range of the stretch), and the check goes
+//! on with the rest; only other engine failures (I/O) stop it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use wormbox_model::{Digest, Timestamp, VersionId};
 
-use crate::backend::{Backend, Keyspace};
+use crate::backend::{Backend, BackendError, Keyspace};
 use crate::codec::{self, Reader, VersionRecord};
 use crate::ledger::{self, GENESIS, LedgerEntry, LedgerOp};
 use crate::{DecodeError, StoreError, external_id};
@@ -306,6 +311,11 @@ struct Walk<'a> {
     backend: &'a dyn Backend,
     next: u64,
     head: Digest,
+    /// The entry before `next` could not be read (or is missing): the next
+    /// one read is not rehashed, since what it chains from is unknown.
+    head_unknown: bool,
+    /// Entries that could not be read, to say so where a checkpoint covers one.
+    unreadable: HashSet<u64>,
     trust_until: u64,
     written: HashMap<VersionKey, Written>,
     locks: HashMap<VersionKey, (u64, Option<Digest>)>,
@@ -315,56 +325,107 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    /// Reads every entry not read yet.
+    /// Reads every entry not read yet, stepping over damaged ones.
     fn catch_up(&mut self, report: &mut IntegrityReport) -> Result<(), StoreError> {
-        let start = ledger::ledger_key(self.next);
-        for item in self.backend.scan(Keyspace::Ledger, &start, b"") {
-            let (key, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
-            let expected = self.next;
-            let Ok(key) = <[u8; 8]>::try_from(key.as_slice()) else {
-                report.diverge(None, format!("a ledger key of {} bytes is not a sequence number", key.len()));
-                continue;
-            };
-            let at = u64::from_be_bytes(key);
-            if at != expected {
-                report.diverge(Some(expected), format!("missing: the ledger jumps from {} to {at}", expected - 1));
-            }
-            self.next = at + 1;
-            report.ledger_entries += 1;
-            let (entry, stored) = match LedgerEntry::decode_stored(&raw) {
-                Ok(decoded) => decoded,
-                Err(_) => {
-                    report.diverge(Some(at), "the stored entry does not decode".to_owned());
-                    continue;
-                }
-            };
-            if entry.sequence != at {
-                report.diverge(Some(at), format!("the entry names itself sequence {}", entry.sequence));
-            }
-            if at > self.trust_until {
-                let computed = entry.chain_hash(&self.head);
-                report.entries_hashed += 1;
-                if computed != stored {
-                    report.diverge(
-                        Some(at),
-                        format!(
-                            "the entry ({} of {}/{}) does not hash to its stored chain hash: entry or hash altered",
-                            entry.op.as_str(),
-                            entry.bucket,
-                            entry.key
-                        ),
-                    );
+        let backend = self.backend;
+        loop {
+            let start = ledger::ledger_key(self.next);
+            let mut damaged = false;
+            for item in backend.scan(Keyspace::Ledger, &start, b"") {
+                match item {
+                    Ok((key, raw)) => self.take(&key, &raw, report),
+                    Err(err) if is_damage(&err) => {
+                        damaged = true;
+                        break;
+                    }
+                    Err(err) => return Err(StoreError::backend("reading the ledger", err)),
                 }
             }
-            // Carry on from the stored hash so that each altered entry is
-            // named once, not every entry after it.
-            self.head = stored;
-            if self.wanted.contains(&at) {
-                self.hashes_at.insert(at, stored);
+            if !damaged {
+                return Ok(());
             }
-            self.note(&entry);
+            self.step_over(report)?;
         }
+    }
+
+    /// A scan stopped at damage at or after `next`. Sequence numbers are
+    /// dense, so each entry is read by itself up to the recorded head: an
+    /// unreadable one is named, and the first readable one is taken, for the
+    /// scan to go on after it. Always moves `next` forward.
+    fn step_over(&mut self, report: &mut IntegrityReport) -> Result<(), StoreError> {
+        let end = ledger_head(self.backend).map(|(n, _)| n).unwrap_or(0).max(self.next);
+        let mut at = self.next;
+        while at <= end {
+            let key = ledger::ledger_key(at);
+            match self.backend.get(Keyspace::Ledger, &key) {
+                Ok(Some(raw)) => {
+                    self.next = at;
+                    self.take(&key, &raw, report);
+                    return Ok(());
+                }
+                Ok(None) => {
+                    report.diverge(Some(at), "missing: no entry is stored under this sequence".to_owned());
+                    self.head_unknown = true;
+                }
+                Err(err) if is_damage(&err) => {
+                    report.diverge(Some(at), format!("the entry could not be read: {}", damage(&err)));
+                    self.unreadable.insert(at);
+                    self.head_unknown = true;
+                }
+                Err(err) => return Err(StoreError::backend("reading the ledger", err)),
+            }
+            at += 1;
+        }
+        self.next = at;
         Ok(())
+    }
+
+    /// Takes one stored entry into the walk.
+    fn take(&mut self, key: &[u8], raw: &[u8], report: &mut IntegrityReport) {
+        let expected = self.next;
+        let Ok(key) = <[u8; 8]>::try_from(key) else {
+            report.diverge(None, format!("a ledger key of {} bytes is not a sequence number", key.len()));
+            return;
+        };
+        let at = u64::from_be_bytes(key);
+        if at != expected {
+            report.diverge(Some(expected), format!("missing: the ledger jumps from {} to {at}", expected - 1));
+        }
+        self.next = at + 1;
+        report.ledger_entries += 1;
+        let (entry, stored) = match LedgerEntry::decode_stored(raw) {
+            Ok(decoded) => decoded,
+            Err(_) => {
+                report.diverge(Some(at), "the stored entry does not decode".to_owned());
+                return;
+            }
+        };
+        if entry.sequence != at {
+            report.diverge(Some(at), format!("the entry names itself sequence {}", entry.sequence));
+        }
+        let chained = !std::mem::take(&mut self.head_unknown);
+        if at > self.trust_until && chained {
+            let computed = entry.chain_hash(&self.head);
+            report.entries_hashed += 1;
+            if computed != stored {
+                report.diverge(
+                    Some(at),
+                    format!(
+                        "the entry ({} of {}/{}) does not hash to its stored chain hash: entry or hash altered",
+                        entry.op.as_str(),
+                        entry.bucket,
+                        entry.key
+                    ),
+                );
+            }
+        }
+        // Carry on from the stored hash so that each altered entry is
+        // named once, not every entry after it.
+        self.head = stored;
+        if self.wanted.contains(&at) {
+            self.hashes_at.insert(at, stored);
+        }
+        self.note(&entry);
     }
 
     fn note(&mut self, entry: &LedgerEntry) {
@@ -418,15 +479,28 @@ pub fn ledger_head(backend: &dyn Backend) -> Result<(u64, Digest), StoreError> {
 /// Verifies everything the ledger attests over `backend`: the chain, every
 /// checkpoint, every version record, its bytes and its lock record. Only reads.
 pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<IntegrityReport, StoreError> {
-    // A newer layout could be misread as divergences: refuse it instead.
-    crate::format::check(backend)?;
     let mut report = IntegrityReport::default();
+    // A newer layout could be misread as divergences: refuse it instead.
+    match crate::format::check(backend) {
+        Ok(_) => {}
+        Err(StoreError::Backend { source, .. }) if is_damage(&source) => report.diverge(
+            None,
+            format!(
+                "the archive's format version could not be read ({}); the rest is read as format {}",
+                damage(&source),
+                crate::format::FORMAT_VERSION
+            ),
+        ),
+        Err(err) => return Err(err),
+    }
     let mut checkpoints = read_checkpoints(backend, &mut report)?;
     checkpoints.append(&mut options.extra_checkpoints);
     let mut walk = Walk {
         backend,
         next: 1,
         head: GENESIS,
+        head_unknown: false,
+        unreadable: HashSet::new(),
         trust_until: 0,
         written: HashMap::new(),
         locks: HashMap::new(),
@@ -454,17 +528,26 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
     check_lock_orphans(backend, &mut walk, &mut report)?;
     // Heads and checkpoints last, after the tail written meanwhile was read.
     walk.catch_up(&mut report)?;
-    let (head_sequence, head) = ledger_head(backend)?;
-    if head_sequence > walk.next - 1 {
-        walk.catch_up(&mut report)?;
+    match ledger_head(backend) {
+        Ok((head_sequence, head)) => {
+            if head_sequence > walk.next - 1 {
+                walk.catch_up(&mut report)?;
+            }
+            let end = walk.next - 1;
+            // After unreadable last entries, only where the chain ends is known.
+            if head_sequence != end || (head != walk.head && !walk.head_unknown) {
+                report.diverge(
+                    Some(head_sequence),
+                    format!("the recorded ledger head ({head_sequence}) is not the end of the chain ({end})"),
+                );
+            }
+        }
+        Err(StoreError::Backend { source, .. }) if is_damage(&source) => {
+            report.diverge(None, format!("the recorded ledger head could not be read: {}", damage(&source)));
+        }
+        Err(err) => return Err(err),
     }
     let end = walk.next - 1;
-    if head_sequence != end || head != walk.head {
-        report.diverge(
-            Some(head_sequence),
-            format!("the recorded ledger head ({head_sequence}) is not the end of the chain ({end})"),
-        );
-    }
     for checkpoint in &checkpoints {
         check_checkpoint(checkpoint, &walk, end, options.public_key.as_deref(), &mut report);
     }
@@ -473,9 +556,21 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
 }
 
 fn read_checkpoints(backend: &dyn Backend, report: &mut IntegrityReport) -> Result<Vec<Checkpoint>, StoreError> {
-    let mut out = Vec::new();
+    let mut out: Vec<Checkpoint> = Vec::new();
     for item in backend.scan(Keyspace::Checkpoints, b"", b"") {
-        let (key, raw) = item.map_err(|e| StoreError::backend("reading checkpoints", e))?;
+        let (key, raw) = match item {
+            Ok(entry) => entry,
+            // Checkpoints are few: those read are checked, the rest named as a range.
+            Err(err) if is_damage(&err) => {
+                let after = match out.last() {
+                    Some(last) => format!("after the one at entry {}", last.sequence),
+                    None => "from the first".to_owned(),
+                };
+                report.diverge(None, format!("the stored checkpoints {after} could not be read: {}", damage(&err)));
+                break;
+            }
+            Err(err) => return Err(StoreError::backend("reading checkpoints", err)),
+        };
         match Checkpoint::decode(&raw) {
             Ok(c) if key == checkpoint_key(c.sequence) => out.push(c),
             Ok(c) => report.diverge(Some(c.sequence), "a checkpoint is stored under another sequence".to_owned()),
@@ -505,9 +600,29 @@ fn check_checkpoint(c: &Checkpoint, walk: &Walk<'_>, end: u64, key: Option<&[u8]
         );
         return;
     }
+    if walk.unreadable.contains(&c.sequence) {
+        report.diverge(Some(c.sequence), format!("the entry the checkpoint signed at {when} covers could not be read"));
+        return;
+    }
     let at = if c.sequence == 0 { Some(GENESIS) } else { walk.hashes_at.get(&c.sequence).copied() };
     if at != Some(c.head) {
         report.diverge(Some(c.sequence), format!("the chain hash differs from the checkpoint signed at {when}"));
+    }
+}
+
+/// Whether a read failed on stored data the engine found damaged (a table
+/// block failing its checksum): a divergence to name and step over. Any other
+/// failure (I/O) stops the check, since it says nothing about the archive.
+fn is_damage(err: &BackendError) -> bool {
+    matches!(err, BackendError::Corruption { .. })
+}
+
+/// The engine's own account of damage (for RocksDB, the table file and the
+/// offset of the block), so that the operator can find it.
+fn damage(err: &BackendError) -> String {
+    match err {
+        BackendError::Corruption { source, .. } => format!("the storage engine reports damage: {source}"),
+        other => other.to_string(),
     }
 }
 
@@ -518,71 +633,43 @@ fn check_versions(
     pace: &mut Option<&mut dyn FnMut(u64)>,
 ) -> Result<(), StoreError> {
     let mut seen = HashSet::new();
-    for item in backend.scan(Keyspace::Versions, b"", b"") {
-        let (raw_key, raw) = item.map_err(|e| StoreError::backend("reading versions", e))?;
-        let Some((bucket, key, id)) = split_version_key(&raw_key) else {
-            report.diverge(None, "a version is stored under a malformed key".to_owned());
-            continue;
-        };
-        let vkey = (bucket.clone(), key.clone(), id.as_u128());
-        let name = format!("{bucket}/{key} version {}", id);
-        let record = match VersionRecord::decode(&raw) {
-            Ok(record) => record,
-            Err(_) => {
-                report.diverge(None, format!("the record of {name} does not decode"));
-                continue;
-            }
-        };
-        let name = format!("{bucket}/{key} version {}", external_id(record.id, record.is_null));
-        if !walk.written.contains_key(&vkey) {
-            walk.catch_up(report)?;
-        }
-        let Some(written) = walk.written.get(&vkey).cloned() else {
-            report.diverge(None, format!("{name} is stored but no ledger entry wrote it"));
-            continue;
-        };
-        seen.insert(vkey.clone());
-        // Judged on a scratch report: a version purged while it was being
-        // read is not a divergence.
-        let mut found = IntegrityReport::default();
-        let n = Some(written.sequence);
-        if record.id.as_u128() != id.as_u128() {
-            found.diverge(n, format!("the record of {name} names version {}", record.id));
-        }
-        match written.record {
-            Some(expected) if expected != sha256(&raw) => {
-                found.diverge(n, format!("the metadata record of {name} differs from the one this entry wrote"));
-            }
-            Some(_) => {}
-            None => report.unattested += 1,
-        }
-        if written.marker != record.is_delete_marker {
-            found.diverge(n, format!("{name} changed between version and delete marker"));
-        }
-        if record.is_delete_marker {
-            report.markers_checked += 1;
-        } else {
-            if written.sha256 != Some(record.sha256) {
-                found.diverge(n, format!("the SHA-256 in the record of {name} differs from this entry's"));
-            }
-            found.bytes_checked = report.bytes_checked;
-            check_bytes(backend, &record, &name, written.sha256, n, &mut found, pace)?;
-            report.versions_checked += 1;
-            report.bytes_checked = found.bytes_checked;
-        }
-        if !found.is_ok() {
-            walk.catch_up(report)?;
-            if walk.purged.contains(&vkey) {
-                continue;
-            }
-            report.divergence_count += found.divergence_count;
-            for d in found.divergences {
-                if report.divergences.len() < MAX_LISTED {
-                    report.divergences.push(d);
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let mut last: Option<Vec<u8>> = None;
+        let mut damaged = None;
+        for item in backend.scan(Keyspace::Versions, &start, b"") {
+            let (raw_key, raw) = match item {
+                Ok(entry) => entry,
+                Err(err) if is_damage(&err) => {
+                    damaged = Some(err);
+                    break;
                 }
-            }
+                Err(err) => return Err(StoreError::backend("reading versions", err)),
+            };
+            check_version(backend, walk, report, pace, &mut seen, &raw_key, &raw)?;
+            last = Some(raw_key);
         }
-        check_lock(backend, walk, &raw_key, &vkey, &name, report)?;
+        let Some(err) = damaged else { break };
+        // Go on after the damaged stretch, from the next version the ledger
+        // wrote that can be read; those in the stretch are named one by one.
+        let after = last.unwrap_or(start);
+        let candidates = walk.written.keys().map(raw_version_key).collect();
+        let resume = next_readable(backend, Keyspace::Versions, candidates, &after, "reading versions")?;
+        unreadable_range(report, "version records", &after, resume.at.as_deref(), &err);
+        for (raw_key, err) in resume.unreadable {
+            let Some((bucket, key, id)) = split_version_key(&raw_key) else { continue };
+            let vkey = (bucket, key, id.as_u128());
+            let sequence = walk.written.get(&vkey).map(|w| w.sequence);
+            report.diverge(
+                sequence,
+                format!("the record of {}/{} version {id} could not be read: {}", vkey.0, vkey.1, damage(&err)),
+            );
+            seen.insert(vkey);
+        }
+        match resume.at {
+            Some(next) => start = next,
+            None => break,
+        }
     }
     let mut missing: Vec<(VersionKey, Written)> =
         walk.written.iter().filter(|(k, _)| !seen.contains(*k)).map(|(k, w)| (k.clone(), w.clone())).collect();
@@ -590,11 +677,32 @@ fn check_versions(
         walk.catch_up(report)?;
     }
     missing.sort_by_key(|(_, w)| w.sequence);
-    for ((bucket, key, id), written) in missing {
+    for (vkey, written) in missing {
         // Purged after the scan passed it: not a divergence.
-        if walk.purged.contains(&(bucket.clone(), key.clone(), id)) {
+        if walk.purged.contains(&vkey) || seen.contains(&vkey) {
             continue;
         }
+        // Not met by the scan, which damage or a write behind it may have
+        // kept from it: read it by itself before calling it missing.
+        let raw_key = raw_version_key(&vkey);
+        match backend.get(Keyspace::Versions, &raw_key) {
+            Ok(Some(raw)) => {
+                check_version(backend, walk, report, pace, &mut seen, &raw_key, &raw)?;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) if is_damage(&err) => {
+                let (bucket, key, id) = &vkey;
+                let id = VersionId::from_u128(*id);
+                report.diverge(
+                    Some(written.sequence),
+                    format!("the record of {bucket}/{key} version {id} could not be read: {}", damage(&err)),
+                );
+                continue;
+            }
+            Err(err) => return Err(StoreError::backend("reading versions", err)),
+        }
+        let (bucket, key, id) = vkey;
         let what = if written.marker { "delete marker" } else { "version" };
         let id = VersionId::from_u128(id);
         report.diverge(
@@ -603,6 +711,139 @@ fn check_versions(
         );
     }
     Ok(())
+}
+
+/// Checks one stored version record against the ledger: metadata, bytes and lock record.
+fn check_version(
+    backend: &dyn Backend,
+    walk: &mut Walk<'_>,
+    report: &mut IntegrityReport,
+    pace: &mut Option<&mut dyn FnMut(u64)>,
+    seen: &mut HashSet<VersionKey>,
+    raw_key: &[u8],
+    raw: &[u8],
+) -> Result<(), StoreError> {
+    let Some((bucket, key, id)) = split_version_key(raw_key) else {
+        report.diverge(None, "a version is stored under a malformed key".to_owned());
+        return Ok(());
+    };
+    let vkey = (bucket.clone(), key.clone(), id.as_u128());
+    let name = format!("{bucket}/{key} version {}", id);
+    let record = match VersionRecord::decode(raw) {
+        Ok(record) => record,
+        Err(_) => {
+            report.diverge(None, format!("the record of {name} does not decode"));
+            return Ok(());
+        }
+    };
+    let name = format!("{bucket}/{key} version {}", external_id(record.id, record.is_null));
+    if !walk.written.contains_key(&vkey) {
+        walk.catch_up(report)?;
+    }
+    let Some(written) = walk.written.get(&vkey).cloned() else {
+        report.diverge(None, format!("{name} is stored but no ledger entry wrote it"));
+        return Ok(());
+    };
+    seen.insert(vkey.clone());
+    // Judged on a scratch report: a version purged while it was being
+    // read is not a divergence.
+    let mut found = IntegrityReport::default();
+    let n = Some(written.sequence);
+    if record.id.as_u128() != id.as_u128() {
+        found.diverge(n, format!("the record of {name} names version {}", record.id));
+    }
+    match written.record {
+        Some(expected) if expected != sha256(raw) => {
+            found.diverge(n, format!("the metadata record of {name} differs from the one this entry wrote"));
+        }
+        Some(_) => {}
+        None => report.unattested += 1,
+    }
+    if written.marker != record.is_delete_marker {
+        found.diverge(n, format!("{name} changed between version and delete marker"));
+    }
+    if record.is_delete_marker {
+        report.markers_checked += 1;
+    } else {
+        if written.sha256 != Some(record.sha256) {
+            found.diverge(n, format!("the SHA-256 in the record of {name} differs from this entry's"));
+        }
+        found.bytes_checked = report.bytes_checked;
+        check_bytes(backend, &record, &name, written.sha256, n, &mut found, pace)?;
+        report.versions_checked += 1;
+        report.bytes_checked = found.bytes_checked;
+    }
+    if !found.is_ok() {
+        walk.catch_up(report)?;
+        if walk.purged.contains(&vkey) {
+            return Ok(());
+        }
+        report.divergence_count += found.divergence_count;
+        for d in found.divergences {
+            if report.divergences.len() < MAX_LISTED {
+                report.divergences.push(d);
+            }
+        }
+    }
+    check_lock(backend, walk, raw_key, &vkey, &name, report)
+}
+
+/// The `Versions` (and `Locks`) key of a version the ledger names.
+fn raw_version_key(vkey: &VersionKey) -> Vec<u8> {
+    let (bucket, key, id) = vkey;
+    crate::keys::version_key_of(bucket, key, VersionId::from_u128(*id))
+}
+
+/// Where a scan goes on after a damaged stretch.
+struct Resume {
+    /// The first key the ledger names past the stretch that can be read;
+    /// `None` when there is none.
+    at: Option<Vec<u8>>,
+    /// The keys the ledger names in the stretch, which could not be read.
+    unreadable: Vec<(Vec<u8>, BackendError)>,
+}
+
+/// After a scan of `space` stopped at damage past `after`: reads the
+/// `candidates` (keys the ledger names) beyond `after` one by one, in key
+/// order, up to the first that can be read.
+fn next_readable(
+    backend: &dyn Backend,
+    space: Keyspace,
+    mut candidates: Vec<Vec<u8>>,
+    after: &[u8],
+    operation: &'static str,
+) -> Result<Resume, StoreError> {
+    candidates.retain(|key| key.as_slice() > after);
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut unreadable = Vec::new();
+    for key in candidates {
+        match backend.get(space, &key) {
+            Ok(Some(_)) => return Ok(Resume { at: Some(key), unreadable }),
+            // Missing: named with the rest of what the scan did not meet.
+            Ok(None) => {}
+            Err(err) if is_damage(&err) => unreadable.push((key, err)),
+            Err(err) => return Err(StoreError::backend(operation, err)),
+        }
+    }
+    Ok(Resume { at: None, unreadable })
+}
+
+/// Names a stretch of `what` that a scan could not read, by the readable keys around it.
+fn unreadable_range(report: &mut IntegrityReport, what: &str, after: &[u8], until: Option<&[u8]>, err: &BackendError) {
+    let from = if after.is_empty() { "from the first".to_owned() } else { format!("after {}", describe_key(after)) };
+    let to = match until {
+        Some(key) => format!("before {}", describe_key(key)),
+        None => "to the last".to_owned(),
+    };
+    report.diverge(None, format!("the {what} {from} {to} could not be read: {}", damage(err)));
+}
+
+fn describe_key(raw: &[u8]) -> String {
+    match split_version_key(raw) {
+        Some((bucket, key, id)) => format!("{bucket}/{key} version {id}"),
+        None => format!("key {}", hex::encode(raw)),
+    }
 }
 
 fn check_bytes(
@@ -621,9 +862,14 @@ fn check_bytes(
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut size = 0u64;
     for index in 0..data.chunks {
-        let raw = backend
-            .get(Keyspace::Chunks, &crate::keys::chunk_key(data.upload, index))
-            .map_err(|e| StoreError::backend("reading a chunk", e))?;
+        let raw = match backend.get(Keyspace::Chunks, &crate::keys::chunk_key(data.upload, index)) {
+            Ok(raw) => raw,
+            Err(err) if is_damage(&err) => {
+                report.diverge(n, format!("chunk {index} of {name} could not be read: {}", damage(&err)));
+                return Ok(());
+            }
+            Err(err) => return Err(StoreError::backend("reading a chunk", err)),
+        };
         let Some(raw) = raw else {
             report.diverge(n, format!("chunk {index} of {name} is missing"));
             return Ok(());
@@ -662,8 +908,19 @@ fn check_lock(
     name: &str,
     report: &mut IntegrityReport,
 ) -> Result<(), StoreError> {
-    let read = |backend: &dyn Backend| {
-        backend.get(Keyspace::Locks, raw_key).map_err(|e| StoreError::backend("reading a lock record", e))
+    // `None`: damaged, and named here.
+    let read = |backend: &dyn Backend, walk: &Walk<'_>, report: &mut IntegrityReport| match backend
+        .get(Keyspace::Locks, raw_key)
+    {
+        Ok(stored) => Ok(Some(stored)),
+        Err(err) if is_damage(&err) => {
+            report.diverge(
+                walk.locks.get(vkey).map(|(n, _)| *n),
+                format!("the lock record (retention, holds) of {name} could not be read: {}", damage(&err)),
+            );
+            Ok(None)
+        }
+        Err(err) => Err(StoreError::backend("reading a lock record", err)),
     };
     let matches = |stored: &Option<Vec<u8>>, walk: &Walk<'_>| match (walk.locks.get(vkey), stored) {
         (None, None) => true,
@@ -671,11 +928,12 @@ fn check_lock(
         (Some((_, Some(expected))), Some(raw)) => *expected == sha256(raw),
         _ => false,
     };
-    let mut stored = read(backend)?;
+    let Some(mut stored) = read(backend, walk, report)? else { return Ok(()) };
     if !matches(&stored, walk) {
         // A retention or hold change may have landed after the walk: read on.
         walk.catch_up(report)?;
-        stored = read(backend)?;
+        let Some(again) = read(backend, walk, report)? else { return Ok(()) };
+        stored = again;
     }
     if !matches(&stored, walk) {
         let n = walk.locks.get(vkey).map(|(n, _)| *n);
@@ -694,23 +952,60 @@ fn check_lock_orphans(
     walk: &mut Walk<'_>,
     report: &mut IntegrityReport,
 ) -> Result<(), StoreError> {
-    for item in backend.scan(Keyspace::Locks, b"", b"") {
-        let (raw_key, _) = item.map_err(|e| StoreError::backend("reading lock records", e))?;
-        if backend.get(Keyspace::Versions, &raw_key).map_err(|e| StoreError::backend("reading versions", e))?.is_none()
-        {
-            walk.catch_up(report)?;
-            let orphan = match split_version_key(&raw_key) {
-                Some((bucket, key, id)) => {
-                    if walk.purged.contains(&(bucket.clone(), key.clone(), id.as_u128())) {
-                        continue;
-                    }
-                    format!("a lock record for {bucket}/{key} version {id}, which does not exist")
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let mut last: Option<Vec<u8>> = None;
+        let mut damaged = None;
+        for item in backend.scan(Keyspace::Locks, &start, b"") {
+            let raw_key = match item {
+                Ok((raw_key, _)) => raw_key,
+                Err(err) if is_damage(&err) => {
+                    damaged = Some(err);
+                    break;
                 }
-                None => "a lock record under a malformed key".to_owned(),
+                Err(err) => return Err(StoreError::backend("reading lock records", err)),
             };
-            report.diverge(None, orphan);
+            check_lock_orphan(backend, walk, report, &raw_key)?;
+            last = Some(raw_key);
+        }
+        let Some(err) = damaged else { return Ok(()) };
+        // The lock records of versions in the stretch are named where their
+        // versions are checked; here only the stretch, and on after it.
+        let after = last.unwrap_or(start);
+        let candidates = walk.locks.keys().chain(walk.written.keys()).map(raw_version_key).collect();
+        let resume = next_readable(backend, Keyspace::Locks, candidates, &after, "reading lock records")?;
+        unreadable_range(report, "lock records", &after, resume.at.as_deref(), &err);
+        match resume.at {
+            Some(next) => start = next,
+            None => return Ok(()),
         }
     }
+}
+
+fn check_lock_orphan(
+    backend: &dyn Backend,
+    walk: &mut Walk<'_>,
+    report: &mut IntegrityReport,
+    raw_key: &[u8],
+) -> Result<(), StoreError> {
+    match backend.get(Keyspace::Versions, raw_key) {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        // Its version's record is damaged: named where versions are checked.
+        Err(err) if is_damage(&err) => return Ok(()),
+        Err(err) => return Err(StoreError::backend("reading versions", err)),
+    }
+    walk.catch_up(report)?;
+    let orphan = match split_version_key(raw_key) {
+        Some((bucket, key, id)) => {
+            if walk.purged.contains(&(bucket.clone(), key.clone(), id.as_u128())) {
+                return Ok(());
+            }
+            format!("a lock record for {bucket}/{key} version {id}, which does not exist")
+        }
+        None => "a lock record under a malformed key".to_owned(),
+    };
+    report.diverge(None, orphan);
     Ok(())
 }
 

@@ -42,7 +42,17 @@ pub(crate) fn object_prefix(bucket: &BucketName, key: &str) -> Vec<u8> {
 
 /// Returns the `Versions` key of one version.
 pub(crate) fn version_key(bucket: &BucketName, key: &str, id: VersionId) -> Vec<u8> {
-    let mut out = object_prefix(bucket, key);
+    version_key_of(bucket.as_str(), key, id)
+}
+
+/// `version_key` for a bucket name as a ledger entry spells it: the integrity
+/// check looks versions up by what the ledger says, valid name or not.
+pub(crate) fn version_key_of(bucket: &str, key: &str, id: VersionId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + key.len() + 19);
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    push_escaped(&mut out, key);
+    out.extend_from_slice(&TERMINATOR);
     out.extend_from_slice(&(!id.as_u128()).to_be_bytes());
     out
 }

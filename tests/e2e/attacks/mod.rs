@@ -8,3 +8,5 @@ mod authority;
 mod cancel;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.
 mod small;
+/// Damaged table files are lost data, named by verification; backups cannot hold the disk or the shutdown.
+mod storage;

@@ -3,20 +3,27 @@
 //!
 //! Invariant: a secret is returned exactly once, by CreatePrincipal, and
 //! never listed or logged.
+//!
+//! Invariant: a backup stream ends when its client goes away, takes nothing
+//! for the send timeout, or the server stops; the staged copy is removed
+//! before the slot is given up, and a stream the client stopped reading is
+//! ended by closing its connection (see `hangup`).
 
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 use wormbox_proto::v1::{self, admin_server::Admin};
 
 use std::io::Read;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::app::App;
 use crate::backup::Snapshot;
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
+use crate::grpc::hangup::Hangup;
 use crate::grpc::status::{from_backup, from_mfa, from_store, invalid};
 
 /// The Admin gRPC service.
@@ -41,6 +48,8 @@ impl Admin for AdminService {
 
     async fn backup(&self, request: Request<v1::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
+        // Absent only on a connection not accepted through `hangup::incoming`.
+        let hangup = request.extensions().get::<Hangup>().cloned();
         let snapshot = self.app.backup(&actor).await.map_err(|e| from_backup(&e))?;
         tracing::info!(
             ledger_sequence = snapshot.manifest().ledger_sequence,
@@ -50,7 +59,24 @@ impl Admin for AdminService {
         );
         // Few parts in flight: the copy is read as the client takes it.
         let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || stream_snapshot(&snapshot, &tx));
+        let mut outlet = Outlet {
+            tx,
+            runtime: tokio::runtime::Handle::current(),
+            timeout: snapshot.send_timeout(),
+            stopping: snapshot.stopping(),
+        };
+        tokio::task::spawn_blocking(move || {
+            // The staged copy, and with it the slot, is gone when this returns.
+            let ended = stream_snapshot(snapshot, &mut outlet);
+            if let Err(why @ (Ended::Stalled | Ended::Stopping)) = ended {
+                tracing::warn!(why = why.as_str(), "backup ended before the client took it all; its copy is removed");
+                // What is queued for the client can leave only when it
+                // reads: closing the connection is what ends the stream.
+                if let Some(hangup) = hangup {
+                    hangup.hang_up();
+                }
+            }
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -136,25 +162,81 @@ impl Admin for AdminService {
     }
 }
 
+/// Why a backup stream ended before its manifest was taken.
+#[derive(Debug)]
+enum Ended {
+    /// The client went away.
+    Gone,
+    /// The client took nothing for the send timeout.
+    Stalled,
+    /// The server is stopping.
+    Stopping,
+    /// The staged copy could not be read (logged; the client was told, if it was reading).
+    Failed,
+}
+
+impl Ended {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Ended::Gone => "the client went away",
+            Ended::Stalled => "the client took nothing for the send timeout",
+            Ended::Stopping => "the server is stopping",
+            Ended::Failed => "the staged copy could not be read",
+        }
+    }
+}
+
+/// Where the streaming thread hands parts to the client's stream.
+#[derive(Debug)]
+struct Outlet {
+    tx: mpsc::Sender<Result<v1::BackupChunk, Status>>,
+    /// The server's runtime, whose timers the blocking thread waits with.
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Outlet {
+    /// Hands one message over, waiting (on this blocking thread) until the
+    /// transport takes it, the client has taken nothing for the timeout, or
+    /// the server stops.
+    fn send(&mut self, message: Result<v1::BackupChunk, Status>) -> Result<(), Ended> {
+        let Outlet { tx, runtime, timeout, stopping } = self;
+        runtime.block_on(async {
+            tokio::select! {
+                // A stopping server ends the stream even while the client reads.
+                biased;
+                _ = stopping.wait_for(|stop| *stop) => Err(Ended::Stopping),
+                sent = tokio::time::timeout(*timeout, tx.send(message)) => match sent {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Ended::Gone),
+                    Err(_) => Err(Ended::Stalled),
+                },
+            }
+        })
+    }
+}
+
 /// Sends every file of the snapshot, then its manifest; stops when the client
-/// goes away. The snapshot (and with it the staged copy) is dropped by the caller.
-fn stream_snapshot(snapshot: &Snapshot, tx: &mpsc::Sender<Result<v1::BackupChunk, Status>>) {
+/// goes away or stalls, or the server stops. The snapshot (and with it the
+/// staged copy and the slot) is dropped before the manifest is sent, or on
+/// the way out.
+fn stream_snapshot(snapshot: Snapshot, outlet: &mut Outlet) -> Result<(), Ended> {
     use v1::backup_chunk::Part;
-    let send = |part: Part| tx.blocking_send(Ok(v1::BackupChunk { part: Some(part) })).is_ok();
-    let fail = |what: String| {
+    let chunk = |part: Part| Ok(v1::BackupChunk { part: Some(part) });
+    let fail = |outlet: &mut Outlet, what: String| {
         tracing::error!(error = %what, "backup stream failed");
-        let _ = tx.blocking_send(Err(Status::internal("the backup could not be read; see the server log")));
+        let _ = outlet.send(Err(Status::internal("the backup could not be read; see the server log")));
+        Err(Ended::Failed)
     };
     let manifest = snapshot.manifest();
     for file in &manifest.files {
-        let part = v1::BackupFile { path: file.path.clone(), size: file.size, sha256: file.sha256.clone() };
-        if !send(Part::File(part)) {
-            return;
-        }
+        let entry = v1::BackupFile { path: file.path.clone(), size: file.size, sha256: file.sha256.clone() };
+        outlet.send(chunk(Part::File(entry)))?;
         let path = snapshot.dir().join(&file.path);
         let mut reader = match std::fs::File::open(&path) {
             Ok(f) => f,
-            Err(e) => return fail(format!("{}: {e}", path.display())),
+            Err(e) => return fail(outlet, format!("{}: {e}", path.display())),
         };
         loop {
             let mut buf = vec![0u8; BACKUP_PART_BYTES];
@@ -162,18 +244,19 @@ fn stream_snapshot(snapshot: &Snapshot, tx: &mpsc::Sender<Result<v1::BackupChunk
                 Ok(0) => break,
                 Ok(n) => {
                     buf.truncate(n);
-                    if !send(Part::Data(buf)) {
-                        return;
-                    }
+                    outlet.send(chunk(Part::Data(buf)))?;
                 }
-                Err(e) => return fail(format!("{}: {e}", path.display())),
+                Err(e) => return fail(outlet, format!("{}: {e}", path.display())),
             }
         }
     }
-    match serde_json::to_string_pretty(manifest) {
-        Ok(json) => {
-            let _ = send(Part::ManifestJson(json));
-        }
-        Err(e) => fail(e.to_string()),
+    let json = serde_json::to_string_pretty(manifest);
+    // Every byte of the copy is handed over: it goes, and the slot with it,
+    // before the manifest tells the client that the backup is complete, so
+    // that the client's next backup finds the slot free.
+    drop(snapshot);
+    match json {
+        Ok(json) => outlet.send(chunk(Part::ManifestJson(json))),
+        Err(e) => fail(outlet, e.to_string()),
     }
 }

@@ -7,6 +7,7 @@ pub mod archive;
 mod auth;
 pub mod compliance;
 mod convert;
+pub(crate) mod hangup;
 pub mod mfa;
 pub(crate) mod status;
 

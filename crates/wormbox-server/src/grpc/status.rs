@@ -11,6 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use wormbox_mfa::MfaError;
 use wormbox_store::StoreError;
+use wormbox_store::backend::BackendError;
 
 /// Builds a status with an ErrorInfo `reason` in the Wormbox domain.
 pub(crate) fn with_reason(code: Code, reason: &str, message: impl Into<String>) -> Status {
@@ -63,6 +64,12 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
             log(err);
             Status::data_loss("stored data failed verification; nothing corrupt was returned")
         }
+        // Damaged stored data is lost, not unavailable: a retry cannot
+        // bring it back, and the client must be told which it is.
+        StoreError::Backend { source, .. } if matches!(**source, BackendError::Corruption { .. }) => {
+            log(err);
+            Status::data_loss("stored data is damaged and cannot be read; nothing corrupt was returned")
+        }
         // The server checks the format at start; seeing it here means the
         // files changed under a running server.
         StoreError::Backend { .. }
@@ -75,11 +82,16 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
     }
 }
 
-/// Maps a backup failure: role and store errors as everywhere, the rest as
-/// an internal failure whose detail goes to the log only.
+/// Maps a backup failure: role and store errors as everywhere, a refusal
+/// while another backup runs or the server stops as such, the rest as an
+/// internal failure whose detail goes to the log only.
 pub(crate) fn from_backup(err: &crate::backup::BackupError) -> Status {
     match err {
         crate::backup::BackupError::Store(e) => from_store(e),
+        crate::backup::BackupError::InProgress => {
+            with_reason(Code::FailedPrecondition, "BACKUP_IN_PROGRESS", err.to_string())
+        }
+        crate::backup::BackupError::Stopping => Status::unavailable(err.to_string()),
         other => {
             tracing::error!(error = %other, "backup failed");
             Status::internal("the backup could not be taken; see the server log")
@@ -142,6 +154,25 @@ mod tests {
         let by_id = from_store(&StoreError::VersionIsDeleteMarker { key: "k".into(), version: "V".into() });
         assert_eq!(by_id.code(), Code::FailedPrecondition);
         assert_eq!(reason_of(&by_id), "DELETE_MARKER");
+    }
+
+    #[test]
+    fn damaged_storage_is_data_loss_and_other_engine_failures_are_unavailable() {
+        let damaged = StoreError::Backend {
+            operation: "reading a chunk",
+            source: std::sync::Arc::new(BackendError::Corruption {
+                space: Some(wormbox_store::backend::Keyspace::Chunks),
+                source: "block checksum mismatch in /srv/db/000012.sst".into(),
+            }),
+        };
+        let status = from_store(&damaged);
+        assert_eq!(status.code(), Code::DataLoss);
+        assert!(!status.message().contains("000012"), "{status:?}");
+        let io = StoreError::Backend {
+            operation: "reading a chunk",
+            source: std::sync::Arc::new(BackendError::Io(std::io::Error::other("disk gone"))),
+        };
+        assert_eq!(from_store(&io).code(), Code::Unavailable);
     }
 
     #[test]

@@ -292,6 +292,118 @@ async fn scrub_results_are_ledgered() {
     assert!(w.verify().is_ok());
 }
 
+/// The store's backend with some stored values damaged, as a table block
+/// that fails its checksum: reading one fails with `Corruption`, and a scan
+/// stops at the first it meets, as RocksDB's iterator does.
+#[derive(Debug)]
+struct Damaged {
+    inner: MemBackend,
+    space: Keyspace,
+    keys: Vec<Vec<u8>>,
+}
+
+fn corruption(space: Keyspace) -> BackendError {
+    BackendError::Corruption { space: Some(space), source: "block checksum mismatch in 000012.sst".into() }
+}
+
+impl Backend for Damaged {
+    fn engine(&self) -> &'static str {
+        "damaged"
+    }
+
+    fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if space == self.space && self.keys.iter().any(|k| k.as_slice() == key) {
+            return Err(corruption(space));
+        }
+        self.inner.get(space, key)
+    }
+
+    fn scan(&self, space: Keyspace, start: &[u8], prefix: &[u8]) -> crate::backend::Entries<'_> {
+        let entries = self.inner.scan(space, start, prefix);
+        if space != self.space {
+            return entries;
+        }
+        let mut stopped = false;
+        Box::new(entries.map_while(move |item| {
+            if stopped {
+                return None;
+            }
+            match item {
+                Ok((key, _)) if self.keys.contains(&key) => {
+                    stopped = true;
+                    Some(Err(corruption(space)))
+                }
+                other => Some(other),
+            }
+        }))
+    }
+
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError> {
+        self.inner.commit(batch, durability)
+    }
+}
+
+impl World {
+    /// Verifies with the values under `keys` in `space` damaged.
+    fn verify_damaged(&self, space: Keyspace, keys: Vec<Vec<u8>>) -> IntegrityReport {
+        let backend = Damaged { inner: self.backend.clone(), space, keys };
+        let options = VerifyOptions { public_key: Some(self.signer.public_key().to_vec()), ..VerifyOptions::default() };
+        verify(&backend, options).expect("damage is a divergence, not a failed check")
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_chunk_is_named_with_its_version_and_the_rest_is_checked() {
+    let (w, _, b) = archive().await;
+    let raw = w.store.version_record(&w.bucket, &key("records/b.bin"), b.id).unwrap().unwrap();
+    let chunk = crate::keys::chunk_key(raw.data.unwrap().upload, 0);
+    let report = w.verify_damaged(Keyspace::Chunks, vec![chunk]);
+    let text = first(&report);
+    assert_eq!(report.divergence_count, 1, "{}", report.summary());
+    assert_eq!(report.first().unwrap().sequence, Some(b.ledger_sequence));
+    assert!(text.contains("chunk 0 of bucket/records/b.bin version") && text.contains("could not be read"), "{text}");
+    assert!(text.contains("000012.sst"), "the engine's account of the damage is kept: {text}");
+    // Every version was visited; the other one's bytes were read whole.
+    assert_eq!(report.versions_checked, 2);
+    assert_eq!(report.markers_checked, 1);
+    assert_eq!(report.bytes_checked, 12);
+}
+
+#[tokio::test]
+async fn a_damaged_ledger_entry_is_named_and_the_chain_is_checked_on_after_it() {
+    let (w, a, _) = archive().await;
+    let (head, _) = w.store.ledger_head().unwrap();
+    // The entry before the first write: it writes no version of its own.
+    let damaged = a.ledger_sequence - 1;
+    let report = w.verify_damaged(Keyspace::Ledger, vec![ledger::ledger_key(damaged).to_vec()]);
+    let text = first(&report);
+    assert_eq!(report.first().unwrap().sequence, Some(damaged));
+    assert!(text.contains("could not be read"), "{text}");
+    // Nothing else is named: not the next entry's chain, not its versions.
+    assert!(report.divergences.iter().all(|d| d.sequence == Some(damaged)), "{}", report.summary());
+    assert_eq!(report.ledger_entries, head - 1);
+    assert_eq!(report.versions_checked, 2);
+    assert_eq!(report.markers_checked, 1);
+}
+
+#[tokio::test]
+async fn a_damaged_version_record_is_named_and_the_scan_goes_on_after_it() {
+    let (w, a, _) = archive().await;
+    let report = w.verify_damaged(Keyspace::Versions, vec![w.version_key("records/a.txt", &a)]);
+    assert_eq!(report.divergence_count, 2, "{}", report.summary());
+    let stretch = &report.divergences[0];
+    assert_eq!(stretch.sequence, None);
+    assert!(stretch.what.contains("version records from the first before bucket/records/b.bin"), "{stretch}");
+    let version = &report.divergences[1];
+    assert_eq!(version.sequence, Some(a.ledger_sequence));
+    assert!(version.what.contains("the record of bucket/records/a.txt version"), "{version}");
+    assert!(version.what.contains("could not be read"), "{version}");
+    // The versions after the damaged one were checked, bytes and all.
+    assert_eq!(report.versions_checked, 1);
+    assert_eq!(report.markers_checked, 1);
+    assert_eq!(report.bytes_checked, 3000);
+}
+
 #[test]
 fn the_checkpoint_message_is_domain_separated_and_binds_every_field() {
     let (signer, pkcs8) = Ed25519Signer::generate().unwrap();
