@@ -313,5 +313,5 @@ async fn pskc_enrolment() {
     let enrolled = w.mfa.enroll(&w.admin, &w.owner.access_key, devices, None).await.unwrap();
     assert_eq!(enrolled[0].serial, "987654321");
     let wrong = pskc::PskcKey::PreShared(zeroize::Zeroizing::new(vec![0; 16]));
-    assert!(Authority::enrollments_from_pskc(&totp, Some(wrong.as_str())).is_err());
+    assert!(Authority::enrollments_from_pskc(&totp, Some(&wrong)).is_err());
 }
