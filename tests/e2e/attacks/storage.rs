@@ -33,7 +33,7 @@ fn flip_in_table_files(db: &Path, needle: &[u8]) -> usize {
     let mut flipped = 0;
     for entry in std::fs::read_dir(db).unwrap() {
         let path = entry.unwrap().path();
-        if !path.extension().is_some_and(|e| e == "sst") {
+        if path.extension().is_none_or(|e| e != "sst") {
             continue;
         }
         let mut bytes = std::fs::read(&path).unwrap();
