@@ -54,7 +54,7 @@ fn read_code(token: &SimToken) -> String {
     source.read_code().unwrap().to_header().to_string()
 }
 
-fn versioning(
+pub(crate) fn versioning(
     bucket: &str,
     status: v1::VersioningStatus,
     mfa_delete: Option<bool>,

@@ -8,41 +8,11 @@ use std::time::Duration;
 
 use tonic::Code;
 use wormbox_proto::{ArchiveClient, v1};
-use wormbox_test_utils::{SimToken, TEST_EPOCH, TOKEN_SEED_BASE32, TestAppliance};
-use wormbox_tokensim::Fault;
+use wormbox_test_utils::{TEST_EPOCH, TestAppliance};
 
+use super::{DAY_MICROS, STEP, token_for};
+use crate::e2e::mfa::versioning;
 use crate::e2e::reason;
-
-const STEP: u64 = 30;
-const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
-
-fn key_id(credential: &str) -> String {
-    credential.split(':').next().unwrap().to_owned()
-}
-
-/// A token enrolled for the principal of `credential` and activated by that
-/// principal; the clock is then moved past both activation codes, so the
-/// token's current code is usable.
-async fn token_for(app: &TestAppliance, credential: &str, serial: &str) -> SimToken {
-    let token = SimToken::start(app.shared_clock(), serial, STEP, Fault::None, 0).unwrap();
-    let seed = v1::SeedEnrollment {
-        serial: serial.into(),
-        seed_base32: TOKEN_SEED_BASE32.into(),
-        step_seconds: STEP as u32,
-        ..Default::default()
-    };
-    let enroll = v1::EnrollDeviceRequest {
-        owner: key_id(credential),
-        source: Some(v1::enroll_device_request::Source::Seed(seed)),
-        mfa: String::new(),
-    };
-    app.mfa_as(app.admin_credential()).await.unwrap().enroll_device(enroll).await.unwrap();
-    let code = |offset| token.code(app.clock(), offset).split(' ').nth(1).unwrap().to_owned();
-    let activate = v1::ActivateDeviceRequest { serial: serial.into(), first_code: code(0), second_code: code(1) };
-    app.mfa_as(credential).await.unwrap().activate_device(activate).await.unwrap();
-    app.clock().advance(Duration::from_secs(2 * STEP));
-    token
-}
 
 fn retention(mode: v1::RetentionMode, until_micros: i64) -> v1::Retention {
     v1::Retention { mode: mode as i32, retain_until_unix_micros: until_micros }
@@ -56,24 +26,6 @@ async fn put(archive: &mut ArchiveClient, bucket: &str, key: &str, retention: Op
         v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(format!("record {key}").into_bytes())) },
     ];
     archive.put_object(tokio_stream::iter(messages)).await.unwrap().into_inner().version_id
-}
-
-fn versioning(
-    bucket: &str,
-    status: v1::VersioningStatus,
-    mfa_delete: Option<bool>,
-    mfa: &str,
-) -> v1::PutBucketVersioningRequest {
-    v1::PutBucketVersioningRequest {
-        bucket: bucket.into(),
-        status: status as i32,
-        mfa_delete: match mfa_delete {
-            None => v1::MfaDeleteStatus::Unspecified,
-            Some(true) => v1::MfaDeleteStatus::Enabled,
-            Some(false) => v1::MfaDeleteStatus::Disabled,
-        } as i32,
-        mfa: mfa.into(),
-    }
 }
 
 fn purge(bucket: &str, key: &str, version_id: &str, mfa: &str) -> v1::DeleteObjectRequest {

@@ -10,3 +10,42 @@ mod cancel;
 mod small;
 /// Damaged table files are lost data, named by verification; backups cannot hold the disk or the shutdown.
 mod storage;
+
+use std::time::Duration;
+
+use wormbox_proto::v1;
+use wormbox_test_utils::{SimToken, TOKEN_SEED_BASE32, TestAppliance};
+use wormbox_tokensim::Fault;
+
+/// The simulated tokens' time step, in seconds.
+const STEP: u64 = 30;
+const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// The access key id of a `KEYID:SECRET` credential.
+fn key_id(credential: &str) -> String {
+    credential.split(':').next().unwrap().to_owned()
+}
+
+/// A token enrolled for the principal of `credential` and activated by that
+/// principal; the clock is then moved past both activation codes, so the
+/// token's current code is usable.
+async fn token_for(app: &TestAppliance, credential: &str, serial: &str) -> SimToken {
+    let token = SimToken::start(app.shared_clock(), serial, STEP, Fault::None, 0).unwrap();
+    let seed = v1::SeedEnrollment {
+        serial: serial.into(),
+        seed_base32: TOKEN_SEED_BASE32.into(),
+        step_seconds: STEP as u32,
+        ..Default::default()
+    };
+    let enroll = v1::EnrollDeviceRequest {
+        owner: key_id(credential),
+        source: Some(v1::enroll_device_request::Source::Seed(seed)),
+        mfa: String::new(),
+    };
+    app.mfa_as(app.admin_credential()).await.unwrap().enroll_device(enroll).await.unwrap();
+    let code = |offset| token.code(app.clock(), offset).split(' ').nth(1).unwrap().to_owned();
+    let activate = v1::ActivateDeviceRequest { serial: serial.into(), first_code: code(0), second_code: code(1) };
+    app.mfa_as(credential).await.unwrap().activate_device(activate).await.unwrap();
+    app.clock().advance(Duration::from_secs(2 * STEP));
+    token
+}

@@ -9,58 +9,11 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use wormbox_proto::{ArchiveClient, v1};
 use wormbox_store::backend::Keyspace;
-use wormbox_test_utils::{SimToken, TEST_EPOCH, TOKEN_SEED_BASE32, TestAppliance, tamper};
-use wormbox_tokensim::Fault;
+use wormbox_test_utils::{TEST_EPOCH, TOKEN_SEED_BASE32, TestAppliance, tamper};
 
+use super::{DAY_MICROS, STEP, key_id, token_for};
+use crate::e2e::mfa::versioning;
 use crate::e2e::{create_bucket, delete, get, put, reason};
-
-const STEP: u64 = 30;
-const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
-
-fn key_id(credential: &str) -> String {
-    credential.split(':').next().unwrap().to_owned()
-}
-
-/// A token enrolled for the principal of `credential` and activated by that
-/// principal; the clock is then moved past both activation codes.
-async fn token_for(app: &TestAppliance, credential: &str, serial: &str) -> SimToken {
-    let token = SimToken::start(app.shared_clock(), serial, STEP, Fault::None, 0).unwrap();
-    let seed = v1::SeedEnrollment {
-        serial: serial.into(),
-        seed_base32: TOKEN_SEED_BASE32.into(),
-        step_seconds: STEP as u32,
-        ..Default::default()
-    };
-    let enroll = v1::EnrollDeviceRequest {
-        owner: key_id(credential),
-        source: Some(v1::enroll_device_request::Source::Seed(seed)),
-        mfa: String::new(),
-    };
-    app.mfa_as(app.admin_credential()).await.unwrap().enroll_device(enroll).await.unwrap();
-    let code = |offset| token.code(app.clock(), offset).split(' ').nth(1).unwrap().to_owned();
-    let activate = v1::ActivateDeviceRequest { serial: serial.into(), first_code: code(0), second_code: code(1) };
-    app.mfa_as(credential).await.unwrap().activate_device(activate).await.unwrap();
-    app.clock().advance(Duration::from_secs(2 * STEP));
-    token
-}
-
-fn versioning(
-    bucket: &str,
-    status: v1::VersioningStatus,
-    mfa_delete: Option<bool>,
-    mfa: &str,
-) -> v1::PutBucketVersioningRequest {
-    v1::PutBucketVersioningRequest {
-        bucket: bucket.into(),
-        status: status as i32,
-        mfa_delete: match mfa_delete {
-            None => v1::MfaDeleteStatus::Unspecified,
-            Some(true) => v1::MfaDeleteStatus::Enabled,
-            Some(false) => v1::MfaDeleteStatus::Disabled,
-        } as i32,
-        mfa: mfa.into(),
-    }
-}
 
 async fn bucket(archive: &mut ArchiveClient, name: &str) -> v1::Bucket {
     let request = v1::GetBucketRequest { bucket: name.into() };
