@@ -96,6 +96,7 @@ async fn a_stolen_admin_key_cannot_destroy_or_unprotect_locked_versions() {
         case_id: "SEC-2026-17".into(),
         place: true,
         note: "subpoena".into(),
+        mfa: String::new(),
     };
     let holds = officer.put_object_legal_hold(hold.clone()).await.unwrap().into_inner().legal_holds;
     assert_eq!(holds[0].case_id, "SEC-2026-17");
@@ -178,6 +179,7 @@ async fn governance_retention_yields_only_to_the_bypass_right() {
             name: "records-manager".into(),
             role: v1::Role::Writer as i32,
             bypass_governance: true,
+            mfa: String::new(),
         })
         .await
         .unwrap()
@@ -192,6 +194,7 @@ async fn governance_retention_yields_only_to_the_bypass_right() {
         .put_bucket_default_retention(v1::PutBucketDefaultRetentionRequest {
             bucket: "vault".into(),
             default_retention: Some(default),
+            mfa: String::new(),
         })
         .await
         .unwrap()

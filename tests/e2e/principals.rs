@@ -41,7 +41,10 @@ async fn principals_are_listed_without_secrets_and_revocation_is_immediate() {
     let err = not_admin.list_principals(v1::ListPrincipalsRequest {}).await.unwrap_err();
     assert_eq!(reason(&err), "ACCESS_DENIED");
 
-    let revoked = admin.revoke_principal(v1::RevokePrincipalRequest { access_key_id: akid.into() }).await.unwrap();
+    let revoked = admin
+        .revoke_principal(v1::RevokePrincipalRequest { access_key_id: akid.into(), mfa: String::new() })
+        .await
+        .unwrap();
     assert!(revoked.into_inner().ledger_sequence > 0);
     let err = writer.list_buckets(v1::ListBucketsRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

@@ -272,7 +272,7 @@ enum HoldCommand {
         #[arg(long, default_value = "")]
         note: String,
     },
-    /// Release a legal hold.
+    /// Release a legal hold (--mfa from your own device once an admin has an active device).
     Release {
         bucket: String,
         key: String,
@@ -293,8 +293,9 @@ enum HoldCommand {
 #[derive(Debug, Subcommand)]
 enum MfaCommand {
     /// Enrol a device (admin): from a seed or a PSKC file. It stays pending
-    /// until activated. If the owner already has an active device, --mfa
-    /// must give a code from it.
+    /// until its owner activates it (within [mfa] pending_hours). Once an
+    /// admin has an active device, --mfa must give a code from one of your
+    /// own; before that, when the owner has an active device, from it.
     Enroll {
         /// Device serial (from the seed or PSKC file if absent there).
         #[arg(long)]
@@ -364,6 +365,7 @@ enum BucketCommand {
         default_retention: Option<String>,
     },
     /// Set or clear (`none`) the default retention; turns Object Lock on for an Enabled bucket.
+    /// Clearing or shortening it needs --mfa from your own device once an admin has an active device.
     DefaultRetention {
         bucket: String,
         /// MODE:Nd, MODE:Ny or `none`.
@@ -388,7 +390,8 @@ enum BucketCommand {
 
 #[derive(Debug, Subcommand)]
 enum PrincipalCommand {
-    /// Create a principal; its secret is printed once.
+    /// Create a principal; its secret is printed once. An admin or the bypass
+    /// right needs --mfa from your own device once an admin has an active device.
     Create {
         name: String,
         /// admin, writer, reader or auditor.
@@ -399,6 +402,8 @@ enum PrincipalCommand {
         bypass_governance: bool,
     },
     List,
+    /// Revoke a principal's key; an admin's needs --mfa from your own device
+    /// once an admin has an active device.
     Revoke {
         access_key_id: String,
     },
@@ -449,6 +454,15 @@ impl Clients {
     }
 }
 
+/// Reads one code from `--mfa` when it is given (empty otherwise): for the
+/// requests that need a code only on a guarded appliance or for some changes.
+fn optional_code(spec: Option<&str>) -> anyhow::Result<String> {
+    match spec {
+        Some(_) => mfa_code(spec),
+        None => Ok(String::new()),
+    }
+}
+
 /// Reads one code from `--mfa`, right before the request that spends it.
 fn mfa_code(spec: Option<&str>) -> anyhow::Result<String> {
     let spec = spec.context("this operation needs an MFA code: pass --mfa SOURCE")?;
@@ -469,6 +483,7 @@ fn device_json(d: &v1::MfaDevice) -> Value {
         Ok(v1::MfaDeviceState::Pending) => "pending",
         Ok(v1::MfaDeviceState::Active) => "active",
         Ok(v1::MfaDeviceState::Deactivated) => "deactivated",
+        Ok(v1::MfaDeviceState::Expired) => "expired",
         _ => "unknown",
     };
     let alg = match v1::OtpAlgorithm::try_from(d.algorithm) {
@@ -665,8 +680,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let request = v1::CreateBucketRequest { bucket: bucket.clone(), object_lock };
                     let mut created = archive.create_bucket(request).await?.into_inner().bucket.unwrap_or_default();
                     if let Some(default_retention) = default {
-                        let request =
-                            v1::PutBucketDefaultRetentionRequest { bucket, default_retention: Some(default_retention) };
+                        let request = v1::PutBucketDefaultRetentionRequest {
+                            bucket,
+                            default_retention: Some(default_retention),
+                            mfa: String::new(),
+                        };
                         let reply = clients.compliance().put_bucket_default_retention(request).await?.into_inner();
                         created = reply.bucket.unwrap_or_default();
                     }
@@ -676,7 +694,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 BucketCommand::DefaultRetention { bucket, retention } => {
                     let default_retention =
                         if retention == "none" { None } else { Some(parse_default_retention(&retention)?) };
-                    let request = v1::PutBucketDefaultRetentionRequest { bucket, default_retention };
+                    let mfa = optional_code(mfa_spec)?;
+                    let request = v1::PutBucketDefaultRetentionRequest { bucket, default_retention, mfa };
                     let reply = clients.compliance().put_bucket_default_retention(request).await?.into_inner();
                     let bucket = reply.bucket.unwrap_or_default();
                     print(json_mode, bucket_json(&bucket), format!("{} object_lock=on", bucket.name));
@@ -980,8 +999,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let holds = match command {
                 HoldCommand::Place { bucket, key, version_id, case, note } => {
                     let version_id = version_id.unwrap_or_default();
-                    let request =
-                        v1::PutObjectLegalHoldRequest { bucket, key, version_id, case_id: case, place: true, note };
+                    let request = v1::PutObjectLegalHoldRequest {
+                        bucket,
+                        key,
+                        version_id,
+                        case_id: case,
+                        place: true,
+                        note,
+                        mfa: String::new(),
+                    };
                     compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
                 }
                 HoldCommand::Release { bucket, key, version_id, case } => {
@@ -993,6 +1019,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         case_id: case,
                         place: false,
                         note: String::new(),
+                        mfa: optional_code(mfa_spec)?,
                     };
                     compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
                 }
@@ -1023,9 +1050,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "auditor" => v1::Role::Auditor,
                         other => bail!("role must be admin, writer, reader or auditor, not `{other}`"),
                     };
-                    let reply = admin
-                        .create_principal(v1::CreatePrincipalRequest { name, role: role as i32, bypass_governance })
-                        .await?;
+                    let mfa = optional_code(mfa_spec)?;
+                    let request = v1::CreatePrincipalRequest { name, role: role as i32, bypass_governance, mfa };
+                    let reply = admin.create_principal(request).await?;
                     let reply = reply.into_inner();
                     let principal = reply.principal.unwrap_or_default();
                     let credential = format!("{}:{}", principal.access_key_id, reply.secret);
@@ -1063,7 +1090,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 PrincipalCommand::Revoke { access_key_id } => {
                     let reply = admin
-                        .revoke_principal(v1::RevokePrincipalRequest { access_key_id: access_key_id.clone() })
+                        .revoke_principal(v1::RevokePrincipalRequest {
+                            access_key_id: access_key_id.clone(),
+                            mfa: optional_code(mfa_spec)?,
+                        })
                         .await?
                         .into_inner();
                     let value = json!({"revoked": access_key_id, "ledger_sequence": reply.ledger_sequence});

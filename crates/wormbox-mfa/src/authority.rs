@@ -9,7 +9,14 @@
 //! durable. The caller's right to the operation is judged before a code is
 //! looked at: a request refused for its own sake spends no code and charges
 //! no device a failure.
+//!
+//! A stolen admin key alone cannot give anyone a usable device: once any
+//! admin has an active device (`admin_guarded`), enrolling a device needs a
+//! code from one of the caller's own active devices; a device is activated
+//! only by its owner, with two codes, within the pending time; and an
+//! owner's first activation expires every older pending device of theirs.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use wormbox_model::{Clock, Role, Timestamp};
@@ -128,10 +135,20 @@ fn decoy() -> Totp {
     Totp::new(&seed, OtpParams::default()).unwrap_or_else(|_| unreachable!("default parameters are valid"))
 }
 
-/// Activation and resync: the device is in `state`, and the caller is an
-/// admin or its owner.
+/// Activation and resync: the device is in `state`, and the caller is its
+/// owner; an admin may also resync an active device. Activation is the
+/// owner's alone: an admin who enrolled a seed of their choosing for someone
+/// must not be able to make it usable.
 fn may_pair(record: &DeviceRecord, actor: &Actor, state: DeviceState) -> bool {
-    record.state == state && (actor.role == Role::Admin || record.owner == actor.access_key)
+    let resync = state == DeviceState::Active;
+    record.state == state && (record.owner == actor.access_key || (resync && actor.role == Role::Admin))
+}
+
+/// Whether a pending device enrolled at `created_at` (µs) has waited past
+/// `pending_secs` at unix second `now`.
+fn pending_expired(record: &DeviceRecord, now: u64, pending_secs: u64) -> bool {
+    let enrolled = u64::try_from(record.created_at / 1_000_000).unwrap_or(0);
+    record.state == DeviceState::Pending && now > enrolled.saturating_add(pending_secs)
 }
 
 fn refusal(serial: &str, bucket: &str, reason: &str, what: &str) -> DeviceChange {
@@ -154,16 +171,42 @@ impl Authority {
         self.store.device(serial)?.map(|raw| DeviceRecord::decode(&raw)).transpose()
     }
 
-    /// Every device, or those of `owner`.
-    pub fn list(&self, owner: Option<&str>) -> Result<Vec<DeviceInfo>, MfaError> {
+    fn records(&self, owner: Option<&str>) -> Result<Vec<DeviceRecord>, MfaError> {
         let mut out = Vec::new();
         for (_, raw) in self.store.devices()? {
             let record = DeviceRecord::decode(&raw)?;
             if owner.is_none_or(|o| o == record.owner) {
-                out.push(DeviceInfo::from(&record));
+                out.push(record);
             }
         }
         Ok(out)
+    }
+
+    /// Every device, or those of `owner`. A pending device past its pending
+    /// time is listed as expired, which it is: it can no longer be activated.
+    pub fn list(&self, owner: Option<&str>) -> Result<Vec<DeviceInfo>, MfaError> {
+        let now = secs(self.clock.now());
+        let mut out = Vec::new();
+        for record in self.records(owner)? {
+            let mut info = DeviceInfo::from(&record);
+            if pending_expired(&record, now, self.policy.pending_secs) {
+                info.state = DeviceState::Expired;
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// Whether the appliance's administration is guarded: some admin
+    /// principal has an active device. From then on, every administrative
+    /// change that could lower protection needs a code from one of the
+    /// caller's own active devices (ARCHITECTURE.md, "MFA-protected
+    /// administration"). Revoked admins count: revoking the only admin with
+    /// a device must not switch the guard off.
+    pub fn admin_guarded(&self) -> Result<bool, MfaError> {
+        let admins: HashSet<String> =
+            self.store.principals()?.into_iter().filter(|(_, r)| r.role == Role::Admin).map(|(key, _)| key).collect();
+        Ok(self.records(None)?.iter().any(|d| d.state == DeviceState::Active && admins.contains(&d.owner)))
     }
 
     /// Whether `owner` has an active device.
@@ -200,9 +243,12 @@ impl Authority {
     }
 
     /// Enrols devices for `owner`, all or none, as `Pending`. Only an admin
-    /// may; and when `owner` already has an active device, `guard` must be a
-    /// valid code from one of them, so a stolen admin key alone cannot add a
-    /// device to someone else's MFA.
+    /// may. Once the appliance is guarded (`admin_guarded`), `guard` must be
+    /// a valid code from one of the caller's own active devices; before
+    /// that, when `owner` already has an active device, a code from one of
+    /// them. So a stolen admin key alone adds no device to anyone's MFA; the
+    /// very first admin device of a new appliance is the only one enrolled
+    /// with no code at all, and only its owner can activate it.
     pub async fn enroll(
         &self,
         actor: &Actor,
@@ -249,16 +295,27 @@ impl Authority {
                 return Err(MfaError::DuplicateSerial(serial.clone()));
             }
         }
-        if self.has_active_device(owner)? {
+        let code_from = if self.admin_guarded()? {
+            Some((
+                actor.access_key.as_str(),
+                "an admin has an active MFA device: enrolling a device needs a code from one of your own active \
+                 MFA devices"
+                    .to_owned(),
+            ))
+        } else if self.has_active_device(owner)? {
+            Some((owner, format!("`{owner}` already has an active MFA device: enrolling another needs a code from it")))
+        } else {
+            None
+        };
+        if let Some((code_owner, why)) = code_from {
             let what = format!("enroll-device {}", serials.join(","));
             let operation = Operation { bucket: String::new(), what };
             // An admin key trying to add a device behind the owner's back is
             // evidence, so the refusal is a ledger entry like a wrong code.
             let Some(guard) = guard else {
-                let why = format!("`{owner}` already has an active MFA device: enrolling another needs a code from it");
                 return Err(self.missing_code(actor, &operation, &why).await);
             };
-            self.verify(actor, owner, guard, &operation).await?;
+            self.verify(actor, code_owner, guard, &operation).await?;
         }
         let slot: Slot<Vec<DeviceInfo>> = Arc::default();
         let out = slot.clone();
@@ -291,7 +348,11 @@ impl Authority {
         take(&slot)
     }
 
-    /// Activates a pending device with two consecutive codes.
+    /// Activates a pending device with two consecutive codes. Only its owner
+    /// may, within the pending time (`Policy::pending_secs`) of its
+    /// enrolment; a late attempt expires it. Activating expires the owner's
+    /// older pending devices: a device someone enrolled for them before
+    /// they chose their token never becomes usable.
     pub async fn activate(
         &self,
         actor: &Actor,
@@ -323,7 +384,19 @@ impl Authority {
         };
         // The wide search is done here, outside the writer; the writer only
         // re-checks the two steps found.
-        let found = match self.record(serial.as_str())? {
+        let target = self.record(serial.as_str())?;
+        // The owner's older pending devices, which a first activation expires.
+        let older: Vec<String> = match &target {
+            Some(record) if !resync && may_pair(record, actor, wanted_state) => self
+                .records(Some(&record.owner))?
+                .into_iter()
+                .filter(|d| d.state == DeviceState::Pending && d.serial != record.serial)
+                .filter(|d| d.created_at < record.created_at)
+                .map(|d| d.serial)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let found = match target {
             Some(record) if may_pair(&record, actor, wanted_state) => {
                 let seed = self.key.open(serial.as_str(), &record.sealed_seed)?;
                 let totp = Totp::new(&seed, record.params).map_err(|_| MfaError::Corrupt)?;
@@ -344,9 +417,12 @@ impl Authority {
         let slot: Slot<DeviceInfo> = Arc::default();
         let out = slot.clone();
         let name = serial.to_string();
+        let mut serials = vec![serial.to_string()];
+        serials.extend(older);
         let update = DeviceUpdate(Box::new(move |current, now| {
             let now = secs(now);
-            let record = current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw));
+            let mut current = current.into_iter();
+            let record = current.next().flatten().map(|raw| DeviceRecord::decode(&raw));
             let mut record = match record {
                 Some(Ok(r)) if may_pair(&r, &caller, wanted_state) => r,
                 _ => {
@@ -354,6 +430,18 @@ impl Authority {
                     return vec![refusal(&name, "", "invalid", what)];
                 }
             };
+            if pending_expired(&record, now, policy.pending_secs) {
+                record.state = DeviceState::Expired;
+                put(&out, Err(MfaError::Expired(name.clone())));
+                let hours = policy.pending_secs / 3600;
+                return vec![DeviceChange {
+                    serial: name.clone(),
+                    record: Some(record.encode()),
+                    op: LedgerOp::MfaDeactivated,
+                    bucket: String::new(),
+                    detail: format!("expired: not activated within {hours} h of its enrolment"),
+                }];
+            }
             if record.locked_until > now {
                 put(&out, Err(MfaError::LockedOut { until: record.locked_until }));
                 return vec![refusal(&name, "", "locked-out", what)];
@@ -374,13 +462,29 @@ impl Authority {
                     record.state = DeviceState::Active;
                     put(&out, Ok(DeviceInfo::from(&record)));
                     let detail = format!("drift={} steps", record.drift);
-                    vec![DeviceChange {
+                    let enrolled = record.created_at;
+                    let mut changes = vec![DeviceChange {
                         serial: name.clone(),
                         record: Some(record.encode()),
                         op,
                         bucket: String::new(),
                         detail,
-                    }]
+                    }];
+                    // Re-read here: only devices still pending and older expire.
+                    for other in current.flatten().filter_map(|raw| DeviceRecord::decode(&raw).ok()) {
+                        if other.state == DeviceState::Pending && other.created_at < enrolled {
+                            let serial = other.serial.clone();
+                            let expired = DeviceRecord { state: DeviceState::Expired, ..other };
+                            changes.push(DeviceChange {
+                                serial,
+                                record: Some(expired.encode()),
+                                op: LedgerOp::MfaDeactivated,
+                                bucket: String::new(),
+                                detail: format!("expired: its owner activated {name}, enrolled later"),
+                            });
+                        }
+                    }
+                    changes
                 }
                 None => {
                     record.fail(now, &policy);
@@ -391,7 +495,7 @@ impl Authority {
                 }
             }
         }));
-        self.store.update_devices(actor, vec![serial.to_string()], update).await?;
+        self.store.update_devices(actor, serials, update).await?;
         take(&slot)
     }
 
@@ -503,8 +607,10 @@ impl Authority {
     }
 
     /// Deactivates a device for good; needs a valid code from one of the
-    /// owner's active devices (usually the device itself). The caller's
-    /// right is judged before the code; no code (`None`) is `Required`.
+    /// owner's active devices (usually the device itself) or, for an admin
+    /// retiring someone else's device (a lost token), from one of the
+    /// admin's own. The caller's right is judged before the code; no code
+    /// (`None`) is `Required`.
     pub async fn deactivate(&self, actor: &Actor, serial: &str, mfa: Option<&str>) -> Result<DeviceInfo, MfaError> {
         let serial = Serial::new(serial).map_err(|_| MfaError::Invalid)?;
         let record = self.record(serial.as_str())?.ok_or(MfaError::Invalid)?;
@@ -517,7 +623,14 @@ impl Authority {
             let why = "deactivating a device needs a code from one of its owner's active MFA devices";
             return Err(self.missing_code(actor, &operation, why).await);
         };
-        self.verify(actor, &record.owner, mfa, &operation).await?;
+        // The code names its device; an admin's own device vouches for the
+        // admin, any other is judged as the owner's.
+        let named = mfa.split_once(' ').and_then(|(s, _)| self.record(s).ok().flatten());
+        let code_owner = match named {
+            Some(device) if actor.role == Role::Admin && device.owner == actor.access_key => &actor.access_key,
+            _ => &record.owner,
+        };
+        self.verify(actor, code_owner, mfa, &operation).await?;
         let slot: Slot<DeviceInfo> = Arc::default();
         let out = slot.clone();
         let name = serial.to_string();

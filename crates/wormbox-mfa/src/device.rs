@@ -19,6 +19,9 @@ pub enum DeviceState {
     Active,
     /// Retired for good.
     Deactivated,
+    /// Never activated: not activated within the pending time, or another
+    /// device of its owner was activated first (see `Authority::activate`).
+    Expired,
 }
 
 impl DeviceState {
@@ -28,6 +31,7 @@ impl DeviceState {
             DeviceState::Pending => "pending",
             DeviceState::Active => "active",
             DeviceState::Deactivated => "deactivated",
+            DeviceState::Expired => "expired",
         }
     }
 }
@@ -45,6 +49,9 @@ pub struct Policy {
     pub lockout_base_secs: u64,
     /// The longest lockout.
     pub lockout_max_secs: u64,
+    /// How long an enrolled device may wait for its activation; after it,
+    /// it can only expire (a pending device is a seed someone else chose).
+    pub pending_secs: u64,
 }
 
 impl Default for Policy {
@@ -55,6 +62,7 @@ impl Default for Policy {
             max_failures: 5,
             lockout_base_secs: 60,
             lockout_max_secs: 24 * 3600,
+            pending_secs: 24 * 3600,
         }
     }
 }
@@ -125,6 +133,7 @@ impl DeviceRecord {
             DeviceState::Pending => 0,
             DeviceState::Active => 1,
             DeviceState::Deactivated => 2,
+            DeviceState::Expired => 3,
         });
         out.extend_from_slice(&self.drift.to_be_bytes());
         match self.last_step {
@@ -163,6 +172,7 @@ impl DeviceRecord {
             0 => DeviceState::Pending,
             1 => DeviceState::Active,
             2 => DeviceState::Deactivated,
+            3 => DeviceState::Expired,
             _ => return Err(corrupt()),
         };
         let drift = r.u64()? as i64;

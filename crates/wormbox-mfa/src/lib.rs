@@ -46,6 +46,10 @@ pub enum MfaError {
     /// An MFA code is needed for this request.
     #[error("{0}")]
     Required(String),
+    /// The pending device can no longer be activated: its pending time ran
+    /// out, or its owner activated another device first.
+    #[error("MFA device `{0}` has expired without being activated: enrol the token again")]
+    Expired(String),
     /// A request field is wrong.
     #[error("{0}")]
     InvalidArgument(String),

@@ -10,17 +10,24 @@
 //! the operation runs in the same atomic write that spends the code. The
 //! other guarded calls check the caller's role before the authority sees
 //! the code. A missing code is `MFA_REQUIRED` everywhere.
+//!
+//! A stolen admin key alone cannot lower protection: once an admin has an
+//! active device (`Authority::admin_guarded`), minting or revoking an admin,
+//! granting the bypass right, releasing a legal hold and clearing or
+//! shortening a bucket's default retention need a code from one of the
+//! caller's own active devices (device enrolment and activation are ruled
+//! by the authority).
 
 use std::sync::Arc;
 
-use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation};
+use wormbox_mfa::{Authority, CodeVerdict, DeviceInfo, Enrollment, MfaError, Operation};
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningState};
 use wormbox_store::evidence::{Checkpoint, Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
 use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{
-    Actor, BucketInfo, ClockStatus, DeleteOutcome, Guarded, ListObjectsParams, ListVersionsParams, LockRecord,
-    NewObject, NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord, Store, StoreError, Upload, VersionInfo,
-    VersioningChange, VersionsPage, WriteAck,
+    Actor, BucketInfo, ClockStatus, CodeCheck, DeleteOutcome, Guarded, HoldChange, ListObjectsParams,
+    ListVersionsParams, LockRecord, Lowering, NewObject, NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord,
+    Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage, WriteAck,
 };
 
 use crate::backup::{BackupError, BackupSource, Snapshot};
@@ -339,8 +346,10 @@ impl App {
     }
 
     /// PutObjectLegalHold: admins and auditors (compliance officers) only;
-    /// the store checks the role, so a refused attempt is in the ledger.
-    #[allow(clippy::too_many_arguments)]
+    /// the store checks the role, so a refused attempt is in the ledger. A
+    /// release on a guarded appliance needs a code from one of the caller's
+    /// own devices, judged after the release itself.
+    #[allow(clippy::too_many_arguments)] // PutObjectLegalHold's fields, one by one
     pub async fn set_legal_hold(
         &self,
         actor: &Actor,
@@ -350,20 +359,78 @@ impl App {
         case_id: String,
         place: bool,
         note: String,
-    ) -> Result<(LockRecord, Option<u64>), StoreError> {
+        mfa: Option<&str>,
+    ) -> Result<(LockRecord, Option<u64>), MfaError> {
         let version = self.resolve(&bucket, &key, version)?;
-        self.store.set_legal_hold(actor, bucket, key, version, case_id, place, note).await
+        let (lowering, code) = if place {
+            (Lowering::Allowed, None)
+        } else {
+            let what = format!("release-legal-hold key={key} version={} case={case_id:?}", selector_text(&version));
+            self.admin_code(actor, mfa, &Operation { bucket: bucket.to_string(), what })?
+        };
+        let hold = HoldChange { bucket, key, version, case_id, place, note };
+        let (code, verdict) = code.unzip();
+        match self.store.change_legal_hold(actor, hold, lowering, code).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(refused(verdict)),
+        }
     }
 
-    /// PutBucketDefaultRetention (turns Object Lock on).
+    /// PutBucketDefaultRetention (turns Object Lock on). Clearing or
+    /// shortening the default on a guarded appliance needs a code from one
+    /// of the caller's own devices; the writer judges whether it does.
     pub async fn set_default_retention(
         &self,
         actor: &Actor,
         bucket: BucketName,
         default: Option<DefaultRetention>,
-    ) -> Result<(BucketInfo, u64), StoreError> {
+        mfa: Option<&str>,
+    ) -> Result<(BucketInfo, u64), MfaError> {
         self.authorize(actor, Access::Write)?;
-        self.store.configure_object_lock(actor, bucket, default).await
+        let what = "put-bucket-default-retention".to_owned();
+        let (lowering, code) = self.admin_code(actor, mfa, &Operation { bucket: bucket.to_string(), what })?;
+        let (code, verdict) = code.unzip();
+        match self.store.change_object_lock(actor, bucket, default, lowering, code).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(refused(verdict)),
+        }
+    }
+
+    /// The code of an administrative change that could lower protection:
+    /// the request's, as a code of one of the caller's own devices, for the
+    /// writer to judge after the change; without one, the change may lower
+    /// nothing once the appliance is guarded.
+    fn admin_code(
+        &self,
+        actor: &Actor,
+        mfa: Option<&str>,
+        operation: &Operation,
+    ) -> Result<(Lowering, Option<(CodeCheck, CodeVerdict)>), MfaError> {
+        match mfa {
+            Some(mfa) => Ok((Lowering::Allowed, Some(self.mfa.check_code(&actor.access_key, mfa, operation)))),
+            None if self.mfa.admin_guarded()? => Ok((Lowering::NeedsCode, None)),
+            None => Ok((Lowering::Allowed, None)),
+        }
+    }
+
+    /// For a change that mints or removes administrative power (an admin, or
+    /// the bypass right): the code of one of the caller's own devices, to be
+    /// judged after the change, or none while the appliance is not guarded.
+    async fn power_code(
+        &self,
+        actor: &Actor,
+        mfa: Option<&str>,
+        operation: &Operation,
+    ) -> Result<Option<(CodeCheck, CodeVerdict)>, MfaError> {
+        match self.admin_code(actor, mfa, operation)? {
+            (_, Some(code)) => Ok(Some(code)),
+            (Lowering::Allowed, None) => Ok(None),
+            (Lowering::NeedsCode, None) => {
+                let why = "an admin has an active MFA device: this change needs a code from one of your own active \
+                           MFA devices";
+                Err(self.mfa.missing_code(actor, operation, why).await)
+            }
+        }
     }
 
     /// Whether a request overrides GOVERNANCE retention: it asked to, and the
@@ -488,16 +555,30 @@ impl App {
         self.store.list_objects(bucket, params)
     }
 
-    /// CreatePrincipal.
+    /// CreatePrincipal. An admin or a holder of the bypass right is minted
+    /// on a guarded appliance only with a code from one of the caller's own
+    /// devices, judged after the creation itself.
     pub async fn create_principal(
         &self,
         actor: &Actor,
         name: &str,
         role: Role,
         bypass_governance: bool,
-    ) -> Result<NewPrincipal, StoreError> {
+        mfa: Option<&str>,
+    ) -> Result<NewPrincipal, MfaError> {
         self.authorize(actor, Access::Admin)?;
-        self.store.create_principal_with_bypass(actor, name, role, bypass_governance).await
+        let code = if role == Role::Admin || bypass_governance {
+            let bypass = if bypass_governance { " bypass-governance" } else { "" };
+            let what = format!("create-principal role={}{bypass}", role.as_str());
+            self.power_code(actor, mfa, &Operation { bucket: String::new(), what }).await?
+        } else {
+            None
+        };
+        let (code, verdict) = code.unzip();
+        match self.store.create_principal_checked(actor, name, role, bypass_governance, code).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(refused(verdict)),
+        }
     }
 
     /// ListPrincipals.
@@ -506,11 +587,35 @@ impl App {
         self.store.principals()
     }
 
-    /// RevokePrincipal.
-    pub async fn revoke_principal(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
+    /// RevokePrincipal. Revoking an admin on a guarded appliance needs a
+    /// code from one of the caller's own devices: a stolen key must not
+    /// remove the admins who hold tokens.
+    pub async fn revoke_principal(
+        &self,
+        actor: &Actor,
+        access_key: &str,
+        mfa: Option<&str>,
+    ) -> Result<Option<u64>, MfaError> {
         self.authorize(actor, Access::Admin)?;
-        self.store.revoke_principal(actor, access_key).await
+        let target = self.store.principal(access_key)?;
+        let code = match target {
+            Some(record) if record.role == Role::Admin && record.revoked_at.is_none() => {
+                let what = format!("revoke-principal {access_key} role=admin");
+                self.power_code(actor, mfa, &Operation { bucket: String::new(), what }).await?
+            }
+            _ => None,
+        };
+        let (code, verdict) = code.unzip();
+        match self.store.revoke_principal_checked(actor, access_key, code).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(refused(verdict)),
+        }
     }
+}
+
+/// The authority's refusal of a code the store judged after the change.
+fn refused(verdict: Option<CodeVerdict>) -> MfaError {
+    verdict.map_or(MfaError::Corrupt, CodeVerdict::refusal)
 }
 
 fn selector_text(selector: &VersionSelector) -> String {

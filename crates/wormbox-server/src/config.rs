@@ -189,6 +189,10 @@ pub struct MfaConfig {
     /// The longest lockout, in seconds.
     #[serde(default = "default_mfa_max_lockout_seconds")]
     pub max_lockout_seconds: u64,
+    /// How long an enrolled device may wait for its owner to activate it, in
+    /// hours; it expires after that.
+    #[serde(default = "default_mfa_pending_hours")]
+    pub pending_hours: u64,
 }
 
 impl MfaConfig {
@@ -200,6 +204,7 @@ impl MfaConfig {
             max_failures: self.max_failures,
             lockout_base_secs: self.lockout_seconds,
             lockout_max_secs: self.max_lockout_seconds,
+            pending_secs: self.pending_hours * 3600,
         }
     }
 }
@@ -212,6 +217,7 @@ impl Default for MfaConfig {
             max_failures: default_mfa_max_failures(),
             lockout_seconds: default_mfa_lockout_seconds(),
             max_lockout_seconds: default_mfa_max_lockout_seconds(),
+            pending_hours: default_mfa_pending_hours(),
         }
     }
 }
@@ -230,6 +236,9 @@ fn default_mfa_lockout_seconds() -> u64 {
 }
 fn default_mfa_max_lockout_seconds() -> u64 {
     24 * 3600
+}
+fn default_mfa_pending_hours() -> u64 {
+    24
 }
 
 /// `[listen]`.
@@ -406,6 +415,9 @@ impl WormboxdConfig {
         }
         if !(1..=100).contains(&self.mfa.max_failures) {
             return invalid("mfa.max_failures", "must lie between 1 and 100");
+        }
+        if !(1..=720).contains(&self.mfa.pending_hours) {
+            return invalid("mfa.pending_hours", "must lie between 1 and 720");
         }
         if self.mfa.lockout_seconds == 0 || self.mfa.max_lockout_seconds < self.mfa.lockout_seconds {
             return invalid("mfa.lockout_seconds", "must be at least 1 and at most mfa.max_lockout_seconds");

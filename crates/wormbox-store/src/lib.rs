@@ -38,7 +38,9 @@ use std::sync::Arc;
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
 pub use store::{CommitStats, ObjectReader, Store, StoreOptions, Upload};
-use wormbox_model::{BucketName, Digest, Role, Timestamp, UserMetadata, VersionId, VersioningState};
+use wormbox_model::{
+    BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
+};
 
 use crate::backend::BackendError;
 
@@ -147,6 +149,37 @@ pub struct CodeCheck {
     /// The authority's decision; it accepts the code by returning a change
     /// with `LedgerOp::MfaAccepted`.
     pub update: DeviceUpdate,
+}
+
+/// A legal hold to place or release on one version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldChange {
+    /// The bucket.
+    pub bucket: BucketName,
+    /// The key.
+    pub key: ObjectKey,
+    /// The version.
+    pub version: VersionSelector,
+    /// The hold's case id.
+    pub case_id: String,
+    /// Places it (true) or releases it (false).
+    pub place: bool,
+    /// A note kept with a placed hold.
+    pub note: String,
+}
+
+/// Whether a change that lowers protection (releasing a legal hold,
+/// clearing or shortening a bucket's default retention) may run. The
+/// application layer decides, from whether the appliance's administration
+/// is guarded and whether the request carries a code (ARCHITECTURE.md,
+/// "MFA-protected administration"); the writer judges, in the same atomic
+/// write as the change, whether the change lowers anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lowering {
+    /// It may: the appliance is not guarded yet, or a code is checked with it.
+    Allowed,
+    /// It is refused with `StoreError::NeedsAdminCode`.
+    NeedsCode,
 }
 
 /// What became of an operation guarded by a `CodeCheck`. A refused
@@ -359,6 +392,13 @@ pub enum StoreError {
     MfaRequired {
         /// The bucket.
         bucket: String,
+    },
+    /// The change lowers protection on a guarded appliance and carries no
+    /// code from one of the caller's own active MFA devices.
+    #[error("{what} lowers protection: it needs a code from one of your own active MFA devices (`mfa`)")]
+    NeedsAdminCode {
+        /// What the change would have done.
+        what: String,
     },
     /// While MFA Delete is on a bucket cannot be Suspended: a Suspended
     /// bucket's writes replace `null` versions, with no code.

@@ -93,6 +93,19 @@ impl DefaultRetention {
     }
 }
 
+/// Whether replacing a bucket's default retention `old` with `new` lowers
+/// the protection of the versions written after it: clearing it, moving
+/// from COMPLIANCE to GOVERNANCE, or shortening the period.
+pub fn default_lowered(old: Option<DefaultRetention>, new: Option<DefaultRetention>) -> bool {
+    match (old, new) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(old), Some(new)) => {
+            (old.mode == RetentionMode::Compliance && new.mode != RetentionMode::Compliance) || new.days() < old.days()
+        }
+    }
+}
+
 /// One named legal hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegalHold {

@@ -24,8 +24,8 @@ use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
 use crate::writer::{self, Command, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, Guarded, LedgerSummary,
-    NewObject, NewPrincipal, StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, Guarded, HoldChange,
+    LedgerSummary, Lowering, NewObject, NewPrincipal, StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
 };
 
 /// Limits the store enforces.
@@ -230,6 +230,19 @@ impl Store {
         Ok(answer)
     }
 
+    /// Submits `command`, guarded by `code` when there is one.
+    async fn submit_maybe_guarded(
+        &self,
+        actor: &Actor,
+        command: Command,
+        code: Option<CodeCheck>,
+    ) -> Result<Guarded<Outcome>, StoreError> {
+        match code {
+            Some(code) => self.submit_guarded(actor, command, code).await,
+            None => Ok(Guarded::Done(self.submit(actor, command).await?)),
+        }
+    }
+
     /// Submits `command` guarded by `code` (the writer's `guarded`).
     async fn submit_guarded(
         &self,
@@ -370,9 +383,29 @@ impl Store {
         bucket: BucketName,
         default: Option<DefaultRetention>,
     ) -> Result<(BucketInfo, u64), StoreError> {
-        match self.submit(actor, Command::ConfigureObjectLock { bucket, default }).await? {
-            Outcome::Bucket(info, Some(sequence)) => Ok((info, sequence)),
-            other => Err(unexpected(other)),
+        match self.change_object_lock(actor, bucket, default, Lowering::Allowed, None).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
+        }
+    }
+
+    /// `configure_object_lock` as the application layer calls it: a change
+    /// that clears or shortens the default is refused unless `lowering`
+    /// allows it, and `code`, when given, is judged after the change itself
+    /// (`CodeCheck`).
+    pub async fn change_object_lock(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        default: Option<DefaultRetention>,
+        lowering: Lowering,
+        code: Option<CodeCheck>,
+    ) -> Result<Guarded<(BucketInfo, u64)>, StoreError> {
+        match self.submit_maybe_guarded(actor, Command::ConfigureObjectLock { bucket, default, lowering }, code).await?
+        {
+            Guarded::Done(Outcome::Bucket(info, Some(sequence))) => Ok(Guarded::Done((info, sequence))),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
     }
 
@@ -434,10 +467,29 @@ impl Store {
         place: bool,
         note: String,
     ) -> Result<(LockRecord, Option<u64>), StoreError> {
-        let set = SetHold { bucket, key, version, case_id, place, note };
-        match self.submit(actor, Command::SetHold(Box::new(set))).await? {
-            Outcome::Lock(lock, sequence) => Ok((lock, sequence)),
-            other => Err(unexpected(other)),
+        let hold = HoldChange { bucket, key, version, case_id, place, note };
+        match self.change_legal_hold(actor, hold, Lowering::Allowed, None).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
+        }
+    }
+
+    /// `set_legal_hold` as the application layer calls it: a release is
+    /// refused unless `lowering` allows it, and `code`, when given, is
+    /// judged after the change itself (`CodeCheck`).
+    pub async fn change_legal_hold(
+        &self,
+        actor: &Actor,
+        hold: HoldChange,
+        lowering: Lowering,
+        code: Option<CodeCheck>,
+    ) -> Result<Guarded<(LockRecord, Option<u64>)>, StoreError> {
+        let HoldChange { bucket, key, version, case_id, place, note } = hold;
+        let set = SetHold { bucket, key, version, case_id, place, note, lowering };
+        match self.submit_maybe_guarded(actor, Command::SetHold(Box::new(set)), code).await? {
+            Guarded::Done(Outcome::Lock(lock, sequence)) => Ok(Guarded::Done((lock, sequence))),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
     }
 
@@ -743,6 +795,23 @@ impl Store {
         role: Role,
         bypass_governance: bool,
     ) -> Result<NewPrincipal, StoreError> {
+        match self.create_principal_checked(actor, name, role, bypass_governance, None).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
+        }
+    }
+
+    /// `create_principal_with_bypass`, with `code` (when given) judged after
+    /// the creation itself (`CodeCheck`): the application layer asks for one
+    /// before minting an admin or the bypass right on a guarded appliance.
+    pub async fn create_principal_checked(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        bypass_governance: bool,
+        code: Option<CodeCheck>,
+    ) -> Result<Guarded<NewPrincipal>, StoreError> {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::InvalidArgument(
                 "principal name must be 1 to 128 bytes without control characters".to_owned(),
@@ -762,9 +831,12 @@ impl Store {
             bypass_governance,
         };
         let command = Command::CreatePrincipal { access_key: access_key.clone(), record: Box::new(record) };
-        match self.submit(actor, command).await? {
-            Outcome::Sequence(Some(ledger_sequence)) => Ok(NewPrincipal { access_key, secret, ledger_sequence }),
-            other => Err(unexpected(other)),
+        match self.submit_maybe_guarded(actor, command, code).await? {
+            Guarded::Done(Outcome::Sequence(Some(ledger_sequence))) => {
+                Ok(Guarded::Done(NewPrincipal { access_key, secret, ledger_sequence }))
+            }
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
     }
 
@@ -782,11 +854,34 @@ impl Store {
     /// Revokes a principal; its key stops working at once. Returns the ledger
     /// entry, or `None` when it was already revoked.
     pub async fn revoke_principal(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
-        let command = Command::RevokePrincipal { access_key: access_key.to_owned() };
-        match self.submit(actor, command).await? {
-            Outcome::Sequence(sequence) => Ok(sequence),
-            other => Err(unexpected(other)),
+        match self.revoke_principal_checked(actor, access_key, None).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
         }
+    }
+
+    /// `revoke_principal`, with `code` (when given) judged after the
+    /// revocation itself (`CodeCheck`).
+    pub async fn revoke_principal_checked(
+        &self,
+        actor: &Actor,
+        access_key: &str,
+        code: Option<CodeCheck>,
+    ) -> Result<Guarded<Option<u64>>, StoreError> {
+        let command = Command::RevokePrincipal { access_key: access_key.to_owned() };
+        match self.submit_maybe_guarded(actor, command, code).await? {
+            Guarded::Done(Outcome::Sequence(sequence)) => Ok(Guarded::Done(sequence)),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
+        }
+    }
+
+    /// The record of the principal `access_key`, if there is one.
+    pub fn principal(&self, access_key: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        read(&*self.inner.backend, Keyspace::Principals, access_key.as_bytes())?
+            .map(|raw| PrincipalRecord::decode(&raw))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     /// Returns every principal by access key id; never secrets.

@@ -38,8 +38,8 @@ use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, NewObject, StoreError,
-    VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, Lowering, NewObject,
+    StoreError, VersioningChange, WriteAck, external_id,
 };
 pub(crate) use committer::CommitCounters;
 use committer::{Committer, InFlight, InFlightList, Job, Reply};
@@ -91,6 +91,7 @@ pub(crate) enum Command {
     ConfigureObjectLock {
         bucket: BucketName,
         default: Option<DefaultRetention>,
+        lowering: Lowering,
     },
     SetRetention(Box<SetRetention>),
     SetHold(Box<SetHold>),
@@ -149,7 +150,7 @@ pub(crate) struct SetRetention {
     pub(crate) mfa: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SetHold {
     pub(crate) bucket: BucketName,
     pub(crate) key: ObjectKey,
@@ -157,6 +158,8 @@ pub(crate) struct SetHold {
     pub(crate) case_id: String,
     pub(crate) place: bool,
     pub(crate) note: String,
+    /// Whether a release may run (see `Lowering`).
+    pub(crate) lowering: Lowering,
 }
 
 #[derive(Debug)]
@@ -660,7 +663,9 @@ struct EntryFields {
 fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
     match command {
         Command::CreateBucket { bucket, object_lock } => create_bucket(txn, actor, bucket, object_lock),
-        Command::ConfigureObjectLock { bucket, default } => configure_object_lock(txn, actor, bucket, default),
+        Command::ConfigureObjectLock { bucket, default, lowering } => {
+            configure_object_lock(txn, actor, bucket, default, lowering)
+        }
         Command::SetRetention(set) => set_retention(txn, actor, *set),
         Command::SetHold(set) => set_hold(txn, actor, *set),
         Command::DeleteBucket { bucket } => delete_bucket(txn, actor, &bucket),
@@ -922,6 +927,14 @@ fn trial_copy(command: &Command) -> Option<Command> {
         Command::SetVersioning { bucket, change } => {
             Some(Command::SetVersioning { bucket: bucket.clone(), change: change.clone() })
         }
+        Command::SetHold(set) => Some(Command::SetHold(set.clone())),
+        Command::ConfigureObjectLock { bucket, default, lowering } => {
+            Some(Command::ConfigureObjectLock { bucket: bucket.clone(), default: *default, lowering: *lowering })
+        }
+        Command::CreatePrincipal { access_key, record } => {
+            Some(Command::CreatePrincipal { access_key: access_key.clone(), record: record.clone() })
+        }
+        Command::RevokePrincipal { access_key } => Some(Command::RevokePrincipal { access_key: access_key.clone() }),
         _ => None,
     }
 }
@@ -1259,6 +1272,7 @@ fn is_refusal(err: &StoreError) -> bool {
             | StoreError::VersioningLocked { .. }
             | StoreError::SuspendedWithMfaDelete { .. }
             | StoreError::MfaRequired { .. }
+            | StoreError::NeedsAdminCode { .. }
             | StoreError::NullVersionNeedsMfa { .. }
             | StoreError::AccessDenied(_)
             | StoreError::BucketNotEmpty { .. }
@@ -1323,6 +1337,7 @@ fn configure_object_lock(
     actor: &Actor,
     bucket: BucketName,
     default: Option<DefaultRetention>,
+    lowering: Lowering,
 ) -> Result<Outcome, StoreError> {
     let mut record = txn.bucket(&bucket)?;
     require_owner(actor, &bucket, &record)?;
@@ -1333,6 +1348,13 @@ fn configure_object_lock(
     }
     if let Some(d) = default {
         d.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    }
+    // Judged here, against the default this same write replaces, so that a
+    // change racing another cannot lower what it did not see.
+    if lowering == Lowering::NeedsCode && retention::default_lowered(record.default_retention, default) {
+        return Err(StoreError::NeedsAdminCode {
+            what: format!("clearing or shortening the default retention of bucket `{bucket}`"),
+        });
     }
     let detail = match default {
         Some(d) => format!("object-lock on; default {} {:?}", d.mode.as_str(), d.period),
@@ -1444,6 +1466,9 @@ fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, S
                 note: set.note.clone(),
             });
             LedgerOp::HoldPlaced
+        }
+        (false, Some(_)) if set.lowering == Lowering::NeedsCode => {
+            return Err(StoreError::NeedsAdminCode { what: format!("releasing legal hold `{}`", set.case_id) });
         }
         (false, Some(index)) => {
             lock.holds.remove(index);

@@ -162,6 +162,7 @@ async fn a_locked_or_held_version_is_refused_before_the_code_is_spent() {
         case_id: "SEC-2026-18".into(),
         place: true,
         note: String::new(),
+        mfa: String::new(),
     };
     app.compliance().await.unwrap().put_object_legal_hold(hold).await.unwrap();
     let on = token.code(app.clock(), 0);

@@ -77,7 +77,7 @@ impl World {
 
     async fn active(&self) {
         self.enroll(SERIAL, &self.owner).await.unwrap();
-        self.mfa.activate(&self.admin, SERIAL, &self.code(0), &self.code(1)).await.unwrap();
+        self.mfa.activate(&self.owner, SERIAL, &self.code(0), &self.code(1)).await.unwrap();
         // Both activation codes are spent; wait for a fresh step.
         self.advance_steps(2);
     }
@@ -100,9 +100,9 @@ async fn enrolment_activation_and_one_code_per_operation() {
     // A pending device is not usable.
     assert!(matches!(w.verify(&format!("{SERIAL} {}", w.code(0))).await, Err(MfaError::Invalid)));
     // Activation needs two consecutive codes.
-    let err = w.mfa.activate(&w.admin, SERIAL, &w.code(0), &w.code(2)).await.unwrap_err();
+    let err = w.mfa.activate(&w.owner, SERIAL, &w.code(0), &w.code(2)).await.unwrap_err();
     assert!(matches!(err, MfaError::Invalid));
-    let active = w.mfa.activate(&w.admin, SERIAL, &w.code(0), &w.code(1)).await.unwrap();
+    let active = w.mfa.activate(&w.owner, SERIAL, &w.code(0), &w.code(1)).await.unwrap();
     assert_eq!(active.state, DeviceState::Active);
     // Neither activation code can ever be used again.
     assert!(matches!(w.verify(&format!("{SERIAL} {}", w.code(1))).await, Err(MfaError::Replayed)));
@@ -151,7 +151,7 @@ async fn unusable_devices_answer_exactly_like_a_wrong_code() {
         assert_eq!(w.verify(&mfa).await.unwrap_err().to_string(), wrong, "{mfa:?}");
     }
     // Another principal's active device is refused for this owner's operation.
-    w.mfa.activate(&w.admin, "GAHT-OTHERS-1", &w.code(0), &w.code(1)).await.unwrap();
+    w.mfa.activate(&w.other, "GAHT-OTHERS-1", &w.code(0), &w.code(1)).await.unwrap();
     w.advance_steps(2);
     let op = Operation::default();
     let theirs = w.mfa.verify(&w.other, &w.owner.access_key, &format!("GAHT-OTHERS-1 {}", w.code(0)), &op).await;
@@ -314,4 +314,90 @@ async fn pskc_enrolment() {
     assert_eq!(enrolled[0].serial, "987654321");
     let wrong = pskc::PskcKey::PreShared(zeroize::Zeroizing::new(vec![0; 16]));
     assert!(Authority::enrollments_from_pskc(&totp, Some(&wrong)).is_err());
+}
+
+#[tokio::test]
+async fn only_the_owner_activates_and_a_pending_device_expires() {
+    let w = world().await;
+    w.enroll(SERIAL, &w.owner).await.unwrap();
+    // The admin who enrolled the seed cannot make it usable (issue 16, finding 3).
+    let err = w.mfa.activate(&w.admin, SERIAL, &w.code(0), &w.code(1)).await.unwrap_err();
+    assert!(matches!(err, MfaError::Invalid), "{err}");
+    assert_eq!(w.mfa.list(None).unwrap()[0].state, DeviceState::Pending);
+    // Past the pending time it is listed as expired, and an attempt expires it for good.
+    w.clock.advance(Duration::from_secs(Policy::default().pending_secs + 1));
+    assert_eq!(w.mfa.list(None).unwrap()[0].state, DeviceState::Expired);
+    let err = w.mfa.activate(&w.owner, SERIAL, &w.code(0), &w.code(1)).await.unwrap_err();
+    assert!(matches!(err, MfaError::Expired(_)), "{err}");
+    let entries = w.ledger();
+    let last = entries.last().unwrap();
+    assert_eq!((last.op, last.key.as_str()), (LedgerOp::MfaDeactivated, SERIAL));
+    assert!(last.detail.starts_with("expired"), "{}", last.detail);
+    // The expiry is stored, not only computed.
+    let reopened = open(&w.backend, &w.clock);
+    assert_eq!(reopened.list(None).unwrap()[0].state, DeviceState::Expired);
+}
+
+#[tokio::test]
+async fn a_first_activation_expires_the_owners_older_pending_devices() {
+    let w = world().await;
+    // Someone enrols a seed of their choosing for the owner, who has no device yet...
+    w.enroll("GAHT-PLANTED-1", &w.owner).await.unwrap();
+    w.advance_steps(1);
+    // ...then the owner's real token is enrolled and the owner activates it.
+    w.enroll(SERIAL, &w.owner).await.unwrap();
+    w.mfa.activate(&w.owner, SERIAL, &w.code(0), &w.code(1)).await.unwrap();
+    w.advance_steps(2);
+    let planted = w.mfa.list(None).unwrap().into_iter().find(|d| d.serial == "GAHT-PLANTED-1").unwrap();
+    assert_eq!(planted.state, DeviceState::Expired);
+    // Not even its owner can activate it now.
+    let err = w.mfa.activate(&w.owner, "GAHT-PLANTED-1", &w.code(0), &w.code(1)).await.unwrap_err();
+    assert!(matches!(err, MfaError::Invalid), "{err}");
+    // Devices enrolled together (one PSKC file) stay activatable one after the other.
+    let pair = ["GAHT-PAIR-0001", "GAHT-PAIR-0002"].map(|s| Enrollment {
+        serial: s.into(),
+        params: OtpParams::default(),
+        seed: Seed::new(SEED.to_vec()).unwrap(),
+    });
+    let guard = format!("{SERIAL} {}", w.code(0));
+    w.mfa.enroll(&w.admin, &w.owner.access_key, pair.into(), Some(&guard)).await.unwrap();
+    w.advance_steps(1);
+    w.mfa.activate(&w.owner, "GAHT-PAIR-0001", &w.code(0), &w.code(1)).await.unwrap();
+    w.advance_steps(2);
+    w.mfa.activate(&w.owner, "GAHT-PAIR-0002", &w.code(0), &w.code(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn once_an_admin_has_a_device_enrolment_needs_the_callers_own_code() {
+    let w = world().await;
+    let boss = w.mfa.store.create_principal(&Actor::system(), "boss", Role::Admin).await.unwrap();
+    let boss = Actor { access_key: boss.access_key, role: Role::Admin };
+    assert!(!w.mfa.admin_guarded().unwrap());
+    // The very first admin device needs no code; only its owner activates it.
+    let first =
+        Enrollment { serial: SERIAL.into(), params: OtpParams::default(), seed: Seed::new(SEED.to_vec()).unwrap() };
+    w.mfa.enroll(&boss, &boss.access_key, vec![first], None).await.unwrap();
+    assert!(!w.mfa.admin_guarded().unwrap(), "a pending device guards nothing");
+    w.mfa.activate(&boss, SERIAL, &w.code(0), &w.code(1)).await.unwrap();
+    w.advance_steps(2);
+    assert!(w.mfa.admin_guarded().unwrap());
+    // Now a stolen admin key alone enrols nothing, for anyone (issue 16, finding 2)...
+    let dev = |s: &str| {
+        vec![Enrollment { serial: s.into(), params: OtpParams::default(), seed: Seed::new(SEED.to_vec()).unwrap() }]
+    };
+    for owner in [&boss.access_key, &w.owner.access_key] {
+        let err = w.mfa.enroll(&w.admin, owner, dev("GAHT-STOLEN-01"), None).await.unwrap_err();
+        assert!(matches!(err, MfaError::Required(_)), "{err}");
+    }
+    // ...and the code must be the caller's own: the boss's code does not serve another admin key.
+    let boss_code = format!("{SERIAL} {}", w.code(0));
+    let err = w.mfa.enroll(&w.admin, &w.owner.access_key, dev("GAHT-STOLEN-01"), Some(&boss_code)).await.unwrap_err();
+    assert!(matches!(err, MfaError::Invalid), "{err}");
+    assert!(w.mfa.list(None).unwrap().iter().all(|d| d.serial != "GAHT-STOLEN-01"));
+    w.advance_steps(1);
+    let boss_code = format!("{SERIAL} {}", w.code(0));
+    w.mfa.enroll(&boss, &w.owner.access_key, dev("GAHT-OWNERS-01"), Some(&boss_code)).await.unwrap();
+    // Revoking the boss does not switch the guard off.
+    w.mfa.store.revoke_principal(&Actor::system(), &boss.access_key).await.unwrap();
+    assert!(w.mfa.admin_guarded().unwrap());
 }

@@ -90,9 +90,9 @@ impl Admin for AdminService {
             .ok_or_else(|| invalid("role must be ADMIN, WRITER, READER or AUDITOR"))?;
         let created = self
             .app
-            .create_principal(&actor, &request.name, role, request.bypass_governance)
+            .create_principal(&actor, &request.name, role, request.bypass_governance, convert::mfa(&request.mfa))
             .await
-            .map_err(|e| from_store(&e))?;
+            .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::CreatePrincipalResponse {
             principal: Some(v1::Principal {
                 access_key_id: created.access_key,
@@ -133,8 +133,12 @@ impl Admin for AdminService {
         request: Request<v1::RevokePrincipalRequest>,
     ) -> Result<Response<v1::RevokePrincipalResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let access_key = request.into_inner().access_key_id;
-        let sequence = self.app.revoke_principal(&actor, &access_key).await.map_err(|e| from_store(&e))?;
+        let request = request.into_inner();
+        let sequence = self
+            .app
+            .revoke_principal(&actor, &request.access_key_id, convert::mfa(&request.mfa))
+            .await
+            .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::RevokePrincipalResponse { ledger_sequence: sequence.unwrap_or(0) }))
     }
 

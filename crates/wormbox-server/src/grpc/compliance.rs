@@ -97,9 +97,9 @@ impl Compliance for ComplianceService {
         let case_id = if r.case_id.is_empty() { S3_HOLD.to_owned() } else { r.case_id };
         let (lock, sequence) = self
             .app
-            .set_legal_hold(&actor, bucket, key, version, case_id, r.place, r.note)
+            .set_legal_hold(&actor, bucket, key, version, case_id, r.place, r.note, convert::mfa(&r.mfa))
             .await
-            .map_err(|e| from_store(&e))?;
+            .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::PutObjectLegalHoldResponse {
             legal_holds: convert::holds_to_wire(&lock.holds),
             ledger_sequence: sequence.unwrap_or(0),
@@ -123,8 +123,11 @@ impl Compliance for ComplianceService {
         let r = request.into_inner();
         let bucket = convert::bucket_name(&r.bucket)?;
         let default = convert::default_retention(r.default_retention)?;
-        let (info, sequence) =
-            self.app.set_default_retention(&actor, bucket, default).await.map_err(|e| from_store(&e))?;
+        let (info, sequence) = self
+            .app
+            .set_default_retention(&actor, bucket, default, convert::mfa(&r.mfa))
+            .await
+            .map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::PutBucketDefaultRetentionResponse {
             bucket: Some(convert::bucket(&info)),
             ledger_sequence: sequence,

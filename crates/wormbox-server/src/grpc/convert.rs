@@ -115,6 +115,7 @@ pub(crate) fn device(info: &DeviceInfo) -> v1::MfaDevice {
             DeviceState::Pending => v1::MfaDeviceState::Pending,
             DeviceState::Active => v1::MfaDeviceState::Active,
             DeviceState::Deactivated => v1::MfaDeviceState::Deactivated,
+            DeviceState::Expired => v1::MfaDeviceState::Expired,
         } as i32,
         drift_steps: info.drift_steps,
         failures: info.failures,

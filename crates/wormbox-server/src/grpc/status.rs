@@ -49,7 +49,7 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
         StoreError::ChecksumMismatch { .. } => with_reason(Code::InvalidArgument, "CHECKSUM_MISMATCH", message),
         StoreError::AccessDenied(_) => with_reason(Code::PermissionDenied, "ACCESS_DENIED", message),
         StoreError::NoSuchPrincipal(_) => with_reason(Code::NotFound, "INVALID_ARGUMENT", message),
-        StoreError::MfaRequired { .. } | StoreError::NullVersionNeedsMfa { .. } => {
+        StoreError::MfaRequired { .. } | StoreError::NullVersionNeedsMfa { .. } | StoreError::NeedsAdminCode { .. } => {
             with_reason(Code::PermissionDenied, "MFA_REQUIRED", message)
         }
         StoreError::ObjectLocked { .. } => with_reason(Code::PermissionDenied, "OBJECT_LOCKED", message),
@@ -113,6 +113,7 @@ pub(crate) fn from_mfa(err: &MfaError) -> Status {
             HashMap::from([("locked_until_unix_seconds".to_owned(), until.to_string())]),
         ),
         MfaError::Required(_) => with_reason(Code::PermissionDenied, "MFA_REQUIRED", message),
+        MfaError::Expired(_) => with_reason(Code::FailedPrecondition, "MFA_DEVICE_EXPIRED", message),
         MfaError::InvalidArgument(_) | MfaError::Pskc(_) => {
             with_reason(Code::InvalidArgument, "INVALID_ARGUMENT", message)
         }
