@@ -2,6 +2,8 @@
 //! evidence, tried against a real server; each test is the regression test of
 //! one finding (issue 16) and stays here so the class stays closed.
 
+/// A stolen admin key alone cannot lower protection; pending devices are no back door.
+mod admin;
 /// Who may attempt an operation is judged before any code is looked at.
 mod authority;
 /// Cancelled uploads never publish a version whose bytes are gone.
