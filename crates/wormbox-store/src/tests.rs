@@ -814,6 +814,44 @@ mod object_lock {
         VersionSelector::parse(&ack.version_id).unwrap()
     }
 
+    /// Issue 16, finding 7: refusals cannot grow the ledger without bound. A
+    /// caller without the right writes no entry at all; an entitled caller's
+    /// refusals are itemised up to a budget per minute, and the rest of the
+    /// minute's are one entry that counts them.
+    #[tokio::test]
+    async fn refusals_grow_the_ledger_by_a_bounded_amount() {
+        let w = lock_world().await;
+        let until = Timestamp(now(&w).0 + 2 * DAY);
+        let ack = put_with(&w, "k", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
+        let entries = || w.store.ledger_entries(1).unwrap().len();
+        let before = entries();
+        let reader = Actor { access_key: "WBREADER0000000000".to_owned(), role: Role::Reader };
+        for _ in 0..200 {
+            let retention = Some(Retention { mode: RetentionMode::Compliance, until: Timestamp(until.0 + DAY) });
+            let err = w
+                .store
+                .set_retention(&reader, w.bucket.clone(), key("k"), sel(&ack), retention, false, None)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::AccessDenied(_)), "{err}");
+        }
+        assert_eq!(entries(), before, "a caller who may not attempt it writes nothing");
+        for _ in 0..200 {
+            let err = w.delete("k", Some(&ack.version_id)).await.unwrap_err();
+            assert!(matches!(err, StoreError::ObjectLocked { .. }), "{err}");
+        }
+        let budget = crate::writer::REFUSALS_PER_WINDOW as usize;
+        assert_eq!(entries(), before + budget, "the first {budget} of a minute are itemised");
+        // The next group after the minute writes one entry counting the rest.
+        w.clock.advance(Duration::from_secs(61));
+        let _ = w.delete("k", Some(&ack.version_id)).await.unwrap_err();
+        let all = w.store.ledger_entries(1).unwrap();
+        let tally = &all[before + budget].0;
+        assert_eq!((tally.op, tally.principal.as_str()), (LedgerOp::Refused, w.actor.access_key.as_str()));
+        assert!(tally.detail.starts_with(&format!("{} further refused attempts", 200 - budget)), "{}", tally.detail);
+        assert_eq!(all.len(), before + budget + 2, "the count, then the new minute's first refusal");
+    }
+
     #[tokio::test]
     async fn compliance_retention_refuses_every_purge_until_it_expires() {
         let w = lock_world().await;

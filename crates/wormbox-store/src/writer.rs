@@ -43,8 +43,12 @@ use crate::{
 };
 pub(crate) use committer::CommitCounters;
 use committer::{Committer, InFlight, InFlightList, Job, Reply};
+#[cfg(test)]
+pub(crate) use refusals::PER_WINDOW as REFUSALS_PER_WINDOW;
+use refusals::RefusalBudget;
 
 mod committer;
+mod refusals;
 
 /// Most commands in one group commit.
 const MAX_GROUP: usize = 1024;
@@ -222,6 +226,7 @@ pub(crate) fn run(
                 return;
             }
         };
+    let refusals = std::cell::RefCell::new(RefusalBudget::default());
     let mut epoch = 0u64;
     while let Ok(first) = rx.recv() {
         // A failed commit took its epoch's later groups with it; carry on
@@ -234,7 +239,8 @@ pub(crate) fn run(
         }
         let layers: Vec<Arc<InFlight>> =
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect();
-        let mut group = Group::new(Txn::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers));
+        let txn = Txn::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers, &refusals);
+        let mut group = Group::new(txn);
         group.apply(first);
         // What queued meanwhile joins this group. While the committer syncs
         // the group before, requests queue up and become the next group, so
@@ -274,6 +280,7 @@ struct Group<'a> {
 impl<'a> Group<'a> {
     fn new(mut txn: Txn<'a>) -> Group<'a> {
         txn.note_clock_jump();
+        txn.close_refusal_windows();
         Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0, staged: Vec::new() }
     }
 
@@ -292,10 +299,15 @@ impl<'a> Group<'a> {
         let res = apply(txn, &request.actor, request.command);
         if let Err(err) = &res {
             txn.rollback(savepoint);
-            // A refused attempt on protected state is itself evidence.
-            if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
+            // A refused attempt on protected state is itself evidence; a
+            // caller who may not attempt it at all is a diagnostic only, so
+            // that no principal can grow the ledger by asking.
+            if let StoreError::AccessDenied(_) = err {
+                let now = txn.tick();
+                txn.refusals.borrow_mut().denied(&request.actor.access_key, now, err);
+            } else if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
                 fields.detail = format!("{}: {err}", fields.detail);
-                txn.record(&request.actor, LedgerOp::Refused, fields);
+                txn.record_refusal(&request.actor, LedgerOp::Refused, fields);
             }
             // The caller handed its chunks over with the publish and may be
             // gone: a refused publish is discarded here, in this group's commit.
@@ -403,6 +415,7 @@ struct Txn<'a> {
     undo: Vec<(SpaceKey, Option<Option<Vec<u8>>>)>,
     state: WriterState,
     clock_moved: bool,
+    refusals: &'a std::cell::RefCell<RefusalBudget>,
 }
 
 struct Savepoint {
@@ -418,6 +431,7 @@ impl<'a> Txn<'a> {
         signing: Option<&'a Signing>,
         state: WriterState,
         layers: Vec<Arc<InFlight>>,
+        refusals: &'a std::cell::RefCell<RefusalBudget>,
     ) -> Txn<'a> {
         Txn {
             backend,
@@ -429,6 +443,7 @@ impl<'a> Txn<'a> {
             undo: Vec::new(),
             state,
             clock_moved: false,
+            refusals,
         }
     }
 
@@ -616,13 +631,40 @@ impl<'a> Txn<'a> {
         id
     }
 
+    /// Records a refused attempt (`refused`, `mfa-refused`) within its
+    /// principal's budget (`refusals.rs`); returns its sequence, or `None`
+    /// when it was counted instead.
+    fn record_refusal(&mut self, actor: &Actor, op: LedgerOp, fields: EntryFields) -> Option<u64> {
+        let now = self.tick();
+        let admitted = self.refusals.borrow_mut().admit(&actor.access_key, now);
+        admitted.then(|| self.record(actor, op, fields))
+    }
+
+    /// Writes the count of every finished refusal window's attempts that
+    /// were not itemised.
+    fn close_refusal_windows(&mut self) {
+        if self.refusals.borrow().is_empty() {
+            return;
+        }
+        let now = self.tick();
+        let tallies = self.refusals.borrow_mut().close(now);
+        for tally in tallies {
+            let fields = EntryFields { detail: tally.detail(), ..EntryFields::default() };
+            self.record_as(tally.principal, LedgerOp::Refused, fields);
+        }
+    }
+
     fn record(&mut self, actor: &Actor, op: LedgerOp, fields: EntryFields) -> u64 {
+        self.record_as(actor.access_key.clone(), op, fields)
+    }
+
+    fn record_as(&mut self, principal: String, op: LedgerOp, fields: EntryFields) -> u64 {
         let sequence = self.state.ledger_sequence + 1;
         let entry = LedgerEntry {
             sequence,
             time: self.tick(),
             op,
-            principal: actor.access_key.clone(),
+            principal,
             bucket: fields.bucket,
             key: fields.key,
             version: fields.version,
@@ -886,7 +928,11 @@ fn run_device_update(
         }
         let fields =
             EntryFields { bucket: change.bucket, key: change.serial, detail: change.detail, ..EntryFields::default() };
-        last = Some(txn.record(actor, change.op, fields));
+        if change.op == LedgerOp::MfaRefused {
+            last = txn.record_refusal(actor, change.op, fields).or(last);
+        } else {
+            last = Some(txn.record(actor, change.op, fields));
+        }
     }
     Ok((last, accepted))
 }
@@ -1274,7 +1320,6 @@ fn is_refusal(err: &StoreError) -> bool {
             | StoreError::MfaRequired { .. }
             | StoreError::NeedsAdminCode { .. }
             | StoreError::NullVersionNeedsMfa { .. }
-            | StoreError::AccessDenied(_)
             | StoreError::BucketNotEmpty { .. }
     )
 }
@@ -1537,7 +1582,8 @@ mod tests {
         let clock = ManualClock::new(Timestamp(1_795_737_600_000_000));
         let actor = Actor::system();
         let bucket = BucketName::new("bucket").unwrap();
-        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new());
+        let refusals = std::cell::RefCell::default();
+        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new(), &refusals);
         let mut run = |command| apply(&mut txn, &actor, command).unwrap();
         run(Command::CreateBucket { bucket: bucket.clone(), object_lock: false });
         run(versioning(&bucket, VersioningState::Enabled));

@@ -240,3 +240,53 @@ async fn a_missing_code_is_mfa_required_everywhere() {
     let deactivated = app.mfa_as(&owner).await.unwrap().deactivate_device(request).await.unwrap().into_inner();
     assert_eq!(deactivated.device.unwrap().state, v1::MfaDeviceState::Deactivated as i32);
 }
+
+/// Finding 7: refusals cannot grow the ledger without bound. A reader's 500
+/// attempts (retention changes and purges it may not do) write nothing; the
+/// owner's 100 purges with malformed codes are itemised up to the minute's
+/// budget, and the rest of the minute is one entry that counts them.
+#[tokio::test]
+async fn refusals_grow_the_ledger_by_a_bounded_amount() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
+    let reader = app.principal("reader", v1::Role::Reader).await.unwrap();
+    let token = token_for(&app, &owner, "GAHT-AUTH-007").await;
+    let mut archive = app.archive_as(&owner).await.unwrap();
+    archive.create_bucket(v1::CreateBucketRequest { bucket: "vault".into(), object_lock: true }).await.unwrap();
+    let memo = put(&mut archive, "vault", "memo", None).await;
+    let on = token.code(app.clock(), 0);
+    archive.put_bucket_versioning(versioning("vault", v1::VersioningStatus::Enabled, Some(true), &on)).await.unwrap();
+
+    let before = ledger(&app).len();
+    let mut as_reader = app.compliance_as(&reader).await.unwrap();
+    let mut reader_archive = app.archive_as(&reader).await.unwrap();
+    for attempt in 0..250i64 {
+        let request = v1::PutObjectRetentionRequest {
+            bucket: "vault".into(),
+            key: "memo".into(),
+            version_id: memo.clone(),
+            retention: Some(retention(v1::RetentionMode::Compliance, TEST_EPOCH.0 + (attempt + 1) * DAY_MICROS)),
+            ..Default::default()
+        };
+        let err = as_reader.put_object_retention(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        let err = reader_archive.delete_object(purge("vault", "memo", &memo, "garbage")).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    assert_eq!(ledger(&app).len(), before, "a caller who may not attempt it writes nothing");
+
+    for _ in 0..100 {
+        let err = archive.delete_object(purge("vault", "memo", &memo, "garbage")).await.unwrap_err();
+        assert_eq!(reason(&err), "MFA_INVALID");
+    }
+    let grown = ledger(&app).len() - before;
+    assert!((1..=20).contains(&grown), "the owner's refusals are itemised up to a budget: {grown}");
+    app.clock().advance(Duration::from_secs(61));
+    let err = archive.delete_object(purge("vault", "memo", &memo, "garbage")).await.unwrap_err();
+    assert_eq!(reason(&err), "MFA_INVALID");
+    let entries = ledger(&app);
+    let tally = &entries[before + grown];
+    assert_eq!(tally.op.as_str(), "refused");
+    assert!(tally.detail.starts_with(&format!("{} further refused attempts", 100 - grown)), "{}", tally.detail);
+    assert_eq!(entries.len(), before + grown + 2, "the count, then the new minute's first refusal");
+}
