@@ -6,7 +6,8 @@
 //! A bucket holds objects; an object is a key with versions, newest first. A
 //! version (or delete marker) is written once and never modified; the only
 //! removal is `Store::delete_object` with a version id (a permanent delete,
-//! recorded in the ledger), and the replacement of a `null` version that S3
+//! recorded in the ledger; `Store::delete_objects` runs many at once, each
+//! judged and recorded as one), and the replacement of a `null` version that S3
 //! semantics prescribe for unversioned and suspended buckets.
 //!
 //! # Write path
@@ -263,6 +264,29 @@ pub struct DeleteOutcome {
     pub delete_marker: bool,
     /// The ledger entry of the change; `None` when nothing changed.
     pub ledger_sequence: Option<u64>,
+}
+
+/// The most entries one multi-object delete may name, as in S3.
+pub const MAX_DELETE_ENTRIES: usize = 1000;
+
+/// One entry of a multi-object delete (`Store::delete_objects`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeleteEntry {
+    /// The object key.
+    pub key: ObjectKey,
+    /// The version to remove for good; `None` deletes as a plain delete
+    /// does (a delete marker in a versioned bucket, which needs no code).
+    pub version: Option<VersionSelector>,
+}
+
+/// What became of one entry of a multi-object delete.
+#[derive(Debug)]
+pub struct EntryOutcome {
+    /// The entry, as requested.
+    pub entry: DeleteEntry,
+    /// What the delete did, or why it was refused (as a single delete of
+    /// the entry would have been; a refusal of protected state is ledgered).
+    pub result: Result<DeleteOutcome, StoreError>,
 }
 
 /// A newly created principal; the secret is shown once and never stored.

@@ -22,10 +22,13 @@ use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
 use crate::keys;
 use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
-use crate::writer::{self, Command, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState};
+use crate::writer::{
+    self, Command, DeleteObjects, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState,
+};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, Guarded, HoldChange,
-    LedgerSummary, Lowering, NewObject, NewPrincipal, StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
+    Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, StoreError,
+    VersionInfo, VersioningChange, WriteAck, external_id,
 };
 
 /// Limits the store enforces.
@@ -664,6 +667,53 @@ impl Store {
         let command = Command::DeleteObject { bucket, key, version: Some(version), mfa, bypass };
         match self.submit_guarded(actor, command, code).await? {
             Guarded::Done(Outcome::Deleted(outcome)) => Ok(Guarded::Done(outcome)),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
+        }
+    }
+
+    /// Deletes several objects or versions of one bucket in one atomic write
+    /// (S3's DeleteObjects): each entry as `delete_object_guarded` would,
+    /// with its own outcome; a refused entry (ledgered as the same single
+    /// delete would be) does not stop the others. `entries` are 1 to
+    /// `MAX_DELETE_ENTRIES`, or nothing is done; an entry named twice is run
+    /// and answered once. `bypass` as for `delete_object_guarded`; without a
+    /// code, a permanent delete in a bucket with MFA Delete on is refused.
+    pub async fn delete_objects(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        entries: Vec<DeleteEntry>,
+        bypass: bool,
+    ) -> Result<Vec<EntryOutcome>, StoreError> {
+        let entries = distinct_entries(entries)?;
+        let command = Command::DeleteObjects(Box::new(DeleteObjects { bucket, entries, mfa: None, bypass }));
+        match self.submit(actor, command).await? {
+            Outcome::DeletedEach(each) => Ok(each),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `delete_objects` with one code for the whole request (S3's
+    /// `x-amz-mfa` on DeleteObjects). Every entry is judged first, as if the
+    /// code were good; the writer hands the code to the MFA authority only
+    /// if at least one permanent delete passed, and runs the request only if
+    /// the authority accepted it, in the same atomic write that spends it. A
+    /// request none of whose permanent deletes passed runs without spending
+    /// the code; one whose code is refused changes nothing but the verdict.
+    pub async fn delete_objects_with_code(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        entries: Vec<DeleteEntry>,
+        bypass: bool,
+        code: CodeCheck,
+    ) -> Result<Guarded<Vec<EntryOutcome>>, StoreError> {
+        let entries = distinct_entries(entries)?;
+        let mfa = Some(code.serial.clone());
+        let command = Command::DeleteObjects(Box::new(DeleteObjects { bucket, entries, mfa, bypass }));
+        match self.submit_guarded(actor, command, code).await? {
+            Guarded::Done(Outcome::DeletedEach(each)) => Ok(Guarded::Done(each)),
             Guarded::Done(other) => Err(unexpected(other)),
             Guarded::CodeRefused => Ok(Guarded::CodeRefused),
         }
@@ -1320,6 +1370,20 @@ fn check_digest(object: &NewObject, actual: Digest) -> Result<(), StoreError> {
         Some(expected) if expected != actual => Err(StoreError::ChecksumMismatch { expected, actual }),
         _ => Ok(()),
     }
+}
+
+/// The entries of a multi-object delete, each once in the order first
+/// named (S3 answers an entry named twice once), if there are 1 to
+/// `MAX_DELETE_ENTRIES` of them.
+fn distinct_entries(entries: Vec<DeleteEntry>) -> Result<Vec<DeleteEntry>, StoreError> {
+    if entries.is_empty() || entries.len() > MAX_DELETE_ENTRIES {
+        return Err(StoreError::InvalidArgument(format!(
+            "a multi-object delete names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
+            entries.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    Ok(entries.into_iter().filter(|entry| seen.insert(entry.clone())).collect())
 }
 
 fn unexpected(outcome: Outcome) -> StoreError {

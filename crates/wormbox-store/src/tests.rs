@@ -1095,6 +1095,225 @@ mod object_lock {
     }
 }
 
+mod multi_delete {
+    //! Issue 16, finding 20: a multi-object delete, one code for the whole
+    //! request, every permanent delete still judged and ledgered one by one.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::ledger::LedgerOp;
+    use crate::retention::{Retention, RetentionMode};
+    use crate::{CodeCheck, DeleteEntry, DeviceChange, DeviceUpdate, Guarded};
+
+    const DAY: i64 = 24 * 3600 * 1_000_000;
+    const SERIAL: &str = "DEV123456";
+
+    /// An Object Lock bucket with MFA Delete on.
+    async fn mfa_world() -> World {
+        let w = world(VersioningState::Unversioned).await;
+        let bucket = BucketName::new("vault").unwrap();
+        w.store.create_bucket_with_lock(&w.actor, bucket.clone(), true).await.unwrap();
+        w.store.configure_versioning(&w.actor, bucket.clone(), mfa_on()).await.unwrap();
+        World { bucket, ..w }
+    }
+
+    /// Writes a version and returns its id.
+    async fn put_with(w: &World, k: &str, retention: Option<Retention>, hold: Option<&str>) -> String {
+        w.clock.advance(Duration::from_micros(1));
+        let object = NewObject { retention, legal_hold: hold.map(str::to_owned), ..NewObject::default() };
+        w.store.put_object(&w.actor, w.bucket.clone(), key(k), object, b"record".to_vec()).await.unwrap().version_id
+    }
+
+    fn entry(k: &str, version: Option<&str>) -> DeleteEntry {
+        DeleteEntry { key: key(k), version: version.map(|v| VersionSelector::parse(v).unwrap()) }
+    }
+
+    fn count(w: &World, op: LedgerOp) -> usize {
+        w.store.ledger_entries(1).unwrap().into_iter().filter(|(e, _)| e.op == op).count()
+    }
+
+    /// A code the authority accepts (or refuses), counting how often it is asked.
+    fn code(asked: &Arc<AtomicUsize>, accept: bool) -> CodeCheck {
+        let asked = Arc::clone(asked);
+        CodeCheck {
+            serial: SERIAL.to_owned(),
+            update: DeviceUpdate(Box::new(move |_, _| {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let op = if accept { LedgerOp::MfaAccepted } else { LedgerOp::MfaRefused };
+                let serial = SERIAL.to_owned();
+                vec![DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }]
+            })),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_code_purges_many_versions_each_ledgered_as_one_delete() {
+        let w = mfa_world().await;
+        let mut versions = Vec::new();
+        for _ in 0..5 {
+            versions.push(put_with(&w, "k", None, None).await);
+        }
+        let mut entries: Vec<DeleteEntry> = versions.iter().map(|v| entry("k", Some(v))).collect();
+        // Named twice, answered once; a marker needs no code and rides along.
+        entries.push(entry("k", Some(&versions[0])));
+        entries.push(entry("other", None));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let purged_before = count(&w, LedgerOp::VersionPurged);
+        let done = w
+            .store
+            .delete_objects_with_code(&w.actor, w.bucket.clone(), entries, false, code(&asked, true))
+            .await
+            .unwrap();
+        let Guarded::Done(each) = done else { panic!("the code was accepted") };
+        assert_eq!(each.len(), 6, "the duplicate is answered once");
+        for (outcome, version) in each.iter().zip(&versions) {
+            let deleted = outcome.result.as_ref().unwrap();
+            assert_eq!(outcome.entry, entry("k", Some(version)));
+            assert_eq!(deleted.version_id.as_ref(), Some(version));
+            assert!(!deleted.delete_marker && deleted.ledger_sequence.is_some());
+        }
+        assert!(each[5].result.as_ref().unwrap().delete_marker);
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "one code for the whole request");
+        assert_eq!(count(&w, LedgerOp::MfaAccepted), 1);
+        let purges: Vec<_> = w
+            .store
+            .ledger_entries(1)
+            .unwrap()
+            .into_iter()
+            .map(|(e, _)| e)
+            .filter(|e| e.op == LedgerOp::VersionPurged)
+            .collect();
+        assert_eq!(purges.len(), purged_before + 5, "each purge is its own entry");
+        assert!(purges.iter().all(|e| e.detail.contains(&format!("mfa {SERIAL}")) && e.version.is_some()));
+        assert_eq!(count(&w, LedgerOp::MarkerWritten), 1);
+        for version in &versions {
+            let gone = w.get("k", Some(version));
+            assert!(matches!(gone, Err(StoreError::NoSuchVersion { .. })), "{gone:?}");
+        }
+        w.store.verify_ledger().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_entry_does_not_stop_the_others() {
+        let w = mfa_world().await;
+        let until = Timestamp(w.clock.now().0 + DAY);
+        let first = put_with(&w, "a", None, None).await;
+        let locked = put_with(&w, "locked", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
+        let held = put_with(&w, "held", None, Some("SEC-20")).await;
+        let last = put_with(&w, "b", None, None).await;
+        let missing = wormbox_model::VersionId::from_parts(1, 0).to_string();
+        let entries = vec![
+            entry("a", Some(&first)),
+            entry("locked", Some(&locked)),
+            entry("held", Some(&held)),
+            entry("a", Some(&missing)),
+            entry("b", Some(&last)),
+        ];
+        let refused_before = count(&w, LedgerOp::Refused);
+        let asked = Arc::new(AtomicUsize::new(0));
+        let done = w
+            .store
+            .delete_objects_with_code(&w.actor, w.bucket.clone(), entries, false, code(&asked, true))
+            .await
+            .unwrap();
+        let Guarded::Done(each) = done else { panic!("the code was accepted") };
+        assert!(each[0].result.is_ok() && each[4].result.is_ok());
+        assert!(matches!(each[1].result, Err(StoreError::ObjectLocked { .. })), "{:?}", each[1].result);
+        assert!(matches!(each[2].result, Err(StoreError::LegalHold { .. })), "{:?}", each[2].result);
+        assert!(matches!(each[3].result, Err(StoreError::NoSuchVersion { .. })), "{:?}", each[3].result);
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        // The lock and the hold are refusals of protected state, ledgered as
+        // single deletes' are; the protected versions are intact.
+        let refusals: Vec<_> = w
+            .store
+            .ledger_entries(1)
+            .unwrap()
+            .into_iter()
+            .map(|(e, _)| e)
+            .filter(|e| e.op == LedgerOp::Refused)
+            .skip(refused_before)
+            .collect();
+        assert_eq!(refusals.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["locked", "held"]);
+        assert!(refusals.iter().all(|e| e.detail.starts_with("permanent delete of version")));
+        assert!(w.get("locked", Some(&locked)).is_ok());
+        assert!(w.get("held", Some(&held)).is_ok());
+        assert!(w.get("a", Some(&first)).is_err() && w.get("b", Some(&last)).is_err());
+        w.store.verify_ledger().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_purges_are_all_refused_spends_no_code() {
+        let w = mfa_world().await;
+        let until = Timestamp(w.clock.now().0 + DAY);
+        let locked = put_with(&w, "locked", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
+        let held = put_with(&w, "held", None, Some("SEC-20")).await;
+        let free = put_with(&w, "free", None, None).await;
+        let asked = Arc::new(AtomicUsize::new(0));
+
+        // Every permanent delete refused: the rest runs, the code is never judged.
+        let entries = vec![entry("locked", Some(&locked)), entry("held", Some(&held)), entry("m", None)];
+        let done = w
+            .store
+            .delete_objects_with_code(&w.actor, w.bucket.clone(), entries, false, code(&asked, true))
+            .await
+            .unwrap();
+        let Guarded::Done(each) = done else { panic!("nothing asked for the code") };
+        assert!(matches!(each[0].result, Err(StoreError::ObjectLocked { .. })));
+        assert!(matches!(each[1].result, Err(StoreError::LegalHold { .. })));
+        assert!(each[2].result.as_ref().unwrap().delete_marker);
+        assert_eq!(asked.load(Ordering::SeqCst), 0, "the code was judged for a request that purged nothing");
+        assert_eq!(count(&w, LedgerOp::MfaAccepted), 0);
+
+        // A refused code: the verdict only, not even the marker.
+        let markers = count(&w, LedgerOp::MarkerWritten);
+        let entries = vec![entry("free", Some(&free)), entry("m", None)];
+        let refused = w
+            .store
+            .delete_objects_with_code(&w.actor, w.bucket.clone(), entries, false, code(&asked, false))
+            .await
+            .unwrap();
+        assert!(matches!(refused, Guarded::CodeRefused));
+        assert_eq!((count(&w, LedgerOp::MfaRefused), count(&w, LedgerOp::MarkerWritten)), (1, markers));
+        assert!(w.get("free", Some(&free)).is_ok());
+
+        // No code: each permanent delete says why, the lock before the code.
+        let entries = vec![entry("free", Some(&free)), entry("locked", Some(&locked))];
+        let each = w.store.delete_objects(&w.actor, w.bucket.clone(), entries, false).await.unwrap();
+        assert!(matches!(each[0].result, Err(StoreError::MfaRequired { .. })));
+        assert!(matches!(each[1].result, Err(StoreError::ObjectLocked { .. })));
+        assert!(w.get("free", Some(&free)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_whole_and_changes_nothing() {
+        let w = mfa_world().await;
+        let free = put_with(&w, "free", None, None).await;
+        let head = w.store.ledger_head().unwrap();
+        let asked = Arc::new(AtomicUsize::new(0));
+        let too_many: Vec<DeleteEntry> =
+            (0..=crate::MAX_DELETE_ENTRIES).map(|i| entry(&format!("k{i}"), None)).collect();
+        for entries in [Vec::new(), too_many] {
+            let err = w
+                .store
+                .delete_objects_with_code(&w.actor, w.bucket.clone(), entries, false, code(&asked, true))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
+        }
+        // Exactly the limit is allowed (markers, no code needed).
+        let full: Vec<DeleteEntry> = (0..crate::MAX_DELETE_ENTRIES).map(|i| entry(&format!("k{i}"), None)).collect();
+        let missing = BucketName::new("missing").unwrap();
+        let err = w.store.delete_objects(&w.actor, missing, full.clone(), false).await.unwrap_err();
+        assert!(matches!(err, StoreError::NoSuchBucket { .. }), "{err}");
+        assert_eq!(w.store.ledger_head().unwrap(), head, "a refused request wrote nothing");
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
+        assert!(w.get("free", Some(&free)).is_ok());
+        let each = w.store.delete_objects(&w.actor, w.bucket.clone(), full, false).await.unwrap();
+        assert!(each.iter().all(|e| e.result.as_ref().is_ok_and(|o| o.delete_marker)));
+    }
+}
+
 mod compliance_clock {
     //! Retention judged by the compliance clock under clock attacks: set
     //! back a year, jumped forward ten years, restarted after the jump.

@@ -38,8 +38,8 @@ use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteOutcome, DeviceUpdate, Lowering, NewObject,
-    StoreError, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
+    Lowering, MAX_DELETE_ENTRIES, NewObject, StoreError, VersioningChange, WriteAck, external_id,
 };
 pub(crate) use committer::CommitCounters;
 use committer::{Committer, InFlight, InFlightList, Job, Reply};
@@ -114,6 +114,8 @@ pub(crate) enum Command {
         mfa: Option<String>,
         bypass: bool,
     },
+    /// A multi-object delete: each entry as `DeleteObject`, one by one.
+    DeleteObjects(Box<DeleteObjects>),
     UpdateDevices {
         serials: Vec<String>,
         update: DeviceUpdate,
@@ -154,6 +156,15 @@ pub(crate) struct SetRetention {
     pub(crate) mfa: Option<String>,
 }
 
+/// A multi-object delete: `mfa` and `bypass` cover every entry.
+#[derive(Clone, Debug)]
+pub(crate) struct DeleteObjects {
+    pub(crate) bucket: BucketName,
+    pub(crate) entries: Vec<DeleteEntry>,
+    pub(crate) mfa: Option<String>,
+    pub(crate) bypass: bool,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct SetHold {
     pub(crate) bucket: BucketName,
@@ -172,6 +183,8 @@ pub(crate) enum Outcome {
     Sequence(Option<u64>),
     Written(WriteAck),
     Deleted(DeleteOutcome),
+    /// Each entry of a multi-object delete, in request order.
+    DeletedEach(Vec<EntryOutcome>),
     Lock(LockRecord, Option<u64>),
     Clock(ClockStatus, Option<u64>),
     Checkpoint(Checkpoint),
@@ -384,6 +397,8 @@ fn command_inline_len(command: &Command) -> usize {
             VersionData::Inline(data) => data.len(),
             VersionData::Staged { .. } => 0,
         },
+        // Its keys: up to a thousand of up to 1 KiB each.
+        Command::DeleteObjects(delete) => delete.entries.iter().map(|e| e.key.as_str().len()).sum(),
         _ => 0,
     }
 }
@@ -716,6 +731,7 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
         Command::DeleteObject { bucket, key, version, mfa, bypass } => {
             delete_object(txn, actor, &bucket, &key, version, mfa, bypass)
         }
+        Command::DeleteObjects(delete) => delete_objects(txn, actor, *delete),
         Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
         Command::Guarded { command, code } => guarded(txn, actor, *command, code),
         Command::AcceptClockForward { mfa } => {
@@ -950,7 +966,9 @@ fn guarded(txn: &mut Txn<'_>, actor: &Actor, command: Command, code: CodeCheck) 
     let savepoint = txn.savepoint();
     let judged = apply(txn, actor, trial);
     txn.rollback(savepoint);
-    judged?;
+    if spends_no_code(&judged?) {
+        return apply(txn, actor, command);
+    }
     let CodeCheck { serial, update } = code;
     let (_, accepted) = run_device_update(txn, actor, vec![serial], update)?;
     if !accepted {
@@ -970,6 +988,7 @@ fn trial_copy(command: &Command) -> Option<Command> {
             bypass: *bypass,
         }),
         Command::SetRetention(set) => Some(Command::SetRetention(set.clone())),
+        Command::DeleteObjects(delete) => Some(Command::DeleteObjects(delete.clone())),
         Command::SetVersioning { bucket, change } => {
             Some(Command::SetVersioning { bucket: bucket.clone(), change: change.clone() })
         }
@@ -982,6 +1001,17 @@ fn trial_copy(command: &Command) -> Option<Command> {
         }
         Command::RevokePrincipal { access_key } => Some(Command::RevokePrincipal { access_key: access_key.clone() }),
         _ => None,
+    }
+}
+
+/// Whether a guarded command, judged as if its code were good, would run
+/// nothing that needs the code: a multi-object delete none of whose
+/// permanent deletes passed. It then runs as judged (its markers written,
+/// its refusals ledgered) and the code is neither judged nor spent.
+fn spends_no_code(judged: &Outcome) -> bool {
+    match judged {
+        Outcome::DeletedEach(each) => !each.iter().any(|e| e.entry.version.is_some() && e.result.is_ok()),
+        _ => false,
     }
 }
 
@@ -1277,6 +1307,62 @@ fn delete_object(
             }))
         }
     }
+}
+
+/// A multi-object delete: each entry is judged and run as `delete_object`
+/// would, in request order, each with its own savepoint, so that an entry
+/// refused (a lock, a hold, a missing version or code) is rolled back and
+/// ledgered as the same single delete would be while the others go on. A
+/// missing bucket, bad input or a failure of the store itself fails the
+/// whole command, and the group rolls all of it back.
+fn delete_objects(txn: &mut Txn<'_>, actor: &Actor, delete: DeleteObjects) -> Result<Outcome, StoreError> {
+    if delete.entries.is_empty() || delete.entries.len() > MAX_DELETE_ENTRIES {
+        return Err(StoreError::InvalidArgument(format!(
+            "a multi-object delete names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
+            delete.entries.len()
+        )));
+    }
+    txn.bucket(&delete.bucket)?;
+    let DeleteObjects { bucket, entries, mfa, bypass } = delete;
+    let mut each = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let single = Command::DeleteObject {
+            bucket: bucket.clone(),
+            key: entry.key.clone(),
+            version: entry.version,
+            mfa: mfa.clone(),
+            bypass,
+        };
+        let attempt = refusal_fields(&single);
+        let savepoint = txn.savepoint();
+        let result = match delete_object(txn, actor, &bucket, &entry.key, entry.version, mfa.clone(), bypass) {
+            Ok(Outcome::Deleted(outcome)) => Ok(outcome),
+            Ok(other) => Err(StoreError::DataLoss { what: format!("a delete answered {other:?}") }),
+            Err(err) if fails_the_store(&err) => return Err(err),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &result {
+            txn.rollback(savepoint);
+            if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
+                fields.detail = format!("{}: {err}", fields.detail);
+                txn.record(actor, LedgerOp::Refused, fields);
+            }
+        }
+        each.push(EntryOutcome { entry, result });
+    }
+    Ok(Outcome::DeletedEach(each))
+}
+
+/// Errors of the store rather than of one request's entry: a multi-object
+/// delete stops at them.
+fn fails_the_store(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Backend { .. }
+            | StoreError::WriterStopped
+            | StoreError::FormatTooNew { .. }
+            | StoreError::FormatTooOld { .. }
+    )
 }
 
 fn lock_record(txn: &Txn<'_>, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<LockRecord, StoreError> {
