@@ -168,3 +168,37 @@ async fn mfa_delete_through_the_cli_with_a_token_on_a_serial_line() {
     assert_eq!(listed[0]["serial"], "GAHT12345678");
     assert_eq!(listed[0]["state"], "active");
 }
+
+/// `delete-objects`: versions given as `--version KEY ID` pairs and keys as
+/// markers in one request, or S3's JSON shape on stdin; a refused entry is
+/// reported with its reason and makes the command exit non-zero.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_objects_through_the_cli() {
+    let appliance = TestAppliance::start().await.unwrap();
+    let run = |args: Vec<&str>, stdin: Option<&[u8]>| {
+        let appliance = &appliance;
+        tokio::task::block_in_place(|| wormbox(appliance, &args, stdin))
+    };
+    json(&run(vec!["--json", "bucket", "create", "records"], None));
+    json(&run(vec!["--json", "bucket", "versioning", "records", "enabled"], None));
+    let v1 = json(&run(vec!["--json", "put", "records", "k", "-"], Some(b"1")));
+    let v2 = json(&run(vec!["--json", "put", "records", "k", "-"], Some(b"2")));
+    let (v1, v2) = (v1["version_id"].as_str().unwrap(), v2["version_id"].as_str().unwrap());
+
+    let reply = json(&run(
+        vec!["--json", "delete-objects", "records", "other", "--version", "k", v1, "--version", "k", v2],
+        None,
+    ));
+    let deleted = reply["deleted"].as_array().unwrap();
+    assert_eq!((deleted.len(), reply["errors"].as_array().unwrap().len()), (3, 0));
+    assert_eq!((deleted[0]["key"].as_str(), deleted[0]["delete_marker"].as_bool()), (Some("other"), Some(true)));
+    assert_eq!(deleted[1]["version_id"], v1);
+    assert_eq!(deleted[2]["version_id"], v2);
+
+    let document = format!(r#"{{"Objects": [{{"Key": "k", "VersionId": "{v1}"}}], "Quiet": true}}"#);
+    let refused = run(vec!["delete-objects", "records", "--from-json", "-"], Some(document.as_bytes()));
+    assert!(!refused.status.success());
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(stdout.contains("NO_SUCH_VERSION") && stdout.contains(v1), "{stdout}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("1 of 1 deletes were refused"));
+}

@@ -25,9 +25,9 @@ use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector, VersioningStat
 use wormbox_store::evidence::{Checkpoint, Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
 use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{
-    Actor, BucketInfo, ClockStatus, CodeCheck, DeleteOutcome, Guarded, HoldChange, ListObjectsParams,
-    ListVersionsParams, LockRecord, Lowering, NewObject, NewPrincipal, ObjectReader, ObjectsPage, PrincipalRecord,
-    Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage, WriteAck,
+    Actor, BucketInfo, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, EntryOutcome, Guarded, HoldChange,
+    ListObjectsParams, ListVersionsParams, LockRecord, Lowering, NewObject, NewPrincipal, ObjectReader, ObjectsPage,
+    PrincipalRecord, Store, StoreError, Upload, VersionInfo, VersioningChange, VersionsPage, WriteAck,
 };
 
 use crate::backup::{BackupError, BackupSource, Snapshot};
@@ -309,6 +309,36 @@ impl App {
         let (check, verdict) = self.mfa.check_code(&owner, mfa, &op);
         match self.store.delete_object_with_code(actor, bucket, key, selector, bypass, check).await? {
             Guarded::Done(outcome) => Ok(outcome),
+            Guarded::CodeRefused => Err(verdict.refusal()),
+        }
+    }
+
+    /// DeleteObjects: up to 1000 deletes in one bucket, each answered on its
+    /// own, with one code for all of its permanent deletes. The role is
+    /// checked first; the writer then judges every entry, and the code (the
+    /// bucket owner's, as for DeleteObject) only if one permanent delete
+    /// passed; a refused code fails the whole request.
+    pub async fn delete_objects(
+        &self,
+        actor: &Actor,
+        bucket: BucketName,
+        entries: Vec<DeleteEntry>,
+        mfa: Option<&str>,
+        bypass_governance: bool,
+    ) -> Result<Vec<EntryOutcome>, MfaError> {
+        self.authorize(actor, Access::Write)?;
+        let bypass = self.may_bypass(actor, bypass_governance)?;
+        let purges = entries.iter().filter(|e| e.version.is_some()).count();
+        // Markers destroy nothing: a request of markers only spends no code.
+        let Some(mfa) = mfa.filter(|_| purges > 0) else {
+            return Ok(self.store.delete_objects(actor, bucket, entries, bypass).await?);
+        };
+        let owner = self.store.bucket(&bucket)?.owner;
+        let what = format!("delete-objects entries={} versions={purges}", entries.len());
+        let op = Operation { bucket: bucket.to_string(), what };
+        let (check, verdict) = self.mfa.check_code(&owner, mfa, &op);
+        match self.store.delete_objects_with_code(actor, bucket, entries, bypass, check).await? {
+            Guarded::Done(each) => Ok(each),
             Guarded::CodeRefused => Err(verdict.refusal()),
         }
     }

@@ -8,6 +8,8 @@ mod admin;
 mod authority;
 /// Cancelled uploads never publish a version whose bytes are gone.
 mod cancel;
+/// One code for a whole DeleteObjects request, each purge still judged and ledgered.
+mod multidelete;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.
 mod small;
 /// Damaged table files are lost data, named by verification; backups cannot hold the disk or the shutdown.

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
-use wormbox_store::{Actor, ListObjectsParams, ListVersionsParams};
+use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES};
 
 use crate::app::App;
 use crate::grpc::auth::authenticate;
@@ -279,6 +279,63 @@ impl Archive for ArchiveService {
             delete_marker: outcome.delete_marker,
             ledger_sequence: outcome.ledger_sequence.unwrap_or(0),
         }))
+    }
+
+    async fn delete_objects(
+        &self,
+        request: Request<v1::DeleteObjectsRequest>,
+    ) -> Result<Response<v1::DeleteObjectsResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let bucket = convert::bucket_name(&request.bucket)?;
+        // Counted before any entry is parsed; one bad entry refuses them all.
+        if request.objects.is_empty() || request.objects.len() > MAX_DELETE_ENTRIES {
+            return Err(invalid(format!(
+                "DeleteObjects names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
+                request.objects.len()
+            )));
+        }
+        let mut entries = Vec::with_capacity(request.objects.len());
+        for (index, object) in request.objects.iter().enumerate() {
+            let bad = |status: Status| invalid(format!("object {index}: {}", status.message()));
+            let key = convert::object_key(&object.key).map_err(bad)?;
+            let version = convert::version_selector(&object.version_id).map_err(bad)?;
+            entries.push(DeleteEntry { key, version });
+        }
+        let each = self
+            .app
+            .delete_objects(&actor, bucket, entries, convert::mfa(&request.mfa), request.bypass_governance)
+            .await
+            .map_err(|e| from_mfa(&e))?;
+        let mut response = v1::DeleteObjectsResponse::default();
+        for outcome in each {
+            let key = outcome.entry.key.to_string();
+            let version_id = outcome.entry.version.map(|v| convert::selector_text(&v)).unwrap_or_default();
+            match outcome.result {
+                Ok(_) if request.quiet => {}
+                Ok(done) => response.deleted.push(v1::DeletedObject {
+                    key,
+                    version_id,
+                    delete_marker: done.delete_marker,
+                    delete_marker_version_id: if done.delete_marker {
+                        done.version_id.unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                    ledger_sequence: done.ledger_sequence.unwrap_or(0),
+                }),
+                Err(err) => {
+                    let status = from_store(&err);
+                    response.errors.push(v1::DeleteObjectError {
+                        key,
+                        version_id,
+                        reason: reason_of(&status),
+                        message: status.message().to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(Response::new(response))
     }
 
     async fn list_object_versions(

@@ -35,6 +35,14 @@ pub(crate) fn version_selector(version_id: &str) -> Result<Option<VersionSelecto
     VersionSelector::parse(version_id).map(Some).map_err(|e| invalid(e.to_string()))
 }
 
+/// A version as clients name it: `null` or the id's 26 characters.
+pub(crate) fn selector_text(selector: &VersionSelector) -> String {
+    match selector {
+        VersionSelector::Null => "null".to_owned(),
+        VersionSelector::Id(id) => id.to_string(),
+    }
+}
+
 pub(crate) fn new_object(
     content_type: String,
     user_metadata: HashMap<String, String>,
