@@ -397,8 +397,10 @@ fn command_inline_len(command: &Command) -> usize {
             VersionData::Inline(data) => data.len(),
             VersionData::Staged { .. } => 0,
         },
-        // Its keys: up to a thousand of up to 1 KiB each.
-        Command::DeleteObjects(delete) => delete.entries.iter().map(|e| e.key.as_str().len()).sum(),
+        // Each entry weighs what a single delete's request does (a key is
+        // at most the floor), so that multi-object requests let neither the
+        // queue nor a group hold a thousand times more deletes.
+        Command::DeleteObjects(delete) => delete.entries.len() * REQUEST_FLOOR,
         _ => 0,
     }
 }
