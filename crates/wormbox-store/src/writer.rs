@@ -1337,7 +1337,7 @@ fn delete_objects(txn: &mut Txn<'_>, actor: &Actor, delete: DeleteObjects) -> Re
         };
         let attempt = refusal_fields(&single);
         let savepoint = txn.savepoint();
-        let result = match delete_object(txn, actor, &bucket, &entry.key, entry.version, mfa.clone(), bypass) {
+        let result = match apply(txn, actor, single) {
             Ok(Outcome::Deleted(outcome)) => Ok(outcome),
             Ok(other) => Err(StoreError::DataLoss { what: format!("a delete answered {other:?}") }),
             Err(err) if fails_the_store(&err) => return Err(err),
