@@ -27,8 +27,8 @@ use crate::writer::{
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
-    Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, StoreError,
-    VersionInfo, VersioningChange, WriteAck, external_id,
+    Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, StoreError, VersionInfo,
+    VersioningChange, WriteAck, external_id,
 };
 
 /// Limits the store enforces.

@@ -433,6 +433,9 @@ struct Txn<'a> {
     state: WriterState,
     clock_moved: bool,
     refusals: &'a std::cell::RefCell<RefusalBudget>,
+    /// Set while a guarded command is judged as a trial, which is rolled
+    /// back: its refusals must not spend the principal's budget.
+    trial: bool,
 }
 
 struct Savepoint {
@@ -461,6 +464,7 @@ impl<'a> Txn<'a> {
             state,
             clock_moved: false,
             refusals,
+            trial: false,
         }
     }
 
@@ -653,7 +657,7 @@ impl<'a> Txn<'a> {
     /// when it was counted instead.
     fn record_refusal(&mut self, actor: &Actor, op: LedgerOp, fields: EntryFields) -> Option<u64> {
         let now = self.tick();
-        let admitted = self.refusals.borrow_mut().admit(&actor.access_key, now);
+        let admitted = self.trial || self.refusals.borrow_mut().admit(&actor.access_key, now);
         admitted.then(|| self.record(actor, op, fields))
     }
 
@@ -966,7 +970,9 @@ fn guarded(txn: &mut Txn<'_>, actor: &Actor, command: Command, code: CodeCheck) 
     let trial = trial_copy(&command)
         .ok_or_else(|| StoreError::InvalidArgument("this operation takes no MFA code".to_owned()))?;
     let savepoint = txn.savepoint();
+    txn.trial = true;
     let judged = apply(txn, actor, trial);
+    txn.trial = false;
     txn.rollback(savepoint);
     if spends_no_code(&judged?) {
         return apply(txn, actor, command);
@@ -1347,7 +1353,7 @@ fn delete_objects(txn: &mut Txn<'_>, actor: &Actor, delete: DeleteObjects) -> Re
             txn.rollback(savepoint);
             if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
                 fields.detail = format!("{}: {err}", fields.detail);
-                txn.record(actor, LedgerOp::Refused, fields);
+                txn.record_refusal(actor, LedgerOp::Refused, fields);
             }
         }
         each.push(EntryOutcome { entry, result });
