@@ -8,6 +8,7 @@
 
 mod clock;
 mod names;
+mod text;
 mod version_id;
 
 pub use clock::{Clock, ClockPolicy, ComplianceClock, ManualClock, SystemClock, Timestamp};
@@ -15,6 +16,7 @@ pub use names::{
     AccessKeyId, BucketName, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES, ObjectKey, ParseBucketNameError,
     ParseObjectKeyError, Role, UserMetadata,
 };
+pub use text::{FreeText, FreeTextError, FreeTextProblem};
 pub use version_id::{ParseVersionIdError, VersionId, VersionSelector};
 
 use std::fmt;

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::FreeText;
+
 /// The longest object key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
@@ -189,14 +191,16 @@ impl Role {
 pub struct UserMetadata(BTreeMap<String, String>);
 
 impl UserMetadata {
-    /// Checks the size limit and that no name is empty.
+    /// Checks the size limit, and each name and value as free text (no name
+    /// empty, no control character anywhere).
     pub fn new(entries: BTreeMap<String, String>) -> Result<UserMetadata, String> {
         let total: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > MAX_USER_METADATA_BYTES {
             return Err(format!("user metadata is {total} bytes, more than the limit of {MAX_USER_METADATA_BYTES}"));
         }
-        if entries.keys().any(|k| k.is_empty()) {
-            return Err("user metadata names must not be empty".to_owned());
+        for (name, value) in &entries {
+            FreeText::MetadataName.check(name).map_err(|e| e.to_string())?;
+            FreeText::MetadataValue.check(value).map_err(|e| e.to_string())?;
         }
         Ok(UserMetadata(entries))
     }
@@ -248,6 +252,15 @@ mod tests {
         assert!(UserMetadata::new(entries.clone()).is_ok());
         entries.insert("x".to_owned(), "y".to_owned());
         assert!(UserMetadata::new(entries).is_err());
+    }
+
+    #[test]
+    fn user_metadata_is_free_text_checked_by_the_shared_function() {
+        let one = |k: &str, v: &str| UserMetadata::new(BTreeMap::from([(k.to_owned(), v.to_owned())]));
+        assert!(one("case", "SEC; lock-sha256 00").is_ok());
+        assert_eq!(one("", "v").unwrap_err(), FreeText::MetadataName.check("").unwrap_err().to_string());
+        assert_eq!(one("k", "a\nb").unwrap_err(), FreeText::MetadataValue.check("a\nb").unwrap_err().to_string());
+        assert!(one("k\0", "v").is_err());
     }
 
     #[test]

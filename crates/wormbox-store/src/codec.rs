@@ -35,6 +35,13 @@ impl Writer {
         buffer.push(FORMAT_V1);
         Writer(buffer)
     }
+    /// A writer for a record kind that has moved past format 1 (its own
+    /// format byte first): the ledger entry.
+    pub(crate) fn with_format(format: u8) -> Writer {
+        let mut buffer = Vec::with_capacity(256);
+        buffer.push(format);
+        Writer(buffer)
+    }
     pub(crate) fn u8(&mut self, v: u8) -> &mut Writer {
         self.0.push(v);
         self
@@ -81,6 +88,14 @@ impl<'a> Reader<'a> {
         match raw.split_first() {
             Some((&FORMAT_V1, rest)) => Ok(Reader { rest, what }),
             _ => Err(DecodeError { what }),
+        }
+    }
+    /// The format byte of a record kind with more than one format, and a
+    /// reader of the rest; the caller picks the decoder by the format.
+    pub(crate) fn with_format(raw: &'a [u8], what: &'static str) -> Result<(u8, Reader<'a>), DecodeError> {
+        match raw.split_first() {
+            Some((&format, rest)) => Ok((format, Reader { rest, what })),
+            None => Err(DecodeError { what }),
         }
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {

@@ -6,9 +6,11 @@
 //! `CHECKPOINT_CONTEXT | sequence u64 | head 32 bytes | time i64` (big-endian).
 //!
 //! Every entry that writes a version record or a lock record (retention and
-//! holds) carries the SHA-256 of the stored record bytes in its detail
-//! (`; record-sha256 HEX`, `; lock-sha256 HEX`), so the integrity check can
-//! tell an edited record from an edited ledger from edited bytes.
+//! holds) carries the SHA-256 of the stored record bytes in typed fields of
+//! the hashed entry (`record_sha256`, `lock_sha256`; in entries of format 1,
+//! the writer's text token at the very end of the detail), so the integrity
+//! check can tell an edited record from an edited ledger from edited bytes.
+//! No user text (a case id, a note) is ever read as an attestation.
 //!
 //! Invariant: verification only reads. It works over any `Backend`, so the
 //! same code checks a running store and a stopped appliance's copy, and it
@@ -26,17 +28,12 @@ use wormbox_model::{Digest, Timestamp, VersionId};
 
 use crate::backend::{Backend, BackendError, Keyspace};
 use crate::codec::{self, Reader, VersionRecord};
-use crate::ledger::{self, GENESIS, LedgerEntry, LedgerOp};
+use crate::ledger::{self, EntryFormat, GENESIS, LedgerEntry, LedgerOp};
 use crate::{DecodeError, StoreError, external_id};
 
 /// Domain separation: a checkpoint signature cannot be replayed as any other
 /// signed message.
 pub const CHECKPOINT_CONTEXT: &[u8] = b"wormbox checkpoint v1\n";
-
-/// The detail token that attests a version record's bytes.
-pub(crate) const RECORD_TOKEN: &str = "; record-sha256 ";
-/// The detail token that attests a lock record's bytes (absent: no lock record).
-pub(crate) const LOCK_TOKEN: &str = "; lock-sha256 ";
 
 /// Most divergences a report lists; the count goes on.
 const MAX_LISTED: usize = 100;
@@ -149,19 +146,6 @@ pub(crate) fn sha256(data: &[u8]) -> Digest {
 
 fn hex_digest(data: &[u8]) -> String {
     sha256(data).to_hex()
-}
-
-/// Appends the attestation of a stored record's bytes to a ledger detail.
-pub(crate) fn attest(detail: &mut String, token: &str, stored: &[u8]) {
-    detail.push_str(token);
-    detail.push_str(&hex_digest(stored));
-}
-
-fn attested(detail: &str, token: &str) -> Option<Digest> {
-    let start = detail.find(token)? + token.len();
-    let text = detail.get(start..start + 64)?;
-    let bytes = hex::decode(text).ok()?;
-    Digest::from_slice(&bytes)
 }
 
 /// How to verify.
@@ -322,6 +306,9 @@ struct Walk<'a> {
     purged: HashSet<VersionKey>,
     hashes_at: BTreeMap<u64, Digest>,
     wanted: HashSet<u64>,
+    /// The newest entry format met so far: this build never writes an older
+    /// one after a newer one.
+    newest_format: EntryFormat,
 }
 
 impl<'a> Walk<'a> {
@@ -425,26 +412,61 @@ impl<'a> Walk<'a> {
         if self.wanted.contains(&at) {
             self.hashes_at.insert(at, stored);
         }
-        self.note(&entry);
+        if entry.format < self.newest_format {
+            report.diverge(
+                Some(at),
+                format!(
+                    "the entry is stored in format {} after one in format {}, which no writer does",
+                    entry.format.code(),
+                    self.newest_format.code()
+                ),
+            );
+        }
+        self.newest_format = self.newest_format.max(entry.format);
+        self.note(&entry, report);
     }
 
-    fn note(&mut self, entry: &LedgerEntry) {
+    fn note(&mut self, entry: &LedgerEntry, report: &mut IntegrityReport) {
         let Some(id) = entry.version else { return };
         let key = (entry.bucket.clone(), entry.key.clone(), id.as_u128());
+        let writes_lock =
+            matches!(entry.op, LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased);
+        let writes_version = matches!(entry.op, LedgerOp::VersionWritten | LedgerOp::MarkerWritten);
+        let attested = if writes_lock || writes_version {
+            match entry.attestations() {
+                Ok(attested) => attested,
+                // A divergence in itself; what it would attest is not taken.
+                Err(malformed) => {
+                    report.diverge(Some(entry.sequence), format!("the entry's attestation is malformed: {malformed}"));
+                    ledger::Attestations::default()
+                }
+            }
+        } else {
+            ledger::Attestations::default()
+        };
+        // This build attests every record it writes: a current-format entry
+        // without the attestation its operation carries was not written by it.
+        if entry.format >= EntryFormat::V2 {
+            if writes_version && attested.record_sha256.is_none() {
+                report.diverge(Some(entry.sequence), "the entry does not attest the version record it wrote".into());
+            }
+            if writes_lock && attested.lock_sha256.is_none() {
+                report.diverge(Some(entry.sequence), "the entry does not attest the lock record it wrote".into());
+            }
+        }
         match entry.op {
             LedgerOp::VersionWritten | LedgerOp::MarkerWritten => {
-                let record = attested(&entry.detail, RECORD_TOKEN);
                 let written = Written {
                     sequence: entry.sequence,
                     marker: entry.op == LedgerOp::MarkerWritten,
                     sha256: entry.sha256,
-                    record,
+                    record: attested.record_sha256,
                 };
-                match (record, attested(&entry.detail, LOCK_TOKEN)) {
+                match (attested.record_sha256, attested.lock_sha256) {
                     (_, Some(lock)) => {
                         self.locks.insert(key.clone(), (entry.sequence, Some(lock)));
                     }
-                    // Written before attestation: its lock record cannot be judged.
+                    // Written before attestation (format 1 only): its lock record cannot be judged.
                     (None, None) => {
                         self.locks.insert(key.clone(), (entry.sequence, None));
                     }
@@ -454,7 +476,7 @@ impl<'a> Walk<'a> {
                 self.written.insert(key, written);
             }
             LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased => {
-                self.locks.insert(key, (entry.sequence, attested(&entry.detail, LOCK_TOKEN)));
+                self.locks.insert(key, (entry.sequence, attested.lock_sha256));
             }
             LedgerOp::VersionPurged => {
                 self.written.remove(&key);
@@ -507,6 +529,7 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         purged: HashSet::new(),
         hashes_at: BTreeMap::new(),
         wanted: checkpoints.iter().map(|c| c.sequence).collect(),
+        newest_format: EntryFormat::V1,
     };
     if let Some(from) = options.from_checkpoint {
         let anchor = checkpoints

@@ -2,20 +2,31 @@
 //! atomic batch as the change.
 //!
 //! Canonical bytes of an entry (all integers big-endian, `str` is a u32 length
-//! then UTF-8 bytes):
+//! then UTF-8 bytes), format 2, the one written:
 //!
 //! ```text
-//! format u8 = 1 | sequence u64 | time i64 (compliance-clock µs) | operation u8
+//! format u8 = 2 | sequence u64 | time i64 (compliance-clock µs) | operation u8
 //! | principal str | bucket str | key str
 //! | has_version u8 (0|1) [version id u128] | has_sha256 u8 (0|1) [sha256 32 bytes]
+//! | has_record_sha256 u8 (0|1) [32 bytes] | has_lock_sha256 u8 (0|1) [32 bytes]
 //! | detail str
 //! ```
+//!
+//! Format 1 (written before attestations were typed) is the same without the
+//! two attestation fields; its writer appended them to `detail` as text
+//! (`; lock-sha256 HEX; record-sha256 HEX`, last), after user text such as a
+//! case id. Every format ever written is still decoded, into the same
+//! `LedgerEntry`, which remembers its format so that `canonical` gives back
+//! exactly the bytes that were stored and hashed.
 //!
 //! `h_n = SHA-256(h_{n-1} || canonical bytes of entry n)`, with `h_0` 32 zero
 //! bytes and the first entry numbered 1. The stored value is the canonical bytes
 //! followed by `h_n`.
 //!
-//! Invariant: entries are only appended; sequence numbers have no gaps.
+//! Invariant: entries are only appended; sequence numbers have no gaps. What
+//! an entry attests (a record's digest) is never read out of user text: a
+//! typed field in format 2, and in format 1 only the writer's token at the
+//! very end of `detail`.
 
 use wormbox_model::{Digest, Timestamp, VersionId};
 
@@ -275,9 +286,45 @@ impl AuditKind {
     }
 }
 
+/// The formats a ledger entry has been stored in: the first byte of its
+/// canonical bytes. New formats get new codes; none is ever dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryFormat {
+    /// Before typed attestations: record and lock digests were text at the
+    /// end of `detail`.
+    V1,
+    /// Record and lock digests are typed fields.
+    V2,
+}
+
+impl EntryFormat {
+    /// The format this build writes.
+    pub const CURRENT: EntryFormat = EntryFormat::V2;
+
+    /// The stored format byte.
+    pub fn code(self) -> u8 {
+        match self {
+            EntryFormat::V1 => 1,
+            EntryFormat::V2 => 2,
+        }
+    }
+
+    /// The format stored as `code`.
+    pub fn from_code(code: u8) -> Option<EntryFormat> {
+        match code {
+            1 => Some(EntryFormat::V1),
+            2 => Some(EntryFormat::V2),
+            _ => None,
+        }
+    }
+}
+
 /// One ledger entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerEntry {
+    /// The format it is (or will be) stored in; `EntryFormat::CURRENT` for
+    /// every entry written now.
+    pub format: EntryFormat,
     /// Position in the chain, from 1.
     pub sequence: u64,
     /// Compliance-clock time of the change.
@@ -294,24 +341,72 @@ pub struct LedgerEntry {
     pub version: Option<VersionId>,
     /// The version's SHA-256.
     pub sha256: Option<Digest>,
-    /// Free text (never secrets): for example the new versioning state.
+    /// The SHA-256 of the version record (metadata) this entry wrote. Always
+    /// `None` in a format-1 entry (see `attestations`).
+    pub record_sha256: Option<Digest>,
+    /// The SHA-256 of the lock record (retention, holds) this entry wrote;
+    /// `None` when it wrote none. Always `None` in a format-1 entry.
+    pub lock_sha256: Option<Digest>,
+    /// Free text (never secrets, never evidence): for example the new
+    /// versioning state or a hold's case id.
     pub detail: String,
 }
 
+/// What an entry attests about the records it wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attestations {
+    /// The SHA-256 of the stored version record.
+    pub record_sha256: Option<Digest>,
+    /// The SHA-256 of the stored lock record.
+    pub lock_sha256: Option<Digest>,
+}
+
+/// A format-1 entry whose detail names an attestation that is not the
+/// writer's well-formed token at its very end: never taken as attesting anything.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("its detail names `{token}` but does not end with a well-formed one (64 lowercase hex digits)")]
+pub struct MalformedAttestation {
+    /// The token named.
+    pub token: &'static str,
+}
+
+/// Format 1's text attestations, as its writer appended them.
+const LEGACY_RECORD: &str = "; record-sha256 ";
+const LEGACY_LOCK: &str = "; lock-sha256 ";
+
+/// Splits `token` and exactly 64 lowercase hex digits off the very end of `text`.
+fn strip_attestation<'a>(text: &'a str, token: &str) -> Option<(&'a str, Digest)> {
+    let cut = text.len().checked_sub(token.len() + 64)?;
+    let (rest, tail) = text.split_at_checked(cut)?;
+    let digits = tail.strip_prefix(token)?;
+    if !digits.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let bytes = hex::decode(digits).ok()?;
+    Some((rest, Digest::from_slice(&bytes)?))
+}
+
 impl LedgerEntry {
-    /// Returns the canonical bytes that the chain hashes.
+    /// Returns the canonical bytes that the chain hashes, in the entry's format.
     pub fn canonical(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_format(self.format.code());
         w.u64(self.sequence).i64(self.time.0).u8(self.op.code());
         w.str(&self.principal).str(&self.bucket).str(&self.key);
         match self.version {
             Some(id) => w.u8(1).u128(id.as_u128()),
             None => w.u8(0),
         };
-        match self.sha256 {
-            Some(digest) => w.u8(1).raw(&digest.0),
-            None => w.u8(0),
+        let mut digest = |d: Option<Digest>| {
+            match d {
+                Some(digest) => w.u8(1).raw(&digest.0),
+                None => w.u8(0),
+            };
         };
+        digest(self.sha256);
+        if self.format >= EntryFormat::V2 {
+            digest(self.record_sha256);
+            digest(self.lock_sha256);
+        }
         w.str(&self.detail);
         w.finish()
     }
@@ -332,13 +427,16 @@ impl LedgerEntry {
     }
 
     /// Splits a stored value into the entry and the hash stored with it.
+    /// Every format ever written decodes (the migration chain: each older
+    /// format into the current struct, its format kept).
     pub fn decode_stored(raw: &[u8]) -> Result<(LedgerEntry, Digest), DecodeError> {
         let bad = || DecodeError { what: "ledger" };
         if raw.len() < 32 {
             return Err(bad());
         }
         let (body, hash) = raw.split_at(raw.len() - 32);
-        let mut r = Reader::new(body, "ledger")?;
+        let (code, mut r) = Reader::with_format(body, "ledger")?;
+        let format = EntryFormat::from_code(code).ok_or_else(bad)?;
         let sequence = r.u64()?;
         let time = Timestamp(r.i64()?);
         let op = LedgerOp::from_code(r.u8()?).ok_or_else(bad)?;
@@ -350,15 +448,63 @@ impl LedgerEntry {
             1 => Some(VersionId::from_u128(r.u128()?)),
             _ => return Err(bad()),
         };
-        let sha256 = match r.u8()? {
-            0 => None,
-            1 => Some(r.digest()?),
-            _ => return Err(bad()),
+        let mut digest = || match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(r.digest()?)),
+            _ => Err(bad()),
+        };
+        let sha256 = digest()?;
+        let (record_sha256, lock_sha256) = match format {
+            EntryFormat::V1 => (None, None),
+            EntryFormat::V2 => (digest()?, digest()?),
         };
         let detail = r.string()?;
         r.end()?;
-        let entry = LedgerEntry { sequence, time, op, principal, bucket, key, version, sha256, detail };
+        let entry =
+            LedgerEntry { format, sequence, time, op, principal, bucket, key, version, sha256, record_sha256, lock_sha256, detail };
         Ok((entry, Digest::from_slice(hash).ok_or_else(bad)?))
+    }
+
+    /// What this entry attests: its typed fields; for a format-1 entry, the
+    /// writer's text tokens, read strictly from the very end of `detail`
+    /// (user text, such as a case id, comes before them and is never read).
+    /// A format-1 entry of an operation that attests, with no token at all,
+    /// predates attestation and attests nothing; one whose detail names a
+    /// token that is not well-formed where the writer put it is malformed.
+    pub fn attestations(&self) -> Result<Attestations, MalformedAttestation> {
+        if self.format >= EntryFormat::V2 {
+            return Ok(Attestations { record_sha256: self.record_sha256, lock_sha256: self.lock_sha256 });
+        }
+        let mut found = Attestations::default();
+        let mut rest = self.detail.as_str();
+        let lock_after = match self.op {
+            LedgerOp::VersionWritten | LedgerOp::MarkerWritten => {
+                match strip_attestation(rest, LEGACY_RECORD) {
+                    Some((before, digest)) => {
+                        found.record_sha256 = Some(digest);
+                        rest = before;
+                    }
+                    None if rest.contains("record-sha256") => {
+                        return Err(MalformedAttestation { token: "record-sha256" });
+                    }
+                    // Before attestation: its lock record cannot be judged either.
+                    None => return Ok(found),
+                }
+                self.op == LedgerOp::VersionWritten
+            }
+            LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased => true,
+            _ => false,
+        };
+        if lock_after {
+            match strip_attestation(rest, LEGACY_LOCK) {
+                Some((_, digest)) => found.lock_sha256 = Some(digest),
+                None if rest.contains("lock-sha256") => {
+                    return Err(MalformedAttestation { token: "lock-sha256" });
+                }
+                None => {}
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -373,6 +519,7 @@ mod tests {
 
     fn entry(sequence: u64) -> LedgerEntry {
         LedgerEntry {
+            format: EntryFormat::CURRENT,
             sequence,
             time: Timestamp(1_000),
             op: LedgerOp::VersionWritten,
@@ -381,8 +528,35 @@ mod tests {
             key: "k\0x".to_owned(),
             version: Some(VersionId::from_parts(1, 2)),
             sha256: Some(Digest([3; 32])),
+            record_sha256: Some(Digest([4; 32])),
+            lock_sha256: Some(Digest([5; 32])),
             detail: String::new(),
         }
+    }
+
+    /// A format-1 entry byte by byte, as the build before typed attestations
+    /// stored it (not through `Writer`, so that a change to the encoder
+    /// cannot change what this test expects).
+    fn format1_stored(op: LedgerOp, detail: &str, previous: &Digest) -> (Vec<u8>, Digest) {
+        let mut body = vec![1u8];
+        body.extend_from_slice(&9u64.to_be_bytes());
+        body.extend_from_slice(&1_000i64.to_be_bytes());
+        body.push(op.code());
+        for text in ["WBOFFICER0000000000", "vault", "a"] {
+            body.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            body.extend_from_slice(text.as_bytes());
+        }
+        body.push(1);
+        body.extend_from_slice(&7u128.to_be_bytes());
+        body.push(0);
+        body.extend_from_slice(&(detail.len() as u32).to_be_bytes());
+        body.extend_from_slice(detail.as_bytes());
+        let mut input = previous.0.to_vec();
+        input.extend_from_slice(&body);
+        let hash = Digest::from_slice(ring::digest::digest(&ring::digest::SHA256, &input).as_ref()).unwrap();
+        let mut stored = body;
+        stored.extend_from_slice(&hash.0);
+        (stored, hash)
     }
 
     #[test]
@@ -390,6 +564,74 @@ mod tests {
         let e = entry(1);
         let hash = e.chain_hash(&GENESIS);
         assert_eq!(LedgerEntry::decode_stored(&e.encode_stored(&hash)), Ok((e, hash)));
+    }
+
+    #[test]
+    fn a_format1_entry_still_decodes_hashes_as_stored_and_chains_into_format2() {
+        let real = "0a".repeat(32);
+        let forged = "0b".repeat(32);
+        let detail = format!("case SEC; lock-sha256 {forged}; lock-sha256 {real}");
+        let previous = Digest([9; 32]);
+        let (stored, hash) = format1_stored(LedgerOp::HoldPlaced, &detail, &previous);
+        let (old, stored_hash) = LedgerEntry::decode_stored(&stored).unwrap();
+        assert_eq!(stored_hash, hash);
+        assert_eq!(old.format, EntryFormat::V1);
+        assert_eq!((old.op, old.detail.as_str(), old.version), (LedgerOp::HoldPlaced, detail.as_str(), Some(VersionId::from_u128(7))));
+        // Hashed over what was stored, byte for byte.
+        assert_eq!(old.encode_stored(&hash), stored);
+        assert_eq!(old.chain_hash(&previous), hash);
+        // Only the writer's token at the very end attests; the case id's copy is text.
+        let attested = old.attestations().unwrap();
+        assert_eq!(attested.lock_sha256, Some(Digest([0x0a; 32])));
+        assert_eq!(attested.record_sha256, None);
+        // The next entry, written now, chains from it in format 2.
+        let mut next = entry(10);
+        next.detail = format!("case X; lock-sha256 {forged}");
+        let next_hash = next.chain_hash(&hash);
+        let raw = next.encode_stored(&next_hash);
+        assert_eq!(raw[0], 2);
+        let (back, back_hash) = LedgerEntry::decode_stored(&raw).unwrap();
+        assert_eq!((back.clone(), back_hash), (next, next_hash));
+        assert_eq!(back.attestations().unwrap().lock_sha256, Some(Digest([5; 32])), "format 2 never reads detail");
+    }
+
+    #[test]
+    fn format1_text_attestations_are_read_strictly() {
+        let digest = "0c".repeat(32);
+        let attest = |op, detail: String| {
+            let (stored, _) = format1_stored(op, &detail, &GENESIS);
+            LedgerEntry::decode_stored(&stored).unwrap().0.attestations()
+        };
+        let d = Some(Digest([0x0c; 32]));
+        let both = attest(LedgerOp::VersionWritten, format!("size=3; hold A; lock-sha256 {digest}; record-sha256 {digest}"));
+        assert_eq!(both, Ok(Attestations { record_sha256: d, lock_sha256: d }));
+        let record_only = attest(LedgerOp::MarkerWritten, format!("; record-sha256 {digest}"));
+        assert_eq!(record_only, Ok(Attestations { record_sha256: d, lock_sha256: None }));
+        // Written before attestation existed: attests nothing.
+        assert_eq!(attest(LedgerOp::HoldPlaced, "case SEC".to_owned()), Ok(Attestations::default()));
+        assert_eq!(attest(LedgerOp::VersionWritten, "size=3".to_owned()), Ok(Attestations::default()));
+        // Anything else that names a token is malformed, never "attests nothing".
+        for (op, detail) in [
+            (LedgerOp::HoldPlaced, format!("case SEC; lock-sha256 {}", "z".repeat(64))),
+            (LedgerOp::HoldPlaced, format!("case SEC; lock-sha256 {}", digest.to_uppercase())),
+            (LedgerOp::HoldPlaced, format!("case SEC; lock-sha256 {digest}0")),
+            (LedgerOp::HoldPlaced, format!("case SEC; lock-sha256 {digest} ")),
+            (LedgerOp::RetentionChanged, format!("none -> none; lock-sha256 {}", &digest[..63])),
+            (LedgerOp::VersionWritten, format!("size=3; record-sha256 {digest}x")),
+            (LedgerOp::VersionWritten, format!("size=3; lock-sha256 zz; record-sha256 {digest}")),
+        ] {
+            assert!(attest(op, detail.clone()).is_err(), "{detail}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_entry_format_does_not_decode() {
+        let e = entry(1);
+        let mut raw = e.encode_stored(&e.chain_hash(&GENESIS));
+        raw[0] = 3;
+        assert!(LedgerEntry::decode_stored(&raw).is_err());
+        raw[0] = 0;
+        assert!(LedgerEntry::decode_stored(&raw).is_err());
     }
 
     #[test]
@@ -402,6 +644,17 @@ mod tests {
         assert_ne!(h, changed.chain_hash(&GENESIS));
         let mut changed = base.clone();
         changed.sha256 = None;
+        assert_ne!(h, changed.chain_hash(&GENESIS));
+        let mut changed = base.clone();
+        changed.lock_sha256 = Some(Digest([6; 32]));
+        assert_ne!(h, changed.chain_hash(&GENESIS));
+        let mut changed = base.clone();
+        changed.record_sha256 = None;
+        assert_ne!(h, changed.chain_hash(&GENESIS));
+        let mut changed = base.clone();
+        changed.format = EntryFormat::V1;
+        changed.record_sha256 = None;
+        changed.lock_sha256 = None;
         assert_ne!(h, changed.chain_hash(&GENESIS));
         let mut changed = base;
         changed.time = Timestamp(1_001);

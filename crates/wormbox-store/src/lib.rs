@@ -500,6 +500,12 @@ impl StoreError {
     }
 }
 
+impl From<wormbox_model::FreeTextError> for StoreError {
+    fn from(err: wormbox_model::FreeTextError) -> StoreError {
+        StoreError::InvalidArgument(err.to_string())
+    }
+}
+
 impl From<DecodeError> for StoreError {
     fn from(err: DecodeError) -> StoreError {
         StoreError::DataLoss { what: err.to_string() }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use ring::rand::SecureRandom;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wormbox_model::{
-    AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, ObjectKey, Role, Timestamp, VersionId,
+    AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, FreeText, ObjectKey, Role, Timestamp, VersionId,
     VersionSelector, VersioningState,
 };
 
@@ -99,8 +99,6 @@ impl Drop for Inner {
         }
     }
 }
-
-const CONTENT_TYPE_MAX: usize = 256;
 
 /// The semaphore's limit (and a `u32` for `acquire_many`).
 const MAX_PERMITS: usize = 1 << 31;
@@ -607,8 +605,10 @@ impl Store {
     }
 
     fn check_object(&self, object: &NewObject, size: u64) -> Result<(), StoreError> {
-        if object.content_type.len() > CONTENT_TYPE_MAX {
-            return Err(StoreError::InvalidArgument(format!("content type is longer than {CONTENT_TYPE_MAX} bytes")));
+        // The same checks as at the wire (`FreeText`), for every caller.
+        FreeText::ContentType.check(&object.content_type)?;
+        if let Some(case_id) = &object.legal_hold {
+            FreeText::CaseId.check(case_id)?;
         }
         if size > self.inner.options.max_object_bytes {
             return Err(StoreError::TooLarge { limit: self.inner.options.max_object_bytes });

@@ -33,7 +33,7 @@ use wormbox_model::{
 
 use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
-use crate::evidence::{self, Checkpoint, LOCK_TOKEN, RECORD_TOKEN, Signer};
+use crate::evidence::{self, Checkpoint, Signer};
 use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
@@ -682,6 +682,7 @@ impl<'a> Txn<'a> {
     fn record_as(&mut self, principal: String, op: LedgerOp, fields: EntryFields) -> u64 {
         let sequence = self.state.ledger_sequence + 1;
         let entry = LedgerEntry {
+            format: ledger::EntryFormat::CURRENT,
             sequence,
             time: self.tick(),
             op,
@@ -690,6 +691,8 @@ impl<'a> Txn<'a> {
             key: fields.key,
             version: fields.version,
             sha256: fields.sha256,
+            record_sha256: fields.record_sha256,
+            lock_sha256: fields.lock_sha256,
             detail: fields.detail,
         };
         let hash = entry.chain_hash(&self.state.ledger_head);
@@ -720,6 +723,10 @@ struct EntryFields {
     key: String,
     version: Option<VersionId>,
     sha256: Option<Digest>,
+    /// The SHA-256 of the version record written (`evidence::sha256` of its stored bytes).
+    record_sha256: Option<Digest>,
+    /// The SHA-256 of the lock record written.
+    lock_sha256: Option<Digest>,
     detail: String,
 }
 
@@ -1048,6 +1055,7 @@ fn purge(
         version: Some(record.id),
         sha256: (!record.is_delete_marker).then_some(record.sha256),
         detail: why.to_owned(),
+        ..EntryFields::default()
     };
     txn.record(actor, LedgerOp::VersionPurged, fields)
 }
@@ -1145,6 +1153,7 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
     };
     let stored = insert_version(txn, &put.bucket, &put.key, &record)?;
     let mut detail = format!("size={}", put.size);
+    let mut lock_sha256 = None;
     if lock_retention.is_some() || put.object.legal_hold.is_some() {
         let holds: Vec<LegalHold> = put
             .object
@@ -1160,15 +1169,16 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
         let lock = LockRecord { retention: lock_retention, holds };
         detail.push_str(&lock_detail(&lock));
         let lock = lock.encode();
-        evidence::attest(&mut detail, LOCK_TOKEN, &lock);
+        lock_sha256 = Some(evidence::sha256(&lock));
         txn.put(Keyspace::Locks, keys::version_key(&put.bucket, put.key.as_str(), id), lock);
     }
-    evidence::attest(&mut detail, RECORD_TOKEN, &stored);
     let fields = EntryFields {
         bucket: put.bucket.to_string(),
         key: put.key.to_string(),
         version: Some(id),
         sha256: Some(put.sha256),
+        record_sha256: Some(evidence::sha256(&stored)),
+        lock_sha256,
         detail,
     };
     let ledger_sequence = txn.record(actor, LedgerOp::VersionWritten, fields);
@@ -1298,13 +1308,11 @@ fn delete_object(
                 data: None,
             };
             let stored = insert_version(txn, bucket, key, &record)?;
-            let mut detail = String::new();
-            evidence::attest(&mut detail, RECORD_TOKEN, &stored);
             let fields = EntryFields {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
                 version: Some(id),
-                detail,
+                record_sha256: Some(evidence::sha256(&stored)),
                 ..EntryFields::default()
             };
             let sequence = txn.record(actor, LedgerOp::MarkerWritten, fields);
@@ -1567,12 +1575,13 @@ fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<
         detail.push_str(&format!("; mfa {serial}"));
     }
     let stored = lock.encode();
-    evidence::attest(&mut detail, LOCK_TOKEN, &stored);
+    let lock_sha256 = Some(evidence::sha256(&stored));
     txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
     let fields = EntryFields {
         bucket: set.bucket.to_string(),
         key: set.key.to_string(),
         version: Some(version.id),
+        lock_sha256,
         detail,
         ..EntryFields::default()
     };
@@ -1584,12 +1593,8 @@ fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, S
     if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Auditor) {
         return Err(StoreError::AccessDenied("only admins and auditors place or release legal holds".into()));
     }
-    if set.case_id.is_empty() || set.case_id.len() > 256 || set.case_id.chars().any(char::is_control) {
-        return Err(StoreError::InvalidArgument("case id must be 1 to 256 bytes without control characters".into()));
-    }
-    if set.note.len() > 1024 {
-        return Err(StoreError::InvalidArgument("a hold's note is at most 1024 bytes".into()));
-    }
+    wormbox_model::FreeText::CaseId.check(&set.case_id)?;
+    wormbox_model::FreeText::HoldNote.check(&set.note)?;
     let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
     let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
     let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
@@ -1615,14 +1620,14 @@ fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, S
         }
     };
     let stored = lock.encode();
-    let mut detail = format!("case {}", set.case_id);
-    evidence::attest(&mut detail, LOCK_TOKEN, &stored);
+    let lock_sha256 = Some(evidence::sha256(&stored));
     txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
     let fields = EntryFields {
         bucket: set.bucket.to_string(),
         key: set.key.to_string(),
         version: Some(version.id),
-        detail,
+        lock_sha256,
+        detail: format!("case {}", set.case_id),
         ..EntryFields::default()
     };
     let sequence = txn.record(actor, op, fields);

@@ -9,6 +9,8 @@ use wormbox_model::{BucketName, Clock, ManualClock, ObjectKey, Role, Timestamp, 
 
 use super::*;
 use crate::backend::{Batch, Durability, MemBackend};
+use crate::codec::LockRecord;
+use crate::ledger::EntryFormat;
 use crate::retention::{Retention, RetentionMode};
 use crate::{Actor, NewObject, Store, StoreOptions};
 
@@ -424,4 +426,171 @@ fn the_checkpoint_message_is_domain_separated_and_binds_every_field() {
     assert_eq!(Checkpoint::decode(&c.encode()), Ok(c));
     assert!(Ed25519Signer::from_pkcs8(b"not a key").is_err());
     assert_eq!(key_id(signer.public_key()).len(), 16);
+}
+
+/// The archive `format1-archive.txt` describes, as the build before typed
+/// attestations left it, opened by this build.
+fn format1_archive() -> (Store, MemBackend, Arc<ManualClock>) {
+    let backend = MemBackend::new();
+    let mut batch = Batch::new();
+    for line in include_str!("format1-archive.txt").lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let mut fields = line.split(' ');
+        let mut next = || fields.next().unwrap();
+        let (name, raw_key, value) = (next(), next(), next());
+        let space = Keyspace::ALL.into_iter().find(|s| s.name() == name).unwrap();
+        batch.put(space, hex::decode(raw_key).unwrap(), hex::decode(value).unwrap());
+    }
+    backend.commit(&batch, Durability::Synced).unwrap();
+    // A few seconds after it was written: no clock jump to hold back.
+    let clock = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000 + 10_000_000)));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let store = Store::open(Arc::new(backend.clone()), dyn_clock, StoreOptions::default()).unwrap();
+    (store, backend, clock)
+}
+
+fn format1_version(store: &Store, k: &str) -> VersionId {
+    let entries = store.ledger_entries(1).unwrap();
+    let written = entries.iter().find(|(e, _)| e.op == LedgerOp::VersionWritten && e.key == k).unwrap();
+    written.0.version.unwrap()
+}
+
+fn lock_key(k: &str, id: VersionId) -> Vec<u8> {
+    crate::keys::version_key(&BucketName::new("vault").unwrap(), k, id)
+}
+
+fn officer() -> Actor {
+    Actor { access_key: "WBOFFICER0000000000".to_owned(), role: Role::Auditor }
+}
+
+#[tokio::test]
+async fn a_ledger_of_format1_entries_still_verifies_and_chains_on_in_format2() {
+    let (store, backend, clock) = format1_archive();
+    let old = store.ledger_entries(1).unwrap();
+    assert_eq!(old.len(), 7);
+    assert!(old.iter().all(|(e, _)| e.format == EntryFormat::V1));
+    // The case ids that fooled the old reader (entries 3, 5 and 6) are text;
+    // only the writer's token at the end attests.
+    let report = store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{}", report.summary());
+    assert_eq!((report.versions_checked, report.markers_checked, report.unattested), (3, 1, 0));
+
+    // This build appends format-2 entries to the same chain.
+    let b = format1_version(&store, "b");
+    let lock_b = backend.get(Keyspace::Locks, &lock_key("b", b)).unwrap().unwrap();
+    let forged = format!("SEC; lock-sha256 {}", sha256(&lock_b).to_hex());
+    clock.advance(Duration::from_secs(1));
+    let vault = BucketName::new("vault").unwrap();
+    let (_, placed) = store
+        .set_legal_hold(&officer(), vault.clone(), key("b"), VersionSelector::Id(b), forged, true, String::new())
+        .await
+        .unwrap();
+    let admin = Actor { access_key: "WBADMIN000000000000".to_owned(), role: Role::Admin };
+    store.put_object(&admin, vault, key("d"), NewObject::default(), b"later".to_vec()).await.unwrap();
+    let all = store.ledger_entries(1).unwrap();
+    let new: Vec<&LedgerEntry> = all[7..].iter().map(|(e, _)| e).collect();
+    assert!(new.iter().all(|e| e.format == EntryFormat::V2), "{new:?}");
+    let hold = new.iter().find(|e| Some(e.sequence) == placed).unwrap();
+    let lock_now = backend.get(Keyspace::Locks, &lock_key("b", b)).unwrap().unwrap();
+    assert_eq!(hold.lock_sha256, Some(sha256(&lock_now)));
+    let report = store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{}", report.summary());
+    assert_eq!(report.entries_hashed, 9);
+    store.verify_ledger().unwrap();
+
+    // Releasing a hold offline is named, on either side of the format change.
+    let mut batch = Batch::new();
+    batch.put(Keyspace::Locks, lock_key("b", b), lock_b);
+    backend.commit(&batch, Durability::Synced).unwrap();
+    let report = store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert_eq!(report.first().unwrap().sequence, placed, "{}", report.summary());
+    assert!(first(&report).contains("lock record (retention, holds) of vault/b"), "{}", first(&report));
+}
+
+#[tokio::test]
+async fn a_format1_hold_whose_case_id_carries_the_pre_hold_digest_cannot_hide_its_removal() {
+    let (store, backend, _) = format1_archive();
+    // Entry 3 placed a hold on `a` with the digest of a's lock record before
+    // the hold in its case id; put that record back, as an offline editor would.
+    let a = format1_version(&store, "a");
+    let held = LockRecord::decode(&backend.get(Keyspace::Locks, &lock_key("a", a)).unwrap().unwrap()).unwrap();
+    assert_eq!(held.holds.len(), 1);
+    let pre_hold = LockRecord { retention: held.retention, holds: Vec::new() }.encode();
+    let case_id = &held.holds[0].case_id;
+    assert!(case_id.ends_with(&sha256(&pre_hold).to_hex()), "the fixture's forged case id: {case_id}");
+    let mut batch = Batch::new();
+    batch.put(Keyspace::Locks, lock_key("a", a), pre_hold);
+    backend.commit(&batch, Durability::Synced).unwrap();
+    let report = store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert_eq!(report.first().unwrap().sequence, Some(3), "{}", report.summary());
+    assert!(first(&report).contains("lock record (retention, holds) of vault/a"), "{}", first(&report));
+
+    // Entry 5's case id ended in `lock-sha256 zzz...`, which once left b's lock
+    // unjudged: deleting b's lock record (its only hold) is named too.
+    let (store, backend, _) = format1_archive();
+    let b = format1_version(&store, "b");
+    let mut batch = Batch::new();
+    batch.delete(Keyspace::Locks, lock_key("b", b));
+    backend.commit(&batch, Durability::Synced).unwrap();
+    let report = store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert_eq!(report.first().unwrap().sequence, Some(5), "{}", report.summary());
+    assert!(first(&report).contains("lock record (retention, holds) of vault/b"), "{}", first(&report));
+}
+
+/// Rewrites the whole chain consistently after `edit`, as someone who can
+/// recompute hashes would (no checkpoint is stored in these archives).
+fn rewrite_ledger(store: &Store, backend: &MemBackend, mut edit: impl FnMut(&mut LedgerEntry)) {
+    let mut batch = Batch::new();
+    let mut head = GENESIS;
+    let mut last = 0;
+    for (mut entry, _) in store.ledger_entries(1).unwrap() {
+        edit(&mut entry);
+        head = entry.chain_hash(&head);
+        last = entry.sequence;
+        batch.put(Keyspace::Ledger, ledger::ledger_key(entry.sequence).to_vec(), entry.encode_stored(&head));
+    }
+    batch.put(Keyspace::Meta, crate::writer::META_HEAD.to_vec(), codec::Writer::new().u64(last).raw(&head.0).finish());
+    backend.commit(&batch, Durability::Synced).unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_or_missing_attestation_is_a_divergence_never_a_pass() {
+    // Format 1: the writer's token at the end made unreadable.
+    let (store, backend, _) = format1_archive();
+    rewrite_ledger(&store, &backend, |e| {
+        if e.sequence == 5 {
+            let cut = e.detail.len() - 64;
+            e.detail.replace_range(cut.., &"z".repeat(64));
+        }
+    });
+    let report = store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert_eq!(report.first().unwrap().sequence, Some(5), "{}", report.summary());
+    assert!(first(&report).contains("attestation is malformed"), "{}", first(&report));
+
+    // Format 2: entries stripped of their attestations.
+    let (w, a, b) = archive().await;
+    rewrite_ledger(&w.store, &w.backend, |e| {
+        if e.sequence == a.ledger_sequence {
+            e.lock_sha256 = None;
+        }
+        if e.sequence == b.ledger_sequence {
+            e.record_sha256 = None;
+        }
+    });
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    let all: Vec<String> = report.divergences.iter().map(ToString::to_string).collect();
+    assert!(all.iter().any(|d| d.contains("has a lock record (retention, holds) that no ledger entry wrote")), "{all:?}");
+    let unattested = format!("ledger entry {}: the entry does not attest the version record it wrote", b.ledger_sequence);
+    assert!(all.contains(&unattested), "{all:?}");
+
+    // A format-1 entry after a format-2 one: no writer does that.
+    let (w, _, b) = archive().await;
+    rewrite_ledger(&w.store, &w.backend, |e| {
+        if e.sequence == b.ledger_sequence {
+            e.format = EntryFormat::V1;
+            e.record_sha256 = None;
+        }
+    });
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert_eq!(report.first().unwrap().sequence, Some(b.ledger_sequence), "{}", report.summary());
+    assert!(first(&report).contains("format 1 after one in format 2"), "{}", first(&report));
 }
