@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wormbox_model::{BucketName, Digest, ObjectKey, SystemClock, Timestamp, VersionId, VersioningState};
 use wormbox_store::backend::{Backend, MemBackend};
-use wormbox_store::ledger::{GENESIS, LedgerEntry, LedgerOp};
+use wormbox_store::ledger::{EntryFormat, GENESIS, LedgerEntry, LedgerOp};
 use wormbox_store::{Actor, NewObject, Store, StoreOptions};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
 
@@ -83,6 +83,7 @@ fn hashing(c: &mut Criterion) {
         });
     }
     let entry = LedgerEntry {
+        format: EntryFormat::CURRENT,
         sequence: 1_000_000,
         time: Timestamp(1_795_737_600_000_000),
         op: LedgerOp::VersionWritten,
@@ -91,7 +92,9 @@ fn hashing(c: &mut Criterion) {
         key: "trades/2026/11/27/000123.json".to_owned(),
         version: Some(VersionId::from_parts(1_795_737_600_000_000, 7)),
         sha256: Some(Digest([9; 32])),
-        detail: format!("size=1024; record-sha256 {}", "ab".repeat(32)),
+        record_sha256: Some(Digest([0xab; 32])),
+        lock_sha256: None,
+        detail: "size=1024".to_owned(),
     };
     group.throughput(Throughput::Elements(1));
     group.bench_function("ledger/chain_hash", |b| b.iter(|| std::hint::black_box(&entry).chain_hash(&GENESIS)));

@@ -67,6 +67,9 @@ fn record(e: &v1::AuditEntry) -> AuditRecord {
         sha256: hex::encode(&e.sha256),
         detail: e.detail.clone(),
         hash: hex::encode(&e.hash),
+        format: u8::try_from(e.format).unwrap(),
+        record_sha256: hex::encode(&e.record_sha256),
+        lock_sha256: hex::encode(&e.lock_sha256),
     }
 }
 

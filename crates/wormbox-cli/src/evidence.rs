@@ -300,6 +300,10 @@ fn record_of(e: &v1::AuditEntry) -> AuditRecord {
         sha256: hex::encode(&e.sha256),
         detail: e.detail.clone(),
         hash: hex::encode(&e.hash),
+        // A server from before typed attestations sends no format: its entries are format 1.
+        format: u8::try_from(e.format).unwrap_or(u8::MAX).max(1),
+        record_sha256: hex::encode(&e.record_sha256),
+        lock_sha256: hex::encode(&e.lock_sha256),
     }
 }
 
@@ -337,8 +341,16 @@ pub(crate) async fn audit(clients: &Clients, args: AuditArgs, json_mode: bool) -
             out.push('\n');
         } else {
             let version = if r.version_id.is_empty() { String::new() } else { format!(" {}", r.version_id) };
+            // The typed attestations, after the free text, as format-1 entries
+            // showed them inside it.
+            let mut attested = String::new();
+            for (name, digest) in [("lock-sha256", &r.lock_sha256), ("record-sha256", &r.record_sha256)] {
+                if !digest.is_empty() {
+                    attested.push_str(&format!(" [{name} {digest}]"));
+                }
+            }
             out.push_str(&format!(
-                "{:>8}  {}  {:<20} {:<22} {}/{}{}  {}\n",
+                "{:>8}  {}  {:<20} {:<22} {}/{}{}  {}{}\n",
                 r.sequence,
                 r.time,
                 r.operation,
@@ -346,7 +358,8 @@ pub(crate) async fn audit(clients: &Clients, args: AuditArgs, json_mode: bool) -
                 r.bucket,
                 r.key.escape_debug(),
                 version,
-                r.detail.escape_debug()
+                r.detail.escape_debug(),
+                attested
             ));
         }
     }

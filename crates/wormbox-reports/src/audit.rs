@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use wormbox_model::{Digest, Timestamp, VersionId};
-use wormbox_store::ledger::{AuditKind, GENESIS, LedgerEntry, LedgerOp};
+use wormbox_store::ledger::{AuditKind, EntryFormat, GENESIS, LedgerEntry, LedgerOp};
 
 use crate::csv;
 
@@ -90,10 +90,25 @@ pub struct AuditRecord {
     pub version_id: String,
     /// The version's SHA-256 in hex, or empty.
     pub sha256: String,
-    /// What happened.
+    /// What happened (free text; never read as evidence).
     pub detail: String,
     /// The chain hash after this entry, hex.
     pub hash: String,
+    /// The entry's stored format (1: attestations were text at the end of
+    /// `detail`; 2: they are the fields below). Records exported before the
+    /// field existed are format 1.
+    #[serde(default = "format1")]
+    pub format: u8,
+    /// The SHA-256 of the version record the entry wrote, hex, or empty.
+    #[serde(default)]
+    pub record_sha256: String,
+    /// The SHA-256 of the lock record (retention, holds) the entry wrote, hex, or empty.
+    #[serde(default)]
+    pub lock_sha256: String,
+}
+
+fn format1() -> u8 {
+    EntryFormat::V1.code()
 }
 
 impl AuditRecord {
@@ -112,6 +127,9 @@ impl AuditRecord {
             sha256: entry.sha256.map(|d| d.to_hex()).unwrap_or_default(),
             detail: entry.detail.clone(),
             hash: hash.to_hex(),
+            format: entry.format.code(),
+            record_sha256: entry.record_sha256.map(|d| d.to_hex()).unwrap_or_default(),
+            lock_sha256: entry.lock_sha256.map(|d| d.to_hex()).unwrap_or_default(),
         }
     }
 
@@ -129,11 +147,19 @@ impl AuditRecord {
             "" => None,
             text => Some(VersionId::parse(text).map_err(|e| format!("entry {}: {e}", self.sequence))?),
         };
-        let sha256 = match self.sha256.as_str() {
-            "" => None,
-            text => Some(digest(text, "sha256")?),
+        let optional = |text: &str, what: &str| match text {
+            "" => Ok(None),
+            text => digest(text, what).map(Some),
         };
+        let format = EntryFormat::from_code(self.format)
+            .ok_or_else(|| format!("entry {}: unknown entry format {}", self.sequence, self.format))?;
+        let record_sha256 = optional(&self.record_sha256, "record_sha256")?;
+        let lock_sha256 = optional(&self.lock_sha256, "lock_sha256")?;
+        if format == EntryFormat::V1 && (record_sha256.is_some() || lock_sha256.is_some()) {
+            return Err(format!("entry {}: a format-1 entry has no typed attestations", self.sequence));
+        }
         let entry = LedgerEntry {
+            format,
             sequence: self.sequence,
             time: Timestamp(self.time_unix_micros),
             op,
@@ -141,7 +167,9 @@ impl AuditRecord {
             bucket: self.bucket.clone(),
             key: self.key.clone(),
             version,
-            sha256,
+            sha256: optional(&self.sha256, "sha256")?,
+            record_sha256,
+            lock_sha256,
             detail: self.detail.clone(),
         };
         Ok((entry, digest(&self.hash, "hash")?))
@@ -166,8 +194,9 @@ pub fn chain(records: &[AuditRecord]) -> Result<(u64, Digest), String> {
     Ok((records.len() as u64, head))
 }
 
-/// The CSV header of audit records.
-pub const CSV_COLUMNS: [&str; 12] = [
+/// The CSV header of audit records (the columns after `hash` were added
+/// with ledger entry format 2, last so that older readers keep their places).
+pub const CSV_COLUMNS: [&str; 15] = [
     "sequence",
     "time",
     "time_unix_micros",
@@ -180,6 +209,9 @@ pub const CSV_COLUMNS: [&str; 12] = [
     "sha256",
     "detail",
     "hash",
+    "format",
+    "record_sha256",
+    "lock_sha256",
 ];
 
 /// Appends the CSV header.
@@ -204,6 +236,9 @@ pub fn csv_record(out: &mut String, r: &AuditRecord) {
             r.sha256.clone(),
             r.detail.clone(),
             r.hash.clone(),
+            r.format.to_string(),
+            r.record_sha256.clone(),
+            r.lock_sha256.clone(),
         ],
     );
 }
@@ -219,6 +254,7 @@ mod tests {
 
     fn entry(sequence: u64, op: LedgerOp, bucket: &str, key: &str, principal: &str) -> LedgerEntry {
         LedgerEntry {
+            format: EntryFormat::CURRENT,
             sequence,
             time: Timestamp(sequence as i64 * 1_000_000),
             op,
@@ -227,6 +263,8 @@ mod tests {
             key: key.to_owned(),
             version: Some(VersionId::from_parts(sequence, 0)),
             sha256: Some(Digest([sequence as u8; 32])),
+            record_sha256: (op == LedgerOp::VersionWritten).then_some(Digest([0x40 + sequence as u8; 32])),
+            lock_sha256: (op == LedgerOp::RetentionChanged).then_some(Digest([0x80 + sequence as u8; 32])),
             detail: format!("detail, with \"quotes\" {sequence}"),
         }
     }
@@ -275,6 +313,9 @@ mod tests {
         let mut altered = back.clone();
         altered[1].detail.push('!');
         assert!(chain(&altered).unwrap_err().contains("entry 2"));
+        let mut altered = back.clone();
+        altered[2].lock_sha256 = "00".repeat(32);
+        assert!(chain(&altered).unwrap_err().contains("entry 3"));
         let mut gap = back;
         gap.remove(2);
         assert!(chain(&gap).unwrap_err().contains("entry 3 is missing"));
@@ -291,5 +332,31 @@ mod tests {
         assert_eq!(parsed.len(), 5);
         assert_eq!(parsed[0], CSV_COLUMNS);
         assert_eq!(parsed[2][10], "detail, with \"quotes\" 2");
+        // The lock digest a retention change attests has its own column.
+        assert_eq!((parsed[3][12].as_str(), parsed[3][14].as_str()), ("2", "83".repeat(32).as_str()));
+    }
+
+    #[test]
+    fn format1_records_exported_before_typed_attestations_still_rehash() {
+        let old = LedgerEntry {
+            format: EntryFormat::V1,
+            record_sha256: None,
+            lock_sha256: None,
+            detail: format!("case SEC; lock-sha256 {}", "ab".repeat(32)),
+            ..entry(1, LedgerOp::HoldPlaced, "b", "k", "A")
+        };
+        let hash = old.chain_hash(&GENESIS);
+        let mut line: serde_json::Value = serde_json::from_str(&json_line(&AuditRecord::new(&old, &hash))).unwrap();
+        // What an export written before format 2 holds: none of the new fields.
+        for field in ["format", "record_sha256", "lock_sha256"] {
+            line.as_object_mut().unwrap().remove(field);
+        }
+        let record: AuditRecord = serde_json::from_value(line).unwrap();
+        assert_eq!(record.format, 1);
+        assert_eq!(chain(std::slice::from_ref(&record)).unwrap(), (1, hash));
+        // A format-1 entry cannot be given typed attestations after the fact.
+        let mut dressed = record;
+        dressed.lock_sha256 = "ab".repeat(32);
+        assert!(dressed.entry().unwrap_err().contains("format-1"));
     }
 }

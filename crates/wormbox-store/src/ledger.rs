@@ -460,8 +460,20 @@ impl LedgerEntry {
         };
         let detail = r.string()?;
         r.end()?;
-        let entry =
-            LedgerEntry { format, sequence, time, op, principal, bucket, key, version, sha256, record_sha256, lock_sha256, detail };
+        let entry = LedgerEntry {
+            format,
+            sequence,
+            time,
+            op,
+            principal,
+            bucket,
+            key,
+            version,
+            sha256,
+            record_sha256,
+            lock_sha256,
+            detail,
+        };
         Ok((entry, Digest::from_slice(hash).ok_or_else(bad)?))
     }
 
@@ -576,7 +588,10 @@ mod tests {
         let (old, stored_hash) = LedgerEntry::decode_stored(&stored).unwrap();
         assert_eq!(stored_hash, hash);
         assert_eq!(old.format, EntryFormat::V1);
-        assert_eq!((old.op, old.detail.as_str(), old.version), (LedgerOp::HoldPlaced, detail.as_str(), Some(VersionId::from_u128(7))));
+        assert_eq!(
+            (old.op, old.detail.as_str(), old.version),
+            (LedgerOp::HoldPlaced, detail.as_str(), Some(VersionId::from_u128(7)))
+        );
         // Hashed over what was stored, byte for byte.
         assert_eq!(old.encode_stored(&hash), stored);
         assert_eq!(old.chain_hash(&previous), hash);
@@ -603,7 +618,8 @@ mod tests {
             LedgerEntry::decode_stored(&stored).unwrap().0.attestations()
         };
         let d = Some(Digest([0x0c; 32]));
-        let both = attest(LedgerOp::VersionWritten, format!("size=3; hold A; lock-sha256 {digest}; record-sha256 {digest}"));
+        let both =
+            attest(LedgerOp::VersionWritten, format!("size=3; hold A; lock-sha256 {digest}; record-sha256 {digest}"));
         assert_eq!(both, Ok(Attestations { record_sha256: d, lock_sha256: d }));
         let record_only = attest(LedgerOp::MarkerWritten, format!("; record-sha256 {digest}"));
         assert_eq!(record_only, Ok(Attestations { record_sha256: d, lock_sha256: None }));

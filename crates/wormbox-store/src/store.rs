@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use ring::rand::SecureRandom;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wormbox_model::{
-    AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, FreeText, ObjectKey, Role, Timestamp, VersionId,
+    AccessKeyId, BucketName, Clock, ClockPolicy, ComplianceClock, Digest, ObjectKey, Role, Timestamp, VersionId,
     VersionSelector, VersioningState,
 };
 
@@ -606,9 +606,9 @@ impl Store {
 
     fn check_object(&self, object: &NewObject, size: u64) -> Result<(), StoreError> {
         // The same checks as at the wire (`FreeText`), for every caller.
-        FreeText::ContentType.check(&object.content_type)?;
+        wormbox_model::FreeText::ContentType.check(&object.content_type)?;
         if let Some(case_id) = &object.legal_hold {
-            FreeText::CaseId.check(case_id)?;
+            wormbox_model::FreeText::CaseId.check(case_id)?;
         }
         if size > self.inner.options.max_object_bytes {
             return Err(StoreError::TooLarge { limit: self.inner.options.max_object_bytes });

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tonic::Status;
 use wormbox_mfa::{DeviceInfo, DeviceState};
-use wormbox_model::{BucketName, Digest, ObjectKey, UserMetadata, VersionSelector};
+use wormbox_model::{BucketName, Digest, FreeText, ObjectKey, UserMetadata, VersionSelector};
 use wormbox_proto::v1;
 use wormbox_reports::audit::AuditFilter;
 use wormbox_reports::{CheckpointFile, Row, Summary};
@@ -55,13 +55,13 @@ pub(crate) fn new_object(
         _ => Some(Digest::from_slice(expected_sha256).ok_or_else(|| invalid("expected_sha256 must be 32 bytes"))?),
     };
     let user_metadata = UserMetadata::new(user_metadata.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)?;
-    Ok(NewObject {
-        content_type,
-        user_metadata,
-        expected_sha256,
-        retention: retention(retention_wire)?,
-        legal_hold: optional(legal_hold),
-    })
+    // The same checks as the store's and the writer's (one function, one text).
+    FreeText::ContentType.check(&content_type).map_err(|e| invalid(e.to_string()))?;
+    let legal_hold = optional(legal_hold);
+    if let Some(case_id) = &legal_hold {
+        FreeText::CaseId.check(case_id).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(NewObject { content_type, user_metadata, expected_sha256, retention: retention(retention_wire)?, legal_hold })
 }
 
 pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {
@@ -285,6 +285,9 @@ pub(crate) fn audit_entry(entry: &LedgerEntry, hash: &Digest) -> v1::AuditEntry 
         sha256: entry.sha256.map(|d| d.0.to_vec()).unwrap_or_default(),
         detail: entry.detail.clone(),
         hash: hash.0.to_vec(),
+        format: u32::from(entry.format.code()),
+        record_sha256: entry.record_sha256.map(|d| d.0.to_vec()).unwrap_or_default(),
+        lock_sha256: entry.lock_sha256.map(|d| d.0.to_vec()).unwrap_or_default(),
     }
 }
 

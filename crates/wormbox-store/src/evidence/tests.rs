@@ -578,8 +578,12 @@ async fn a_malformed_or_missing_attestation_is_a_divergence_never_a_pass() {
     });
     let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
     let all: Vec<String> = report.divergences.iter().map(ToString::to_string).collect();
-    assert!(all.iter().any(|d| d.contains("has a lock record (retention, holds) that no ledger entry wrote")), "{all:?}");
-    let unattested = format!("ledger entry {}: the entry does not attest the version record it wrote", b.ledger_sequence);
+    assert!(
+        all.iter().any(|d| d.contains("has a lock record (retention, holds) that no ledger entry wrote")),
+        "{all:?}"
+    );
+    let unattested =
+        format!("ledger entry {}: the entry does not attest the version record it wrote", b.ledger_sequence);
     assert!(all.contains(&unattested), "{all:?}");
 
     // A format-1 entry after a format-2 one: no writer does that.
