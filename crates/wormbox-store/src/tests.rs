@@ -948,6 +948,53 @@ mod object_lock {
         assert!(listed.entries.iter().any(|v| v.retention.is_some()));
     }
 
+    /// Issue 16, finding 5: a hold id given with the write skipped every
+    /// check (a 210 KB id with NUL and newline was stored); the store now
+    /// checks it, and a hold's case id and note, with the one shared function.
+    #[tokio::test]
+    async fn free_text_is_checked_by_the_store_for_every_caller_and_changes_nothing() {
+        let w = lock_world().await;
+        let before = ledger_ops(&w).len();
+        let huge = format!("{}\0\n", "x".repeat(210 * 1024));
+        for (hold, content_type) in [(Some(huge.as_str()), ""), (Some("SEC\0"), ""), (None, "text/plain\r\nX: y")] {
+            let object = NewObject {
+                legal_hold: hold.map(str::to_owned),
+                content_type: content_type.into(),
+                ..NewObject::default()
+            };
+            let err = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), object.clone(), b"x".to_vec()).await;
+            assert!(matches!(err, Err(StoreError::InvalidArgument(_))), "{err:?}");
+            assert!(matches!(
+                w.store.begin_upload(w.bucket.clone(), key("k"), object),
+                Err(StoreError::InvalidArgument(_))
+            ));
+        }
+        assert!(w.store.list_versions(&w.bucket, &ListVersionsParams::default()).unwrap().entries.is_empty());
+        assert_eq!(ledger_ops(&w).len(), before, "a refused write left a ledger entry");
+
+        let ack = put_with(&w, "k", None, None).await;
+        let before = ledger_ops(&w).len();
+        for (case_id, note) in [("SEC\n17", ""), ("", ""), ("SEC-17", "a\u{1b}[2J"), ("SEC-17", &*"n".repeat(1025))] {
+            let err = w
+                .store
+                .set_legal_hold(&officer(), w.bucket.clone(), key("k"), sel(&ack), case_id.into(), true, note.into())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
+        }
+        // One text for one field, whichever way it came in.
+        let at_put = NewObject { legal_hold: Some("SEC\n17".into()), ..NewObject::default() };
+        let at_put = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), at_put, b"x".to_vec()).await.unwrap_err();
+        let at_hold = w
+            .store
+            .set_legal_hold(&officer(), w.bucket.clone(), key("k"), sel(&ack), "SEC\n17".into(), true, String::new())
+            .await
+            .unwrap_err();
+        assert_eq!(at_put.to_string(), at_hold.to_string());
+        assert_eq!(ledger_ops(&w).len(), before);
+        assert!(w.store.head_object(&w.bucket, &key("k"), Some(sel(&ack))).unwrap().legal_holds.is_empty());
+    }
+
     #[tokio::test]
     async fn object_lock_pins_versioning_and_needs_it() {
         let w = lock_world().await;

@@ -8,6 +8,8 @@ mod admin;
 mod authority;
 /// Cancelled uploads never publish a version whose bytes are gone.
 mod cancel;
+/// User text (case ids, metadata) cannot forge the evidence, and is checked at every entry point.
+mod evidence;
 /// One code for a whole DeleteObjects request, each purge still judged and ledgered.
 mod multidelete;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.
