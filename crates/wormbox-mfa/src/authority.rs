@@ -144,6 +144,14 @@ fn may_pair(record: &DeviceRecord, actor: &Actor, state: DeviceState) -> bool {
     record.state == state && (record.owner == actor.access_key || (resync && actor.role == Role::Admin))
 }
 
+/// Whether the stored device `raw` keeps its serial from a new enrolment:
+/// every device does except one that expired unactivated (its serial is a
+/// real token's, which can then be enrolled again). A damaged record keeps it.
+fn serial_taken(raw: &[u8], now: u64, pending_secs: u64) -> bool {
+    DeviceRecord::decode(raw)
+        .map_or(true, |r| r.state != DeviceState::Expired && !pending_expired(&r, now, pending_secs))
+}
+
 /// Whether a pending device enrolled at `created_at` (µs) has waited past
 /// `pending_secs` at unix second `now`.
 fn pending_expired(record: &DeviceRecord, now: u64, pending_secs: u64) -> bool {
@@ -290,8 +298,10 @@ impl Authority {
         }
         // A serial already taken is refused before the guard code is spent on
         // an enrolment that could not run (the writer re-checks it).
+        let pending_secs = self.policy.pending_secs;
+        let now = secs(self.clock.now());
         for serial in &serials {
-            if self.store.device(serial)?.is_some() {
+            if self.store.device(serial)?.is_some_and(|raw| serial_taken(&raw, now, pending_secs)) {
                 return Err(MfaError::DuplicateSerial(serial.clone()));
             }
         }
@@ -320,7 +330,9 @@ impl Authority {
         let slot: Slot<Vec<DeviceInfo>> = Arc::default();
         let out = slot.clone();
         let update = DeviceUpdate(Box::new(move |current, now| {
-            if let Some(pos) = current.iter().position(Option::is_some) {
+            let taken =
+                |raw: &Option<Vec<u8>>| raw.as_ref().is_some_and(|raw| serial_taken(raw, secs(now), pending_secs));
+            if let Some(pos) = current.iter().position(taken) {
                 put(&out, Err(MfaError::DuplicateSerial(records[pos].serial.clone())));
                 return Vec::new();
             }

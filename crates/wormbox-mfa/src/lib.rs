@@ -48,7 +48,7 @@ pub enum MfaError {
     Required(String),
     /// The pending device can no longer be activated: its pending time ran
     /// out, or its owner activated another device first.
-    #[error("MFA device `{0}` has expired without being activated: enrol the token again")]
+    #[error("MFA device `{0}` has expired without being activated: an admin enrols the token again")]
     Expired(String),
     /// A request field is wrong.
     #[error("{0}")]

@@ -336,6 +336,11 @@ async fn only_the_owner_activates_and_a_pending_device_expires() {
     // The expiry is stored, not only computed.
     let reopened = open(&w.backend, &w.clock);
     assert_eq!(reopened.list(None).unwrap()[0].state, DeviceState::Expired);
+    // The token (its serial is printed on it) can be enrolled again, and its owner activates it in time.
+    w.enroll(SERIAL, &w.owner).await.unwrap();
+    w.mfa.activate(&w.owner, SERIAL, &w.code(0), &w.code(1)).await.unwrap();
+    // An active or deactivated device keeps its serial.
+    assert!(matches!(w.enroll(SERIAL, &w.owner).await, Err(MfaError::DuplicateSerial(_))));
 }
 
 #[tokio::test]
