@@ -34,6 +34,9 @@ fn round_trips(c: &mut Criterion) {
         let messages = vec![
             v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
             v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(vec![1u8; 1024])) },
+            v1::PutObjectRequest {
+                part: Some(v1::put_object_request::Part::End(v1::PutObjectEnd { size: 1024, ..Default::default() })),
+            },
         ];
         let mut client = client.clone();
         async move { client.put_object(tokio_stream::iter(messages)).await.unwrap() }

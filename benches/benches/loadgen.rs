@@ -608,8 +608,8 @@ struct Sampled {
     accounts: Vec<Vec<(String, u64)>>,
 }
 
-/// `clients` clients, each sending one `PutObject` (header + one data
-/// message) at a time.
+/// `clients` clients, each sending one `PutObject` (header, one data
+/// message, end) at a time.
 async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
     let before = server.commit_stats();
     let started = Instant::now();
@@ -625,6 +625,12 @@ async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Durat
                 let messages = vec![
                     v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
                     v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(data.clone())) },
+                    v1::PutObjectRequest {
+                        part: Some(v1::put_object_request::Part::End(v1::PutObjectEnd {
+                            size: size as u64,
+                            ..Default::default()
+                        })),
+                    },
                 ];
                 let at = Instant::now();
                 client.put_object(tokio_stream::iter(messages)).await?;

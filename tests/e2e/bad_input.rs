@@ -5,7 +5,7 @@ use tonic::Code;
 use wormbox_proto::v1::{self, VersioningStatus};
 use wormbox_test_utils::TestAppliance;
 
-use crate::e2e::{create_bucket, get, put, put_messages, reason, sha256, versions};
+use crate::e2e::{create_bucket, get, put, put_end, put_messages, reason, sha256, versions};
 
 async fn assert_still_serving(appliance: &TestAppliance) {
     let mut client = appliance.archive().await.unwrap();
@@ -122,7 +122,7 @@ async fn oversize_objects_records_and_messages_are_refused() {
 
     // One gRPC message above the limit: refused by the transport.
     let mut messages = put_messages("target", "huge-message", b"", Vec::new());
-    messages.push(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(vec![0; 600 << 10])) });
+    messages.insert(1, v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(vec![0; 600 << 10])) });
     let err = client.put_object(tokio_stream::iter(messages)).await.unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "tonic refuses a message above max_decoding_message_size");
     let keys: Vec<String> = versions(&mut client, "target").await.versions.into_iter().map(|v| v.key).collect();
@@ -137,12 +137,46 @@ async fn malformed_and_truncated_put_streams_store_nothing() {
     create_bucket(&mut client, "target", VersioningStatus::Enabled).await;
     let data_first = vec![v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(vec![1])) }];
     let mut two_headers = put_messages("target", "k", b"x", Vec::new());
-    two_headers.push(two_headers[0].clone());
+    two_headers.insert(2, two_headers[0].clone());
     let empty_part = vec![put_messages("target", "k", b"", Vec::new()).remove(0), v1::PutObjectRequest { part: None }];
-    for messages in [Vec::new(), data_first, two_headers, empty_part] {
-        let err = client.put_object(tokio_stream::iter(messages)).await.unwrap_err();
-        assert_eq!(reason(&err), "INVALID_ARGUMENT");
+    // The body's end is the client's word, checked against what arrived.
+    let mut no_end = put_messages("target", "k", b"body", Vec::new());
+    no_end.pop();
+    let mut data_after_end = put_messages("target", "k", b"body", Vec::new());
+    data_after_end.push(data_after_end[1].clone());
+    let mut two_ends = put_messages("target", "k", b"body", Vec::new());
+    two_ends.push(put_end(b""));
+    let mut longer = put_messages("target", "k", b"body", Vec::new());
+    *longer.last_mut().unwrap() = put_end(b"body and more");
+    let mut short_digest = put_messages("target", "k", b"body", Vec::new());
+    if let Some(v1::put_object_request::Part::End(end)) = &mut short_digest.last_mut().unwrap().part {
+        end.sha256.truncate(31);
     }
+    for messages in
+        [Vec::new(), data_first, two_headers, empty_part, no_end, data_after_end, two_ends, longer, short_digest]
+    {
+        let err = client.put_object(tokio_stream::iter(messages)).await.unwrap_err();
+        assert_eq!(reason(&err), "INVALID_ARGUMENT", "{err:?}");
+    }
+    let mut other_bytes = put_messages("target", "k", b"body", Vec::new());
+    if let Some(v1::put_object_request::Part::End(end)) = &mut other_bytes.last_mut().unwrap().part {
+        end.sha256 = sha256(b"bod");
+    }
+    let err = client.put_object(tokio_stream::iter(other_bytes)).await.unwrap_err();
+    assert_eq!(reason(&err), "CHECKSUM_MISMATCH", "{err:?}");
+    assert!(versions(&mut client, "target").await.versions.is_empty());
+
+    // A digest given up front already binds the body: such a stream may
+    // omit its end message, as clients written before it was added do.
+    let mut digest_first = put_messages("target", "digest-first", b"body", sha256(b"body"));
+    digest_first.pop();
+    client.put_object(tokio_stream::iter(digest_first)).await.unwrap();
+    let mut cut_short = put_messages("target", "cut-short", b"body", sha256(b"body and more"));
+    cut_short.pop();
+    let err = client.put_object(tokio_stream::iter(cut_short)).await.unwrap_err();
+    assert_eq!(reason(&err), "CHECKSUM_MISMATCH", "{err:?}");
+    let keys: Vec<String> = versions(&mut client, "target").await.versions.into_iter().map(|v| v.key).collect();
+    assert_eq!(keys, vec!["digest-first"]);
 
     // A client that goes away mid-stream: nothing is published, no chunk is left.
     let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -156,7 +190,7 @@ async fn malformed_and_truncated_put_streams_store_nothing() {
     call.abort();
     let _ = call.await;
     drop(tx);
-    assert!(versions(&mut client, "target").await.versions.is_empty());
+    assert_eq!(versions(&mut client, "target").await.versions.len(), 1, "only digest-first was stored");
     assert_still_serving(&appliance).await;
 }
 

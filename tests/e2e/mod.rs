@@ -64,7 +64,14 @@ pub(crate) fn put_messages(
     for chunk in data.chunks(256 << 10) {
         messages.push(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(chunk.to_vec())) });
     }
+    messages.push(put_end(data));
     messages
+}
+
+/// The end message of a put of `data`: its size and SHA-256.
+pub(crate) fn put_end(data: &[u8]) -> v1::PutObjectRequest {
+    let end = v1::PutObjectEnd { size: data.len() as u64, sha256: sha256(data) };
+    v1::PutObjectRequest { part: Some(v1::put_object_request::Part::End(end)) }
 }
 
 pub(crate) async fn put(

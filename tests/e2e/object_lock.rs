@@ -7,7 +7,7 @@ use std::time::Duration;
 use wormbox_proto::{ComplianceClient, v1};
 use wormbox_test_utils::{TEST_EPOCH, TestAppliance};
 
-use super::{get, reason};
+use super::{get, put_end, reason};
 
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 
@@ -36,9 +36,11 @@ async fn put_locked(
         legal_hold: hold.into(),
         ..Default::default()
     };
+    let data = format!("record {key}").into_bytes();
     let messages = vec![
         v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
-        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(format!("record {key}").into_bytes())) },
+        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(data.clone())) },
+        put_end(&data),
     ];
     archive.put_object(tokio_stream::iter(messages)).await.map(|r| r.into_inner())
 }

@@ -848,17 +848,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     return Ok(());
                 }
                 let mut buffer = vec![0u8; 1 << 20];
+                let mut size = 0u64;
+                let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
                 loop {
+                    // A read error returns before the end message: the
+                    // appliance then stores nothing of what was sent.
                     let n = input.read(&mut buffer).context("reading input")?;
                     if n == 0 {
-                        return Ok(());
+                        break;
                     }
+                    size += n as u64;
+                    hasher.update(&buffer[..n]);
                     let data =
                         v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(buffer[..n].to_vec())) };
                     if tx.blocking_send(data).is_err() {
                         return Ok(());
                     }
                 }
+                let end = v1::PutObjectEnd { size, sha256: hasher.finish().as_ref().to_vec() };
+                let _ = tx.blocking_send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::End(end)) });
+                Ok(())
             });
             let res = clients.archive().put_object(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
             reader.join().map_err(|_| anyhow::anyhow!("input reader panicked"))??;

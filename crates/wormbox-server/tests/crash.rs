@@ -257,12 +257,14 @@ fn spent_codes_and_lockouts_survive_kill_9() {
         // below names a version that exists.
         let mut versions = Vec::new();
         for bucket in ["kill9", "kill9", "lock9"] {
-            let (tx, rx) = mpsc::channel(2);
+            let (tx, rx) = mpsc::channel(3);
             let header = v1::PutObjectHeader { bucket: bucket.into(), key: "k".into(), ..Default::default() };
             tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }).await.unwrap();
             tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(b"x".to_vec())) })
                 .await
                 .unwrap();
+            let end = v1::PutObjectEnd { size: 1, ..Default::default() };
+            tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::End(end)) }).await.unwrap();
             drop(tx);
             versions.push(archive.put_object(ReceiverStream::new(rx)).await.unwrap().into_inner().version_id);
         }

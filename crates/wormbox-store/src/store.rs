@@ -1149,13 +1149,19 @@ impl Upload {
         self.size
     }
 
+    /// The SHA-256 of the bytes received so far, for a digest the client
+    /// states after the body (which the header's `expected_sha256` cannot).
+    pub fn sha256(&self) -> Digest {
+        Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes")
+    }
+
     /// Checks the digest and publishes the version durably. On any error
     /// nothing is published and the chunks are discarded: by this upload
     /// before the publish is queued, by the writer after (or, when the writer
     /// stops first, by the next open). Cancelled after the publish was
     /// queued, the version may still be published, whole.
     pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, StoreError> {
-        let digest = Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes");
+        let digest = self.sha256();
         check_digest(&self.object, digest)?;
         let data = if self.chunks == 0 {
             VersionData::Inline(std::mem::take(&mut self.buffer))

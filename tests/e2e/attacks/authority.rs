@@ -12,7 +12,7 @@ use wormbox_test_utils::{TEST_EPOCH, TestAppliance};
 
 use super::{DAY_MICROS, STEP, token_for};
 use crate::e2e::mfa::versioning;
-use crate::e2e::reason;
+use crate::e2e::{put_end, reason};
 
 fn retention(mode: v1::RetentionMode, until_micros: i64) -> v1::Retention {
     v1::Retention { mode: mode as i32, retain_until_unix_micros: until_micros }
@@ -21,9 +21,11 @@ fn retention(mode: v1::RetentionMode, until_micros: i64) -> v1::Retention {
 /// Writes one version of `key` and returns its id.
 async fn put(archive: &mut ArchiveClient, bucket: &str, key: &str, retention: Option<v1::Retention>) -> String {
     let header = v1::PutObjectHeader { bucket: bucket.into(), key: key.into(), retention, ..Default::default() };
+    let data = format!("record {key}").into_bytes();
     let messages = vec![
         v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
-        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(format!("record {key}").into_bytes())) },
+        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(data.clone())) },
+        put_end(&data),
     ];
     archive.put_object(tokio_stream::iter(messages)).await.unwrap().into_inner().version_id
 }

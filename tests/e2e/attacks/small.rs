@@ -13,7 +13,7 @@ use wormbox_test_utils::{TEST_EPOCH, TOKEN_SEED_BASE32, TestAppliance, tamper};
 
 use super::{DAY_MICROS, STEP, key_id, token_for};
 use crate::e2e::mfa::versioning;
-use crate::e2e::{create_bucket, delete, get, put, reason};
+use crate::e2e::{create_bucket, delete, get, put, put_end, reason};
 
 async fn bucket(archive: &mut ArchiveClient, name: &str) -> v1::Bucket {
     let request = v1::GetBucketRequest { bucket: name.into() };
@@ -270,6 +270,7 @@ async fn a_retain_until_already_past_is_a_refused_shortening() {
     let messages = vec![
         v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
         v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(b"trade".to_vec())) },
+        put_end(b"trade"),
     ];
     let id = archive.put_object(tokio_stream::iter(messages)).await.unwrap().into_inner().version_id;
 

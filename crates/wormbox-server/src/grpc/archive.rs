@@ -1,8 +1,11 @@
 //! `ArchiveService`: authenticate, convert, call `App`, convert back.
 //!
-//! Invariant: handlers hold no rules of their own. Streams are bounded: an
-//! Ingest stream has at most `MAX_IN_FLIGHT` records awaiting durability, and
-//! a GetObject stream at most a few chunks in memory.
+//! Invariant: handlers hold no rules of their own beyond a stream's framing,
+//! and a PutObject body is handed to the store for publishing only once its
+//! end message (or a header digest) shows the client finished it. Streams
+//! are bounded: an Ingest stream has at most `MAX_IN_FLIGHT` records
+//! awaiting durability, and a GetObject stream at most a few chunks in
+//! memory.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
-use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES};
+use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError, Upload};
 
 use crate::app::App;
 use crate::grpc::auth::authenticate;
@@ -33,6 +36,36 @@ impl ArchiveService {
     pub fn new(app: Arc<App>) -> ArchiveService {
         ArchiveService { app }
     }
+}
+
+/// Whether a PutObject body is the one the client finished: a stream can
+/// end early without an error (a reset with NO_ERROR reads as the end of the
+/// body in hyper), so only the client's own end message, or a digest given
+/// up front that a cut-off body cannot match, lets the body be published.
+fn check_end(upload: &Upload, end: Option<v1::PutObjectEnd>, digest_first: bool) -> Result<(), Status> {
+    let Some(end) = end else {
+        if digest_first {
+            return Ok(());
+        }
+        return Err(invalid(
+            "PutObject stream ended without its end message (the size of the body sent): nothing was stored",
+        ));
+    };
+    if end.size != upload.size() {
+        return Err(invalid(format!(
+            "PutObject's end message states {} bytes but {} arrived: nothing was stored",
+            end.size,
+            upload.size()
+        )));
+    }
+    if !end.sha256.is_empty() {
+        let expected = convert::digest(&end.sha256, "the end message's sha256")?;
+        let actual = upload.sha256();
+        if expected != actual {
+            return Err(from_store(&StoreError::ChecksumMismatch { expected, actual }));
+        }
+    }
+    Ok(())
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -147,6 +180,7 @@ impl Archive for ArchiveService {
         };
         let bucket = convert::bucket_name(&header.bucket)?;
         let key = convert::object_key(&header.key)?;
+        let digest_first = !header.expected_sha256.is_empty();
         let object = convert::new_object(
             header.content_type,
             header.user_metadata,
@@ -155,17 +189,26 @@ impl Archive for ArchiveService {
             header.legal_hold,
         )?;
         let mut upload = self.app.begin_upload(&actor, bucket, key, object).map_err(|e| from_store(&e))?;
-        // A stream error (a cancelled or truncated client stream) drops the
-        // upload, which discards its chunks: nothing is published.
+        // A stream error (a client reset, see `reset`, or a broken
+        // connection) drops the upload, which discards its chunks: nothing
+        // is published.
+        let mut end = None;
         while let Some(message) = stream.message().await? {
-            match message.part {
-                Some(v1::put_object_request::Part::Data(data)) => upload.write(&data).map_err(|e| from_store(&e))?,
-                Some(v1::put_object_request::Part::Header(_)) => {
+            match (message.part, &end) {
+                (Some(v1::put_object_request::Part::Data(data)), None) => {
+                    upload.write(&data).map_err(|e| from_store(&e))?;
+                }
+                (Some(v1::put_object_request::Part::End(stated)), None) => end = Some(stated),
+                (Some(v1::put_object_request::Part::Data(_) | v1::put_object_request::Part::End(_)), Some(_)) => {
+                    return Err(invalid("PutObject's end message must be its last"));
+                }
+                (Some(v1::put_object_request::Part::Header(_)), _) => {
                     return Err(invalid("PutObject carries exactly one header"));
                 }
-                None => return Err(invalid("PutObject message has no part")),
+                (None, _) => return Err(invalid("PutObject message has no part")),
             }
         }
+        check_end(&upload, end, digest_first)?;
         let ack = upload.finish(&actor).await.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::PutObjectResponse {
             version_id: ack.version_id,

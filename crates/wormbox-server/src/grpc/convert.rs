@@ -43,6 +43,11 @@ pub(crate) fn selector_text(selector: &VersionSelector) -> String {
     }
 }
 
+/// A SHA-256 the client states; `what` names the field in the error.
+pub(crate) fn digest(bytes: &[u8], what: &str) -> Result<Digest, Status> {
+    Digest::from_slice(bytes).ok_or_else(|| invalid(format!("{what} must be 32 bytes")))
+}
+
 pub(crate) fn new_object(
     content_type: String,
     user_metadata: HashMap<String, String>,
@@ -52,7 +57,7 @@ pub(crate) fn new_object(
 ) -> Result<NewObject, Status> {
     let expected_sha256 = match expected_sha256.len() {
         0 => None,
-        _ => Some(Digest::from_slice(expected_sha256).ok_or_else(|| invalid("expected_sha256 must be 32 bytes"))?),
+        _ => Some(digest(expected_sha256, "expected_sha256")?),
     };
     let user_metadata = UserMetadata::new(user_metadata.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)?;
     // The same checks as the store's and the writer's (one function, one text).

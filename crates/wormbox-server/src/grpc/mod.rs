@@ -1,6 +1,7 @@
 //! Server assembly: the Archive, Compliance, Admin and Mfa services, health, reflection (v1
 //! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits and a
-//! tracing span per request.
+//! tracing span per request. Each of our services sees a client's reset of a
+//! request stream as an error (`reset`), never as its end.
 
 pub mod admin;
 pub mod archive;
@@ -9,6 +10,7 @@ pub mod compliance;
 mod convert;
 pub(crate) mod hangup;
 pub mod mfa;
+mod reset;
 pub(crate) mod status;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use wormbox_proto::v1::{
 };
 
 use crate::app::App;
+use crate::grpc::reset::ResetIsError;
 
 /// Builds every service the appliance serves.
 pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Routes, tonic_reflection::server::Error> {
@@ -50,10 +53,10 @@ pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Ro
         .build_v1alpha()?;
     let mut routes = Routes::builder();
     routes
-        .add_service(archive)
-        .add_service(compliance)
-        .add_service(admin)
-        .add_service(mfa)
+        .add_service(ResetIsError(archive))
+        .add_service(ResetIsError(compliance))
+        .add_service(ResetIsError(admin))
+        .add_service(ResetIsError(mfa))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
