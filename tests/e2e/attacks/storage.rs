@@ -116,7 +116,7 @@ async fn a_damaged_table_block_is_data_loss_and_verification_names_it_and_checks
     assert!(offline.ledger_entries >= report.ledger_sequence, "the whole ledger was read: {}", offline.summary());
 }
 
-fn staged(app: &TestAppliance) -> usize {
+pub(super) fn staged(app: &TestAppliance) -> usize {
     std::fs::read_dir(app.data_dir().join(STAGING_DIR)).map(|d| d.count()).unwrap_or(0)
 }
 
@@ -141,7 +141,7 @@ async fn bulk(app: &TestAppliance) {
 }
 
 /// Waits, bounded, for what the server does in the background in real time.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
+pub(super) async fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done() {
         assert!(Instant::now() < deadline, "not within 20 s: {what}");
@@ -151,7 +151,7 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 
 /// A backup, once the one before has given up the slot (just after its copy
 /// was removed).
-async fn backup_when_free(app: &TestAppliance) -> tonic::Streaming<v1::BackupChunk> {
+pub(super) async fn backup_when_free(app: &TestAppliance) -> tonic::Streaming<v1::BackupChunk> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match app.admin().await.unwrap().backup(v1::BackupRequest {}).await {
