@@ -152,9 +152,7 @@ async fn malformed_and_truncated_put_streams_store_nothing() {
     if let Some(v1::put_object_request::Part::End(end)) = &mut short_digest.last_mut().unwrap().part {
         end.sha256.truncate(31);
     }
-    for messages in
-        [Vec::new(), data_first, two_headers, empty_part, no_end, data_after_end, two_ends, longer, short_digest]
-    {
+    for messages in [Vec::new(), data_first, two_headers, empty_part, data_after_end, two_ends, longer, short_digest] {
         let err = client.put_object(tokio_stream::iter(messages)).await.unwrap_err();
         assert_eq!(reason(&err), "INVALID_ARGUMENT", "{err:?}");
     }
@@ -166,8 +164,15 @@ async fn malformed_and_truncated_put_streams_store_nothing() {
     assert_eq!(reason(&err), "CHECKSUM_MISMATCH", "{err:?}");
     assert!(versions(&mut client, "target").await.versions.is_empty());
 
-    // A digest given up front already binds the body: such a stream may
-    // omit its end message, as clients written before it was added do.
+    // DESIGN.md's PutObject has no end message: a stream that ends cleanly
+    // without one is taken whole. A digest given up front binds the body.
+    let keyed = |messages: &mut Vec<v1::PutObjectRequest>, key: &str| {
+        if let Some(v1::put_object_request::Part::Header(header)) = &mut messages[0].part {
+            header.key = key.into();
+        }
+    };
+    keyed(&mut no_end, "no-end");
+    client.put_object(tokio_stream::iter(no_end)).await.unwrap();
     let mut digest_first = put_messages("target", "digest-first", b"body", sha256(b"body"));
     digest_first.pop();
     client.put_object(tokio_stream::iter(digest_first)).await.unwrap();
@@ -176,7 +181,7 @@ async fn malformed_and_truncated_put_streams_store_nothing() {
     let err = client.put_object(tokio_stream::iter(cut_short)).await.unwrap_err();
     assert_eq!(reason(&err), "CHECKSUM_MISMATCH", "{err:?}");
     let keys: Vec<String> = versions(&mut client, "target").await.versions.into_iter().map(|v| v.key).collect();
-    assert_eq!(keys, vec!["digest-first"]);
+    assert_eq!(keys, vec!["digest-first", "no-end"]);
 
     // A client that goes away mid-stream: nothing is published, no chunk is left.
     let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -190,7 +195,7 @@ async fn malformed_and_truncated_put_streams_store_nothing() {
     call.abort();
     let _ = call.await;
     drop(tx);
-    assert_eq!(versions(&mut client, "target").await.versions.len(), 1, "only digest-first was stored");
+    assert_eq!(versions(&mut client, "target").await.versions.len(), 2, "the cut stream stored nothing");
     assert_still_serving(&appliance).await;
 }
 

@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
-use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError, Upload};
+use wormbox_store::{
+    Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError, Upload,
+};
 
 use crate::app::App;
 use crate::grpc::auth::authenticate;
@@ -38,18 +40,15 @@ impl ArchiveService {
     }
 }
 
-/// Whether a PutObject body is the one the client finished: a stream can
-/// end early without an error (a reset with NO_ERROR reads as the end of the
-/// body in hyper), so only the client's own end message, or a digest given
-/// up front that a cut-off body cannot match, lets the body be published.
-fn check_end(upload: &Upload, end: Option<v1::PutObjectEnd>, digest_first: bool) -> Result<(), Status> {
+/// Whether a PutObject body is the one the client says it finished: its end
+/// message, when it sends one, must match what arrived. A client's reset is
+/// already an error (`reset.rs`); a stream without an end message that ends
+/// cleanly is taken whole, as DESIGN.md's PutObject (header, then chunks)
+/// has it, which is what a client that resets with NO_ERROR (hyper reads it
+/// as the end of the body) also gets: the whole messages it chose to send.
+fn check_end(upload: &Upload, end: Option<v1::PutObjectEnd>) -> Result<(), Status> {
     let Some(end) = end else {
-        if digest_first {
-            return Ok(());
-        }
-        return Err(invalid(
-            "PutObject stream ended without its end message (the size of the body sent): nothing was stored",
-        ));
+        return Ok(());
     };
     if end.size != upload.size() {
         return Err(invalid(format!(
@@ -180,7 +179,6 @@ impl Archive for ArchiveService {
         };
         let bucket = convert::bucket_name(&header.bucket)?;
         let key = convert::object_key(&header.key)?;
-        let digest_first = !header.expected_sha256.is_empty();
         let object = convert::new_object(
             header.content_type,
             header.user_metadata,
@@ -208,7 +206,7 @@ impl Archive for ArchiveService {
                 (None, _) => return Err(invalid("PutObject message has no part")),
             }
         }
-        check_end(&upload, end, digest_first)?;
+        check_end(&upload, end)?;
         let ack = upload.finish(&actor).await.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::PutObjectResponse {
             version_id: ack.version_id,
