@@ -253,9 +253,10 @@ enum ReportCommand {
 
 #[derive(Debug, Subcommand)]
 enum ClockCommand {
-    /// Show the system and compliance clocks.
+    /// Show the system and compliance clocks, and how a gap between them closes.
     Show,
-    /// Accept a forward jump of the system clock (admin, --mfa from your own device).
+    /// Accept a forward jump of the system clock at once, instead of letting the
+    /// compliance clock catch up at its rate (admin, --mfa from your own device).
     AcceptForward,
 }
 
@@ -1053,16 +1054,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let reply = admin.get_clock(v1::GetClockRequest {}).await?.into_inner();
                     let system = wormbox_model::Timestamp(reply.system_unix_micros);
                     let compliance = wormbox_model::Timestamp(reply.compliance_unix_micros);
+                    let caught_up = (reply.caught_up_unix_micros != 0)
+                        .then(|| wormbox_model::Timestamp(reply.caught_up_unix_micros).to_rfc3339());
                     let value = json!({
                         "system": system.to_rfc3339(),
                         "compliance": compliance.to_rfc3339(),
                         "held_back_seconds": reply.held_back_seconds,
+                        "catch_up_seconds_per_year": reply.catch_up_seconds_per_year,
+                        "caught_up_at": caught_up,
                     });
                     let mut text = format!("system      {system}\ncompliance  {compliance}");
                     if reply.held_back_seconds > 0 {
+                        let by =
+                            caught_up.map_or_else(|| "never on its own".to_owned(), |t| format!("caught up by {t}"));
                         text.push_str(&format!(
-                            "\nthe system clock is {} s ahead and not followed; `wormbox clock accept-forward` accepts it",
-                            reply.held_back_seconds
+                            "\nthe compliance clock is {} s behind; it catches up at {} days per year ({by}); \
+                             `wormbox clock accept-forward` accepts the whole jump at once",
+                            reply.held_back_seconds,
+                            reply.catch_up_seconds_per_year / 86_400
                         ));
                     }
                     print(json_mode, value, text);

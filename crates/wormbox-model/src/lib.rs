@@ -11,7 +11,7 @@ mod names;
 mod text;
 mod version_id;
 
-pub use clock::{Clock, ClockPolicy, ComplianceClock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ClockEvent, ClockPolicy, ComplianceClock, ManualClock, SystemClock, Timestamp};
 pub use names::{
     AccessKeyId, BucketName, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES, ObjectKey, ParseBucketNameError,
     ParseObjectKeyError, Role, UserMetadata,

@@ -135,21 +135,35 @@ fn default_scrub_bytes_per_second() -> u64 {
     64 << 20
 }
 
-/// `[clock]`: how far the compliance clock follows the system clock forward.
+/// `[clock]`: how the compliance clock catches up with a system clock ahead
+/// of it (as NetApp SnapLock's ComplianceClock: a week per year by default).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ClockConfig {
-    /// The most compliance time advances per second of monotonic time, in ms.
-    #[serde(default = "default_clock_max_rate")]
-    pub max_rate_ms_per_s: u64,
-    /// How far ahead the system clock is still followed at once, in seconds.
+    /// Days of compliance time gained on top of real time per 365 days of
+    /// running while the system clock is ahead (0: only an admin's
+    /// accept-forward closes a gap).
+    #[serde(default = "default_clock_catch_up_days_per_year")]
+    pub catch_up_days_per_year: u32,
+    /// A forward jump of the system clock larger than this many seconds is
+    /// logged and written to the ledger (once per jump); smaller ones are
+    /// caught up silently.
     #[serde(default = "default_clock_tolerance")]
     pub tolerance_seconds: u64,
+    /// Retired (the compliance clock no longer follows a jump at a rate of
+    /// its own): still read so configs of earlier releases start, and
+    /// ignored with a warning.
+    #[serde(default)]
+    pub max_rate_ms_per_s: Option<u64>,
 }
 
 impl Default for ClockConfig {
     fn default() -> ClockConfig {
-        ClockConfig { max_rate_ms_per_s: default_clock_max_rate(), tolerance_seconds: default_clock_tolerance() }
+        ClockConfig {
+            catch_up_days_per_year: default_clock_catch_up_days_per_year(),
+            tolerance_seconds: default_clock_tolerance(),
+            max_rate_ms_per_s: None,
+        }
     }
 }
 
@@ -157,14 +171,14 @@ impl ClockConfig {
     /// The store's clock policy.
     pub fn policy(&self) -> wormbox_model::ClockPolicy {
         wormbox_model::ClockPolicy {
-            max_rate_ms_per_s: self.max_rate_ms_per_s,
-            tolerance: std::time::Duration::from_secs(self.tolerance_seconds),
+            catch_up_per_year: std::time::Duration::from_secs(u64::from(self.catch_up_days_per_year) * 86_400),
+            report_after: std::time::Duration::from_secs(self.tolerance_seconds),
         }
     }
 }
 
-fn default_clock_max_rate() -> u64 {
-    1000
+fn default_clock_catch_up_days_per_year() -> u32 {
+    7
 }
 fn default_clock_tolerance() -> u64 {
     60
@@ -422,8 +436,8 @@ impl WormboxdConfig {
         if self.mfa.lockout_seconds == 0 || self.mfa.max_lockout_seconds < self.mfa.lockout_seconds {
             return invalid("mfa.lockout_seconds", "must be at least 1 and at most mfa.max_lockout_seconds");
         }
-        if !(1000..=2000).contains(&self.clock.max_rate_ms_per_s) {
-            return invalid("clock.max_rate_ms_per_s", "must lie between 1000 (real time) and 2000");
+        if self.clock.catch_up_days_per_year > 365 {
+            return invalid("clock.catch_up_days_per_year", "must be at most 365 (twice real time while behind)");
         }
         if self.evidence.checkpoint_every_entries == 0 {
             return invalid("evidence.checkpoint_every_entries", "must be at least 1");
@@ -431,8 +445,8 @@ impl WormboxdConfig {
         if !(1..=86_400).contains(&self.evidence.checkpoint_interval_seconds) {
             return invalid("evidence.checkpoint_interval_seconds", "must lie between 1 and 86400");
         }
-        if self.clock.tolerance_seconds > 3600 {
-            return invalid("clock.tolerance_seconds", "must be at most 3600");
+        if !(1..=3600).contains(&self.clock.tolerance_seconds) {
+            return invalid("clock.tolerance_seconds", "must lie between 1 and 3600");
         }
         if !(1..=86_400).contains(&self.backup.send_timeout_seconds) {
             return invalid("backup.send_timeout_seconds", "must lie between 1 and 86400");
@@ -511,6 +525,24 @@ mod tests {
         let mut config = WormboxdConfig::default();
         config.backup.send_timeout_seconds = 0;
         assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "backup.send_timeout_seconds", .. })));
+        let mut config = WormboxdConfig::default();
+        config.clock.catch_up_days_per_year = 366;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "clock.catch_up_days_per_year", .. })));
+        config.clock.catch_up_days_per_year = 0;
+        config.validate().unwrap();
+        config.clock.tolerance_seconds = 0;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "clock.tolerance_seconds", .. })));
+    }
+
+    #[test]
+    fn the_clock_catches_up_a_week_per_year_and_an_earlier_release_config_still_loads() {
+        let policy = WormboxdConfig::default().clock.policy();
+        assert_eq!(policy.catch_up_per_year, std::time::Duration::from_secs(7 * 86_400));
+        assert_eq!(policy.report_after, std::time::Duration::from_secs(60));
+        let old = WormboxdConfig::parse("[clock]\nmax_rate_ms_per_s = 1000\ntolerance_seconds = 60\n").unwrap();
+        old.validate().unwrap();
+        assert_eq!(old.clock.max_rate_ms_per_s, Some(1000));
+        assert_eq!(old.clock.policy(), policy);
     }
 
     #[test]

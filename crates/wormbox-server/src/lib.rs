@@ -182,6 +182,11 @@ async fn open_archive(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<
         RocksBackend::open(&db_dir, &rocks_options)
             .map_err(|e| open_err(StoreError::Backend { operation: "open", source: Arc::new(e) }))?,
     );
+    if config.clock.max_rate_ms_per_s.is_some() {
+        tracing::warn!(
+            "[clock] max_rate_ms_per_s is retired and ignored: the compliance clock catches up with the system clock at catch_up_days_per_year; remove the key"
+        );
+    }
     let store_options = StoreOptions {
         max_object_bytes: config.limits.max_object_bytes,
         clock: config.clock.policy(),

@@ -76,11 +76,13 @@ pub enum LedgerOp {
     ObjectLockChanged,
     /// An attempt refused by Object Lock, MFA Delete or ownership.
     Refused,
-    /// The system clock jumped forward beyond the compliance clock's slew and
-    /// was not followed.
+    /// The system clock jumped forward: the compliance clock is behind it and
+    /// catches up at its bounded rate (not followed at once).
     ClockHeldBack,
     /// An admin, with an MFA code, accepted the system clock's time.
     ClockAccepted,
+    /// The compliance clock caught up, on its own, with a reported jump.
+    ClockCaughtUp,
     /// An integrity check (scrub) found everything as the ledger says.
     IntegrityVerified,
     /// An integrity check found a divergence; the detail names the first.
@@ -113,6 +115,7 @@ impl LedgerOp {
             LedgerOp::ClockAccepted => 21,
             LedgerOp::IntegrityVerified => 22,
             LedgerOp::IntegrityFailed => 23,
+            LedgerOp::ClockCaughtUp => 24,
         }
     }
 
@@ -141,6 +144,7 @@ impl LedgerOp {
             21 => LedgerOp::ClockAccepted,
             22 => LedgerOp::IntegrityVerified,
             23 => LedgerOp::IntegrityFailed,
+            24 => LedgerOp::ClockCaughtUp,
             _ => return None,
         })
     }
@@ -171,11 +175,12 @@ impl LedgerOp {
             LedgerOp::ClockAccepted => "clock-accepted",
             LedgerOp::IntegrityVerified => "integrity-verified",
             LedgerOp::IntegrityFailed => "integrity-failed",
+            LedgerOp::ClockCaughtUp => "clock-caught-up",
         }
     }
 
     /// Every operation, in code order.
-    pub const ALL: [LedgerOp; 23] = [
+    pub const ALL: [LedgerOp; 24] = [
         LedgerOp::BucketCreated,
         LedgerOp::BucketDeleted,
         LedgerOp::VersioningChanged,
@@ -199,6 +204,7 @@ impl LedgerOp {
         LedgerOp::ClockAccepted,
         LedgerOp::IntegrityVerified,
         LedgerOp::IntegrityFailed,
+        LedgerOp::ClockCaughtUp,
     ];
 
     /// The operation with this stable name.
@@ -220,7 +226,8 @@ impl LedgerOp {
             | LedgerOp::PrincipalCreated
             | LedgerOp::PrincipalRevoked
             | LedgerOp::ClockHeldBack
-            | LedgerOp::ClockAccepted => AuditKind::Configuration,
+            | LedgerOp::ClockAccepted
+            | LedgerOp::ClockCaughtUp => AuditKind::Configuration,
             LedgerOp::MfaEnrolled
             | LedgerOp::MfaActivated
             | LedgerOp::MfaResynced

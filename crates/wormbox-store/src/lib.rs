@@ -91,8 +91,15 @@ pub struct ClockStatus {
     pub system: Timestamp,
     /// The compliance clock (what retention is judged by).
     pub compliance: Timestamp,
-    /// How far the system clock is ahead beyond the slew, when it is.
+    /// How far the compliance clock is behind the system clock, when it is
+    /// (it catches up at `catch_up_per_year`).
     pub held_back: Option<std::time::Duration>,
+    /// Compliance time gained on top of real time per 365 days of real time
+    /// while behind.
+    pub catch_up_per_year: std::time::Duration,
+    /// When, by a system clock keeping real time, the compliance clock will
+    /// have caught up; `None` when it has, or never will on its own.
+    pub caught_up_at: Option<Timestamp>,
 }
 
 /// A change of a bucket's versioning configuration.

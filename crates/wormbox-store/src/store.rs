@@ -36,7 +36,7 @@ use crate::{
 pub struct StoreOptions {
     /// The largest object, in bytes.
     pub max_object_bytes: u64,
-    /// How far the compliance clock follows the system clock forward.
+    /// How the compliance clock catches up with a system clock ahead of it.
     pub clock: ClockPolicy,
     /// With a signer, a checkpoint is signed whenever this many ledger
     /// entries were written since the last one.
@@ -153,15 +153,7 @@ impl Store {
             None => None,
         };
         let signing = signer.map(|signer| writer::Signing { signer, every: options.checkpoint_every });
-        let state = WriterState {
-            last_checkpoint,
-            last_time,
-            last_sequence,
-            ledger_sequence,
-            ledger_head,
-            compliance,
-            held_back_reported: false,
-        };
+        let state = WriterState { last_checkpoint, last_time, last_sequence, ledger_sequence, ledger_head, compliance };
         let (tx, rx) = mpsc::channel();
         let writer_backend = Arc::clone(&backend);
         let counters = Arc::new(writer::CommitCounters::default());
@@ -355,7 +347,8 @@ impl Store {
 
     // ---- the compliance clock ----
 
-    /// The system and compliance clocks, and how far a forward jump is held back.
+    /// The system and compliance clocks, how far the compliance clock is
+    /// behind, its catch-up rate and when it will have caught up.
     pub async fn clock_status(&self) -> Result<ClockStatus, StoreError> {
         match self.submit(&Actor::system(), Command::ClockStatus).await? {
             Outcome::Clock(status, _) => Ok(status),
@@ -363,7 +356,8 @@ impl Store {
         }
     }
 
-    /// Moves the compliance clock forward to the system clock (never back):
+    /// Moves the compliance clock forward to the system clock at once (never
+    /// back), instead of letting it catch up at its rate:
     /// admin only, after the caller had the MFA authority spend a code of the
     /// admin's own device (`mfa` names it). A ledger entry records both times.
     pub async fn accept_clock_forward(&self, actor: &Actor, mfa: String) -> Result<(ClockStatus, u64), StoreError> {

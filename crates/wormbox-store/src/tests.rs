@@ -1370,6 +1370,7 @@ mod compliance_clock {
     use crate::retention::{Retention, RetentionMode};
 
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    const HOUR: Duration = Duration::from_secs(3600);
 
     #[tokio::test]
     async fn moving_the_system_clock_cannot_expire_retention() {
@@ -1419,6 +1420,106 @@ mod compliance_clock {
         assert!(entries.iter().any(|(e, _)| e.op == LedgerOp::ClockAccepted && e.detail.contains("mfa DEV1")));
         assert!(entries.windows(2).all(|e| e[0].0.time <= e[1].0.time), "ledger times never go back");
         reopened.verify_ledger().unwrap();
+    }
+
+    fn open(backend: &MemBackend, clock: &Arc<ManualClock>) -> Store {
+        let clock: Arc<dyn Clock> = clock.clone();
+        Store::open(Arc::new(backend.clone()), clock, StoreOptions::default()).unwrap()
+    }
+
+    /// What the default policy lets the compliance clock gain on real time over `running`.
+    fn allowance(running: Duration) -> Duration {
+        let policy = wormbox_model::ClockPolicy::default();
+        let year = wormbox_model::ClockPolicy::YEAR.as_micros();
+        Duration::from_micros(u64::try_from(running.as_micros() * policy.catch_up_per_year.as_micros() / year).unwrap())
+    }
+
+    fn mark(backend: &MemBackend) -> Timestamp {
+        let raw = backend.get(Keyspace::Meta, crate::writer::META_CLOCK).unwrap().unwrap();
+        crate::codec::decode_clock(&raw).unwrap().0
+    }
+
+    /// Issue 16, finding 14: each restart used to let a held-back clock walk
+    /// forward by the whole tolerance again (+60 s a restart). Now a restart
+    /// grants nothing: the clock gains only its rate over real running time.
+    #[tokio::test]
+    async fn restarts_with_the_system_clock_ten_years_ahead_gain_only_the_rate_over_running_time() {
+        let World { store, backend, clock, .. } = world(VersioningState::Unversioned).await;
+        let real_start = clock.now();
+        clock.set(real_start.saturating_add(10 * YEAR));
+        let status = store.clock_status().await.unwrap();
+        assert!(status.held_back.unwrap() > 9 * YEAR, "{status:?}");
+        let mut store = Some(store);
+        let mut running = Duration::ZERO;
+        for _ in 0..6 {
+            // A minute of running, then a restart (no downtime).
+            clock.advance(Duration::from_secs(60));
+            running += Duration::from_secs(60);
+            drop(store.take());
+            let reopened = open(&backend, &clock);
+            let status = reopened.clock_status().await.unwrap();
+            let real = real_start.saturating_add(running);
+            let gained = Duration::from_micros(u64::try_from(status.compliance.0 - real.0).unwrap());
+            assert!(gained <= allowance(running), "gained {gained:?} over {running:?} of running");
+            assert!(status.held_back.unwrap() > 9 * YEAR);
+            store = Some(reopened);
+        }
+        // Restarting with no running time at all gains nothing.
+        let before = store.as_ref().unwrap().clock_status().await.unwrap().compliance;
+        for _ in 0..5 {
+            drop(store.take());
+            store = Some(open(&backend, &clock));
+        }
+        let store = store.unwrap();
+        assert_eq!(store.clock_status().await.unwrap().compliance, before);
+        let held = store.ledger_entries(1).unwrap().iter().filter(|(e, _)| e.op == LedgerOp::ClockHeldBack).count();
+        assert!(held >= 1, "the jump is in the ledger");
+        store.verify_ledger().unwrap();
+    }
+
+    /// A maintenance window (stopped an hour, system clock right) used to
+    /// hold the clock back until an admin accepted it. Now the clock catches
+    /// up on its own at a week per year: an hour in about 52 hours.
+    #[tokio::test]
+    async fn a_maintenance_window_closes_on_its_own_and_idle_time_before_it_is_not_lost() {
+        let World { store, backend, clock, .. } = world(VersioningState::Unversioned).await;
+        // A day with nothing written: the next group persists the clock
+        // anyway, and so does a clean stop.
+        clock.advance(Duration::from_secs(24 * 3600));
+        let status = store.clock_status().await.unwrap();
+        assert_eq!(mark(&backend), status.compliance, "an idle clock is persisted");
+        clock.advance(Duration::from_secs(5));
+        drop(store);
+        let stopped_at = clock.now();
+        assert_eq!(mark(&backend), stopped_at, "a clean stop persists the clock");
+
+        // Stopped for an hour: behind by exactly the downtime.
+        clock.advance(HOUR);
+        let store = open(&backend, &clock);
+        let status = store.clock_status().await.unwrap();
+        assert_eq!(status.compliance, stopped_at, "downtime earns nothing");
+        assert_eq!(status.held_back, Some(HOUR));
+        assert_eq!(status.catch_up_per_year, Duration::from_secs(7 * 24 * 3600));
+        // 3600 s at 7/365 of real time.
+        let to_catch_up = Duration::from_micros(187_714_285_715);
+        assert_eq!(status.caught_up_at, Some(status.system.saturating_add(to_catch_up)));
+        // A day later it is a day's allowance (about 28 min) closer.
+        let day = Duration::from_secs(24 * 3600);
+        clock.advance(day);
+        let status = store.clock_status().await.unwrap();
+        assert_eq!(status.held_back, Some(HOUR - allowance(day)));
+        // At the time it named, it has caught up, with no admin.
+        clock.advance(to_catch_up - day - Duration::from_micros(1));
+        assert!(store.clock_status().await.unwrap().held_back.is_some(), "no faster");
+        clock.advance(Duration::from_micros(1));
+        let status = store.clock_status().await.unwrap();
+        assert_eq!(status.held_back, None, "{status:?}");
+        assert_eq!(status.compliance, status.system);
+        let ops: Vec<LedgerOp> = store.ledger_entries(1).unwrap().iter().map(|(e, _)| e.op).collect();
+        assert_eq!(ops.iter().filter(|op| **op == LedgerOp::ClockHeldBack).count(), 1, "{ops:?}");
+        assert_eq!(ops.last(), Some(&LedgerOp::ClockCaughtUp), "{ops:?}");
+        assert!(!ops.contains(&LedgerOp::ClockAccepted));
+        store.verify_ledger().unwrap();
     }
 }
 

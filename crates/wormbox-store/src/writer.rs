@@ -13,7 +13,11 @@
 //! Object Lock, MFA Delete and ownership are judged here, against the state
 //! the same batch changes; a refused attempt on protected state leaves a
 //! `refused` ledger entry. Time comes from the compliance clock, which this
-//! thread alone advances (never back, forward only within its slew).
+//! thread alone advances (never back; catching up with a system clock ahead
+//! of it at a bounded rate over real running time), and persists with every
+//! group that writes, at least every `CLOCK_MARK_EVERY` of compliance time
+//! while groups come (the checkpoint timer sends one a minute), and at a
+//! clean stop: what is not persisted is lost like downtime, never gained.
 //!
 //! A staged upload (chunks written before its publish was queued) is the
 //! writer's from the moment its publish is queued, since the caller may be
@@ -28,7 +32,8 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 
 use tokio::sync::oneshot;
 use wormbox_model::{
-    BucketName, Clock, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector, VersioningState,
+    BucketName, Clock, ClockEvent, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector,
+    VersioningState,
 };
 
 use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
@@ -56,6 +61,10 @@ const MAX_GROUP: usize = 1024;
 const MAX_GROUP_BYTES: usize = 64 << 20;
 
 pub(crate) const META_CLOCK: &[u8] = b"clock";
+/// A group that writes nothing else still persists the compliance clock when
+/// it moved this far (µs) since the last mark: a restart resumes from the
+/// mark, so the time since is lost like downtime.
+const CLOCK_MARK_EVERY: i64 = 10_000_000;
 pub(crate) const META_HEAD: &[u8] = b"ledger-head";
 pub(crate) const META_CHECKPOINT: &[u8] = b"last-checkpoint";
 
@@ -208,10 +217,9 @@ pub(crate) struct WriterState {
     pub(crate) last_sequence: u64,
     pub(crate) ledger_sequence: u64,
     pub(crate) ledger_head: Digest,
-    /// The time retention is judged by (slew-limited, never backwards).
+    /// The time retention is judged by (rate-limited, never backwards); it
+    /// also knows whether the current forward jump is already in the ledger.
     pub(crate) compliance: ComplianceClock,
-    /// Whether the current held-back forward jump is already in the ledger.
-    pub(crate) held_back_reported: bool,
     /// The sequence of the newest signed checkpoint.
     pub(crate) last_checkpoint: Option<u64>,
 }
@@ -241,7 +249,8 @@ pub(crate) fn run(
         };
     let refusals = std::cell::RefCell::new(RefusalBudget::default());
     let mut epoch = 0u64;
-    while let Ok(first) = rx.recv() {
+    let last_state = loop {
+        let Ok(first) = rx.recv() else { break Some(state) };
         // A failed commit took its epoch's later groups with it; carry on
         // from the state before it.
         while let Ok(failure) = failures.try_recv() {
@@ -270,9 +279,37 @@ pub(crate) fn run(
         }
         if jobs.send(job).is_err() {
             tracing::error!("the store committer stopped; the writer stops");
-            break;
+            break None;
         }
         state = new_state;
+    };
+    // A clean stop persists the compliance clock's last reading, so the next
+    // start is behind the system clock by the downtime alone.
+    if let Some(mut state) = last_state {
+        while let Ok(failure) = failures.try_recv() {
+            if failure.epoch == epoch {
+                state = failure.state;
+                epoch += 1;
+            }
+        }
+        let layers: Vec<Arc<InFlight>> =
+            in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect();
+        let mut txn = Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers);
+        txn.tick();
+        if txn.clock_moved {
+            let (batch, _) = txn.into_batch();
+            let batch = Arc::new(InFlight::new(epoch, batch));
+            in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&batch));
+            let job = Job {
+                batch: Some(batch),
+                epoch,
+                replies: Vec::new(),
+                queue_shares: Vec::new(),
+                staged: Vec::new(),
+                state_before: state,
+            };
+            let _ = jobs.send(job);
+        }
     }
     drop(jobs);
     let _ = committer.join();
@@ -341,7 +378,10 @@ impl<'a> Group<'a> {
                 self.txn.checkpoint();
             }
         }
-        let (batch, new_state) = if self.txn.is_empty() {
+        // An otherwise empty group still persists a clock that moved far.
+        let mark_due = self.txn.clock_moved
+            && self.txn.state.last_time.0.saturating_sub(state_before.last_time.0) >= CLOCK_MARK_EVERY;
+        let (batch, new_state) = if self.txn.is_empty() && !mark_due {
             (None, state_before.clone())
         } else {
             let (batch, new_state) = self.txn.into_batch();
@@ -616,30 +656,42 @@ impl<'a> Txn<'a> {
         self.state.last_time
     }
 
-    /// A forward jump of the system clock beyond the compliance clock's slew
-    /// is not followed; the first group that sees it records it, once.
+    /// A forward jump of the system clock beyond the policy's `report_after`
+    /// is not followed at once but caught up at the bounded rate; the first
+    /// group that sees it records it, once per jump, and the one that sees
+    /// the gap closed records that.
     fn note_clock_jump(&mut self) {
-        let system = self.clock.now();
+        let (system, mono) = (self.clock.now(), self.clock.monotonic());
         self.tick();
-        match self.state.compliance.held_back(system) {
-            Some(ahead) if !self.state.held_back_reported => {
+        let compliance = self.state.compliance.current();
+        let (detail, op) = match self.state.compliance.report(system, mono) {
+            None => return,
+            Some(ClockEvent::HeldBack(ahead)) => {
+                let per_year = self.state.compliance.policy().catch_up_per_year;
+                let until = self.state.compliance.caught_up_at(system);
                 tracing::warn!(
                     ahead_secs = ahead.as_secs(),
-                    "the system clock is ahead of the compliance clock beyond its slew; not followed until an admin accepts it"
+                    catch_up_secs_per_year = per_year.as_secs(),
+                    caught_up_at = until.map(Timestamp::to_rfc3339),
+                    "the system clock jumped ahead of the compliance clock; caught up at the bounded rate, or at once by an admin's accept-forward"
                 );
+                let until = until.map_or_else(|| "never on its own".to_owned(), |t| format!("by {}", t.to_rfc3339()));
                 let detail = format!(
-                    "system clock {} is {} s ahead of the compliance clock {}; held back",
+                    "system clock {} is {} s ahead of the compliance clock {}; held back, catching up at {} s per year ({until})",
                     system.to_rfc3339(),
                     ahead.as_secs(),
-                    self.state.compliance.current().to_rfc3339()
+                    compliance.to_rfc3339(),
+                    per_year.as_secs(),
                 );
-                let fields = EntryFields { detail, ..EntryFields::default() };
-                self.record(&Actor::system(), LedgerOp::ClockHeldBack, fields);
-                self.state.held_back_reported = true;
+                (detail, LedgerOp::ClockHeldBack)
             }
-            Some(_) => {}
-            None => self.state.held_back_reported = false,
-        }
+            Some(ClockEvent::CaughtUp) => {
+                tracing::info!("the compliance clock caught up with the system clock");
+                let detail = format!("compliance clock {} caught up with the system clock", compliance.to_rfc3339());
+                (detail, LedgerOp::ClockCaughtUp)
+            }
+        };
+        self.record(&Actor::system(), op, EntryFields { detail, ..EntryFields::default() });
     }
 
     /// Returns a version id greater than every id issued before.
@@ -730,6 +782,18 @@ struct EntryFields {
     detail: String,
 }
 
+/// The clocks as `txn` sees them, the system clock reading `system`.
+fn clock_status(txn: &Txn<'_>, system: Timestamp, compliance: Timestamp) -> ClockStatus {
+    let clock = &txn.state.compliance;
+    ClockStatus {
+        system,
+        compliance,
+        held_back: clock.held_back(system),
+        catch_up_per_year: clock.policy().catch_up_per_year,
+        caught_up_at: clock.caught_up_at(system),
+    }
+}
+
 fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
     match command {
         Command::CreateBucket { bucket, object_lock } => create_bucket(txn, actor, bucket, object_lock),
@@ -753,17 +817,15 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
             }
             let system = txn.clock.now();
             let (from, to) = txn.state.compliance.accept_forward(system, txn.clock.monotonic());
-            txn.state.held_back_reported = false;
             let now = txn.tick();
             let detail = format!("compliance clock {} -> {}; mfa {mfa}", from.to_rfc3339(), to.to_rfc3339());
             let sequence = txn.record(actor, LedgerOp::ClockAccepted, EntryFields { detail, ..EntryFields::default() });
-            Ok(Outcome::Clock(ClockStatus { system, compliance: now, held_back: None }, Some(sequence)))
+            Ok(Outcome::Clock(clock_status(txn, system, now), Some(sequence)))
         }
         Command::ClockStatus => {
             let system = txn.clock.now();
             let compliance = txn.tick();
-            let held_back = txn.state.compliance.held_back(system);
-            Ok(Outcome::Clock(ClockStatus { system, compliance, held_back }, None))
+            Ok(Outcome::Clock(clock_status(txn, system, compliance), None))
         }
         Command::CreatePrincipal { access_key, record } => {
             if txn.get(Keyspace::Principals, access_key.as_bytes())?.is_some() {
@@ -1649,7 +1711,6 @@ mod tests {
             ledger_sequence: 0,
             ledger_head: GENESIS,
             compliance: ComplianceClock::resume(None, clock.now(), clock.monotonic(), ClockPolicy::default()),
-            held_back_reported: false,
             last_checkpoint: None,
         }
     }

@@ -8,6 +8,8 @@ mod admin;
 mod authority;
 /// Cancelled uploads never publish a version whose bytes are gone.
 mod cancel;
+/// Restarts earn a held-back compliance clock nothing; downtime closes on its own at the catch-up rate.
+mod clock;
 /// User text (case ids, metadata) cannot forge the evidence, and is checked at every entry point.
 mod evidence;
 /// One code for a whole DeleteObjects request, each purge still judged and ledgered.

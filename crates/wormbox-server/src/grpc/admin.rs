@@ -149,6 +149,8 @@ impl Admin for AdminService {
             system_unix_micros: status.system.as_micros(),
             compliance_unix_micros: status.compliance.as_micros(),
             held_back_seconds: status.held_back.map_or(0, |d| d.as_secs()),
+            catch_up_seconds_per_year: status.catch_up_per_year.as_secs(),
+            caught_up_unix_micros: status.caught_up_at.map_or(0, |t| t.as_micros()),
         }))
     }
 
