@@ -3,7 +3,9 @@
 //!
 //! Invariant: a page never holds more than `max_keys` entries (versions,
 //! markers and common prefixes together), and paging with the returned markers
-//! visits every entry exactly once.
+//! visits every entry exactly once. A ListObjects call examines at most
+//! `StoreOptions::list_scan_keys` keys (one more when the last would be a key
+//! that is its own common prefix), however many delete markers it passes over.
 
 use wormbox_model::{BucketName, ObjectKey, VersionSelector};
 
@@ -185,78 +187,83 @@ impl Store {
         Ok(page)
     }
 
-    /// Lists the latest version of each key whose latest is not a delete marker.
+    /// Lists the latest version of each key whose latest is not a delete
+    /// marker. One call examines at most `StoreOptions::list_scan_keys` keys,
+    /// so a bucket of delete markers cannot make one page read the whole
+    /// bucket: a page may end early, with fewer entries than asked (even none),
+    /// `is_truncated` set and `next_start_after` naming how far it looked, as
+    /// S3's ListObjectsV2 may; paging on lists every visible entry once.
     pub fn list_objects(&self, bucket: &BucketName, params: &ListObjectsParams) -> Result<ObjectsPage, StoreError> {
         self.bucket(bucket)?;
         let max = page_size(params.max_keys);
+        let scan_limit = self.options().list_scan_keys.max(1);
         let delimiter = params.delimiter.as_deref();
         let bucket_prefix_len = keys::bucket_prefix(bucket).len();
         let mut scan_prefix = keys::bucket_prefix(bucket);
         keys::push_escaped(&mut scan_prefix, &params.prefix);
         let start = match &params.start_after {
-            Some(marker) => start_after_key(bucket, marker, &params.prefix, delimiter),
+            Some(marker) => resume_objects_after(bucket, marker, &params.prefix, delimiter),
             None => scan_prefix.clone(),
         };
         let mut page = ObjectsPage::default();
         let mut count = 0;
+        let mut examined = 0;
+        // Where the next page goes on: the last entry listed or key passed
+        // over, never a key that is its own common prefix (resuming after
+        // that would skip the whole prefix, which may still be undecided).
+        let mut resume: Option<String> = None;
+        let mut resume_is_last = true;
         let mut cursor = Cursor::new(self, &start, scan_prefix);
         while let Some((key, record)) = cursor.next(bucket_prefix_len)? {
-            if let Some(cp) = common_prefix(&key, &params.prefix, delimiter) {
-                let cp = cp.to_owned();
-                // A prefix is listed only when some key under it is visible.
-                let visible =
-                    !record.is_delete_marker || self.any_visible_under(bucket, &key, &cp, bucket_prefix_len)?;
-                cursor.seek(&keys::after_prefix(bucket, &cp));
-                if !visible {
-                    continue;
-                }
-                if count == max {
-                    page.is_truncated = true;
-                    break;
-                }
-                page.next_start_after = Some(cp.clone());
-                page.common_prefixes.push(cp);
-                count += 1;
-                continue;
-            }
-            // The first entry of a key is its latest; skip the rest of its versions.
-            cursor.seek(&keys::after_object(bucket, &key));
-            if record.is_delete_marker {
-                continue;
-            }
-            if count == max {
+            let visible = !record.is_delete_marker;
+            if (visible && count == max) || (examined >= scan_limit && resume_is_last && resume.is_some()) {
                 page.is_truncated = true;
                 break;
             }
-            page.next_start_after = Some(key.clone());
-            let lock = self.lock_of(bucket, &key, record.id)?;
-            page.objects.push(version_info(&key, &record, true, lock));
-            count += 1;
+            examined += 1;
+            match common_prefix(&key, &params.prefix, delimiter).map(str::to_owned) {
+                // A prefix is listed once some key under it is visible.
+                Some(cp) if visible => {
+                    cursor.seek(&keys::after_prefix(bucket, &cp));
+                    page.common_prefixes.push(cp.clone());
+                    count += 1;
+                    resume = Some(cp);
+                    resume_is_last = true;
+                }
+                // The first entry of a key is its latest; skip the rest of its versions.
+                Some(cp) => {
+                    cursor.seek(&keys::after_object(bucket, &key));
+                    resume_is_last = cp != key;
+                    if resume_is_last {
+                        resume = Some(key);
+                    }
+                }
+                None => {
+                    cursor.seek(&keys::after_object(bucket, &key));
+                    if visible {
+                        let lock = self.lock_of(bucket, &key, record.id)?;
+                        page.objects.push(version_info(&key, &record, true, lock));
+                        count += 1;
+                    }
+                    resume = Some(key);
+                    resume_is_last = true;
+                }
+            }
         }
-        if !page.is_truncated {
-            page.next_start_after = None;
+        if page.is_truncated {
+            page.next_start_after = resume;
         }
         Ok(page)
     }
+}
 
-    /// Returns whether a key after `after_key` under `prefix` has a latest
-    /// version that is not a delete marker.
-    fn any_visible_under(
-        &self,
-        bucket: &BucketName,
-        after_key: &str,
-        prefix: &str,
-        bucket_prefix_len: usize,
-    ) -> Result<bool, StoreError> {
-        let mut scan_prefix = keys::bucket_prefix(bucket);
-        keys::push_escaped(&mut scan_prefix, prefix);
-        let mut cursor = Cursor::new(self, &keys::after_object(bucket, after_key), scan_prefix);
-        while let Some((key, record)) = cursor.next(bucket_prefix_len)? {
-            if !record.is_delete_marker {
-                return Ok(true);
-            }
-            cursor.seek(&keys::after_object(bucket, &key));
-        }
-        Ok(false)
+/// Where ListObjects resumes after `marker`: past the whole prefix when the
+/// marker is a common prefix itself (a page listed it), else past the
+/// marker key's versions, still within its common prefix if it lies in one
+/// (a page ended while that prefix was undecided).
+fn resume_objects_after(bucket: &BucketName, marker: &str, prefix: &str, delimiter: Option<&str>) -> Vec<u8> {
+    match common_prefix(marker, prefix, delimiter).filter(|cp| marker.starts_with(prefix) && *cp == marker) {
+        Some(cp) => keys::after_prefix(bucket, cp),
+        None => keys::after_object(bucket, marker),
     }
 }

@@ -46,6 +46,10 @@ pub struct StoreOptions {
     /// A caller beyond it waits before queueing: back-pressure that reaches
     /// gRPC clients, and a bound on the memory queued writes hold.
     pub queue_bytes: usize,
+    /// The most keys one ListObjects call examines (`Store::list_objects`):
+    /// a bound on the work of one page however many delete markers the
+    /// bucket holds.
+    pub list_scan_keys: usize,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +59,7 @@ impl Default for StoreOptions {
             clock: ClockPolicy::default(),
             checkpoint_every: 1000,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            list_scan_keys: DEFAULT_LIST_SCAN_KEYS,
         }
     }
 }
@@ -62,6 +67,10 @@ impl Default for StoreOptions {
 /// Four of the writer's largest groups: enough that the next groups are
 /// always queued while one commits, small enough to bound memory.
 const DEFAULT_QUEUE_BYTES: usize = 256 << 20;
+
+/// Ten full pages: a page's scan costs milliseconds, and a bucket of
+/// markers still lists at ten thousand keys per call.
+const DEFAULT_LIST_SCAN_KEYS: usize = 10 * crate::listing::MAX_KEYS;
 
 /// Totals of the group commits since the store opened (`Store::commit_stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -25,15 +25,14 @@ struct World {
 }
 
 async fn world(state: VersioningState) -> World {
+    world_with(state, StoreOptions { max_object_bytes: LIMIT, ..StoreOptions::default() }).await
+}
+
+async fn world_with(state: VersioningState, options: StoreOptions) -> World {
     let backend = MemBackend::new();
     let clock = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let store = Store::open(
-        Arc::new(backend.clone()),
-        dyn_clock,
-        StoreOptions { max_object_bytes: LIMIT, ..StoreOptions::default() },
-    )
-    .unwrap();
+    let store = Store::open(Arc::new(backend.clone()), dyn_clock, options).unwrap();
     let actor = Actor { access_key: "WBOWNER00000000000".to_owned(), role: Role::Writer };
     let bucket = BucketName::new("bucket").unwrap();
     store.create_bucket(&actor, bucket.clone()).await.unwrap();
@@ -359,6 +358,63 @@ async fn list_objects_hides_prefixes_whose_keys_are_all_deleted() {
 }
 
 // ---- the write path ----
+
+/// Issue 16, finding 12: one ListObjects page over a bucket of delete
+/// markers read the whole bucket. Now each call examines a bounded number of
+/// keys, and may answer fewer objects than asked (even none) with a
+/// continuation; paging on lists every visible entry exactly once.
+#[tokio::test]
+async fn list_objects_over_many_delete_markers_scans_a_bounded_number_of_keys_per_call() {
+    const SCAN: usize = 8;
+    let options = StoreOptions { max_object_bytes: LIMIT, list_scan_keys: SCAN, ..StoreOptions::default() };
+    let w = world_with(VersioningState::Enabled, options).await;
+    let deleted: Vec<String> = (0..40)
+        .map(|n| format!("d{n:03}"))
+        .chain(std::iter::once("p/".to_owned()))
+        .chain((0..20).map(|n| format!("p/{n:03}")))
+        .chain((0..20).map(|n| format!("q/{n:03}")))
+        .collect();
+    for k in deleted.iter().map(String::as_str).chain(["a", "e", "p/zz", "z"]) {
+        w.put(k, b"x").await;
+    }
+    for k in &deleted {
+        w.delete(k, None).await.unwrap();
+    }
+    let keys = deleted.len() + 4;
+
+    // The first page ends after a bounded scan, with a continuation.
+    let page = w.store.list_objects(&w.bucket, &ListObjectsParams::default()).unwrap();
+    assert_eq!(page.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert!(page.is_truncated && page.next_start_after.is_some(), "{page:?}");
+
+    let cases: [(Option<&str>, usize, &[&str]); 4] = [
+        (None, 0, &["a", "e", "p/zz", "z"]),
+        (None, 1, &["a", "e", "p/zz", "z"]),
+        (Some("/"), 0, &["a", "e", "p/", "z"]),
+        (Some("/"), 1, &["a", "e", "p/", "z"]),
+    ];
+    for (delimiter, max_keys, expected) in cases {
+        let mut params =
+            ListObjectsParams { delimiter: delimiter.map(str::to_owned), max_keys, ..ListObjectsParams::default() };
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = w.store.list_objects(&w.bucket, &params).unwrap();
+            pages += 1;
+            assert!(pages <= keys + 1, "paging must make progress ({delimiter:?}, {max_keys})");
+            seen.extend(page.common_prefixes.iter().cloned());
+            seen.extend(page.objects.iter().map(|o| o.key.clone()));
+            if !page.is_truncated {
+                break;
+            }
+            params.start_after = page.next_start_after;
+        }
+        assert_eq!(seen, expected, "delimiter {delimiter:?}, max_keys {max_keys}");
+        // At most one key past the bound per page (a key that is its own
+        // common prefix is never where a page stops).
+        assert!(pages >= keys.div_ceil(SCAN + 1), "{pages} pages for {keys} keys");
+    }
+}
 
 #[tokio::test]
 async fn concurrent_writes_in_one_microsecond_get_unique_ordered_ids() {
