@@ -305,6 +305,10 @@ pub struct LimitsConfig {
     /// The largest gRPC message accepted, in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// The most bytes of Ingest records and PutObject data received and not
+    /// yet answered, across all streams; beyond it clients wait.
+    #[serde(default = "default_receive_budget_bytes")]
+    pub receive_budget_bytes: u64,
 }
 
 /// `[tls]`: PEM files; secrets are referenced by path, never inline.
@@ -347,6 +351,10 @@ fn default_max_ingest_record_bytes() -> u64 {
 fn default_max_message_bytes() -> usize {
     4 << 20
 }
+/// The store's write queue bound: what waits to be queued is bounded alike.
+fn default_receive_budget_bytes() -> u64 {
+    256 << 20
+}
 fn default_log_filter() -> String {
     "info".to_owned()
 }
@@ -374,6 +382,7 @@ impl Default for LimitsConfig {
             max_object_bytes: default_max_object_bytes(),
             max_ingest_record_bytes: default_max_ingest_record_bytes(),
             max_message_bytes: default_max_message_bytes(),
+            receive_budget_bytes: default_receive_budget_bytes(),
         }
     }
 }
@@ -416,6 +425,13 @@ impl WormboxdConfig {
             return invalid(
                 "limits.max_ingest_record_bytes",
                 "must leave 16 KiB of room below limits.max_message_bytes for the record's other fields",
+            );
+        }
+        let least_budget = self.limits.max_message_bytes as u64 + wormbox_store::CHUNK_BYTES as u64;
+        if !(least_budget..=(1 << 40)).contains(&self.limits.receive_budget_bytes) {
+            return invalid(
+                "limits.receive_budget_bytes",
+                "must lie between limits.max_message_bytes plus 1 MiB (a message beside an upload's chunk) and 1 TiB",
             );
         }
         if self.storage.write_buffer_mib == 0 || self.storage.block_cache_mib == 0 {
@@ -522,6 +538,9 @@ mod tests {
         let mut config = WormboxdConfig::default();
         config.mfa.lockout_seconds = 0;
         assert!(config.validate().is_err());
+        let mut config = WormboxdConfig::default();
+        config.limits.receive_budget_bytes = (5 << 20) - 1;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "limits.receive_budget_bytes", .. })));
         let mut config = WormboxdConfig::default();
         config.backup.send_timeout_seconds = 0;
         assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "backup.send_timeout_seconds", .. })));

@@ -33,6 +33,7 @@ use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
 
 pub use crate::app::App;
 pub use crate::config::{ConfigError, WormboxdConfig};
+pub use crate::grpc::budget::ReceiveBudget;
 
 /// The file, in the data directory, that holds the first admin's credential.
 pub const ADMIN_CREDENTIAL_FILE: &str = "admin.credential";
@@ -112,6 +113,7 @@ pub struct RunningServer {
     task: JoinHandle<Result<(), ServerError>>,
     duties: Vec<JoinHandle<()>>,
     app: Arc<App>,
+    receive_budget: ReceiveBudget,
 }
 
 impl Drop for RunningServer {
@@ -126,6 +128,11 @@ impl RunningServer {
     /// Returns the application layer (tests inspect the store through it).
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// Returns the receive budget of Ingest and PutObject (tests watch it).
+    pub fn receive_budget(&self) -> &ReceiveBudget {
+        &self.receive_budget
     }
 
     /// Ends running backups, stops accepting calls, lets running calls
@@ -238,7 +245,11 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         std::time::Duration::from_secs(config.backup.send_timeout_seconds),
     )?;
     let app = Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes, backups));
-    let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes)
+    let receive_budget = ReceiveBudget::new(
+        usize::try_from(config.limits.receive_budget_bytes).unwrap_or(usize::MAX),
+        config.limits.max_message_bytes,
+    );
+    let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes, receive_budget.clone())
         .await
         .map_err(|e| ServerError::Tls(Box::new(e)))?;
     let listener = TcpListener::bind(config.listen.addr)
@@ -265,7 +276,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     // Started last, so that a failed start leaves no task behind.
     let duties = evidence::spawn_duties(app.store().clone(), signer, &config.evidence);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
-    Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, duties, app })
+    Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, duties, app, receive_budget })
 }
 
 /// Runs until `shutdown` resolves, then stops cleanly.

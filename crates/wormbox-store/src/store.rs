@@ -1113,7 +1113,10 @@ impl std::fmt::Debug for Upload {
 
 impl Upload {
     /// Appends bytes; full chunks are written to the backend (not yet synced,
-    /// not yet visible). Blocks on the backend: call from a blocking context.
+    /// not yet visible). Blocks on the backend: call it off the async runtime
+    /// (`spawn_blocking`, moving the upload in and back out), where a
+    /// cancelled caller leaves the upload to be dropped, and so discarded,
+    /// on the blocking thread.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
         let limit = self.store.inner.options.max_object_bytes;
         if self.size + data.len() as u64 > limit {
@@ -1147,6 +1150,15 @@ impl Upload {
         Ok(())
     }
 
+    /// Writes the last partial chunk, if the upload is staged in chunks, so
+    /// that `finish` does no backend IO of its own. Blocks like `write`.
+    pub fn seal(&mut self) -> Result<(), StoreError> {
+        if self.chunks > 0 && !self.buffer.is_empty() {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
     /// Returns the bytes received so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -1158,7 +1170,13 @@ impl Upload {
         Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes")
     }
 
-    /// Checks the digest and publishes the version durably. On any error
+    /// Returns the bytes held in memory: received, not yet in a chunk.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Checks the digest and publishes the version durably; writes the last
+    /// partial chunk first unless `seal` did (blocking briefly). On any error
     /// nothing is published and the chunks are discarded: by this upload
     /// before the publish is queued, by the writer after (or, when the writer
     /// stops first, by the next open). Cancelled after the publish was

@@ -12,6 +12,8 @@ mod cancel;
 mod clock;
 /// User text (case ids, metadata) cannot forge the evidence, and is checked at every entry point.
 mod evidence;
+/// Floods of Ingest and PutObject wait within the receive budget; nothing grows.
+mod flood;
 /// One code for a whole DeleteObjects request, each purge still judged and ledgered.
 mod multidelete;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.

@@ -112,7 +112,8 @@ impl Admin for AdminService {
         request: Request<v1::ListPrincipalsRequest>,
     ) -> Result<Response<v1::ListPrincipalsResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let principals = self.app.principals(&actor).map_err(|e| from_store(&e))?;
+        let app = Arc::clone(&self.app);
+        let principals = super::blocking(move || app.principals(&actor)).await?.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::ListPrincipalsResponse {
             principals: principals
                 .into_iter()

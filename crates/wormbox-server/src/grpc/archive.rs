@@ -1,17 +1,22 @@
 //! `ArchiveService`: authenticate, convert, call `App`, convert back.
 //!
 //! Invariant: handlers hold no rules of their own beyond a stream's framing,
-//! and a PutObject body is handed to the store for publishing only once its
-//! end message (or a header digest) shows the client finished it. Streams
-//! are bounded: an Ingest stream has at most `MAX_IN_FLIGHT` records
-//! awaiting durability, and a GetObject stream at most a few chunks in
-//! memory.
+//! and a PutObject body is handed to the store for publishing only once the
+//! stream ended cleanly and its end message (or header digest), when given,
+//! matches what arrived. Streams are bounded: every Ingest record and
+//! PutObject message holds its bytes of the receive budget (`budget.rs`)
+//! until it is answered, an Ingest stream has at most `MAX_IN_FLIGHT` records
+//! awaiting durability or their acknowledgement, and a GetObject stream at
+//! most a few chunks in memory. Listings and upload writes run on blocking
+//! threads; an upload moved there is dropped there when its caller is
+//! cancelled, which discards it (nothing was handed over).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
@@ -21,10 +26,13 @@ use wormbox_store::{
 
 use crate::app::App;
 use crate::grpc::auth::authenticate;
+use crate::grpc::blocking;
+use crate::grpc::budget::{ReceiveBudget, Tickets};
 use crate::grpc::convert::{self, optional};
 use crate::grpc::status::{from_mfa, from_store, invalid, reason_of};
 
-/// Records of one Ingest stream that may await durability at once.
+/// Records of one Ingest stream that may await durability or the sending of
+/// their acknowledgement at once.
 const MAX_IN_FLIGHT: usize = 512;
 
 /// The Archive gRPC service.
@@ -69,7 +77,14 @@ fn check_end(upload: &Upload, end: Option<v1::PutObjectEnd>) -> Result<(), Statu
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-fn ingest_one(app: Arc<App>, actor: Actor, record: v1::IngestRecord) -> BoxFuture<v1::IngestAck> {
+/// Stores one record; `budget`, the record's share of the receive budget,
+/// goes back when it is answered.
+fn ingest_one(
+    app: Arc<App>,
+    actor: Actor,
+    record: v1::IngestRecord,
+    budget: OwnedSemaphorePermit,
+) -> BoxFuture<v1::IngestAck> {
     Box::pin(async move {
         let sequence = record.sequence;
         let res = async {
@@ -85,6 +100,7 @@ fn ingest_one(app: Arc<App>, actor: Actor, record: v1::IngestRecord) -> BoxFutur
             app.ingest(&actor, bucket, key, object, record.data).await.map_err(|e| from_store(&e))
         }
         .await;
+        drop(budget);
         match res {
             Ok(ack) => v1::IngestAck {
                 sequence,
@@ -131,7 +147,8 @@ impl Archive for ArchiveService {
         request: Request<v1::ListBucketsRequest>,
     ) -> Result<Response<v1::ListBucketsResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let buckets = self.app.buckets(&actor).map_err(|e| from_store(&e))?;
+        let app = Arc::clone(&self.app);
+        let buckets = blocking(move || app.buckets(&actor)).await?.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::ListBucketsResponse { buckets: buckets.iter().map(convert::bucket).collect() }))
     }
 
@@ -171,12 +188,15 @@ impl Archive for ArchiveService {
         request: Request<Streaming<v1::PutObjectRequest>>,
     ) -> Result<Response<v1::PutObjectResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
+        let tickets = Tickets::of(&request)?;
+        let budget = ReceiveBudget::of(&request)?;
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
             Some(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }) => header,
             Some(_) => return Err(invalid("the first PutObject message must be the header")),
             None => return Err(invalid("PutObject stream ended before its header")),
         };
+        drop(tickets.take()?);
         let bucket = convert::bucket_name(&header.bucket)?;
         let key = convert::object_key(&header.key)?;
         let object = convert::new_object(
@@ -186,15 +206,20 @@ impl Archive for ArchiveService {
             header.retention,
             header.legal_hold,
         )?;
-        let mut upload = self.app.begin_upload(&actor, bucket, key, object).map_err(|e| from_store(&e))?;
+        let mut upload = Staged(Some(self.app.begin_upload(&actor, bucket, key, object).map_err(|e| from_store(&e))?));
+        // The budget of the chunk the upload keeps in memory, until it is
+        // published or dropped; taken while this call holds no other budget.
+        let buffer = budget.reserve_chunk().await?;
         // A stream error (a client reset, see `reset`, or a broken
         // connection) drops the upload, which discards its chunks: nothing
         // is published.
         let mut end = None;
         while let Some(message) = stream.message().await? {
+            // The message's bytes are answered once they are in the upload.
+            let _message = tickets.take()?;
             match (message.part, &end) {
                 (Some(v1::put_object_request::Part::Data(data)), None) => {
-                    upload.write(&data).map_err(|e| from_store(&e))?;
+                    upload.run(move |upload| upload.write(&data)).await?;
                 }
                 (Some(v1::put_object_request::Part::End(stated)), None) => end = Some(stated),
                 (Some(v1::put_object_request::Part::Data(_) | v1::put_object_request::Part::End(_)), Some(_)) => {
@@ -206,8 +231,10 @@ impl Archive for ArchiveService {
                 (None, _) => return Err(invalid("PutObject message has no part")),
             }
         }
-        check_end(&upload, end)?;
-        let ack = upload.finish(&actor).await.map_err(|e| from_store(&e))?;
+        check_end(upload.get()?, end)?;
+        upload.run(Upload::seal).await?;
+        let ack = upload.take()?.finish(&actor).await.map_err(|e| from_store(&e))?;
+        drop(buffer);
         Ok(Response::new(v1::PutObjectResponse {
             version_id: ack.version_id,
             sha256: ack.sha256.0.to_vec(),
@@ -223,23 +250,36 @@ impl Archive for ArchiveService {
         request: Request<Streaming<v1::IngestRecord>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
+        let tickets = Tickets::of(&request)?;
         let mut input = request.into_inner();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let app = Arc::clone(&self.app);
         tokio::spawn(async move {
             let mut pending = FuturesOrdered::new();
+            // Answered records whose acknowledgement waits for room in the
+            // response: records go on being stored (and return their budget)
+            // while a client is slow to read.
+            let mut answered = VecDeque::new();
             let mut input_done = false;
             let mut input_error = None;
             loop {
                 tokio::select! {
                     biased;
-                    Some(ack) = pending.next(), if !pending.is_empty() => {
-                        if tx.send(Ok(ack)).await.is_err() {
-                            return;
-                        }
-                    }
-                    message = input.message(), if !input_done && pending.len() < MAX_IN_FLIGHT => match message {
-                        Ok(Some(record)) => pending.push_back(ingest_one(Arc::clone(&app), actor.clone(), record)),
+                    room = tx.reserve(), if !answered.is_empty() => match room {
+                        Ok(room) => room.send(Ok(answered.pop_front().expect("not empty"))),
+                        Err(_) => return,
+                    },
+                    Some(ack) = pending.next(), if !pending.is_empty() => answered.push_back(ack),
+                    message = input.message(),
+                        if !input_done && pending.len() + answered.len() < MAX_IN_FLIGHT => match message
+                    {
+                        Ok(Some(record)) => match tickets.take() {
+                            Ok(budget) => pending.push_back(ingest_one(Arc::clone(&app), actor.clone(), record, budget)),
+                            Err(status) => {
+                                input_done = true;
+                                input_error = Some(status);
+                            }
+                        },
                         Ok(None) => input_done = true,
                         Err(status) => {
                             input_done = true;
@@ -393,7 +433,8 @@ impl Archive for ArchiveService {
             version_id_marker: optional(request.version_id_marker),
             max_keys: request.max_keys as usize,
         };
-        let page = self.app.list_versions(&actor, &bucket, &params).map_err(|e| from_store(&e))?;
+        let app = Arc::clone(&self.app);
+        let page = blocking(move || app.list_versions(&actor, &bucket, &params)).await?.map_err(|e| from_store(&e))?;
         let (markers, versions): (Vec<_>, Vec<_>) = page.entries.iter().partition(|v| v.is_delete_marker);
         Ok(Response::new(v1::ListObjectVersionsResponse {
             versions: versions.into_iter().map(convert::version).collect(),
@@ -412,8 +453,9 @@ impl Archive for ArchiveService {
         let actor = authenticate(&self.app, request.metadata())?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
-        // The continuation token is the last key or prefix returned; it wins
-        // over start_after when both are given, as in S3.
+        // The continuation token is the last key or prefix the page looked
+        // at (a page may end early, after a bounded scan); it wins over
+        // start_after when both are given, as in S3.
         let start_after = optional(request.continuation_token).or(optional(request.start_after));
         let params = ListObjectsParams {
             prefix: request.prefix,
@@ -421,12 +463,57 @@ impl Archive for ArchiveService {
             start_after,
             max_keys: request.max_keys as usize,
         };
-        let page = self.app.list_objects(&actor, &bucket, &params).map_err(|e| from_store(&e))?;
+        let app = Arc::clone(&self.app);
+        let page = blocking(move || app.list_objects(&actor, &bucket, &params)).await?.map_err(|e| from_store(&e))?;
         Ok(Response::new(v1::ListObjectsResponse {
             objects: page.objects.iter().map(convert::version).collect(),
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,
             next_continuation_token: page.next_start_after.unwrap_or_default(),
         }))
+    }
+}
+
+/// An upload in progress whose backend work runs on blocking threads: its
+/// writes, and its discard when it is dropped unpublished. While a write
+/// runs, the upload is on the blocking thread; a caller cancelled then
+/// leaves it to be dropped, and so discarded, there. Nothing here hands a
+/// publish over: that is `Upload::finish`, after `take`.
+struct Staged(Option<Upload>);
+
+impl Staged {
+    /// Runs `work` on the upload, on a blocking thread.
+    async fn run<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Upload) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let mut upload = self.0.take().ok_or_else(|| Status::internal("the upload was lost"))?;
+        let (upload, res) = blocking(move || {
+            let res = work(&mut upload);
+            (upload, res)
+        })
+        .await?;
+        self.0 = Some(upload);
+        res.map_err(|e| from_store(&e))
+    }
+
+    /// The upload, to read what arrived.
+    fn get(&self) -> Result<&Upload, Status> {
+        self.0.as_ref().ok_or_else(|| Status::internal("the upload was lost"))
+    }
+
+    /// The upload, to finish it.
+    fn take(mut self) -> Result<Upload, Status> {
+        self.0.take().ok_or_else(|| Status::internal("the upload was lost"))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let Some(upload) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(upload))),
+            Err(_) => drop(upload),
+        }
     }
 }

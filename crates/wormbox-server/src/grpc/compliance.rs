@@ -6,7 +6,9 @@
 //! code, when given, is judged by the MFA authority inside that write, after
 //! the change itself, and spent only if the change then runs.
 //! Streams are produced on a blocking thread into a bounded channel, so a
-//! slow reader holds back the producer, never the server's memory.
+//! slow reader holds back the producer, never the server's memory; the
+//! retention report's passes over the archive (the count of its header, then
+//! its rows) run on blocking threads too, never on the async runtime.
 
 use std::sync::Arc;
 
@@ -20,8 +22,8 @@ use wormbox_store::retention::S3_HOLD;
 
 use crate::app::{Access, App};
 use crate::grpc::auth::authenticate;
-use crate::grpc::convert;
 use crate::grpc::status::{from_mfa, from_store};
+use crate::grpc::{blocking, convert};
 
 /// The Compliance gRPC service.
 #[derive(Clone, Debug)]
@@ -195,15 +197,21 @@ impl Compliance for ComplianceService {
         self.app.authorize(&actor, Access::Audit).map_err(|e| from_store(&e))?;
         let r = request.into_inner();
         let store = self.app.store().clone();
-        let buckets = retention::buckets(&store, &r.bucket).map_err(|e| report_status(&e))?;
+        let (reading, bucket) = (store.clone(), r.bucket.clone());
+        let buckets = blocking(move || retention::buckets(&reading, &bucket)).await?.map_err(|e| report_status(&e))?;
         let public_key = self.app.public_key().to_vec();
         let before = self.app.checkpoint(&actor, 0).await.map_err(|e| from_store(&e))?;
         let now = store.clock_status().await.map_err(|e| from_store(&e))?.compliance;
-        let mut total_rows = 0u64;
-        retention::for_each_row(&store, &buckets, &r.prefix, now, |_| {
-            total_rows += 1;
-            true
+        let (reading, counted, prefix) = (store.clone(), buckets.clone(), r.prefix.clone());
+        let total_rows = blocking(move || {
+            let mut total_rows = 0u64;
+            retention::for_each_row(&reading, &counted, &prefix, now, |_| {
+                total_rows += 1;
+                true
+            })
+            .map(|()| total_rows)
         })
+        .await?
         .map_err(|e| report_status(&e))?;
         let header = ReportHeader {
             bucket: r.bucket.clone(),

@@ -125,7 +125,9 @@ impl Mfa for MfaService {
     ) -> Result<Response<v1::ListDevicesResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let owner = convert::mfa(&request.get_ref().owner).map(str::to_owned);
-        let devices = self.app.devices(&actor, owner.as_deref()).map_err(|e| from_mfa(&e))?;
+        let app = Arc::clone(&self.app);
+        let devices =
+            super::blocking(move || app.devices(&actor, owner.as_deref())).await?.map_err(|e| from_mfa(&e))?;
         Ok(Response::new(v1::ListDevicesResponse { devices: devices.iter().map(convert::device).collect() }))
     }
 

@@ -1,11 +1,16 @@
 //! Server assembly: the Archive, Compliance, Admin and Mfa services, health, reflection (v1
-//! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits and a
-//! tracing span per request. Each of our services sees a client's reset of a
-//! request stream as an error (`reset`), never as its end.
+//! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits, the
+//! receive budget of Ingest and PutObject, and a tracing span per request.
+//! Each of our services sees a client's reset of a request stream as an
+//! error (`reset`), never as its end.
+//!
+//! Invariant: handlers do no blocking store work on the async runtime: scans
+//! and backend writes run on blocking threads (`blocking`).
 
 pub mod admin;
 pub mod archive;
 mod auth;
+pub mod budget;
 pub mod compliance;
 mod convert;
 pub(crate) mod hangup;
@@ -15,6 +20,7 @@ pub(crate) mod status;
 
 use std::sync::Arc;
 
+use tonic::Status;
 use tonic::service::Routes;
 use wormbox_proto::v1::{
     admin_server::AdminServer, archive_server::ArchiveServer, compliance_server::ComplianceServer,
@@ -24,11 +30,24 @@ use wormbox_proto::v1::{
 use crate::app::App;
 use crate::grpc::reset::ResetIsError;
 
+/// Runs `work` on a blocking thread: store scans and backend writes, which
+/// would otherwise hold a runtime thread and every request queued on it.
+/// Cancelled, the caller stops waiting; `work` still runs to its end there,
+/// and drops what it owns there.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("a blocking task failed: {e}")))
+}
+
 /// Builds every service the appliance serves.
-pub(crate) async fn routes(app: Arc<App>, max_message_bytes: usize) -> Result<Routes, tonic_reflection::server::Error> {
+pub(crate) async fn routes(
+    app: Arc<App>,
+    max_message_bytes: usize,
+    budget: budget::ReceiveBudget,
+) -> Result<Routes, tonic_reflection::server::Error> {
     let archive = ArchiveServer::new(archive::ArchiveService::new(Arc::clone(&app)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
+    let archive = budget::Metered::new(archive, budget);
     let compliance = ComplianceServer::new(compliance::ComplianceService::new(Arc::clone(&app)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
