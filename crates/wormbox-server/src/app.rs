@@ -499,8 +499,11 @@ impl App {
             let why = "accepting a clock jump needs a code from one of your own active MFA devices";
             return Err(self.mfa.missing_code(actor, &op, why).await);
         };
-        let serial = self.mfa.verify(actor, &actor.access_key, mfa, &op).await?;
-        Ok(self.store.accept_clock_forward(actor, serial.to_string()).await?)
+        let (check, verdict) = self.mfa.check_code(&actor.access_key, mfa, &op);
+        match self.store.accept_clock_forward_with_code(actor, check).await? {
+            Guarded::Done(done) => Ok(done),
+            Guarded::CodeRefused => Err(verdict.refusal()),
+        }
     }
 
     /// EnrollDevice's first check, before the request's seeds or PSKC

@@ -376,6 +376,22 @@ impl Store {
         }
     }
 
+    /// `accept_clock_forward` with the code of one of the admin's own devices,
+    /// judged by the writer after the acceptance itself (`CodeCheck`): a
+    /// refused acceptance (no admin, no jump) spends no code.
+    pub async fn accept_clock_forward_with_code(
+        &self,
+        actor: &Actor,
+        code: CodeCheck,
+    ) -> Result<Guarded<(ClockStatus, u64)>, StoreError> {
+        let command = Command::AcceptClockForward { mfa: code.serial.clone() };
+        match self.submit_guarded(actor, command, code).await? {
+            Guarded::Done(Outcome::Clock(status, Some(sequence))) => Ok(Guarded::Done((status, sequence))),
+            Guarded::Done(other) => Err(unexpected(other)),
+            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
+        }
+    }
+
     // ---- Object Lock ----
 
     /// Turns Object Lock on (irreversibly; versioning must be Enabled) and

@@ -251,16 +251,8 @@ pub(crate) fn run(
     let mut epoch = 0u64;
     let last_state = loop {
         let Ok(first) = rx.recv() else { break Some(state) };
-        // A failed commit took its epoch's later groups with it; carry on
-        // from the state before it.
-        while let Ok(failure) = failures.try_recv() {
-            if failure.epoch == epoch {
-                state = failure.state;
-                epoch += 1;
-            }
-        }
-        let layers: Vec<Arc<InFlight>> =
-            in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect();
+        resume_after_failures(&failures, &mut state, &mut epoch);
+        let layers = layers_of(&in_flight, epoch);
         let txn = Txn::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers, &refusals);
         let mut group = Group::new(txn);
         group.apply(first);
@@ -286,17 +278,13 @@ pub(crate) fn run(
     // A clean stop persists the compliance clock's last reading, so the next
     // start is behind the system clock by the downtime alone.
     if let Some(mut state) = last_state {
-        while let Ok(failure) = failures.try_recv() {
-            if failure.epoch == epoch {
-                state = failure.state;
-                epoch += 1;
-            }
-        }
-        let layers: Vec<Arc<InFlight>> =
-            in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect();
-        let mut txn = Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers);
+        resume_after_failures(&failures, &mut state, &mut epoch);
+        let layers = layers_of(&in_flight, epoch);
+        let mut txn = Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers, &refusals);
         txn.tick();
-        if txn.clock_moved {
+        // Refusals counted in windows still open are written now, not lost.
+        txn.close_refusal_windows_at_stop();
+        if txn.clock_moved || !txn.is_empty() {
             let (batch, _) = txn.into_batch();
             let batch = Arc::new(InFlight::new(epoch, batch));
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&batch));
@@ -314,6 +302,22 @@ pub(crate) fn run(
     drop(jobs);
     let _ = committer.join();
     tracing::debug!("store writer stopped");
+}
+
+/// A failed commit took its epoch's later groups with it: carry on from the
+/// state before it, in a new epoch.
+fn resume_after_failures(failures: &Receiver<committer::Failure>, state: &mut WriterState, epoch: &mut u64) {
+    while let Ok(failure) = failures.try_recv() {
+        if failure.epoch == *epoch {
+            *state = failure.state;
+            *epoch += 1;
+        }
+    }
+}
+
+/// The groups of `epoch` still being committed, oldest first.
+fn layers_of(in_flight: &InFlightList, epoch: u64) -> Vec<Arc<InFlight>> {
+    in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|b| b.epoch == epoch).cloned().collect()
 }
 
 /// One group being applied.
@@ -727,6 +731,16 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// At a clean stop: writes the counts of every window, over or not.
+    fn close_refusal_windows_at_stop(&mut self) {
+        let now = self.tick();
+        let tallies = self.refusals.borrow_mut().close_all(now);
+        for tally in tallies {
+            let fields = EntryFields { detail: tally.detail(), ..EntryFields::default() };
+            self.record_as(tally.principal, LedgerOp::Refused, fields);
+        }
+    }
+
     fn record(&mut self, actor: &Actor, op: LedgerOp, fields: EntryFields) -> u64 {
         self.record_as(actor.access_key.clone(), op, fields)
     }
@@ -816,6 +830,14 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
                 return Err(StoreError::AccessDenied("only an admin accepts the clock forward".into()));
             }
             let system = txn.clock.now();
+            txn.tick();
+            // Judged before any code is spent (`guarded`): nothing to accept
+            // is a refusal, not an accepted code.
+            if txn.state.compliance.held_back(system).is_none() {
+                return Err(StoreError::InvalidArgument(
+                    "the compliance clock is not behind the system clock: there is no jump to accept".into(),
+                ));
+            }
             let (from, to) = txn.state.compliance.accept_forward(system, txn.clock.monotonic());
             let now = txn.tick();
             let detail = format!("compliance clock {} -> {}; mfa {mfa}", from.to_rfc3339(), to.to_rfc3339());
@@ -1070,6 +1092,7 @@ fn trial_copy(command: &Command) -> Option<Command> {
             Some(Command::SetVersioning { bucket: bucket.clone(), change: change.clone() })
         }
         Command::SetHold(set) => Some(Command::SetHold(set.clone())),
+        Command::AcceptClockForward { mfa } => Some(Command::AcceptClockForward { mfa: mfa.clone() }),
         Command::ConfigureObjectLock { bucket, default, lowering } => {
             Some(Command::ConfigureObjectLock { bucket: bucket.clone(), default: *default, lowering: *lowering })
         }

@@ -257,3 +257,19 @@ async fn a_stolen_key_releases_no_hold_and_lowers_no_default() {
     let owner_code = owner_token.code(app.clock(), 0);
     as_owner.put_bucket_default_retention(set_default(None, &owner_code)).await.unwrap();
 }
+
+/// Finding 18 for the clock: accepting a jump when the compliance clock is
+/// not behind is refused before the code is looked at, so the code stays
+/// usable for an operation that runs.
+#[tokio::test]
+async fn accepting_no_jump_spends_no_code() {
+    let app = TestAppliance::start().await.unwrap();
+    let token = token_for(&app, app.admin_credential(), "GAHT-ADMIN-018").await;
+    let mut admin = app.admin().await.unwrap();
+    let code = token.code(app.clock(), 0);
+    let accept = v1::AcceptClockForwardRequest { mfa: code.clone() };
+    let err = admin.accept_clock_forward(accept).await.unwrap_err();
+    assert_eq!(reason(&err), "INVALID_ARGUMENT", "{err:?}");
+    let created = admin.create_principal(principal("second-admin", v1::Role::Admin, false, &code)).await;
+    assert!(created.is_ok(), "the code was not spent: {created:?}");
+}

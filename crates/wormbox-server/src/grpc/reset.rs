@@ -9,8 +9,9 @@
 //!
 //! Invariant: a request body that a reset ended yields an error to the
 //! handler, whose code is not `Cancelled`. A reset with `NO_ERROR` never
-//! reaches this wrapper (hyper ends the body cleanly); PutObject's end
-//! message is what guards against that one.
+//! reaches this wrapper (hyper ends the body cleanly): it is a stream the
+//! client chose to end, bound only by the end message or header digest it
+//! declared (PutObject).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -31,7 +32,7 @@ impl<S: NamedService> NamedService for ResetIsError<S> {
 
 impl<S> Service<http::Request<Body>> for ResetIsError<S>
 where
-    S: Service<http::Request<ResetBody>>,
+    S: Service<http::Request<Body>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -42,7 +43,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> S::Future {
-        self.0.call(request.map(ResetBody))
+        self.0.call(request.map(|body| Body::new(ResetBody(body))))
     }
 }
 

@@ -99,15 +99,25 @@ impl RefusalBudget {
 
     /// Ends the windows that are over at `now`, returning the counts to write.
     pub(crate) fn close(&mut self, now: Timestamp) -> Vec<Tally> {
+        self.close_where(|window| now.0 >= window.start.0.saturating_add(WINDOW_MICROS), None)
+    }
+
+    /// Ends every window, at a clean stop: the counts end at `now`.
+    pub(crate) fn close_all(&mut self, now: Timestamp) -> Vec<Tally> {
+        self.close_where(|_| true, Some(now))
+    }
+
+    fn close_where(&mut self, over: impl Fn(&Window) -> bool, end: Option<Timestamp>) -> Vec<Tally> {
         let mut tallies = Vec::new();
         self.windows.retain(|principal, window| {
-            let over = now.0 >= window.start.0.saturating_add(WINDOW_MICROS);
+            let over = over(window);
             if over && window.counted > 0 {
+                let full = Timestamp(window.start.0.saturating_add(WINDOW_MICROS));
                 tallies.push(Tally {
                     principal: principal.clone(),
                     count: window.counted,
                     from: window.start,
-                    to: Timestamp(window.start.0.saturating_add(WINDOW_MICROS)),
+                    to: end.map_or(full, |end| end.min(full)),
                 });
             }
             !over
@@ -133,5 +143,12 @@ mod tests {
         assert_eq!((tallies[0].principal.as_str(), tallies[0].count), ("WBA", 80));
         assert!(budget.is_empty(), "finished windows are forgotten");
         assert!(budget.admit("WBA", Timestamp(t0.0 + WINDOW_MICROS)), "a new window itemises again");
+        for _ in 0..PER_WINDOW + 3 {
+            budget.admit("WBA", Timestamp(t0.0 + WINDOW_MICROS + 1));
+        }
+        let stop = Timestamp(t0.0 + WINDOW_MICROS + 5);
+        let tallies = budget.close_all(stop);
+        assert_eq!((tallies[0].count, tallies[0].to), (4, stop), "a stop writes an open window's count");
+        assert!(budget.is_empty());
     }
 }
