@@ -1,6 +1,7 @@
 //! Repository rules checked as tests: every source file opens with `//!`, the
-//! workspace's dependency edges are exactly those ARCHITECTURE.md allows, and
-//! no shipped code deletes a ledger entry.
+//! workspace's dependency edges are exactly those ARCHITECTURE.md allows, no
+//! shipped code deletes a ledger entry, and the server's application layer
+//! names no wire type.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,26 @@ fn no_shipped_code_deletes_a_ledger_entry() {
         })
         .collect();
     assert!(offenders.is_empty(), "ledger entries must never be deleted: {offenders:?}");
+}
+
+/// The application layer (`wormbox-server/src/app/`) is every front end's:
+/// none of its files names the gRPC crates, so that an S3 endpoint calls the
+/// same operations and maps the same `AppError`.
+#[test]
+fn the_application_layer_names_no_wire_crate() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/wormbox-server/src/app"), &mut files);
+    assert!(files.len() >= 8, "the application layer is a module of files: {files:?}");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let named: Vec<_> =
+                ["tonic", "prost", "wormbox_proto", "wormbox-proto"].into_iter().filter(|w| text.contains(w)).collect();
+            (!named.is_empty()).then(|| format!("{}: {named:?}", path.display()))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "the application layer names wire crates: {offenders:?}");
 }
 
 /// The allowed edges between workspace crates (STYLE.md 2.3, ARCHITECTURE.md).

@@ -19,12 +19,12 @@ use std::io::Read;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::app::App;
+use crate::app::{self, App};
 use crate::backup::Snapshot;
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
 use crate::grpc::hangup::Hangup;
-use crate::grpc::status::{from_backup, from_mfa, from_store, invalid};
+use crate::grpc::status::{invalid, status};
 
 /// The Admin gRPC service.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ impl Admin for AdminService {
         let actor = authenticate(&self.app, request.metadata())?;
         // Absent only on a connection not accepted through `hangup::incoming`.
         let hangup = request.extensions().get::<Hangup>().cloned();
-        let snapshot = self.app.backup(&actor).await.map_err(|e| from_backup(&e))?;
+        let snapshot = self.app.backup(&actor).await.map_err(status)?;
         tracing::info!(
             ledger_sequence = snapshot.manifest().ledger_sequence,
             files = snapshot.manifest().files.len(),
@@ -88,11 +88,13 @@ impl Admin for AdminService {
         let request = request.into_inner();
         let role = wormbox_proto::role_from_wire(request.role)
             .ok_or_else(|| invalid("role must be ADMIN, WRITER, READER or AUDITOR"))?;
-        let created = self
-            .app
-            .create_principal(&actor, &request.name, role, request.bypass_governance, convert::mfa(&request.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let create = app::CreatePrincipal {
+            name: request.name.clone(),
+            role,
+            bypass_governance: request.bypass_governance,
+            mfa: convert::mfa(&request.mfa),
+        };
+        let created = self.app.create_principal(&actor, create).await.map_err(status)?;
         Ok(Response::new(v1::CreatePrincipalResponse {
             principal: Some(v1::Principal {
                 access_key_id: created.access_key,
@@ -113,7 +115,7 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::ListPrincipalsResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let app = Arc::clone(&self.app);
-        let principals = super::blocking(move || app.principals(&actor)).await?.map_err(|e| from_store(&e))?;
+        let principals = super::blocking(move || app.principals(&actor)).await?.map_err(status)?;
         Ok(Response::new(v1::ListPrincipalsResponse {
             principals: principals
                 .into_iter()
@@ -135,23 +137,20 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::RevokePrincipalResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let request = request.into_inner();
-        let sequence = self
-            .app
-            .revoke_principal(&actor, &request.access_key_id, convert::mfa(&request.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let revoke = app::RevokePrincipal { access_key: request.access_key_id, mfa: convert::mfa(&request.mfa) };
+        let sequence = self.app.revoke_principal(&actor, revoke).await.map_err(status)?;
         Ok(Response::new(v1::RevokePrincipalResponse { ledger_sequence: sequence.unwrap_or(0) }))
     }
 
     async fn get_clock(&self, request: Request<v1::GetClockRequest>) -> Result<Response<v1::GetClockResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let status = self.app.clock_status(&actor).await.map_err(|e| from_store(&e))?;
+        let clock = self.app.clock_status(&actor).await.map_err(status)?;
         Ok(Response::new(v1::GetClockResponse {
-            system_unix_micros: status.system.as_micros(),
-            compliance_unix_micros: status.compliance.as_micros(),
-            held_back_seconds: status.held_back.map_or(0, |d| d.as_secs()),
-            catch_up_seconds_per_year: status.catch_up_per_year.as_secs(),
-            caught_up_unix_micros: status.caught_up_at.map_or(0, |t| t.as_micros()),
+            system_unix_micros: clock.system.as_micros(),
+            compliance_unix_micros: clock.compliance.as_micros(),
+            held_back_seconds: clock.held_back.map_or(0, |d| d.as_secs()),
+            catch_up_seconds_per_year: clock.catch_up_per_year.as_secs(),
+            caught_up_unix_micros: clock.caught_up_at.map_or(0, |t| t.as_micros()),
         }))
     }
 
@@ -160,10 +159,10 @@ impl Admin for AdminService {
         request: Request<v1::AcceptClockForwardRequest>,
     ) -> Result<Response<v1::AcceptClockForwardResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let mfa = convert::mfa(&request.get_ref().mfa);
-        let (status, sequence) = self.app.accept_clock_forward(&actor, mfa).await.map_err(|e| from_mfa(&e))?;
+        let accept = app::AcceptClockForward { mfa: convert::mfa(&request.get_ref().mfa) };
+        let (clock, sequence) = self.app.accept_clock_forward(&actor, accept).await.map_err(status)?;
         Ok(Response::new(v1::AcceptClockForwardResponse {
-            compliance_unix_micros: status.compliance.as_micros(),
+            compliance_unix_micros: clock.compliance.as_micros(),
             ledger_sequence: sequence,
         }))
     }

@@ -7,9 +7,8 @@
 //! PutObject message holds its bytes of the receive budget (`budget.rs`)
 //! until it is answered, an Ingest stream has at most `MAX_IN_FLIGHT` records
 //! awaiting durability or their acknowledgement, and a GetObject stream at
-//! most a few chunks in memory. Listings and upload writes run on blocking
-//! threads; an upload moved there is dropped there when its caller is
-//! cancelled, which discards it (nothing was handed over).
+//! most a few chunks in memory. Listings run on blocking threads, and so do
+//! upload writes, inside `AppUpload`, which keeps the cancellation rules.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -20,16 +19,14 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
-use wormbox_store::{
-    Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError, Upload,
-};
+use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
-use crate::app::App;
+use crate::app::{self, App, AppUpload, version_text};
 use crate::grpc::auth::authenticate;
 use crate::grpc::blocking;
 use crate::grpc::budget::{ReceiveBudget, Tickets};
 use crate::grpc::convert::{self, optional};
-use crate::grpc::status::{from_mfa, from_store, invalid, reason_of};
+use crate::grpc::status::{invalid, reason_of, status};
 
 /// Records of one Ingest stream that may await durability or the sending of
 /// their acknowledgement at once.
@@ -54,22 +51,22 @@ impl ArchiveService {
 /// cleanly is taken whole, as DESIGN.md's PutObject (header, then chunks)
 /// has it, which is what a client that resets with NO_ERROR (hyper reads it
 /// as the end of the body) also gets: the whole messages it chose to send.
-fn check_end(upload: &Upload, end: Option<v1::PutObjectEnd>) -> Result<(), Status> {
+fn check_end(upload: &AppUpload, end: Option<v1::PutObjectEnd>) -> Result<(), Status> {
     let Some(end) = end else {
         return Ok(());
     };
-    if end.size != upload.size() {
+    let size = upload.size().map_err(status)?;
+    if end.size != size {
         return Err(invalid(format!(
-            "PutObject's end message states {} bytes but {} arrived: nothing was stored",
+            "PutObject's end message states {} bytes but {size} arrived: nothing was stored",
             end.size,
-            upload.size()
         )));
     }
     if !end.sha256.is_empty() {
         let expected = convert::digest(&end.sha256, "the end message's sha256")?;
-        let actual = upload.sha256();
+        let actual = upload.sha256().map_err(status)?;
         if expected != actual {
-            return Err(from_store(&StoreError::ChecksumMismatch { expected, actual }));
+            return Err(status(StoreError::ChecksumMismatch { expected, actual }));
         }
     }
     Ok(())
@@ -97,7 +94,8 @@ fn ingest_one(
                 record.retention,
                 String::new(),
             )?;
-            app.ingest(&actor, bucket, key, object, record.data).await.map_err(|e| from_store(&e))
+            let put = app::PutObject { bucket, key, object };
+            app.ingest(&actor, app::Ingest { put, data: record.data }).await.map_err(status)
         }
         .await;
         drop(budget);
@@ -126,9 +124,8 @@ impl Archive for ArchiveService {
     ) -> Result<Response<v1::CreateBucketResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
-        let object_lock = request.get_ref().object_lock;
-        let (info, ledger_sequence) =
-            self.app.create_bucket(&actor, bucket, object_lock).await.map_err(|e| from_store(&e))?;
+        let create = app::CreateBucket { bucket, object_lock: request.get_ref().object_lock };
+        let (info, ledger_sequence) = self.app.create_bucket(&actor, create).await.map_err(status)?;
         Ok(Response::new(v1::CreateBucketResponse { bucket: Some(convert::bucket(&info)), ledger_sequence }))
     }
 
@@ -138,7 +135,7 @@ impl Archive for ArchiveService {
     ) -> Result<Response<v1::GetBucketResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
-        let info = self.app.bucket(&actor, &bucket).map_err(|e| from_store(&e))?;
+        let info = self.app.bucket(&actor, &app::GetBucket { bucket }).map_err(status)?;
         Ok(Response::new(v1::GetBucketResponse { bucket: Some(convert::bucket(&info)) }))
     }
 
@@ -148,7 +145,7 @@ impl Archive for ArchiveService {
     ) -> Result<Response<v1::ListBucketsResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let app = Arc::clone(&self.app);
-        let buckets = blocking(move || app.buckets(&actor)).await?.map_err(|e| from_store(&e))?;
+        let buckets = blocking(move || app.buckets(&actor)).await?.map_err(status)?;
         Ok(Response::new(v1::ListBucketsResponse { buckets: buckets.iter().map(convert::bucket).collect() }))
     }
 
@@ -158,7 +155,7 @@ impl Archive for ArchiveService {
     ) -> Result<Response<v1::DeleteBucketResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
-        let ledger_sequence = self.app.delete_bucket(&actor, bucket).await.map_err(|e| from_store(&e))?;
+        let ledger_sequence = self.app.delete_bucket(&actor, app::DeleteBucket { bucket }).await.map_err(status)?;
         Ok(Response::new(v1::DeleteBucketResponse { ledger_sequence }))
     }
 
@@ -172,11 +169,8 @@ impl Archive for ArchiveService {
         let state = wormbox_proto::versioning_from_wire(request.status)
             .ok_or_else(|| invalid("status must be UNVERSIONED, ENABLED or SUSPENDED"))?;
         let mfa_delete = convert::mfa_delete(request.mfa_delete)?;
-        let (info, sequence) = self
-            .app
-            .set_versioning(&actor, bucket, state, mfa_delete, convert::mfa(&request.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let change = app::PutBucketVersioning { bucket, state, mfa_delete, mfa: convert::mfa(&request.mfa) };
+        let (info, sequence) = self.app.set_versioning(&actor, change).await.map_err(status)?;
         Ok(Response::new(v1::PutBucketVersioningResponse {
             bucket: Some(convert::bucket(&info)),
             ledger_sequence: sequence.unwrap_or(0),
@@ -206,7 +200,7 @@ impl Archive for ArchiveService {
             header.retention,
             header.legal_hold,
         )?;
-        let mut upload = Staged(Some(self.app.begin_upload(&actor, bucket, key, object).map_err(|e| from_store(&e))?));
+        let mut upload = self.app.begin_upload(&actor, app::PutObject { bucket, key, object }).map_err(status)?;
         // The budget of the chunk the upload keeps in memory, until it is
         // published or dropped; taken while this call holds no other budget.
         let buffer = budget.reserve_chunk().await?;
@@ -219,7 +213,7 @@ impl Archive for ArchiveService {
             let _message = tickets.take()?;
             match (message.part, &end) {
                 (Some(v1::put_object_request::Part::Data(data)), None) => {
-                    upload.run(move |upload| upload.write(&data)).await?;
+                    upload.write(data).await.map_err(status)?;
                 }
                 (Some(v1::put_object_request::Part::End(stated)), None) => end = Some(stated),
                 (Some(v1::put_object_request::Part::Data(_) | v1::put_object_request::Part::End(_)), Some(_)) => {
@@ -231,9 +225,8 @@ impl Archive for ArchiveService {
                 (None, _) => return Err(invalid("PutObject message has no part")),
             }
         }
-        check_end(upload.get()?, end)?;
-        upload.run(Upload::seal).await?;
-        let ack = upload.take()?.finish(&actor).await.map_err(|e| from_store(&e))?;
+        check_end(&upload, end)?;
+        let ack = upload.finish(&actor).await.map_err(status)?;
         drop(buffer);
         Ok(Response::new(v1::PutObjectResponse {
             version_id: ack.version_id,
@@ -307,7 +300,8 @@ impl Archive for ArchiveService {
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
         let version = convert::version_selector(&request.version_id)?;
-        let (info, reader) = self.app.read_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))?;
+        let get = app::GetObject { bucket, key, version };
+        let (info, reader) = self.app.read_object(&actor, &get).map_err(status)?;
         let (tx, rx) = mpsc::channel(2);
         let metadata =
             v1::GetObjectResponse { part: Some(v1::get_object_response::Part::Metadata(convert::version(&info))) };
@@ -318,7 +312,7 @@ impl Archive for ArchiveService {
             for chunk in reader {
                 let message = chunk
                     .map(|data| v1::GetObjectResponse { part: Some(v1::get_object_response::Part::Data(data)) })
-                    .map_err(|e| from_store(&e));
+                    .map_err(status);
                 let failed = message.is_err();
                 if tx.blocking_send(message).is_err() || failed {
                     return;
@@ -337,7 +331,7 @@ impl Archive for ArchiveService {
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
         let version = convert::version_selector(&request.version_id)?;
-        let info = self.app.head_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))?;
+        let info = self.app.head_object(&actor, &app::GetObject { bucket, key, version }).map_err(status)?;
         Ok(Response::new(v1::HeadObjectResponse { version: Some(convert::version(&info)) }))
     }
 
@@ -350,11 +344,9 @@ impl Archive for ArchiveService {
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
         let version = convert::version_selector(&request.version_id)?;
-        let outcome = self
-            .app
-            .delete_object(&actor, bucket, key, version, convert::mfa(&request.mfa), request.bypass_governance)
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let mfa = convert::mfa(&request.mfa);
+        let delete = app::DeleteObject { bucket, key, version, mfa, bypass_governance: request.bypass_governance };
+        let outcome = self.app.delete_object(&actor, delete).await.map_err(status)?;
         Ok(Response::new(v1::DeleteObjectResponse {
             version_id: outcome.version_id.unwrap_or_default(),
             delete_marker: outcome.delete_marker,
@@ -383,15 +375,13 @@ impl Archive for ArchiveService {
             let version = convert::version_selector(&object.version_id).map_err(bad)?;
             entries.push(DeleteEntry { key, version });
         }
-        let each = self
-            .app
-            .delete_objects(&actor, bucket, entries, convert::mfa(&request.mfa), request.bypass_governance)
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let mfa = convert::mfa(&request.mfa);
+        let delete = app::DeleteObjects { bucket, entries, mfa, bypass_governance: request.bypass_governance };
+        let each = self.app.delete_objects(&actor, delete).await.map_err(status)?;
         let mut response = v1::DeleteObjectsResponse::default();
         for outcome in each {
             let key = outcome.entry.key.to_string();
-            let version_id = outcome.entry.version.map(|v| convert::selector_text(&v)).unwrap_or_default();
+            let version_id = outcome.entry.version.map(|v| version_text(&v)).unwrap_or_default();
             match outcome.result {
                 Ok(_) if request.quiet => {}
                 Ok(done) => response.deleted.push(v1::DeletedObject {
@@ -406,12 +396,12 @@ impl Archive for ArchiveService {
                     ledger_sequence: done.ledger_sequence.unwrap_or(0),
                 }),
                 Err(err) => {
-                    let status = from_store(&err);
+                    let refused = status(err);
                     response.errors.push(v1::DeleteObjectError {
                         key,
                         version_id,
-                        reason: reason_of(&status),
-                        message: status.message().to_owned(),
+                        reason: reason_of(&refused),
+                        message: refused.message().to_owned(),
                     });
                 }
             }
@@ -433,8 +423,9 @@ impl Archive for ArchiveService {
             version_id_marker: optional(request.version_id_marker),
             max_keys: request.max_keys as usize,
         };
+        let list = app::ListObjectVersions { bucket, params };
         let app = Arc::clone(&self.app);
-        let page = blocking(move || app.list_versions(&actor, &bucket, &params)).await?.map_err(|e| from_store(&e))?;
+        let page = blocking(move || app.list_versions(&actor, &list)).await?.map_err(status)?;
         let (markers, versions): (Vec<_>, Vec<_>) = page.entries.iter().partition(|v| v.is_delete_marker);
         Ok(Response::new(v1::ListObjectVersionsResponse {
             versions: versions.into_iter().map(convert::version).collect(),
@@ -463,57 +454,14 @@ impl Archive for ArchiveService {
             start_after,
             max_keys: request.max_keys as usize,
         };
+        let list = app::ListObjects { bucket, params };
         let app = Arc::clone(&self.app);
-        let page = blocking(move || app.list_objects(&actor, &bucket, &params)).await?.map_err(|e| from_store(&e))?;
+        let page = blocking(move || app.list_objects(&actor, &list)).await?.map_err(status)?;
         Ok(Response::new(v1::ListObjectsResponse {
             objects: page.objects.iter().map(convert::version).collect(),
             common_prefixes: page.common_prefixes,
             is_truncated: page.is_truncated,
             next_continuation_token: page.next_start_after.unwrap_or_default(),
         }))
-    }
-}
-
-/// An upload in progress whose backend work runs on blocking threads: its
-/// writes, and its discard when it is dropped unpublished. While a write
-/// runs, the upload is on the blocking thread; a caller cancelled then
-/// leaves it to be dropped, and so discarded, there. Nothing here hands a
-/// publish over: that is `Upload::finish`, after `take`.
-struct Staged(Option<Upload>);
-
-impl Staged {
-    /// Runs `work` on the upload, on a blocking thread.
-    async fn run<T: Send + 'static>(
-        &mut self,
-        work: impl FnOnce(&mut Upload) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, Status> {
-        let mut upload = self.0.take().ok_or_else(|| Status::internal("the upload was lost"))?;
-        let (upload, res) = blocking(move || {
-            let res = work(&mut upload);
-            (upload, res)
-        })
-        .await?;
-        self.0 = Some(upload);
-        res.map_err(|e| from_store(&e))
-    }
-
-    /// The upload, to read what arrived.
-    fn get(&self) -> Result<&Upload, Status> {
-        self.0.as_ref().ok_or_else(|| Status::internal("the upload was lost"))
-    }
-
-    /// The upload, to finish it.
-    fn take(mut self) -> Result<Upload, Status> {
-        self.0.take().ok_or_else(|| Status::internal("the upload was lost"))
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        let Some(upload) = self.0.take() else { return };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(upload))),
-            Err(_) => drop(upload),
-        }
     }
 }

@@ -20,9 +20,9 @@ use wormbox_reports::retention::{self, SummaryBuilder};
 use wormbox_reports::{CheckpointFile, ReportHeader};
 use wormbox_store::retention::S3_HOLD;
 
-use crate::app::{Access, App};
+use crate::app::{self, Access, App};
 use crate::grpc::auth::authenticate;
-use crate::grpc::status::{from_mfa, from_store};
+use crate::grpc::status::status;
 use crate::grpc::{blocking, convert};
 
 /// The Compliance gRPC service.
@@ -51,7 +51,7 @@ impl ComplianceService {
         let bucket = convert::bucket_name(bucket)?;
         let key = convert::object_key(key)?;
         let version = convert::version_selector(version_id)?;
-        self.app.head_object(&actor, &bucket, &key, version).map_err(|e| from_store(&e))
+        self.app.head_object(&actor, &app::GetObject { bucket, key, version }).map_err(status)
     }
 }
 
@@ -67,11 +67,9 @@ impl Compliance for ComplianceService {
         let key = convert::object_key(&r.key)?;
         let version = convert::version_selector(&r.version_id)?;
         let retention = convert::retention(r.retention)?;
-        let (lock, sequence) = self
-            .app
-            .set_retention(&actor, bucket, key, version, retention, r.bypass_governance, convert::mfa(&r.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let (mfa, bypass_governance) = (convert::mfa(&r.mfa), r.bypass_governance);
+        let set = app::PutObjectRetention { bucket, key, version, retention, bypass_governance, mfa };
+        let (lock, sequence) = self.app.set_retention(&actor, set).await.map_err(status)?;
         Ok(Response::new(v1::PutObjectRetentionResponse {
             retention: lock.retention.map(convert::retention_to_wire),
             ledger_sequence: sequence.unwrap_or(0),
@@ -97,11 +95,9 @@ impl Compliance for ComplianceService {
         let key = convert::object_key(&r.key)?;
         let version = convert::version_selector(&r.version_id)?;
         let case_id = if r.case_id.is_empty() { S3_HOLD.to_owned() } else { r.case_id };
-        let (lock, sequence) = self
-            .app
-            .set_legal_hold(&actor, bucket, key, version, case_id, r.place, r.note, convert::mfa(&r.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let mfa = convert::mfa(&r.mfa);
+        let hold = app::PutObjectLegalHold { bucket, key, version, case_id, place: r.place, note: r.note, mfa };
+        let (lock, sequence) = self.app.set_legal_hold(&actor, hold).await.map_err(status)?;
         Ok(Response::new(v1::PutObjectLegalHoldResponse {
             legal_holds: convert::holds_to_wire(&lock.holds),
             ledger_sequence: sequence.unwrap_or(0),
@@ -125,11 +121,8 @@ impl Compliance for ComplianceService {
         let r = request.into_inner();
         let bucket = convert::bucket_name(&r.bucket)?;
         let default = convert::default_retention(r.default_retention)?;
-        let (info, sequence) = self
-            .app
-            .set_default_retention(&actor, bucket, default, convert::mfa(&r.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let set = app::PutBucketDefaultRetention { bucket, default, mfa: convert::mfa(&r.mfa) };
+        let (info, sequence) = self.app.set_default_retention(&actor, set).await.map_err(status)?;
         Ok(Response::new(v1::PutBucketDefaultRetentionResponse {
             bucket: Some(convert::bucket(&info)),
             ledger_sequence: sequence,
@@ -141,7 +134,8 @@ impl Compliance for ComplianceService {
         request: Request<v1::GetCheckpointRequest>,
     ) -> Result<Response<v1::GetCheckpointResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let checkpoint = self.app.checkpoint(&actor, request.get_ref().sequence).await.map_err(|e| from_store(&e))?;
+        let get = app::GetCheckpoint { sequence: request.get_ref().sequence };
+        let checkpoint = self.app.checkpoint(&actor, get).await.map_err(status)?;
         let public_key = self.app.public_key();
         Ok(Response::new(v1::GetCheckpointResponse {
             checkpoint: Some(convert::checkpoint_to_wire(&checkpoint, public_key)),
@@ -155,9 +149,11 @@ impl Compliance for ComplianceService {
     ) -> Result<Response<v1::VerifyIntegrityResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let r = request.into_inner();
-        let extra = r.checkpoints.into_iter().map(convert::checkpoint_from_wire).collect::<Result<Vec<_>, _>>()?;
-        let from = (r.from_checkpoint != 0).then_some(r.from_checkpoint);
-        let (report, sequence) = self.app.verify_integrity(&actor, from, extra).await.map_err(|e| from_store(&e))?;
+        let extra_checkpoints =
+            r.checkpoints.into_iter().map(convert::checkpoint_from_wire).collect::<Result<Vec<_>, _>>()?;
+        let from_checkpoint = (r.from_checkpoint != 0).then_some(r.from_checkpoint);
+        let verify = app::VerifyIntegrity { from_checkpoint, extra_checkpoints };
+        let (report, sequence) = self.app.verify_integrity(&actor, verify).await.map_err(status)?;
         Ok(Response::new(convert::integrity_to_wire(&report, sequence)))
     }
 
@@ -165,7 +161,7 @@ impl Compliance for ComplianceService {
 
     async fn audit_log(&self, request: Request<v1::AuditLogRequest>) -> Result<Response<Self::AuditLogStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        self.app.authorize(&actor, Access::Audit).map_err(|e| from_store(&e))?;
+        self.app.authorize(&actor, Access::Audit).map_err(status)?;
         let filter = convert::audit_filter(request.into_inner())?;
         let store = self.app.store().clone();
         let (tx, rx) = mpsc::channel(64);
@@ -175,7 +171,7 @@ impl Compliance for ComplianceService {
                     Ok((entry, _)) if filter.is_past(entry.sequence) => break,
                     Ok((entry, _)) if !filter.matches(&entry) => continue,
                     Ok((entry, hash)) => Ok(convert::audit_entry(&entry, &hash)),
-                    Err(e) => Err(from_store(&e)),
+                    Err(e) => Err(status(e)),
                 };
                 let failed = message.is_err();
                 // The caller went away, or an error ends the stream.
@@ -194,14 +190,14 @@ impl Compliance for ComplianceService {
         request: Request<v1::RetentionReportRequest>,
     ) -> Result<Response<Self::RetentionReportStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        self.app.authorize(&actor, Access::Audit).map_err(|e| from_store(&e))?;
+        self.app.authorize(&actor, Access::Audit).map_err(status)?;
         let r = request.into_inner();
         let store = self.app.store().clone();
         let (reading, bucket) = (store.clone(), r.bucket.clone());
-        let buckets = blocking(move || retention::buckets(&reading, &bucket)).await?.map_err(|e| report_status(&e))?;
+        let buckets = blocking(move || retention::buckets(&reading, &bucket)).await?.map_err(report_status)?;
         let public_key = self.app.public_key().to_vec();
-        let before = self.app.checkpoint(&actor, 0).await.map_err(|e| from_store(&e))?;
-        let now = store.clock_status().await.map_err(|e| from_store(&e))?.compliance;
+        let before = self.app.checkpoint(&actor, app::GetCheckpoint::default()).await.map_err(status)?;
+        let now = store.clock_status().await.map_err(status)?.compliance;
         let (reading, counted, prefix) = (store.clone(), buckets.clone(), r.prefix.clone());
         let total_rows = blocking(move || {
             let mut total_rows = 0u64;
@@ -212,7 +208,7 @@ impl Compliance for ComplianceService {
             .map(|()| total_rows)
         })
         .await?
-        .map_err(|e| report_status(&e))?;
+        .map_err(report_status)?;
         let header = ReportHeader {
             bucket: r.bucket.clone(),
             prefix: r.prefix.clone(),
@@ -247,8 +243,8 @@ impl Compliance for ComplianceService {
                 return;
             }
             let last = res
-                .map_err(|e| report_status(&e))
-                .and_then(|()| runtime.block_on(store.checkpoint()).map_err(|e| from_store(&e)))
+                .map_err(report_status)
+                .and_then(|()| runtime.block_on(store.checkpoint()).map_err(status))
                 .and_then(|after| {
                     convert::report_summary(&summary.finish(Some(CheckpointFile::new(&after, &public_key))))
                 });
@@ -260,9 +256,9 @@ impl Compliance for ComplianceService {
     }
 }
 
-fn report_status(err: &wormbox_reports::ReportError) -> Status {
+fn report_status(err: wormbox_reports::ReportError) -> Status {
     match err {
-        wormbox_reports::ReportError::Store(e) => from_store(e),
+        wormbox_reports::ReportError::Store(e) => status(e),
         other => Status::internal(other.to_string()),
     }
 }

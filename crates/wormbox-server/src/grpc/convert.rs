@@ -18,6 +18,7 @@ use wormbox_store::retention::{DefaultRetention, LegalHold, Retention, Retention
 use wormbox_store::{BucketInfo, NewObject, VersionInfo};
 use wormbox_token::Algorithm;
 
+use crate::app::MfaCode;
 use crate::grpc::status::invalid;
 
 pub(crate) fn bucket_name(name: &str) -> Result<BucketName, Status> {
@@ -33,14 +34,6 @@ pub(crate) fn version_selector(version_id: &str) -> Result<Option<VersionSelecto
         return Ok(None);
     }
     VersionSelector::parse(version_id).map(Some).map_err(|e| invalid(e.to_string()))
-}
-
-/// A version as clients name it: `null` or the id's 26 characters.
-pub(crate) fn selector_text(selector: &VersionSelector) -> String {
-    match selector {
-        VersionSelector::Null => "null".to_owned(),
-        VersionSelector::Id(id) => id.to_string(),
-    }
 }
 
 /// A SHA-256 the client states; `what` names the field in the error.
@@ -99,8 +92,8 @@ pub(crate) fn mfa_delete(status: i32) -> Result<Option<bool>, Status> {
 
 /// An empty `mfa` field means none; anything else goes to the authority as is
 /// (it parses strictly and answers MFA_INVALID for any malformed string).
-pub(crate) fn mfa(text: &str) -> Option<&str> {
-    (!text.is_empty()).then_some(text)
+pub(crate) fn mfa(text: &str) -> Option<MfaCode> {
+    (!text.is_empty()).then(|| MfaCode::new(text))
 }
 
 pub(crate) fn otp_algorithm(value: i32) -> Result<Algorithm, Status> {

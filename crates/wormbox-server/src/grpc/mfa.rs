@@ -13,10 +13,10 @@ use wormbox_token::pskc::PskcKey;
 use wormbox_token::{OtpParams, Seed};
 use zeroize::Zeroizing;
 
-use crate::app::App;
+use crate::app::{self, App, MfaCode};
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
-use crate::grpc::status::{from_mfa, invalid};
+use crate::grpc::status::{invalid, status};
 
 /// The Mfa gRPC service.
 #[derive(Clone, Debug)]
@@ -61,7 +61,11 @@ fn pskc_enrollments(pskc: v1::PskcEnrollment) -> Result<Vec<Enrollment>, Status>
         (true, false) => Some(PskcKey::Passphrase(Zeroizing::new(pskc.passphrase))),
         (false, false) => return Err(invalid("give a pre-shared key or a passphrase, not both")),
     };
-    Authority::enrollments_from_pskc(&pskc.document, key.as_ref()).map_err(|e| from_mfa(&e))
+    Authority::enrollments_from_pskc(&pskc.document, key.as_ref()).map_err(status)
+}
+
+fn device_codes(serial: String, first: String, second: String) -> app::DeviceCodes {
+    app::DeviceCodes { serial, first: MfaCode::new(first), second: MfaCode::new(second) }
 }
 
 #[tonic::async_trait]
@@ -73,7 +77,7 @@ impl Mfa for MfaService {
         let actor = authenticate(&self.app, request.metadata())?;
         // The role is judged before the document is read: a passphrase costs
         // PBKDF2 work, which only a caller who may enrol gets to spend.
-        self.app.may_enroll_devices(&actor).map_err(|e| from_mfa(&e))?;
+        self.app.may_enroll_devices(&actor).map_err(status)?;
         let request = request.into_inner();
         let owner = if request.owner.is_empty() { actor.access_key.clone() } else { request.owner };
         let devices = match request.source {
@@ -86,11 +90,8 @@ impl Mfa for MfaService {
             }
             None => return Err(invalid("give a seed or a PSKC document")),
         };
-        let enrolled = self
-            .app
-            .enroll_devices(&actor, &owner, devices, convert::mfa(&request.mfa))
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let enroll = app::EnrollDevices { owner, devices, mfa: convert::mfa(&request.mfa) };
+        let enrolled = self.app.enroll_devices(&actor, enroll).await.map_err(status)?;
         Ok(Response::new(v1::EnrollDeviceResponse { devices: enrolled.iter().map(convert::device).collect() }))
     }
 
@@ -100,11 +101,8 @@ impl Mfa for MfaService {
     ) -> Result<Response<v1::ActivateDeviceResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let r = request.into_inner();
-        let device = self
-            .app
-            .activate_device(&actor, &r.serial, &r.first_code, &r.second_code)
-            .await
-            .map_err(|e| from_mfa(&e))?;
+        let device = self.app.activate_device(&actor, device_codes(r.serial, r.first_code, r.second_code)).await;
+        let device = device.map_err(status)?;
         Ok(Response::new(v1::ActivateDeviceResponse { device: Some(convert::device(&device)) }))
     }
 
@@ -114,8 +112,8 @@ impl Mfa for MfaService {
     ) -> Result<Response<v1::ResyncDeviceResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let r = request.into_inner();
-        let device =
-            self.app.resync_device(&actor, &r.serial, &r.first_code, &r.second_code).await.map_err(|e| from_mfa(&e))?;
+        let device = self.app.resync_device(&actor, device_codes(r.serial, r.first_code, r.second_code)).await;
+        let device = device.map_err(status)?;
         Ok(Response::new(v1::ResyncDeviceResponse { device: Some(convert::device(&device)) }))
     }
 
@@ -124,10 +122,9 @@ impl Mfa for MfaService {
         request: Request<v1::ListDevicesRequest>,
     ) -> Result<Response<v1::ListDevicesResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        let owner = convert::mfa(&request.get_ref().owner).map(str::to_owned);
+        let list = app::ListDevices { owner: convert::optional(request.into_inner().owner) };
         let app = Arc::clone(&self.app);
-        let devices =
-            super::blocking(move || app.devices(&actor, owner.as_deref())).await?.map_err(|e| from_mfa(&e))?;
+        let devices = super::blocking(move || app.devices(&actor, &list)).await?.map_err(status)?;
         Ok(Response::new(v1::ListDevicesResponse { devices: devices.iter().map(convert::device).collect() }))
     }
 
@@ -137,8 +134,8 @@ impl Mfa for MfaService {
     ) -> Result<Response<v1::DeactivateDeviceResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
         let r = request.into_inner();
-        let device =
-            self.app.deactivate_device(&actor, &r.serial, convert::mfa(&r.mfa)).await.map_err(|e| from_mfa(&e))?;
+        let deactivate = app::DeactivateDevice { serial: r.serial, mfa: convert::mfa(&r.mfa) };
+        let device = self.app.deactivate_device(&actor, deactivate).await.map_err(status)?;
         Ok(Response::new(v1::DeactivateDeviceResponse { device: Some(convert::device(&device)) }))
     }
 }

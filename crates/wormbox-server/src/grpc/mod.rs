@@ -5,7 +5,8 @@
 //! error (`reset`), never as its end.
 //!
 //! Invariant: handlers do no blocking store work on the async runtime: scans
-//! and backend writes run on blocking threads (`blocking`).
+//! and backend writes run on blocking threads (`blocking`; upload writes
+//! inside `app::AppUpload`).
 
 pub mod admin;
 pub mod archive;

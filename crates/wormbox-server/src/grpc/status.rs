@@ -1,9 +1,11 @@
-//! The one place where domain errors become gRPC statuses.
+//! The one place where application errors become gRPC statuses.
 //!
-//! Invariant: each error maps to a stable code and `google.rpc.ErrorInfo`
-//! reason from DESIGN.md's list; the match has no catch-all arm, so a new
-//! variant does not compile until its mapping is decided here. Clients get a
-//! terse message; logs get the full chain.
+//! Invariant: each `AppError` maps to a stable code, with its reason
+//! (`AppError::code`, DESIGN.md's list) as the `google.rpc.ErrorInfo`
+//! reason; the matches have no catch-all arm, so a new variant does not
+//! compile until its gRPC code is decided here. Clients get a terse message;
+//! logs get the full chain, and failures that are not the client's (lost or
+//! unavailable storage, a failed authority or backup) carry no ErrorInfo.
 
 use std::collections::HashMap;
 
@@ -13,11 +15,10 @@ use wormbox_mfa::MfaError;
 use wormbox_store::StoreError;
 use wormbox_store::backend::BackendError;
 
-/// Builds a status with an ErrorInfo `reason` in the Wormbox domain.
-pub(crate) fn with_reason(code: Code, reason: &str, message: impl Into<String>) -> Status {
-    with_metadata(code, reason, message, HashMap::new())
-}
+use crate::app::AppError;
+use crate::backup::BackupError;
 
+/// Builds a status with an ErrorInfo `reason` in the Wormbox domain.
 fn with_metadata(code: Code, reason: &str, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, wormbox_proto::ERROR_DOMAIN, metadata);
     Status::with_error_details(code, message, details)
@@ -25,50 +26,64 @@ fn with_metadata(code: Code, reason: &str, message: impl Into<String>, metadata:
 
 /// An invalid request field.
 pub(crate) fn invalid(message: impl Into<String>) -> Status {
-    with_reason(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+    status(StoreError::InvalidArgument(message.into()))
 }
 
-/// Maps a store error; every variant is decided here.
-pub(crate) fn from_store(err: &StoreError) -> Status {
+/// Maps an application error (or a store, MFA or backup error on its way
+/// to being one); every variant is decided here.
+pub(crate) fn status(err: impl Into<AppError>) -> Status {
+    let err = err.into();
+    let reason = err.code();
     let message = err.to_string();
-    match err {
-        StoreError::NoSuchBucket { .. } => with_reason(Code::NotFound, "NO_SUCH_BUCKET", message),
-        StoreError::BucketExists { .. } => with_reason(Code::AlreadyExists, "BUCKET_EXISTS", message),
-        StoreError::BucketNotEmpty { .. } => with_reason(Code::FailedPrecondition, "BUCKET_NOT_EMPTY", message),
-        StoreError::NoSuchKey { .. } => with_reason(Code::NotFound, "NO_SUCH_KEY", message),
-        StoreError::NoSuchVersion { .. } => with_reason(Code::NotFound, "NO_SUCH_VERSION", message),
-        StoreError::LatestIsDeleteMarker { version, .. } => {
-            with_metadata(Code::NotFound, "DELETE_MARKER", message, marker_metadata(version))
-        }
+    let decided = match &err {
+        AppError::Store(store) => from_store(store),
+        AppError::Mfa(mfa) => from_mfa(mfa),
+        AppError::Backup(backup) => from_backup(backup),
+        AppError::Unauthenticated => Ok((Code::Unauthenticated, HashMap::new())),
+        AppError::Internal(_) => return Status::internal(message),
+    };
+    match decided {
+        Ok((code, metadata)) => with_metadata(code, reason, message, metadata),
+        Err(status) => status,
+    }
+}
+
+/// A gRPC code and ErrorInfo metadata, or a whole status without ErrorInfo.
+type Decided = Result<(Code, HashMap<String, String>), Status>;
+
+fn from_store(err: &StoreError) -> Decided {
+    let code = match err {
+        StoreError::NoSuchBucket { .. }
+        | StoreError::NoSuchKey { .. }
+        | StoreError::NoSuchVersion { .. }
+        | StoreError::NoSuchPrincipal(_) => Code::NotFound,
+        StoreError::BucketExists { .. } => Code::AlreadyExists,
+        StoreError::LatestIsDeleteMarker { version, .. } => return Ok((Code::NotFound, marker_metadata(version))),
         StoreError::VersionIsDeleteMarker { version, .. } => {
-            with_metadata(Code::FailedPrecondition, "DELETE_MARKER", message, marker_metadata(version))
+            return Ok((Code::FailedPrecondition, marker_metadata(version)));
         }
-        StoreError::InvalidArgument(_) | StoreError::TooLarge { .. } => {
-            with_reason(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+        StoreError::BucketNotEmpty { .. }
+        | StoreError::VersioningLocked { .. }
+        | StoreError::SuspendedWithMfaDelete { .. } => Code::FailedPrecondition,
+        StoreError::InvalidArgument(_) | StoreError::TooLarge { .. } | StoreError::ChecksumMismatch { .. } => {
+            Code::InvalidArgument
         }
-        StoreError::ChecksumMismatch { .. } => with_reason(Code::InvalidArgument, "CHECKSUM_MISMATCH", message),
-        StoreError::AccessDenied(_) => with_reason(Code::PermissionDenied, "ACCESS_DENIED", message),
-        StoreError::NoSuchPrincipal(_) => with_reason(Code::NotFound, "INVALID_ARGUMENT", message),
-        StoreError::MfaRequired { .. } | StoreError::NullVersionNeedsMfa { .. } | StoreError::NeedsAdminCode { .. } => {
-            with_reason(Code::PermissionDenied, "MFA_REQUIRED", message)
-        }
-        StoreError::ObjectLocked { .. } => with_reason(Code::PermissionDenied, "OBJECT_LOCKED", message),
-        StoreError::LegalHold { .. } => with_reason(Code::PermissionDenied, "LEGAL_HOLD", message),
-        StoreError::RetentionShortenDenied(_) => {
-            with_reason(Code::PermissionDenied, "RETENTION_SHORTEN_DENIED", message)
-        }
-        StoreError::VersioningLocked { .. } | StoreError::SuspendedWithMfaDelete { .. } => {
-            with_reason(Code::FailedPrecondition, "VERSIONING_LOCKED", message)
-        }
+        StoreError::AccessDenied(_)
+        | StoreError::MfaRequired { .. }
+        | StoreError::NullVersionNeedsMfa { .. }
+        | StoreError::NeedsAdminCode { .. }
+        | StoreError::ObjectLocked { .. }
+        | StoreError::LegalHold { .. }
+        | StoreError::RetentionShortenDenied(_) => Code::PermissionDenied,
         StoreError::DataLoss { .. } => {
             log(err);
-            Status::data_loss("stored data failed verification; nothing corrupt was returned")
+            return Err(Status::data_loss("stored data failed verification; nothing corrupt was returned"));
         }
         // Damaged stored data is lost, not unavailable: a retry cannot
         // bring it back, and the client must be told which it is.
         StoreError::Backend { source, .. } if matches!(**source, BackendError::Corruption { .. }) => {
             log(err);
-            Status::data_loss("stored data is damaged and cannot be read; nothing corrupt was returned")
+            return Err(Status::data_loss("stored data is damaged and cannot be read; nothing corrupt was returned"));
         }
         // The server checks the format at start; seeing it here means the
         // files changed under a running server.
@@ -77,57 +92,49 @@ pub(crate) fn from_store(err: &StoreError) -> Status {
         | StoreError::FormatTooNew { .. }
         | StoreError::FormatTooOld { .. } => {
             log(err);
-            Status::unavailable("storage unavailable")
+            return Err(Status::unavailable("storage unavailable"));
+        }
+    };
+    Ok((code, HashMap::new()))
+}
+
+/// A backup refused while another backup runs or the server stops is said
+/// as such; the rest is an internal failure whose detail goes to the log only.
+fn from_backup(err: &BackupError) -> Decided {
+    match err {
+        BackupError::Store(store) => from_store(store),
+        BackupError::InProgress => Ok((Code::FailedPrecondition, HashMap::new())),
+        BackupError::Stopping => Err(Status::unavailable(err.to_string())),
+        BackupError::Io { .. } | BackupError::Copy(_) | BackupError::Damaged { .. } | BackupError::Refused(_) => {
+            tracing::error!(error = %err, "backup failed");
+            Err(Status::internal("the backup could not be taken; see the server log"))
         }
     }
 }
 
-/// Maps a backup failure: role and store errors as everywhere, a refusal
-/// while another backup runs or the server stops as such, the rest as an
-/// internal failure whose detail goes to the log only.
-pub(crate) fn from_backup(err: &crate::backup::BackupError) -> Status {
-    match err {
-        crate::backup::BackupError::Store(e) => from_store(e),
-        crate::backup::BackupError::InProgress => {
-            with_reason(Code::FailedPrecondition, "BACKUP_IN_PROGRESS", err.to_string())
+/// The messages come from `MfaError`, which never holds a code or a seed.
+fn from_mfa(err: &MfaError) -> Decided {
+    let code = match err {
+        MfaError::Invalid | MfaError::Replayed | MfaError::Required(_) | MfaError::AccessDenied(_) => {
+            Code::PermissionDenied
         }
-        crate::backup::BackupError::Stopping => Status::unavailable(err.to_string()),
-        other => {
-            tracing::error!(error = %other, "backup failed");
-            Status::internal("the backup could not be taken; see the server log")
+        MfaError::LockedOut { until } => {
+            let metadata = HashMap::from([("locked_until_unix_seconds".to_owned(), until.to_string())]);
+            return Ok((Code::PermissionDenied, metadata));
         }
-    }
-}
-
-/// Maps an MFA authority error; every variant is decided here. The messages
-/// come from `MfaError`, which never holds a code or a seed.
-pub(crate) fn from_mfa(err: &MfaError) -> Status {
-    let message = err.to_string();
-    match err {
-        MfaError::Invalid => with_reason(Code::PermissionDenied, "MFA_INVALID", message),
-        MfaError::Replayed => with_reason(Code::PermissionDenied, "MFA_REPLAYED", message),
-        MfaError::LockedOut { until } => with_metadata(
-            Code::PermissionDenied,
-            "MFA_LOCKED_OUT",
-            message,
-            HashMap::from([("locked_until_unix_seconds".to_owned(), until.to_string())]),
-        ),
-        MfaError::Required(_) => with_reason(Code::PermissionDenied, "MFA_REQUIRED", message),
-        MfaError::Expired(_) => with_reason(Code::FailedPrecondition, "MFA_DEVICE_EXPIRED", message),
-        MfaError::InvalidArgument(_) | MfaError::Pskc(_) => {
-            with_reason(Code::InvalidArgument, "INVALID_ARGUMENT", message)
-        }
-        MfaError::DuplicateSerial(_) => with_reason(Code::AlreadyExists, "INVALID_ARGUMENT", message),
-        MfaError::AccessDenied(_) => with_reason(Code::PermissionDenied, "ACCESS_DENIED", message),
-        MfaError::Store(store) => from_store(store),
+        MfaError::Expired(_) => Code::FailedPrecondition,
+        MfaError::InvalidArgument(_) | MfaError::Pskc(_) => Code::InvalidArgument,
+        MfaError::DuplicateSerial(_) => Code::AlreadyExists,
+        MfaError::Store(store) => return from_store(store),
         MfaError::KeyFile(_) | MfaError::Sealing | MfaError::Corrupt => {
             tracing::error!(error = err as &dyn std::error::Error, "MFA authority failed");
-            Status::internal("the MFA authority failed; see the server log")
+            return Err(Status::internal("the MFA authority failed; see the server log"));
         }
-    }
+    };
+    Ok((code, HashMap::new()))
 }
 
-/// Returns the ErrorInfo reason of a store error, for per-record Ingest errors.
+/// Returns the ErrorInfo reason of a status, for per-record Ingest errors.
 pub(crate) fn reason_of(status: &Status) -> String {
     status.get_details_error_info().map(|info| info.reason).unwrap_or_else(|| format!("{:?}", status.code()))
 }
@@ -146,13 +153,13 @@ mod tests {
 
     #[test]
     fn markers_map_to_not_found_or_failed_precondition_with_their_id() {
-        let latest = from_store(&StoreError::LatestIsDeleteMarker { key: "k".into(), version: "V".into() });
+        let latest = status(StoreError::LatestIsDeleteMarker { key: "k".into(), version: "V".into() });
         assert_eq!(latest.code(), Code::NotFound);
         let info = latest.get_details_error_info().unwrap();
         assert_eq!(info.reason, "DELETE_MARKER");
         assert_eq!(info.domain, "wormbox.v1");
         assert_eq!(info.metadata.get("version_id").map(String::as_str), Some("V"));
-        let by_id = from_store(&StoreError::VersionIsDeleteMarker { key: "k".into(), version: "V".into() });
+        let by_id = status(StoreError::VersionIsDeleteMarker { key: "k".into(), version: "V".into() });
         assert_eq!(by_id.code(), Code::FailedPrecondition);
         assert_eq!(reason_of(&by_id), "DELETE_MARKER");
     }
@@ -166,20 +173,44 @@ mod tests {
                 source: "block checksum mismatch in /srv/db/000012.sst".into(),
             }),
         };
-        let status = from_store(&damaged);
-        assert_eq!(status.code(), Code::DataLoss);
-        assert!(!status.message().contains("000012"), "{status:?}");
+        let lost = status(damaged);
+        assert_eq!(lost.code(), Code::DataLoss);
+        assert!(!lost.message().contains("000012"), "{lost:?}");
         let io = StoreError::Backend {
             operation: "reading a chunk",
             source: std::sync::Arc::new(BackendError::Io(std::io::Error::other("disk gone"))),
         };
-        assert_eq!(from_store(&io).code(), Code::Unavailable);
+        assert_eq!(status(io).code(), Code::Unavailable);
     }
 
     #[test]
     fn storage_failures_do_not_leak_details() {
-        let status = from_store(&StoreError::DataLoss { what: "chunk 3 of upload 1234".into() });
-        assert_eq!(status.code(), Code::DataLoss);
-        assert!(!status.message().contains("1234"));
+        let lost = status(StoreError::DataLoss { what: "chunk 3 of upload 1234".into() });
+        assert_eq!(lost.code(), Code::DataLoss);
+        assert!(!lost.message().contains("1234"));
+    }
+
+    #[test]
+    fn reasons_and_codes_are_those_clients_know() {
+        let cases = [
+            (status(AppError::Unauthenticated), Code::Unauthenticated, "ACCESS_DENIED"),
+            (status(MfaError::Replayed), Code::PermissionDenied, "MFA_REPLAYED"),
+            (status(MfaError::DuplicateSerial("S".into())), Code::AlreadyExists, "INVALID_ARGUMENT"),
+            (status(StoreError::NoSuchPrincipal("P".into())), Code::NotFound, "INVALID_ARGUMENT"),
+            (
+                status(MfaError::Store(StoreError::NoSuchBucket { bucket: "b".into() })),
+                Code::NotFound,
+                "NO_SUCH_BUCKET",
+            ),
+            (status(BackupError::InProgress), Code::FailedPrecondition, "BACKUP_IN_PROGRESS"),
+        ];
+        for (status, code, reason) in cases {
+            assert_eq!((status.code(), reason_of(&status).as_str()), (code, reason), "{status:?}");
+        }
+        assert_eq!(status(AppError::Unauthenticated).message(), "missing or invalid credential");
+        let locked = status(MfaError::LockedOut { until: 42 });
+        let info = locked.get_details_error_info().unwrap();
+        assert_eq!(info.metadata.get("locked_until_unix_seconds").map(String::as_str), Some("42"));
+        assert_eq!(status(BackupError::Stopping).code(), Code::Unavailable);
     }
 }

@@ -1,0 +1,86 @@
+//! `AppUpload`: a streamed upload as async front ends hold it. Its backend
+//! work (chunk writes, the seal of the last chunk, the discard of an upload
+//! dropped unpublished) runs on blocking threads inside, so an async caller
+//! has only async methods to call and cannot block the runtime with it.
+//!
+//! Invariant (ARCHITECTURE.md, PutObject): an upload dropped before its
+//! publish is queued is discarded, on a blocking thread; once the publish is
+//! queued (inside `finish`), only the writer discards its chunks. While a
+//! write runs, the upload is on the blocking thread: a caller cancelled then
+//! leaves it to be dropped, and so discarded, there, and this handle is
+//! spent (every later call fails). Nothing here hands a publish over but
+//! `finish`.
+
+use wormbox_model::Digest;
+use wormbox_store::{Actor, StoreError, Upload, WriteAck};
+
+use crate::app::AppError;
+
+/// An upload in progress, handed out by `App::begin_upload`.
+#[derive(Debug)]
+pub struct AppUpload(Option<Upload>);
+
+const LOST: &str = "the upload was lost";
+
+impl AppUpload {
+    pub(crate) fn new(upload: Upload) -> AppUpload {
+        AppUpload(Some(upload))
+    }
+
+    /// Appends bytes; full chunks go to the backend (not yet synced, not yet
+    /// visible).
+    pub async fn write(&mut self, data: Vec<u8>) -> Result<(), AppError> {
+        self.run(move |upload| upload.write(&data)).await
+    }
+
+    /// The bytes received so far.
+    pub fn size(&self) -> Result<u64, AppError> {
+        Ok(self.get()?.size())
+    }
+
+    /// The SHA-256 of the bytes received so far, for a digest the client
+    /// states after the body.
+    pub fn sha256(&self) -> Result<Digest, AppError> {
+        Ok(self.get()?.sha256())
+    }
+
+    /// Checks the digest and publishes the version durably, as `actor`. The
+    /// last partial chunk is written on a blocking thread first; on any
+    /// error nothing is published and the chunks are discarded. Cancelled
+    /// after the publish was queued, the version may still be published, whole.
+    pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, AppError> {
+        self.run(Upload::seal).await?;
+        let upload = self.0.take().ok_or_else(|| AppError::Internal(LOST.to_owned()))?;
+        Ok(upload.finish(actor).await?)
+    }
+
+    /// Runs `work` on the upload, on a blocking thread.
+    async fn run<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Upload) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let mut upload = self.0.take().ok_or_else(|| AppError::Internal(LOST.to_owned()))?;
+        let (upload, res) = tokio::task::spawn_blocking(move || {
+            let res = work(&mut upload);
+            (upload, res)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("a blocking task failed: {e}")))?;
+        self.0 = Some(upload);
+        Ok(res?)
+    }
+
+    fn get(&self) -> Result<&Upload, AppError> {
+        self.0.as_ref().ok_or_else(|| AppError::Internal(LOST.to_owned()))
+    }
+}
+
+impl Drop for AppUpload {
+    fn drop(&mut self) {
+        let Some(upload) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(upload))),
+            Err(_) => drop(upload),
+        }
+    }
+}
