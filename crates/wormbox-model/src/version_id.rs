@@ -96,6 +96,16 @@ impl VersionSelector {
     }
 }
 
+/// As clients write it: `null`, or the version's id (what `parse` reads back).
+impl fmt::Display for VersionSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionSelector::Null => f.write_str("null"),
+            VersionSelector::Id(id) => fmt::Display::fmt(id, f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +149,8 @@ mod tests {
             assert!(VersionId::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(VersionSelector::parse("null"), Ok(VersionSelector::Null));
+        let id = VersionSelector::Id(VersionId::from_parts(7, 3));
+        assert_eq!(VersionSelector::parse(&id.to_string()), Ok(id));
+        assert_eq!(VersionSelector::Null.to_string(), "null");
     }
 }
