@@ -491,11 +491,7 @@ impl<'a> Walk<'a> {
 /// The sequence and hash of the newest ledger entry `backend` records, as
 /// read from it (a stopped appliance's files, a backup).
 pub fn ledger_head(backend: &dyn Backend) -> Result<(u64, Digest), StoreError> {
-    match backend.get(Keyspace::Meta, crate::writer::META_HEAD) {
-        Ok(Some(raw)) => crate::store::decode_head(&raw),
-        Ok(None) => Ok((0, GENESIS)),
-        Err(e) => Err(StoreError::backend("reading the ledger head", e)),
-    }
+    crate::meta::load_ledger_head(backend)
 }
 
 /// Verifies everything the ledger attests over `backend`: the chain, every

@@ -7,8 +7,8 @@
 //! encodings, keyspaces, meta entries), so that an upgrade that changes them
 //! can be told apart before anything is read.
 
-use crate::StoreError;
 use crate::backend::{Backend, Batch, Durability, Keyspace};
+use crate::{StoreError, meta};
 
 /// The format this build writes, and the newest it reads.
 ///
@@ -18,8 +18,6 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The oldest format this build opens.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
-
-pub(crate) const META_FORMAT: &[u8] = b"format-version";
 
 /// What an archive's recorded format means for this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,12 +32,8 @@ pub enum FormatState {
 
 /// Reads the archive's format and refuses one this build cannot open.
 pub fn check(backend: &dyn Backend) -> Result<FormatState, StoreError> {
-    let read = |key: &[u8]| backend.get(Keyspace::Meta, key).map_err(|e| StoreError::backend("read", e));
-    match read(META_FORMAT)? {
-        Some(raw) => {
-            let raw = <[u8; 4]>::try_from(raw.as_slice())
-                .map_err(|_| StoreError::DataLoss { what: "the archive's format version is malformed".to_owned() })?;
-            let found = u32::from_be_bytes(raw);
+    match meta::load_format(backend)? {
+        Some(found) => {
             if found > FORMAT_VERSION {
                 return Err(StoreError::FormatTooNew { found, supported: FORMAT_VERSION });
             }
@@ -48,12 +42,7 @@ pub fn check(backend: &dyn Backend) -> Result<FormatState, StoreError> {
             }
             Ok(FormatState::Recorded(found))
         }
-        None => {
-            // Every archive has a clock or a ledger head after its first
-            // commit; one with neither never held anything.
-            let used = read(crate::writer::META_CLOCK)?.is_some() || read(crate::writer::META_HEAD)?.is_some();
-            Ok(if used { FormatState::Unrecorded } else { FormatState::Empty })
-        }
+        None => Ok(if meta::ever_written(backend)? { FormatState::Unrecorded } else { FormatState::Empty }),
     }
 }
 
@@ -64,7 +53,8 @@ pub(crate) fn check_and_record(backend: &dyn Backend) -> Result<u32, StoreError>
         FormatState::Recorded(version) => Ok(version),
         FormatState::Empty | FormatState::Unrecorded => {
             let mut batch = Batch::default();
-            batch.put(Keyspace::Meta, META_FORMAT.to_vec(), FORMAT_VERSION.to_be_bytes().to_vec());
+            let (key, value) = meta::format_entry(FORMAT_VERSION);
+            batch.put(Keyspace::Meta, key, value);
             backend.commit(&batch, Durability::Synced).map_err(|e| StoreError::backend("recording the format", e))?;
             Ok(FORMAT_VERSION)
         }
@@ -88,7 +78,7 @@ mod tests {
 
     fn set_format(backend: &MemBackend, version: u32) {
         let mut batch = Batch::default();
-        batch.put(Keyspace::Meta, META_FORMAT.to_vec(), version.to_be_bytes().to_vec());
+        batch.put(Keyspace::Meta, meta::FORMAT.to_vec(), version.to_be_bytes().to_vec());
         backend.commit(&batch, Durability::Synced).unwrap();
     }
 
@@ -108,7 +98,7 @@ mod tests {
         drop(store);
         // What an older build left behind: data, but no format entry.
         let mut batch = Batch::default();
-        batch.delete(Keyspace::Meta, META_FORMAT.to_vec());
+        batch.delete(Keyspace::Meta, meta::FORMAT.to_vec());
         backend.commit(&batch, Durability::Synced).unwrap();
         assert_eq!(check(&*backend).unwrap(), FormatState::Unrecorded);
         let store = open(&backend).unwrap();
@@ -140,7 +130,7 @@ mod tests {
         set_format(&backend, 0);
         assert!(matches!(check(&backend), Err(StoreError::FormatTooOld { found: 0, .. })));
         let mut batch = Batch::default();
-        batch.put(Keyspace::Meta, META_FORMAT.to_vec(), vec![1, 2]);
+        batch.put(Keyspace::Meta, meta::FORMAT.to_vec(), vec![1, 2]);
         backend.commit(&batch, Durability::Synced).unwrap();
         assert!(matches!(check(&backend), Err(StoreError::DataLoss { .. })));
     }

@@ -30,8 +30,11 @@ pub mod format;
 mod keys;
 pub mod ledger;
 mod listing;
+mod meta;
 pub mod retention;
 mod store;
+mod versions;
+mod view;
 mod writer;
 
 use std::sync::Arc;

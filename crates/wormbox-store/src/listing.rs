@@ -11,7 +11,7 @@ use wormbox_model::{BucketName, ObjectKey, VersionSelector};
 
 use crate::backend::{Entries, Keyspace};
 use crate::codec::VersionRecord;
-use crate::keys;
+use crate::{keys, versions};
 use crate::store::version_info;
 use crate::{Store, StoreError, VersionInfo};
 
@@ -137,7 +137,7 @@ impl Store {
                     .map_err(|e| StoreError::InvalidArgument(format!("version id marker: {e}")))?
                 {
                     VersionSelector::Id(id) => id,
-                    VersionSelector::Null => self.null_id(bucket, &key)?.ok_or_else(|| {
+                    VersionSelector::Null => versions::null_id(self.backend(), bucket, &key)?.ok_or_else(|| {
                         StoreError::InvalidArgument("version id marker `null` names no version".to_owned())
                     })?,
                 };
@@ -172,7 +172,7 @@ impl Store {
                 continue;
             }
             let is_latest = previous_key.as_deref() != Some(key.as_str());
-            let lock = self.lock_of(bucket, &key, record.id)?;
+            let lock = versions::lock(self.backend(), bucket, &key, record.id)?;
             let info = version_info(&key, &record, is_latest, lock);
             page.next_key_marker = Some(key.clone());
             page.next_version_id_marker = Some(info.version_id.clone());
@@ -241,7 +241,7 @@ impl Store {
                 None => {
                     cursor.seek(&keys::after_object(bucket, &key));
                     if visible {
-                        let lock = self.lock_of(bucket, &key, record.id)?;
+                        let lock = versions::lock(self.backend(), bucket, &key, record.id)?;
                         page.objects.push(version_info(&key, &record, true, lock));
                         count += 1;
                     }

@@ -19,7 +19,8 @@ use wormbox_model::{
 use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
-use crate::keys;
+use crate::view::View;
+use crate::{keys, meta, versions};
 use crate::ledger::{self, GENESIS, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
 use crate::writer::{
@@ -137,30 +138,18 @@ impl Store {
         signer: Option<Arc<dyn Signer>>,
     ) -> Result<Store, StoreError> {
         let format = crate::format::check_and_record(&*backend)?;
-        let (persisted, last_sequence) = match read(&*backend, Keyspace::Meta, writer::META_CLOCK)? {
-            Some(raw) => {
-                let (time, sequence) = codec::decode_clock(&raw)?;
-                (Some(time), sequence)
-            }
+        let (persisted, last_sequence) = match meta::load_clock(&*backend)? {
+            Some((time, sequence)) => (Some(time), sequence),
             None => (None, 0),
         };
         // A new archive starts its compliance clock at the system clock; an
         // existing one resumes from its persisted value, never earlier.
         let compliance = ComplianceClock::resume(persisted, clock.now(), clock.monotonic(), options.clock);
         let last_time = persisted.unwrap_or(Timestamp::EPOCH);
-        let (ledger_sequence, ledger_head) = match read(&*backend, Keyspace::Meta, writer::META_HEAD)? {
-            Some(raw) => decode_head(&raw)?,
-            None => (0, GENESIS),
-        };
+        let (ledger_sequence, ledger_head) = meta::load_ledger_head(&*backend)?;
         check_next_version_id(&*backend, ledger_sequence, last_time, last_sequence)?;
         discard_unpublished_uploads(&*backend)?;
-        let last_checkpoint = match read(&*backend, Keyspace::Meta, writer::META_CHECKPOINT)? {
-            Some(raw) => Some(u64::from_be_bytes(
-                <[u8; 8]>::try_from(raw.as_slice())
-                    .map_err(|_| StoreError::DataLoss { what: "the last checkpoint mark is malformed".to_owned() })?,
-            )),
-            None => None,
-        };
+        let last_checkpoint = meta::load_last_checkpoint(&*backend)?;
         let signing = signer.map(|signer| writer::Signing { signer, every: options.checkpoint_every });
         let state = WriterState { last_checkpoint, last_time, last_sequence, ledger_sequence, ledger_head, compliance };
         let (tx, rx) = mpsc::channel();
@@ -513,13 +502,6 @@ impl Store {
         }
     }
 
-    pub(crate) fn lock_of(&self, bucket: &BucketName, key: &str, id: VersionId) -> Result<LockRecord, StoreError> {
-        match read(&*self.inner.backend, Keyspace::Locks, &keys::version_key(bucket, key, id))? {
-            Some(raw) => Ok(LockRecord::decode(&raw)?),
-            None => Ok(LockRecord::default()),
-        }
-    }
-
     // ---- MFA devices (opaque records owned by the MFA authority) ----
 
     /// Applies `update` to the records of `serials` inside the writer, so that
@@ -541,7 +523,7 @@ impl Store {
 
     /// Returns a device record as committed.
     pub fn device(&self, serial: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        read(&*self.inner.backend, Keyspace::Devices, serial.as_bytes())
+        View::get(self.backend(), Keyspace::Devices, serial.as_bytes())
     }
 
     /// Returns every device record, by serial.
@@ -558,7 +540,7 @@ impl Store {
 
     /// Returns one bucket.
     pub fn bucket(&self, bucket: &BucketName) -> Result<BucketInfo, StoreError> {
-        let raw = read(&*self.inner.backend, Keyspace::Buckets, bucket.as_str().as_bytes())?
+        let raw = View::get(self.backend(), Keyspace::Buckets, bucket.as_str().as_bytes())?
             .ok_or_else(|| StoreError::NoSuchBucket { bucket: bucket.to_string() })?;
         Ok(crate::writer::bucket_info(bucket.clone(), &BucketRecord::decode(&raw)?))
     }
@@ -756,21 +738,36 @@ impl Store {
                     version: external_id(record.id, record.is_null),
                 });
             }
-            let lock = self.lock_of(bucket, key.as_str(), record.id)?;
+            let lock = versions::lock(self.backend(), bucket, key.as_str(), record.id)?;
             return Ok(version_info(key.as_str(), &record, true, lock));
         };
-        let no_such_version =
-            |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
-        let record = match selector {
-            VersionSelector::Null => {
-                let id = self.null_id(bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?;
-                self.version_record(bucket, key, id)?.ok_or_else(|| no_such_version("null".to_owned()))?
-            }
-            VersionSelector::Id(id) => self
-                .version_record(bucket, key, id)?
-                .filter(|record| !record.is_null)
-                .ok_or_else(|| no_such_version(id.to_string()))?,
-        };
+        let record = versions::resolve(self.backend(), bucket, key, &selector)?;
+        self.info(bucket, key, record, latest)
+    }
+
+    /// The version stored under its internal id, whatever the selector that
+    /// names it, `null` versions included: for followers of the ledger,
+    /// whose entries name every version by its internal id. A delete marker
+    /// answers `VersionIsDeleteMarker`, as it does by selector.
+    pub fn read_version(&self, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<VersionInfo, StoreError> {
+        self.bucket(bucket)?;
+        let latest = self.latest(bucket, key)?;
+        let record = self.version_record(bucket, key, id)?.ok_or_else(|| StoreError::NoSuchVersion {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version: id.to_string(),
+        })?;
+        self.info(bucket, key, record, latest)
+    }
+
+    /// A named version as callers see it; a delete marker has no metadata.
+    fn info(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        record: VersionRecord,
+        latest: Option<VersionRecord>,
+    ) -> Result<VersionInfo, StoreError> {
         if record.is_delete_marker {
             return Err(StoreError::VersionIsDeleteMarker {
                 key: key.to_string(),
@@ -778,7 +775,7 @@ impl Store {
             });
         }
         let is_latest = latest.is_some_and(|l| l.id == record.id);
-        let lock = self.lock_of(bucket, key.as_str(), record.id)?;
+        let lock = versions::lock(self.backend(), bucket, key.as_str(), record.id)?;
         Ok(version_info(key.as_str(), &record, is_latest, lock))
     }
 
@@ -821,27 +818,13 @@ impl Store {
         }
     }
 
-    pub(crate) fn null_id(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<VersionId>, StoreError> {
-        let prefix = keys::object_prefix(bucket, key.as_str());
-        match read(&*self.inner.backend, Keyspace::Nulls, &prefix)? {
-            Some(raw) => {
-                let bytes = <[u8; 16]>::try_from(raw.as_slice())
-                    .map_err(|_| StoreError::DataLoss { what: "null version pointer is malformed".to_owned() })?;
-                Ok(Some(VersionId::from_u128(u128::from_be_bytes(bytes))))
-            }
-            None => Ok(None),
-        }
-    }
-
     pub(crate) fn version_record(
         &self,
         bucket: &BucketName,
         key: &ObjectKey,
         id: VersionId,
     ) -> Result<Option<VersionRecord>, StoreError> {
-        read(&*self.inner.backend, Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
-            .map(|raw| VersionRecord::decode(&raw).map_err(StoreError::from))
-            .transpose()
+        versions::record(self.backend(), bucket, key, id)
     }
 
     pub(crate) fn backend(&self) -> &dyn Backend {
@@ -911,7 +894,7 @@ impl Store {
 
     /// Whether `access_key` holds the right to override GOVERNANCE retention.
     pub fn has_bypass_right(&self, access_key: &str) -> Result<bool, StoreError> {
-        match read(&*self.inner.backend, Keyspace::Principals, access_key.as_bytes())? {
+        match View::get(self.backend(), Keyspace::Principals, access_key.as_bytes())? {
             Some(raw) => {
                 let record = PrincipalRecord::decode(&raw)?;
                 Ok(record.bypass_governance && record.revoked_at.is_none())
@@ -947,7 +930,7 @@ impl Store {
 
     /// The record of the principal `access_key`, if there is one.
     pub fn principal(&self, access_key: &str) -> Result<Option<PrincipalRecord>, StoreError> {
-        read(&*self.inner.backend, Keyspace::Principals, access_key.as_bytes())?
+        View::get(self.backend(), Keyspace::Principals, access_key.as_bytes())?
             .map(|raw| PrincipalRecord::decode(&raw))
             .transpose()
             .map_err(StoreError::from)
@@ -969,7 +952,7 @@ impl Store {
     /// give `None`; the secret comparison is constant-time.
     pub fn authenticate(&self, access_key: &str, secret: &str) -> Result<Option<Actor>, StoreError> {
         let Some(id) = AccessKeyId::new(access_key) else { return Ok(None) };
-        let Some(raw) = read(&*self.inner.backend, Keyspace::Principals, id.as_str().as_bytes())? else {
+        let Some(raw) = View::get(self.backend(), Keyspace::Principals, id.as_str().as_bytes())? else {
             return Ok(None);
         };
         let record = PrincipalRecord::decode(&raw)?;
@@ -1000,10 +983,7 @@ impl Store {
 
     /// Returns the sequence number and hash of the newest ledger entry.
     pub fn ledger_head(&self) -> Result<(u64, Digest), StoreError> {
-        match read(&*self.inner.backend, Keyspace::Meta, writer::META_HEAD)? {
-            Some(raw) => Ok(decode_head(&raw)?),
-            None => Ok((0, GENESIS)),
-        }
+        meta::load_ledger_head(self.backend())
     }
 
     /// Returns ledger entries from `from` on, in order, with their stored hashes.
@@ -1038,7 +1018,7 @@ impl Store {
 
     /// Returns the stored checkpoint at `sequence`.
     pub fn checkpoint_at(&self, sequence: u64) -> Result<Option<Checkpoint>, StoreError> {
-        read(&*self.inner.backend, Keyspace::Checkpoints, &evidence::checkpoint_key(sequence))?
+        View::get(self.backend(), Keyspace::Checkpoints, &evidence::checkpoint_key(sequence))?
             .map(|raw| Checkpoint::decode(&raw).map_err(StoreError::from))
             .transpose()
     }
@@ -1276,7 +1256,7 @@ impl Iterator for ObjectReader {
             }
             return None;
         }
-        let res = match self.backend.get(Keyspace::Chunks, &keys::chunk_key(self.upload, self.next)) {
+        let res = match Backend::get(&*self.backend, Keyspace::Chunks, &keys::chunk_key(self.upload, self.next)) {
             Ok(Some(raw)) => codec::decode_chunk(&raw).map_err(StoreError::from),
             Ok(None) => Err(StoreError::DataLoss { what: format!("chunk {} of the version is missing", self.next) }),
             Err(err) => Err(StoreError::backend("reading a chunk", err)),
@@ -1332,7 +1312,7 @@ fn check_next_version_id(
     for sequence in (oldest..=ledger_sequence).rev() {
         // A missing or unreadable entry is integrity verification's to
         // report, on a running appliance: skipped here.
-        let Some(raw) = read(backend, Keyspace::Ledger, &ledger::ledger_key(sequence))? else { continue };
+        let Some(raw) = View::get(backend, Keyspace::Ledger, &ledger::ledger_key(sequence))? else { continue };
         let Ok((entry, _)) = LedgerEntry::decode_stored(&raw) else { continue };
         if let Some(id) = entry.version {
             if id >= next {
@@ -1348,17 +1328,6 @@ fn check_next_version_id(
     Ok(())
 }
 
-fn read(backend: &dyn Backend, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-    backend.get(space, key).map_err(|e| StoreError::backend("read", e))
-}
-
-pub(crate) fn decode_head(raw: &[u8]) -> Result<(u64, Digest), StoreError> {
-    let mut r = codec::Reader::new(raw, "ledger head")?;
-    let sequence = r.u64()?;
-    let head = r.digest()?;
-    r.end()?;
-    Ok((sequence, head))
-}
 
 /// Discards every upload still staged. Safe because the writer removes an
 /// upload's staging marker in the same atomic batch that publishes it, and

@@ -218,6 +218,36 @@ async fn suspended_delete_writes_a_null_marker_replacing_the_null_version() {
     assert_eq!(w.versions()[0].1, v.version_id);
 }
 
+/// A follower of the ledger knows versions by the internal id its entries
+/// name, `null` versions included, which `head_object` answers only as `null`.
+#[tokio::test]
+async fn a_follower_of_the_ledger_reads_the_null_version_by_its_internal_id() {
+    let w = world(VersioningState::Enabled).await;
+    let v1 = w.put("k", b"one").await;
+    w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Suspended).await.unwrap();
+    let null = w.put("k", b"two").await;
+    let entries = w.store.ledger_entries(null.ledger_sequence).unwrap();
+    let named = entries[0].0.version.expect("the write names its version");
+    assert_eq!(named, null.id);
+
+    let by_selector = w.store.head_object(&w.bucket, &key("k"), Some(VersionSelector::Id(named)));
+    assert!(matches!(by_selector, Err(StoreError::NoSuchVersion { .. })), "{by_selector:?}");
+    let info = w.store.read_version(&w.bucket, &key("k"), named).unwrap();
+    assert_eq!((info.id, info.version_id.as_str(), info.is_latest), (named, "null", true));
+    assert_eq!(info, w.store.head_object(&w.bucket, &key("k"), Some(VersionSelector::Null)).unwrap());
+    let older = w.store.read_version(&w.bucket, &key("k"), v1.id).unwrap();
+    assert_eq!((older.version_id, older.is_latest), (v1.version_id, false));
+
+    // Once a delete marker is the null version, it answers as a marker.
+    w.delete("k", None).await.unwrap();
+    let marker = w.store.ledger_head().unwrap().0;
+    let marker = w.store.ledger_entries(marker).unwrap()[0].0.version.unwrap();
+    let err = w.store.read_version(&w.bucket, &key("k"), marker).unwrap_err();
+    assert!(matches!(err, StoreError::VersionIsDeleteMarker { ref version, .. } if version == "null"), "{err:?}");
+    let err = w.store.read_version(&w.bucket, &key("k"), named).unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchVersion { .. }), "the replaced null version is gone: {err:?}");
+}
+
 #[tokio::test]
 async fn versioning_never_returns_to_unversioned_and_only_the_owner_changes_it() {
     let w = world(VersioningState::Enabled).await;
@@ -1491,7 +1521,7 @@ mod compliance_clock {
     }
 
     fn mark(backend: &MemBackend) -> Timestamp {
-        let raw = backend.get(Keyspace::Meta, crate::writer::META_CLOCK).unwrap().unwrap();
+        let raw = backend.get(Keyspace::Meta, crate::meta::CLOCK).unwrap().unwrap();
         crate::codec::decode_clock(&raw).unwrap().0
     }
 
@@ -1705,15 +1735,15 @@ async fn an_archive_whose_clock_mark_would_reissue_a_version_id_is_refused() {
         let clock: Arc<dyn Clock> = clock.clone();
         Store::open(Arc::new(backend.clone()), clock, StoreOptions::default())
     };
-    let mark = backend.get(Keyspace::Meta, crate::writer::META_CLOCK).unwrap().unwrap();
+    let mark = backend.get(Keyspace::Meta, crate::meta::CLOCK).unwrap().unwrap();
     drop(reopen().expect("an untouched archive opens"));
     let (time, _) = crate::codec::decode_clock(&mark).unwrap();
-    backend.tamper(Keyspace::Meta, crate::writer::META_CLOCK, crate::codec::encode_clock(time, 0));
+    backend.tamper(Keyspace::Meta, crate::meta::CLOCK, crate::codec::encode_clock(time, 0));
     match reopen() {
         Err(StoreError::DataLoss { what }) => assert!(what.contains(&ack.id.to_string()), "{what}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    backend.tamper(Keyspace::Meta, crate::writer::META_CLOCK, mark);
+    backend.tamper(Keyspace::Meta, crate::meta::CLOCK, mark);
     let store = reopen().expect("the right mark opens again");
     let again = store
         .put_object(

@@ -39,9 +39,10 @@ use wormbox_model::{
 use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, Signer};
-use crate::keys;
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
+use crate::view::View;
+use crate::{keys, meta, versions};
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
     Lowering, MAX_DELETE_ENTRIES, NewObject, StoreError, VersioningChange, WriteAck, external_id,
@@ -60,13 +61,10 @@ const MAX_GROUP: usize = 1024;
 /// Most inline bytes in one group commit; beyond it the group is cut.
 const MAX_GROUP_BYTES: usize = 64 << 20;
 
-pub(crate) const META_CLOCK: &[u8] = b"clock";
 /// A group that writes nothing else still persists the compliance clock when
 /// it moved this far (µs) since the last mark: a restart resumes from the
 /// mark, so the time since is lost like downtime.
 const CLOCK_MARK_EVERY: i64 = 10_000_000;
-pub(crate) const META_HEAD: &[u8] = b"ledger-head";
-pub(crate) const META_CHECKPOINT: &[u8] = b"last-checkpoint";
 
 /// How the writer signs checkpoints: with `signer`, whenever `every` entries
 /// were written since the last one (and on demand).
@@ -482,6 +480,20 @@ struct Txn<'a> {
     trial: bool,
 }
 
+/// The value as this group sees it: its own changes, then the groups
+/// before it that are still being committed (newest first), then the backend.
+impl View for Txn<'_> {
+    fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(pending) = self.overlay.get(&(space, key.to_vec())) {
+            return Ok(pending.clone());
+        }
+        if let Some(pending) = self.layers.iter().rev().find_map(|layer| layer.lookup(space, key)) {
+            return Ok(pending.map(<[u8]>::to_vec));
+        }
+        View::get(self.backend, space, key)
+    }
+}
+
 struct Savepoint {
     undo_len: usize,
     state: WriterState,
@@ -528,7 +540,8 @@ impl<'a> Txn<'a> {
         let signature = signing.signer.sign(&Checkpoint::message(sequence, &head, time));
         let checkpoint = Checkpoint { sequence, head, time, signature };
         self.put(Keyspace::Checkpoints, evidence::checkpoint_key(sequence).to_vec(), checkpoint.encode());
-        self.put(Keyspace::Meta, META_CHECKPOINT.to_vec(), sequence.to_be_bytes().to_vec());
+        let (key, value) = meta::last_checkpoint_entry(sequence);
+        self.put(Keyspace::Meta, key, value);
         self.state.last_checkpoint = Some(sequence);
         Some(checkpoint)
     }
@@ -558,11 +571,11 @@ impl<'a> Txn<'a> {
     /// keys up in it while it is committed), and the state after it.
     fn into_batch(mut self) -> (Batch, WriterState) {
         if self.clock_moved {
-            let clock = codec::encode_clock(self.state.last_time, self.state.last_sequence);
-            self.overlay.insert((Keyspace::Meta, META_CLOCK.to_vec()), Some(clock));
+            let (key, clock) = meta::clock_entry(self.state.last_time, self.state.last_sequence);
+            self.overlay.insert((Keyspace::Meta, key), Some(clock));
         }
-        let head = codec::Writer::new().u64(self.state.ledger_sequence).raw(&self.state.ledger_head.0).finish();
-        self.overlay.insert((Keyspace::Meta, META_HEAD.to_vec()), Some(head));
+        let (key, head) = meta::ledger_head_entry(self.state.ledger_sequence, &self.state.ledger_head);
+        self.overlay.insert((Keyspace::Meta, key), Some(head));
         let mut batch = Batch::new();
         for ((space, key), value) in self.overlay {
             match value {
@@ -571,18 +584,6 @@ impl<'a> Txn<'a> {
             }
         }
         (batch, self.state)
-    }
-
-    /// The value as this group sees it: its own changes, then the groups
-    /// before it that are still being committed (newest first), then the backend.
-    fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(pending) = self.overlay.get(&(space, key.to_vec())) {
-            return Ok(pending.clone());
-        }
-        if let Some(pending) = self.layers.iter().rev().find_map(|layer| layer.lookup(space, key)) {
-            return Ok(pending.map(<[u8]>::to_vec));
-        }
-        self.backend.get(space, key).map_err(|e| StoreError::backend("read", e))
     }
 
     fn set(&mut self, space: Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -1145,19 +1146,6 @@ fn purge(
     txn.record(actor, LedgerOp::VersionPurged, fields)
 }
 
-fn null_version(txn: &Txn<'_>, bucket: &BucketName, key: &ObjectKey) -> Result<Option<VersionRecord>, StoreError> {
-    let Some(raw_id) = txn.get(Keyspace::Nulls, &keys::object_prefix(bucket, key.as_str()))? else {
-        return Ok(None);
-    };
-    let id = <[u8; 16]>::try_from(raw_id.as_slice())
-        .map(|b| VersionId::from_u128(u128::from_be_bytes(b)))
-        .map_err(|_| StoreError::DataLoss { what: "null version pointer is malformed".to_owned() })?;
-    let raw = txn
-        .get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
-        .ok_or_else(|| StoreError::DataLoss { what: "null version pointer is dangling".to_owned() })?;
-    Ok(Some(VersionRecord::decode(&raw)?))
-}
-
 /// Writes a new version or marker record; ids are unique, so an existing key
 /// means a broken invariant, and nothing is overwritten.
 fn insert_version(
@@ -1207,7 +1195,7 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outc
         check_staged(txn, *upload, *chunks, put.size)?;
     }
     let is_null = bucket_record.versioning != VersioningState::Enabled;
-    if is_null && let Some(old) = null_version(txn, &put.bucket, &put.key)? {
+    if is_null && let Some(old) = versions::null_version(txn, &put.bucket, &put.key)? {
         guard_null_replacement(&bucket_record, &put.bucket, &put.key)?;
         purge(txn, actor, &put.bucket, &put.key, &old, "replaced by a new null version");
     }
@@ -1313,28 +1301,11 @@ fn delete_object(
     bypass: bool,
 ) -> Result<Outcome, StoreError> {
     let bucket_record = txn.bucket(bucket)?;
-    let no_such_version =
-        |version: String| StoreError::NoSuchVersion { bucket: bucket.to_string(), key: key.to_string(), version };
     if let Some(selector) = version {
-        let record = match selector {
-            VersionSelector::Null => {
-                null_version(txn, bucket, key)?.ok_or_else(|| no_such_version("null".to_owned()))?
-            }
-            VersionSelector::Id(id) => {
-                let raw = txn
-                    .get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), id))?
-                    .ok_or_else(|| no_such_version(id.to_string()))?;
-                let record = VersionRecord::decode(&raw)?;
-                // A null version is named `null`, never by its internal id.
-                if record.is_null {
-                    return Err(no_such_version(id.to_string()));
-                }
-                record
-            }
-        };
+        let record = versions::resolve(txn, bucket, key, &selector)?;
         // Judged here, in the same atomic write as the purge: no change of
         // retention, hold or clock can slip in between.
-        let lock = lock_record(txn, bucket, key, record.id)?;
+        let lock = versions::lock(txn, bucket, key.as_str(), record.id)?;
         let with = Override { bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: mfa.is_some() };
         let now = txn.tick();
         retention::judge_purge(lock.retention, lock.holds.len(), now, with)
@@ -1359,7 +1330,7 @@ fn delete_object(
         }));
     }
     match bucket_record.versioning {
-        VersioningState::Unversioned => match null_version(txn, bucket, key)? {
+        VersioningState::Unversioned => match versions::null_version(txn, bucket, key)? {
             Some(record) => {
                 guard_null_replacement(&bucket_record, bucket, key)?;
                 let sequence = purge(txn, actor, bucket, key, &record, "delete in an unversioned bucket");
@@ -1375,7 +1346,7 @@ fn delete_object(
         },
         VersioningState::Enabled | VersioningState::Suspended => {
             let is_null = bucket_record.versioning == VersioningState::Suspended;
-            if is_null && let Some(old) = null_version(txn, bucket, key)? {
+            if is_null && let Some(old) = versions::null_version(txn, bucket, key)? {
                 guard_null_replacement(&bucket_record, bucket, key)?;
                 purge(txn, actor, bucket, key, &old, "replaced by a null delete marker");
             }
@@ -1466,13 +1437,6 @@ fn fails_the_store(err: &StoreError) -> bool {
     )
 }
 
-fn lock_record(txn: &Txn<'_>, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<LockRecord, StoreError> {
-    match txn.get(Keyspace::Locks, &keys::version_key(bucket, key.as_str(), id))? {
-        Some(raw) => Ok(LockRecord::decode(&raw)?),
-        None => Ok(LockRecord::default()),
-    }
-}
-
 fn lock_detail(lock: &LockRecord) -> String {
     let mut out = String::new();
     if let Some(r) = lock.retention {
@@ -1537,30 +1501,23 @@ fn refusal_fields(command: &Command) -> Option<EntryFields> {
     };
     match command {
         Command::DeleteObject { bucket, key, version: Some(v), .. } => {
-            Some(fields(bucket, key.as_str(), &format!("permanent delete of version {}", selector_text(v))))
+            Some(fields(bucket, key.as_str(), &format!("permanent delete of version {}", v)))
         }
         Command::SetRetention(set) => Some(fields(
             &set.bucket,
             set.key.as_str(),
-            &format!("retention change of version {}", selector_text(&set.version)),
+            &format!("retention change of version {}", set.version),
         )),
         Command::SetHold(set) => Some(fields(
             &set.bucket,
             set.key.as_str(),
-            &format!("legal hold change of version {}", selector_text(&set.version)),
+            &format!("legal hold change of version {}", set.version),
         )),
         Command::SetVersioning { bucket, .. } => Some(fields(bucket, "", "versioning change")),
         Command::ConfigureObjectLock { bucket, .. } => Some(fields(bucket, "", "object lock change")),
         Command::DeleteBucket { bucket } => Some(fields(bucket, "", "bucket delete")),
         Command::Guarded { command, .. } => refusal_fields(command),
         _ => None,
-    }
-}
-
-fn selector_text(selector: &VersionSelector) -> String {
-    match selector {
-        VersionSelector::Null => "null".to_owned(),
-        VersionSelector::Id(id) => id.to_string(),
     }
 }
 
@@ -1611,25 +1568,9 @@ fn locked_target(
     if !bucket_record.object_lock {
         return Err(StoreError::InvalidArgument(format!("bucket `{bucket}` has no Object Lock")));
     }
-    let no_such = || StoreError::NoSuchVersion {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        version: selector_text(version),
-    };
-    let record = match version {
-        VersionSelector::Null => null_version(txn, bucket, key)?.ok_or_else(no_such)?,
-        VersionSelector::Id(id) => {
-            let raw =
-                txn.get(Keyspace::Versions, &keys::version_key(bucket, key.as_str(), *id))?.ok_or_else(no_such)?;
-            let record = VersionRecord::decode(&raw)?;
-            if record.is_null {
-                return Err(no_such());
-            }
-            record
-        }
-    };
+    let record = versions::resolve(txn, bucket, key, version)?;
     if record.is_delete_marker {
-        return Err(StoreError::VersionIsDeleteMarker { key: key.to_string(), version: selector_text(version) });
+        return Err(StoreError::VersionIsDeleteMarker { key: key.to_string(), version: version.to_string() });
     }
     Ok((bucket_record, record))
 }
@@ -1640,7 +1581,7 @@ fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<
         return Err(StoreError::AccessDenied(format!("role `{}` may not change retention", actor.role.as_str())));
     }
     let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
-    let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
+    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
     let now = txn.tick();
     let with = Override { bypass: set.bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: set.mfa.is_some() };
     let version_text = external_id(version.id, version.is_null);
@@ -1681,7 +1622,7 @@ fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, S
     wormbox_model::FreeText::CaseId.check(&set.case_id)?;
     wormbox_model::FreeText::HoldNote.check(&set.note)?;
     let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
-    let mut lock = lock_record(txn, &set.bucket, &set.key, version.id)?;
+    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
     let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
     let op = match (set.place, existing) {
         // Placing an existing hold or releasing a missing one changes nothing.

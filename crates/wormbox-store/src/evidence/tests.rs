@@ -134,7 +134,7 @@ async fn edited_metadata_is_named() {
 #[tokio::test]
 async fn a_shortened_retention_written_to_disk_is_named() {
     let (w, a, _) = archive().await;
-    let mut lock = w.store.lock_of(&w.bucket, "records/a.txt", a.id).unwrap();
+    let mut lock = crate::versions::lock(w.store.backend(), &w.bucket, "records/a.txt", a.id).unwrap();
     lock.retention = Some(Retention { mode: RetentionMode::Governance, until: w.clock.now() });
     w.poke(Keyspace::Locks, &w.version_key("records/a.txt", &a), |v| *v = lock.encode());
     let text = first(&w.verify());
@@ -195,7 +195,7 @@ async fn a_truncated_ledger_is_detected_by_a_later_checkpoint() {
         batch.delete(Keyspace::Ledger, ledger::ledger_key(n).to_vec());
     }
     let head = codec::Writer::new().u64(keep).raw(&kept_hash.0).finish();
-    batch.put(Keyspace::Meta, crate::writer::META_HEAD.to_vec(), head);
+    batch.put(Keyspace::Meta, crate::meta::LEDGER_HEAD.to_vec(), head);
     w.backend.commit(&batch, Durability::Synced).unwrap();
     let report = w.verify();
     let all: Vec<String> = report.divergences.iter().map(ToString::to_string).collect();
@@ -221,7 +221,7 @@ async fn an_auditors_own_checkpoint_catches_a_rewritten_history() {
     }
     batch.put(
         Keyspace::Meta,
-        crate::writer::META_HEAD.to_vec(),
+        crate::meta::LEDGER_HEAD.to_vec(),
         codec::Writer::new().u64(held.sequence).raw(&head.0).finish(),
     );
     w.backend.commit(&batch, Durability::Synced).unwrap();
@@ -548,7 +548,7 @@ fn rewrite_ledger(store: &Store, backend: &MemBackend, mut edit: impl FnMut(&mut
         last = entry.sequence;
         batch.put(Keyspace::Ledger, ledger::ledger_key(entry.sequence).to_vec(), entry.encode_stored(&head));
     }
-    batch.put(Keyspace::Meta, crate::writer::META_HEAD.to_vec(), codec::Writer::new().u64(last).raw(&head.0).finish());
+    batch.put(Keyspace::Meta, crate::meta::LEDGER_HEAD.to_vec(), codec::Writer::new().u64(last).raw(&head.0).finish());
     backend.commit(&batch, Durability::Synced).unwrap();
 }
 

@@ -1,0 +1,98 @@
+//! The `meta` keyspace: every key the archive keeps there, and how each value
+//! is read and written.
+//!
+//! Invariant: no other file names a meta key or decodes a meta value, so an
+//! entry's layout is defined once. A new entry (a replication cursor, a Merkle
+//! frontier) is one key here with one `load_*` and one `*_entry` function.
+//! Loads read through a `View` (the backend, or the writer's transaction);
+//! `*_entry` returns the key and value to write, for whichever batch holds it.
+
+use wormbox_model::{Digest, Timestamp};
+
+use crate::StoreError;
+use crate::backend::Keyspace;
+use crate::codec::{self, Reader, Writer};
+use crate::ledger::GENESIS;
+use crate::view::View;
+
+/// The compliance clock's high-water mark and the last version-id sequence.
+pub(crate) const CLOCK: &[u8] = b"clock";
+/// The newest ledger entry's sequence and chain hash.
+pub(crate) const LEDGER_HEAD: &[u8] = b"ledger-head";
+/// The sequence of the last signed checkpoint.
+pub(crate) const LAST_CHECKPOINT: &[u8] = b"last-checkpoint";
+/// The on-disk format version (`format.rs`).
+pub(crate) const FORMAT: &[u8] = b"format-version";
+
+fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    view.get(Keyspace::Meta, key)
+}
+
+/// The persisted clock mark and version-id sequence, if any commit wrote one.
+pub(crate) fn load_clock(view: &(impl View + ?Sized)) -> Result<Option<(Timestamp, u64)>, StoreError> {
+    load(view, CLOCK)?.map(|raw| codec::decode_clock(&raw).map_err(StoreError::from)).transpose()
+}
+
+/// The key and value that persist the clock mark.
+pub(crate) fn clock_entry(time: Timestamp, sequence: u64) -> (Vec<u8>, Vec<u8>) {
+    (CLOCK.to_vec(), codec::encode_clock(time, sequence))
+}
+
+/// The sequence and hash of the newest ledger entry; genesis when none was written.
+pub(crate) fn load_ledger_head(view: &(impl View + ?Sized)) -> Result<(u64, Digest), StoreError> {
+    match load(view, LEDGER_HEAD)? {
+        Some(raw) => decode_ledger_head(&raw),
+        None => Ok((0, GENESIS)),
+    }
+}
+
+fn decode_ledger_head(raw: &[u8]) -> Result<(u64, Digest), StoreError> {
+    let mut r = Reader::new(raw, "ledger head")?;
+    let sequence = r.u64()?;
+    let head = r.digest()?;
+    r.end()?;
+    Ok((sequence, head))
+}
+
+/// The key and value that record the ledger head.
+pub(crate) fn ledger_head_entry(sequence: u64, head: &Digest) -> (Vec<u8>, Vec<u8>) {
+    (LEDGER_HEAD.to_vec(), Writer::new().u64(sequence).raw(&head.0).finish())
+}
+
+/// The sequence of the last signed checkpoint, if one was signed.
+pub(crate) fn load_last_checkpoint(view: &(impl View + ?Sized)) -> Result<Option<u64>, StoreError> {
+    load(view, LAST_CHECKPOINT)?
+        .map(|raw| {
+            <[u8; 8]>::try_from(raw.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::DataLoss { what: "the last checkpoint mark is malformed".to_owned() })
+        })
+        .transpose()
+}
+
+/// The key and value that record the last signed checkpoint.
+pub(crate) fn last_checkpoint_entry(sequence: u64) -> (Vec<u8>, Vec<u8>) {
+    (LAST_CHECKPOINT.to_vec(), sequence.to_be_bytes().to_vec())
+}
+
+/// The recorded format version, if one was recorded.
+pub(crate) fn load_format(view: &(impl View + ?Sized)) -> Result<Option<u32>, StoreError> {
+    load(view, FORMAT)?
+        .map(|raw| {
+            <[u8; 4]>::try_from(raw.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::DataLoss { what: "the archive's format version is malformed".to_owned() })
+        })
+        .transpose()
+}
+
+/// The key and value that record the format version.
+pub(crate) fn format_entry(version: u32) -> (Vec<u8>, Vec<u8>) {
+    (FORMAT.to_vec(), version.to_be_bytes().to_vec())
+}
+
+/// Whether any commit ever wrote: every archive has a clock mark or a ledger
+/// head after its first.
+pub(crate) fn ever_written(view: &(impl View + ?Sized)) -> Result<bool, StoreError> {
+    Ok(load(view, CLOCK)?.is_some() || load(view, LEDGER_HEAD)?.is_some())
+}
