@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use wormbox_model::{Digest, Timestamp, VersionId};
-use wormbox_store::ledger::{AuditKind, EntryFormat, GENESIS, LedgerEntry, LedgerOp};
+use wormbox_store::ledger::{AuditKind, ChainBreak, ChainWalker, EntryFormat, LedgerEntry, LedgerOp};
 
 use crate::csv;
 
@@ -179,19 +179,15 @@ impl AuditRecord {
 /// Rehashes records that start at entry 1 and follow each other; returns the
 /// last hash, or the first record that does not chain.
 pub fn chain(records: &[AuditRecord]) -> Result<(u64, Digest), String> {
-    let mut head = GENESIS;
-    for (n, record) in records.iter().enumerate() {
+    let mut walker = ChainWalker::new();
+    for record in records {
         let (entry, claimed) = record.entry()?;
-        let expected = n as u64 + 1;
-        if entry.sequence != expected {
-            return Err(format!("entry {expected} is missing (found {})", entry.sequence));
-        }
-        head = entry.chain_hash(&head);
-        if head != claimed {
-            return Err(format!("entry {expected} does not hash to its chain hash: altered"));
-        }
+        walker.follow(walker.expected(), &entry, &claimed).map_err(|broken| match broken {
+            ChainBreak::Missing { expected, found } => format!("entry {expected} is missing (found {found})"),
+            ChainBreak::Altered { sequence } => format!("entry {sequence} does not hash to its chain hash: altered"),
+        })?;
     }
-    Ok((records.len() as u64, head))
+    Ok(walker.walked())
 }
 
 /// The CSV header of audit records (the columns after `hash` were added
@@ -250,6 +246,8 @@ pub fn json_line(r: &AuditRecord) -> String {
 
 #[cfg(test)]
 mod tests {
+    use wormbox_store::ledger::GENESIS;
+
     use super::*;
 
     fn entry(sequence: u64, op: LedgerOp, bucket: &str, key: &str, principal: &str) -> LedgerEntry {

@@ -28,7 +28,7 @@ use wormbox_model::{Digest, Timestamp, VersionId};
 
 use crate::backend::{Backend, BackendError, Keyspace};
 use crate::codec::{self, Reader, VersionRecord};
-use crate::ledger::{self, EntryFormat, GENESIS, LedgerEntry, LedgerOp};
+use crate::ledger::{self, ChainWalker, EntryFormat, GENESIS, LedgerEntry, LedgerOp, Link};
 use crate::{DecodeError, StoreError, external_id};
 
 /// Domain separation: a checkpoint signature cannot be replayed as any other
@@ -293,11 +293,8 @@ struct Written {
 /// The ledger as walked so far.
 struct Walk<'a> {
     backend: &'a dyn Backend,
-    next: u64,
-    head: Digest,
-    /// The entry before `next` could not be read (or is missing): the next
-    /// one read is not rehashed, since what it chains from is unknown.
-    head_unknown: bool,
+    /// Where the chain is, and whether the next entry can be rehashed.
+    chain: ChainWalker,
     /// Entries that could not be read, to say so where a checkpoint covers one.
     unreadable: HashSet<u64>,
     trust_until: u64,
@@ -316,7 +313,7 @@ impl<'a> Walk<'a> {
     fn catch_up(&mut self, report: &mut IntegrityReport) -> Result<(), StoreError> {
         let backend = self.backend;
         loop {
-            let start = ledger::ledger_key(self.next);
+            let start = ledger::ledger_key(self.chain.expected());
             let mut damaged = false;
             for item in backend.scan(Keyspace::Ledger, &start, b"") {
                 match item {
@@ -340,45 +337,43 @@ impl<'a> Walk<'a> {
     /// unreadable one is named, and the first readable one is taken, for the
     /// scan to go on after it. Always moves `next` forward.
     fn step_over(&mut self, report: &mut IntegrityReport) -> Result<(), StoreError> {
-        let end = ledger_head(self.backend).map(|(n, _)| n).unwrap_or(0).max(self.next);
-        let mut at = self.next;
+        let end = ledger_head(self.backend).map(|(n, _)| n).unwrap_or(0).max(self.chain.expected());
+        let mut at = self.chain.expected();
         while at <= end {
             let key = ledger::ledger_key(at);
             match self.backend.get(Keyspace::Ledger, &key) {
                 Ok(Some(raw)) => {
-                    self.next = at;
+                    self.chain.seek(at);
                     self.take(&key, &raw, report);
                     return Ok(());
                 }
                 Ok(None) => {
                     report.diverge(Some(at), "missing: no entry is stored under this sequence".to_owned());
-                    self.head_unknown = true;
+                    self.chain.lose_head();
                 }
                 Err(err) if is_damage(&err) => {
                     report.diverge(Some(at), format!("the entry could not be read: {}", damage(&err)));
                     self.unreadable.insert(at);
-                    self.head_unknown = true;
+                    self.chain.lose_head();
                 }
                 Err(err) => return Err(StoreError::backend("reading the ledger", err)),
             }
             at += 1;
         }
-        self.next = at;
+        self.chain.seek(at);
         Ok(())
     }
 
     /// Takes one stored entry into the walk.
     fn take(&mut self, key: &[u8], raw: &[u8], report: &mut IntegrityReport) {
-        let expected = self.next;
         let Ok(key) = <[u8; 8]>::try_from(key) else {
             report.diverge(None, format!("a ledger key of {} bytes is not a sequence number", key.len()));
             return;
         };
         let at = u64::from_be_bytes(key);
-        if at != expected {
+        if let Some(expected) = self.chain.arrive(at) {
             report.diverge(Some(expected), format!("missing: the ledger jumps from {} to {at}", expected - 1));
         }
-        self.next = at + 1;
         report.ledger_entries += 1;
         let (entry, stored) = match LedgerEntry::decode_stored(raw) {
             Ok(decoded) => decoded,
@@ -390,25 +385,21 @@ impl<'a> Walk<'a> {
         if entry.sequence != at {
             report.diverge(Some(at), format!("the entry names itself sequence {}", entry.sequence));
         }
-        let chained = !std::mem::take(&mut self.head_unknown);
-        if at > self.trust_until && chained {
-            let computed = entry.chain_hash(&self.head);
+        let link = self.chain.link(&entry, &stored, at > self.trust_until);
+        if link != Link::Unchecked {
             report.entries_hashed += 1;
-            if computed != stored {
-                report.diverge(
-                    Some(at),
-                    format!(
-                        "the entry ({} of {}/{}) does not hash to its stored chain hash: entry or hash altered",
-                        entry.op.as_str(),
-                        entry.bucket,
-                        entry.key
-                    ),
-                );
-            }
         }
-        // Carry on from the stored hash so that each altered entry is
-        // named once, not every entry after it.
-        self.head = stored;
+        if link == Link::Altered {
+            report.diverge(
+                Some(at),
+                format!(
+                    "the entry ({} of {}/{}) does not hash to its stored chain hash: entry or hash altered",
+                    entry.op.as_str(),
+                    entry.bucket,
+                    entry.key
+                ),
+            );
+        }
         if self.wanted.contains(&at) {
             self.hashes_at.insert(at, stored);
         }
@@ -515,9 +506,7 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
     checkpoints.append(&mut options.extra_checkpoints);
     let mut walk = Walk {
         backend,
-        next: 1,
-        head: GENESIS,
-        head_unknown: false,
+        chain: ChainWalker::new(),
         unreadable: HashSet::new(),
         trust_until: 0,
         written: HashMap::new(),
@@ -549,12 +538,12 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
     walk.catch_up(&mut report)?;
     match ledger_head(backend) {
         Ok((head_sequence, head)) => {
-            if head_sequence > walk.next - 1 {
+            if head_sequence > walk.chain.walked().0 {
                 walk.catch_up(&mut report)?;
             }
-            let end = walk.next - 1;
+            let (end, walked_head) = walk.chain.walked();
             // After unreadable last entries, only where the chain ends is known.
-            if head_sequence != end || (head != walk.head && !walk.head_unknown) {
+            if head_sequence != end || (head != walked_head && walk.chain.head_known()) {
                 report.diverge(
                     Some(head_sequence),
                     format!("the recorded ledger head ({head_sequence}) is not the end of the chain ({end})"),
@@ -566,11 +555,11 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         }
         Err(err) => return Err(err),
     }
-    let end = walk.next - 1;
+    let (end, walked_head) = walk.chain.walked();
     for checkpoint in &checkpoints {
         check_checkpoint(checkpoint, &walk, end, options.public_key.as_deref(), &mut report);
     }
-    report.head = walk.head;
+    report.head = walked_head;
     Ok(report)
 }
 

@@ -527,6 +527,125 @@ impl LedgerEntry {
     }
 }
 
+/// Follows the hash chain one entry at a time from genesis: the one walker
+/// behind integrity verification (`evidence`), `Store::verify_ledger` and the
+/// audit report's offline check of exported records.
+#[derive(Clone, Debug)]
+pub struct ChainWalker {
+    next: u64,
+    head: Digest,
+    /// The entry before `next` could not be read: what the next one chains
+    /// from is unknown, so it is not rehashed.
+    head_known: bool,
+}
+
+/// What chaining one entry found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Rehashed; the stored hash matches.
+    Intact,
+    /// Rehashed; the stored hash differs: the entry or its hash was altered.
+    Altered,
+    /// Not rehashed: trusted, or what it chains from is unknown.
+    Unchecked,
+}
+
+/// Where a strict walk (`ChainWalker::follow`) stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// The entry found is not the one expected next (one is missing, or out of place).
+    Missing {
+        /// The sequence expected.
+        expected: u64,
+        /// The sequence found instead.
+        found: u64,
+    },
+    /// Entry `sequence` does not hash to its stored chain hash.
+    Altered {
+        /// The altered entry.
+        sequence: u64,
+    },
+}
+
+impl Default for ChainWalker {
+    fn default() -> Self {
+        ChainWalker { next: 1, head: GENESIS, head_known: true }
+    }
+}
+
+impl ChainWalker {
+    /// A walk from genesis.
+    pub fn new() -> ChainWalker {
+        ChainWalker::default()
+    }
+
+    /// The sequence expected next.
+    pub fn expected(&self) -> u64 {
+        self.next
+    }
+
+    /// The last entry walked (0 for none) and the hash after it.
+    pub fn walked(&self) -> (u64, Digest) {
+        (self.next - 1, self.head)
+    }
+
+    /// Whether the hash after the last entry walked is the stored one of a
+    /// readable entry (false after an unreadable or missing one).
+    pub fn head_known(&self) -> bool {
+        self.head_known
+    }
+
+    /// Goes on at `sequence` (a walk that reads entries one by one).
+    pub fn seek(&mut self, sequence: u64) {
+        self.next = sequence;
+    }
+
+    /// The entry before the next one could not be read: the next is not rehashed.
+    pub fn lose_head(&mut self) {
+        self.head_known = false;
+    }
+
+    /// An entry is stored under `at`: moves on past it, and returns the
+    /// sequence that was expected when `at` is not it.
+    pub fn arrive(&mut self, at: u64) -> Option<u64> {
+        let expected = self.next;
+        self.next = at + 1;
+        (at != expected).then_some(expected)
+    }
+
+    /// Chains `entry`, stored with hash `stored`, after the last one, rehashing
+    /// it when `rehash` and what it chains from is known. Carries on from the
+    /// stored hash, so that each altered entry is named once, not every entry
+    /// after it.
+    pub fn link(&mut self, entry: &LedgerEntry, stored: &Digest, rehash: bool) -> Link {
+        let chained = std::mem::replace(&mut self.head_known, true);
+        let link = match rehash && chained {
+            true if entry.chain_hash(&self.head) == *stored => Link::Intact,
+            true => Link::Altered,
+            false => Link::Unchecked,
+        };
+        self.head = *stored;
+        link
+    }
+
+    /// `arrive` and `link` for a walk that stops at the first break: `entry`,
+    /// stored under `at`, must be the one expected next, name itself so, and
+    /// hash to `stored`.
+    pub fn follow(&mut self, at: u64, entry: &LedgerEntry, stored: &Digest) -> Result<(), ChainBreak> {
+        let expected = self.next;
+        if let Some(expected) = self.arrive(at) {
+            return Err(ChainBreak::Missing { expected, found: at });
+        }
+        if entry.sequence != expected {
+            return Err(ChainBreak::Missing { expected, found: entry.sequence });
+        }
+        match self.link(entry, stored, true) {
+            Link::Altered => Err(ChainBreak::Altered { sequence: expected }),
+            Link::Intact | Link::Unchecked => Ok(()),
+        }
+    }
+}
+
 /// The `Ledger` keyspace key of entry `sequence`.
 pub(crate) fn ledger_key(sequence: u64) -> [u8; 8] {
     sequence.to_be_bytes()

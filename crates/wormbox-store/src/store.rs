@@ -21,7 +21,7 @@ use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecor
 use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
 use crate::view::View;
 use crate::{keys, meta, versions};
-use crate::ledger::{self, GENESIS, LedgerEntry};
+use crate::ledger::{self, ChainBreak, ChainWalker, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
 use crate::writer::{
     self, Command, DeleteObjects, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState,
@@ -1052,25 +1052,21 @@ impl Store {
     /// Recomputes the chain from genesis and compares it with every stored hash
     /// and the recorded head; reports the first divergence as `DataLoss`.
     pub fn verify_ledger(&self) -> Result<LedgerSummary, StoreError> {
-        let mut head = GENESIS;
-        let mut expected_sequence = 1;
+        let mut chain = ChainWalker::new();
         for entry in self.inner.backend.scan(Keyspace::Ledger, b"", b"") {
             let (key, raw) = entry.map_err(|e| StoreError::backend("reading the ledger", e))?;
             let (entry, stored_hash) = LedgerEntry::decode_stored(&raw)?;
-            if key != ledger::ledger_key(expected_sequence) || entry.sequence != expected_sequence {
-                return Err(StoreError::DataLoss {
-                    what: format!("ledger entry {expected_sequence} is missing or out of place"),
-                });
-            }
-            head = entry.chain_hash(&head);
-            if head != stored_hash {
-                return Err(StoreError::DataLoss {
-                    what: format!("ledger entry {expected_sequence} does not match its chain hash"),
-                });
-            }
-            expected_sequence += 1;
+            // A key that is no sequence number is out of place like a gap.
+            let at = <[u8; 8]>::try_from(key.as_slice()).map_or(0, u64::from_be_bytes);
+            chain.follow(at, &entry, &stored_hash).map_err(|broken| {
+                let what = match broken {
+                    ChainBreak::Missing { expected, .. } => format!("ledger entry {expected} is missing or out of place"),
+                    ChainBreak::Altered { sequence } => format!("ledger entry {sequence} does not match its chain hash"),
+                };
+                StoreError::DataLoss { what }
+            })?;
         }
-        let entries = expected_sequence - 1;
+        let (entries, head) = chain.walked();
         if self.ledger_head()? != (entries, head) {
             return Err(StoreError::DataLoss { what: "recorded ledger head differs from the chain".to_owned() });
         }
