@@ -204,3 +204,219 @@ fn dependency_edges_match_the_architecture() {
     }
     assert_eq!(seen.len(), ALLOWED.len(), "every crate of the architecture exists");
 }
+
+/// Import cycles between files of one crate that predate this check, each
+/// with who removes it; a new cycle, or one of these grown, fails the test.
+const KNOWN_MODULE_CYCLES: &[&[&str]] = &[];
+
+/// The files of a crate do not import each other in a circle: each file can be
+/// read knowing only what it imports. Edges are the `crate::`, `super::` and
+/// child-module paths a file uses (`use` trees and inline paths), to the file
+/// that defines the module named. A module's use of its own descendants is not
+/// an edge (the crate root, or a parent, re-exporting its children is the
+/// module tree, not a circle), and test modules (`#[cfg(test)] mod tests`,
+/// `tests.rs`) are left out, since they import their parent on purpose.
+#[test]
+fn no_module_imports_a_cycle_of_files_inside_a_crate() {
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(root().join("crates")).unwrap().map(|e| e.unwrap().path()).collect();
+    crates.push(root().join("firmware-sim"));
+    crates.sort();
+    let mut found: Vec<Vec<String>> = Vec::new();
+    for krate in crates {
+        let src = krate.join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        // Module path of each file; `src/bin` holds separate crates.
+        let modules: BTreeMap<Vec<String>, PathBuf> = files
+            .into_iter()
+            .filter(|path| !path.starts_with(src.join("bin")))
+            .filter_map(|path| Some((module_path(&src, &path)?, path)))
+            .filter(|(module, _)| module.last().is_none_or(|last| last != "tests"))
+            .collect();
+        let mut edges: BTreeMap<&Vec<String>, BTreeSet<&Vec<String>>> = BTreeMap::new();
+        for (module, path) in &modules {
+            let text = shipped_code(&std::fs::read_to_string(path).unwrap());
+            for target in referenced_paths(&text) {
+                let absolute = match target.first().map(String::as_str) {
+                    Some("crate") => target[1..].to_vec(),
+                    Some("super") => {
+                        let supers = target.iter().take_while(|s| *s == "super").count();
+                        let mut base = module.clone();
+                        base.truncate(module.len().saturating_sub(supers));
+                        base.extend_from_slice(&target[supers..]);
+                        base
+                    }
+                    Some("self") => [module.clone(), target[1..].to_vec()].concat(),
+                    // A child module named without `self::`; anything else is another crate.
+                    Some(_) => [module.clone(), target.clone()].concat(),
+                    None => continue,
+                };
+                let Some(to) = (0..=absolute.len()).rev().find_map(|n| modules.get_key_value(&absolute[..n])) else {
+                    continue;
+                };
+                let to = to.0;
+                if target.first().is_some_and(|s| !["crate", "super", "self"].contains(&s.as_str())) && to == module {
+                    continue;
+                }
+                if !to.starts_with(module) {
+                    edges.entry(module).or_default().insert(to);
+                }
+            }
+        }
+        // Files that reach each other both ways form one cycle.
+        let reach = |from: &Vec<String>| {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![from];
+            while let Some(at) = stack.pop() {
+                for next in edges.get(at).into_iter().flatten() {
+                    if seen.insert(*next) {
+                        stack.push(next);
+                    }
+                }
+            }
+            seen
+        };
+        let reaches: BTreeMap<&Vec<String>, BTreeSet<&Vec<String>>> = modules.keys().map(|m| (m, reach(m))).collect();
+        let mut placed = BTreeSet::new();
+        for (module, reached) in &reaches {
+            if placed.contains(module) || !reached.contains(module) {
+                continue;
+            }
+            let cycle: Vec<&Vec<String>> =
+                reached.iter().copied().filter(|other| reaches[other].contains(module)).collect();
+            placed.extend(cycle.iter().copied());
+            let relative = |m: &Vec<String>| modules[m].strip_prefix(root()).unwrap().display().to_string();
+            found.push(cycle.into_iter().map(relative).collect());
+        }
+    }
+    let known: Vec<Vec<String>> =
+        KNOWN_MODULE_CYCLES.iter().map(|c| c.iter().map(|s| (*s).to_owned()).collect()).collect();
+    let new: Vec<&Vec<String>> = found.iter().filter(|c| !known.contains(c)).collect();
+    assert!(new.is_empty(), "files that import each other in a circle (break it, e.g. move the shared part down): {new:?}");
+}
+
+/// The module path of a source file under `src` (`lib.rs` and `main.rs` are the root).
+fn module_path(src: &Path, file: &Path) -> Option<Vec<String>> {
+    let relative = file.strip_prefix(src).ok()?.with_extension("");
+    let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    if parts.last().is_some_and(|last| last == "mod") || parts == ["lib"] || parts == ["main"] {
+        parts.pop();
+    }
+    Some(parts)
+}
+
+/// A file's code without comments, inline test modules (last, by convention)
+/// and items marked `#[cfg(test)]`.
+fn shipped_code(text: &str) -> String {
+    let mut out = String::new();
+    // Inside a `#[cfg(test)]` item: its brace depth so far.
+    let mut skipping: Option<i64> = None;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        if trimmed.starts_with("#[cfg(test)]") {
+            if lines.peek().is_some_and(|next| next.trim_start().starts_with("mod ") && next.contains('{')) {
+                break;
+            }
+            skipping = Some(0);
+            continue;
+        }
+        if let Some(depth) = skipping {
+            let depth = depth + line.matches('{').count() as i64 - line.matches('}').count() as i64;
+            let ended = depth <= 0 && (trimmed.ends_with(';') || trimmed.ends_with('}'));
+            skipping = (!ended).then_some(depth);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Every module path `text` names: each leaf of its `use` trees, and each
+/// inline `crate::…` or `super::…` path.
+fn referenced_paths(text: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    // `use` statements, whole trees.
+    while let Some(at) = find_use(rest) {
+        let after = &rest[at..];
+        let end = after.find(';').unwrap_or(after.len());
+        // `a as b` becomes `a@b`, so that only the path survives removing spaces.
+        let tree: String = after[..end].replace(" as ", "@").chars().filter(|c| !c.is_whitespace()).collect();
+        expand_use_tree(&tree, &mut Vec::new(), &mut out);
+        rest = &after[end..];
+    }
+    // Inline paths.
+    for anchor in ["crate::", "super::"] {
+        let mut from = 0;
+        while let Some(found) = text[from..].find(anchor) {
+            let start = from + found;
+            from = start + anchor.len();
+            let before = text[..start].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let path: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            out.push(path.split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect());
+        }
+    }
+    out
+}
+
+/// Where the tree of the next `use` statement begins (after `use `).
+fn find_use(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let without_visibility = trimmed.strip_prefix("pub").map(|r| r.trim_start_matches(|c| c != ' ').trim_start());
+        let statement = without_visibility.unwrap_or(trimmed);
+        if let Some(tree) = statement.strip_prefix("use ") {
+            return Some(offset + line.len() - tree.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Appends each leaf path of a `use` tree (whitespace removed) under `prefix`.
+fn expand_use_tree(tree: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    let tree = tree.trim_start_matches("::");
+    if let Some(open) = tree.find('{') {
+        let head: Vec<String> = tree[..open].split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+        let depth = prefix.len();
+        prefix.extend(head);
+        let mut level = 0;
+        let mut start = 0;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '{' => level += 1,
+                '}' => level -= 1,
+                ',' if level == 0 => {
+                    expand_use_tree(&inner[start..i], prefix, out);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        expand_use_tree(&inner[start..], prefix, out);
+        prefix.truncate(depth);
+        return;
+    }
+    let leaf = tree.split('@').next().unwrap_or(tree);
+    let mut path = prefix.clone();
+    path.extend(leaf.split("::").filter(|s| !s.is_empty() && *s != "self" && *s != "*").map(str::to_owned));
+    if !path.is_empty() {
+        out.push(path);
+    }
+}

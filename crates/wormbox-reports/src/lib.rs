@@ -17,7 +17,6 @@ pub mod export;
 pub mod retention;
 
 mod csv;
-mod html;
 
 pub use checkpoint::CheckpointFile;
 pub use retention::{ReportHeader, Row, Status, Summary};

@@ -12,7 +12,6 @@ use wormbox_model::{BucketName, ObjectKey, VersionSelector};
 use crate::backend::{Entries, Keyspace};
 use crate::codec::VersionRecord;
 use crate::{keys, versions};
-use crate::store::version_info;
 use crate::{Store, StoreError, VersionInfo};
 
 /// The most entries one page may hold, and the default.
@@ -173,7 +172,7 @@ impl Store {
             }
             let is_latest = previous_key.as_deref() != Some(key.as_str());
             let lock = versions::lock(self.backend(), bucket, &key, record.id)?;
-            let info = version_info(&key, &record, is_latest, lock);
+            let info = versions::version_info(&key, &record, is_latest, lock);
             page.next_key_marker = Some(key.clone());
             page.next_version_id_marker = Some(info.version_id.clone());
             page.entries.push(info);
@@ -242,7 +241,7 @@ impl Store {
                     cursor.seek(&keys::after_object(bucket, &key));
                     if visible {
                         let lock = versions::lock(self.backend(), bucket, &key, record.id)?;
-                        page.objects.push(version_info(&key, &record, true, lock));
+                        page.objects.push(versions::version_info(&key, &record, true, lock));
                         count += 1;
                     }
                     resume = Some(key);

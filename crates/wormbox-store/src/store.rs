@@ -739,7 +739,7 @@ impl Store {
                 });
             }
             let lock = versions::lock(self.backend(), bucket, key.as_str(), record.id)?;
-            return Ok(version_info(key.as_str(), &record, true, lock));
+            return Ok(versions::version_info(key.as_str(), &record, true, lock));
         };
         let record = versions::resolve(self.backend(), bucket, key, &selector)?;
         self.info(bucket, key, record, latest)
@@ -776,7 +776,7 @@ impl Store {
         }
         let is_latest = latest.is_some_and(|l| l.id == record.id);
         let lock = versions::lock(self.backend(), bucket, key.as_str(), record.id)?;
-        Ok(version_info(key.as_str(), &record, is_latest, lock))
+        Ok(versions::version_info(key.as_str(), &record, is_latest, lock))
     }
 
     /// Opens a version for reading; the reader yields verified chunks.
@@ -1269,24 +1269,6 @@ impl Iterator for ObjectReader {
                 Some(Err(err))
             }
         }
-    }
-}
-
-pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool, lock: LockRecord) -> VersionInfo {
-    VersionInfo {
-        key: key.to_owned(),
-        id: record.id,
-        version_id: external_id(record.id, record.is_null),
-        is_latest,
-        is_delete_marker: record.is_delete_marker,
-        size: record.size,
-        sha256: record.sha256,
-        content_type: record.content_type.clone(),
-        user_metadata: record.user_metadata.clone(),
-        created_at: record.created_at,
-        creator: record.creator.clone(),
-        retention: lock.retention,
-        legal_holds: lock.holds,
     }
 }
 

@@ -9,7 +9,7 @@
 
 use wormbox_model::{BucketName, ObjectKey, VersionId, VersionSelector};
 
-use crate::StoreError;
+use crate::{StoreError, VersionInfo, external_id};
 use crate::backend::Keyspace;
 use crate::codec::{LockRecord, VersionRecord};
 use crate::keys;
@@ -82,5 +82,24 @@ pub(crate) fn lock(
     match view.get(Keyspace::Locks, &keys::version_key(bucket, key, id))? {
         Some(raw) => Ok(LockRecord::decode(&raw)?),
         None => Ok(LockRecord::default()),
+    }
+}
+
+/// A version as callers see it, with its lock.
+pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool, lock: LockRecord) -> VersionInfo {
+    VersionInfo {
+        key: key.to_owned(),
+        id: record.id,
+        version_id: external_id(record.id, record.is_null),
+        is_latest,
+        is_delete_marker: record.is_delete_marker,
+        size: record.size,
+        sha256: record.sha256,
+        content_type: record.content_type.clone(),
+        user_metadata: record.user_metadata.clone(),
+        created_at: record.created_at,
+        creator: record.creator.clone(),
+        retention: lock.retention,
+        legal_holds: lock.holds,
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use wormbox_model::Timestamp;
 
-use crate::retention::{ReportHeader, Row, Summary, checkpoint_span};
+use super::{ReportHeader, Row, Summary, checkpoint_span};
 
 /// The most rows the page lists; the CSV and JSON forms have them all.
 pub(crate) const MAX_HTML_ROWS: usize = 10_000;
