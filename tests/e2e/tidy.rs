@@ -218,7 +218,8 @@ const KNOWN_MODULE_CYCLES: &[&[&str]] = &[];
 /// `tests.rs`) are left out, since they import their parent on purpose.
 #[test]
 fn no_module_imports_a_cycle_of_files_inside_a_crate() {
-    let mut crates: Vec<PathBuf> = std::fs::read_dir(root().join("crates")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut crates: Vec<PathBuf> =
+        std::fs::read_dir(root().join("crates")).unwrap().map(|e| e.unwrap().path()).collect();
     crates.push(root().join("firmware-sim"));
     crates.sort();
     let mut found: Vec<Vec<String>> = Vec::new();
@@ -295,7 +296,10 @@ fn no_module_imports_a_cycle_of_files_inside_a_crate() {
     let known: Vec<Vec<String>> =
         KNOWN_MODULE_CYCLES.iter().map(|c| c.iter().map(|s| (*s).to_owned()).collect()).collect();
     let new: Vec<&Vec<String>> = found.iter().filter(|c| !known.contains(c)).collect();
-    assert!(new.is_empty(), "files that import each other in a circle (break it, e.g. move the shared part down): {new:?}");
+    assert!(
+        new.is_empty(),
+        "files that import each other in a circle (break it, e.g. move the shared part down): {new:?}"
+    );
 }
 
 /// The module path of a source file under `src` (`lib.rs` and `main.rs` are the root).
@@ -363,10 +367,8 @@ fn referenced_paths(text: &str) -> Vec<Vec<String>> {
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
                 continue;
             }
-            let path: String = text[start..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-                .collect();
+            let path: String =
+                text[start..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
             out.push(path.split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect());
         }
     }

@@ -11,8 +11,8 @@ use wormbox_model::{BucketName, ObjectKey, VersionSelector};
 
 use crate::backend::{Entries, Keyspace};
 use crate::codec::VersionRecord;
-use crate::{keys, versions};
 use crate::{Store, StoreError, VersionInfo};
+use crate::{keys, versions};
 
 /// The most entries one page may hold, and the default.
 pub const MAX_KEYS: usize = 1000;

@@ -19,10 +19,9 @@ use wormbox_model::{
 use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
-use crate::view::View;
-use crate::{keys, meta, versions};
 use crate::ledger::{self, ChainBreak, ChainWalker, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
+use crate::view::View;
 use crate::writer::{
     self, Command, DeleteObjects, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState,
 };
@@ -31,6 +30,7 @@ use crate::{
     Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, StoreError, VersionInfo,
     VersioningChange, WriteAck, external_id,
 };
+use crate::{keys, meta, versions};
 
 /// Limits the store enforces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1060,8 +1060,12 @@ impl Store {
             let at = <[u8; 8]>::try_from(key.as_slice()).map_or(0, u64::from_be_bytes);
             chain.follow(at, &entry, &stored_hash).map_err(|broken| {
                 let what = match broken {
-                    ChainBreak::Missing { expected, .. } => format!("ledger entry {expected} is missing or out of place"),
-                    ChainBreak::Altered { sequence } => format!("ledger entry {sequence} does not match its chain hash"),
+                    ChainBreak::Missing { expected, .. } => {
+                        format!("ledger entry {expected} is missing or out of place")
+                    }
+                    ChainBreak::Altered { sequence } => {
+                        format!("ledger entry {sequence} does not match its chain hash")
+                    }
                 };
                 StoreError::DataLoss { what }
             })?;
@@ -1305,7 +1309,6 @@ fn check_next_version_id(
     }
     Ok(())
 }
-
 
 /// Discards every upload still staged. Safe because the writer removes an
 /// upload's staging marker in the same atomic batch that publishes it, and

@@ -9,11 +9,11 @@
 
 use wormbox_model::{BucketName, ObjectKey, VersionId, VersionSelector};
 
-use crate::{StoreError, VersionInfo, external_id};
 use crate::backend::Keyspace;
 use crate::codec::{LockRecord, VersionRecord};
 use crate::keys;
 use crate::view::View;
+use crate::{StoreError, VersionInfo, external_id};
 
 /// The record stored under a version's internal id, `null` version or not.
 pub(crate) fn record(

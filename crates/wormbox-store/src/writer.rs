@@ -42,11 +42,11 @@ use crate::evidence::{self, Checkpoint, Signer};
 use crate::ledger::{self, LedgerEntry, LedgerOp};
 use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
 use crate::view::View;
-use crate::{keys, meta, versions};
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
     Lowering, MAX_DELETE_ENTRIES, NewObject, StoreError, VersioningChange, WriteAck, external_id,
 };
+use crate::{keys, meta, versions};
 pub(crate) use committer::CommitCounters;
 use committer::{Committer, InFlight, InFlightList, Job, Reply};
 #[cfg(test)]
@@ -1503,16 +1503,12 @@ fn refusal_fields(command: &Command) -> Option<EntryFields> {
         Command::DeleteObject { bucket, key, version: Some(v), .. } => {
             Some(fields(bucket, key.as_str(), &format!("permanent delete of version {}", v)))
         }
-        Command::SetRetention(set) => Some(fields(
-            &set.bucket,
-            set.key.as_str(),
-            &format!("retention change of version {}", set.version),
-        )),
-        Command::SetHold(set) => Some(fields(
-            &set.bucket,
-            set.key.as_str(),
-            &format!("legal hold change of version {}", set.version),
-        )),
+        Command::SetRetention(set) => {
+            Some(fields(&set.bucket, set.key.as_str(), &format!("retention change of version {}", set.version)))
+        }
+        Command::SetHold(set) => {
+            Some(fields(&set.bucket, set.key.as_str(), &format!("legal hold change of version {}", set.version)))
+        }
         Command::SetVersioning { bucket, .. } => Some(fields(bucket, "", "versioning change")),
         Command::ConfigureObjectLock { bucket, .. } => Some(fields(bucket, "", "object lock change")),
         Command::DeleteBucket { bucket } => Some(fields(bucket, "", "bucket delete")),
