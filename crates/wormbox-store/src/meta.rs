@@ -61,12 +61,17 @@ pub(crate) fn ledger_head_entry(sequence: u64, head: &Digest) -> (Vec<u8>, Vec<u
 
 /// The sequence of the last signed checkpoint, if one was signed.
 pub(crate) fn load_last_checkpoint(view: &(impl View + ?Sized)) -> Result<Option<u64>, StoreError> {
-    load(view, LAST_CHECKPOINT)?
-        .map(|raw| {
-            <[u8; 8]>::try_from(raw.as_slice())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::DataLoss { what: "the last checkpoint mark is malformed".to_owned() })
-        })
+    Ok(load_fixed(view, LAST_CHECKPOINT, "the last checkpoint mark is malformed")?.map(u64::from_be_bytes))
+}
+
+/// A fixed-width value, or data loss named by `malformed`.
+fn load_fixed<const N: usize>(
+    view: &(impl View + ?Sized),
+    key: &[u8],
+    malformed: &str,
+) -> Result<Option<[u8; N]>, StoreError> {
+    load(view, key)?
+        .map(|raw| <[u8; N]>::try_from(raw.as_slice()).map_err(|_| StoreError::DataLoss { what: malformed.to_owned() }))
         .transpose()
 }
 
@@ -77,13 +82,7 @@ pub(crate) fn last_checkpoint_entry(sequence: u64) -> (Vec<u8>, Vec<u8>) {
 
 /// The recorded format version, if one was recorded.
 pub(crate) fn load_format(view: &(impl View + ?Sized)) -> Result<Option<u32>, StoreError> {
-    load(view, FORMAT)?
-        .map(|raw| {
-            <[u8; 4]>::try_from(raw.as_slice())
-                .map(u32::from_be_bytes)
-                .map_err(|_| StoreError::DataLoss { what: "the archive's format version is malformed".to_owned() })
-        })
-        .transpose()
+    Ok(load_fixed(view, FORMAT, "the archive's format version is malformed")?.map(u32::from_be_bytes))
 }
 
 /// The key and value that record the format version.
