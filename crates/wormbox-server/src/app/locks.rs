@@ -13,7 +13,7 @@ use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{Actor, BucketInfo, Guarded, HoldChange, LockRecord};
 
 use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, MfaCode, version_text};
+use crate::app::{Access, App, AppError, MfaCode};
 
 /// PutObjectRetention.
 #[derive(Clone, Debug)]
@@ -78,7 +78,7 @@ impl App {
         // device a failure.
         let version = self.resolve(&bucket, &key, version)?;
         let bypass = self.may_bypass(actor, bypass_governance)?;
-        let what = format!("put-object-retention key={key} version={}", version_text(&version));
+        let what = format!("put-object-retention key={key} version={version}");
         let operation = Operation { bucket: bucket.to_string(), what };
         self.guarded(actor, Guard::BucketOwner(&bucket.clone()), mfa.as_ref(), operation, |_, code| async move {
             match code {
@@ -104,7 +104,7 @@ impl App {
     ) -> Result<(LockRecord, Option<u64>), AppError> {
         let PutObjectLegalHold { bucket, key, version, case_id, place, note, mfa } = request;
         let version = self.resolve(&bucket, &key, version)?;
-        let what = format!("release-legal-hold key={key} version={} case={case_id:?}", version_text(&version));
+        let what = format!("release-legal-hold key={key} version={version} case={case_id:?}");
         let operation = Operation { bucket: bucket.to_string(), what };
         // Placing a hold raises protection: it takes no code.
         let guard = if place { Guard::Unguarded } else { Guard::Lowering };

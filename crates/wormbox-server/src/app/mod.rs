@@ -148,15 +148,6 @@ impl App {
     }
 }
 
-/// A version as clients name it: `null` or the id's 26 characters. The one
-/// copy in this crate; it goes once `VersionSelector` has `Display`.
-pub(crate) fn version_text(selector: &VersionSelector) -> String {
-    match selector {
-        VersionSelector::Null => "null".to_owned(),
-        VersionSelector::Id(id) => id.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

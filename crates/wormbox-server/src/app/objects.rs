@@ -13,7 +13,7 @@ use wormbox_store::{
 };
 
 use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, AppUpload, MfaCode, version_text};
+use crate::app::{Access, App, AppError, AppUpload, MfaCode};
 
 /// PutObject (streamed: the body goes to the returned upload) and one
 /// Ingest record (the body is `data`).
@@ -144,7 +144,7 @@ impl App {
         let (Some(mfa), Some(selector)) = (mfa, version) else {
             return Ok(self.store.delete_object_guarded(actor, bucket, key, version, None, bypass).await?);
         };
-        let what = format!("delete-version key={key} version={}", version_text(&selector));
+        let what = format!("delete-version key={key} version={selector}");
         let operation = Operation { bucket: bucket.to_string(), what };
         self.guarded(actor, Guard::BucketOwner(&bucket.clone()), Some(&mfa), operation, |_, code| async move {
             match code {

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
 use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
-use crate::app::{self, App, AppUpload, version_text};
+use crate::app::{self, App, AppUpload};
 use crate::grpc::auth::authenticate;
 use crate::grpc::blocking;
 use crate::grpc::budget::{ReceiveBudget, Tickets};
@@ -381,7 +381,7 @@ impl Archive for ArchiveService {
         let mut response = v1::DeleteObjectsResponse::default();
         for outcome in each {
             let key = outcome.entry.key.to_string();
-            let version_id = outcome.entry.version.map(|v| version_text(&v)).unwrap_or_default();
+            let version_id = outcome.entry.version.map(|v| v.to_string()).unwrap_or_default();
             match outcome.result {
                 Ok(_) if request.quiet => {}
                 Ok(done) => response.deleted.push(v1::DeletedObject {
