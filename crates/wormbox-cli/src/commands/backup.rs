@@ -17,8 +17,8 @@ use serde_json::json;
 use wormbox_proto::v1;
 use wormbox_reports::backup::{BackupManifest, DB_DIR, MANIFEST_FILE, is_plain_file_name};
 
-use crate::evidence::write_whole;
-use crate::{Clients, print};
+use crate::commands::Context;
+use crate::output::write_whole;
 
 struct Receiving {
     name: String,
@@ -46,7 +46,7 @@ impl Receiving {
 }
 
 /// Runs the backup into `out`, which must not exist or be empty.
-pub(crate) async fn backup(clients: &Clients, out: &Path, json_mode: bool) -> anyhow::Result<()> {
+pub(crate) async fn backup(cx: &Context, out: &Path) -> anyhow::Result<()> {
     if let Ok(mut entries) = std::fs::read_dir(out)
         && entries.next().is_some()
     {
@@ -62,7 +62,7 @@ pub(crate) async fn backup(clients: &Clients, out: &Path, json_mode: bool) -> an
         .with_context(|| format!("creating {}", db.display()))?;
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", out.display()))?;
-    let mut stream = clients.admin().backup(v1::BackupRequest {}).await?.into_inner();
+    let mut stream = cx.clients.admin().backup(v1::BackupRequest {}).await?.into_inner();
     let mut current: Option<Receiving> = None;
     let mut received = Vec::new();
     let mut bytes = 0u64;
@@ -128,8 +128,7 @@ pub(crate) async fn backup(clients: &Clients, out: &Path, json_mode: bool) -> an
     let text = serde_json::to_string_pretty(&manifest)?;
     write_whole(&out.join(MANIFEST_FILE), format!("{text}\n").as_bytes())?;
     std::fs::File::open(out).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", out.display()))?;
-    print(
-        json_mode,
+    cx.print(
         json!({
             "dir": out.display().to_string(),
             "ledger_sequence": manifest.ledger_sequence,

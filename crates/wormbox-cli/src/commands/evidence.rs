@@ -2,6 +2,9 @@
 //! (online, or offline on a stopped appliance's files), the audit trail,
 //! the retention report, and the regulator's export and its verification.
 //!
+//! Each command's clap arguments stand beside its function here; the
+//! `--help` text of each top-level command is its variant's in `main.rs`.
+//!
 //! Invariant: offline commands only read: `verify --data-dir` opens RocksDB
 //! read-only, `verify-export` reads the export directory; an export writes
 //! each file whole (temporary name, synced, renamed) so that an interrupted
@@ -12,6 +15,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use wormbox_proto::v1;
 use wormbox_reports::audit::{self, AuditRecord};
@@ -21,7 +25,9 @@ use wormbox_reports::retention::{self, Total};
 use wormbox_reports::{CheckpointFile, ReportHeader, Row, Status, Summary};
 use wormbox_store::evidence::{self, IntegrityReport, VerifyOptions};
 
-use crate::{Clients, print};
+use crate::client::Clients;
+use crate::commands::Context;
+use crate::output::{mode_name, print, write_out, write_whole};
 
 /// A progress line on stderr, drawn only on a terminal; a total of 0 means
 /// unknown, and only the count is shown.
@@ -93,43 +99,20 @@ fn read_public_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     parse_public_key(&text).map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))
 }
 
-/// Writes `contents` to `path` whole: a temporary file, synced, then renamed.
-pub(crate) fn write_whole(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::File::create(&partial).with_context(|| format!("creating `{}`", partial.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing `{}`", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("renaming to `{}`", path.display()))
-}
-
-fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
-    match out {
-        Some(path) => write_whole(path, text.as_bytes()),
-        None => std::io::stdout().write_all(text.as_bytes()).context("writing to stdout"),
-    }
-}
-
-/// `wormbox checkpoint` and `wormbox admin pubkey`.
-pub(crate) async fn checkpoint(
-    clients: &Clients,
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    /// A stored checkpoint's ledger sequence; the current head when absent.
+    #[arg(long, default_value_t = 0)]
     sequence: u64,
+    /// Write the checkpoint (JSON) to this file, to keep outside the appliance.
+    #[arg(long)]
     out: Option<PathBuf>,
-    pubkey_only: bool,
-    json_mode: bool,
-) -> anyhow::Result<()> {
-    let reply = clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence }).await?.into_inner();
-    let public = hex::encode(&reply.public_key);
-    if pubkey_only {
-        let text = format!("{public}\n");
-        match out {
-            Some(path) => write_whole(&path, text.as_bytes())?,
-            None => {
-                print(json_mode, json!({"public_key": public, "key_id": evidence::key_id(&reply.public_key)}), public)
-            }
-        }
-        return Ok(());
-    }
+}
+
+/// `wormbox checkpoint`.
+pub(crate) async fn checkpoint(cx: &Context, args: CheckpointArgs) -> anyhow::Result<()> {
+    let CheckpointArgs { sequence, out } = args;
+    let reply = cx.clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence }).await?.into_inner();
     let file = checkpoint_file(&reply.checkpoint.context("the appliance sent no checkpoint")?);
     let text = serde_json::to_string_pretty(&file)? + "\n";
     match out {
@@ -137,7 +120,7 @@ pub(crate) async fn checkpoint(
             write_whole(&path, text.as_bytes())?;
             println!("checkpoint {} written to {}", file.sequence, path.display());
         }
-        None if json_mode => print!("{text}"),
+        None if cx.json => print!("{text}"),
         None => println!("{}", file.describe()),
     }
     Ok(())
@@ -171,14 +154,28 @@ fn finish_verify(report: &IntegrityReport, json_mode: bool, extra: &str) -> anyh
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// A stopped appliance's data directory, opened read-only.
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The appliance's public key (hex), obtained independently: offline
+    /// it checks the signatures (default DATA_DIR/checkpoint-signing.pub);
+    /// online the appliance must be signing with it.
+    #[arg(long)]
+    pub(crate) public_key: Option<PathBuf>,
+    /// A checkpoint file kept outside the appliance; repeatable.
+    #[arg(long = "checkpoint")]
+    pub(crate) checkpoints: Vec<PathBuf>,
+    /// Trust the chain up to this stored checkpoint and recompute from there.
+    #[arg(long)]
+    pub(crate) from_checkpoint: Option<u64>,
+}
+
 /// `wormbox verify --data-dir DIR`: on a stopped appliance's files, read-only.
-pub(crate) fn verify_offline(
-    data_dir: &Path,
-    public_key: Option<&Path>,
-    checkpoints: &[PathBuf],
-    from_checkpoint: Option<u64>,
-    json_mode: bool,
-) -> anyhow::Result<()> {
+pub(crate) fn verify_offline(data_dir: &Path, args: &VerifyArgs, json_mode: bool) -> anyhow::Result<()> {
+    let VerifyArgs { data_dir: _, public_key, checkpoints, from_checkpoint } = args;
+    let (public_key, from_checkpoint) = (public_key.as_deref(), *from_checkpoint);
     let db = if data_dir.join("db").is_dir() { data_dir.join("db") } else { data_dir.to_owned() };
     let key_path = public_key.map(Path::to_owned).unwrap_or_else(|| data_dir.join("checkpoint-signing.pub"));
     let key = read_public_key(&key_path)?;
@@ -202,16 +199,12 @@ pub(crate) fn verify_offline(
 }
 
 /// `wormbox verify`: on the running appliance.
-pub(crate) async fn verify_online(
-    clients: &Clients,
-    public_key: Option<&Path>,
-    checkpoints: &[PathBuf],
-    from_checkpoint: Option<u64>,
-    json_mode: bool,
-) -> anyhow::Result<()> {
+pub(crate) async fn verify_online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
+    let VerifyArgs { data_dir: _, public_key, checkpoints, from_checkpoint } = args;
+    let clients = &cx.clients;
     // The appliance checks with its own key; a key kept elsewhere must be that key.
     if let Some(path) = public_key {
-        let kept = read_public_key(path)?;
+        let kept = read_public_key(&path)?;
         let reply = clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence: 0 }).await?.into_inner();
         if reply.public_key != kept {
             bail!(
@@ -243,11 +236,11 @@ pub(crate) async fn verify_online(
             .collect(),
         divergence_count: r.divergence_count,
     };
-    finish_verify(&report, json_mode, &format!(" (recorded as ledger entry {})", r.ledger_sequence))
+    finish_verify(&report, cx.json, &format!(" (recorded as ledger entry {})", r.ledger_sequence))
 }
 
 /// The filters of `wormbox audit`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
     /// Entries at or after this time (RFC 3339 or YYYY-MM-DD).
     #[arg(long)]
@@ -317,7 +310,7 @@ async fn audit_records(clients: &Clients, request: v1::AuditLogRequest) -> anyho
 }
 
 /// `wormbox audit`.
-pub(crate) async fn audit(clients: &Clients, args: AuditArgs, json_mode: bool) -> anyhow::Result<()> {
+pub(crate) async fn audit(cx: &Context, args: AuditArgs) -> anyhow::Result<()> {
     let request = v1::AuditLogRequest {
         since_unix_micros: args.since.as_deref().map(parse_time).transpose()?.unwrap_or(0),
         until_unix_micros: args.until.as_deref().map(parse_time).transpose()?.unwrap_or(0),
@@ -328,7 +321,7 @@ pub(crate) async fn audit(clients: &Clients, args: AuditArgs, json_mode: bool) -
         from_sequence: args.from,
         to_sequence: args.to,
     };
-    let records = audit_records(clients, request).await?;
+    let records = audit_records(&cx.clients, request).await?;
     let mut out = String::new();
     if args.csv {
         audit::csv_header(&mut out);
@@ -336,7 +329,7 @@ pub(crate) async fn audit(clients: &Clients, args: AuditArgs, json_mode: bool) -
     for r in &records {
         if args.csv {
             audit::csv_record(&mut out, r);
-        } else if json_mode {
+        } else if cx.json {
             out.push_str(&audit::json_line(r));
             out.push('\n');
         } else {
@@ -407,19 +400,34 @@ fn row_of(r: v1::RetentionRow) -> anyhow::Result<Row> {
     })
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Every version and delete marker with its retention, holds and status,
+    /// and a summary, bound to signed checkpoints.
+    Retention {
+        /// Only this bucket; every bucket when absent.
+        #[arg(long, default_value = "")]
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// csv, json or html.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Output file; stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 /// `wormbox report retention`.
-pub(crate) async fn retention_report(
-    clients: &Clients,
-    bucket: String,
-    prefix: String,
-    format: &str,
-    out: Option<PathBuf>,
-) -> anyhow::Result<()> {
+pub(crate) async fn report(cx: &Context, command: ReportCommand) -> anyhow::Result<()> {
+    let ReportCommand::Retention { bucket, prefix, format, out } = command;
+    let format = format.as_str();
     if !["csv", "json", "html"].contains(&format) {
         bail!("--format must be csv, json or html, not `{format}`");
     }
     let request = v1::RetentionReportRequest { bucket, prefix };
-    let mut stream = clients.compliance().retention_report(request).await?.into_inner();
+    let mut stream = cx.clients.compliance().retention_report(request).await?.into_inner();
     let (mut header, mut rows, mut summary, mut progress) = (None, Vec::new(), None, None);
     while let Some(part) = stream.message().await? {
         match part.part {
@@ -496,7 +504,7 @@ async fn list_versions(clients: &Clients, bucket: &str, prefix: &str) -> anyhow:
                 sha256: hex::encode(&v.sha256),
                 size: v.size,
                 created_unix_micros: v.created_at_unix_micros,
-                retention_mode: retention.map(|r| crate::mode_name(r.mode).to_owned()).unwrap_or_default(),
+                retention_mode: retention.map(|r| mode_name(r.mode).to_owned()).unwrap_or_default(),
                 retain_until_unix_micros: retention.map(|r| r.retain_until_unix_micros),
                 legal_holds: v.legal_holds.iter().map(|h| h.case_id.clone()).collect(),
             });
@@ -516,8 +524,20 @@ fn file_matches(path: &Path, entry: &ManifestEntry) -> bool {
     })
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[arg(long)]
+    bucket: String,
+    #[arg(long, default_value = "")]
+    prefix: String,
+    #[arg(long)]
+    out: PathBuf,
+}
+
 /// `wormbox export`.
-pub(crate) async fn export(clients: &Clients, bucket: String, prefix: String, out: &Path) -> anyhow::Result<()> {
+pub(crate) async fn export(cx: &Context, args: ExportArgs) -> anyhow::Result<()> {
+    let ExportArgs { bucket, prefix, out } = args;
+    let (clients, out) = (&cx.clients, out.as_path());
     let state_path = out.join(export::STATE);
     let empty = match std::fs::read_dir(out) {
         Ok(mut listing) => listing.next().is_none(),
@@ -623,8 +643,17 @@ pub(crate) async fn export(clients: &Clients, bucket: String, prefix: String, ou
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct VerifyExportArgs {
+    dir: PathBuf,
+    /// The appliance's public key (hex), obtained independently of the export.
+    #[arg(long)]
+    public_key: Option<PathBuf>,
+}
+
 /// `wormbox verify-export`.
-pub(crate) fn verify_export(dir: &Path, public_key: Option<&Path>, json_mode: bool) -> anyhow::Result<()> {
+pub(crate) fn verify_export(args: &VerifyExportArgs, json_mode: bool) -> anyhow::Result<()> {
+    let (dir, public_key) = (args.dir.as_path(), args.public_key.as_deref());
     let key = public_key.map(read_public_key).transpose()?;
     let check = export::verify(dir, key.as_deref())?;
     let bound = check.checkpoint.as_ref().map(CheckpointFile::describe).unwrap_or_default();

@@ -1,0 +1,87 @@
+//! `wormbox hold place|release|list`: legal holds on a version.
+//!
+//! Invariant: placing a hold never reads a code; releasing one reads a code
+//! from `--mfa` when it is given.
+
+use clap::Subcommand;
+use serde_json::Value;
+use wormbox_proto::v1;
+
+use crate::commands::Context;
+use crate::output::hold_json;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HoldCommand {
+    /// Place a legal hold.
+    Place {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+        /// Case id; S3's single hold when absent.
+        #[arg(long, default_value = "")]
+        case: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Release a legal hold (--mfa from your own device once an admin has an active device).
+    Release {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+        #[arg(long, default_value = "")]
+        case: String,
+    },
+    /// List a version's legal holds.
+    List {
+        bucket: String,
+        key: String,
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+}
+
+pub(crate) async fn run(cx: &Context, command: HoldCommand) -> anyhow::Result<()> {
+    let mut compliance = cx.clients.compliance();
+    let holds = match command {
+        HoldCommand::Place { bucket, key, version_id, case, note } => {
+            let version_id = version_id.unwrap_or_default();
+            let request = v1::PutObjectLegalHoldRequest {
+                bucket,
+                key,
+                version_id,
+                case_id: case,
+                place: true,
+                note,
+                mfa: String::new(),
+            };
+            compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
+        }
+        HoldCommand::Release { bucket, key, version_id, case } => {
+            let version_id = version_id.unwrap_or_default();
+            let request = v1::PutObjectLegalHoldRequest {
+                bucket,
+                key,
+                version_id,
+                case_id: case,
+                place: false,
+                note: String::new(),
+                mfa: cx.mfa.optional_code()?,
+            };
+            compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
+        }
+        HoldCommand::List { bucket, key, version_id } => {
+            let request = v1::GetObjectLegalHoldRequest { bucket, key, version_id: version_id.unwrap_or_default() };
+            compliance.get_object_legal_hold(request).await?.into_inner().legal_holds
+        }
+    };
+    let value = Value::Array(holds.iter().map(hold_json).collect());
+    let text = holds
+        .iter()
+        .map(|h| format!("{}  by {}  {}", h.case_id, h.placed_by, wormbox_model::Timestamp(h.placed_at_unix_micros)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    cx.print(value, if text.is_empty() { "no legal holds".to_owned() } else { text });
+    Ok(())
+}
