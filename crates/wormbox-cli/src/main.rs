@@ -22,7 +22,8 @@ use tonic_types::StatusExt;
 
 use crate::client::{Mfa, Target};
 use crate::commands::{
-    Context, admin, bucket, clock, delete_objects, evidence, hold, mfa, object, principal, retention,
+    Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, report,
+    retention, verify,
 };
 
 /// Operate a Wormbox archive over gRPC.
@@ -94,22 +95,22 @@ enum Command {
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// A signed checkpoint of the ledger (the current head, or a stored one).
-    Checkpoint(evidence::CheckpointArgs),
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Recompute the ledger chain, check every checkpoint and re-hash every
     /// version; exits non-zero on any divergence. With --data-dir, offline on
     /// a stopped appliance's data directory (or a copy).
-    Verify(evidence::VerifyArgs),
+    Verify(verify::VerifyArgs),
     /// The audit trail: ledger entries, filtered (admins and auditors).
-    Audit(evidence::AuditArgs),
+    Audit(audit::AuditArgs),
     /// Reports for compliance officers.
     #[command(subcommand)]
-    Report(evidence::ReportCommand),
+    Report(report::ReportCommand),
     /// Export a bucket's versions, manifest, audit trail, checkpoint and
     /// public key to a directory a regulator can verify offline. Resumes an
     /// interrupted export into the same directory; refuses any other non-empty one.
-    Export(evidence::ExportArgs),
+    Export(export::ExportArgs),
     /// Verify an export directory without the appliance.
-    VerifyExport(evidence::VerifyExportArgs),
+    VerifyExport(export::VerifyExportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -141,10 +142,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Verify(args) = &cli.command
         && let Some(dir) = &args.data_dir
     {
-        return evidence::verify_offline(dir, args, cli.json);
+        return verify::offline(dir, args, cli.json);
     }
     if let Command::VerifyExport(args) = &cli.command {
-        return evidence::verify_export(args, cli.json);
+        return export::verify(args, cli.json);
     }
     let target = Target {
         endpoint: &cli.endpoint,
@@ -169,11 +170,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mfa(command) => mfa::run(&cx, command).await,
         Command::Clock(command) => clock::run(&cx, command).await,
         Command::Admin(command) => admin::run(&cx, command).await,
-        Command::Checkpoint(args) => evidence::checkpoint(&cx, args).await,
-        Command::Verify(args) => evidence::verify_online(&cx, args).await,
-        Command::Audit(args) => evidence::audit(&cx, args).await,
-        Command::Report(command) => evidence::report(&cx, command).await,
-        Command::Export(args) => evidence::export(&cx, args).await,
-        Command::VerifyExport(args) => evidence::verify_export(&args, cx.json),
+        Command::Checkpoint(args) => checkpoint::run(&cx, args).await,
+        Command::Verify(args) => verify::online(&cx, args).await,
+        Command::Audit(args) => audit::run(&cx, args).await,
+        Command::Report(command) => report::run(&cx, command).await,
+        Command::Export(args) => export::run(&cx, args).await,
+        Command::VerifyExport(args) => export::verify(&args, cx.json),
     }
 }

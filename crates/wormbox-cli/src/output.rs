@@ -6,7 +6,7 @@
 //! line) and nothing else on stdout; a file is written whole (a temporary
 //! name, synced, renamed) or not at all.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -59,4 +59,47 @@ pub(crate) fn hold_json(h: &v1::LegalHold) -> Value {
         "placed_at": wormbox_model::Timestamp(h.placed_at_unix_micros).to_rfc3339(),
         "note": h.note,
     })
+}
+
+/// A progress line on stderr, drawn only on a terminal; a total of 0 means
+/// unknown, and only the count is shown.
+pub(crate) struct Progress {
+    what: &'static str,
+    total: u64,
+    done: u64,
+    shown: std::time::Instant,
+    draw: bool,
+}
+
+impl Progress {
+    pub(crate) fn new(what: &'static str, total: u64) -> Progress {
+        Progress { what, total, done: 0, shown: std::time::Instant::now(), draw: std::io::stderr().is_terminal() }
+    }
+
+    pub(crate) fn step(&mut self, by: u64) {
+        self.done += by;
+        if self.draw && (self.shown.elapsed().as_millis() >= 100 || self.done == self.total) {
+            self.shown = std::time::Instant::now();
+            let width = 30u64;
+            match (self.done.min(self.total) * width).checked_div(self.total) {
+                Some(filled) => {
+                    let bar: String = (0..width).map(|n| if n < filled { '#' } else { ' ' }).collect();
+                    eprint!("\r[{bar}] {}/{} {}", self.done, self.total, self.what);
+                }
+                None => eprint!("\r{} {}", self.done, self.what),
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    /// Moves the count to `done` in all (for callers that report a running total).
+    pub(crate) fn reach(&mut self, done: u64) {
+        self.step(done - self.done);
+    }
+
+    pub(crate) fn finish(&self) {
+        if self.draw {
+            eprintln!();
+        }
+    }
 }

@@ -7,17 +7,15 @@ use clap::Subcommand;
 use serde_json::Value;
 use wormbox_proto::v1;
 
-use crate::commands::Context;
+use crate::commands::{Context, VersionArgs};
 use crate::output::hold_json;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum HoldCommand {
     /// Place a legal hold.
     Place {
-        bucket: String,
-        key: String,
-        #[arg(long)]
-        version_id: Option<String>,
+        #[command(flatten)]
+        version: VersionArgs,
         /// Case id; S3's single hold when absent.
         #[arg(long, default_value = "")]
         case: String,
@@ -26,52 +24,31 @@ pub(crate) enum HoldCommand {
     },
     /// Release a legal hold (--mfa from your own device once an admin has an active device).
     Release {
-        bucket: String,
-        key: String,
-        #[arg(long)]
-        version_id: Option<String>,
+        #[command(flatten)]
+        version: VersionArgs,
         #[arg(long, default_value = "")]
         case: String,
     },
     /// List a version's legal holds.
     List {
-        bucket: String,
-        key: String,
-        #[arg(long)]
-        version_id: Option<String>,
+        #[command(flatten)]
+        version: VersionArgs,
     },
 }
 
 pub(crate) async fn run(cx: &Context, command: HoldCommand) -> anyhow::Result<()> {
     let mut compliance = cx.clients.compliance();
     let holds = match command {
-        HoldCommand::Place { bucket, key, version_id, case, note } => {
-            let version_id = version_id.unwrap_or_default();
-            let request = v1::PutObjectLegalHoldRequest {
-                bucket,
-                key,
-                version_id,
-                case_id: case,
-                place: true,
-                note,
-                mfa: String::new(),
-            };
+        HoldCommand::Place { version, case, note } => {
+            let request = v1::PutObjectLegalHoldRequest { case_id: case, place: true, note, ..on_version(version) };
             compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
         }
-        HoldCommand::Release { bucket, key, version_id, case } => {
-            let version_id = version_id.unwrap_or_default();
-            let request = v1::PutObjectLegalHoldRequest {
-                bucket,
-                key,
-                version_id,
-                case_id: case,
-                place: false,
-                note: String::new(),
-                mfa: cx.mfa.optional_code()?,
-            };
+        HoldCommand::Release { version, case } => {
+            let mfa = cx.mfa.optional_code()?;
+            let request = v1::PutObjectLegalHoldRequest { case_id: case, place: false, mfa, ..on_version(version) };
             compliance.put_object_legal_hold(request).await?.into_inner().legal_holds
         }
-        HoldCommand::List { bucket, key, version_id } => {
+        HoldCommand::List { version: VersionArgs { bucket, key, version_id } } => {
             let request = v1::GetObjectLegalHoldRequest { bucket, key, version_id: version_id.unwrap_or_default() };
             compliance.get_object_legal_hold(request).await?.into_inner().legal_holds
         }
@@ -84,4 +61,10 @@ pub(crate) async fn run(cx: &Context, command: HoldCommand) -> anyhow::Result<()
         .join("\n");
     cx.print(value, if text.is_empty() { "no legal holds".to_owned() } else { text });
     Ok(())
+}
+
+/// A hold request for `version`, the rest of it empty: no note and no code.
+fn on_version(version: VersionArgs) -> v1::PutObjectLegalHoldRequest {
+    let VersionArgs { bucket, key, version_id } = version;
+    v1::PutObjectLegalHoldRequest { bucket, key, version_id: version_id.unwrap_or_default(), ..Default::default() }
 }

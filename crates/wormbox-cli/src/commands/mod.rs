@@ -9,21 +9,26 @@
 //! `Context::print` (or, for files and streams, `output`), so `--json`,
 //! `--mfa` and the credential mean the same for every command.
 
+use clap::Args;
 use serde_json::Value;
 
 use crate::client::{Clients, Mfa};
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod bucket;
+pub(crate) mod checkpoint;
 pub(crate) mod clock;
 pub(crate) mod delete_objects;
-pub(crate) mod evidence;
+pub(crate) mod export;
 pub(crate) mod hold;
 pub(crate) mod mfa;
 pub(crate) mod object;
 pub(crate) mod principal;
+pub(crate) mod report;
 pub(crate) mod retention;
+pub(crate) mod verify;
 
 /// What every online command runs with: the connection, the `--mfa` source
 /// and the output mode.
@@ -38,4 +43,14 @@ impl Context {
     pub(crate) fn print(&self, value: Value, text: String) {
         crate::output::print(self.json, value, text);
     }
+}
+
+/// A version named on the command line: bucket and key, and the version id
+/// (the latest version when absent).
+#[derive(Debug, Args)]
+pub(crate) struct VersionArgs {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    #[arg(long)]
+    pub(crate) version_id: Option<String>,
 }

@@ -14,7 +14,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use wormbox_proto::v1;
 
-use crate::commands::Context;
+use crate::commands::{Context, VersionArgs};
 use crate::output::{hold_json, retention_json};
 use crate::parse::parse_retention;
 
@@ -42,10 +42,8 @@ pub(crate) struct PutArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    bucket: String,
-    key: String,
-    #[arg(long)]
-    version_id: Option<String>,
+    #[command(flatten)]
+    version: VersionArgs,
     /// Output file; stdout when absent.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -53,30 +51,34 @@ pub(crate) struct GetArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct HeadArgs {
-    bucket: String,
-    key: String,
-    #[arg(long)]
-    version_id: Option<String>,
+    #[command(flatten)]
+    version: VersionArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RmArgs {
-    bucket: String,
-    key: String,
-    #[arg(long)]
-    version_id: Option<String>,
+    #[command(flatten)]
+    version: VersionArgs,
     /// Purge a version under GOVERNANCE retention (needs the bypass right).
     #[arg(long)]
     bypass_governance: bool,
 }
 
+/// What both listings take: the bucket, and the prefix and delimiter that
+/// select and group its keys.
 #[derive(Debug, Args)]
-pub(crate) struct VersionsArgs {
+struct ListingArgs {
     bucket: String,
     #[arg(long, default_value = "")]
     prefix: String,
     #[arg(long, default_value = "")]
     delimiter: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VersionsArgs {
+    #[command(flatten)]
+    listing: ListingArgs,
     #[arg(long, default_value = "")]
     key_marker: String,
     #[arg(long, default_value = "")]
@@ -87,11 +89,8 @@ pub(crate) struct VersionsArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LsArgs {
-    bucket: String,
-    #[arg(long, default_value = "")]
-    prefix: String,
-    #[arg(long, default_value = "")]
-    delimiter: String,
+    #[command(flatten)]
+    listing: ListingArgs,
     #[arg(long, default_value = "")]
     start_after: String,
     #[arg(long, default_value_t = 1000)]
@@ -167,7 +166,7 @@ pub(crate) async fn put(cx: &Context, args: PutArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn get(cx: &Context, args: GetArgs) -> anyhow::Result<()> {
-    let GetArgs { bucket, key, version_id, output } = args;
+    let GetArgs { version: VersionArgs { bucket, key, version_id }, output } = args;
     let request = v1::GetObjectRequest { bucket, key, version_id: version_id.unwrap_or_default() };
     let mut stream = cx.clients.archive().get_object(request).await?.into_inner();
     let mut sink: Box<dyn Write> = match &output {
@@ -184,7 +183,7 @@ pub(crate) async fn get(cx: &Context, args: GetArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn head(cx: &Context, args: HeadArgs) -> anyhow::Result<()> {
-    let HeadArgs { bucket, key, version_id } = args;
+    let HeadArgs { version: VersionArgs { bucket, key, version_id } } = args;
     let request = v1::HeadObjectRequest { bucket, key, version_id: version_id.unwrap_or_default() };
     let version = cx.clients.archive().head_object(request).await?.into_inner().version.unwrap_or_default();
     let text = format!("{}\nsha256={}", version_line(&version), hex::encode(&version.sha256));
@@ -193,7 +192,7 @@ pub(crate) async fn head(cx: &Context, args: HeadArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn rm(cx: &Context, args: RmArgs) -> anyhow::Result<()> {
-    let RmArgs { bucket, key, version_id, bypass_governance } = args;
+    let RmArgs { version: VersionArgs { bucket, key, version_id }, bypass_governance } = args;
     // A marker destroys nothing: no code is read or spent for it.
     let mfa = if version_id.is_some() { cx.mfa.optional_code()? } else { String::new() };
     let request =
@@ -214,7 +213,8 @@ pub(crate) async fn rm(cx: &Context, args: RmArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn versions(cx: &Context, args: VersionsArgs) -> anyhow::Result<()> {
-    let VersionsArgs { bucket, prefix, delimiter, key_marker, version_id_marker, max_keys } = args;
+    let VersionsArgs { listing: ListingArgs { bucket, prefix, delimiter }, key_marker, version_id_marker, max_keys } =
+        args;
     let request = v1::ListObjectVersionsRequest { bucket, prefix, delimiter, key_marker, version_id_marker, max_keys };
     let page = cx.clients.archive().list_object_versions(request).await?.into_inner();
     let mut all: Vec<&v1::ObjectVersion> = page.versions.iter().chain(&page.delete_markers).collect();
@@ -240,7 +240,7 @@ pub(crate) async fn versions(cx: &Context, args: VersionsArgs) -> anyhow::Result
 }
 
 pub(crate) async fn ls(cx: &Context, args: LsArgs) -> anyhow::Result<()> {
-    let LsArgs { bucket, prefix, delimiter, start_after, max_keys } = args;
+    let LsArgs { listing: ListingArgs { bucket, prefix, delimiter }, start_after, max_keys } = args;
     let request = v1::ListObjectsRequest { bucket, prefix, delimiter, start_after, max_keys, ..Default::default() };
     let page = cx.clients.archive().list_objects(request).await?.into_inner();
     let mut lines: Vec<String> = page.common_prefixes.iter().map(|p| format!("PREFIX {p}")).collect();

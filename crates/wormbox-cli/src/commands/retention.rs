@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::Value;
 use wormbox_proto::v1;
 
-use crate::commands::Context;
+use crate::commands::{Context, VersionArgs};
 use crate::output::retention_json;
 use crate::parse::parse_retention;
 
@@ -16,18 +16,14 @@ use crate::parse::parse_retention;
 pub(crate) enum RetentionCommand {
     /// Show a version's retention (the latest version without --version-id).
     Get {
-        bucket: String,
-        key: String,
-        #[arg(long)]
-        version_id: Option<String>,
+        #[command(flatten)]
+        version: VersionArgs,
     },
     /// Set MODE:UNTIL (e.g. governance:2030-06-30), or `none` to remove.
     Set {
-        bucket: String,
-        key: String,
+        #[command(flatten)]
+        version: VersionArgs,
         retention: String,
-        #[arg(long)]
-        version_id: Option<String>,
         /// Override GOVERNANCE retention (needs the bypass right; --mfa with MFA Delete on).
         #[arg(long)]
         bypass_governance: bool,
@@ -37,11 +33,11 @@ pub(crate) enum RetentionCommand {
 pub(crate) async fn run(cx: &Context, command: RetentionCommand) -> anyhow::Result<()> {
     let mut compliance = cx.clients.compliance();
     let retention = match command {
-        RetentionCommand::Get { bucket, key, version_id } => {
+        RetentionCommand::Get { version: VersionArgs { bucket, key, version_id } } => {
             let request = v1::GetObjectRetentionRequest { bucket, key, version_id: version_id.unwrap_or_default() };
             compliance.get_object_retention(request).await?.into_inner().retention
         }
-        RetentionCommand::Set { bucket, key, retention, version_id, bypass_governance } => {
+        RetentionCommand::Set { version: VersionArgs { bucket, key, version_id }, retention, bypass_governance } => {
             let retention = if retention == "none" { None } else { Some(parse_retention(&retention)?) };
             let mfa = cx.mfa.optional_code()?;
             let request = v1::PutObjectRetentionRequest {

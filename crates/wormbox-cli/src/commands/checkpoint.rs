@@ -1,0 +1,76 @@
+//! `wormbox checkpoint`: a signed checkpoint of the ledger, and the
+//! checkpoint and public-key files the other evidence commands read and write.
+//!
+//! Invariant: a checkpoint file holds exactly what the appliance signed (its
+//! sequence, head, time, signature and key id); reading one back checks its
+//! shape before anything trusts it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use wormbox_proto::v1;
+use wormbox_reports::CheckpointFile;
+use wormbox_reports::checkpoint::parse_public_key;
+
+use crate::commands::Context;
+use crate::output::write_whole;
+
+pub(crate) fn checkpoint_file(w: &v1::Checkpoint) -> CheckpointFile {
+    CheckpointFile {
+        sequence: w.sequence,
+        head: hex::encode(&w.head),
+        time_unix_micros: w.time_unix_micros,
+        time: wormbox_model::Timestamp(w.time_unix_micros).to_rfc3339(),
+        signature: hex::encode(&w.signature),
+        key_id: w.key_id.clone(),
+    }
+}
+
+pub(crate) fn checkpoint_to_wire(file: &CheckpointFile) -> anyhow::Result<v1::Checkpoint> {
+    let c = file.checkpoint().map_err(anyhow::Error::msg)?;
+    Ok(v1::Checkpoint {
+        sequence: c.sequence,
+        head: c.head.0.to_vec(),
+        time_unix_micros: c.time.0,
+        signature: c.signature,
+        key_id: file.key_id.clone(),
+    })
+}
+
+pub(crate) fn read_checkpoint_file(path: &Path) -> anyhow::Result<CheckpointFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("`{}` is not a checkpoint file", path.display()))
+}
+
+pub(crate) fn read_public_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
+    parse_public_key(&text).map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    /// A stored checkpoint's ledger sequence; the current head when absent.
+    #[arg(long, default_value_t = 0)]
+    sequence: u64,
+    /// Write the checkpoint (JSON) to this file, to keep outside the appliance.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `wormbox checkpoint`.
+pub(crate) async fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<()> {
+    let CheckpointArgs { sequence, out } = args;
+    let reply = cx.clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence }).await?.into_inner();
+    let file = checkpoint_file(&reply.checkpoint.context("the appliance sent no checkpoint")?);
+    let text = serde_json::to_string_pretty(&file)? + "\n";
+    match out {
+        Some(path) => {
+            write_whole(&path, text.as_bytes())?;
+            println!("checkpoint {} written to {}", file.sequence, path.display());
+        }
+        None if cx.json => print!("{text}"),
+        None => println!("{}", file.describe()),
+    }
+    Ok(())
+}
