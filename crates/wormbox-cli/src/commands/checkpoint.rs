@@ -16,6 +16,7 @@ use wormbox_reports::checkpoint::parse_public_key;
 use crate::commands::Context;
 use crate::output::write_whole;
 
+/// The file form of a checkpoint the appliance sent (hex and RFC 3339 beside the raw fields).
 pub(crate) fn checkpoint_file(w: &v1::Checkpoint) -> CheckpointFile {
     CheckpointFile {
         sequence: w.sequence,
@@ -27,6 +28,7 @@ pub(crate) fn checkpoint_file(w: &v1::Checkpoint) -> CheckpointFile {
     }
 }
 
+/// A kept checkpoint file, back in the form the appliance checks.
 pub(crate) fn checkpoint_to_wire(file: &CheckpointFile) -> anyhow::Result<v1::Checkpoint> {
     let c = file.checkpoint().map_err(anyhow::Error::msg)?;
     Ok(v1::Checkpoint {
@@ -38,11 +40,13 @@ pub(crate) fn checkpoint_to_wire(file: &CheckpointFile) -> anyhow::Result<v1::Ch
     })
 }
 
+/// Reads a checkpoint file kept outside the appliance.
 pub(crate) fn read_checkpoint_file(path: &Path) -> anyhow::Result<CheckpointFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("`{}` is not a checkpoint file", path.display()))
 }
 
+/// Reads a public key file (hex), obtained independently of what it checks.
 pub(crate) fn read_public_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
     parse_public_key(&text).map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))

@@ -54,13 +54,13 @@ pub(crate) struct VerifyArgs {
     /// it checks the signatures (default DATA_DIR/checkpoint-signing.pub);
     /// online the appliance must be signing with it.
     #[arg(long)]
-    pub(crate) public_key: Option<PathBuf>,
+    public_key: Option<PathBuf>,
     /// A checkpoint file kept outside the appliance; repeatable.
     #[arg(long = "checkpoint")]
-    pub(crate) checkpoints: Vec<PathBuf>,
+    checkpoints: Vec<PathBuf>,
     /// Trust the chain up to this stored checkpoint and recompute from there.
     #[arg(long)]
-    pub(crate) from_checkpoint: Option<u64>,
+    from_checkpoint: Option<u64>,
 }
 
 /// `wormbox verify --data-dir DIR`: on a stopped appliance's files, read-only.
