@@ -422,7 +422,7 @@ impl Store {
     /// rules of `retention::judge_change`. `bypass` means the request set
     /// `bypass_governance` and the caller holds the bypass right; `mfa` names
     /// the device whose code the authority spent. A refusal is a ledger entry.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // one argument per field of S3's PutObjectRetention, as the tests call it
     pub async fn set_retention(
         &self,
         actor: &Actor,
@@ -442,7 +442,7 @@ impl Store {
 
     /// `set_retention` with a code that the writer hands to the MFA authority
     /// only once the change itself is allowed (`CodeCheck`).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // `set_retention`'s fields, and the code
     pub async fn set_retention_with_code(
         &self,
         actor: &Actor,
@@ -465,7 +465,7 @@ impl Store {
     /// Places (`place`) or releases the legal hold `case_id` on a version:
     /// admins and auditors only (a refusal is a ledger entry); the bucket must
     /// have Object Lock. Placing a present hold or releasing an absent one is a no-op.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the fields of `HoldChange`, one by one, for tests; `change_legal_hold` takes it whole
     pub async fn set_legal_hold(
         &self,
         actor: &Actor,
