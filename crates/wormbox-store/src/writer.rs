@@ -37,23 +37,31 @@ use wormbox_model::{
 };
 
 use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
-use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
+use crate::codec::{BucketRecord, LockRecord, PrincipalRecord};
 use crate::evidence::{self, Checkpoint, Signer};
 use crate::ledger::{self, LedgerEntry, LedgerOp};
-use crate::retention::{self, DefaultRetention, LegalHold, LockError, Override, Retention};
+use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
 use crate::{
-    Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
-    Lowering, MAX_DELETE_ENTRIES, NewObject, StoreError, VersioningChange, WriteAck, external_id,
+    Actor, BucketInfo, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome, Lowering,
+    NewObject, StoreError, VersioningChange, WriteAck,
 };
-use crate::{keys, meta, versions};
+use crate::{keys, meta};
 pub(crate) use committer::CommitCounters;
 use committer::{Committer, InFlight, InFlightList, Job, Reply};
+use ops::bucket::{configure_object_lock, create_bucket, delete_bucket, set_versioning};
+use ops::checkpoint::{record_integrity, sign_checkpoint};
+use ops::clock::{accept_clock_forward, read_clock};
+use ops::device::{run_device_update, update_devices};
+use ops::lock::{set_hold, set_retention};
+use ops::object::{delete_object, delete_objects, put_version};
+use ops::principal::{create_principal, revoke_principal};
 #[cfg(test)]
 pub(crate) use refusals::PER_WINDOW as REFUSALS_PER_WINDOW;
 use refusals::RefusalBudget;
 
 mod committer;
+mod ops;
 mod refusals;
 
 /// Most commands in one group commit.
@@ -797,18 +805,6 @@ struct EntryFields {
     detail: String,
 }
 
-/// The clocks as `txn` sees them, the system clock reading `system`.
-fn clock_status(txn: &Txn<'_>, system: Timestamp, compliance: Timestamp) -> ClockStatus {
-    let clock = &txn.state.compliance;
-    ClockStatus {
-        system,
-        compliance,
-        held_back: clock.held_back(system),
-        catch_up_per_year: clock.policy().catch_up_per_year,
-        caught_up_at: clock.caught_up_at(system),
-    }
-}
-
 fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
     match command {
         Command::CreateBucket { bucket, object_lock } => create_bucket(txn, actor, bucket, object_lock),
@@ -826,71 +822,12 @@ fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, 
         Command::DeleteObjects(delete) => delete_objects(txn, actor, *delete),
         Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
         Command::Guarded { command, code } => guarded(txn, actor, *command, code),
-        Command::AcceptClockForward { mfa } => {
-            if actor.role != wormbox_model::Role::Admin {
-                return Err(StoreError::AccessDenied("only an admin accepts the clock forward".into()));
-            }
-            let system = txn.clock.now();
-            txn.tick();
-            // Judged before any code is spent (`guarded`): nothing to accept
-            // is a refusal, not an accepted code.
-            if txn.state.compliance.held_back(system).is_none() {
-                return Err(StoreError::InvalidArgument(
-                    "the compliance clock is not behind the system clock: there is no jump to accept".into(),
-                ));
-            }
-            let (from, to) = txn.state.compliance.accept_forward(system, txn.clock.monotonic());
-            let now = txn.tick();
-            let detail = format!("compliance clock {} -> {}; mfa {mfa}", from.to_rfc3339(), to.to_rfc3339());
-            let sequence = txn.record(actor, LedgerOp::ClockAccepted, EntryFields { detail, ..EntryFields::default() });
-            Ok(Outcome::Clock(clock_status(txn, system, now), Some(sequence)))
-        }
-        Command::ClockStatus => {
-            let system = txn.clock.now();
-            let compliance = txn.tick();
-            Ok(Outcome::Clock(clock_status(txn, system, compliance), None))
-        }
-        Command::CreatePrincipal { access_key, record } => {
-            if txn.get(Keyspace::Principals, access_key.as_bytes())?.is_some() {
-                return Err(StoreError::InvalidArgument(format!("access key `{access_key}` exists")));
-            }
-            let mut record = *record;
-            record.created_at = txn.tick();
-            let detail = format!(
-                "name={} role={}{}",
-                record.name,
-                record.role.as_str(),
-                if record.bypass_governance { " bypass-governance" } else { "" }
-            );
-            txn.put(Keyspace::Principals, access_key.as_bytes().to_vec(), record.encode());
-            let fields = EntryFields { key: access_key, detail, ..EntryFields::default() };
-            Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::PrincipalCreated, fields))))
-        }
-        Command::RevokePrincipal { access_key } => {
-            if access_key == actor.access_key {
-                return Err(StoreError::AccessDenied("a principal cannot revoke its own key".to_owned()));
-            }
-            let raw = txn
-                .get(Keyspace::Principals, access_key.as_bytes())?
-                .ok_or_else(|| StoreError::NoSuchPrincipal(access_key.clone()))?;
-            let mut record = PrincipalRecord::decode(&raw)?;
-            if record.revoked_at.is_some() {
-                return Ok(Outcome::Sequence(None));
-            }
-            record.revoked_at = Some(txn.tick());
-            txn.put(Keyspace::Principals, access_key.as_bytes().to_vec(), record.encode());
-            let fields = EntryFields { key: access_key, ..EntryFields::default() };
-            Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::PrincipalRevoked, fields))))
-        }
-        Command::Checkpoint => match txn.checkpoint() {
-            Some(checkpoint) => Ok(Outcome::Checkpoint(checkpoint)),
-            None => Err(StoreError::InvalidArgument("this store has no checkpoint signing key".to_owned())),
-        },
-        Command::RecordIntegrity { ok, detail } => {
-            let op = if ok { LedgerOp::IntegrityVerified } else { LedgerOp::IntegrityFailed };
-            let fields = EntryFields { detail, ..EntryFields::default() };
-            Ok(Outcome::Sequence(Some(txn.record(actor, op, fields))))
-        }
+        Command::AcceptClockForward { mfa } => accept_clock_forward(txn, actor, mfa),
+        Command::ClockStatus => read_clock(txn),
+        Command::CreatePrincipal { access_key, record } => create_principal(txn, actor, access_key, *record),
+        Command::RevokePrincipal { access_key } => revoke_principal(txn, actor, access_key),
+        Command::Checkpoint => sign_checkpoint(txn),
+        Command::RecordIntegrity { ok, detail } => record_integrity(txn, actor, ok, detail),
     }
 }
 
@@ -904,151 +841,6 @@ pub(crate) fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo
         object_lock: record.object_lock,
         default_retention: record.default_retention,
     }
-}
-
-fn require_owner(actor: &Actor, bucket: &BucketName, record: &BucketRecord) -> Result<(), StoreError> {
-    if actor.role == wormbox_model::Role::Admin || actor.access_key == record.owner {
-        Ok(())
-    } else {
-        Err(StoreError::AccessDenied(format!("only the owner of bucket `{bucket}` or an admin may do this")))
-    }
-}
-
-fn create_bucket(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    bucket: BucketName,
-    object_lock: bool,
-) -> Result<Outcome, StoreError> {
-    if txn.get(Keyspace::Buckets, bucket.as_str().as_bytes())?.is_some() {
-        return Err(StoreError::BucketExists { bucket: bucket.to_string() });
-    }
-    let record = BucketRecord {
-        owner: actor.access_key.clone(),
-        // Object Lock forces versioning on, for good.
-        versioning: if object_lock { VersioningState::Enabled } else { VersioningState::Unversioned },
-        created_at: txn.tick(),
-        mfa_delete: false,
-        object_lock,
-        default_retention: None,
-    };
-    txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
-    let detail = if object_lock { "object-lock on".to_owned() } else { String::new() };
-    let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
-    let sequence = txn.record(actor, LedgerOp::BucketCreated, fields);
-    Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
-}
-
-fn delete_bucket(txn: &mut Txn<'_>, actor: &Actor, bucket: &BucketName) -> Result<Outcome, StoreError> {
-    let record = txn.bucket(bucket)?;
-    require_owner(actor, bucket, &record)?;
-    if txn.any_with_prefix(Keyspace::Versions, &keys::bucket_prefix(bucket))? {
-        return Err(StoreError::BucketNotEmpty { bucket: bucket.to_string() });
-    }
-    txn.delete(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec());
-    let fields = EntryFields { bucket: bucket.to_string(), ..EntryFields::default() };
-    Ok(Outcome::Sequence(Some(txn.record(actor, LedgerOp::BucketDeleted, fields))))
-}
-
-fn set_versioning(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    bucket: BucketName,
-    change: VersioningChange,
-) -> Result<Outcome, StoreError> {
-    let mut record = txn.bucket(&bucket)?;
-    // The owner alone, as in S3: an admin key is not the owner's consent to
-    // weaken (or strengthen) the owner's bucket.
-    if actor.access_key != record.owner {
-        return Err(StoreError::AccessDenied(format!(
-            "only the owner of bucket `{bucket}` changes its versioning or MFA Delete, admins included"
-        )));
-    }
-    let state = change.state.unwrap_or(record.versioning);
-    let mfa_delete = change.mfa_delete.unwrap_or(record.mfa_delete);
-    if record.object_lock && state != VersioningState::Enabled {
-        return Err(StoreError::VersioningLocked { bucket: bucket.to_string() });
-    }
-    if !record.versioning.may_become(state) {
-        return Err(StoreError::InvalidArgument(format!(
-            "a bucket that has been versioned cannot return to {}",
-            state.as_str()
-        )));
-    }
-    if mfa_delete && state == VersioningState::Unversioned {
-        return Err(StoreError::InvalidArgument("MFA Delete needs versioning Enabled or Suspended".to_owned()));
-    }
-    // Refused before any code is asked for: no code makes it allowed. A
-    // request that turns MFA Delete off may suspend, with the code that
-    // turning it off needs.
-    if mfa_delete && state == VersioningState::Suspended {
-        return Err(StoreError::SuspendedWithMfaDelete { bucket: bucket.to_string() });
-    }
-    if record.versioning == state && record.mfa_delete == mfa_delete {
-        return Ok(Outcome::Bucket(bucket_info(bucket, &record), None));
-    }
-    // While MFA Delete is on, and to turn it on or off, a spent code is required.
-    if (record.mfa_delete || mfa_delete) && change.mfa.is_none() {
-        return Err(StoreError::MfaRequired { bucket: bucket.to_string() });
-    }
-    let mut detail = format!("{} -> {}", record.versioning.as_str(), state.as_str());
-    if mfa_delete != record.mfa_delete {
-        detail.push_str(if mfa_delete { "; mfa-delete on" } else { "; mfa-delete off" });
-    }
-    if let Some(serial) = &change.mfa {
-        detail.push_str(&format!("; mfa {serial}"));
-    }
-    record.versioning = state;
-    record.mfa_delete = mfa_delete;
-    txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
-    let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
-    let sequence = txn.record(actor, LedgerOp::VersioningChanged, fields);
-    Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
-}
-
-fn update_devices(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    serials: Vec<String>,
-    update: DeviceUpdate,
-) -> Result<Outcome, StoreError> {
-    let (last, _) = run_device_update(txn, actor, serials, update)?;
-    Ok(Outcome::Sequence(last))
-}
-
-/// Runs the authority's decision and writes what it returns; returns the
-/// last ledger sequence written and whether it accepted a code.
-fn run_device_update(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    serials: Vec<String>,
-    update: DeviceUpdate,
-) -> Result<(Option<u64>, bool), StoreError> {
-    let mut current = Vec::with_capacity(serials.len());
-    for serial in &serials {
-        current.push(txn.get(Keyspace::Devices, serial.as_bytes())?);
-    }
-    txn.tick();
-    // TOTP codes follow the token's clock, which is real time: the system
-    // clock, not the (possibly held-back) compliance clock. Replay safety
-    // does not depend on it: spent steps are tracked per device.
-    let now = txn.clock.now();
-    let mut last = None;
-    let mut accepted = false;
-    for change in (update.0)(current, now) {
-        accepted |= change.op == LedgerOp::MfaAccepted;
-        if let Some(record) = change.record {
-            txn.put(Keyspace::Devices, change.serial.as_bytes().to_vec(), record);
-        }
-        let fields =
-            EntryFields { bucket: change.bucket, key: change.serial, detail: change.detail, ..EntryFields::default() };
-        if change.op == LedgerOp::MfaRefused {
-            last = txn.record_refusal(actor, change.op, fields).or(last);
-        } else {
-            last = Some(txn.record(actor, change.op, fields));
-        }
-    }
-    Ok((last, accepted))
 }
 
 /// Runs `command` guarded by `code`, in the order DESIGN.md's invariant 9
@@ -1116,315 +908,6 @@ fn spends_no_code(judged: &Outcome) -> bool {
     }
 }
 
-/// Removes one version or marker for good, with its chunks and null pointer.
-fn purge(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    bucket: &BucketName,
-    key: &ObjectKey,
-    record: &VersionRecord,
-    why: &str,
-) -> u64 {
-    txn.delete(Keyspace::Versions, keys::version_key(bucket, key.as_str(), record.id));
-    txn.delete(Keyspace::Locks, keys::version_key(bucket, key.as_str(), record.id));
-    if let Some(data) = record.data {
-        for index in 0..data.chunks {
-            txn.delete(Keyspace::Chunks, keys::chunk_key(data.upload, index));
-        }
-    }
-    if record.is_null {
-        txn.delete(Keyspace::Nulls, keys::object_prefix(bucket, key.as_str()));
-    }
-    let fields = EntryFields {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        version: Some(record.id),
-        sha256: (!record.is_delete_marker).then_some(record.sha256),
-        detail: why.to_owned(),
-        ..EntryFields::default()
-    };
-    txn.record(actor, LedgerOp::VersionPurged, fields)
-}
-
-/// Writes a new version or marker record; ids are unique, so an existing key
-/// means a broken invariant, and nothing is overwritten.
-fn insert_version(
-    txn: &mut Txn<'_>,
-    bucket: &BucketName,
-    key: &ObjectKey,
-    record: &VersionRecord,
-) -> Result<Vec<u8>, StoreError> {
-    // Not looked up first: ids only grow (`Txn::new_version_id`), and
-    // `Store::open` refuses a clock mark behind the newest id in the ledger.
-    let version_key = keys::version_key(bucket, key.as_str(), record.id);
-    let stored = record.encode();
-    txn.put(Keyspace::Versions, version_key, stored.clone());
-    if record.is_null {
-        txn.put(Keyspace::Nulls, keys::object_prefix(bucket, key.as_str()), record.id.to_bytes().to_vec());
-    }
-    Ok(stored)
-}
-
-/// While MFA Delete is on, destroying a version needs a code. A bucket can
-/// no longer be Suspended then, but one that an older build left so would
-/// let every write replace its `null` versions with none: such writes are
-/// refused instead (a write carries no code).
-fn guard_null_replacement(record: &BucketRecord, bucket: &BucketName, key: &ObjectKey) -> Result<(), StoreError> {
-    if record.mfa_delete {
-        return Err(StoreError::NullVersionNeedsMfa { bucket: bucket.to_string(), key: key.to_string() });
-    }
-    Ok(())
-}
-
-fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outcome, StoreError> {
-    let bucket_record = txn.bucket(&put.bucket)?;
-    let asks_lock = put.object.retention.is_some() || put.object.legal_hold.is_some();
-    if asks_lock && !bucket_record.object_lock {
-        return Err(StoreError::InvalidArgument(format!(
-            "bucket `{}` has no Object Lock: retention and legal holds need it",
-            put.bucket
-        )));
-    }
-    let now = txn.tick();
-    if let Some(r) = put.object.retention {
-        retention::check_date(r.until, now).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-    }
-    let lock_retention =
-        put.object.retention.or_else(|| bucket_record.default_retention.map(|d| d.retention_from(now)));
-    if let VersionData::Staged { upload, chunks } = &put.data {
-        check_staged(txn, *upload, *chunks, put.size)?;
-    }
-    let is_null = bucket_record.versioning != VersioningState::Enabled;
-    if is_null && let Some(old) = versions::null_version(txn, &put.bucket, &put.key)? {
-        guard_null_replacement(&bucket_record, &put.bucket, &put.key)?;
-        purge(txn, actor, &put.bucket, &put.key, &old, "replaced by a new null version");
-    }
-    let id = txn.new_version_id();
-    let data = match put.data {
-        VersionData::Inline(bytes) if bytes.is_empty() => DataRef { upload: id.as_u128(), chunks: 0 },
-        VersionData::Inline(bytes) => {
-            let chunk = codec::encode_chunk_with_digest(&put.sha256, &bytes);
-            txn.put(Keyspace::Chunks, keys::chunk_key(id.as_u128(), 0), chunk);
-            DataRef { upload: id.as_u128(), chunks: 1 }
-        }
-        VersionData::Staged { upload, chunks } => {
-            txn.delete(Keyspace::Staging, upload.to_be_bytes().to_vec());
-            DataRef { upload, chunks }
-        }
-    };
-    let record = VersionRecord {
-        id,
-        is_null,
-        is_delete_marker: false,
-        size: put.size,
-        sha256: put.sha256,
-        content_type: put.object.content_type,
-        user_metadata: put.object.user_metadata,
-        created_at: txn.state.last_time,
-        creator: actor.access_key.clone(),
-        data: Some(data),
-    };
-    let stored = insert_version(txn, &put.bucket, &put.key, &record)?;
-    let mut detail = format!("size={}", put.size);
-    let mut lock_sha256 = None;
-    if lock_retention.is_some() || put.object.legal_hold.is_some() {
-        let holds: Vec<LegalHold> = put
-            .object
-            .legal_hold
-            .iter()
-            .map(|case_id| LegalHold {
-                case_id: case_id.clone(),
-                placed_by: actor.access_key.clone(),
-                placed_at: now,
-                note: String::new(),
-            })
-            .collect();
-        let lock = LockRecord { retention: lock_retention, holds };
-        detail.push_str(&lock_detail(&lock));
-        let lock = lock.encode();
-        lock_sha256 = Some(evidence::sha256(&lock));
-        txn.put(Keyspace::Locks, keys::version_key(&put.bucket, put.key.as_str(), id), lock);
-    }
-    let fields = EntryFields {
-        bucket: put.bucket.to_string(),
-        key: put.key.to_string(),
-        version: Some(id),
-        sha256: Some(put.sha256),
-        record_sha256: Some(evidence::sha256(&stored)),
-        lock_sha256,
-        detail,
-    };
-    let ledger_sequence = txn.record(actor, LedgerOp::VersionWritten, fields);
-    Ok(Outcome::Written(WriteAck {
-        id,
-        version_id: external_id(id, is_null),
-        sha256: put.sha256,
-        size: put.size,
-        ledger_sequence,
-    }))
-}
-
-/// A staged upload's chunks were written outside the writer: it is published
-/// only while it is still staged and every chunk is there at the length the
-/// upload wrote, so that no version can name bytes that are gone. Lengths
-/// come from the chunks' framing; their digests are checked on every read.
-fn check_staged(txn: &Txn<'_>, upload: u128, chunks: u32, size: u64) -> Result<(), StoreError> {
-    let refuse = |why: String| StoreError::DataLoss { what: format!("the upload was not published: {why}") };
-    if txn.get(Keyspace::Staging, &upload.to_be_bytes())?.is_none() {
-        return Err(refuse("it is no longer staged".to_owned()));
-    }
-    let full = CHUNK_BYTES as u64;
-    let before_last = u64::from(chunks.saturating_sub(1)) * full;
-    if chunks == 0 || size <= before_last || size - before_last > full {
-        return Err(refuse(format!("{size} bytes do not make {chunks} chunks")));
-    }
-    for index in 0..chunks {
-        let expected = if index + 1 == chunks { size - before_last } else { full };
-        let raw = txn
-            .get(Keyspace::Chunks, &keys::chunk_key(upload, index))?
-            .ok_or_else(|| refuse(format!("chunk {index} of {chunks} is missing")))?;
-        let len = codec::chunk_len(&raw).map_err(|_| refuse(format!("chunk {index} of {chunks} is malformed")))?;
-        if len as u64 != expected {
-            return Err(refuse(format!("chunk {index} of {chunks} holds {len} bytes, not {expected}")));
-        }
-    }
-    Ok(())
-}
-
-fn delete_object(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    bucket: &BucketName,
-    key: &ObjectKey,
-    version: Option<VersionSelector>,
-    mfa: Option<String>,
-    bypass: bool,
-) -> Result<Outcome, StoreError> {
-    let bucket_record = txn.bucket(bucket)?;
-    if let Some(selector) = version {
-        let record = versions::resolve(txn, bucket, key, &selector)?;
-        // Judged here, in the same atomic write as the purge: no change of
-        // retention, hold or clock can slip in between.
-        let lock = versions::lock(txn, bucket, key.as_str(), record.id)?;
-        let with = Override { bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: mfa.is_some() };
-        let now = txn.tick();
-        retention::judge_purge(lock.retention, lock.holds.len(), now, with)
-            .map_err(|e| lock_error(e, bucket, key, &external_id(record.id, record.is_null)))?;
-        // Asked only once everything that needs no code has let the purge
-        // through: a locked or held version answers so, with or without a code.
-        if bucket_record.mfa_delete && mfa.is_none() {
-            return Err(StoreError::MfaRequired { bucket: bucket.to_string() });
-        }
-        let mut why = "permanent delete by version id".to_owned();
-        if let Some(serial) = &mfa {
-            why.push_str(&format!("; mfa {serial}"));
-        }
-        if bypass && lock.retention.is_some_and(|r| r.protects_at(now)) {
-            why.push_str("; governance bypassed");
-        }
-        let sequence = purge(txn, actor, bucket, key, &record, &why);
-        return Ok(Outcome::Deleted(DeleteOutcome {
-            version_id: Some(external_id(record.id, record.is_null)),
-            delete_marker: record.is_delete_marker,
-            ledger_sequence: Some(sequence),
-        }));
-    }
-    match bucket_record.versioning {
-        VersioningState::Unversioned => match versions::null_version(txn, bucket, key)? {
-            Some(record) => {
-                guard_null_replacement(&bucket_record, bucket, key)?;
-                let sequence = purge(txn, actor, bucket, key, &record, "delete in an unversioned bucket");
-                Ok(Outcome::Deleted(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                    ledger_sequence: Some(sequence),
-                }))
-            }
-            None => {
-                Ok(Outcome::Deleted(DeleteOutcome { version_id: None, delete_marker: false, ledger_sequence: None }))
-            }
-        },
-        VersioningState::Enabled | VersioningState::Suspended => {
-            let is_null = bucket_record.versioning == VersioningState::Suspended;
-            if is_null && let Some(old) = versions::null_version(txn, bucket, key)? {
-                guard_null_replacement(&bucket_record, bucket, key)?;
-                purge(txn, actor, bucket, key, &old, "replaced by a null delete marker");
-            }
-            let id = txn.new_version_id();
-            let record = VersionRecord {
-                id,
-                is_null,
-                is_delete_marker: true,
-                size: 0,
-                sha256: Digest([0; 32]),
-                content_type: String::new(),
-                user_metadata: Default::default(),
-                created_at: txn.state.last_time,
-                creator: actor.access_key.clone(),
-                data: None,
-            };
-            let stored = insert_version(txn, bucket, key, &record)?;
-            let fields = EntryFields {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                version: Some(id),
-                record_sha256: Some(evidence::sha256(&stored)),
-                ..EntryFields::default()
-            };
-            let sequence = txn.record(actor, LedgerOp::MarkerWritten, fields);
-            Ok(Outcome::Deleted(DeleteOutcome {
-                version_id: Some(external_id(id, is_null)),
-                delete_marker: true,
-                ledger_sequence: Some(sequence),
-            }))
-        }
-    }
-}
-
-/// A multi-object delete: each entry is judged and run as `delete_object`
-/// would, in request order, each with its own savepoint, so that an entry
-/// refused (a lock, a hold, a missing version or code) is rolled back and
-/// ledgered as the same single delete would be while the others go on. A
-/// missing bucket, bad input or a failure of the store itself fails the
-/// whole command, and the group rolls all of it back.
-fn delete_objects(txn: &mut Txn<'_>, actor: &Actor, delete: DeleteObjects) -> Result<Outcome, StoreError> {
-    if delete.entries.is_empty() || delete.entries.len() > MAX_DELETE_ENTRIES {
-        return Err(StoreError::InvalidArgument(format!(
-            "a multi-object delete names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
-            delete.entries.len()
-        )));
-    }
-    txn.bucket(&delete.bucket)?;
-    let DeleteObjects { bucket, entries, mfa, bypass } = delete;
-    let mut each = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let single = Command::DeleteObject {
-            bucket: bucket.clone(),
-            key: entry.key.clone(),
-            version: entry.version,
-            mfa: mfa.clone(),
-            bypass,
-        };
-        let attempt = refusal_fields(&single);
-        let savepoint = txn.savepoint();
-        let result = match apply(txn, actor, single) {
-            Ok(Outcome::Deleted(outcome)) => Ok(outcome),
-            Ok(other) => Err(StoreError::DataLoss { what: format!("a delete answered {other:?}") }),
-            Err(err) if fails_the_store(&err) => return Err(err),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = &result {
-            txn.rollback(savepoint);
-            if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
-                fields.detail = format!("{}: {err}", fields.detail);
-                txn.record_refusal(actor, LedgerOp::Refused, fields);
-            }
-        }
-        each.push(EntryOutcome { entry, result });
-    }
-    Ok(Outcome::DeletedEach(each))
-}
-
 /// Errors of the store rather than of one request's entry: a multi-object
 /// delete stops at them.
 fn fails_the_store(err: &StoreError) -> bool {
@@ -1435,28 +918,6 @@ fn fails_the_store(err: &StoreError) -> bool {
             | StoreError::FormatTooNew { .. }
             | StoreError::FormatTooOld { .. }
     )
-}
-
-fn lock_detail(lock: &LockRecord) -> String {
-    let mut out = String::new();
-    if let Some(r) = lock.retention {
-        out.push_str(&format!("; retention {} until {}", r.mode.as_str(), r.until.to_rfc3339()));
-    }
-    for hold in &lock.holds {
-        out.push_str(&format!("; hold {}", hold.case_id));
-    }
-    out
-}
-
-fn lock_error(err: LockError, bucket: &BucketName, key: &ObjectKey, version: &str) -> StoreError {
-    let (key, version) = (key.to_string(), version.to_owned());
-    match err {
-        LockError::InvalidDate => StoreError::InvalidArgument(err.to_string()),
-        LockError::ShortenDenied(why) => StoreError::RetentionShortenDenied(why.to_owned()),
-        LockError::MfaRequired => StoreError::MfaRequired { bucket: bucket.to_string() },
-        LockError::Locked(..) => StoreError::ObjectLocked { key, version, why: err.to_string() },
-        LockError::Held => StoreError::LegalHold { key, version },
-    }
 }
 
 /// Errors that refuse an attempt on protected state (recorded in the ledger).
@@ -1515,145 +976,6 @@ fn refusal_fields(command: &Command) -> Option<EntryFields> {
         Command::Guarded { command, .. } => refusal_fields(command),
         _ => None,
     }
-}
-
-fn configure_object_lock(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    bucket: BucketName,
-    default: Option<DefaultRetention>,
-    lowering: Lowering,
-) -> Result<Outcome, StoreError> {
-    let mut record = txn.bucket(&bucket)?;
-    require_owner(actor, &bucket, &record)?;
-    if !record.object_lock && record.versioning != VersioningState::Enabled {
-        return Err(StoreError::InvalidArgument(
-            "Object Lock can be turned on only for a bucket whose versioning is Enabled".to_owned(),
-        ));
-    }
-    if let Some(d) = default {
-        d.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-    }
-    // Judged here, against the default this same write replaces, so that a
-    // change racing another cannot lower what it did not see.
-    if lowering == Lowering::NeedsCode && retention::default_lowered(record.default_retention, default) {
-        return Err(StoreError::NeedsAdminCode {
-            what: format!("clearing or shortening the default retention of bucket `{bucket}`"),
-        });
-    }
-    let detail = match default {
-        Some(d) => format!("object-lock on; default {} {:?}", d.mode.as_str(), d.period),
-        None => "object-lock on; no default retention".to_owned(),
-    };
-    record.object_lock = true;
-    record.default_retention = default;
-    txn.put(Keyspace::Buckets, bucket.as_str().as_bytes().to_vec(), record.encode());
-    let fields = EntryFields { bucket: bucket.to_string(), detail, ..EntryFields::default() };
-    let sequence = txn.record(actor, LedgerOp::ObjectLockChanged, fields);
-    Ok(Outcome::Bucket(bucket_info(bucket, &record), Some(sequence)))
-}
-
-/// The version a lock command names, which must exist and not be a marker.
-fn locked_target(
-    txn: &Txn<'_>,
-    bucket: &BucketName,
-    key: &ObjectKey,
-    version: &VersionSelector,
-) -> Result<(BucketRecord, VersionRecord), StoreError> {
-    let bucket_record = txn.bucket(bucket)?;
-    if !bucket_record.object_lock {
-        return Err(StoreError::InvalidArgument(format!("bucket `{bucket}` has no Object Lock")));
-    }
-    let record = versions::resolve(txn, bucket, key, version)?;
-    if record.is_delete_marker {
-        return Err(StoreError::VersionIsDeleteMarker { key: key.to_string(), version: version.to_string() });
-    }
-    Ok((bucket_record, record))
-}
-
-fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<Outcome, StoreError> {
-    // Checked here rather than by the caller so that the refusal is ledgered.
-    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Writer) {
-        return Err(StoreError::AccessDenied(format!("role `{}` may not change retention", actor.role.as_str())));
-    }
-    let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
-    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
-    let now = txn.tick();
-    let with = Override { bypass: set.bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: set.mfa.is_some() };
-    let version_text = external_id(version.id, version.is_null);
-    retention::judge_change(lock.retention, set.retention, now, with)
-        .map_err(|e| lock_error(e, &set.bucket, &set.key, &version_text))?;
-    let before = lock.retention;
-    lock.retention = set.retention;
-    let describe = |r: Option<Retention>| match r {
-        Some(r) => format!("{} until {}", r.mode.as_str(), r.until.to_rfc3339()),
-        None => "none".to_owned(),
-    };
-    let mut detail = format!("{} -> {}", describe(before), describe(lock.retention));
-    if set.bypass {
-        detail.push_str("; bypass requested");
-    }
-    if let Some(serial) = &set.mfa {
-        detail.push_str(&format!("; mfa {serial}"));
-    }
-    let stored = lock.encode();
-    let lock_sha256 = Some(evidence::sha256(&stored));
-    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
-    let fields = EntryFields {
-        bucket: set.bucket.to_string(),
-        key: set.key.to_string(),
-        version: Some(version.id),
-        lock_sha256,
-        detail,
-        ..EntryFields::default()
-    };
-    let sequence = txn.record(actor, LedgerOp::RetentionChanged, fields);
-    Ok(Outcome::Lock(lock, Some(sequence)))
-}
-
-fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, StoreError> {
-    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Auditor) {
-        return Err(StoreError::AccessDenied("only admins and auditors place or release legal holds".into()));
-    }
-    wormbox_model::FreeText::CaseId.check(&set.case_id)?;
-    wormbox_model::FreeText::HoldNote.check(&set.note)?;
-    let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
-    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
-    let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
-    let op = match (set.place, existing) {
-        // Placing an existing hold or releasing a missing one changes nothing.
-        (true, Some(_)) | (false, None) => return Ok(Outcome::Lock(lock, None)),
-        (true, None) => {
-            let placed_at = txn.tick();
-            lock.holds.push(LegalHold {
-                case_id: set.case_id.clone(),
-                placed_by: actor.access_key.clone(),
-                placed_at,
-                note: set.note.clone(),
-            });
-            LedgerOp::HoldPlaced
-        }
-        (false, Some(_)) if set.lowering == Lowering::NeedsCode => {
-            return Err(StoreError::NeedsAdminCode { what: format!("releasing legal hold `{}`", set.case_id) });
-        }
-        (false, Some(index)) => {
-            lock.holds.remove(index);
-            LedgerOp::HoldReleased
-        }
-    };
-    let stored = lock.encode();
-    let lock_sha256 = Some(evidence::sha256(&stored));
-    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
-    let fields = EntryFields {
-        bucket: set.bucket.to_string(),
-        key: set.key.to_string(),
-        version: Some(version.id),
-        lock_sha256,
-        detail: format!("case {}", set.case_id),
-        ..EntryFields::default()
-    };
-    let sequence = txn.record(actor, op, fields);
-    Ok(Outcome::Lock(lock, Some(sequence)))
 }
 
 #[cfg(test)]

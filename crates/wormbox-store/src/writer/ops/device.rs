@@ -1,0 +1,57 @@
+//! MFA device rules: the authority's decision function run inside the writer.
+//!
+//! Invariant: a device's read, the authority's decision and its write happen
+//! in one command, so no two decisions on one device interleave; codes are
+//! judged by the system clock (the token's), and refused codes are ledgered
+//! within the refusal budget.
+
+use crate::backend::Keyspace;
+use crate::ledger::LedgerOp;
+use crate::view::View;
+use crate::writer::{EntryFields, Outcome, Txn};
+use crate::{Actor, DeviceUpdate, StoreError};
+
+pub(crate) fn update_devices(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    serials: Vec<String>,
+    update: DeviceUpdate,
+) -> Result<Outcome, StoreError> {
+    let (last, _) = run_device_update(txn, actor, serials, update)?;
+    Ok(Outcome::Sequence(last))
+}
+
+/// Runs the authority's decision and writes what it returns; returns the
+/// last ledger sequence written and whether it accepted a code.
+pub(crate) fn run_device_update(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    serials: Vec<String>,
+    update: DeviceUpdate,
+) -> Result<(Option<u64>, bool), StoreError> {
+    let mut current = Vec::with_capacity(serials.len());
+    for serial in &serials {
+        current.push(txn.get(Keyspace::Devices, serial.as_bytes())?);
+    }
+    txn.tick();
+    // TOTP codes follow the token's clock, which is real time: the system
+    // clock, not the (possibly held-back) compliance clock. Replay safety
+    // does not depend on it: spent steps are tracked per device.
+    let now = txn.clock.now();
+    let mut last = None;
+    let mut accepted = false;
+    for change in (update.0)(current, now) {
+        accepted |= change.op == LedgerOp::MfaAccepted;
+        if let Some(record) = change.record {
+            txn.put(Keyspace::Devices, change.serial.as_bytes().to_vec(), record);
+        }
+        let fields =
+            EntryFields { bucket: change.bucket, key: change.serial, detail: change.detail, ..EntryFields::default() };
+        if change.op == LedgerOp::MfaRefused {
+            last = txn.record_refusal(actor, change.op, fields).or(last);
+        } else {
+            last = Some(txn.record(actor, change.op, fields));
+        }
+    }
+    Ok((last, accepted))
+}

@@ -1,0 +1,142 @@
+//! Object Lock rules on one version: retention changes and legal holds, and
+//! the lock text and errors the object rules share.
+//!
+//! Invariant: a lock change is judged by `retention.rs` against the lock
+//! record and the compliance clock as this same write sees them, and is
+//! written with its `lock_sha256` in the ledger; releasing a hold needs the
+//! code `Lowering::NeedsCode` asks for.
+
+use wormbox_model::{BucketName, ObjectKey, VersionSelector};
+
+use crate::backend::Keyspace;
+use crate::codec::{BucketRecord, LockRecord, VersionRecord};
+use crate::evidence;
+use crate::ledger::LedgerOp;
+use crate::retention::{self, LegalHold, LockError, Override, Retention};
+use crate::writer::{EntryFields, Outcome, SetHold, SetRetention, Txn};
+use crate::{Actor, Lowering, StoreError, external_id, keys, versions};
+
+pub(super) fn lock_detail(lock: &LockRecord) -> String {
+    let mut out = String::new();
+    if let Some(r) = lock.retention {
+        out.push_str(&format!("; retention {} until {}", r.mode.as_str(), r.until.to_rfc3339()));
+    }
+    for hold in &lock.holds {
+        out.push_str(&format!("; hold {}", hold.case_id));
+    }
+    out
+}
+
+pub(super) fn lock_error(err: LockError, bucket: &BucketName, key: &ObjectKey, version: &str) -> StoreError {
+    let (key, version) = (key.to_string(), version.to_owned());
+    match err {
+        LockError::InvalidDate => StoreError::InvalidArgument(err.to_string()),
+        LockError::ShortenDenied(why) => StoreError::RetentionShortenDenied(why.to_owned()),
+        LockError::MfaRequired => StoreError::MfaRequired { bucket: bucket.to_string() },
+        LockError::Locked(..) => StoreError::ObjectLocked { key, version, why: err.to_string() },
+        LockError::Held => StoreError::LegalHold { key, version },
+    }
+}
+
+/// The version a lock command names, which must exist and not be a marker.
+fn locked_target(
+    txn: &Txn<'_>,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    version: &VersionSelector,
+) -> Result<(BucketRecord, VersionRecord), StoreError> {
+    let bucket_record = txn.bucket(bucket)?;
+    if !bucket_record.object_lock {
+        return Err(StoreError::InvalidArgument(format!("bucket `{bucket}` has no Object Lock")));
+    }
+    let record = versions::resolve(txn, bucket, key, version)?;
+    if record.is_delete_marker {
+        return Err(StoreError::VersionIsDeleteMarker { key: key.to_string(), version: version.to_string() });
+    }
+    Ok((bucket_record, record))
+}
+
+pub(crate) fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<Outcome, StoreError> {
+    // Checked here rather than by the caller so that the refusal is ledgered.
+    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Writer) {
+        return Err(StoreError::AccessDenied(format!("role `{}` may not change retention", actor.role.as_str())));
+    }
+    let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
+    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
+    let now = txn.tick();
+    let with = Override { bypass: set.bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: set.mfa.is_some() };
+    let version_text = external_id(version.id, version.is_null);
+    retention::judge_change(lock.retention, set.retention, now, with)
+        .map_err(|e| lock_error(e, &set.bucket, &set.key, &version_text))?;
+    let before = lock.retention;
+    lock.retention = set.retention;
+    let describe = |r: Option<Retention>| match r {
+        Some(r) => format!("{} until {}", r.mode.as_str(), r.until.to_rfc3339()),
+        None => "none".to_owned(),
+    };
+    let mut detail = format!("{} -> {}", describe(before), describe(lock.retention));
+    if set.bypass {
+        detail.push_str("; bypass requested");
+    }
+    if let Some(serial) = &set.mfa {
+        detail.push_str(&format!("; mfa {serial}"));
+    }
+    let stored = lock.encode();
+    let lock_sha256 = Some(evidence::sha256(&stored));
+    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
+    let fields = EntryFields {
+        bucket: set.bucket.to_string(),
+        key: set.key.to_string(),
+        version: Some(version.id),
+        lock_sha256,
+        detail,
+        ..EntryFields::default()
+    };
+    let sequence = txn.record(actor, LedgerOp::RetentionChanged, fields);
+    Ok(Outcome::Lock(lock, Some(sequence)))
+}
+
+pub(crate) fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, StoreError> {
+    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Auditor) {
+        return Err(StoreError::AccessDenied("only admins and auditors place or release legal holds".into()));
+    }
+    wormbox_model::FreeText::CaseId.check(&set.case_id)?;
+    wormbox_model::FreeText::HoldNote.check(&set.note)?;
+    let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
+    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
+    let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
+    let op = match (set.place, existing) {
+        // Placing an existing hold or releasing a missing one changes nothing.
+        (true, Some(_)) | (false, None) => return Ok(Outcome::Lock(lock, None)),
+        (true, None) => {
+            let placed_at = txn.tick();
+            lock.holds.push(LegalHold {
+                case_id: set.case_id.clone(),
+                placed_by: actor.access_key.clone(),
+                placed_at,
+                note: set.note.clone(),
+            });
+            LedgerOp::HoldPlaced
+        }
+        (false, Some(_)) if set.lowering == Lowering::NeedsCode => {
+            return Err(StoreError::NeedsAdminCode { what: format!("releasing legal hold `{}`", set.case_id) });
+        }
+        (false, Some(index)) => {
+            lock.holds.remove(index);
+            LedgerOp::HoldReleased
+        }
+    };
+    let stored = lock.encode();
+    let lock_sha256 = Some(evidence::sha256(&stored));
+    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
+    let fields = EntryFields {
+        bucket: set.bucket.to_string(),
+        key: set.key.to_string(),
+        version: Some(version.id),
+        lock_sha256,
+        detail: format!("case {}", set.case_id),
+        ..EntryFields::default()
+    };
+    let sequence = txn.record(actor, op, fields);
+    Ok(Outcome::Lock(lock, Some(sequence)))
+}
