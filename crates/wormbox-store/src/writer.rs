@@ -24,6 +24,10 @@
 //! gone by then: it is published only when every chunk is there at the
 //! length the upload wrote, and a refused or failed publish is discarded
 //! here, never by the caller.
+//!
+//! Each command's rules are in `ops/`, one file per subject; `apply` here
+//! dispatches to them, and this file keeps what every command shares: the
+//! group, the transaction, the guarded trial and the refusal plumbing.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -33,7 +37,6 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use tokio::sync::oneshot;
 use wormbox_model::{
     BucketName, Clock, ClockEvent, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector,
-    VersioningState,
 };
 
 use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
@@ -980,7 +983,7 @@ fn refusal_fields(command: &Command) -> Option<EntryFields> {
 
 #[cfg(test)]
 mod tests {
-    use wormbox_model::{ClockPolicy, ManualClock};
+    use wormbox_model::{ClockPolicy, ManualClock, VersioningState};
 
     use super::*;
     use crate::backend::MemBackend;
