@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Removes one version or marker for good, with its chunks and null pointer.
-pub(super) fn purge(
+fn purge(
     txn: &mut Txn<'_>,
     actor: &Actor,
     bucket: &BucketName,
