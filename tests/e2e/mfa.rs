@@ -207,6 +207,10 @@ async fn lockout_after_five_failures_survives_restart() {
     enroll_and_activate(&app, &token, &owner).await;
     let mut s3 = app.archive_as(&owner).await.unwrap();
     create_bucket(&mut s3, "locked", v1::VersioningStatus::Enabled).await;
+    // With MFA Delete on, a permanent delete's code is judged (without it, ignored).
+    let on = token.code(app.clock(), 0);
+    s3.put_bucket_versioning(versioning("locked", v1::VersioningStatus::Enabled, Some(true), &on)).await.unwrap();
+    app.clock().advance(Duration::from_secs(STEP));
     let id = put(&mut s3, "locked", "k", b"x").await.unwrap().version_id;
     for _ in 0..5 {
         let err = s3.delete_object(delete_version("locked", "k", &id, "GAHT-LOCK-001 000000")).await.unwrap_err();
@@ -261,6 +265,10 @@ async fn drift_is_fixed_by_resync() {
     let fast = SimToken::start(app.shared_clock(), "GAHT-DRIFT-01", STEP, Fault::None, 600).unwrap();
     let mut s3 = app.archive_as(&owner).await.unwrap();
     create_bucket(&mut s3, "drift", v1::VersioningStatus::Enabled).await;
+    // With MFA Delete on, a permanent delete's code is judged (without it, ignored).
+    let on = honest.code(app.clock(), 0);
+    s3.put_bucket_versioning(versioning("drift", v1::VersioningStatus::Enabled, Some(true), &on)).await.unwrap();
+    app.clock().advance(Duration::from_secs(STEP));
     let id = put(&mut s3, "drift", "k", b"x").await.unwrap().version_id;
     let code = read_code(&fast);
     let err = s3.delete_object(delete_version("drift", "k", &id, &code)).await.unwrap_err();

@@ -136,12 +136,12 @@ fn decoy() -> Totp {
 }
 
 /// Activation and resync: the device is in `state`, and the caller is its
-/// owner; an admin may also resync an active device. Activation is the
-/// owner's alone: an admin who enrolled a seed of their choosing for someone
-/// must not be able to make it usable.
+/// owner. Activation is the owner's alone, since an admin who enrolled a
+/// seed of their choosing for someone must not be able to make it usable;
+/// so is resync, since a failed pair counts against the device and nobody
+/// else may lock a token out by trying.
 fn may_pair(record: &DeviceRecord, actor: &Actor, state: DeviceState) -> bool {
-    let resync = state == DeviceState::Active;
-    record.state == state && (record.owner == actor.access_key || (resync && actor.role == Role::Admin))
+    record.state == state && record.owner == actor.access_key
 }
 
 /// Whether the stored device `raw` keeps its serial from a new enrolment:
@@ -635,13 +635,10 @@ impl Authority {
             let why = "deactivating a device needs a code from one of its owner's active MFA devices";
             return Err(self.missing_code(actor, &operation, why).await);
         };
-        // The code names its device; an admin's own device vouches for the
-        // admin, any other is judged as the owner's.
-        let named = mfa.split_once(' ').and_then(|(s, _)| self.record(s).ok().flatten());
-        let code_owner = match named {
-            Some(device) if actor.role == Role::Admin && device.owner == actor.access_key => &actor.access_key,
-            _ => &record.owner,
-        };
+        // The owner vouches with one of their devices; an admin retiring
+        // someone else's device only with one of the admin's own, so that no
+        // admin can charge the owner's token a failure by naming it.
+        let code_owner = if actor.access_key == record.owner { &record.owner } else { &actor.access_key };
         self.verify(actor, code_owner, mfa, &operation).await?;
         let slot: Slot<DeviceInfo> = Arc::default();
         let out = slot.clone();

@@ -241,22 +241,20 @@ fn spent_codes_and_lockouts_survive_kill_9() {
         };
         mfa.activate_device(activate).await.unwrap();
         let mut archive = client(daemon.addr, &credential).await;
-        for bucket in ["kill9", "lock9"] {
-            archive
-                .create_bucket(v1::CreateBucketRequest { bucket: bucket.into(), ..Default::default() })
-                .await
-                .unwrap();
-            let on = v1::PutBucketVersioningRequest {
-                bucket: bucket.into(),
-                status: v1::VersioningStatus::Enabled as i32,
-                ..Default::default()
-            };
-            archive.put_bucket_versioning(on).await.unwrap();
-        }
+        archive.create_bucket(v1::CreateBucketRequest { bucket: "kill9".into(), ..Default::default() }).await.unwrap();
+        // MFA Delete on (with the current step's code): only then is a
+        // delete's code judged.
+        let on = v1::PutBucketVersioningRequest {
+            bucket: "kill9".into(),
+            status: v1::VersioningStatus::Enabled as i32,
+            mfa_delete: v1::MfaDeleteStatus::Enabled as i32,
+            mfa: code(now),
+        };
+        archive.put_bucket_versioning(on).await.unwrap();
         // Codes are judged only for deletes that would run, so every attempt
         // below names a version that exists.
         let mut versions = Vec::new();
-        for bucket in ["kill9", "kill9", "lock9"] {
+        for bucket in ["kill9", "kill9", "kill9"] {
             let (tx, rx) = mpsc::channel(3);
             let header = v1::PutObjectHeader { bucket: bucket.into(), key: "k".into(), ..Default::default() };
             tx.send(v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) }).await.unwrap();
@@ -268,7 +266,7 @@ fn spent_codes_and_lockouts_survive_kill_9() {
             drop(tx);
             versions.push(archive.put_object(ReceiverStream::new(rx)).await.unwrap().into_inner().version_id);
         }
-        let accepted = code(step_now().max(now));
+        let accepted = code(step_now().max(now + 1));
         archive.delete_object(delete("kill9", &versions[0], &accepted)).await.unwrap();
         (accepted, versions[1].clone(), versions[2].clone())
     });
@@ -282,7 +280,7 @@ fn spent_codes_and_lockouts_survive_kill_9() {
         assert_eq!(reason(replay), "MFA_REPLAYED");
         // The replay was the first failure in a row; four wrong codes make five.
         for _ in 0..4 {
-            let wrong = archive.delete_object(delete("lock9", &target, &format!("{serial} 000000"))).await.unwrap_err();
+            let wrong = archive.delete_object(delete("kill9", &target, &format!("{serial} 000000"))).await.unwrap_err();
             assert_eq!(reason(wrong), "MFA_INVALID");
         }
     });
@@ -293,7 +291,7 @@ fn spent_codes_and_lockouts_survive_kill_9() {
     runtime.block_on(async {
         let mut archive = client(daemon.addr, &credential).await;
         let fresh = code(step_now() + 1);
-        let locked = archive.delete_object(delete("lock9", &target, &fresh)).await.unwrap_err();
+        let locked = archive.delete_object(delete("kill9", &target, &fresh)).await.unwrap_err();
         assert_eq!(reason(locked), "MFA_LOCKED_OUT");
     });
     daemon.child.kill().unwrap();

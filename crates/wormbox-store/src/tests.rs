@@ -1112,6 +1112,8 @@ mod object_lock {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         let w = lock_world().await;
+        // With MFA Delete on, a permanent delete needs its code (without, a code is not judged).
+        w.store.configure_versioning(&w.actor, w.bucket.clone(), super::mfa_on()).await.unwrap();
         let until = Timestamp(now(&w).0 + DAY);
         let locked = put_with(&w, "c", Some(Retention { mode: RetentionMode::Compliance, until }), None).await;
         let free = put_with(&w, "f", None, None).await;

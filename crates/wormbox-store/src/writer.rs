@@ -489,6 +489,9 @@ struct Txn<'a> {
     /// Set while a guarded command is judged as a trial, which is rolled
     /// back: its refusals must not spend the principal's budget.
     trial: bool,
+    /// The refusals a trial recorded (and rolled back), for `guarded` to
+    /// write when a refused code ends the request.
+    trial_refusals: Vec<(LedgerOp, EntryFields)>,
 }
 
 /// The value as this group sees it: its own changes, then the groups
@@ -532,6 +535,7 @@ impl<'a> Txn<'a> {
             clock_moved: false,
             refusals,
             trial: false,
+            trial_refusals: Vec::new(),
         }
     }
 
@@ -724,6 +728,9 @@ impl<'a> Txn<'a> {
     /// principal's budget (`refusals.rs`); returns its sequence, or `None`
     /// when it was counted instead.
     fn record_refusal(&mut self, actor: &Actor, op: LedgerOp, fields: EntryFields) -> Option<u64> {
+        if self.trial {
+            self.trial_refusals.push((op, fields.clone()));
+        }
         let now = self.tick();
         let admitted = self.trial || self.refusals.borrow_mut().admit(&actor.access_key, now);
         admitted.then(|| self.record(actor, op, fields))
@@ -795,7 +802,7 @@ impl<'a> Txn<'a> {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct EntryFields {
     bucket: String,
     key: String,
@@ -856,20 +863,74 @@ pub(crate) fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo
 fn guarded(txn: &mut Txn<'_>, actor: &Actor, command: Command, code: CodeCheck) -> Result<Outcome, StoreError> {
     let trial = trial_copy(&command)
         .ok_or_else(|| StoreError::InvalidArgument("this operation takes no MFA code".to_owned()))?;
-    let savepoint = txn.savepoint();
-    txn.trial = true;
-    let judged = apply(txn, actor, trial);
-    txn.trial = false;
-    txn.rollback(savepoint);
-    if spends_no_code(&judged?) {
+    txn.trial_refusals.clear();
+    let judged = judge(txn, actor, trial)?;
+    // Refusals of a multi-object delete's entries, which a refused code must
+    // not erase from the ledger.
+    let entry_refusals = std::mem::take(&mut txn.trial_refusals);
+    if spends_no_code(&judged) {
         return apply(txn, actor, command);
+    }
+    // A code is judged only for an operation that needs one: a change that
+    // runs as well without it (an extension of retention, a delete on a
+    // bucket without MFA Delete, raising a default) runs without it, so no
+    // caller can charge someone's device a failure with a code the
+    // operation did not need.
+    if let Some(plain) = without_code(&command)
+        && judge(txn, actor, plain).is_ok()
+        && let Some(plain) = without_code(&command)
+    {
+        return apply(txn, actor, plain);
     }
     let CodeCheck { serial, update } = code;
     let (_, accepted) = run_device_update(txn, actor, vec![serial], update)?;
     if !accepted {
+        for (op, fields) in entry_refusals {
+            txn.record_refusal(actor, op, fields);
+        }
         return Ok(Outcome::CodeRefused);
     }
     apply(txn, actor, command)
+}
+
+/// Applies `command` as a trial and rolls it back: its outcome, and nothing
+/// else (a trial's refusals spend no refusal budget).
+fn judge(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
+    let savepoint = txn.savepoint();
+    txn.trial = true;
+    let judged = apply(txn, actor, command);
+    txn.trial = false;
+    txn.rollback(savepoint);
+    judged
+}
+
+/// The command as it runs with no code, for those that may not need one.
+fn without_code(command: &Command) -> Option<Command> {
+    match command {
+        Command::DeleteObject { bucket, key, version, bypass, .. } => Some(Command::DeleteObject {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            version: *version,
+            mfa: None,
+            bypass: *bypass,
+        }),
+        Command::SetRetention(set) => {
+            Some(Command::SetRetention(Box::new(SetRetention { mfa: None, ..(**set).clone() })))
+        }
+        Command::SetVersioning { bucket, change } => Some(Command::SetVersioning {
+            bucket: bucket.clone(),
+            change: VersioningChange { mfa: None, ..change.clone() },
+        }),
+        Command::SetHold(set) => {
+            Some(Command::SetHold(Box::new(SetHold { lowering: Lowering::NeedsCode, ..(**set).clone() })))
+        }
+        Command::ConfigureObjectLock { bucket, default, .. } => Some(Command::ConfigureObjectLock {
+            bucket: bucket.clone(),
+            default: *default,
+            lowering: Lowering::NeedsCode,
+        }),
+        _ => None,
+    }
 }
 
 /// A copy of a command that a code may guard, to judge before the code is.

@@ -292,3 +292,61 @@ async fn refusals_grow_the_ledger_by_a_bounded_amount() {
     assert!(tally.detail.starts_with(&format!("{} further refused attempts", 100 - grown)), "{}", tally.detail);
     assert_eq!(entries.len(), before + grown + 2, "the count, then the new minute's first refusal");
 }
+
+/// Review of issue 16: nobody but a token's owner can charge it failures
+/// with codes an operation does not need or that are not theirs to give.
+/// Another writer extends retention on the owner's MFA Delete bucket with
+/// the owner's serial and wrong codes (an extension needs no code, so the
+/// code is not judged); a stolen admin key tries to resync and to
+/// deactivate the owner's token with wrong codes (only the owner resyncs;
+/// an admin's deactivation code is judged as one of the admin's own). After
+/// more than five of each the owner's token has no failure and its next
+/// code works.
+#[tokio::test]
+async fn nobody_but_the_owner_can_charge_the_owners_token_a_failure() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
+    let other = app.principal("other", v1::Role::Writer).await.unwrap();
+    let token = token_for(&app, &owner, "GAHT-AUTH-LOCK").await;
+    let mut archive = app.archive_as(&owner).await.unwrap();
+    archive.create_bucket(v1::CreateBucketRequest { bucket: "vault".into(), object_lock: true }).await.unwrap();
+    let memo =
+        put(&mut archive, "vault", "memo", Some(retention(v1::RetentionMode::Governance, TEST_EPOCH.0 + DAY_MICROS)))
+            .await;
+    let scratch = put(&mut archive, "vault", "scratch", None).await;
+    let on = token.code(app.clock(), 0);
+    archive.put_bucket_versioning(versioning("vault", v1::VersioningStatus::Enabled, Some(true), &on)).await.unwrap();
+    app.clock().advance(Duration::from_secs(STEP));
+    let wrong = format!("{} 000000", token.serial);
+
+    let mut as_other = app.compliance_as(&other).await.unwrap();
+    for day in 2..=8i64 {
+        let request = v1::PutObjectRetentionRequest {
+            bucket: "vault".into(),
+            key: "memo".into(),
+            version_id: memo.clone(),
+            retention: Some(retention(v1::RetentionMode::Governance, TEST_EPOCH.0 + day * DAY_MICROS)),
+            mfa: wrong.clone(),
+            ..Default::default()
+        };
+        as_other.put_object_retention(request).await.expect("an extension needs no code and runs");
+    }
+    let mut stolen = app.mfa_as(app.admin_credential()).await.unwrap();
+    for _ in 0..6 {
+        let resync = v1::ResyncDeviceRequest {
+            serial: token.serial.clone(),
+            first_code: "000000".into(),
+            second_code: "000001".into(),
+        };
+        assert_eq!(reason(&stolen.resync_device(resync).await.unwrap_err()), "MFA_INVALID");
+        let deactivate = v1::DeactivateDeviceRequest { serial: token.serial.clone(), mfa: wrong.clone() };
+        assert_eq!(reason(&stolen.deactivate_device(deactivate).await.unwrap_err()), "MFA_INVALID");
+    }
+
+    let listed = device(&app, &token.serial).await;
+    assert_eq!(listed.state, v1::MfaDeviceState::Active as i32);
+    assert_eq!((listed.failures, listed.locked_until_unix_seconds), (0, 0), "the owner's token was charged");
+    let right = token.code(app.clock(), 0);
+    let gone = archive.delete_object(purge("vault", "scratch", &scratch, &right)).await.unwrap().into_inner();
+    assert_eq!(gone.version_id, scratch);
+}

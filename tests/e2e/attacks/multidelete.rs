@@ -171,3 +171,30 @@ async fn bad_requests_change_nothing_and_leave_the_code_unspent() {
     let reply = archive.delete_objects(delete_objects("records", vec![object("trade", &id)], &code)).await.unwrap();
     assert_eq!(reply.into_inner().deleted[0].version_id, id);
 }
+
+/// Review of issue 16: a multi-object delete of locked versions and one
+/// free version with a wrong code fails as a whole, and each lock that held
+/// is still a `refused` ledger entry, as a single delete's would be.
+#[tokio::test]
+async fn a_refused_code_keeps_the_locks_that_held_in_the_ledger() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
+    let token = mfa_bucket(&app, &owner, "vault", true, "GAHT-MULTI-REF").await;
+    let mut archive = app.archive_as(&owner).await.unwrap();
+    let locked = v1::Retention {
+        mode: v1::RetentionMode::Compliance as i32,
+        retain_until_unix_micros: TEST_EPOCH.0 + DAY_MICROS,
+    };
+    let mut objects = Vec::new();
+    for key in ["l1", "l2", "l3"] {
+        let id = put(&mut archive, "vault", key, Some(locked)).await;
+        objects.push(object(key, &id));
+    }
+    let free = put(&mut archive, "vault", "free", None).await;
+    objects.push(object("free", &free));
+    let refused_before = count(&app, "refused");
+    let wrong = format!("{} 000000", token.serial);
+    let err = archive.delete_objects(delete_objects("vault", objects, &wrong)).await.unwrap_err();
+    assert_eq!(reason(&err), "MFA_INVALID");
+    assert_eq!(count(&app, "refused"), refused_before + 3, "each lock that held is a ledger entry");
+}

@@ -98,7 +98,9 @@ impl App {
     /// A legal hold placed at write time needs the hold right (admins; auditors cannot write).
     fn authorize_lock_fields(&self, actor: &Actor, object: &NewObject) -> Result<(), StoreError> {
         if object.legal_hold.is_some() && actor.role != Role::Admin {
-            return Err(StoreError::AccessDenied("only admins and auditors place legal holds".into()));
+            return Err(StoreError::AccessDenied(
+                "only admins place a legal hold with a write (auditors place holds with PutObjectLegalHold)".into(),
+            ));
         }
         Ok(())
     }
