@@ -4,8 +4,10 @@
 //! at most `PER_WINDOW` itemised `refused`/`mfa-refused` entries per
 //! principal per `WINDOW` of compliance time, plus one entry that counts the
 //! rest of that window's refusals (written by the first group after the
-//! window ends). Nothing is dropped silently: every refusal is itemised,
-//! counted in such an entry, or lost only with a commit that failed.
+//! window ends, or at a clean stop). Nothing is dropped silently: every
+//! refusal is itemised or counted in such an entry, except with a commit
+//! that failed, and the counts of a window still open when the process dies
+//! (kill -9, power loss): at most one minute's, after its itemised ones.
 //! Refusals of callers who may not attempt the operation at all
 //! (`AccessDenied`) are no ledger entries: they are diagnostics, logged at
 //! most `LOGGED_PER_WINDOW` times per principal per window.
