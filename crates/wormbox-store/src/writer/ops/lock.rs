@@ -6,7 +6,7 @@
 //! written with its `lock_sha256` in the ledger; releasing a hold needs the
 //! code `Lowering::NeedsCode` asks for.
 
-use wormbox_model::{BucketName, ObjectKey, VersionSelector};
+use wormbox_model::{BucketName, ObjectKey, VersionId, VersionSelector};
 
 use crate::backend::Keyspace;
 use crate::codec::{BucketRecord, LockRecord, VersionRecord};
@@ -81,19 +81,33 @@ pub(crate) fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention)
     if let Some(serial) = &set.mfa {
         detail.push_str(&format!("; mfa {serial}"));
     }
+    let sequence =
+        write_lock(txn, actor, (&set.bucket, &set.key, version.id), &lock, LedgerOp::RetentionChanged, detail);
+    Ok(Outcome::Lock(lock, Some(sequence)))
+}
+
+/// Writes a version's changed lock record and its ledger entry, which
+/// attests the record as stored (`lock_sha256`).
+fn write_lock(
+    txn: &mut Txn<'_>,
+    actor: &Actor,
+    (bucket, key, id): (&BucketName, &ObjectKey, VersionId),
+    lock: &LockRecord,
+    op: LedgerOp,
+    detail: String,
+) -> u64 {
     let stored = lock.encode();
     let lock_sha256 = Some(evidence::sha256(&stored));
-    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
+    txn.put(Keyspace::Locks, keys::version_key(bucket, key.as_str(), id), stored);
     let fields = EntryFields {
-        bucket: set.bucket.to_string(),
-        key: set.key.to_string(),
-        version: Some(version.id),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version: Some(id),
         lock_sha256,
         detail,
         ..EntryFields::default()
     };
-    let sequence = txn.record(actor, LedgerOp::RetentionChanged, fields);
-    Ok(Outcome::Lock(lock, Some(sequence)))
+    txn.record(actor, op, fields)
 }
 
 pub(crate) fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, StoreError> {
@@ -126,17 +140,7 @@ pub(crate) fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result
             LedgerOp::HoldReleased
         }
     };
-    let stored = lock.encode();
-    let lock_sha256 = Some(evidence::sha256(&stored));
-    txn.put(Keyspace::Locks, keys::version_key(&set.bucket, set.key.as_str(), version.id), stored);
-    let fields = EntryFields {
-        bucket: set.bucket.to_string(),
-        key: set.key.to_string(),
-        version: Some(version.id),
-        lock_sha256,
-        detail: format!("case {}", set.case_id),
-        ..EntryFields::default()
-    };
-    let sequence = txn.record(actor, op, fields);
+    let detail = format!("case {}", set.case_id);
+    let sequence = write_lock(txn, actor, (&set.bucket, &set.key, version.id), &lock, op, detail);
     Ok(Outcome::Lock(lock, Some(sequence)))
 }
