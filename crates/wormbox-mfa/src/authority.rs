@@ -17,7 +17,7 @@
 //! owner's first activation expires every older pending device of theirs.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wormbox_model::{Clock, Role, Timestamp};
 use wormbox_store::ledger::LedgerOp;
@@ -93,35 +93,19 @@ pub struct Authority {
     policy: Policy,
 }
 
-type Slot<T> = Arc<Mutex<Option<Result<T, MfaError>>>>;
+/// The authority's verdict on a code prepared by `Authority::check_code`:
+/// the accepted device, or why the code was refused. The store returns it
+/// with `Guarded::CodeRefused`, once the refusal is durable.
+pub type CodeVerdict = Result<Serial, MfaError>;
 
-/// The authority's verdict on a code prepared by `Authority::check_code`,
-/// readable once the store has run the check.
-#[derive(Debug)]
-pub struct CodeVerdict(Slot<Serial>);
-
-impl CodeVerdict {
-    /// The accepted device, or why the code was refused.
-    pub fn take(self) -> Result<Serial, MfaError> {
-        take(&self.0)
+/// Why a refused code was refused, from the verdict a store answer of
+/// `Guarded::CodeRefused` carries.
+pub fn refusal(verdict: CodeVerdict) -> MfaError {
+    match verdict {
+        Err(err) => err,
+        // The store said refused while the authority accepted: a bug, not a verdict.
+        Ok(_) => MfaError::Corrupt,
     }
-
-    /// Why the code was refused, for a store answer of `Guarded::CodeRefused`.
-    pub fn refusal(self) -> MfaError {
-        match self.take() {
-            Err(err) => err,
-            // The store said refused while the authority accepted: a bug, not a verdict.
-            Ok(_) => MfaError::Corrupt,
-        }
-    }
-}
-
-fn take<T>(slot: &Slot<T>) -> Result<T, MfaError> {
-    slot.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(Err(MfaError::Corrupt))
-}
-
-fn put<T>(slot: &Slot<T>, value: Result<T, MfaError>) {
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
 }
 
 fn secs(t: Timestamp) -> u64 {
@@ -159,7 +143,7 @@ fn pending_expired(record: &DeviceRecord, now: u64, pending_secs: u64) -> bool {
     record.state == DeviceState::Pending && now > enrolled.saturating_add(pending_secs)
 }
 
-fn refusal(serial: &str, bucket: &str, reason: &str, what: &str) -> DeviceChange {
+fn refused_change(serial: &str, bucket: &str, reason: &str, what: &str) -> DeviceChange {
     DeviceChange {
         serial: serial.to_owned(),
         record: None,
@@ -327,14 +311,11 @@ impl Authority {
             };
             self.verify(actor, code_owner, guard, &operation).await?;
         }
-        let slot: Slot<Vec<DeviceInfo>> = Arc::default();
-        let out = slot.clone();
         let update = DeviceUpdate(Box::new(move |current, now| {
             let taken =
                 |raw: &Option<Vec<u8>>| raw.as_ref().is_some_and(|raw| serial_taken(raw, secs(now), pending_secs));
             if let Some(pos) = current.iter().position(taken) {
-                put(&out, Err(MfaError::DuplicateSerial(records[pos].serial.clone())));
-                return Vec::new();
+                return (Vec::new(), Err(MfaError::DuplicateSerial(records[pos].serial.clone())));
             }
             let mut changes = Vec::new();
             let mut infos = Vec::new();
@@ -353,11 +334,9 @@ impl Authority {
                     ),
                 });
             }
-            put(&out, Ok(infos));
-            changes
+            (changes, Ok(infos))
         }));
-        self.store.update_devices(actor, serials, update).await?;
-        take(&slot)
+        self.store.update_devices(actor, serials, update).await?.1
     }
 
     /// Activates a pending device with two consecutive codes. Only its owner
@@ -426,8 +405,6 @@ impl Authority {
         let key = self.key.clone();
         let policy = self.policy;
         let caller = actor.clone();
-        let slot: Slot<DeviceInfo> = Arc::default();
-        let out = slot.clone();
         let name = serial.to_string();
         let mut serials = vec![serial.to_string()];
         serials.extend(older);
@@ -437,26 +414,23 @@ impl Authority {
             let record = current.next().flatten().map(|raw| DeviceRecord::decode(&raw));
             let mut record = match record {
                 Some(Ok(r)) if may_pair(&r, &caller, wanted_state) => r,
-                _ => {
-                    put(&out, Err(MfaError::Invalid));
-                    return vec![refusal(&name, "", "invalid", what)];
-                }
+                _ => return (vec![refused_change(&name, "", "invalid", what)], Err(MfaError::Invalid)),
             };
             if pending_expired(&record, now, policy.pending_secs) {
                 record.state = DeviceState::Expired;
-                put(&out, Err(MfaError::Expired(name.clone())));
                 let hours = policy.pending_secs / 3600;
-                return vec![DeviceChange {
+                let change = DeviceChange {
                     serial: name.clone(),
                     record: Some(record.encode()),
                     op: LedgerOp::MfaDeactivated,
                     bucket: String::new(),
                     detail: format!("expired: not activated within {hours} h of its enrolment"),
-                }];
+                };
+                return (vec![change], Err(MfaError::Expired(name.clone())));
             }
             if record.locked_until > now {
-                put(&out, Err(MfaError::LockedOut { until: record.locked_until }));
-                return vec![refusal(&name, "", "locked-out", what)];
+                let until = record.locked_until;
+                return (vec![refused_change(&name, "", "locked-out", what)], Err(MfaError::LockedOut { until }));
             }
             let confirmed = found.filter(|&s| {
                 let Ok(seed) = key.open(&name, &record.sealed_seed) else { return false };
@@ -472,7 +446,7 @@ impl Authority {
                     let current_step = now.saturating_sub(record.params.t0) / record.params.step_secs;
                     record.accept_pair(step, current_step);
                     record.state = DeviceState::Active;
-                    put(&out, Ok(DeviceInfo::from(&record)));
+                    let info = DeviceInfo::from(&record);
                     let detail = format!("drift={} steps", record.drift);
                     let enrolled = record.created_at;
                     let mut changes = vec![DeviceChange {
@@ -496,19 +470,17 @@ impl Authority {
                             });
                         }
                     }
-                    changes
+                    (changes, Ok(info))
                 }
                 None => {
                     record.fail(now, &policy);
-                    put(&out, Err(MfaError::Invalid));
-                    let mut change = refusal(&name, "", "invalid", what);
+                    let mut change = refused_change(&name, "", "invalid", what);
                     change.record = Some(record.encode());
-                    vec![change]
+                    (vec![change], Err(MfaError::Invalid))
                 }
             }
         }));
-        self.store.update_devices(actor, serials, update).await?;
-        take(&slot)
+        self.store.update_devices(actor, serials, update).await?.1
     }
 
     /// Verifies `mfa` (`SERIAL CODE`) as a device of `owner` for `operation`,
@@ -522,30 +494,26 @@ impl Authority {
         mfa: &str,
         operation: &Operation,
     ) -> Result<Serial, MfaError> {
-        let (check, verdict) = self.check_code(owner, mfa, operation);
-        self.store.update_devices(actor, vec![check.serial], check.update).await?;
-        verdict.take()
+        let check = self.check_code(owner, mfa, operation);
+        self.store.update_devices(actor, vec![check.serial], check.update).await?.1
     }
 
     /// Prepares `mfa` (`SERIAL CODE`) as a code of a device of `owner` for
     /// `operation`, for the store to judge inside its writer after the
     /// operation itself (`Store::delete_object_with_code` and its siblings):
-    /// a refused operation never reaches the code. The verdict is read from
-    /// the returned `CodeVerdict` once the store has answered.
-    pub fn check_code(&self, owner: &str, mfa: &str, operation: &Operation) -> (CodeCheck, CodeVerdict) {
-        let slot: Slot<Serial> = Arc::default();
-        let out = slot.clone();
+    /// a refused operation never reaches the code. A refused code's verdict
+    /// comes back with the store's `Guarded::CodeRefused`.
+    pub fn check_code(&self, owner: &str, mfa: &str, operation: &Operation) -> CodeCheck<CodeVerdict> {
         let parsed = mfa.split_once(' ').and_then(|(serial, code)| Some((Serial::new(serial).ok()?, code.to_owned())));
         let Some((serial, code)) = parsed else {
             // Still a refused attempt worth recording; the text is not echoed.
             let name = "(malformed)".to_owned();
-            let change = refusal(&name, &operation.bucket, "malformed", &operation.what);
+            let change = refused_change(&name, &operation.bucket, "malformed", &operation.what);
             let update = DeviceUpdate(Box::new(move |_, _| {
                 let _ = device::match_window(&decoy(), "", 0, 0, None, 1);
-                put(&out, Err(MfaError::Invalid));
-                vec![change]
+                (vec![change], Err(MfaError::Invalid))
             }));
-            return (CodeCheck { serial: name, update }, CodeVerdict(slot));
+            return CodeCheck { serial: name, update };
         };
         let key = self.key.clone();
         let policy = self.policy;
@@ -567,14 +535,16 @@ impl Authority {
                 Ok(r) => r,
                 Err(reason) => {
                     let _ = device::match_window(&decoy(), &code, now, 0, None, policy.window);
-                    put(&out, Err(MfaError::Invalid));
-                    return vec![refusal(&name, &operation.bucket, reason, &operation.what)];
+                    return (
+                        vec![refused_change(&name, &operation.bucket, reason, &operation.what)],
+                        Err(MfaError::Invalid),
+                    );
                 }
             };
             let totp = key.open(&name, &record.sealed_seed).ok().and_then(|seed| Totp::new(&seed, record.params).ok());
             let Some(totp) = totp else {
-                put(&out, Err(MfaError::Sealing));
-                return vec![refusal(&name, &operation.bucket, "seed-unreadable", &operation.what)];
+                let change = refused_change(&name, &operation.bucket, "seed-unreadable", &operation.what);
+                return (vec![change], Err(MfaError::Sealing));
             };
             let verdict = record.check(&totp, &code, now, &policy);
             let (result, change) = match verdict {
@@ -589,20 +559,19 @@ impl Authority {
                     },
                 ),
                 Verdict::Invalid => {
-                    (Err(MfaError::Invalid), refusal(&name, &operation.bucket, "invalid", &operation.what))
+                    (Err(MfaError::Invalid), refused_change(&name, &operation.bucket, "invalid", &operation.what))
                 }
                 Verdict::Replayed => {
-                    (Err(MfaError::Replayed), refusal(&name, &operation.bucket, "replayed", &operation.what))
+                    (Err(MfaError::Replayed), refused_change(&name, &operation.bucket, "replayed", &operation.what))
                 }
                 Verdict::LockedOut { until } => (
                     Err(MfaError::LockedOut { until }),
-                    refusal(&name, &operation.bucket, "locked-out", &operation.what),
+                    refused_change(&name, &operation.bucket, "locked-out", &operation.what),
                 ),
             };
-            put(&out, result);
-            vec![DeviceChange { record: Some(record.encode()), ..change }]
+            (vec![DeviceChange { record: Some(record.encode()), ..change }], result)
         }));
-        (CodeCheck { serial: serial.to_string(), update }, CodeVerdict(slot))
+        CodeCheck { serial: serial.to_string(), update }
     }
 
     /// Answers a request that carries no code where its operation needs
@@ -610,8 +579,8 @@ impl Authority {
     /// refused-attempt ledger entry (no device is charged a failure).
     pub async fn missing_code(&self, actor: &Actor, operation: &Operation, why: &str) -> MfaError {
         let name = "(none)".to_owned();
-        let change = refusal(&name, &operation.bucket, "missing", &operation.what);
-        let update = DeviceUpdate(Box::new(move |_, _| vec![change]));
+        let change = refused_change(&name, &operation.bucket, "missing", &operation.what);
+        let update = DeviceUpdate(Box::new(move |_, _| (vec![change], ())));
         match self.store.update_devices(actor, vec![name], update).await {
             Ok(_) => MfaError::Required(why.to_owned()),
             Err(err) => MfaError::Store(err),
@@ -640,30 +609,25 @@ impl Authority {
         // admin can charge the owner's token a failure by naming it.
         let code_owner = if actor.access_key == record.owner { &record.owner } else { &actor.access_key };
         self.verify(actor, code_owner, mfa, &operation).await?;
-        let slot: Slot<DeviceInfo> = Arc::default();
-        let out = slot.clone();
         let name = serial.to_string();
         let update = DeviceUpdate(Box::new(move |current, _| {
             match current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw)) {
                 Some(Ok(mut record)) => {
                     record.state = DeviceState::Deactivated;
-                    put(&out, Ok(DeviceInfo::from(&record)));
-                    vec![DeviceChange {
+                    let info = DeviceInfo::from(&record);
+                    let change = DeviceChange {
                         serial: name,
                         record: Some(record.encode()),
                         op: LedgerOp::MfaDeactivated,
                         bucket: String::new(),
                         detail: String::new(),
-                    }]
+                    };
+                    (vec![change], Ok(info))
                 }
-                _ => {
-                    put(&out, Err(MfaError::Invalid));
-                    Vec::new()
-                }
+                _ => (Vec::new(), Err(MfaError::Invalid)),
             }
         }));
-        self.store.update_devices(actor, vec![serial.to_string()], update).await?;
-        take(&slot)
+        self.store.update_devices(actor, vec![serial.to_string()], update).await?.1
     }
 }
 

@@ -133,14 +133,16 @@ pub struct DeviceChange {
 }
 
 /// The MFA authority's decision function, run inside the writer: given the
-/// current records of the named serials (in order) and the compliance-clock
-/// time, returns what to write. It must not block.
-pub struct DeviceUpdate(pub Box<DeviceFn>);
+/// current records of the named serials (in order) and the system-clock
+/// time, returns what to write and the authority's own answer (`T`), which
+/// the store hands back to the caller once the changes are durable. It must
+/// not block.
+pub struct DeviceUpdate<T = ()>(pub Box<DeviceFn<T>>);
 
 /// The function inside a `DeviceUpdate`.
-pub type DeviceFn = dyn FnOnce(Vec<Option<Vec<u8>>>, Timestamp) -> Vec<DeviceChange> + Send;
+pub type DeviceFn<T> = dyn FnOnce(Vec<Option<Vec<u8>>>, Timestamp) -> (Vec<DeviceChange>, T) + Send;
 
-impl std::fmt::Debug for DeviceUpdate {
+impl<T> std::fmt::Debug for DeviceUpdate<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DeviceUpdate(..)")
     }
@@ -152,14 +154,15 @@ impl std::fmt::Debug for DeviceUpdate {
 /// if that passes, so a refused operation spends no code and charges no
 /// device a failure (DESIGN.md invariant 9); the operation then runs only
 /// if `update` accepted the code, in the same atomic write that spends it.
+/// `V` is the authority's verdict, returned with `Guarded::CodeRefused`.
 #[derive(Debug)]
-pub struct CodeCheck {
+pub struct CodeCheck<V = ()> {
     /// The device the code names: the record `update` is given, and the
     /// serial the operation's ledger entry names when the code is accepted.
     pub serial: String,
     /// The authority's decision; it accepts the code by returning a change
     /// with `LedgerOp::MfaAccepted`.
-    pub update: DeviceUpdate,
+    pub update: DeviceUpdate<V>,
 }
 
 /// A legal hold to place or release on one version.
@@ -193,15 +196,17 @@ pub enum Lowering {
     NeedsCode,
 }
 
-/// What became of an operation guarded by a `CodeCheck`. A refused
+/// What became of an operation guarded by a `CodeCheck<V>`. A refused
 /// operation is an error, as without a code.
 #[derive(Debug)]
-pub enum Guarded<T> {
-    /// The code was accepted and spent, and the operation ran.
+pub enum Guarded<T, V = ()> {
+    /// The operation ran: with its code accepted and spent, or without it
+    /// where it needed none.
     Done(T),
     /// The operation would have run, but the authority refused the code: its
-    /// verdict (ledger entry, counted failure) is durable, nothing else changed.
-    CodeRefused,
+    /// verdict `V` (ledger entry, counted failure) is durable, nothing else
+    /// changed.
+    CodeRefused(V),
 }
 
 /// A version or delete marker as callers see it.

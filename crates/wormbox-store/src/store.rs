@@ -23,7 +23,9 @@ use crate::ledger::{self, ChainBreak, ChainWalker, LedgerEntry};
 use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
 use crate::writer::{
-    self, Command, DeleteObjects, Outcome, PutVersion, Request, SetHold, SetRetention, VersionData, WriterState,
+    self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
+    DeleteObjects, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity, Request, RevokePrincipal,
+    SetHold, SetRetention, SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
@@ -114,7 +116,7 @@ impl Drop for Inner {
 const MAX_PERMITS: usize = 1 << 31;
 
 /// Where the writer's answer to a queued command arrives.
-type Answer = oneshot::Receiver<Result<Outcome, StoreError>>;
+type Answer<T> = oneshot::Receiver<Result<T, StoreError>>;
 
 impl Inner {
     /// The write queue's size in semaphore permits: at least one request.
@@ -182,14 +184,14 @@ impl Store {
         &self.inner.options
     }
 
-    async fn submit(&self, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
-        let cost = writer::queue_cost(&command);
-        let permit = self.reserve(cost).await?;
-        let answer = self.hand_over(actor, command, permit)?;
+    /// Queues `op` and awaits its reply, which comes once its group is durable.
+    async fn submit<Op: WriterOp>(&self, actor: &Actor, op: Op) -> Result<Op::Output, StoreError> {
+        let permit = self.reserve(writer::queue_cost(&op)).await?;
+        let answer = self.hand_over(actor, op, permit)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    /// Waits for room in the write queue for a command of `cost` bytes
+    /// Waits for room in the write queue for an operation of `cost` bytes
     /// (`writer::queue_cost`). Cancelled here, the caller has handed nothing
     /// to the writer.
     async fn reserve(&self, cost: usize) -> Result<OwnedSemaphorePermit, StoreError> {
@@ -203,13 +205,18 @@ impl Store {
             .map_err(|_| StoreError::WriterStopped)
     }
 
-    /// Queues `command`; from here on the writer owns it and applies it
-    /// whether or not anyone awaits the answer. Not async: no cancellation
-    /// can fall between the hand-over and what the caller records about it.
-    fn hand_over(&self, actor: &Actor, command: Command, queued: OwnedSemaphorePermit) -> Result<Answer, StoreError> {
+    /// Queues `op`; from here on the writer owns it and applies it whether
+    /// or not anyone awaits the answer. Not async: no cancellation can fall
+    /// between the hand-over and what the caller records about it.
+    fn hand_over<Op: WriterOp>(
+        &self,
+        actor: &Actor,
+        op: Op,
+        queued: OwnedSemaphorePermit,
+    ) -> Result<Answer<Op::Output>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let request = Request { actor: actor.clone(), command, reply, queued };
-        // A refused send drops the command unapplied: nothing was handed over.
+        let request = Request { actor: actor.clone(), op: Box::new(Pending { op, reply }), queued };
+        // A refused send drops the operation unapplied: nothing was handed over.
         self.inner
             .writer
             .lock()
@@ -221,29 +228,16 @@ impl Store {
         Ok(answer)
     }
 
-    /// Submits `command`, guarded by `code` when there is one.
-    async fn submit_maybe_guarded(
+    /// Submits `op`, guarded by `code` when there is one.
+    async fn submit_maybe_guarded<Op: Guardable, V: Send + 'static>(
         &self,
         actor: &Actor,
-        command: Command,
-        code: Option<CodeCheck>,
-    ) -> Result<Guarded<Outcome>, StoreError> {
+        op: Op,
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<Op::Output, V>, StoreError> {
         match code {
-            Some(code) => self.submit_guarded(actor, command, code).await,
-            None => Ok(Guarded::Done(self.submit(actor, command).await?)),
-        }
-    }
-
-    /// Submits `command` guarded by `code` (the writer's `guarded`).
-    async fn submit_guarded(
-        &self,
-        actor: &Actor,
-        command: Command,
-        code: CodeCheck,
-    ) -> Result<Guarded<Outcome>, StoreError> {
-        match self.submit(actor, Command::Guarded { command: Box::new(command), code }).await? {
-            Outcome::CodeRefused => Ok(Guarded::CodeRefused),
-            outcome => Ok(Guarded::Done(outcome)),
+            Some(code) => self.submit(actor, GuardedBy { op, code }).await,
+            None => Ok(Guarded::Done(self.submit(actor, op).await?)),
         }
     }
 
@@ -282,18 +276,12 @@ impl Store {
         bucket: BucketName,
         object_lock: bool,
     ) -> Result<(BucketInfo, u64), StoreError> {
-        match self.submit(actor, Command::CreateBucket { bucket, object_lock }).await? {
-            Outcome::Bucket(info, Some(sequence)) => Ok((info, sequence)),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, CreateBucket { bucket, object_lock }).await
     }
 
     /// Deletes an empty bucket; only its owner or an admin may.
     pub async fn delete_bucket(&self, actor: &Actor, bucket: BucketName) -> Result<u64, StoreError> {
-        match self.submit(actor, Command::DeleteBucket { bucket }).await? {
-            Outcome::Sequence(Some(sequence)) => Ok(sequence),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, DeleteBucket { bucket }).await
     }
 
     /// Changes a bucket's versioning state; only its owner may, admins
@@ -320,27 +308,20 @@ impl Store {
         bucket: BucketName,
         change: VersioningChange,
     ) -> Result<(BucketInfo, Option<u64>), StoreError> {
-        match self.submit(actor, Command::SetVersioning { bucket, change }).await? {
-            Outcome::Bucket(info, sequence) => Ok((info, sequence)),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, SetVersioning { bucket, change }).await
     }
 
     /// `configure_versioning` with a code that the writer hands to the MFA
     /// authority only once the change itself is allowed (`CodeCheck`).
-    pub async fn configure_versioning_with_code(
+    pub async fn configure_versioning_with_code<V: Send + 'static>(
         &self,
         actor: &Actor,
         bucket: BucketName,
         change: VersioningChange,
-        code: CodeCheck,
-    ) -> Result<Guarded<(BucketInfo, Option<u64>)>, StoreError> {
+        code: CodeCheck<V>,
+    ) -> Result<Guarded<(BucketInfo, Option<u64>), V>, StoreError> {
         let change = VersioningChange { mfa: Some(code.serial.clone()), ..change };
-        match self.submit_guarded(actor, Command::SetVersioning { bucket, change }, code).await? {
-            Guarded::Done(Outcome::Bucket(info, sequence)) => Ok(Guarded::Done((info, sequence))),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        self.submit(actor, GuardedBy { op: SetVersioning { bucket, change }, code }).await
     }
 
     // ---- the compliance clock ----
@@ -348,10 +329,7 @@ impl Store {
     /// The system and compliance clocks, how far the compliance clock is
     /// behind, its catch-up rate and when it will have caught up.
     pub async fn clock_status(&self) -> Result<ClockStatus, StoreError> {
-        match self.submit(&Actor::system(), Command::ClockStatus).await? {
-            Outcome::Clock(status, _) => Ok(status),
-            other => Err(unexpected(other)),
-        }
+        self.submit(&Actor::system(), ReadClock).await
     }
 
     /// Moves the compliance clock forward to the system clock at once (never
@@ -359,26 +337,19 @@ impl Store {
     /// admin only, after the caller had the MFA authority spend a code of the
     /// admin's own device (`mfa` names it). A ledger entry records both times.
     pub async fn accept_clock_forward(&self, actor: &Actor, mfa: String) -> Result<(ClockStatus, u64), StoreError> {
-        match self.submit(actor, Command::AcceptClockForward { mfa }).await? {
-            Outcome::Clock(status, Some(sequence)) => Ok((status, sequence)),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, AcceptClockForward { mfa }).await
     }
 
     /// `accept_clock_forward` with the code of one of the admin's own devices,
     /// judged by the writer after the acceptance itself (`CodeCheck`): a
     /// refused acceptance (no admin, no jump) spends no code.
-    pub async fn accept_clock_forward_with_code(
+    pub async fn accept_clock_forward_with_code<V: Send + 'static>(
         &self,
         actor: &Actor,
-        code: CodeCheck,
-    ) -> Result<Guarded<(ClockStatus, u64)>, StoreError> {
-        let command = Command::AcceptClockForward { mfa: code.serial.clone() };
-        match self.submit_guarded(actor, command, code).await? {
-            Guarded::Done(Outcome::Clock(status, Some(sequence))) => Ok(Guarded::Done((status, sequence))),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        code: CodeCheck<V>,
+    ) -> Result<Guarded<(ClockStatus, u64), V>, StoreError> {
+        let op = AcceptClockForward { mfa: code.serial.clone() };
+        self.submit(actor, GuardedBy { op, code }).await
     }
 
     // ---- Object Lock ----
@@ -392,30 +363,22 @@ impl Store {
         bucket: BucketName,
         default: Option<DefaultRetention>,
     ) -> Result<(BucketInfo, u64), StoreError> {
-        match self.change_object_lock(actor, bucket, default, Lowering::Allowed, None).await? {
-            Guarded::Done(done) => Ok(done),
-            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
-        }
+        self.submit(actor, ConfigureObjectLock { bucket, default, lowering: Lowering::Allowed }).await
     }
 
     /// `configure_object_lock` as the application layer calls it: a change
     /// that clears or shortens the default is refused unless `lowering`
     /// allows it, and `code`, when given, is judged after the change itself
     /// (`CodeCheck`).
-    pub async fn change_object_lock(
+    pub async fn change_object_lock<V: Send + 'static>(
         &self,
         actor: &Actor,
         bucket: BucketName,
         default: Option<DefaultRetention>,
         lowering: Lowering,
-        code: Option<CodeCheck>,
-    ) -> Result<Guarded<(BucketInfo, u64)>, StoreError> {
-        match self.submit_maybe_guarded(actor, Command::ConfigureObjectLock { bucket, default, lowering }, code).await?
-        {
-            Guarded::Done(Outcome::Bucket(info, Some(sequence))) => Ok(Guarded::Done((info, sequence))),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<(BucketInfo, u64), V>, StoreError> {
+        self.submit_maybe_guarded(actor, ConfigureObjectLock { bucket, default, lowering }, code).await
     }
 
     /// Sets, extends, shortens or removes a version's retention under the
@@ -434,16 +397,14 @@ impl Store {
         mfa: Option<String>,
     ) -> Result<(LockRecord, Option<u64>), StoreError> {
         let set = SetRetention { bucket, key, version, retention, bypass, mfa };
-        match self.submit(actor, Command::SetRetention(Box::new(set))).await? {
-            Outcome::Lock(lock, sequence) => Ok((lock, sequence)),
-            other => Err(unexpected(other)),
-        }
+        let (lock, sequence) = self.submit(actor, set).await?;
+        Ok((lock, Some(sequence)))
     }
 
     /// `set_retention` with a code that the writer hands to the MFA authority
     /// only once the change itself is allowed (`CodeCheck`).
     #[allow(clippy::too_many_arguments)] // `set_retention`'s fields, and the code
-    pub async fn set_retention_with_code(
+    pub async fn set_retention_with_code<V: Send + 'static>(
         &self,
         actor: &Actor,
         bucket: BucketName,
@@ -451,15 +412,14 @@ impl Store {
         version: VersionSelector,
         retention: Option<Retention>,
         bypass: bool,
-        code: CodeCheck,
-    ) -> Result<Guarded<(LockRecord, Option<u64>)>, StoreError> {
+        code: CodeCheck<V>,
+    ) -> Result<Guarded<(LockRecord, Option<u64>), V>, StoreError> {
         let mfa = Some(code.serial.clone());
-        let set = SetRetention { bucket, key, version, retention, bypass, mfa };
-        match self.submit_guarded(actor, Command::SetRetention(Box::new(set)), code).await? {
-            Guarded::Done(Outcome::Lock(lock, sequence)) => Ok(Guarded::Done((lock, sequence))),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        let op = SetRetention { bucket, key, version, retention, bypass, mfa };
+        Ok(match self.submit(actor, GuardedBy { op, code }).await? {
+            Guarded::Done((lock, sequence)) => Guarded::Done((lock, Some(sequence))),
+            Guarded::CodeRefused(verdict) => Guarded::CodeRefused(verdict),
+        })
     }
 
     /// Places (`place`) or releases the legal hold `case_id` on a version:
@@ -476,30 +436,22 @@ impl Store {
         place: bool,
         note: String,
     ) -> Result<(LockRecord, Option<u64>), StoreError> {
-        let hold = HoldChange { bucket, key, version, case_id, place, note };
-        match self.change_legal_hold(actor, hold, Lowering::Allowed, None).await? {
-            Guarded::Done(done) => Ok(done),
-            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
-        }
+        self.submit(actor, SetHold { bucket, key, version, case_id, place, note, lowering: Lowering::Allowed }).await
     }
 
     /// `set_legal_hold` as the application layer calls it: a release is
     /// refused unless `lowering` allows it, and `code`, when given, is
     /// judged after the change itself (`CodeCheck`).
-    pub async fn change_legal_hold(
+    pub async fn change_legal_hold<V: Send + 'static>(
         &self,
         actor: &Actor,
         hold: HoldChange,
         lowering: Lowering,
-        code: Option<CodeCheck>,
-    ) -> Result<Guarded<(LockRecord, Option<u64>)>, StoreError> {
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<(LockRecord, Option<u64>), V>, StoreError> {
         let HoldChange { bucket, key, version, case_id, place, note } = hold;
-        let set = SetHold { bucket, key, version, case_id, place, note, lowering };
-        match self.submit_maybe_guarded(actor, Command::SetHold(Box::new(set)), code).await? {
-            Guarded::Done(Outcome::Lock(lock, sequence)) => Ok(Guarded::Done((lock, sequence))),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        let op = SetHold { bucket, key, version, case_id, place, note, lowering };
+        self.submit_maybe_guarded(actor, op, code).await
     }
 
     // ---- MFA devices (opaque records owned by the MFA authority) ----
@@ -508,17 +460,15 @@ impl Store {
     /// reading, deciding and writing cannot interleave with another update:
     /// of two concurrent requests with the same code, exactly one sees the
     /// step unspent. The changes and their ledger entries are durable before
-    /// this returns; returns the last ledger sequence written.
-    pub async fn update_devices(
+    /// this returns; returns the last ledger sequence written and what
+    /// `update` answered.
+    pub async fn update_devices<T: Send + 'static>(
         &self,
         actor: &Actor,
         serials: Vec<String>,
-        update: DeviceUpdate,
-    ) -> Result<Option<u64>, StoreError> {
-        match self.submit(actor, Command::UpdateDevices { serials, update }).await? {
-            Outcome::Sequence(sequence) => Ok(sequence),
-            other => Err(unexpected(other)),
-        }
+        update: DeviceUpdate<T>,
+    ) -> Result<(Option<u64>, T), StoreError> {
+        self.submit(actor, UpdateDevices { serials, update }).await
     }
 
     /// Returns a device record as committed.
@@ -599,10 +549,7 @@ impl Store {
     }
 
     async fn publish(&self, actor: &Actor, put: PutVersion) -> Result<WriteAck, StoreError> {
-        match self.submit(actor, Command::PutVersion(Box::new(put))).await? {
-            Outcome::Written(ack) => Ok(ack),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, put).await
     }
 
     fn check_object(&self, object: &NewObject, size: u64) -> Result<(), StoreError> {
@@ -646,31 +593,24 @@ impl Store {
         mfa: Option<String>,
         bypass: bool,
     ) -> Result<DeleteOutcome, StoreError> {
-        match self.submit(actor, Command::DeleteObject { bucket, key, version, mfa, bypass }).await? {
-            Outcome::Deleted(outcome) => Ok(outcome),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, DeleteObject { bucket, key, version, mfa, bypass }).await
     }
 
     /// A permanent delete of `version` with a code that the writer hands to
     /// the MFA authority only once retention and holds let the purge through
     /// (`CodeCheck`); `bypass` as for `delete_object_guarded`.
-    pub async fn delete_object_with_code(
+    pub async fn delete_object_with_code<V: Send + 'static>(
         &self,
         actor: &Actor,
         bucket: BucketName,
         key: ObjectKey,
         version: VersionSelector,
         bypass: bool,
-        code: CodeCheck,
-    ) -> Result<Guarded<DeleteOutcome>, StoreError> {
+        code: CodeCheck<V>,
+    ) -> Result<Guarded<DeleteOutcome, V>, StoreError> {
         let mfa = Some(code.serial.clone());
-        let command = Command::DeleteObject { bucket, key, version: Some(version), mfa, bypass };
-        match self.submit_guarded(actor, command, code).await? {
-            Guarded::Done(Outcome::Deleted(outcome)) => Ok(Guarded::Done(outcome)),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        let op = DeleteObject { bucket, key, version: Some(version), mfa, bypass };
+        self.submit(actor, GuardedBy { op, code }).await
     }
 
     /// Deletes several objects or versions of one bucket in one atomic write
@@ -688,11 +628,7 @@ impl Store {
         bypass: bool,
     ) -> Result<Vec<EntryOutcome>, StoreError> {
         let entries = distinct_entries(entries)?;
-        let command = Command::DeleteObjects(Box::new(DeleteObjects { bucket, entries, mfa: None, bypass }));
-        match self.submit(actor, command).await? {
-            Outcome::DeletedEach(each) => Ok(each),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, DeleteObjects { bucket, entries, mfa: None, bypass }).await
     }
 
     /// `delete_objects` with one code for the whole request (S3's
@@ -702,22 +638,17 @@ impl Store {
     /// the authority accepted it, in the same atomic write that spends it. A
     /// request none of whose permanent deletes passed runs without spending
     /// the code; one whose code is refused changes nothing but the verdict.
-    pub async fn delete_objects_with_code(
+    pub async fn delete_objects_with_code<V: Send + 'static>(
         &self,
         actor: &Actor,
         bucket: BucketName,
         entries: Vec<DeleteEntry>,
         bypass: bool,
-        code: CodeCheck,
-    ) -> Result<Guarded<Vec<EntryOutcome>>, StoreError> {
+        code: CodeCheck<V>,
+    ) -> Result<Guarded<Vec<EntryOutcome>, V>, StoreError> {
         let entries = distinct_entries(entries)?;
         let mfa = Some(code.serial.clone());
-        let command = Command::DeleteObjects(Box::new(DeleteObjects { bucket, entries, mfa, bypass }));
-        match self.submit_guarded(actor, command, code).await? {
-            Guarded::Done(Outcome::DeletedEach(each)) => Ok(Guarded::Done(each)),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        self.submit(actor, GuardedBy { op: DeleteObjects { bucket, entries, mfa, bypass }, code }).await
     }
 
     /// Returns a version's metadata: the latest when `version` is `None`.
@@ -847,23 +778,37 @@ impl Store {
         role: Role,
         bypass_governance: bool,
     ) -> Result<NewPrincipal, StoreError> {
-        match self.create_principal_checked(actor, name, role, bypass_governance, None).await? {
-            Guarded::Done(done) => Ok(done),
-            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
-        }
+        let (access_key, secret, record) = self.new_principal(name, role, bypass_governance)?;
+        let ledger_sequence = self.submit(actor, CreatePrincipal { access_key: access_key.clone(), record }).await?;
+        Ok(NewPrincipal { access_key, secret, ledger_sequence })
     }
 
     /// `create_principal_with_bypass`, with `code` (when given) judged after
     /// the creation itself (`CodeCheck`): the application layer asks for one
     /// before minting an admin or the bypass right on a guarded appliance.
-    pub async fn create_principal_checked(
+    pub async fn create_principal_checked<V: Send + 'static>(
         &self,
         actor: &Actor,
         name: &str,
         role: Role,
         bypass_governance: bool,
-        code: Option<CodeCheck>,
-    ) -> Result<Guarded<NewPrincipal>, StoreError> {
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<NewPrincipal, V>, StoreError> {
+        let (access_key, secret, record) = self.new_principal(name, role, bypass_governance)?;
+        let op = CreatePrincipal { access_key: access_key.clone(), record };
+        Ok(match self.submit_maybe_guarded(actor, op, code).await? {
+            Guarded::Done(ledger_sequence) => Guarded::Done(NewPrincipal { access_key, secret, ledger_sequence }),
+            Guarded::CodeRefused(verdict) => Guarded::CodeRefused(verdict),
+        })
+    }
+
+    /// A new principal's access key, secret and record (not yet stored).
+    fn new_principal(
+        &self,
+        name: &str,
+        role: Role,
+        bypass_governance: bool,
+    ) -> Result<(String, String, Box<PrincipalRecord>), StoreError> {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::InvalidArgument(
                 "principal name must be 1 to 128 bytes without control characters".to_owned(),
@@ -882,14 +827,7 @@ impl Store {
             revoked_at: None,
             bypass_governance,
         };
-        let command = Command::CreatePrincipal { access_key: access_key.clone(), record: Box::new(record) };
-        match self.submit_maybe_guarded(actor, command, code).await? {
-            Guarded::Done(Outcome::Sequence(Some(ledger_sequence))) => {
-                Ok(Guarded::Done(NewPrincipal { access_key, secret, ledger_sequence }))
-            }
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        Ok((access_key, secret, Box::new(record)))
     }
 
     /// Whether `access_key` holds the right to override GOVERNANCE retention.
@@ -906,26 +844,18 @@ impl Store {
     /// Revokes a principal; its key stops working at once. Returns the ledger
     /// entry, or `None` when it was already revoked.
     pub async fn revoke_principal(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
-        match self.revoke_principal_checked(actor, access_key, None).await? {
-            Guarded::Done(done) => Ok(done),
-            Guarded::CodeRefused => Err(unexpected(Outcome::CodeRefused)),
-        }
+        self.submit(actor, RevokePrincipal { access_key: access_key.to_owned() }).await
     }
 
     /// `revoke_principal`, with `code` (when given) judged after the
     /// revocation itself (`CodeCheck`).
-    pub async fn revoke_principal_checked(
+    pub async fn revoke_principal_checked<V: Send + 'static>(
         &self,
         actor: &Actor,
         access_key: &str,
-        code: Option<CodeCheck>,
-    ) -> Result<Guarded<Option<u64>>, StoreError> {
-        let command = Command::RevokePrincipal { access_key: access_key.to_owned() };
-        match self.submit_maybe_guarded(actor, command, code).await? {
-            Guarded::Done(Outcome::Sequence(sequence)) => Ok(Guarded::Done(sequence)),
-            Guarded::Done(other) => Err(unexpected(other)),
-            Guarded::CodeRefused => Ok(Guarded::CodeRefused),
-        }
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<Option<u64>, V>, StoreError> {
+        self.submit_maybe_guarded(actor, RevokePrincipal { access_key: access_key.to_owned() }, code).await
     }
 
     /// The record of the principal `access_key`, if there is one.
@@ -1010,10 +940,7 @@ impl Store {
     /// Signs a checkpoint of the ledger's current head, or returns the one
     /// already signed there. Needs a store opened with a signer.
     pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
-        match self.submit(&Actor::system(), Command::Checkpoint).await? {
-            Outcome::Checkpoint(checkpoint) => Ok(checkpoint),
-            other => Err(unexpected(other)),
-        }
+        self.submit(&Actor::system(), SignCheckpoint).await
     }
 
     /// Returns the stored checkpoint at `sequence`.
@@ -1042,11 +969,7 @@ impl Store {
     /// Records an integrity check's result in the ledger, as `actor` (the
     /// auditor who asked, or `Actor::system()` for the scrub).
     pub async fn record_integrity(&self, actor: &Actor, report: &IntegrityReport) -> Result<u64, StoreError> {
-        let command = Command::RecordIntegrity { ok: report.is_ok(), detail: report.summary() };
-        match self.submit(actor, command).await? {
-            Outcome::Sequence(Some(sequence)) => Ok(sequence),
-            other => Err(unexpected(other)),
-        }
+        self.submit(actor, RecordIntegrity { ok: report.is_ok(), detail: report.summary() }).await
     }
 
     /// Recomputes the chain from genesis and compares it with every stored hash
@@ -1196,19 +1119,14 @@ impl Upload {
             size: self.size,
             data,
         };
-        let command = Command::PutVersion(Box::new(put));
-        let cost = writer::queue_cost(&command);
-        let permit = self.store.reserve(cost).await?;
-        let answer = self.store.hand_over(actor, command, permit)?;
+        let permit = self.store.reserve(writer::queue_cost(&put)).await?;
+        let answer = self.store.hand_over(actor, put, permit)?;
         // Set before the next await, so no cancellation falls in between: a
         // caller cancelled from here on (a client gone, a deadline) drops
         // this upload while the writer may be publishing its chunks, so
         // `drop` must leave them alone.
         self.handed_over = true;
-        match answer.await.map_err(|_| StoreError::WriterStopped)?? {
-            Outcome::Written(ack) => Ok(ack),
-            other => Err(unexpected(other)),
-        }
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -1377,8 +1295,4 @@ fn distinct_entries(entries: Vec<DeleteEntry>) -> Result<Vec<DeleteEntry>, Store
     }
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     Ok(entries.into_iter().filter(|entry| seen.insert(entry.clone())).collect())
-}
-
-fn unexpected(outcome: Outcome) -> StoreError {
-    StoreError::DataLoss { what: format!("writer answered with an unexpected outcome {outcome:?}") }
 }

@@ -743,7 +743,7 @@ async fn suspended_is_refused_while_mfa_delete_is_on() {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let serial = "DEV123456".to_owned();
             let op = LedgerOp::MfaAccepted;
-            vec![crate::DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }]
+            (vec![crate::DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }], ())
         })),
     };
     let suspend = crate::VersioningChange { state: Some(VersioningState::Suspended), ..Default::default() };
@@ -838,19 +838,20 @@ async fn device_updates_see_earlier_updates_of_the_same_group_and_are_ledgered()
         tasks.push(tokio::spawn(async move {
             let update = crate::DeviceUpdate(Box::new(move |current: Vec<Option<Vec<u8>>>, _now| {
                 let n = current[0].as_ref().map_or(0, |r| u32::from_be_bytes(r[..4].try_into().unwrap()));
-                vec![crate::DeviceChange {
+                let change = crate::DeviceChange {
                     serial: key,
                     record: Some((n + 1).to_be_bytes().to_vec()),
                     op: crate::ledger::LedgerOp::MfaAccepted,
                     bucket: String::new(),
                     detail: "test".into(),
-                }]
+                };
+                (vec![change], ())
             }));
             store.update_devices(&actor, vec![serial], update).await.unwrap()
         }));
     }
     for task in tasks {
-        assert!(task.await.unwrap().is_some());
+        assert!(task.await.unwrap().0.is_some());
     }
     assert_eq!(w.store.device(&serial).unwrap(), Some(50u32.to_be_bytes().to_vec()));
     assert_eq!(w.store.devices().unwrap().len(), 1);
@@ -1126,7 +1127,16 @@ mod object_lock {
                     asked.fetch_add(1, Ordering::SeqCst);
                     let op = if accept { LedgerOp::MfaAccepted } else { LedgerOp::MfaRefused };
                     let serial = "DEV123456".to_owned();
-                    vec![crate::DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }]
+                    (
+                        vec![crate::DeviceChange {
+                            serial,
+                            record: None,
+                            op,
+                            bucket: String::new(),
+                            detail: String::new(),
+                        }],
+                        (),
+                    )
                 })),
             }
         };
@@ -1153,7 +1163,7 @@ mod object_lock {
             .delete_object_with_code(&w.actor, w.bucket.clone(), key("f"), sel(&free), false, check(false))
             .await
             .unwrap();
-        assert!(matches!(refused, crate::Guarded::CodeRefused));
+        assert!(matches!(refused, crate::Guarded::CodeRefused(())));
         assert_eq!(w.get("f", Some(&free.version_id)).unwrap(), b"record");
 
         // Allowed, code accepted: spent and purged in one write, in that order.
@@ -1277,7 +1287,7 @@ mod multi_delete {
                 asked.fetch_add(1, Ordering::SeqCst);
                 let op = if accept { LedgerOp::MfaAccepted } else { LedgerOp::MfaRefused };
                 let serial = SERIAL.to_owned();
-                vec![DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }]
+                (vec![DeviceChange { serial, record: None, op, bucket: String::new(), detail: String::new() }], ())
             })),
         }
     }
@@ -1408,7 +1418,7 @@ mod multi_delete {
             .delete_objects_with_code(&w.actor, w.bucket.clone(), entries, false, code(&asked, false))
             .await
             .unwrap();
-        assert!(matches!(refused, Guarded::CodeRefused));
+        assert!(matches!(refused, Guarded::CodeRefused(())));
         assert_eq!((count(&w, LedgerOp::MfaRefused), count(&w, LedgerOp::MarkerWritten)), (1, markers));
         assert!(w.get("free", Some(&free)).is_ok());
 

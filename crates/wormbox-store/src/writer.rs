@@ -25,45 +25,40 @@
 //! length the upload wrote, and a refused or failed publish is discarded
 //! here, never by the caller.
 //!
-//! Each command's rules are in `ops/`, one file per subject; `apply` here
-//! dispatches to them, and this file keeps what every command shares: the
-//! group, the transaction, the guarded trial and the refusal plumbing.
+//! Each operation is a type in `ops/` (one file per subject) implementing
+//! `WriterOp` (`op.rs`, with the guarded trial); this file keeps what every
+//! operation shares: the group, the transaction and the refusal plumbing.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 
-use tokio::sync::oneshot;
-use wormbox_model::{
-    BucketName, Clock, ClockEvent, ComplianceClock, Digest, ObjectKey, Timestamp, VersionId, VersionSelector,
-};
+use wormbox_model::{BucketName, Clock, ClockEvent, ComplianceClock, Digest, Timestamp, VersionId};
 
 use crate::backend::{Backend, BackendError, Batch, Durability, Keyspace};
-use crate::codec::{BucketRecord, LockRecord, PrincipalRecord};
+use crate::codec::BucketRecord;
 use crate::evidence::{self, Checkpoint, Signer};
 use crate::ledger::{self, LedgerEntry, LedgerOp};
-use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
-use crate::{
-    Actor, BucketInfo, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome, Lowering,
-    NewObject, StoreError, VersioningChange, WriteAck,
-};
+use crate::{Actor, BucketInfo, StoreError};
 use crate::{keys, meta};
 pub(crate) use committer::CommitCounters;
-use committer::{Committer, InFlight, InFlightList, Job, Reply};
-use ops::bucket::{configure_object_lock, create_bucket, delete_bucket, set_versioning};
-use ops::checkpoint::{record_integrity, sign_checkpoint};
-use ops::clock::{accept_clock_forward, read_clock};
-use ops::device::{run_device_update, update_devices};
-use ops::lock::{set_hold, set_retention};
-use ops::object::{delete_object, delete_objects, put_version};
-use ops::principal::{create_principal, revoke_principal};
+use committer::{Committer, InFlight, InFlightList, Job};
+pub(crate) use op::{Answer, Guardable, GuardedBy, Pending, Queued, WriterOp};
+pub(crate) use ops::bucket::{ConfigureObjectLock, CreateBucket, DeleteBucket, SetVersioning};
+pub(crate) use ops::checkpoint::{RecordIntegrity, SignCheckpoint};
+pub(crate) use ops::clock::{AcceptClockForward, ReadClock};
+pub(crate) use ops::device::UpdateDevices;
+pub(crate) use ops::lock::{SetHold, SetRetention};
+pub(crate) use ops::object::{DeleteObject, DeleteObjects, PutVersion, VersionData};
+pub(crate) use ops::principal::{CreatePrincipal, RevokePrincipal};
 #[cfg(test)]
 pub(crate) use refusals::PER_WINDOW as REFUSALS_PER_WINDOW;
 use refusals::RefusalBudget;
 
 mod committer;
+mod op;
 mod ops;
 mod refusals;
 
@@ -85,136 +80,10 @@ pub(crate) struct Signing {
     pub(crate) every: u64,
 }
 
-/// The bytes of a new version.
-#[derive(Debug)]
-pub(crate) enum VersionData {
-    /// Small bodies travel with the command and are written in the same batch.
-    Inline(Vec<u8>),
-    /// Large bodies were written as chunks of an upload beforehand.
-    Staged { upload: u128, chunks: u32 },
-}
-
-#[derive(Debug)]
-pub(crate) struct PutVersion {
-    pub(crate) bucket: BucketName,
-    pub(crate) key: ObjectKey,
-    pub(crate) object: NewObject,
-    pub(crate) sha256: Digest,
-    pub(crate) size: u64,
-    pub(crate) data: VersionData,
-}
-
-#[derive(Debug)]
-pub(crate) enum Command {
-    CreateBucket {
-        bucket: BucketName,
-        object_lock: bool,
-    },
-    ConfigureObjectLock {
-        bucket: BucketName,
-        default: Option<DefaultRetention>,
-        lowering: Lowering,
-    },
-    SetRetention(Box<SetRetention>),
-    SetHold(Box<SetHold>),
-    DeleteBucket {
-        bucket: BucketName,
-    },
-    SetVersioning {
-        bucket: BucketName,
-        change: VersioningChange,
-    },
-    PutVersion(Box<PutVersion>),
-    DeleteObject {
-        bucket: BucketName,
-        key: ObjectKey,
-        version: Option<VersionSelector>,
-        mfa: Option<String>,
-        bypass: bool,
-    },
-    /// A multi-object delete: each entry as `DeleteObject`, one by one.
-    DeleteObjects(Box<DeleteObjects>),
-    UpdateDevices {
-        serials: Vec<String>,
-        update: DeviceUpdate,
-    },
-    /// `command` (one `trial_copy` accepts) guarded by an MFA code: see `guarded`.
-    Guarded {
-        command: Box<Command>,
-        code: CodeCheck,
-    },
-    AcceptClockForward {
-        mfa: String,
-    },
-    ClockStatus,
-    CreatePrincipal {
-        access_key: String,
-        record: Box<PrincipalRecord>,
-    },
-    RevokePrincipal {
-        access_key: String,
-    },
-    /// Signs a checkpoint of the current head, unless one exists.
-    Checkpoint,
-    /// Records an integrity check's result.
-    RecordIntegrity {
-        ok: bool,
-        detail: String,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct SetRetention {
-    pub(crate) bucket: BucketName,
-    pub(crate) key: ObjectKey,
-    pub(crate) version: VersionSelector,
-    pub(crate) retention: Option<Retention>,
-    /// `bypass_governance` requested by a principal holding the right.
-    pub(crate) bypass: bool,
-    pub(crate) mfa: Option<String>,
-}
-
-/// A multi-object delete: `mfa` and `bypass` cover every entry.
-#[derive(Clone, Debug)]
-pub(crate) struct DeleteObjects {
-    pub(crate) bucket: BucketName,
-    pub(crate) entries: Vec<DeleteEntry>,
-    pub(crate) mfa: Option<String>,
-    pub(crate) bypass: bool,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct SetHold {
-    pub(crate) bucket: BucketName,
-    pub(crate) key: ObjectKey,
-    pub(crate) version: VersionSelector,
-    pub(crate) case_id: String,
-    pub(crate) place: bool,
-    pub(crate) note: String,
-    /// Whether a release may run (see `Lowering`).
-    pub(crate) lowering: Lowering,
-}
-
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    Bucket(BucketInfo, Option<u64>),
-    Sequence(Option<u64>),
-    Written(WriteAck),
-    Deleted(DeleteOutcome),
-    /// Each entry of a multi-object delete, in request order.
-    DeletedEach(Vec<EntryOutcome>),
-    Lock(LockRecord, Option<u64>),
-    Clock(ClockStatus, Option<u64>),
-    Checkpoint(Checkpoint),
-    /// A guarded command was allowed but its code refused (the authority's
-    /// verdict is written, the command is not).
-    CodeRefused,
-}
-
+/// One queued operation: `op` is a `Pending` of some `WriterOp`.
 pub(crate) struct Request {
     pub(crate) actor: Actor,
-    pub(crate) command: Command,
-    pub(crate) reply: oneshot::Sender<Result<Outcome, StoreError>>,
+    pub(crate) op: Box<dyn Queued>,
     /// Its share of the write queue; the writer returns it after the group commits.
     pub(crate) queued: tokio::sync::OwnedSemaphorePermit,
 }
@@ -332,7 +201,7 @@ fn layers_of(in_flight: &InFlightList, epoch: u64) -> Vec<Arc<InFlight>> {
 /// One group being applied.
 struct Group<'a> {
     txn: Txn<'a>,
-    replies: Vec<Reply>,
+    replies: Vec<Box<dyn Answer>>,
     queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
     bytes: usize,
     /// The staged uploads its publishes name (upload, chunks): the committer
@@ -351,27 +220,19 @@ impl<'a> Group<'a> {
         self.replies.len() >= MAX_GROUP || self.bytes >= MAX_GROUP_BYTES
     }
 
-    /// Applies one command; one that fails is rolled back out of the group.
+    /// Applies one operation; one that fails is rolled back out of the group.
     fn apply(&mut self, request: Request) {
-        self.bytes += inline_len(&request);
+        let Request { actor, op, queued } = request;
+        self.bytes += op.weight();
+        self.queue_shares.push(queued);
         let txn = &mut self.txn;
-        self.queue_shares.push(request.queued);
         let savepoint = txn.savepoint();
-        let attempt = refusal_fields(&request.command);
-        let staged = staged_upload(&request.command);
-        let res = apply(txn, &request.actor, request.command);
-        if let Err(err) = &res {
+        let attempt = op.refusal();
+        let staged = op.staged();
+        let answer = op.run(txn, &actor);
+        if let Some(err) = answer.error() {
             txn.rollback(savepoint);
-            // A refused attempt on protected state is itself evidence; a
-            // caller who may not attempt it at all is a diagnostic only, so
-            // that no principal can grow the ledger by asking.
-            if let StoreError::AccessDenied(_) = err {
-                let now = txn.tick();
-                txn.refusals.borrow_mut().denied(&request.actor.access_key, now, err);
-            } else if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
-                fields.detail = format!("{}: {err}", fields.detail);
-                txn.record_refusal(&request.actor, LedgerOp::Refused, fields);
-            }
+            txn.note_refusal(&actor, attempt, err);
             // The caller handed its chunks over with the publish and may be
             // gone: a refused publish is discarded here, in this group's commit.
             if let Some((upload, chunks)) = staged {
@@ -379,7 +240,7 @@ impl<'a> Group<'a> {
             }
         }
         self.staged.extend(staged);
-        self.replies.push((request.reply, res));
+        self.replies.push(answer);
     }
 
     /// The group as a job for the committer, and the state after it.
@@ -412,17 +273,6 @@ impl<'a> Group<'a> {
     }
 }
 
-/// The staged upload a command would publish, as (upload, chunks).
-fn staged_upload(command: &Command) -> Option<(u128, u32)> {
-    match command {
-        Command::PutVersion(put) => match &put.data {
-            VersionData::Staged { upload, chunks } => Some((*upload, *chunks)),
-            VersionData::Inline(_) => None,
-        },
-        _ => None,
-    }
-}
-
 /// The keys of a staged upload: its chunks, then its staging marker.
 fn staged_keys(upload: u128, chunks: u32) -> impl Iterator<Item = (Keyspace, Vec<u8>)> {
     (0..chunks)
@@ -440,38 +290,20 @@ pub(crate) fn discard_upload(backend: &dyn Backend, upload: u128, chunks: u32) -
     backend.commit(&batch, Durability::Buffered)
 }
 
-fn inline_len(request: &Request) -> usize {
-    command_inline_len(&request.command)
-}
-
-fn command_inline_len(command: &Command) -> usize {
-    match command {
-        Command::PutVersion(put) => match &put.data {
-            VersionData::Inline(data) => data.len(),
-            VersionData::Staged { .. } => 0,
-        },
-        // Each entry weighs what a single delete's request does (a key is
-        // at most the floor), so that multi-object requests let neither the
-        // queue nor a group hold a thousand times more deletes.
-        Command::DeleteObjects(delete) => delete.entries.len() * REQUEST_FLOOR,
-        _ => 0,
-    }
-}
-
 /// What a request counts against the write queue, at least: keys, metadata,
 /// the reply and the group's per-command state.
 pub(crate) const REQUEST_FLOOR: usize = 1024;
 
-/// A request's share of the write queue: its inline bytes, at least the floor.
-pub(crate) fn queue_cost(command: &Command) -> usize {
-    command_inline_len(command).max(REQUEST_FLOOR)
+/// A request's share of the write queue: its weight, at least the floor.
+pub(crate) fn queue_cost(op: &impl WriterOp) -> usize {
+    op.weight().max(REQUEST_FLOOR)
 }
 
 type SpaceKey = (Keyspace, Vec<u8>);
 
 /// Pending changes of one group, layered over the groups still being
 /// committed and then the backend.
-struct Txn<'a> {
+pub(crate) struct Txn<'a> {
     backend: &'a dyn Backend,
     clock: &'a dyn Clock,
     signing: Option<&'a Signing>,
@@ -724,6 +556,21 @@ impl<'a> Txn<'a> {
         id
     }
 
+    /// Accounts for an operation that failed with `err`, after its
+    /// rollback. A refused attempt on protected state is itself evidence
+    /// (`attempt`, or what the error says of a refused write); a caller who
+    /// may not attempt it at all is a diagnostic only, so that no principal
+    /// can grow the ledger by asking.
+    fn note_refusal(&mut self, actor: &Actor, attempt: Option<EntryFields>, err: &StoreError) {
+        if let StoreError::AccessDenied(_) = err {
+            let now = self.tick();
+            self.refusals.borrow_mut().denied(&actor.access_key, now, err);
+        } else if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
+            fields.detail = format!("{}: {err}", fields.detail);
+            self.record_refusal(actor, LedgerOp::Refused, fields);
+        }
+    }
+
     /// Records a refused attempt (`refused`, `mfa-refused`) within its
     /// principal's budget (`refusals.rs`); returns its sequence, or `None`
     /// when it was counted instead.
@@ -803,7 +650,7 @@ impl<'a> Txn<'a> {
 }
 
 #[derive(Clone, Default)]
-struct EntryFields {
+pub(crate) struct EntryFields {
     bucket: String,
     key: String,
     version: Option<VersionId>,
@@ -815,29 +662,15 @@ struct EntryFields {
     detail: String,
 }
 
-fn apply(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
-    match command {
-        Command::CreateBucket { bucket, object_lock } => create_bucket(txn, actor, bucket, object_lock),
-        Command::ConfigureObjectLock { bucket, default, lowering } => {
-            configure_object_lock(txn, actor, bucket, default, lowering)
+impl EntryFields {
+    /// An entry about `key` of `bucket` (empty for the bucket itself).
+    fn about(bucket: &BucketName, key: &str, detail: &str) -> EntryFields {
+        EntryFields {
+            bucket: bucket.to_string(),
+            key: key.to_owned(),
+            detail: detail.to_owned(),
+            ..EntryFields::default()
         }
-        Command::SetRetention(set) => set_retention(txn, actor, *set),
-        Command::SetHold(set) => set_hold(txn, actor, *set),
-        Command::DeleteBucket { bucket } => delete_bucket(txn, actor, &bucket),
-        Command::SetVersioning { bucket, change } => set_versioning(txn, actor, bucket, change),
-        Command::PutVersion(put) => put_version(txn, actor, *put),
-        Command::DeleteObject { bucket, key, version, mfa, bypass } => {
-            delete_object(txn, actor, &bucket, &key, version, mfa, bypass)
-        }
-        Command::DeleteObjects(delete) => delete_objects(txn, actor, *delete),
-        Command::UpdateDevices { serials, update } => update_devices(txn, actor, serials, update),
-        Command::Guarded { command, code } => guarded(txn, actor, *command, code),
-        Command::AcceptClockForward { mfa } => accept_clock_forward(txn, actor, mfa),
-        Command::ClockStatus => read_clock(txn),
-        Command::CreatePrincipal { access_key, record } => create_principal(txn, actor, access_key, *record),
-        Command::RevokePrincipal { access_key } => revoke_principal(txn, actor, access_key),
-        Command::Checkpoint => sign_checkpoint(txn),
-        Command::RecordIntegrity { ok, detail } => record_integrity(txn, actor, ok, detail),
     }
 }
 
@@ -850,125 +683,6 @@ pub(crate) fn bucket_info(name: BucketName, record: &BucketRecord) -> BucketInfo
         mfa_delete: record.mfa_delete,
         object_lock: record.object_lock,
         default_retention: record.default_retention,
-    }
-}
-
-/// Runs `command` guarded by `code`, in the order DESIGN.md's invariant 9
-/// asks for. The command is judged first, as if the code were good (it
-/// names `code.serial`): a refusal of the role, the ownership, a lock or a
-/// hold spends no code, charges no device a failure and is ledgered as any
-/// refusal. Only then does the authority judge the code, and the command
-/// runs only if it accepted, in the same atomic write that spends the code:
-/// nothing can change between the judgement and the run.
-fn guarded(txn: &mut Txn<'_>, actor: &Actor, command: Command, code: CodeCheck) -> Result<Outcome, StoreError> {
-    let trial = trial_copy(&command)
-        .ok_or_else(|| StoreError::InvalidArgument("this operation takes no MFA code".to_owned()))?;
-    txn.trial_refusals.clear();
-    let judged = judge(txn, actor, trial)?;
-    // Refusals of a multi-object delete's entries, which a refused code must
-    // not erase from the ledger.
-    let entry_refusals = std::mem::take(&mut txn.trial_refusals);
-    if spends_no_code(&judged) {
-        return apply(txn, actor, command);
-    }
-    // A code is judged only for an operation that needs one: a change that
-    // runs as well without it (an extension of retention, a delete on a
-    // bucket without MFA Delete, raising a default) runs without it, so no
-    // caller can charge someone's device a failure with a code the
-    // operation did not need.
-    if let Some(plain) = without_code(&command)
-        && judge(txn, actor, plain).is_ok()
-        && let Some(plain) = without_code(&command)
-    {
-        return apply(txn, actor, plain);
-    }
-    let CodeCheck { serial, update } = code;
-    let (_, accepted) = run_device_update(txn, actor, vec![serial], update)?;
-    if !accepted {
-        for (op, fields) in entry_refusals {
-            txn.record_refusal(actor, op, fields);
-        }
-        return Ok(Outcome::CodeRefused);
-    }
-    apply(txn, actor, command)
-}
-
-/// Applies `command` as a trial and rolls it back: its outcome, and nothing
-/// else (a trial's refusals spend no refusal budget).
-fn judge(txn: &mut Txn<'_>, actor: &Actor, command: Command) -> Result<Outcome, StoreError> {
-    let savepoint = txn.savepoint();
-    txn.trial = true;
-    let judged = apply(txn, actor, command);
-    txn.trial = false;
-    txn.rollback(savepoint);
-    judged
-}
-
-/// The command as it runs with no code, for those that may not need one.
-fn without_code(command: &Command) -> Option<Command> {
-    match command {
-        Command::DeleteObject { bucket, key, version, bypass, .. } => Some(Command::DeleteObject {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            version: *version,
-            mfa: None,
-            bypass: *bypass,
-        }),
-        Command::SetRetention(set) => {
-            Some(Command::SetRetention(Box::new(SetRetention { mfa: None, ..(**set).clone() })))
-        }
-        Command::SetVersioning { bucket, change } => Some(Command::SetVersioning {
-            bucket: bucket.clone(),
-            change: VersioningChange { mfa: None, ..change.clone() },
-        }),
-        Command::SetHold(set) => {
-            Some(Command::SetHold(Box::new(SetHold { lowering: Lowering::NeedsCode, ..(**set).clone() })))
-        }
-        Command::ConfigureObjectLock { bucket, default, .. } => Some(Command::ConfigureObjectLock {
-            bucket: bucket.clone(),
-            default: *default,
-            lowering: Lowering::NeedsCode,
-        }),
-        _ => None,
-    }
-}
-
-/// A copy of a command that a code may guard, to judge before the code is.
-fn trial_copy(command: &Command) -> Option<Command> {
-    match command {
-        Command::DeleteObject { bucket, key, version, mfa, bypass } => Some(Command::DeleteObject {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            version: *version,
-            mfa: mfa.clone(),
-            bypass: *bypass,
-        }),
-        Command::SetRetention(set) => Some(Command::SetRetention(set.clone())),
-        Command::DeleteObjects(delete) => Some(Command::DeleteObjects(delete.clone())),
-        Command::SetVersioning { bucket, change } => {
-            Some(Command::SetVersioning { bucket: bucket.clone(), change: change.clone() })
-        }
-        Command::SetHold(set) => Some(Command::SetHold(set.clone())),
-        Command::AcceptClockForward { mfa } => Some(Command::AcceptClockForward { mfa: mfa.clone() }),
-        Command::ConfigureObjectLock { bucket, default, lowering } => {
-            Some(Command::ConfigureObjectLock { bucket: bucket.clone(), default: *default, lowering: *lowering })
-        }
-        Command::CreatePrincipal { access_key, record } => {
-            Some(Command::CreatePrincipal { access_key: access_key.clone(), record: record.clone() })
-        }
-        Command::RevokePrincipal { access_key } => Some(Command::RevokePrincipal { access_key: access_key.clone() }),
-        _ => None,
-    }
-}
-
-/// Whether a guarded command, judged as if its code were good, would run
-/// nothing that needs the code: a multi-object delete none of whose
-/// permanent deletes passed. It then runs as judged (its markers written,
-/// its refusals ledgered) and the code is neither judged nor spent.
-fn spends_no_code(judged: &Outcome) -> bool {
-    match judged {
-        Outcome::DeletedEach(each) => !each.iter().any(|e| e.entry.version.is_some() && e.result.is_ok()),
-        _ => false,
     }
 }
 
@@ -1015,40 +729,14 @@ fn refused_write(err: &StoreError) -> Option<EntryFields> {
     }
 }
 
-/// What a refused attempt's ledger entry says, for the commands that touch
-/// protected state.
-fn refusal_fields(command: &Command) -> Option<EntryFields> {
-    let fields = |bucket: &BucketName, key: &str, what: &str| EntryFields {
-        bucket: bucket.to_string(),
-        key: key.to_owned(),
-        detail: what.to_owned(),
-        ..EntryFields::default()
-    };
-    match command {
-        Command::DeleteObject { bucket, key, version: Some(v), .. } => {
-            Some(fields(bucket, key.as_str(), &format!("permanent delete of version {}", v)))
-        }
-        Command::SetRetention(set) => {
-            Some(fields(&set.bucket, set.key.as_str(), &format!("retention change of version {}", set.version)))
-        }
-        Command::SetHold(set) => {
-            Some(fields(&set.bucket, set.key.as_str(), &format!("legal hold change of version {}", set.version)))
-        }
-        Command::SetVersioning { bucket, .. } => Some(fields(bucket, "", "versioning change")),
-        Command::ConfigureObjectLock { bucket, .. } => Some(fields(bucket, "", "object lock change")),
-        Command::DeleteBucket { bucket } => Some(fields(bucket, "", "bucket delete")),
-        Command::Guarded { command, .. } => refusal_fields(command),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use wormbox_model::{ClockPolicy, ManualClock, VersioningState};
+    use wormbox_model::{ClockPolicy, ManualClock, ObjectKey, VersioningState};
 
     use super::*;
     use crate::backend::MemBackend;
     use crate::ledger::GENESIS;
+    use crate::{NewObject, VersioningChange};
 
     fn fresh_state(clock: &dyn Clock) -> WriterState {
         WriterState {
@@ -1061,26 +749,26 @@ mod tests {
         }
     }
 
-    fn put(bucket: &BucketName, body: &[u8]) -> Command {
+    fn put(bucket: &BucketName, body: &[u8]) -> PutVersion {
         let digest = ring::digest::digest(&ring::digest::SHA256, body);
-        Command::PutVersion(Box::new(PutVersion {
+        PutVersion {
             bucket: bucket.clone(),
             key: ObjectKey::new("k").unwrap(),
             object: NewObject::default(),
             sha256: Digest::from_slice(digest.as_ref()).unwrap(),
             size: body.len() as u64,
             data: VersionData::Inline(body.to_vec()),
-        }))
+        }
     }
 
-    fn versioning(bucket: &BucketName, state: VersioningState) -> Command {
-        Command::SetVersioning {
+    fn versioning(bucket: &BucketName, state: VersioningState) -> SetVersioning {
+        SetVersioning {
             bucket: bucket.clone(),
             change: VersioningChange { state: Some(state), ..VersioningChange::default() },
         }
     }
 
-    /// Commands of one group see each other's bucket changes, although the
+    /// Operations of one group see each other's bucket changes, although the
     /// group keeps the bucket record it last read.
     #[test]
     fn a_command_sees_a_bucket_change_made_before_it_in_the_same_group() {
@@ -1090,13 +778,12 @@ mod tests {
         let bucket = BucketName::new("bucket").unwrap();
         let refusals = std::cell::RefCell::default();
         let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new(), &refusals);
-        let mut run = |command| apply(&mut txn, &actor, command).unwrap();
-        run(Command::CreateBucket { bucket: bucket.clone(), object_lock: false });
-        run(versioning(&bucket, VersioningState::Enabled));
-        let Outcome::Written(versioned) = run(put(&bucket, b"a")) else { panic!("a put writes") };
+        CreateBucket { bucket: bucket.clone(), object_lock: false }.apply(&mut txn, &actor).unwrap();
+        versioning(&bucket, VersioningState::Enabled).apply(&mut txn, &actor).unwrap();
+        let versioned = put(&bucket, b"a").apply(&mut txn, &actor).unwrap();
         assert_ne!(versioned.version_id, "null");
-        run(versioning(&bucket, VersioningState::Suspended));
-        let Outcome::Written(null) = run(put(&bucket, b"b")) else { panic!("a put writes") };
+        versioning(&bucket, VersioningState::Suspended).apply(&mut txn, &actor).unwrap();
+        let null = put(&bucket, b"b").apply(&mut txn, &actor).unwrap();
         assert_eq!(null.version_id, "null", "the put after the suspension in its group wrote a null version");
     }
 }

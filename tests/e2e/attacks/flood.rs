@@ -98,7 +98,7 @@ async fn hold_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
     let update = DeviceUpdate(Box::new(move |_, _| {
         let _ = held.send(());
         let _ = released.recv();
-        Vec::new()
+        (Vec::new(), ())
     }));
     tokio::spawn(async move { store.update_devices(&Actor::system(), Vec::new(), update).await });
     holding.await.unwrap();

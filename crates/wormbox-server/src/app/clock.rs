@@ -37,9 +37,9 @@ impl App {
         self.guarded(actor, guard, request.mfa.as_ref(), operation, |_, code| async move {
             match code {
                 Some(code) => self.store.accept_clock_forward_with_code(actor, code).await,
-                // `Always` hands a code over or refuses before this runs.
-                // (were it not, the store and the authority would disagree: a bug).
-                None => Ok(wormbox_store::Guarded::CodeRefused),
+                // `Always` hands a code over or refuses before this runs;
+                // were it not, the guard would be broken: a bug, not a verdict.
+                None => Ok(wormbox_store::Guarded::CodeRefused(Err(wormbox_mfa::MfaError::Corrupt))),
             }
         })
         .await

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 
-use wormbox_mfa::{CodeVerdict, MfaError, Operation};
+use wormbox_mfa::{CodeVerdict, Operation, authority};
 use wormbox_model::BucketName;
 use wormbox_store::{Actor, CodeCheck, Guarded, Lowering, StoreError};
 
@@ -83,8 +83,8 @@ impl App {
         run: F,
     ) -> Result<T, AppError>
     where
-        F: FnOnce(Lowering, Option<CodeCheck>) -> Fut,
-        Fut: Future<Output = Result<Guarded<T>, StoreError>>,
+        F: FnOnce(Lowering, Option<CodeCheck<CodeVerdict>>) -> Fut,
+        Fut: Future<Output = Result<Guarded<T, CodeVerdict>, StoreError>>,
     {
         let (lowering, code) = match (mfa.map(MfaCode::as_str), guard) {
             (_, Guard::Unguarded) => (Lowering::Allowed, None),
@@ -104,12 +104,9 @@ impl App {
             (None, Guard::Power) => (Lowering::Allowed, None),
             (None, Guard::Always { why }) => return Err(self.mfa.missing_code(actor, &operation, why).await.into()),
         };
-        let (check, verdict) = code.unzip();
-        match run(lowering, check).await? {
+        match run(lowering, code).await? {
             Guarded::Done(done) => Ok(done),
-            // Refused without a code handed over: the store and the
-            // authority disagree, a bug rather than a verdict.
-            Guarded::CodeRefused => Err(verdict.map_or(MfaError::Corrupt, CodeVerdict::refusal).into()),
+            Guarded::CodeRefused(verdict) => Err(authority::refusal(verdict).into()),
         }
     }
 }

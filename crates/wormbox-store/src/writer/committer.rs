@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
-
-use super::{Outcome, WriterState};
+use super::{Answer, WriterState};
 use crate::StoreError;
 use crate::backend::{Backend, BackendError, Batch, BatchOp, Durability, Keyspace};
 
@@ -72,15 +70,13 @@ fn op_value(op: &BatchOp) -> Option<&[u8]> {
 /// The groups applied but not yet committed, oldest first.
 pub(super) type InFlightList = Arc<Mutex<Vec<Arc<InFlight>>>>;
 
-pub(super) type Reply = (oneshot::Sender<Result<Outcome, StoreError>>, Result<Outcome, StoreError>);
-
 /// One applied group, ready to commit.
 pub(super) struct Job {
     /// `None` when the group changed nothing (every command failed or only
     /// read): it is still answered in order, after the groups before it.
     pub(super) batch: Option<Arc<InFlight>>,
     pub(super) epoch: u64,
-    pub(super) replies: Vec<Reply>,
+    pub(super) replies: Vec<Box<dyn Answer>>,
     pub(super) queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
     /// The staged uploads its publishes name (upload, chunks).
     pub(super) staged: Vec<(u128, u32)>,
@@ -156,15 +152,12 @@ impl Committer {
             // The shares go back after the commit and before the answers: the
             // queue bounds what waits plus what is being written.
             drop(job.queue_shares);
-            for (reply, res) in job.replies {
-                let res = match &result {
-                    Ok(()) => res,
-                    Err(err) => {
-                        let failed = || StoreError::Backend { operation: "group commit", source: Arc::clone(err) };
-                        if judged_on_lost_state { Err(failed()) } else { res.and_then(|_| Err(failed())) }
-                    }
-                };
-                let _ = reply.send(res);
+            for answer in job.replies {
+                let failure = result
+                    .as_ref()
+                    .err()
+                    .map(|err| StoreError::Backend { operation: "group commit", source: Arc::clone(err) });
+                answer.send(failure, judged_on_lost_state);
             }
         }
         tracing::debug!("store committer stopped");

@@ -5,25 +5,35 @@
 //! head it covers, and never twice for the same head (`Txn::checkpoint`); an
 //! integrity result is a ledger entry like any other change.
 
-use crate::Actor;
-use crate::StoreError;
+use crate::evidence::Checkpoint;
 use crate::ledger::LedgerOp;
-use crate::writer::{EntryFields, Outcome, Txn};
+use crate::writer::{EntryFields, Txn, WriterOp};
+use crate::{Actor, StoreError};
 
-pub(crate) fn sign_checkpoint(txn: &mut Txn<'_>) -> Result<Outcome, StoreError> {
-    match txn.checkpoint() {
-        Some(checkpoint) => Ok(Outcome::Checkpoint(checkpoint)),
-        None => Err(StoreError::InvalidArgument("this store has no checkpoint signing key".to_owned())),
+/// Signs a checkpoint of the current head, unless one exists.
+pub(crate) struct SignCheckpoint;
+
+impl WriterOp for SignCheckpoint {
+    type Output = Checkpoint;
+
+    fn apply(self, txn: &mut Txn<'_>, _actor: &Actor) -> Result<Checkpoint, StoreError> {
+        txn.checkpoint()
+            .ok_or_else(|| StoreError::InvalidArgument("this store has no checkpoint signing key".to_owned()))
     }
 }
 
-pub(crate) fn record_integrity(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    ok: bool,
-    detail: String,
-) -> Result<Outcome, StoreError> {
-    let op = if ok { LedgerOp::IntegrityVerified } else { LedgerOp::IntegrityFailed };
-    let fields = EntryFields { detail, ..EntryFields::default() };
-    Ok(Outcome::Sequence(Some(txn.record(actor, op, fields))))
+/// Records an integrity check's result.
+pub(crate) struct RecordIntegrity {
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
+}
+
+impl WriterOp for RecordIntegrity {
+    type Output = u64;
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<u64, StoreError> {
+        let op = if self.ok { LedgerOp::IntegrityVerified } else { LedgerOp::IntegrityFailed };
+        let fields = EntryFields { detail: self.detail, ..EntryFields::default() };
+        Ok(txn.record(actor, op, fields))
+    }
 }

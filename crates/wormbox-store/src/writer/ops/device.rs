@@ -8,27 +8,34 @@
 use crate::backend::Keyspace;
 use crate::ledger::LedgerOp;
 use crate::view::View;
-use crate::writer::{EntryFields, Outcome, Txn};
+use crate::writer::{EntryFields, Txn, WriterOp};
 use crate::{Actor, DeviceUpdate, StoreError};
 
-pub(crate) fn update_devices(
-    txn: &mut Txn<'_>,
-    actor: &Actor,
-    serials: Vec<String>,
-    update: DeviceUpdate,
-) -> Result<Outcome, StoreError> {
-    let (last, _) = run_device_update(txn, actor, serials, update)?;
-    Ok(Outcome::Sequence(last))
+/// Runs the authority's decision on the records of `serials` and writes
+/// what it returns; answers the last ledger sequence written and the
+/// authority's own answer.
+pub(crate) struct UpdateDevices<T> {
+    pub(crate) serials: Vec<String>,
+    pub(crate) update: DeviceUpdate<T>,
+}
+
+impl<T: Send + 'static> WriterOp for UpdateDevices<T> {
+    type Output = (Option<u64>, T);
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<Self::Output, StoreError> {
+        let (last, _, answer) = run_device_update(txn, actor, self.serials, self.update)?;
+        Ok((last, answer))
+    }
 }
 
 /// Runs the authority's decision and writes what it returns; returns the
-/// last ledger sequence written and whether it accepted a code.
-pub(crate) fn run_device_update(
+/// last ledger sequence written, whether it accepted a code, and its answer.
+pub(crate) fn run_device_update<T>(
     txn: &mut Txn<'_>,
     actor: &Actor,
     serials: Vec<String>,
-    update: DeviceUpdate,
-) -> Result<(Option<u64>, bool), StoreError> {
+    update: DeviceUpdate<T>,
+) -> Result<(Option<u64>, bool, T), StoreError> {
     let mut current = Vec::with_capacity(serials.len());
     for serial in &serials {
         current.push(txn.get(Keyspace::Devices, serial.as_bytes())?);
@@ -40,7 +47,8 @@ pub(crate) fn run_device_update(
     let now = txn.clock.now();
     let mut last = None;
     let mut accepted = false;
-    for change in (update.0)(current, now) {
+    let (changes, answer) = (update.0)(current, now);
+    for change in changes {
         accepted |= change.op == LedgerOp::MfaAccepted;
         if let Some(record) = change.record {
             txn.put(Keyspace::Devices, change.serial.as_bytes().to_vec(), record);
@@ -53,5 +61,5 @@ pub(crate) fn run_device_update(
             last = Some(txn.record(actor, change.op, fields));
         }
     }
-    Ok((last, accepted))
+    Ok((last, accepted, answer))
 }

@@ -13,7 +13,7 @@ use crate::codec::{BucketRecord, LockRecord, VersionRecord};
 use crate::evidence;
 use crate::ledger::LedgerOp;
 use crate::retention::{self, LegalHold, LockError, Override, Retention};
-use crate::writer::{EntryFields, Outcome, SetHold, SetRetention, Txn};
+use crate::writer::{EntryFields, Guardable, Txn, WriterOp};
 use crate::{Actor, Lowering, StoreError, external_id, keys, versions};
 
 pub(super) fn lock_detail(lock: &LockRecord) -> String {
@@ -56,34 +56,68 @@ fn locked_target(
     Ok((bucket_record, record))
 }
 
-pub(crate) fn set_retention(txn: &mut Txn<'_>, actor: &Actor, set: SetRetention) -> Result<Outcome, StoreError> {
-    // Checked here rather than by the caller so that the refusal is ledgered.
-    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Writer) {
-        return Err(StoreError::AccessDenied(format!("role `{}` may not change retention", actor.role.as_str())));
+/// Sets, extends or (where governance allows) shortens or clears a
+/// version's retention; answers the lock as written and its sequence.
+#[derive(Clone, Debug)]
+pub(crate) struct SetRetention {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) version: VersionSelector,
+    pub(crate) retention: Option<Retention>,
+    /// `bypass_governance` requested by a principal holding the right.
+    pub(crate) bypass: bool,
+    /// The serial of the device whose code is checked with it.
+    pub(crate) mfa: Option<String>,
+}
+
+impl WriterOp for SetRetention {
+    type Output = (LockRecord, u64);
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<Self::Output, StoreError> {
+        let set = self;
+        // Checked here rather than by the caller so that the refusal is ledgered.
+        if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Writer) {
+            return Err(StoreError::AccessDenied(format!("role `{}` may not change retention", actor.role.as_str())));
+        }
+        let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
+        let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
+        let now = txn.tick();
+        let with =
+            Override { bypass: set.bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: set.mfa.is_some() };
+        let version_text = external_id(version.id, version.is_null);
+        retention::judge_change(lock.retention, set.retention, now, with)
+            .map_err(|e| lock_error(e, &set.bucket, &set.key, &version_text))?;
+        let before = lock.retention;
+        lock.retention = set.retention;
+        let describe = |r: Option<Retention>| match r {
+            Some(r) => format!("{} until {}", r.mode.as_str(), r.until.to_rfc3339()),
+            None => "none".to_owned(),
+        };
+        let mut detail = format!("{} -> {}", describe(before), describe(lock.retention));
+        if set.bypass {
+            detail.push_str("; bypass requested");
+        }
+        if let Some(serial) = &set.mfa {
+            detail.push_str(&format!("; mfa {serial}"));
+        }
+        let sequence =
+            write_lock(txn, actor, (&set.bucket, &set.key, version.id), &lock, LedgerOp::RetentionChanged, detail);
+        Ok((lock, sequence))
     }
-    let (bucket_record, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
-    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
-    let now = txn.tick();
-    let with = Override { bypass: set.bypass, mfa_required: bucket_record.mfa_delete, mfa_verified: set.mfa.is_some() };
-    let version_text = external_id(version.id, version.is_null);
-    retention::judge_change(lock.retention, set.retention, now, with)
-        .map_err(|e| lock_error(e, &set.bucket, &set.key, &version_text))?;
-    let before = lock.retention;
-    lock.retention = set.retention;
-    let describe = |r: Option<Retention>| match r {
-        Some(r) => format!("{} until {}", r.mode.as_str(), r.until.to_rfc3339()),
-        None => "none".to_owned(),
-    };
-    let mut detail = format!("{} -> {}", describe(before), describe(lock.retention));
-    if set.bypass {
-        detail.push_str("; bypass requested");
+
+    fn refusal(&self) -> Option<EntryFields> {
+        Some(EntryFields::about(
+            &self.bucket,
+            self.key.as_str(),
+            &format!("retention change of version {}", self.version),
+        ))
     }
-    if let Some(serial) = &set.mfa {
-        detail.push_str(&format!("; mfa {serial}"));
+}
+
+impl Guardable for SetRetention {
+    fn without_code(&self) -> Option<Self> {
+        Some(SetRetention { mfa: None, ..self.clone() })
     }
-    let sequence =
-        write_lock(txn, actor, (&set.bucket, &set.key, version.id), &lock, LedgerOp::RetentionChanged, detail);
-    Ok(Outcome::Lock(lock, Some(sequence)))
 }
 
 /// Writes a version's changed lock record and its ledger entry, which
@@ -110,37 +144,70 @@ fn write_lock(
     txn.record(actor, op, fields)
 }
 
-pub(crate) fn set_hold(txn: &mut Txn<'_>, actor: &Actor, set: SetHold) -> Result<Outcome, StoreError> {
-    if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Auditor) {
-        return Err(StoreError::AccessDenied("only admins and auditors place or release legal holds".into()));
+/// Places or releases a named legal hold; answers the lock and the ledger
+/// sequence, `None` when nothing changed.
+#[derive(Clone, Debug)]
+pub(crate) struct SetHold {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) version: VersionSelector,
+    pub(crate) case_id: String,
+    pub(crate) place: bool,
+    pub(crate) note: String,
+    /// Whether a release may run (see `Lowering`).
+    pub(crate) lowering: Lowering,
+}
+
+impl WriterOp for SetHold {
+    type Output = (LockRecord, Option<u64>);
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<Self::Output, StoreError> {
+        let set = self;
+        if !matches!(actor.role, wormbox_model::Role::Admin | wormbox_model::Role::Auditor) {
+            return Err(StoreError::AccessDenied("only admins and auditors place or release legal holds".into()));
+        }
+        wormbox_model::FreeText::CaseId.check(&set.case_id)?;
+        wormbox_model::FreeText::HoldNote.check(&set.note)?;
+        let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
+        let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
+        let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
+        let op = match (set.place, existing) {
+            // Placing an existing hold or releasing a missing one changes nothing.
+            (true, Some(_)) | (false, None) => return Ok((lock, None)),
+            (true, None) => {
+                let placed_at = txn.tick();
+                lock.holds.push(LegalHold {
+                    case_id: set.case_id.clone(),
+                    placed_by: actor.access_key.clone(),
+                    placed_at,
+                    note: set.note.clone(),
+                });
+                LedgerOp::HoldPlaced
+            }
+            (false, Some(_)) if set.lowering == Lowering::NeedsCode => {
+                return Err(StoreError::NeedsAdminCode { what: format!("releasing legal hold `{}`", set.case_id) });
+            }
+            (false, Some(index)) => {
+                lock.holds.remove(index);
+                LedgerOp::HoldReleased
+            }
+        };
+        let detail = format!("case {}", set.case_id);
+        let sequence = write_lock(txn, actor, (&set.bucket, &set.key, version.id), &lock, op, detail);
+        Ok((lock, Some(sequence)))
     }
-    wormbox_model::FreeText::CaseId.check(&set.case_id)?;
-    wormbox_model::FreeText::HoldNote.check(&set.note)?;
-    let (_, version) = locked_target(txn, &set.bucket, &set.key, &set.version)?;
-    let mut lock = versions::lock(txn, &set.bucket, set.key.as_str(), version.id)?;
-    let existing = lock.holds.iter().position(|h| h.case_id == set.case_id);
-    let op = match (set.place, existing) {
-        // Placing an existing hold or releasing a missing one changes nothing.
-        (true, Some(_)) | (false, None) => return Ok(Outcome::Lock(lock, None)),
-        (true, None) => {
-            let placed_at = txn.tick();
-            lock.holds.push(LegalHold {
-                case_id: set.case_id.clone(),
-                placed_by: actor.access_key.clone(),
-                placed_at,
-                note: set.note.clone(),
-            });
-            LedgerOp::HoldPlaced
-        }
-        (false, Some(_)) if set.lowering == Lowering::NeedsCode => {
-            return Err(StoreError::NeedsAdminCode { what: format!("releasing legal hold `{}`", set.case_id) });
-        }
-        (false, Some(index)) => {
-            lock.holds.remove(index);
-            LedgerOp::HoldReleased
-        }
-    };
-    let detail = format!("case {}", set.case_id);
-    let sequence = write_lock(txn, actor, (&set.bucket, &set.key, version.id), &lock, op, detail);
-    Ok(Outcome::Lock(lock, Some(sequence)))
+
+    fn refusal(&self) -> Option<EntryFields> {
+        Some(EntryFields::about(
+            &self.bucket,
+            self.key.as_str(),
+            &format!("legal hold change of version {}", self.version),
+        ))
+    }
+}
+
+impl Guardable for SetHold {
+    fn without_code(&self) -> Option<Self> {
+        Some(SetHold { lowering: Lowering::NeedsCode, ..self.clone() })
+    }
 }

@@ -17,13 +17,10 @@ use crate::evidence;
 use crate::ledger::LedgerOp;
 use crate::retention::{self, LegalHold, Override};
 use crate::view::View;
-use crate::writer::{
-    Command, DeleteObjects, EntryFields, Outcome, PutVersion, Txn, VersionData, apply, fails_the_store, is_refusal,
-    refusal_fields, refused_write,
-};
+use crate::writer::{EntryFields, Guardable, Txn, WriterOp, fails_the_store};
 use crate::{
-    Actor, CHUNK_BYTES, DeleteOutcome, EntryOutcome, MAX_DELETE_ENTRIES, StoreError, WriteAck, external_id, keys,
-    versions,
+    Actor, CHUNK_BYTES, DeleteEntry, DeleteOutcome, EntryOutcome, MAX_DELETE_ENTRIES, NewObject, StoreError, WriteAck,
+    external_id, keys, versions,
 };
 
 /// Removes one version or marker for good, with its chunks and null pointer.
@@ -86,7 +83,53 @@ fn guard_null_replacement(record: &BucketRecord, bucket: &BucketName, key: &Obje
     Ok(())
 }
 
-pub(crate) fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Outcome, StoreError> {
+/// The bytes of a new version.
+#[derive(Debug)]
+pub(crate) enum VersionData {
+    /// Small bodies travel with the operation and are written in the same batch.
+    Inline(Vec<u8>),
+    /// Large bodies were written as chunks of an upload beforehand.
+    Staged { upload: u128, chunks: u32 },
+}
+
+/// Writes a new version (or replaces the `null` version).
+#[derive(Debug)]
+pub(crate) struct PutVersion {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) object: NewObject,
+    pub(crate) sha256: Digest,
+    pub(crate) size: u64,
+    pub(crate) data: VersionData,
+}
+
+impl WriterOp for PutVersion {
+    type Output = WriteAck;
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<WriteAck, StoreError> {
+        put_version(txn, actor, self)
+    }
+
+    fn weight(&self) -> usize {
+        match &self.data {
+            VersionData::Inline(data) => data.len(),
+            VersionData::Staged { .. } => 0,
+        }
+    }
+
+    fn staged(&self) -> Option<(u128, u32)> {
+        match self.data {
+            VersionData::Staged { upload, chunks } => Some((upload, chunks)),
+            VersionData::Inline(_) => None,
+        }
+    }
+
+    // Writes are the hot path: they build no refusal entry up front, and
+    // the one refusal of them that is evidence (replacing a protected
+    // `null` version) is described from its error (`refused_write`).
+}
+
+fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<WriteAck, StoreError> {
     let bucket_record = txn.bucket(&put.bucket)?;
     let asks_lock = put.object.retention.is_some() || put.object.legal_hold.is_some();
     if asks_lock && !bucket_record.object_lock {
@@ -165,13 +208,7 @@ pub(crate) fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> 
         detail,
     };
     let ledger_sequence = txn.record(actor, LedgerOp::VersionWritten, fields);
-    Ok(Outcome::Written(WriteAck {
-        id,
-        version_id: external_id(id, is_null),
-        sha256: put.sha256,
-        size: put.size,
-        ledger_sequence,
-    }))
+    Ok(WriteAck { id, version_id: external_id(id, is_null), sha256: put.sha256, size: put.size, ledger_sequence })
 }
 
 /// A staged upload's chunks were written outside the writer: it is published
@@ -201,7 +238,38 @@ fn check_staged(txn: &Txn<'_>, upload: u128, chunks: u32, size: u64) -> Result<(
     Ok(())
 }
 
-pub(crate) fn delete_object(
+/// Deletes an object: a delete marker, or with a version a permanent delete
+/// judged against retention, holds and MFA Delete.
+#[derive(Clone, Debug)]
+pub(crate) struct DeleteObject {
+    pub(crate) bucket: BucketName,
+    pub(crate) key: ObjectKey,
+    pub(crate) version: Option<VersionSelector>,
+    /// The serial of the device whose code is checked with it.
+    pub(crate) mfa: Option<String>,
+    pub(crate) bypass: bool,
+}
+
+impl WriterOp for DeleteObject {
+    type Output = DeleteOutcome;
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<DeleteOutcome, StoreError> {
+        delete_object(txn, actor, &self.bucket, &self.key, self.version, self.mfa, self.bypass)
+    }
+
+    fn refusal(&self) -> Option<EntryFields> {
+        let version = self.version.as_ref()?;
+        Some(EntryFields::about(&self.bucket, self.key.as_str(), &format!("permanent delete of version {version}")))
+    }
+}
+
+impl Guardable for DeleteObject {
+    fn without_code(&self) -> Option<Self> {
+        Some(DeleteObject { mfa: None, ..self.clone() })
+    }
+}
+
+fn delete_object(
     txn: &mut Txn<'_>,
     actor: &Actor,
     bucket: &BucketName,
@@ -209,7 +277,7 @@ pub(crate) fn delete_object(
     version: Option<VersionSelector>,
     mfa: Option<String>,
     bypass: bool,
-) -> Result<Outcome, StoreError> {
+) -> Result<DeleteOutcome, StoreError> {
     let bucket_record = txn.bucket(bucket)?;
     if let Some(selector) = version {
         let record = versions::resolve(txn, bucket, key, &selector)?;
@@ -233,26 +301,20 @@ pub(crate) fn delete_object(
             why.push_str("; governance bypassed");
         }
         let sequence = purge(txn, actor, bucket, key, &record, &why);
-        return Ok(Outcome::Deleted(DeleteOutcome {
+        return Ok(DeleteOutcome {
             version_id: Some(external_id(record.id, record.is_null)),
             delete_marker: record.is_delete_marker,
             ledger_sequence: Some(sequence),
-        }));
+        });
     }
     match bucket_record.versioning {
         VersioningState::Unversioned => match versions::null_version(txn, bucket, key)? {
             Some(record) => {
                 guard_null_replacement(&bucket_record, bucket, key)?;
                 let sequence = purge(txn, actor, bucket, key, &record, "delete in an unversioned bucket");
-                Ok(Outcome::Deleted(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                    ledger_sequence: Some(sequence),
-                }))
+                Ok(DeleteOutcome { version_id: None, delete_marker: false, ledger_sequence: Some(sequence) })
             }
-            None => {
-                Ok(Outcome::Deleted(DeleteOutcome { version_id: None, delete_marker: false, ledger_sequence: None }))
-            }
+            None => Ok(DeleteOutcome { version_id: None, delete_marker: false, ledger_sequence: None }),
         },
         VersioningState::Enabled | VersioningState::Suspended => {
             let is_null = bucket_record.versioning == VersioningState::Suspended;
@@ -282,55 +344,78 @@ pub(crate) fn delete_object(
                 ..EntryFields::default()
             };
             let sequence = txn.record(actor, LedgerOp::MarkerWritten, fields);
-            Ok(Outcome::Deleted(DeleteOutcome {
+            Ok(DeleteOutcome {
                 version_id: Some(external_id(id, is_null)),
                 delete_marker: true,
                 ledger_sequence: Some(sequence),
-            }))
+            })
         }
     }
 }
 
-/// A multi-object delete: each entry is judged and run as `delete_object`
-/// would, in request order, each with its own savepoint, so that an entry
-/// refused (a lock, a hold, a missing version or code) is rolled back and
-/// ledgered as the same single delete would be while the others go on. A
-/// missing bucket, bad input or a failure of the store itself fails the
-/// whole command, and the group rolls all of it back.
-pub(crate) fn delete_objects(txn: &mut Txn<'_>, actor: &Actor, delete: DeleteObjects) -> Result<Outcome, StoreError> {
-    if delete.entries.is_empty() || delete.entries.len() > MAX_DELETE_ENTRIES {
-        return Err(StoreError::InvalidArgument(format!(
-            "a multi-object delete names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
-            delete.entries.len()
-        )));
-    }
-    txn.bucket(&delete.bucket)?;
-    let DeleteObjects { bucket, entries, mfa, bypass } = delete;
-    let mut each = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let single = Command::DeleteObject {
-            bucket: bucket.clone(),
-            key: entry.key.clone(),
-            version: entry.version,
-            mfa: mfa.clone(),
-            bypass,
-        };
-        let attempt = refusal_fields(&single);
-        let savepoint = txn.savepoint();
-        let result = match apply(txn, actor, single) {
-            Ok(Outcome::Deleted(outcome)) => Ok(outcome),
-            Ok(other) => Err(StoreError::DataLoss { what: format!("a delete answered {other:?}") }),
-            Err(err) if fails_the_store(&err) => return Err(err),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = &result {
-            txn.rollback(savepoint);
-            if let Some(mut fields) = attempt.or_else(|| refused_write(err)).filter(|_| is_refusal(err)) {
-                fields.detail = format!("{}: {err}", fields.detail);
-                txn.record_refusal(actor, LedgerOp::Refused, fields);
-            }
+/// A multi-object delete: `mfa` and `bypass` cover every entry. Each entry
+/// is judged and run as `DeleteObject` would, in request order, each with
+/// its own savepoint, so that an entry refused (a lock, a hold, a missing
+/// version or code) is rolled back and ledgered as the same single delete
+/// would be while the others go on. A missing bucket, bad input or a
+/// failure of the store itself fails the whole operation, and the group
+/// rolls all of it back.
+#[derive(Clone, Debug)]
+pub(crate) struct DeleteObjects {
+    pub(crate) bucket: BucketName,
+    pub(crate) entries: Vec<DeleteEntry>,
+    pub(crate) mfa: Option<String>,
+    pub(crate) bypass: bool,
+}
+
+impl WriterOp for DeleteObjects {
+    /// Each entry's outcome, in request order.
+    type Output = Vec<EntryOutcome>;
+
+    fn apply(self, txn: &mut Txn<'_>, actor: &Actor) -> Result<Vec<EntryOutcome>, StoreError> {
+        if self.entries.is_empty() || self.entries.len() > MAX_DELETE_ENTRIES {
+            return Err(StoreError::InvalidArgument(format!(
+                "a multi-object delete names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
+                self.entries.len()
+            )));
         }
-        each.push(EntryOutcome { entry, result });
+        txn.bucket(&self.bucket)?;
+        let DeleteObjects { bucket, entries, mfa, bypass } = self;
+        let mut each = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let single = DeleteObject {
+                bucket: bucket.clone(),
+                key: entry.key.clone(),
+                version: entry.version,
+                mfa: mfa.clone(),
+                bypass,
+            };
+            let attempt = single.refusal();
+            let savepoint = txn.savepoint();
+            let result = match single.apply(txn, actor) {
+                Err(err) if fails_the_store(&err) => return Err(err),
+                result => result,
+            };
+            if let Err(err) = &result {
+                txn.rollback(savepoint);
+                txn.note_refusal(actor, attempt, err);
+            }
+            each.push(EntryOutcome { entry, result });
+        }
+        Ok(each)
     }
-    Ok(Outcome::DeletedEach(each))
+
+    /// Each entry weighs what a single delete's request does (a key is at
+    /// most the floor), so that multi-object requests let neither the queue
+    /// nor a group hold a thousand times more deletes.
+    fn weight(&self) -> usize {
+        self.entries.len() * crate::writer::REQUEST_FLOOR
+    }
+}
+
+impl Guardable for DeleteObjects {
+    /// None of its permanent deletes passed.
+    fn spends_no_code(judged: &Vec<EntryOutcome>) -> bool {
+        !judged.iter().any(|e| e.entry.version.is_some() && e.result.is_ok())
+    }
 }
