@@ -2,9 +2,10 @@
 //!
 //! Invariant: reads go straight to the backend; every change goes through the
 //! writer thread (`writer.rs`), except the chunks of an upload that is not yet
-//! published, which nothing can see until the writer publishes them. Once an
-//! upload's publish is handed to the writer, only the writer (or the next
-//! open, if the writer stopped first) may discard those chunks.
+//! published, which nothing can see until the writer publishes them. Only the
+//! writer (or the next open, if the writer stopped first) discards those
+//! chunks: when it refuses their publish, when the publish's commit fails, or
+//! when their `Upload` is dropped unpublished and hands them over to discard.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -24,8 +25,9 @@ use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
 use crate::writer::{
     self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
-    DeleteObjects, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity, Request, RevokePrincipal,
-    SetHold, SetRetention, SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
+    DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity, Request,
+    RevokePrincipal, SetHold, SetRetention, SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WriterOp,
+    WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
@@ -187,7 +189,7 @@ impl Store {
     /// Queues `op` and awaits its reply, which comes once its group is durable.
     async fn submit<Op: WriterOp>(&self, actor: &Actor, op: Op) -> Result<Op::Output, StoreError> {
         let permit = self.reserve(writer::queue_cost(&op)).await?;
-        let answer = self.hand_over(actor, op, permit)?;
+        let answer = self.hand_over(actor, op, Some(permit))?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
@@ -212,7 +214,7 @@ impl Store {
         &self,
         actor: &Actor,
         op: Op,
-        queued: OwnedSemaphorePermit,
+        queued: Option<OwnedSemaphorePermit>,
     ) -> Result<Answer<Op::Output>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let request = Request { actor: actor.clone(), op: Box::new(Pending { op, reply }), queued };
@@ -1001,10 +1003,12 @@ impl Store {
     }
 }
 
-/// A streamed upload in progress. Dropped before its publish is handed to
-/// the writer, it discards its chunks; after that, only the writer does (when
-/// it refuses the publish or the publish's commit fails), since the writer
-/// may be publishing those very chunks while a cancelled caller drops this.
+/// A streamed upload in progress. Its chunks are discarded by the writer
+/// alone: dropped before its publish is handed over, it hands the writer a
+/// discard; after that, the writer discards them if it refuses the publish
+/// or the publish's commit fails, since it may be publishing those very
+/// chunks while a cancelled caller drops this. Blocking: async callers use
+/// the application layer's `AppUpload`, which runs it on blocking threads.
 pub struct Upload {
     store: Store,
     upload: u128,
@@ -1096,11 +1100,30 @@ impl Upload {
 
     /// Checks the digest and publishes the version durably; writes the last
     /// partial chunk first unless `seal` did (blocking briefly). On any error
-    /// nothing is published and the chunks are discarded: by this upload
-    /// before the publish is queued, by the writer after (or, when the writer
-    /// stops first, by the next open). Cancelled after the publish was
-    /// queued, the version may still be published, whole.
+    /// nothing is published and the chunks are discarded, by the writer,
+    /// before this returns (or, when the writer stops first, by the next
+    /// open). Cancelled after the publish was queued, the version may still
+    /// be published, whole.
     pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, StoreError> {
+        let put = match self.publication() {
+            Ok(put) => put,
+            Err(err) => {
+                self.discard().await;
+                return Err(err);
+            }
+        };
+        let permit = self.store.reserve(writer::queue_cost(&put)).await?;
+        let answer = self.store.hand_over(actor, put, Some(permit))?;
+        // Set before the next await, so no cancellation falls in between: a
+        // caller cancelled from here on (a client gone, a deadline) drops
+        // this upload while the writer may be publishing its chunks, so
+        // `drop` must leave them alone.
+        self.handed_over = true;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// The publish of what was received, once its digest checks out.
+    fn publication(&mut self) -> Result<PutVersion, StoreError> {
         let digest = self.sha256();
         check_digest(&self.object, digest)?;
         let data = if self.chunks == 0 {
@@ -1111,22 +1134,27 @@ impl Upload {
             }
             VersionData::Staged { upload: self.upload, chunks: self.chunks }
         };
-        let put = PutVersion {
+        Ok(PutVersion {
             bucket: self.bucket.clone(),
             key: self.key.clone(),
             object: std::mem::take(&mut self.object),
             sha256: digest,
             size: self.size,
             data,
-        };
-        let permit = self.store.reserve(writer::queue_cost(&put)).await?;
-        let answer = self.store.hand_over(actor, put, permit)?;
-        // Set before the next await, so no cancellation falls in between: a
-        // caller cancelled from here on (a client gone, a deadline) drops
-        // this upload while the writer may be publishing its chunks, so
-        // `drop` must leave them alone.
+        })
+    }
+
+    /// Hands the chunks to the writer to discard and waits until they are
+    /// gone, or the writer stopped (then the next open discards them).
+    async fn discard(mut self) {
+        if self.chunks == 0 {
+            return;
+        }
         self.handed_over = true;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        let discard = DiscardUpload { upload: self.upload, chunks: self.chunks };
+        if let Ok(answer) = self.store.hand_over(&Actor::system(), discard, None) {
+            let _ = answer.await;
+        }
     }
 }
 
@@ -1135,8 +1163,12 @@ impl Drop for Upload {
         if self.handed_over || self.chunks == 0 {
             return;
         }
-        if let Err(err) = writer::discard_upload(self.store.backend(), self.upload, self.chunks) {
-            tracing::warn!(error = &err as &dyn std::error::Error, "discarding an abandoned upload failed");
+        // Only the writer discards staged chunks, in a group like any change;
+        // the answer is not awaited (no one is left to tell). If the writer
+        // has stopped, the upload stays staged and the next open discards it.
+        let discard = DiscardUpload { upload: self.upload, chunks: self.chunks };
+        if self.store.hand_over(&Actor::system(), discard, None).is_err() {
+            tracing::debug!("an abandoned upload is left for the next open to discard");
         }
     }
 }

@@ -1830,6 +1830,32 @@ async fn a_publish_cancelled_after_it_was_queued_is_published_whole() {
     assert!(report.is_ok(), "{report:?}");
 }
 
+/// An upload dropped before its publish (a client gone mid-stream) leaves
+/// nothing behind: the writer discards its chunks and staging marker, in
+/// queue order, and nothing reaches the ledger.
+#[tokio::test]
+async fn an_upload_dropped_before_its_publish_is_discarded_by_the_writer() {
+    let w = world(VersioningState::Enabled).await;
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(&staged_body()).unwrap();
+    let id = staged_upload_id(&w.backend);
+    let own_chunks = || w.backend.scan(Keyspace::Chunks, &id.to_be_bytes(), &id.to_be_bytes()).count();
+    assert_eq!(own_chunks(), 3);
+    let gate = w.backend.hold_commits();
+    drop(upload);
+    assert_eq!(own_chunks(), 3, "the drop itself deletes nothing: the discard is the writer's, in a commit");
+    drop(gate);
+    let (sequence, _) = w.store.ledger_head().unwrap();
+    // Answers come in queue order: once a later write is acknowledged, the
+    // discard queued before it is committed.
+    w.put("after", b"barrier").await;
+    assert_eq!(w.backend.scan(Keyspace::Staging, b"", b"").count(), 0, "nothing is left staged");
+    assert_eq!(own_chunks(), 0, "the abandoned upload's chunks are gone");
+    assert_eq!(w.store.ledger_head().unwrap().0, sequence + 1, "only the barrier write is in the ledger");
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
 /// The writer publishes a staged upload only whole: with a chunk gone it
 /// refuses, publishes nothing, writes no ledger entry, and discards what is
 /// left of the upload itself (its caller handed it over).

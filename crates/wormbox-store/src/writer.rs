@@ -51,7 +51,7 @@ pub(crate) use ops::checkpoint::{RecordIntegrity, SignCheckpoint};
 pub(crate) use ops::clock::{AcceptClockForward, ReadClock};
 pub(crate) use ops::device::UpdateDevices;
 pub(crate) use ops::lock::{SetHold, SetRetention};
-pub(crate) use ops::object::{DeleteObject, DeleteObjects, PutVersion, VersionData};
+pub(crate) use ops::object::{DeleteObject, DeleteObjects, DiscardUpload, PutVersion, VersionData};
 pub(crate) use ops::principal::{CreatePrincipal, RevokePrincipal};
 #[cfg(test)]
 pub(crate) use refusals::PER_WINDOW as REFUSALS_PER_WINDOW;
@@ -84,8 +84,10 @@ pub(crate) struct Signing {
 pub(crate) struct Request {
     pub(crate) actor: Actor,
     pub(crate) op: Box<dyn Queued>,
-    /// Its share of the write queue; the writer returns it after the group commits.
-    pub(crate) queued: tokio::sync::OwnedSemaphorePermit,
+    /// Its share of the write queue; the writer returns it after the group
+    /// commits. `None` only for the discard of an abandoned upload, which
+    /// frees room rather than taking it and is sent from a `drop`.
+    pub(crate) queued: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What the writer carries from one group to the next.
@@ -224,7 +226,7 @@ impl<'a> Group<'a> {
     fn apply(&mut self, request: Request) {
         let Request { actor, op, queued } = request;
         self.bytes += op.weight();
-        self.queue_shares.push(queued);
+        self.queue_shares.extend(queued);
         let txn = &mut self.txn;
         let savepoint = txn.savepoint();
         let attempt = op.refusal();
@@ -280,8 +282,8 @@ fn staged_keys(upload: u128, chunks: u32) -> impl Iterator<Item = (Keyspace, Vec
         .chain(std::iter::once((Keyspace::Staging, upload.to_be_bytes().to_vec())))
 }
 
-/// Deletes a staged upload outside any group: by its `Upload` before the
-/// publish is queued, by the committer after the publish's commit failed.
+/// Deletes a staged upload outside any group: by the committer after the
+/// publish's commit failed.
 pub(crate) fn discard_upload(backend: &dyn Backend, upload: u128, chunks: u32) -> Result<(), BackendError> {
     let mut batch = Batch::new();
     for (space, key) in staged_keys(upload, chunks) {
@@ -450,8 +452,8 @@ impl<'a> Txn<'a> {
         self.set(space, key, None);
     }
 
-    /// Discards a staged upload whose publish this group refused, unless it
-    /// is no longer staged: then it was published or discarded already, and
+    /// Discards a staged upload whose publish this group refused (or whose
+    /// caller abandoned it before publishing), unless it is no longer staged: then it was published or discarded already, and
     /// its chunks are not this command's to delete.
     fn discard_staged(&mut self, upload: u128, chunks: u32) {
         match self.get(Keyspace::Staging, &upload.to_be_bytes()) {

@@ -1,15 +1,14 @@
 //! `AppUpload`: a streamed upload as async front ends hold it. Its backend
-//! work (chunk writes, the seal of the last chunk, the discard of an upload
-//! dropped unpublished) runs on blocking threads inside, so an async caller
-//! has only async methods to call and cannot block the runtime with it.
+//! work (chunk writes, the seal of the last chunk) runs on blocking threads
+//! inside, so an async caller has only async methods to call and cannot
+//! block the runtime with it.
 //!
-//! Invariant (ARCHITECTURE.md, PutObject): an upload dropped before its
-//! publish is queued is discarded, on a blocking thread; once the publish is
-//! queued (inside `finish`), only the writer discards its chunks. While a
-//! write runs, the upload is on the blocking thread: a caller cancelled then
-//! leaves it to be dropped, and so discarded, there, and this handle is
-//! spent (every later call fails). Nothing here hands a publish over but
-//! `finish`.
+//! Invariant (ARCHITECTURE.md, PutObject): only the writer discards an
+//! upload's chunks; dropping one unpublished hands the writer its discard (a
+//! queue send, which does not block). While a write runs, the upload is on
+//! the blocking thread: a caller cancelled then leaves it to be dropped
+//! there, and this handle is spent (every later call fails). Nothing here
+//! hands a publish over but `finish`.
 
 use wormbox_model::Digest;
 use wormbox_store::{Actor, StoreError, Upload, WriteAck};
@@ -72,15 +71,5 @@ impl AppUpload {
 
     fn get(&self) -> Result<&Upload, AppError> {
         self.0.as_ref().ok_or_else(|| AppError::Internal(LOST.to_owned()))
-    }
-}
-
-impl Drop for AppUpload {
-    fn drop(&mut self) {
-        let Some(upload) = self.0.take() else { return };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(upload))),
-            Err(_) => drop(upload),
-        }
     }
 }

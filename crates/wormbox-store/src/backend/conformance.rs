@@ -307,6 +307,8 @@ fn store_streams_large_objects_in_chunks(open: Open<'_>, dir: &Path) {
     let mut upload = store.begin_upload(bucket.clone(), key.clone(), NewObject::default()).unwrap();
     upload.write(&body).unwrap();
     drop(upload);
+    // The writer discards it, in queue order: any later answer is a barrier.
+    rt.block_on(store.clock_status()).unwrap();
     assert_eq!(keys(store.backend(), Keyspace::Chunks, b"", b"").len(), before);
     assert!(keys(store.backend(), Keyspace::Staging, b"", b"").is_empty());
 }

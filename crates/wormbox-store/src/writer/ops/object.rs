@@ -211,6 +211,23 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Writ
     Ok(WriteAck { id, version_id: external_id(id, is_null), sha256: put.sha256, size: put.size, ledger_sequence })
 }
 
+/// Discards an upload abandoned before its publish was queued (its `Upload`
+/// dropped: a client gone, an error, a cancelled request), unless it is no
+/// longer staged. No ledger entry: nothing published changes.
+pub(crate) struct DiscardUpload {
+    pub(crate) upload: u128,
+    pub(crate) chunks: u32,
+}
+
+impl WriterOp for DiscardUpload {
+    type Output = ();
+
+    fn apply(self, txn: &mut Txn<'_>, _actor: &Actor) -> Result<(), StoreError> {
+        txn.discard_staged(self.upload, self.chunks);
+        Ok(())
+    }
+}
+
 /// A staged upload's chunks were written outside the writer: it is published
 /// only while it is still staged and every chunk is there at the length the
 /// upload wrote, so that no version can name bytes that are gone. Lengths
