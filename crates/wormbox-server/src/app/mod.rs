@@ -2,7 +2,7 @@
 //! `grpc/`; an S3 endpoint next), in domain types only: one request struct
 //! per operation in, one `AppError` out, with the role checks of DESIGN.md.
 //! A file per subject: `buckets`, `objects`, `locks`, `principals`,
-//! `devices`, `clock`, `evidence`, `backup`; `credentials` (identity),
+//! `devices`, `clock`, `evidence`, `reports`, `backup`; `credentials` (identity),
 //! `guard` (the MFA preamble), `upload` (streamed writes) and `error`.
 //!
 //! Invariant: no wire type reaches this module (a tidy test keeps the wire
@@ -29,6 +29,7 @@ mod guard;
 mod locks;
 mod objects;
 mod principals;
+mod reports;
 mod upload;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub use self::guard::MfaCode;
 pub use self::locks::{PutBucketDefaultRetention, PutObjectLegalHold, PutObjectRetention};
 pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObjectVersions, ListObjects, PutObject};
 pub use self::principals::{CreatePrincipal, RevokePrincipal};
+pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
 pub use self::upload::AppUpload;
 
 /// What an operation needs the caller to be allowed.

@@ -5,25 +5,23 @@
 //! same atomic write as the change; this file only converts and routes. A
 //! code, when given, is judged by the MFA authority inside that write, after
 //! the change itself, and spent only if the change then runs.
-//! Streams are produced on a blocking thread into a bounded channel, so a
-//! slow reader holds back the producer, never the server's memory; the
-//! retention report's passes over the archive (the count of its header, then
-//! its rows) run on blocking threads too, never on the async runtime.
+//! The audit trail and the retention report are produced by the
+//! application layer (`app/reports.rs`) on blocking threads into bounded
+//! channels; this file maps each item to its wire message as it is sent.
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use futures::stream::{BoxStream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use wormbox_proto::v1::retention_report_part::Part;
 use wormbox_proto::v1::{self, compliance_server::Compliance};
-use wormbox_reports::retention::{self, SummaryBuilder};
-use wormbox_reports::{CheckpointFile, ReportHeader};
 use wormbox_store::retention::S3_HOLD;
 
-use crate::app::{self, Access, App};
+use crate::app::{self, App};
 use crate::grpc::auth::authenticate;
+use crate::grpc::convert;
 use crate::grpc::status::status;
-use crate::grpc::{blocking, convert};
 
 /// The Compliance gRPC service.
 #[derive(Clone, Debug)]
@@ -157,108 +155,45 @@ impl Compliance for ComplianceService {
         Ok(Response::new(convert::integrity_to_wire(&report, sequence)))
     }
 
-    type AuditLogStream = ReceiverStream<Result<v1::AuditEntry, Status>>;
+    type AuditLogStream = BoxStream<'static, Result<v1::AuditEntry, Status>>;
 
     async fn audit_log(&self, request: Request<v1::AuditLogRequest>) -> Result<Response<Self::AuditLogStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        self.app.authorize(&actor, Access::Audit).map_err(status)?;
         let filter = convert::audit_filter(request.into_inner())?;
-        let store = self.app.store().clone();
-        let (tx, rx) = mpsc::channel(64);
-        tokio::task::spawn_blocking(move || {
-            for item in store.ledger_iter(filter.from_sequence) {
-                let message = match item {
-                    Ok((entry, _)) if filter.is_past(entry.sequence) => break,
-                    Ok((entry, _)) if !filter.matches(&entry) => continue,
-                    Ok((entry, hash)) => Ok(convert::audit_entry(&entry, &hash)),
-                    Err(e) => Err(status(e)),
-                };
-                let failed = message.is_err();
-                // The caller went away, or an error ends the stream.
-                if tx.blocking_send(message).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let entries = self.app.audit_log(&actor, filter).map_err(status)?;
+        let wire = ReceiverStream::new(entries)
+            .map(|item| item.map(|(entry, hash)| convert::audit_entry(&entry, &hash)).map_err(status));
+        Ok(Response::new(wire.boxed()))
     }
 
-    type RetentionReportStream = ReceiverStream<Result<v1::RetentionReportPart, Status>>;
+    type RetentionReportStream = BoxStream<'static, Result<v1::RetentionReportPart, Status>>;
 
     async fn retention_report(
         &self,
         request: Request<v1::RetentionReportRequest>,
     ) -> Result<Response<Self::RetentionReportStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
-        self.app.authorize(&actor, Access::Audit).map_err(status)?;
         let r = request.into_inner();
-        let store = self.app.store().clone();
-        let (reading, bucket) = (store.clone(), r.bucket.clone());
-        let buckets = blocking(move || retention::buckets(&reading, &bucket)).await?.map_err(report_status)?;
-        let public_key = self.app.public_key().to_vec();
-        let before = self.app.checkpoint(&actor, app::GetCheckpoint::default()).await.map_err(status)?;
-        let now = store.clock_status().await.map_err(status)?.compliance;
-        let (reading, counted, prefix) = (store.clone(), buckets.clone(), r.prefix.clone());
-        let total_rows = blocking(move || {
-            let mut total_rows = 0u64;
-            retention::for_each_row(&reading, &counted, &prefix, now, |_| {
-                total_rows += 1;
-                true
-            })
-            .map(|()| total_rows)
-        })
-        .await?
-        .map_err(report_status)?;
-        let header = ReportHeader {
-            bucket: r.bucket.clone(),
-            prefix: r.prefix.clone(),
-            now_unix_micros: now.0,
-            total_rows,
-            checkpoint: CheckpointFile::new(&before, &public_key),
-            public_key: hex::encode(&public_key),
-        };
-        let (tx, rx) = mpsc::channel(64);
+        let report = app::RetentionReport { bucket: r.bucket, prefix: r.prefix };
+        let report = self.app.retention_report(&actor, report).await.map_err(status)?;
+        let app::RetentionReportStream { header, before, public_key, parts } = report;
         let wire_header = v1::RetentionReportHeader {
             checkpoint: Some(convert::checkpoint_to_wire(&before, &public_key)),
-            public_key: public_key.clone(),
-            now_unix_micros: now.0,
+            public_key,
+            now_unix_micros: header.now_unix_micros,
             total_rows: header.total_rows,
             bucket: header.bucket,
             prefix: header.prefix,
         };
-        let part = |p: v1::retention_report_part::Part| Ok(v1::RetentionReportPart { part: Some(p) });
-        tx.send(part(v1::retention_report_part::Part::Header(wire_header)))
-            .await
-            .map_err(|_| Status::cancelled("gone"))?;
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let mut summary = SummaryBuilder::new(now);
-            let mut open = true;
-            let res = retention::for_each_row(&store, &buckets, &r.prefix, now, |row| {
-                summary.add(&row);
-                open = tx.blocking_send(part(v1::retention_report_part::Part::Row(convert::report_row(&row)))).is_ok();
-                open
-            });
-            if !open {
-                return;
-            }
-            let last = res
-                .map_err(report_status)
-                .and_then(|()| runtime.block_on(store.checkpoint()).map_err(status))
-                .and_then(|after| {
-                    convert::report_summary(&summary.finish(Some(CheckpointFile::new(&after, &public_key))))
-                });
-            let _ = tx.blocking_send(
-                last.map(|s| v1::RetentionReportPart { part: Some(v1::retention_report_part::Part::Summary(s)) }),
-            );
+        let first = futures::stream::once(std::future::ready(Ok(part(Part::Header(wire_header)))));
+        let rest = ReceiverStream::new(parts).map(|item| match item.map_err(status)? {
+            app::ReportPart::Row(row) => Ok(part(Part::Row(convert::report_row(&row)))),
+            app::ReportPart::Summary(summary) => Ok(part(Part::Summary(convert::report_summary(&summary)?))),
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(first.chain(rest).boxed()))
     }
 }
 
-fn report_status(err: wormbox_reports::ReportError) -> Status {
-    match err {
-        wormbox_reports::ReportError::Store(e) => status(e),
-        other => Status::internal(other.to_string()),
-    }
+fn part(p: Part) -> v1::RetentionReportPart {
+    v1::RetentionReportPart { part: Some(p) }
 }
