@@ -309,6 +309,14 @@ pub struct LimitsConfig {
     /// yet answered, across all streams; beyond it clients wait.
     #[serde(default = "default_receive_budget_bytes")]
     pub receive_budget_bytes: u64,
+    /// How long, in milliseconds, an Ingest or PutObject message's body may
+    /// take to arrive once its share of the receive budget is admitted;
+    /// then the stream fails and the share returns.
+    #[serde(default = "default_message_receive_ms")]
+    pub message_receive_ms: u64,
+    /// The most concurrent HTTP/2 streams (calls) one connection may open.
+    #[serde(default = "default_max_streams_per_connection")]
+    pub max_streams_per_connection: u32,
 }
 
 /// `[tls]`: PEM files; secrets are referenced by path, never inline.
@@ -355,6 +363,14 @@ fn default_max_message_bytes() -> usize {
 fn default_receive_budget_bytes() -> u64 {
     256 << 20
 }
+/// Time for a 4 MiB message at about 140 KB/s: slow links pass, a client
+/// that announces a message and stalls holds its share for no longer.
+fn default_message_receive_ms() -> u64 {
+    30_000
+}
+fn default_max_streams_per_connection() -> u32 {
+    100
+}
 fn default_log_filter() -> String {
     "info".to_owned()
 }
@@ -383,6 +399,8 @@ impl Default for LimitsConfig {
             max_ingest_record_bytes: default_max_ingest_record_bytes(),
             max_message_bytes: default_max_message_bytes(),
             receive_budget_bytes: default_receive_budget_bytes(),
+            message_receive_ms: default_message_receive_ms(),
+            max_streams_per_connection: default_max_streams_per_connection(),
         }
     }
 }
@@ -433,6 +451,12 @@ impl WormboxdConfig {
                 "limits.receive_budget_bytes",
                 "must lie between limits.max_message_bytes plus 1 MiB (a message beside an upload's chunk) and 1 TiB",
             );
+        }
+        if !(1..=3_600_000).contains(&self.limits.message_receive_ms) {
+            return invalid("limits.message_receive_ms", "must lie between 1 and 3600000 (an hour)");
+        }
+        if self.limits.max_streams_per_connection == 0 {
+            return invalid("limits.max_streams_per_connection", "must be at least 1");
         }
         if self.storage.write_buffer_mib == 0 || self.storage.block_cache_mib == 0 {
             return invalid("storage", "write_buffer_mib and block_cache_mib must be at least 1");

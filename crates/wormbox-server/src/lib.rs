@@ -248,6 +248,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let receive_budget = ReceiveBudget::new(
         usize::try_from(config.limits.receive_budget_bytes).unwrap_or(usize::MAX),
         config.limits.max_message_bytes,
+        std::time::Duration::from_millis(config.limits.message_receive_ms),
     );
     let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes, receive_budget.clone())
         .await
@@ -257,7 +258,11 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         .map_err(|source| ServerError::Bind { addr: config.listen.addr, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen.addr, source })?;
 
-    let mut builder = Server::builder().trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()));
+    // A bound per connection on open calls: with the receive deadline, what
+    // one connection can hold of the receive budget, and for how long, is bounded.
+    let mut builder = Server::builder()
+        .max_concurrent_streams(config.limits.max_streams_per_connection)
+        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()));
     if let Some(identity) = tls_identity {
         builder =
             builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(|e| ServerError::Tls(Box::new(e)))?;

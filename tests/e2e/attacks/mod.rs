@@ -14,6 +14,8 @@ mod clock;
 mod evidence;
 /// Floods of Ingest and PutObject wait within the receive budget; nothing grows.
 mod flood;
+/// A slow loris holds the receive budget only until its message's deadline; callers who may not write hold none.
+mod loris;
 /// One code for a whole DeleteObjects request, each purge still judged and ledgered.
 mod multidelete;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
 use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
-use crate::app::{self, App, AppUpload};
+use crate::app::{self, Access, App, AppUpload};
 use crate::grpc::auth::authenticate;
 use crate::grpc::blocking;
 use crate::grpc::budget::{ReceiveBudget, Tickets};
@@ -182,6 +182,9 @@ impl Archive for ArchiveService {
         request: Request<Streaming<v1::PutObjectRequest>>,
     ) -> Result<Response<v1::PutObjectResponse>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
+        // Before the first message is read: a caller who may not write takes
+        // none of the receive budget.
+        self.app.authorize(&actor, Access::Write).map_err(status)?;
         let tickets = Tickets::of(&request)?;
         let budget = ReceiveBudget::of(&request)?;
         let mut stream = request.into_inner();
@@ -243,6 +246,9 @@ impl Archive for ArchiveService {
         request: Request<Streaming<v1::IngestRecord>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
         let actor = authenticate(&self.app, request.metadata())?;
+        // Before any record is read: a caller who may not write takes none
+        // of the receive budget (each record is judged again when stored).
+        self.app.authorize(&actor, Access::Write).map_err(status)?;
         let tickets = Tickets::of(&request)?;
         let mut input = request.into_inner();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);

@@ -12,6 +12,16 @@
 //! stored; PutObject bytes written into the upload); a stream that ends,
 //! however it ends, drops its tickets and so returns its bytes.
 //!
+//! An admitted message's body must arrive within the receive deadline
+//! (`[limits] message_receive_ms`), counted from its admission: while the
+//! stream waits on its client past it, the stream fails (DEADLINE_EXCEEDED)
+//! and the message's bytes return. Without it, a client with any valid key
+//! could announce large messages on a few streams, send nothing more, and
+//! hold the whole budget for ever (a slow loris). The handler reads on
+//! without pause while a message is incomplete, so the time counted is the
+//! client's. Callers who may not write are refused before their stream is
+//! read at all (`archive.rs`), so they take no budget.
+//!
 //! An upload also keeps up to one chunk (`CHUNK_BYTES`) in memory between
 //! messages, so each PutObject reserves a chunk of the budget before it reads
 //! its first data message and holds it until the upload is published or
@@ -26,9 +36,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use http_body::Frame;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::{Bytes, Service, http};
@@ -49,6 +61,8 @@ pub struct ReceiveBudget {
     /// largest message.
     uploads: Arc<Semaphore>,
     max_message_bytes: usize,
+    /// How long an admitted message's body may take to arrive.
+    receive_deadline: Duration,
     /// The most bytes ever admitted at once, for tests and telemetry.
     peak: Arc<AtomicUsize>,
 }
@@ -62,14 +76,16 @@ pub(crate) struct ChunkReservation {
 
 impl ReceiveBudget {
     /// A budget of `capacity` bytes (clamped to what a semaphore can count)
-    /// for messages of at most `max_message_bytes`.
-    pub fn new(capacity: usize, max_message_bytes: usize) -> ReceiveBudget {
+    /// for messages of at most `max_message_bytes`, each of whose bodies
+    /// must arrive within `receive_deadline` of its admission.
+    pub fn new(capacity: usize, max_message_bytes: usize, receive_deadline: Duration) -> ReceiveBudget {
         let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
         ReceiveBudget {
             semaphore: Arc::new(Semaphore::new(capacity)),
             capacity,
             uploads: Arc::new(Semaphore::new(capacity.saturating_sub(max_message_bytes))),
             max_message_bytes,
+            receive_deadline,
             peak: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -150,6 +166,12 @@ impl Tickets {
     fn push(&self, permit: OwnedSemaphorePermit) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push_back(permit);
     }
+
+    /// Returns the bytes of every message not yet taken by the handler, for
+    /// a stream that failed: none of them will be.
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 /// A service whose Ingest and PutObject request bodies are metered.
@@ -212,6 +234,8 @@ struct MeteredBody {
     /// The message whose header completes at the next byte is admitted.
     admitted: bool,
     acquiring: Option<Acquire>,
+    /// When the admitted message still arriving must have arrived.
+    deadline: Option<Pin<Box<Sleep>>>,
     failed: bool,
 }
 
@@ -227,6 +251,7 @@ impl MeteredBody {
             body_left: 0,
             admitted: false,
             acquiring: None,
+            deadline: None,
             failed: false,
         }
     }
@@ -264,6 +289,24 @@ impl MeteredBody {
         u32::from_be_bytes([self.header[1], self.header[2], self.header[3], last]) as usize
     }
 
+    /// Whether an admitted message has not wholly passed yet.
+    fn receiving(&self) -> bool {
+        self.admitted || self.body_left > 0
+    }
+
+    /// Fails the stream: its messages not yet taken return their bytes.
+    fn fail(&mut self, status: Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.failed = true;
+        self.acquiring = None;
+        self.deadline = None;
+        self.tickets.clear();
+        Poll::Ready(Some(Err(status)))
+    }
+
+    fn late(&self) -> Status {
+        crate::grpc::status::message_deadline(self.budget.receive_deadline.as_millis())
+    }
+
     /// Starts admitting a message of `len` bytes, or refuses it.
     fn admit(&mut self, len: usize) -> Result<(), Status> {
         if len > self.budget.max_message_bytes {
@@ -298,21 +341,24 @@ impl http_body::Body for MeteredBody {
         loop {
             if let Some(acquiring) = this.acquiring.as_mut() {
                 let Ok(permit) = ready!(acquiring.as_mut().poll(cx)) else {
-                    this.failed = true;
-                    return Poll::Ready(Some(Err(Status::unavailable("the server is stopping"))));
+                    return this.fail(Status::unavailable("the server is stopping"));
                 };
                 this.acquiring = None;
                 this.tickets.push(permit);
                 this.budget.admitted();
                 this.admitted = true;
+                // Counted from here: a wait for the budget is the server's.
+                this.deadline = Some(Box::pin(tokio::time::sleep(this.budget.receive_deadline)));
             }
             if !this.rest.is_empty() {
                 let (ready, pending) = this.parse();
+                if !this.receiving() {
+                    this.deadline = None;
+                }
                 if let Some(len) = pending
                     && let Err(status) = this.admit(len)
                 {
-                    this.failed = true;
-                    return Poll::Ready(Some(Err(status)));
+                    return this.fail(status);
                 }
                 // Passed on before waiting for the next message's bytes: the
                 // message they end may be what frees them.
@@ -321,7 +367,15 @@ impl http_body::Body for MeteredBody {
                 }
                 continue;
             }
-            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            let polled = Pin::new(&mut this.inner).poll_frame(cx);
+            if polled.is_pending()
+                && let Some(deadline) = this.deadline.as_mut()
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                let late = this.late();
+                return this.fail(late);
+            }
+            match ready!(polled) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => this.rest = data,
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
@@ -342,6 +396,9 @@ mod tests {
 
     use http_body::Body as _;
 
+    /// A deadline no test here reaches.
+    const LONG: Duration = Duration::from_secs(3600);
+
     /// A request body that yields these chunks.
     struct Chunks(VecDeque<Vec<u8>>);
 
@@ -351,6 +408,22 @@ mod tests {
 
         fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
             Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(Bytes::from(chunk)))))
+        }
+    }
+
+    /// A request body that yields these chunks, then waits for ever: a
+    /// client that stopped sending.
+    struct Stalls(VecDeque<Vec<u8>>);
+
+    impl http_body::Body for Stalls {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            match self.0.pop_front() {
+                Some(chunk) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk))))),
+                None => Poll::Pending,
+            }
         }
     }
 
@@ -379,7 +452,7 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_pass_only_as_far_as_the_budget_admits_and_come_back_with_the_tickets() {
-        let budget = ReceiveBudget::new(100, 1000);
+        let budget = ReceiveBudget::new(100, 1000, LONG);
         let tickets = Tickets::default();
         // Two messages of 60 bytes, the second header split across chunks.
         let mut wire = message(60, 1);
@@ -407,8 +480,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_whose_body_stalls_past_the_deadline_fails_the_stream_and_returns_its_bytes() {
+        let budget = ReceiveBudget::new(100, 1000, Duration::from_millis(50));
+        let tickets = Tickets::default();
+        // A frame header announcing 60 bytes, and 10 of them.
+        let announced = message(60, 7)[..HEADER_BYTES + 10].to_vec();
+        let stalled = Body::new(Stalls(vec![announced].into()));
+        let mut body = MeteredBody::new(stalled, budget.clone(), tickets.clone());
+        let started = tokio::time::Instant::now();
+        let mut passed = 0;
+        let err = loop {
+            match tokio::time::timeout(Duration::from_secs(10), next(&mut body)).await.expect("never failed") {
+                Some(Ok(bytes)) => passed += bytes.len(),
+                Some(Err(err)) => break err,
+                None => panic!("the stream ended instead of failing"),
+            }
+        };
+        assert_eq!(passed, HEADER_BYTES + 10);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(crate::grpc::status::reason_of(&err), "MESSAGE_DEADLINE");
+        assert!(err.message().contains("message_receive_ms"), "{}", err.message());
+        assert_eq!(budget.in_use(), 0, "the failed stream's message returned its bytes");
+        assert!(next(&mut body).await.is_none());
+        assert!(tickets.take().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_deadline_holds_a_message_only_until_it_has_arrived() {
+        let budget = ReceiveBudget::new(100, 1000, Duration::from_millis(20));
+        let tickets = Tickets::default();
+        let stalled = Body::new(Stalls(vec![message(30, 1)].into()));
+        let mut body = MeteredBody::new(stalled, budget.clone(), tickets.clone());
+        let mut passed = 0;
+        while passed < HEADER_BYTES + 30 {
+            passed += next(&mut body).await.unwrap().unwrap().len();
+        }
+        // A stream idle between messages holds no admitted bytes in
+        // transit: it is not failed, however long it waits.
+        let idle = tokio::time::timeout(Duration::from_millis(100), next(&mut body)).await;
+        assert!(idle.is_err(), "{idle:?}");
+        assert_eq!(tickets.take().unwrap().num_permits(), 30);
+    }
+
+    #[tokio::test]
     async fn a_message_larger_than_the_budget_is_refused_with_a_clear_error() {
-        let budget = ReceiveBudget::new(100, 1000);
+        let budget = ReceiveBudget::new(100, 1000, LONG);
         let mut body = MeteredBody::new(body(vec![message(101, 0)]), budget.clone(), Tickets::default());
         let err = next(&mut body).await.unwrap().unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
@@ -416,14 +533,14 @@ mod tests {
         assert!(next(&mut body).await.is_none());
         assert_eq!(budget.in_use(), 0);
 
-        let small = ReceiveBudget::new(100, 40);
+        let small = ReceiveBudget::new(100, 40, LONG);
         let mut body = MeteredBody::new(self::body(vec![message(50, 0)]), small, Tickets::default());
         assert_eq!(next(&mut body).await.unwrap().unwrap_err().code(), tonic::Code::OutOfRange);
     }
 
     #[tokio::test]
     async fn a_dropped_stream_returns_its_budget() {
-        let budget = ReceiveBudget::new(100, 1000);
+        let budget = ReceiveBudget::new(100, 1000, LONG);
         let tickets = Tickets::default();
         let mut body = MeteredBody::new(body(vec![message(30, 0), message(30, 0)]), budget.clone(), tickets);
         while let Some(chunk) = next(&mut body).await {
@@ -439,7 +556,7 @@ mod tests {
     async fn upload_reservations_leave_room_for_a_message() {
         let chunk = wormbox_store::CHUNK_BYTES;
         // Room for two chunks beside a message of one chunk.
-        let budget = ReceiveBudget::new(3 * chunk, chunk);
+        let budget = ReceiveBudget::new(3 * chunk, chunk, LONG);
         let first = budget.reserve_chunk().await.unwrap();
         let second = budget.reserve_chunk().await.unwrap();
         assert_eq!(budget.in_use(), 2 * chunk);
@@ -457,7 +574,7 @@ mod tests {
         drop(second);
         assert_eq!(budget.in_use(), chunk);
 
-        let err = ReceiveBudget::new(chunk, chunk).reserve_chunk().await.unwrap_err();
+        let err = ReceiveBudget::new(chunk, chunk, LONG).reserve_chunk().await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     }
 }

@@ -29,6 +29,21 @@ pub(crate) fn invalid(message: impl Into<String>) -> Status {
     status(StoreError::InvalidArgument(message.into()))
 }
 
+/// An Ingest or PutObject message whose body did not arrive within
+/// `[limits] message_receive_ms` of its admission to the receive budget:
+/// the client's doing, so it carries a reason (`MESSAGE_DEADLINE`).
+pub(crate) fn message_deadline(millis: u128) -> Status {
+    with_metadata(
+        Code::DeadlineExceeded,
+        "MESSAGE_DEADLINE",
+        format!(
+            "a message's body did not arrive within {millis} ms of its admission ([limits] message_receive_ms): \
+             the call is failed and its share of the receive budget returned"
+        ),
+        HashMap::from([("message_receive_ms".to_owned(), millis.to_string())]),
+    )
+}
+
 /// Maps an application error (or a store, MFA or backup error on its way
 /// to being one); every variant is decided here.
 pub(crate) fn status(err: impl Into<AppError>) -> Status {
@@ -212,5 +227,7 @@ mod tests {
         let info = locked.get_details_error_info().unwrap();
         assert_eq!(info.metadata.get("locked_until_unix_seconds").map(String::as_str), Some("42"));
         assert_eq!(status(BackupError::Stopping).code(), Code::Unavailable);
+        let late = message_deadline(300);
+        assert_eq!((late.code(), reason_of(&late).as_str()), (Code::DeadlineExceeded, "MESSAGE_DEADLINE"));
     }
 }

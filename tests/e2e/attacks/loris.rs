@@ -1,0 +1,169 @@
+//! Attack: a slow loris on the receive budget. A message's share of
+//! `[limits] receive_budget_bytes` is taken when its 5-byte gRPC frame header
+//! arrives; a client with any valid key sent only frame headers announcing
+//! large messages on a few PutObject and Ingest streams, and nothing more,
+//! and held the budget for ever: every other client's uploads and records
+//! waited behind them. Now a caller who may not write is refused before any
+//! budget is taken, and an admitted message's body must arrive within
+//! `[limits] message_receive_ms`, or its stream fails and its bytes return.
+
+use std::time::{Duration, Instant};
+
+use tonic::codegen::{Bytes, http};
+use tonic::{Code, Status};
+use wormbox_proto::v1;
+use wormbox_server::{ReceiveBudget, WormboxdConfig};
+use wormbox_test_utils::TestAppliance;
+
+use crate::e2e::{create_bucket, put, reason};
+
+const BUCKET: &str = "loris";
+/// The largest message; each attacking stream announces one this large.
+const MESSAGE_BYTES: u32 = 1 << 20;
+/// Room for two announced messages, not three, and for an upload's chunk
+/// beside one message.
+const BUDGET_BYTES: u64 = (3 << 20) - (64 << 10);
+/// The deadline of an admitted message's body, short for the test.
+const RECEIVE_MS: u64 = 300;
+/// How long an honest call may take: a few deadlines, far below "for ever".
+const HONEST_WITHIN: Duration = Duration::from_secs(10);
+
+fn small_budget(config: &mut WormboxdConfig) {
+    config.limits.max_ingest_record_bytes = u64::from(MESSAGE_BYTES) - (64 << 10);
+    config.limits.max_message_bytes = MESSAGE_BYTES as usize;
+    config.limits.receive_budget_bytes = BUDGET_BYTES;
+    config.limits.message_receive_ms = RECEIVE_MS;
+}
+
+/// A raw HTTP/2 connection, which lets a stream send a frame header and stop.
+struct Raw {
+    addr: std::net::SocketAddr,
+    client: h2::client::SendRequest<Bytes>,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Raw {
+    async fn connect(app: &TestAppliance) -> Raw {
+        let addr = app.server().addr;
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Raw { addr, client, connection }
+    }
+
+    /// Opens a call of `method` as `credential` whose only bytes are a frame
+    /// header announcing a message of `announced` bytes.
+    async fn announce(
+        &self,
+        method: &str,
+        credential: &str,
+        announced: u32,
+    ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+        let mut client = self.client.clone().ready().await.unwrap();
+        let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/{method}", self.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {credential}"))
+            .body(())
+            .unwrap();
+        let (response, mut stream) = client.send_request(request, false).unwrap();
+        let mut header = vec![0u8];
+        header.extend_from_slice(&announced.to_be_bytes());
+        stream.send_data(Bytes::from(header), false).unwrap();
+        (response, stream)
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// The gRPC status a raw call ended with: from a trailers-only answer, or
+/// from the trailers after the body.
+async fn grpc_status(response: h2::client::ResponseFuture) -> Status {
+    let response = response.await.expect("an answer");
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.expect("the answer's body");
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let trailers = body.trailers().await.expect("trailers").expect("trailers with a status");
+    Status::from_header_map(&trailers).expect("a grpc-status trailer")
+}
+
+/// Waits, bounded, until none of the budget is in use.
+async fn drained(budget: &ReceiveBudget) {
+    let deadline = Instant::now() + HONEST_WITHIN;
+    while budget.in_use() != 0 {
+        assert!(Instant::now() < deadline, "{} bytes of the budget are still held", budget.in_use());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Streams that announce large messages and never send them are failed at
+/// the message deadline, and give their bytes back: an honest upload
+/// beside them completes within a few deadlines (it waited for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_loris_holds_the_receive_budget_only_until_the_message_deadline() {
+    let app = TestAppliance::start_with(small_budget).await.unwrap();
+    create_bucket(&mut app.archive().await.unwrap(), BUCKET, v1::VersioningStatus::Enabled).await;
+    let writer = app.principal("loris", v1::Role::Writer).await.unwrap();
+    let budget = app.server().receive_budget().clone();
+
+    let raw = Raw::connect(&app).await;
+    let mut attacks = Vec::new();
+    for method in ["PutObject", "Ingest", "PutObject", "Ingest"] {
+        attacks.push((method, raw.announce(method, &writer, MESSAGE_BYTES).await));
+    }
+    // The first two hold what the budget has for messages; the others wait.
+    let deadline = Instant::now() + HONEST_WITHIN;
+    while budget.in_use() < 2 * MESSAGE_BYTES as usize {
+        assert!(Instant::now() < deadline, "the announced messages were never admitted: {}", budget.in_use());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let mut honest = app.archive().await.unwrap();
+    let started = Instant::now();
+    let stored = tokio::time::timeout(HONEST_WITHIN, put(&mut honest, BUCKET, "honest", b"an honest record")).await;
+    let stored = stored.expect("the honest upload waited behind the loris for ever").unwrap();
+    assert_eq!(stored.size, 16);
+    assert!(started.elapsed() < HONEST_WITHIN, "{:?}", started.elapsed());
+
+    for (method, (response, _stream)) in attacks {
+        let failed = tokio::time::timeout(HONEST_WITHIN, grpc_status(response))
+            .await
+            .unwrap_or_else(|_| panic!("the loris's {method} stream was never failed"));
+        assert_eq!((failed.code(), reason(&failed).as_str()), (Code::DeadlineExceeded, "MESSAGE_DEADLINE"), "{method}");
+    }
+    drained(&budget).await;
+    assert!(budget.peak() <= budget.capacity());
+}
+
+/// A principal who may not write (a reader, an auditor) is refused
+/// PutObject and Ingest before a byte of the budget is taken: its announced
+/// message is never admitted, even for the deadline's length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_may_not_write_takes_no_receive_budget() {
+    // The default, long, deadline: the refusal cannot be the deadline's.
+    let app = TestAppliance::start().await.unwrap();
+    let budget = app.server().receive_budget().clone();
+    let max = u32::try_from(WormboxdConfig::default().limits.max_message_bytes).unwrap();
+    let raw = Raw::connect(&app).await;
+    for role in [v1::Role::Reader, v1::Role::Auditor] {
+        let credential = app.principal(&format!("{role:?}").to_lowercase(), role).await.unwrap();
+        for method in ["PutObject", "Ingest"] {
+            let (response, _stream) = raw.announce(method, &credential, max).await;
+            let answer = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await;
+            let refused = answer.unwrap_or_else(|_| panic!("{role:?}'s {method} waited for its message"));
+            assert_eq!((refused.code(), reason(&refused).as_str()), (Code::PermissionDenied, "ACCESS_DENIED"));
+            assert_eq!((budget.in_use(), budget.peak()), (0, 0), "{role:?}'s {method} took receive budget");
+        }
+    }
+}
