@@ -129,6 +129,45 @@ async fn a_pskc_document_cannot_buy_cpu_before_the_role_is_judged() {
     assert!(devices.devices.is_empty(), "{devices:?}");
 }
 
+/// A stolen admin key on a guarded appliance (an admin has an active
+/// device): a PSKC document asking for the most PBKDF2 iterations accepted
+/// was read, and its key derived, before the admin's own code was looked at,
+/// so each call without a code (or with a malformed one) bought a second of
+/// CPU. Now the missing or malformed code is refused first, at once, and the
+/// refusal is still a ledger entry.
+#[tokio::test]
+async fn on_a_guarded_appliance_a_pskc_document_is_not_read_before_the_admins_code() {
+    let app = TestAppliance::start().await.unwrap();
+    let _token = token_for(&app, app.admin_credential(), "GAHT-SMALL-08G").await;
+    let pskc = |mfa: &str| v1::EnrollDeviceRequest {
+        source: Some(v1::enroll_device_request::Source::Pskc(v1::PskcEnrollment {
+            document: pbkdf2_document(wormbox_token::pskc::MAX_PBKDF2_ITERATIONS),
+            passphrase: "qwerty".into(),
+            ..Default::default()
+        })),
+        mfa: mfa.to_owned(),
+        ..Default::default()
+    };
+    let as_admin = app.mfa_as(app.admin_credential()).await.unwrap();
+    let refused = count(&app, "mfa-refused");
+    let started = Instant::now();
+    let attempts = (0..4).map(|n| {
+        let mut client = as_admin.clone();
+        let request = pskc(if n % 2 == 0 { "" } else { "not-a-serial-and-code" });
+        async move { (n, client.enroll_device(request).await) }
+    });
+    for (n, attempt) in futures::future::join_all(attempts).await {
+        let err = attempt.unwrap_err();
+        let expected = if n % 2 == 0 { "MFA_REQUIRED" } else { "MFA_INVALID" };
+        assert_eq!((err.code(), reason(&err).as_str()), (Code::PermissionDenied, expected));
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}: the documents were read before the code");
+    assert_eq!(count(&app, "mfa-refused"), refused + 4, "each refusal is a ledger entry");
+    let devices = as_admin.clone().list_devices(v1::ListDevicesRequest::default()).await.unwrap().into_inner();
+    assert_eq!(devices.devices.len(), 1, "{devices:?}");
+}
+
 /// Finding 9: while MFA Delete is on, Suspended is refused, without a code
 /// and with one (VERSIONING_LOCKED, judged before the code, which stays
 /// unspent); one request turns MFA Delete off and suspends, with that code.

@@ -4,7 +4,7 @@
 //! Invariant: no request, answer or error here carries a seed or a code
 //! in a form that is logged (`Debug` of the requests leaves codes and seeds out).
 
-use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError};
+use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation, Serial};
 use wormbox_model::Role;
 use wormbox_store::Actor;
 
@@ -20,6 +20,11 @@ pub struct EnrollDevices {
     /// `SERIAL CODE` of one of the caller's own devices (once guarded).
     pub mfa: Option<MfaCode>,
 }
+
+/// The refusal of an enrolment without a code on a guarded appliance, as
+/// the authority words it.
+const GUARDED_WHY: &str =
+    "an admin has an active MFA device: enrolling a device needs a code from one of your own active MFA devices";
 
 /// ActivateDevice and ResyncDevice: a device's two consecutive codes.
 #[derive(Clone, Debug)]
@@ -54,6 +59,41 @@ impl App {
     /// document are read: whether the caller may enrol devices at all.
     pub fn may_enroll_devices(&self, actor: &Actor) -> Result<(), AppError> {
         Ok(Authority::may_enroll(actor)?)
+    }
+
+    /// EnrollDevice's checks before a PSKC document is read (PBKDF2 work):
+    /// the caller's role, then, when the enrolment needs a code (the
+    /// appliance is guarded, or `owner` has an active device), that the
+    /// request has one in the `SERIAL CODE` form. A missing code is
+    /// MFA_REQUIRED and a malformed one MFA_INVALID, each a ledger entry as
+    /// the authority makes it after reading the document; a well-formed code
+    /// is judged by the authority after the document is read, so a document
+    /// that cannot be enrolled spends no code. Without this, a stolen admin
+    /// key on a guarded appliance bought a second of CPU per call.
+    pub async fn may_read_pskc(&self, actor: &Actor, owner: &str, mfa: Option<&MfaCode>) -> Result<(), AppError> {
+        self.may_enroll_devices(actor)?;
+        let well_formed =
+            |mfa: &MfaCode| mfa.as_str().split_once(' ').is_some_and(|(serial, _)| Serial::new(serial).is_ok());
+        if mfa.is_some_and(well_formed) {
+            return Ok(());
+        }
+        let (code_owner, why) = if self.mfa.admin_guarded()? {
+            (actor.access_key.as_str(), GUARDED_WHY.to_owned())
+        } else if self.mfa.has_active_device(owner)? {
+            (owner, format!("`{owner}` already has an active MFA device: enrolling another needs a code from it"))
+        } else {
+            return Ok(());
+        };
+        let operation = Operation { bucket: String::new(), what: "enroll-device (PSKC document, not read)".to_owned() };
+        let refused = match mfa {
+            None => self.mfa.missing_code(actor, &operation, &why).await,
+            // Malformed: the authority records it as such and spends nothing.
+            Some(mfa) => match self.mfa.verify(actor, code_owner, mfa.as_str(), &operation).await {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            },
+        };
+        Err(refused.into())
     }
 
     /// EnrollDevice; the authority checks the admin role and the guard code.

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use wormbox_mfa::{Authority, Enrollment};
 use wormbox_proto::v1::{self, mfa_server::Mfa};
@@ -22,12 +23,15 @@ use crate::grpc::status::{invalid, status};
 #[derive(Clone, Debug)]
 pub struct MfaService {
     app: Arc<App>,
+    /// PSKC documents are read one at a time: each may cost a second of
+    /// PBKDF2, and an admin key (stolen or not) buys at most one core's worth.
+    pskc_reader: Arc<Semaphore>,
 }
 
 impl MfaService {
     /// Serves `app`.
     pub fn new(app: Arc<App>) -> MfaService {
-        MfaService { app }
+        MfaService { app, pskc_reader: Arc::new(Semaphore::new(1)) }
     }
 }
 
@@ -80,17 +84,25 @@ impl Mfa for MfaService {
         self.app.may_enroll_devices(&actor).map_err(status)?;
         let request = request.into_inner();
         let owner = if request.owner.is_empty() { actor.access_key.clone() } else { request.owner };
+        let mfa = convert::mfa(&request.mfa);
         let devices = match request.source {
             Some(v1::enroll_device_request::Source::Seed(seed)) => vec![seed_enrollment(seed)?],
-            // Off the async runtime: up to a second of CPU must not stall other calls.
             Some(v1::enroll_device_request::Source::Pskc(pskc)) => {
+                // A missing or malformed guard code is refused before the
+                // document's PBKDF2 work is spent.
+                self.app.may_read_pskc(&actor, &owner, mfa.as_ref()).await.map_err(status)?;
+                let _reader = Arc::clone(&self.pskc_reader)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Status::unavailable("the server is stopping"))?;
+                // Off the async runtime: up to a second of CPU must not stall other calls.
                 tokio::task::spawn_blocking(move || pskc_enrollments(pskc))
                     .await
                     .map_err(|_| Status::internal("reading the PSKC document failed"))??
             }
             None => return Err(invalid("give a seed or a PSKC document")),
         };
-        let enroll = app::EnrollDevices { owner, devices, mfa: convert::mfa(&request.mfa) };
+        let enroll = app::EnrollDevices { owner, devices, mfa };
         let enrolled = self.app.enroll_devices(&actor, enroll).await.map_err(status)?;
         Ok(Response::new(v1::EnrollDeviceResponse { devices: enrolled.iter().map(convert::device).collect() }))
     }
