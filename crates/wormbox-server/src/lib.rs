@@ -237,14 +237,15 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         None => None,
     };
     let data_dir = &config.storage.data_dir;
-    let Opened { store, mfa, signer, backend, new_admin_credential } = open_archive(config, clock).await?;
+    let Opened { store, mfa, signer, backend, new_admin_credential } = open_archive(config, Arc::clone(&clock)).await?;
 
     let backups = backup::BackupSource::new(
         backend,
         data_dir,
         std::time::Duration::from_secs(config.backup.send_timeout_seconds),
     )?;
-    let app = Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes, backups));
+    let app =
+        Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes, backups, clock));
     let receive_budget = ReceiveBudget::new(
         usize::try_from(config.limits.receive_budget_bytes).unwrap_or(usize::MAX),
         config.limits.max_message_bytes,

@@ -58,7 +58,10 @@ impl App {
     /// EnrollDevice's first check, before the request's seeds or PSKC
     /// document are read: whether the caller may enrol devices at all.
     pub fn may_enroll_devices(&self, actor: &Actor) -> Result<(), AppError> {
-        Ok(Authority::may_enroll(actor)?)
+        Authority::may_enroll(actor).map_err(|err| match err {
+            MfaError::AccessDenied(why) => self.denied(actor, "admin", why, MfaError::AccessDenied),
+            other => other.into(),
+        })
     }
 
     /// EnrollDevice's checks before a PSKC document is read (PBKDF2 work):
@@ -127,7 +130,7 @@ impl App {
             _ if owner.is_none_or(|o| o == actor.access_key) => Some(actor.access_key.as_str()),
             _ => {
                 let why = "only admins and auditors list other principals' devices";
-                return Err(MfaError::AccessDenied(why.into()).into());
+                return Err(self.denied(actor, "audit", why.to_owned(), MfaError::AccessDenied));
             }
         };
         Ok(self.mfa.list(owner)?)

@@ -2,12 +2,14 @@
 //! `grpc/`; an S3 endpoint next), in domain types only: one request struct
 //! per operation in, one `AppError` out, with the role checks of DESIGN.md.
 //! A file per subject: `buckets`, `objects`, `locks`, `principals`,
-//! `devices`, `clock`, `evidence`, `reports`, `backup`; `credentials` (identity),
-//! `guard` (the MFA preamble), `upload` (streamed writes) and `error`.
+//! `devices`, `clock`, `evidence`, `reports`, `backup`; `credentials`
+//! (identity), `guard` (the MFA preamble), `upload` (streamed writes),
+//! `refusals` (the log of role refusals) and `error`.
 //!
 //! Invariant: no wire type reaches this module (a tidy test keeps the wire
 //! crates' names out of its files). Every operation checks the caller's role
-//! before touching the store; bucket ownership is checked by the store
+//! before touching the store (a refusal is logged, rate-limited per
+//! principal, and is no ledger entry); bucket ownership is checked by the store
 //! inside the same atomic write as the change. Rights are judged before
 //! codes (DESIGN.md invariant 9, `guard.rs`).
 //!
@@ -29,16 +31,18 @@ mod guard;
 mod locks;
 mod objects;
 mod principals;
+mod refusals;
 mod reports;
 mod upload;
 
 use std::sync::Arc;
 
 use wormbox_mfa::Authority;
-use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector};
+use wormbox_model::{BucketName, Clock, ObjectKey, Role, VersionSelector};
 use wormbox_store::evidence::{Ed25519Signer, Signer};
 use wormbox_store::{Actor, Store, StoreError};
 
+use crate::app::refusals::RefusalLog;
 use crate::backup::BackupSource;
 
 pub use self::buckets::{CreateBucket, DeleteBucket, GetBucket, PutBucketVersioning};
@@ -79,6 +83,17 @@ impl Access {
             Access::Audit => matches!(role, Role::Admin | Role::Auditor),
         }
     }
+
+    /// What the access is, for the refusal log.
+    fn name(self) -> &'static str {
+        match self {
+            Access::Metadata => "metadata",
+            Access::ReadData => "read-data",
+            Access::Write => "write",
+            Access::Admin => "admin",
+            Access::Audit => "audit",
+        }
+    }
 }
 
 /// The application layer behind the front ends.
@@ -89,18 +104,22 @@ pub struct App {
     signer: Arc<Ed25519Signer>,
     max_ingest_record_bytes: u64,
     backups: Arc<BackupSource>,
+    refusals: Arc<RefusalLog>,
 }
 
 impl App {
-    /// Wraps a store and the MFA authority over it.
+    /// Wraps a store and the MFA authority over it; `clock` paces the log
+    /// of role refusals.
     pub fn new(
         store: Store,
         mfa: Authority,
         signer: Arc<Ed25519Signer>,
         max_ingest_record_bytes: u64,
         backups: BackupSource,
+        clock: Arc<dyn Clock>,
     ) -> App {
-        App { store, mfa, signer, max_ingest_record_bytes, backups: Arc::new(backups) }
+        let refusals = Arc::new(RefusalLog::new(clock));
+        App { store, mfa, signer, max_ingest_record_bytes, backups: Arc::new(backups), refusals }
     }
 
     /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).
@@ -113,13 +132,29 @@ impl App {
         &self.store
     }
 
-    /// Refuses `actor` unless its role allows `access`.
+    /// Refuses `actor` unless its role allows `access`; a refusal is
+    /// logged, rate-limited per principal.
     pub fn authorize(&self, actor: &Actor, access: Access) -> Result<(), AppError> {
         if access.allows(actor.role) {
             Ok(())
         } else {
-            Err(StoreError::AccessDenied(format!("role `{}` may not do this", actor.role.as_str())).into())
+            let why = format!("role `{}` may not do this", actor.role.as_str());
+            self.refusals.refused(&actor.access_key, access.name(), &why);
+            Err(StoreError::AccessDenied(why).into())
         }
+    }
+
+    /// Logs, rate-limited per principal, a refusal of `actor` for its role
+    /// decided here rather than by `authorize`, and returns it.
+    fn denied<E: Into<AppError>>(
+        &self,
+        actor: &Actor,
+        needs: &str,
+        why: String,
+        err: impl FnOnce(String) -> E,
+    ) -> AppError {
+        self.refusals.refused(&actor.access_key, needs, &why);
+        err(why).into()
     }
 
     /// The largest record Ingest accepts.

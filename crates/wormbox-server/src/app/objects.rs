@@ -96,11 +96,10 @@ pub struct ListObjects {
 
 impl App {
     /// A legal hold placed at write time needs the hold right (admins; auditors cannot write).
-    fn authorize_lock_fields(&self, actor: &Actor, object: &NewObject) -> Result<(), StoreError> {
+    fn authorize_lock_fields(&self, actor: &Actor, object: &NewObject) -> Result<(), AppError> {
         if object.legal_hold.is_some() && actor.role != Role::Admin {
-            return Err(StoreError::AccessDenied(
-                "only admins place a legal hold with a write (auditors place holds with PutObjectLegalHold)".into(),
-            ));
+            let why = "only admins place a legal hold with a write (auditors place holds with PutObjectLegalHold)";
+            return Err(self.denied(actor, "admin", why.to_owned(), StoreError::AccessDenied));
         }
         Ok(())
     }

@@ -35,8 +35,12 @@ use crate::grpc::reset::ResetIsError;
 /// would otherwise hold a runtime thread and every request queued on it.
 /// Cancelled, the caller stops waiting; `work` still runs to its end there,
 /// and drops what it owns there.
+/// It runs in the caller's span, so what it logs names the call's method.
 pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(format!("a blocking task failed: {e}")))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| Status::internal(format!("a blocking task failed: {e}")))
 }
 
 /// Builds every service the appliance serves.
