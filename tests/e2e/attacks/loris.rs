@@ -9,13 +9,14 @@
 
 use std::time::{Duration, Instant};
 
+use prost::Message as _;
 use tonic::codegen::{Bytes, http};
 use tonic::{Code, Status};
 use wormbox_proto::v1;
 use wormbox_server::{ReceiveBudget, WormboxdConfig};
 use wormbox_test_utils::TestAppliance;
 
-use crate::e2e::{create_bucket, put, reason};
+use crate::e2e::{create_bucket, put, put_messages, reason};
 
 const BUCKET: &str = "loris";
 /// The largest message; each attacking stream announces one this large.
@@ -61,6 +62,18 @@ impl Raw {
         credential: &str,
         announced: u32,
     ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+        let mut header = vec![0u8];
+        header.extend_from_slice(&announced.to_be_bytes());
+        self.send(method, credential, header).await
+    }
+
+    /// Opens a call of `method` as `credential` that sends `bytes` and stops.
+    async fn send(
+        &self,
+        method: &str,
+        credential: &str,
+        bytes: Vec<u8>,
+    ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
         let mut client = self.client.clone().ready().await.unwrap();
         let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/{method}", self.addr))
             .header("content-type", "application/grpc")
@@ -69,9 +82,7 @@ impl Raw {
             .body(())
             .unwrap();
         let (response, mut stream) = client.send_request(request, false).unwrap();
-        let mut header = vec![0u8];
-        header.extend_from_slice(&announced.to_be_bytes());
-        stream.send_data(Bytes::from(header), false).unwrap();
+        stream.send_data(Bytes::from(bytes), false).unwrap();
         (response, stream)
     }
 }
@@ -166,4 +177,33 @@ async fn a_caller_who_may_not_write_takes_no_receive_budget() {
             assert_eq!((budget.in_use(), budget.peak()), (0, 0), "{role:?}'s {method} took receive budget");
         }
     }
+}
+
+/// An upload holds a chunk of the budget from its header until it is
+/// published: a PutObject that sends its header and then nothing, not even
+/// a frame header, held that chunk for ever (enough of them starve every
+/// upload and most of Ingest). Its next message must begin within the
+/// deadline too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_stops_between_messages_gives_its_chunk_back_at_the_deadline() {
+    let app = TestAppliance::start_with(small_budget).await.unwrap();
+    create_bucket(&mut app.archive().await.unwrap(), BUCKET, v1::VersioningStatus::Enabled).await;
+    let writer = app.principal("loris", v1::Role::Writer).await.unwrap();
+    let budget = app.server().receive_budget().clone();
+    let raw = Raw::connect(&app).await;
+    let header = put_messages(BUCKET, "stalled", b"never sent", Vec::new()).remove(0).encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(header.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&header);
+    let (response, _stream) = raw.send("PutObject", &writer, frame).await;
+    let deadline = Instant::now() + HONEST_WITHIN;
+    while budget.in_use() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let failed = tokio::time::timeout(HONEST_WITHIN, grpc_status(response))
+        .await
+        .expect("the stalled upload was never failed: it holds its chunk for ever");
+    assert_eq!((failed.code(), reason(&failed).as_str()), (Code::DeadlineExceeded, "MESSAGE_DEADLINE"));
+    drained(&budget).await;
+    assert!(budget.peak() >= wormbox_store::CHUNK_BYTES, "the upload had reserved its chunk: {}", budget.peak());
 }

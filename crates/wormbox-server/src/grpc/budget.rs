@@ -22,6 +22,12 @@
 //! client's. Callers who may not write are refused before their stream is
 //! read at all (`archive.rs`), so they take no budget.
 //!
+//! A PutObject holds a chunk of the budget from its header on (below), so
+//! after its first message its client must also begin each next message
+//! (complete its frame header) within the deadline, counted while the
+//! handler waits on the stream; an Ingest stream holds nothing between
+//! records and may idle.
+//!
 //! An upload also keeps up to one chunk (`CHUNK_BYTES`) in memory between
 //! messages, so each PutObject reserves a chunk of the budget before it reads
 //! its first data message and holds it until the upload is published or
@@ -47,7 +53,9 @@ use tonic::codegen::{Bytes, Service, http};
 use tonic::server::NamedService;
 
 /// The methods whose request messages are metered.
-const METERED: [&str; 2] = ["/wormbox.v1.Archive/Ingest", "/wormbox.v1.Archive/PutObject"];
+const METERED: [&str; 2] = ["/wormbox.v1.Archive/Ingest", PUT_OBJECT];
+/// The method whose stream holds budget between messages (its upload's chunk).
+const PUT_OBJECT: &str = "/wormbox.v1.Archive/PutObject";
 
 /// A gRPC frame header: a compression flag and a big-endian `u32` length.
 const HEADER_BYTES: usize = 5;
@@ -211,7 +219,12 @@ where
             request.extensions_mut().insert(tickets.clone());
             request.extensions_mut().insert(self.budget.clone());
             let budget = self.budget.clone();
-            request = request.map(|body| Body::new(MeteredBody::new(body, budget, tickets)));
+            let holds_between = request.uri().path() == PUT_OBJECT;
+            request = request.map(|body| {
+                let mut metered = MeteredBody::new(body, budget, tickets);
+                metered.holds_between = holds_between;
+                Body::new(metered)
+            });
         }
         self.inner.call(request)
     }
@@ -236,6 +249,14 @@ struct MeteredBody {
     acquiring: Option<Acquire>,
     /// When the admitted message still arriving must have arrived.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The handler holds budget between messages once the first has
+    /// arrived (PutObject's upload chunk): the next must begin in time.
+    holds_between: bool,
+    /// Messages admitted so far.
+    messages: u64,
+    /// When the next message's frame header must have arrived, started
+    /// when the handler first waits for it.
+    idle: Option<Pin<Box<Sleep>>>,
     failed: bool,
 }
 
@@ -252,6 +273,9 @@ impl MeteredBody {
             admitted: false,
             acquiring: None,
             deadline: None,
+            holds_between: false,
+            messages: 0,
+            idle: None,
             failed: false,
         }
     }
@@ -299,12 +323,29 @@ impl MeteredBody {
         self.failed = true;
         self.acquiring = None;
         self.deadline = None;
+        self.idle = None;
         self.tickets.clear();
         Poll::Ready(Some(Err(status)))
     }
 
-    fn late(&self) -> Status {
-        crate::grpc::status::message_deadline(self.budget.receive_deadline.as_millis())
+    fn late(&self, what: &str) -> Status {
+        crate::grpc::status::message_deadline(what, self.budget.receive_deadline.as_millis())
+    }
+
+    /// Whether the stream waits on its client past a deadline: an admitted
+    /// message's body, or the next message of a stream that holds budget
+    /// between messages. Called only when the client has sent nothing more.
+    fn poll_late(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        if self.receiving() {
+            let deadline = self.deadline.as_mut()?;
+            return deadline.as_mut().poll(cx).is_ready().then(|| self.late("a message's body did not arrive"));
+        }
+        if !self.holds_between || self.messages == 0 || self.acquiring.is_some() {
+            return None;
+        }
+        let wait = self.budget.receive_deadline;
+        let idle = self.idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
+        idle.as_mut().poll(cx).is_ready().then(|| self.late("an upload's next message did not begin"))
     }
 
     /// Starts admitting a message of `len` bytes, or refuses it.
@@ -347,6 +388,8 @@ impl http_body::Body for MeteredBody {
                 this.tickets.push(permit);
                 this.budget.admitted();
                 this.admitted = true;
+                this.messages += 1;
+                this.idle = None;
                 // Counted from here: a wait for the budget is the server's.
                 this.deadline = Some(Box::pin(tokio::time::sleep(this.budget.receive_deadline)));
             }
@@ -369,10 +412,8 @@ impl http_body::Body for MeteredBody {
             }
             let polled = Pin::new(&mut this.inner).poll_frame(cx);
             if polled.is_pending()
-                && let Some(deadline) = this.deadline.as_mut()
-                && deadline.as_mut().poll(cx).is_ready()
+                && let Some(late) = this.poll_late(cx)
             {
-                let late = this.late();
                 return this.fail(late);
             }
             match ready!(polled) {
@@ -521,6 +562,24 @@ mod tests {
         let idle = tokio::time::timeout(Duration::from_millis(100), next(&mut body)).await;
         assert!(idle.is_err(), "{idle:?}");
         assert_eq!(tickets.take().unwrap().num_permits(), 30);
+
+        // ... unless it holds budget between messages (PutObject's upload
+        // chunk): then the next message must begin in time.
+        let stalled = Body::new(Stalls(vec![message(30, 1), vec![0, 0]].into()));
+        let mut body = MeteredBody::new(stalled, budget.clone(), Tickets::default());
+        body.holds_between = true;
+        let mut passed = 0;
+        let err = loop {
+            match tokio::time::timeout(Duration::from_secs(10), next(&mut body)).await.expect("never failed") {
+                Some(Ok(bytes)) => passed += bytes.len(),
+                Some(Err(err)) => break err,
+                None => panic!("the stream ended instead of failing"),
+            }
+        };
+        assert_eq!(passed, HEADER_BYTES + 30 + 2, "a partial frame header does not restart the wait");
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert!(err.message().contains("next message"), "{}", err.message());
+        assert_eq!(budget.in_use(), 0);
     }
 
     #[tokio::test]

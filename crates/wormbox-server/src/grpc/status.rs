@@ -29,16 +29,17 @@ pub(crate) fn invalid(message: impl Into<String>) -> Status {
     status(StoreError::InvalidArgument(message.into()))
 }
 
-/// An Ingest or PutObject message whose body did not arrive within
-/// `[limits] message_receive_ms` of its admission to the receive budget:
-/// the client's doing, so it carries a reason (`MESSAGE_DEADLINE`).
-pub(crate) fn message_deadline(millis: u128) -> Status {
+/// An Ingest or PutObject stream that kept receive budget waiting past
+/// `[limits] message_receive_ms` (`what` says for what: a message's body, an
+/// upload's next message): the client's doing, so it carries a reason
+/// (`MESSAGE_DEADLINE`).
+pub(crate) fn message_deadline(what: &str, millis: u128) -> Status {
     with_metadata(
         Code::DeadlineExceeded,
         "MESSAGE_DEADLINE",
         format!(
-            "a message's body did not arrive within {millis} ms of its admission ([limits] message_receive_ms): \
-             the call is failed and its share of the receive budget returned"
+            "{what} within {millis} ms ([limits] message_receive_ms): the call is failed and its share of the \
+             receive budget returned"
         ),
         HashMap::from([("message_receive_ms".to_owned(), millis.to_string())]),
     )
@@ -227,7 +228,7 @@ mod tests {
         let info = locked.get_details_error_info().unwrap();
         assert_eq!(info.metadata.get("locked_until_unix_seconds").map(String::as_str), Some("42"));
         assert_eq!(status(BackupError::Stopping).code(), Code::Unavailable);
-        let late = message_deadline(300);
+        let late = message_deadline("a message's body did not arrive", 300);
         assert_eq!((late.code(), reason_of(&late).as_str()), (Code::DeadlineExceeded, "MESSAGE_DEADLINE"));
     }
 }
