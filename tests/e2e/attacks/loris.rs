@@ -207,3 +207,18 @@ async fn an_upload_that_stops_between_messages_gives_its_chunk_back_at_the_deadl
     drained(&budget).await;
     assert!(budget.peak() >= wormbox_store::CHUNK_BYTES, "the upload had reserved its chunk: {}", budget.peak());
 }
+
+/// What one connection can hold is bounded by the calls it may have open:
+/// the server announces `[limits] max_streams_per_connection` in its HTTP/2
+/// settings (it announced none, so no limit, before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_may_open_only_max_streams_per_connection_calls() {
+    let app = TestAppliance::start_with(|config| config.limits.max_streams_per_connection = 4).await.unwrap();
+    let raw = Raw::connect(&app).await;
+    let deadline = Instant::now() + HONEST_WITHIN;
+    while raw.client.current_max_send_streams() != 4 {
+        assert!(Instant::now() < deadline, "announced {}", raw.client.current_max_send_streams());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(WormboxdConfig::default().limits.max_streams_per_connection, 100);
+}
