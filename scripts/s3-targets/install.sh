@@ -11,7 +11,7 @@
 # The venv is $WORMBOX_S3_TOOLS (default /opt/wormbox-s3-targets).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=scripts/s3-targets/lib.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$here/lib.sh"
 
 sudo=""

@@ -5,6 +5,7 @@
 # The venv install.sh puts SeaweedFS (and, when the machine has none, the AWS
 # CLI and boto3) in.
 S3T_TOOLS="${WORMBOX_S3_TOOLS:-/opt/wormbox-s3-targets}"
+# shellcheck disable=SC2034 # used by install.sh
 SEAWEEDFS_VERSION="4.48"
 
 s3t_die() {
