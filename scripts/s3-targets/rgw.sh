@@ -11,8 +11,8 @@
 #   rgw.sh admin DIR ARGS...        radosgw-admin against DIR's cluster
 # One mon, one mgr, one OSD, radosgw, all on 127.0.0.1. The OSD is bluestore
 # on a sparse file in DIR, so the data survives stop then start of the same
-# DIR; --memstore (first start only) keeps it in memory instead: faster, and
-# lost at stop. Everything (configuration, keyring, data, logs, pid files,
+# DIR; --memstore keeps it in memory instead: a little faster, lost at stop,
+# and such a DIR cannot be started again. Everything (configuration, keyring, data, logs, pid files,
 # admin sockets) lives under DIR; nothing is read from or written to
 # /etc/ceph or /var/lib/ceph, so clusters in different DIRs run side by side.
 # The mon's and radosgw's ports are chosen free at each start (the OSD and
@@ -49,12 +49,17 @@ daemon_pid() { # name
     echo "$pid"
 }
 
+# radosgw, then the OSD while the mon still answers (an OSD whose mon is gone
+# waits 5 s for it before it exits), then the mgr and the mon.
 stop_all() {
-    local pids=() name pid
-    for name in "${daemons[@]}"; do
-        pid="$(daemon_pid "$name")" && pids+=("$pid")
+    local group name pid pids
+    for group in client.rgw osd.0 "mgr.x mon.a"; do
+        pids=()
+        for name in $group; do
+            if pid="$(daemon_pid "$name")"; then pids+=("$pid"); fi
+        done
+        [ ${#pids[@]} -eq 0 ] || s3t_stop_pids 20 "${pids[@]}"
     done
-    [ ${#pids[@]} -eq 0 ] || s3t_stop_pids 20 "${pids[@]}"
     rm -f "$dir"/run/*.pid
 }
 
@@ -159,6 +164,9 @@ start() {
         s3t_die "$dir holds a bluestore cluster: --memstore applies to a new DIR only"
     fi
     store="$(cat "$dir/store")"
+    if ! $fresh && [ "$store" = memstore ]; then
+        s3t_die "$dir held a memstore cluster, whose data went at stop: start it in a new DIR"
+    fi
     local fsid
     fsid="$(cat "$dir/fsid")"
 

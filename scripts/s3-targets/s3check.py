@@ -31,6 +31,7 @@ import sys
 import time
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 
@@ -120,9 +121,10 @@ def lock(bucket, state_file):
     returned = s3.head_object(Bucket=bucket, Key=key, VersionId=version, ChecksumMode="ENABLED").get(
         "ChecksumSHA256"
     )
+    # No retries: botocore retries a BadDigest as if it were transient.
+    once = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
     try:
-        s3.put_object(Bucket=bucket, Key="checksum-probe", Body=b"x", ChecksumSHA256=b64sha256(b"y"))
-        s3.delete_object(Bucket=bucket, Key="checksum-probe")
+        once.put_object(Bucket=bucket, Key="checksum-probe", Body=b"x", ChecksumSHA256=b64sha256(b"y"))
         verified = "no: a wrong x-amz-checksum-sha256 was ACCEPTED"
     except ClientError as e:
         verified = f"yes (a wrong one is refused: {e.response['Error']['Code']})"
