@@ -91,6 +91,7 @@ run_dir = $dir/run
 pid_file = $dir/run/\$name.pid
 admin_socket = $dir/run/\$name.asok
 log_file = $dir/log/\$name.log
+mon_cluster_log_file = default=$dir/log/\$cluster.\$channel.log cluster=$dir/log/\$cluster.log
 crash_dir = $dir/crash
 exporter_sock_dir = $dir/run
 osd_pool_default_size = 1

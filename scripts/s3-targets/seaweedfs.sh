@@ -9,7 +9,8 @@
 #                            60) with the tail of its log, leaving nothing running
 #   seaweedfs.sh stop DIR    stop it; returns once the process is gone
 #   seaweedfs.sh env DIR     `export` lines: endpoint, keys, region (eval them)
-# Everything (data, S3 identities, log, pid file, sockets) lives under DIR;
+# Everything (data, S3 identities, log, pid file, sockets) lives under DIR
+# (but for the gRPC sockets weed always puts in /tmp: stop removes them);
 # every port is chosen free at each start, so several run side by side.
 # Telemetry is off: it reports nothing anywhere.
 set -euo pipefail
@@ -43,7 +44,20 @@ stop_() {
         # whatever it acknowledged is on disk already, so 5 s is enough.
         s3t_stop_pids 5 "$pid"
     fi
+    drop_sockets
     rm -f "$dir/run/weed.pid" "$dir/run/s3.port"
+}
+
+# weed puts its servers' gRPC sockets in /tmp whatever it is told;
+# the ports it was given say which are this DIR's.
+drop_sockets() {
+    local ports
+    if [ -s "$dir/run/ports" ]; then
+        read -r -a ports <"$dir/run/ports"
+        rm -f "/tmp/seaweedfs-master-grpc-${ports[1]}.sock" "/tmp/seaweedfs-volume-grpc-${ports[3]}.sock" \
+            "/tmp/seaweedfs-filer-grpc-${ports[5]}.sock" "/tmp/seaweedfs-s3-grpc-${ports[7]}.sock"
+    fi
+    rm -f "$dir/run/ports"
 }
 
 fail() { # message
@@ -104,6 +118,7 @@ EOF
             -master.telemetry=false -master.volumeSizeLimitMB=512 -volume.max=100 -volume.preStopSeconds=0 \
             </dev/null >>"$dir/log/weed.log" 2>&1 &
         echo $! >"$dir/run/weed.pid"
+        echo "${ports[*]}" >"$dir/run/ports"
         while :; do
             if ready "${ports[0]}" "${ports[6]}" >/dev/null 2>&1; then
                 echo "${ports[6]}" >"$dir/run/s3.port"
@@ -114,6 +129,7 @@ EOF
             sleep 0.25
         done
         # It exited: a port taken between choosing and binding it is retried.
+        drop_sockets
         if [ "$attempt" -eq 3 ] || [ $SECONDS -ge "$deadline" ]; then
             fail "weed server exited"
         fi
