@@ -8,7 +8,8 @@
 #   - the AWS CLI and boto3, into that venv, only when the machine has none.
 # Idempotent and quiet: a second run finds everything and changes nothing.
 # Each step that installs something prints how long it took.
-# The venv is $WORMBOX_S3_TOOLS (default /opt/wormbox-s3-targets).
+# The venv is $WORMBOX_S3_TOOLS, by default s3-targets/ in the build cache
+# that holds the prebuilt RocksDB (~/.cache/wormbox, or $WORMBOX_BUILD_CACHE).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -27,7 +28,8 @@ timed() { # what command...
 apt_packages=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common)
 missing=()
 for pkg in "${apt_packages[@]}"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    # Not `dpkg -s`: it succeeds for a removed package whose config files remain.
+    [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing+=("$pkg")
 done
 # Quiet: apt's and dpkg's chatter goes to a log, shown only when it fails.
 apt_install() {

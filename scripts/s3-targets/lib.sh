@@ -3,8 +3,9 @@
 # loopback ports, waiting with a deadline. Defines functions and variables only.
 
 # The venv install.sh puts SeaweedFS (and, when the machine has none, the AWS
-# CLI and boto3) in.
-S3T_TOOLS="${WORMBOX_S3_TOOLS:-/opt/wormbox-s3-targets}"
+# CLI and boto3) in: beside the prebuilt RocksDB (scripts/rocksdb-lib.sh), in
+# the per-user build cache outside the clone, so no root is needed for it.
+S3T_TOOLS="${WORMBOX_S3_TOOLS:-${WORMBOX_BUILD_CACHE:-${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/wormbox}/s3-targets}"
 # shellcheck disable=SC2034 # used by install.sh
 SEAWEEDFS_VERSION="4.48"
 
