@@ -29,6 +29,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 now() { echo "${EPOCHREALTIME/[.,]/}"; } # microseconds
 secs() { # since_us
