@@ -23,6 +23,11 @@ pub(crate) const LEDGER_HEAD: &[u8] = b"ledger-head";
 pub(crate) const LAST_CHECKPOINT: &[u8] = b"last-checkpoint";
 /// The on-disk format version (`format.rs`).
 pub(crate) const FORMAT: &[u8] = b"format-version";
+/// Per replication rule (the name follows): the ledger sequence replicated through.
+const REPLICA_CURSOR: &[u8] = b"replica-cursor/";
+/// Per replication rule and version (`rule`, 0, the version's key follow):
+/// the replica's version id of that version or marker.
+const REPLICA_VERSION: &[u8] = b"replica-version/";
 
 fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     view.get(Keyspace::Meta, key)
@@ -88,6 +93,45 @@ pub(crate) fn load_format(view: &(impl View + ?Sized)) -> Result<Option<u32>, St
 /// The key and value that record the format version.
 pub(crate) fn format_entry(version: u32) -> (Vec<u8>, Vec<u8>) {
     (FORMAT.to_vec(), version.to_be_bytes().to_vec())
+}
+
+fn replica_cursor_key(rule: &str) -> Vec<u8> {
+    [REPLICA_CURSOR, rule.as_bytes()].concat()
+}
+
+fn replica_version_key(rule: &str, version_key: &[u8]) -> Vec<u8> {
+    [REPLICA_VERSION, rule.as_bytes(), &[0], version_key].concat()
+}
+
+/// The ledger sequence replication rule `rule` has replicated through (0: none).
+pub(crate) fn load_replica_cursor(view: &(impl View + ?Sized), rule: &str) -> Result<u64, StoreError> {
+    let malformed = "a replication cursor is malformed";
+    Ok(load_fixed(view, &replica_cursor_key(rule), malformed)?.map_or(0, u64::from_be_bytes))
+}
+
+/// The key and value that record `rule`'s cursor.
+pub(crate) fn replica_cursor_entry(rule: &str, through: u64) -> (Vec<u8>, Vec<u8>) {
+    (replica_cursor_key(rule), through.to_be_bytes().to_vec())
+}
+
+/// The replica's version id of the version stored under `version_key`, if
+/// `rule` replicated it.
+pub(crate) fn load_replica_version(
+    view: &(impl View + ?Sized),
+    rule: &str,
+    version_key: &[u8],
+) -> Result<Option<String>, StoreError> {
+    load(view, &replica_version_key(rule, version_key))?
+        .map(|raw| {
+            String::from_utf8(raw)
+                .map_err(|_| StoreError::DataLoss { what: "a replica version id is not UTF-8".to_owned() })
+        })
+        .transpose()
+}
+
+/// The key and value that record the replica's version id of a version.
+pub(crate) fn replica_version_entry(rule: &str, version_key: &[u8], replica_id: &str) -> (Vec<u8>, Vec<u8>) {
+    (replica_version_key(rule, version_key), replica_id.as_bytes().to_vec())
 }
 
 /// Whether any commit ever wrote: every archive has a clock mark or a ledger

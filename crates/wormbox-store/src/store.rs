@@ -25,9 +25,9 @@ use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
 use crate::writer::{
     self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
-    DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity, Request,
-    RevokePrincipal, SetHold, SetRetention, SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WriterOp,
-    WriterState,
+    DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity,
+    RecordReplication, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetVersioning, SignCheckpoint,
+    UpdateDevices, VersionData, WriterOp, WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
@@ -187,7 +187,7 @@ impl Store {
     }
 
     /// Queues `op` and awaits its reply, which comes once its group is durable.
-    async fn submit<Op: WriterOp>(&self, actor: &Actor, op: Op) -> Result<Op::Output, StoreError> {
+    pub(crate) async fn submit<Op: WriterOp>(&self, actor: &Actor, op: Op) -> Result<Op::Output, StoreError> {
         let permit = self.reserve(writer::queue_cost(&op)).await?;
         let answer = self.hand_over(actor, op, Some(permit))?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
@@ -720,6 +720,28 @@ impl Store {
         version: Option<VersionSelector>,
     ) -> Result<(VersionInfo, ObjectReader), StoreError> {
         let info = self.head_object(bucket, key, version)?;
+        self.reader_of(bucket, key, info)
+    }
+
+    /// `read_object` of a version by its internal id, the `null` version
+    /// included (`read_version`): for a follower of the ledger, whose
+    /// entries name versions that way.
+    pub fn read_version_object(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: VersionId,
+    ) -> Result<(VersionInfo, ObjectReader), StoreError> {
+        let info = self.read_version(bucket, key, id)?;
+        self.reader_of(bucket, key, info)
+    }
+
+    fn reader_of(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        info: VersionInfo,
+    ) -> Result<(VersionInfo, ObjectReader), StoreError> {
         let record = self.version_record(bucket, key, info.id)?.ok_or_else(|| StoreError::NoSuchVersion {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -937,6 +959,39 @@ impl Store {
             let (_, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
             Ok(LedgerEntry::decode_stored(&raw)?)
         })
+    }
+
+    // ---- replication progress (`writer/ops/replica.rs`) ----
+
+    /// The ledger sequence replication rule `rule` has copied through (0: none).
+    pub fn replica_cursor(&self, rule: &str) -> Result<u64, StoreError> {
+        writer::check_rule_name(rule)?;
+        meta::load_replica_cursor(self.backend(), rule)
+    }
+
+    /// The replica's version id of a version (or marker) `rule` copied.
+    pub fn replica_version(
+        &self,
+        rule: &str,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: VersionId,
+    ) -> Result<Option<String>, StoreError> {
+        writer::check_rule_name(rule)?;
+        meta::load_replica_version(self.backend(), rule, &keys::version_key(bucket, key.as_str(), id))
+    }
+
+    /// Moves `rule`'s cursor forward to `through` and records the replica
+    /// ids of `copied`, in one atomic write; the appliance's replicator
+    /// alone calls it (as `Actor::system`).
+    pub async fn record_replication(
+        &self,
+        rule: &str,
+        through: u64,
+        copied: Vec<Replicated>,
+    ) -> Result<(), StoreError> {
+        let op = RecordReplication { rule: rule.to_owned(), through, copied };
+        self.submit(&Actor::system(), op).await
     }
 
     /// Signs a checkpoint of the ledger's current head, or returns the one

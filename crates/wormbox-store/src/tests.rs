@@ -1923,3 +1923,61 @@ async fn an_upload_queued_but_never_committed_is_discarded_at_the_next_open() {
     let report = reopened.verify_integrity(VerifyOptions::default()).unwrap();
     assert!(report.is_ok(), "{report:?}");
 }
+
+// ---- replication progress ----
+
+/// A rule's cursor moves forward only, never past the ledger head, and is
+/// written with the replica ids of what it covers; it survives a restart and
+/// writes nothing to the ledger.
+#[tokio::test]
+async fn a_replication_cursor_moves_forward_with_the_replica_ids_it_covers() {
+    let w = world(VersioningState::Enabled).await;
+    let ack = w.put("k", b"body").await;
+    let (head, _) = w.store.ledger_head().unwrap();
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), 0, "a new rule starts at the beginning");
+    let copied = crate::Replicated { bucket: w.bucket.clone(), key: key("k"), id: ack.id, replica_id: "r-1".into() };
+    w.store.record_replication("dr", ack.ledger_sequence, vec![copied]).await.unwrap();
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), ack.ledger_sequence);
+    assert_eq!(w.store.replica_version("dr", &w.bucket, &key("k"), ack.id).unwrap().as_deref(), Some("r-1"));
+    assert_eq!(w.store.replica_version("other", &w.bucket, &key("k"), ack.id).unwrap(), None, "per rule");
+    assert_eq!(w.store.ledger_head().unwrap().0, head, "progress is not evidence: no ledger entry");
+
+    let back = w.store.record_replication("dr", ack.ledger_sequence - 1, Vec::new()).await;
+    assert!(matches!(back, Err(StoreError::InvalidArgument(_))), "{back:?}");
+    let ahead = w.store.record_replication("dr", head + 1, Vec::new()).await;
+    assert!(matches!(ahead, Err(StoreError::InvalidArgument(_))), "{ahead:?}");
+    for bad in ["", "Upper", "a/b", "a\0b", &"x".repeat(65)] {
+        assert!(w.store.replica_cursor(bad).is_err(), "rule name {bad:?} is refused");
+    }
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), ack.ledger_sequence, "refusals changed nothing");
+
+    let World { store, backend, clock, bucket, .. } = w;
+    drop(store);
+    let clock: Arc<dyn Clock> = clock;
+    let reopened = Store::open(Arc::new(backend), clock, StoreOptions::default()).unwrap();
+    assert_eq!(reopened.replica_cursor("dr").unwrap(), ack.ledger_sequence, "the cursor is durable");
+    assert_eq!(reopened.replica_version("dr", &bucket, &key("k"), ack.id).unwrap().as_deref(), Some("r-1"));
+}
+
+/// Only the appliance itself records replication progress.
+#[tokio::test]
+async fn only_the_appliance_records_replication_progress() {
+    let w = world(VersioningState::Enabled).await;
+    let admin = Actor { access_key: "WBADMIN".to_owned(), role: Role::Admin };
+    let op = crate::writer::RecordReplication { rule: "dr".into(), through: 1, copied: Vec::new() };
+    let res = w.store.submit(&admin, op).await;
+    assert!(matches!(res, Err(StoreError::AccessDenied(_))), "{res:?}");
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), 0);
+}
+
+/// A follower of the ledger reads a version's bytes by its internal id, the
+/// `null` version included, even after a newer `null` replaced nothing else.
+#[tokio::test]
+async fn a_follower_reads_a_null_version_by_its_internal_id() {
+    let w = world(VersioningState::Suspended).await;
+    let ack = w.put("k", b"null body").await;
+    assert_eq!(ack.version_id, "null");
+    let (info, reader) = w.store.read_version_object(&w.bucket, &key("k"), ack.id).unwrap();
+    assert_eq!(info.id, ack.id);
+    assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap().concat(), b"null body");
+}

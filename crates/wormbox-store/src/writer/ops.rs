@@ -17,3 +17,4 @@ pub(super) mod device;
 pub(super) mod lock;
 pub(super) mod object;
 pub(super) mod principal;
+pub(crate) mod replica;
