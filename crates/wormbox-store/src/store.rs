@@ -158,7 +158,7 @@ impl Store {
         let state = WriterState { last_checkpoint, last_time, last_sequence, ledger_sequence, ledger_head, compliance };
         let (tx, rx) = mpsc::channel();
         let writer_backend = Arc::clone(&backend);
-        let counters = Arc::new(writer::CommitCounters::default());
+        let counters = Arc::new(writer::CommitCounters::new(ledger_sequence));
         let writer_counters = Arc::clone(&counters);
         let writer_thread = std::thread::Builder::new()
             .name("wormbox-writer".to_owned())
@@ -250,6 +250,12 @@ impl Store {
             groups: self.inner.counters.groups.load(std::sync::atomic::Ordering::Relaxed),
             commands: self.inner.counters.commands.load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// The newest durable ledger sequence, changing as groups commit: a
+    /// follower of the ledger (the replicator) waits on it for new entries.
+    pub fn ledger_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.counters.ledger.subscribe()
     }
 
     /// The storage engine's own accounting of the memory it holds

@@ -1932,8 +1932,12 @@ async fn an_upload_queued_but_never_committed_is_discarded_at_the_next_open() {
 #[tokio::test]
 async fn a_replication_cursor_moves_forward_with_the_replica_ids_it_covers() {
     let w = world(VersioningState::Enabled).await;
+    let mut watch = w.store.ledger_watch();
+    let before = *watch.borrow_and_update();
     let ack = w.put("k", b"body").await;
     let (head, _) = w.store.ledger_head().unwrap();
+    assert!(watch.has_changed().unwrap(), "a follower is woken by a commit");
+    assert_eq!((before, *watch.borrow()), (ack.ledger_sequence - 1, head), "and sees the durable head");
     assert_eq!(w.store.replica_cursor("dr").unwrap(), 0, "a new rule starts at the beginning");
     let copied = crate::Replicated { bucket: w.bucket.clone(), key: key("k"), id: ack.id, replica_id: "r-1".into() };
     w.store.record_replication("dr", ack.ledger_sequence, vec![copied]).await.unwrap();

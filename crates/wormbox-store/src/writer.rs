@@ -167,7 +167,8 @@ pub(crate) fn run(
         // Refusals counted in windows still open are written now, not lost.
         txn.close_refusal_windows_at_stop();
         if txn.clock_moved || !txn.is_empty() {
-            let (batch, _) = txn.into_batch();
+            let (batch, after) = txn.into_batch();
+            let txn_ledger = after.ledger_sequence;
             let batch = Arc::new(InFlight::new(epoch, batch));
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(&batch));
             let job = Job {
@@ -176,6 +177,7 @@ pub(crate) fn run(
                 replies: Vec::new(),
                 queue_shares: Vec::new(),
                 staged: Vec::new(),
+                ledger_after: txn_ledger,
                 state_before: state,
             };
             let _ = jobs.send(job);
@@ -271,6 +273,7 @@ impl<'a> Group<'a> {
             replies: self.replies,
             queue_shares: self.queue_shares,
             staged: self.staged,
+            ledger_after: new_state.ledger_sequence,
             state_before,
         };
         (job, new_state)

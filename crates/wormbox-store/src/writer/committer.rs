@@ -80,6 +80,8 @@ pub(super) struct Job {
     pub(super) queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
     /// The staged uploads its publishes name (upload, chunks).
     pub(super) staged: Vec<(u128, u32)>,
+    /// The ledger's newest sequence once this group is stored.
+    pub(super) ledger_after: u64,
     /// The applier's state before this group: where it resumes if this
     /// group's commit fails.
     pub(super) state_before: WriterState,
@@ -93,11 +95,23 @@ pub(super) struct Failure {
     pub(super) state: WriterState,
 }
 
-/// Running totals of what was committed, for `Store::commit_stats`.
-#[derive(Debug, Default)]
+/// Running totals of what was committed, for `Store::commit_stats`, and
+/// the newest durable ledger sequence, for followers (`Store::ledger_watch`).
+#[derive(Debug)]
 pub(crate) struct CommitCounters {
     pub(crate) groups: AtomicU64,
     pub(crate) commands: AtomicU64,
+    pub(crate) ledger: tokio::sync::watch::Sender<u64>,
+}
+
+impl CommitCounters {
+    pub(crate) fn new(ledger_sequence: u64) -> CommitCounters {
+        CommitCounters {
+            groups: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            ledger: tokio::sync::watch::Sender::new(ledger_sequence),
+        }
+    }
 }
 
 pub(super) struct Committer {
@@ -127,6 +141,12 @@ impl Committer {
                     if committed.is_ok() {
                         self.counters.groups.fetch_add(1, Ordering::Relaxed);
                         self.counters.commands.fetch_add(job.replies.len() as u64, Ordering::Relaxed);
+                        // Successful commits come in order: the sequence only grows.
+                        self.counters.ledger.send_if_modified(|seen| {
+                            let newer = job.ledger_after > *seen;
+                            *seen = (*seen).max(job.ledger_after);
+                            newer
+                        });
                     }
                     committed.map_err(|err| {
                         tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
