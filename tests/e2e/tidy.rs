@@ -84,6 +84,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-store-rocksdb", &["wormbox-store", "wormbox-model"]),
     ("wormbox-proto", &["wormbox-model"]),
     ("wormbox-reports", &["wormbox-model", "wormbox-store"]),
+    // Replication follows the ledger through the store and copies checkpoints in the reports' file form.
+    ("wormbox-replica", &["wormbox-model", "wormbox-store", "wormbox-reports"]),
     // The token crate is all that the authority and the simulator share.
     ("wormbox-token", &[]),
     ("wormbox-tokensim", &["wormbox-token"]),

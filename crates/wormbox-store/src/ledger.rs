@@ -427,7 +427,7 @@ impl LedgerEntry {
     }
 
     /// Returns the stored value: canonical bytes, then `hash`.
-    pub(crate) fn encode_stored(&self, hash: &Digest) -> Vec<u8> {
+    pub fn encode_stored(&self, hash: &Digest) -> Vec<u8> {
         let mut out = self.canonical();
         out.extend_from_slice(&hash.0);
         out

@@ -1023,6 +1023,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The stored checkpoints signed at entries `after + 1 ..= through`,
+    /// oldest first (for a follower copying them in order).
+    pub fn checkpoints_between(&self, after: u64, through: u64) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut out = Vec::new();
+        let start = evidence::checkpoint_key(after.saturating_add(1));
+        for item in self.inner.backend.scan(Keyspace::Checkpoints, &start, b"") {
+            let (_, raw) = item.map_err(|e| StoreError::backend("reading checkpoints", e))?;
+            let checkpoint = Checkpoint::decode(&raw)?;
+            if checkpoint.sequence > through {
+                break;
+            }
+            out.push(checkpoint);
+        }
+        Ok(out)
+    }
+
     /// Verifies everything the ledger attests (see `evidence::verify`).
     /// Reads only; runs beside the writer, reading on to cover what it writes meanwhile.
     pub fn verify_integrity(&self, options: VerifyOptions<'_>) -> Result<IntegrityReport, StoreError> {

@@ -1,0 +1,21 @@
+//! `wormbox-replica`: the duplicate copy. A replicator per rule follows the
+//! ledger and keeps an S3 Object Lock bucket (Ceph RGW, in production)
+//! holding every version of its source bucket with its lock, every delete
+//! marker, and the signed ledger itself, so the replica alone proves what
+//! the appliance held (SEC 17a-4(f)'s duplicate copy, stored apart).
+//!
+//! Invariant: replication only reads the archive and writes the replica, and
+//! records its progress through the store's writer (`Store::record_replication`);
+//! it never changes a version, a lock or the ledger. Its layers: `rule`
+//! (what goes where), `target` (what it needs of a replica), `layout` (how
+//! the replica is named), `replicator` (the follower). No wire crate of the
+//! appliance's own front doors, and no storage engine, is reached from here.
+
+pub mod layout;
+pub mod replicator;
+pub mod rule;
+pub mod target;
+
+pub use replicator::{Handle, ReplicaError, Replicator, Status};
+pub use rule::{Mode, Rule, RuleError};
+pub use target::{Body, BucketState, Lock, PutSpec, ReplicaHead, Target, TargetError};

@@ -1,0 +1,454 @@
+//! The replicator's own rules, against an in-memory replica that keeps S3
+//! Object Lock's few rules (no shortening of COMPLIANCE retention, no delete
+//! of a locked or held version) and can lose answers on demand: what a real
+//! engine cannot be made to do at a chosen point. The real engines (Ceph
+//! RGW, SeaweedFS) are driven end to end by the e2e suite.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use wormbox_model::{BucketName, Clock, ManualClock, ObjectKey, Role, Timestamp, VersionSelector};
+use wormbox_replica::layout::{self, META_SEQUENCE, META_VERSION};
+use wormbox_replica::target::Call;
+use wormbox_replica::{Body, BucketState, Lock, PutSpec, ReplicaHead, Replicator, Rule, Target, TargetError};
+use wormbox_store::backend::MemBackend;
+use wormbox_store::evidence::{Ed25519Signer, Signer};
+use wormbox_store::retention::{Retention, RetentionMode};
+use wormbox_store::{Actor, NewObject, Store, StoreOptions};
+
+#[derive(Clone, Debug)]
+struct Held {
+    head: ReplicaHead,
+    bytes: Vec<u8>,
+}
+
+/// An S3 Object Lock bucket in memory. `lose_answers` makes the next N
+/// writes happen and then answer `Unavailable`, as a timeout does.
+#[derive(Default)]
+struct MemTarget {
+    objects: Mutex<BTreeMap<String, Vec<Held>>>,
+    next_id: AtomicU32,
+    lose_answers: AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
+    puts: AtomicUsize,
+}
+
+impl MemTarget {
+    fn versions(&self, key: &str) -> Vec<Held> {
+        self.objects.lock().unwrap().get(key).cloned().unwrap_or_default()
+    }
+
+    fn all(&self) -> BTreeMap<String, Vec<Held>> {
+        self.objects.lock().unwrap().clone()
+    }
+
+    fn id(&self) -> String {
+        format!("r{}", self.next_id.fetch_add(1, Ordering::SeqCst))
+    }
+
+    fn answer<T>(&self, value: T) -> Result<T, TargetError> {
+        let lost = self.lose_answers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if lost { Err(TargetError::Unavailable("the answer was lost".into())) } else { Ok(value) }
+    }
+
+    fn up(&self) -> Result<(), TargetError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(TargetError::Unavailable("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn with<T>(
+        &self,
+        key: &str,
+        version_id: &str,
+        f: impl FnOnce(&mut Held) -> Result<T, TargetError>,
+    ) -> Result<T, TargetError> {
+        let mut objects = self.objects.lock().unwrap();
+        let held = objects
+            .get_mut(key)
+            .and_then(|v| v.iter_mut().find(|h| h.head.version_id == version_id))
+            .ok_or(TargetError::Refused { code: "NoSuchVersion".into(), message: key.into() })?;
+        f(held)
+    }
+}
+
+fn refused(code: &str) -> TargetError {
+    TargetError::Refused { code: code.into(), message: String::new() }
+}
+
+impl Target for MemTarget {
+    fn bucket_state(&self) -> Call<'_, BucketState> {
+        Box::pin(async move {
+            self.up()?;
+            Ok(BucketState { object_lock: true, default_retention: None, versioned: true })
+        })
+    }
+
+    fn put(&self, key: &str, mut body: Body, spec: PutSpec) -> Call<'_, String> {
+        let key = key.to_owned();
+        Box::pin(async move {
+            self.up()?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                bytes.extend_from_slice(&chunk.map_err(|e| TargetError::Unavailable(e.to_string()))?);
+            }
+            let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+            assert_eq!(digest.as_ref(), spec.sha256, "the body matches its stated SHA-256");
+            assert_eq!(bytes.len() as u64, spec.size);
+            let version_id = self.id();
+            let head = ReplicaHead {
+                version_id: version_id.clone(),
+                is_delete_marker: false,
+                size: spec.size,
+                metadata: spec.metadata,
+                lock: spec.lock,
+                legal_hold: spec.legal_hold,
+            };
+            self.objects.lock().unwrap().entry(key).or_default().insert(0, Held { head, bytes });
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            self.answer(version_id)
+        })
+    }
+
+    fn versions_of(&self, key: &str) -> Call<'_, Vec<ReplicaHead>> {
+        let key = key.to_owned();
+        Box::pin(async move {
+            self.up()?;
+            Ok(self.versions(&key).into_iter().map(|h| h.head).collect())
+        })
+    }
+
+    fn head(&self, key: &str, version_id: &str) -> Call<'_, Option<ReplicaHead>> {
+        let found = self.versions(key).into_iter().find(|h| h.head.version_id == version_id).map(|h| h.head);
+        Box::pin(async move {
+            self.up()?;
+            Ok(found)
+        })
+    }
+
+    fn set_retention(&self, key: &str, version_id: &str, lock: Lock) -> Call<'_, ()> {
+        let res = self.up().and_then(|()| {
+            self.with(key, version_id, |held| {
+                if let Some(old) = held.head.lock
+                    && old.mode == RetentionMode::Compliance
+                    && (lock.until < old.until || lock.mode != RetentionMode::Compliance)
+                {
+                    return Err(refused("AccessDenied"));
+                }
+                held.head.lock = Some(lock);
+                Ok(())
+            })
+        });
+        Box::pin(async move { res })
+    }
+
+    fn set_legal_hold(&self, key: &str, version_id: &str, on: bool) -> Call<'_, ()> {
+        let res = self.up().and_then(|()| {
+            self.with(key, version_id, |held| {
+                held.head.legal_hold = on;
+                Ok(())
+            })
+        });
+        Box::pin(async move { res })
+    }
+
+    fn delete_marker(&self, key: &str) -> Call<'_, String> {
+        let key = key.to_owned();
+        Box::pin(async move {
+            self.up()?;
+            let version_id = self.id();
+            let head = ReplicaHead {
+                version_id: version_id.clone(),
+                is_delete_marker: true,
+                size: 0,
+                metadata: Vec::new(),
+                lock: None,
+                legal_hold: false,
+            };
+            self.objects.lock().unwrap().entry(key).or_default().insert(0, Held { head, bytes: Vec::new() });
+            self.answer(version_id)
+        })
+    }
+
+    fn delete_version(&self, key: &str, version_id: &str) -> Call<'_, ()> {
+        let res = self.up().and_then(|()| {
+            let mut objects = self.objects.lock().unwrap();
+            let versions = objects.get_mut(key).ok_or(refused("NoSuchKey"))?;
+            let at = versions.iter().position(|h| h.head.version_id == version_id).ok_or(refused("NoSuchVersion"))?;
+            let head = &versions[at].head;
+            if head.legal_hold || head.lock.is_some() {
+                return Err(refused("AccessDenied"));
+            }
+            versions.remove(at);
+            Ok(())
+        });
+        Box::pin(async move { res })
+    }
+}
+
+/// Lets a test keep a handle on the target it hands the replicator.
+struct Shared(Arc<MemTarget>);
+
+impl Target for Shared {
+    fn bucket_state(&self) -> Call<'_, BucketState> {
+        self.0.bucket_state()
+    }
+    fn put(&self, key: &str, body: Body, spec: PutSpec) -> Call<'_, String> {
+        self.0.put(key, body, spec)
+    }
+    fn versions_of(&self, key: &str) -> Call<'_, Vec<ReplicaHead>> {
+        self.0.versions_of(key)
+    }
+    fn head(&self, key: &str, version_id: &str) -> Call<'_, Option<ReplicaHead>> {
+        self.0.head(key, version_id)
+    }
+    fn set_retention(&self, key: &str, version_id: &str, lock: Lock) -> Call<'_, ()> {
+        self.0.set_retention(key, version_id, lock)
+    }
+    fn set_legal_hold(&self, key: &str, version_id: &str, on: bool) -> Call<'_, ()> {
+        self.0.set_legal_hold(key, version_id, on)
+    }
+    fn delete_marker(&self, key: &str) -> Call<'_, String> {
+        self.0.delete_marker(key)
+    }
+    fn delete_version(&self, key: &str, version_id: &str) -> Call<'_, ()> {
+        self.0.delete_version(key, version_id)
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+struct World {
+    store: Store,
+    clock: Arc<ManualClock>,
+    public_key: Vec<u8>,
+    writer: Actor,
+    auditor: Actor,
+    bucket: BucketName,
+}
+
+async fn world() -> World {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+    let (signer, _) = Ed25519Signer::generate().unwrap();
+    let public_key = signer.public_key().to_vec();
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let store =
+        Store::open_signed(Arc::new(MemBackend::new()), dyn_clock, StoreOptions::default(), Some(Arc::new(signer)))
+            .unwrap();
+    let writer = Actor { access_key: "WBWRITER".into(), role: Role::Writer };
+    let auditor = Actor { access_key: "WBAUDITOR".into(), role: Role::Auditor };
+    let bucket = BucketName::new("records").unwrap();
+    store.create_bucket_with_lock(&writer, bucket.clone(), true).await.unwrap();
+    World { store, clock, public_key, writer, auditor, bucket }
+}
+
+impl World {
+    async fn put(&self, key: &str, body: &[u8], days: Option<u64>) -> wormbox_store::WriteAck {
+        self.clock.advance(Duration::from_micros(1));
+        let retention = days.map(|d| Retention {
+            mode: RetentionMode::Compliance,
+            until: Timestamp(self.clock.now().0 + i64::try_from((DAY * d as u32).as_micros()).unwrap()),
+        });
+        let object = NewObject { retention, ..NewObject::default() };
+        let key = ObjectKey::new(key).unwrap();
+        self.store.put_object(&self.writer, self.bucket.clone(), key, object, body.to_vec()).await.unwrap()
+    }
+
+    fn rule(&self, name: &str) -> Rule {
+        Rule {
+            name: name.into(),
+            bucket: self.bucket.clone(),
+            prefix: String::new(),
+            mode: wormbox_replica::Mode::Async,
+            minimum_retention: None,
+            replicate_purges: false,
+            evidence_retention: DAY * 3650,
+        }
+    }
+
+    fn replicator(&self, name: &str, target: &Arc<MemTarget>) -> Replicator<Shared> {
+        Replicator::new(self.store.clone(), self.rule(name), Shared(Arc::clone(target)), self.public_key.clone())
+            .unwrap()
+    }
+}
+
+fn meta<'a>(head: &'a ReplicaHead, name: &str) -> Option<&'a str> {
+    head.metadata.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// Every version is copied with its bytes, its lock and metadata tying it
+/// to its source; a marker as a marker; lock changes as the source's
+/// current lock; and the signed checkpoint with the ledger range it closes.
+#[tokio::test]
+async fn the_replica_holds_every_version_with_its_lock_markers_and_the_signed_ledger() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    let a = w.put("a.pdf", b"first", Some(30)).await;
+    let b = w.put("a.pdf", b"second", None).await;
+    w.store.delete_object(&w.writer, w.bucket.clone(), ObjectKey::new("a.pdf").unwrap(), None).await.unwrap();
+    let key = ObjectKey::new("a.pdf").unwrap();
+    w.store
+        .set_legal_hold(
+            &w.auditor,
+            w.bucket.clone(),
+            key.clone(),
+            VersionSelector::Id(b.id),
+            "case-1".into(),
+            true,
+            String::new(),
+        )
+        .await
+        .unwrap();
+    let longer = Retention { mode: RetentionMode::Compliance, until: Timestamp(w.clock.now().0 + 90 * 86_400_000_000) };
+    w.store
+        .set_retention(&w.writer, w.bucket.clone(), key.clone(), VersionSelector::Id(a.id), Some(longer), false, None)
+        .await
+        .unwrap();
+    let checkpoint = w.store.checkpoint().await.unwrap();
+
+    let mut replicator = w.replicator("dr", &target);
+    replicator.catch_up().await.unwrap();
+
+    let held = target.versions("a.pdf");
+    assert_eq!(held.len(), 3, "two versions and a marker: {held:?}");
+    assert!(held[0].head.is_delete_marker, "the marker is the newest");
+    let (second, first) = (&held[1], &held[2]);
+    assert_eq!((first.bytes.as_slice(), second.bytes.as_slice()), (&b"first"[..], &b"second"[..]));
+    assert_eq!(meta(&first.head, META_VERSION), Some(a.id.to_string().as_str()));
+    assert_eq!(meta(&first.head, META_SEQUENCE), Some(a.ledger_sequence.to_string().as_str()));
+    assert_eq!(
+        first.head.lock,
+        Some(Lock { mode: RetentionMode::Compliance, until: longer.until }),
+        "the extension followed"
+    );
+    assert!(second.head.legal_hold && second.head.lock.is_none(), "the hold followed; no retention of its own");
+    assert_eq!(
+        w.store.replica_version("dr", &w.bucket, &key, a.id).unwrap().as_deref(),
+        Some(first.head.version_id.as_str()),
+        "the copy's replica id is recorded"
+    );
+
+    let range = target.versions(&layout::ledger_key(1, checkpoint.sequence));
+    assert_eq!(range.len(), 1, "the ledger range the checkpoint closes is on the replica");
+    let entries = layout::decode_range(&range[0].bytes).unwrap();
+    assert_eq!(entries.len() as u64, checkpoint.sequence);
+    assert_eq!(entries.last().unwrap().1, checkpoint.head, "and it ends at the checkpoint's head");
+    let cp = target.versions(&layout::checkpoint_key(checkpoint.sequence));
+    assert_eq!(cp.len(), 1, "the signed checkpoint is on the replica");
+    assert_eq!(cp[0].head.lock.unwrap().mode, RetentionMode::Compliance, "under COMPLIANCE retention");
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), w.store.ledger_head().unwrap().0, "caught up");
+    // A restarted replicator of a rule that is caught up copies nothing.
+    let puts = target.puts.load(Ordering::SeqCst);
+    w.replicator("dr", &target).catch_up().await.unwrap();
+    assert_eq!(target.puts.load(Ordering::SeqCst), puts, "nothing is copied twice");
+}
+
+/// A write whose answer is lost (it happened; the replicator could not
+/// know) is looked up before it is made again: one replica version per
+/// source version. The same holds for a marker.
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_found_not_repeated() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    let mut replicator = w.replicator("dr", &target);
+    w.put("k", b"one", Some(1)).await;
+    replicator.catch_up().await.unwrap();
+    w.put("k", b"two", Some(1)).await;
+    w.store.delete_object(&w.writer, w.bucket.clone(), ObjectKey::new("k").unwrap(), None).await.unwrap();
+    target.lose_answers.store(1, Ordering::SeqCst);
+    assert!(replicator.catch_up().await.is_err(), "the lost answer fails the pass");
+    replicator.catch_up().await.unwrap();
+    let held = target.versions("k");
+    assert_eq!(held.iter().filter(|h| !h.head.is_delete_marker).count(), 2, "each version once: {held:?}");
+    target.lose_answers.store(0, Ordering::SeqCst);
+    assert_eq!(held.iter().filter(|h| h.head.is_delete_marker).count(), 1, "the marker once");
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), w.store.ledger_head().unwrap().0);
+}
+
+/// A restart that lost the cursor's last moves (copies made, progress not
+/// recorded) finds the copies by their metadata: here a second rule to the
+/// same replica, whose cursor starts at 0, makes none of them again.
+#[tokio::test]
+async fn copies_made_before_a_crash_are_found_by_their_metadata() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    for n in 0..5 {
+        w.put(&format!("k{n}"), format!("body {n}").as_bytes(), Some(1)).await;
+    }
+    w.replicator("first", &target).catch_up().await.unwrap();
+    let before = target.all();
+    w.replicator("after-crash", &target).catch_up().await.unwrap();
+    assert_eq!(target.all().len(), before.len());
+    for (key, versions) in target.all() {
+        assert_eq!(versions.len(), before[&key].len(), "`{key}` was not written again");
+    }
+    for n in 0..5 {
+        let key = ObjectKey::new(&format!("k{n}")).unwrap();
+        let head = w.store.head_object(&w.bucket, &key, None).unwrap();
+        assert_eq!(
+            w.store.replica_version("after-crash", &w.bucket, &key, head.id).unwrap(),
+            w.store.replica_version("first", &w.bucket, &key, head.id).unwrap(),
+            "the found copy is recorded"
+        );
+    }
+}
+
+/// A replica that is down holds nothing back locally and loses nothing:
+/// writes go on, the cursor stays, and the backlog drains once it is back.
+#[tokio::test]
+async fn a_replica_that_is_down_loses_nothing_and_the_backlog_drains() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    let mut replicator = w.replicator("dr", &target);
+    replicator.catch_up().await.unwrap();
+    let before = w.store.replica_cursor("dr").unwrap();
+    target.down.store(true, Ordering::SeqCst);
+    for n in 0..40 {
+        w.put(&format!("k{n}"), b"x", None).await;
+    }
+    assert!(replicator.catch_up().await.is_err());
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), before, "nothing is claimed while it is down");
+    target.down.store(false, Ordering::SeqCst);
+    replicator.catch_up().await.unwrap();
+    assert_eq!(target.all().len(), 40, "every write reached the replica once it was back");
+    assert!(target.all().values().all(|v| v.len() == 1));
+}
+
+/// A purge the replica refuses (its copy is under the rule's minimum
+/// retention, which the source version never had) is kept by the replica,
+/// which holds at least what the source held, and replication goes on.
+#[tokio::test]
+async fn a_purge_the_replica_refuses_is_kept_there_and_replication_goes_on() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    let v = w.put("k", b"x", None).await;
+    let rule =
+        Rule { minimum_retention: Some((RetentionMode::Compliance, DAY)), replicate_purges: true, ..w.rule("dr") };
+    let mut replicator =
+        Replicator::new(w.store.clone(), rule, Shared(Arc::clone(&target)), w.public_key.clone()).unwrap();
+    replicator.catch_up().await.unwrap();
+    let copy = target.versions("k")[0].head.clone();
+    assert_eq!(copy.lock.map(|l| l.mode), Some(RetentionMode::Compliance), "the minimum retention applies");
+    let key = ObjectKey::new("k").unwrap();
+    w.store.delete_object(&w.writer, w.bucket.clone(), key, Some(VersionSelector::Id(v.id))).await.unwrap();
+    w.put("after", b"y", None).await;
+    let handle = replicator.spawn();
+    let head = w.store.ledger_head().unwrap().0;
+    for _ in 0..200 {
+        if handle.status().cursor >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = handle.status();
+    handle.stop().await;
+    assert_eq!(status.cursor, head, "replication went on: {status:?}");
+    assert_eq!(status.kept_by_replica, 1, "the refused purge is counted");
+    assert_eq!(target.versions("k").len(), 1, "the replica kept its copy");
+    assert_eq!(target.versions("after").len(), 1);
+}
