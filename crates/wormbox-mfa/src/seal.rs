@@ -6,6 +6,11 @@
 //! device record fails to open). The master key file is created once with
 //! mode 0600 and never rewritten; a file readable by group or others is
 //! refused.
+//!
+//! Other secrets the appliance must be able to use itself (a replica's S3
+//! credential; S3 secrets of principals next) are sealed under the same key
+//! with `seal_secret`, bound to what they are for: their associated data
+//! starts with another prefix than a seed's, so neither opens as the other.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -21,6 +26,7 @@ use crate::MfaError;
 
 const KEY_LEN: usize = 32;
 const AAD_PREFIX: &[u8] = b"wormbox-mfa-seed-v1\0";
+const SECRET_AAD_PREFIX: &[u8] = b"wormbox-secret-v1\0";
 
 /// The key that seals every seed.
 pub struct MasterKey {
@@ -98,15 +104,45 @@ impl MasterKey {
 
     /// Opens a sealed seed of device `serial`.
     pub fn open(&self, serial: &str, sealed: &[u8]) -> Result<Seed, MfaError> {
+        let plain = self.open_with(aad(serial), sealed)?;
+        Seed::new(plain.to_vec()).map_err(|_| MfaError::Sealing)
+    }
+
+    /// Seals `secret` for `purpose` (say `replica:dr`): nonce || ciphertext || tag.
+    pub fn seal_secret(&self, purpose: &str, secret: &[u8]) -> Result<Vec<u8>, MfaError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| MfaError::KeyFile("no system randomness".into()))?;
+        let mut buf = secret.to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(secret_aad(purpose)), &mut buf)
+            .map_err(|_| MfaError::Sealing)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// Opens what `seal_secret` sealed for `purpose`.
+    pub fn open_secret(&self, purpose: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, MfaError> {
+        self.open_with(secret_aad(purpose), sealed)
+    }
+
+    fn open_with(&self, aad: Vec<u8>, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, MfaError> {
         if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(MfaError::Sealing);
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| MfaError::Sealing)?;
         let mut buf = Zeroizing::new(body.to_vec());
-        let plain = self.key.open_in_place(nonce, Aad::from(aad(serial)), &mut buf).map_err(|_| MfaError::Sealing)?;
-        Seed::new(plain.to_vec()).map_err(|_| MfaError::Sealing)
+        let len = self.key.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| MfaError::Sealing)?.len();
+        buf.truncate(len);
+        Ok(buf)
     }
+}
+
+fn secret_aad(purpose: &str) -> Vec<u8> {
+    let mut aad = SECRET_AAD_PREFIX.to_vec();
+    aad.extend_from_slice(purpose.as_bytes());
+    aad
 }
 
 fn aad(serial: &str) -> Vec<u8> {
@@ -141,6 +177,22 @@ mod tests {
         // Another key cannot open it.
         let other = MasterKey::from_bytes(&[9; 32]).unwrap();
         assert!(other.open("GAHT12345678", &sealed).is_err());
+    }
+
+    /// A secret is bound to its purpose, and neither a seed nor a secret
+    /// opens as the other, even under the same label.
+    #[test]
+    fn secrets_are_bound_to_their_purpose_and_never_open_as_seeds() {
+        let key = MasterKey::from_bytes(&[7; 32]).unwrap();
+        let secret = b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let sealed = key.seal_secret("replica:dr", secret).unwrap();
+        assert!(!sealed.windows(8).any(|w| w == &secret[..8]), "sealed bytes must not contain the secret");
+        assert_eq!(key.open_secret("replica:dr", &sealed).unwrap().as_slice(), secret);
+        assert!(key.open_secret("replica:other", &sealed).is_err(), "bound to its purpose");
+        assert!(key.open("replica:dr", &sealed).is_err(), "a secret is not a seed");
+        let seed = key.seal("replica:dr", &Seed::new(secret.to_vec()).unwrap()).unwrap();
+        assert!(key.open_secret("replica:dr", &seed).is_err(), "a seed is not a secret");
+        assert!(MasterKey::from_bytes(&[8; 32]).unwrap().open_secret("replica:dr", &sealed).is_err());
     }
 
     #[test]
