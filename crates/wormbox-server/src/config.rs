@@ -71,6 +71,61 @@ pub struct WormboxdConfig {
     /// Backups streamed by `Admin.Backup`.
     #[serde(default)]
     pub backup: BackupConfig,
+    /// Replication rules: each keeps a duplicate copy of a bucket in an S3
+    /// Object Lock bucket.
+    #[serde(default)]
+    pub replication: Vec<ReplicationConfig>,
+}
+
+/// One `[[replication]]` rule. Its S3 credential is not here: it is sealed
+/// under the master key in the data directory (`wormboxd replica-credential`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// The rule's name: 1 to 64 of a-z, 0-9, `-`, `_`.
+    pub name: String,
+    /// The source bucket.
+    pub bucket: String,
+    /// Only keys under this prefix.
+    #[serde(default)]
+    pub prefix: String,
+    /// The replica's S3 endpoint, `http://` (loopback only) or `https://`.
+    pub endpoint: String,
+    /// The region signatures name.
+    #[serde(default = "default_replica_region")]
+    pub region: String,
+    /// The replica bucket (Object Lock enabled, versioned).
+    pub target_bucket: String,
+    /// A PEM file of the CA that signs the endpoint's certificate, if not a public one.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `async` (the default): acknowledged when stored locally; `sync`: only
+    /// once the replica holds it too.
+    #[serde(default = "default_replica_mode")]
+    pub mode: String,
+    /// A version without retention of its own gets COMPLIANCE retention for
+    /// this many days on the replica (counted from its creation).
+    #[serde(default)]
+    pub minimum_retention_days: Option<u32>,
+    /// Whether permanent deletes of expired versions are copied.
+    #[serde(default)]
+    pub replicate_purges: bool,
+    /// How long the replica keeps checkpoints and ledger ranges (COMPLIANCE).
+    #[serde(default = "default_evidence_retention_days")]
+    pub evidence_retention_days: u32,
+}
+
+fn default_replica_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn default_replica_mode() -> String {
+    "async".to_owned()
+}
+
+fn default_evidence_retention_days() -> u32 {
+    // Ten years and a leap day or three: the longest common record-keeping period.
+    3653
 }
 
 /// `[backup]`: how long a backup waits for its client.
@@ -460,6 +515,31 @@ impl WormboxdConfig {
         }
         if self.storage.write_buffer_mib == 0 || self.storage.block_cache_mib == 0 {
             return invalid("storage", "write_buffer_mib and block_cache_mib must be at least 1");
+        }
+        let mut names = std::collections::HashSet::new();
+        for rule in &self.replication {
+            if !names.insert(rule.name.as_str()) {
+                return invalid("replication.name", "each rule needs a name of its own");
+            }
+            let plain = rule.endpoint.strip_prefix("http://");
+            let loopback = plain.and_then(|rest| rest.split(['/', ':']).next()).is_some_and(|host| {
+                host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            });
+            if plain.is_some() && !loopback && !rule.endpoint.starts_with("http://[::1]") {
+                return invalid("replication.endpoint", "a replica beyond loopback is reached over https:// only");
+            }
+            if !rule.endpoint.starts_with("https://") && plain.is_none() {
+                return invalid("replication.endpoint", "must start with https:// (or http:// on loopback)");
+            }
+            if !matches!(rule.mode.as_str(), "async" | "sync") {
+                return invalid("replication.mode", "must be `async` or `sync`");
+            }
+            if rule.mode == "sync" {
+                return invalid("replication.mode", "`sync` is not available yet: use `async`");
+            }
+            if rule.evidence_retention_days == 0 || rule.minimum_retention_days == Some(0) {
+                return invalid("replication", "retention days must be at least 1");
+            }
         }
         if self.mfa.window_steps > 10 {
             return invalid("mfa.window_steps", "must be at most 10: a wide window makes codes guessable");
