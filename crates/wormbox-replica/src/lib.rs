@@ -8,14 +8,31 @@
 //! records its progress through the store's writer (`Store::record_replication`);
 //! it never changes a version, a lock or the ledger. Its layers: `rule`
 //! (what goes where), `target` (what it needs of a replica), `layout` (how
-//! the replica is named), `replicator` (the follower). No wire crate of the
-//! appliance's own front doors, and no storage engine, is reached from here.
+//! the replica is named), `replicator` (the follower), and the S3 client it
+//! reaches a replica with (`S3Client`: `client`, `sigv4`, `transport`,
+//! `types`, `xml`, `error`; time only through a `Clock`, the secret key in no
+//! `Debug`, error or log line). No wire crate of the appliance's own front
+//! doors, and no storage engine, is reached from here.
 
 pub mod layout;
 pub mod replicator;
 pub mod rule;
 pub mod target;
 
+mod client;
+mod error;
+mod sigv4;
+mod transport;
+mod types;
+mod xml;
+
+pub use client::{ObjectBody, S3Client, S3Config};
+pub use error::{S3Error, ServiceError};
 pub use replicator::{Handle, ReplicaError, Replicator, Status};
 pub use rule::{Mode, Rule, RuleError};
+pub use sigv4::Credentials;
 pub use target::{Body, BucketState, Lock, PutSpec, ReplicaHead, Target, TargetError};
+pub use types::{
+    BucketLock, DefaultRetention, DeleteOutcome, EntryKind, LockMode, ObjectHead, PutObject, PutOutcome,
+    RetentionPeriod, VersionEntry, VersionPage, Versioning, VersioningStatus,
+};
