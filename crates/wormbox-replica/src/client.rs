@@ -78,7 +78,12 @@ enum Payload {
     /// A small body in memory (XML): its SHA-256 is computed here.
     Bytes(Bytes),
     /// A caller's stream with its declared length and digest.
-    Stream { body: Body, problem: Problem, sha256_hex: String, len: u64 },
+    Stream {
+        body: Body,
+        problem: Problem,
+        sha256_hex: String,
+        len: u64,
+    },
 }
 
 impl<'a> Call<'a> {
@@ -187,8 +192,10 @@ impl S3Client {
         let default_retention = match root.child("Rule").and_then(|r| r.child("DefaultRetention")) {
             None => None,
             Some(d) => {
-                let mode = d.text_of("Mode").and_then(LockMode::parse).ok_or_else(|| unreadable("DefaultRetention Mode"))?;
-                let number = |name: &str| d.text_of(name).map(|t| t.trim().parse::<u32>().map_err(|_| unreadable(name)));
+                let mode =
+                    d.text_of("Mode").and_then(LockMode::parse).ok_or_else(|| unreadable("DefaultRetention Mode"))?;
+                let number =
+                    |name: &str| d.text_of(name).map(|t| t.trim().parse::<u32>().map_err(|_| unreadable(name)));
                 let period = match (number("Days"), number("Years")) {
                     (Some(days), None) => RetentionPeriod::Days(days?),
                     (None, Some(years)) => RetentionPeriod::Years(years?),
@@ -233,7 +240,8 @@ impl S3Client {
     /// Turns versioning on or suspends it.
     pub async fn put_bucket_versioning(&self, enabled: bool) -> Result<(), S3Error> {
         let status = if enabled { "Enabled" } else { "Suspended" };
-        let body = format!("<VersioningConfiguration xmlns=\"{S3_NS}\"><Status>{status}</Status></VersioningConfiguration>");
+        let body =
+            format!("<VersioningConfiguration xmlns=\"{S3_NS}\"><Status>{status}</Status></VersioningConfiguration>");
         self.send(Call::new(Method::PUT, None).query("versioning", "").xml(body)).await.map(drop)
     }
 
@@ -248,10 +256,11 @@ impl S3Client {
         let mut call = Call::new(Method::PUT, Some(check_key(key)?))
             .header("content-type", put.content_type.as_deref().unwrap_or("application/octet-stream"));
         for (name, value) in &put.metadata {
-            let valid_name =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !valid_name {
-                return Err(S3Error::Invalid(format!("metadata name {name:?}: letters, digits, '-', '_' and '.' only")));
+                return Err(S3Error::Invalid(format!(
+                    "metadata name {name:?}: letters, digits, '-', '_' and '.' only"
+                )));
             }
             if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
                 return Err(S3Error::Invalid(format!("metadata {name:?}: the value must be printable ASCII")));
@@ -388,7 +397,8 @@ impl S3Client {
         max_keys: u32,
     ) -> Result<VersionPage, S3Error> {
         let mut call = Call::new(Method::GET, None).query("versions", "").query("max-keys", max_keys.to_string());
-        for (name, value) in [("prefix", prefix), ("key-marker", key_marker), ("version-id-marker", version_id_marker)] {
+        for (name, value) in [("prefix", prefix), ("key-marker", key_marker), ("version-id-marker", version_id_marker)]
+        {
             if let Some(value) = value {
                 call = call.query(name, value);
             }
@@ -560,7 +570,8 @@ impl ObjectBody {
 }
 
 fn read_head(headers: &HeaderMap) -> Result<ObjectHead, S3Error> {
-    let size = header(headers, "content-length").map_or(Ok(0), |v| v.parse().map_err(|_| unreadable("Content-Length")))?;
+    let size =
+        header(headers, "content-length").map_or(Ok(0), |v| v.parse().map_err(|_| unreadable("Content-Length")))?;
     let mut metadata: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(name, value)| {
@@ -569,7 +580,8 @@ fn read_head(headers: &HeaderMap) -> Result<ObjectHead, S3Error> {
         })
         .collect();
     metadata.sort();
-    let lock = match (header(headers, "x-amz-object-lock-mode"), header(headers, "x-amz-object-lock-retain-until-date")) {
+    let lock = match (header(headers, "x-amz-object-lock-mode"), header(headers, "x-amz-object-lock-retain-until-date"))
+    {
         (Some(mode), Some(until)) => Some((
             LockMode::parse(&mode).ok_or_else(|| unreadable("x-amz-object-lock-mode"))?,
             parse_date(&until).ok_or_else(|| unreadable("x-amz-object-lock-retain-until-date"))?,
@@ -579,7 +591,8 @@ fn read_head(headers: &HeaderMap) -> Result<ObjectHead, S3Error> {
     let checksum_sha256 = match header(headers, "x-amz-checksum-sha256") {
         None => None,
         Some(b64) => {
-            let bytes = data_encoding::BASE64.decode(b64.as_bytes()).map_err(|_| unreadable("x-amz-checksum-sha256"))?;
+            let bytes =
+                data_encoding::BASE64.decode(b64.as_bytes()).map_err(|_| unreadable("x-amz-checksum-sha256"))?;
             Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| unreadable("x-amz-checksum-sha256"))?)
         }
     };

@@ -184,10 +184,7 @@ mod tests {
             canonical_query(&[("versionId", "a+b/c".to_owned()), ("retention", String::new())]),
             "retention=&versionId=a%2Bb%2Fc"
         );
-        assert_eq!(
-            canonical_query(&[("prefix", "J".to_owned()), ("max-keys", "2".to_owned())]),
-            "max-keys=2&prefix=J"
-        );
+        assert_eq!(canonical_query(&[("prefix", "J".to_owned()), ("max-keys", "2".to_owned())]), "max-keys=2&prefix=J");
     }
 
     #[test]

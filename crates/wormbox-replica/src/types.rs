@@ -219,7 +219,8 @@ impl VersionPage {
 /// A retain-until date as S3 wants it (ISO 8601 with milliseconds, `Z`),
 /// rounded up to the whole second.
 pub(crate) fn wire_date(at: Timestamp) -> String {
-    let up = Timestamp(at.0.div_euclid(1_000_000).saturating_add(i64::from(at.0.rem_euclid(1_000_000) != 0)) * 1_000_000);
+    let up =
+        Timestamp(at.0.div_euclid(1_000_000).saturating_add(i64::from(at.0.rem_euclid(1_000_000) != 0)) * 1_000_000);
     let rfc = up.to_rfc3339();
     // "2030-01-01T00:00:00.000000Z" -> "2030-01-01T00:00:00.000Z"
     format!("{}.000Z", &rfc[..19])
