@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use wormbox_model::{Clock, SystemClock};
+use wormbox_model::{Clock, ManualClock, SystemClock};
 use wormbox_replica::{
     BucketLock, Credentials, DefaultRetention, EntryKind, LockMode, PutObject, RetentionPeriod, S3Client, S3Config,
     S3Error, VersioningStatus,
@@ -123,6 +123,10 @@ impl Target {
     }
 
     fn client_with(&self, bucket: &str, secret: &str) -> S3Client {
+        self.client_at(bucket, secret, Arc::new(SystemClock))
+    }
+
+    fn client_at(&self, bucket: &str, secret: &str, clock: Arc<dyn Clock>) -> S3Client {
         let config = S3Config {
             endpoint: self.endpoint.clone(),
             region: "us-east-1".to_owned(),
@@ -131,7 +135,7 @@ impl Target {
             ca_pem: None,
             timeout: Duration::from_secs(60),
         };
-        S3Client::new(config, Arc::new(SystemClock)).unwrap()
+        S3Client::new(config, clock).unwrap()
     }
 
     /// A new bucket for one scenario.
@@ -204,8 +208,14 @@ async fn signing(t: &Target) {
     let service = error.service().unwrap_or_else(|| panic!("{}: {error}", t.engine));
     assert_eq!(service.status, 403, "{}: {error}", t.engine);
     assert!(["SignatureDoesNotMatch", "AccessDenied"].contains(&service.code.as_str()), "{}: {error}", t.engine);
-    assert!(!format!("{error} {error:?}").contains(&t.secret));
+    assert!(!format!("{error} {error:?} {wrong:?}").contains(&t.secret));
     println!("{}: a wrong secret: {error}", t.engine);
+    // Requests are signed with the clock's time, not the system's: an hour
+    // ahead is outside the 15 minutes S3 allows.
+    let ahead = ManualClock::new(SystemClock.now().saturating_add(Duration::from_secs(3600)));
+    let skewed = t.client_at("signing", &t.secret, Arc::new(ahead));
+    let error = skewed.bucket_versioning().await.unwrap_err();
+    assert_eq!(error.code(), Some("RequestTimeTooSkewed"), "{}: {error}", t.engine);
 }
 
 /// Object Lock and versioning of a locked and an unlocked bucket.
