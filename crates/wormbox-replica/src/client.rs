@@ -237,12 +237,29 @@ impl S3Client {
         Ok(Versioning { status, mfa_delete: root.text_of("MfaDelete") == Some("Enabled") })
     }
 
-    /// Turns versioning on or suspends it.
-    pub async fn put_bucket_versioning(&self, enabled: bool) -> Result<(), S3Error> {
+    /// Turns versioning on or suspends it; `mfa_delete` also turns MFA Delete
+    /// on or off, which S3 allows only with `mfa` (`x-amz-mfa`: the device
+    /// serial, a space, the code).
+    pub async fn put_bucket_versioning(
+        &self,
+        enabled: bool,
+        mfa_delete: Option<bool>,
+        mfa: Option<&str>,
+    ) -> Result<(), S3Error> {
         let status = if enabled { "Enabled" } else { "Suspended" };
-        let body =
-            format!("<VersioningConfiguration xmlns=\"{S3_NS}\"><Status>{status}</Status></VersioningConfiguration>");
-        self.send(Call::new(Method::PUT, None).query("versioning", "").xml(body)).await.map(drop)
+        let mfa_delete = match mfa_delete {
+            None => "",
+            Some(true) => "<MfaDelete>Enabled</MfaDelete>",
+            Some(false) => "<MfaDelete>Disabled</MfaDelete>",
+        };
+        let body = format!(
+            "<VersioningConfiguration xmlns=\"{S3_NS}\"><Status>{status}</Status>{mfa_delete}</VersioningConfiguration>"
+        );
+        let mut call = Call::new(Method::PUT, None).query("versioning", "");
+        if let Some(mfa) = mfa {
+            call = call.header("x-amz-mfa", mfa);
+        }
+        self.send(call.xml(body)).await.map(drop)
     }
 
     /// Uploads `body` (exactly `put.content_length` bytes whose SHA-256 is

@@ -27,6 +27,8 @@ struct Target {
     engine: &'static str,
     script: PathBuf,
     dir: tempfile::TempDir,
+    /// The S3 user (RGW), for `radosgw-admin mfa create`.
+    uid: Option<String>,
     endpoint: String,
     access: String,
     secret: String,
@@ -98,6 +100,7 @@ fn start(engine: &'static str) -> Option<Target> {
         engine,
         script: script.clone(),
         dir,
+        uid: None,
         endpoint: String::new(),
         access: String::new(),
         secret: String::new(),
@@ -110,6 +113,7 @@ fn start(engine: &'static str) -> Option<Target> {
             "AWS_ENDPOINT_URL" => target.endpoint = value.to_owned(),
             "AWS_ACCESS_KEY_ID" => target.access = value.to_owned(),
             "AWS_SECRET_ACCESS_KEY" => target.secret = value.to_owned(),
+            "WORMBOX_S3_RGW_UID" => target.uid = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -185,6 +189,9 @@ fn run(engine: &'static str) {
         pagination(&target).await;
         odd_keys(&target).await;
         streamed_body(&target).await;
+        if engine == "rgw" {
+            mfa_delete(&target).await;
+        }
     });
 }
 
@@ -442,4 +449,45 @@ async fn streamed_body(t: &Target) {
     assert!(matches!(error, S3Error::Body(_)), "{}: {error}", t.engine);
     let page = client.list_object_versions(Some("tampered"), None, None, 10).await.unwrap();
     assert!(page.entries.is_empty(), "{}: a cut-off upload stored {:?}", t.engine, page.entries);
+}
+
+/// RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits), what RGW's `mfa create` devices use.
+fn totp(seed: &[u8], at: wormbox_model::Timestamp) -> String {
+    let counter = u64::try_from(at.0 / 1_000_000 / 30).unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, seed);
+    let mac = ring::hmac::sign(&key, &counter.to_be_bytes());
+    let mac = mac.as_ref();
+    let offset = usize::from(mac[mac.len() - 1] & 0x0f);
+    let code = u32::from_be_bytes(mac[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
+    format!("{:06}", code % 1_000_000)
+}
+
+/// RGW enforces MFA Delete: with it on, a versioned DELETE needs `x-amz-mfa`
+/// with a valid, unused code; the client sends it as S3 wants.
+async fn mfa_delete(t: &Target) {
+    let seed: Vec<u8> = (0..20u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let serial = "replica-test-totp";
+    let admin = Command::new("bash")
+        .arg(&t.script)
+        .arg("admin")
+        .arg(t.dir.path())
+        .args(["mfa", "create", &format!("--uid={}", t.uid.as_deref().unwrap_or("wormbox"))])
+        .arg(format!("--totp-serial={serial}"))
+        .arg(format!("--totp-seed={}", hex::encode(&seed)))
+        .output()
+        .unwrap();
+    assert!(admin.status.success(), "mfa create: {}", String::from_utf8_lossy(&admin.stderr));
+    let client = t.bucket("mfa-delete", false).await;
+    let now = SystemClock.now();
+    let mfa = |offset: i64| format!("{serial} {}", totp(&seed, wormbox_model::Timestamp(now.0 + offset * 1_000_000)));
+    client.put_bucket_versioning(true, Some(true), Some(&mfa(0))).await.unwrap();
+    assert!(client.bucket_versioning().await.unwrap().mfa_delete, "MFA Delete reads back on");
+    let version = put_small(&client, "k", b"guarded").await.unwrap();
+    assert_eq!(code(client.delete_object("k", Some(&version), None).await), "AccessDenied");
+    assert_eq!(code(client.delete_object("k", Some(&version), Some(&mfa(-3600))).await), "AccessDenied");
+    // The next step's code: inside the device's window and not used yet
+    // (RGW accepts each code once).
+    let deleted = client.delete_object("k", Some(&version), Some(&mfa(30))).await.unwrap();
+    assert_eq!(deleted.version_id.as_deref(), Some(version.as_str()));
+    assert!(client.list_object_versions(None, None, None, 10).await.unwrap().entries.is_empty());
 }
