@@ -85,7 +85,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-proto", &["wormbox-model"]),
     ("wormbox-reports", &["wormbox-model", "wormbox-store"]),
     // Replication follows the ledger through the store and copies checkpoints in the reports' file form.
-    ("wormbox-replica", &["wormbox-model", "wormbox-store", "wormbox-reports"]),
+    ("wormbox-replica", &["wormbox-model", "wormbox-store", "wormbox-reports", "wormbox-test-utils"]),
     // The token crate is all that the authority and the simulator share.
     ("wormbox-token", &[]),
     ("wormbox-tokensim", &["wormbox-token"]),
@@ -98,6 +98,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-store-rocksdb",
             "wormbox-proto",
             "wormbox-mfa",
+            "wormbox-replica",
             "wormbox-reports",
             "wormbox-token",
             "wormbox-test-utils",

@@ -13,8 +13,38 @@ use wormbox_store::ledger::LedgerEntry;
 pub const META_VERSION: &str = "wormbox-version-id";
 /// The metadata entry naming the ledger entry that wrote the source version.
 pub const META_SEQUENCE: &str = "wormbox-ledger-sequence";
+/// The metadata entry holding the user metadata that cannot travel as S3
+/// headers of its own (names other than lower-case `a-z0-9-_.`, values other
+/// than printable ASCII, names starting `wormbox-`): base64 of a JSON object.
+pub const META_OTHER: &str = "wormbox-metadata";
 /// The prefix of everything the replica holds beside copies of versions.
 pub const EVIDENCE_PREFIX: &str = ".wormbox/";
+
+/// A version's user metadata as the replica's `x-amz-meta-*` entries: each
+/// name and value as it is when S3 can carry it, the rest in `META_OTHER`,
+/// so that every byte of it reaches the replica.
+pub fn replica_metadata(user: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let plain_name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with("wormbox-")
+            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    };
+    let plain_value = |v: &str| v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v;
+    let mut out = Vec::new();
+    let mut other = serde_json::Map::new();
+    for (name, value) in user {
+        if plain_name(name) && plain_value(value) {
+            out.push((name.clone(), value.clone()));
+        } else {
+            other.insert(name.clone(), serde_json::Value::String(value.clone()));
+        }
+    }
+    if !other.is_empty() {
+        let json = serde_json::Value::Object(other).to_string();
+        out.push((META_OTHER.to_owned(), data_encoding::BASE64.encode(json.as_bytes())));
+    }
+    out
+}
 
 /// The object holding the signed checkpoint at `sequence` (JSON, as the
 /// `wormbox checkpoint` command writes it).
@@ -50,4 +80,40 @@ pub fn decode_range(mut raw: &[u8]) -> Result<Vec<(LedgerEntry, Digest)>, String
         raw = rest;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name and value reaches the replica: plain ones as their own
+    /// entries, the rest (which S3 headers cannot carry) in one encoded entry.
+    #[test]
+    fn user_metadata_that_s3_headers_cannot_carry_travels_encoded() {
+        let user: std::collections::BTreeMap<String, String> = [
+            ("department", "records"),
+            ("Owner", "ALICE"),
+            ("naïve name", "ok"),
+            ("plain", "café"),
+            ("wormbox-version-id", "forged"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+        let out = replica_metadata(&user);
+        assert_eq!(out[0], ("department".to_owned(), "records".to_owned()));
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].0, META_OTHER);
+        let json = data_encoding::BASE64.decode(out[1].1.as_bytes()).unwrap();
+        let other: std::collections::BTreeMap<String, String> = serde_json::from_slice(&json).unwrap();
+        assert_eq!(other.len(), 4);
+        assert_eq!(other["wormbox-version-id"], "forged", "a user's entry never poses as the appliance's own");
+        assert_eq!(other["plain"], "café");
+    }
+
+    #[test]
+    fn a_ledger_range_reads_back_as_written() {
+        assert_eq!(decode_range(&encode_range(&[])).unwrap().len(), 0);
+        assert!(decode_range(&[0, 0, 0, 9, 1]).is_err(), "a truncated range is an error");
+    }
 }

@@ -8,7 +8,8 @@
 //! records its progress through the store's writer (`Store::record_replication`);
 //! it never changes a version, a lock or the ledger. Its layers: `rule`
 //! (what goes where), `target` (what it needs of a replica), `layout` (how
-//! the replica is named), `replicator` (the follower), and the S3 client it
+//! the replica is named), `replicator` (the follower), `s3target` (the S3
+//! client as a `Target`), and the S3 client it
 //! reaches a replica with (`S3Client`: `client`, `sigv4`, `transport`,
 //! `types`, `xml`, `error`; time only through a `Clock`, the secret key in no
 //! `Debug`, error or log line). No wire crate of the appliance's own front
@@ -17,6 +18,7 @@
 pub mod layout;
 pub mod replicator;
 pub mod rule;
+mod s3target;
 pub mod target;
 
 mod client;

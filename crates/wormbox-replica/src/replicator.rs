@@ -319,8 +319,7 @@ impl<T: Target> Replicator<T> {
                 return Ok(Some(Replicated { bucket, key, id, replica_id: found.version_id }));
             }
         }
-        let mut metadata: Vec<(String, String)> =
-            info.user_metadata.entries().iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
+        let mut metadata = layout::replica_metadata(info.user_metadata.entries());
         metadata.push((META_VERSION.to_owned(), wanted));
         metadata.push((META_SEQUENCE.to_owned(), sequence.to_string()));
         let spec = PutSpec {

@@ -7,7 +7,6 @@
 //! it: then it fails); a started target is stopped when its test ends, passed
 //! or failed (`Target`'s Drop).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,138 +15,15 @@ use bytes::Bytes;
 use futures::StreamExt;
 use wormbox_model::{Clock, ManualClock, SystemClock};
 use wormbox_replica::{
-    BucketLock, Credentials, DefaultRetention, EntryKind, LockMode, PutObject, RetentionPeriod, S3Client, S3Config,
-    S3Error, VersioningStatus,
+    BucketLock, DefaultRetention, EntryKind, LockMode, PutObject, RetentionPeriod, S3Client, S3Error, VersioningStatus,
 };
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-/// A running engine; stopped on drop.
-struct Target {
-    engine: &'static str,
-    script: PathBuf,
-    dir: tempfile::TempDir,
-    /// The S3 user (RGW), for `radosgw-admin mfa create`.
-    uid: Option<String>,
-    endpoint: String,
-    access: String,
-    secret: String,
-}
+use wormbox_test_utils::s3_targets::S3Target as Target;
 
-impl Drop for Target {
-    fn drop(&mut self) {
-        let status = Command::new("bash").arg(&self.script).arg("stop").arg(self.dir.path()).status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("{}: stop failed: {status:?}", self.engine);
-        }
-    }
-}
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/s3-targets")
-}
-
-/// Where `scripts/s3-targets/lib.sh` keeps the tools it installs.
-fn tools_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = var("WORMBOX_S3_TOOLS") {
-        return dir;
-    }
-    let cache = var("WORMBOX_BUILD_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("wormbox")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache/wormbox")))
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-    cache.join("s3-targets")
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-}
-
-/// Starts `engine`, or says why it cannot (then the caller skips or fails).
 fn start(engine: &'static str) -> Option<Target> {
-    let (script, installed, args): (&str, bool, &[&str]) = match engine {
-        "seaweedfs" => ("seaweedfs.sh", tools_dir().join("bin/weed").is_file(), &[]),
-        // Memstore: no restart is needed here, and it starts faster.
-        _ => ("rgw.sh", on_path("ceph-mon") && on_path("radosgw"), &["--memstore"]),
-    };
-    let script = scripts().join(script);
-    let missing = if !script.is_file() {
-        Some(format!("{} is missing", script.display()))
-    } else if !installed {
-        Some(format!("{engine} is not installed (scripts/s3-targets/install.sh installs it)"))
-    } else {
-        None
-    };
-    if let Some(why) = missing {
-        let required = std::env::var_os("WORMBOX_S3_TARGETS_REQUIRED").is_some_and(|v| !v.is_empty());
-        assert!(!required, "WORMBOX_S3_TARGETS_REQUIRED is set but {why}");
-        println!("SKIPPED: the {engine} tests did not run: {why}");
-        eprintln!("SKIPPED: the {engine} tests did not run: {why}");
-        return None;
-    }
-    let dir = tempfile::Builder::new().prefix(&format!("wormbox-s3-{engine}-")).tempdir().unwrap();
-    let started = std::time::Instant::now();
-    let output = Command::new("bash").arg(&script).arg("start").arg(dir.path()).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{engine} did not start: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("{engine} started in {:.1} s", started.elapsed().as_secs_f64());
-    let mut target = Target {
-        engine,
-        script: script.clone(),
-        dir,
-        uid: None,
-        endpoint: String::new(),
-        access: String::new(),
-        secret: String::new(),
-    };
-    let env = Command::new("bash").arg(&script).arg("env").arg(target.dir.path()).output().unwrap();
-    assert!(env.status.success(), "{}", String::from_utf8_lossy(&env.stderr));
-    for line in String::from_utf8(env.stdout).unwrap().lines() {
-        let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) else { continue };
-        match name {
-            "AWS_ENDPOINT_URL" => target.endpoint = value.to_owned(),
-            "AWS_ACCESS_KEY_ID" => target.access = value.to_owned(),
-            "AWS_SECRET_ACCESS_KEY" => target.secret = value.to_owned(),
-            "WORMBOX_S3_RGW_UID" => target.uid = Some(value.to_owned()),
-            _ => {}
-        }
-    }
-    assert!(!target.endpoint.is_empty() && !target.access.is_empty() && !target.secret.is_empty());
-    Some(target)
-}
-
-impl Target {
-    fn client(&self, bucket: &str) -> S3Client {
-        self.client_with(bucket, &self.secret)
-    }
-
-    fn client_with(&self, bucket: &str, secret: &str) -> S3Client {
-        self.client_at(bucket, secret, Arc::new(SystemClock))
-    }
-
-    fn client_at(&self, bucket: &str, secret: &str, clock: Arc<dyn Clock>) -> S3Client {
-        let config = S3Config {
-            endpoint: self.endpoint.clone(),
-            region: "us-east-1".to_owned(),
-            bucket: bucket.to_owned(),
-            credentials: Credentials::new(self.access.clone(), secret.to_owned()),
-            ca_pem: None,
-            timeout: Duration::from_secs(60),
-        };
-        S3Client::new(config, clock).unwrap()
-    }
-
-    /// A new bucket for one scenario.
-    async fn bucket(&self, name: &str, locked: bool) -> S3Client {
-        let client = self.client(name);
-        client.create_bucket(locked).await.unwrap_or_else(|e| panic!("{}: create {name}: {e}", self.engine));
-        client
-    }
+    Target::start(engine)
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -210,7 +86,7 @@ fn rgw() {
 async fn signing(t: &Target) {
     let client = t.bucket("signing", false).await;
     client.bucket_versioning().await.unwrap();
-    let wrong = t.client_with("signing", "not-the-secret-at-all-0123456789");
+    let wrong = t.client_at("signing", "not-the-secret-at-all-0123456789", Arc::new(SystemClock));
     let error = wrong.bucket_versioning().await.unwrap_err();
     let service = error.service().unwrap_or_else(|| panic!("{}: {error}", t.engine));
     assert_eq!(service.status, 403, "{}: {error}", t.engine);
@@ -467,10 +343,11 @@ fn totp(seed: &[u8], at: wormbox_model::Timestamp) -> String {
 async fn mfa_delete(t: &Target) {
     let seed: Vec<u8> = (0..20u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
     let serial = "replica-test-totp";
+    let (script, dir) = t.script();
     let admin = Command::new("bash")
-        .arg(&t.script)
+        .arg(script)
         .arg("admin")
-        .arg(t.dir.path())
+        .arg(dir)
         .args(["mfa", "create", &format!("--uid={}", t.uid.as_deref().unwrap_or("wormbox"))])
         .arg(format!("--totp-serial={serial}"))
         .arg(format!("--totp-seed={}", hex::encode(&seed)))

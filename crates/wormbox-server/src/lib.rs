@@ -13,6 +13,7 @@ pub mod config;
 pub mod evidence;
 pub mod grpc;
 pub mod init;
+pub mod replication;
 pub mod telemetry;
 
 use std::future::Future;
@@ -100,6 +101,9 @@ pub enum ServerError {
     /// The server task ended abnormally.
     #[error("the server task ended abnormally")]
     Task(#[source] tokio::task::JoinError),
+    /// A replication rule cannot run (its message names the rule and why).
+    #[error("{0}")]
+    Replication(String),
 }
 
 /// A running server.
@@ -141,6 +145,7 @@ impl RunningServer {
         // First: a backup whose client stopped reading never finishes, and
         // would keep the graceful shutdown waiting for its connection.
         self.app.stop_backups().await;
+        self.app.replication().stop().await;
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -244,8 +249,19 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         data_dir,
         std::time::Duration::from_secs(config.backup.send_timeout_seconds),
     )?;
-    let app =
-        Arc::new(App::new(store, mfa, Arc::clone(&signer), config.limits.max_ingest_record_bytes, backups, clock));
+    // Checked before serving: a replica that cannot keep what it is given
+    // stops the start; one that does not answer only delays the copy.
+    let public_key = wormbox_store::evidence::Signer::public_key(&*signer).to_vec();
+    let replication = replication::start(&config.replication, data_dir, &store, &public_key).await?;
+    let app = Arc::new(App::new(
+        store,
+        mfa,
+        Arc::clone(&signer),
+        config.limits.max_ingest_record_bytes,
+        backups,
+        Arc::clone(&replication),
+        clock,
+    ));
     let receive_budget = ReceiveBudget::new(
         usize::try_from(config.limits.receive_budget_bytes).unwrap_or(usize::MAX),
         config.limits.max_message_bytes,

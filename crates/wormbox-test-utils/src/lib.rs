@@ -15,6 +15,8 @@ use wormbox_server::{RunningServer, WormboxdConfig};
 
 pub use tempfile::TempDir;
 
+pub mod s3_targets;
+
 /// 2026-11-27T00:00:00Z, the start of every test clock.
 pub const TEST_EPOCH: Timestamp = Timestamp(1_795_737_600_000_000);
 

@@ -44,6 +44,7 @@ use wormbox_store::{Actor, Store, StoreError};
 
 use crate::app::refusals::RefusalLog;
 use crate::backup::BackupSource;
+use crate::replication::Replication;
 
 pub use self::buckets::{CreateBucket, DeleteBucket, GetBucket, PutBucketVersioning};
 pub use self::clock::AcceptClockForward;
@@ -104,6 +105,7 @@ pub struct App {
     signer: Arc<Ed25519Signer>,
     max_ingest_record_bytes: u64,
     backups: Arc<BackupSource>,
+    replication: Arc<Replication>,
     refusals: Arc<RefusalLog>,
 }
 
@@ -116,10 +118,16 @@ impl App {
         signer: Arc<Ed25519Signer>,
         max_ingest_record_bytes: u64,
         backups: BackupSource,
+        replication: Arc<Replication>,
         clock: Arc<dyn Clock>,
     ) -> App {
         let refusals = Arc::new(RefusalLog::new(clock));
-        App { store, mfa, signer, max_ingest_record_bytes, backups: Arc::new(backups), refusals }
+        App { store, mfa, signer, max_ingest_record_bytes, backups: Arc::new(backups), replication, refusals }
+    }
+
+    /// The running replication rules.
+    pub fn replication(&self) -> &Replication {
+        &self.replication
     }
 
     /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).

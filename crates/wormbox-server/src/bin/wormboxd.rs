@@ -73,6 +73,15 @@ enum Command {
         #[arg(long, conflicts_with = "published")]
         no_published_checkpoint: bool,
     },
+    /// Seals a replication rule's S3 credential (`ACCESS_KEY:SECRET`, one
+    /// line on standard input) under the data directory's master key, as
+    /// `replica-RULE.credential`; replaces the rule's earlier one. Restart
+    /// wormboxd to use it.
+    ReplicaCredential {
+        /// The rule's name, as in its `[[replication]]` section.
+        #[arg(long)]
+        rule: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -133,6 +142,16 @@ fn main() -> anyhow::Result<()> {
                 "keep a copy of {dir}/mfa-master.key and {dir}/checkpoint-signing.key offline: \
                  backups hold neither, and a restore needs both"
             );
+            Ok(())
+        }
+        Some(Command::ReplicaCredential { rule }) => {
+            if !config.replication.iter().any(|r| r.name == rule) {
+                anyhow::bail!("no [[replication]] rule is named `{rule}` in the configuration");
+            }
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line).context("reading the credential from standard input")?;
+            let path = wormbox_server::replication::seal_credential(&config.storage.data_dir, &rule, &line)?;
+            println!("sealed the credential of replication rule `{rule}` in {} (mode 0600)", path.display());
             Ok(())
         }
         Some(Command::Restore { from, keys, published, no_published_checkpoint }) => {

@@ -1,0 +1,154 @@
+//! Dev-only: a real S3 Object Lock engine (SeaweedFS, or Ceph RGW) started
+//! in a temp dir by `scripts/s3-targets/`, for tests of replication and of
+//! the S3 client.
+//!
+//! Invariant: an engine that is not installed is skipped with a printed
+//! reason only while `WORMBOX_S3_TARGETS_REQUIRED` is unset (CI sets it:
+//! then it fails); a started engine is stopped when its `S3Target` drops,
+//! whether the test passed or failed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wormbox_model::{Clock, SystemClock};
+use wormbox_replica::{Credentials, S3Client, S3Config};
+
+/// A running engine; stopped on drop.
+#[derive(Debug)]
+pub struct S3Target {
+    /// `seaweedfs` or `rgw`.
+    pub engine: &'static str,
+    script: PathBuf,
+    dir: tempfile::TempDir,
+    /// The S3 user (RGW), for `radosgw-admin mfa create`.
+    pub uid: Option<String>,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The S3 access key.
+    pub access: String,
+    /// Its secret.
+    pub secret: String,
+}
+
+impl Drop for S3Target {
+    fn drop(&mut self) {
+        let status = Command::new("bash").arg(&self.script).arg("stop").arg(self.dir.path()).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("{}: stop failed: {status:?}", self.engine);
+        }
+    }
+}
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/s3-targets")
+}
+
+/// Where `scripts/s3-targets/lib.sh` keeps the tools it installs.
+fn tools_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("WORMBOX_S3_TOOLS") {
+        return dir;
+    }
+    let cache = var("WORMBOX_BUILD_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("wormbox")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/wormbox")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    cache.join("s3-targets")
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+impl S3Target {
+    /// Starts `engine` (`seaweedfs`, or `rgw` on memstore), or says why it
+    /// cannot and returns `None` (see the module's invariant).
+    pub fn start(engine: &'static str) -> Option<S3Target> {
+        let (script, installed, args): (&str, bool, &[&str]) = match engine {
+            "seaweedfs" => ("seaweedfs.sh", tools_dir().join("bin/weed").is_file(), &[]),
+            // Memstore: no restart is needed by these tests, and it starts faster.
+            _ => ("rgw.sh", on_path("ceph-mon") && on_path("radosgw"), &["--memstore"]),
+        };
+        let script = scripts().join(script);
+        let missing = if !script.is_file() {
+            Some(format!("{} is missing", script.display()))
+        } else if !installed {
+            Some(format!("{engine} is not installed (scripts/s3-targets/install.sh installs it)"))
+        } else {
+            None
+        };
+        if let Some(why) = missing {
+            let required = std::env::var_os("WORMBOX_S3_TARGETS_REQUIRED").is_some_and(|v| !v.is_empty());
+            assert!(!required, "WORMBOX_S3_TARGETS_REQUIRED is set but {why}");
+            println!("SKIPPED: the {engine} tests did not run: {why}");
+            eprintln!("SKIPPED: the {engine} tests did not run: {why}");
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix(&format!("wormbox-s3-{engine}-")).tempdir().expect("a temp dir");
+        let started = std::time::Instant::now();
+        let output = Command::new("bash").arg(&script).arg("start").arg(dir.path()).args(args).output().expect("bash");
+        assert!(
+            output.status.success(),
+            "{engine} did not start: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!("{engine} started in {:.1} s", started.elapsed().as_secs_f64());
+        let mut target = S3Target {
+            engine,
+            script: script.clone(),
+            dir,
+            uid: None,
+            endpoint: String::new(),
+            access: String::new(),
+            secret: String::new(),
+        };
+        let env = Command::new("bash").arg(&script).arg("env").arg(target.dir.path()).output().expect("bash");
+        assert!(env.status.success(), "{}", String::from_utf8_lossy(&env.stderr));
+        for line in String::from_utf8_lossy(&env.stdout).lines() {
+            let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) else { continue };
+            match name {
+                "AWS_ENDPOINT_URL" => target.endpoint = value.to_owned(),
+                "AWS_ACCESS_KEY_ID" => target.access = value.to_owned(),
+                "AWS_SECRET_ACCESS_KEY" => target.secret = value.to_owned(),
+                "WORMBOX_S3_RGW_UID" => target.uid = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        assert!(!target.endpoint.is_empty() && !target.access.is_empty() && !target.secret.is_empty());
+        Some(target)
+    }
+
+    /// The engine's `radosgw-admin`-style helper script and its directory,
+    /// for tests that drive the engine itself.
+    pub fn script(&self) -> (&Path, &Path) {
+        (&self.script, self.dir.path())
+    }
+
+    /// A client of `bucket` as the engine's S3 user.
+    pub fn client(&self, bucket: &str) -> S3Client {
+        self.client_at(bucket, &self.secret, Arc::new(SystemClock))
+    }
+
+    /// A client of `bucket` with `secret` and requests signed at `clock`'s time.
+    pub fn client_at(&self, bucket: &str, secret: &str, clock: Arc<dyn Clock>) -> S3Client {
+        let config = S3Config {
+            endpoint: self.endpoint.clone(),
+            region: "us-east-1".to_owned(),
+            bucket: bucket.to_owned(),
+            credentials: Credentials::new(self.access.clone(), secret.to_owned()),
+            ca_pem: None,
+            timeout: Duration::from_secs(60),
+        };
+        S3Client::new(config, clock).expect("a valid client configuration")
+    }
+
+    /// A new bucket (with Object Lock when `locked`).
+    pub async fn bucket(&self, name: &str, locked: bool) -> S3Client {
+        let client = self.client(name);
+        client.create_bucket(locked).await.unwrap_or_else(|e| panic!("{}: create {name}: {e}", self.engine));
+        client
+    }
+}
