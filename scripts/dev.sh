@@ -89,6 +89,8 @@ case "${1:-}" in
         # before any test relies on it (no cargo: about 1.5 minutes).
         step "S3 targets" scripts/s3-targets/install.sh
         step "S3 targets smoke" scripts/s3-targets/smoke.sh
+        # Installed and proven: no replication test may skip for want of an engine.
+        export WORMBOX_S3_TARGETS_REQUIRED=1
         step "RocksDB library" use_prebuilt_rocksdb
         # `--profile test` keeps clippy's units keyed like the test build's
         # where the driver does not matter (build scripts, proc macros).
