@@ -452,3 +452,31 @@ async fn a_purge_the_replica_refuses_is_kept_there_and_replication_goes_on() {
     assert_eq!(target.versions("k").len(), 1, "the replica kept its copy");
     assert_eq!(target.versions("after").len(), 1);
 }
+
+/// A writer cannot make the replicator take one version's copy for
+/// another's: user metadata named like the appliance's own
+/// (`wormbox-version-id`, claiming an earlier version) travels encoded, so a
+/// lookup of a write in doubt finds the true copy.
+#[tokio::test]
+async fn user_metadata_cannot_pose_as_a_copys_source_version() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    let real = w.put("k", b"real", None).await;
+    w.clock.advance(Duration::from_micros(1));
+    let forged = [(META_VERSION.to_owned(), real.id.to_string())].into_iter().collect();
+    let object = NewObject { user_metadata: wormbox_model::UserMetadata::new(forged).unwrap(), ..NewObject::default() };
+    let key = ObjectKey::new("k").unwrap();
+    w.store.put_object(&w.writer, w.bucket.clone(), key.clone(), object, b"forger".to_vec()).await.unwrap();
+    w.replicator("first", &target).catch_up().await.unwrap();
+    // A rule whose writes are in doubt (a restart) looks the copies up.
+    w.replicator("after-crash", &target).catch_up().await.unwrap();
+    let true_copy = w.store.replica_version("first", &w.bucket, &key, real.id).unwrap().unwrap();
+    assert_eq!(
+        w.store.replica_version("after-crash", &w.bucket, &key, real.id).unwrap(),
+        Some(true_copy.clone()),
+        "the forged claim was not taken for the copy"
+    );
+    let held = target.versions("k");
+    let copy = held.iter().find(|h| h.head.version_id == true_copy).unwrap();
+    assert_eq!(copy.bytes, b"real");
+}
