@@ -623,6 +623,38 @@ mod tests {
         assert!(err.contains("addres"), "{err}");
     }
 
+    /// A replica is reached over https, or plain http only on loopback; each
+    /// rule has a name of its own, a known mode and retention days.
+    #[test]
+    fn replication_rules_are_validated() {
+        let rule = |name: &str, endpoint: &str| -> WormboxdConfig {
+            let text = format!(
+                "[[replication]]\nname = \"{name}\"\nbucket = \"records\"\nendpoint = \"{endpoint}\"\ntarget_bucket = \"copy\"\n"
+            );
+            WormboxdConfig::parse(&text).unwrap()
+        };
+        rule("dr", "http://127.0.0.1:7480").validate().unwrap();
+        rule("dr", "http://localhost:7480").validate().unwrap();
+        rule("dr", "https://rgw.example:443").validate().unwrap();
+        for endpoint in ["http://10.0.0.5:7480", "http://rgw.example", "ftp://127.0.0.1", "127.0.0.1:7480"] {
+            let err = rule("dr", endpoint).validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "replication.endpoint", .. }), "{endpoint}: {err:?}");
+        }
+        let mut twice = rule("dr", "http://127.0.0.1:1");
+        twice.replication.push(twice.replication[0].clone());
+        assert!(matches!(twice.validate(), Err(ConfigError::Invalid { key: "replication.name", .. })));
+        let mut zero = rule("dr", "http://127.0.0.1:1");
+        zero.replication[0].evidence_retention_days = 0;
+        assert!(zero.validate().is_err());
+        let mut mode = rule("dr", "http://127.0.0.1:1");
+        mode.replication[0].mode = "eventually".into();
+        assert!(matches!(mode.validate(), Err(ConfigError::Invalid { key: "replication.mode", .. })));
+        let unknown = WormboxdConfig::parse(
+            "[[replication]]\nname = \"dr\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:1\"\ntarget_bucket = \"c\"\nsecret = \"x\"\n",
+        );
+        assert!(unknown.is_err(), "a secret in the config file is an unknown key: credentials are sealed apart");
+    }
+
     #[test]
     fn rules_the_schema_cannot_express_are_validated() {
         let mut config = WormboxdConfig::default();
