@@ -35,6 +35,30 @@ fn every_source_file_starts_with_a_module_doc() {
 
 /// The ledger outlives every version it covers because nothing removes an
 /// entry: no code outside tests deletes from the `Ledger` keyspace.
+/// Every test docs/THREAT-MODEL.md names as the proof of a "cannot" exists,
+/// so the threat model cannot drift from the suite that keeps it true.
+#[test]
+fn every_test_the_threat_model_names_exists() {
+    let root = root();
+    let model = std::fs::read_to_string(root.join("docs/THREAT-MODEL.md")).unwrap();
+    let mut files = Vec::new();
+    for dir in ["crates", "tests", "firmware-sim", "benches"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let sources: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    let mut named = 0;
+    for row in model.lines().filter(|l| l.starts_with("| ") && !l.starts_with("|---")) {
+        let Some(proof) = row.trim_end_matches('|').rsplit('|').next() else { continue };
+        for name in proof.split('`').skip(1).step_by(2).filter(|t| t.contains("::")) {
+            let function = name.rsplit("::").next().unwrap();
+            let defined = sources.iter().any(|s| s.contains(&format!("fn {function}(")));
+            assert!(defined, "docs/THREAT-MODEL.md names `{name}`, and no test `fn {function}` exists");
+            named += 1;
+        }
+    }
+    assert!(named > 50, "the threat model names its tests ({named} found)");
+}
+
 #[test]
 fn no_shipped_code_deletes_a_ledger_entry() {
     let mut files = Vec::new();
