@@ -50,6 +50,8 @@ pub fn seal_credential(data_dir: &Path, rule: &str, credential: &str) -> Result<
     if access.is_empty() || secret.is_empty() || access.contains(char::is_whitespace) {
         return Err(invalid("the credential is ACCESS_KEY:SECRET, both non-empty"));
     }
+    // Before the first start too: the master key is created here then.
+    crate::create_private_dir(data_dir)?;
     let (key, _) =
         MasterKey::load_or_create(&data_dir.join(crate::MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
     let sealed =
