@@ -148,6 +148,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "wormbox-test-utils",
         &[
             "wormbox-server",
+            // The S3 engines of the replication tests, and a client of them.
+            "wormbox-replica",
             "wormbox-store",
             "wormbox-store-rocksdb",
             "wormbox-proto",
@@ -162,6 +164,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-test-utils",
             "wormbox-proto",
             "wormbox-model",
+            "wormbox-replica",
             "wormbox-reports",
             "wormbox-server",
             "wormbox-store",
