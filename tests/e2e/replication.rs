@@ -24,7 +24,9 @@ fn retention(days: i64) -> v1::Retention {
     }
 }
 
-async fn appliance(target: &S3Target) -> TestAppliance {
+/// An appliance with rule `dr` copying bucket `records` to the engine's
+/// bucket `replica`, its credential sealed as the operator would.
+async fn appliance_with_rule(target: &S3Target) -> anyhow::Result<TestAppliance> {
     let rule = ReplicationConfig {
         name: "dr".into(),
         bucket: "records".into(),
@@ -40,13 +42,10 @@ async fn appliance(target: &S3Target) -> TestAppliance {
     };
     let credential = format!("{}:{}", target.access, target.secret);
     TestAppliance::start_with(move |config| {
-        let data = &config.storage.data_dir;
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(data).unwrap();
-        wormbox_server::replication::seal_credential(data, "dr", &credential).unwrap();
+        wormbox_server::replication::seal_credential(&config.storage.data_dir, "dr", &credential).unwrap();
         config.replication.push(rule);
     })
     .await
-    .unwrap()
 }
 
 /// Waits (real time: the replica is a real engine) until the rule's cursor
@@ -91,7 +90,7 @@ async fn read_all(client: &S3Client, key: &str, version: &str) -> Vec<u8> {
 async fn scenario(engine: &'static str) {
     let Some(target) = S3Target::start(engine) else { return };
     let replica = target.bucket("replica", true).await;
-    let app = appliance(&target).await;
+    let app = appliance_with_rule(&target).await.unwrap();
     let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
     let auditor = app.principal("officer", v1::Role::Auditor).await.unwrap();
     let mut archive = app.archive_as(&owner).await.unwrap();
@@ -204,27 +203,7 @@ async fn every_version_its_lock_markers_and_the_signed_ledger_reach_ceph_rgw() {
 async fn a_replica_bucket_without_object_lock_is_refused_at_start() {
     let Some(target) = S3Target::start("seaweedfs") else { return };
     target.bucket("replica", false).await;
-    let rule = ReplicationConfig {
-        name: "dr".into(),
-        bucket: "records".into(),
-        prefix: String::new(),
-        endpoint: target.endpoint.clone(),
-        region: "us-east-1".into(),
-        target_bucket: "replica".into(),
-        ca_file: None,
-        mode: "async".into(),
-        minimum_retention_days: None,
-        replicate_purges: false,
-        evidence_retention_days: 400,
-    };
-    let credential = format!("{}:{}", target.access, target.secret);
-    let started = TestAppliance::start_with(move |config| {
-        let data = &config.storage.data_dir;
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(data).unwrap();
-        wormbox_server::replication::seal_credential(data, "dr", &credential).unwrap();
-        config.replication.push(rule);
-    })
-    .await;
+    let started = appliance_with_rule(&target).await;
     let err = format!("{:#}", started.unwrap_err());
     assert!(err.contains("`dr`") && err.contains("Object Lock"), "{err}");
 }
