@@ -18,6 +18,10 @@
 //!   a replica that is down is retried with back-off.
 //! - Each signed checkpoint is copied after the ledger range it closes, both
 //!   under COMPLIANCE retention, so the replica alone proves the ledger.
+//! - The cursor a replicator publishes (`Handle::cursor`, a watch) is only
+//!   ever the durable one, sent after `Store::record_replication` returned:
+//!   a sync rule's writer that sees it reach its write's ledger sequence
+//!   knows the replica holds the write.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +89,7 @@ pub struct Status {
 #[derive(Debug)]
 pub struct Handle {
     status: Arc<Mutex<Status>>,
+    cursor: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -93,6 +98,13 @@ impl Handle {
     /// What it has done so far.
     pub fn status(&self) -> Status {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The rule's durable cursor, as it moves: the ledger sequence through
+    /// which the replica holds what the ledger asks. Changes only after the
+    /// store recorded it; a closed watch means the replicator stopped.
+    pub fn cursor(&self) -> watch::Receiver<u64> {
+        self.cursor.clone()
     }
 
     /// Stops it after the call in progress; its progress is durable.
@@ -109,6 +121,8 @@ pub struct Replicator<T: Target> {
     target: Arc<T>,
     public_key: Vec<u8>,
     status: Arc<Mutex<Status>>,
+    /// The durable cursor, published for sync rules' writers.
+    cursor: watch::Sender<u64>,
     /// Writes still to be looked up before they are made.
     in_doubt: usize,
     /// The newest checkpoint the replica holds (with its ledger range), once known.
@@ -128,13 +142,15 @@ impl<T: Target> Replicator<T> {
     /// the checkpoints it copies.
     pub fn new(store: Store, rule: Rule, target: T, public_key: Vec<u8>) -> Result<Replicator<T>, ReplicaError> {
         rule.check()?;
-        let status = Status { rule: rule.name.clone(), ..Status::default() };
+        let cursor = store.replica_cursor(&rule.name)?;
+        let status = Status { rule: rule.name.clone(), cursor, ..Status::default() };
         Ok(Replicator {
             store,
             rule,
             target: Arc::new(target),
             public_key,
             status: Arc::new(Mutex::new(status)),
+            cursor: watch::Sender::new(cursor),
             in_doubt: RECORD_EVERY,
             last_checkpoint: None,
             checked: false,
@@ -174,6 +190,7 @@ impl<T: Target> Replicator<T> {
     pub fn spawn(mut self) -> Handle {
         let (stop, mut stopped) = watch::channel(false);
         let status = Arc::clone(&self.status);
+        let cursor = self.cursor.subscribe();
         let task = tokio::spawn(async move {
             let mut commits = self.store.ledger_watch();
             let mut backoff = Duration::from_millis(250);
@@ -207,7 +224,7 @@ impl<T: Target> Replicator<T> {
                 }
             }
         });
-        Handle { status, stop, task }
+        Handle { status, cursor, stop, task }
     }
 
     /// Copies everything from the cursor to the ledger head as it is now.
@@ -245,6 +262,12 @@ impl<T: Target> Replicator<T> {
     async fn record(&self, through: u64, copied: Vec<Replicated>) -> Result<(), ReplicaError> {
         self.store.record_replication(&self.rule.name, through, copied).await?;
         self.set(|s| s.cursor = through);
+        // Durable now: the writers waiting for it may be answered.
+        self.cursor.send_if_modified(|c| {
+            let moved = through > *c;
+            *c = (*c).max(through);
+            moved
+        });
         Ok(())
     }
 

@@ -480,3 +480,29 @@ async fn user_metadata_cannot_pose_as_a_copys_source_version() {
     let copy = held.iter().find(|h| h.head.version_id == true_copy).unwrap();
     assert_eq!(copy.bytes, b"real");
 }
+
+/// The cursor a sync rule's writers wait on (`Handle::cursor`) reaches a
+/// write only once the replica holds it and the store recorded it: not while
+/// the replica is down, and at once when it is back; a replicator started
+/// later publishes the durable cursor it starts from.
+#[tokio::test]
+async fn the_published_cursor_reaches_a_write_only_once_the_replica_holds_it() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    target.down.store(true, Ordering::SeqCst);
+    let handle = w.replicator("dr", &target).spawn();
+    let mut cursor = handle.cursor();
+    let ack = w.put("k", b"x", None).await;
+    let reached = |c: &u64| *c >= ack.ledger_sequence;
+    let waited = tokio::time::timeout(Duration::from_millis(300), cursor.wait_for(reached)).await.is_err();
+    assert!(waited, "a replica that is down holds nothing, so the cursor stays");
+    assert!(target.versions("k").is_empty());
+    target.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), cursor.wait_for(reached)).await.unwrap().unwrap();
+    assert_eq!(target.versions("k").len(), 1, "the replica held the write when the cursor said so");
+    assert!(w.store.replica_cursor("dr").unwrap() >= ack.ledger_sequence, "and the store had recorded it");
+    handle.stop().await;
+    let again = w.replicator("dr", &target).spawn();
+    assert_eq!(*again.cursor().borrow(), w.store.replica_cursor("dr").unwrap());
+    again.stop().await;
+}
