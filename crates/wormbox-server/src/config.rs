@@ -103,6 +103,11 @@ pub struct ReplicationConfig {
     /// once the replica holds it too.
     #[serde(default = "default_replica_mode")]
     pub mode: String,
+    /// Sync mode: how long a write waits for the replica before its client
+    /// is told `REPLICA_PENDING` (stored locally, replica copy not yet
+    /// confirmed), in milliseconds.
+    #[serde(default = "default_sync_timeout_ms")]
+    pub sync_timeout_ms: u64,
     /// A version without retention of its own gets COMPLIANCE retention for
     /// this many days on the replica (counted from its creation).
     #[serde(default)]
@@ -122,6 +127,14 @@ fn default_replica_region() -> String {
 fn default_replica_mode() -> String {
     "async".to_owned()
 }
+
+fn default_sync_timeout_ms() -> u64 {
+    30_000
+}
+
+/// The longest `sync_timeout_ms`: a client call that waits longer is better
+/// told the write is pending.
+pub const MAX_SYNC_TIMEOUT_MS: u64 = 600_000;
 
 fn default_evidence_retention_days() -> u32 {
     // Ten years and a leap day or three: the longest common record-keeping period.
@@ -534,8 +547,8 @@ impl WormboxdConfig {
             if !matches!(rule.mode.as_str(), "async" | "sync") {
                 return invalid("replication.mode", "must be `async` or `sync`");
             }
-            if rule.mode == "sync" {
-                return invalid("replication.mode", "`sync` is not available yet: use `async`");
+            if !(1..=MAX_SYNC_TIMEOUT_MS).contains(&rule.sync_timeout_ms) {
+                return invalid("replication.sync_timeout_ms", "must lie between 1 and 600000 (ten minutes)");
             }
             if rule.evidence_retention_days == 0 || rule.minimum_retention_days == Some(0) {
                 return invalid("replication", "retention days must be at least 1");
@@ -698,6 +711,26 @@ mod tests {
         old.validate().unwrap();
         assert_eq!(old.clock.max_rate_ms_per_s, Some(1000));
         assert_eq!(old.clock.policy(), policy);
+    }
+
+    const RULE: &str = "[[replication]]\nname = \"dr\"\nbucket = \"records\"\nendpoint = \"http://127.0.0.1:8333\"\ntarget_bucket = \"replica\"\n";
+
+    #[test]
+    fn a_sync_rule_is_accepted_with_a_bounded_wait_that_defaults_to_30_seconds() {
+        let config = WormboxdConfig::parse(&format!("{RULE}mode = \"sync\"\n")).unwrap();
+        config.validate().unwrap();
+        assert_eq!((config.replication[0].mode.as_str(), config.replication[0].sync_timeout_ms), ("sync", 30_000));
+        let config = WormboxdConfig::parse(&format!("{RULE}mode = \"sync\"\nsync_timeout_ms = 1500\n")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.replication[0].sync_timeout_ms, 1500);
+        for bad in [0, MAX_SYNC_TIMEOUT_MS + 1] {
+            let text = format!("{RULE}mode = \"sync\"\nsync_timeout_ms = {bad}\n");
+            let err = WormboxdConfig::parse(&text).unwrap().validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "replication.sync_timeout_ms", .. }), "{err}");
+        }
+        let err = WormboxdConfig::parse(&format!("{RULE}mode = \"Sync\"\n")).unwrap().validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { key: "replication.mode", .. }), "{err}");
+        assert!(WormboxdConfig::parse(&format!("{RULE}sync_timeout = 5\n")).is_err(), "a misspelt key is refused");
     }
 
     #[test]

@@ -9,11 +9,20 @@
 //! naming the rule; a replica that does not answer delays only the copy
 //! (async mode: the appliance serves and the replicator retries). The
 //! credential exists in clear only in memory; the file holds it sealed.
+//!
+//! Sync rules (`mode = "sync"`): a write a sync rule covers is answered only
+//! once the rule's durable cursor (`Handle::cursor`) has reached the write's
+//! ledger sequence, i.e. the replica holds it (`Replication::confirm`). The
+//! wait awaits a watch under a deadline and holds no thread; the local write
+//! is already durable and cannot be undone, so a replica that does not
+//! confirm in time gives `ReplicaPending` (the write stands, replication
+//! goes on), and a caller that gives up waiting changes nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use wormbox_mfa::MasterKey;
 use wormbox_model::{BucketName, Clock, SystemClock};
 use wormbox_replica::{
@@ -105,13 +114,83 @@ fn rule_of(config: &ReplicationConfig) -> Result<Rule, ServerError> {
     Ok(rule)
 }
 
+/// A write stored locally, durably, whose replica copy a sync rule did not
+/// confirm in time: the write stands (WORM: it cannot be undone) and the
+/// replica catches up later; the caller reads it back rather than write it
+/// again.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{what} is stored locally and durable (ledger entry {sequence}) and cannot be undone, but its replica copy \
+     (sync replication rule `{rule}`) is not yet confirmed after {timeout_ms} ms; replication goes on: read it \
+     back rather than write it again"
+)]
+pub struct ReplicaPending {
+    /// What was written: "version V", "delete marker V", ...
+    pub what: String,
+    /// Its version id (a marker's own id for a marker).
+    pub version_id: String,
+    /// Its ledger entry.
+    pub sequence: u64,
+    /// The sync rule that did not confirm it.
+    pub rule: String,
+    /// How long it waited (the rule's `sync_timeout_ms`).
+    pub timeout_ms: u64,
+}
+
+/// A sync rule as its writers wait on it.
+#[derive(Debug)]
+struct SyncRule {
+    rule: Rule,
+    timeout: Duration,
+    cursor: watch::Receiver<u64>,
+}
+
 /// The running replicators.
 #[derive(Debug, Default)]
 pub struct Replication {
     handles: Mutex<Vec<Handle>>,
+    sync: Vec<SyncRule>,
 }
 
 impl Replication {
+    /// Whether a sync rule covers `bucket`/`key`: its writes wait for the replica.
+    pub fn is_sync(&self, bucket: &BucketName, key: &str) -> bool {
+        self.sync.iter().any(|s| s.rule.covers(bucket.as_str(), key))
+    }
+
+    /// Returns once every sync rule covering `bucket`/`key` holds the write
+    /// recorded at ledger `sequence`, or `ReplicaPending` naming the first
+    /// rule that did not within its `sync_timeout_ms` (from this call). `what`
+    /// and `version_id` say what was written, for the error. Awaits the
+    /// rules' cursor watches: no thread is held, and dropping the future
+    /// (a cancelled caller) changes nothing.
+    pub async fn confirm(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        sequence: u64,
+        what: impl FnOnce() -> String,
+        version_id: &str,
+    ) -> Result<(), ReplicaPending> {
+        let start = tokio::time::Instant::now();
+        for sync in self.sync.iter().filter(|s| s.rule.covers(bucket.as_str(), key)) {
+            let mut cursor = sync.cursor.clone();
+            let reached = tokio::time::timeout_at(start + sync.timeout, cursor.wait_for(|c| *c >= sequence)).await;
+            // A closed watch: the replicator stopped (the appliance is
+            // stopping); the copy is not confirmed.
+            if !matches!(reached, Ok(Ok(_))) {
+                return Err(ReplicaPending {
+                    what: what(),
+                    version_id: version_id.to_owned(),
+                    sequence,
+                    rule: sync.rule.name.clone(),
+                    timeout_ms: u64::try_from(sync.timeout.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Each rule's status, in configuration order.
     pub fn statuses(&self) -> Vec<Status> {
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).iter().map(Handle::status).collect()
@@ -137,15 +216,17 @@ pub async fn start(
     // skew of 15 minutes is refused): a network protocol's clock, not the
     // compliance clock, which may be held back.
     let signing: Arc<dyn Clock> = Arc::new(SystemClock);
-    let replication = Arc::new(Replication::default());
     if rules.is_empty() {
-        return Ok(replication);
+        return Ok(Arc::new(Replication::default()));
     }
     let (key, _) =
         MasterKey::load_or_create(&data_dir.join(crate::MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
     let mut replicators = Vec::new();
+    // Each sync rule, with its bound, in the replicators' order.
+    let mut specs = Vec::new();
     for config in rules {
         let rule = rule_of(config)?;
+        specs.push((rule.mode == Mode::Sync).then(|| (rule.clone(), Duration::from_millis(config.sync_timeout_ms))));
         let credentials = open_credential(&key, data_dir, &rule.name)?;
         let s3 = S3Config {
             endpoint: config.endpoint.clone(),
@@ -172,7 +253,103 @@ pub async fn start(
         }
         replicators.push(replicator);
     }
-    let handles = replicators.into_iter().map(Replicator::spawn).collect();
-    *replication.handles.lock().unwrap_or_else(|p| p.into_inner()) = handles;
-    Ok(replication)
+    let handles: Vec<Handle> = replicators.into_iter().map(Replicator::spawn).collect();
+    let sync = specs
+        .into_iter()
+        .zip(&handles)
+        .filter_map(|(spec, handle)| spec.map(|(rule, timeout)| SyncRule { rule, timeout, cursor: handle.cursor() }))
+        .collect();
+    Ok(Arc::new(Replication { handles: Mutex::new(handles), sync }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(prefix: &str) -> Rule {
+        Rule {
+            name: "dr".into(),
+            bucket: BucketName::new("records").unwrap(),
+            prefix: prefix.into(),
+            mode: Mode::Sync,
+            minimum_retention: None,
+            replicate_purges: false,
+            evidence_retention: Duration::from_secs(86_400),
+        }
+    }
+
+    /// A replication with one sync rule over `records/trade/`, whose cursor
+    /// the test moves.
+    fn sync(timeout: Duration) -> (Replication, watch::Sender<u64>) {
+        let (tx, cursor) = watch::channel(3);
+        let sync = vec![SyncRule { rule: rule("trade/"), timeout, cursor }];
+        (Replication { handles: Mutex::default(), sync }, tx)
+    }
+
+    fn records() -> BucketName {
+        BucketName::new("records").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_covered_write_is_confirmed_once_the_cursor_reaches_it() {
+        let (replication, cursor) = sync(Duration::from_secs(30));
+        let replication = Arc::new(replication);
+        assert!(replication.is_sync(&records(), "trade/1") && !replication.is_sync(&records(), "mail/1"));
+        let waiting = {
+            let replication = Arc::clone(&replication);
+            tokio::spawn(async move { replication.confirm(&records(), "trade/1", 5, || "v".into(), "V").await })
+        };
+        cursor.send(4).unwrap();
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the cursor has not reached the write");
+        cursor.send(5).unwrap();
+        waiting.await.unwrap().unwrap();
+        // Already reached, or not covered: no wait at all.
+        replication.confirm(&records(), "trade/2", 5, || "v".into(), "V").await.unwrap();
+        replication.confirm(&records(), "mail/1", 99, || "v".into(), "V").await.unwrap();
+        replication.confirm(&BucketName::new("other").unwrap(), "trade/1", 99, || "v".into(), "V").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cursor_that_does_not_reach_the_write_gives_replica_pending_after_the_timeout() {
+        let (replication, _cursor) = sync(Duration::from_millis(80));
+        let start = std::time::Instant::now();
+        let pending = replication.confirm(&records(), "trade/1", 5, || "version V".into(), "V").await.unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(80), "it waited its bound");
+        assert_eq!(
+            pending,
+            ReplicaPending {
+                what: "version V".into(),
+                version_id: "V".into(),
+                sequence: 5,
+                rule: "dr".into(),
+                timeout_ms: 80
+            }
+        );
+        let message = pending.to_string();
+        assert!(message.contains("stored locally") && message.contains("not yet confirmed"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_replicator_confirms_nothing_and_says_so_at_once() {
+        let (replication, cursor) = sync(Duration::from_secs(30));
+        drop(cursor);
+        let start = std::time::Instant::now();
+        let pending = replication.confirm(&records(), "trade/1", 5, || "v".into(), "V").await.unwrap_err();
+        assert_eq!(pending.rule, "dr");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_waiting_leaves_the_rule_as_it_was() {
+        let (replication, cursor) = sync(Duration::from_secs(30));
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            replication.confirm(&records(), "trade/1", 5, || "v".into(), "V"),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        cursor.send(5).unwrap();
+        replication.confirm(&records(), "trade/1", 5, || "v".into(), "V").await.unwrap();
+    }
 }

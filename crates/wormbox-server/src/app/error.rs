@@ -13,6 +13,7 @@ use wormbox_store::StoreError;
 use wormbox_store::backend::BackendError;
 
 use crate::backup::BackupError;
+use crate::replication::ReplicaPending;
 
 /// Why an operation of `App` failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,10 @@ pub enum AppError {
     /// answer for all, so that a caller learns nothing about which.
     #[error("missing or invalid credential")]
     Unauthenticated,
+    /// The write is stored locally and durable, but a sync replication
+    /// rule's replica did not confirm it in time (it catches up later).
+    #[error(transparent)]
+    ReplicaPending(ReplicaPending),
     /// A task of this layer failed (a panicked blocking thread, an upload
     /// lost to a cancelled write); the message is what the client is told.
     #[error("{0}")]
@@ -46,6 +51,7 @@ impl AppError {
             AppError::Mfa(err) => mfa_code(err),
             AppError::Backup(err) => backup_code(err),
             AppError::Unauthenticated => "ACCESS_DENIED",
+            AppError::ReplicaPending(_) => "REPLICA_PENDING",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -110,6 +116,12 @@ fn backup_code(err: &BackupError) -> &'static str {
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> AppError {
         AppError::Store(err)
+    }
+}
+
+impl From<ReplicaPending> for AppError {
+    fn from(err: ReplicaPending) -> AppError {
+        AppError::ReplicaPending(err)
     }
 }
 

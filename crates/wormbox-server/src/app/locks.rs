@@ -80,17 +80,39 @@ impl App {
         let bypass = self.may_bypass(actor, bypass_governance)?;
         let what = format!("put-object-retention key={key} version={version}");
         let operation = Operation { bucket: bucket.to_string(), what };
-        self.guarded(actor, Guard::BucketOwner(&bucket.clone()), mfa.as_ref(), operation, |_, code| async move {
-            match code {
-                None => Ok(Guarded::Done(
-                    self.store.set_retention(actor, bucket, key, version, retention, bypass, None).await?,
-                )),
-                Some(code) => {
-                    self.store.set_retention_with_code(actor, bucket, key, version, retention, bypass, code).await
+        let (b, k) = (bucket.clone(), key.clone());
+        let done = self
+            .guarded(actor, Guard::BucketOwner(&bucket.clone()), mfa.as_ref(), operation, |_, code| async move {
+                match code {
+                    None => Ok(Guarded::Done(
+                        self.store.set_retention(actor, bucket, key, version, retention, bypass, None).await?,
+                    )),
+                    Some(code) => {
+                        self.store.set_retention_with_code(actor, bucket, key, version, retention, bypass, code).await
+                    }
                 }
+            })
+            .await?;
+        self.lock_replicated(&b, &k, done.1, "the retention of version", &version.to_string()).await?;
+        Ok(done)
+    }
+
+    /// A lock change a sync rule covers is answered once the replica
+    /// version carries it (`App::replicated`).
+    async fn lock_replicated(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        sequence: Option<u64>,
+        what: &str,
+        version: &str,
+    ) -> Result<(), AppError> {
+        match sequence {
+            Some(sequence) if self.replication.is_sync(bucket, key.as_str()) => {
+                self.replicated(bucket, key, sequence, what, version).await
             }
-        })
-        .await
+            _ => Ok(()),
+        }
     }
 
     /// PutObjectLegalHold: admins and auditors (compliance officers) only;
@@ -108,11 +130,15 @@ impl App {
         let operation = Operation { bucket: bucket.to_string(), what };
         // Placing a hold raises protection: it takes no code.
         let guard = if place { Guard::Unguarded } else { Guard::Lowering };
+        let (b, k) = (bucket.clone(), key.clone());
         let hold = HoldChange { bucket, key, version, case_id, place, note };
-        self.guarded(actor, guard, mfa.as_ref(), operation, |lowering, code| {
-            self.store.change_legal_hold(actor, hold, lowering, code)
-        })
-        .await
+        let done = self
+            .guarded(actor, guard, mfa.as_ref(), operation, |lowering, code| {
+                self.store.change_legal_hold(actor, hold, lowering, code)
+            })
+            .await?;
+        self.lock_replicated(&b, &k, done.1, "the legal hold of version", &version.to_string()).await?;
+        Ok(done)
     }
 
     /// PutBucketDefaultRetention (turns Object Lock on). Clearing or

@@ -4,6 +4,13 @@
 //! placed at write time needs the hold right; a delete marker destroys
 //! nothing and never spends a code, while a permanent delete's code (the
 //! bucket owner's) is spent only if the delete itself passed (`guard.rs`).
+//!
+//! A write a sync replication rule covers (a version, a delete marker, and
+//! in `locks.rs` a retention or hold change) is answered only once the
+//! replica holds it (`App::replicated`); the local write is durable first
+//! and stands whatever the replica does.
+
+use std::sync::Arc;
 
 use wormbox_mfa::Operation;
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector};
@@ -109,18 +116,61 @@ impl App {
     pub fn begin_upload(&self, actor: &Actor, request: PutObject) -> Result<AppUpload, AppError> {
         self.authorize(actor, Access::Write)?;
         self.authorize_lock_fields(actor, &request.object)?;
-        Ok(AppUpload::new(self.store.begin_upload(request.bucket, request.key, request.object)?))
+        let sync = self
+            .replication
+            .is_sync(&request.bucket, request.key.as_str())
+            .then(|| (Arc::clone(&self.replication), request.bucket.clone(), request.key.clone()));
+        Ok(AppUpload::new(self.store.begin_upload(request.bucket, request.key, request.object)?, sync))
     }
 
-    /// One Ingest record.
-    pub async fn ingest(&self, actor: &Actor, request: Ingest) -> Result<WriteAck, AppError> {
+    /// One Ingest record. `stored` is called once the record is stored
+    /// locally (before a sync rule's wait for the replica): a front end
+    /// returns the record's receive budget there.
+    pub async fn ingest(&self, actor: &Actor, request: Ingest, stored: impl FnOnce()) -> Result<WriteAck, AppError> {
         let Ingest { put: PutObject { bucket, key, object }, data } = request;
         self.authorize(actor, Access::Write)?;
         self.authorize_lock_fields(actor, &object)?;
         if data.len() as u64 > self.max_ingest_record_bytes {
             return Err(StoreError::TooLarge { limit: self.max_ingest_record_bytes }.into());
         }
-        Ok(self.store.put_object(actor, bucket, key, object, data).await?)
+        let sync = self.replication.is_sync(&bucket, key.as_str()).then(|| (bucket.clone(), key.clone()));
+        let ack = self.store.put_object(actor, bucket, key, object, data).await;
+        stored();
+        let ack = ack?;
+        if let Some((bucket, key)) = sync {
+            self.replicated(&bucket, &key, ack.ledger_sequence, "version", &ack.version_id).await?;
+        }
+        Ok(ack)
+    }
+
+    /// Waits until every sync rule covering `bucket`/`key` holds the write
+    /// at ledger `sequence` (`Replication::confirm`); `what` ("version",
+    /// "delete marker", ...) and `version_id` name it in a `ReplicaPending`.
+    pub(crate) async fn replicated(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        sequence: u64,
+        what: &str,
+        version_id: &str,
+    ) -> Result<(), AppError> {
+        let name = || format!("{what} {version_id} of `{bucket}/{key}`");
+        Ok(self.replication.confirm(bucket, key.as_str(), sequence, name, version_id).await?)
+    }
+
+    /// Waits for the replica as `replicated` does for a delete's outcome,
+    /// when it wrote a delete marker.
+    async fn marker_replicated(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        outcome: &DeleteOutcome,
+    ) -> Result<(), AppError> {
+        if let (true, Some(sequence)) = (outcome.delete_marker, outcome.ledger_sequence) {
+            let id = outcome.version_id.as_deref().unwrap_or_default();
+            self.replicated(bucket, key, sequence, "delete marker", id).await?;
+        }
+        Ok(())
     }
 
     /// GetObject: the version and a reader of its bytes (which reads the
@@ -143,7 +193,15 @@ impl App {
         let bypass = self.may_bypass(actor, bypass_governance)?;
         // A delete marker destroys nothing and never spends a code.
         let (Some(mfa), Some(selector)) = (mfa, version) else {
-            return Ok(self.store.delete_object_guarded(actor, bucket, key, version, None, bypass).await?);
+            let (b, k) = (bucket.clone(), key.clone());
+            let outcome = self.store.delete_object_guarded(actor, bucket, key, version, None, bypass).await?;
+            // A sync rule's replica holds the marker before it is answered
+            // (a purge is not waited for: the replica keeps its copy anyway
+            // unless the rule copies purges).
+            if version.is_none() {
+                self.marker_replicated(&b, &k, &outcome).await?;
+            }
+            return Ok(outcome);
         };
         let what = format!("delete-version key={key} version={selector}");
         let operation = Operation { bucket: bucket.to_string(), what };
@@ -172,13 +230,28 @@ impl App {
         let mfa = mfa.filter(|_| purges > 0);
         let what = format!("delete-objects entries={} versions={purges}", entries.len());
         let operation = Operation { bucket: bucket.to_string(), what };
-        self.guarded(actor, Guard::BucketOwner(&bucket.clone()), mfa.as_ref(), operation, |_, code| async move {
-            match code {
-                Some(code) => self.store.delete_objects_with_code(actor, bucket, entries, bypass, code).await,
-                None => Ok(Guarded::Done(self.store.delete_objects(actor, bucket, entries, bypass).await?)),
-            }
-        })
-        .await
+        let b = bucket.clone();
+        let outcomes = self
+            .guarded(actor, Guard::BucketOwner(&bucket.clone()), mfa.as_ref(), operation, |_, code| async move {
+                match code {
+                    Some(code) => self.store.delete_objects_with_code(actor, bucket, entries, bypass, code).await,
+                    None => Ok(Guarded::Done(self.store.delete_objects(actor, bucket, entries, bypass).await?)),
+                }
+            })
+            .await?;
+        // The markers a sync rule covers, newest first: once the newest is
+        // confirmed the older ones of the same rule are too.
+        let mut markers: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.entry.version.is_none())
+            .filter_map(|o| o.result.as_ref().ok().map(|done| (&o.entry.key, done)))
+            .filter(|(key, _)| self.replication.is_sync(&b, key.as_str()))
+            .collect();
+        markers.sort_by_key(|(_, done)| std::cmp::Reverse(done.ledger_sequence));
+        for (key, done) in markers {
+            self.marker_replicated(&b, key, done).await?;
+        }
+        Ok(outcomes)
     }
 
     /// ListObjectVersions. Scans: call it off the async runtime.

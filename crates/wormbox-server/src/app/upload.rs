@@ -8,22 +8,30 @@
 //! queue send, which does not block). While a write runs, the upload is on
 //! the blocking thread: a caller cancelled then leaves it to be dropped
 //! there, and this handle is spent (every later call fails). Nothing here
-//! hands a publish over but `finish`.
+//! hands a publish over but `finish`. An upload a sync replication rule
+//! covers is answered once the replica holds it (`Replication::confirm`),
+//! after the publish, which stands whatever the replica does.
 
-use wormbox_model::Digest;
+use std::sync::Arc;
+
+use wormbox_model::{BucketName, Digest, ObjectKey};
 use wormbox_store::{Actor, StoreError, Upload, WriteAck};
 
 use crate::app::AppError;
+use crate::replication::Replication;
+
+/// Where a sync rule's upload waits for its replica copy.
+type SyncWait = (Arc<Replication>, BucketName, ObjectKey);
 
 /// An upload in progress, handed out by `App::begin_upload`.
 #[derive(Debug)]
-pub struct AppUpload(Option<Upload>);
+pub struct AppUpload(Option<Upload>, Option<SyncWait>);
 
 const LOST: &str = "the upload was lost";
 
 impl AppUpload {
-    pub(crate) fn new(upload: Upload) -> AppUpload {
-        AppUpload(Some(upload))
+    pub(crate) fn new(upload: Upload, sync: Option<SyncWait>) -> AppUpload {
+        AppUpload(Some(upload), sync)
     }
 
     /// Appends bytes; full chunks go to the backend (not yet synced, not yet
@@ -46,11 +54,18 @@ impl AppUpload {
     /// Checks the digest and publishes the version durably, as `actor`. The
     /// last partial chunk is written on a blocking thread first; on any
     /// error nothing is published and the chunks are discarded. Cancelled
-    /// after the publish was queued, the version may still be published, whole.
+    /// after the publish was queued, the version may still be published,
+    /// whole. Under a sync rule it then waits for the replica's copy:
+    /// `ReplicaPending` if not confirmed in time (the version stands).
     pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, AppError> {
         self.run(Upload::seal).await?;
         let upload = self.0.take().ok_or_else(|| AppError::Internal(LOST.to_owned()))?;
-        Ok(upload.finish(actor).await?)
+        let ack = upload.finish(actor).await?;
+        if let Some((replication, bucket, key)) = self.1.take() {
+            let what = || format!("version {} of `{bucket}/{key}`", ack.version_id);
+            replication.confirm(&bucket, key.as_str(), ack.ledger_sequence, what, &ack.version_id).await?;
+        }
+        Ok(ack)
     }
 
     /// Runs `work` on the upload, on a blocking thread.

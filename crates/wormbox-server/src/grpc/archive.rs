@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
 use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
-use crate::app::{self, Access, App, AppUpload};
+use crate::app::{self, Access, App, AppError, AppUpload};
 use crate::grpc::auth::authenticate;
 use crate::grpc::blocking;
 use crate::grpc::budget::{ReceiveBudget, Tickets};
@@ -75,7 +75,10 @@ fn check_end(upload: &AppUpload, end: Option<v1::PutObjectEnd>) -> Result<(), St
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Stores one record; `budget`, the record's share of the receive budget,
-/// goes back when it is answered.
+/// goes back once it is stored (before a sync rule's wait for the replica).
+/// A record stored whose replica copy is not confirmed in time is answered
+/// with its version id and ledger sequence beside its `REPLICA_PENDING`
+/// error: it stands, and is not to be sent again.
 fn ingest_one(
     app: Arc<App>,
     actor: Actor,
@@ -84,18 +87,27 @@ fn ingest_one(
 ) -> BoxFuture<v1::IngestAck> {
     Box::pin(async move {
         let sequence = record.sequence;
+        let mut budget = Some(budget);
         let res = async {
-            let bucket = convert::bucket_name(&record.bucket)?;
-            let key = convert::object_key(&record.key)?;
+            let bucket = convert::bucket_name(&record.bucket).map_err(|s| (s, None))?;
+            let key = convert::object_key(&record.key).map_err(|s| (s, None))?;
             let object = convert::new_object(
                 record.content_type,
                 record.user_metadata,
                 &record.expected_sha256,
                 record.retention,
                 String::new(),
-            )?;
+            )
+            .map_err(|s| (s, None))?;
             let put = app::PutObject { bucket, key, object };
-            app.ingest(&actor, app::Ingest { put, data: record.data }).await.map_err(status)
+            let stored = || drop(budget.take());
+            app.ingest(&actor, app::Ingest { put, data: record.data }, stored).await.map_err(|err| match err {
+                AppError::ReplicaPending(ref p) => {
+                    let stored = (p.version_id.clone(), p.sequence);
+                    (status(err), Some(stored))
+                }
+                err => (status(err), None),
+            })
         }
         .await;
         drop(budget);
@@ -107,11 +119,16 @@ fn ingest_one(
                 ledger_sequence: ack.ledger_sequence,
                 error: None,
             },
-            Err(status) => v1::IngestAck {
-                sequence,
-                error: Some(v1::IngestError { reason: reason_of(&status), message: status.message().to_owned() }),
-                ..v1::IngestAck::default()
-            },
+            Err((status, stored)) => {
+                let (version_id, ledger_sequence) = stored.unwrap_or_default();
+                v1::IngestAck {
+                    sequence,
+                    version_id,
+                    ledger_sequence,
+                    error: Some(v1::IngestError { reason: reason_of(&status), message: status.message().to_owned() }),
+                    ..v1::IngestAck::default()
+                }
+            }
         }
     })
 }

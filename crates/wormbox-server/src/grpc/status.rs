@@ -56,6 +56,17 @@ pub(crate) fn status(err: impl Into<AppError>) -> Status {
         AppError::Mfa(mfa) => from_mfa(mfa),
         AppError::Backup(backup) => from_backup(backup),
         AppError::Unauthenticated => Ok((Code::Unauthenticated, HashMap::new())),
+        // Unavailable (the replica), yet with a reason: the client must tell
+        // it from a write that did not happen, and must not write it again.
+        AppError::ReplicaPending(pending) => Ok((
+            Code::Unavailable,
+            HashMap::from([
+                ("version_id".to_owned(), pending.version_id.clone()),
+                ("ledger_sequence".to_owned(), pending.sequence.to_string()),
+                ("rule".to_owned(), pending.rule.clone()),
+                ("sync_timeout_ms".to_owned(), pending.timeout_ms.to_string()),
+            ]),
+        )),
         AppError::Internal(_) => return Status::internal(message),
     };
     match decided {
@@ -228,6 +239,18 @@ mod tests {
         let info = locked.get_details_error_info().unwrap();
         assert_eq!(info.metadata.get("locked_until_unix_seconds").map(String::as_str), Some("42"));
         assert_eq!(status(BackupError::Stopping).code(), Code::Unavailable);
+        let pending = status(crate::replication::ReplicaPending {
+            what: "version V".into(),
+            version_id: "V".into(),
+            sequence: 7,
+            rule: "dr".into(),
+            timeout_ms: 1500,
+        });
+        assert_eq!((pending.code(), reason_of(&pending).as_str()), (Code::Unavailable, "REPLICA_PENDING"));
+        let info = pending.get_details_error_info().unwrap();
+        assert_eq!(info.metadata.get("version_id").map(String::as_str), Some("V"));
+        assert_eq!(info.metadata.get("ledger_sequence").map(String::as_str), Some("7"));
+        assert!(pending.message().contains("stored locally") && pending.message().contains("not yet confirmed"));
         let late = message_deadline("a message's body did not arrive", 300);
         assert_eq!((late.code(), reason_of(&late).as_str()), (Code::DeadlineExceeded, "MESSAGE_DEADLINE"));
     }
