@@ -20,6 +20,8 @@ mod principals;
 mod replication;
 /// Health, reflection and the shape of the served API.
 mod service;
+/// Sync replication: the answer waits for the replica, within a bound.
+mod sync_replication;
 /// Repository rules: file headers, dependency edges, the shipped config.
 mod tidy;
 

@@ -36,6 +36,7 @@ async fn appliance_with_rule(target: &S3Target) -> anyhow::Result<TestAppliance>
         target_bucket: "replica".into(),
         ca_file: None,
         mode: "async".into(),
+        sync_timeout_ms: 30_000,
         minimum_retention_days: None,
         replicate_purges: false,
         evidence_retention_days: 400,
