@@ -281,14 +281,60 @@ async fn covered_writes_to_a_replica_that_never_answers_are_stored_and_answered_
         assert_eq!(body, vec![(ack.sequence % 251) as u8; 16]);
     }
 
+    let mut compliance = app.compliance().await.unwrap();
+    let hold = v1::PutObjectLegalHoldRequest {
+        bucket: "records".into(),
+        key: "trade/1.pdf".into(),
+        version_id: version.clone(),
+        case_id: "SEC-2026-9".into(),
+        place: true,
+        ..Default::default()
+    };
+    let held = compliance.put_object_legal_hold(hold).await.unwrap_err();
+    assert_eq!(reason(&held), "REPLICA_PENDING");
+    let head =
+        v1::HeadObjectRequest { bucket: "records".into(), key: "trade/1.pdf".into(), version_id: version.clone() };
+    let head = archive.head_object(head).await.unwrap().into_inner().version.unwrap();
+    assert!(!head.legal_holds.is_empty(), "the hold stands: {head:?}");
+
     let marker = delete(&mut archive, "records", "trade/1.pdf", "").await.unwrap_err();
     assert_eq!(reason(&marker), "REPLICA_PENDING");
     let latest = get(&mut archive, "records", "trade/1.pdf", "").await.unwrap_err();
     assert_eq!(reason(&latest), "DELETE_MARKER", "the marker stands");
+    let many = v1::DeleteObjectsRequest {
+        bucket: "records".into(),
+        objects: vec![
+            v1::ObjectIdentifier { key: "trade/batch/00000".into(), ..Default::default() },
+            v1::ObjectIdentifier { key: "trade/batch/00001".into(), ..Default::default() },
+        ],
+        ..Default::default()
+    };
+    let markers = archive.delete_objects(many).await.unwrap_err();
+    assert_eq!(reason(&markers), "REPLICA_PENDING");
+    let gone = get(&mut archive, "records", "trade/batch/00001", "").await.unwrap_err();
+    assert_eq!(reason(&gone), "DELETE_MARKER", "the markers stand");
 
     let started = Instant::now();
     put(&mut archive, "records", "mail/1.eml", b"not covered").await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(300), "an uncovered write does not wait");
+}
+
+/// A client that gives up while its write waits for the replica changes
+/// nothing: the version is stored, once, and the appliance serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_gives_up_waiting_for_the_replica_changes_nothing() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (_app, mut archive) =
+        appliance(rule(&format!("http://{closed}"), "replica", "sync", 60_000), "AK:S".into()).await;
+    let mut impatient = archive.clone();
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(500), put(&mut impatient, "records", "trade/1.pdf", b"kept")).await;
+    assert!(gave_up.is_err(), "the answer waits for the replica");
+    drop(impatient);
+    let listed = super::versions(&mut archive, "records").await;
+    assert_eq!(listed.versions.len(), 1, "stored once: {listed:?}");
+    assert_eq!(get(&mut archive, "records", "trade/1.pdf", "").await.unwrap().1, b"kept");
+    put(&mut archive, "records", "mail/1.eml", b"serving").await.unwrap();
 }
 
 /// Ingest of 2,000 records of 1 KiB with a sync rule against the same with
