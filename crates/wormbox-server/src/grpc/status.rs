@@ -6,6 +6,8 @@
 //! compile until its gRPC code is decided here. Clients get a terse message;
 //! logs get the full chain, and failures that are not the client's (lost or
 //! unavailable storage, a failed authority or backup) carry no ErrorInfo.
+//! `REPLICA_PENDING` is UNAVAILABLE with ErrorInfo: the write happened and
+//! the client must be able to tell it from one that did not.
 
 use std::collections::HashMap;
 
