@@ -18,6 +18,8 @@ mod object_lock;
 mod principals;
 /// Replication to real S3 Object Lock engines.
 mod replication;
+/// The replica's status and its verification against the archive.
+mod replica_ops;
 /// Health, reflection and the shape of the served API.
 mod service;
 /// Repository rules: file headers, dependency edges, the shipped config.

@@ -107,12 +107,32 @@ fn rule_of(config: &ReplicationConfig) -> Result<Rule, ServerError> {
 #[derive(Debug, Default)]
 pub struct Replication {
     handles: Mutex<Vec<Handle>>,
+    targets: Mutex<Vec<RuleTarget>>,
+}
+
+/// A rule as `replica status` and `verify --replica` see it: where it
+/// copies to, and a client of its replica to read it back with.
+#[derive(Clone, Debug)]
+pub struct RuleTarget {
+    /// The rule.
+    pub rule: Rule,
+    /// The replica's endpoint.
+    pub endpoint: String,
+    /// The replica bucket.
+    pub target_bucket: String,
+    /// A client of the replica bucket (the rule's own credential).
+    pub client: S3Client,
 }
 
 impl Replication {
     /// Each rule's status, in configuration order.
     pub fn statuses(&self) -> Vec<Status> {
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).iter().map(Handle::status).collect()
+    }
+
+    /// Each rule with its replica, in configuration order.
+    pub fn targets(&self) -> Vec<RuleTarget> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Stops every replicator; their progress is durable.
@@ -142,6 +162,7 @@ pub async fn start(
     let (key, _) =
         MasterKey::load_or_create(&data_dir.join(crate::MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
     let mut replicators = Vec::new();
+    let mut targets = Vec::new();
     for config in rules {
         let rule = rule_of(config)?;
         let credentials = open_credential(&key, data_dir, &rule.name)?;
@@ -155,6 +176,12 @@ pub async fn start(
         };
         let client = S3Client::new(s3, Arc::clone(&signing))
             .map_err(|e| ServerError::Replication(format!("replication rule `{}`: {e}", rule.name)))?;
+        targets.push(RuleTarget {
+            rule: rule.clone(),
+            endpoint: config.endpoint.clone(),
+            target_bucket: config.target_bucket.clone(),
+            client: client.clone(),
+        });
         let name = rule.name.clone();
         let mut replicator = Replicator::new(store.clone(), rule, client, public_key.to_vec())
             .map_err(|e| ServerError::Replication(e.to_string()))?;
@@ -172,5 +199,6 @@ pub async fn start(
     }
     let handles = replicators.into_iter().map(Replicator::spawn).collect();
     *replication.handles.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+    *replication.targets.lock().unwrap_or_else(|p| p.into_inner()) = targets;
     Ok(replication)
 }

@@ -30,6 +30,10 @@ pub enum AppError {
     /// answer for all, so that a caller learns nothing about which.
     #[error("missing or invalid credential")]
     Unauthenticated,
+    /// The replica could not be read (it did not answer, or refused the
+    /// rule's credential): nothing about the replica was concluded.
+    #[error("the replica could not be read: {0}")]
+    Replica(String),
     /// A task of this layer failed (a panicked blocking thread, an upload
     /// lost to a cancelled write); the message is what the client is told.
     #[error("{0}")]
@@ -46,6 +50,7 @@ impl AppError {
             AppError::Mfa(err) => mfa_code(err),
             AppError::Backup(err) => backup_code(err),
             AppError::Unauthenticated => "ACCESS_DENIED",
+            AppError::Replica(_) => "UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }
     }
