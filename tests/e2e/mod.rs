@@ -16,10 +16,10 @@ mod mfa;
 mod object_lock;
 /// Principals and roles through the Admin API.
 mod principals;
-/// Replication to real S3 Object Lock engines.
-mod replication;
 /// The replica's status and its verification against the archive.
 mod replica_ops;
+/// Replication to real S3 Object Lock engines.
+mod replication;
 /// Health, reflection and the shape of the served API.
 mod service;
 /// Repository rules: file headers, dependency edges, the shipped config.

@@ -119,8 +119,7 @@ async fn replica_status_and_verify_name_a_replica_version_deleted_behind_wormbox
     assert_eq!(rule.last_error, "");
     // Writers and readers are refused both calls; an unknown rule is named.
     for credential in [&owner, &reader] {
-        let refused =
-            admin_as(&app, credential).await.get_replication_status(v1::GetReplicationStatusRequest {}).await;
+        let refused = admin_as(&app, credential).await.get_replication_status(v1::GetReplicationStatusRequest {}).await;
         assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
         let mut their_compliance = app.compliance_as(credential).await.unwrap();
         let refused = their_compliance.verify_replica(v1::VerifyReplicaRequest { rule: "dr".into() }).await;
@@ -147,6 +146,9 @@ async fn replica_status_and_verify_name_a_replica_version_deleted_behind_wormbox
     assert!(!report.ok, "{report:?}");
     let divergence = report.divergence.unwrap();
     assert_eq!(divergence.kind, "missing-version", "{divergence:?}");
-    assert_eq!((divergence.key.as_str(), divergence.version_id.as_str()), ("trade/plain.txt", plain.version_id.as_str()));
+    assert_eq!(
+        (divergence.key.as_str(), divergence.version_id.as_str()),
+        ("trade/plain.txt", plain.version_id.as_str())
+    );
     assert_eq!(divergence.replica_version_id, copy, "the recorded copy is named");
 }

@@ -291,7 +291,8 @@ impl<T: Target + ?Sized> Verifier<'_, T> {
                     let shown = |l: Option<Lock>| {
                         l.map_or("none".to_owned(), |l| format!("{} until {}", l.mode.as_str(), l.until))
                     };
-                    let what = format!("retention {} on the replica, at least {} wanted", shown(held), shown(Some(wanted)));
+                    let what =
+                        format!("retention {} on the replica, at least {} wanted", shown(held), shown(Some(wanted)));
                     return Ok(diverged(DivergenceKind::Retention, k, &source, &rid, what));
                 }
             }
@@ -407,7 +408,10 @@ impl<T: Target + ?Sized> Verifier<'_, T> {
                         return Ok(bad(&rid, format!("entry {expected} is missing (entry {found} follows)")));
                     }
                     Err(ChainBreak::Altered { sequence }) => {
-                        return Ok(bad(&rid, format!("entry {sequence} does not hash to its chain hash: it was altered")));
+                        return Ok(bad(
+                            &rid,
+                            format!("entry {sequence} does not hash to its chain hash: it was altered"),
+                        ));
                     }
                 }
             }
@@ -416,7 +420,8 @@ impl<T: Target + ?Sized> Verifier<'_, T> {
             }
             match body.next().await {
                 Some(chunk) => {
-                    let chunk = chunk.map_err(|e| TargetError::Unavailable(format!("reading from the replica: {e}")))?;
+                    let chunk =
+                        chunk.map_err(|e| TargetError::Unavailable(format!("reading from the replica: {e}")))?;
                     self.report.bytes_read += chunk.len() as u64;
                     buffer.extend_from_slice(&chunk);
                 }
@@ -431,14 +436,22 @@ impl<T: Target + ?Sized> Verifier<'_, T> {
             return Ok(bad(&rid, format!("it ends at entry {walked}, not {last}")));
         }
         if head != checkpoint.head {
-            let what = format!("it chains to {} at entry {last}, the checkpoint signs {}", head.to_hex(), checkpoint.head.to_hex());
+            let what = format!(
+                "it chains to {} at entry {last}, the checkpoint signs {}",
+                head.to_hex(),
+                checkpoint.head.to_hex()
+            );
             return Ok(bad(&rid, what));
         }
         self.report.ledger_ranges_checked += 1;
         Ok(None)
     }
 
-    async fn checkpoint(&mut self, checkpoint: &Checkpoint, public_key: &[u8]) -> Result<Option<Divergence>, ReplicaError> {
+    async fn checkpoint(
+        &mut self,
+        checkpoint: &Checkpoint,
+        public_key: &[u8],
+    ) -> Result<Option<Divergence>, ReplicaError> {
         let name = layout::checkpoint_key(checkpoint.sequence);
         let bad = |rid: &str, what: String| diverged(DivergenceKind::Checkpoint, &name, "", rid, what);
         let missing = |rid: &str| {
@@ -456,7 +469,10 @@ impl<T: Target + ?Sized> Verifier<'_, T> {
                 return Ok(bad(&rid, format!("it is larger than {MAX_CHECKPOINT_BYTES} bytes")));
             }
         }
-        let held = match serde_json::from_slice::<CheckpointFile>(&raw).map_err(|e| e.to_string()).and_then(|f| f.checkpoint()) {
+        let held = match serde_json::from_slice::<CheckpointFile>(&raw)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.checkpoint())
+        {
             Ok(held) => held,
             Err(e) => return Ok(bad(&rid, format!("it does not read as a checkpoint file: {e}"))),
         };

@@ -178,7 +178,8 @@ impl Target for MemTarget {
     }
 
     fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>> {
-        let found = self.versions(key).into_iter().find(|h| h.head.version_id == version_id && !h.head.is_delete_marker);
+        let found =
+            self.versions(key).into_iter().find(|h| h.head.version_id == version_id && !h.head.is_delete_marker);
         Box::pin(async move {
             self.up()?;
             // In small chunks, as a real replica streams them.
@@ -308,7 +309,15 @@ async fn verified_world() -> (World, Arc<MemTarget>) {
     let b = w.put("a.pdf", b"second", None).await;
     let key = ObjectKey::new("a.pdf").unwrap();
     w.store
-        .set_legal_hold(&w.auditor, w.bucket.clone(), key.clone(), VersionSelector::Id(b.id), "case-1".into(), true, String::new())
+        .set_legal_hold(
+            &w.auditor,
+            w.bucket.clone(),
+            key.clone(),
+            VersionSelector::Id(b.id),
+            "case-1".into(),
+            true,
+            String::new(),
+        )
         .await
         .unwrap();
     w.store.checkpoint().await.unwrap();
@@ -354,7 +363,10 @@ async fn a_missing_version_is_named() {
     let report = verify_replica(&w, &target).await;
     let d = divergence(&report);
     let head = w.store.head_object(&w.bucket, &ObjectKey::new("b.bin").unwrap(), None).unwrap();
-    assert_eq!((d.kind, d.key.as_str(), d.version_id.as_str()), (DivergenceKind::MissingVersion, "b.bin", head.version_id.as_str()));
+    assert_eq!(
+        (d.kind, d.key.as_str(), d.version_id.as_str()),
+        (DivergenceKind::MissingVersion, "b.bin", head.version_id.as_str())
+    );
 }
 
 /// A copy whose bytes were changed (same size) is caught by re-hashing.
@@ -374,14 +386,18 @@ async fn an_edited_replica_object_is_named() {
 async fn a_shorter_or_weaker_retention_is_named() {
     let (w, target) = verified_world().await;
     let original = target.versions("a.pdf")[2].head.lock.unwrap();
-    behind_its_back(&target, "a.pdf", |v| v[2].head.lock = Some(Lock { until: Timestamp(original.until.0 - 1), ..original }));
+    behind_its_back(&target, "a.pdf", |v| {
+        v[2].head.lock = Some(Lock { until: Timestamp(original.until.0 - 1), ..original })
+    });
     let d = divergence(&verify_replica(&w, &target).await).clone();
     assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::Retention, "a.pdf"), "{d}");
     behind_its_back(&target, "a.pdf", |v| v[2].head.lock = Some(Lock { mode: RetentionMode::Governance, ..original }));
     let d = divergence(&verify_replica(&w, &target).await).clone();
     assert_eq!(d.kind, DivergenceKind::Retention, "{d}");
     // Longer than the source's is at least the source's.
-    behind_its_back(&target, "a.pdf", |v| v[2].head.lock = Some(Lock { until: Timestamp(original.until.0 + 1), ..original }));
+    behind_its_back(&target, "a.pdf", |v| {
+        v[2].head.lock = Some(Lock { until: Timestamp(original.until.0 + 1), ..original })
+    });
     assert!(verify_replica(&w, &target).await.is_ok());
 }
 
