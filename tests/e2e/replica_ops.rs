@@ -1,4 +1,4 @@
-//! The replica as operators see it, end to end against SeaweedFS:
+//! The replica as operators see it, end to end against SeaweedFS and Ceph RGW:
 //! `Admin.GetReplicationStatus` (a rule's cursor, lag and counts) and
 //! `Compliance.VerifyReplica` (the replica checked against the archive),
 //! both for admins and auditors only, and a replica version deleted behind
@@ -78,8 +78,17 @@ async fn put(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn replica_status_and_verify_name_a_replica_version_deleted_behind_wormboxs_back() {
-    let Some(target) = S3Target::start("seaweedfs") else { return };
+async fn replica_status_and_verify_name_a_replica_version_deleted_behind_wormboxs_back_on_seaweedfs() {
+    scenario("seaweedfs").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replica_status_and_verify_name_a_replica_version_deleted_behind_wormboxs_back_on_ceph_rgw() {
+    scenario("rgw").await;
+}
+
+async fn scenario(engine: &'static str) {
+    let Some(target) = S3Target::start(engine) else { return };
     let replica = target.bucket("replica", true).await;
     let app = appliance(&target).await;
     let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
