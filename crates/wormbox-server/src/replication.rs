@@ -161,8 +161,8 @@ pub async fn start(
     }
     let (key, _) =
         MasterKey::load_or_create(&data_dir.join(crate::MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
-    let mut replicators = Vec::new();
     let mut targets = Vec::new();
+    let mut replicators = Vec::new();
     for config in rules {
         let rule = rule_of(config)?;
         let credentials = open_credential(&key, data_dir, &rule.name)?;

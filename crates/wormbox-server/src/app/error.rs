@@ -26,14 +26,14 @@ pub enum AppError {
     /// A backup was refused or failed (never `BackupError::Store`).
     #[error(transparent)]
     Backup(BackupError),
-    /// The credential is missing, malformed, unknown, revoked or wrong: one
-    /// answer for all, so that a caller learns nothing about which.
-    #[error("missing or invalid credential")]
-    Unauthenticated,
     /// The replica could not be read (it did not answer, or refused the
     /// rule's credential): nothing about the replica was concluded.
     #[error("the replica could not be read: {0}")]
     Replica(String),
+    /// The credential is missing, malformed, unknown, revoked or wrong: one
+    /// answer for all, so that a caller learns nothing about which.
+    #[error("missing or invalid credential")]
+    Unauthenticated,
     /// A task of this layer failed (a panicked blocking thread, an upload
     /// lost to a cancelled write); the message is what the client is told.
     #[error("{0}")]
@@ -49,8 +49,8 @@ impl AppError {
             AppError::Store(err) => store_code(err),
             AppError::Mfa(err) => mfa_code(err),
             AppError::Backup(err) => backup_code(err),
-            AppError::Unauthenticated => "ACCESS_DENIED",
             AppError::Replica(_) => "UNAVAILABLE",
+            AppError::Unauthenticated => "ACCESS_DENIED",
             AppError::Internal(_) => "INTERNAL",
         }
     }

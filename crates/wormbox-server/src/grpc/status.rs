@@ -55,8 +55,8 @@ pub(crate) fn status(err: impl Into<AppError>) -> Status {
         AppError::Store(store) => from_store(store),
         AppError::Mfa(mfa) => from_mfa(mfa),
         AppError::Backup(backup) => from_backup(backup),
-        AppError::Unauthenticated => Ok((Code::Unauthenticated, HashMap::new())),
         AppError::Replica(_) => return Status::unavailable(message),
+        AppError::Unauthenticated => Ok((Code::Unauthenticated, HashMap::new())),
         AppError::Internal(_) => return Status::internal(message),
     };
     match decided {
