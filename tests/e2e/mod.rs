@@ -16,6 +16,8 @@ mod mfa;
 mod object_lock;
 /// Principals and roles through the Admin API.
 mod principals;
+/// The replica's status and its verification against the archive.
+mod replica_ops;
 /// Replication to real S3 Object Lock engines.
 mod replication;
 /// Health, reflection and the shape of the served API.

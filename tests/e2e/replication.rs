@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use wormbox_proto::v1;
 use wormbox_replica::{EntryKind, LockMode, S3Client, layout};
-use wormbox_server::config::ReplicationConfig;
-use wormbox_test_utils::s3_targets::S3Target;
+use wormbox_test_utils::s3_targets::{S3Target, appliance_replicating_to};
 use wormbox_test_utils::{TEST_EPOCH, TestAppliance};
 
 use super::put_end;
@@ -22,31 +21,6 @@ fn retention(days: i64) -> v1::Retention {
         mode: v1::RetentionMode::Compliance as i32,
         retain_until_unix_micros: TEST_EPOCH.0 + days * DAY_MICROS,
     }
-}
-
-/// An appliance with rule `dr` copying bucket `records` to the engine's
-/// bucket `replica`, its credential sealed as the operator would.
-async fn appliance_with_rule(target: &S3Target) -> anyhow::Result<TestAppliance> {
-    let rule = ReplicationConfig {
-        name: "dr".into(),
-        bucket: "records".into(),
-        prefix: String::new(),
-        endpoint: target.endpoint.clone(),
-        region: "us-east-1".into(),
-        target_bucket: "replica".into(),
-        ca_file: None,
-        mode: "async".into(),
-        sync_timeout_ms: 30_000,
-        minimum_retention_days: None,
-        replicate_purges: false,
-        evidence_retention_days: 400,
-    };
-    let credential = format!("{}:{}", target.access, target.secret);
-    TestAppliance::start_with(move |config| {
-        wormbox_server::replication::seal_credential(&config.storage.data_dir, "dr", &credential).unwrap();
-        config.replication.push(rule);
-    })
-    .await
 }
 
 /// Waits (real time: the replica is a real engine) until the rule's cursor
@@ -91,7 +65,7 @@ async fn read_all(client: &S3Client, key: &str, version: &str) -> Vec<u8> {
 async fn scenario(engine: &'static str) {
     let Some(target) = S3Target::start(engine) else { return };
     let replica = target.bucket("replica", true).await;
-    let app = appliance_with_rule(&target).await.unwrap();
+    let app = appliance_replicating_to(&target).await.unwrap();
     let owner = app.principal("owner", v1::Role::Writer).await.unwrap();
     let auditor = app.principal("officer", v1::Role::Auditor).await.unwrap();
     let mut archive = app.archive_as(&owner).await.unwrap();
@@ -204,7 +178,7 @@ async fn every_version_its_lock_markers_and_the_signed_ledger_reach_ceph_rgw() {
 async fn a_replica_bucket_without_object_lock_is_refused_at_start() {
     let Some(target) = S3Target::start("seaweedfs") else { return };
     target.bucket("replica", false).await;
-    let started = appliance_with_rule(&target).await;
+    let started = appliance_replicating_to(&target).await;
     let err = format!("{:#}", started.unwrap_err());
     assert!(err.contains("`dr`") && err.contains("Object Lock"), "{err}");
 }

@@ -84,33 +84,13 @@ fn client(target: &S3Target, endpoint: &str, bucket: &str) -> S3Client {
 }
 
 fn rule(endpoint: &str, target_bucket: &str, mode: &str, sync_timeout_ms: u64) -> ReplicationConfig {
-    ReplicationConfig {
-        name: "dr".into(),
-        bucket: "records".into(),
-        prefix: "trade/".into(),
-        endpoint: endpoint.to_owned(),
-        region: "us-east-1".into(),
-        target_bucket: target_bucket.to_owned(),
-        ca_file: None,
-        mode: mode.to_owned(),
-        sync_timeout_ms,
-        minimum_retention_days: None,
-        replicate_purges: false,
-        evidence_retention_days: 400,
-    }
+    wormbox_test_utils::s3_targets::rule(endpoint, target_bucket, "trade/", mode, sync_timeout_ms)
 }
 
 /// An appliance with `rule`, its credential `credential`, and a bucket
 /// `records` with Object Lock; returns it with an archive client.
 async fn appliance(rule: ReplicationConfig, credential: String) -> (TestAppliance, ArchiveClient) {
-    let app = TestAppliance::start_with(move |config| {
-        let data = &config.storage.data_dir;
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(data).unwrap();
-        wormbox_server::replication::seal_credential(data, &rule.name, &credential).unwrap();
-        config.replication.push(rule);
-    })
-    .await
-    .unwrap();
+    let app = wormbox_test_utils::s3_targets::appliance_with(rule, credential).await.unwrap();
     let mut archive = app.archive().await.unwrap();
     archive.create_bucket(v1::CreateBucketRequest { bucket: "records".into(), object_lock: true }).await.unwrap();
     (app, archive)

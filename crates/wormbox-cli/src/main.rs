@@ -22,8 +22,8 @@ use tonic_types::StatusExt;
 
 use crate::client::{Mfa, Target};
 use crate::commands::{
-    Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, report,
-    retention, verify,
+    Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, replica,
+    report, retention, verify,
 };
 
 /// Operate a Wormbox archive over gRPC.
@@ -94,11 +94,16 @@ enum Command {
     /// Appliance keys.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Replication to the replica (admins and auditors).
+    #[command(subcommand)]
+    Replica(replica::ReplicaCommand),
     /// A signed checkpoint of the ledger (the current head, or a stored one).
     Checkpoint(checkpoint::CheckpointArgs),
     /// Recompute the ledger chain, check every checkpoint and re-hash every
     /// version; exits non-zero on any divergence. With --data-dir, offline on
-    /// a stopped appliance's data directory (or a copy).
+    /// a stopped appliance's data directory (or a copy). With --replica RULE,
+    /// checks that rule's replica against the archive instead and names the
+    /// first divergence.
     Verify(verify::VerifyArgs),
     /// The audit trail: ledger entries, filtered (admins and auditors).
     Audit(audit::AuditArgs),
@@ -170,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mfa(command) => mfa::run(&cx, command).await,
         Command::Clock(command) => clock::run(&cx, command).await,
         Command::Admin(command) => admin::run(&cx, command).await,
+        Command::Replica(command) => replica::run(&cx, command).await,
         Command::Checkpoint(args) => checkpoint::run(&cx, args).await,
         Command::Verify(args) => verify::online(&cx, args).await,
         Command::Audit(args) => audit::run(&cx, args).await,

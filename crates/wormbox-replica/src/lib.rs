@@ -8,7 +8,8 @@
 //! records its progress through the store's writer (`Store::record_replication`);
 //! it never changes a version, a lock or the ledger. Its layers: `rule`
 //! (what goes where), `target` (what it needs of a replica), `layout` (how
-//! the replica is named), `replicator` (the follower), `s3target` (the S3
+//! the replica is named), `replicator` (the follower), `verify` (the
+//! replica checked against the archive, read-only), `s3target` (the S3
 //! client as a `Target`), and the S3 client it
 //! reaches a replica with (`S3Client`: `client`, `sigv4`, `transport`,
 //! `types`, `xml`, `error`; time only through a `Clock`, the secret key in no
@@ -20,6 +21,7 @@ pub mod replicator;
 pub mod rule;
 mod s3target;
 pub mod target;
+pub mod verify;
 
 mod client;
 mod error;
@@ -30,7 +32,7 @@ mod xml;
 
 pub use client::{ObjectBody, S3Client, S3Config};
 pub use error::{S3Error, ServiceError};
-pub use replicator::{Handle, ReplicaError, Replicator, Status};
+pub use replicator::{Handle, Recent, ReplicaError, Replicator, Status};
 pub use rule::{Mode, Rule, RuleError};
 pub use sigv4::Credentials;
 pub use target::{Body, BucketState, Lock, PutSpec, ReplicaHead, Target, TargetError};
@@ -38,3 +40,4 @@ pub use types::{
     BucketLock, DefaultRetention, DeleteOutcome, EntryKind, LockMode, ObjectHead, PutObject, PutOutcome,
     RetentionPeriod, VersionEntry, VersionPage, Versioning, VersioningStatus,
 };
+pub use verify::{Divergence, DivergenceKind, VerifyReport};

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use wormbox_model::{BucketName, Digest, ObjectKey, Timestamp, VersionId};
+use wormbox_model::{BucketName, Clock, Digest, ObjectKey, SystemClock, Timestamp, VersionId};
 use wormbox_reports::CheckpointFile;
 use wormbox_store::evidence::Checkpoint;
 use wormbox_store::ledger::{LedgerEntry, LedgerOp};
@@ -83,7 +83,72 @@ pub struct Status {
     /// Refusals of the replica that replication went past (a lock it keeps
     /// longer than the source, a purge it refuses), since the start.
     pub kept_by_replica: u64,
+    /// Copies per second of the last minute (`Status::last_minute`).
+    pub recent: Recent,
 }
+
+impl Status {
+    /// Bytes and versions copied in the last 60 seconds, as the
+    /// replicator's clock counts them: the throughput, at one-second grain.
+    pub fn last_minute(&self) -> (u64, u64) {
+        self.recent.sum()
+    }
+}
+
+/// Copies per second over the last minute: sixty one-second slots, so its
+/// size is fixed whatever the rate.
+#[derive(Clone)]
+pub struct Recent {
+    clock: Arc<dyn Clock>,
+    /// Per slot: the second it counts (monotonic), bytes, versions.
+    slots: [(u64, u64, u64); 60],
+}
+
+impl Recent {
+    /// An empty window read by `clock` (its monotonic time).
+    pub fn new(clock: Arc<dyn Clock>) -> Recent {
+        Recent { clock, slots: [(u64::MAX, 0, 0); 60] }
+    }
+
+    fn add(&mut self, bytes: u64) {
+        let second = self.clock.monotonic().as_secs();
+        let slot = &mut self.slots[(second % 60) as usize];
+        if slot.0 != second {
+            *slot = (second, 0, 0);
+        }
+        slot.1 += bytes;
+        slot.2 += 1;
+    }
+
+    fn sum(&self) -> (u64, u64) {
+        let now = self.clock.monotonic().as_secs();
+        self.slots
+            .iter()
+            .filter(|(second, _, _)| *second <= now && now - second < 60)
+            .fold((0, 0), |(b, v), (_, bytes, versions)| (b + bytes, v + versions))
+    }
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent::new(Arc::new(SystemClock))
+    }
+}
+
+impl std::fmt::Debug for Recent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (bytes, versions) = self.sum();
+        f.debug_struct("Recent").field("bytes", &bytes).field("versions", &versions).finish()
+    }
+}
+
+impl PartialEq for Recent {
+    fn eq(&self, other: &Recent) -> bool {
+        self.slots == other.slots
+    }
+}
+
+impl Eq for Recent {}
 
 /// A running replicator.
 #[derive(Debug)]
@@ -155,6 +220,13 @@ impl<T: Target> Replicator<T> {
             last_checkpoint: None,
             checked: false,
         })
+    }
+
+    /// Counts the throughput (`Status::last_minute`) by `clock` rather
+    /// than the system's.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Replicator<T> {
+        self.set(|s| s.recent = Recent::new(clock));
+        self
     }
 
     /// Checks the replica bucket against the rule: a bucket without Object
@@ -359,6 +431,7 @@ impl<T: Target> Replicator<T> {
         self.set(|s| {
             s.versions += 1;
             s.bytes += info.size;
+            s.recent.add(info.size);
         });
         Ok(Some(Replicated { bucket, key, id, replica_id }))
     }
@@ -428,12 +501,7 @@ impl<T: Target> Replicator<T> {
     /// The lock a replica version gets: the source's own retention, or the
     /// rule's minimum counted from its creation.
     fn replica_lock(&self, info: &VersionInfo) -> Option<Lock> {
-        if let Some(r) = info.retention {
-            return Some(Lock { mode: r.mode, until: r.until });
-        }
-        let (mode, minimum) = self.rule.minimum_retention?;
-        let micros = i64::try_from(minimum.as_micros()).unwrap_or(i64::MAX);
-        Some(Lock { mode, until: Timestamp(info.created_at.0.saturating_add(micros)) })
+        replica_lock(&self.rule, info)
     }
 
     /// Whether the next write is in doubt (and so looked up first).
@@ -520,6 +588,17 @@ impl<T: Target> Replicator<T> {
     fn set(&self, change: impl FnOnce(&mut Status)) {
         change(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }
+}
+
+/// The lock a replica version of `info` gets under `rule`: the source's own
+/// retention, or the rule's minimum counted from its creation.
+pub(crate) fn replica_lock(rule: &Rule, info: &VersionInfo) -> Option<Lock> {
+    if let Some(r) = info.retention {
+        return Some(Lock { mode: r.mode, until: r.until });
+    }
+    let (mode, minimum) = rule.minimum_retention?;
+    let micros = i64::try_from(minimum.as_micros()).unwrap_or(i64::MAX);
+    Some(Lock { mode, until: Timestamp(info.created_at.0.saturating_add(micros)) })
 }
 
 /// A version's bytes as a stream, read on a blocking thread a few chunks

@@ -6,6 +6,7 @@
 //! than a timeout or a throttle); everything else, including a request that
 //! may have reached the server, is `Unavailable`, so the write is in doubt.
 
+use futures::StreamExt;
 use wormbox_store::retention::RetentionMode;
 
 use crate::client::S3Client;
@@ -164,6 +165,21 @@ impl Target for S3Client {
                 code: "NotVersioned".to_owned(),
                 message: "the replica bucket gave the delete marker no version id".to_owned(),
             })
+        })
+    }
+
+    fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>> {
+        let (key, version_id) = (key.to_owned(), version_id.to_owned());
+        Box::pin(async move {
+            match self.get_object(&key, Some(&version_id)).await {
+                Ok(object) => {
+                    let stream = object.into_stream().map(|chunk| chunk.map_err(std::io::Error::other));
+                    Ok(Some(Box::pin(stream) as Body))
+                }
+                // 404: no such version; 405: a delete marker.
+                Err(err) if matches!(err.status(), Some(404 | 405)) => Ok(None),
+                Err(err) => Err(target_error(err)),
+            }
         })
     }
 

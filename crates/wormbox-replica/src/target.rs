@@ -120,4 +120,9 @@ pub trait Target: Send + Sync + 'static {
 
     /// Removes one version for good (the replica's lock may refuse).
     fn delete_version(&self, key: &str, version_id: &str) -> Call<'_, ()>;
+
+    /// One version's bytes, streamed, or `None` when it does not exist (or
+    /// is a delete marker): to verify a copy by hashing what the replica
+    /// holds, without keeping it in memory.
+    fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>>;
 }

@@ -13,7 +13,9 @@ use futures::StreamExt;
 use wormbox_model::{BucketName, Clock, ManualClock, ObjectKey, Role, Timestamp, VersionSelector};
 use wormbox_replica::layout::{self, META_SEQUENCE, META_VERSION};
 use wormbox_replica::target::Call;
-use wormbox_replica::{Body, BucketState, Lock, PutSpec, ReplicaHead, Replicator, Rule, Target, TargetError};
+use wormbox_replica::{
+    Body, BucketState, DivergenceKind, Lock, PutSpec, ReplicaHead, Replicator, Rule, Target, TargetError,
+};
 use wormbox_store::backend::MemBackend;
 use wormbox_store::evidence::{Ed25519Signer, Signer};
 use wormbox_store::retention::{Retention, RetentionMode};
@@ -175,6 +177,19 @@ impl Target for MemTarget {
         })
     }
 
+    fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>> {
+        let found =
+            self.versions(key).into_iter().find(|h| h.head.version_id == version_id && !h.head.is_delete_marker);
+        Box::pin(async move {
+            self.up()?;
+            // In small chunks, as a real replica streams them.
+            Ok(found.map(|held| {
+                let chunks: Vec<_> = held.bytes.chunks(3).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+                Box::pin(futures::stream::iter(chunks)) as Body
+            }))
+        })
+    }
+
     fn delete_version(&self, key: &str, version_id: &str) -> Call<'_, ()> {
         let res = self.up().and_then(|()| {
             let mut objects = self.objects.lock().unwrap();
@@ -218,6 +233,9 @@ impl Target for Shared {
     }
     fn delete_version(&self, key: &str, version_id: &str) -> Call<'_, ()> {
         self.0.delete_version(key, version_id)
+    }
+    fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>> {
+        self.0.get(key, version_id)
     }
 }
 
@@ -279,6 +297,201 @@ impl World {
 
 fn meta<'a>(head: &'a ReplicaHead, name: &str) -> Option<&'a str> {
     head.metadata.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// A replica made by a replicator, for `verify`: two versions of `a.pdf`
+/// (the first locked, the second held) under a marker, a larger `b.bin`,
+/// and two checkpoints with their ledger ranges.
+async fn verified_world() -> (World, Arc<MemTarget>) {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    w.put("a.pdf", b"first", Some(30)).await;
+    let b = w.put("a.pdf", b"second", None).await;
+    let key = ObjectKey::new("a.pdf").unwrap();
+    w.store
+        .set_legal_hold(
+            &w.auditor,
+            w.bucket.clone(),
+            key.clone(),
+            VersionSelector::Id(b.id),
+            "case-1".into(),
+            true,
+            String::new(),
+        )
+        .await
+        .unwrap();
+    w.store.checkpoint().await.unwrap();
+    w.store.delete_object(&w.writer, w.bucket.clone(), key, None).await.unwrap();
+    w.put("b.bin", &vec![7u8; 10_000], Some(1)).await;
+    w.store.checkpoint().await.unwrap();
+    w.replicator("dr", &target).catch_up().await.unwrap();
+    (w, target)
+}
+
+async fn verify_replica(w: &World, target: &Arc<MemTarget>) -> wormbox_replica::VerifyReport {
+    wormbox_replica::verify::verify(&w.store, &w.rule("dr"), &Shared(Arc::clone(target)), &w.public_key).await.unwrap()
+}
+
+/// Changes the replica behind the replicator's back (as the cluster's own
+/// admin tools can): `edit` gets the versions of `key`, newest first.
+fn behind_its_back(target: &MemTarget, key: &str, edit: impl FnOnce(&mut Vec<Held>)) {
+    edit(target.objects.lock().unwrap().get_mut(key).unwrap());
+}
+
+fn divergence(report: &wormbox_replica::VerifyReport) -> &wormbox_replica::Divergence {
+    report.divergence.as_ref().unwrap_or_else(|| panic!("a divergence is named: {report:?}"))
+}
+
+/// A replica the replicator made verifies: every version re-hashed, every
+/// marker, checkpoint and ledger range checked.
+#[tokio::test]
+async fn a_faithful_replica_verifies() {
+    let (w, target) = verified_world().await;
+    let report = verify_replica(&w, &target).await;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.cursor, w.store.ledger_head().unwrap().0);
+    assert_eq!((report.versions_checked, report.markers_checked), (3, 1), "{report:?}");
+    assert_eq!((report.checkpoints_checked, report.ledger_ranges_checked), (2, 2), "{report:?}");
+    assert!(report.bytes_read > 10_000 + 11, "the bytes were read back: {report:?}");
+}
+
+/// A version removed from the replica is named, by key and version.
+#[tokio::test]
+async fn a_missing_version_is_named() {
+    let (w, target) = verified_world().await;
+    behind_its_back(&target, "b.bin", Vec::clear);
+    let report = verify_replica(&w, &target).await;
+    let d = divergence(&report);
+    let head = w.store.head_object(&w.bucket, &ObjectKey::new("b.bin").unwrap(), None).unwrap();
+    assert_eq!(
+        (d.kind, d.key.as_str(), d.version_id.as_str()),
+        (DivergenceKind::MissingVersion, "b.bin", head.version_id.as_str())
+    );
+}
+
+/// A copy whose bytes were changed (same size) is caught by re-hashing.
+#[tokio::test]
+async fn an_edited_replica_object_is_named() {
+    let (w, target) = verified_world().await;
+    behind_its_back(&target, "b.bin", |v| v[0].bytes[5_000] = 8);
+    let report = verify_replica(&w, &target).await;
+    let d = divergence(&report);
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::Content, "b.bin"), "{d}");
+    assert!(d.what.contains("SHA-256"), "{d}");
+}
+
+/// A copy whose lock is shorter than the source's, or weaker (GOVERNANCE
+/// for COMPLIANCE), is named.
+#[tokio::test]
+async fn a_shorter_or_weaker_retention_is_named() {
+    let (w, target) = verified_world().await;
+    let original = target.versions("a.pdf")[2].head.lock.unwrap();
+    behind_its_back(&target, "a.pdf", |v| {
+        v[2].head.lock = Some(Lock { until: Timestamp(original.until.0 - 1), ..original })
+    });
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::Retention, "a.pdf"), "{d}");
+    behind_its_back(&target, "a.pdf", |v| v[2].head.lock = Some(Lock { mode: RetentionMode::Governance, ..original }));
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!(d.kind, DivergenceKind::Retention, "{d}");
+    // Longer than the source's is at least the source's.
+    behind_its_back(&target, "a.pdf", |v| {
+        v[2].head.lock = Some(Lock { until: Timestamp(original.until.0 + 1), ..original })
+    });
+    assert!(verify_replica(&w, &target).await.is_ok());
+}
+
+/// A copy whose legal hold is off while the source's is placed is named.
+#[tokio::test]
+async fn a_missing_hold_is_named() {
+    let (w, target) = verified_world().await;
+    assert!(target.versions("a.pdf")[1].head.legal_hold);
+    behind_its_back(&target, "a.pdf", |v| v[1].head.legal_hold = false);
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::LegalHold, "a.pdf"), "{d}");
+}
+
+/// A removed delete marker is named.
+#[tokio::test]
+async fn a_missing_marker_is_named() {
+    let (w, target) = verified_world().await;
+    behind_its_back(&target, "a.pdf", |v| {
+        v.remove(0);
+    });
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::MissingMarker, "a.pdf"), "{d}");
+}
+
+/// A checkpoint removed from the replica is named; so is one whose
+/// signature does not verify.
+#[tokio::test]
+async fn a_missing_or_forged_checkpoint_is_named() {
+    let (w, target) = verified_world().await;
+    let last = w.store.ledger_head().unwrap().0;
+    let checkpoints = w.store.checkpoints_between(0, last).unwrap();
+    let name = layout::checkpoint_key(checkpoints[1].sequence);
+    let original = target.versions(&name);
+    behind_its_back(&target, &name, Vec::clear);
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::MissingCheckpoint, name.as_str()), "{d}");
+
+    let mut forged = original.clone();
+    let mut file: serde_json::Value = serde_json::from_slice(&forged[0].bytes).unwrap();
+    let signature = file["signature"].as_str().unwrap().to_owned();
+    let flipped = if signature.starts_with('0') { "1" } else { "0" };
+    file["signature"] = serde_json::Value::String(format!("{flipped}{}", &signature[1..]));
+    forged[0].bytes = serde_json::to_vec(&file).unwrap();
+    behind_its_back(&target, &name, |v| *v = forged);
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::Checkpoint, name.as_str()), "{d}");
+    assert!(d.what.contains("signature"), "{d}");
+}
+
+/// A ledger range with one entry altered (its stored chain hash kept) no
+/// longer chains: the entry is named; a range removed is named too.
+#[tokio::test]
+async fn a_ledger_range_with_one_entry_altered_is_named() {
+    let (w, target) = verified_world().await;
+    let last = w.store.ledger_head().unwrap().0;
+    let checkpoints = w.store.checkpoints_between(0, last).unwrap();
+    let name = layout::ledger_key(checkpoints[0].sequence + 1, checkpoints[1].sequence);
+    let original = target.versions(&name);
+    let mut entries = layout::decode_range(&original[0].bytes).unwrap();
+    let altered = entries[1].0.sequence;
+    entries[1].0.principal = "WBSOMEONEELSE".into();
+    behind_its_back(&target, &name, |v| v[0].bytes = layout::encode_range(&entries));
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::LedgerRange, name.as_str()), "{d}");
+    assert!(d.what.contains(&format!("entry {altered} ")), "{d}");
+
+    behind_its_back(&target, &name, Vec::clear);
+    let d = divergence(&verify_replica(&w, &target).await).clone();
+    assert_eq!((d.kind, d.key.as_str()), (DivergenceKind::MissingLedgerRange, name.as_str()), "{d}");
+}
+
+/// The throughput a status reports is what was copied in the last minute
+/// of the replicator's clock.
+#[tokio::test]
+async fn the_status_counts_the_last_minutes_copies() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    w.put("k1", b"12345", None).await;
+    w.put("k2", b"123", None).await;
+    let clock: Arc<dyn Clock> = w.clock.clone();
+    let handle = w.replicator("dr", &target).with_clock(clock).spawn();
+    let head = w.store.ledger_head().unwrap().0;
+    for _ in 0..200 {
+        if handle.status().cursor >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = handle.status();
+    assert_eq!(status.last_minute(), (8, 2), "{status:?}");
+    w.clock.advance(Duration::from_secs(61));
+    assert_eq!(handle.status().last_minute(), (0, 0), "a minute later nothing is recent");
+    assert_eq!((handle.status().versions, handle.status().bytes), (2, 8), "the totals stay");
+    handle.stop().await;
 }
 
 /// Every version is copied with its bytes, its lock and metadata tying it

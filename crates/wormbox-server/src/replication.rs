@@ -150,6 +150,21 @@ struct SyncRule {
 pub struct Replication {
     handles: Mutex<Vec<Handle>>,
     sync: Vec<SyncRule>,
+    targets: Mutex<Vec<RuleTarget>>,
+}
+
+/// A rule as `replica status` and `verify --replica` see it: where it
+/// copies to, and a client of its replica to read it back with.
+#[derive(Clone, Debug)]
+pub struct RuleTarget {
+    /// The rule.
+    pub rule: Rule,
+    /// The replica's endpoint.
+    pub endpoint: String,
+    /// The replica bucket.
+    pub target_bucket: String,
+    /// A client of the replica bucket (the rule's own credential).
+    pub client: S3Client,
 }
 
 impl Replication {
@@ -196,6 +211,11 @@ impl Replication {
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).iter().map(Handle::status).collect()
     }
 
+    /// Each rule with its replica, in configuration order.
+    pub fn targets(&self) -> Vec<RuleTarget> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Stops every replicator; their progress is durable.
     pub async fn stop(&self) {
         let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|p| p.into_inner()));
@@ -221,6 +241,7 @@ pub async fn start(
     }
     let (key, _) =
         MasterKey::load_or_create(&data_dir.join(crate::MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
+    let mut targets = Vec::new();
     let mut replicators = Vec::new();
     // Each sync rule, with its bound, in the replicators' order.
     let mut specs = Vec::new();
@@ -238,6 +259,12 @@ pub async fn start(
         };
         let client = S3Client::new(s3, Arc::clone(&signing))
             .map_err(|e| ServerError::Replication(format!("replication rule `{}`: {e}", rule.name)))?;
+        targets.push(RuleTarget {
+            rule: rule.clone(),
+            endpoint: config.endpoint.clone(),
+            target_bucket: config.target_bucket.clone(),
+            client: client.clone(),
+        });
         let name = rule.name.clone();
         let mut replicator = Replicator::new(store.clone(), rule, client, public_key.to_vec())
             .map_err(|e| ServerError::Replication(e.to_string()))?;
@@ -259,7 +286,7 @@ pub async fn start(
         .zip(&handles)
         .filter_map(|(spec, handle)| spec.map(|(rule, timeout)| SyncRule { rule, timeout, cursor: handle.cursor() }))
         .collect();
-    Ok(Arc::new(Replication { handles: Mutex::new(handles), sync }))
+    Ok(Arc::new(Replication { handles: Mutex::new(handles), sync, targets: Mutex::new(targets) }))
 }
 
 #[cfg(test)]
@@ -283,7 +310,7 @@ mod tests {
     fn sync(timeout: Duration) -> (Replication, watch::Sender<u64>) {
         let (tx, cursor) = watch::channel(3);
         let sync = vec![SyncRule { rule: rule("trade/"), timeout, cursor }];
-        (Replication { handles: Mutex::default(), sync }, tx)
+        (Replication { handles: Mutex::default(), sync, targets: Mutex::default() }, tx)
     }
 
     fn records() -> BucketName {

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use wormbox_model::{Clock, SystemClock};
 use wormbox_replica::{Credentials, S3Client, S3Config};
+use wormbox_server::config::ReplicationConfig;
+
+use crate::TestAppliance;
 
 /// A running engine; stopped on drop.
 #[derive(Debug)]
@@ -127,6 +130,12 @@ impl S3Target {
         (&self.script, self.dir.path())
     }
 
+    /// The engine's S3 user as `ACCESS_KEY:SECRET`, as a replication rule's
+    /// credential is sealed.
+    pub fn credential(&self) -> String {
+        format!("{}:{}", self.access, self.secret)
+    }
+
     /// A client of `bucket` as the engine's S3 user.
     pub fn client(&self, bucket: &str) -> S3Client {
         self.client_at(bucket, &self.secret, Arc::new(SystemClock))
@@ -151,4 +160,40 @@ impl S3Target {
         client.create_bucket(locked).await.unwrap_or_else(|e| panic!("{}: create {name}: {e}", self.engine));
         client
     }
+}
+
+/// Replication rule `dr`: bucket `records` (keys under `prefix`) to
+/// `target_bucket` at `endpoint`, in `mode` (`async` or `sync`).
+pub fn rule(endpoint: &str, target_bucket: &str, prefix: &str, mode: &str, sync_timeout_ms: u64) -> ReplicationConfig {
+    ReplicationConfig {
+        name: "dr".into(),
+        bucket: "records".into(),
+        prefix: prefix.to_owned(),
+        endpoint: endpoint.to_owned(),
+        region: "us-east-1".into(),
+        target_bucket: target_bucket.to_owned(),
+        ca_file: None,
+        mode: mode.to_owned(),
+        sync_timeout_ms,
+        minimum_retention_days: None,
+        replicate_purges: false,
+        evidence_retention_days: 400,
+    }
+}
+
+/// An appliance running `rule`, its `credential` sealed as the operator
+/// would (`wormboxd replica-credential`).
+pub async fn appliance_with(rule: ReplicationConfig, credential: String) -> anyhow::Result<TestAppliance> {
+    TestAppliance::start_with(move |config| {
+        wormbox_server::replication::seal_credential(&config.storage.data_dir, &rule.name, &credential)
+            .expect("the credential seals");
+        config.replication.push(rule);
+    })
+    .await
+}
+
+/// An appliance with an async rule `dr` copying bucket `records` to
+/// `target`'s bucket `replica`.
+pub async fn appliance_replicating_to(target: &S3Target) -> anyhow::Result<TestAppliance> {
+    appliance_with(rule(&target.endpoint, "replica", "", "async", 30_000), target.credential()).await
 }

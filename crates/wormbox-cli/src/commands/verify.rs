@@ -1,9 +1,11 @@
 //! `wormbox verify`: recompute the ledger chain, check every checkpoint and
 //! re-hash every version, on the running appliance or, with `--data-dir`,
-//! offline on a stopped appliance's files.
+//! offline on a stopped appliance's files; with `--replica RULE`, check that
+//! rule's replica against the archive (on the appliance, which reads it).
 //!
 //! Invariant: the offline check opens RocksDB read-only and never writes; any
-//! divergence makes the command exit non-zero, whichever way it ran.
+//! divergence (of the archive, or of a replica) makes the command exit
+//! non-zero, whichever way it ran.
 
 use std::path::{Path, PathBuf};
 
@@ -61,11 +63,16 @@ pub(crate) struct VerifyArgs {
     /// Trust the chain up to this stored checkpoint and recompute from there.
     #[arg(long)]
     from_checkpoint: Option<u64>,
+    /// Check this replication rule's replica against the archive instead:
+    /// every version it covers re-read and hashed, its lock and hold, every
+    /// marker, checkpoint and ledger range (admins and auditors).
+    #[arg(long, conflicts_with_all = ["data_dir", "checkpoints", "from_checkpoint", "public_key"])]
+    pub(crate) replica: Option<String>,
 }
 
 /// `wormbox verify --data-dir DIR`: on a stopped appliance's files, read-only.
 pub(crate) fn offline(data_dir: &Path, args: &VerifyArgs, json_mode: bool) -> anyhow::Result<()> {
-    let VerifyArgs { data_dir: _, public_key, checkpoints, from_checkpoint } = args;
+    let VerifyArgs { data_dir: _, public_key, checkpoints, from_checkpoint, replica: _ } = args;
     let (public_key, from_checkpoint) = (public_key.as_deref(), *from_checkpoint);
     let db = if data_dir.join("db").is_dir() { data_dir.join("db") } else { data_dir.to_owned() };
     let key_path = public_key.map(Path::to_owned).unwrap_or_else(|| data_dir.join("checkpoint-signing.pub"));
@@ -91,7 +98,10 @@ pub(crate) fn offline(data_dir: &Path, args: &VerifyArgs, json_mode: bool) -> an
 
 /// `wormbox verify`: on the running appliance.
 pub(crate) async fn online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
-    let VerifyArgs { data_dir: _, public_key, checkpoints, from_checkpoint } = args;
+    let VerifyArgs { data_dir: _, public_key, checkpoints, from_checkpoint, replica } = args;
+    if let Some(rule) = replica {
+        return verify_replica(cx, rule).await;
+    }
     let clients = &cx.clients;
     // The appliance checks with its own key; a key kept elsewhere must be that key.
     if let Some(path) = public_key {
@@ -128,4 +138,51 @@ pub(crate) async fn online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()>
         divergence_count: r.divergence_count,
     };
     finish_verify(&report, cx.json, &format!(" (recorded as ledger entry {})", r.ledger_sequence))
+}
+
+/// `wormbox verify --replica RULE`: the rule's replica against the archive.
+async fn verify_replica(cx: &Context, rule: String) -> anyhow::Result<()> {
+    let r = cx.clients.compliance().verify_replica(v1::VerifyReplicaRequest { rule }).await?.into_inner();
+    let divergence = r.divergence.as_ref().map(|d| {
+        json!({"kind": d.kind, "key": d.key, "version_id": d.version_id, "replica_version_id": d.replica_version_id, "what": d.what})
+    });
+    let value = json!({
+        "ok": r.ok,
+        "rule": r.rule,
+        "cursor": r.cursor,
+        "versions_checked": r.versions_checked,
+        "markers_checked": r.markers_checked,
+        "bytes_read": r.bytes_read,
+        "checkpoints_checked": r.checkpoints_checked,
+        "ledger_ranges_checked": r.ledger_ranges_checked,
+        "divergence": divergence,
+    });
+    let checked = format!(
+        "replica of rule `{}` through ledger entry {}: {} versions ({} bytes read), {} delete markers, {} checkpoints, {} ledger ranges checked",
+        r.rule,
+        r.cursor,
+        r.versions_checked,
+        r.bytes_read,
+        r.markers_checked,
+        r.checkpoints_checked,
+        r.ledger_ranges_checked
+    );
+    let text = match &r.divergence {
+        None => format!("OK: {checked}"),
+        Some(d) => {
+            let mut at = format!("`{}`", d.key);
+            if !d.version_id.is_empty() {
+                at.push_str(&format!(" version {}", d.version_id));
+            }
+            if !d.replica_version_id.is_empty() {
+                at.push_str(&format!(" (replica version {})", d.replica_version_id));
+            }
+            format!("DIVERGENCE {}: {at}: {}\n(before it: {checked})", d.kind, d.what)
+        }
+    };
+    cx.print(value, text);
+    if let Some(d) = r.divergence {
+        bail!("the replica diverges from the archive: {} at `{}`", d.kind, d.key);
+    }
+    Ok(())
 }

@@ -27,6 +27,10 @@ pub enum AppError {
     /// A backup was refused or failed (never `BackupError::Store`).
     #[error(transparent)]
     Backup(BackupError),
+    /// The replica could not be read (it did not answer, or refused the
+    /// rule's credential): nothing about the replica was concluded.
+    #[error("the replica could not be read: {0}")]
+    Replica(String),
     /// The credential is missing, malformed, unknown, revoked or wrong: one
     /// answer for all, so that a caller learns nothing about which.
     #[error("missing or invalid credential")]
@@ -50,6 +54,7 @@ impl AppError {
             AppError::Store(err) => store_code(err),
             AppError::Mfa(err) => mfa_code(err),
             AppError::Backup(err) => backup_code(err),
+            AppError::Replica(_) => "UNAVAILABLE",
             AppError::Unauthenticated => "ACCESS_DENIED",
             AppError::ReplicaPending(_) => "REPLICA_PENDING",
             AppError::Internal(_) => "INTERNAL",

@@ -2,7 +2,7 @@
 //! `grpc/`; an S3 endpoint next), in domain types only: one request struct
 //! per operation in, one `AppError` out, with the role checks of DESIGN.md.
 //! A file per subject: `buckets`, `objects`, `locks`, `principals`,
-//! `devices`, `clock`, `evidence`, `reports`, `backup`; `credentials`
+//! `devices`, `clock`, `evidence`, `reports`, `backup`, `replication`; `credentials`
 //! (identity), `guard` (the MFA preamble), `upload` (streamed writes),
 //! `refusals` (the log of role refusals) and `error`.
 //!
@@ -32,6 +32,7 @@ mod locks;
 mod objects;
 mod principals;
 mod refusals;
+mod replication;
 mod reports;
 mod upload;
 
@@ -56,6 +57,7 @@ pub use self::guard::MfaCode;
 pub use self::locks::{PutBucketDefaultRetention, PutObjectLegalHold, PutObjectRetention};
 pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObjectVersions, ListObjects, PutObject};
 pub use self::principals::{CreatePrincipal, RevokePrincipal};
+pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
 pub use self::upload::AppUpload;
 

@@ -1,5 +1,6 @@
-//! `AdminService`: principals and the compliance clock. Only the `admin` role
-//! passes `App`'s checks (GetClock is open to every role).
+//! `AdminService`: principals, the compliance clock, backups and the
+//! replication status. Only the `admin` role passes `App`'s checks (GetClock
+//! is open to every role, GetReplicationStatus to auditors too).
 //!
 //! Invariant: a secret is returned exactly once, by CreatePrincipal, and
 //! never listed or logged.
@@ -151,6 +152,17 @@ impl Admin for AdminService {
             held_back_seconds: clock.held_back.map_or(0, |d| d.as_secs()),
             catch_up_seconds_per_year: clock.catch_up_per_year.as_secs(),
             caught_up_unix_micros: clock.caught_up_at.map_or(0, |t| t.as_micros()),
+        }))
+    }
+
+    async fn get_replication_status(
+        &self,
+        request: Request<v1::GetReplicationStatusRequest>,
+    ) -> Result<Response<v1::GetReplicationStatusResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let rules = self.app.replication_status(&actor).await.map_err(status)?;
+        Ok(Response::new(v1::GetReplicationStatusResponse {
+            rules: rules.iter().map(convert::replica_status_to_wire).collect(),
         }))
     }
 

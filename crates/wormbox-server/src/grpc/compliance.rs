@@ -1,5 +1,6 @@
 //! `ComplianceService`: Object Lock retention and legal holds, and the
-//! evidence calls (checkpoints, integrity, audit trail, retention report).
+//! evidence calls (checkpoints, integrity, audit trail, retention report,
+//! a replica verified against the archive).
 //!
 //! Invariant: every rule is judged by the store inside the writer, in the
 //! same atomic write as the change; this file only converts and routes. A
@@ -153,6 +154,15 @@ impl Compliance for ComplianceService {
         let verify = app::VerifyIntegrity { from_checkpoint, extra_checkpoints };
         let (report, sequence) = self.app.verify_integrity(&actor, verify).await.map_err(status)?;
         Ok(Response::new(convert::integrity_to_wire(&report, sequence)))
+    }
+
+    async fn verify_replica(
+        &self,
+        request: Request<v1::VerifyReplicaRequest>,
+    ) -> Result<Response<v1::VerifyReplicaResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let report = self.app.verify_replica(&actor, &request.get_ref().rule).await.map_err(status)?;
+        Ok(Response::new(convert::replica_report_to_wire(&report)))
     }
 
     type AuditLogStream = BoxStream<'static, Result<v1::AuditEntry, Status>>;

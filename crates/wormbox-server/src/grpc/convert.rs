@@ -338,3 +338,49 @@ pub(crate) fn report_summary(s: &Summary) -> Result<v1::RetentionSummary, Status
         checkpoint: s.checkpoint.as_ref().map(checkpoint_file_to_wire).transpose()?,
     })
 }
+
+pub(crate) fn replica_status_to_wire(s: &crate::app::ReplicaStatus) -> v1::ReplicationRuleStatus {
+    let mode = match s.mode {
+        wormbox_replica::Mode::Async => v1::ReplicationMode::Async,
+        wormbox_replica::Mode::Sync => v1::ReplicationMode::Sync,
+    };
+    v1::ReplicationRuleStatus {
+        name: s.name.clone(),
+        bucket: s.bucket.clone(),
+        prefix: s.prefix.clone(),
+        endpoint: s.endpoint.clone(),
+        target_bucket: s.target_bucket.clone(),
+        mode: mode as i32,
+        cursor: s.cursor,
+        ledger_head: s.ledger_head,
+        lag_entries: s.lag_entries,
+        lag_seconds: s.lag.as_secs(),
+        versions_copied: s.versions_copied,
+        bytes_copied: s.bytes_copied,
+        checkpoints_copied: s.checkpoints_copied,
+        kept_by_replica: s.kept_by_replica,
+        last_error: s.last_error.clone().unwrap_or_default(),
+        bytes_last_minute: s.bytes_last_minute,
+        versions_last_minute: s.versions_last_minute,
+    }
+}
+
+pub(crate) fn replica_report_to_wire(r: &wormbox_replica::VerifyReport) -> v1::VerifyReplicaResponse {
+    v1::VerifyReplicaResponse {
+        ok: r.is_ok(),
+        rule: r.rule.clone(),
+        cursor: r.cursor,
+        versions_checked: r.versions_checked,
+        markers_checked: r.markers_checked,
+        bytes_read: r.bytes_read,
+        checkpoints_checked: r.checkpoints_checked,
+        ledger_ranges_checked: r.ledger_ranges_checked,
+        divergence: r.divergence.as_ref().map(|d| v1::ReplicaDivergence {
+            kind: d.kind.as_str().to_owned(),
+            key: d.key.clone(),
+            version_id: d.version_id.clone(),
+            replica_version_id: d.replica_version_id.clone(),
+            what: d.what.clone(),
+        }),
+    }
+}

@@ -57,6 +57,7 @@ pub(crate) fn status(err: impl Into<AppError>) -> Status {
         AppError::Store(store) => from_store(store),
         AppError::Mfa(mfa) => from_mfa(mfa),
         AppError::Backup(backup) => from_backup(backup),
+        AppError::Replica(_) => return Status::unavailable(message),
         AppError::Unauthenticated => Ok((Code::Unauthenticated, HashMap::new())),
         // Unavailable (the replica), yet with a reason: the client must tell
         // it from a write that did not happen, and must not write it again.
