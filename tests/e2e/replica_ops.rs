@@ -4,15 +4,13 @@
 //! both for admins and auditors only, and a replica version deleted behind
 //! Wormbox's back with the engine's own S3 API named by the verification.
 
-use std::time::Duration;
-
 use tonic::Code;
 use wormbox_proto::{AdminClient, BearerAuth, v1};
 use wormbox_replica::{EntryKind, layout};
 use wormbox_test_utils::s3_targets::S3Target;
 use wormbox_test_utils::{TEST_EPOCH, TestAppliance};
 
-use super::put_end;
+use super::replication::{put, replicated};
 
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 
@@ -23,36 +21,6 @@ async fn appliance(target: &S3Target) -> TestAppliance {
 async fn admin_as(app: &TestAppliance, credential: &str) -> AdminClient {
     let channel = tonic::transport::Endpoint::from_shared(app.endpoint()).unwrap().connect().await.unwrap();
     v1::admin_client::AdminClient::with_interceptor(channel, BearerAuth::new(credential).unwrap())
-}
-
-/// Waits (real time: the replica is a real engine) until the rule's cursor
-/// reaches the ledger head and at least one checkpoint was copied.
-async fn replicated(app: &TestAppliance) {
-    let store = app.server().app().store().clone();
-    for _ in 0..600 {
-        let head = store.ledger_head().unwrap().0;
-        let status = app.server().app().replication().statuses().remove(0);
-        if status.cursor >= head && status.checkpoints > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("replication did not catch up: {:?}", app.server().app().replication().statuses());
-}
-
-async fn put(
-    archive: &mut wormbox_proto::ArchiveClient,
-    key: &str,
-    data: &[u8],
-    retention: Option<v1::Retention>,
-) -> v1::PutObjectResponse {
-    let header = v1::PutObjectHeader { bucket: "records".into(), key: key.into(), retention, ..Default::default() };
-    let messages = vec![
-        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
-        v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(data.to_vec())) },
-        put_end(data),
-    ];
-    archive.put_object(tokio_stream::iter(messages)).await.unwrap().into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,7 +51,7 @@ async fn scenario(engine: &'static str) {
     let plain = put(&mut archive, "trade/plain.txt", b"an unlocked record", None).await;
     let mut compliance = app.compliance_as(&auditor).await.unwrap();
     compliance.get_checkpoint(v1::GetCheckpointRequest::default()).await.unwrap();
-    replicated(&app).await;
+    replicated(&app, 1).await;
 
     // The status, for an auditor.
     let head = app.server().app().store().ledger_head().unwrap().0;

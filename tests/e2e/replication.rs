@@ -24,13 +24,13 @@ fn retention(days: i64) -> v1::Retention {
 }
 
 /// Waits (real time: the replica is a real engine) until the rule's cursor
-/// reaches the ledger head.
-async fn replicated(app: &TestAppliance) {
+/// reaches the ledger head and at least `checkpoints` were copied.
+pub(super) async fn replicated(app: &TestAppliance, checkpoints: u64) {
     let store = app.server().app().store().clone();
     for _ in 0..600 {
         let head = store.ledger_head().unwrap().0;
         let status = app.server().app().replication().statuses().remove(0);
-        if status.cursor >= head {
+        if status.cursor >= head && status.checkpoints >= checkpoints {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -38,7 +38,7 @@ async fn replicated(app: &TestAppliance) {
     panic!("replication did not catch up: {:?}", app.server().app().replication().statuses());
 }
 
-async fn put(
+pub(super) async fn put(
     archive: &mut wormbox_proto::ArchiveClient,
     key: &str,
     data: &[u8],
@@ -72,7 +72,7 @@ async fn scenario(engine: &'static str) {
     archive.create_bucket(v1::CreateBucketRequest { bucket: "records".into(), object_lock: true }).await.unwrap();
     let first = put(&mut archive, "trade/1.pdf", b"first record", Some(retention(400))).await;
     let second = put(&mut archive, "trade/1.pdf", b"second record", None).await;
-    replicated(&app).await;
+    replicated(&app, 0).await;
 
     // Every version is on the replica, with its bytes and its lock, tied to its source.
     let page = replica.list_object_versions(Some("trade/"), None, None, 100).await.unwrap();
@@ -131,13 +131,7 @@ async fn scenario(engine: &'static str) {
     // And the signed ledger with its checkpoint.
     let checkpoint = compliance.get_checkpoint(v1::GetCheckpointRequest::default()).await.unwrap().into_inner();
     let sequence = checkpoint.checkpoint.unwrap().sequence;
-    replicated(&app).await;
-    for _ in 0..200 {
-        if app.server().app().replication().statuses()[0].checkpoints > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    replicated(&app, 1).await;
 
     assert!(replica.get_object_legal_hold("trade/1.pdf", Some(second_copy)).await.unwrap(), "{engine}: the hold");
     let (_, until) = replica.get_object_retention("trade/1.pdf", Some(first_copy)).await.unwrap().unwrap();
