@@ -242,6 +242,29 @@ async fn covered_writes_to_a_replica_that_never_answers_are_stored_and_answered_
     let rule = rule(&format!("http://{closed}"), "replica", "sync", 300);
     let (app, mut archive) = appliance(rule, "AK:SECRET".into()).await;
 
+    // While writes wait for the replica, they hold none of the receive
+    // budget: a replica that is down cannot starve other writers.
+    let waiting = {
+        let mut archive = archive.clone();
+        tokio::spawn(async move { put(&mut archive, "records", "trade/waiting.pdf", b"waits").await })
+    };
+    let budget = app.server().receive_budget().clone();
+    let store = app.server().app().store().clone();
+    let (bucket, key) = (
+        wormbox_model::BucketName::new("records").unwrap(),
+        wormbox_model::ObjectKey::new("trade/waiting.pdf").unwrap(),
+    );
+    while store.head_object(&bucket, &key, None).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // Stored: its budget returns at once, not when its 300 ms wait ends.
+    let stored = std::time::Instant::now();
+    while budget.in_use() != 0 && stored.elapsed() < std::time::Duration::from_millis(150) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(budget.in_use(), 0, "a write waiting for the replica holds no receive budget");
+    assert!(!waiting.is_finished(), "and it is still waiting");
+    assert_eq!(reason(&waiting.await.unwrap().unwrap_err()), "REPLICA_PENDING");
     let pending = put(&mut archive, "records", "trade/1.pdf", b"kept").await.unwrap_err();
     assert_eq!((pending.code(), reason(&pending).as_str()), (Code::Unavailable, "REPLICA_PENDING"));
     let info = pending.get_details_error_info().unwrap();

@@ -55,12 +55,17 @@ impl AppUpload {
     /// last partial chunk is written on a blocking thread first; on any
     /// error nothing is published and the chunks are discarded. Cancelled
     /// after the publish was queued, the version may still be published,
-    /// whole. Under a sync rule it then waits for the replica's copy:
+    /// whole. `stored` is called once the publish is answered (stored or
+    /// refused), before a sync rule's wait: a front end returns what it
+    /// reserved for the upload there, so that a wait for the replica holds
+    /// none of it. Under a sync rule it then waits for the replica's copy:
     /// `ReplicaPending` if not confirmed in time (the version stands).
-    pub async fn finish(mut self, actor: &Actor) -> Result<WriteAck, AppError> {
+    pub async fn finish(mut self, actor: &Actor, stored: impl FnOnce()) -> Result<WriteAck, AppError> {
         self.run(Upload::seal).await?;
         let upload = self.0.take().ok_or_else(|| AppError::Internal(LOST.to_owned()))?;
-        let ack = upload.finish(actor).await?;
+        let ack = upload.finish(actor).await;
+        stored();
+        let ack = ack?;
         if let Some((replication, bucket, key)) = self.1.take() {
             let what = || format!("version {} of `{bucket}/{key}`", ack.version_id);
             replication.confirm(&bucket, key.as_str(), ack.ledger_sequence, what, &ack.version_id).await?;
