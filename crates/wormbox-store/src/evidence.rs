@@ -422,7 +422,8 @@ impl<'a> Walk<'a> {
         let key = (entry.bucket.clone(), entry.key.clone(), id.as_u128());
         let writes_lock =
             matches!(entry.op, LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased);
-        let writes_version = matches!(entry.op, LedgerOp::VersionWritten | LedgerOp::MarkerWritten);
+        let writes_version =
+            matches!(entry.op, LedgerOp::VersionWritten | LedgerOp::MarkerWritten | LedgerOp::VersionRestored);
         let attested = if writes_lock || writes_version {
             match entry.attestations() {
                 Ok(attested) => attested,
@@ -468,6 +469,25 @@ impl<'a> Walk<'a> {
             }
             LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased => {
                 self.locks.insert(key, (entry.sequence, attested.lock_sha256));
+            }
+            // A restore rebuilt the records of a version the ledger wrote,
+            // with the bytes it was written with.
+            LedgerOp::VersionRestored => {
+                let Some(written) = self.written.get_mut(&key) else {
+                    report.diverge(Some(entry.sequence), "the entry restores a version no entry wrote".to_owned());
+                    return;
+                };
+                if !written.marker && entry.sha256 != written.sha256 {
+                    report.diverge(
+                        Some(entry.sequence),
+                        format!("the entry restores other bytes than entry {} wrote", written.sequence),
+                    );
+                }
+                written.record = attested.record_sha256;
+                match attested.lock_sha256 {
+                    Some(lock) => self.locks.insert(key, (entry.sequence, Some(lock))),
+                    None => self.locks.remove(&key),
+                };
             }
             LedgerOp::VersionPurged => {
                 self.written.remove(&key);

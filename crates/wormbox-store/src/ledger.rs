@@ -87,6 +87,14 @@ pub enum LedgerOp {
     IntegrityVerified,
     /// An integrity check found a divergence; the detail names the first.
     IntegrityFailed,
+    /// The archive was rebuilt from its replica (`wormboxd restore
+    /// --from-replica`): a version's records were written again from the
+    /// ledger and the replica's copy, and this entry attests them. Its
+    /// SHA-256 is the one the version was written with.
+    VersionRestored,
+    /// The archive was rebuilt from its replica; the detail says from where
+    /// and through which signed checkpoint.
+    ArchiveRestored,
 }
 
 impl LedgerOp {
@@ -116,6 +124,8 @@ impl LedgerOp {
             LedgerOp::IntegrityVerified => 22,
             LedgerOp::IntegrityFailed => 23,
             LedgerOp::ClockCaughtUp => 24,
+            LedgerOp::VersionRestored => 26,
+            LedgerOp::ArchiveRestored => 27,
         }
     }
 
@@ -145,6 +155,8 @@ impl LedgerOp {
             22 => LedgerOp::IntegrityVerified,
             23 => LedgerOp::IntegrityFailed,
             24 => LedgerOp::ClockCaughtUp,
+            26 => LedgerOp::VersionRestored,
+            27 => LedgerOp::ArchiveRestored,
             _ => return None,
         })
     }
@@ -176,11 +188,13 @@ impl LedgerOp {
             LedgerOp::IntegrityVerified => "integrity-verified",
             LedgerOp::IntegrityFailed => "integrity-failed",
             LedgerOp::ClockCaughtUp => "clock-caught-up",
+            LedgerOp::VersionRestored => "version-restored",
+            LedgerOp::ArchiveRestored => "archive-restored",
         }
     }
 
     /// Every operation, in code order.
-    pub const ALL: [LedgerOp; 24] = [
+    pub const ALL: [LedgerOp; 26] = [
         LedgerOp::BucketCreated,
         LedgerOp::BucketDeleted,
         LedgerOp::VersioningChanged,
@@ -205,6 +219,8 @@ impl LedgerOp {
         LedgerOp::IntegrityVerified,
         LedgerOp::IntegrityFailed,
         LedgerOp::ClockCaughtUp,
+        LedgerOp::VersionRestored,
+        LedgerOp::ArchiveRestored,
     ];
 
     /// The operation with this stable name.
@@ -227,7 +243,9 @@ impl LedgerOp {
             | LedgerOp::PrincipalRevoked
             | LedgerOp::ClockHeldBack
             | LedgerOp::ClockAccepted
-            | LedgerOp::ClockCaughtUp => AuditKind::Configuration,
+            | LedgerOp::ClockCaughtUp
+            | LedgerOp::ArchiveRestored => AuditKind::Configuration,
+            LedgerOp::VersionRestored => AuditKind::Writes,
             LedgerOp::MfaEnrolled
             | LedgerOp::MfaActivated
             | LedgerOp::MfaResynced
@@ -822,6 +840,7 @@ mod tests {
             assert_eq!(AuditKind::from_name(op.kind().as_str()), Some(op.kind()));
         }
         assert_eq!(LedgerOp::from_code(0), None);
-        assert_eq!(LedgerOp::from_code(LedgerOp::ALL.len() as u8 + 1), None);
+        let newest = LedgerOp::ALL.iter().map(|op| op.code()).max().unwrap_or(0);
+        assert_eq!(LedgerOp::from_code(newest + 1), None);
     }
 }

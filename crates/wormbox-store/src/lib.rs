@@ -31,6 +31,7 @@ mod keys;
 pub mod ledger;
 mod listing;
 mod meta;
+pub mod rebuild;
 pub mod retention;
 mod store;
 mod versions;

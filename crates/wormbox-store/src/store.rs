@@ -1362,7 +1362,7 @@ fn discard_unpublished_uploads(backend: &dyn Backend) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn secret_hash(salt: &[u8; 16], secret: &str) -> [u8; 32] {
+pub(crate) fn secret_hash(salt: &[u8; 16], secret: &str) -> [u8; 32] {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
     let tag = ring::hmac::sign(&key, secret.as_bytes());
     tag.as_ref().try_into().expect("HMAC-SHA-256 yields 32 bytes")
