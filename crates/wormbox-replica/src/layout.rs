@@ -17,6 +17,12 @@ pub const META_SEQUENCE: &str = "wormbox-ledger-sequence";
 /// headers of its own (names other than lower-case `a-z0-9-_.`, values other
 /// than printable ASCII, names starting `wormbox-`): base64 of a JSON object.
 pub const META_OTHER: &str = "wormbox-metadata";
+/// The metadata entry saying the source version has no content type
+/// (value `NO_CONTENT_TYPE`): S3 engines answer a default for an object
+/// written without one, which a restore must not take for the source's.
+pub const META_CONTENT_TYPE: &str = "wormbox-content-type";
+/// `META_CONTENT_TYPE`'s value.
+pub const NO_CONTENT_TYPE: &str = "none";
 /// The prefix of everything the replica holds beside copies of versions.
 pub const EVIDENCE_PREFIX: &str = ".wormbox/";
 
@@ -44,6 +50,32 @@ pub fn replica_metadata(user: &std::collections::BTreeMap<String, String>) -> Ve
         out.push((META_OTHER.to_owned(), data_encoding::BASE64.encode(json.as_bytes())));
     }
     out
+}
+
+/// The user metadata a replica version carries back (`replica_metadata`
+/// read backwards): its plain entries and those in `META_OTHER`, without
+/// the appliance's own `wormbox-*` entries.
+pub fn user_metadata_of(replica: &[(String, String)]) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value) in replica {
+        if name == META_OTHER {
+            let json = data_encoding::BASE64
+                .decode(value.as_bytes())
+                .map_err(|_| format!("`{META_OTHER}` is not base64"))?;
+            let other: std::collections::BTreeMap<String, String> =
+                serde_json::from_slice(&json).map_err(|_| format!("`{META_OTHER}` is not a JSON object of strings"))?;
+            out.extend(other);
+        } else if !name.starts_with("wormbox-") {
+            out.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The sequence a checkpoint object's name holds, if it is one.
+pub fn checkpoint_sequence(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(EVIDENCE_PREFIX)?.strip_prefix("checkpoints/")?.strip_suffix(".json")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
 }
 
 /// The object holding the signed checkpoint at `sequence` (JSON, as the
@@ -109,6 +141,16 @@ mod tests {
         assert_eq!(other.len(), 4);
         assert_eq!(other["wormbox-version-id"], "forged", "a user's entry never poses as the appliance's own");
         assert_eq!(other["plain"], "café");
+        let mut replica = out.clone();
+        replica.push((META_VERSION.to_owned(), "the appliance's own".to_owned()));
+        assert_eq!(user_metadata_of(&replica).unwrap(), user, "it reads back as it was");
+    }
+
+    #[test]
+    fn checkpoint_names_read_back() {
+        assert_eq!(checkpoint_sequence(&checkpoint_key(42)), Some(42));
+        assert_eq!(checkpoint_sequence(".wormbox/checkpoints/42.json"), None);
+        assert_eq!(checkpoint_sequence(&ledger_key(1, 42)), None);
     }
 
     #[test]

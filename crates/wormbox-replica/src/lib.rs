@@ -9,7 +9,8 @@
 //! it never changes a version, a lock or the ledger. Its layers: `rule`
 //! (what goes where), `target` (what it needs of a replica), `layout` (how
 //! the replica is named), `replicator` (the follower), `verify` (the
-//! replica checked against the archive, read-only), `s3target` (the S3
+//! replica checked against the archive, read-only), `restore` (an archive
+//! rebuilt from its replicas, into an empty store), `s3target` (the S3
 //! client as a `Target`), and the S3 client it
 //! reaches a replica with (`S3Client`: `client`, `sigv4`, `transport`,
 //! `types`, `xml`, `error`; time only through a `Clock`, the secret key in no
@@ -18,6 +19,7 @@
 
 pub mod layout;
 pub mod replicator;
+pub mod restore;
 pub mod rule;
 mod s3target;
 pub mod target;

@@ -417,6 +417,9 @@ impl<T: Target> Replicator<T> {
         let mut metadata = layout::replica_metadata(info.user_metadata.entries());
         metadata.push((META_VERSION.to_owned(), wanted));
         metadata.push((META_SEQUENCE.to_owned(), sequence.to_string()));
+        if info.content_type.is_empty() {
+            metadata.push((layout::META_CONTENT_TYPE.to_owned(), layout::NO_CONTENT_TYPE.to_owned()));
+        }
         let spec = PutSpec {
             size: info.size,
             sha256: info.sha256.0,

@@ -51,6 +51,7 @@ impl S3Client {
                 version_id: head.version_id.unwrap_or_else(|| version_id.to_owned()),
                 is_delete_marker: false,
                 size: head.size,
+                content_type: head.content_type.unwrap_or_default(),
                 metadata: head.metadata,
                 lock: head.lock.map(|(mode, until)| Lock { mode: mode_of(mode), until }),
                 legal_hold: head.legal_hold,
@@ -119,6 +120,7 @@ impl Target for S3Client {
                             version_id: entry.version_id.clone(),
                             is_delete_marker: true,
                             size: 0,
+                            content_type: String::new(),
                             metadata: Vec::new(),
                             lock: None,
                             legal_hold: false,
@@ -130,6 +132,30 @@ impl Target for S3Client {
                 // Keys after `key` under the same prefix sort after it: done.
                 let past = page.entries.last().is_some_and(|e| e.key.as_str() > key.as_str());
                 if !page.is_truncated || past || out.len() >= MAX_VERSIONS_SEARCHED {
+                    return Ok(out);
+                }
+                key_marker = page.next_key_marker.clone();
+                version_marker = page.next_version_id_marker.clone();
+            }
+        })
+    }
+
+    fn keys(&self, prefix: &str) -> Call<'_, Vec<String>> {
+        let prefix = prefix.to_owned();
+        Box::pin(async move {
+            let mut out: Vec<String> = Vec::new();
+            let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+            loop {
+                let page = self
+                    .list_object_versions(Some(&prefix), key_marker.as_deref(), version_marker.as_deref(), 1000)
+                    .await
+                    .map_err(target_error)?;
+                for entry in &page.entries {
+                    if out.last() != Some(&entry.key) {
+                        out.push(entry.key.clone());
+                    }
+                }
+                if !page.is_truncated {
                     return Ok(out);
                 }
                 key_marker = page.next_key_marker.clone();

@@ -86,6 +86,8 @@ pub struct ReplicaHead {
     pub is_delete_marker: bool,
     /// Its size.
     pub size: u64,
+    /// Its content type (empty: none sent).
+    pub content_type: String,
     /// User metadata, names in lower case.
     pub metadata: Vec<(String, String)>,
     /// Its retention.
@@ -106,6 +108,10 @@ pub trait Target: Send + Sync + 'static {
     /// newest first, with their metadata: to find a write that is in doubt.
     fn versions_of(&self, key: &str) -> Call<'_, Vec<ReplicaHead>>;
 
+    /// Every key under `prefix` that has a version or a marker, in key
+    /// order: to find the evidence a restore reads.
+    fn keys(&self, prefix: &str) -> Call<'_, Vec<String>>;
+
     /// One version's head, or `None` when it does not exist.
     fn head(&self, key: &str, version_id: &str) -> Call<'_, Option<ReplicaHead>>;
 
@@ -125,4 +131,39 @@ pub trait Target: Send + Sync + 'static {
     /// is a delete marker): to verify a copy by hashing what the replica
     /// holds, without keeping it in memory.
     fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>>;
+}
+
+/// A shared target is a target: the replicator, a tier pass and a restore
+/// can hold the same one.
+impl<T: Target + ?Sized> Target for std::sync::Arc<T> {
+    fn bucket_state(&self) -> Call<'_, BucketState> {
+        (**self).bucket_state()
+    }
+    fn put(&self, key: &str, body: Body, spec: PutSpec) -> Call<'_, String> {
+        (**self).put(key, body, spec)
+    }
+    fn versions_of(&self, key: &str) -> Call<'_, Vec<ReplicaHead>> {
+        (**self).versions_of(key)
+    }
+    fn keys(&self, prefix: &str) -> Call<'_, Vec<String>> {
+        (**self).keys(prefix)
+    }
+    fn head(&self, key: &str, version_id: &str) -> Call<'_, Option<ReplicaHead>> {
+        (**self).head(key, version_id)
+    }
+    fn set_retention(&self, key: &str, version_id: &str, lock: Lock) -> Call<'_, ()> {
+        (**self).set_retention(key, version_id, lock)
+    }
+    fn set_legal_hold(&self, key: &str, version_id: &str, on: bool) -> Call<'_, ()> {
+        (**self).set_legal_hold(key, version_id, on)
+    }
+    fn delete_marker(&self, key: &str) -> Call<'_, String> {
+        (**self).delete_marker(key)
+    }
+    fn delete_version(&self, key: &str, version_id: &str) -> Call<'_, ()> {
+        (**self).delete_version(key, version_id)
+    }
+    fn get(&self, key: &str, version_id: &str) -> Call<'_, Option<Body>> {
+        (**self).get(key, version_id)
+    }
 }
