@@ -59,9 +59,8 @@ pub fn user_metadata_of(replica: &[(String, String)]) -> Result<std::collections
     let mut out = std::collections::BTreeMap::new();
     for (name, value) in replica {
         if name == META_OTHER {
-            let json = data_encoding::BASE64
-                .decode(value.as_bytes())
-                .map_err(|_| format!("`{META_OTHER}` is not base64"))?;
+            let json =
+                data_encoding::BASE64.decode(value.as_bytes()).map_err(|_| format!("`{META_OTHER}` is not base64"))?;
             let other: std::collections::BTreeMap<String, String> =
                 serde_json::from_slice(&json).map_err(|_| format!("`{META_OTHER}` is not a JSON object of strings"))?;
             out.extend(other);

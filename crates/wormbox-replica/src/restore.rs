@@ -142,9 +142,9 @@ pub async fn copy_versions(sources: &[Source], rebuild: &mut Rebuild) -> Result<
                 listed = Some((at, wanted.key.clone(), heads));
             }
             let heads = listed.as_ref().map(|(_, _, h)| h.as_slice()).unwrap_or_default();
-            let head = heads.iter().find(|h| {
-                !h.is_delete_marker && h.metadata.iter().any(|(n, v)| n == META_VERSION && *v == wanted_id)
-            });
+            let head = heads
+                .iter()
+                .find(|h| !h.is_delete_marker && h.metadata.iter().any(|(n, v)| n == META_VERSION && *v == wanted_id));
             if let Some(head) = head {
                 found = Some((source, head.clone()));
                 break;
@@ -175,12 +175,8 @@ async fn copy_one(
             wanted.bucket, wanted.key, head.version_id
         ))
     };
-    let mut body = source
-        .target
-        .get(&wanted.key, &head.version_id)
-        .await
-        .map_err(target_error(&source.rule))?
-        .ok_or_else(gone)?;
+    let mut body =
+        source.target.get(&wanted.key, &head.version_id).await.map_err(target_error(&source.rule))?.ok_or_else(gone)?;
     let mut sink = rebuild.bytes(wanted)?;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| RestoreError::Target {
@@ -194,8 +190,7 @@ async fn copy_one(
         .map_err(|why| RestoreError::Evidence(format!("{}/{}: its metadata: {why}", wanted.bucket, wanted.key)))?;
     let no_type = head.metadata.iter().any(|(n, v)| n == META_CONTENT_TYPE && v == NO_CONTENT_TYPE);
     let content_type = if no_type { String::new() } else { head.content_type.clone() };
-    let from = format!("replica of rule `{}` version {}", source.rule.name, head.version_id);
-    sink.finish(content_type, metadata, from)?;
+    sink.finish(content_type, metadata, &source.rule.name, &head.version_id)?;
     Ok(())
 }
 

@@ -127,7 +127,8 @@ impl Target for MemTarget {
     }
 
     fn keys(&self, prefix: &str) -> Call<'_, Vec<String>> {
-        let keys: Vec<String> = self.objects.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        let keys: Vec<String> =
+            self.objects.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
         Box::pin(async move {
             self.up()?;
             Ok(keys)
@@ -271,8 +272,8 @@ async fn world() -> World {
     let public_key = signer.public_key().to_vec();
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let dyn_signer: Arc<dyn Signer> = signer.clone();
-    let store = Store::open_signed(Arc::new(MemBackend::new()), dyn_clock, StoreOptions::default(), Some(dyn_signer))
-        .unwrap();
+    let store =
+        Store::open_signed(Arc::new(MemBackend::new()), dyn_clock, StoreOptions::default(), Some(dyn_signer)).unwrap();
     let writer = Actor { access_key: "WBWRITER".into(), role: Role::Writer };
     let auditor = Actor { access_key: "WBAUDITOR".into(), role: Role::Auditor };
     let bucket = BucketName::new("records").unwrap();
@@ -754,6 +755,7 @@ async fn the_replica_alone_rebuilds_the_archive_through_its_newest_checkpoint() 
     let sources = vec![Source { rule: w.rule("dr"), target: target.clone() as Arc<dyn Target> }];
     let backend = MemBackend::new();
     let mut rebuild = Rebuild::new(Arc::new(backend.clone()), w.public_key.clone()).unwrap();
+    rebuild.replicated_by(vec!["dr".into()]);
     let replayed = restore::replay_ledger(&sources, &mut rebuild).await.unwrap();
     assert_eq!((replayed.through, replayed.checkpoints), (through, 2));
     let (versions, bytes) = restore::copy_versions(&sources, &mut rebuild).await.unwrap();
@@ -789,9 +791,27 @@ async fn the_replica_alone_rebuilds_the_archive_through_its_newest_checkpoint() 
         let (new, again) = restored.read_version_object(&w.bucket, &key, v.id).unwrap();
         let read = |r: wormbox_store::ObjectReader| r.collect::<Result<Vec<_>, _>>().unwrap().concat();
         assert_eq!(read(reader), read(again));
-        assert_eq!((&old.content_type, &old.user_metadata, old.retention), (&new.content_type, &new.user_metadata, new.retention));
-        let cases = |i: &wormbox_store::VersionInfo| i.legal_holds.iter().map(|h| h.case_id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            (&old.content_type, &old.user_metadata, old.retention),
+            (&new.content_type, &new.user_metadata, new.retention)
+        );
+        let cases =
+            |i: &wormbox_store::VersionInfo| i.legal_holds.iter().map(|h| h.case_id.clone()).collect::<Vec<_>>();
         assert_eq!(cases(&old), cases(&new), "{key}");
     }
     assert!(restored.head_object(&w.bucket, &a, None).is_err(), "the marker is the latest again");
+
+    // The restored archive's replicator goes on where the replica is: it
+    // copies no version again, only the restore's own ledger range and
+    // checkpoint.
+    assert_eq!(restored.replica_cursor("dr").unwrap(), rebuilt.ledger_sequence);
+    let puts = target.puts.load(Ordering::SeqCst);
+    let mut replicator =
+        Replicator::new(restored.clone(), w.rule("dr"), Shared(Arc::clone(&target)), w.public_key.clone()).unwrap();
+    replicator.catch_up().await.unwrap();
+    assert_eq!(target.puts.load(Ordering::SeqCst) - puts, 2);
+    let report = wormbox_replica::verify::verify(&restored, &w.rule("dr"), &Shared(Arc::clone(&target)), &w.public_key)
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "the replica verifies against the restored archive: {report:?}");
 }

@@ -98,8 +98,19 @@ struct Replayed {
     created_at: Timestamp,
     creator: String,
     lock: Option<LockRecord>,
-    /// Set once its bytes were written: (content type, metadata, chunks, where from).
-    copied: Option<(String, UserMetadata, u32, String)>,
+    /// Set once its bytes were written.
+    copied: Option<Copied>,
+}
+
+/// Where a version's bytes came back from, and what came with them.
+#[derive(Clone, Debug, Default)]
+struct Copied {
+    content_type: String,
+    user_metadata: UserMetadata,
+    chunks: u32,
+    /// The replication rule whose replica held them, and its version id there.
+    rule: String,
+    replica_id: String,
 }
 
 /// A version whose bytes the caller must supply (`Rebuild::bytes`).
@@ -174,6 +185,8 @@ pub struct Rebuild {
     /// The `null` version of each key that has one.
     nulls: BTreeMap<(String, String), u128>,
     checkpoints: Vec<Checkpoint>,
+    /// Replication rules whose replicas hold everything restored.
+    rules: Vec<String>,
     batch: Batch,
 }
 
@@ -217,6 +230,7 @@ impl Rebuild {
             versions: BTreeMap::new(),
             nulls: BTreeMap::new(),
             checkpoints: Vec::new(),
+            rules: Vec::new(),
             batch: Batch::new(),
         })
     }
@@ -288,6 +302,13 @@ impl Rebuild {
             .collect()
     }
 
+    /// Names the replication rules whose replicas the archive is restored
+    /// from: the restored archive records them as replicated through its
+    /// end, so that their replicators go on from there and copy nothing twice.
+    pub fn replicated_by(&mut self, rules: Vec<String>) {
+        self.rules = rules;
+    }
+
     /// Starts writing one version's bytes.
     pub fn bytes(&mut self, version: &LiveVersion) -> Result<VersionBytes<'_>, RebuildError> {
         self.flush()?;
@@ -344,18 +365,18 @@ impl Rebuild {
         for ((bucket, key, id), v) in versions {
             let id = VersionId::from_u128(id);
             let bucket_name = BucketName::new(&bucket).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-            let (content_type, user_metadata, chunks, from) = v.copied.clone().unwrap_or_default();
+            let copied = v.copied.clone().unwrap_or_default();
             let record = VersionRecord {
                 id,
                 is_null: v.is_null,
                 is_delete_marker: v.marker,
                 size: v.size,
                 sha256: v.sha256,
-                content_type,
-                user_metadata,
+                content_type: copied.content_type.clone(),
+                user_metadata: copied.user_metadata.clone(),
                 created_at: v.created_at,
                 creator: v.creator.clone(),
-                data: (!v.marker).then_some(DataRef { upload: id.as_u128(), chunks }),
+                data: (!v.marker).then_some(DataRef { upload: id.as_u128(), chunks: copied.chunks }),
             };
             let stored = record.encode();
             let version_key = keys::version_key(&bucket_name, &key, id);
@@ -375,7 +396,15 @@ impl Rebuild {
                 rebuilt.versions += 1;
                 rebuilt.bytes += v.size;
             }
-            let what = if v.marker { "delete marker".to_owned() } else { format!("bytes from {from}") };
+            if !v.marker {
+                let (key, value) = meta::replica_version_entry(&copied.rule, &version_key, &copied.replica_id);
+                self.batch.put(Keyspace::Meta, key, value);
+            }
+            let what = if v.marker {
+                "delete marker".to_owned()
+            } else {
+                format!("bytes from the replica of rule `{}`, its version {}", copied.rule, copied.replica_id)
+            };
             self.append(LedgerEntry {
                 format: EntryFormat::CURRENT,
                 sequence: 0,
@@ -462,6 +491,10 @@ impl Rebuild {
             meta::last_checkpoint_entry(checkpoint.sequence),
             meta::format_entry(crate::format::FORMAT_VERSION),
         ] {
+            self.batch.put(Keyspace::Meta, key, value);
+        }
+        for rule in &self.rules {
+            let (key, value) = meta::replica_cursor_entry(rule, self.sequence);
             self.batch.put(Keyspace::Meta, key, value);
         }
         self.flush()?;
@@ -685,9 +718,16 @@ impl VersionBytes<'_> {
         Ok(())
     }
 
-    /// Checks the whole copy against the ledger and records where it came
-    /// from, its content type and its user metadata.
-    pub fn finish(mut self, content_type: String, metadata: UserMetadata, from: String) -> Result<(), RebuildError> {
+    /// Checks the whole copy against the ledger and records its content
+    /// type, its user metadata and where it came from: the replica of
+    /// `rule`, its version `replica_id`.
+    pub fn finish(
+        mut self,
+        content_type: String,
+        user_metadata: UserMetadata,
+        rule: &str,
+        replica_id: &str,
+    ) -> Result<(), RebuildError> {
         if self.size != self.version.size {
             return Err(
                 self.refuse(format!("the copy holds {} bytes, the ledger wrote {}", self.size, self.version.size))
@@ -706,7 +746,13 @@ impl VersionBytes<'_> {
             .versions
             .get_mut(&(v.bucket.clone(), v.key.clone(), v.id.as_u128()))
             .ok_or_else(|| StoreError::InvalidArgument("no such version in the replayed ledger".to_owned()))?;
-        replayed.copied = Some((content_type, metadata, self.chunks, from));
+        replayed.copied = Some(Copied {
+            content_type,
+            user_metadata,
+            chunks: self.chunks,
+            rule: rule.to_owned(),
+            replica_id: replica_id.to_owned(),
+        });
         Ok(())
     }
 

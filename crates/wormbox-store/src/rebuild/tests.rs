@@ -151,7 +151,7 @@ fn rebuild_from(source: &Source, target: Arc<dyn Backend>) -> Result<super::Rebu
         for chunk in reader {
             bytes.write(&chunk.unwrap())?;
         }
-        bytes.finish(info.content_type, info.user_metadata, "the source".to_owned())?;
+        bytes.finish(info.content_type, info.user_metadata, "source", &format!("copy-{}", wanted.id))?;
     }
     rebuild.finish(source.clock.now(), "a test", &*source.signer)
 }
@@ -237,7 +237,7 @@ async fn an_altered_entry_or_copy_stops_the_rebuild() {
     let first = wanted.iter().find(|w| w.size > 0).unwrap().clone();
     let mut bytes = rebuild.bytes(&first).unwrap();
     bytes.write(&vec![b'x'; first.size as usize]).unwrap();
-    let err = bytes.finish(String::new(), UserMetadata::default(), "nowhere".into()).unwrap_err();
+    let err = bytes.finish(String::new(), UserMetadata::default(), "nowhere", "1").unwrap_err();
     assert!(err.to_string().contains("SHA-256"), "{err}");
 
     // A checkpoint of another key, and finishing without every version's bytes.
