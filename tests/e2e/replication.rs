@@ -16,7 +16,7 @@ const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// Retention far enough past the test clock's epoch to be in the engine's
 /// future too (it judges dates by the real time).
-fn retention(days: i64) -> v1::Retention {
+pub(super) fn retention(days: i64) -> v1::Retention {
     v1::Retention {
         mode: v1::RetentionMode::Compliance as i32,
         retain_until_unix_micros: TEST_EPOCH.0 + days * DAY_MICROS,

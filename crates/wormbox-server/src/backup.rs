@@ -82,7 +82,7 @@ pub enum BackupError {
     Stopping,
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + use<> {
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + use<> {
     let path = path.to_owned();
     move |source| BackupError::Io { what, path, source }
 }
@@ -451,7 +451,7 @@ fn check_master_key(backend: &RocksBackend, master_key: &[u8], path: &Path) -> R
 /// Reads a published checkpoint: a checkpoint file (`wormbox checkpoint
 /// --out`), or a backup's `backup.json`, whose checkpoint the appliance
 /// published when it took that backup.
-fn read_published(path: &Path) -> Result<CheckpointFile, BackupError> {
+pub(crate) fn read_published(path: &Path) -> Result<CheckpointFile, BackupError> {
     let meta = std::fs::metadata(path).map_err(io("reading the published checkpoint", path))?;
     if meta.len() > 16 << 20 {
         return Err(BackupError::Refused(format!("{} is too large to be a checkpoint", path.display())));
@@ -469,7 +469,7 @@ fn read_published(path: &Path) -> Result<CheckpointFile, BackupError> {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -477,7 +477,7 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn refuse_used_target(dir: &Path) -> Result<(), BackupError> {
+pub(crate) fn refuse_used_target(dir: &Path) -> Result<(), BackupError> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -494,7 +494,7 @@ fn refuse_used_target(dir: &Path) -> Result<(), BackupError> {
 }
 
 /// Reads a key file, refusing one that group or others may read.
-fn read_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
+pub(crate) fn read_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
     let meta = std::fs::metadata(path).map_err(io("reading the key", path))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(BackupError::Refused(format!(
@@ -509,10 +509,10 @@ fn read_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
     Ok(zeroize::Zeroizing::new(std::fs::read(path).map_err(io("reading the key", path))?))
 }
 
-fn write_key(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+pub(crate) fn write_key(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
     crate::write_new_file(path, bytes, 0o600).map_err(io("writing the key", path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), BackupError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("syncing", dir))
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod evidence;
 pub mod grpc;
 pub mod init;
+pub mod replica_restore;
 pub mod replication;
 pub mod telemetry;
 

@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use wormbox_mfa::MasterKey;
 use wormbox_model::{BucketName, Clock, SystemClock};
+use wormbox_replica::restore;
 use wormbox_replica::{
     Credentials, Handle, Mode, ReplicaError, Replicator, Rule, S3Client, S3Config, Status, TargetError,
 };
@@ -112,6 +113,49 @@ fn rule_of(config: &ReplicationConfig) -> Result<Rule, ServerError> {
     };
     rule.check().map_err(|e| ServerError::Replication(e.to_string()))?;
     Ok(rule)
+}
+
+/// The S3 client of rule `rule`, with its credential sealed in `dir` under `key`.
+fn client_of(
+    config: &ReplicationConfig,
+    rule: &Rule,
+    key: &MasterKey,
+    dir: &Path,
+    signing: &Arc<dyn Clock>,
+) -> Result<S3Client, ServerError> {
+    let credentials = open_credential(key, dir, &rule.name)?;
+    let s3 = S3Config {
+        endpoint: config.endpoint.clone(),
+        region: config.region.clone(),
+        bucket: config.target_bucket.clone(),
+        credentials,
+        ca_pem: config.ca_file.clone(),
+        timeout: REQUEST_TIMEOUT,
+    };
+    S3Client::new(s3, Arc::clone(signing))
+        .map_err(|e| ServerError::Replication(format!("replication rule `{}`: {e}", rule.name)))
+}
+
+/// Every rule's replica, reached with the credentials sealed in `keys` (an
+/// escrow copy of the data directory's keys and `replica-*.credential`
+/// files) under the master key there: what a restore from replicas reads.
+pub fn restore_sources(rules: &[ReplicationConfig], keys: &Path) -> Result<Vec<restore::Source>, ServerError> {
+    let signing: Arc<dyn Clock> = Arc::new(SystemClock);
+    let path = keys.join(crate::MFA_MASTER_KEY_FILE);
+    if !path.exists() {
+        return Err(ServerError::Replication(format!(
+            "{} is missing: the restore needs the master key",
+            path.display()
+        )));
+    }
+    let (key, _) = MasterKey::load_or_create(&path).map_err(ServerError::MfaKey)?;
+    let mut out = Vec::new();
+    for config in rules {
+        let rule = rule_of(config)?;
+        let client = client_of(config, &rule, &key, keys, &signing)?;
+        out.push(restore::Source { rule, target: Arc::new(client) });
+    }
+    Ok(out)
 }
 
 /// A write stored locally, durably, whose replica copy a sync rule did not
@@ -248,17 +292,7 @@ pub async fn start(
     for config in rules {
         let rule = rule_of(config)?;
         specs.push((rule.mode == Mode::Sync).then(|| (rule.clone(), Duration::from_millis(config.sync_timeout_ms))));
-        let credentials = open_credential(&key, data_dir, &rule.name)?;
-        let s3 = S3Config {
-            endpoint: config.endpoint.clone(),
-            region: config.region.clone(),
-            bucket: config.target_bucket.clone(),
-            credentials,
-            ca_pem: config.ca_file.clone(),
-            timeout: REQUEST_TIMEOUT,
-        };
-        let client = S3Client::new(s3, Arc::clone(&signing))
-            .map_err(|e| ServerError::Replication(format!("replication rule `{}`: {e}", rule.name)))?;
+        let client = client_of(config, &rule, &key, data_dir, &signing)?;
         targets.push(RuleTarget {
             rule: rule.clone(),
             endpoint: config.endpoint.clone(),

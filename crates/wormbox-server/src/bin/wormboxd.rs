@@ -12,6 +12,7 @@ use wormbox_model::SystemClock;
 use wormbox_server::WormboxdConfig;
 use wormbox_server::backup::RestoreOptions;
 use wormbox_server::init::InitOptions;
+use wormbox_server::replica_restore::{RESTORED_CREDENTIALS_FILE, ReplicaRestoreOptions, restore_from_replica};
 
 /// jemalloc for Rust's allocations (gRPC buffers, records, the writer's
 /// groups) rather than glibc's per-thread arenas; RocksDB's C++ allocations
@@ -57,13 +58,19 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
-    /// Restores a backup (`wormbox admin backup`) into a new data directory,
-    /// after verifying it; the appliance must be stopped.
+    /// Restores a backup (`wormbox admin backup`), or with --from-replica the
+    /// archive its [[replication]] rules' replicas hold, into a new data
+    /// directory, after verifying it; the appliance must be stopped.
     Restore {
         /// The backup directory.
+        #[arg(long, required_unless_present = "from_replica", conflicts_with = "from_replica")]
+        from: Option<PathBuf>,
+        /// Rebuild from the replicas of the configuration's [[replication]]
+        /// rules (signed ledger ranges, checkpoints and every version's bytes).
         #[arg(long)]
-        from: PathBuf,
-        /// Where the appliance's mfa-master.key and checkpoint-signing.key are kept.
+        from_replica: bool,
+        /// Where the appliance's mfa-master.key and checkpoint-signing.key are
+        /// kept (and, for --from-replica, its replica-RULE.credential files).
         #[arg(long)]
         keys: PathBuf,
         /// A checkpoint the appliance published (repeat); the backup must reach the newest.
@@ -154,7 +161,43 @@ fn main() -> anyhow::Result<()> {
             println!("sealed the credential of replication rule `{rule}` in {} (mode 0600)", path.display());
             Ok(())
         }
-        Some(Command::Restore { from, keys, published, no_published_checkpoint }) => {
+        Some(Command::Restore { from_replica: true, keys, published, no_published_checkpoint, .. }) => {
+            let options = ReplicaRestoreOptions {
+                data_dir: config.storage.data_dir.clone(),
+                keys,
+                published,
+                without_published: no_published_checkpoint,
+            };
+            let restored = runtime
+                .block_on(restore_from_replica(&config.replication, &options, Arc::new(SystemClock)))
+                .context("wormboxd restore --from-replica failed")?;
+            let dir = config.storage.data_dir.display();
+            println!(
+                "restored {dir} from the replica of rule `{}` through its signed checkpoint {} (ledger now at {}{}): \
+                 {} buckets, {} versions ({} bytes), {} delete markers; {}",
+                restored.rule,
+                restored.through,
+                restored.ledger_sequence,
+                match restored.newest_published {
+                    Some(seq) => format!("; newest published checkpoint {seq} reached"),
+                    None => String::new(),
+                },
+                restored.buckets,
+                restored.versions,
+                restored.bytes,
+                restored.markers,
+                restored.summary
+            );
+            // The secrets themselves only in the 0600 file, never on the terminal or in a log.
+            println!(
+                "{} principals keep their access keys with new secrets, in {dir}/{RESTORED_CREDENTIALS_FILE} \
+                 (mode 0600): hand them out, then delete the file; MFA devices are enrolled again",
+                restored.principals.len()
+            );
+            Ok(())
+        }
+        Some(Command::Restore { from, keys, published, no_published_checkpoint, .. }) => {
+            let Some(from) = from else { anyhow::bail!("--from BACKUP_DIR or --from-replica") };
             let options = RestoreOptions {
                 from,
                 data_dir: config.storage.data_dir.clone(),
