@@ -418,6 +418,9 @@ fn default_write_buffer_mib() -> usize {
 fn default_block_cache_mib() -> usize {
     128
 }
+/// S3's limit on one PUT, which the replicator writes each version with.
+const MAX_SINGLE_PUT_BYTES: u64 = 5 << 30;
+
 fn default_max_object_bytes() -> u64 {
     5 << 30
 }
@@ -554,6 +557,15 @@ impl WormboxdConfig {
                 return invalid("replication", "retention days must be at least 1");
             }
         }
+        // The replicator writes each version in one PUT, which S3 (and RGW,
+        // SeaweedFS) caps at 5 GiB: a larger version could never be copied.
+        if !self.replication.is_empty() && self.limits.max_object_bytes > MAX_SINGLE_PUT_BYTES {
+            return invalid(
+                "limits.max_object_bytes",
+                "must be at most 5 GiB (5368709120) while a [[replication]] rule copies versions: \
+                 a replica takes each version in one PUT, which S3 caps at 5 GiB",
+            );
+        }
         if self.mfa.window_steps > 10 {
             return invalid("mfa.window_steps", "must be at most 10: a wide window makes codes guessable");
         }
@@ -666,6 +678,12 @@ mod tests {
             "[[replication]]\nname = \"dr\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:1\"\ntarget_bucket = \"c\"\nsecret = \"x\"\n",
         );
         assert!(unknown.is_err(), "a secret in the config file is an unknown key: credentials are sealed apart");
+        let mut large = rule("dr", "http://127.0.0.1:1");
+        large.limits.max_object_bytes = (5 << 30) + 1;
+        let err = large.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { key: "limits.max_object_bytes", .. }), "{err:?}");
+        large.replication.clear();
+        large.validate().unwrap();
     }
 
     #[test]
