@@ -80,14 +80,11 @@ async fn source() -> Source {
     let a1 = VersionSelector::Id(store.head_object(&locked, &key("a/1"), None).unwrap().id);
     for case in ["case-2", "case-3"] {
         tick();
-        store
-            .set_legal_hold(&auditor, locked.clone(), key("a/1"), a1.clone(), case.into(), true, String::new())
-            .await
-            .unwrap();
+        store.set_legal_hold(&auditor, locked.clone(), key("a/1"), a1, case.into(), true, String::new()).await.unwrap();
     }
     tick();
     store
-        .set_legal_hold(&auditor, locked.clone(), key("a/1"), a1.clone(), "case-2".into(), false, String::new())
+        .set_legal_hold(&auditor, locked.clone(), key("a/1"), a1, "case-2".into(), false, String::new())
         .await
         .unwrap();
     tick();
