@@ -87,7 +87,9 @@ async fn outage(engine: &'static str) {
     archive.create_bucket(v1::CreateBucketRequest { bucket: "records".into(), object_lock: true }).await.unwrap();
     let mut acked = Vec::new();
     for i in 0..3 {
-        acked.push(ingest(&mut archive, &format!("trade/{}.pdf", i % 2), format!("before {i}").into_bytes(), i == 0).await);
+        acked.push(
+            ingest(&mut archive, &format!("trade/{}.pdf", i % 2), format!("before {i}").into_bytes(), i == 0).await,
+        );
     }
     replicated(&app, 0).await;
 
