@@ -16,7 +16,8 @@
 # admin sockets) lives under DIR; nothing is read from or written to
 # /etc/ceph or /var/lib/ceph, so clusters in different DIRs run side by side.
 # The mon's and radosgw's ports are chosen free at each start (the OSD and
-# the mgr pick theirs from Ceph's range, skipping busy ones).
+# the mgr pick theirs from Ceph's range, skipping busy ones); radosgw's is
+# $S3T_S3_PORT instead when set (a restart on the same endpoint).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -175,6 +176,11 @@ start() {
     local attempt mon_port rgw_port
     for attempt in 1 2 3; do
         read -r mon_port rgw_port <<<"$(s3t_free_ports 2)"
+        if [ -n "${S3T_S3_PORT:-}" ]; then
+            # The S3 port asked for (a restart on the same endpoint).
+            read -r mon_port <<<"$(s3t_free_ports 2 | tr ' ' '\n' | grep -vx "$S3T_S3_PORT" | head -n 1)"
+            rgw_port="$S3T_S3_PORT"
+        fi
         write_conf "$fsid" "$mon_port" "$rgw_port" "$store"
         monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port]" \
             --clobber "$dir/run/monmap" >/dev/null
@@ -216,7 +222,8 @@ start() {
             break
         fi
         # radosgw exits when its port was taken in the meantime: a new one.
-        if [ "$attempt" -lt 3 ] && [ $SECONDS -lt "$deadline" ] && ! daemon_pid client.rgw >/dev/null &&
+        if [ -z "${S3T_S3_PORT:-}" ] && [ "$attempt" -lt 3 ] && [ $SECONDS -lt "$deadline" ] &&
+            ! daemon_pid client.rgw >/dev/null &&
             grep -q "bind" "$dir/log/client.rgw.log"; then
             read -r rgw_port <<<"$(s3t_free_ports 1)"
             write_conf "$fsid" "$mon_port" "$rgw_port" "$store"

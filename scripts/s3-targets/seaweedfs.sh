@@ -3,7 +3,8 @@
 # -s3`) with Object Lock, for tests and development only (plain HTTP on
 # loopback, no replication of its own):
 #   seaweedfs.sh start DIR   start it with its data in DIR (kept across stop
-#                            and start); returns once the S3 gateway accepts a
+#                            and start), its S3 gateway on port $S3T_S3_PORT
+#                            if set; returns once the S3 gateway accepts a
 #                            signed request and a volume server has joined, or
 #                            fails within $SEAWEEDFS_START_TIMEOUT s (default
 #                            60) with the tail of its log, leaving nothing running
@@ -11,7 +12,8 @@
 #   seaweedfs.sh env DIR     `export` lines: endpoint, keys, region (eval them)
 # Everything (data, S3 identities, log, pid file, sockets) lives under DIR
 # (but for the gRPC sockets weed always puts in /tmp: stop removes them);
-# every port is chosen free at each start, so several run side by side.
+# every port is chosen free at each start (but for $S3T_S3_PORT), so several
+# run side by side.
 # Telemetry is off: it reports nothing anywhere.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -106,6 +108,12 @@ EOF
     local attempt ports
     for attempt in 1 2 3; do
         read -r -a ports <<<"$(s3t_free_ports 8)"
+        if [ -n "${S3T_S3_PORT:-}" ]; then
+            # The S3 port asked for (a restart on the same endpoint); none
+            # of the others may be that one.
+            read -r -a ports <<<"$(s3t_free_ports 9 | tr ' ' '\n' | grep -vx "$S3T_S3_PORT" | head -n 8 | tr '\n' ' ')"
+            ports[6]="$S3T_S3_PORT"
+        fi
         # A process group of its own (setsid), so the caller's Ctrl-C or
         # exit does not reach it; stop ends it by its pid.
         setsid "$weed" server -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \

@@ -18,6 +18,8 @@ mod object_lock;
 mod principals;
 /// The replica's status and its verification against the archive.
 mod replica_ops;
+/// A replica that goes down during ingest, or guards itself with MFA Delete.
+mod replica_outage;
 /// Disaster recovery: an appliance rebuilt from its replicas alone.
 mod replica_restore;
 /// Replication to real S3 Object Lock engines.

@@ -7,7 +7,6 @@
 //! it: then it fails); a started target is stopped when its test ends, passed
 //! or failed (`Target`'s Drop).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -327,44 +326,19 @@ async fn streamed_body(t: &Target) {
     assert!(page.entries.is_empty(), "{}: a cut-off upload stored {:?}", t.engine, page.entries);
 }
 
-/// RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits), what RGW's `mfa create` devices use.
-fn totp(seed: &[u8], at: wormbox_model::Timestamp) -> String {
-    let counter = u64::try_from(at.0 / 1_000_000 / 30).unwrap();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, seed);
-    let mac = ring::hmac::sign(&key, &counter.to_be_bytes());
-    let mac = mac.as_ref();
-    let offset = usize::from(mac[mac.len() - 1] & 0x0f);
-    let code = u32::from_be_bytes(mac[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:06}", code % 1_000_000)
-}
-
 /// RGW enforces MFA Delete: with it on, a versioned DELETE needs `x-amz-mfa`
 /// with a valid, unused code; the client sends it as S3 wants.
 async fn mfa_delete(t: &Target) {
     let seed: Vec<u8> = (0..20u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
-    let serial = "replica-test-totp";
-    let (script, dir) = t.script();
-    let admin = Command::new("bash")
-        .arg(script)
-        .arg("admin")
-        .arg(dir)
-        .args(["mfa", "create", &format!("--uid={}", t.uid.as_deref().unwrap_or("wormbox"))])
-        .arg(format!("--totp-serial={serial}"))
-        .arg(format!("--totp-seed={}", hex::encode(&seed)))
-        .output()
-        .unwrap();
-    assert!(admin.status.success(), "mfa create: {}", String::from_utf8_lossy(&admin.stderr));
+    let device = t.mfa_device("replica-test-totp", &seed);
     let client = t.bucket("mfa-delete", false).await;
-    let now = SystemClock.now();
-    let mfa = |offset: i64| format!("{serial} {}", totp(&seed, wormbox_model::Timestamp(now.0 + offset * 1_000_000)));
-    client.put_bucket_versioning(true, Some(true), Some(&mfa(0))).await.unwrap();
-    assert!(client.bucket_versioning().await.unwrap().mfa_delete, "MFA Delete reads back on");
+    t.enable_mfa_delete(&client, &device).await;
     let version = put_small(&client, "k", b"guarded").await.unwrap();
     assert_eq!(code(client.delete_object("k", Some(&version), None).await), "AccessDenied");
-    assert_eq!(code(client.delete_object("k", Some(&version), Some(&mfa(-3600))).await), "AccessDenied");
+    assert_eq!(code(client.delete_object("k", Some(&version), Some(&device.header(-120))).await), "AccessDenied");
     // The next step's code: inside the device's window and not used yet
     // (RGW accepts each code once).
-    let deleted = client.delete_object("k", Some(&version), Some(&mfa(30))).await.unwrap();
+    let deleted = client.delete_object("k", Some(&version), Some(&device.header(1))).await.unwrap();
     assert_eq!(deleted.version_id.as_deref(), Some(version.as_str()));
     assert!(client.list_object_versions(None, None, None, 10).await.unwrap().entries.is_empty());
 }
