@@ -598,3 +598,22 @@ async fn a_malformed_or_missing_attestation_is_a_divergence_never_a_pass() {
     assert_eq!(report.first().unwrap().sequence, Some(b.ledger_sequence), "{}", report.summary());
     assert!(first(&report).contains("format 1 after one in format 2"), "{}", first(&report));
 }
+
+/// A checkpoint signed when no entry is new wakes the ledger's followers
+/// too: the replicator copies checkpoints, and one signed while it is idle
+/// would otherwise wait for the next write to reach the replica.
+#[tokio::test]
+async fn a_checkpoint_signed_without_new_entries_wakes_followers() {
+    let w = world(u64::MAX).await;
+    w.put("a", b"a record", None).await;
+    let mut watch = w.store.ledger_watch();
+    watch.borrow_and_update();
+    let (head, _) = w.store.ledger_head().unwrap();
+    let checkpoint = w.store.checkpoint().await.unwrap();
+    assert_eq!(checkpoint.sequence, head, "no entry was added");
+    assert!(watch.has_changed().unwrap(), "a follower is woken by the signing");
+    assert_eq!(*watch.borrow_and_update(), head);
+    // Asking again signs nothing new, and wakes no one.
+    w.store.checkpoint().await.unwrap();
+    assert!(!watch.has_changed().unwrap());
+}

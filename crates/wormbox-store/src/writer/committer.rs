@@ -141,11 +141,18 @@ impl Committer {
                     if committed.is_ok() {
                         self.counters.groups.fetch_add(1, Ordering::Relaxed);
                         self.counters.commands.fetch_add(job.replies.len() as u64, Ordering::Relaxed);
-                        // Successful commits come in order: the sequence only grows.
+                        // Successful commits come in order: the sequence only
+                        // grows. A checkpoint signed with no new entry wakes
+                        // followers too: the replicator copies checkpoints.
+                        let signed = in_flight
+                            .batch
+                            .ops()
+                            .iter()
+                            .any(|op| matches!(op, BatchOp::Put { space: Keyspace::Checkpoints, .. }));
                         self.counters.ledger.send_if_modified(|seen| {
                             let newer = job.ledger_after > *seen;
                             *seen = (*seen).max(job.ledger_after);
-                            newer
+                            newer || signed
                         });
                     }
                     committed.map_err(|err| {
