@@ -87,6 +87,10 @@ pub enum LedgerOp {
     IntegrityVerified,
     /// An integrity check found a divergence; the detail names the first.
     IntegrityFailed,
+    /// A version's local bytes were released after its replica copy was
+    /// verified: its bytes live on the replica named in the detail, and every
+    /// read checks them against the entry's SHA-256.
+    BytesReleased,
 }
 
 impl LedgerOp {
@@ -116,6 +120,7 @@ impl LedgerOp {
             LedgerOp::IntegrityVerified => 22,
             LedgerOp::IntegrityFailed => 23,
             LedgerOp::ClockCaughtUp => 24,
+            LedgerOp::BytesReleased => 25,
         }
     }
 
@@ -145,6 +150,7 @@ impl LedgerOp {
             22 => LedgerOp::IntegrityVerified,
             23 => LedgerOp::IntegrityFailed,
             24 => LedgerOp::ClockCaughtUp,
+            25 => LedgerOp::BytesReleased,
             _ => return None,
         })
     }
@@ -176,11 +182,12 @@ impl LedgerOp {
             LedgerOp::IntegrityVerified => "integrity-verified",
             LedgerOp::IntegrityFailed => "integrity-failed",
             LedgerOp::ClockCaughtUp => "clock-caught-up",
+            LedgerOp::BytesReleased => "bytes-released",
         }
     }
 
     /// Every operation, in code order.
-    pub const ALL: [LedgerOp; 24] = [
+    pub const ALL: [LedgerOp; 25] = [
         LedgerOp::BucketCreated,
         LedgerOp::BucketDeleted,
         LedgerOp::VersioningChanged,
@@ -205,6 +212,7 @@ impl LedgerOp {
         LedgerOp::IntegrityVerified,
         LedgerOp::IntegrityFailed,
         LedgerOp::ClockCaughtUp,
+        LedgerOp::BytesReleased,
     ];
 
     /// The operation with this stable name.
@@ -234,7 +242,7 @@ impl LedgerOp {
             | LedgerOp::MfaAccepted
             | LedgerOp::MfaDeactivated => AuditKind::Mfa,
             LedgerOp::MfaRefused | LedgerOp::Refused => AuditKind::Refused,
-            LedgerOp::IntegrityVerified | LedgerOp::IntegrityFailed => AuditKind::Integrity,
+            LedgerOp::IntegrityVerified | LedgerOp::IntegrityFailed | LedgerOp::BytesReleased => AuditKind::Integrity,
         }
     }
 }
@@ -256,7 +264,8 @@ pub enum AuditKind {
     Mfa,
     /// Attempts refused (Object Lock, MFA Delete, ownership, MFA codes).
     Refused,
-    /// Integrity checks.
+    /// Integrity checks, and local bytes released once their replica copy
+    /// was verified.
     Integrity,
 }
 

@@ -45,6 +45,7 @@ pub use store::{CommitStats, ObjectReader, Store, StoreOptions, Upload};
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
 };
+pub use meta::BytesAt;
 pub use writer::Replicated;
 
 use crate::backend::BackendError;
