@@ -6,10 +6,12 @@
 //!
 //! Invariant: replication only reads the archive and writes the replica, and
 //! records its progress through the store's writer (`Store::record_replication`);
-//! it never changes a version, a lock or the ledger. Its layers: `rule`
+//! it never changes a version, a lock or the ledger; the tier releases local
+//! bytes only through `Store::release_bytes`, after verifying the copy. Its layers: `rule`
 //! (what goes where), `target` (what it needs of a replica), `layout` (how
 //! the replica is named), `replicator` (the follower), `verify` (the
-//! replica checked against the archive, read-only), `s3target` (the S3
+//! replica checked against the archive, read-only), `tier` (the capacity
+//! tier: local bytes released once their copy verified), `s3target` (the S3
 //! client as a `Target`), and the S3 client it
 //! reaches a replica with (`S3Client`: `client`, `sigv4`, `transport`,
 //! `types`, `xml`, `error`; time only through a `Clock`, the secret key in no
@@ -21,6 +23,7 @@ pub mod replicator;
 pub mod rule;
 mod s3target;
 pub mod target;
+pub mod tier;
 pub mod verify;
 
 mod client;
@@ -40,4 +43,5 @@ pub use types::{
     BucketLock, DefaultRetention, DeleteOutcome, EntryKind, LockMode, ObjectHead, PutObject, PutOutcome,
     RetentionPeriod, VersionEntry, VersionPage, Versioning, VersioningStatus,
 };
+pub use tier::TierReport;
 pub use verify::{Divergence, DivergenceKind, VerifyReport};
