@@ -42,12 +42,15 @@ pub struct TierReport {
 
 /// One pass of rule `rule`'s tier over every copy its replicator recorded:
 /// releases the local bytes of each version at least `after` old (by the
-/// compliance clock) whose copy verifies now.
+/// compliance clock) whose copy verifies now. A version that another of
+/// `others` (the appliance's other rules) covers but has not copied yet
+/// keeps its bytes: that rule's replicator still reads them.
 pub async fn pass<T: Target + ?Sized>(
     store: &Store,
     rule: &Rule,
     target: &T,
     after: Duration,
+    others: &[Rule],
 ) -> Result<TierReport, ReplicaError> {
     let now = store.clock_status().await?.compliance;
     let old_enough = |info: &VersionInfo| {
@@ -79,6 +82,13 @@ pub async fn pass<T: Target + ?Sized>(
                 Err(err) => return Err(err.into()),
             };
             if info.size == 0 || !old_enough(&info) || store.bytes_at(&bucket, &key, id)?.is_some() {
+                continue;
+            }
+            let mut uncopied = false;
+            for other in others.iter().filter(|o| o.name != rule.name && o.covers(bucket.as_str(), key.as_str())) {
+                uncopied |= store.replica_version(&other.name, &bucket, &key, id)?.is_none();
+            }
+            if uncopied {
                 continue;
             }
             if let Some(divergence) = verify::verify_version(store, rule, target, (&bucket, &key, id), &info).await? {

@@ -250,8 +250,9 @@ impl Replication {
                 "replication rule `{rule}` has no tier_after_days"
             ))));
         };
+        let others: Vec<Rule> = self.targets().into_iter().map(|t| t.rule).collect();
         let _one = self.tiering.lock().await;
-        let report = wormbox_replica::tier::pass(store, &target.rule, &target.client, after).await?;
+        let report = wormbox_replica::tier::pass(store, &target.rule, &target.client, after, &others).await?;
         if report.released > 0 || !report.refused.is_empty() {
             tracing::info!(
                 rule,
