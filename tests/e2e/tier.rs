@@ -44,6 +44,21 @@ async fn get(archive: &mut wormbox_proto::ArchiveClient, key: &str) -> Result<Ve
     Ok(out)
 }
 
+/// Whether any value segment file of the appliance holds `needle`.
+fn in_segments(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            in_segments(&path, needle)
+        } else if name.starts_with("values-") && name.ends_with(".seg") {
+            wormbox_test_utils::tamper::contains(&std::fs::read(&path).unwrap(), needle)
+        } else {
+            false
+        }
+    })
+}
+
 async fn locations(app: &TestAppliance) -> Vec<(String, String)> {
     let mut compliance = app.compliance().await.unwrap();
     let request = v1::RetentionReportRequest { bucket: "records".into(), prefix: String::new() };
@@ -86,8 +101,11 @@ async fn scenario(engine: &'static str) {
     app.clock().advance(Duration::from_secs(31 * 86_400));
     let young = put(&mut archive, "trade/young.txt", b"a young record!", None).await;
     replicated(&app, 0).await;
+    let needle = &big[1 << 20..(1 << 20) + 65_536];
+    assert!(in_segments(app.data_dir(), needle), "the big version's chunks are in value segments");
     let report = replication.tier_now(&store, "dr").await.unwrap();
     assert_eq!((report.released, report.refused.len()), (2, 0), "{report:?}");
+    assert!(!in_segments(app.data_dir(), needle), "their bytes were punched out of the segment files");
     assert_eq!(report.bytes_released, big.len() as u64 + 18);
     let again = replication.tier_now(&store, "dr").await.unwrap();
     assert_eq!(again.released, 0, "a released version is not released again: {again:?}");
