@@ -24,10 +24,10 @@ mod replication;
 mod service;
 /// Sync replication: the answer waits for the replica, within a bound.
 mod sync_replication;
-/// The capacity tier: local bytes released, reads through the replica, checked.
-mod tier;
 /// Repository rules: file headers, dependency edges, the shipped config.
 mod tidy;
+/// The capacity tier: local bytes released, reads through the replica, checked.
+mod tier;
 
 use tonic::Status;
 use tonic_types::StatusExt;

@@ -130,8 +130,7 @@ async fn scenario(engine: &'static str) {
 
     // Verification reads them there, and passes.
     let mut compliance = app.compliance().await.unwrap();
-    let verified =
-        compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
+    let verified = compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
     assert!(verified.ok, "{verified:?}");
     assert_eq!((verified.released_checked, verified.released_unchecked), (2, 0), "{verified:?}");
 
@@ -174,8 +173,7 @@ async fn scenario(engine: &'static str) {
     let refused = get(&mut archive, "trade/young.txt").await.unwrap_err();
     assert_eq!((refused.code(), reason(&refused).as_str()), (Code::DataLoss, "REPLICA_COPY_DIFFERS"), "{refused:?}");
     assert!(refused.message().contains(&forged), "the replica version is named: {}", refused.message());
-    let verified =
-        compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
+    let verified = compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
     assert!(!verified.ok, "{verified:?}");
     let first = &verified.divergences[0].what;
     assert!(first.contains("replica copy of records/trade/young.txt") && first.contains(&forged), "{first}");

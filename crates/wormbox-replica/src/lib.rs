@@ -39,9 +39,9 @@ pub use replicator::{Handle, Recent, ReplicaError, Replicator, Status};
 pub use rule::{Mode, Rule, RuleError};
 pub use sigv4::Credentials;
 pub use target::{Body, BucketState, Lock, PutSpec, ReplicaHead, Target, TargetError};
+pub use tier::TierReport;
 pub use types::{
     BucketLock, DefaultRetention, DeleteOutcome, EntryKind, LockMode, ObjectHead, PutObject, PutOutcome,
     RetentionPeriod, VersionEntry, VersionPage, Versioning, VersioningStatus,
 };
-pub use tier::TierReport;
 pub use verify::{Divergence, DivergenceKind, VerifyReport};

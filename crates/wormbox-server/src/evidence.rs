@@ -15,8 +15,8 @@ use wormbox_store::Store;
 use wormbox_store::evidence::{Ed25519Signer, IntegrityReport, Signer, VerifyOptions};
 
 use crate::ServerError;
-use crate::replication::Replication;
 use crate::config::EvidenceConfig;
+use crate::replication::Replication;
 
 /// The file, in the data directory, that holds the checkpoint signing key (PKCS#8).
 pub const SIGNING_KEY_FILE: &str = "checkpoint-signing.key";

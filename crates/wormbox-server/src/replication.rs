@@ -32,8 +32,8 @@ use wormbox_model::{BucketName, Clock, SystemClock};
 use wormbox_replica::{
     Credentials, Handle, Mode, ReplicaError, Replicator, Rule, S3Client, S3Config, Status, TargetError, TierReport,
 };
-use wormbox_store::{BytesAt, Store, StoreError};
 use wormbox_store::retention::RetentionMode;
+use wormbox_store::{BytesAt, Store, StoreError};
 
 use crate::config::ReplicationConfig;
 use crate::{ServerError, tier};
@@ -242,9 +242,9 @@ impl Replication {
     /// Runs rule `rule`'s tier pass now (it also runs every hour on its
     /// own); one pass at a time.
     pub async fn tier_now(&self, store: &Store, rule: &str) -> Result<TierReport, ReplicaError> {
-        let target = self.target(rule).ok_or_else(|| {
-            ReplicaError::Store(StoreError::InvalidArgument(format!("no replication rule `{rule}`")))
-        })?;
+        let target = self
+            .target(rule)
+            .ok_or_else(|| ReplicaError::Store(StoreError::InvalidArgument(format!("no replication rule `{rule}`"))))?;
         let Some(after) = target.tier_after else {
             return Err(ReplicaError::Store(StoreError::InvalidArgument(format!(
                 "replication rule `{rule}` has no tier_after_days"

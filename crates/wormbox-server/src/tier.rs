@@ -87,7 +87,12 @@ static SPOOLED: AtomicU64 = AtomicU64::new(0);
 
 /// Reads `at`'s replica version of `key` through `target` into a spool
 /// file under `data_dir`, hashing it as it streams.
-pub async fn spool(target: Option<&RuleTarget>, data_dir: &Path, at: &BytesAt, key: &str) -> Result<Spooled, SpoolError> {
+pub async fn spool(
+    target: Option<&RuleTarget>,
+    data_dir: &Path,
+    at: &BytesAt,
+    key: &str,
+) -> Result<Spooled, SpoolError> {
     let rule = at.rule.clone();
     let Some(target) = target else {
         return Err(SpoolError::Unavailable { rule, why: "this appliance has no such replication rule now".into() });

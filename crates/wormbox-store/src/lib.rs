@@ -41,11 +41,11 @@ use std::sync::Arc;
 
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
+pub use meta::BytesAt;
 pub use store::{CommitStats, ObjectReader, Store, StoreOptions, Upload};
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
 };
-pub use meta::BytesAt;
 pub use writer::Replicated;
 
 use crate::backend::BackendError;

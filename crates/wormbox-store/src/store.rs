@@ -21,20 +21,20 @@ use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
 use crate::ledger::{self, ChainBreak, ChainWalker, LedgerEntry};
+use crate::meta::BytesAt;
 use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
 use crate::writer::{
     self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
     DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity,
-    RecordReplication, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetVersioning, SignCheckpoint,
-    UpdateDevices, VersionData, WriterOp, WriterState,
+    RecordReplication, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetVersioning,
+    SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
     Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, StoreError, VersionInfo,
     VersioningChange, WriteAck, external_id,
 };
-use crate::meta::BytesAt;
 use crate::{keys, meta, versions};
 
 /// Limits the store enforces.
@@ -1340,12 +1340,12 @@ impl ObjectReader {
 
     /// The SHA-256 the version's bytes must have (the version record's,
     /// which its ledger entry attests).
-    pub fn sha256(&self) -> Digest {
+    pub fn expected_sha256(&self) -> Digest {
         self.expected
     }
 
     /// The size the version's bytes must have.
-    pub fn size(&self) -> u64 {
+    pub fn expected_size(&self) -> u64 {
         self.expected_size
     }
 }

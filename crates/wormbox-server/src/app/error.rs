@@ -60,7 +60,9 @@ pub enum AppError {
         replica_id: String,
     },
     /// A released version's replica (the capacity tier) cannot be read now.
-    #[error("version {version_id} of `{key}` is held by replication rule `{rule}`'s replica, which cannot be read now: {why}")]
+    #[error(
+        "version {version_id} of `{key}` is held by replication rule `{rule}`'s replica, which cannot be read now: {why}"
+    )]
     ReplicaUnavailable {
         /// The key.
         key: String,

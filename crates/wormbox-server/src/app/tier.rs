@@ -22,7 +22,7 @@ use crate::tier::SpoolError;
 #[derive(Debug)]
 pub enum ObjectBody {
     /// The local chunks.
-    Local(ObjectReader),
+    Local(Box<ObjectReader>),
     /// A released version's bytes, spooled and checked.
     Replica {
         /// The spool file, from the start.
@@ -66,12 +66,15 @@ impl App {
     /// else read from the replica its location names and checked whole
     /// against the version record before any is sent.
     pub(crate) async fn body_of(&self, info: &VersionInfo, reader: ObjectReader) -> Result<ObjectBody, AppError> {
-        let Some(at) = reader.released().cloned() else { return Ok(ObjectBody::Local(reader)) };
+        let Some(at) = reader.released().cloned() else { return Ok(ObjectBody::Local(Box::new(reader))) };
         let (key, version_id) = (info.key.clone(), info.version_id.clone());
         let spooled = self.replication.spool(&at, &key).await.map_err(|err| match err {
-            SpoolError::Unavailable { why, .. } => {
-                AppError::ReplicaUnavailable { key: key.clone(), version_id: version_id.clone(), rule: at.rule.clone(), why }
-            }
+            SpoolError::Unavailable { why, .. } => AppError::ReplicaUnavailable {
+                key: key.clone(),
+                version_id: version_id.clone(),
+                rule: at.rule.clone(),
+                why,
+            },
             // No copy where the location says: lost like differing bytes.
             SpoolError::Missing { why, .. } => {
                 tracing::error!(rule = %at.rule, replica_version = %at.replica_id, key = %key, %why,
@@ -85,17 +88,22 @@ impl App {
             }
             SpoolError::Io { .. } => AppError::Internal(err.to_string()),
         })?;
-        if spooled.size != reader.size() || spooled.sha256 != reader.sha256() {
+        if spooled.size != reader.expected_size() || spooled.sha256 != reader.expected_sha256() {
             tracing::error!(
                 rule = %at.rule,
                 replica_version = %at.replica_id,
                 key = %key,
                 version = %version_id,
                 replica_sha256 = %spooled.sha256.to_hex(),
-                ledger_sha256 = %reader.sha256().to_hex(),
+                ledger_sha256 = %reader.expected_sha256().to_hex(),
                 "a released version's replica copy differs from the ledger: refused"
             );
-            return Err(AppError::ReplicaCopyDiffers { key, version_id, rule: at.rule.clone(), replica_id: at.replica_id });
+            return Err(AppError::ReplicaCopyDiffers {
+                key,
+                version_id,
+                rule: at.rule.clone(),
+                replica_id: at.replica_id,
+            });
         }
         Ok(ObjectBody::Replica { file: spooled.file, left: spooled.size })
     }

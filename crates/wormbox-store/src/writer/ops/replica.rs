@@ -108,13 +108,12 @@ impl WriterOp for ReleaseBytes {
         }
         check_rule_name(&self.rule)?;
         let name = || format!("version {} of `{}/{}`", self.id, self.bucket, self.key);
-        let record = versions::record(txn, &self.bucket, &self.key, self.id)?.ok_or_else(|| {
-            StoreError::NoSuchVersion {
+        let record =
+            versions::record(txn, &self.bucket, &self.key, self.id)?.ok_or_else(|| StoreError::NoSuchVersion {
                 bucket: self.bucket.to_string(),
                 key: self.key.to_string(),
                 version: self.id.to_string(),
-            }
-        })?;
+            })?;
         if record.is_delete_marker {
             return Err(StoreError::InvalidArgument(format!("{} is a delete marker: it has no bytes", name())));
         }
