@@ -78,7 +78,7 @@ pub fn scrub(
     };
     let handle = tokio::runtime::Handle::current();
     // Released versions are checked through their replica (`app/tier.rs`).
-    let mut replica = crate::app::replica_reader(Arc::clone(replication), handle.clone());
+    let mut replica = Arc::clone(replication).replica_reader(handle.clone());
     let options = VerifyOptions {
         public_key: Some(public_key.to_vec()),
         pace: Some(&mut pace),

@@ -32,6 +32,7 @@ use wormbox_model::{BucketName, Clock, SystemClock};
 use wormbox_replica::{
     Credentials, Handle, Mode, ReplicaError, Replicator, Rule, S3Client, S3Config, Status, TargetError, TierReport,
 };
+use wormbox_store::evidence::ReplicaBytes;
 use wormbox_store::retention::RetentionMode;
 use wormbox_store::{BytesAt, Store, StoreError};
 
@@ -236,7 +237,21 @@ impl Replication {
     /// Reads a released version's bytes (`at`, of `key`) from its rule's
     /// replica into a spool file, hashing them (`tier::spool`).
     pub async fn spool(&self, at: &BytesAt, key: &str) -> Result<tier::Spooled, tier::SpoolError> {
-        tier::spool(self.target(&at.rule).as_ref(), &self.data_dir, at, key).await
+        tier::spool(self.target(&at.rule).map(|t| t.client).as_ref(), &self.data_dir, at, key).await
+    }
+
+    /// A reader of released versions' bytes for integrity verification
+    /// (`VerifyOptions::replica`), which runs on a blocking thread: each
+    /// read is spooled through the runtime `handle`.
+    pub fn replica_reader(
+        self: Arc<Self>,
+        handle: tokio::runtime::Handle,
+    ) -> impl FnMut(&BytesAt, &str, &str) -> ReplicaBytes + Send + 'static {
+        move |at: &BytesAt, _bucket: &str, key: &str| match handle.block_on(self.spool(at, key)) {
+            Ok(spooled) => ReplicaBytes::Bytes(Box::new(spooled.file)),
+            Err(tier::SpoolError::Missing { why, .. }) => ReplicaBytes::Missing(why),
+            Err(err) => ReplicaBytes::Unavailable(err.to_string()),
+        }
     }
 
     /// Runs rule `rule`'s tier pass now (it also runs every hour on its

@@ -18,10 +18,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use wormbox_model::Digest;
-use wormbox_replica::{Target, TargetError};
+use wormbox_replica::{S3Client, Target, TargetError};
 use wormbox_store::BytesAt;
-
-use crate::replication::RuleTarget;
 
 /// How often a rule's tier pass runs on its own.
 pub(crate) const TIER_EVERY: Duration = Duration::from_secs(3600);
@@ -85,19 +83,15 @@ pub(crate) fn clear_spool(data_dir: &Path) {
 
 static SPOOLED: AtomicU64 = AtomicU64::new(0);
 
-/// Reads `at`'s replica version of `key` through `target` into a spool
-/// file under `data_dir`, hashing it as it streams.
-pub async fn spool(
-    target: Option<&RuleTarget>,
-    data_dir: &Path,
-    at: &BytesAt,
-    key: &str,
-) -> Result<Spooled, SpoolError> {
+/// Reads `at`'s replica version of `key` through `client` (the client of
+/// `at`'s rule, `None` when no such rule is configured) into a spool file
+/// under `data_dir`, hashing it as it streams.
+pub async fn spool(client: Option<&S3Client>, data_dir: &Path, at: &BytesAt, key: &str) -> Result<Spooled, SpoolError> {
     let rule = at.rule.clone();
-    let Some(target) = target else {
+    let Some(client) = client else {
         return Err(SpoolError::Unavailable { rule, why: "this appliance has no such replication rule now".into() });
     };
-    let body = match target.client.get(key, &at.replica_id).await {
+    let body = match client.get(key, &at.replica_id).await {
         Ok(Some(body)) => body,
         Ok(None) => {
             let why = "no such version (or it is a delete marker)".to_owned();

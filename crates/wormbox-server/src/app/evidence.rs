@@ -50,7 +50,7 @@ impl App {
         let store = self.store.clone();
         let public_key = self.public_key().to_vec();
         // Released versions are checked through their replica, like GetObject reads them.
-        let mut replica = self.replica_reader(tokio::runtime::Handle::current());
+        let mut replica = std::sync::Arc::clone(&self.replication).replica_reader(tokio::runtime::Handle::current());
         let report = tokio::task::spawn_blocking(move || {
             let options = VerifyOptions {
                 replica: Some(&mut replica),

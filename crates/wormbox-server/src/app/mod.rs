@@ -62,7 +62,6 @@ pub use self::principals::{CreatePrincipal, RevokePrincipal};
 pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
 pub use self::tier::ObjectBody;
-pub(crate) use self::tier::replica_reader;
 pub use self::upload::AppUpload;
 
 /// What an operation needs the caller to be allowed.

@@ -11,8 +11,7 @@
 
 use std::io::Read;
 
-use wormbox_store::evidence::ReplicaBytes;
-use wormbox_store::{BytesAt, CHUNK_BYTES, ObjectReader, VersionInfo};
+use wormbox_store::{CHUNK_BYTES, ObjectReader, VersionInfo};
 
 use crate::app::{App, AppError};
 use crate::tier::SpoolError;
@@ -106,27 +105,5 @@ impl App {
             });
         }
         Ok(ObjectBody::Replica { file: spooled.file, left: spooled.size })
-    }
-
-    /// A reader of released versions' bytes for integrity verification,
-    /// which runs on a blocking thread: each read is spooled through the
-    /// runtime `handle`.
-    pub(crate) fn replica_reader(
-        &self,
-        handle: tokio::runtime::Handle,
-    ) -> impl FnMut(&BytesAt, &str, &str) -> ReplicaBytes + Send + 'static {
-        replica_reader(std::sync::Arc::clone(&self.replication), handle)
-    }
-}
-
-/// `App::replica_reader`, for whoever holds the replication (the scrub).
-pub(crate) fn replica_reader(
-    replication: std::sync::Arc<crate::replication::Replication>,
-    handle: tokio::runtime::Handle,
-) -> impl FnMut(&BytesAt, &str, &str) -> ReplicaBytes + Send + 'static {
-    move |at: &BytesAt, _bucket: &str, key: &str| match handle.block_on(replication.spool(at, key)) {
-        Ok(spooled) => ReplicaBytes::Bytes(Box::new(spooled.file)),
-        Err(SpoolError::Missing { why, .. }) => ReplicaBytes::Missing(why),
-        Err(err) => ReplicaBytes::Unavailable(err.to_string()),
     }
 }
