@@ -2089,6 +2089,17 @@ async fn releasing_bytes_is_refused_unless_the_system_releases_a_recorded_copy_o
     let (_, reader) = w.store.read_object(&w.bucket, &key("k"), None).unwrap();
     assert!(reader.released().is_none(), "the newer version's bytes are local");
     assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap().concat(), b"newer");
+
+    // Where the bytes live is durable, and the ledger still verifies.
+    let World { store, backend, clock, bucket, .. } = w;
+    drop(store);
+    let clock: Arc<dyn Clock> = clock;
+    let reopened = Store::open(Arc::new(backend), clock, StoreOptions::default()).unwrap();
+    let at = reopened.bytes_at(&bucket, &key("k"), ack.id).unwrap().expect("still released");
+    assert_eq!(at.replica_id, "r-1");
+    let (_, reader) = reopened.read_version_object(&bucket, &key("k"), ack.id).unwrap();
+    assert_eq!(reader.released(), Some(&at));
+    reopened.verify_ledger().unwrap();
 }
 
 /// Bytes marked as released without a ledger entry that released them, or
