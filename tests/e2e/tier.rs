@@ -192,4 +192,7 @@ async fn scenario(engine: &'static str) {
     drop(target);
     let down = get(&mut archive, "trade/locked.bin").await.unwrap_err();
     assert_eq!((down.code(), reason(&down).as_str()), (Code::Unavailable, "REPLICA_UNAVAILABLE"), "{down:?}");
+    // Verification counts what it could not read there as not checked, never as checked.
+    let verified = compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
+    assert_eq!((verified.released_checked, verified.released_unchecked), (0, 2), "{verified:?}");
 }
