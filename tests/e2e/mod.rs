@@ -30,6 +30,8 @@ mod service;
 mod sync_replication;
 /// Repository rules: file headers, dependency edges, the shipped config.
 mod tidy;
+/// The capacity tier: local bytes released, reads through the replica, checked.
+mod tier;
 
 use tonic::Status;
 use tonic_types::StatusExt;

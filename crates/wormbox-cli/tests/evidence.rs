@@ -57,7 +57,9 @@ async fn reports_audit_export_and_offline_verification_through_the_cli() {
                 assert!(text.starts_with("bucket,key,version_id,"), "{text}");
                 assert_eq!(text.lines().count(), 1 + 3, "header and three rows: {text}");
                 assert!(text.contains(",SEC-17,protected,"), "{text}");
-                let signature = text.lines().last().unwrap().rsplit(',').next().unwrap();
+                let mut last = text.lines().last().unwrap().rsplit(',');
+                assert_eq!(last.next(), Some("local"), "the last column says where the bytes live: {text}");
+                let signature = last.next().unwrap();
                 assert_eq!(signature.len(), 128, "every row names the checkpoint's signature");
             }
             "json" => {

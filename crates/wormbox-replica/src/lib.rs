@@ -6,11 +6,13 @@
 //!
 //! Invariant: replication only reads the archive and writes the replica, and
 //! records its progress through the store's writer (`Store::record_replication`);
-//! it never changes a version, a lock or the ledger. Its layers: `rule`
+//! it never changes a version, a lock or the ledger; the tier releases local
+//! bytes only through `Store::release_bytes`, after verifying the copy. Its layers: `rule`
 //! (what goes where), `target` (what it needs of a replica), `layout` (how
 //! the replica is named), `replicator` (the follower), `verify` (the
-//! replica checked against the archive, read-only), `restore` (an archive
-//! rebuilt from its replicas, into an empty store), `s3target` (the S3
+//! replica checked against the archive, read-only), `tier` (the capacity
+//! tier: local bytes released once their copy verified), `restore` (an
+//! archive rebuilt from its replicas, into an empty store), `s3target` (the S3
 //! client as a `Target`), and the S3 client it
 //! reaches a replica with (`S3Client`: `client`, `sigv4`, `transport`,
 //! `types`, `xml`, `error`; time only through a `Clock`, the secret key in no
@@ -23,6 +25,7 @@ pub mod restore;
 pub mod rule;
 mod s3target;
 pub mod target;
+pub mod tier;
 pub mod verify;
 
 mod client;
@@ -38,6 +41,7 @@ pub use replicator::{Handle, Recent, ReplicaError, Replicator, Status};
 pub use rule::{Mode, Rule, RuleError};
 pub use sigv4::Credentials;
 pub use target::{Body, BucketState, Lock, PutSpec, ReplicaHead, Target, TargetError};
+pub use tier::TierReport;
 pub use types::{
     BucketLock, DefaultRetention, DeleteOutcome, EntryKind, LockMode, ObjectHead, PutObject, PutOutcome,
     RetentionPeriod, VersionEntry, VersionPage, Versioning, VersioningStatus,

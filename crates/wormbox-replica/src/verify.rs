@@ -156,6 +156,21 @@ pub async fn verify<T: Target + ?Sized>(
     Ok(report)
 }
 
+/// Checks one source version's recorded replica copy as `verify` does
+/// (size, bytes, lock, hold, the version it names): the capacity tier's
+/// check before it releases the version's local bytes. `Ok(None)`: the copy
+/// holds what the archive does.
+pub async fn verify_version<T: Target + ?Sized>(
+    store: &Store,
+    rule: &Rule,
+    target: &T,
+    (bucket, key, id): (&BucketName, &ObjectKey, VersionId),
+    info: &VersionInfo,
+) -> Result<Option<Divergence>, ReplicaError> {
+    let mut report = VerifyReport::default();
+    Verifier { store, rule, target, report: &mut report }.version(bucket, key, id, info).await
+}
+
 struct Verifier<'a, T: Target + ?Sized> {
     store: &'a Store,
     rule: &'a Rule,

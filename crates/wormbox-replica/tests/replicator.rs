@@ -815,3 +815,37 @@ async fn the_replica_alone_rebuilds_the_archive_through_its_newest_checkpoint() 
         .unwrap();
     assert!(report.is_ok(), "the replica verifies against the restored archive: {report:?}");
 }
+
+/// The capacity tier releases the local bytes of versions older than its
+/// threshold whose copy verifies, and of no other: not a young one, not one
+/// whose copy was edited behind its back (named in the report), not one
+/// another rule has yet to copy; markers have no bytes to release.
+#[tokio::test]
+async fn the_tier_releases_only_old_versions_whose_copy_verifies() {
+    let (w, target) = verified_world().await;
+    let after = DAY * 30;
+    let rule = w.rule("dr");
+    let pass = |others: Vec<Rule>| {
+        let (store, rule, replica) = (w.store.clone(), rule.clone(), Shared(Arc::clone(&target)));
+        async move { wormbox_replica::tier::pass(&store, &rule, &replica, after, &others).await.unwrap() }
+    };
+    let young = pass(vec![rule.clone()]).await;
+    assert_eq!((young.examined, young.released), (4, 0), "nothing is 30 days old: {young:?}");
+    w.clock.advance(DAY * 31);
+    behind_its_back(&target, "b.bin", |v| v[0].bytes[5_000] = 8);
+    let waiting = pass(vec![rule.clone(), w.rule("second")]).await;
+    assert_eq!(waiting.released, 0, "rule `second` has not copied them yet: {waiting:?}");
+
+    let report = pass(vec![rule.clone()]).await;
+    assert_eq!((report.released, report.bytes_released), (2, 11), "both versions of a.pdf: {report:?}");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert_eq!((report.refused[0].kind, report.refused[0].key.as_str()), (DivergenceKind::Content, "b.bin"));
+    let key = |k: &str| ObjectKey::new(k).unwrap();
+    let versions = w.store.list_versions(&w.bucket, &Default::default()).unwrap().entries;
+    for info in versions.iter().filter(|i| !i.is_delete_marker) {
+        let at = w.store.bytes_at(&w.bucket, &key(&info.key), info.id).unwrap();
+        assert_eq!(at.is_some(), info.key == "a.pdf", "{}: {at:?}", info.key);
+    }
+    let again = pass(vec![rule.clone()]).await;
+    assert_eq!(again.released, 0, "{again:?}");
+}

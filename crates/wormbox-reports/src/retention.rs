@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use wormbox_model::{BucketName, Timestamp};
-use wormbox_store::{ListVersionsParams, Store, VersionInfo};
+use wormbox_model::{BucketName, ObjectKey, Timestamp};
+use wormbox_store::{ListVersionsParams, Store, StoreError, VersionInfo};
 
 use crate::checkpoint::CheckpointFile;
 use crate::{ReportError, csv};
@@ -98,7 +98,14 @@ pub struct Row {
     pub legal_holds: Vec<String>,
     /// What protects it now.
     pub status: Status,
+    /// Where its bytes live: `local`, or `replica:<rule>` once the capacity
+    /// tier released them locally; empty for a delete marker.
+    #[serde(default)]
+    pub bytes_location: String,
 }
+
+/// `Row::bytes_location` of bytes kept locally.
+pub const LOCAL: &str = "local";
 
 impl Row {
     /// The row of a version, judged at `now`.
@@ -116,6 +123,7 @@ impl Row {
             retain_until_unix_micros: info.retention.map(|r| r.until.0),
             legal_holds: info.legal_holds.iter().map(|h| h.case_id.clone()).collect(),
             status: Status::of(info, now),
+            bytes_location: if info.is_delete_marker { String::new() } else { LOCAL.to_owned() },
         }
     }
 }
@@ -255,7 +263,16 @@ pub fn for_each_row(
         loop {
             let page = store.list_versions(bucket, &params)?;
             for info in &page.entries {
-                if !each(Row::of(bucket.as_str(), info, now)) {
+                let mut row = Row::of(bucket.as_str(), info, now);
+                if !info.is_delete_marker {
+                    let key = ObjectKey::new(&info.key).map_err(|_| StoreError::DataLoss {
+                        what: format!("a listed key of bucket `{bucket}` is not a valid key"),
+                    })?;
+                    if let Some(at) = store.bytes_at(bucket, &key, info.id)? {
+                        row.bytes_location = format!("replica:{}", at.rule);
+                    }
+                }
+                if !each(row) {
                     return Ok(());
                 }
             }
@@ -270,7 +287,7 @@ pub fn for_each_row(
 }
 
 /// The CSV header row.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "bucket",
     "key",
     "version_id",
@@ -286,6 +303,7 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "checkpoint_sequence",
     "checkpoint_head",
     "checkpoint_signature",
+    "bytes_location",
 ];
 
 fn time_text(micros: i64) -> String {
@@ -319,6 +337,7 @@ pub fn to_csv(header: &ReportHeader, rows: &[Row]) -> String {
                 seq.clone(),
                 header.checkpoint.head.clone(),
                 header.checkpoint.signature.clone(),
+                row.bytes_location.clone(),
             ],
         );
     }

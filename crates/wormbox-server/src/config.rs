@@ -118,7 +118,16 @@ pub struct ReplicationConfig {
     /// How long the replica keeps checkpoints and ledger ranges (COMPLIANCE).
     #[serde(default = "default_evidence_retention_days")]
     pub evidence_retention_days: u32,
+    /// The capacity tier (off by default): a version older than this many
+    /// days (by the compliance clock) whose replica copy verifies has its
+    /// local bytes released; reads then come from the replica, checked
+    /// against the ledger's SHA-256 first.
+    #[serde(default)]
+    pub tier_after_days: Option<u32>,
 }
+
+/// The longest `tier_after_days`: a hundred years.
+pub const MAX_TIER_AFTER_DAYS: u32 = 36_525;
 
 fn default_replica_region() -> String {
     "us-east-1".to_owned()
@@ -556,6 +565,9 @@ impl WormboxdConfig {
             if rule.evidence_retention_days == 0 || rule.minimum_retention_days == Some(0) {
                 return invalid("replication", "retention days must be at least 1");
             }
+            if rule.tier_after_days.is_some_and(|d| !(1..=MAX_TIER_AFTER_DAYS).contains(&d)) {
+                return invalid("replication.tier_after_days", "must lie between 1 and 36525 (a hundred years)");
+            }
         }
         // The replicator writes each version in one PUT, which S3 (and RGW,
         // SeaweedFS) caps at 5 GiB: a larger version could never be copied.
@@ -749,6 +761,22 @@ mod tests {
         let err = WormboxdConfig::parse(&format!("{RULE}mode = \"Sync\"\n")).unwrap().validate().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { key: "replication.mode", .. }), "{err}");
         assert!(WormboxdConfig::parse(&format!("{RULE}sync_timeout = 5\n")).is_err(), "a misspelt key is refused");
+    }
+
+    #[test]
+    fn the_capacity_tier_is_off_by_default_and_its_days_are_bounded() {
+        let config = WormboxdConfig::parse(RULE).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.replication[0].tier_after_days, None);
+        let config = WormboxdConfig::parse(&format!("{RULE}tier_after_days = 90\n")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.replication[0].tier_after_days, Some(90));
+        for bad in [0, MAX_TIER_AFTER_DAYS + 1] {
+            let text = format!("{RULE}tier_after_days = {bad}\n");
+            let err = WormboxdConfig::parse(&text).unwrap().validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "replication.tier_after_days", .. }), "{err}");
+        }
+        assert!(WormboxdConfig::parse(&format!("{RULE}tier_after_days = -1\n")).is_err());
     }
 
     #[test]

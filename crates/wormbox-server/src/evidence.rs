@@ -16,6 +16,7 @@ use wormbox_store::evidence::{Ed25519Signer, IntegrityReport, Signer, VerifyOpti
 
 use crate::ServerError;
 use crate::config::EvidenceConfig;
+use crate::replication::Replication;
 
 /// The file, in the data directory, that holds the checkpoint signing key (PKCS#8).
 pub const SIGNING_KEY_FILE: &str = "checkpoint-signing.key";
@@ -59,7 +60,12 @@ pub fn load_or_create_signer(data_dir: &Path) -> Result<(Ed25519Signer, bool), S
 
 /// Runs one integrity check at most `bytes_per_second` (0: no limit) and
 /// records the result in the ledger. Blocks: call from a blocking thread.
-pub fn scrub(store: &Store, public_key: &[u8], bytes_per_second: u64) -> Result<(IntegrityReport, u64), ServerError> {
+pub fn scrub(
+    store: &Store,
+    replication: &Arc<Replication>,
+    public_key: &[u8],
+    bytes_per_second: u64,
+) -> Result<(IntegrityReport, u64), ServerError> {
     let started = Instant::now();
     let mut pace = |bytes: u64| {
         if bytes_per_second == 0 {
@@ -70,10 +76,16 @@ pub fn scrub(store: &Store, public_key: &[u8], bytes_per_second: u64) -> Result<
             std::thread::sleep(wait);
         }
     };
-    let options =
-        VerifyOptions { public_key: Some(public_key.to_vec()), pace: Some(&mut pace), ..VerifyOptions::default() };
-    let report = store.verify_integrity(options).map_err(ServerError::Scrub)?;
     let handle = tokio::runtime::Handle::current();
+    // Released versions are checked through their replica (`app/tier.rs`).
+    let mut replica = Arc::clone(replication).replica_reader(handle.clone());
+    let options = VerifyOptions {
+        public_key: Some(public_key.to_vec()),
+        pace: Some(&mut pace),
+        replica: Some(&mut replica),
+        ..VerifyOptions::default()
+    };
+    let report = store.verify_integrity(options).map_err(ServerError::Scrub)?;
     let sequence = handle
         .block_on(store.record_integrity(&wormbox_store::Actor::system(), &report))
         .map_err(ServerError::Scrub)?;
@@ -84,6 +96,7 @@ pub fn scrub(store: &Store, public_key: &[u8], bytes_per_second: u64) -> Result<
 /// end when the returned handles are aborted.
 pub(crate) fn spawn_duties(
     store: Store,
+    replication: Arc<Replication>,
     signer: Arc<Ed25519Signer>,
     config: &EvidenceConfig,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -110,8 +123,8 @@ pub(crate) fn spawn_duties(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let (store, key) = (store.clone(), public_key.clone());
-                match tokio::task::spawn_blocking(move || scrub(&store, &key, rate)).await {
+                let (store, key, replication) = (store.clone(), public_key.clone(), Arc::clone(&replication));
+                match tokio::task::spawn_blocking(move || scrub(&store, &replication, &key, rate)).await {
                     Ok(Ok((report, sequence))) if report.is_ok() => {
                         tracing::info!(ledger_sequence = sequence, summary = %report.summary(), "integrity scrub passed");
                     }

@@ -16,6 +16,7 @@ pub mod init;
 pub mod replica_restore;
 pub mod replication;
 pub mod telemetry;
+pub mod tier;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -297,7 +298,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         router.serve_with_incoming_shutdown(incoming, signal).await.map_err(ServerError::Serve)
     });
     // Started last, so that a failed start leaves no task behind.
-    let duties = evidence::spawn_duties(app.store().clone(), signer, &config.evidence);
+    let duties = evidence::spawn_duties(app.store().clone(), Arc::clone(&replication), signer, &config.evidence);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
     Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, duties, app, receive_budget })
 }

@@ -17,6 +17,10 @@
 //! is already durable and cannot be undone, so a replica that does not
 //! confirm in time gives `ReplicaPending` (the write stands, replication
 //! goes on), and a caller that gives up waiting changes nothing.
+//!
+//! The capacity tier (`tier_after_days`): each such rule's tier pass runs
+//! beside its replicator (`tier.rs`), and released versions are read back
+//! through the rule's client (`Replication::spool`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,13 +31,14 @@ use wormbox_mfa::MasterKey;
 use wormbox_model::{BucketName, Clock, SystemClock};
 use wormbox_replica::restore;
 use wormbox_replica::{
-    Credentials, Handle, Mode, ReplicaError, Replicator, Rule, S3Client, S3Config, Status, TargetError,
+    Credentials, Handle, Mode, ReplicaError, Replicator, Rule, S3Client, S3Config, Status, TargetError, TierReport,
 };
-use wormbox_store::Store;
+use wormbox_store::evidence::ReplicaBytes;
 use wormbox_store::retention::RetentionMode;
+use wormbox_store::{BytesAt, Store, StoreError};
 
-use crate::ServerError;
 use crate::config::ReplicationConfig;
+use crate::{ServerError, tier};
 
 /// How long the start waits for a replica's answer about its bucket.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -195,6 +200,12 @@ pub struct Replication {
     handles: Mutex<Vec<Handle>>,
     sync: Vec<SyncRule>,
     targets: Mutex<Vec<RuleTarget>>,
+    /// The data directory, for the tier's spool files.
+    data_dir: PathBuf,
+    /// The tier passes' timers.
+    tiers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// One tier pass at a time.
+    tiering: tokio::sync::Mutex<()>,
 }
 
 /// A rule as `replica status` and `verify --replica` see it: where it
@@ -209,6 +220,8 @@ pub struct RuleTarget {
     pub target_bucket: String,
     /// A client of the replica bucket (the rule's own credential).
     pub client: S3Client,
+    /// The capacity tier: versions this old release their local bytes.
+    pub tier_after: Option<Duration>,
 }
 
 impl Replication {
@@ -260,8 +273,85 @@ impl Replication {
         self.targets.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Rule `rule` with its replica, if it is configured.
+    pub fn target(&self, rule: &str) -> Option<RuleTarget> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|t| t.rule.name == rule).cloned()
+    }
+
+    /// Reads a released version's bytes (`at`, of `key`) from its rule's
+    /// replica into a spool file, hashing them (`tier::spool`).
+    pub async fn spool(&self, at: &BytesAt, key: &str) -> Result<tier::Spooled, tier::SpoolError> {
+        tier::spool(self.target(&at.rule).map(|t| t.client).as_ref(), &self.data_dir, at, key).await
+    }
+
+    /// A reader of released versions' bytes for integrity verification
+    /// (`VerifyOptions::replica`), which runs on a blocking thread: each
+    /// read is spooled through the runtime `handle`.
+    pub fn replica_reader(
+        self: Arc<Self>,
+        handle: tokio::runtime::Handle,
+    ) -> impl FnMut(&BytesAt, &str, &str) -> ReplicaBytes + Send + 'static {
+        move |at: &BytesAt, _bucket: &str, key: &str| match handle.block_on(self.spool(at, key)) {
+            Ok(spooled) => ReplicaBytes::Bytes(Box::new(spooled.file)),
+            Err(tier::SpoolError::Missing { why, .. }) => ReplicaBytes::Missing(why),
+            Err(err) => ReplicaBytes::Unavailable(err.to_string()),
+        }
+    }
+
+    /// Runs rule `rule`'s tier pass now (it also runs every hour on its
+    /// own); one pass at a time.
+    pub async fn tier_now(&self, store: &Store, rule: &str) -> Result<TierReport, ReplicaError> {
+        let target = self
+            .target(rule)
+            .ok_or_else(|| ReplicaError::Store(StoreError::InvalidArgument(format!("no replication rule `{rule}`"))))?;
+        let Some(after) = target.tier_after else {
+            return Err(ReplicaError::Store(StoreError::InvalidArgument(format!(
+                "replication rule `{rule}` has no tier_after_days"
+            ))));
+        };
+        let others: Vec<Rule> = self.targets().into_iter().map(|t| t.rule).collect();
+        let _one = self.tiering.lock().await;
+        let report = wormbox_replica::tier::pass(store, &target.rule, &target.client, after, &others).await?;
+        if report.released > 0 || !report.refused.is_empty() {
+            tracing::info!(
+                rule,
+                released = report.released,
+                bytes = report.bytes_released,
+                refused = report.refused.len(),
+                "tier pass"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Starts the tier passes' timers (`tier::TIER_EVERY`).
+    fn spawn_tiers(self: &Arc<Self>, store: &Store) {
+        let rules: Vec<String> =
+            self.targets().into_iter().filter(|t| t.tier_after.is_some()).map(|t| t.rule.name).collect();
+        let mut tiers = self.tiers.lock().unwrap_or_else(|p| p.into_inner());
+        for rule in rules {
+            let (me, store) = (Arc::downgrade(self), store.clone());
+            tiers.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(tier::TIER_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(me) = me.upgrade() else { return };
+                    if let Err(err) = me.tier_now(&store, &rule).await {
+                        tracing::warn!(rule, error = &err as &dyn std::error::Error, "a tier pass stopped");
+                    }
+                }
+            }));
+        }
+    }
+
     /// Stops every replicator; their progress is durable.
     pub async fn stop(&self) {
+        for tier in std::mem::take(&mut *self.tiers.lock().unwrap_or_else(|p| p.into_inner())) {
+            // Each release is one atomic write: a pass stopped between two
+            // leaves every version either released or local.
+            tier.abort();
+        }
         let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|p| p.into_inner()));
         for handle in handles {
             handle.stop().await;
@@ -280,8 +370,9 @@ pub async fn start(
     // skew of 15 minutes is refused): a network protocol's clock, not the
     // compliance clock, which may be held back.
     let signing: Arc<dyn Clock> = Arc::new(SystemClock);
+    crate::tier::clear_spool(data_dir);
     if rules.is_empty() {
-        return Ok(Arc::new(Replication::default()));
+        return Ok(Arc::new(Replication { data_dir: data_dir.to_owned(), ..Replication::default() }));
     }
     let (key, _) =
         MasterKey::load_or_create(&data_dir.join(crate::MFA_MASTER_KEY_FILE)).map_err(ServerError::MfaKey)?;
@@ -298,6 +389,7 @@ pub async fn start(
             endpoint: config.endpoint.clone(),
             target_bucket: config.target_bucket.clone(),
             client: client.clone(),
+            tier_after: config.tier_after_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),
         });
         let name = rule.name.clone();
         let mut replicator = Replicator::new(store.clone(), rule, client, public_key.to_vec())
@@ -320,7 +412,15 @@ pub async fn start(
         .zip(&handles)
         .filter_map(|(spec, handle)| spec.map(|(rule, timeout)| SyncRule { rule, timeout, cursor: handle.cursor() }))
         .collect();
-    Ok(Arc::new(Replication { handles: Mutex::new(handles), sync, targets: Mutex::new(targets) }))
+    let replication = Arc::new(Replication {
+        handles: Mutex::new(handles),
+        sync,
+        targets: Mutex::new(targets),
+        data_dir: data_dir.to_owned(),
+        ..Replication::default()
+    });
+    replication.spawn_tiers(store);
+    Ok(replication)
 }
 
 #[cfg(test)]
@@ -344,7 +444,7 @@ mod tests {
     fn sync(timeout: Duration) -> (Replication, watch::Sender<u64>) {
         let (tx, cursor) = watch::channel(3);
         let sync = vec![SyncRule { rule: rule("trade/"), timeout, cursor }];
-        (Replication { handles: Mutex::default(), sync, targets: Mutex::default() }, tx)
+        (Replication { sync, ..Replication::default() }, tx)
     }
 
     fn records() -> BucketName {

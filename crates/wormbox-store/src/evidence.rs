@@ -16,6 +16,13 @@
 //! same code checks a running store and a stopped appliance's copy, and it
 //! never trusts a stored value it has not recomputed.
 //!
+//! A version whose local bytes were released (the capacity tier, a
+//! `bytes-released` entry) is checked through its replica: `VerifyOptions::
+//! replica` reads the bytes the location names, and they are hashed against
+//! the ledger like local ones; a copy whose bytes differ is a divergence
+//! naming the replica object. Without a reader (offline), such versions are
+//! counted as not checked, never as checked.
+//!
 //! Invariant: stored data the engine reports damaged (a table block failing
 //! its checksum) is a divergence naming what could not be read (the ledger
 //! entry, the version, or the key range of the stretch), and the check goes
@@ -148,9 +155,36 @@ fn hex_digest(data: &[u8]) -> String {
     sha256(data).to_hex()
 }
 
+/// A released version's bytes as the replica holds them, for the check.
+pub enum ReplicaBytes {
+    /// Its bytes as stored there (not yet checked: the check hashes them).
+    Bytes(Box<dyn std::io::Read + Send>),
+    /// The replica has no such object, or refuses it: a divergence.
+    Missing(String),
+    /// The replica did not answer: the version is counted as not checked.
+    Unavailable(String),
+}
+
+impl fmt::Debug for ReplicaBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplicaBytes::Bytes(_) => f.write_str("Bytes(..)"),
+            ReplicaBytes::Missing(why) => f.debug_tuple("Missing").field(why).finish(),
+            ReplicaBytes::Unavailable(why) => f.debug_tuple("Unavailable").field(why).finish(),
+        }
+    }
+}
+
+/// Reads a released version's bytes from the replica its location names:
+/// `(location, bucket, key)`.
+pub type ReplicaReader<'a> = &'a mut dyn FnMut(&crate::BytesAt, &str, &str) -> ReplicaBytes;
+
 /// How to verify.
 #[derive(Default)]
 pub struct VerifyOptions<'a> {
+    /// Reads the bytes of versions released to a replica (the capacity
+    /// tier); without it they are counted in `released_unchecked`.
+    pub replica: Option<ReplicaReader<'a>>,
     /// The appliance's public key; without it signatures are counted as unchecked.
     pub public_key: Option<Vec<u8>>,
     /// Trust the chain up to this stored checkpoint (after checking its
@@ -211,6 +245,11 @@ pub struct IntegrityReport {
     pub bytes_checked: u64,
     /// Records written before attestation existed (bytes still checked).
     pub unattested: u64,
+    /// Versions whose bytes were released to a replica and checked there.
+    pub released_checked: u64,
+    /// Versions whose bytes were released to a replica that could not be
+    /// read (offline, or the replica did not answer): not checked.
+    pub released_unchecked: u64,
     /// The first divergences found, in the order found (at most 100).
     pub divergences: Vec<Divergence>,
     /// How many divergences there are in all.
@@ -229,6 +268,8 @@ impl Default for IntegrityReport {
             markers_checked: 0,
             bytes_checked: 0,
             unattested: 0,
+            released_checked: 0,
+            released_unchecked: 0,
             divergences: Vec::new(),
             divergence_count: 0,
         }
@@ -271,6 +312,12 @@ impl IntegrityReport {
         if self.unattested > 0 {
             out.push_str(&format!(", {} records predate attestation", self.unattested));
         }
+        if self.released_checked > 0 {
+            out.push_str(&format!(", {} versions read from a replica", self.released_checked));
+        }
+        if self.released_unchecked > 0 {
+            out.push_str(&format!(", {} versions on a replica not checked", self.released_unchecked));
+        }
         match self.first() {
             None => out.push_str(": no divergence"),
             Some(first) => out.push_str(&format!(": {} divergence(s), first: {first}", self.divergence_count)),
@@ -300,6 +347,9 @@ struct Walk<'a> {
     trust_until: u64,
     written: HashMap<VersionKey, Written>,
     locks: HashMap<VersionKey, (u64, Option<Digest>)>,
+    /// Versions whose local bytes a `bytes-released` entry released: its
+    /// sequence and the SHA-256 it names.
+    released: HashMap<VersionKey, (u64, Option<Digest>)>,
     purged: HashSet<VersionKey>,
     hashes_at: BTreeMap<u64, Digest>,
     wanted: HashSet<u64>,
@@ -484,6 +534,8 @@ impl<'a> Walk<'a> {
                     );
                 }
                 written.record = attested.record_sha256;
+                // Restored bytes are local again, whatever the tier had released.
+                self.released.remove(&key);
                 match attested.lock_sha256 {
                     Some(lock) => self.locks.insert(key, (entry.sequence, Some(lock))),
                     None => self.locks.remove(&key),
@@ -492,7 +544,11 @@ impl<'a> Walk<'a> {
             LedgerOp::VersionPurged => {
                 self.written.remove(&key);
                 self.locks.remove(&key);
+                self.released.remove(&key);
                 self.purged.insert(key);
+            }
+            LedgerOp::BytesReleased => {
+                self.released.insert(key, (entry.sequence, entry.sha256));
             }
             _ => {}
         }
@@ -531,6 +587,7 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         trust_until: 0,
         written: HashMap::new(),
         locks: HashMap::new(),
+        released: HashMap::new(),
         purged: HashSet::new(),
         hashes_at: BTreeMap::new(),
         wanted: checkpoints.iter().map(|c| c.sequence).collect(),
@@ -552,7 +609,8 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         }
     }
     walk.catch_up(&mut report)?;
-    check_versions(backend, &mut walk, &mut report, &mut options.pace)?;
+    let mut reading = Reading { pace: options.pace.take(), replica: options.replica.take() };
+    check_versions(backend, &mut walk, &mut report, &mut reading)?;
     check_lock_orphans(backend, &mut walk, &mut report)?;
     // Heads and checkpoints last, after the tail written meanwhile was read.
     walk.catch_up(&mut report)?;
@@ -654,11 +712,18 @@ fn damage(err: &BackendError) -> String {
     }
 }
 
+/// How version bytes are read: the pace of the check, and the replica of
+/// released versions.
+struct Reading<'a> {
+    pace: Option<&'a mut dyn FnMut(u64)>,
+    replica: Option<ReplicaReader<'a>>,
+}
+
 fn check_versions(
     backend: &dyn Backend,
     walk: &mut Walk<'_>,
     report: &mut IntegrityReport,
-    pace: &mut Option<&mut dyn FnMut(u64)>,
+    pace: &mut Reading<'_>,
 ) -> Result<(), StoreError> {
     let mut seen = HashSet::new();
     let mut start: Vec<u8> = Vec::new();
@@ -746,7 +811,7 @@ fn check_version(
     backend: &dyn Backend,
     walk: &mut Walk<'_>,
     report: &mut IntegrityReport,
-    pace: &mut Option<&mut dyn FnMut(u64)>,
+    pace: &mut Reading<'_>,
     seen: &mut HashSet<VersionKey>,
     raw_key: &[u8],
     raw: &[u8],
@@ -797,7 +862,53 @@ fn check_version(
             found.diverge(n, format!("the SHA-256 in the record of {name} differs from this entry's"));
         }
         found.bytes_checked = report.bytes_checked;
-        check_bytes(backend, &record, &name, written.sha256, n, &mut found, pace)?;
+        let at = crate::meta::load_bytes_at(backend, raw_key);
+        let at = match at {
+            Ok(at) => at,
+            Err(StoreError::Backend { source, .. }) if is_damage(&source) => {
+                found.diverge(n, format!("where the bytes of {name} live could not be read: {}", damage(&source)));
+                None
+            }
+            Err(err) => return Err(err),
+        };
+        match at {
+            None => check_bytes(backend, &record, &name, written.sha256, n, &mut found, &mut pace.pace)?,
+            Some(at) => {
+                if !walk.released.contains_key(&vkey) {
+                    walk.catch_up(report)?;
+                }
+                match walk.released.get(&vkey).copied() {
+                    None => found.diverge(
+                        n,
+                        format!(
+                            "the bytes of {name} are marked as living on rule `{}`'s replica, but no ledger entry released them",
+                            at.rule
+                        ),
+                    ),
+                    Some((released, sha)) if sha != written.sha256 => found.diverge(
+                        Some(released),
+                        format!("the SHA-256 this entry released {name} with differs from the one that wrote it"),
+                    ),
+                    Some((released, _)) => {
+                        let checked = check_replica_bytes(
+                            &record,
+                            &name,
+                            (&bucket, &key),
+                            &at,
+                            written.sha256,
+                            Some(released),
+                            &mut found,
+                            pace,
+                        )?;
+                        if checked {
+                            report.released_checked += 1;
+                        } else {
+                            report.released_unchecked += 1;
+                        }
+                    }
+                }
+            }
+        }
         report.versions_checked += 1;
         report.bytes_checked = found.bytes_checked;
     }
@@ -926,6 +1037,69 @@ fn check_bytes(
         );
     }
     Ok(())
+}
+
+/// Hashes a released version's bytes as its replica holds them; returns
+/// whether they could be read at all (a replica that does not answer, or no
+/// reader: not checked, and no divergence).
+#[allow(clippy::too_many_arguments)] // `check_bytes`'s, and where the bytes live
+fn check_replica_bytes(
+    record: &VersionRecord,
+    name: &str,
+    (bucket, key): (&str, &str),
+    at: &crate::BytesAt,
+    ledger_sha: Option<Digest>,
+    n: Option<u64>,
+    report: &mut IntegrityReport,
+    reading: &mut Reading<'_>,
+) -> Result<bool, StoreError> {
+    let Some(replica) = reading.replica.as_mut() else { return Ok(false) };
+    let copy = format!("the replica copy of {name} (rule `{}`, replica version {})", at.rule, at.replica_id);
+    let mut bytes = match replica(at, bucket, key) {
+        ReplicaBytes::Bytes(bytes) => bytes,
+        ReplicaBytes::Missing(why) => {
+            report.diverge(n, format!("{copy} cannot be read: {why}"));
+            return Ok(true);
+        }
+        ReplicaBytes::Unavailable(why) => {
+            tracing::warn!(rule = %at.rule, %why, "a released version was not checked: its replica does not answer");
+            return Ok(false);
+        }
+    };
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0u64;
+    let mut buffer = vec![0u8; crate::CHUNK_BYTES];
+    loop {
+        let read = match std::io::Read::read(&mut bytes, &mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(rule = %at.rule, %err, "a released version was not checked: reading its replica failed");
+                return Ok(false);
+            }
+        };
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+        report.bytes_checked += read as u64;
+        if let Some(pace) = reading.pace.as_mut() {
+            pace(report.bytes_checked);
+        }
+    }
+    let actual = Digest::from_slice(hasher.finish().as_ref()).expect("SHA-256 yields 32 bytes");
+    let expected = ledger_sha.unwrap_or(record.sha256);
+    if actual != expected || size != record.size {
+        report.diverge(
+            n,
+            format!(
+                "{copy} ({size} bytes) hashes to {}, the ledger says {} ({} bytes)",
+                actual.to_hex(),
+                expected.to_hex(),
+                record.size
+            ),
+        );
+    }
+    Ok(true)
 }
 
 fn check_lock(

@@ -87,6 +87,10 @@ pub enum LedgerOp {
     IntegrityVerified,
     /// An integrity check found a divergence; the detail names the first.
     IntegrityFailed,
+    /// A version's local bytes were released after its replica copy was
+    /// verified: its bytes live on the replica named in the detail, and every
+    /// read checks them against the entry's SHA-256.
+    BytesReleased,
     /// The archive was rebuilt from its replica (`wormboxd restore
     /// --from-replica`): a version's records were written again from the
     /// ledger and the replica's copy, and this entry attests them. Its
@@ -124,6 +128,7 @@ impl LedgerOp {
             LedgerOp::IntegrityVerified => 22,
             LedgerOp::IntegrityFailed => 23,
             LedgerOp::ClockCaughtUp => 24,
+            LedgerOp::BytesReleased => 25,
             LedgerOp::VersionRestored => 26,
             LedgerOp::ArchiveRestored => 27,
         }
@@ -155,6 +160,7 @@ impl LedgerOp {
             22 => LedgerOp::IntegrityVerified,
             23 => LedgerOp::IntegrityFailed,
             24 => LedgerOp::ClockCaughtUp,
+            25 => LedgerOp::BytesReleased,
             26 => LedgerOp::VersionRestored,
             27 => LedgerOp::ArchiveRestored,
             _ => return None,
@@ -188,13 +194,14 @@ impl LedgerOp {
             LedgerOp::IntegrityVerified => "integrity-verified",
             LedgerOp::IntegrityFailed => "integrity-failed",
             LedgerOp::ClockCaughtUp => "clock-caught-up",
+            LedgerOp::BytesReleased => "bytes-released",
             LedgerOp::VersionRestored => "version-restored",
             LedgerOp::ArchiveRestored => "archive-restored",
         }
     }
 
     /// Every operation, in code order.
-    pub const ALL: [LedgerOp; 26] = [
+    pub const ALL: [LedgerOp; 27] = [
         LedgerOp::BucketCreated,
         LedgerOp::BucketDeleted,
         LedgerOp::VersioningChanged,
@@ -219,6 +226,7 @@ impl LedgerOp {
         LedgerOp::IntegrityVerified,
         LedgerOp::IntegrityFailed,
         LedgerOp::ClockCaughtUp,
+        LedgerOp::BytesReleased,
         LedgerOp::VersionRestored,
         LedgerOp::ArchiveRestored,
     ];
@@ -252,7 +260,7 @@ impl LedgerOp {
             | LedgerOp::MfaAccepted
             | LedgerOp::MfaDeactivated => AuditKind::Mfa,
             LedgerOp::MfaRefused | LedgerOp::Refused => AuditKind::Refused,
-            LedgerOp::IntegrityVerified | LedgerOp::IntegrityFailed => AuditKind::Integrity,
+            LedgerOp::IntegrityVerified | LedgerOp::IntegrityFailed | LedgerOp::BytesReleased => AuditKind::Integrity,
         }
     }
 }
@@ -274,7 +282,8 @@ pub enum AuditKind {
     Mfa,
     /// Attempts refused (Object Lock, MFA Delete, ownership, MFA codes).
     Refused,
-    /// Integrity checks.
+    /// Integrity checks, and local bytes released once their replica copy
+    /// was verified.
     Integrity,
 }
 

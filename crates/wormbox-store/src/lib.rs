@@ -42,6 +42,7 @@ use std::sync::Arc;
 
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
+pub use meta::BytesAt;
 pub use store::{CommitStats, ObjectReader, Store, StoreOptions, Upload};
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,

@@ -28,6 +28,9 @@ const REPLICA_CURSOR: &[u8] = b"replica-cursor/";
 /// Per replication rule and version (`rule`, 0, the version's key follow):
 /// the replica's version id of that version or marker.
 const REPLICA_VERSION: &[u8] = b"replica-version/";
+/// Per version whose local bytes were released (the version's key follows):
+/// where they live now, the rule and the replica's version id.
+const BYTES_AT: &[u8] = b"bytes-at/";
 
 fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     view.get(Keyspace::Meta, key)
@@ -132,6 +135,68 @@ pub(crate) fn load_replica_version(
 /// The key and value that record the replica's version id of a version.
 pub(crate) fn replica_version_entry(rule: &str, version_key: &[u8], replica_id: &str) -> (Vec<u8>, Vec<u8>) {
     (replica_version_key(rule, version_key), replica_id.as_bytes().to_vec())
+}
+
+/// The recorded replica copies of `rule`, in key order, after the version
+/// key `after` (empty: from the first): `(version key, replica id)`, at most
+/// `limit` of them.
+pub(crate) fn scan_replica_versions(
+    backend: &dyn crate::backend::Backend,
+    rule: &str,
+    after: &[u8],
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+    let prefix = [REPLICA_VERSION, rule.as_bytes(), &[0]].concat();
+    let start = if after.is_empty() { prefix.clone() } else { [prefix.as_slice(), after, &[0]].concat() };
+    let mut out = Vec::new();
+    for item in backend.scan(Keyspace::Meta, &start, &prefix) {
+        let (key, raw) = item.map_err(|e| StoreError::backend("reading replica copies", e))?;
+        let id = String::from_utf8(raw)
+            .map_err(|_| StoreError::DataLoss { what: "a replica version id is not UTF-8".to_owned() })?;
+        out.push((key[prefix.len()..].to_vec(), id));
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Where a version's bytes live when they are no longer local: the rule and
+/// the replica's version id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BytesAt {
+    /// The replication rule whose replica holds them.
+    pub rule: String,
+    /// The replica's version id.
+    pub replica_id: String,
+}
+
+fn bytes_at_key(version_key: &[u8]) -> Vec<u8> {
+    [BYTES_AT, version_key].concat()
+}
+
+/// Where the bytes of the version stored under `version_key` live, if they
+/// were released locally (`None`: they are local).
+pub(crate) fn load_bytes_at(view: &(impl View + ?Sized), version_key: &[u8]) -> Result<Option<BytesAt>, StoreError> {
+    load(view, &bytes_at_key(version_key))?
+        .map(|raw| {
+            let mut r = Reader::new(&raw, "bytes location")?;
+            let rule = r.string()?;
+            let replica_id = r.string()?;
+            r.end()?;
+            Ok(BytesAt { rule, replica_id })
+        })
+        .transpose()
+}
+
+/// The key and value that record where a released version's bytes live.
+pub(crate) fn bytes_at_entry(version_key: &[u8], at: &BytesAt) -> (Vec<u8>, Vec<u8>) {
+    (bytes_at_key(version_key), Writer::new().str(&at.rule).str(&at.replica_id).finish())
+}
+
+/// The key of a version's bytes location, to remove with the version.
+pub(crate) fn bytes_at_delete_key(version_key: &[u8]) -> Vec<u8> {
+    bytes_at_key(version_key)
 }
 
 /// Whether any commit ever wrote: every archive has a clock mark or a ledger

@@ -658,6 +658,14 @@ impl Rebuild {
                     return Err("restored with other bytes than it was written with".to_owned());
                 }
             }
+            // The tier released the local bytes to a replica: the restore
+            // copies them back, so the version is local again.
+            LedgerOp::BytesReleased => {
+                let version = self.version_mut(entry)?;
+                if entry.sha256 != Some(version.sha256) {
+                    return Err("released with another SHA-256 than it was written with".to_owned());
+                }
+            }
             // MFA devices are not restored; refusals, clock and integrity
             // entries change no state a restore rebuilds.
             LedgerOp::MfaEnrolled

@@ -21,13 +21,14 @@ use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, IntegrityReport, Signer, VerifyOptions};
 use crate::ledger::{self, ChainBreak, ChainWalker, LedgerEntry};
+use crate::meta::BytesAt;
 use crate::retention::{DefaultRetention, Retention};
 use crate::view::View;
 use crate::writer::{
     self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
     DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity,
-    RecordReplication, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetVersioning, SignCheckpoint,
-    UpdateDevices, VersionData, WriterOp, WriterState,
+    RecordReplication, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetVersioning,
+    SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
@@ -755,7 +756,9 @@ impl Store {
         })?;
         let data =
             record.data.ok_or_else(|| StoreError::DataLoss { what: "version has no data reference".to_owned() })?;
+        let released = meta::load_bytes_at(self.backend(), &keys::version_key(bucket, key.as_str(), info.id))?;
         let reader = ObjectReader {
+            released,
             backend: Arc::clone(&self.inner.backend),
             upload: data.upload,
             chunks: data.chunks,
@@ -998,6 +1001,58 @@ impl Store {
     ) -> Result<(), StoreError> {
         let op = RecordReplication { rule: rule.to_owned(), through, copied };
         self.submit(&Actor::system(), op).await
+    }
+
+    /// The copies `rule` recorded, in key order, after `after` (a version
+    /// as `(bucket, key, id)`; `None`: from the first), at most `limit`:
+    /// `(bucket, key, id, replica version id)`. Delete markers included.
+    pub fn replica_copies(
+        &self,
+        rule: &str,
+        after: Option<(&BucketName, &ObjectKey, VersionId)>,
+        limit: usize,
+    ) -> Result<Vec<(BucketName, ObjectKey, VersionId, String)>, StoreError> {
+        writer::check_rule_name(rule)?;
+        let after = after.map(|(b, k, id)| keys::version_key(b, k.as_str(), id)).unwrap_or_default();
+        let mut out = Vec::new();
+        for (version_key, replica_id) in meta::scan_replica_versions(self.backend(), rule, &after, limit)? {
+            let malformed = || StoreError::DataLoss { what: "a recorded replica copy names no version".to_owned() };
+            let nul = version_key.iter().position(|&b| b == 0).ok_or_else(malformed)?;
+            let bucket = std::str::from_utf8(&version_key[..nul])
+                .ok()
+                .and_then(|b| BucketName::new(b).ok())
+                .ok_or_else(malformed)?;
+            let (key, id) = keys::decode_version_key(nul + 1, &version_key).ok_or_else(malformed)?;
+            let key = ObjectKey::new(&key).map_err(|_| malformed())?;
+            out.push((bucket, key, id, replica_id));
+        }
+        Ok(out)
+    }
+
+    /// Where a version's bytes live when they were released locally (the
+    /// capacity tier): `None` while they are local.
+    pub fn bytes_at(&self, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<Option<BytesAt>, StoreError> {
+        meta::load_bytes_at(self.backend(), &keys::version_key(bucket, key.as_str(), id))
+    }
+
+    /// Releases the local bytes of a version whose copy `replica_id` on
+    /// `rule`'s replica the caller has verified (size, SHA-256, lock, hold):
+    /// the appliance's tier pass alone calls it (as `Actor::system`; any
+    /// other actor is refused). The writer re-checks that the version exists,
+    /// that its bytes are still local and that `replica_id` is the copy the
+    /// rule recorded, then removes the chunks, records where the bytes live
+    /// and writes a `bytes-released` entry, in one atomic write. Returns the
+    /// entry's sequence.
+    pub async fn release_bytes(
+        &self,
+        actor: &Actor,
+        rule: &str,
+        bucket: BucketName,
+        key: ObjectKey,
+        id: VersionId,
+        replica_id: String,
+    ) -> Result<u64, StoreError> {
+        self.submit(actor, ReleaseBytes { rule: rule.to_owned(), bucket, key, id, replica_id }).await
     }
 
     /// Signs a checkpoint of the ledger's current head, or returns the one
@@ -1253,7 +1308,13 @@ impl Drop for Upload {
 /// Yields a version's bytes chunk by chunk. Each chunk is checked against its
 /// own digest before it is returned, and the whole against the version's
 /// SHA-256 at the end; corrupt data is never returned.
+///
+/// A version whose local bytes were released (the capacity tier) says where
+/// they live (`released`) and yields no bytes, only an error: the caller
+/// reads them from that replica and checks them against `sha256`/`size`
+/// before sending any.
 pub struct ObjectReader {
+    released: Option<BytesAt>,
     backend: Arc<dyn Backend>,
     upload: u128,
     chunks: u32,
@@ -1270,10 +1331,39 @@ impl std::fmt::Debug for ObjectReader {
     }
 }
 
+impl ObjectReader {
+    /// Where the bytes live when they are no longer local (the rule and the
+    /// replica's version id); `None`: this reader yields them.
+    pub fn released(&self) -> Option<&BytesAt> {
+        self.released.as_ref()
+    }
+
+    /// The SHA-256 the version's bytes must have (the version record's,
+    /// which its ledger entry attests).
+    pub fn expected_sha256(&self) -> Digest {
+        self.expected
+    }
+
+    /// The size the version's bytes must have.
+    pub fn expected_size(&self) -> u64 {
+        self.expected_size
+    }
+}
+
 impl Iterator for ObjectReader {
     type Item = Result<Vec<u8>, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(at) = &self.released {
+            // Never a silent empty body: the caller must read the replica.
+            self.hasher.take()?;
+            return Some(Err(StoreError::DataLoss {
+                what: format!(
+                    "the version's bytes live on replication rule `{}`'s replica (version {}), not locally",
+                    at.rule, at.replica_id
+                ),
+            }));
+        }
         let hasher = self.hasher.as_mut()?;
         if self.next == self.chunks {
             let hasher = self.hasher.take()?;

@@ -1985,3 +1985,136 @@ async fn a_follower_reads_a_null_version_by_its_internal_id() {
     assert_eq!(info.id, ack.id);
     assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap().concat(), b"null body");
 }
+
+// ---- the capacity tier (`ReleaseBytes`) ----
+
+/// A version with a recorded replica copy `r-1` of rule `dr`.
+async fn replicated(w: &World, k: &str, body: &[u8]) -> crate::WriteAck {
+    let ack = w.put(k, body).await;
+    let copied = crate::Replicated { bucket: w.bucket.clone(), key: key(k), id: ack.id, replica_id: "r-1".into() };
+    w.store.record_replication("dr", ack.ledger_sequence, vec![copied]).await.unwrap();
+    ack
+}
+
+/// Releasing a version's bytes removes its chunks, records where they
+/// live, writes a `bytes-released` entry with the version's SHA-256, and
+/// leaves the version record as it was; the reader then says where the
+/// bytes are and yields none.
+#[tokio::test]
+async fn releasing_bytes_removes_the_chunks_and_keeps_the_record() {
+    let w = world(VersioningState::Enabled).await;
+    let body = vec![7u8; 3 * crate::CHUNK_BYTES / 2];
+    let ack = replicated(&w, "k", &body).await;
+    let record_key = crate::keys::version_key(&w.bucket, "k", ack.id);
+    let record_before = w.backend.get(Keyspace::Versions, &record_key).unwrap();
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 1, "an inline put is one chunk");
+    let sequence =
+        w.store.release_bytes(&Actor::system(), "dr", w.bucket.clone(), key("k"), ack.id, "r-1".into()).await.unwrap();
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 0, "the local bytes are gone");
+    assert_eq!(w.backend.get(Keyspace::Versions, &record_key).unwrap(), record_before, "the record is unchanged");
+    let at = w.store.bytes_at(&w.bucket, &key("k"), ack.id).unwrap().unwrap();
+    assert_eq!((at.rule.as_str(), at.replica_id.as_str()), ("dr", "r-1"));
+    let entries = w.store.ledger_entries(sequence).unwrap();
+    let (entry, _) = &entries[0];
+    assert_eq!(entry.op, crate::ledger::LedgerOp::BytesReleased);
+    assert_eq!((entry.version, entry.sha256), (Some(ack.id), Some(ack.sha256)));
+    assert_eq!(entry.principal, Actor::system().access_key);
+
+    let (info, mut reader) = w.store.read_object(&w.bucket, &key("k"), None).unwrap();
+    assert_eq!(info.size, body.len() as u64);
+    assert_eq!(reader.released(), Some(&at));
+    assert_eq!((reader.expected_sha256(), reader.expected_size()), (ack.sha256, body.len() as u64));
+    assert!(matches!(reader.next(), Some(Err(StoreError::DataLoss { .. }))), "no silent empty body");
+    assert!(reader.next().is_none());
+
+    // Verification without a replica reader counts it as not checked, and
+    // finds no divergence; with one, it hashes what the replica holds.
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.released_checked, report.released_unchecked), (0, 1));
+    let good = body.clone();
+    let mut replica = move |at: &crate::BytesAt, bucket: &str, k: &str| {
+        assert_eq!((at.replica_id.as_str(), bucket, k), ("r-1", "bucket", "k"));
+        crate::evidence::ReplicaBytes::Bytes(Box::new(std::io::Cursor::new(good.clone())))
+    };
+    let report =
+        w.store.verify_integrity(VerifyOptions { replica: Some(&mut replica), ..VerifyOptions::default() }).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.released_checked, 1);
+    let mut edited = |_: &crate::BytesAt, _: &str, _: &str| {
+        crate::evidence::ReplicaBytes::Bytes(Box::new(std::io::Cursor::new(b"edited".to_vec())))
+    };
+    let report =
+        w.store.verify_integrity(VerifyOptions { replica: Some(&mut edited), ..VerifyOptions::default() }).unwrap();
+    let first = report.first().unwrap().to_string();
+    assert!(first.contains("replica copy of bucket/k") && first.contains("r-1"), "{first}");
+
+    // A purge takes the location with the version.
+    let purged = w.store.delete_object(&w.actor, w.bucket.clone(), key("k"), Some(VersionSelector::Id(ack.id))).await;
+    purged.unwrap();
+    assert_eq!(w.store.bytes_at(&w.bucket, &key("k"), ack.id).unwrap(), None);
+    assert_eq!(w.backend.scan(Keyspace::Meta, b"bytes-at/", b"bytes-at/").count(), 0);
+}
+
+/// Only the appliance's tier pass releases bytes, and only of a version
+/// whose recorded replica copy is the one verified, once.
+#[tokio::test]
+async fn releasing_bytes_is_refused_unless_the_system_releases_a_recorded_copy_once() {
+    let w = world(VersioningState::Enabled).await;
+    let ack = replicated(&w, "k", b"body").await;
+    let release = |actor: Actor, rule: &'static str, id, replica: &'static str| {
+        let store = w.store.clone();
+        let bucket = w.bucket.clone();
+        async move { store.release_bytes(&actor, rule, bucket, key("k"), id, replica.into()).await }
+    };
+    let admin = Actor { access_key: "WBADMIN".to_owned(), role: Role::Admin };
+    let res = release(admin, "dr", ack.id, "r-1").await;
+    assert!(matches!(res, Err(StoreError::AccessDenied(_))), "an admin key cannot release bytes: {res:?}");
+    let res = release(w.actor.clone(), "dr", ack.id, "r-1").await;
+    assert!(matches!(res, Err(StoreError::AccessDenied(_))), "{res:?}");
+    let res = release(Actor::system(), "other", ack.id, "r-1").await;
+    assert!(matches!(res, Err(StoreError::InvalidArgument(_))), "no copy recorded for that rule: {res:?}");
+    let res = release(Actor::system(), "dr", ack.id, "r-2").await;
+    assert!(matches!(res, Err(StoreError::InvalidArgument(_))), "not the recorded copy: {res:?}");
+    let unreplicated = w.put("k", b"newer").await;
+    let res = release(Actor::system(), "dr", unreplicated.id, "r-1").await;
+    assert!(matches!(res, Err(StoreError::InvalidArgument(_))), "no copy recorded: {res:?}");
+    assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 2, "refusals changed nothing");
+    let head = w.store.ledger_head().unwrap().0;
+
+    release(Actor::system(), "dr", ack.id, "r-1").await.unwrap();
+    let res = release(Actor::system(), "dr", ack.id, "r-1").await;
+    assert!(matches!(res, Err(StoreError::InvalidArgument(_))), "already released: {res:?}");
+    assert_eq!(w.store.ledger_head().unwrap().0, head + 1, "one entry for one release");
+    let (_, reader) = w.store.read_object(&w.bucket, &key("k"), None).unwrap();
+    assert!(reader.released().is_none(), "the newer version's bytes are local");
+    assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap().concat(), b"newer");
+
+    // Where the bytes live is durable, and the ledger still verifies.
+    let World { store, backend, clock, bucket, .. } = w;
+    drop(store);
+    let clock: Arc<dyn Clock> = clock;
+    let reopened = Store::open(Arc::new(backend), clock, StoreOptions::default()).unwrap();
+    let at = reopened.bytes_at(&bucket, &key("k"), ack.id).unwrap().expect("still released");
+    assert_eq!(at.replica_id, "r-1");
+    let (_, reader) = reopened.read_version_object(&bucket, &key("k"), ack.id).unwrap();
+    assert_eq!(reader.released(), Some(&at));
+    reopened.verify_ledger().unwrap();
+}
+
+/// Bytes marked as released without a ledger entry that released them, or
+/// chunks removed behind the writer's back, are divergences.
+#[tokio::test]
+async fn a_release_the_ledger_does_not_know_is_a_divergence() {
+    let w = world(VersioningState::Enabled).await;
+    let ack = replicated(&w, "k", b"body").await;
+    let version_key = crate::keys::version_key(&w.bucket, "k", ack.id);
+    let at = crate::BytesAt { rule: "dr".into(), replica_id: "r-1".into() };
+    let (k, v) = crate::meta::bytes_at_entry(&version_key, &at);
+    let mut batch = Batch::new();
+    batch.put(Keyspace::Meta, k, v);
+    w.backend.commit(&batch, Durability::Synced).unwrap();
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    let first = report.first().unwrap().to_string();
+    assert!(first.contains("no ledger entry released them"), "{first}");
+}

@@ -54,7 +54,7 @@ pub(crate) use ops::lock::{SetHold, SetRetention};
 pub(crate) use ops::object::{DeleteObject, DeleteObjects, DiscardUpload, PutVersion, VersionData};
 pub(crate) use ops::principal::{CreatePrincipal, RevokePrincipal};
 pub use ops::replica::Replicated;
-pub(crate) use ops::replica::{RecordReplication, check_rule_name};
+pub(crate) use ops::replica::{RecordReplication, ReleaseBytes, check_rule_name};
 #[cfg(test)]
 pub(crate) use refusals::PER_WINDOW as REFUSALS_PER_WINDOW;
 use refusals::RefusalBudget;

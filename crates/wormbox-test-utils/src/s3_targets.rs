@@ -285,6 +285,7 @@ pub fn rule(endpoint: &str, target_bucket: &str, prefix: &str, mode: &str, sync_
         minimum_retention_days: None,
         replicate_purges: false,
         evidence_retention_days: 400,
+        tier_after_days: None,
     }
 }
 

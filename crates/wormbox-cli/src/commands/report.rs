@@ -54,6 +54,7 @@ fn row_of(r: v1::RetentionRow) -> anyhow::Result<Row> {
         mode: mode.to_owned(),
         retain_until_unix_micros: (r.retain_until_unix_micros != 0).then_some(r.retain_until_unix_micros),
         legal_holds: r.legal_holds,
+        bytes_location: r.bytes_location,
     })
 }
 

@@ -30,6 +30,8 @@ fn report_json(r: &IntegrityReport) -> serde_json::Value {
         "markers_checked": r.markers_checked,
         "bytes_checked": r.bytes_checked,
         "unattested": r.unattested,
+        "released_checked": r.released_checked,
+        "released_unchecked": r.released_unchecked,
         "divergence_count": r.divergence_count,
         "divergences": r.divergences.iter().map(|d| json!({"sequence": d.sequence, "what": d.what})).collect::<Vec<_>>(),
     })
@@ -86,7 +88,14 @@ pub(crate) fn offline(data_dir: &Path, args: &VerifyArgs, json_mode: bool) -> an
     let mut progress = Progress::new("bytes re-read", 0);
     let mut pace = |bytes: u64| progress.reach(bytes);
     let options =
-        VerifyOptions { public_key: Some(key.clone()), from_checkpoint, extra_checkpoints, pace: Some(&mut pace) };
+        // No replica is reached offline: released versions are counted as not checked.
+        VerifyOptions {
+            public_key: Some(key.clone()),
+            from_checkpoint,
+            extra_checkpoints,
+            pace: Some(&mut pace),
+            replica: None,
+        };
     let report = evidence::verify(&backend, options)?;
     progress.finish();
     let source = match public_key {
@@ -130,6 +139,8 @@ pub(crate) async fn online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()>
         markers_checked: r.markers_checked,
         bytes_checked: r.bytes_checked,
         unattested: r.unattested,
+        released_checked: r.released_checked,
+        released_unchecked: r.released_unchecked,
         divergences: r
             .divergences
             .into_iter()

@@ -138,13 +138,13 @@ pub(crate) fn retention_page(header: &ReportHeader, rows: &[Row], summary: &Summ
     }
     out.push_str(
         "<table>\n<tr><th>Bucket</th><th>Key</th><th>Version</th><th>Latest</th><th>Size</th><th>Created</th>\
-         <th>SHA-256</th><th>Mode</th><th>Retain until</th><th>Holds</th><th>Status</th></tr>\n",
+         <th>SHA-256</th><th>Mode</th><th>Retain until</th><th>Holds</th><th>Status</th><th>Bytes at</th></tr>\n",
     );
     for row in rows.iter().take(MAX_HTML_ROWS) {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td>{}</td>\
-             <td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&row.bucket),
             escape(&row.key),
             escape(&row.version_id),
@@ -156,6 +156,7 @@ pub(crate) fn retention_page(header: &ReportHeader, rows: &[Row], summary: &Summ
             row.retain_until_unix_micros.map(time).map(|t| escape(&t)).unwrap_or_default(),
             escape(&row.legal_holds.join(", ")),
             row.status.as_str(),
+            escape(&row.bytes_location),
         );
     }
     out.push_str("</table>\n</body>\n</html>\n");

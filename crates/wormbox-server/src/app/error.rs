@@ -43,6 +43,36 @@ pub enum AppError {
     /// lost to a cancelled write); the message is what the client is told.
     #[error("{0}")]
     Internal(String),
+    /// A released version's replica copy (the capacity tier) does not hold
+    /// the bytes the ledger attests: nothing of it was sent.
+    #[error(
+        "the replica copy of version {version_id} of `{key}` (rule `{rule}`, replica version {replica_id}) does not \
+         match the archive's SHA-256 and size; nothing was sent"
+    )]
+    ReplicaCopyDiffers {
+        /// The key.
+        key: String,
+        /// The version.
+        version_id: String,
+        /// The rule whose replica holds it.
+        rule: String,
+        /// The replica's version id.
+        replica_id: String,
+    },
+    /// A released version's replica (the capacity tier) cannot be read now.
+    #[error(
+        "version {version_id} of `{key}` is held by replication rule `{rule}`'s replica, which cannot be read now: {why}"
+    )]
+    ReplicaUnavailable {
+        /// The key.
+        key: String,
+        /// The version.
+        version_id: String,
+        /// The rule.
+        rule: String,
+        /// What happened.
+        why: String,
+    },
 }
 
 impl AppError {
@@ -58,6 +88,8 @@ impl AppError {
             AppError::Unauthenticated => "ACCESS_DENIED",
             AppError::ReplicaPending(_) => "REPLICA_PENDING",
             AppError::Internal(_) => "INTERNAL",
+            AppError::ReplicaCopyDiffers { .. } => "REPLICA_COPY_DIFFERS",
+            AppError::ReplicaUnavailable { .. } => "REPLICA_UNAVAILABLE",
         }
     }
 }

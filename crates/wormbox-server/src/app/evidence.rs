@@ -49,8 +49,11 @@ impl App {
         let VerifyIntegrity { from_checkpoint, extra_checkpoints } = request;
         let store = self.store.clone();
         let public_key = self.public_key().to_vec();
+        // Released versions are checked through their replica, like GetObject reads them.
+        let mut replica = std::sync::Arc::clone(&self.replication).replica_reader(tokio::runtime::Handle::current());
         let report = tokio::task::spawn_blocking(move || {
             let options = VerifyOptions {
+                replica: Some(&mut replica),
                 public_key: Some(public_key),
                 from_checkpoint,
                 extra_checkpoints,

@@ -2,7 +2,8 @@
 //! `grpc/`; an S3 endpoint next), in domain types only: one request struct
 //! per operation in, one `AppError` out, with the role checks of DESIGN.md.
 //! A file per subject: `buckets`, `objects`, `locks`, `principals`,
-//! `devices`, `clock`, `evidence`, `reports`, `backup`, `replication`; `credentials`
+//! `devices`, `clock`, `evidence`, `reports`, `backup`, `replication`, `tier`
+//! (reading versions whose bytes were released to a replica); `credentials`
 //! (identity), `guard` (the MFA preamble), `upload` (streamed writes),
 //! `refusals` (the log of role refusals) and `error`.
 //!
@@ -34,6 +35,7 @@ mod principals;
 mod refusals;
 mod replication;
 mod reports;
+mod tier;
 mod upload;
 
 use std::sync::Arc;
@@ -59,6 +61,7 @@ pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObje
 pub use self::principals::{CreatePrincipal, RevokePrincipal};
 pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
+pub use self::tier::ObjectBody;
 pub use self::upload::AppUpload;
 
 /// What an operation needs the caller to be allowed.

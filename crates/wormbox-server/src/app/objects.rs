@@ -16,9 +16,10 @@ use wormbox_mfa::Operation;
 use wormbox_model::{BucketName, ObjectKey, Role, VersionSelector};
 use wormbox_store::{
     Actor, DeleteEntry, DeleteOutcome, EntryOutcome, Guarded, ListObjectsParams, ListVersionsParams, NewObject,
-    ObjectReader, ObjectsPage, StoreError, VersionInfo, VersionsPage, WriteAck,
+    ObjectsPage, StoreError, VersionInfo, VersionsPage, WriteAck,
 };
 
+use crate::app::ObjectBody;
 use crate::app::guard::Guard;
 use crate::app::{Access, App, AppError, AppUpload, MfaCode};
 
@@ -174,10 +175,14 @@ impl App {
     }
 
     /// GetObject: the version and a reader of its bytes (which reads the
-    /// backend: iterate it off the async runtime).
-    pub fn read_object(&self, actor: &Actor, request: &GetObject) -> Result<(VersionInfo, ObjectReader), AppError> {
+    /// backend or a spool file: iterate it off the async runtime). A version
+    /// whose bytes were released is read from its replica and checked whole
+    /// first (`app/tier.rs`).
+    pub async fn read_object(&self, actor: &Actor, request: &GetObject) -> Result<(VersionInfo, ObjectBody), AppError> {
         self.authorize(actor, Access::ReadData)?;
-        Ok(self.store.read_object(&request.bucket, &request.key, request.version)?)
+        let (info, reader) = self.store.read_object(&request.bucket, &request.key, request.version)?;
+        let body = self.body_of(&info, reader).await?;
+        Ok((info, body))
     }
 
     /// HeadObject.

@@ -325,7 +325,7 @@ impl Archive for ArchiveService {
         let key = convert::object_key(&request.key)?;
         let version = convert::version_selector(&request.version_id)?;
         let get = app::GetObject { bucket, key, version };
-        let (info, reader) = self.app.read_object(&actor, &get).map_err(status)?;
+        let (info, reader) = self.app.read_object(&actor, &get).await.map_err(status)?;
         let (tx, rx) = mpsc::channel(2);
         let metadata =
             v1::GetObjectResponse { part: Some(v1::get_object_response::Part::Metadata(convert::version(&info))) };

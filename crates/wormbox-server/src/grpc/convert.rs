@@ -246,6 +246,8 @@ pub(crate) fn integrity_to_wire(r: &IntegrityReport, ledger_sequence: u64) -> v1
         markers_checked: r.markers_checked,
         bytes_checked: r.bytes_checked,
         unattested: r.unattested,
+        released_checked: r.released_checked,
+        released_unchecked: r.released_unchecked,
         divergence_count: r.divergence_count,
         divergences: r
             .divergences
@@ -308,6 +310,7 @@ pub(crate) fn report_row(row: &Row) -> v1::RetentionRow {
         retain_until_unix_micros: row.retain_until_unix_micros.unwrap_or(0),
         legal_holds: row.legal_holds.clone(),
         status: row.status.as_str().to_owned(),
+        bytes_location: row.bytes_location.clone(),
     }
 }
 

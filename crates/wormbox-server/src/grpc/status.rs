@@ -7,7 +7,10 @@
 //! logs get the full chain, and failures that are not the client's (lost or
 //! unavailable storage, a failed authority or backup) carry no ErrorInfo.
 //! `REPLICA_PENDING` is UNAVAILABLE with ErrorInfo: the write happened and
-//! the client must be able to tell it from one that did not.
+//! the client must be able to tell it from one that did not. A released
+//! version (the capacity tier) whose replica copy differs from the ledger
+//! is DATA_LOSS with `REPLICA_COPY_DIFFERS`; whose replica does not answer,
+//! UNAVAILABLE with `REPLICA_UNAVAILABLE`; both name the rule.
 
 use std::collections::HashMap;
 
@@ -71,6 +74,15 @@ pub(crate) fn status(err: impl Into<AppError>) -> Status {
             ]),
         )),
         AppError::Internal(_) => return Status::internal(message),
+        // Lost, not unavailable: the replica holds other bytes than the
+        // ledger attests, and a retry will not change that.
+        AppError::ReplicaCopyDiffers { rule, replica_id, .. } => Ok((
+            Code::DataLoss,
+            HashMap::from([("rule".to_owned(), rule.clone()), ("replica_version_id".to_owned(), replica_id.clone())]),
+        )),
+        AppError::ReplicaUnavailable { rule, .. } => {
+            Ok((Code::Unavailable, HashMap::from([("rule".to_owned(), rule.clone())])))
+        }
     };
     match decided {
         Ok((code, metadata)) => with_metadata(code, reason, message, metadata),

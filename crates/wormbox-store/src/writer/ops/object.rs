@@ -34,6 +34,8 @@ fn purge(
 ) -> u64 {
     txn.delete(Keyspace::Versions, keys::version_key(bucket, key.as_str(), record.id));
     txn.delete(Keyspace::Locks, keys::version_key(bucket, key.as_str(), record.id));
+    // A tiered version's location goes with it (none is there otherwise).
+    txn.delete(Keyspace::Meta, crate::meta::bytes_at_delete_key(&keys::version_key(bucket, key.as_str(), record.id)));
     if let Some(data) = record.data {
         for index in 0..data.chunks {
             txn.delete(Keyspace::Chunks, keys::chunk_key(data.upload, index));
