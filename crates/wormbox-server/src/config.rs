@@ -118,6 +118,10 @@ pub struct ReplicationConfig {
     /// How long the replica keeps checkpoints and ledger ranges (COMPLIANCE).
     #[serde(default = "default_evidence_retention_days")]
     pub evidence_retention_days: u32,
+    /// How many ledger entries are copied to the replica at once (1 to 64);
+    /// changes to one key still arrive in ledger order.
+    #[serde(default = "default_replica_concurrency")]
+    pub concurrency: usize,
 }
 
 fn default_replica_region() -> String {
@@ -126,6 +130,10 @@ fn default_replica_region() -> String {
 
 fn default_replica_mode() -> String {
     "async".to_owned()
+}
+
+fn default_replica_concurrency() -> usize {
+    wormbox_replica::DEFAULT_CONCURRENCY
 }
 
 fn default_sync_timeout_ms() -> u64 {
@@ -550,6 +558,9 @@ impl WormboxdConfig {
             if !(1..=MAX_SYNC_TIMEOUT_MS).contains(&rule.sync_timeout_ms) {
                 return invalid("replication.sync_timeout_ms", "must lie between 1 and 600000 (ten minutes)");
             }
+            if !(1..=wormbox_replica::MAX_CONCURRENCY).contains(&rule.concurrency) {
+                return invalid("replication.concurrency", "must lie between 1 and 64");
+            }
             if rule.evidence_retention_days == 0 || rule.minimum_retention_days == Some(0) {
                 return invalid("replication", "retention days must be at least 1");
             }
@@ -731,6 +742,22 @@ mod tests {
         let err = WormboxdConfig::parse(&format!("{RULE}mode = \"Sync\"\n")).unwrap().validate().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { key: "replication.mode", .. }), "{err}");
         assert!(WormboxdConfig::parse(&format!("{RULE}sync_timeout = 5\n")).is_err(), "a misspelt key is refused");
+    }
+
+    #[test]
+    fn a_rules_concurrency_defaults_to_8_and_lies_between_1_and_64() {
+        let config = WormboxdConfig::parse(RULE).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.replication[0].concurrency, 8);
+        for good in [1, 64] {
+            let config = WormboxdConfig::parse(&format!("{RULE}concurrency = {good}\n")).unwrap();
+            config.validate().unwrap();
+            assert_eq!(config.replication[0].concurrency, good);
+        }
+        for bad in [0, 65] {
+            let err = WormboxdConfig::parse(&format!("{RULE}concurrency = {bad}\n")).unwrap().validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "replication.concurrency", .. }), "{err}");
+        }
     }
 
     #[test]

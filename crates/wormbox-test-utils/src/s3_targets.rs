@@ -178,6 +178,7 @@ pub fn rule(endpoint: &str, target_bucket: &str, prefix: &str, mode: &str, sync_
         minimum_retention_days: None,
         replicate_purges: false,
         evidence_retention_days: 400,
+        concurrency: wormbox_replica::DEFAULT_CONCURRENCY,
     }
 }
 
