@@ -850,14 +850,22 @@ async fn a_failure_in_a_concurrent_batch_leaves_one_copy_per_version_after_the_r
 
 /// A pass cut off with copies in flight (a crash: nothing after the last
 /// record is known) leaves, after a restart, exactly one replica version
-/// per source version.
+/// per source version. The sharpest case: the copy that would complete a
+/// record (the 32nd) is slow, so 31 copies before it and the 7 after it
+/// are made and unrecorded when the pass is cut.
 #[tokio::test]
 async fn a_pass_cut_off_with_copies_in_flight_leaves_one_copy_each_after_a_restart() {
     let w = world().await;
     let target = Arc::new(MemTarget::default());
-    *target.put_delay.lock().unwrap() = Duration::from_millis(3);
     let (keys, _) = many_keys(&w, 120).await;
-    for cut in [15, 40, 70] {
+    target.slow_once.lock().unwrap().insert("k031".into(), Duration::from_millis(500));
+    let mut replicator = w.replicator("dr", &target);
+    let cut = tokio::time::timeout(Duration::from_millis(200), replicator.catch_up()).await;
+    assert!(cut.is_err(), "the pass was cut with the slow copy in flight");
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), 0, "nothing was recorded");
+    assert_eq!(target.puts.load(Ordering::SeqCst), 31 + 7, "the copies before and after the slow one were made");
+    *target.put_delay.lock().unwrap() = Duration::from_millis(3);
+    for cut in [15, 40] {
         let mut replicator = w.replicator("dr", &target);
         let _ = tokio::time::timeout(Duration::from_millis(cut), replicator.catch_up()).await;
     }
