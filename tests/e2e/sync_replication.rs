@@ -362,7 +362,10 @@ async fn ingest_rate_with_a_sync_rule_against_an_async_rule() {
         } else if mode == "none" {
             let app = TestAppliance::start().await.unwrap();
             let mut archive = app.archive().await.unwrap();
-            archive.create_bucket(v1::CreateBucketRequest { bucket: "records".into(), object_lock: true }).await.unwrap();
+            archive
+                .create_bucket(v1::CreateBucketRequest { bucket: "records".into(), object_lock: true })
+                .await
+                .unwrap();
             (app, archive)
         } else {
             target.bucket(&bucket, true).await;

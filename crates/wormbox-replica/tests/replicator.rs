@@ -781,7 +781,11 @@ async fn copies_of_many_keys_overlap_up_to_the_rules_concurrency() {
         let mut replicator =
             Replicator::new(w.store.clone(), rule.clone(), Shared(Arc::clone(&target)), w.public_key.clone()).unwrap();
         replicator.catch_up().await.unwrap();
-        assert_eq!(target.max_in_flight.load(Ordering::SeqCst), concurrency, "at most {concurrency} at once, and that many");
+        assert_eq!(
+            target.max_in_flight.load(Ordering::SeqCst),
+            concurrency,
+            "at most {concurrency} at once, and that many"
+        );
         one_copy_each(&target, &keys);
         assert_eq!(w.store.replica_cursor(&rule.name).unwrap(), w.store.ledger_head().unwrap().0);
     }

@@ -127,9 +127,10 @@ fn engine_run(engine: &'static str) {
     });
 }
 
-/// A unique suffix, so repeated rounds use fresh buckets and rules.
+/// A unique suffix (the time in microseconds), so repeated rounds use
+/// fresh buckets and rules.
 fn uniq() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+    wormbox_model::SystemClock.now().0 as u128
 }
 
 /// This process's CPU time and the machine's busy and total ticks (from
