@@ -38,7 +38,7 @@ mod xml;
 pub use client::{ObjectBody, S3Client, S3Config};
 pub use error::{S3Error, ServiceError};
 pub use replicator::{Handle, Recent, ReplicaError, Replicator, Status};
-pub use rule::{Mode, Rule, RuleError};
+pub use rule::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Mode, Rule, RuleError};
 pub use sigv4::Credentials;
 pub use target::{Body, BucketState, Lock, PutSpec, ReplicaHead, Target, TargetError};
 pub use tier::TierReport;

@@ -3,30 +3,44 @@
 //!
 //! Invariants:
 //! - The cursor (`Store::record_replication`) moves past an entry only once
-//!   the replica acknowledged what the entry asks, and it is written with the
-//!   replica ids of the copies it covers: a crash loses at most the copies
-//!   since the last record, which are then in doubt.
-//! - A write in doubt (after a start, or after a failed call that may have
-//!   happened) is looked up before it is made again: a version by its
-//!   `wormbox-version-id` metadata, a marker as the key's newest replica
-//!   version, evidence by its fixed name. So each source version has exactly
-//!   one replica version.
-//! - Entries are handled one at a time in ledger order, so the order of
-//!   changes to one key is kept. Lock changes are applied as the source's
-//!   current lock, which makes them safe to repeat.
+//!   the replica acknowledged what the entry asks and every earlier entry is
+//!   done too (a contiguous prefix of the ledger), and it is written with the
+//!   replica ids of exactly the copies of that prefix.
+//! - Up to the rule's `concurrency` (N) entries are copied at once, taken in
+//!   ledger order: an entry that is not yet part of the done prefix counts
+//!   against N even once its copy is done, and at most `RECORD_EVERY` copies
+//!   of the prefix go unrecorded. So a crash leaves at most
+//!   `RECORD_EVERY + N` copies past the durable cursor that may have been
+//!   made, the first ones in ledger order, which are then in doubt.
+//! - A write in doubt (the first `RECORD_EVERY + N` copies after a start,
+//!   or after a failed pass) is looked up before it is made again: a version
+//!   by its `wormbox-version-id` metadata, a marker as the key's newest
+//!   replica version, evidence by its fixed name. So each source version has
+//!   exactly one replica version.
+//! - Changes to one key keep ledger order: an entry starts only once every
+//!   earlier entry of the same key is done. Lock changes are applied as the
+//!   source's current lock, which makes them safe to repeat.
+//! - A failed copy stops new ones; those in flight finish, the done prefix is
+//!   recorded, and the pass fails: the next one starts from the cursor with
+//!   its writes in doubt.
 //! - Nothing here blocks local ingest: the backlog is the ledger itself, and
 //!   a replica that is down is retried with back-off.
-//! - Each signed checkpoint is copied after the ledger range it closes, both
-//!   under COMPLIANCE retention, so the replica alone proves the ledger.
+//! - Each signed checkpoint is copied after the ledger range it closes is
+//!   wholly replicated (every entry up to it done), both under COMPLIANCE
+//!   retention, so the replica alone proves the ledger.
 //! - The cursor a replicator publishes (`Handle::cursor`, a watch) is only
 //!   ever the durable one, sent after `Store::record_replication` returned:
 //!   a sync rule's writer that sees it reach its write's ledger sequence
 //!   knows the replica holds the write.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::watch;
 use wormbox_model::{BucketName, Clock, Digest, ObjectKey, SystemClock, Timestamp, VersionId};
 use wormbox_reports::CheckpointFile;
@@ -39,8 +53,9 @@ use crate::layout::{self, META_SEQUENCE, META_VERSION};
 use crate::rule::{Rule, RuleError};
 use crate::target::{Body, Lock, PutSpec, Target, TargetError};
 
-/// How many copies the cursor covers at most between two records: also how
-/// many writes are in doubt after a crash or a failed call.
+/// How many copies the cursor covers at most between two records; with the
+/// rule's concurrency, how many writes are in doubt after a crash or a
+/// failed call.
 const RECORD_EVERY: usize = 32;
 /// How many ledger entries are read at a time.
 const READ_AHEAD: usize = 256;
@@ -188,10 +203,11 @@ pub struct Replicator<T: Target> {
     status: Arc<Mutex<Status>>,
     /// The durable cursor, published for sync rules' writers.
     cursor: watch::Sender<u64>,
-    /// Writes still to be looked up before they are made.
-    in_doubt: usize,
+    /// Writes still to be looked up before they are made, counted down in
+    /// ledger order as copies start.
+    in_doubt: AtomicUsize,
     /// The newest checkpoint the replica holds (with its ledger range), once known.
-    last_checkpoint: Option<u64>,
+    last_checkpoint: Mutex<Option<u64>>,
     /// Whether the replica bucket was found fit for the rule.
     checked: bool,
 }
@@ -209,6 +225,7 @@ impl<T: Target> Replicator<T> {
         rule.check()?;
         let cursor = store.replica_cursor(&rule.name)?;
         let status = Status { rule: rule.name.clone(), cursor, ..Status::default() };
+        let in_doubt = AtomicUsize::new(doubt_window(&rule));
         Ok(Replicator {
             store,
             rule,
@@ -216,8 +233,8 @@ impl<T: Target> Replicator<T> {
             public_key,
             status: Arc::new(Mutex::new(status)),
             cursor: watch::Sender::new(cursor),
-            in_doubt: RECORD_EVERY,
-            last_checkpoint: None,
+            in_doubt,
+            last_checkpoint: Mutex::new(None),
             checked: false,
         })
     }
@@ -282,7 +299,6 @@ impl<T: Target> Replicator<T> {
                     Err(err) => {
                         tracing::warn!(rule = %self.rule.name, error = %err, retry_in_ms = backoff.as_millis() as u64, "replication failed; retrying");
                         self.set(|s| s.last_error = Some(err.to_string()));
-                        self.in_doubt = RECORD_EVERY;
                         let wait = backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         tokio::select! {
@@ -300,35 +316,156 @@ impl<T: Target> Replicator<T> {
     }
 
     /// Copies everything from the cursor to the ledger head as it is now.
+    /// After a failure, the next pass looks up its first writes first.
     pub async fn catch_up(&mut self) -> Result<(), ReplicaError> {
+        let result = self.pass().await;
+        if result.is_err() {
+            // Any write made or in flight past the recorded cursor may have
+            // happened.
+            self.in_doubt.store(doubt_window(&self.rule), Ordering::SeqCst);
+        }
+        result
+    }
+
+    async fn pass(&mut self) -> Result<(), ReplicaError> {
         if !self.checked {
             self.check_target().await?;
         }
         let (head, _) = self.store.ledger_head()?;
         let mut cursor = self.store.replica_cursor(&self.rule.name)?;
         self.set(|s| (s.head, s.cursor) = (head, cursor));
-        if self.last_checkpoint.is_none() {
-            self.last_checkpoint = Some(self.newest_checkpoint_held(cursor).await?);
+        if self.lock_checkpoint().is_none() {
+            let held = self.newest_checkpoint_held(cursor).await?;
+            *self.lock_checkpoint() = Some(held);
         }
         self.copy_checkpoints_through(cursor).await?;
         while cursor < head {
             let entries = self.read_ledger(cursor + 1, head).await?;
-            let mut copied = Vec::new();
-            for (entry, _) in &entries {
-                copied.extend(self.apply(entry).await?);
-                if self.store.checkpoint_at(entry.sequence)?.is_some() {
-                    self.copy_checkpoints_through(entry.sequence).await?;
-                }
-                if copied.len() >= RECORD_EVERY {
-                    self.record(entry.sequence, std::mem::take(&mut copied)).await?;
-                }
-                cursor = entry.sequence;
-            }
-            self.record(cursor, copied).await?;
+            cursor = self.copy_entries(cursor, entries).await?;
         }
         // A checkpoint signed at the head after its entry was copied.
         self.copy_checkpoints_through(cursor).await?;
         Ok(())
+    }
+
+    /// Copies `entries` (those right after `cursor`), up to the rule's
+    /// concurrency at once, and records the done prefix; returns the new
+    /// cursor, or the first failure once the prefix is recorded.
+    async fn copy_entries(&self, mut cursor: u64, entries: Vec<(LedgerEntry, Digest)>) -> Result<u64, ReplicaError> {
+        let start = cursor;
+        let mut flight = FuturesUnordered::new();
+        // Entries started and not yet part of the done prefix, by sequence.
+        let mut open: BTreeMap<u64, Open> = BTreeMap::new();
+        let mut copied = Vec::new();
+        let mut unrecorded = 0;
+        let mut failure = None;
+        // A checkpoint closes here: nothing starts until all before it is done.
+        let mut barrier = None;
+        let mut entries = entries.into_iter().map(|(entry, _)| entry).peekable();
+        loop {
+            // The done prefix: the cursor moves over it.
+            while let Some(mut first) = open.first_entry() {
+                let Some(done) = first.get_mut().done.take() else { break };
+                let (sequence, slot) = first.remove_entry();
+                cursor = sequence;
+                unrecorded += usize::from(slot.copy);
+                copied.extend(done);
+            }
+            if unrecorded >= RECORD_EVERY {
+                self.record(cursor, std::mem::take(&mut copied)).await?;
+                unrecorded = 0;
+            }
+            if failure.is_none()
+                && let Some(through) = barrier
+                && open.is_empty()
+            {
+                match self.copy_checkpoints_through(through).await {
+                    Ok(()) => barrier = None,
+                    Err(err) => failure = Some(err),
+                }
+            }
+            // Start what may start, in ledger order.
+            while failure.is_none() && barrier.is_none() {
+                let Some(entry) = entries.peek() else { break };
+                let work = self.work_of(entry);
+                if let Some(work) = &work {
+                    let started = open.values().filter(|o| o.key.is_some()).count();
+                    let same_key = open.values().any(|o| o.done.is_none() && o.key.as_deref() == Some(&work.key));
+                    if started >= self.rule.concurrency.max(1) || same_key {
+                        break;
+                    }
+                }
+                let Some(entry) = entries.next() else { break };
+                let sequence = entry.sequence;
+                match work {
+                    None => {
+                        open.insert(sequence, Open { key: None, copy: false, done: Some(None) });
+                    }
+                    Some(work) => {
+                        let doubt = work.copy && self.take_doubt();
+                        open.insert(sequence, Open { key: Some(work.key), copy: work.copy, done: None });
+                        flight.push(self.copy_entry(entry, doubt));
+                    }
+                }
+                match self.store.checkpoint_at(sequence) {
+                    Ok(Some(_)) => barrier = Some(sequence),
+                    Ok(None) => {}
+                    Err(err) => failure = Some(err.into()),
+                }
+            }
+            if flight.is_empty() {
+                // Nothing in flight: what is open is done (a barrier to
+                // settle next round) or failed.
+                if failure.is_some() || (entries.peek().is_none() && barrier.is_none()) {
+                    break;
+                }
+                continue;
+            }
+            let Some((sequence, result)) = flight.next().await else { continue };
+            match result {
+                Ok(done) => {
+                    if let Some(slot) = open.get_mut(&sequence) {
+                        slot.done = Some(done);
+                    }
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        // Settle what finished, record the prefix, then report a failure.
+        while let Some(mut first) = open.first_entry() {
+            let Some(done) = first.get_mut().done.take() else { break };
+            cursor = first.remove_entry().0;
+            copied.extend(done);
+        }
+        if cursor > start || !copied.is_empty() {
+            self.record(cursor, copied).await?;
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(cursor),
+        }
+    }
+
+    /// What copying `entry` involves: `None` when it asks nothing of the
+    /// replica (another bucket, an op not replicated).
+    fn work_of(&self, entry: &LedgerEntry) -> Option<Work> {
+        if !self.rule.covers(&entry.bucket, &entry.key) || entry.version.is_none() {
+            return None;
+        }
+        let copy = match entry.op {
+            LedgerOp::VersionWritten | LedgerOp::MarkerWritten => true,
+            LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased => false,
+            LedgerOp::VersionPurged if self.rule.replicate_purges => false,
+            _ => return None,
+        };
+        Some(Work { key: entry.key.clone(), copy })
+    }
+
+    async fn copy_entry(&self, entry: LedgerEntry, doubt: bool) -> (u64, Result<Option<Replicated>, ReplicaError>) {
+        let sequence = entry.sequence;
+        (sequence, self.apply(&entry, doubt).await)
     }
 
     async fn record(&self, through: u64, copied: Vec<Replicated>) -> Result<(), ReplicaError> {
@@ -359,8 +496,9 @@ impl<T: Target> Replicator<T> {
         Ok(entries)
     }
 
-    /// Makes the replica hold what `entry` asks; returns the copy it made.
-    async fn apply(&mut self, entry: &LedgerEntry) -> Result<Option<Replicated>, ReplicaError> {
+    /// Makes the replica hold what `entry` asks (looking a write in doubt up
+    /// first); returns the copy it made.
+    async fn apply(&self, entry: &LedgerEntry, doubt: bool) -> Result<Option<Replicated>, ReplicaError> {
         if !self.rule.covers(&entry.bucket, &entry.key) {
             return Ok(None);
         }
@@ -370,8 +508,8 @@ impl<T: Target> Replicator<T> {
             return Ok(None);
         };
         match entry.op {
-            LedgerOp::VersionWritten => self.copy_version(entry.sequence, bucket, key, id).await,
-            LedgerOp::MarkerWritten => self.copy_marker(bucket, key, id).await,
+            LedgerOp::VersionWritten => self.copy_version(entry.sequence, bucket, key, id, doubt).await,
+            LedgerOp::MarkerWritten => self.copy_marker(bucket, key, id, doubt).await,
             LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased => {
                 self.sync_lock(&bucket, &key, id).await?;
                 Ok(None)
@@ -385,11 +523,12 @@ impl<T: Target> Replicator<T> {
     }
 
     async fn copy_version(
-        &mut self,
+        &self,
         sequence: u64,
         bucket: BucketName,
         key: ObjectKey,
         id: VersionId,
+        doubt: bool,
     ) -> Result<Option<Replicated>, ReplicaError> {
         let store = self.store.clone();
         let (b, k) = (bucket.clone(), key.clone());
@@ -404,7 +543,7 @@ impl<T: Target> Replicator<T> {
             Err(err) => return Err(err.into()),
         };
         let wanted = id.to_string();
-        if self.take_doubt() {
+        if doubt {
             let held = self.target.versions_of(key.as_str()).await?;
             let found = held.into_iter().find(|h| h.metadata.iter().any(|(n, v)| n == META_VERSION && *v == wanted));
             if let Some(found) = found {
@@ -430,7 +569,7 @@ impl<T: Target> Replicator<T> {
         };
         let body = body_of(reader);
         let put = self.target.put(key.as_str(), body, spec).await;
-        let replica_id = self.after_write(put)?;
+        let replica_id = put?;
         self.set(|s| {
             s.versions += 1;
             s.bytes += info.size;
@@ -440,12 +579,13 @@ impl<T: Target> Replicator<T> {
     }
 
     async fn copy_marker(
-        &mut self,
+        &self,
         bucket: BucketName,
         key: ObjectKey,
         id: VersionId,
+        doubt: bool,
     ) -> Result<Option<Replicated>, ReplicaError> {
-        if self.take_doubt() {
+        if doubt {
             let held = self.target.versions_of(key.as_str()).await?;
             // A marker has no metadata: one that is the key's newest replica
             // version is this one's copy, or makes another pointless.
@@ -454,12 +594,12 @@ impl<T: Target> Replicator<T> {
             }
         }
         let marker = self.target.delete_marker(key.as_str()).await;
-        let replica_id = self.after_write(marker)?;
+        let replica_id = marker?;
         Ok(Some(Replicated { bucket, key, id, replica_id }))
     }
 
     /// Gives the replica version of `id` the source's current lock and hold.
-    async fn sync_lock(&mut self, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<(), ReplicaError> {
+    async fn sync_lock(&self, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<(), ReplicaError> {
         let Some(replica_id) = self.store.replica_version(&self.rule.name, bucket, key, id)? else {
             tracing::warn!(rule = %self.rule.name, %bucket, %key, version = %id, "a lock change of a version the replica does not hold");
             return Ok(());
@@ -472,7 +612,7 @@ impl<T: Target> Replicator<T> {
         self.sync_lock_of(key.as_str(), &replica_id, &info).await
     }
 
-    async fn sync_lock_of(&mut self, key: &str, replica_id: &str, info: &VersionInfo) -> Result<(), ReplicaError> {
+    async fn sync_lock_of(&self, key: &str, replica_id: &str, info: &VersionInfo) -> Result<(), ReplicaError> {
         if let Some(lock) = self.replica_lock(info) {
             let set = self.target.set_retention(key, replica_id, lock).await;
             self.kept_by_replica(set, key, "retention")?;
@@ -481,7 +621,7 @@ impl<T: Target> Replicator<T> {
         self.kept_by_replica(hold, key, "legal hold")
     }
 
-    async fn copy_purge(&mut self, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<(), ReplicaError> {
+    async fn copy_purge(&self, bucket: &BucketName, key: &ObjectKey, id: VersionId) -> Result<(), ReplicaError> {
         let Some(replica_id) = self.store.replica_version(&self.rule.name, bucket, key, id)? else { return Ok(()) };
         let deleted = self.target.delete_version(key.as_str(), &replica_id).await;
         self.kept_by_replica(deleted, key.as_str(), "purge")
@@ -489,7 +629,7 @@ impl<T: Target> Replicator<T> {
 
     /// A replica that refuses a change keeps what it has (a longer lock, a
     /// version it still protects): replication goes on past it.
-    fn kept_by_replica(&mut self, result: Result<(), TargetError>, key: &str, what: &str) -> Result<(), ReplicaError> {
+    fn kept_by_replica(&self, result: Result<(), TargetError>, key: &str, what: &str) -> Result<(), ReplicaError> {
         match result {
             Ok(()) => Ok(()),
             Err(TargetError::Refused { code, message }) => {
@@ -507,19 +647,14 @@ impl<T: Target> Replicator<T> {
         replica_lock(&self.rule, info)
     }
 
-    /// Whether the next write is in doubt (and so looked up first).
-    fn take_doubt(&mut self) -> bool {
-        let doubt = self.in_doubt > 0;
-        self.in_doubt = self.in_doubt.saturating_sub(1);
-        doubt
+    /// Whether the next write, in ledger order, is in doubt (and so looked
+    /// up first).
+    fn take_doubt(&self) -> bool {
+        self.in_doubt.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
 
-    /// A failed write may have happened: the next ones are in doubt.
-    fn after_write<V>(&mut self, result: Result<V, TargetError>) -> Result<V, ReplicaError> {
-        if result.is_err() {
-            self.in_doubt = RECORD_EVERY;
-        }
-        Ok(result?)
+    fn lock_checkpoint(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.last_checkpoint.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The newest checkpoint at or before `cursor` whose copy the replica
@@ -537,8 +672,8 @@ impl<T: Target> Replicator<T> {
 
     /// Copies every checkpoint signed after the last one copied and at or
     /// before `through`, each after the ledger range it closes.
-    async fn copy_checkpoints_through(&mut self, through: u64) -> Result<(), ReplicaError> {
-        let last = self.last_checkpoint.unwrap_or(0);
+    async fn copy_checkpoints_through(&self, through: u64) -> Result<(), ReplicaError> {
+        let last = self.lock_checkpoint().unwrap_or(0);
         if through <= last {
             return Ok(());
         }
@@ -548,8 +683,8 @@ impl<T: Target> Replicator<T> {
         Ok(())
     }
 
-    async fn copy_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), ReplicaError> {
-        let first = self.last_checkpoint.unwrap_or(0) + 1;
+    async fn copy_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), ReplicaError> {
+        let first = self.lock_checkpoint().unwrap_or(0) + 1;
         let last = checkpoint.sequence;
         let days = self.rule.evidence_retention;
         let until = Timestamp(checkpoint.time.0.saturating_add(i64::try_from(days.as_micros()).unwrap_or(i64::MAX)));
@@ -562,14 +697,14 @@ impl<T: Target> Replicator<T> {
         let json = serde_json::to_vec_pretty(&file)
             .map_err(|e| StoreError::DataLoss { what: format!("a checkpoint cannot be written as JSON: {e}") })?;
         self.put_evidence(&layout::checkpoint_key(last), json, lock).await?;
-        self.last_checkpoint = Some(last);
+        *self.lock_checkpoint() = Some(last);
         self.set(|s| s.checkpoints += 1);
         Ok(())
     }
 
     /// Writes an evidence object once: its name says what it holds, so one
     /// already there is this one.
-    async fn put_evidence(&mut self, name: &str, bytes: Vec<u8>, lock: Option<Lock>) -> Result<(), ReplicaError> {
+    async fn put_evidence(&self, name: &str, bytes: Vec<u8>, lock: Option<Lock>) -> Result<(), ReplicaError> {
         if !self.target.versions_of(name).await?.is_empty() {
             return Ok(());
         }
@@ -583,14 +718,35 @@ impl<T: Target> Replicator<T> {
             legal_hold: false,
         };
         let body: Body = Box::pin(futures::stream::once(std::future::ready(Ok(Bytes::from(bytes)))));
-        let put = self.target.put(name, body, spec).await;
-        self.after_write(put)?;
+        self.target.put(name, body, spec).await?;
         Ok(())
     }
 
     fn set(&self, change: impl FnOnce(&mut Status)) {
         change(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }
+}
+
+/// What one started ledger entry is waiting on.
+struct Open {
+    /// The replica key it changes (`None`: it asks nothing of the replica).
+    key: Option<String>,
+    /// Whether it writes a new replica version (a version or a marker).
+    copy: bool,
+    /// Its outcome, once done: the copy it made, if any.
+    done: Option<Option<Replicated>>,
+}
+
+/// What a ledger entry asks of the replica.
+struct Work {
+    key: String,
+    copy: bool,
+}
+
+/// How many writes are in doubt after a start or a failure: those the
+/// recorded cursor may not cover (`RECORD_EVERY`) and those in flight.
+fn doubt_window(rule: &Rule) -> usize {
+    RECORD_EVERY + rule.concurrency.max(1)
 }
 
 /// The lock a replica version of `info` gets under `rule`: the source's own

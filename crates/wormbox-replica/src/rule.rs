@@ -2,7 +2,7 @@
 //!
 //! Invariant: a rule is checked whole before its replicator starts (`check`):
 //! a name that is safe in a meta key and an object name, a source bucket,
-//! and a retention for evidence objects; the replica bucket itself is
+//! a retention for evidence objects and a concurrency of 1 to 64; the replica bucket itself is
 //! checked against the rule when the replicator first reaches it.
 
 use std::time::Duration;
@@ -42,6 +42,10 @@ pub struct Rule {
     /// How long the replica keeps the signed checkpoints and ledger ranges
     /// (COMPLIANCE), counted from each checkpoint's signing.
     pub evidence_retention: Duration,
+    /// How many ledger entries are copied at once (1 to `MAX_CONCURRENCY`;
+    /// `DEFAULT_CONCURRENCY` in the config). Changes to one key still reach
+    /// the replica in ledger order.
+    pub concurrency: usize,
 }
 
 /// A rule that cannot run.
@@ -56,6 +60,10 @@ pub struct RuleError {
 
 /// The longest rule name.
 pub const MAX_NAME: usize = 64;
+/// The most ledger entries a rule copies at once.
+pub const MAX_CONCURRENCY: usize = 64;
+/// How many ledger entries a rule copies at once unless it says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 impl Rule {
     /// Checks what can be checked without the replica.
@@ -69,6 +77,9 @@ impl Rule {
         }
         if self.minimum_retention.is_some_and(|(_, d)| d.is_zero()) {
             return Err(self.error("minimum_retention_days must be at least 1 when set".to_owned()));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(self.error(format!("concurrency must lie between 1 and {MAX_CONCURRENCY}")));
         }
         Ok(())
     }

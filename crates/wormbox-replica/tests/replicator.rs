@@ -28,7 +28,10 @@ struct Held {
 }
 
 /// An S3 Object Lock bucket in memory. `lose_answers` makes the next N
-/// writes happen and then answer `Unavailable`, as a timeout does.
+/// writes happen and then answer `Unavailable`, as a timeout does;
+/// `lose_answer_of` does so once for a put of a given key. Puts take
+/// `put_delay`, and the first put of a key in `slow_once` that much longer;
+/// `max_in_flight` is the most puts it saw at once.
 #[derive(Default)]
 struct MemTarget {
     objects: Mutex<BTreeMap<String, Vec<Held>>>,
@@ -36,6 +39,20 @@ struct MemTarget {
     lose_answers: AtomicUsize,
     down: std::sync::atomic::AtomicBool,
     puts: AtomicUsize,
+    put_delay: Mutex<Duration>,
+    slow_once: Mutex<std::collections::HashMap<String, Duration>>,
+    lose_answer_of: Mutex<std::collections::HashSet<String>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts a put in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl MemTarget {
@@ -95,6 +112,14 @@ impl Target for MemTarget {
         let key = key.to_owned();
         Box::pin(async move {
             self.up()?;
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            let _counted = InFlight(&self.in_flight);
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let slow = self.slow_once.lock().unwrap().remove(&key).unwrap_or_default();
+            let delay = *self.put_delay.lock().unwrap() + slow;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let mut bytes = Vec::new();
             while let Some(chunk) = body.next().await {
                 bytes.extend_from_slice(&chunk.map_err(|e| TargetError::Unavailable(e.to_string()))?);
@@ -112,8 +137,11 @@ impl Target for MemTarget {
                 lock: spec.lock,
                 legal_hold: spec.legal_hold,
             };
-            self.objects.lock().unwrap().entry(key).or_default().insert(0, Held { head, bytes });
+            self.objects.lock().unwrap().entry(key.clone()).or_default().insert(0, Held { head, bytes });
             self.puts.fetch_add(1, Ordering::SeqCst);
+            if self.lose_answer_of.lock().unwrap().remove(&key) {
+                return Err(TargetError::Unavailable("the answer was lost".into()));
+            }
             self.answer(version_id)
         })
     }
@@ -302,6 +330,7 @@ impl World {
             minimum_retention: None,
             replicate_purges: false,
             evidence_retention: DAY * 3650,
+            concurrency: wormbox_replica::DEFAULT_CONCURRENCY,
         }
     }
 
@@ -848,4 +877,170 @@ async fn the_tier_releases_only_old_versions_whose_copy_verifies() {
     }
     let again = pass(vec![rule.clone()]).await;
     assert_eq!(again.released, 0, "{again:?}");
+}
+
+/// Source versions with exactly one replica version each (markers aside).
+fn one_copy_each(target: &MemTarget, keys: &[String]) {
+    for key in keys {
+        let copies = target.versions(key).iter().filter(|h| !h.head.is_delete_marker).count();
+        assert_eq!(copies, 1, "`{key}` has exactly one replica version");
+    }
+}
+
+async fn many_keys(w: &World, n: usize) -> (Vec<String>, Vec<wormbox_store::WriteAck>) {
+    let mut keys = Vec::new();
+    let mut acks = Vec::new();
+    for i in 0..n {
+        let key = format!("k{i:03}");
+        acks.push(w.put(&key, format!("body {i}").as_bytes(), Some(1)).await);
+        keys.push(key);
+    }
+    (keys, acks)
+}
+
+/// Copies of different keys overlap, up to the rule's concurrency and no
+/// further; at concurrency 1 they go one at a time.
+#[tokio::test]
+async fn copies_of_many_keys_overlap_up_to_the_rules_concurrency() {
+    let w = world().await;
+    let (keys, _) = many_keys(&w, 40).await;
+    for (concurrency, rule) in [(8, "eight"), (1, "one")] {
+        let target = Arc::new(MemTarget::default());
+        *target.put_delay.lock().unwrap() = Duration::from_millis(20);
+        let rule = Rule { concurrency, ..w.rule(rule) };
+        let mut replicator =
+            Replicator::new(w.store.clone(), rule.clone(), Shared(Arc::clone(&target)), w.public_key.clone()).unwrap();
+        replicator.catch_up().await.unwrap();
+        assert_eq!(
+            target.max_in_flight.load(Ordering::SeqCst),
+            concurrency,
+            "at most {concurrency} at once, and that many"
+        );
+        one_copy_each(&target, &keys);
+        assert_eq!(w.store.replica_cursor(&rule.name).unwrap(), w.store.ledger_head().unwrap().0);
+    }
+    let zero = Rule { concurrency: 0, ..w.rule("zero") };
+    assert!(Replicator::new(w.store.clone(), zero, MemTarget::default(), w.public_key.clone()).is_err());
+    let many = Rule { concurrency: 65, ..w.rule("many") };
+    assert!(Replicator::new(w.store.clone(), many, MemTarget::default(), w.public_key.clone()).is_err());
+}
+
+/// Two versions of one key reach the replica in ledger order even when the
+/// first one's put is slow and other keys are copied meanwhile; a hold on
+/// the first is applied after its copy.
+#[tokio::test]
+async fn versions_of_one_key_reach_the_replica_in_ledger_order_when_the_first_is_slow() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    target.slow_once.lock().unwrap().insert("k".into(), Duration::from_millis(300));
+    let first = w.put("k", b"one", None).await;
+    w.put("k", b"two", None).await;
+    let (keys, _) = many_keys(&w, 10).await;
+    w.store
+        .set_legal_hold(
+            &w.auditor,
+            w.bucket.clone(),
+            ObjectKey::new("k").unwrap(),
+            VersionSelector::Id(first.id),
+            "case-1".into(),
+            true,
+            String::new(),
+        )
+        .await
+        .unwrap();
+    w.replicator("dr", &target).catch_up().await.unwrap();
+    let held = target.versions("k");
+    let bodies: Vec<_> = held.iter().map(|h| h.bytes.as_slice()).collect();
+    assert_eq!(bodies, [&b"two"[..], &b"one"[..]], "the newest replica version is the newest source version");
+    assert!(held[1].head.legal_hold && !held[0].head.legal_hold, "the hold is on the first version's copy");
+    assert!(target.max_in_flight.load(Ordering::SeqCst) > 1, "other keys were copied meanwhile");
+    one_copy_each(&target, &keys);
+}
+
+/// A put that fails in the middle of a concurrent batch (it happened; its
+/// answer was lost) fails the pass after the others finish; the retry
+/// looks its writes up: exactly one replica version per source version.
+#[tokio::test]
+async fn a_failure_in_a_concurrent_batch_leaves_one_copy_per_version_after_the_retry() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    *target.put_delay.lock().unwrap() = Duration::from_millis(5);
+    let (keys, acks) = many_keys(&w, 60).await;
+    target.lose_answer_of.lock().unwrap().insert("k020".into());
+    let mut replicator = w.replicator("dr", &target);
+    assert!(replicator.catch_up().await.is_err(), "the lost answer fails the pass");
+    let cursor = w.store.replica_cursor("dr").unwrap();
+    assert!(cursor < acks[20].ledger_sequence, "the cursor stops before the failed copy");
+    assert!(cursor >= acks[19].ledger_sequence - 8, "and the done prefix before it is recorded: {cursor}");
+    replicator.catch_up().await.unwrap();
+    one_copy_each(&target, &keys);
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), w.store.ledger_head().unwrap().0);
+    for (key, ack) in keys.iter().zip(&acks) {
+        let key = ObjectKey::new(key).unwrap();
+        let recorded = w.store.replica_version("dr", &w.bucket, &key, ack.id).unwrap();
+        assert_eq!(recorded, Some(target.versions(key.as_str())[0].head.version_id.clone()), "{key}");
+    }
+}
+
+/// A pass cut off with copies in flight (a crash: nothing after the last
+/// record is known) leaves, after a restart, exactly one replica version
+/// per source version. The sharpest case: the copy that would complete a
+/// record (the 32nd) is slow, so 31 copies before it and the 7 after it
+/// are made and unrecorded when the pass is cut.
+#[tokio::test]
+async fn a_pass_cut_off_with_copies_in_flight_leaves_one_copy_each_after_a_restart() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    let (keys, _) = many_keys(&w, 120).await;
+    target.slow_once.lock().unwrap().insert("k031".into(), Duration::from_millis(500));
+    let mut replicator = w.replicator("dr", &target);
+    let cut = tokio::time::timeout(Duration::from_millis(200), replicator.catch_up()).await;
+    assert!(cut.is_err(), "the pass was cut with the slow copy in flight");
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), 0, "nothing was recorded");
+    assert_eq!(target.puts.load(Ordering::SeqCst), 31 + 7, "the copies before and after the slow one were made");
+    *target.put_delay.lock().unwrap() = Duration::from_millis(3);
+    for cut in [15, 40] {
+        let mut replicator = w.replicator("dr", &target);
+        let _ = tokio::time::timeout(Duration::from_millis(cut), replicator.catch_up()).await;
+    }
+    w.replicator("dr", &target).catch_up().await.unwrap();
+    one_copy_each(&target, &keys);
+}
+
+/// The cursor, durable and published, never passes an entry whose copy is
+/// not done: while the first version's put is slow, neither reaches it,
+/// and at most the rule's concurrency of copies are made past it.
+#[tokio::test]
+async fn the_cursor_never_passes_an_entry_that_is_not_done() {
+    let w = world().await;
+    let target = Arc::new(MemTarget::default());
+    target.slow_once.lock().unwrap().insert("k000".into(), Duration::from_millis(400));
+    let (keys, acks) = many_keys(&w, 40).await;
+    let handle = w.replicator("dr", &target).spawn();
+    let published = handle.cursor();
+    let head = w.store.ledger_head().unwrap().0;
+    let mut saw_slow = false;
+    for _ in 0..1000 {
+        let durable = w.store.replica_cursor("dr").unwrap();
+        let sent = *published.borrow();
+        assert!(sent <= durable, "only the durable cursor is published");
+        for (key, ack) in keys.iter().zip(&acks) {
+            if ack.ledger_sequence <= durable {
+                assert_eq!(target.versions(key).len(), 1, "`{key}` is covered by the cursor, so copied");
+            }
+        }
+        if target.versions("k000").is_empty() {
+            saw_slow = true;
+            assert!(durable < acks[0].ledger_sequence, "the cursor waits for the slow copy");
+            assert!(target.puts.load(Ordering::SeqCst) < 8, "no more than the concurrency is copied past it");
+        }
+        if durable >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(saw_slow, "the slow copy was seen pending");
+    assert_eq!(w.store.replica_cursor("dr").unwrap(), head);
+    handle.stop().await;
+    one_copy_each(&target, &keys);
 }

@@ -124,6 +124,10 @@ pub struct ReplicationConfig {
     /// against the ledger's SHA-256 first.
     #[serde(default)]
     pub tier_after_days: Option<u32>,
+    /// How many ledger entries are copied to the replica at once (1 to 64);
+    /// changes to one key still arrive in ledger order.
+    #[serde(default = "default_replica_concurrency")]
+    pub concurrency: usize,
 }
 
 /// The longest `tier_after_days`: a hundred years.
@@ -135,6 +139,10 @@ fn default_replica_region() -> String {
 
 fn default_replica_mode() -> String {
     "async".to_owned()
+}
+
+fn default_replica_concurrency() -> usize {
+    wormbox_replica::DEFAULT_CONCURRENCY
 }
 
 fn default_sync_timeout_ms() -> u64 {
@@ -562,6 +570,9 @@ impl WormboxdConfig {
             if !(1..=MAX_SYNC_TIMEOUT_MS).contains(&rule.sync_timeout_ms) {
                 return invalid("replication.sync_timeout_ms", "must lie between 1 and 600000 (ten minutes)");
             }
+            if !(1..=wormbox_replica::MAX_CONCURRENCY).contains(&rule.concurrency) {
+                return invalid("replication.concurrency", "must lie between 1 and 64");
+            }
             if rule.evidence_retention_days == 0 || rule.minimum_retention_days == Some(0) {
                 return invalid("replication", "retention days must be at least 1");
             }
@@ -777,6 +788,22 @@ mod tests {
             assert!(matches!(err, ConfigError::Invalid { key: "replication.tier_after_days", .. }), "{err}");
         }
         assert!(WormboxdConfig::parse(&format!("{RULE}tier_after_days = -1\n")).is_err());
+    }
+
+    #[test]
+    fn a_rules_concurrency_defaults_to_8_and_lies_between_1_and_64() {
+        let config = WormboxdConfig::parse(RULE).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.replication[0].concurrency, 8);
+        for good in [1, 64] {
+            let config = WormboxdConfig::parse(&format!("{RULE}concurrency = {good}\n")).unwrap();
+            config.validate().unwrap();
+            assert_eq!(config.replication[0].concurrency, good);
+        }
+        for bad in [0, 65] {
+            let err = WormboxdConfig::parse(&format!("{RULE}concurrency = {bad}\n")).unwrap().validate().unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { key: "replication.concurrency", .. }), "{err}");
+        }
     }
 
     #[test]

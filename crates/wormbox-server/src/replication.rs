@@ -115,6 +115,7 @@ fn rule_of(config: &ReplicationConfig) -> Result<Rule, ServerError> {
         minimum_retention: config.minimum_retention_days.map(|d| (RetentionMode::Compliance, days(d))),
         replicate_purges: config.replicate_purges,
         evidence_retention: days(config.evidence_retention_days),
+        concurrency: config.concurrency,
     };
     rule.check().map_err(|e| ServerError::Replication(e.to_string()))?;
     Ok(rule)
@@ -436,6 +437,7 @@ mod tests {
             minimum_retention: None,
             replicate_purges: false,
             evidence_retention: Duration::from_secs(86_400),
+            concurrency: wormbox_replica::DEFAULT_CONCURRENCY,
         }
     }
 

@@ -286,6 +286,7 @@ pub fn rule(endpoint: &str, target_bucket: &str, prefix: &str, mode: &str, sync_
         replicate_purges: false,
         evidence_retention_days: 400,
         tier_after_days: None,
+        concurrency: wormbox_replica::DEFAULT_CONCURRENCY,
     }
 }
 
