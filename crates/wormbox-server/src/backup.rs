@@ -359,17 +359,8 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
     }
     let newest_published = published.iter().map(|c| c.sequence).max();
 
-    refuse_used_target(&options.data_dir)?;
-    let parent = match options.data_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name =
-        options.data_dir.file_name().ok_or_else(|| BackupError::Refused("the data directory has no name".into()))?;
-    let staging = parent.join(format!(".{}.restoring-{}", name.to_string_lossy(), std::process::id()));
-    let guard = RemoveOnDrop(staging.clone());
-    std::fs::create_dir_all(&staging).map_err(io("creating", &staging))?;
-    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700)).map_err(io("securing", &staging))?;
+    let staged = Staging::new(&options.data_dir)?;
+    let staging = staged.dir().to_owned();
     let db = staging.join("db");
     std::fs::create_dir(&db).map_err(io("creating", &db))?;
     for file in &manifest.files {
@@ -406,13 +397,7 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
 
     write_key(&staging.join(SIGNING_KEY_FILE), &signing_key)?;
     write_key(&staging.join(MFA_MASTER_KEY_FILE), &master_key)?;
-    sync_dir(&staging)?;
-    if options.data_dir.exists() {
-        std::fs::remove_dir(&options.data_dir).map_err(io("replacing the empty", &options.data_dir))?;
-    }
-    std::fs::rename(&staging, &options.data_dir).map_err(io("moving the restored archive to", &options.data_dir))?;
-    std::mem::forget(guard);
-    sync_dir(&parent)?;
+    staged.publish()?;
     Ok(Restored {
         ledger_sequence,
         checkpoint: manifest.checkpoint,
@@ -469,11 +454,54 @@ pub(crate) fn read_published(path: &Path) -> Result<CheckpointFile, BackupError>
     }
 }
 
-pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
+/// A restore's new data directory, built beside its target (0700) and
+/// renamed into place whole by `publish`; dropped before that, it is removed.
+pub(crate) struct Staging {
+    target: PathBuf,
+    parent: PathBuf,
+    dir: PathBuf,
+    published: bool,
+}
 
-impl Drop for RemoveOnDrop {
+impl Staging {
+    /// Refuses a target that holds anything, then makes the directory beside it.
+    pub(crate) fn new(target: &Path) -> Result<Staging, BackupError> {
+        refuse_used_target(target)?;
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let name = target.file_name().ok_or_else(|| BackupError::Refused("the data directory has no name".into()))?;
+        let dir = parent.join(format!(".{}.restoring-{}", name.to_string_lossy(), std::process::id()));
+        let staging = Staging { target: target.to_owned(), parent, dir, published: false };
+        std::fs::create_dir_all(&staging.dir).map_err(io("creating", &staging.dir))?;
+        std::fs::set_permissions(&staging.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("securing", &staging.dir))?;
+        Ok(staging)
+    }
+
+    /// The directory being built.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes it durable and renames it to the target (replacing an empty one).
+    pub(crate) fn publish(mut self) -> Result<(), BackupError> {
+        sync_dir(&self.dir)?;
+        if self.target.exists() {
+            std::fs::remove_dir(&self.target).map_err(io("replacing the empty", &self.target))?;
+        }
+        std::fs::rename(&self.dir, &self.target).map_err(io("moving the restored archive to", &self.target))?;
+        self.published = true;
+        sync_dir(&self.parent)
+    }
+}
+
+impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -11,7 +11,6 @@
 //! appears whole (a rename) or not at all. New principal secrets are written
 //! once, to a 0600 file, and never logged.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use wormbox_store::evidence::{self, Ed25519Signer, Signer, VerifyOptions};
 use wormbox_store::rebuild::{Rebuild, Rekeyed};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
 
-use crate::backup::{self, BackupError, RemoveOnDrop, io};
+use crate::backup::{self, BackupError, Staging, io};
 use crate::config::ReplicationConfig;
 use crate::evidence::SIGNING_KEY_FILE;
 
@@ -126,17 +125,8 @@ pub async fn restore_from_replica(
     let sources =
         crate::replication::restore_sources(rules, &options.keys).map_err(|e| BackupError::Refused(e.to_string()))?;
 
-    backup::refuse_used_target(&options.data_dir)?;
-    let parent = match options.data_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name =
-        options.data_dir.file_name().ok_or_else(|| BackupError::Refused("the data directory has no name".into()))?;
-    let staging = parent.join(format!(".{}.restoring-{}", name.to_string_lossy(), std::process::id()));
-    let guard = RemoveOnDrop(staging.clone());
-    std::fs::create_dir_all(&staging).map_err(io("creating", &staging))?;
-    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700)).map_err(io("securing", &staging))?;
+    let staged = Staging::new(&options.data_dir)?;
+    let staging = staged.dir().to_owned();
     let db = staging.join("db");
     let backend: Arc<dyn Backend> =
         Arc::new(RocksBackend::open(&db, &RocksOptions::default()).map_err(BackupError::Copy)?);
@@ -184,13 +174,7 @@ pub async fn restore_from_replica(
         credentials.push_str(&format!("{}:{} {} {}\n", p.access_key, p.secret, p.role.as_str(), p.name));
     }
     backup::write_key(&staging.join(RESTORED_CREDENTIALS_FILE), credentials.as_bytes())?;
-    backup::sync_dir(&staging)?;
-    if options.data_dir.exists() {
-        std::fs::remove_dir(&options.data_dir).map_err(io("replacing the empty", &options.data_dir))?;
-    }
-    std::fs::rename(&staging, &options.data_dir).map_err(io("moving the restored archive to", &options.data_dir))?;
-    std::mem::forget(guard);
-    backup::sync_dir(&parent)?;
+    staged.publish()?;
     Ok(RestoredFromReplica {
         rule: replayed.rule,
         through: replayed.through,

@@ -424,7 +424,7 @@ impl Rebuild {
         for (access_key, p) in std::mem::take(&mut self.principals) {
             let mut salt = [0u8; 16];
             rng.fill(&mut salt).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
-            let secret = random_base32(&rng, 40)?;
+            let secret = crate::store::random_base32(&rng, 40)?;
             let record = PrincipalRecord {
                 name: p.name.clone(),
                 role: p.role,
@@ -785,13 +785,6 @@ impl VersionBytes<'_> {
             why,
         }
     }
-}
-
-fn random_base32(rng: &ring::rand::SystemRandom, len: usize) -> Result<String, StoreError> {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bytes = vec![0u8; len];
-    rng.fill(&mut bytes).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
-    Ok(bytes.iter().map(|b| ALPHABET[usize::from(b & 31)] as char).collect())
 }
 
 fn versioning_state(text: &str) -> Option<VersioningState> {

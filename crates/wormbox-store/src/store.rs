@@ -936,10 +936,7 @@ impl Store {
     }
 
     fn random_base32(&self, len: usize) -> Result<String, StoreError> {
-        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let mut bytes = vec![0u8; len];
-        self.inner.rng.fill(&mut bytes).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
-        Ok(bytes.iter().map(|b| ALPHABET[usize::from(b & 31)] as char).collect())
+        random_base32(&self.inner.rng, len)
     }
 
     // ---- ledger ----
@@ -1450,6 +1447,14 @@ fn discard_unpublished_uploads(backend: &dyn Backend) -> Result<(), StoreError> 
         tracing::info!("discarded an upload that never published");
     }
     Ok(())
+}
+
+/// `len` random characters of base32 (RFC 4648's alphabet): access keys and secrets.
+pub(crate) fn random_base32(rng: &ring::rand::SystemRandom, len: usize) -> Result<String, StoreError> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bytes = vec![0u8; len];
+    rng.fill(&mut bytes).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
+    Ok(bytes.iter().map(|b| ALPHABET[usize::from(b & 31)] as char).collect())
 }
 
 pub(crate) fn secret_hash(salt: &[u8; 16], secret: &str) -> [u8; 32] {
