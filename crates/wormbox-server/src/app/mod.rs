@@ -58,7 +58,9 @@ pub use self::evidence::{GetCheckpoint, VerifyIntegrity};
 pub use self::guard::MfaCode;
 pub use self::locks::{PutBucketDefaultRetention, PutObjectLegalHold, PutObjectRetention};
 pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObjectVersions, ListObjects, PutObject};
-pub use self::principals::{CreatePrincipal, RevokePrincipal};
+pub use self::principals::{
+    CreatePrincipal, CreateS3Key, CreatedPrincipal, ListedPrincipal, NewS3Key, RevokePrincipal, RevokeS3Key,
+};
 pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
 pub use self::tier::ObjectBody;
