@@ -653,7 +653,8 @@ async fn s3_keys_are_an_admins_to_give_once_and_revoked_keys_are_not_served() {
     let writer = w.store.create_principal(&admin, "app", Role::Writer).await.unwrap().access_key;
     let blob = b"SEALED-BLOB-0123456789-never-in-the-ledger".to_vec();
     let create = |actor: &Actor, key: &str| {
-        let (store, actor, key, sealed) = (w.store.clone(), actor.clone(), key.to_owned(), SealedSecret::new(blob.clone()));
+        let (store, actor, key, sealed) =
+            (w.store.clone(), actor.clone(), key.to_owned(), SealedSecret::new(blob.clone()));
         async move { store.create_s3_key_checked::<()>(&actor, &key, sealed, None).await }
     };
     let head = w.store.ledger_head().unwrap().0;
@@ -671,7 +672,10 @@ async fn s3_keys_are_an_admins_to_give_once_and_revoked_keys_are_not_served() {
     // An admin gives one; it is ledgered without the blob, and served.
     let Guarded::Done(created) = create(&admin, &writer).await.unwrap() else { panic!("no code was asked") };
     let (entry, _) = w.store.ledger_entries(created).unwrap().remove(0);
-    assert_eq!((entry.op, entry.key.as_str(), entry.detail.as_str()), (LedgerOp::S3KeyCreated, &*writer, "role=writer"));
+    assert_eq!(
+        (entry.op, entry.key.as_str(), entry.detail.as_str()),
+        (LedgerOp::S3KeyCreated, &*writer, "role=writer")
+    );
     let (actor, sealed) = w.store.s3_key(&writer).unwrap().unwrap();
     assert_eq!((actor.access_key.as_str(), actor.role, sealed.as_bytes()), (&*writer, Role::Writer, &blob[..]));
     assert!(w.store.has_s3_key(&writer).unwrap());

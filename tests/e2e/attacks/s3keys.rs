@@ -66,8 +66,12 @@ async fn writers_and_auditors_cannot_create_or_revoke_s3_keys() {
             let err = caller.revoke_s3_key(revoke(&target)).await.unwrap_err();
             assert_eq!(reason(&err), "ACCESS_DENIED", "{err:?}");
         }
-        let with_s3 =
-            v1::CreatePrincipalRequest { name: "m".into(), role: v1::Role::Writer as i32, s3: true, ..Default::default() };
+        let with_s3 = v1::CreatePrincipalRequest {
+            name: "m".into(),
+            role: v1::Role::Writer as i32,
+            s3: true,
+            ..Default::default()
+        };
         assert_eq!(reason(&caller.create_principal(with_s3).await.unwrap_err()), "ACCESS_DENIED");
     }
     assert_eq!(app.server().app().store().ledger_head().unwrap().0, head, "nothing changed");
@@ -188,7 +192,8 @@ async fn a_sealed_secret_moved_to_another_key_does_not_open() {
     let db = app.data_dir().join("db");
     let sealed = {
         let backend = tamper::read_only(&db).unwrap();
-        let found = backend.scan(Keyspace::Meta, b"", b"").map(Result::unwrap).find(|(k, _)| k.ends_with(victim.as_bytes()));
+        let found =
+            backend.scan(Keyspace::Meta, b"", b"").map(Result::unwrap).find(|(k, _)| k.ends_with(victim.as_bytes()));
         found.expect("the victim's sealed secret is stored").1
     };
     assert!(!tamper::contains(&sealed, victims.as_bytes()), "sealed, not in clear");

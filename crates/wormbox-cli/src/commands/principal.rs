@@ -45,13 +45,9 @@ pub(crate) enum S3KeyCommand {
     /// Give a principal an S3 secret, printed once; an admin's or a bypass
     /// holder's needs --mfa from your own device once an admin has an
     /// active device. Refused while it has one: revoke that first.
-    Create {
-        access_key_id: String,
-    },
+    Create { access_key_id: String },
     /// Remove a principal's S3 secret.
-    Revoke {
-        access_key_id: String,
-    },
+    Revoke { access_key_id: String },
 }
 
 pub(crate) async fn run(cx: &Context, command: PrincipalCommand) -> anyhow::Result<()> {
@@ -131,8 +127,10 @@ pub(crate) async fn run(cx: &Context, command: PrincipalCommand) -> anyhow::Resu
                 "s3_secret_access_key": reply.secret,
                 "ledger_sequence": reply.ledger_sequence,
             });
-            let text =
-                format!("S3 access key id: {}\nS3 secret access key (shown once): {}", reply.access_key_id, reply.secret);
+            let text = format!(
+                "S3 access key id: {}\nS3 secret access key (shown once): {}",
+                reply.access_key_id, reply.secret
+            );
             cx.print(value, text);
         }
         PrincipalCommand::S3Key(S3KeyCommand::Revoke { access_key_id }) => {

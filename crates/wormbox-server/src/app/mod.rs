@@ -16,7 +16,7 @@
 //!
 //! A stolen admin key alone cannot lower protection: once an admin has an
 //! active device (`Authority::admin_guarded`), minting or revoking an admin,
-//! granting the bypass right, releasing a legal hold and clearing or
+//! granting the bypass right, giving an admin or a bypass holder an S3 secret, releasing a legal hold and clearing or
 //! shortening a bucket's default retention need a code from one of the
 //! caller's own active devices (device enrolment and activation are ruled
 //! by the authority).
