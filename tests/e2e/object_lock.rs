@@ -181,6 +181,7 @@ async fn governance_retention_yields_only_to_the_bypass_right() {
             role: v1::Role::Writer as i32,
             bypass_governance: true,
             mfa: String::new(),
+            s3: false,
         })
         .await
         .unwrap()

@@ -76,6 +76,41 @@ async fn operator_round_trip_through_the_cli() {
     assert!(!listed.to_string().contains(created["credential"].as_str().unwrap().split(':').nth(1).unwrap()));
 }
 
+/// S3 secrets through the CLI: `principal create --s3` and `principal
+/// s3-key create|revoke` print a secret once; `principal list` says who has
+/// one and never shows it.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_keys_through_the_cli_are_shown_once() {
+    let appliance = TestAppliance::start().await.unwrap();
+    let run = |args: Vec<&str>| {
+        let appliance = &appliance;
+        tokio::task::block_in_place(|| wormbox(appliance, &args, None))
+    };
+
+    let created = json(&run(vec!["--json", "principal", "create", "backup-app", "--role", "writer", "--s3"]));
+    let key = created["access_key_id"].as_str().unwrap().to_owned();
+    let first = created["s3_secret_access_key"].as_str().unwrap().to_owned();
+    assert_eq!(first.len(), 40);
+    let listed = json(&run(vec!["--json", "principal", "list"]));
+    let row = listed.as_array().unwrap().iter().find(|p| p["access_key_id"] == key.as_str()).unwrap().clone();
+    assert_eq!(row["has_s3_key"], true);
+    assert!(!listed.to_string().contains(&first), "the list never shows an S3 secret");
+
+    let again = run(vec!["principal", "s3-key", "create", &key]);
+    assert!(!again.status.success(), "one at a time");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("revoke it first"));
+    let revoked = json(&run(vec!["--json", "principal", "s3-key", "revoke", &key]));
+    assert!(revoked["ledger_sequence"].as_u64().unwrap() > 0);
+    let listed = json(&run(vec!["--json", "principal", "list"]));
+    assert!(listed.as_array().unwrap().iter().any(|p| p["access_key_id"] == key.as_str() && p["has_s3_key"] == false));
+
+    let out = run(vec!["principal", "s3-key", "create", &key]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("S3 access key id: {key}")) && text.contains("(shown once)"), "{text}");
+    assert!(!text.contains(&first), "a new secret, not the revoked one");
+}
+
 /// MFA Delete through the CLI, with codes read from a simulated token on a
 /// real pseudo-terminal (`--mfa serial:PATH#SERIAL`).
 #[tokio::test(flavor = "multi_thread")]

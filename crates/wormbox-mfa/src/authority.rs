@@ -159,6 +159,19 @@ impl Authority {
         Authority { store, key: Arc::new(key), clock, policy }
     }
 
+    /// Seals `secret` for `purpose` under the master key the seeds are
+    /// sealed with (`MasterKey::seal_secret`): a principal's S3 secret,
+    /// which signature checks need in clear, is kept this way.
+    pub fn seal_secret(&self, purpose: &str, secret: &[u8]) -> Result<Vec<u8>, MfaError> {
+        self.key.seal_secret(purpose, secret)
+    }
+
+    /// Opens what `seal_secret` sealed for `purpose`; another purpose, or
+    /// another appliance's key, does not open it.
+    pub fn open_secret(&self, purpose: &str, sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, MfaError> {
+        self.key.open_secret(purpose, sealed)
+    }
+
     fn record(&self, serial: &str) -> Result<Option<DeviceRecord>, MfaError> {
         self.store.device(serial)?.map(|raw| DeviceRecord::decode(&raw)).transpose()
     }

@@ -99,6 +99,11 @@ pub enum LedgerOp {
     /// The archive was rebuilt from its replica; the detail says from where
     /// and through which signed checkpoint.
     ArchiveRestored,
+    /// A principal was given an S3 secret (the entry's key is its access
+    /// key; the secret, sealed or not, is never in the entry).
+    S3KeyCreated,
+    /// A principal's S3 secret was revoked.
+    S3KeyRevoked,
 }
 
 impl LedgerOp {
@@ -131,6 +136,8 @@ impl LedgerOp {
             LedgerOp::BytesReleased => 25,
             LedgerOp::VersionRestored => 26,
             LedgerOp::ArchiveRestored => 27,
+            LedgerOp::S3KeyCreated => 28,
+            LedgerOp::S3KeyRevoked => 29,
         }
     }
 
@@ -163,6 +170,8 @@ impl LedgerOp {
             25 => LedgerOp::BytesReleased,
             26 => LedgerOp::VersionRestored,
             27 => LedgerOp::ArchiveRestored,
+            28 => LedgerOp::S3KeyCreated,
+            29 => LedgerOp::S3KeyRevoked,
             _ => return None,
         })
     }
@@ -197,11 +206,13 @@ impl LedgerOp {
             LedgerOp::BytesReleased => "bytes-released",
             LedgerOp::VersionRestored => "version-restored",
             LedgerOp::ArchiveRestored => "archive-restored",
+            LedgerOp::S3KeyCreated => "s3-key-created",
+            LedgerOp::S3KeyRevoked => "s3-key-revoked",
         }
     }
 
     /// Every operation, in code order.
-    pub const ALL: [LedgerOp; 27] = [
+    pub const ALL: [LedgerOp; 29] = [
         LedgerOp::BucketCreated,
         LedgerOp::BucketDeleted,
         LedgerOp::VersioningChanged,
@@ -229,6 +240,8 @@ impl LedgerOp {
         LedgerOp::BytesReleased,
         LedgerOp::VersionRestored,
         LedgerOp::ArchiveRestored,
+        LedgerOp::S3KeyCreated,
+        LedgerOp::S3KeyRevoked,
     ];
 
     /// The operation with this stable name.
@@ -249,6 +262,8 @@ impl LedgerOp {
             | LedgerOp::ObjectLockChanged
             | LedgerOp::PrincipalCreated
             | LedgerOp::PrincipalRevoked
+            | LedgerOp::S3KeyCreated
+            | LedgerOp::S3KeyRevoked
             | LedgerOp::ClockHeldBack
             | LedgerOp::ClockAccepted
             | LedgerOp::ClockCaughtUp

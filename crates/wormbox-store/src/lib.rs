@@ -318,6 +318,54 @@ pub struct NewPrincipal {
     pub ledger_sequence: u64,
 }
 
+/// A principal's S3 secret as the application layer sealed it (under the
+/// appliance's master key, bound to the access key): opaque to the store,
+/// which keeps it as given and never puts it in a ledger entry, a listing
+/// or a log line. `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret(Vec<u8>);
+
+impl SealedSecret {
+    /// Wraps sealed bytes.
+    pub fn new(bytes: Vec<u8>) -> SealedSecret {
+        SealedSecret(bytes)
+    }
+
+    /// The sealed bytes, to open.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A principal drawn but not yet stored (`Store::prepare_principal`): its
+/// access key is known, so that what is bound to it (a sealed S3 secret)
+/// can be made before the one write that creates it. `Debug` shows its
+/// access key only, never the secret.
+pub struct PreparedPrincipal {
+    access_key: String,
+    secret: String,
+    record: Box<PrincipalRecord>,
+}
+
+impl std::fmt::Debug for PreparedPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPrincipal").field("access_key", &self.access_key).finish_non_exhaustive()
+    }
+}
+
+impl PreparedPrincipal {
+    /// The access key id it will have.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+}
+
 /// The result of recomputing the ledger chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerSummary {

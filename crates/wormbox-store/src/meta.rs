@@ -31,6 +31,10 @@ const REPLICA_VERSION: &[u8] = b"replica-version/";
 /// Per version whose local bytes were released (the version's key follows):
 /// where they live now, the rule and the replica's version id.
 const BYTES_AT: &[u8] = b"bytes-at/";
+/// Per access key (the key follows): the principal's S3 secret, sealed by
+/// the application layer under the appliance's master key. To the store it
+/// is an opaque blob: it never decodes, logs or ledgers it.
+const S3_KEY: &[u8] = b"s3-key/";
 
 fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     view.get(Keyspace::Meta, key)
@@ -197,6 +201,25 @@ pub(crate) fn bytes_at_entry(version_key: &[u8], at: &BytesAt) -> (Vec<u8>, Vec<
 /// The key of a version's bytes location, to remove with the version.
 pub(crate) fn bytes_at_delete_key(version_key: &[u8]) -> Vec<u8> {
     bytes_at_key(version_key)
+}
+
+fn s3_key_key(access_key: &str) -> Vec<u8> {
+    [S3_KEY, access_key.as_bytes()].concat()
+}
+
+/// The sealed S3 secret of `access_key`, if it has one.
+pub(crate) fn load_s3_key(view: &(impl View + ?Sized), access_key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    load(view, &s3_key_key(access_key))
+}
+
+/// The key and value that record `access_key`'s sealed S3 secret.
+pub(crate) fn s3_key_entry(access_key: &str, sealed: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (s3_key_key(access_key), sealed.to_vec())
+}
+
+/// The key of `access_key`'s sealed S3 secret, to remove when it is revoked.
+pub(crate) fn s3_key_delete_key(access_key: &str) -> Vec<u8> {
+    s3_key_key(access_key)
 }
 
 /// Whether any commit ever wrote: every archive has a clock mark or a ledger

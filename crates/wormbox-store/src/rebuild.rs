@@ -10,7 +10,8 @@
 //! hold is not invented: a principal comes back with its access key, name,
 //! role and bypass right but a new secret (secrets are kept only as salted
 //! hashes); MFA devices are not restored (their seeds never leave the
-//! appliance) and are enrolled again; a legal hold's note is not in the
+//! appliance) and are enrolled again, nor are S3 secrets (sealed under the
+//! master key, never in the ledger), which are issued again; a legal hold's note is not in the
 //! ledger and comes back empty.
 //!
 //! Invariants:
@@ -666,9 +667,13 @@ impl Rebuild {
                     return Err("released with another SHA-256 than it was written with".to_owned());
                 }
             }
-            // MFA devices are not restored; refusals, clock and integrity
+            // MFA devices and S3 secrets are not restored (seeds and sealed
+            // secrets are not in the ledger and never leave the appliance:
+            // S3 keys are issued again); refusals, clock and integrity
             // entries change no state a restore rebuilds.
-            LedgerOp::MfaEnrolled
+            LedgerOp::S3KeyCreated
+            | LedgerOp::S3KeyRevoked
+            | LedgerOp::MfaEnrolled
             | LedgerOp::MfaActivated
             | LedgerOp::MfaResynced
             | LedgerOp::MfaAccepted

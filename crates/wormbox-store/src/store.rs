@@ -27,13 +27,13 @@ use crate::view::View;
 use crate::writer::{
     self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
     DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity,
-    RecordReplication, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetVersioning,
-    SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
+    RecordReplication, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetS3Key,
+    SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
-    Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, StoreError, VersionInfo,
-    VersioningChange, WriteAck, external_id,
+    Guarded, HoldChange, LedgerSummary, Lowering, MAX_DELETE_ENTRIES, NewObject, NewPrincipal, PreparedPrincipal,
+    SealedSecret, StoreError, VersionInfo, VersioningChange, WriteAck, external_id,
 };
 use crate::{keys, meta, versions};
 
@@ -811,8 +811,9 @@ impl Store {
         role: Role,
         bypass_governance: bool,
     ) -> Result<NewPrincipal, StoreError> {
-        let (access_key, secret, record) = self.new_principal(name, role, bypass_governance)?;
-        let ledger_sequence = self.submit(actor, CreatePrincipal { access_key: access_key.clone(), record }).await?;
+        let PreparedPrincipal { access_key, secret, record } = self.prepare_principal(name, role, bypass_governance)?;
+        let op = CreatePrincipal { access_key: access_key.clone(), record, s3: None };
+        let ledger_sequence = self.submit(actor, op).await?;
         Ok(NewPrincipal { access_key, secret, ledger_sequence })
     }
 
@@ -827,21 +828,35 @@ impl Store {
         bypass_governance: bool,
         code: Option<CodeCheck<V>>,
     ) -> Result<Guarded<NewPrincipal, V>, StoreError> {
-        let (access_key, secret, record) = self.new_principal(name, role, bypass_governance)?;
-        let op = CreatePrincipal { access_key: access_key.clone(), record };
+        let prepared = self.prepare_principal(name, role, bypass_governance)?;
+        self.create_prepared_principal_checked(actor, prepared, None, code).await
+    }
+
+    /// Stores a principal `prepare_principal` drew, with its S3 secret
+    /// (`s3`, sealed for its access key) in the same write when given, and
+    /// `code` (when given) judged after the creation itself (`CodeCheck`).
+    pub async fn create_prepared_principal_checked<V: Send + 'static>(
+        &self,
+        actor: &Actor,
+        prepared: PreparedPrincipal,
+        s3: Option<SealedSecret>,
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<NewPrincipal, V>, StoreError> {
+        let PreparedPrincipal { access_key, secret, record } = prepared;
+        let op = CreatePrincipal { access_key: access_key.clone(), record, s3 };
         Ok(match self.submit_maybe_guarded(actor, op, code).await? {
             Guarded::Done(ledger_sequence) => Guarded::Done(NewPrincipal { access_key, secret, ledger_sequence }),
             Guarded::CodeRefused(verdict) => Guarded::CodeRefused(verdict),
         })
     }
 
-    /// A new principal's access key, secret and record (not yet stored).
-    fn new_principal(
+    /// A new principal's access key, secret and record, not yet stored.
+    pub fn prepare_principal(
         &self,
         name: &str,
         role: Role,
         bypass_governance: bool,
-    ) -> Result<(String, String, Box<PrincipalRecord>), StoreError> {
+    ) -> Result<PreparedPrincipal, StoreError> {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::InvalidArgument(
                 "principal name must be 1 to 128 bytes without control characters".to_owned(),
@@ -860,7 +875,7 @@ impl Store {
             revoked_at: None,
             bypass_governance,
         };
-        Ok((access_key, secret, Box::new(record)))
+        Ok(PreparedPrincipal { access_key, secret, record: Box::new(record) })
     }
 
     /// Whether `access_key` holds the right to override GOVERNANCE retention.
@@ -889,6 +904,49 @@ impl Store {
         code: Option<CodeCheck<V>>,
     ) -> Result<Guarded<Option<u64>, V>, StoreError> {
         self.submit_maybe_guarded(actor, RevokePrincipal { access_key: access_key.to_owned() }, code).await
+    }
+
+    /// Gives principal `access_key` its S3 secret, `sealed` for it by the
+    /// caller, with `code` (when given) judged after the change itself
+    /// (`CodeCheck`). Admins only; refused when it has one already.
+    pub async fn create_s3_key_checked<V: Send + 'static>(
+        &self,
+        actor: &Actor,
+        access_key: &str,
+        sealed: SealedSecret,
+        code: Option<CodeCheck<V>>,
+    ) -> Result<Guarded<u64, V>, StoreError> {
+        let op = SetS3Key { access_key: access_key.to_owned(), sealed: Some(sealed) };
+        Ok(match self.submit_maybe_guarded(actor, op, code).await? {
+            // A creation is always ledgered; `None` is a revocation's answer.
+            Guarded::Done(sequence) => Guarded::Done(sequence.unwrap_or_default()),
+            Guarded::CodeRefused(verdict) => Guarded::CodeRefused(verdict),
+        })
+    }
+
+    /// Revokes principal `access_key`'s S3 secret (admins only): the sealed
+    /// secret is removed. Answers the ledger entry, `None` when it had none.
+    pub async fn revoke_s3_key(&self, actor: &Actor, access_key: &str) -> Result<Option<u64>, StoreError> {
+        self.submit(actor, SetS3Key { access_key: access_key.to_owned(), sealed: None }).await
+    }
+
+    /// The caller an S3 request signed with `access_key` acts as, and its
+    /// sealed S3 secret: `None` for an unknown key, a revoked principal and
+    /// a principal without an S3 secret alike.
+    pub fn s3_key(&self, access_key: &str) -> Result<Option<(Actor, SealedSecret)>, StoreError> {
+        let Some(id) = AccessKeyId::new(access_key) else { return Ok(None) };
+        let Some(record) = self.principal(id.as_str())? else { return Ok(None) };
+        if record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let Some(sealed) = meta::load_s3_key(self.backend(), id.as_str())? else { return Ok(None) };
+        Ok(Some((Actor { access_key: id.as_str().to_owned(), role: record.role }, SealedSecret::new(sealed))))
+    }
+
+    /// Whether principal `access_key` has an S3 secret stored (revoked
+    /// principals included: it is unusable then, but still at rest).
+    pub fn has_s3_key(&self, access_key: &str) -> Result<bool, StoreError> {
+        Ok(meta::load_s3_key(self.backend(), access_key)?.is_some())
     }
 
     /// The record of the principal `access_key`, if there is one.

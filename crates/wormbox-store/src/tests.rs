@@ -12,6 +12,7 @@ use wormbox_model::{
 
 use crate::backend::{Backend, Batch, Durability, Keyspace, MemBackend};
 use crate::evidence::VerifyOptions;
+use crate::ledger::LedgerOp;
 use crate::{Actor, ListObjectsParams, ListVersionsParams, NewObject, Store, StoreError, StoreOptions};
 
 const LIMIT: u64 = 3 << 20;
@@ -634,6 +635,96 @@ async fn credentials_are_checked_and_revocation_takes_effect() {
     // Secrets are stored only as salted hashes.
     let stored: Vec<u8> = w.backend.scan(Keyspace::Principals, b"", b"").flat_map(|e| e.unwrap().1).collect();
     assert!(!stored.windows(reader.secret.len()).any(|win| win == reader.secret.as_bytes()));
+}
+
+/// Every byte the store holds, in every keyspace but the meta keyspace
+/// (where a sealed S3 secret lives) when `skip_meta`.
+fn all_stored_bytes(backend: &MemBackend, skip_meta: bool) -> Vec<u8> {
+    let spaces = Keyspace::ALL.into_iter().filter(|space| !(skip_meta && *space == Keyspace::Meta));
+    spaces.flat_map(|space| backend.scan(space, b"", b"").flat_map(|e| e.unwrap().1).collect::<Vec<u8>>()).collect()
+}
+
+#[tokio::test]
+async fn s3_keys_are_an_admins_to_give_once_and_revoked_keys_are_not_served() {
+    use crate::{Guarded, SealedSecret};
+    let w = world(VersioningState::Enabled).await;
+    let admin = w.store.bootstrap_admin().await.unwrap().unwrap();
+    let admin = w.store.authenticate(&admin.access_key, &admin.secret).unwrap().unwrap();
+    let writer = w.store.create_principal(&admin, "app", Role::Writer).await.unwrap().access_key;
+    let blob = b"SEALED-BLOB-0123456789-never-in-the-ledger".to_vec();
+    let create = |actor: &Actor, key: &str| {
+        let (store, actor, key, sealed) =
+            (w.store.clone(), actor.clone(), key.to_owned(), SealedSecret::new(blob.clone()));
+        async move { store.create_s3_key_checked::<()>(&actor, &key, sealed, None).await }
+    };
+    let head = w.store.ledger_head().unwrap().0;
+
+    // Non-admins may neither give nor revoke one, their own included.
+    for role in [Role::Writer, Role::Reader, Role::Auditor] {
+        let caller = Actor { access_key: writer.clone(), role };
+        assert!(matches!(create(&caller, &writer).await, Err(StoreError::AccessDenied(_))), "{role:?}");
+        assert!(matches!(w.store.revoke_s3_key(&caller, &writer).await, Err(StoreError::AccessDenied(_))));
+    }
+    assert_eq!(w.store.ledger_head().unwrap().0, head, "refused callers leave no entry");
+    assert!(matches!(create(&admin, "WBNOSUCHKEY0000000000").await, Err(StoreError::NoSuchPrincipal(_))));
+    assert!(w.store.s3_key(&writer).unwrap().is_none(), "no key yet");
+
+    // An admin gives one; it is ledgered without the blob, and served.
+    let Guarded::Done(created) = create(&admin, &writer).await.unwrap() else { panic!("no code was asked") };
+    let (entry, _) = w.store.ledger_entries(created).unwrap().remove(0);
+    assert_eq!(
+        (entry.op, entry.key.as_str(), entry.detail.as_str()),
+        (LedgerOp::S3KeyCreated, &*writer, "role=writer")
+    );
+    let (actor, sealed) = w.store.s3_key(&writer).unwrap().unwrap();
+    assert_eq!((actor.access_key.as_str(), actor.role, sealed.as_bytes()), (&*writer, Role::Writer, &blob[..]));
+    assert!(w.store.has_s3_key(&writer).unwrap());
+    assert!(!format!("{sealed:?}").contains("SEALED"), "Debug shows no byte of it");
+    let elsewhere = all_stored_bytes(&w.backend, true);
+    assert!(!elsewhere.windows(blob.len()).any(|win| win == blob), "only the meta entry holds the blob");
+
+    // A second one is refused: revoke first.
+    let again = create(&admin, &writer).await;
+    assert!(matches!(again, Err(StoreError::InvalidArgument(ref m)) if m.contains("revoke it first")), "{again:?}");
+
+    // Revoking removes it, is ledgered once, and is idempotent.
+    let revoked = w.store.revoke_s3_key(&admin, &writer).await.unwrap().unwrap();
+    assert_eq!(w.store.ledger_entries(revoked).unwrap()[0].0.op, LedgerOp::S3KeyRevoked);
+    assert!(w.store.revoke_s3_key(&admin, &writer).await.unwrap().is_none());
+    assert!(w.store.s3_key(&writer).unwrap().is_none() && !w.store.has_s3_key(&writer).unwrap());
+    let everywhere = all_stored_bytes(&w.backend, false);
+    assert!(!everywhere.windows(blob.len()).any(|win| win == blob), "a revoked blob is gone");
+
+    // A revoked principal's key is not served, and it gets no new one.
+    assert!(matches!(create(&admin, &writer).await.unwrap(), Guarded::Done(_)));
+    w.store.revoke_principal(&admin, &writer).await.unwrap();
+    assert!(w.store.s3_key(&writer).unwrap().is_none(), "revoking the principal stops its S3 key");
+    w.store.revoke_s3_key(&admin, &writer).await.unwrap();
+    assert!(matches!(create(&admin, &writer).await, Err(StoreError::InvalidArgument(_))));
+}
+
+#[tokio::test]
+async fn a_principal_created_with_an_s3_key_gets_both_in_one_write() {
+    use crate::{Guarded, SealedSecret};
+    let w = world(VersioningState::Enabled).await;
+    let admin = Actor::system();
+    let prepared = w.store.prepare_principal("app", Role::Writer, false).unwrap();
+    let access_key = prepared.access_key().to_owned();
+    let sealed = SealedSecret::new(format!("sealed-for-{access_key}").into_bytes());
+    let done = w.store.create_prepared_principal_checked::<()>(&admin, prepared, Some(sealed.clone()), None);
+    let Guarded::Done(new) = done.await.unwrap() else { panic!("no code was asked") };
+    assert_eq!(new.access_key, access_key);
+    let ops: Vec<_> = w.store.ledger_entries(new.ledger_sequence).unwrap().into_iter().map(|(e, _)| e.op).collect();
+    assert_eq!(ops, [LedgerOp::PrincipalCreated, LedgerOp::S3KeyCreated]);
+    assert_eq!(w.store.s3_key(&access_key).unwrap().unwrap().1, sealed);
+
+    // A writer cannot mint one through a creation either: nothing is stored.
+    let writer = Actor { access_key: access_key.clone(), role: Role::Writer };
+    let prepared = w.store.prepare_principal("other", Role::Reader, false).unwrap();
+    let other = prepared.access_key().to_owned();
+    let refused = w.store.create_prepared_principal_checked::<()>(&writer, prepared, Some(sealed), None).await;
+    assert!(matches!(refused, Err(StoreError::AccessDenied(_))));
+    assert!(w.store.principal(&other).unwrap().is_none());
 }
 
 #[test]

@@ -52,7 +52,7 @@ pub(crate) use ops::clock::{AcceptClockForward, ReadClock};
 pub(crate) use ops::device::UpdateDevices;
 pub(crate) use ops::lock::{SetHold, SetRetention};
 pub(crate) use ops::object::{DeleteObject, DeleteObjects, DiscardUpload, PutVersion, VersionData};
-pub(crate) use ops::principal::{CreatePrincipal, RevokePrincipal};
+pub(crate) use ops::principal::{CreatePrincipal, RevokePrincipal, SetS3Key};
 pub use ops::replica::Replicated;
 pub(crate) use ops::replica::{RecordReplication, ReleaseBytes, check_rule_name};
 #[cfg(test)]

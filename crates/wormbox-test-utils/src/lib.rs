@@ -115,7 +115,12 @@ impl TestAppliance {
 
     /// An Admin client authenticated as the first admin.
     pub async fn admin(&self) -> anyhow::Result<AdminClient> {
-        let auth = BearerAuth::new(&self.admin_credential).context("credential shape")?;
+        self.admin_as(&self.admin_credential).await
+    }
+
+    /// An Admin client with the given credential.
+    pub async fn admin_as(&self, credential: &str) -> anyhow::Result<AdminClient> {
+        let auth = BearerAuth::new(credential).context("credential shape")?;
         Ok(v1::admin_client::AdminClient::with_interceptor(self.channel().await?, auth))
     }
 

@@ -36,7 +36,13 @@ fn enroll(owner: &str, serial: &str, mfa: &str) -> v1::EnrollDeviceRequest {
 }
 
 fn principal(name: &str, role: v1::Role, bypass: bool, mfa: &str) -> v1::CreatePrincipalRequest {
-    v1::CreatePrincipalRequest { name: name.into(), role: role as i32, bypass_governance: bypass, mfa: mfa.into() }
+    v1::CreatePrincipalRequest {
+        name: name.into(),
+        role: role as i32,
+        bypass_governance: bypass,
+        mfa: mfa.into(),
+        ..Default::default()
+    }
 }
 
 /// The code `offset` steps from now of a simulated token, digits only:

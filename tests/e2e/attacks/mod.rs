@@ -18,6 +18,8 @@ mod flood;
 mod loris;
 /// One code for a whole DeleteObjects request, each purge still judged and ledgered.
 mod multidelete;
+/// S3 secrets: admins only, no power minted without a code, shown once, sealed for their own key.
+mod s3keys;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.
 mod small;
 /// Damaged table files are lost data, named by verification; backups cannot hold the disk or the shutdown.

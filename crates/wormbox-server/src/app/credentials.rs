@@ -14,8 +14,8 @@ use crate::app::{App, AppError};
 /// Today there is one scheme, the gRPC bearer secret. An S3 endpoint adds
 /// a signature scheme (SigV2/V4: the access key, the string to sign and the
 /// signature): verifying it needs the principal's secret itself, not the
-/// salted hash the store keeps, so that variant comes with the secret stored
-/// sealed, as MFA seeds are.
+/// salted hash the store keeps; that secret is kept sealed, as MFA seeds
+/// are, and `App::s3_secret` opens it for the variant to come.
 #[derive(Clone, Copy)]
 pub enum Credentials<'a> {
     /// `AKID:SECRET`, as gRPC's `authorization: Bearer` carries it.

@@ -16,7 +16,7 @@
 //!
 //! A stolen admin key alone cannot lower protection: once an admin has an
 //! active device (`Authority::admin_guarded`), minting or revoking an admin,
-//! granting the bypass right, releasing a legal hold and clearing or
+//! granting the bypass right, giving an admin or a bypass holder an S3 secret, releasing a legal hold and clearing or
 //! shortening a bucket's default retention need a code from one of the
 //! caller's own active devices (device enrolment and activation are ruled
 //! by the authority).
@@ -58,7 +58,9 @@ pub use self::evidence::{GetCheckpoint, VerifyIntegrity};
 pub use self::guard::MfaCode;
 pub use self::locks::{PutBucketDefaultRetention, PutObjectLegalHold, PutObjectRetention};
 pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObjectVersions, ListObjects, PutObject};
-pub use self::principals::{CreatePrincipal, RevokePrincipal};
+pub use self::principals::{
+    CreatePrincipal, CreateS3Key, CreatedPrincipal, ListedPrincipal, NewS3Key, RevokePrincipal, RevokeS3Key,
+};
 pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
 pub use self::tier::ObjectBody;

@@ -2,8 +2,9 @@
 //! replication status. Only the `admin` role passes `App`'s checks (GetClock
 //! is open to every role, GetReplicationStatus to auditors too).
 //!
-//! Invariant: a secret is returned exactly once, by CreatePrincipal, and
-//! never listed or logged.
+//! Invariant: a secret is returned exactly once, by CreatePrincipal (an S3
+//! secret by CreatePrincipal with `s3` or by CreateS3Key), and never listed
+//! or logged.
 //!
 //! Invariant: a backup stream ends when its client goes away, takes nothing
 //! for the send timeout, or the server stops; the staged copy is removed
@@ -93,21 +94,50 @@ impl Admin for AdminService {
             name: request.name.clone(),
             role,
             bypass_governance: request.bypass_governance,
+            s3: request.s3,
             mfa: convert::mfa(&request.mfa),
         };
         let created = self.app.create_principal(&actor, create).await.map_err(status)?;
+        let has_s3_key = created.s3_secret.is_some();
         Ok(Response::new(v1::CreatePrincipalResponse {
             principal: Some(v1::Principal {
-                access_key_id: created.access_key,
+                access_key_id: created.principal.access_key,
                 name: request.name,
                 role: wormbox_proto::role_to_wire(role) as i32,
                 revoked: false,
                 created_at_unix_micros: 0,
                 bypass_governance: request.bypass_governance,
+                has_s3_key,
             }),
-            secret: created.secret,
+            secret: created.principal.secret,
+            ledger_sequence: created.principal.ledger_sequence,
+            s3_secret: created.s3_secret.map(|s| s.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn create_s3_key(
+        &self,
+        request: Request<v1::CreateS3KeyRequest>,
+    ) -> Result<Response<v1::CreateS3KeyResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let request = request.into_inner();
+        let create = app::CreateS3Key { access_key: request.access_key_id, mfa: convert::mfa(&request.mfa) };
+        let created = self.app.create_s3_key(&actor, create).await.map_err(status)?;
+        Ok(Response::new(v1::CreateS3KeyResponse {
+            access_key_id: created.access_key,
+            secret: created.secret.to_string(),
             ledger_sequence: created.ledger_sequence,
         }))
+    }
+
+    async fn revoke_s3_key(
+        &self,
+        request: Request<v1::RevokeS3KeyRequest>,
+    ) -> Result<Response<v1::RevokeS3KeyResponse>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        let revoke = app::RevokeS3Key { access_key: request.into_inner().access_key_id };
+        let sequence = self.app.revoke_s3_key(&actor, revoke).await.map_err(status)?;
+        Ok(Response::new(v1::RevokeS3KeyResponse { ledger_sequence: sequence.unwrap_or(0) }))
     }
 
     async fn list_principals(
@@ -120,13 +150,14 @@ impl Admin for AdminService {
         Ok(Response::new(v1::ListPrincipalsResponse {
             principals: principals
                 .into_iter()
-                .map(|(access_key_id, record)| v1::Principal {
-                    access_key_id,
+                .map(|app::ListedPrincipal { access_key, record, has_s3_key }| v1::Principal {
+                    access_key_id: access_key,
                     name: record.name,
                     role: wormbox_proto::role_to_wire(record.role) as i32,
                     revoked: record.revoked_at.is_some(),
                     created_at_unix_micros: record.created_at.as_micros(),
                     bypass_governance: record.bypass_governance,
+                    has_s3_key,
                 })
                 .collect(),
         }))
