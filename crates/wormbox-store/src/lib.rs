@@ -307,8 +307,8 @@ pub struct EntryOutcome {
     pub result: Result<DeleteOutcome, StoreError>,
 }
 
-/// A newly created principal; the secret is shown once and never stored.
-#[derive(Debug)]
+/// A newly created principal; the secret is shown once and never stored
+/// (nor printed: `Debug` leaves it out).
 pub struct NewPrincipal {
     /// The access key id.
     pub access_key: String,
@@ -316,6 +316,16 @@ pub struct NewPrincipal {
     pub secret: String,
     /// The ledger entry of the creation.
     pub ledger_sequence: u64,
+}
+
+impl std::fmt::Debug for NewPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPrincipal")
+            .field("access_key", &self.access_key)
+            .field("secret", &"<redacted>")
+            .field("ledger_sequence", &self.ledger_sequence)
+            .finish()
+    }
 }
 
 /// A principal's S3 secret as the application layer sealed it (under the

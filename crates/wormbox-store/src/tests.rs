@@ -2209,3 +2209,14 @@ async fn a_release_the_ledger_does_not_know_is_a_divergence() {
     let first = report.first().unwrap().to_string();
     assert!(first.contains("no ledger entry released them"), "{first}");
 }
+
+/// A new principal's secret is shown once, to its caller, and never printed
+/// by `Debug` (a log line of the value would leak it).
+#[tokio::test]
+async fn a_new_principals_secret_is_not_in_its_debug_output() {
+    let w = world(VersioningState::Enabled).await;
+    let created = w.store.create_principal(&Actor::system(), "app", Role::Writer).await.unwrap();
+    let printed = format!("{created:?}");
+    assert!(printed.contains(&created.access_key), "{printed}");
+    assert!(!printed.contains(&created.secret), "{printed}");
+}
