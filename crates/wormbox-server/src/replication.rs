@@ -281,8 +281,10 @@ impl Replication {
 
     /// Reads a released version's bytes (`at`, of `key`) from its rule's
     /// replica into a spool file, hashing them (`tier::spool`).
-    pub async fn spool(&self, at: &BytesAt, key: &str) -> Result<tier::Spooled, tier::SpoolError> {
-        tier::spool(self.target(&at.rule).map(|t| t.client).as_ref(), &self.data_dir, at, key).await
+    pub async fn spool(&self, at: &BytesAt, key: &str, size_written: u64) -> Result<tier::Spooled, tier::SpoolError> {
+        let target = self.target(&at.rule);
+        let client = target.as_ref().map(|t| &t.client as &dyn wormbox_replica::Target);
+        tier::spool(client, &self.data_dir, at, key, size_written).await
     }
 
     /// A reader of released versions' bytes for integrity verification
@@ -291,8 +293,8 @@ impl Replication {
     pub fn replica_reader(
         self: Arc<Self>,
         handle: tokio::runtime::Handle,
-    ) -> impl FnMut(&BytesAt, &str, &str) -> ReplicaBytes + Send + 'static {
-        move |at: &BytesAt, _bucket: &str, key: &str| match handle.block_on(self.spool(at, key)) {
+    ) -> impl FnMut(&BytesAt, &str, &str, u64) -> ReplicaBytes + Send + 'static {
+        move |at: &BytesAt, _bucket: &str, key: &str, size: u64| match handle.block_on(self.spool(at, key, size)) {
             Ok(spooled) => ReplicaBytes::Bytes(Box::new(spooled.file)),
             Err(tier::SpoolError::Missing { why, .. }) => ReplicaBytes::Missing(why),
             Err(err) => ReplicaBytes::Unavailable(err.to_string()),

@@ -9,7 +9,9 @@
 //! they are hashed; the caller compares size and SHA-256 with the version
 //! record, which the ledger attests, before it sends a single byte
 //! (`app/tier.rs`). A replica that does not answer is `Unavailable`, a copy
-//! it does not have `Missing`: never mistaken for each other.
+//! it does not have `Missing`: never mistaken for each other. A copy longer
+//! than the version is `Missing` as soon as it passes the version's size,
+//! so a replica that streams without end cannot fill the data directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use wormbox_model::Digest;
-use wormbox_replica::{S3Client, Target, TargetError};
+use wormbox_replica::{Target, TargetError};
 use wormbox_store::BytesAt;
 
 /// How often a rule's tier pass runs on its own.
@@ -86,7 +88,13 @@ static SPOOLED: AtomicU64 = AtomicU64::new(0);
 /// Reads `at`'s replica version of `key` through `client` (the client of
 /// `at`'s rule, `None` when no such rule is configured) into a spool file
 /// under `data_dir`, hashing it as it streams.
-pub async fn spool(client: Option<&S3Client>, data_dir: &Path, at: &BytesAt, key: &str) -> Result<Spooled, SpoolError> {
+pub async fn spool(
+    client: Option<&dyn Target>,
+    data_dir: &Path,
+    at: &BytesAt,
+    key: &str,
+    size_written: u64,
+) -> Result<Spooled, SpoolError> {
     let rule = at.rule.clone();
     let Some(client) = client else {
         return Err(SpoolError::Unavailable { rule, why: "this appliance has no such replication rule now".into() });
@@ -115,8 +123,12 @@ pub async fn spool(client: Option<&S3Client>, data_dir: &Path, at: &BytesAt, key
     let mut body = body;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| SpoolError::Unavailable { rule: rule.clone(), why: e.to_string() })?;
-        hasher.update(&chunk);
         size += chunk.len() as u64;
+        if size > size_written {
+            let why = format!("the copy is longer than the {size_written} bytes written");
+            return Err(SpoolError::Missing { rule, replica_id: at.replica_id.clone(), why });
+        }
+        hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(io)?;
     }
     file.flush().await.map_err(io)?;
@@ -124,4 +136,72 @@ pub async fn spool(client: Option<&S3Client>, data_dir: &Path, at: &BytesAt, key
     std::io::Seek::rewind(&mut file).map_err(io)?;
     let sha256 = Digest::from_slice(hasher.finish().as_ref()).expect("SHA-256 yields 32 bytes");
     Ok(Spooled { file, size, sha256 })
+}
+
+#[cfg(test)]
+mod tests {
+    use wormbox_replica::target::Call;
+    use wormbox_replica::{Body, BucketState, Lock, PutSpec, ReplicaHead};
+
+    use super::*;
+
+    /// A replica whose one copy streams `chunks` of 1 KiB without end (or
+    /// `Some(n)` of them): what a lying or broken cluster could serve.
+    struct Streaming(Option<usize>);
+
+    impl Target for Streaming {
+        fn get(&self, _: &str, _: &str) -> Call<'_, Option<Body>> {
+            let chunk = || Ok(vec![b'x'; 1024].into());
+            let body: Body = match self.0 {
+                Some(n) => Box::pin(futures::stream::iter((0..n).map(move |_| chunk()))),
+                None => Box::pin(futures::stream::repeat_with(chunk)),
+            };
+            Box::pin(async move { Ok(Some(body)) })
+        }
+        fn bucket_state(&self) -> Call<'_, BucketState> {
+            unreachable!("the spool only reads")
+        }
+        fn put(&self, _: &str, _: Body, _: PutSpec) -> Call<'_, String> {
+            unreachable!("the spool only reads")
+        }
+        fn versions_of(&self, _: &str) -> Call<'_, Vec<ReplicaHead>> {
+            unreachable!("the spool only reads")
+        }
+        fn keys(&self, _: &str) -> Call<'_, Vec<String>> {
+            unreachable!("the spool only reads")
+        }
+        fn head(&self, _: &str, _: &str) -> Call<'_, Option<ReplicaHead>> {
+            unreachable!("the spool only reads")
+        }
+        fn set_retention(&self, _: &str, _: &str, _: Lock) -> Call<'_, ()> {
+            unreachable!("the spool only reads")
+        }
+        fn set_legal_hold(&self, _: &str, _: &str, _: bool) -> Call<'_, ()> {
+            unreachable!("the spool only reads")
+        }
+        fn delete_marker(&self, _: &str) -> Call<'_, String> {
+            unreachable!("the spool only reads")
+        }
+        fn delete_version(&self, _: &str, _: &str) -> Call<'_, ()> {
+            unreachable!("the spool only reads")
+        }
+    }
+
+    /// A copy that streams past the version's size stops the spool there,
+    /// as a missing copy, and leaves nothing on disk; one of the right size
+    /// is spooled whole.
+    #[tokio::test]
+    async fn a_replica_that_streams_without_end_cannot_fill_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = BytesAt { rule: "dr".into(), replica_id: "v1".into() };
+        let endless = spool(Some(&Streaming(None)), dir.path(), &at, "k", 4096).await;
+        assert!(
+            matches!(&endless, Err(SpoolError::Missing { why, .. }) if why.contains("longer than the 4096 bytes")),
+            "{endless:?}"
+        );
+        let whole = spool(Some(&Streaming(Some(4))), dir.path(), &at, "k", 4096).await.unwrap();
+        assert_eq!(whole.size, 4096);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().collect();
+        assert!(left.is_empty(), "spool files are unlinked at once: {left:?}");
+    }
 }

@@ -176,8 +176,9 @@ impl fmt::Debug for ReplicaBytes {
 }
 
 /// Reads a released version's bytes from the replica its location names:
-/// `(location, bucket, key)`.
-pub type ReplicaReader<'a> = &'a mut dyn FnMut(&crate::BytesAt, &str, &str) -> ReplicaBytes;
+/// `(location, bucket, key, size written)`; a copy longer than the size
+/// written is `Missing` (a replica cannot make the reader spool without end).
+pub type ReplicaReader<'a> = &'a mut dyn FnMut(&crate::BytesAt, &str, &str, u64) -> ReplicaBytes;
 
 /// How to verify.
 #[derive(Default)]
@@ -1055,7 +1056,7 @@ fn check_replica_bytes(
 ) -> Result<bool, StoreError> {
     let Some(replica) = reading.replica.as_mut() else { return Ok(false) };
     let copy = format!("the replica copy of {name} (rule `{}`, replica version {})", at.rule, at.replica_id);
-    let mut bytes = match replica(at, bucket, key) {
+    let mut bytes = match replica(at, bucket, key, record.size) {
         ReplicaBytes::Bytes(bytes) => bytes,
         ReplicaBytes::Missing(why) => {
             report.diverge(n, format!("{copy} cannot be read: {why}"));

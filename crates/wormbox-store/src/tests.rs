@@ -2124,15 +2124,16 @@ async fn releasing_bytes_removes_the_chunks_and_keeps_the_record() {
     assert!(report.is_ok(), "{report:?}");
     assert_eq!((report.released_checked, report.released_unchecked), (0, 1));
     let good = body.clone();
-    let mut replica = move |at: &crate::BytesAt, bucket: &str, k: &str| {
-        assert_eq!((at.replica_id.as_str(), bucket, k), ("r-1", "bucket", "k"));
+    let written = body.len() as u64;
+    let mut replica = move |at: &crate::BytesAt, bucket: &str, k: &str, size: u64| {
+        assert_eq!((at.replica_id.as_str(), bucket, k, size), ("r-1", "bucket", "k", written));
         crate::evidence::ReplicaBytes::Bytes(Box::new(std::io::Cursor::new(good.clone())))
     };
     let report =
         w.store.verify_integrity(VerifyOptions { replica: Some(&mut replica), ..VerifyOptions::default() }).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.released_checked, 1);
-    let mut edited = |_: &crate::BytesAt, _: &str, _: &str| {
+    let mut edited = |_: &crate::BytesAt, _: &str, _: &str, _: u64| {
         crate::evidence::ReplicaBytes::Bytes(Box::new(std::io::Cursor::new(b"edited".to_vec())))
     };
     let report =

@@ -67,7 +67,7 @@ impl App {
     pub(crate) async fn body_of(&self, info: &VersionInfo, reader: ObjectReader) -> Result<ObjectBody, AppError> {
         let Some(at) = reader.released().cloned() else { return Ok(ObjectBody::Local(Box::new(reader))) };
         let (key, version_id) = (info.key.clone(), info.version_id.clone());
-        let spooled = self.replication.spool(&at, &key).await.map_err(|err| match err {
+        let spooled = self.replication.spool(&at, &key, reader.expected_size()).await.map_err(|err| match err {
             SpoolError::Unavailable { why, .. } => AppError::ReplicaUnavailable {
                 key: key.clone(),
                 version_id: version_id.clone(),
