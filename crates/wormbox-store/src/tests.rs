@@ -697,9 +697,15 @@ async fn s3_keys_are_an_admins_to_give_once_and_revoked_keys_are_not_served() {
 
     // A revoked principal's key is not served, and it gets no new one.
     assert!(matches!(create(&admin, &writer).await.unwrap(), Guarded::Done(_)));
+    let before = w.store.ledger_head().unwrap().0;
     w.store.revoke_principal(&admin, &writer).await.unwrap();
     assert!(w.store.s3_key(&writer).unwrap().is_none(), "revoking the principal stops its S3 key");
-    w.store.revoke_s3_key(&admin, &writer).await.unwrap();
+    // In the same write its sealed secret goes too, ledgered as such: no
+    // secret of a revoked principal stays at rest.
+    assert!(!w.store.has_s3_key(&writer).unwrap(), "revoking the principal removes its S3 key");
+    let ops: Vec<_> = w.store.ledger_entries(before + 1).unwrap().into_iter().map(|(e, _)| e.op).collect();
+    assert_eq!(ops, [LedgerOp::PrincipalRevoked, LedgerOp::S3KeyRevoked]);
+    assert!(w.store.revoke_s3_key(&admin, &writer).await.unwrap().is_none(), "nothing left to revoke");
     assert!(matches!(create(&admin, &writer).await, Err(StoreError::InvalidArgument(_))));
 }
 

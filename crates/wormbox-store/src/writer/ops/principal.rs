@@ -5,8 +5,9 @@
 //! and bypass right are fixed at creation; revoking is for good, idempotent,
 //! and never of the caller's own key. An access key has at most one S3
 //! secret at a time, given only by an admin to a principal that is not
-//! revoked; the sealed secret is stored as the caller sealed it and is in no
-//! ledger entry.
+//! revoked, and removed (ledgered) in the same write that revokes the
+//! principal; the sealed secret is stored as the caller sealed it and is in
+//! no ledger entry.
 
 use wormbox_model::Role;
 
@@ -78,8 +79,16 @@ impl WriterOp for RevokePrincipal {
         }
         record.revoked_at = Some(txn.tick());
         txn.put(Keyspace::Principals, access_key.as_bytes().to_vec(), record.encode());
-        let fields = EntryFields { key: access_key, ..EntryFields::default() };
-        Ok(Some(txn.record(actor, LedgerOp::PrincipalRevoked, fields)))
+        let fields = EntryFields { key: access_key.clone(), ..EntryFields::default() };
+        let sequence = txn.record(actor, LedgerOp::PrincipalRevoked, fields);
+        // Its S3 secret goes with it, in the same write: no secret of a
+        // revoked principal stays at rest.
+        if meta::load_s3_key(txn, &access_key)?.is_some() {
+            txn.delete(Keyspace::Meta, meta::s3_key_delete_key(&access_key));
+            let fields = EntryFields { key: access_key, ..EntryFields::default() };
+            txn.record(actor, LedgerOp::S3KeyRevoked, fields);
+        }
+        Ok(Some(sequence))
     }
 }
 
@@ -90,9 +99,8 @@ impl Guardable for RevokePrincipal {}
 ///
 /// Only admins may. Giving one to a principal that has one already is
 /// refused (revoke it first), so that no secret is ever replaced unseen;
-/// revoking is idempotent. Revoking the principal itself makes the secret
-/// unusable without this op (`Store::s3_key` answers nothing for a revoked
-/// principal).
+/// revoking is idempotent. Revoking the principal itself removes the
+/// secret in the same write (`RevokePrincipal`).
 #[derive(Clone)]
 pub(crate) struct SetS3Key {
     pub(crate) access_key: String,
