@@ -82,7 +82,13 @@ impl Raw {
             .body(())
             .unwrap();
         let (response, mut stream) = client.send_request(request, false).unwrap();
-        stream.send_data(Bytes::from(bytes), false).unwrap();
+        // A caller refused on its headers alone (a role that may not write)
+        // can find the server has already answered and closed the stream:
+        // the answer is what the test reads, so a send that comes too late
+        // is not an error here.
+        if let Err(err) = stream.send_data(Bytes::from(bytes), false) {
+            assert!(err.to_string().contains("inactive stream") || err.is_reset(), "{err}");
+        }
         (response, stream)
     }
 }
