@@ -327,35 +327,13 @@ pub fn restore(options: &RestoreOptions) -> Result<Restored, BackupError> {
     let master_key = read_key(&options.keys.join(MFA_MASTER_KEY_FILE))?;
 
     let backup_checkpoint = manifest.checkpoint.checkpoint().map_err(damaged)?;
-    let mut published = Vec::new();
-    for path in &options.published {
-        let file = read_published(path)?;
-        let checkpoint = file.checkpoint().map_err(|why| BackupError::Refused(format!("{}: {why}", path.display())))?;
-        if !checkpoint.verify(&public_key) {
-            return Err(BackupError::Refused(format!(
-                "{} is not signed by this appliance's key {}",
-                path.display(),
-                evidence::key_id(&public_key)
-            )));
-        }
-        if checkpoint.sequence > manifest.ledger_sequence {
-            return Err(BackupError::Refused(format!(
-                "the appliance already published checkpoint {} ({}), after this backup's last ledger entry {}: \
-                 restoring it would roll the archive and its retention back",
-                checkpoint.sequence,
-                path.display(),
-                manifest.ledger_sequence
-            )));
-        }
-        published.push(checkpoint);
-    }
-    if published.is_empty() && !options.without_published {
-        return Err(BackupError::Refused(
-            "name the newest checkpoint the appliance published (--published FILE: an auditor's copy from \
-             `wormbox checkpoint --out`, or a later backup's backup.json), or say --no-published-checkpoint \
-             when none was ever kept"
-                .to_owned(),
-        ));
+    let published = published_checkpoints(&options.published, &public_key, options.without_published)?;
+    if let Some(checkpoint) = published.iter().find(|c| c.sequence > manifest.ledger_sequence) {
+        return Err(BackupError::Refused(format!(
+            "the appliance already published checkpoint {}, after this backup's last ledger entry {}: \
+             restoring it would roll the archive and its retention back",
+            checkpoint.sequence, manifest.ledger_sequence
+        )));
     }
     let newest_published = published.iter().map(|c| c.sequence).max();
 
@@ -436,6 +414,38 @@ fn check_master_key(backend: &RocksBackend, master_key: &[u8], path: &Path) -> R
 /// Reads a published checkpoint: a checkpoint file (`wormbox checkpoint
 /// --out`), or a backup's `backup.json`, whose checkpoint the appliance
 /// published when it took that backup.
+/// The checkpoints the appliance published (`paths`: auditors' copies or
+/// later backups' manifests), each checked against its key; refused when
+/// none is named unless `without` says none was ever kept.
+pub(crate) fn published_checkpoints(
+    paths: &[PathBuf],
+    public_key: &[u8],
+    without: bool,
+) -> Result<Vec<Checkpoint>, BackupError> {
+    let mut published = Vec::new();
+    for path in paths {
+        let file = read_published(path)?;
+        let checkpoint = file.checkpoint().map_err(|why| BackupError::Refused(format!("{}: {why}", path.display())))?;
+        if !checkpoint.verify(public_key) {
+            return Err(BackupError::Refused(format!(
+                "{} is not signed by this appliance's key {}",
+                path.display(),
+                evidence::key_id(public_key)
+            )));
+        }
+        published.push(checkpoint);
+    }
+    if published.is_empty() && !without {
+        return Err(BackupError::Refused(
+            "name the newest checkpoint the appliance published (--published FILE: an auditor's copy from \
+             `wormbox checkpoint --out`, or a later backup's backup.json), or say --no-published-checkpoint \
+             when none was ever kept"
+                .to_owned(),
+        ));
+    }
+    Ok(published)
+}
+
 pub(crate) fn read_published(path: &Path) -> Result<CheckpointFile, BackupError> {
     let meta = std::fs::metadata(path).map_err(io("reading the published checkpoint", path))?;
     if meta.len() > 16 << 20 {

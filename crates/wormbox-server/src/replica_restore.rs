@@ -100,28 +100,8 @@ pub async fn restore_from_replica(
         .map_err(|e| BackupError::Refused(format!("{}: {e}", options.keys.join(SIGNING_KEY_FILE).display())))?;
     let public_key = signer.public_key().to_vec();
     let master_key = backup::read_key(&options.keys.join(crate::MFA_MASTER_KEY_FILE))?;
-    let mut newest_published = None;
-    for path in &options.published {
-        let file = backup::read_published(path)?;
-        let checkpoint = file.checkpoint().map_err(|why| BackupError::Refused(format!("{}: {why}", path.display())))?;
-        if !checkpoint.verify(&public_key) {
-            return Err(BackupError::Refused(format!(
-                "{} is not signed by this appliance's key {}",
-                path.display(),
-                evidence::key_id(&public_key)
-            ))
-            .into());
-        }
-        newest_published = newest_published.max(Some(checkpoint.sequence));
-    }
-    if newest_published.is_none() && !options.without_published {
-        return Err(ReplicaRestoreError::Restore(BackupError::Refused(
-            "name the newest checkpoint the appliance published (--published FILE: an auditor's copy from \
-             `wormbox checkpoint --out`, or a backup's backup.json), or say --no-published-checkpoint when none \
-             was ever kept"
-                .to_owned(),
-        )));
-    }
+    let published = backup::published_checkpoints(&options.published, &public_key, options.without_published)?;
+    let newest_published = published.iter().map(|c| c.sequence).max();
     let sources =
         crate::replication::restore_sources(rules, &options.keys).map_err(|e| BackupError::Refused(e.to_string()))?;
 
