@@ -11,7 +11,7 @@
 //! A copy that does not verify keeps its version's bytes local and is
 //! named in the pass's report and a warning; a replica that does not answer
 //! ends the pass with nothing released after it. Reads of a released
-//! version are the server's (`app/tier.rs`), checked the same way before a
+//! version are the server's (`wormbox-app`'s `tier.rs`), checked the same way before a
 //! byte is sent.
 
 use std::time::Duration;

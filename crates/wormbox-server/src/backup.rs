@@ -1,17 +1,12 @@
 //! Backups and restores of the appliance.
 //!
-//! A backup is taken by the running server (`Admin.Backup`): it signs a
-//! checkpoint of the ledger, then copies the database with RocksDB's
-//! checkpoint (consistent, and holding that checkpoint), and streams the copy
-//! with a manifest of sizes and SHA-256 (`wormbox_reports::backup`). Keys stay
-//! behind: the MFA master key and the signing key are not in the database, so
-//! a backup holds seeds only sealed under a key it does not contain.
-//!
-//! Invariant: a staged copy costs as much disk as the archive, so one backup
-//! runs at a time (a second is refused while the first holds its slot), a
-//! backup whose client takes nothing for the send timeout ends, and stopping
-//! the server ends every backup; each removes its staged copy before it
-//! gives up the slot.
+//! A backup is taken by the running server (`Admin.Backup`,
+//! `wormbox_app::backup`): it signs a checkpoint of the ledger, then copies
+//! the database with RocksDB's checkpoint (consistent, and holding that
+//! checkpoint; `RocksCopier` here), and streams the copy with a manifest of
+//! sizes and SHA-256 (`wormbox_reports::backup`). Keys stay behind: the MFA
+//! master key and the signing key are not in the database, so a backup holds
+//! seeds only sealed under a key it does not contain.
 //!
 //! A restore (`wormboxd restore`) runs offline, into a new data directory.
 //! Invariant: nothing is written to the target until the backup's files match
@@ -25,240 +20,29 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use tokio::sync::watch;
+use wormbox_app::backup::{ArchiveCopier, io};
+pub use wormbox_app::backup::{BackupError, STAGING_DIR};
 
 use wormbox_reports::CheckpointFile;
-use wormbox_reports::backup::{self as manifest, BACKUP_FORMAT, BackupFile, BackupManifest, DB_DIR};
+use wormbox_reports::backup::{BackupManifest, DB_DIR};
 use wormbox_store::StoreError;
+use wormbox_store::backend::{Backend, BackendError};
 use wormbox_store::evidence::{self, Checkpoint, Ed25519Signer, Signer as _, VerifyOptions};
 use wormbox_store_rocksdb::RocksBackend;
 
+use crate::MFA_MASTER_KEY_FILE;
 use crate::evidence::SIGNING_KEY_FILE;
-use crate::{MFA_MASTER_KEY_FILE, ServerError};
 
-/// Where, in the data directory, backups are staged while they stream; it is
-/// emptied at every start.
-pub const STAGING_DIR: &str = "backup-staging";
-
-/// Why a backup or a restore failed; a restore that fails wrote nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    /// A file could not be read or written.
-    #[error("{what} `{path}`")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The database could not be copied.
-    #[error("copying the database")]
-    Copy(#[source] wormbox_store::backend::BackendError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The backup directory is incomplete or not what its manifest says.
-    #[error("the backup in `{path}` is not intact: {why}")]
-    Damaged {
-        /// The backup directory.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// The restore would be unsafe; nothing was written.
-    #[error("restore refused: {0}")]
-    Refused(String),
-    /// Another backup holds the one slot; nothing was copied.
-    #[error("another backup is running: one runs at a time, since each stages a full copy of the archive")]
-    InProgress,
-    /// The server is stopping; nothing was copied.
-    #[error("the server is shutting down and takes no backup")]
-    Stopping,
-}
-
-pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + use<> {
-    let path = path.to_owned();
-    move |source| BackupError::Io { what, path, source }
-}
-
-/// What the server takes backups of, one at a time.
+/// Backups of the RocksDB archive: a RocksDB checkpoint plus a byte copy
+/// of the value segments (`RocksBackend::copy_to`), opened read-only.
 #[derive(Debug)]
-pub struct BackupSource {
-    backend: Arc<RocksBackend>,
-    staging: PathBuf,
-    next: AtomicU64,
-    /// How long a client may leave a part untaken before its backup ends.
-    send_timeout: Duration,
-    /// `true` while a backup holds the slot: from its request until its
-    /// staged copy is removed.
-    busy: watch::Sender<bool>,
-    /// Turns `true` when the server stops: running backups end, new ones are refused.
-    stopping: watch::Sender<bool>,
-}
+pub struct RocksCopier(pub Arc<RocksBackend>);
 
-/// The one backup slot, held from the request until the staged copy is
-/// removed; dropping it lets the next backup run.
-#[derive(Debug)]
-pub struct BackupSlot {
-    busy: watch::Sender<bool>,
-}
-
-impl Drop for BackupSlot {
-    fn drop(&mut self) {
-        self.busy.send_replace(false);
-    }
-}
-
-impl BackupSource {
-    /// Backups of `backend`, staged under `data_dir`, each ended when its
-    /// client takes nothing for `send_timeout`; removes what an earlier run
-    /// left staged.
-    pub fn new(
-        backend: Arc<RocksBackend>,
-        data_dir: &Path,
-        send_timeout: Duration,
-    ) -> Result<BackupSource, ServerError> {
-        let staging = data_dir.join(STAGING_DIR);
-        match std::fs::remove_dir_all(&staging) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(ServerError::DataDir { path: staging, source }),
-        }
-        Ok(BackupSource {
-            backend,
-            staging,
-            next: AtomicU64::new(1),
-            send_timeout,
-            busy: watch::Sender::new(false),
-            stopping: watch::Sender::new(false),
-        })
-    }
-
-    /// Takes the one backup slot, or refuses: a second backup would stage a
-    /// second full copy of the archive.
-    pub fn take_slot(&self) -> Result<BackupSlot, BackupError> {
-        if *self.stopping.borrow() {
-            return Err(BackupError::Stopping);
-        }
-        if !self.busy.send_if_modified(|busy| !std::mem::replace(busy, true)) {
-            return Err(BackupError::InProgress);
-        }
-        Ok(BackupSlot { busy: self.busy.clone() })
-    }
-
-    /// Ends every running backup (its staged copy removed, its stream cut
-    /// off) and refuses new ones; returns once none holds the slot. A copy
-    /// being made is finished first, then removed.
-    pub async fn stop(&self) {
-        self.stopping.send_replace(true);
-        let mut busy = self.busy.subscribe();
-        let _ = busy.wait_for(|busy| !*busy).await;
-    }
-
-    /// Copies the database (after `checkpoint` was signed and stored) and lists the copy. Blocks on
-    /// file I/O: call from a blocking thread. The snapshot keeps `slot` until it is dropped.
-    pub fn snapshot(
-        &self,
-        slot: BackupSlot,
-        checkpoint: &Checkpoint,
-        public_key: &[u8],
-    ) -> Result<Snapshot, BackupError> {
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.staging)
-                .map_err(io("creating", &self.staging))?;
-        }
-        let dir = self.staging.join(format!("{}-{}", std::process::id(), self.next.fetch_add(1, Ordering::Relaxed)));
-        let mut snapshot = Snapshot {
-            dir,
-            manifest: None,
-            send_timeout: self.send_timeout,
-            stopping: self.stopping.subscribe(),
-            _slot: slot,
-        };
-        self.backend.copy_to(&snapshot.dir).map_err(BackupError::Copy)?;
-        // The copy's own head, read from the copy: entries committed after
-        // the checkpoint was signed may be in it too.
-        let copy = RocksBackend::open_read_only(&snapshot.dir).map_err(BackupError::Copy)?;
-        let store_format = match wormbox_store::format::check(&copy)? {
-            wormbox_store::format::FormatState::Recorded(v) => v,
-            _ => wormbox_store::format::FORMAT_VERSION,
-        };
-        let (ledger_sequence, ledger_head) = evidence::ledger_head(&copy)?;
-        drop(copy);
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(&snapshot.dir).map_err(io("listing", &snapshot.dir))? {
-            let entry = entry.map_err(io("listing", &snapshot.dir))?;
-            let path = entry.file_name().to_string_lossy().into_owned();
-            let (size, sha256) = manifest::hash_file(&entry.path())
-                .map_err(|e| BackupError::Damaged { path: snapshot.dir.clone(), why: e.to_string() })?;
-            files.push(BackupFile { path, size, sha256 });
-        }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        let manifest = BackupManifest {
-            format: BACKUP_FORMAT.to_owned(),
-            store_format,
-            ledger_sequence,
-            ledger_head: ledger_head.to_hex(),
-            checkpoint: CheckpointFile::new(checkpoint, public_key),
-            public_key: hex::encode(public_key),
-            files,
-        };
-        snapshot.manifest = Some(manifest);
-        Ok(snapshot)
-    }
-}
-
-/// A database copy staged for streaming; removed when dropped, whether the
-/// stream finished, the client went away or stalled, or the server stopped.
-#[derive(Debug)]
-pub struct Snapshot {
-    dir: PathBuf,
-    manifest: Option<BackupManifest>,
-    send_timeout: Duration,
-    stopping: watch::Receiver<bool>,
-    /// Given up after `Drop::drop` removed the copy, since fields drop after it.
-    _slot: BackupSlot,
-}
-
-impl Snapshot {
-    /// The staged copy.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Its manifest.
-    pub fn manifest(&self) -> &BackupManifest {
-        self.manifest.as_ref().expect("a snapshot is returned only with its manifest")
-    }
-
-    /// How long the client may leave a part untaken before the stream ends.
-    pub fn send_timeout(&self) -> Duration {
-        self.send_timeout
-    }
-
-    /// Turns `true` when the server stops, which ends the stream.
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.stopping.clone()
-    }
-}
-
-impl Drop for Snapshot {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a staged backup");
-        }
+impl ArchiveCopier for RocksCopier {
+    fn copy_to(&self, dir: &Path) -> Result<Box<dyn Backend>, BackendError> {
+        self.0.copy_to(dir)?;
+        Ok(Box::new(RocksBackend::open_read_only(dir)?))
     }
 }
 

@@ -16,7 +16,7 @@ use wormbox_store::evidence::{Ed25519Signer, IntegrityReport, Signer, VerifyOpti
 
 use crate::ServerError;
 use crate::config::EvidenceConfig;
-use crate::replication::Replication;
+use wormbox_app::Replication;
 
 /// The file, in the data directory, that holds the checkpoint signing key (PKCS#8).
 pub const SIGNING_KEY_FILE: &str = "checkpoint-signing.key";
@@ -77,7 +77,7 @@ pub fn scrub(
         }
     };
     let handle = tokio::runtime::Handle::current();
-    // Released versions are checked through their replica (`app/tier.rs`).
+    // Released versions are checked through their replica (`wormbox-app`'s `tier.rs`).
     let mut replica = Arc::clone(replication).replica_reader(handle.clone());
     let options = VerifyOptions {
         public_key: Some(public_key.to_vec()),

@@ -7,7 +7,6 @@
 //! has no in-memory engine, and tests build servers through this same API.
 #![warn(missing_docs)]
 
-pub mod app;
 pub mod backup;
 pub mod config;
 pub mod evidence;
@@ -16,7 +15,6 @@ pub mod init;
 pub mod replica_restore;
 pub mod replication;
 pub mod telemetry;
-pub mod tier;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,7 +32,8 @@ use wormbox_store::evidence::Ed25519Signer;
 use wormbox_store::{Store, StoreError, StoreOptions};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
 
-pub use crate::app::App;
+pub use wormbox_app::App;
+
 pub use crate::config::{ConfigError, WormboxdConfig};
 pub use crate::grpc::budget::ReceiveBudget;
 
@@ -103,6 +102,9 @@ pub enum ServerError {
     /// The server task ended abnormally.
     #[error("the server task ended abnormally")]
     Task(#[source] tokio::task::JoinError),
+    /// What an earlier run staged for a backup could not be removed.
+    #[error("preparing backups")]
+    Backups(#[source] wormbox_app::backup::BackupError),
     /// A replication rule cannot run (its message names the rule and why).
     #[error("{0}")]
     Replication(String),
@@ -246,11 +248,12 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     let data_dir = &config.storage.data_dir;
     let Opened { store, mfa, signer, backend, new_admin_credential } = open_archive(config, Arc::clone(&clock)).await?;
 
-    let backups = backup::BackupSource::new(
-        backend,
+    let backups = wormbox_app::backup::BackupSource::new(
+        Arc::new(backup::RocksCopier(backend)),
         data_dir,
         std::time::Duration::from_secs(config.backup.send_timeout_seconds),
-    )?;
+    )
+    .map_err(ServerError::Backups)?;
     // Checked before serving: a replica that cannot keep what it is given
     // stops the start; one that does not answer only delays the copy.
     let public_key = wormbox_store::evidence::Signer::public_key(&*signer).to_vec();

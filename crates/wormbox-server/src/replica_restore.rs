@@ -21,7 +21,9 @@ use wormbox_store::evidence::{self, Ed25519Signer, Signer, VerifyOptions};
 use wormbox_store::rebuild::{Rebuild, Rekeyed};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
 
-use crate::backup::{self, BackupError, Staging, io};
+use wormbox_app::backup::{BackupError, io};
+
+use crate::backup::{self, Staging};
 use crate::config::ReplicationConfig;
 use crate::evidence::SIGNING_KEY_FILE;
 

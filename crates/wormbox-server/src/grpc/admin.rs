@@ -21,12 +21,12 @@ use std::io::Read;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::app::{self, App};
-use crate::backup::Snapshot;
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
 use crate::grpc::hangup::Hangup;
 use crate::grpc::status::{invalid, status};
+use wormbox_app::backup::Snapshot;
+use wormbox_app::{self as app, App};
 
 /// The Admin gRPC service.
 #[derive(Clone, Debug)]

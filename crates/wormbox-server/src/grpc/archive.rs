@@ -21,12 +21,12 @@ use tonic::{Request, Response, Status, Streaming};
 use wormbox_proto::v1::{self, archive_server::Archive};
 use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
-use crate::app::{self, Access, App, AppError, AppUpload};
 use crate::grpc::auth::authenticate;
 use crate::grpc::blocking;
 use crate::grpc::budget::{ReceiveBudget, Tickets};
 use crate::grpc::convert::{self, optional};
 use crate::grpc::status::{invalid, reason_of, status};
+use wormbox_app::{self as app, Access, App, AppError, AppUpload};
 
 /// Records of one Ingest stream that may await durability or the sending of
 /// their acknowledgement at once.

@@ -8,8 +8,8 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 use wormbox_store::Actor;
 
-use crate::app::{App, AppError, Credentials};
 use crate::grpc::status::status;
+use wormbox_app::{App, AppError, Credentials};
 
 /// Returns the authenticated caller, or UNAUTHENTICATED.
 pub(crate) fn authenticate(app: &App, metadata: &MetadataMap) -> Result<Actor, Status> {

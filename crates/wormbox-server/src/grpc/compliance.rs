@@ -7,7 +7,7 @@
 //! code, when given, is judged by the MFA authority inside that write, after
 //! the change itself, and spent only if the change then runs.
 //! The audit trail and the retention report are produced by the
-//! application layer (`app/reports.rs`) on blocking threads into bounded
+//! application layer (`wormbox-app`'s `reports.rs`) on blocking threads into bounded
 //! channels; this file maps each item to its wire message as it is sent.
 
 use std::sync::Arc;
@@ -19,10 +19,10 @@ use wormbox_proto::v1::retention_report_part::Part;
 use wormbox_proto::v1::{self, compliance_server::Compliance};
 use wormbox_store::retention::S3_HOLD;
 
-use crate::app::{self, App};
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
 use crate::grpc::status::status;
+use wormbox_app::{self as app, App};
 
 /// The Compliance gRPC service.
 #[derive(Clone, Debug)]

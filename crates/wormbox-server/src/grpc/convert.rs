@@ -18,8 +18,8 @@ use wormbox_store::retention::{DefaultRetention, LegalHold, Retention, Retention
 use wormbox_store::{BucketInfo, NewObject, VersionInfo};
 use wormbox_token::Algorithm;
 
-use crate::app::MfaCode;
 use crate::grpc::status::invalid;
+use wormbox_app::MfaCode;
 
 pub(crate) fn bucket_name(name: &str) -> Result<BucketName, Status> {
     BucketName::new(name).map_err(|e| invalid(e.to_string()))
@@ -342,7 +342,7 @@ pub(crate) fn report_summary(s: &Summary) -> Result<v1::RetentionSummary, Status
     })
 }
 
-pub(crate) fn replica_status_to_wire(s: &crate::app::ReplicaStatus) -> v1::ReplicationRuleStatus {
+pub(crate) fn replica_status_to_wire(s: &wormbox_app::ReplicaStatus) -> v1::ReplicationRuleStatus {
     let mode = match s.mode {
         wormbox_replica::Mode::Async => v1::ReplicationMode::Async,
         wormbox_replica::Mode::Sync => v1::ReplicationMode::Sync,

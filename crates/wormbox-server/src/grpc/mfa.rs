@@ -14,10 +14,10 @@ use wormbox_token::pskc::PskcKey;
 use wormbox_token::{OtpParams, Seed};
 use zeroize::Zeroizing;
 
-use crate::app::{self, App, MfaCode};
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
 use crate::grpc::status::{invalid, status};
+use wormbox_app::{self as app, App, MfaCode};
 
 /// The Mfa gRPC service.
 #[derive(Clone, Debug)]

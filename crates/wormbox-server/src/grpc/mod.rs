@@ -28,8 +28,8 @@ use wormbox_proto::v1::{
     mfa_server::MfaServer,
 };
 
-use crate::app::App;
 use crate::grpc::reset::ResetIsError;
+use wormbox_app::App;
 
 /// Runs `work` on a blocking thread: store scans and backend writes, which
 /// would otherwise hold a runtime thread and every request queued on it.

@@ -20,8 +20,8 @@ use wormbox_mfa::MfaError;
 use wormbox_store::StoreError;
 use wormbox_store::backend::BackendError;
 
-use crate::app::AppError;
-use crate::backup::BackupError;
+use wormbox_app::AppError;
+use wormbox_app::backup::BackupError;
 
 /// Builds a status with an ErrorInfo `reason` in the Wormbox domain.
 fn with_metadata(code: Code, reason: &str, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
@@ -254,7 +254,7 @@ mod tests {
         let info = locked.get_details_error_info().unwrap();
         assert_eq!(info.metadata.get("locked_until_unix_seconds").map(String::as_str), Some("42"));
         assert_eq!(status(BackupError::Stopping).code(), Code::Unavailable);
-        let pending = status(crate::replication::ReplicaPending {
+        let pending = status(wormbox_app::ReplicaPending {
             what: "version V".into(),
             version_id: "V".into(),
             sequence: 7,

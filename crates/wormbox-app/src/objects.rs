@@ -19,9 +19,9 @@ use wormbox_store::{
     ObjectsPage, StoreError, VersionInfo, VersionsPage, WriteAck,
 };
 
-use crate::app::ObjectBody;
-use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, AppUpload, MfaCode};
+use crate::ObjectBody;
+use crate::guard::Guard;
+use crate::{Access, App, AppError, AppUpload, MfaCode};
 
 /// PutObject (streamed: the body goes to the returned upload) and one
 /// Ingest record (the body is `data`).

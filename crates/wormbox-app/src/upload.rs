@@ -17,8 +17,8 @@ use std::sync::Arc;
 use wormbox_model::{BucketName, Digest, ObjectKey};
 use wormbox_store::{Actor, StoreError, Upload, WriteAck};
 
-use crate::app::AppError;
-use crate::replication::Replication;
+use crate::AppError;
+use crate::replicas::Replication;
 
 /// Where a sync rule's upload waits for its replica copy.
 type SyncWait = (Arc<Replication>, BucketName, ObjectKey);

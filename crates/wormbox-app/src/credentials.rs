@@ -7,7 +7,7 @@
 
 use wormbox_store::Actor;
 
-use crate::app::{App, AppError};
+use crate::{App, AppError};
 
 /// A credential as a front end parsed it from its request.
 ///

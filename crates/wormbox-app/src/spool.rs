@@ -1,4 +1,4 @@
-//! The capacity tier in the server: each rule with `tier_after_days` runs
+//! The capacity tier beside the replicators: each rule with `tier_after_days` runs
 //! its tier pass (`wormbox_replica::tier::pass`) beside its replicator, every
 //! `TIER_EVERY` and on demand (`Replication::tier_now`), and a released
 //! version's bytes are read back from the rule's replica (`spool`).
@@ -74,7 +74,7 @@ pub struct Spooled {
 
 /// Empties the spool directory left by an earlier run (files unlinked at
 /// once leave nothing but those of a crash between create and unlink).
-pub(crate) fn clear_spool(data_dir: &Path) {
+pub fn clear_spool(data_dir: &Path) {
     let dir = data_dir.join(SPOOL_DIR);
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {

@@ -13,8 +13,8 @@ use std::io::Read;
 
 use wormbox_store::{CHUNK_BYTES, ObjectReader, VersionInfo};
 
-use crate::app::{App, AppError};
-use crate::tier::SpoolError;
+use crate::spool::SpoolError;
+use crate::{App, AppError};
 
 /// A version's bytes as GetObject sends them: read locally (each chunk
 /// checked), or from a replica copy already checked whole.

@@ -7,8 +7,8 @@
 use wormbox_mfa::Operation;
 use wormbox_store::{Actor, ClockStatus};
 
-use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, MfaCode};
+use crate::guard::Guard;
+use crate::{Access, App, AppError, MfaCode};
 
 /// AcceptClockForward.
 #[derive(Clone, Debug, Default)]

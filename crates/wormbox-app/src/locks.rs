@@ -12,8 +12,8 @@ use wormbox_model::{BucketName, ObjectKey, VersionSelector};
 use wormbox_store::retention::{DefaultRetention, Retention};
 use wormbox_store::{Actor, BucketInfo, Guarded, HoldChange, LockRecord};
 
-use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, MfaCode};
+use crate::guard::Guard;
+use crate::{Access, App, AppError, MfaCode};
 
 /// PutObjectRetention.
 #[derive(Clone, Debug)]

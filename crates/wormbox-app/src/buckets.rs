@@ -8,8 +8,8 @@ use wormbox_mfa::Operation;
 use wormbox_model::{BucketName, VersioningState};
 use wormbox_store::{Actor, BucketInfo, Guarded, VersioningChange};
 
-use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, MfaCode};
+use crate::guard::Guard;
+use crate::{Access, App, AppError, MfaCode};
 
 /// CreateBucket.
 #[derive(Clone, Debug)]

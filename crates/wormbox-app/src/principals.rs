@@ -19,8 +19,8 @@ use wormbox_model::Role;
 use wormbox_store::{Actor, NewPrincipal, PrincipalRecord, SealedSecret, StoreError};
 use zeroize::Zeroizing;
 
-use crate::app::guard::Guard;
-use crate::app::{Access, App, AppError, MfaCode};
+use crate::guard::Guard;
+use crate::{Access, App, AppError, MfaCode};
 
 /// CreatePrincipal.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use wormbox_store::Actor;
 use wormbox_store::evidence::Checkpoint;
 use wormbox_store::ledger::LedgerEntry;
 
-use crate::app::{Access, App, AppError, GetCheckpoint};
+use crate::{Access, App, AppError, GetCheckpoint};
 
 /// The audit trail: each selected ledger entry with its chain hash, in
 /// ledger order; an error ends it.

@@ -1,5 +1,5 @@
-//! `App`: the application layer every front end calls (today gRPC, in
-//! `grpc/`; an S3 endpoint next), in domain types only: one request struct
+//! `App`: the application layer every front end calls (gRPC in
+//! `wormbox-server`'s `grpc/`, S3 in `wormbox-s3`), in domain types only: one request struct
 //! per operation in, one `AppError` out, with the role checks of DESIGN.md.
 //! A file per subject: `buckets`, `objects`, `locks`, `principals`,
 //! `devices`, `clock`, `evidence`, `reports`, `backup`, `replication`, `tier`
@@ -21,7 +21,7 @@
 //! caller's own active devices (device enrolment and activation are ruled
 //! by the authority).
 
-mod backup;
+pub mod backup;
 mod buckets;
 mod clock;
 mod credentials;
@@ -33,8 +33,10 @@ mod locks;
 mod objects;
 mod principals;
 mod refusals;
+mod replicas;
 mod replication;
 mod reports;
+pub mod spool;
 mod tier;
 mod upload;
 
@@ -45,9 +47,8 @@ use wormbox_model::{BucketName, Clock, ObjectKey, Role, VersionSelector};
 use wormbox_store::evidence::{Ed25519Signer, Signer};
 use wormbox_store::{Actor, Store, StoreError};
 
-use crate::app::refusals::RefusalLog;
 use crate::backup::BackupSource;
-use crate::replication::Replication;
+use crate::refusals::RefusalLog;
 
 pub use self::buckets::{CreateBucket, DeleteBucket, GetBucket, PutBucketVersioning};
 pub use self::clock::AcceptClockForward;
@@ -61,6 +62,7 @@ pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObje
 pub use self::principals::{
     CreatePrincipal, CreateS3Key, CreatedPrincipal, ListedPrincipal, NewS3Key, RevokePrincipal, RevokeS3Key,
 };
+pub use self::replicas::{ReplicaPending, Replication, RuleTarget};
 pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
 pub use self::tier::ObjectBody;

@@ -14,7 +14,7 @@ use wormbox_mfa::{CodeVerdict, Operation, authority};
 use wormbox_model::BucketName;
 use wormbox_store::{Actor, CodeCheck, Guarded, Lowering, StoreError};
 
-use crate::app::{App, AppError};
+use crate::{App, AppError};
 
 /// An MFA code as a request carries it: `SERIAL CODE` for a guarded
 /// operation, a bare code to activate or resync a device. `Debug` never

@@ -6,7 +6,7 @@
 use wormbox_store::evidence::{Checkpoint, IntegrityReport, VerifyOptions};
 use wormbox_store::{Actor, StoreError};
 
-use crate::app::{Access, App, AppError};
+use crate::{Access, App, AppError};
 
 /// GetCheckpoint.
 #[derive(Clone, Copy, Debug, Default)]

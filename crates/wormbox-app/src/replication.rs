@@ -13,7 +13,7 @@ use wormbox_replica::verify::{self, VerifyReport};
 use wormbox_replica::{Mode, ReplicaError};
 use wormbox_store::{Actor, StoreError};
 
-use crate::app::{Access, App, AppError};
+use crate::{Access, App, AppError};
 
 /// One rule's replication, for `wormbox replica status`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use wormbox_mfa::{Authority, DeviceInfo, Enrollment, MfaError, Operation, Serial
 use wormbox_model::Role;
 use wormbox_store::Actor;
 
-use crate::app::{Access, App, AppError, MfaCode};
+use crate::{Access, App, AppError, MfaCode};
 
 /// EnrollDevice: one device from a seed, or several from a PSKC document.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use wormbox_store::StoreError;
 use wormbox_store::backend::BackendError;
 
 use crate::backup::BackupError;
-use crate::replication::ReplicaPending;
+use crate::replicas::ReplicaPending;
 
 /// Why an operation of `App` failed.
 #[derive(Debug, thiserror::Error)]
