@@ -211,6 +211,12 @@ impl App {
         Ok(Some((actor, Zeroizing::new(secret.to_owned()))))
     }
 
+    /// The caller an S3 request signed with `access_key` acts as, once its
+    /// signature was checked with `s3_secret`'s secret; `None` as there.
+    pub fn s3_actor(&self, access_key: &str) -> Result<Option<Actor>, AppError> {
+        Ok(self.store.s3_key(access_key)?.map(|(actor, _)| actor))
+    }
+
     fn seal_s3_secret(&self, access_key: &str, secret: &str) -> Result<SealedSecret, AppError> {
         Ok(SealedSecret::new(self.mfa.seal_secret(&s3_purpose(access_key), secret.as_bytes())?))
     }

@@ -1,0 +1,183 @@
+//! The S3 listener: HTTP/1.1 (over TLS when configured) in front of the
+//! `s3s` service, with a wrapper that names each request
+//! (`x-amz-request-id`) and refuses what is never served before its body
+//! is read (browser form uploads, which s3s would buffer whole).
+//!
+//! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
+//! accept waits for a free one); a connection must send its request head
+//! within `HEADER_TIMEOUT`; `S3Server::stop` stops accepting, lets requests
+//! in flight finish for at most `DRAIN` and then closes what is left.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use s3s::service::S3Service;
+use s3s::{S3ErrorCode, s3_error};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long a connection may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `stop` lets requests in flight finish.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// A running S3 listener.
+#[derive(Debug)]
+pub struct S3Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl S3Server {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most `DRAIN`),
+    /// then closes every connection.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Serves `service` on `listener`, over TLS when `tls` is given.
+pub fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S3Service,
+) -> std::io::Result<S3Server> {
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, tls, service, stopped));
+    Ok(S3Server { addr, stop, task })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S3Service,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let ids = Arc::new(RequestIds::new());
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %err, "the S3 listener could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let (service, ids, watcher) = (service.clone(), Arc::clone(&ids), graceful.watcher());
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (service, ids) = (service.clone(), Arc::clone(&ids));
+                async move { Ok::<_, s3s::HttpError>(handle(&service, &ids, req).await) }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true).max_headers(200);
+            let result = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(tcp), handler)).await,
+                Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), handler)).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, error = %err, "an S3 TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+            };
+            if let Err(err) = result {
+                tracing::debug!(%peer, error = %err, "an S3 connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("S3 requests still running after {DRAIN:?} were cut off by shutdown");
+    }
+}
+
+/// Request ids: a counter from a random start, so that ids of different
+/// runs do not repeat each other's.
+struct RequestIds {
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        use std::hash::BuildHasher;
+        let start = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        RequestIds { next: AtomicU64::new(start) }
+    }
+
+    fn next(&self) -> String {
+        format!("{:016X}", self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+async fn handle(service: &S3Service, ids: &RequestIds, req: Request<Incoming>) -> Response<s3s::Body> {
+    let id = ids.next();
+    let span = tracing::info_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let _enter = span.enter();
+    let mut response = match refuse_early(&req) {
+        Some(err) => err,
+        None => match service.call(req.map(s3s::Body::from)).await {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::warn!(error = ?err, "an S3 response could not be built");
+                error_response(s3_error!(InternalError, "The response could not be built."))
+            }
+        },
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amz-request-id", value);
+    }
+    response
+}
+
+/// What is refused before the request reaches s3s, which would read it.
+fn refuse_early(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
+    let form = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if req.method() == http::Method::POST && form {
+        let err = s3s::S3Error::with_message(S3ErrorCode::NotImplemented, "Browser form uploads (POST Object) are not served.");
+        return Some(error_response(err));
+    }
+    None
+}
+
+fn error_response(err: s3s::S3Error) -> Response<s3s::Body> {
+    err.to_http_response().unwrap_or_else(|_| {
+        let mut response = Response::new(s3s::Body::empty());
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
+}
