@@ -51,6 +51,14 @@ impl AppUpload {
         Ok(self.get()?.sha256())
     }
 
+    /// Sets the S3 ETag stored with the version (`NewObject::etag`), which
+    /// a front door computing it while the bytes pass knows only at the
+    /// end: call it before `finish`. A malformed one is refused
+    /// (`InvalidArgument`) and changes nothing. Does not block.
+    pub fn set_etag(&mut self, etag: String) -> Result<(), AppError> {
+        Ok(self.0.as_mut().ok_or_else(|| AppError::Internal(LOST.to_owned()))?.set_etag(etag)?)
+    }
+
     /// Checks the digest and publishes the version durably, as `actor`. The
     /// last partial chunk is written on a blocking thread first; on any
     /// error nothing is published and the chunks are discarded. Cancelled
