@@ -51,6 +51,14 @@ impl AppUpload {
         Ok(self.get()?.sha256())
     }
 
+    /// Sets the S3 ETag stored with the version (`NewObject::etag`), which
+    /// a front door computing it while the bytes pass knows only at the
+    /// end: call it before `finish`. A malformed one is refused
+    /// (`InvalidArgument`) and changes nothing. Does not block.
+    pub fn set_etag(&mut self, etag: String) -> Result<(), AppError> {
+        Ok(self.0.as_mut().ok_or_else(|| AppError::Internal(LOST.to_owned()))?.set_etag(etag)?)
+    }
+
     /// Checks the digest and publishes the version durably, as `actor`. The
     /// last partial chunk is written on a blocking thread first; on any
     /// error nothing is published and the chunks are discarded. Cancelled
@@ -91,5 +99,36 @@ impl AppUpload {
 
     fn get(&self) -> Result<&Upload, AppError> {
         self.0.as_ref().ok_or_else(|| AppError::Internal(LOST.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wormbox_model::{Clock, ManualClock, Role, Timestamp};
+    use wormbox_store::backend::MemBackend;
+    use wormbox_store::{NewObject, Store, StoreOptions};
+
+    use super::*;
+
+    /// The S3 front door learns the ETag only when the body has passed: set
+    /// then, it is stored with the version; a malformed one is refused and
+    /// the upload goes on unharmed.
+    #[tokio::test]
+    async fn an_etag_set_before_finish_is_stored_and_a_malformed_one_refused() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+        let store = Store::open(Arc::new(MemBackend::new()), clock, StoreOptions::default()).unwrap();
+        let actor = Actor { access_key: "WBOWNER00000000000".to_owned(), role: Role::Writer };
+        let bucket = BucketName::new("bucket").unwrap();
+        store.create_bucket(&actor, bucket.clone()).await.unwrap();
+        let key = ObjectKey::new("k").unwrap();
+        let upload = store.begin_upload(bucket.clone(), key.clone(), NewObject::default()).unwrap();
+        let mut upload = AppUpload::new(upload, None);
+        upload.write(b"hello".to_vec()).await.unwrap();
+        let refused = upload.set_etag("\"5d41402abc4b2a76b9719d911017c592\"".to_owned());
+        assert!(matches!(refused, Err(AppError::Store(StoreError::InvalidArgument(_)))), "{refused:?}");
+        upload.set_etag("5d41402abc4b2a76b9719d911017c592".to_owned()).unwrap();
+        upload.finish(&actor, || ()).await.unwrap();
+        let head = store.head_object(&bucket, &key, None).unwrap();
+        assert_eq!(head.etag.as_deref(), Some("5d41402abc4b2a76b9719d911017c592"));
     }
 }

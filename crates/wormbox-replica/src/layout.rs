@@ -1,6 +1,7 @@
 //! How the replica is laid out: the same keys as the source, two metadata
-//! entries that tie each replica version to its source, and the evidence
-//! under `.wormbox/`.
+//! entries that tie each replica version to its source (and those that
+//! carry what S3 headers cannot: metadata, a missing content type, the S3
+//! ETag), and the evidence under `.wormbox/`.
 //!
 //! Invariant: every name here is fixed by what it holds (a checkpoint's
 //! sequence, a ledger range's bounds), so a write in doubt is found again by
@@ -23,6 +24,10 @@ pub const META_OTHER: &str = "wormbox-metadata";
 pub const META_CONTENT_TYPE: &str = "wormbox-content-type";
 /// `META_CONTENT_TYPE`'s value.
 pub const NO_CONTENT_TYPE: &str = "none";
+/// The metadata entry holding the S3 ETag stored with the source version
+/// (present only when it has one): the replica's own ETag is the engine's,
+/// which a restore must not take for the source's.
+pub const META_ETAG: &str = "wormbox-etag";
 /// The prefix of everything the replica holds beside copies of versions.
 pub const EVIDENCE_PREFIX: &str = ".wormbox/";
 

@@ -559,6 +559,9 @@ impl<T: Target> Replicator<T> {
         if info.content_type.is_empty() {
             metadata.push((layout::META_CONTENT_TYPE.to_owned(), layout::NO_CONTENT_TYPE.to_owned()));
         }
+        if let Some(etag) = &info.etag {
+            metadata.push((layout::META_ETAG.to_owned(), etag.clone()));
+        }
         let spec = PutSpec {
             size: info.size,
             sha256: info.sha256.0,

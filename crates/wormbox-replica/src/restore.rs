@@ -24,7 +24,7 @@ use wormbox_model::{Timestamp, UserMetadata};
 use wormbox_reports::CheckpointFile;
 use wormbox_store::rebuild::{LiveVersion, Rebuild, RebuildError};
 
-use crate::layout::{self, META_CONTENT_TYPE, META_VERSION, NO_CONTENT_TYPE};
+use crate::layout::{self, META_CONTENT_TYPE, META_ETAG, META_VERSION, NO_CONTENT_TYPE};
 use crate::rule::Rule;
 use crate::target::{ReplicaHead, Target, TargetError};
 
@@ -190,7 +190,8 @@ async fn copy_one(
         .map_err(|why| RestoreError::Evidence(format!("{}/{}: its metadata: {why}", wanted.bucket, wanted.key)))?;
     let no_type = head.metadata.iter().any(|(n, v)| n == META_CONTENT_TYPE && v == NO_CONTENT_TYPE);
     let content_type = if no_type { String::new() } else { head.content_type.clone() };
-    sink.finish(content_type, metadata, &source.rule.name, &head.version_id)?;
+    let etag = head.metadata.iter().find(|(n, _)| n == META_ETAG).map(|(_, v)| v.clone());
+    sink.finish(content_type, metadata, etag, &source.rule.name, &head.version_id)?;
     Ok(())
 }
 

@@ -347,6 +347,9 @@ fn meta<'a>(head: &'a ReplicaHead, name: &str) -> Option<&'a str> {
 /// A replica made by a replicator, for `verify`: two versions of `a.pdf`
 /// (the first locked, the second held) under a marker, a larger `b.bin`,
 /// and two checkpoints with their ledger ranges.
+/// The S3 ETag `verified_world`'s `b.bin` was written with.
+const B_ETAG: &str = "0e8c7d3b0d4a1b6c5e2f9a8b7c6d5e4f-2";
+
 async fn verified_world() -> (World, Arc<MemTarget>) {
     let w = world().await;
     let target = Arc::new(MemTarget::default());
@@ -367,7 +370,16 @@ async fn verified_world() -> (World, Arc<MemTarget>) {
         .unwrap();
     w.store.checkpoint().await.unwrap();
     w.store.delete_object(&w.writer, w.bucket.clone(), key, None).await.unwrap();
-    w.put("b.bin", &vec![7u8; 10_000], Some(1)).await;
+    // Written by the S3 front door: with its ETag.
+    w.clock.advance(Duration::from_micros(1));
+    let until = Timestamp(w.clock.now().0 + i64::try_from(DAY.as_micros()).unwrap());
+    let object = NewObject {
+        retention: Some(Retention { mode: RetentionMode::Compliance, until }),
+        etag: Some(B_ETAG.to_owned()),
+        ..NewObject::default()
+    };
+    let b_bin = ObjectKey::new("b.bin").unwrap();
+    w.store.put_object(&w.writer, w.bucket.clone(), b_bin, object, vec![7u8; 10_000]).await.unwrap();
     w.store.checkpoint().await.unwrap();
     w.replicator("dr", &target).catch_up().await.unwrap();
     (w, target)
@@ -767,7 +779,8 @@ async fn the_published_cursor_reaches_a_write_only_once_the_replica_holds_it() {
 
 /// The replica alone rebuilds the archive: the signed ledger ranges replay
 /// into an empty store, every version comes back byte for byte with its
-/// content type, metadata, lock and holds, and the rebuilt archive verifies.
+/// content type, metadata, S3 ETag, lock and holds, and the rebuilt archive
+/// verifies.
 /// Entries after the newest checkpoint on the replica are not restored.
 #[tokio::test]
 async fn the_replica_alone_rebuilds_the_archive_through_its_newest_checkpoint() {
@@ -776,6 +789,11 @@ async fn the_replica_alone_rebuilds_the_archive_through_its_newest_checkpoint() 
     use wormbox_store::rebuild::Rebuild;
 
     let (w, target) = verified_world().await;
+    let etag_of = |key: &str| {
+        target.versions(key).iter().map(|h| meta(&h.head, layout::META_ETAG).map(str::to_owned)).collect::<Vec<_>>()
+    };
+    assert_eq!(etag_of("b.bin"), [Some(B_ETAG.to_owned())], "the copy carries the ETag");
+    assert!(etag_of("a.pdf").iter().all(Option::is_none), "and only a copy of a version with one");
     let through = w.store.ledger_head().unwrap().0;
     // Written after the last checkpoint: copied, but never sealed on the replica.
     w.put("late.txt", b"late", None).await;
@@ -821,9 +839,10 @@ async fn the_replica_alone_rebuilds_the_archive_through_its_newest_checkpoint() 
         let read = |r: wormbox_store::ObjectReader| r.collect::<Result<Vec<_>, _>>().unwrap().concat();
         assert_eq!(read(reader), read(again));
         assert_eq!(
-            (&old.content_type, &old.user_metadata, old.retention),
-            (&new.content_type, &new.user_metadata, new.retention)
+            (&old.content_type, &old.user_metadata, old.retention, &old.etag),
+            (&new.content_type, &new.user_metadata, new.retention, &new.etag)
         );
+        assert_eq!(new.etag.is_some(), v.key == "b.bin", "{key}");
         let cases =
             |i: &wormbox_store::VersionInfo| i.legal_holds.iter().map(|h| h.case_id.clone()).collect::<Vec<_>>();
         assert_eq!(cases(&old), cases(&new), "{key}");

@@ -13,6 +13,10 @@ use wormbox_model::{Digest, Role, Timestamp, UserMetadata, VersionId, Versioning
 use crate::retention::{DefaultRetention, LegalHold, Retention, RetentionMode, RetentionPeriod};
 
 const FORMAT_V1: u8 = 1;
+/// A version record with an S3 ETag: format 1's fields, then the ETag.
+/// Records without one are still written in format 1, byte for byte as
+/// before, so the ETag changes nothing for versions other front doors write.
+const VERSION_WITH_ETAG: u8 = 2;
 
 /// A record that does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -363,11 +367,13 @@ pub(crate) struct VersionRecord {
     pub creator: String,
     /// Where the bytes are; `None` for delete markers.
     pub data: Option<DataRef>,
+    /// The S3 ETag the S3 front door gave (`NewObject::etag`).
+    pub etag: Option<String>,
 }
 
 impl VersionRecord {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = if self.etag.is_some() { Writer::with_format(VERSION_WITH_ETAG) } else { Writer::new() };
         w.u128(self.id.as_u128());
         w.u8(u8::from(self.is_null) | (u8::from(self.is_delete_marker) << 1));
         w.u64(self.size).raw(&self.sha256.0).str(&self.content_type);
@@ -380,12 +386,18 @@ impl VersionRecord {
             Some(data) => w.u8(1).u128(data.upload).u32(data.chunks),
             None => w.u8(0),
         };
+        if let Some(etag) = &self.etag {
+            w.str(etag);
+        }
         w.finish()
     }
 
     pub(crate) fn decode(raw: &[u8]) -> Result<VersionRecord, DecodeError> {
         let bad = || DecodeError { what: "version" };
-        let mut r = Reader::new(raw, "version")?;
+        let (format, mut r) = Reader::with_format(raw, "version")?;
+        if format != FORMAT_V1 && format != VERSION_WITH_ETAG {
+            return Err(bad());
+        }
         let id = VersionId::from_u128(r.u128()?);
         let flags = r.u8()?;
         let size = r.u64()?;
@@ -405,6 +417,14 @@ impl VersionRecord {
             1 => Some(DataRef { upload: r.u128()?, chunks: r.u32()? }),
             _ => return Err(bad()),
         };
+        let etag = if format == VERSION_WITH_ETAG {
+            let etag = r.string()?;
+            // Stored only once checked; anything else is corruption.
+            crate::check_etag(&etag).map_err(|_| bad())?;
+            Some(etag)
+        } else {
+            None
+        };
         r.end()?;
         Ok(VersionRecord {
             id,
@@ -417,6 +437,7 @@ impl VersionRecord {
             created_at,
             creator,
             data,
+            etag,
         })
     }
 }
@@ -494,8 +515,67 @@ mod tests {
             created_at: Timestamp(99),
             creator: "AKID".to_owned(),
             data: Some(DataRef { upload: 3, chunks: 1 }),
+            etag: None,
         };
-        assert_eq!(VersionRecord::decode(&record.encode()), Ok(record));
+        assert_eq!(VersionRecord::decode(&record.encode()), Ok(record.clone()));
+        let tagged = VersionRecord { etag: Some("0e8c7d3b0d4a1b6c5e2f9a8b7c6d5e4f-2".to_owned()), ..record };
+        let raw = tagged.encode();
+        assert_eq!(raw[0], VERSION_WITH_ETAG);
+        assert_eq!(VersionRecord::decode(&raw), Ok(tagged));
+    }
+
+    /// A version record without an ETag is written exactly as before the
+    /// ETag existed (format 1), so archives and their attestations are
+    /// unchanged; one with an ETag is format 1's bytes, then the ETag.
+    #[test]
+    fn a_version_record_without_an_etag_keeps_format_1_byte_for_byte() {
+        let record = VersionRecord {
+            id: VersionId::from_u128(0x0102),
+            is_null: false,
+            is_delete_marker: false,
+            size: 5,
+            sha256: Digest([7; 32]),
+            content_type: "t".to_owned(),
+            user_metadata: UserMetadata::default(),
+            created_at: Timestamp(99),
+            creator: "AK".to_owned(),
+            data: Some(DataRef { upload: 3, chunks: 1 }),
+            etag: None,
+        };
+        let mut format1 = vec![1u8];
+        format1.extend_from_slice(&0x0102u128.to_be_bytes());
+        format1.push(0);
+        format1.extend_from_slice(&5u64.to_be_bytes());
+        format1.extend_from_slice(&[7; 32]);
+        format1.extend_from_slice(&[0, 0, 0, 1, b't', 0, 0, 0, 0]);
+        format1.extend_from_slice(&99i64.to_be_bytes());
+        format1.extend_from_slice(&[0, 0, 0, 2, b'A', b'K', 1]);
+        format1.extend_from_slice(&3u128.to_be_bytes());
+        format1.extend_from_slice(&1u32.to_be_bytes());
+        assert_eq!(record.encode(), format1);
+        assert_eq!(VersionRecord::decode(&format1), Ok(record.clone()));
+
+        let tagged = VersionRecord { etag: Some("ab-2".to_owned()), ..record };
+        let mut format2 = format1.clone();
+        format2[0] = VERSION_WITH_ETAG;
+        format2.extend_from_slice(&[0, 0, 0, 4, b'a', b'b', b'-', b'2']);
+        assert_eq!(tagged.encode(), format2);
+
+        // Format 1 with trailing bytes, format 2 without its ETag or with a
+        // malformed one, and an unknown format are corruption.
+        let mut trailing = format1.clone();
+        trailing.push(0);
+        assert!(VersionRecord::decode(&trailing).is_err());
+        let mut missing = format1.clone();
+        missing[0] = VERSION_WITH_ETAG;
+        assert!(VersionRecord::decode(&missing).is_err());
+        let mut quoted = format1.clone();
+        quoted[0] = VERSION_WITH_ETAG;
+        quoted.extend_from_slice(&[0, 0, 0, 4, b'"', b'a', b'b', b'"']);
+        assert!(VersionRecord::decode(&quoted).is_err());
+        let mut future = format2;
+        future[0] = 3;
+        assert!(VersionRecord::decode(&future).is_err());
     }
 
     #[test]

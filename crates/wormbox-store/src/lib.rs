@@ -43,7 +43,7 @@ use std::sync::Arc;
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
 pub use meta::BytesAt;
-pub use store::{CommitStats, ObjectReader, Store, StoreOptions, Upload};
+pub use store::{CommitStats, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload, check_etag};
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
 };
@@ -241,6 +241,9 @@ pub struct VersionInfo {
     pub retention: Option<retention::Retention>,
     /// Legal holds in place.
     pub legal_holds: Vec<retention::LegalHold>,
+    /// The S3 ETag the S3 front door stored with the version (without
+    /// quotes); `None` for versions other front doors wrote, and markers.
+    pub etag: Option<String>,
 }
 
 /// The attributes of a new version other than its bytes.
@@ -256,6 +259,12 @@ pub struct NewObject {
     pub retention: Option<retention::Retention>,
     /// A legal hold to place at once, by case id.
     pub legal_hold: Option<String>,
+    /// The S3 ETag as the S3 front door computed it, without quotes (the
+    /// hex MD5 of the bytes, or `<hex md5 of the part md5s>-<parts>`); see
+    /// `check_etag`. `None` for writes of other front doors. The store does
+    /// not check it against the bytes: the SHA-256 is the evidence, the ETag
+    /// metadata the front door vouches for.
+    pub etag: Option<String>,
 }
 
 /// What a durable write returns.

@@ -1,6 +1,6 @@
 //! Rebuilding an archive from its signed ledger alone, with each version's
-//! bytes, content type and user metadata from a copy held elsewhere (the
-//! replica): what `wormboxd restore --from-replica` writes into an empty
+//! bytes, content type, user metadata and S3 ETag from a copy held elsewhere
+//! (the replica): what `wormboxd restore --from-replica` writes into an empty
 //! data directory.
 //!
 //! The ledger is replayed entry by entry into the state it describes:
@@ -108,6 +108,7 @@ struct Replayed {
 struct Copied {
     content_type: String,
     user_metadata: UserMetadata,
+    etag: Option<String>,
     chunks: u32,
     /// The replication rule whose replica held them, and its version id there.
     rule: String,
@@ -378,6 +379,7 @@ impl Rebuild {
                 created_at: v.created_at,
                 creator: v.creator.clone(),
                 data: (!v.marker).then_some(DataRef { upload: id.as_u128(), chunks: copied.chunks }),
+                etag: copied.etag.clone(),
             };
             let stored = record.encode();
             let version_key = keys::version_key(&bucket_name, &key, id);
@@ -732,12 +734,14 @@ impl VersionBytes<'_> {
     }
 
     /// Checks the whole copy against the ledger and records its content
-    /// type, its user metadata and where it came from: the replica of
+    /// type, its user metadata, its S3 ETag (if it had one; one that fails
+    /// `check_etag` is refused) and where it came from: the replica of
     /// `rule`, its version `replica_id`.
     pub fn finish(
         mut self,
         content_type: String,
         user_metadata: UserMetadata,
+        etag: Option<String>,
         rule: &str,
         replica_id: &str,
     ) -> Result<(), RebuildError> {
@@ -745,6 +749,9 @@ impl VersionBytes<'_> {
             return Err(
                 self.refuse(format!("the copy holds {} bytes, the ledger wrote {}", self.size, self.version.size))
             );
+        }
+        if let Some(Err(why)) = etag.as_deref().map(crate::check_etag) {
+            return Err(self.refuse(format!("the copy's ETag is refused: {why}")));
         }
         let digest = Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes");
         if digest != self.version.sha256 {
@@ -762,6 +769,7 @@ impl VersionBytes<'_> {
         replayed.copied = Some(Copied {
             content_type,
             user_metadata,
+            etag,
             chunks: self.chunks,
             rule: rule.to_owned(),
             replica_id: replica_id.to_owned(),

@@ -567,6 +567,9 @@ impl Store {
         if let Some(case_id) = &object.legal_hold {
             wormbox_model::FreeText::CaseId.check(case_id)?;
         }
+        if let Some(etag) = &object.etag {
+            check_etag(etag)?;
+        }
         if size > self.inner.options.max_object_bytes {
             return Err(StoreError::TooLarge { limit: self.inner.options.max_object_bytes });
         }
@@ -1190,6 +1193,32 @@ impl Store {
     }
 }
 
+/// The most bytes an ETag may have (an MD5 in hex is 32; a multipart one
+/// adds `-` and the part count).
+pub const MAX_ETAG_BYTES: usize = 64;
+
+/// Checks an S3 ETag as stored (`NewObject::etag`): at most
+/// `MAX_ETAG_BYTES`, lower-case hex digits, then optionally one `-` and
+/// decimal digits (a multipart upload's part count); no quotes.
+pub fn check_etag(etag: &str) -> Result<(), StoreError> {
+    let (hex, parts) = match etag.split_once('-') {
+        Some((hex, parts)) => (hex, Some(parts)),
+        None => (etag, None),
+    };
+    let well_formed = etag.len() <= MAX_ETAG_BYTES
+        && !hex.is_empty()
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && parts.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidArgument(format!(
+            "an ETag is at most {MAX_ETAG_BYTES} bytes of lower-case hex digits, optionally followed by `-` and a part \
+             count"
+        )))
+    }
+}
+
 /// A streamed upload in progress. Its chunks are discarded by the writer
 /// alone: dropped before its publish is handed over, it hands the writer a
 /// discard; after that, the writer discards them if it refuses the publish
@@ -1278,6 +1307,15 @@ impl Upload {
     /// states after the body (which the header's `expected_sha256` cannot).
     pub fn sha256(&self) -> Digest {
         Digest::from_slice(self.hasher.clone().finish().as_ref()).expect("SHA-256 yields 32 bytes")
+    }
+
+    /// Sets the S3 ETag stored with the version (`NewObject::etag`), known
+    /// only once every byte passed; an ETag that fails `check_etag` is
+    /// refused and the one set before (if any) stays.
+    pub fn set_etag(&mut self, etag: String) -> Result<(), StoreError> {
+        check_etag(&etag)?;
+        self.object.etag = Some(etag);
+        Ok(())
     }
 
     /// Returns the bytes held in memory: received, not yet in a chunk.

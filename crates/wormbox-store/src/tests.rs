@@ -496,6 +496,70 @@ async fn checksum_mismatch_stores_nothing() {
     assert_eq!(w.backend.scan(Keyspace::Chunks, b"", b"").count(), 0);
 }
 
+/// The S3 front door's ETag is stored with the version and read back by
+/// head and both listings; other writes and markers carry none.
+#[tokio::test]
+async fn an_etag_given_with_a_put_or_an_upload_reads_back() {
+    let w = world(VersioningState::Enabled).await;
+    let single = "5d41402abc4b2a76b9719d911017c592";
+    let object = NewObject { etag: Some(single.to_owned()), ..NewObject::default() };
+    w.store.put_object(&w.actor, w.bucket.clone(), key("put"), object, b"hello".to_vec()).await.unwrap();
+    w.put("plain", b"no etag").await;
+    let multi = "0e8c7d3b0d4a1b6c5e2f9a8b7c6d5e4f-10000";
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("upload"), NewObject::default()).unwrap();
+    upload.write(&vec![7; crate::CHUNK_BYTES + 10]).unwrap();
+    upload.set_etag(multi.to_owned()).unwrap();
+    upload.finish(&w.actor).await.unwrap();
+    w.delete("gone", None).await.unwrap();
+
+    let head = |k: &str| w.store.head_object(&w.bucket, &key(k), None).unwrap().etag;
+    assert_eq!(head("put").as_deref(), Some(single));
+    assert_eq!(head("upload").as_deref(), Some(multi));
+    assert_eq!(head("plain"), None);
+    let listed = w.store.list_objects(&w.bucket, &ListObjectsParams::default()).unwrap();
+    let etags: Vec<_> = listed.objects.iter().map(|v| (v.key.as_str(), v.etag.as_deref())).collect();
+    assert_eq!(etags, [("plain", None), ("put", Some(single)), ("upload", Some(multi))]);
+    let versions = w.store.list_versions(&w.bucket, &ListVersionsParams::default()).unwrap();
+    let marker = versions.entries.iter().find(|v| v.is_delete_marker).unwrap();
+    assert_eq!(marker.etag, None);
+    assert_eq!(versions.entries.iter().filter(|v| v.etag.is_some()).count(), 2);
+    let report = w.store.verify_integrity(VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{}", report.summary());
+}
+
+/// An ETag that is not lower-case hex (with at most a `-<parts>` suffix),
+/// or longer than 64 bytes, is refused wherever it is given, and nothing is
+/// stored.
+#[tokio::test]
+async fn a_malformed_etag_is_refused_and_stores_nothing() {
+    let w = world(VersioningState::Enabled).await;
+    let (sequence, _) = w.store.ledger_head().unwrap();
+    let too_long = "a".repeat(65);
+    let bad = ["", "\"abc\"", "ABC", "abc-", "-12", "abc-1-2", "abc-x1", "abc 1", "g1", "abc\n", too_long.as_str()];
+    for etag in bad {
+        let object = NewObject { etag: Some(etag.to_owned()), ..NewObject::default() };
+        let res = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), object.clone(), b"x".to_vec()).await;
+        assert!(matches!(res, Err(StoreError::InvalidArgument(_))), "{etag:?}: {res:?}");
+        let res = w.store.begin_upload(w.bucket.clone(), key("k"), object);
+        assert!(matches!(res, Err(StoreError::InvalidArgument(_))), "{etag:?}: {res:?}");
+    }
+    assert_eq!(w.store.ledger_head().unwrap().0, sequence);
+    assert!(w.versions().is_empty());
+
+    // Refused by an upload, it leaves the upload as it was.
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).unwrap();
+    upload.write(b"body").unwrap();
+    for etag in bad {
+        assert!(matches!(upload.set_etag(etag.to_owned()), Err(StoreError::InvalidArgument(_))), "{etag:?}");
+    }
+    upload.finish(&w.actor).await.unwrap();
+    assert_eq!(w.store.head_object(&w.bucket, &key("k"), None).unwrap().etag, None);
+
+    for good in ["a".repeat(64), "0".to_owned(), format!("{}-1", "f".repeat(32))] {
+        assert!(crate::check_etag(&good).is_ok(), "{good}");
+    }
+}
+
 #[tokio::test]
 async fn oversize_objects_are_refused() {
     let w = world(VersioningState::Enabled).await;

@@ -101,5 +101,6 @@ pub(crate) fn version_info(key: &str, record: &VersionRecord, is_latest: bool, l
         creator: record.creator.clone(),
         retention: lock.retention,
         legal_holds: lock.holds,
+        etag: record.etag.clone(),
     }
 }

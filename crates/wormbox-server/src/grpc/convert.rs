@@ -59,7 +59,14 @@ pub(crate) fn new_object(
     if let Some(case_id) = &legal_hold {
         FreeText::CaseId.check(case_id).map_err(|e| invalid(e.to_string()))?;
     }
-    Ok(NewObject { content_type, user_metadata, expected_sha256, retention: retention(retention_wire)?, legal_hold })
+    Ok(NewObject {
+        content_type,
+        user_metadata,
+        expected_sha256,
+        retention: retention(retention_wire)?,
+        legal_hold,
+        etag: None,
+    })
 }
 
 pub(crate) fn bucket(info: &BucketInfo) -> v1::Bucket {

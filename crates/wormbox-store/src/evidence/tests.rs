@@ -131,6 +131,29 @@ async fn edited_metadata_is_named() {
     assert!(text.contains("metadata record of bucket/records/a.txt"), "{text}");
 }
 
+/// The S3 ETag is in the attested record: adding one, or changing one, on
+/// disk is caught like any edit of the version's metadata.
+#[tokio::test]
+async fn an_edited_or_added_etag_is_named() {
+    let (w, a, _) = archive().await;
+    w.clock.advance(Duration::from_secs(1));
+    let object = NewObject { etag: Some("0123456789abcdef0123456789abcdef".to_owned()), ..NewObject::default() };
+    let tagged = w.store.put_object(&w.actor, w.bucket.clone(), key("records/c.txt"), object, b"c".to_vec()).await;
+    let tagged = tagged.unwrap();
+    assert!(w.verify().is_ok(), "{}", w.verify().summary());
+    for (k, ack) in [("records/a.txt", &a), ("records/c.txt", &tagged)] {
+        let mut record = w.store.version_record(&w.bucket, &key(k), ack.id).unwrap().unwrap();
+        let original = record.encode();
+        record.etag = Some("ffffffffffffffffffffffffffffffff-3".to_owned());
+        w.poke(Keyspace::Versions, &w.version_key(k, ack), |v| *v = record.encode());
+        let report = w.verify();
+        let text = first(&report);
+        assert_eq!(report.first().unwrap().sequence, Some(ack.ledger_sequence), "{text}");
+        assert!(text.contains(&format!("metadata record of bucket/{k}")), "{text}");
+        w.poke(Keyspace::Versions, &w.version_key(k, ack), |v| *v = original);
+    }
+}
+
 #[tokio::test]
 async fn a_shortened_retention_written_to_disk_is_named() {
     let (w, a, _) = archive().await;

@@ -67,6 +67,7 @@ async fn source() -> Source {
     let object = NewObject {
         retention: Some(Retention { mode: RetentionMode::Compliance, until }),
         legal_hold: Some("case; with a semicolon".to_owned()),
+        etag: Some("0e8c7d3b0d4a1b6c5e2f9a8b7c6d5e4f-2".to_owned()),
         ..NewObject::default()
     };
     store.put_object(&writer, locked.clone(), key("held"), object, b"held".to_vec()).await.unwrap();
@@ -148,7 +149,7 @@ fn rebuild_from(source: &Source, target: Arc<dyn Backend>) -> Result<super::Rebu
         for chunk in reader {
             bytes.write(&chunk.unwrap())?;
         }
-        bytes.finish(info.content_type, info.user_metadata, "source", &format!("copy-{}", wanted.id))?;
+        bytes.finish(info.content_type, info.user_metadata, info.etag, "source", &format!("copy-{}", wanted.id))?;
     }
     rebuild.finish(source.clock.now(), "a test", &*source.signer)
 }
@@ -180,8 +181,8 @@ async fn a_rebuilt_archive_holds_what_the_ledger_says_and_verifies() {
             (&a.key, &a.version_id, a.is_latest, a.is_delete_marker)
         );
         assert_eq!(
-            (b.size, b.sha256, &b.content_type, &b.user_metadata),
-            (a.size, a.sha256, &a.content_type, &a.user_metadata)
+            (b.size, b.sha256, &b.content_type, &b.user_metadata, &b.etag),
+            (a.size, a.sha256, &a.content_type, &a.user_metadata, &a.etag)
         );
         assert_eq!(b.retention, a.retention, "{}: retention is replayed exactly", b.key);
         let cases = |v: &VersionInfo| v.legal_holds.iter().map(|h| h.case_id.clone()).collect::<Vec<_>>();
@@ -189,6 +190,7 @@ async fn a_rebuilt_archive_holds_what_the_ledger_says_and_verifies() {
     }
     let held = after.iter().find(|v| v.key == "held").unwrap();
     assert_eq!(held.legal_holds[0].case_id, "case; with a semicolon");
+    assert_eq!(held.etag.as_deref(), Some("0e8c7d3b0d4a1b6c5e2f9a8b7c6d5e4f-2"), "the S3 ETag comes back");
     let bucket = |s: &Store, n: &str| s.bucket(&BucketName::new(n).unwrap()).unwrap();
     for name in ["records", "scratch", "suspended"] {
         assert_eq!(bucket(&source.store, name), bucket(&restored, name));
@@ -234,7 +236,7 @@ async fn an_altered_entry_or_copy_stops_the_rebuild() {
     let first = wanted.iter().find(|w| w.size > 0).unwrap().clone();
     let mut bytes = rebuild.bytes(&first).unwrap();
     bytes.write(&vec![b'x'; first.size as usize]).unwrap();
-    let err = bytes.finish(String::new(), UserMetadata::default(), "nowhere", "1").unwrap_err();
+    let err = bytes.finish(String::new(), UserMetadata::default(), None, "nowhere", "1").unwrap_err();
     assert!(err.to_string().contains("SHA-256"), "{err}");
 
     // A checkpoint of another key, and finishing without every version's bytes.

@@ -178,6 +178,7 @@ fn put_version(txn: &mut Txn<'_>, actor: &Actor, put: PutVersion) -> Result<Writ
         created_at: txn.state.last_time,
         creator: actor.access_key.clone(),
         data: Some(data),
+        etag: put.object.etag,
     };
     let stored = insert_version(txn, &put.bucket, &put.key, &record)?;
     let mut detail = format!("size={}", put.size);
@@ -353,6 +354,7 @@ fn delete_object(
                 created_at: txn.state.last_time,
                 creator: actor.access_key.clone(),
                 data: None,
+                etag: None,
             };
             let stored = insert_version(txn, bucket, key, &record)?;
             let fields = EntryFields {
