@@ -436,6 +436,7 @@ impl Server {
         let dir = tempfile::Builder::new().prefix("wormbox-loadgen-").tempdir_in(parent)?;
         let mut config = wormbox_server::WormboxdConfig::default();
         config.listen.addr = "127.0.0.1:0".parse()?;
+        config.s3.listen = "127.0.0.1:0".parse()?;
         config.storage.data_dir = dir.path().join("data");
         config.storage.block_cache_mib = rocks.block_cache_bytes >> 20;
         config.storage.write_buffer_mib = rocks.write_buffer_bytes >> 20;

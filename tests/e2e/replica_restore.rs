@@ -237,5 +237,6 @@ fn app_config(
     config.storage.write_buffer_mib = 4;
     config.storage.block_cache_mib = 8;
     config.replication = rules.to_vec();
+    config.s3.listen = "127.0.0.1:0".parse().unwrap();
     config
 }

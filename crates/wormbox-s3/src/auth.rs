@@ -66,10 +66,9 @@ impl Access {
     /// A SigV4 credential scope must name our region and `s3`.
     fn check_scope(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
         let scope = match cx.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            Some(auth) if auth.starts_with("AWS4-") => auth
-                .split([' ', ','])
-                .find_map(|part| part.trim().strip_prefix("Credential="))
-                .map(str::to_owned),
+            Some(auth) if auth.starts_with("AWS4-") => {
+                auth.split([' ', ',']).find_map(|part| part.trim().strip_prefix("Credential=")).map(str::to_owned)
+            }
             Some(_) => None,
             None => query_value(cx.uri(), "X-Amz-Credential"),
         };
@@ -173,8 +172,7 @@ mod tests {
 
     #[test]
     fn a_query_value_is_decoded() {
-        let uri: http::Uri =
-            "/b/k?X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&x=1".parse().unwrap();
+        let uri: http::Uri = "/b/k?X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&x=1".parse().unwrap();
         assert_eq!(query_value(&uri, "X-Amz-Credential").unwrap(), "AK/20260101/us-east-1/s3/aws4_request");
         assert_eq!(query_value(&uri, "missing"), None);
     }

@@ -29,7 +29,11 @@ pub(crate) async fn list_buckets(
     let buckets = blocking(move || app.buckets(&actor)).await?;
     let buckets = buckets
         .into_iter()
-        .map(|b| Bucket { name: Some(b.name.to_string()), creation_date: Some(timestamp(b.created_at)), ..Default::default() })
+        .map(|b| Bucket {
+            name: Some(b.name.to_string()),
+            creation_date: Some(timestamp(b.created_at)),
+            ..Default::default()
+        })
         .collect();
     Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner), ..Default::default() }))
 }
@@ -57,7 +61,7 @@ pub(crate) async fn create_bucket(
     let object_lock = input.object_lock_enabled_for_bucket.unwrap_or(false);
     let create = CreateBucket { bucket: bucket.clone(), object_lock };
     match w.app.create_bucket(&actor, create).await {
-        Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() })),
+        Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
         Err(wormbox_app::AppError::Store(StoreError::BucketExists { .. })) => {
             // Whose it is decides S3's answer; the caller may see it (HeadBucket would tell).
             match w.app.bucket(&actor, &GetBucket { bucket }) {

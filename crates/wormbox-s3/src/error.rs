@@ -30,8 +30,15 @@ pub(crate) fn app_error(err: AppError) -> S3Error {
         (_, "VERSIONING_LOCKED") => S3ErrorCode::InvalidBucketState,
         (
             _,
-            "ACCESS_DENIED" | "MFA_REQUIRED" | "MFA_INVALID" | "MFA_REPLAYED" | "MFA_LOCKED_OUT" | "MFA_DEVICE_EXPIRED"
-            | "OBJECT_LOCKED" | "LEGAL_HOLD" | "RETENTION_SHORTEN_DENIED",
+            "ACCESS_DENIED"
+            | "MFA_REQUIRED"
+            | "MFA_INVALID"
+            | "MFA_REPLAYED"
+            | "MFA_LOCKED_OUT"
+            | "MFA_DEVICE_EXPIRED"
+            | "OBJECT_LOCKED"
+            | "LEGAL_HOLD"
+            | "RETENTION_SHORTEN_DENIED",
         ) => S3ErrorCode::AccessDenied,
         (_, "UNAVAILABLE" | "REPLICA_UNAVAILABLE" | "REPLICA_PENDING") => S3ErrorCode::ServiceUnavailable,
         _ => S3ErrorCode::InternalError,
@@ -42,8 +49,9 @@ pub(crate) fn app_error(err: AppError) -> S3Error {
     let mut s3 = S3Error::with_message(code, format!("{err} ({reason})"));
     let mut headers = HeaderMap::new();
     // S3 names the marker a GET or HEAD ran into.
-    if let AppError::Store(StoreError::LatestIsDeleteMarker { version, .. } | StoreError::VersionIsDeleteMarker { version, .. }) =
-        &err
+    if let AppError::Store(
+        StoreError::LatestIsDeleteMarker { version, .. } | StoreError::VersionIsDeleteMarker { version, .. },
+    ) = &err
     {
         headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
         if let Ok(id) = HeaderValue::from_str(version) {
@@ -81,7 +89,7 @@ mod tests {
         let locked = AppError::Store(StoreError::ObjectLocked {
             key: "k".into(),
             version: "V".into(),
-            until: wormbox_model::Timestamp(0),
+            why: "retained until 2030".into(),
         });
         let err = app_error(locked);
         assert_eq!(err.code(), &S3ErrorCode::AccessDenied);

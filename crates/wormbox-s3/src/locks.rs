@@ -103,7 +103,8 @@ pub(crate) async fn get_object_legal_hold(
     let (bucket, key, version) = target(&input.bucket, &input.key, input.version_id.as_deref())?;
     require_lock(w, &actor, &bucket)?;
     let info = w.app.head_object(&actor, &GetObject { bucket, key, version }).map_err(app_error)?;
-    let status = if info.legal_holds.is_empty() { ObjectLockLegalHoldStatus::OFF } else { ObjectLockLegalHoldStatus::ON };
+    let status =
+        if info.legal_holds.is_empty() { ObjectLockLegalHoldStatus::OFF } else { ObjectLockLegalHoldStatus::ON };
     let hold = ObjectLockLegalHold { status: Some(ObjectLockLegalHoldStatus::from_static(status)) };
     Ok(S3Response::new(GetObjectLegalHoldOutput { legal_hold: Some(hold) }))
 }

@@ -17,7 +17,6 @@
 //! clients do not take for an MD5.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -313,7 +312,10 @@ impl Conditions<'_> {
         let secs = |t: &Timestamp| from_timestamp(t).map(|t| t.as_micros().div_euclid(1_000_000));
         if let Some(c) = self.if_match {
             if !matches(c) {
-                return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold"
+                ));
             }
         } else if let Some(t) = self.if_unmodified_since
             && modified > secs(t)?
@@ -355,7 +357,8 @@ fn content_type_of(info: &VersionInfo) -> Option<String> {
 
 pub(crate) async fn get_object(w: &Wormbox, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let actor = caller(&req)?;
-    let checksum_mode = req.headers.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"ENABLED"));
+    let checksum_mode =
+        req.headers.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"ENABLED"));
     let input = req.input;
     let get = GetObject {
         bucket: bucket_name(&input.bucket)?,
@@ -375,9 +378,9 @@ pub(crate) async fn get_object(w: &Wormbox, req: S3Request<GetObjectInput>) -> S
     };
     conditions.judge(&info)?;
     let range = match &input.range {
-        Some(range) => Some(range.check(info.size).map_err(|_| {
-            s3_error!(InvalidRange, "The requested range is not satisfiable")
-        })?),
+        Some(range) => Some(
+            range.check(info.size).map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?,
+        ),
         None => None,
     };
     // The version just judged, by its own id: a write in between changes nothing.
@@ -430,9 +433,13 @@ pub(crate) async fn get_object(w: &Wormbox, req: S3Request<GetObjectInput>) -> S
     Ok(S3Response::new(output))
 }
 
-pub(crate) async fn head_object(w: &Wormbox, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub(crate) async fn head_object(
+    w: &Wormbox,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let actor = caller(&req)?;
-    let checksum_mode = req.headers.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"ENABLED"));
+    let checksum_mode =
+        req.headers.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"ENABLED"));
     let input = req.input;
     let get = GetObject {
         bucket: bucket_name(&input.bucket)?,
@@ -508,7 +515,8 @@ pub(crate) async fn delete_objects(
     let mut errors = Vec::new();
     let mut entries = Vec::new();
     for object in objects {
-        let parsed = object_key(&object.key).and_then(|key| Ok(DeleteEntry { key, version: version(object.version_id.as_deref())? }));
+        let parsed = object_key(&object.key)
+            .and_then(|key| Ok(DeleteEntry { key, version: version(object.version_id.as_deref())? }));
         match parsed {
             Ok(entry) => entries.push(entry),
             Err(err) => errors.push(Error {
@@ -553,11 +561,8 @@ pub(crate) async fn delete_objects(
             }
         }
     }
-    let output = DeleteObjectsOutput {
-        deleted: (!quiet).then_some(deleted),
-        errors: Some(errors),
-        ..Default::default()
-    };
+    let output =
+        DeleteObjectsOutput { deleted: (!quiet).then_some(deleted), errors: Some(errors), ..Default::default() };
     Ok(S3Response::new(output))
 }
 
@@ -590,7 +595,10 @@ mod tests {
         assert_eq!(stated.check(&hasher.finalize()).unwrap_err().code(), &S3ErrorCode::BadDigest);
         let mut crc = s3s::crypto::Crc32::default();
         s3s::crypto::Checksum::update(&mut crc, b"hello");
-        let good = Stated { crc32: Some(data_encoding::BASE64.encode(s3s::crypto::Checksum::finalize(crc).as_ref())), ..Stated::default() };
+        let good = Stated {
+            crc32: Some(data_encoding::BASE64.encode(s3s::crypto::Checksum::finalize(crc).as_ref())),
+            ..Stated::default()
+        };
         let mut hasher = good.hasher(None);
         hasher.update(b"hello");
         good.check(&hasher.finalize()).unwrap();

@@ -23,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 /// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// How long a connection may take to send a request's head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `stop` lets requests in flight finish.
@@ -75,7 +75,7 @@ async fn accept_loop(
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-            _ = stopped.wait_for(|s| *s) => break,
+            _ = stopping(&mut stopped) => break,
         };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -87,7 +87,7 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = stopped.wait_for(|s| *s) => break,
+            _ = stopping(&mut stopped) => break,
         };
         let _ = tcp.set_nodelay(true);
         let (service, ids, watcher) = (service.clone(), Arc::clone(&ids), graceful.watcher());
@@ -120,6 +120,11 @@ async fn accept_loop(
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("S3 requests still running after {DRAIN:?} were cut off by shutdown");
     }
+}
+
+/// Returns once `stopped` turns true (or its sender is gone).
+async fn stopping(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// Request ids: a counter from a random start, so that ids of different
@@ -168,7 +173,10 @@ fn refuse_early(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     if req.method() == http::Method::POST && form {
-        let err = s3s::S3Error::with_message(S3ErrorCode::NotImplemented, "Browser form uploads (POST Object) are not served.");
+        let err = s3s::S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Browser form uploads (POST Object) are not served.",
+        );
         return Some(error_response(err));
     }
     None

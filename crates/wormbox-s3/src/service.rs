@@ -47,7 +47,9 @@ pub(crate) fn object_key(key: &str) -> S3Result<ObjectKey> {
 pub(crate) fn version(id: Option<&str>) -> S3Result<Option<VersionSelector>> {
     match id {
         None | Some("") => Ok(None),
-        Some(id) => VersionSelector::parse(id).map(Some).map_err(|_| s3_error!(InvalidArgument, "Invalid version id specified")),
+        Some(id) => {
+            VersionSelector::parse(id).map(Some).map_err(|_| s3_error!(InvalidArgument, "Invalid version id specified"))
+        }
     }
 }
 
@@ -65,7 +67,7 @@ pub(crate) fn timestamp(at: WormTime) -> Timestamp {
 
 /// An S3 time as the archive keeps it (microseconds since the epoch).
 pub(crate) fn from_timestamp(at: &Timestamp) -> S3Result<WormTime> {
-    let offset: &time::OffsetDateTime = at.as_ref();
+    let offset = time::OffsetDateTime::from(at.clone());
     let micros = offset.unix_timestamp_nanos() / 1000;
     i64::try_from(micros).map(WormTime).map_err(|_| s3_error!(InvalidArgument, "The date is out of range."))
 }

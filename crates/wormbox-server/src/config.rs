@@ -50,6 +50,9 @@ pub struct WormboxdConfig {
     /// Where and how data is stored.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The S3 endpoint.
+    #[serde(default)]
+    pub s3: S3Config,
     /// Size limits on requests.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -349,6 +352,42 @@ pub struct ListenConfig {
     pub addr: SocketAddr,
 }
 
+/// `[s3]`: the S3 endpoint, beside gRPC, over the same archive.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Whether the S3 endpoint is served.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Address and port of the S3 listener; beyond loopback it needs `[tls]`
+    /// (the same certificate as gRPC's).
+    #[serde(default = "default_s3_addr")]
+    pub listen: SocketAddr,
+    /// The region clients sign for.
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// The domain of virtual-host-style addressing (`BUCKET.DOMAIN`); path
+    /// style is always served.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+impl Default for S3Config {
+    fn default() -> S3Config {
+        S3Config { enabled: true, listen: default_s3_addr(), region: default_s3_region(), domain: None }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_s3_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7880))
+}
+fn default_s3_region() -> String {
+    wormbox_s3::DEFAULT_REGION.to_owned()
+}
+
 /// `[storage]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -517,6 +556,22 @@ impl WormboxdConfig {
         let invalid = |key, why: &str| Err(ConfigError::Invalid { key, why: why.to_owned() });
         if !self.listen.addr.ip().is_loopback() && self.tls.is_none() {
             return invalid("listen.addr", "listening beyond loopback requires a [tls] section");
+        }
+        if self.s3.enabled && !self.s3.listen.ip().is_loopback() && self.tls.is_none() {
+            return invalid("s3.listen", "listening beyond loopback requires a [tls] section");
+        }
+        if self.s3.enabled && self.s3.listen == self.listen.addr && self.s3.listen.port() != 0 {
+            return invalid("s3.listen", "must differ from listen.addr (gRPC)");
+        }
+        let region_ok = !self.s3.region.is_empty()
+            && self.s3.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return invalid("s3.region", "must be lowercase letters, digits and dashes (for example us-east-1)");
+        }
+        if let Some(domain) = &self.s3.domain
+            && (domain.is_empty() || domain.contains(['/', ':', ' ']))
+        {
+            return invalid("s3.domain", "must be a host name without a port, like s3.archive.example");
         }
         if self.limits.max_object_bytes == 0 {
             return invalid("limits.max_object_bytes", "must be at least 1");

@@ -115,6 +115,8 @@ pub enum ServerError {
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The S3 endpoint's bound address, when `[s3]` is enabled.
+    pub s3_addr: Option<SocketAddr>,
     /// The first admin's `AKID:SECRET`, present only on the very first start.
     pub new_admin_credential: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -122,6 +124,7 @@ pub struct RunningServer {
     duties: Vec<JoinHandle<()>>,
     app: Arc<App>,
     receive_budget: ReceiveBudget,
+    s3: Option<wormbox_s3::S3Server>,
 }
 
 impl Drop for RunningServer {
@@ -149,6 +152,9 @@ impl RunningServer {
         // First: a backup whose client stopped reading never finishes, and
         // would keep the graceful shutdown waiting for its connection.
         self.app.stop_backups().await;
+        if let Some(s3) = self.s3.take() {
+            s3.stop().await;
+        }
         self.app.replication().stop().await;
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -241,10 +247,11 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     config.validate()?;
     // Read before anything is created, so that a packaged appliance started
     // before `wormboxd init` fails without making a data directory.
-    let tls_identity = match &config.tls {
+    let tls_pem = match &config.tls {
         Some(tls) => Some(load_tls(&tls.cert, &tls.key)?),
         None => None,
     };
+    let tls_identity = tls_pem.as_ref().map(|(cert, key)| Identity::from_pem(cert, key));
     let data_dir = &config.storage.data_dir;
     let Opened { store, mfa, signer, backend, new_admin_credential } = open_archive(config, Arc::clone(&clock)).await?;
 
@@ -300,10 +307,25 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         let incoming = grpc::hangup::incoming(TcpIncoming::from(listener).with_nodelay(Some(true)));
         router.serve_with_incoming_shutdown(incoming, signal).await.map_err(ServerError::Serve)
     });
+    let s3 = match config.s3.enabled {
+        true => Some(start_s3(config, &app, tls_pem.as_ref()).await?),
+        false => None,
+    };
+    let s3_addr = s3.as_ref().map(wormbox_s3::S3Server::addr);
     // Started last, so that a failed start leaves no task behind.
     let duties = evidence::spawn_duties(app.store().clone(), Arc::clone(&replication), signer, &config.evidence);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
-    Ok(RunningServer { addr, new_admin_credential, shutdown: Some(shutdown_tx), task, duties, app, receive_budget })
+    Ok(RunningServer {
+        addr,
+        s3_addr,
+        new_admin_credential,
+        shutdown: Some(shutdown_tx),
+        task,
+        duties,
+        app,
+        receive_budget,
+        s3,
+    })
 }
 
 /// Runs until `shutdown` resolves, then stops cleanly.
@@ -323,13 +345,61 @@ pub async fn run(
     }
     // Scripts and tests read this line to find the port when listening on port 0.
     println!("wormboxd listening on {}", server.addr);
+    if let Some(s3) = server.s3_addr {
+        println!("wormboxd S3 listening on {s3}");
+    }
     shutdown.await;
     tracing::info!("shutting down");
     server.stop().await
 }
 
-/// Reads the TLS certificate and key; a key file others may read is refused.
-fn load_tls(cert: &Path, key: &Path) -> Result<Identity, ServerError> {
+/// Starts the S3 endpoint on `[s3] listen`, over TLS with gRPC's
+/// certificate when `[tls]` is set.
+async fn start_s3(
+    config: &WormboxdConfig,
+    app: &Arc<App>,
+    tls: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<wormbox_s3::S3Server, ServerError> {
+    let addr = config.s3.listen;
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    let acceptor = match tls {
+        Some((cert, key)) => Some(s3_tls(cert, key)?),
+        None => None,
+    };
+    let options = wormbox_s3::S3Options {
+        region: config.s3.region.clone(),
+        domain: config.s3.domain.clone(),
+        max_object_bytes: config.limits.max_object_bytes,
+    };
+    // Request dates are checked against real time, as S3 clients sign with
+    // it: a network protocol's clock, not the compliance clock.
+    let service = wormbox_s3::service(Arc::clone(app), &options, Arc::new(wormbox_model::SystemClock));
+    let server = wormbox_s3::serve(listener, acceptor, service).map_err(|source| ServerError::Bind { addr, source })?;
+    tracing::info!(addr = %server.addr(), region = %options.region, "S3 endpoint serving");
+    Ok(server)
+}
+
+/// A TLS acceptor of the S3 endpoint from PEM certificate chain and key.
+fn s3_tls(cert: &[u8], key: &[u8]) -> Result<tokio_rustls::TlsAcceptor, ServerError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_err = |e: String| ServerError::Tls(e.into());
+    let chain = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(format!("reading the TLS certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| tls_err(format!("reading the TLS key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| tls_err(format!("the TLS certificate and key: {e}")))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Reads the TLS certificate and key (PEM); a key file others may read is refused.
+fn load_tls(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), ServerError> {
     use std::os::unix::fs::PermissionsExt;
     let read = |path: &Path| {
         std::fs::read(path).map_err(|e| {
@@ -347,7 +417,7 @@ fn load_tls(cert: &Path, key: &Path) -> Result<Identity, ServerError> {
             format!("{} is readable by others (mode {:o}); allow at most 0640", key.display(), mode & 0o777).into(),
         ));
     }
-    Ok(Identity::from_pem(cert_pem, read(key)?))
+    Ok((cert_pem, read(key)?))
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServerError> {

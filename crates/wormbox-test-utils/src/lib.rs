@@ -41,6 +41,7 @@ impl TestAppliance {
         let dir = tempfile::Builder::new().prefix("wormbox-test-").tempdir().context("creating temp dir")?;
         let mut config = WormboxdConfig::default();
         config.listen.addr = "127.0.0.1:0".parse().expect("valid address");
+        config.s3.listen = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = dir.path().join("data");
         config.storage.write_buffer_mib = 4;
         config.storage.block_cache_mib = 8;
@@ -65,6 +66,11 @@ impl TestAppliance {
     /// The server's `http://` endpoint.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.server().addr)
+    }
+
+    /// The S3 endpoint's `http://` URL.
+    pub fn s3_endpoint(&self) -> String {
+        format!("http://{}", self.server().s3_addr.expect("the S3 endpoint is enabled"))
     }
 
     /// The running server.
