@@ -267,3 +267,35 @@ async fn boto3_runs_a_records_applications_flows() {
     check_evidence(&app, &holder.key_id, bucket, &["hold-placed", "hold-released"]).await;
     grpc_write_matches(&app, &owner, bucket).await;
 }
+
+/// The AWS CLI: the same flows as `aws s3api` command lines with `--mfa`,
+/// and `aws s3 cp` of a file both ways (tests/s3-clients/aws_flows.py).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_runs_a_records_applications_flows() {
+    let Some(python) = installed("AWS CLI", venv().join("bin/python")) else { return };
+    let Some(aws) = installed("AWS CLI", venv().join("bin/aws")) else { return };
+    let (app, owner, holder, token) = setup("S3C-AWSCLI").await;
+    let dir = app.temp_dir();
+    let mut command = client_command(&python, &app, &owner, &dir);
+    command
+        .arg(scripts().join("aws_flows.py"))
+        .env("WORMBOX_AWS", &aws)
+        .env("HOLDER_ACCESS_KEY_ID", &holder.key_id)
+        .env("HOLDER_SECRET_ACCESS_KEY", &holder.secret);
+    tokio::task::block_in_place(|| drive("aws CLI", app.clock(), Some(&token), command));
+    let bucket = "records-awscli";
+    let owner_ops = [
+        "bucket-created",
+        "object-lock-changed",
+        "version-written",
+        "marker-written",
+        "retention-changed",
+        "versioning-changed",
+        "mfa-accepted",
+        "version-purged",
+        "refused",
+    ];
+    check_evidence(&app, &owner.key_id, bucket, &owner_ops).await;
+    check_evidence(&app, &holder.key_id, bucket, &["hold-placed", "hold-released"]).await;
+    grpc_write_matches(&app, &owner, bucket).await;
+}
