@@ -351,3 +351,102 @@ async fn boto2_passes_its_own_versioning_and_mfa_tests() {
     ];
     check_evidence(&app, &owner.key_id, "", &ops).await;
 }
+
+/// A directory tree of `files` (relative path, bytes), written under `root`.
+fn write_tree(root: &Path, files: &[(String, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Every file under `root`, by relative path.
+fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// `len` bytes that differ from file to file (a xorshift stream).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// rclone (Debian's): `copy` of a directory tree into a versioned bucket, a
+/// changed file copied again (a second version), and the tree copied back,
+/// byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn rclone_copies_a_tree_into_a_versioned_bucket_and_back() {
+    let Some(rclone) = installed("rclone", on_path("rclone")) else { return };
+    let app = TestAppliance::start().await.unwrap();
+    let owner = s3_principal(&app, "backup", v1::Role::Writer).await;
+    let bucket = "backups-rclone";
+    let mut archive = app.archive_as(&owner.credential).await.unwrap();
+    create_bucket(&mut archive, bucket, v1::VersioningStatus::Enabled).await;
+    let dir = app.temp_dir();
+    let config = dir.join("rclone.conf");
+    let remote = format!(
+        "[wormbox]\ntype = s3\nprovider = Other\naccess_key_id = {}\nsecret_access_key = {}\n\
+         endpoint = {}\nregion = us-east-1\nforce_path_style = true\nno_check_bucket = true\n",
+        owner.key_id,
+        owner.secret,
+        app.s3_endpoint()
+    );
+    std::fs::write(&config, remote).unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("README.txt".into(), b"nightly backup\n".to_vec()),
+        ("empty".into(), Vec::new()),
+        ("etc/app/config.toml".into(), b"[app]\nname = \"records\"\n".to_vec()),
+        ("data/2026/11/ledger.bin".into(), noise(1, 300_000)),
+        ("data/2026/12/ledger.bin".into(), noise(2, 6 << 20)),
+        ("data/name with spaces & symbols+=.txt".into(), b"odd names\n".to_vec()),
+    ];
+    let source = dir.join("source");
+    write_tree(&source, &files);
+    let rclone_run = |args: &[&str]| {
+        let mut command = client_command(&rclone, &app, &owner, &dir);
+        command.arg("--config").arg(&config).args(["--retries", "1", "--low-level-retries", "1"]).args(args);
+        drive("rclone", app.clock(), None, command);
+    };
+    let target = format!("wormbox:{bucket}/tree");
+    let source_arg = source.to_string_lossy().into_owned();
+    tokio::task::block_in_place(|| rclone_run(&["copy", &source_arg, &target]));
+    // A changed file: a second version of the same key.
+    files[3].1 = noise(3, 300_000);
+    write_tree(&source, &files[3..4]);
+    tokio::task::block_in_place(|| rclone_run(&["copy", &source_arg, &target]));
+    let back = dir.join("back");
+    let back_arg = back.to_string_lossy().into_owned();
+    tokio::task::block_in_place(|| rclone_run(&["copy", &target, &back_arg]));
+    let expected: BTreeMap<String, Vec<u8>> = files.into_iter().collect();
+    let got = read_tree(&back);
+    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    for (path, bytes) in &expected {
+        assert!(got[path] == *bytes, "{path} came back different");
+    }
+    let listed = versions(&mut archive, bucket).await;
+    let changed: Vec<_> = listed.versions.iter().filter(|v| v.key == "tree/data/2026/11/ledger.bin").collect();
+    assert_eq!(changed.len(), 2, "the changed file has two versions: {listed:?}");
+    check_evidence(&app, &owner.key_id, bucket, &["version-written"]).await;
+    grpc_write_matches(&app, &owner, bucket).await;
+}
