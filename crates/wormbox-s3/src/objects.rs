@@ -540,12 +540,7 @@ pub(crate) async fn delete_objects(
             let key = outcome.entry.key.to_string();
             let asked = outcome.entry.version.map(|v| v.to_string());
             match outcome.result {
-                Ok(done) => deleted.push(DeletedObject {
-                    key: Some(key),
-                    version_id: if done.delete_marker { None } else { asked },
-                    delete_marker: done.delete_marker.then_some(true),
-                    delete_marker_version_id: if done.delete_marker { done.version_id } else { None },
-                }),
+                Ok(done) => deleted.push(deleted_object(key, asked, done.delete_marker, done.version_id)),
                 Err(StoreError::NoSuchKey { .. } | StoreError::NoSuchVersion { .. }) => {
                     deleted.push(DeletedObject { key: Some(key), version_id: asked, ..Default::default() })
                 }
@@ -566,9 +561,38 @@ pub(crate) async fn delete_objects(
     Ok(S3Response::new(output))
 }
 
+/// A `<Deleted>` entry as S3 writes it: `VersionId` is the version the
+/// request named (none when it named none), and a delete marker, whether
+/// the request wrote it or permanently deleted it by its id, is
+/// `DeleteMarker` with its id in `DeleteMarkerVersionId`.
+fn deleted_object(key: String, asked: Option<String>, marker: bool, version_id: Option<String>) -> DeletedObject {
+    DeletedObject {
+        key: Some(key),
+        delete_marker: marker.then_some(true),
+        delete_marker_version_id: if marker { version_id.or_else(|| asked.clone()) } else { None },
+        version_id: asked,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_marker_named_by_its_id_keeps_the_id_in_the_answer() {
+        let id = "000SHTCRY7E600000000000000".to_owned();
+        // A permanent delete of a delete marker by its id (boto3 reads `VersionId`).
+        let purged = deleted_object("k".into(), Some(id.clone()), true, Some(id.clone()));
+        assert_eq!(purged.version_id.as_deref(), Some(id.as_str()));
+        assert_eq!((purged.delete_marker, purged.delete_marker_version_id.as_deref()), (Some(true), Some(id.as_str())));
+        // A delete without an id writes a marker: no `VersionId`, the new marker's id.
+        let written = deleted_object("k".into(), None, true, Some(id.clone()));
+        assert_eq!(written.version_id, None);
+        assert_eq!(written.delete_marker_version_id.as_deref(), Some(id.as_str()));
+        // A version deleted by its id.
+        let version = deleted_object("k".into(), Some(id.clone()), false, Some(id.clone()));
+        assert_eq!((version.version_id.as_deref(), version.delete_marker), (Some(id.as_str()), None));
+    }
 
     #[test]
     fn lock_headers_need_both_mode_and_date() {
