@@ -129,6 +129,14 @@ aws("s3api", "delete-object", "--bucket", bucket, "--key", key, "--version-id", 
 listed = aws("s3api", "list-object-versions", "--bucket", bucket)
 assert {v["VersionId"] for v in listed["Versions"]} == {v2}, listed
 
+step("delete-objects with one --mfa for the request")
+third = aws("s3api", "put-object", "--bucket", bucket, "--key", "drafts/a.txt", "--body", "contract-v1.pdf")
+gone = aws("s3api", "delete-objects", "--bucket", bucket, "--mfa", driver.mfa(), "--delete", json.dumps({
+    "Objects": [{"Key": key, "VersionId": other["VersionId"]}, {"Key": "drafts/a.txt", "VersionId": third["VersionId"]}],
+}))
+assert [d["VersionId"] for d in gone["Deleted"]] == [other["VersionId"]], gone
+assert [(e["VersionId"], e["Code"]) for e in gone["Errors"]] == [(third["VersionId"], "AccessDenied")], gone
+
 step("aws s3 cp of a file, both ways")
 # Below the CLI's 8 MiB multipart threshold: multipart upload is not served yet.
 with open("ledger-export.bin", "wb") as f:
