@@ -25,6 +25,7 @@ mod error;
 mod host;
 mod listing;
 mod locks;
+mod multipart;
 mod objects;
 mod server;
 mod service;
