@@ -24,6 +24,8 @@ mod replica_outage;
 mod replica_restore;
 /// Replication to real S3 Object Lock engines.
 mod replication;
+/// The S3 front door, driven by the replicator's own S3 client.
+mod s3;
 /// Health, reflection and the shape of the served API.
 mod service;
 /// Sync replication: the answer waits for the replica, within a bound.

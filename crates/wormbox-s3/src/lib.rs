@@ -21,6 +21,7 @@
 
 mod auth;
 mod buckets;
+mod copy;
 mod error;
 mod host;
 mod listing;

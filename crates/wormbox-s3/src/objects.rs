@@ -388,8 +388,8 @@ fn lock_state(info: &VersionInfo) -> (Option<ObjectLockMode>, Option<Timestamp>,
     let mode = info.retention.as_ref().map(|r| ObjectLockMode::from(r.mode.as_str().to_owned()));
     let until = info.retention.as_ref().map(|r| timestamp(r.until));
     // Shown while a hold is placed, as S3 shows only what is set.
-    let hold = (!info.legal_holds.is_empty())
-        .then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON));
+    let hold =
+        (!info.legal_holds.is_empty()).then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON));
     (mode, until, hold)
 }
 

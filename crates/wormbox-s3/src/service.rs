@@ -16,7 +16,7 @@ use wormbox_model::{BucketName, ObjectKey, Timestamp as WormTime, VersionSelecto
 
 use crate::S3Options;
 use crate::error::app_error;
-use crate::{buckets, listing, locks, multipart, objects};
+use crate::{buckets, copy, listing, locks, multipart, objects};
 
 /// The S3 operations over the application layer.
 pub(crate) struct Wormbox {
@@ -168,6 +168,10 @@ impl S3 for Wormbox {
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         listing::list_object_versions(self, req).await
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        copy::copy_object(self, req).await
     }
 
     async fn create_multipart_upload(
