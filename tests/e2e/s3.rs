@@ -76,6 +76,8 @@ async fn one_appliance_keeps_its_duplicate_copy_on_another_ones_s3_endpoint() {
     let copy = page.entries.iter().find(|e| e.kind == EntryKind::Version && e.key == "trade/1.pdf").unwrap();
     let head = replica.head_object("trade/1.pdf", Some(&copy.version_id)).await.unwrap();
     assert_eq!(head.lock.map(|(m, _)| m), Some(LockMode::Compliance));
+    let source = head.metadata.iter().find(|(n, _)| n == wormbox_replica::layout::META_VERSION).unwrap();
+    assert_eq!(source.1, first.version_id, "the copy names its source version");
     let held = page.entries.iter().find(|e| e.kind == EntryKind::Version && e.key == "trade/2.bin").unwrap();
     assert!(replica.get_object_legal_hold("trade/2.bin", Some(&held.version_id)).await.unwrap());
     let refused = replica.delete_object("trade/1.pdf", Some(&copy.version_id), None).await.unwrap_err();
