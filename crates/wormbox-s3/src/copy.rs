@@ -15,9 +15,9 @@ use wormbox_app::{GetObject, PutObject};
 use wormbox_store::NewObject;
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, bucket_name, from_timestamp, object_key, timestamp, version};
 use crate::error::app_error;
 use crate::objects::{Md5, etag_of, lock_headers, shown_version, user_metadata};
-use crate::service::{Wormbox, bucket_name, from_timestamp, object_key, timestamp, version};
 
 fn etag_matches(condition: &ETagCondition, etag: &str) -> bool {
     match condition {

@@ -19,9 +19,9 @@ use wormbox_app::multipart::{CompleteMultipart, CompletedPart as AppPart, MAX_PA
 use wormbox_store::NewObject;
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, blocking, bucket_name, object_key, timestamp};
 use crate::error::app_error;
 use crate::objects::{Md5, lock_headers, receive, shown_version, stated_digests, user_metadata};
-use crate::service::{Wormbox, blocking, bucket_name, object_key, timestamp};
 
 /// S3's largest part.
 const MAX_PART_BYTES: u64 = 5 << 30;

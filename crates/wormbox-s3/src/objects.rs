@@ -29,8 +29,8 @@ use wormbox_store::retention::{Retention, RetentionMode, S3_HOLD};
 use wormbox_store::{CHUNK_BYTES, DeleteEntry, MAX_DELETE_ENTRIES, NewObject, StoreError, VersionInfo};
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 use crate::error::{app_error, custom, invalid};
-use crate::service::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 
 /// How long a request body may send nothing before the request fails.
 pub(crate) const BODY_IDLE: Duration = Duration::from_secs(60);
