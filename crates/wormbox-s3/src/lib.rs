@@ -23,6 +23,7 @@
 
 mod auth;
 mod buckets;
+mod chunked;
 mod convert;
 mod copy;
 mod error;
