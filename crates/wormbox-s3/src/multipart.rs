@@ -21,7 +21,7 @@ use wormbox_store::NewObject;
 use crate::auth::caller;
 use crate::convert::{Wormbox, blocking, bucket_name, object_key, timestamp};
 use crate::error::app_error;
-use crate::objects::{Md5, lock_headers, receive, shown_version, stated_digests, user_metadata};
+use crate::objects::{Md5, body_length, lock_headers, receive, shown_version, stated_digests, user_metadata};
 
 /// S3's largest part.
 const MAX_PART_BYTES: u64 = 5 << 30;
@@ -70,14 +70,11 @@ pub(crate) async fn upload_part(
     let actor = caller(&req)?;
     let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let trailers = req.trailing_headers.clone();
+    let size = body_length(req.input.content_length, &req.headers)?;
     let input = req.input;
     let bucket = bucket_name(&input.bucket)?;
     let key = object_key(&input.key)?;
     let number = part_number(input.part_number)?;
-    let size = match input.content_length {
-        Some(n) if n >= 0 => n as u64,
-        _ => return Err(s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header.")),
-    };
     let limit = MAX_PART_BYTES.min(w.options.max_object_bytes);
     if size > limit {
         return Err(s3_error!(

@@ -32,6 +32,19 @@ use crate::auth::caller;
 use crate::convert::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 use crate::error::{app_error, custom, invalid};
 
+/// A write's length: `Content-Length`, or for an aws-chunked body sent with
+/// `Transfer-Encoding: chunked` (no `Content-Length`), its
+/// `x-amz-decoded-content-length`.
+pub(crate) fn body_length(content_length: Option<i64>, headers: &http::HeaderMap) -> S3Result<u64> {
+    let decoded = || {
+        headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok())
+    };
+    match content_length.or_else(decoded) {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header.")),
+    }
+}
+
 /// How long a request body may send nothing before the request fails.
 pub(crate) const BODY_IDLE: Duration = Duration::from_secs(60);
 
@@ -265,13 +278,10 @@ pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S
     let actor = caller(&req)?;
     let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let trailers = req.trailing_headers.clone();
+    let size = body_length(req.input.content_length, &req.headers)?;
     let input = req.input;
     let bucket = bucket_name(&input.bucket)?;
     let key = object_key(&input.key)?;
-    let size = match input.content_length {
-        Some(n) if n >= 0 => n as u64,
-        _ => return Err(s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header.")),
-    };
     if size > w.options.max_object_bytes {
         return Err(s3_error!(
             EntityTooLarge,
