@@ -210,6 +210,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-server",
             "wormbox-mfa",
             "wormbox-token",
+            // The S3 load: the replicator's own SigV4 client.
+            "wormbox-replica",
         ],
     ),
 ];
