@@ -242,7 +242,8 @@ pub struct PartWriter {
     dir: PathBuf,
     size: u64,
     limit: u64,
-    clock: Arc<dyn Clock>,
+    uploads: Arc<MultipartUploads>,
+    upload_id: String,
 }
 
 impl PartWriter {
@@ -267,21 +268,29 @@ impl PartWriter {
     pub async fn finish(mut self, etag: String) -> Result<PartInfo, AppError> {
         wormbox_store::check_etag(&etag)?;
         let file = self.file.take().ok_or_else(|| AppError::Internal("the part was lost".into()))?;
-        let modified = self.clock.now();
+        let modified = self.uploads.clock.now();
         let record = PartRecord { size: self.size, etag: etag.clone(), modified_micros: modified.as_micros() };
         let (tmp, path, dir) = (self.tmp.clone(), self.path.clone(), self.dir.clone());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            file.sync_all()?;
+        let (uploads, id) = (Arc::clone(&self.uploads), self.upload_id.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+            file.sync_all().map_err(io_error("storing a part"))?;
             drop(file);
-            let json = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+            let json = serde_json::to_vec(&record).map_err(|e| AppError::Internal(e.to_string()))?;
+            // Put in place under the lock that a complete or an abort takes
+            // the upload with: no part changes under a complete reading it.
+            let busy = uploads.busy.lock().unwrap_or_else(|p| p.into_inner());
+            if busy.contains(&id) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(MultipartError::Busy.into());
+            }
             // The record first: a part file is only ever read with its record.
-            write_synced(&path.with_extension("json"), &json)?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&dir)
+            write_synced(&path.with_extension("json"), &json).map_err(io_error("storing a part"))?;
+            std::fs::rename(&tmp, &path).map_err(io_error("storing a part"))?;
+            drop(busy);
+            sync_dir(&dir).map_err(io_error("storing a part"))
         })
         .await
-        .map_err(|e| AppError::Internal(format!("a blocking task failed: {e}")))?
-        .map_err(io_error("storing a part"))?;
+        .map_err(|e| AppError::Internal(format!("a blocking task failed: {e}")))??;
         Ok(PartInfo { number: self.number, size: self.size, etag, modified })
     }
 }
@@ -327,8 +336,8 @@ fn random_id() -> Result<String, AppError> {
 }
 
 impl App {
-    fn uploads(&self) -> Result<&MultipartUploads, AppError> {
-        self.multipart.as_deref().ok_or_else(|| AppError::Internal("multipart uploads are not configured".into()))
+    fn uploads(&self) -> Result<&Arc<MultipartUploads>, AppError> {
+        self.multipart.as_ref().ok_or_else(|| AppError::Internal("multipart uploads are not configured".into()))
     }
 
     /// CreateMultipartUpload: checks what the completed write will need
@@ -407,7 +416,8 @@ impl App {
             dir,
             size: 0,
             limit: self.store.max_object_bytes(),
-            clock: Arc::clone(&uploads.clock),
+            uploads: Arc::clone(uploads),
+            upload_id: upload_id.to_owned(),
         })
     }
 
