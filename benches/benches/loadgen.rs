@@ -24,6 +24,7 @@ use clap::Parser;
 use tokio::sync::{Semaphore, mpsc};
 use wormbox_model::{BucketName, ObjectKey, SystemClock, VersioningState};
 use wormbox_proto::{ArchiveClient, BearerAuth, v1};
+use wormbox_replica::{Credentials, PutObject as S3Put, S3Client, S3Config};
 use wormbox_store::backend::Backend;
 use wormbox_store::{Actor, CommitStats, NewObject, Store, StoreOptions};
 use wormbox_store_rocksdb::baseline::RawRocks;
@@ -428,6 +429,8 @@ struct Server {
     running: Option<wormbox_server::RunningServer>,
     endpoint: String,
     credential: String,
+    /// The S3 endpoint and a writer's S3 key (access key id, secret).
+    s3: (String, String, String),
     _dir: tempfile::TempDir,
 }
 
@@ -447,7 +450,30 @@ impl Server {
         let running = wormbox_server::start(&config, Arc::new(SystemClock)).await?;
         let credential = running.new_admin_credential.clone().context("first start creates an admin")?;
         let endpoint = format!("http://{}", running.addr);
-        let server = Server { running: Some(running), endpoint, credential, _dir: dir };
+        let s3_endpoint = format!("http://{}", running.s3_addr.context("the S3 endpoint runs")?);
+        let mut server = Server {
+            running: Some(running),
+            endpoint,
+            credential,
+            s3: (s3_endpoint, String::new(), String::new()),
+            _dir: dir,
+        };
+        let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone())?.connect().await?;
+        let mut admin = v1::admin_client::AdminClient::with_interceptor(
+            channel,
+            BearerAuth::new(&server.credential).context("credential shape")?,
+        );
+        let created = admin
+            .create_principal(v1::CreatePrincipalRequest {
+                name: "s3-bench".into(),
+                role: v1::Role::Writer as i32,
+                s3: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        server.s3.1 = created.principal.context("a principal")?.access_key_id;
+        server.s3.2 = created.s3_secret;
         let mut client = server.client().await?;
         client.create_bucket(v1::CreateBucketRequest { bucket: "bench".into(), ..Default::default() }).await?;
         let versioning = v1::PutBucketVersioningRequest {
@@ -468,6 +494,19 @@ impl Server {
         )
         .max_encoding_message_size(256 << 20)
         .max_decoding_message_size(256 << 20))
+    }
+
+    /// A client of bucket `bench` on the S3 endpoint (its own connection pool).
+    fn s3_client(&self) -> anyhow::Result<S3Client> {
+        let config = S3Config {
+            endpoint: self.s3.0.clone(),
+            region: "us-east-1".into(),
+            bucket: "bench".into(),
+            credentials: Credentials::new(self.s3.1.clone(), self.s3.2.clone()),
+            ca_pem: None,
+            timeout: Duration::from_secs(60),
+        };
+        Ok(S3Client::new(config, Arc::new(SystemClock))?)
     }
 
     fn commit_stats(&self) -> CommitStats {
@@ -643,6 +682,96 @@ async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Durat
     Ok(Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats()))
 }
 
+/// `clients` S3 clients (SigV4 over HTTP/1.1, the payload's SHA-256 signed
+/// as boto3 signs it over plain HTTP), each sending one PutObject at a time.
+async fn s3_puts(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let before = server.commit_stats();
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let client = server.s3_client()?;
+        handles.push(tokio::spawn(async move {
+            let data = bytes::Bytes::from(payload(size, c as u64));
+            let digest: [u8; 32] = sha256(&data).as_ref().try_into().expect("32 bytes");
+            let mut m = Measured::default();
+            while started.elapsed() < duration {
+                let body = futures::stream::iter([Ok::<_, std::io::Error>(data.clone())]);
+                let at = Instant::now();
+                client.put_object(&format!("s3-client-{c}"), body, S3Put::new(size as u64, digest)).await?;
+                m.record(at.elapsed(), 1, size as u64);
+            }
+            anyhow::Ok(m)
+        }));
+    }
+    Ok(Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats()))
+}
+
+/// Stores one object of `size` bytes per client through gRPC, for the reads.
+async fn seed_reads(server: &Server, size: usize, clients: usize) -> anyhow::Result<()> {
+    let mut client = server.client().await?;
+    for c in 0..clients {
+        let header = v1::PutObjectHeader { bucket: "bench".into(), key: format!("read-{c}"), ..Default::default() };
+        let messages = vec![
+            v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Header(header)) },
+            v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(payload(size, c as u64))) },
+        ];
+        client.put_object(tokio_stream::iter(messages)).await?;
+    }
+    Ok(())
+}
+
+/// `clients` gRPC clients, each reading its object with one GetObject at a time.
+async fn grpc_gets(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let mut client = server.client().await?;
+        handles.push(tokio::spawn(async move {
+            let mut m = Measured::default();
+            while started.elapsed() < duration {
+                let at = Instant::now();
+                let request =
+                    v1::GetObjectRequest { bucket: "bench".into(), key: format!("read-{c}"), ..Default::default() };
+                let mut stream = client.get_object(request).await?.into_inner();
+                let mut read = 0;
+                while let Some(part) = stream.message().await? {
+                    if let Some(v1::get_object_response::Part::Data(data)) = part.part {
+                        read += data.len();
+                    }
+                }
+                anyhow::ensure!(read == size, "read {read} of {size} bytes");
+                m.record(at.elapsed(), 1, size as u64);
+            }
+            anyhow::Ok(m)
+        }));
+    }
+    Measured::join_workers(handles, started).await
+}
+
+/// `clients` S3 clients, each reading its object with one GetObject at a time.
+async fn s3_gets(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let client = server.s3_client()?;
+        handles.push(tokio::spawn(async move {
+            let mut m = Measured::default();
+            while started.elapsed() < duration {
+                let at = Instant::now();
+                let mut body = client.get_object(&format!("read-{c}"), None).await?;
+                let mut read = 0;
+                while let Some(chunk) = body.chunk().await? {
+                    read += chunk.len();
+                }
+                anyhow::ensure!(read == size, "read {read} of {size} bytes");
+                m.record(at.elapsed(), 1, size as u64);
+            }
+            anyhow::Ok(m)
+        }));
+    }
+    Measured::join_workers(handles, started).await
+}
+
 // ---- the run ----
 
 fn machine() -> String {
@@ -749,6 +878,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lines.push(put_one.row(&format!("gRPC PutObject: 1 client, {label}")));
         let put_many = grpc_puts(&server, size, args.clients, phase).await?;
         lines.push(put_many.row(&format!("gRPC PutObject: {} clients, {label}", args.clients)));
+        eprintln!("S3 PutObject and GetObject, {label} ...");
+        let s3_many = s3_puts(&server, size, args.clients, phase).await?;
+        lines.push(s3_many.row(&format!("S3 PutObject (SigV4, HTTP/1.1): {} clients, {label}", args.clients)));
+        seed_reads(&server, size, args.clients).await?;
+        let get_grpc = grpc_gets(&server, size, args.clients, phase).await?;
+        lines.push(get_grpc.row(&format!("gRPC GetObject: {} clients, {label}", args.clients)));
+        let get_s3 = s3_gets(&server, size, args.clients, phase).await?;
+        lines.push(get_s3.row(&format!("S3 GetObject: {} clients, {label}", args.clients)));
         server.stop().await?;
         settle(scratch.path(), None)?;
 
@@ -795,6 +932,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             0.7,
             &format!("PutObject {} clients / raw {} writers, {label}", args.clients, args.clients),
         ));
+        ratios.push(ratio(
+            "S3 put",
+            s3_many.per_sec() / put_many.per_sec(),
+            if size <= 4096 { 0.7 } else { 0.8 },
+            &format!("S3 PutObject / gRPC PutObject, {} clients, {label}", args.clients),
+        ));
+        if size > 4096 {
+            ratios.push(ratio(
+                "S3 get",
+                get_s3.per_sec() / get_grpc.per_sec(),
+                0.8,
+                &format!("S3 GetObject / gRPC GetObject, {} clients, {label}", args.clients),
+            ));
+        }
     }
     ratios.push(
         "| T5 | Ingest with hashing / without | see benches/t5.sh | ≥ 0.95 | needs a second build (benches/t5.sh) |"

@@ -24,6 +24,8 @@ mod replica_outage;
 mod replica_restore;
 /// Replication to real S3 Object Lock engines.
 mod replication;
+/// The S3 front door, driven by the replicator's own S3 client.
+mod s3;
 /// Real S3 clients (boto3, the AWS CLI, boto 2.49.0's own tests, rclone) against the S3 endpoint.
 mod s3_clients;
 /// Health, reflection and the shape of the served API.

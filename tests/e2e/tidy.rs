@@ -98,6 +98,27 @@ fn the_application_layer_names_no_wire_crate() {
     assert!(offenders.is_empty(), "the application layer names wire crates: {offenders:?}");
 }
 
+/// The S3 front door calls the application layer, never a storage engine
+/// or the store's backend seam, so that it cannot bypass a rule `App` keeps.
+#[test]
+fn the_s3_front_door_reaches_no_backend() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/wormbox-s3/src"), &mut files);
+    assert!(files.len() >= 8, "the S3 front door is a crate of files: {files:?}");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let named: Vec<_> = ["backend::", "Backend", "rocksdb", "tonic", "prost", "wormbox_proto"]
+                .into_iter()
+                .filter(|w| text.contains(w))
+                .collect();
+            (!named.is_empty()).then(|| format!("{}: {named:?}", path.display()))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "the S3 front door names what is not the application layer: {offenders:?}");
+}
+
 /// The allowed edges between workspace crates (STYLE.md 2.3, ARCHITECTURE.md).
 /// Edges allowed only as dev-dependencies: the CLI never links the server.
 const DEV_ONLY: &[(&str, &str)] = &[("wormbox-cli", "wormbox-server")];
@@ -116,10 +137,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-mfa", &["wormbox-model", "wormbox-store", "wormbox-token"]),
     // The application layer: every front door's operations, in domain types.
     ("wormbox-app", &["wormbox-model", "wormbox-store", "wormbox-mfa", "wormbox-replica", "wormbox-reports"]),
+    // The S3 front door: the application layer and its domain types only.
+    ("wormbox-s3", &["wormbox-app", "wormbox-model", "wormbox-store"]),
     (
         "wormbox-server",
         &[
             "wormbox-app",
+            "wormbox-s3",
             "wormbox-model",
             "wormbox-store",
             "wormbox-store-rocksdb",
@@ -186,6 +210,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-server",
             "wormbox-mfa",
             "wormbox-token",
+            // The S3 load: the replicator's own SigV4 client.
+            "wormbox-replica",
         ],
     ),
 ];

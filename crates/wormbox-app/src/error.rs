@@ -13,6 +13,7 @@ use wormbox_store::StoreError;
 use wormbox_store::backend::BackendError;
 
 use crate::backup::BackupError;
+use crate::multipart::MultipartError;
 use crate::replicas::ReplicaPending;
 
 /// Why an operation of `App` failed.
@@ -39,6 +40,9 @@ pub enum AppError {
     /// rule's replica did not confirm it in time (it catches up later).
     #[error(transparent)]
     ReplicaPending(ReplicaPending),
+    /// A multipart upload call was refused.
+    #[error(transparent)]
+    Multipart(MultipartError),
     /// A task of this layer failed (a panicked blocking thread, an upload
     /// lost to a cancelled write); the message is what the client is told.
     #[error("{0}")]
@@ -88,6 +92,14 @@ impl AppError {
             AppError::Unauthenticated => "ACCESS_DENIED",
             AppError::ReplicaPending(_) => "REPLICA_PENDING",
             AppError::Internal(_) => "INTERNAL",
+            AppError::Multipart(err) => match err {
+                MultipartError::NoSuchUpload => "NO_SUCH_UPLOAD",
+                MultipartError::InvalidPart(_) => "INVALID_PART",
+                MultipartError::InvalidPartOrder => "INVALID_PART_ORDER",
+                MultipartError::EntityTooSmall(_) => "ENTITY_TOO_SMALL",
+                MultipartError::Limit(_) => "INVALID_ARGUMENT",
+                MultipartError::Busy => "UPLOAD_BUSY",
+            },
             AppError::ReplicaCopyDiffers { .. } => "REPLICA_COPY_DIFFERS",
             AppError::ReplicaUnavailable { .. } => "REPLICA_UNAVAILABLE",
         }
@@ -153,6 +165,12 @@ fn backup_code(err: &BackupError) -> &'static str {
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> AppError {
         AppError::Store(err)
+    }
+}
+
+impl From<MultipartError> for AppError {
+    fn from(err: MultipartError) -> AppError {
+        AppError::Multipart(err)
     }
 }
 

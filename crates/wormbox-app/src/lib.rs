@@ -30,6 +30,7 @@ mod error;
 mod evidence;
 mod guard;
 mod locks;
+pub mod multipart;
 mod objects;
 mod principals;
 mod refusals;
@@ -48,6 +49,7 @@ use wormbox_store::evidence::{Ed25519Signer, Signer};
 use wormbox_store::{Actor, Store, StoreError};
 
 use crate::backup::BackupSource;
+use crate::multipart::MultipartUploads;
 use crate::refusals::RefusalLog;
 
 pub use self::buckets::{CreateBucket, DeleteBucket, GetBucket, PutBucketVersioning};
@@ -116,6 +118,7 @@ pub struct App {
     backups: Arc<BackupSource>,
     replication: Arc<Replication>,
     refusals: Arc<RefusalLog>,
+    multipart: Option<Arc<MultipartUploads>>,
 }
 
 impl App {
@@ -131,7 +134,22 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> App {
         let refusals = Arc::new(RefusalLog::new(clock));
-        App { store, mfa, signer, max_ingest_record_bytes, backups: Arc::new(backups), replication, refusals }
+        App {
+            store,
+            mfa,
+            signer,
+            max_ingest_record_bytes,
+            backups: Arc::new(backups),
+            replication,
+            refusals,
+            multipart: None,
+        }
+    }
+
+    /// Keeps S3 multipart uploads in `uploads` (without, those calls fail).
+    pub fn with_multipart(mut self, uploads: MultipartUploads) -> App {
+        self.multipart = Some(Arc::new(uploads));
+        self
     }
 
     /// The running replication rules.

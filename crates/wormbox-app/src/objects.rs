@@ -104,7 +104,7 @@ pub struct ListObjects {
 
 impl App {
     /// A legal hold placed at write time needs the hold right (admins; auditors cannot write).
-    fn authorize_lock_fields(&self, actor: &Actor, object: &NewObject) -> Result<(), AppError> {
+    pub(crate) fn authorize_lock_fields(&self, actor: &Actor, object: &NewObject) -> Result<(), AppError> {
         if object.legal_hold.is_some() && actor.role != Role::Admin {
             let why = "only admins place a legal hold with a write (auditors place holds with PutObjectLegalHold)";
             return Err(self.denied(actor, "admin", why.to_owned(), StoreError::AccessDenied));

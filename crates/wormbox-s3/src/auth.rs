@@ -24,6 +24,9 @@ use crate::error::app_error;
 
 /// How far a request's date may be from real time (S3's 15 minutes).
 pub(crate) const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+/// The longest a presigned URL may be valid (SigV4's 7 days, also applied
+/// to SigV2's `Expires`, which S3 leaves unbounded).
+pub(crate) const MAX_PRESIGNED: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The secret a request's signature is checked with.
 pub(crate) struct Auth {
@@ -126,6 +129,37 @@ impl Access {
     }
 }
 
+/// A presigned URL is valid for at most `MAX_PRESIGNED` from `now_secs`
+/// (Unix seconds): a leaked one does not open the archive for ever.
+fn check_presigned_lifetime(uri: &http::Uri, now_secs: i64) -> S3Result<()> {
+    let max = MAX_PRESIGNED.as_secs();
+    if let Some(expires) = query_value(uri, "X-Amz-Expires") {
+        match expires.parse::<u64>() {
+            Ok(secs) if secs <= max => {}
+            _ => {
+                return Err(s3_error!(
+                    AuthorizationQueryParametersError,
+                    "X-Amz-Expires must be a number of seconds up to {max} (7 days)"
+                ));
+            }
+        }
+    }
+    if query_value(uri, "Signature").is_some()
+        && let Some(expires) = query_value(uri, "Expires")
+    {
+        match expires.parse::<i64>() {
+            Ok(at) if at.saturating_sub(now_secs) <= max as i64 => {}
+            _ => {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "A presigned URL may be valid for at most 7 days (Expires is too far ahead)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -135,6 +169,7 @@ impl S3Access for Access {
         let access_key = credentials.access_key.clone();
         self.check_scope(cx)?;
         self.check_v2_date(cx)?;
+        check_presigned_lifetime(cx.uri(), self.clock.now().as_micros().div_euclid(1_000_000))?;
         let actor = match self.app.s3_actor(&access_key) {
             Ok(Some(actor)) => actor,
             Ok(None) => return Err(unknown_key()),
@@ -169,6 +204,19 @@ fn query_value(uri: &http::Uri, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_presigned_url_lives_at_most_seven_days() {
+        let now = 1_800_000_000;
+        let ok = |q: &str| check_presigned_lifetime(&format!("/b/k?{q}").parse().unwrap(), now);
+        assert!(ok("X-Amz-Expires=604800").is_ok());
+        assert!(ok("X-Amz-Expires=604801").is_err());
+        assert!(ok("X-Amz-Expires=-1").is_err());
+        assert!(ok(&format!("Signature=x&Expires={}", now + 604_800)).is_ok());
+        assert!(ok(&format!("Signature=x&Expires={}", now + 604_801)).is_err());
+        assert!(ok("Signature=x&Expires=never").is_err());
+        assert!(ok("versionId=1").is_ok());
+    }
 
     #[test]
     fn a_query_value_is_decoded() {

@@ -16,8 +16,8 @@ use wormbox_store::StoreError;
 use wormbox_store::retention::{DefaultRetention as WormDefault, RetentionMode, RetentionPeriod};
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, blocking, bucket_name, mfa, timestamp};
 use crate::error::app_error;
-use crate::service::{Wormbox, blocking, bucket_name, mfa, timestamp};
 
 pub(crate) async fn list_buckets(
     w: &Wormbox,

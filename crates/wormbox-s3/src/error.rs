@@ -28,6 +28,11 @@ pub(crate) fn app_error(err: AppError) -> S3Error {
         (_, "INVALID_ARGUMENT") => S3ErrorCode::InvalidArgument,
         (_, "CHECKSUM_MISMATCH") => S3ErrorCode::BadDigest,
         (_, "VERSIONING_LOCKED") => S3ErrorCode::InvalidBucketState,
+        (_, "NO_SUCH_UPLOAD") => S3ErrorCode::NoSuchUpload,
+        (_, "INVALID_PART") => S3ErrorCode::InvalidPart,
+        (_, "INVALID_PART_ORDER") => S3ErrorCode::InvalidPartOrder,
+        (_, "ENTITY_TOO_SMALL") => S3ErrorCode::EntityTooSmall,
+        (_, "UPLOAD_BUSY") => S3ErrorCode::OperationAborted,
         (
             _,
             "ACCESS_DENIED"

@@ -16,15 +16,21 @@
 //! Files: `auth.rs` (secrets, region, clock skew, the caller), `host.rs`
 //! (addressing), `server.rs` (the listener and the HTTP wrapper), `service.rs`
 //! (the `S3` trait: routing each operation to its subject's file),
-//! `buckets.rs`, `objects.rs`, `listing.rs`, `locks.rs`, `error.rs`.
+//! `convert.rs` (what the operations share), one file per subject
+//! (`buckets.rs`, `objects.rs`, `copy.rs`, `multipart.rs`, `listing.rs`,
+//! `locks.rs`), and `error.rs`.
 #![warn(missing_docs)]
 
 mod auth;
 mod buckets;
+mod chunked;
+mod convert;
+mod copy;
 mod error;
 mod host;
 mod listing;
 mod locks;
+mod multipart;
 mod objects;
 mod server;
 mod service;
@@ -61,7 +67,7 @@ impl Default for S3Options {
 /// addressing. `clock` is the real time SigV2 dates are checked against
 /// (SigV4's are checked by `s3s` against the system's).
 pub fn service(app: Arc<App>, options: &S3Options, clock: Arc<dyn Clock>) -> s3s::service::S3Service {
-    let wormbox = service::Wormbox::new(Arc::clone(&app), options.clone());
+    let wormbox = convert::Wormbox::new(Arc::clone(&app), options.clone());
     let mut builder = s3s::service::S3ServiceBuilder::new(wormbox);
     builder.set_auth(auth::Auth::new(Arc::clone(&app)));
     builder.set_access(auth::Access::new(app, options.region.clone(), clock));

@@ -15,8 +15,8 @@ use wormbox_app::{ListObjectVersions, ListObjects};
 use wormbox_store::{ListObjectsParams, ListVersionsParams, VersionInfo};
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, blocking, bucket_name, timestamp};
 use crate::objects::etag_of;
-use crate::service::{Wormbox, blocking, bucket_name, timestamp};
 
 /// The most keys a page holds, as in S3.
 const MAX_KEYS: i32 = 1000;

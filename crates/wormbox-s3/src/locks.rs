@@ -19,8 +19,8 @@ use wormbox_store::Actor;
 use wormbox_store::retention::{Retention, RetentionMode, S3_HOLD};
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 use crate::error::{app_error, invalid};
-use crate::service::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 
 fn header_mfa<T>(req: &S3Request<T>) -> Option<wormbox_app::MfaCode> {
     mfa(req.headers.get("x-amz-mfa").and_then(|v| v.to_str().ok()).map(str::to_owned).as_ref())

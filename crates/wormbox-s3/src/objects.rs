@@ -29,8 +29,21 @@ use wormbox_store::retention::{Retention, RetentionMode, S3_HOLD};
 use wormbox_store::{CHUNK_BYTES, DeleteEntry, MAX_DELETE_ENTRIES, NewObject, StoreError, VersionInfo};
 
 use crate::auth::caller;
+use crate::convert::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 use crate::error::{app_error, custom, invalid};
-use crate::service::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
+
+/// A write's length: `Content-Length`, or for an aws-chunked body sent with
+/// `Transfer-Encoding: chunked` (no `Content-Length`), its
+/// `x-amz-decoded-content-length`.
+pub(crate) fn body_length(content_length: Option<i64>, headers: &http::HeaderMap) -> S3Result<u64> {
+    let decoded = || {
+        headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok())
+    };
+    match content_length.or_else(decoded) {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header.")),
+    }
+}
 
 /// How long a request body may send nothing before the request fails.
 pub(crate) const BODY_IDLE: Duration = Duration::from_secs(60);
@@ -73,12 +86,12 @@ fn body_error(err: &(dyn std::error::Error + Send + Sync)) -> S3Error {
 
 /// The checksums a PutObject states (`x-amz-checksum-*`), checked at the end.
 #[derive(Default)]
-struct Stated {
-    crc32: Option<String>,
-    crc32c: Option<String>,
-    crc64nvme: Option<String>,
-    sha1: Option<String>,
-    sha256: Option<String>,
+pub(crate) struct Stated {
+    pub(crate) crc32: Option<String>,
+    pub(crate) crc32c: Option<String>,
+    pub(crate) crc64nvme: Option<String>,
+    pub(crate) sha1: Option<String>,
+    pub(crate) sha256: Option<String>,
 }
 
 impl Stated {
@@ -160,54 +173,38 @@ pub(crate) fn user_metadata(metadata: Option<Metadata>) -> S3Result<UserMetadata
     UserMetadata::new(entries).map_err(|why| custom("MetadataTooLarge", 400, why))
 }
 
-pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let actor = caller(&req)?;
-    let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let trailers = req.trailing_headers.clone();
-    let input = req.input;
-    let bucket = bucket_name(&input.bucket)?;
-    let key = object_key(&input.key)?;
-    let size = match input.content_length {
-        Some(n) if n >= 0 => n as u64,
-        _ => return Err(s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header.")),
-    };
-    if size > w.options.max_object_bytes {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "Your proposed upload exceeds the maximum allowed object size of {} bytes.",
-            w.options.max_object_bytes
-        ));
+/// Where a received body goes: a version's upload or a multipart part.
+pub(crate) trait Sink {
+    /// Takes the next piece (at most `CHUNK_BYTES`).
+    fn put(&mut self, data: Vec<u8>) -> impl std::future::Future<Output = Result<(), AppError>> + Send;
+}
+
+impl Sink for wormbox_app::AppUpload {
+    fn put(&mut self, data: Vec<u8>) -> impl std::future::Future<Output = Result<(), AppError>> + Send {
+        self.write(data)
     }
-    let md5 = input.content_md5.as_deref().map(|t| decode_b64(t, 16, "Content-MD5")).transpose()?;
-    let expected_sha256 = match input.checksum_sha256.as_deref() {
-        Some(text) => Some(Digest::from_slice(&decode_b64(text, 32, "x-amz-checksum-sha256")?).expect("32 bytes")),
-        None => None,
-    };
-    let stated = Stated {
-        crc32: input.checksum_crc32.clone(),
-        crc32c: input.checksum_crc32c.clone(),
-        crc64nvme: input.checksum_crc64nvme.clone(),
-        sha1: input.checksum_sha1.clone(),
-        sha256: input.checksum_sha256.clone(),
-    };
-    let (retention, legal_hold) = lock_headers(
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
-    let object = NewObject {
-        content_type: input.content_type.clone().unwrap_or_default(),
-        user_metadata: user_metadata(input.metadata)?,
-        expected_sha256,
-        retention,
-        legal_hold,
-        ..NewObject::default()
-    };
-    let Some(mut body) = input.body else {
-        return Err(s3_error!(MissingRequestBodyError, "The request has no body."));
-    };
-    let mut upload = w.app.begin_upload(&actor, PutObject { bucket, key, object }).map_err(app_error)?;
-    let mut hasher = stated.hasher(trailer.as_deref());
+}
+
+impl Sink for wormbox_app::multipart::PartWriter {
+    fn put(&mut self, data: Vec<u8>) -> impl std::future::Future<Output = Result<(), AppError>> + Send {
+        self.write(data)
+    }
+}
+
+/// Receives a body of exactly `size` bytes into `sink`, in pieces of at
+/// most `CHUNK_BYTES`, and checks every digest it states (`md5`, `stated`
+/// and an aws-chunked trailer's); returns the MD5 and the checksums as
+/// stated. Any error leaves the sink to be dropped unfinished.
+pub(crate) async fn receive(
+    mut body: StreamingBlob,
+    size: u64,
+    md5: Option<Vec<u8>>,
+    stated: Stated,
+    trailer: Option<&str>,
+    trailers: Option<s3s::TrailingHeaders>,
+    sink: &mut impl Sink,
+) -> S3Result<([u8; 16], Stated)> {
+    let mut hasher = stated.hasher(trailer);
     let mut md5_hasher = Md5::default();
     let mut buffer = Vec::with_capacity(CHUNK_BYTES.min(size as usize));
     let mut received = 0u64;
@@ -238,7 +235,7 @@ pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S
             piece = later;
             if buffer.len() == CHUNK_BYTES {
                 let full = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES));
-                upload.write(full).await.map_err(app_error)?;
+                sink.put(full).await.map_err(app_error)?;
             }
         }
     }
@@ -249,7 +246,7 @@ pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S
         ));
     }
     if !buffer.is_empty() {
-        upload.write(buffer).await.map_err(app_error)?;
+        sink.put(buffer).await.map_err(app_error)?;
     }
     let md5_sum = md5_hasher.finalize();
     if let Some(md5) = md5
@@ -259,6 +256,67 @@ pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S
     }
     let stated = stated.with_trailers(trailers.and_then(|t| t.take()));
     stated.check(&hasher.finalize())?;
+    Ok((md5_sum, stated))
+}
+
+/// The digests a write's headers state, parsed: `Content-MD5` and the
+/// `x-amz-checksum-*` values (SHA-256 also as the store's expected digest).
+pub(crate) fn stated_digests(
+    content_md5: Option<&str>,
+    checksums: [Option<String>; 5],
+) -> S3Result<(Option<Vec<u8>>, Option<Digest>, Stated)> {
+    let md5 = content_md5.map(|t| decode_b64(t, 16, "Content-MD5")).transpose()?;
+    let [crc32, crc32c, crc64nvme, sha1, sha256] = checksums;
+    let expected = match sha256.as_deref() {
+        Some(text) => Some(Digest::from_slice(&decode_b64(text, 32, "x-amz-checksum-sha256")?).expect("32 bytes")),
+        None => None,
+    };
+    Ok((md5, expected, Stated { crc32, crc32c, crc64nvme, sha1, sha256 }))
+}
+
+pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let actor = caller(&req)?;
+    let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let trailers = req.trailing_headers.clone();
+    let size = body_length(req.input.content_length, &req.headers)?;
+    let input = req.input;
+    let bucket = bucket_name(&input.bucket)?;
+    let key = object_key(&input.key)?;
+    if size > w.options.max_object_bytes {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size of {} bytes.",
+            w.options.max_object_bytes
+        ));
+    }
+    let (md5, expected_sha256, stated) = stated_digests(
+        input.content_md5.as_deref(),
+        [
+            input.checksum_crc32.clone(),
+            input.checksum_crc32c.clone(),
+            input.checksum_crc64nvme.clone(),
+            input.checksum_sha1.clone(),
+            input.checksum_sha256.clone(),
+        ],
+    )?;
+    let (retention, legal_hold) = lock_headers(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    let object = NewObject {
+        content_type: input.content_type.clone().unwrap_or_default(),
+        user_metadata: user_metadata(input.metadata)?,
+        expected_sha256,
+        retention,
+        legal_hold,
+        ..NewObject::default()
+    };
+    let Some(body) = input.body else {
+        return Err(s3_error!(MissingRequestBodyError, "The request has no body."));
+    };
+    let mut upload = w.app.begin_upload(&actor, PutObject { bucket, key, object }).map_err(app_error)?;
+    let (md5_sum, stated) = receive(body, size, md5, stated, trailer.as_deref(), trailers, &mut upload).await?;
     let etag = hex::encode(md5_sum);
     upload.set_etag(etag.clone()).map_err(app_error)?;
     let ack = upload.finish(&actor, || {}).await.map_err(app_error)?;
@@ -277,14 +335,14 @@ pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S
 
 /// MD5, for ETags.
 #[derive(Default)]
-struct Md5(s3s::crypto::Md5);
+pub(crate) struct Md5(s3s::crypto::Md5);
 
 impl Md5 {
-    fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         s3s::crypto::Checksum::update(&mut self.0, data);
     }
 
-    fn finalize(self) -> [u8; 16] {
+    pub(crate) fn finalize(self) -> [u8; 16] {
         let sum = s3s::crypto::Checksum::finalize(self.0);
         let mut out = [0u8; 16];
         out.copy_from_slice(sum.as_ref());
@@ -339,12 +397,10 @@ impl Conditions<'_> {
 fn lock_state(info: &VersionInfo) -> (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>) {
     let mode = info.retention.as_ref().map(|r| ObjectLockMode::from(r.mode.as_str().to_owned()));
     let until = info.retention.as_ref().map(|r| timestamp(r.until));
-    let hold = ObjectLockLegalHoldStatus::from_static(if info.legal_holds.is_empty() {
-        ObjectLockLegalHoldStatus::OFF
-    } else {
-        ObjectLockLegalHoldStatus::ON
-    });
-    (mode, until, Some(hold))
+    // Shown while a hold is placed, as S3 shows only what is set.
+    let hold =
+        (!info.legal_holds.is_empty()).then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON));
+    (mode, until, hold)
 }
 
 fn metadata_of(info: &VersionInfo) -> Metadata {

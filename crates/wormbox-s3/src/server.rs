@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use crate::chunked::ChunkGuard;
+
 /// Connections served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// How long a connection may take to send a request's head.
@@ -151,7 +153,7 @@ async fn handle(service: &S3Service, ids: &RequestIds, req: Request<Incoming>) -
     let _enter = span.enter();
     let mut response = match refuse_early(&req) {
         Some(err) => err,
-        None => match service.call(req.map(s3s::Body::from)).await {
+        None => match service.call(guard_body(req)).await {
             Ok(response) => response,
             Err(err) => {
                 tracing::warn!(error = ?err, "an S3 response could not be built");
@@ -163,6 +165,17 @@ async fn handle(service: &S3Service, ids: &RequestIds, req: Request<Incoming>) -
         response.headers_mut().insert("x-amz-request-id", value);
     }
     response
+}
+
+/// The request for s3s, its body guarded when it is aws-chunked
+/// (`chunked.rs`: no chunk above `MAX_CHUNK_BYTES` is ever buffered).
+fn guard_body(req: Request<Incoming>) -> Request<s3s::Body> {
+    let streaming = req
+        .headers()
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("STREAMING-"));
+    if streaming { req.map(|b| s3s::Body::http_body(ChunkGuard::new(b))) } else { req.map(s3s::Body::from) }
 }
 
 /// What is refused before the request reaches s3s, which would read it.

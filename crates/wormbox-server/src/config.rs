@@ -370,11 +370,21 @@ pub struct S3Config {
     /// style is always served.
     #[serde(default)]
     pub domain: Option<String>,
+    /// Multipart uploads neither completed nor aborted are removed after
+    /// this many hours (by the compliance clock).
+    #[serde(default = "default_multipart_expiry_hours")]
+    pub multipart_expiry_hours: u64,
 }
 
 impl Default for S3Config {
     fn default() -> S3Config {
-        S3Config { enabled: true, listen: default_s3_addr(), region: default_s3_region(), domain: None }
+        S3Config {
+            enabled: true,
+            listen: default_s3_addr(),
+            region: default_s3_region(),
+            domain: None,
+            multipart_expiry_hours: default_multipart_expiry_hours(),
+        }
     }
 }
 
@@ -383,6 +393,9 @@ fn default_true() -> bool {
 }
 fn default_s3_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7880))
+}
+fn default_multipart_expiry_hours() -> u64 {
+    7 * 24
 }
 fn default_s3_region() -> String {
     wormbox_s3::DEFAULT_REGION.to_owned()

@@ -265,15 +265,27 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     // stops the start; one that does not answer only delays the copy.
     let public_key = wormbox_store::evidence::Signer::public_key(&*signer).to_vec();
     let replication = replication::start(&config.replication, data_dir, &store, &public_key).await?;
-    let app = Arc::new(App::new(
-        store,
-        mfa,
-        Arc::clone(&signer),
-        config.limits.max_ingest_record_bytes,
-        backups,
-        Arc::clone(&replication),
-        clock,
-    ));
+    let uploads = wormbox_app::multipart::MultipartUploads::new(
+        data_dir,
+        Arc::clone(&clock),
+        std::time::Duration::from_secs(config.s3.multipart_expiry_hours * 3600),
+    );
+    // Uploads abandoned while the appliance was down expire now.
+    if let Err(err) = uploads.sweep() {
+        tracing::warn!(error = %err, "could not sweep expired multipart uploads");
+    }
+    let app = Arc::new(
+        App::new(
+            store,
+            mfa,
+            Arc::clone(&signer),
+            config.limits.max_ingest_record_bytes,
+            backups,
+            Arc::clone(&replication),
+            clock,
+        )
+        .with_multipart(uploads),
+    );
     let receive_budget = ReceiveBudget::new(
         usize::try_from(config.limits.receive_budget_bytes).unwrap_or(usize::MAX),
         config.limits.max_message_bytes,

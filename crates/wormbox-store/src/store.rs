@@ -561,6 +561,18 @@ impl Store {
         self.submit(actor, put).await
     }
 
+    /// The largest version the store accepts.
+    pub fn max_object_bytes(&self) -> u64 {
+        self.inner.options.max_object_bytes
+    }
+
+    /// Refuses the attributes of a new version the store would refuse at
+    /// its write (free text, ETag), before any byte of it is taken: a front
+    /// door that collects the bytes first (S3's multipart upload) asks here.
+    pub fn check_new_object(&self, object: &NewObject) -> Result<(), StoreError> {
+        self.check_object(object, 0)
+    }
+
     fn check_object(&self, object: &NewObject, size: u64) -> Result<(), StoreError> {
         // The same checks as at the wire (`FreeText`), for every caller.
         wormbox_model::FreeText::ContentType.check(&object.content_type)?;

@@ -171,6 +171,39 @@ impl TestAppliance {
         let principal = created.principal.context("principal in response")?;
         Ok(format!("{}:{}", principal.access_key_id, created.secret))
     }
+
+    /// Creates a principal with an S3 secret; returns its S3 access key id
+    /// and secret access key.
+    pub async fn s3_principal(&self, name: &str, role: v1::Role) -> anyhow::Result<(String, String)> {
+        let created = self
+            .admin()
+            .await?
+            .create_principal(v1::CreatePrincipalRequest {
+                name: name.to_owned(),
+                role: role as i32,
+                s3: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let principal = created.principal.context("principal in response")?;
+        Ok((principal.access_key_id, created.s3_secret))
+    }
+
+    /// A client of bucket `bucket` on this appliance's S3 endpoint, signing
+    /// as `access`/`secret` with the real time (S3 checks request dates
+    /// against it).
+    pub fn s3_client(&self, bucket: &str, access: &str, secret: &str) -> wormbox_replica::S3Client {
+        let config = wormbox_replica::S3Config {
+            endpoint: self.s3_endpoint(),
+            region: "us-east-1".to_owned(),
+            bucket: bucket.to_owned(),
+            credentials: wormbox_replica::Credentials::new(access, secret),
+            ca_pem: None,
+            timeout: std::time::Duration::from_secs(60),
+        };
+        wormbox_replica::S3Client::new(config, Arc::new(wormbox_model::SystemClock)).expect("a valid client")
+    }
 }
 
 /// The seed of every simulated test token: RFC 6238's SHA-1 seed.

@@ -80,6 +80,8 @@ pub(crate) fn status(err: impl Into<AppError>) -> Status {
             Code::DataLoss,
             HashMap::from([("rule".to_owned(), rule.clone()), ("replica_version_id".to_owned(), replica_id.clone())]),
         )),
+        // No gRPC call makes multipart uploads (an S3 front door's).
+        AppError::Multipart(_) => Ok((Code::FailedPrecondition, HashMap::new())),
         AppError::ReplicaUnavailable { rule, .. } => {
             Ok((Code::Unavailable, HashMap::from([("rule".to_owned(), rule.clone())])))
         }
