@@ -138,7 +138,7 @@ assert [d["VersionId"] for d in gone["Deleted"]] == [other["VersionId"]], gone
 assert [(e["VersionId"], e["Code"]) for e in gone["Errors"]] == [(third["VersionId"], "AccessDenied")], gone
 
 step("aws s3 cp of a file, both ways")
-# Below the CLI's 8 MiB multipart threshold: multipart upload is not served yet.
+# Below the CLI's 8 MiB multipart threshold: one PutObject.
 with open("ledger-export.bin", "wb") as f:
     f.write(os.urandom(6 << 20))
 aws("s3", "cp", "ledger-export.bin", "s3://%s/exports/ledger-export.bin" % bucket)
@@ -146,4 +146,19 @@ aws("s3", "cp", "s3://%s/exports/ledger-export.bin" % bucket, "ledger-export.bac
 assert filecmp.cmp("ledger-export.bin", "ledger-export.back", shallow=False)
 listing = aws("s3", "ls", "s3://%s/exports/" % bucket)
 assert "ledger-export.bin" in listing, listing
+
+step("aws s3 cp of 64 MiB: a multipart upload, one version")
+with open("scan-archive.bin", "wb") as f:
+    f.write(os.urandom(64 << 20))
+aws("s3", "cp", "scan-archive.bin", "s3://%s/exports/scan-archive.bin" % bucket)
+head = aws("s3api", "head-object", "--bucket", bucket, "--key", "exports/scan-archive.bin")
+assert head["ContentLength"] == 64 << 20, head
+assert head["ETag"].strip('"').endswith("-8"), head  # 8 parts of the CLI's 8 MiB chunks
+assert "VersionId" in head, head
+aws("s3", "cp", "s3://%s/exports/scan-archive.bin" % bucket, "scan-archive.back")
+assert filecmp.cmp("scan-archive.bin", "scan-archive.back", shallow=False)
+uploads = aws("s3api", "list-multipart-uploads", "--bucket", bucket)
+assert not uploads.get("Uploads"), uploads
+versions = aws("s3api", "list-object-versions", "--bucket", bucket, "--prefix", "exports/scan-archive.bin")
+assert len(versions["Versions"]) == 1, versions
 print("aws CLI flows: all passed", flush=True)
