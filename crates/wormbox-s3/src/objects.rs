@@ -9,7 +9,7 @@
 //! each signed chunk, which fails the stream) and the store checked the
 //! SHA-256 it was given. Anything else drops the upload unpublished: nothing
 //! is stored and no ledger entry is written. A body that stalls for
-//! `BODY_IDLE` ends the request the same way.
+//! `S3Options::body_idle` ends the request the same way.
 //!
 //! The ETag is the MD5 of the bytes, computed while they stream and stored
 //! with the version; a version written through gRPC has none, and S3 sees
@@ -32,7 +32,8 @@ use crate::auth::caller;
 use crate::error::{app_error, custom, invalid};
 use crate::service::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
 
-/// How long a request body may send nothing before the request fails.
+/// How long a request body may send nothing before the request fails,
+/// unless `S3Options::body_idle` says otherwise.
 pub(crate) const BODY_IDLE: Duration = Duration::from_secs(60);
 
 /// The S3 ETag of a version (without quotes).
@@ -212,7 +213,7 @@ pub(crate) async fn put_object(w: &Wormbox, req: S3Request<PutObjectInput>) -> S
     let mut buffer = Vec::with_capacity(CHUNK_BYTES.min(size as usize));
     let mut received = 0u64;
     loop {
-        let next = match tokio::time::timeout(BODY_IDLE, body.next()).await {
+        let next = match tokio::time::timeout(w.options.body_idle, body.next()).await {
             Ok(next) => next,
             Err(_) => {
                 return Err(custom(

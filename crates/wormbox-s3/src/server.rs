@@ -5,7 +5,7 @@
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
 //! accept waits for a free one); a connection must send its request head
-//! within `HEADER_TIMEOUT`; `S3Server::stop` stops accepting, lets requests
+//! within `S3Options::header_timeout`; `S3Server::stop` stops accepting, lets requests
 //! in flight finish for at most `DRAIN` and then closes what is left.
 
 use std::net::SocketAddr;
@@ -22,10 +22,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use crate::S3Options;
+
 /// Connections served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
-/// How long a connection may take to send a request's head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may take to send a request's head, unless
+/// `S3Options::header_timeout` says otherwise.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `stop` lets requests in flight finish.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -51,22 +54,31 @@ impl S3Server {
     }
 }
 
-/// Serves `service` on `listener`, over TLS when `tls` is given.
+/// Serves `service` on `listener`, over TLS when `tls` is given, with the
+/// timeouts of `options`.
 pub fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S3Service,
+    options: &S3Options,
 ) -> std::io::Result<S3Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, tls, service, stopped));
+    let setup = Setup { header_timeout: options.header_timeout };
+    let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), stopped));
     Ok(S3Server { addr, stop, task })
+}
+
+/// What every connection is served with.
+struct Setup {
+    header_timeout: Duration,
 }
 
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S3Service,
+    setup: Arc<Setup>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -91,18 +103,19 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let (service, ids, watcher) = (service.clone(), Arc::clone(&ids), graceful.watcher());
-        let tls = tls.clone();
+        let (tls, setup) = (tls.clone(), Arc::clone(&setup));
         tokio::spawn(async move {
             let _permit = permit;
+            let header_timeout = setup.header_timeout;
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (service, ids) = (service.clone(), Arc::clone(&ids));
                 async move { Ok::<_, s3s::HttpError>(handle(&service, &ids, req).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true).max_headers(200);
+            http.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true).max_headers(200);
             let result = match tls {
                 None => watcher.watch(http.serve_connection(TokioIo::new(tcp), handler)).await,
-                Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.accept(tcp)).await {
                     Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), handler)).await,
                     Ok(Err(err)) => {
                         tracing::debug!(%peer, error = %err, "an S3 TLS handshake failed");
