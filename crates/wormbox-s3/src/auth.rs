@@ -51,6 +51,40 @@ fn unknown_key() -> s3s::S3Error {
     s3_error!(InvalidAccessKeyId, "The AWS access key Id you provided does not exist in our records.")
 }
 
+/// A SigV4 credential scope (header or presigned query) must name `region`
+/// and `s3`. The listener checks it before s3s reads anything (s3s would
+/// answer another service `NotImplemented`, and read an `sts` body whole),
+/// `Access` again after the signature.
+pub(crate) fn check_scope(headers: &http::HeaderMap, uri: &http::Uri, region: &str) -> S3Result<()> {
+    let scope = match headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(auth) if auth.starts_with("AWS4-") => {
+            auth.split([' ', ',']).find_map(|part| part.trim().strip_prefix("Credential=")).map(str::to_owned)
+        }
+        Some(_) => None,
+        None => query_value(uri, "X-Amz-Credential"),
+    };
+    let Some(scope) = scope else { return Ok(()) };
+    // AKID/DATE/REGION/SERVICE/aws4_request
+    let parts: Vec<&str> = scope.split('/').collect();
+    let (scoped_region, service) = match parts.as_slice() {
+        [.., scoped_region, service, "aws4_request"] => (*scoped_region, *service),
+        _ => return Err(s3_error!(AuthorizationHeaderMalformed, "The credential scope is malformed.")),
+    };
+    if scoped_region != region {
+        return Err(s3_error!(
+            AuthorizationHeaderMalformed,
+            "The authorization header is malformed; the region '{scoped_region}' is wrong; expecting '{region}'"
+        ));
+    }
+    if service != "s3" {
+        return Err(s3_error!(
+            AuthorizationHeaderMalformed,
+            "The authorization header is malformed; the service '{service}' is wrong; expecting 's3'"
+        ));
+    }
+    Ok(())
+}
+
 /// The checks after the signature: region, SigV2's date, the caller.
 pub(crate) struct Access {
     app: Arc<App>,
@@ -61,38 +95,6 @@ pub(crate) struct Access {
 impl Access {
     pub(crate) fn new(app: Arc<App>, region: String, clock: Arc<dyn Clock>) -> Access {
         Access { app, region, clock }
-    }
-
-    /// A SigV4 credential scope must name our region and `s3`.
-    fn check_scope(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
-        let scope = match cx.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            Some(auth) if auth.starts_with("AWS4-") => {
-                auth.split([' ', ',']).find_map(|part| part.trim().strip_prefix("Credential=")).map(str::to_owned)
-            }
-            Some(_) => None,
-            None => query_value(cx.uri(), "X-Amz-Credential"),
-        };
-        let Some(scope) = scope else { return Ok(()) };
-        // AKID/DATE/REGION/SERVICE/aws4_request
-        let parts: Vec<&str> = scope.split('/').collect();
-        let (region, service) = match parts.as_slice() {
-            [.., region, service, "aws4_request"] => (*region, *service),
-            _ => return Err(s3_error!(AuthorizationHeaderMalformed, "The credential scope is malformed.")),
-        };
-        if region != self.region {
-            return Err(s3_error!(
-                AuthorizationHeaderMalformed,
-                "The authorization header is malformed; the region '{region}' is wrong; expecting '{}'",
-                self.region
-            ));
-        }
-        if service != "s3" {
-            return Err(s3_error!(
-                AuthorizationHeaderMalformed,
-                "The authorization header is malformed; the service '{service}' is wrong; expecting 's3'"
-            ));
-        }
-        Ok(())
     }
 
     /// SigV2 header signatures: the date they sign must be within
@@ -133,7 +135,7 @@ impl S3Access for Access {
             return Err(s3_error!(AccessDenied, "Anonymous access is not allowed: sign the request."));
         };
         let access_key = credentials.access_key.clone();
-        self.check_scope(cx)?;
+        check_scope(cx.headers(), cx.uri(), &self.region)?;
         self.check_v2_date(cx)?;
         let actor = match self.app.s3_actor(&access_key) {
             Ok(Some(actor)) => actor,
@@ -175,5 +177,27 @@ mod tests {
         let uri: http::Uri = "/b/k?X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&x=1".parse().unwrap();
         assert_eq!(query_value(&uri, "X-Amz-Credential").unwrap(), "AK/20260101/us-east-1/s3/aws4_request");
         assert_eq!(query_value(&uri, "missing"), None);
+    }
+
+    #[test]
+    fn a_scope_of_another_region_or_any_other_service_is_malformed() {
+        let header = |scope: &str| {
+            let mut headers = http::HeaderMap::new();
+            let value = format!("AWS4-HMAC-SHA256 Credential=AK/{scope}/aws4_request,SignedHeaders=host,Signature=00");
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        let root: http::Uri = "/".parse().unwrap();
+        check_scope(&header("20260101/us-east-1/s3"), &root, "us-east-1").unwrap();
+        for scope in ["20260101/eu-west-1/s3", "20260101/us-east-1/sts", "20260101/us-east-1/iam"] {
+            let err = check_scope(&header(scope), &root, "us-east-1").unwrap_err();
+            assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationHeaderMalformed, "{scope}");
+        }
+        let presigned: http::Uri =
+            "/b/k?X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fiam%2Faws4_request".parse().unwrap();
+        let err = check_scope(&http::HeaderMap::new(), &presigned, "us-east-1").unwrap_err();
+        assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationHeaderMalformed);
+        // SigV2 and anonymous requests carry no scope.
+        check_scope(&http::HeaderMap::new(), &root, "us-east-1").unwrap();
     }
 }

@@ -1,7 +1,8 @@
 //! The S3 listener: HTTP/1.1 (over TLS when configured) in front of the
 //! `s3s` service, with a wrapper that names each request
 //! (`x-amz-request-id`) and refuses what is never served before its body
-//! is read (browser form uploads, which s3s would buffer whole).
+//! is read (browser form uploads, which s3s would buffer whole; a SigV4
+//! credential scope of another region or service).
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
 //! accept waits for a free one); a connection must send its request head
@@ -55,7 +56,7 @@ impl S3Server {
 }
 
 /// Serves `service` on `listener`, over TLS when `tls` is given, with the
-/// timeouts of `options`.
+/// region and timeouts of `options`.
 pub fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -64,13 +65,14 @@ pub fn serve(
 ) -> std::io::Result<S3Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let setup = Setup { header_timeout: options.header_timeout };
+    let setup = Setup { region: options.region.clone(), header_timeout: options.header_timeout };
     let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), stopped));
     Ok(S3Server { addr, stop, task })
 }
 
 /// What every connection is served with.
 struct Setup {
+    region: String,
     header_timeout: Duration,
 }
 
@@ -108,8 +110,8 @@ async fn accept_loop(
             let _permit = permit;
             let header_timeout = setup.header_timeout;
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (service, ids) = (service.clone(), Arc::clone(&ids));
-                async move { Ok::<_, s3s::HttpError>(handle(&service, &ids, req).await) }
+                let (service, ids, setup) = (service.clone(), Arc::clone(&ids), Arc::clone(&setup));
+                async move { Ok::<_, s3s::HttpError>(handle(&service, &ids, &setup, req).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true).max_headers(200);
@@ -158,11 +160,11 @@ impl RequestIds {
     }
 }
 
-async fn handle(service: &S3Service, ids: &RequestIds, req: Request<Incoming>) -> Response<s3s::Body> {
+async fn handle(service: &S3Service, ids: &RequestIds, setup: &Setup, req: Request<Incoming>) -> Response<s3s::Body> {
     let id = ids.next();
     let span = tracing::info_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
     let _enter = span.enter();
-    let mut response = match refuse_early(&req) {
+    let mut response = match refuse_early(&req, &setup.region) {
         Some(err) => err,
         None => match service.call(req.map(s3s::Body::from)).await {
             Ok(response) => response,
@@ -179,7 +181,10 @@ async fn handle(service: &S3Service, ids: &RequestIds, req: Request<Incoming>) -
 }
 
 /// What is refused before the request reaches s3s, which would read it.
-fn refuse_early(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
+fn refuse_early(req: &Request<Incoming>, region: &str) -> Option<Response<s3s::Body>> {
+    if let Err(err) = crate::auth::check_scope(req.headers(), req.uri(), region) {
+        return Some(error_response(err));
+    }
     let form = req
         .headers()
         .get(http::header::CONTENT_TYPE)
