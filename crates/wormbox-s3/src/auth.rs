@@ -85,6 +85,23 @@ pub(crate) fn check_scope(headers: &http::HeaderMap, uri: &http::Uri, region: &s
     Ok(())
 }
 
+/// The longest a SigV4 presigned URL may be valid (S3's seven days).
+pub(crate) const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// A SigV4 presigned URL may be valid for at most seven days, as in S3
+/// (s3s takes any `X-Amz-Expires` up to 136 years: a leaked URL would
+/// sign for its principal for ever).
+pub(crate) fn check_presigned_expiry(uri: &http::Uri) -> S3Result<()> {
+    let Some(expires) = query_value(uri, "X-Amz-Expires") else { return Ok(()) };
+    match expires.parse::<u64>() {
+        Ok(secs) if (1..=MAX_PRESIGNED_EXPIRY_SECS).contains(&secs) => Ok(()),
+        _ => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires must be a number of seconds from 1 to {MAX_PRESIGNED_EXPIRY_SECS} (seven days)"
+        )),
+    }
+}
+
 /// The checks after the signature: region, SigV2's date, the caller.
 pub(crate) struct Access {
     app: Arc<App>,
@@ -199,5 +216,16 @@ mod tests {
         assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationHeaderMalformed);
         // SigV2 and anonymous requests carry no scope.
         check_scope(&http::HeaderMap::new(), &root, "us-east-1").unwrap();
+    }
+
+    #[test]
+    fn a_presigned_url_is_valid_for_at_most_seven_days() {
+        let uri = |expires: &str| format!("/b/k?X-Amz-Expires={expires}&X-Amz-Signature=00").parse().unwrap();
+        check_presigned_expiry(&uri("604800")).unwrap();
+        check_presigned_expiry(&"/b/k".parse().unwrap()).unwrap();
+        for expires in ["604801", "4294967295", "0", "-1", "soon"] {
+            let err = check_presigned_expiry(&uri(expires)).unwrap_err();
+            assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationQueryParametersError, "{expires}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! `s3s` service, with a wrapper that names each request
 //! (`x-amz-request-id`) and refuses what is never served before its body
 //! is read (browser form uploads, which s3s would buffer whole; a SigV4
-//! credential scope of another region or service).
+//! credential scope of another region or service; a presigned URL valid
+//! for more than seven days).
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
 //! accept waits for a free one); a connection must send its request head
@@ -182,7 +183,9 @@ async fn handle(service: &S3Service, ids: &RequestIds, setup: &Setup, req: Reque
 
 /// What is refused before the request reaches s3s, which would read it.
 fn refuse_early(req: &Request<Incoming>, region: &str) -> Option<Response<s3s::Body>> {
-    if let Err(err) = crate::auth::check_scope(req.headers(), req.uri(), region) {
+    let signed = crate::auth::check_scope(req.headers(), req.uri(), region)
+        .and_then(|()| crate::auth::check_presigned_expiry(req.uri()));
+    if let Err(err) = signed {
         return Some(error_response(err));
     }
     let form = req

@@ -490,6 +490,54 @@ async fn wrong_signatures_and_dead_keys_are_refused_alike_and_write_nothing() {
     put_ok(&s3, &owner, "after").await;
 }
 
+/// `req` as a SigV4 presigned URL valid for `expires` seconds from `skew`
+/// seconds from now (only `host` signed, the payload unsigned).
+fn presigned(req: &Req, host: &str, who: &Principal, expires: u64, skew: i64) -> Req {
+    let date = amz_date(skew);
+    let scope = format!("{}/us-east-1/s3/aws4_request", &date[..8]);
+    let query = format!(
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}%2F{}&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host",
+        who.access_key,
+        scope.replace('/', "%2F")
+    );
+    let canonical = format!("{}\n{}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD", req.method, req.path);
+    let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
+    let key =
+        scope.split('/').fold(format!("AWS4{}", who.secret).into_bytes(), |key, part| hmac256(&key, part.as_bytes()));
+    let signature = hex::encode(hmac256(&key, to_sign.as_bytes()));
+    req.clone().query(&format!("{query}&X-Amz-Signature={signature}"))
+}
+
+/// A SigV4 presigned URL is valid for at most seven days, as in S3 (s3s
+/// took any X-Amz-Expires, up to 136 years: a leaked URL would have signed
+/// for its principal for ever): a longer one is
+/// AuthorizationQueryParametersError and writes nothing; an expired one is
+/// AccessDenied; a week-long one works.
+#[tokio::test]
+async fn a_presigned_url_is_valid_for_at_most_seven_days() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = s3_principal(&app, "app", v1::Role::Writer).await;
+    vault(&app, &owner).await;
+    let s3 = Endpoint::of(&app);
+    let (head, before) = (ledger_head(&app), stored(&app, BUCKET).await);
+
+    let write = Req::new("PUT", &format!("/{BUCKET}/forged")).body("forged");
+    let read = Req::new("GET", &format!("/{BUCKET}/memo"));
+    for req in [&write, &read] {
+        for expires in [7 * 24 * 3600 + 1, 10 * 365 * 24 * 3600, u64::from(u32::MAX)] {
+            let reply = s3.send(&presigned(req, &s3.host(), &owner, expires, 0), &Sign::Anonymous).await;
+            assert_refused(&reply, 400, "AuthorizationQueryParametersError");
+        }
+        let expired = presigned(req, &s3.host(), &owner, 60, -20 * 60);
+        assert_refused(&s3.send(&expired, &Sign::Anonymous).await, 403, "AccessDenied");
+    }
+    assert_eq!(ledger_head(&app), head, "a refused URL writes no ledger entry");
+    assert_eq!(stored(&app, BUCKET).await, before, "and stores nothing");
+
+    let week = s3.send(&presigned(&read, &s3.host(), &owner, 7 * 24 * 3600, 0), &Sign::Anonymous).await;
+    assert_eq!((week.status, week.body.as_str()), (200, "the memo"), "{}", week.text());
+}
+
 /// SigV4 and SigV2 dates more than 15 minutes off real time are
 /// RequestTimeTooSkewed; a credential scope of another region, or of any
 /// service but `s3` (`sts` included, which s3s would read a body for), is
