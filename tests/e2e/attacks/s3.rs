@@ -577,10 +577,19 @@ async fn skewed_dates_and_foreign_scopes_are_refused_before_anything_is_written(
 
 /// A reader's and an auditor's S3 keys sign well but cannot write: no
 /// PutObject, DeleteObject (marker or purge), DeleteObjects, CreateBucket,
-/// retention, nor (the reader) a legal hold; AccessDenied, no ledger entry,
-/// nothing stored. They still read.
+/// DeleteBucket, versioning, Object Lock configuration, retention, nor (the
+/// reader) a legal hold; AccessDenied, no ledger entry, nothing stored, a
+/// refusal logged. The reader still reads; the auditor reads no bytes.
 #[tokio::test]
 async fn readers_and_auditors_cannot_write_through_s3() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(wormbox_server::telemetry::filter("info"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let app = TestAppliance::start().await.unwrap();
     let owner = s3_principal(&app, "app", v1::Role::Writer).await;
     let reader = s3_principal(&app, "reader", v1::Role::Reader).await;
@@ -594,6 +603,9 @@ async fn readers_and_auditors_cannot_write_through_s3() {
     let retention =
         "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>2099-01-01T00:00:00Z</RetainUntilDate></Retention>";
     let delete = format!("<Delete><Object><Key>memo</Key><VersionId>{memo}</VersionId></Object></Delete>");
+    let versioning = "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>";
+    let lock = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention>\
+                <Mode>COMPLIANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>";
     let writes = [
         Req::new("PUT", &object).body("forged"),
         Req::new("PUT", &format!("/{BUCKET}/new")).body("forged"),
@@ -601,6 +613,9 @@ async fn readers_and_auditors_cannot_write_through_s3() {
         Req::new("DELETE", &object).query(&version),
         Req::new("PUT", "/newbucket"),
         Req::new("PUT", &object).query(&format!("retention=&{version}")).body(retention),
+        Req::new("DELETE", &format!("/{BUCKET}")),
+        Req::new("PUT", &format!("/{BUCKET}")).query("versioning=").body(versioning),
+        Req::new("PUT", &format!("/{BUCKET}")).query("object-lock=").body(lock),
     ];
     // An auditor may place a legal hold (it writes nothing else); a reader may not.
     let hold = Req::new("PUT", &object)
@@ -622,6 +637,15 @@ async fn readers_and_auditors_cannot_write_through_s3() {
     assert_eq!(stored(&app, BUCKET).await, before);
     let read = s3.send(&Req::new("GET", &object), &reader.v4()).await;
     assert_eq!((read.status, read.body.as_str()), (200, "the memo"), "{}", read.text());
+    // An auditor reads metadata, never object bytes.
+    assert_refused(&s3.send(&Req::new("GET", &object), &auditor.v4()).await, 403, "AccessDenied");
+    assert_eq!(s3.send(&Req::new("HEAD", &object), &auditor.v4()).await.status, 200);
+    // Each refusal is logged (rate-limited per principal), naming the caller.
+    let text = logs.text();
+    for who in [&reader, &auditor] {
+        let line = text.lines().find(|l| l.contains("refused: the caller's role") && l.contains(&who.access_key));
+        assert!(line.is_some(), "no refusal of {} logged:\n{text}", who.access_key);
+    }
 }
 
 /// A body that does not match its `x-amz-content-sha256`, `Content-MD5`,
