@@ -56,31 +56,33 @@ fn unknown_key() -> s3s::S3Error {
 /// answer another service `NotImplemented`, and read an `sts` body whole),
 /// `Access` again after the signature.
 pub(crate) fn check_scope(headers: &http::HeaderMap, uri: &http::Uri, region: &str) -> S3Result<()> {
-    let scope = match headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    let header = match headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         Some(auth) if auth.starts_with("AWS4-") => {
             auth.split([' ', ',']).find_map(|part| part.trim().strip_prefix("Credential=")).map(str::to_owned)
         }
-        Some(_) => None,
-        None => query_value(uri, "X-Amz-Credential"),
+        _ => None,
     };
-    let Some(scope) = scope else { return Ok(()) };
-    // AKID/DATE/REGION/SERVICE/aws4_request
-    let parts: Vec<&str> = scope.split('/').collect();
-    let (scoped_region, service) = match parts.as_slice() {
-        [.., scoped_region, service, "aws4_request"] => (*scoped_region, *service),
-        _ => return Err(s3_error!(AuthorizationHeaderMalformed, "The credential scope is malformed.")),
-    };
-    if scoped_region != region {
-        return Err(s3_error!(
-            AuthorizationHeaderMalformed,
-            "The authorization header is malformed; the region '{scoped_region}' is wrong; expecting '{region}'"
-        ));
-    }
-    if service != "s3" {
-        return Err(s3_error!(
-            AuthorizationHeaderMalformed,
-            "The authorization header is malformed; the service '{service}' is wrong; expecting 's3'"
-        ));
+    // Both, when a request carries both: s3s checks a presigned signature
+    // first, so the header's scope alone would not be the one verified.
+    for scope in header.into_iter().chain(query_value(uri, "X-Amz-Credential")) {
+        // AKID/DATE/REGION/SERVICE/aws4_request
+        let parts: Vec<&str> = scope.split('/').collect();
+        let (scoped_region, service) = match parts.as_slice() {
+            [.., scoped_region, service, "aws4_request"] => (*scoped_region, *service),
+            _ => return Err(s3_error!(AuthorizationHeaderMalformed, "The credential scope is malformed.")),
+        };
+        if scoped_region != region {
+            return Err(s3_error!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; the region '{scoped_region}' is wrong; expecting '{region}'"
+            ));
+        }
+        if service != "s3" {
+            return Err(s3_error!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; the service '{service}' is wrong; expecting 's3'"
+            ));
+        }
     }
     Ok(())
 }
@@ -213,6 +215,9 @@ mod tests {
         let presigned: http::Uri =
             "/b/k?X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fiam%2Faws4_request".parse().unwrap();
         let err = check_scope(&http::HeaderMap::new(), &presigned, "us-east-1").unwrap_err();
+        assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationHeaderMalformed);
+        // A good header does not cover a bad presigned scope beside it.
+        let err = check_scope(&header("20260101/us-east-1/s3"), &presigned, "us-east-1").unwrap_err();
         assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationHeaderMalformed);
         // SigV2 and anonymous requests carry no scope.
         check_scope(&http::HeaderMap::new(), &root, "us-east-1").unwrap();

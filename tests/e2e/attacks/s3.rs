@@ -493,8 +493,13 @@ async fn wrong_signatures_and_dead_keys_are_refused_alike_and_write_nothing() {
 /// `req` as a SigV4 presigned URL valid for `expires` seconds from `skew`
 /// seconds from now (only `host` signed, the payload unsigned).
 fn presigned(req: &Req, host: &str, who: &Principal, expires: u64, skew: i64) -> Req {
+    presigned_for(req, host, who, expires, skew, "us-east-1")
+}
+
+/// `presigned`, for `region`.
+fn presigned_for(req: &Req, host: &str, who: &Principal, expires: u64, skew: i64, region: &str) -> Req {
     let date = amz_date(skew);
-    let scope = format!("{}/us-east-1/s3/aws4_request", &date[..8]);
+    let scope = format!("{}/{region}/s3/aws4_request", &date[..8]);
     let query = format!(
         "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}%2F{}&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host",
         who.access_key,
@@ -564,6 +569,12 @@ async fn skewed_dates_and_foreign_scopes_are_refused_before_anything_is_written(
             let reply = s3.send(req, &v4.clone().scope(region, service)).await;
             assert_refused(&reply, 400, "AuthorizationHeaderMalformed");
         }
+    }
+    // A presigned URL for another region hides behind no good header.
+    for req in [&write, &list] {
+        let other = presigned_for(req, &s3.host(), &owner, 600, 0, "eu-west-1");
+        assert_refused(&s3.send(&other, &Sign::Anonymous).await, 400, "AuthorizationHeaderMalformed");
+        assert_refused(&s3.send(&other, &v4).await, 400, "AuthorizationHeaderMalformed");
     }
     assert_eq!(ledger_head(&app), head, "a refused caller writes no ledger entry");
     assert_eq!(stored(&app, BUCKET).await, before);
