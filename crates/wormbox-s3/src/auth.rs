@@ -1,8 +1,9 @@
 //! Who an S3 request is from: the secret its signature is checked with
 //! (`Auth`, a principal's S3 secret opened by the application layer), then
 //! the checks `s3s` leaves to us (`Access`): no anonymous request, the
-//! configured region and service in a SigV4 credential scope, and SigV2's
-//! date within 15 minutes of real time (s3s checks SigV4's). The caller, as
+//! configured region and service in a SigV4 credential scope, SigV2's
+//! date within 15 minutes of real time (s3s checks SigV4's), and no
+//! presigned URL valid for more than seven days. The caller, as
 //! an `Actor`, is put into the request for the handlers (`caller`).
 //!
 //! Invariant: every refusal here happens before any handler runs, so a
@@ -87,7 +88,8 @@ pub(crate) fn check_scope(headers: &http::HeaderMap, uri: &http::Uri, region: &s
     Ok(())
 }
 
-/// The longest a SigV4 presigned URL may be valid (S3's seven days).
+/// The longest a presigned URL may be valid (S3's seven days for SigV4;
+/// SigV2's too, here).
 pub(crate) const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
 /// A SigV4 presigned URL may be valid for at most seven days, as in S3
@@ -114,6 +116,26 @@ pub(crate) struct Access {
 impl Access {
     pub(crate) fn new(app: Arc<App>, region: String, clock: Arc<dyn Clock>) -> Access {
         Access { app, region, clock }
+    }
+
+    /// SigV2 presigned URLs (`Expires`, seconds since the epoch, and
+    /// `Signature` in the query): at most seven days ahead of real time, as
+    /// SigV4's (s3s checks only that they have not expired).
+    fn check_v2_expiry(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        let uri = cx.uri();
+        if cx.headers().contains_key(http::header::AUTHORIZATION) || query_value(uri, "Signature").is_none() {
+            return Ok(());
+        }
+        let Some(expires) = query_value(uri, "Expires") else { return Ok(()) };
+        let now_secs = self.clock.now().as_micros().div_euclid(1_000_000);
+        let latest = now_secs.saturating_add(MAX_PRESIGNED_EXPIRY_SECS as i64);
+        match expires.parse::<i64>() {
+            Ok(at) if at <= latest => Ok(()),
+            _ => Err(s3_error!(
+                AuthorizationQueryParametersError,
+                "Expires must be at most {MAX_PRESIGNED_EXPIRY_SECS} seconds (seven days) from now"
+            )),
+        }
     }
 
     /// SigV2 header signatures: the date they sign must be within
@@ -156,6 +178,7 @@ impl S3Access for Access {
         let access_key = credentials.access_key.clone();
         check_scope(cx.headers(), cx.uri(), &self.region)?;
         self.check_v2_date(cx)?;
+        self.check_v2_expiry(cx)?;
         let actor = match self.app.s3_actor(&access_key) {
             Ok(Some(actor)) => actor,
             Ok(None) => return Err(unknown_key()),

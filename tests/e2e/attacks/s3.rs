@@ -513,11 +513,22 @@ fn presigned_for(req: &Req, host: &str, who: &Principal, expires: u64, skew: i64
     req.clone().query(&format!("{query}&X-Amz-Signature={signature}"))
 }
 
+/// `req` as a SigV2 presigned URL (as boto 2's `generate_url` makes) that
+/// expires `expires_in` seconds from now.
+fn presigned_v2(req: &Req, who: &Principal, expires_in: i64) -> Req {
+    let expires = shifted(expires_in).as_micros() / 1_000_000;
+    let to_sign = format!("{}\n\n\n{expires}\n{}", req.method, req.path);
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, who.secret.as_bytes());
+    let signature = data_encoding::BASE64.encode(hmac::sign(&key, to_sign.as_bytes()).as_ref());
+    let signature = signature.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    req.clone().query(&format!("AWSAccessKeyId={}&Expires={expires}&Signature={signature}", who.access_key))
+}
+
 /// A SigV4 presigned URL is valid for at most seven days, as in S3 (s3s
 /// took any X-Amz-Expires, up to 136 years: a leaked URL would have signed
-/// for its principal for ever): a longer one is
-/// AuthorizationQueryParametersError and writes nothing; an expired one is
-/// AccessDenied; a week-long one works.
+/// for its principal for ever), and so is a SigV2 one (whose `Expires` s3s
+/// took up to any date): a longer one is AuthorizationQueryParametersError
+/// and writes nothing; an expired one is AccessDenied; a shorter one works.
 #[tokio::test]
 async fn a_presigned_url_is_valid_for_at_most_seven_days() {
     let app = TestAppliance::start().await.unwrap();
@@ -541,6 +552,19 @@ async fn a_presigned_url_is_valid_for_at_most_seven_days() {
 
     let week = s3.send(&presigned(&read, &s3.host(), &owner, 7 * 24 * 3600, 0), &Sign::Anonymous).await;
     assert_eq!((week.status, week.body.as_str()), (200, "the memo"), "{}", week.text());
+
+    // SigV2's presigned URLs name their expiry as a time: seven days ahead at most.
+    for req in [&write, &read] {
+        for expires_in in [8 * 24 * 3600, 50 * 365 * 24 * 3600] {
+            let reply = s3.send(&presigned_v2(req, &owner, expires_in), &Sign::Anonymous).await;
+            assert_refused(&reply, 400, "AuthorizationQueryParametersError");
+        }
+        assert_refused(&s3.send(&presigned_v2(req, &owner, -60), &Sign::Anonymous).await, 403, "AccessDenied");
+    }
+    assert_eq!(ledger_head(&app), head, "a refused URL writes no ledger entry");
+    assert_eq!(stored(&app, BUCKET).await, before, "and stores nothing");
+    let day = s3.send(&presigned_v2(&read, &owner, 24 * 3600), &Sign::Anonymous).await;
+    assert_eq!((day.status, day.body.as_str()), (200, "the memo"), "{}", day.text());
 }
 
 /// SigV4 and SigV2 dates more than 15 minutes off real time are
