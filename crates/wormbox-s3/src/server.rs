@@ -7,16 +7,22 @@
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
 //! accept waits for a free one); a connection must send its request head
-//! within `S3Options::header_timeout`; `S3Server::stop` stops accepting, lets requests
-//! in flight finish for at most `DRAIN` and then closes what is left.
+//! within `S3Options::header_timeout`, and no request body, whatever
+//! operation reads it, may stall for longer than `S3Options::body_idle`;
+//! `S3Server::stop` stops accepting, lets requests in flight finish for at
+//! most `DRAIN` and then closes what is left.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use s3s::service::S3Service;
 use s3s::{S3ErrorCode, s3_error};
@@ -66,7 +72,8 @@ pub fn serve(
 ) -> std::io::Result<S3Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let setup = Setup { region: options.region.clone(), header_timeout: options.header_timeout };
+    let setup =
+        Setup { region: options.region.clone(), header_timeout: options.header_timeout, body_idle: options.body_idle };
     let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), stopped));
     Ok(S3Server { addr, stop, task })
 }
@@ -75,6 +82,7 @@ pub fn serve(
 struct Setup {
     region: String,
     header_timeout: Duration,
+    body_idle: Duration,
 }
 
 async fn accept_loop(
@@ -165,16 +173,29 @@ async fn handle(service: &S3Service, ids: &RequestIds, setup: &Setup, req: Reque
     let id = ids.next();
     let span = tracing::info_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
     let _enter = span.enter();
+    let stalled = Arc::new(AtomicBool::new(false));
     let mut response = match refuse_early(&req, &setup.region) {
         Some(err) => err,
-        None => match service.call(req.map(s3s::Body::from)).await {
-            Ok(response) => response,
-            Err(err) => {
-                tracing::warn!(error = ?err, "an S3 response could not be built");
-                error_response(s3_error!(InternalError, "The response could not be built."))
+        None => {
+            let body = |inner| IdleBody { inner, idle: setup.body_idle, timer: None, stalled: Arc::clone(&stalled) };
+            match service.call(req.map(|inner| s3s::Body::http_body(body(inner)))).await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::warn!(error = ?err, "an S3 response could not be built");
+                    error_response(s3_error!(InternalError, "The response could not be built."))
+                }
             }
-        },
+        }
     };
+    // Whatever the operation made of its failed body (s3s answers a failed
+    // XML body InternalError), the client stalled.
+    if stalled.load(Ordering::Relaxed) {
+        response = error_response(crate::error::custom(
+            "RequestTimeout",
+            400,
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+        ));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
@@ -209,4 +230,50 @@ fn error_response(err: s3s::S3Error) -> Response<s3s::Body> {
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response
     })
+}
+
+/// A request body that fails once it has sent nothing for `idle` while it
+/// is being read, whatever reads it: PutObject's stream and the XML bodies
+/// s3s collects itself (which have no deadline of their own). `stalled`
+/// tells `handle`, which then answers RequestTimeout.
+struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    /// Runs while a read waits; a frame stops it.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for IdleBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.stalled.store(true, Ordering::Relaxed);
+                        Poll::Ready(Some(Err(format!("the request body sent nothing for {idle:?}").into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

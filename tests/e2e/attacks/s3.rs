@@ -977,6 +977,42 @@ async fn idle_connections_are_closed_within_the_header_timeout() {
     assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
 }
 
+/// With `[s3] body_idle_ms` short, XML bodies (which s3s collects itself,
+/// and which had no deadline: any key, a reader's too, held a connection
+/// slot for ever with one) that stall are RequestTimeout; nothing changes.
+#[tokio::test]
+async fn a_stalled_xml_body_is_cut_off_within_the_body_timeout() {
+    let app = TestAppliance::start_with(|config| config.s3.body_idle_ms = 500).await.unwrap();
+    let owner = s3_principal(&app, "app", v1::Role::Writer).await;
+    let reader = s3_principal(&app, "reader", v1::Role::Reader).await;
+    let memo = vault(&app, &owner).await;
+    let s3 = Endpoint::of(&app);
+    let (head, before) = (ledger_head(&app), stored(&app, BUCKET).await);
+
+    let versioning = "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>";
+    let delete = format!("<Delete><Object><Key>memo</Key><VersionId>{memo}</VersionId></Object></Delete>");
+    let bucket = format!("/{BUCKET}");
+    for who in [&owner, &reader] {
+        for req in [
+            Req::new("PUT", &bucket).query("versioning=").body(versioning).payload("UNSIGNED-PAYLOAD"),
+            Req::new("POST", &bucket).query("delete=").body(delete.clone()),
+        ] {
+            let mut tcp = s3.connect().await;
+            tcp.write_all(&s3.head(&req, &who.v4(), req.body.len() as u64)).await.unwrap();
+            tcp.write_all(&req.body[..10]).await.unwrap();
+            let started = Instant::now();
+            let reply = read_reply(&mut tcp, false).await;
+            assert!(started.elapsed() < Duration::from_secs(8), "cut off after {:?}", started.elapsed());
+            if let Some(reply) = reply {
+                assert_refused(&reply, 400, "RequestTimeout");
+            }
+        }
+    }
+    assert_eq!(ledger_head(&app), head, "a stalled request writes no ledger entry");
+    assert_eq!(stored(&app, BUCKET).await, before, "and changes nothing");
+    put_ok(&s3, &owner, "after").await;
+}
+
 /// A buffer the server's logs go to while a test runs.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
