@@ -2,8 +2,9 @@
 //! (`Auth`, a principal's S3 secret opened by the application layer), then
 //! the checks `s3s` leaves to us (`Access`): no anonymous request, the
 //! configured region and service in a SigV4 credential scope, SigV2's
-//! date within 15 minutes of real time (s3s checks SigV4's), and no
-//! presigned URL valid for more than seven days. The caller, as
+//! date within 15 minutes of real time (s3s checks SigV4's), every
+//! `x-amz-*` header under a SigV4 signature, and no presigned URL valid for
+//! more than seven days. The caller, as
 //! an `Actor`, is put into the request for the handlers (`caller`).
 //!
 //! Invariant: every refusal here happens before any handler runs, so a
@@ -86,6 +87,37 @@ pub(crate) fn check_scope(headers: &http::HeaderMap, uri: &http::Uri, region: &s
         }
     }
     Ok(())
+}
+
+/// Headers named `x-amz-*` a SigV4 client may leave unsigned (AWS's SDK
+/// for JavaScript does this one).
+const UNSIGNABLE_AMZ_HEADERS: [&str; 1] = ["x-amz-user-agent"];
+
+/// A SigV4 header signature must cover every `x-amz-*` header sent, as S3
+/// requires: s3s checks only the headers the client chose to sign, so an
+/// `x-amz-mfa`, `x-amz-bypass-governance-retention` or
+/// `x-amz-object-lock-*` added to a captured request would pass with its
+/// signature (SigV2 signs every `x-amz-*` header by construction).
+pub(crate) fn check_signed_amz_headers(headers: &http::HeaderMap) -> S3Result<()> {
+    let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    if !auth.starts_with("AWS4-") {
+        return Ok(());
+    }
+    let signed: Vec<&str> = auth
+        .split([' ', ','])
+        .find_map(|part| part.trim().strip_prefix("SignedHeaders="))
+        .map(|list| list.split(';').collect())
+        .unwrap_or_default();
+    let unsigned = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .find(|name| name.starts_with("x-amz-") && !UNSIGNABLE_AMZ_HEADERS.contains(name) && !signed.contains(name));
+    match unsigned {
+        Some(name) => {
+            Err(s3_error!(AccessDenied, "There were headers present in the request which were not signed: {name}"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The longest a presigned URL may be valid (S3's seven days for SigV4;
@@ -177,6 +209,7 @@ impl S3Access for Access {
         };
         let access_key = credentials.access_key.clone();
         check_scope(cx.headers(), cx.uri(), &self.region)?;
+        check_signed_amz_headers(cx.headers())?;
         self.check_v2_date(cx)?;
         self.check_v2_expiry(cx)?;
         let actor = match self.app.s3_actor(&access_key) {
@@ -244,6 +277,33 @@ mod tests {
         assert_eq!(err.code(), &s3s::S3ErrorCode::AuthorizationHeaderMalformed);
         // SigV2 and anonymous requests carry no scope.
         check_scope(&http::HeaderMap::new(), &root, "us-east-1").unwrap();
+    }
+
+    #[test]
+    fn every_amz_header_of_a_sigv4_request_is_signed() {
+        let request = |signed: &str, extra: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            let value = format!(
+                "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/s3/aws4_request, SignedHeaders={signed}, Signature=00"
+            );
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            for name in ["host", "x-amz-date", "x-amz-content-sha256"].iter().chain(extra) {
+                headers.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), "v".parse().unwrap());
+            }
+            headers
+        };
+        let base = "host;x-amz-content-sha256;x-amz-date";
+        check_signed_amz_headers(&request(base, &[])).unwrap();
+        check_signed_amz_headers(&request(base, &["x-amz-user-agent", "content-type"])).unwrap();
+        check_signed_amz_headers(&request(&format!("{base};x-amz-mfa"), &["x-amz-mfa"])).unwrap();
+        let err = check_signed_amz_headers(&request(base, &["x-amz-mfa"])).unwrap_err();
+        assert_eq!(err.code(), &s3s::S3ErrorCode::AccessDenied);
+        assert!(err.message().unwrap().ends_with("x-amz-mfa"));
+        // SigV2 signs every x-amz-* header itself.
+        let mut v2 = http::HeaderMap::new();
+        v2.insert(http::header::AUTHORIZATION, "AWS AK:c2ln".parse().unwrap());
+        v2.insert("x-amz-mfa", "v".parse().unwrap());
+        check_signed_amz_headers(&v2).unwrap();
     }
 
     #[test]

@@ -39,6 +39,8 @@ struct Req {
     body: Vec<u8>,
     /// `x-amz-content-sha256` to send in place of the body's hash.
     payload: Option<String>,
+    /// Headers sent outside the signature (as if added to a captured request).
+    unsigned: Vec<(String, String)>,
 }
 
 impl Req {
@@ -50,6 +52,7 @@ impl Req {
             headers: Vec::new(),
             body: Vec::new(),
             payload: None,
+            unsigned: Vec::new(),
         }
     }
 
@@ -60,6 +63,11 @@ impl Req {
 
     fn header(mut self, name: &str, value: &str) -> Req {
         self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    fn unsigned(mut self, name: &str, value: &str) -> Req {
+        self.unsigned.push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -253,7 +261,7 @@ impl Endpoint {
     /// The request head of `req` signed by `sign`, announcing `length` bytes.
     fn head(&self, req: &Req, sign: &Sign, length: u64) -> Vec<u8> {
         let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target());
-        for (name, value) in sign.headers(req, &self.host()) {
+        for (name, value) in sign.headers(req, &self.host()).into_iter().chain(req.unsigned.clone()) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
@@ -681,6 +689,46 @@ async fn readers_and_auditors_cannot_write_through_s3() {
         let line = text.lines().find(|l| l.contains("refused: the caller's role") && l.contains(&who.access_key));
         assert!(line.is_some(), "no refusal of {} logged:\n{text}", who.access_key);
     }
+}
+
+/// A SigV4 signature covers every `x-amz-*` header sent: one added outside
+/// it (to a captured request, replayed within its 15 minutes) is
+/// AccessDenied, whatever it would do: lock the object until 2099, bypass
+/// governance retention, carry an MFA code. The same headers signed pass.
+#[tokio::test]
+async fn an_unsigned_amz_header_is_refused() {
+    let app = TestAppliance::start().await.unwrap();
+    let owner = s3_principal(&app, "app", v1::Role::Writer).await;
+    let memo = locked_vault(&app, &owner).await;
+    let s3 = Endpoint::of(&app);
+    let (head, before) = (ledger_head(&app), stored(&app, BUCKET).await);
+
+    let object = format!("/{BUCKET}/memo");
+    let lock = |req: Req, sign: bool| {
+        let pairs =
+            [("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", "2099-01-01T00:00:00Z")];
+        pairs.iter().fold(req, |req, (k, v)| if sign { req.header(k, v) } else { req.unsigned(k, v) })
+    };
+    let replays = [
+        lock(Req::new("PUT", &object).body("replayed"), false),
+        Req::new("DELETE", &object)
+            .query(&format!("versionId={memo}"))
+            .unsigned("x-amz-bypass-governance-retention", "true"),
+        Req::new("DELETE", &object).query(&format!("versionId={memo}")).unsigned("x-amz-mfa", "SERIAL 123456"),
+        Req::new("PUT", &object).body("replayed").unsigned("x-amz-meta-note", "added"),
+    ];
+    for req in &replays {
+        let reply = s3.send(req, &owner.v4()).await;
+        assert_eq!((reply.status, reply.code()), (403, "AccessDenied"), "{req:?}: {}", reply.text());
+        assert!(reply.message().contains("not signed"), "{}", reply.text());
+    }
+    assert_eq!(ledger_head(&app), head, "no ledger entry");
+    assert_eq!(stored(&app, BUCKET).await, before, "nothing stored, nothing locked");
+
+    let signed = s3.send(&lock(Req::new("PUT", &object).body("signed"), true), &owner.v4()).await;
+    assert_eq!(signed.status, 200, "{}", signed.text());
+    let ua = Req::new("GET", "/").unsigned("x-amz-user-agent", "aws-sdk-js/3");
+    assert_eq!(s3.send(&ua, &owner.v4()).await.status, 200, "the one header an SDK leaves unsigned");
 }
 
 /// A body that does not match its `x-amz-content-sha256`, `Content-MD5`,
