@@ -42,9 +42,9 @@ pub(crate) enum ChunkError {
     /// A chunk header that is not one.
     #[error("a malformed aws-chunked chunk header")]
     Malformed,
-    /// The body underneath failed.
+    /// The body underneath failed (or stalled).
     #[error("reading the request body: {0}")]
-    Body(#[source] hyper::Error),
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// `inner`, its aws-chunked framing checked as it passes.
@@ -104,7 +104,8 @@ fn scan(state: &mut State, mut bytes: &[u8]) -> Result<(), ChunkError> {
 
 impl<B> Body for ChunkGuard<B>
 where
-    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Data = Bytes;
     type Error = ChunkError;
@@ -115,7 +116,7 @@ where
         }
         let frame = match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
             None => return Poll::Ready(None),
-            Some(Err(err)) => return Poll::Ready(Some(Err(ChunkError::Body(err)))),
+            Some(Err(err)) => return Poll::Ready(Some(Err(ChunkError::Body(err.into())))),
             Some(Ok(frame)) => frame,
         };
         if let Some(data) = frame.data_ref() {

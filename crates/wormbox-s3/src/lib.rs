@@ -36,6 +36,7 @@ mod server;
 mod service;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wormbox_app::App;
 use wormbox_model::Clock;
@@ -55,11 +56,28 @@ pub struct S3Options {
     pub domain: Option<String>,
     /// The largest object a single PutObject may store.
     pub max_object_bytes: u64,
+    /// How long a connection may take to send a request's head (and a TLS
+    /// handshake); then it is closed.
+    pub header_timeout: Duration,
+    /// How long a request body may send nothing; then the request fails
+    /// and nothing of it is stored.
+    pub body_idle: Duration,
 }
+
+/// How long a request's head may take, unless configured otherwise.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = server::HEADER_TIMEOUT;
+/// How long a request body may stall, unless configured otherwise.
+pub const DEFAULT_BODY_IDLE: Duration = objects::BODY_IDLE;
 
 impl Default for S3Options {
     fn default() -> S3Options {
-        S3Options { region: DEFAULT_REGION.to_owned(), domain: None, max_object_bytes: 5 << 30 }
+        S3Options {
+            region: DEFAULT_REGION.to_owned(),
+            domain: None,
+            max_object_bytes: 5 << 30,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_idle: DEFAULT_BODY_IDLE,
+        }
     }
 }
 

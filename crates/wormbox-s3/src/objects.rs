@@ -9,7 +9,7 @@
 //! each signed chunk, which fails the stream) and the store checked the
 //! SHA-256 it was given. Anything else drops the upload unpublished: nothing
 //! is stored and no ledger entry is written. A body that stalls for
-//! `BODY_IDLE` ends the request the same way.
+//! `S3Options::body_idle` ends the request the same way.
 //!
 //! The ETag is the MD5 of the bytes, computed while they stream and stored
 //! with the version; a version written through gRPC has none, and S3 sees
@@ -45,7 +45,8 @@ pub(crate) fn body_length(content_length: Option<i64>, headers: &http::HeaderMap
     }
 }
 
-/// How long a request body may send nothing before the request fails.
+/// How long a request body may send nothing before the request fails,
+/// unless `S3Options::body_idle` says otherwise.
 pub(crate) const BODY_IDLE: Duration = Duration::from_secs(60);
 
 /// The S3 ETag of a version (without quotes).
@@ -209,16 +210,9 @@ pub(crate) async fn receive(
     let mut buffer = Vec::with_capacity(CHUNK_BYTES.min(size as usize));
     let mut received = 0u64;
     loop {
-        let next = match tokio::time::timeout(BODY_IDLE, body.next()).await {
-            Ok(next) => next,
-            Err(_) => {
-                return Err(custom(
-                    "RequestTimeout",
-                    400,
-                    "Your socket connection to the server was not read from or written to within the timeout period.",
-                ));
-            }
-        };
+        // A body that stalls fails in the server's `IdleBody`, which also
+        // turns the answer into RequestTimeout.
+        let next = body.next().await;
         let Some(piece) = next else { break };
         let piece = piece.map_err(|e| body_error(&*e))?;
         received += piece.len() as u64;

@@ -1,20 +1,28 @@
 //! The S3 listener: HTTP/1.1 (over TLS when configured) in front of the
 //! `s3s` service, with a wrapper that names each request
 //! (`x-amz-request-id`) and refuses what is never served before its body
-//! is read (browser form uploads, which s3s would buffer whole).
+//! is read (browser form uploads, which s3s would buffer whole; a SigV4
+//! credential scope of another region or service; a presigned URL valid
+//! for more than seven days).
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
 //! accept waits for a free one); a connection must send its request head
-//! within `HEADER_TIMEOUT`; `S3Server::stop` stops accepting, lets requests
-//! in flight finish for at most `DRAIN` and then closes what is left.
+//! within `S3Options::header_timeout`, and no request body, whatever
+//! operation reads it, may stall for longer than `S3Options::body_idle`;
+//! `S3Server::stop` stops accepting, lets requests in flight finish for at
+//! most `DRAIN` and then closes what is left.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use s3s::service::S3Service;
 use s3s::{S3ErrorCode, s3_error};
@@ -24,10 +32,13 @@ use tokio::task::JoinHandle;
 
 use crate::chunked::ChunkGuard;
 
+use crate::S3Options;
+
 /// Connections served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
-/// How long a connection may take to send a request's head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may take to send a request's head, unless
+/// `S3Options::header_timeout` says otherwise.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `stop` lets requests in flight finish.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -53,22 +64,34 @@ impl S3Server {
     }
 }
 
-/// Serves `service` on `listener`, over TLS when `tls` is given.
+/// Serves `service` on `listener`, over TLS when `tls` is given, with the
+/// region and timeouts of `options`.
 pub fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S3Service,
+    options: &S3Options,
 ) -> std::io::Result<S3Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, tls, service, stopped));
+    let setup =
+        Setup { region: options.region.clone(), header_timeout: options.header_timeout, body_idle: options.body_idle };
+    let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), stopped));
     Ok(S3Server { addr, stop, task })
+}
+
+/// What every connection is served with.
+struct Setup {
+    region: String,
+    header_timeout: Duration,
+    body_idle: Duration,
 }
 
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S3Service,
+    setup: Arc<Setup>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -93,18 +116,19 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let (service, ids, watcher) = (service.clone(), Arc::clone(&ids), graceful.watcher());
-        let tls = tls.clone();
+        let (tls, setup) = (tls.clone(), Arc::clone(&setup));
         tokio::spawn(async move {
             let _permit = permit;
+            let header_timeout = setup.header_timeout;
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (service, ids) = (service.clone(), Arc::clone(&ids));
-                async move { Ok::<_, s3s::HttpError>(handle(&service, &ids, req).await) }
+                let (service, ids, setup) = (service.clone(), Arc::clone(&ids), Arc::clone(&setup));
+                async move { Ok::<_, s3s::HttpError>(handle(&service, &ids, &setup, req).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true).max_headers(200);
+            http.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true).max_headers(200);
             let result = match tls {
                 None => watcher.watch(http.serve_connection(TokioIo::new(tcp), handler)).await,
-                Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.accept(tcp)).await {
                     Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), handler)).await,
                     Ok(Err(err)) => {
                         tracing::debug!(%peer, error = %err, "an S3 TLS handshake failed");
@@ -147,39 +171,57 @@ impl RequestIds {
     }
 }
 
-async fn handle(service: &S3Service, ids: &RequestIds, req: Request<Incoming>) -> Response<s3s::Body> {
+async fn handle(service: &S3Service, ids: &RequestIds, setup: &Setup, req: Request<Incoming>) -> Response<s3s::Body> {
     let id = ids.next();
     let span = tracing::info_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
     let _enter = span.enter();
-    let mut response = match refuse_early(&req) {
+    let stalled = Arc::new(AtomicBool::new(false));
+    let mut response = match refuse_early(&req, &setup.region) {
         Some(err) => err,
-        None => match service.call(guard_body(req)).await {
-            Ok(response) => response,
-            Err(err) => {
-                tracing::warn!(error = ?err, "an S3 response could not be built");
-                error_response(s3_error!(InternalError, "The response could not be built."))
+        None => {
+            let body = |inner| IdleBody { inner, idle: setup.body_idle, timer: None, stalled: Arc::clone(&stalled) };
+            // An aws-chunked body's chunk headers are checked as they pass
+            // (`chunked.rs`: no chunk above `MAX_CHUNK_BYTES` is buffered).
+            let streaming = req
+                .headers()
+                .get("x-amz-content-sha256")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("STREAMING-"));
+            let req = match streaming {
+                true => req.map(|inner| s3s::Body::http_body(ChunkGuard::new(body(inner)))),
+                false => req.map(|inner| s3s::Body::http_body(body(inner))),
+            };
+            match service.call(req).await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::warn!(error = ?err, "an S3 response could not be built");
+                    error_response(s3_error!(InternalError, "The response could not be built."))
+                }
             }
-        },
+        }
     };
+    // Whatever the operation made of its failed body (s3s answers a failed
+    // XML body InternalError), the client stalled.
+    if stalled.load(Ordering::Relaxed) {
+        response = error_response(crate::error::custom(
+            "RequestTimeout",
+            400,
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+        ));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
     response
 }
 
-/// The request for s3s, its body guarded when it is aws-chunked
-/// (`chunked.rs`: no chunk above `MAX_CHUNK_BYTES` is ever buffered).
-fn guard_body(req: Request<Incoming>) -> Request<s3s::Body> {
-    let streaming = req
-        .headers()
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("STREAMING-"));
-    if streaming { req.map(|b| s3s::Body::http_body(ChunkGuard::new(b))) } else { req.map(s3s::Body::from) }
-}
-
 /// What is refused before the request reaches s3s, which would read it.
-fn refuse_early(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
+fn refuse_early(req: &Request<Incoming>, region: &str) -> Option<Response<s3s::Body>> {
+    let signed = crate::auth::check_scope(req.headers(), req.uri(), region)
+        .and_then(|()| crate::auth::check_presigned_expiry(req.uri()));
+    if let Err(err) = signed {
+        return Some(error_response(err));
+    }
     let form = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -201,4 +243,50 @@ fn error_response(err: s3s::S3Error) -> Response<s3s::Body> {
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response
     })
+}
+
+/// A request body that fails once it has sent nothing for `idle` while it
+/// is being read, whatever reads it: PutObject's stream and the XML bodies
+/// s3s collects itself (which have no deadline of their own). `stalled`
+/// tells `handle`, which then answers RequestTimeout.
+struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    /// Runs while a read waits; a frame stops it.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for IdleBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.stalled.store(true, Ordering::Relaxed);
+                        Poll::Ready(Some(Err(format!("the request body sent nothing for {idle:?}").into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -374,6 +374,14 @@ pub struct S3Config {
     /// this many hours (by the compliance clock).
     #[serde(default = "default_multipart_expiry_hours")]
     pub multipart_expiry_hours: u64,
+    /// How long a connection may take to send a request's head, in
+    /// milliseconds; then it is closed.
+    #[serde(default = "default_s3_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// How long a request body may send nothing, in milliseconds; then the
+    /// request fails and nothing of it is stored.
+    #[serde(default = "default_s3_body_idle_ms")]
+    pub body_idle_ms: u64,
 }
 
 impl Default for S3Config {
@@ -384,6 +392,8 @@ impl Default for S3Config {
             region: default_s3_region(),
             domain: None,
             multipart_expiry_hours: default_multipart_expiry_hours(),
+            header_timeout_ms: default_s3_header_timeout_ms(),
+            body_idle_ms: default_s3_body_idle_ms(),
         }
     }
 }
@@ -399,6 +409,12 @@ fn default_multipart_expiry_hours() -> u64 {
 }
 fn default_s3_region() -> String {
     wormbox_s3::DEFAULT_REGION.to_owned()
+}
+fn default_s3_header_timeout_ms() -> u64 {
+    wormbox_s3::DEFAULT_HEADER_TIMEOUT.as_millis() as u64
+}
+fn default_s3_body_idle_ms() -> u64 {
+    wormbox_s3::DEFAULT_BODY_IDLE.as_millis() as u64
 }
 
 /// `[storage]`.
@@ -585,6 +601,12 @@ impl WormboxdConfig {
             && (domain.is_empty() || domain.contains(['/', ':', ' ']))
         {
             return invalid("s3.domain", "must be a host name without a port, like s3.archive.example");
+        }
+        if !(1..=3_600_000).contains(&self.s3.header_timeout_ms) {
+            return invalid("s3.header_timeout_ms", "must be 1 to 3600000 (an hour)");
+        }
+        if !(1..=3_600_000).contains(&self.s3.body_idle_ms) {
+            return invalid("s3.body_idle_ms", "must be 1 to 3600000 (an hour)");
         }
         if self.limits.max_object_bytes == 0 {
             return invalid("limits.max_object_bytes", "must be at least 1");
@@ -809,6 +831,12 @@ mod tests {
         config.validate().unwrap();
         config.clock.tolerance_seconds = 0;
         assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "clock.tolerance_seconds", .. })));
+        let mut config = WormboxdConfig::default();
+        config.s3.header_timeout_ms = 0;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "s3.header_timeout_ms", .. })));
+        let mut config = WormboxdConfig::default();
+        config.s3.body_idle_ms = 3_600_001;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "s3.body_idle_ms", .. })));
     }
 
     #[test]

@@ -382,11 +382,14 @@ async fn start_s3(
         region: config.s3.region.clone(),
         domain: config.s3.domain.clone(),
         max_object_bytes: config.limits.max_object_bytes,
+        header_timeout: std::time::Duration::from_millis(config.s3.header_timeout_ms),
+        body_idle: std::time::Duration::from_millis(config.s3.body_idle_ms),
     };
     // Request dates are checked against real time, as S3 clients sign with
     // it: a network protocol's clock, not the compliance clock.
     let service = wormbox_s3::service(Arc::clone(app), &options, Arc::new(wormbox_model::SystemClock));
-    let server = wormbox_s3::serve(listener, acceptor, service).map_err(|source| ServerError::Bind { addr, source })?;
+    let server = wormbox_s3::serve(listener, acceptor, service, &options)
+        .map_err(|source| ServerError::Bind { addr, source })?;
     tracing::info!(addr = %server.addr(), region = %options.region, "S3 endpoint serving");
     Ok(server)
 }

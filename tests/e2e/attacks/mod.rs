@@ -18,6 +18,8 @@ mod flood;
 mod loris;
 /// One code for a whole DeleteObjects request, each purge still judged and ledgered.
 mod multidelete;
+/// The S3 front door inherits Trust: signatures, skew, scope, roles, digests, cut-off and slow bodies, MFA.
+mod s3;
 /// S3 secrets: admins only, no power minted without a code, shown once, sealed for their own key.
 mod s3keys;
 /// PSKC cost bounded by the role check, MFA Delete never with Suspended, refusals ledgered.
