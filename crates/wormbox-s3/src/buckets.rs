@@ -64,7 +64,17 @@ pub(crate) async fn create_bucket(
         Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
         Err(wormbox_app::AppError::Store(StoreError::BucketExists { .. })) => {
             // Whose it is decides S3's answer; the caller may see it (HeadBucket would tell).
-            match w.app.bucket(&actor, &GetBucket { bucket }) {
+            match w.app.bucket(&actor, &GetBucket { bucket: bucket.clone() }) {
+                // S3's us-east-1 answers its owner's repeated request with
+                // success; the bucket stays as it is, so asking for another
+                // Object Lock setting is still refused.
+                Ok(info)
+                    if info.owner == actor.access_key
+                        && w.options.region == "us-east-1"
+                        && info.object_lock == object_lock =>
+                {
+                    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
+                }
                 Ok(info) if info.owner == actor.access_key => Err(s3_error!(
                     BucketAlreadyOwnedByYou,
                     "Your previous request to create the named bucket succeeded and you already own it."
