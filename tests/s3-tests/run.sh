@@ -2,7 +2,8 @@
 # Runs the vendored ceph/s3-tests' versioning, Object Lock and multi-object
 # delete tests against a fresh wormboxd, and fails unless exactly the tests in
 # expected-failures.txt fail (a listed test that passes fails the run too, so
-# the list stays true). Results: tests/s3-conformance.md.
+# the list stays true) and `wormbox verify` passes afterwards. Results:
+# tests/s3-conformance.md.
 #
 # usage: tests/s3-tests/run.sh PYTHON WORMBOXD WORMBOX [PYTEST ARGS...]
 #   PYTHON    a python with requirements.txt installed (e.g. a venv's bin/python)
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 PYTHON=$1 WORMBOXD=$2 WORMBOX=$3
@@ -151,7 +152,17 @@ if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then
     echo "run.sh: pytest could not run the suite (exit $status)" >&2
     exit 1
 fi
+# Whatever the suite did over S3, the archive must still verify whole.
+verified=0
+WORMBOX_CREDENTIAL=$(cat "$WORK/data/admin.credential") \
+    "$WORMBOX" --endpoint "http://127.0.0.1:$GRPC_PORT" verify >"$WORK/verify.log" 2>&1 || verified=$?
+if [ "$verified" -ne 0 ]; then
+    cat "$WORK/verify.log" >&2
+    echo "run.sh: wormbox verify failed after the suite" >&2
+fi
 # Extra pytest arguments may narrow the run: then listed tests may not run.
 partial=
 [ $# -eq 0 ] || partial=--partial
-"$PYTHON" "$HERE/check.py" "$RESULTS" "$HERE/expected-failures.txt" $partial
+checked=0
+"$PYTHON" "$HERE/check.py" "$RESULTS" "$HERE/expected-failures.txt" $partial || checked=$?
+[ "$verified" -eq 0 ] && [ "$checked" -eq 0 ]
