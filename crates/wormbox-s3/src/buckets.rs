@@ -64,7 +64,17 @@ pub(crate) async fn create_bucket(
         Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
         Err(wormbox_app::AppError::Store(StoreError::BucketExists { .. })) => {
             // Whose it is decides S3's answer; the caller may see it (HeadBucket would tell).
-            match w.app.bucket(&actor, &GetBucket { bucket }) {
+            match w.app.bucket(&actor, &GetBucket { bucket: bucket.clone() }) {
+                // S3's us-east-1 answers its owner's repeated request with
+                // success; the bucket stays as it is, so asking for another
+                // Object Lock setting is still refused.
+                Ok(info)
+                    if info.owner == actor.access_key
+                        && w.options.region == "us-east-1"
+                        && info.object_lock == object_lock =>
+                {
+                    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
+                }
                 Ok(info) if info.owner == actor.access_key => Err(s3_error!(
                     BucketAlreadyOwnedByYou,
                     "Your previous request to create the named bucket succeeded and you already own it."
@@ -214,9 +224,28 @@ pub(crate) async fn put_object_lock_configuration(
         None => None,
         Some(d) => Some(default_retention(&d)?),
     };
-    let change = PutBucketDefaultRetention { bucket, default, mfa: code };
-    w.app.set_default_retention(&actor, change).await.map_err(app_error)?;
+    let change = PutBucketDefaultRetention { bucket: bucket.clone(), default, mfa: code };
+    if let Err(err) = w.app.set_default_retention(&actor, change).await {
+        // S3 answers a bucket that cannot take Object Lock yet with a
+        // conflict, not a bad request; the writer judged and recorded it.
+        if err.code() == "INVALID_ARGUMENT"
+            && let Ok(info) = w.app.bucket(&actor, &GetBucket { bucket })
+            && lock_needs_versioning(info.object_lock, info.versioning)
+        {
+            return Err(s3_error!(
+                InvalidBucketState,
+                "Object Lock can be turned on only for a bucket whose versioning is Enabled ({})",
+                err.code()
+            ));
+        }
+        return Err(app_error(err));
+    }
     Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
+}
+
+/// Whether a bucket must have versioning Enabled before it takes Object Lock.
+fn lock_needs_versioning(object_lock: bool, versioning: VersioningState) -> bool {
+    !object_lock && versioning != VersioningState::Enabled
 }
 
 /// A bucket's default retention: a mode and exactly one positive period.
@@ -241,4 +270,17 @@ fn default_retention(d: &s3s::dto::DefaultRetention) -> S3Result<WormDefault> {
     let default = WormDefault { mode, period };
     default.validate().map_err(|e| s3_error!(InvalidArgument, "{e}"))?;
     Ok(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_bucket_without_lock_and_enabled_versioning_is_in_the_wrong_state() {
+        assert!(lock_needs_versioning(false, VersioningState::Unversioned));
+        assert!(lock_needs_versioning(false, VersioningState::Suspended));
+        assert!(!lock_needs_versioning(false, VersioningState::Enabled));
+        assert!(!lock_needs_versioning(true, VersioningState::Enabled));
+    }
 }

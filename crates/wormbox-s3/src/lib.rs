@@ -18,9 +18,10 @@
 //! (the `S3` trait: routing each operation to its subject's file),
 //! `convert.rs` (what the operations share), one file per subject
 //! (`buckets.rs`, `objects.rs`, `copy.rs`, `multipart.rs`, `listing.rs`,
-//! `locks.rs`), and `error.rs`.
+//! `locks.rs`, `acl.rs`), and `error.rs`.
 #![warn(missing_docs)]
 
+mod acl;
 mod auth;
 mod buckets;
 mod chunked;

@@ -20,7 +20,7 @@ use wormbox_store::retention::{Retention, RetentionMode, S3_HOLD};
 
 use crate::auth::caller;
 use crate::convert::{Wormbox, bucket_name, from_timestamp, mfa, object_key, timestamp, version};
-use crate::error::{app_error, invalid};
+use crate::error::app_error;
 
 fn header_mfa<T>(req: &S3Request<T>) -> Option<wormbox_app::MfaCode> {
     mfa(req.headers.get("x-amz-mfa").and_then(|v| v.to_str().ok()).map(str::to_owned).as_ref())
@@ -120,7 +120,8 @@ pub(crate) async fn put_object_legal_hold(
     let place = match input.legal_hold.and_then(|h| h.status).as_ref().map(ObjectLockLegalHoldStatus::as_str) {
         Some(ObjectLockLegalHoldStatus::ON) => true,
         Some(ObjectLockLegalHoldStatus::OFF) => false,
-        Some(other) => return Err(invalid(format!("Legal hold status '{other}' is neither ON nor OFF"))),
+        // As S3: a status it does not know makes the document malformed.
+        Some(other) => return Err(s3_error!(MalformedXML, "Legal hold status '{other}' is neither ON nor OFF")),
         None => return Err(s3_error!(MalformedXML, "LegalHold needs a Status.")),
     };
     require_lock(w, &actor, &bucket)?;

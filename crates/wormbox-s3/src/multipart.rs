@@ -6,9 +6,11 @@
 //! stated digest checked, `receive`) and kept only once synced; the
 //! completed object is one version with its own SHA-256, written once, whose
 //! ETag is S3's multipart form: the MD5 of the parts' binary MD5s, `-N`.
-//! A complete answers at once and keeps the connection alive with s3s's
-//! whitespace while the parts are copied into the version, so a client's
-//! read timeout does not abandon a large one.
+//! A complete that takes longer than a moment (`ANSWER_WHOLE_WITHIN`)
+//! answers then and keeps the connection alive with s3s's whitespace while
+//! the parts are copied into the version, so a client's read timeout does
+//! not abandon a large one; a quicker one answers whole, with its version
+//! id, which only a header can carry.
 
 use std::sync::Arc;
 
@@ -25,6 +27,14 @@ use crate::objects::{Md5, body_length, lock_headers, receive, shown_version, sta
 
 /// S3's largest part.
 const MAX_PART_BYTES: u64 = 5 << 30;
+
+/// How long a complete may take and still answer whole, with its version
+/// id; far below any client's read timeout.
+const ANSWER_WHOLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A complete under way (s3s's type for a kept-alive answer).
+type Completing =
+    std::pin::Pin<Box<dyn std::future::Future<Output = S3Result<CompleteMultipartUploadOutput>> + Send + 'static>>;
 
 pub(crate) async fn create_multipart_upload(
     w: &Wormbox,
@@ -149,8 +159,8 @@ pub(crate) async fn complete_multipart_upload(
         etag: etag.clone(),
     };
     let app = Arc::clone(&w.app);
-    // Copying the parts takes as long as writing the object: the answer
-    // is sent at once and finished when the version is stored.
+    // Copying the parts takes as long as writing the object: a slow one's
+    // answer is sent early and finished when the version is stored.
     let future = async move {
         let ack = app.complete_multipart(&actor, complete).await.map_err(app_error)?;
         Ok(CompleteMultipartUploadOutput {
@@ -162,7 +172,14 @@ pub(crate) async fn complete_multipart_upload(
             ..Default::default()
         })
     };
-    Ok(S3Response::new(CompleteMultipartUploadOutput { future: Some(Box::pin(future)), ..Default::default() }))
+    let mut future: Completing = Box::pin(future);
+    // A complete done within a moment answers whole, its version id in
+    // `x-amz-version-id`: a header, which a kept-alive answer has already
+    // sent without it.
+    if let Ok(done) = tokio::time::timeout(ANSWER_WHOLE_WITHIN, &mut future).await {
+        return done.map(S3Response::new);
+    }
+    Ok(S3Response::new(CompleteMultipartUploadOutput { future: Some(future), ..Default::default() }))
 }
 
 pub(crate) async fn abort_multipart_upload(

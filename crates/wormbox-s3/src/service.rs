@@ -11,7 +11,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::convert::Wormbox;
-use crate::{buckets, copy, listing, locks, multipart, objects};
+use crate::{acl, buckets, copy, listing, locks, multipart, objects};
 
 #[async_trait::async_trait]
 impl S3 for Wormbox {
@@ -153,6 +153,10 @@ impl S3 for Wormbox {
         req: S3Request<PutObjectRetentionInput>,
     ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
         locks::put_object_retention(self, req).await
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
     }
 
     async fn get_object_legal_hold(

@@ -174,7 +174,10 @@ impl Store {
             let lock = versions::lock(self.backend(), bucket, &key, record.id)?;
             let info = versions::version_info(&key, &record, is_latest, lock);
             page.next_key_marker = Some(key.clone());
-            page.next_version_id_marker = Some(info.version_id.clone());
+            // The stored id, even for the `null` version: `null` is found
+            // through the key's null pointer, which a delete between pages
+            // removes, while an id is a position whether or not it still exists.
+            page.next_version_id_marker = Some(crate::external_id(record.id, false));
             page.entries.push(info);
             previous_key = Some(key);
             count += 1;

@@ -324,6 +324,28 @@ async fn listing_pages_across_a_key_with_more_than_1000_versions() {
 }
 
 #[tokio::test]
+async fn paging_versions_goes_on_after_the_null_version_ending_a_page_is_deleted() {
+    // What a client emptying a bucket does: list a page, delete what it
+    // listed, ask for the next page from the marker.
+    let w = world(VersioningState::Unversioned).await;
+    w.put("a", b"null").await;
+    w.store.set_versioning(&w.actor, w.bucket.clone(), VersioningState::Enabled).await.unwrap();
+    let b = w.put("b", b"one").await.version_id;
+    let params = ListVersionsParams { max_keys: 1, ..ListVersionsParams::default() };
+    let page = w.store.list_versions(&w.bucket, &params).unwrap();
+    assert_eq!(page.entries[0].version_id, "null");
+    assert!(page.is_truncated);
+    w.delete("a", Some("null")).await.unwrap();
+    let params = ListVersionsParams {
+        key_marker: page.next_key_marker,
+        version_id_marker: page.next_version_id_marker,
+        ..params
+    };
+    let next = w.store.list_versions(&w.bucket, &params).unwrap();
+    assert_eq!(next.entries.iter().map(|v| v.version_id.clone()).collect::<Vec<_>>(), vec![b]);
+}
+
+#[tokio::test]
 async fn listing_with_prefix_delimiter_and_small_pages() {
     let w = world(VersioningState::Enabled).await;
     for k in ["a/1", "a/2", "a/b/3", "b", "c/1", "d"] {
