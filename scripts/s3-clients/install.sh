@@ -17,7 +17,10 @@ set -euo pipefail
 
 venv="${WORMBOX_S3_CLIENTS:-${WORMBOX_BUILD_CACHE:-${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/wormbox}/s3-clients-venv}"
 # Tested together on Python 3.11 (Debian 12); awscli pins its botocore.
-pins=(boto3==1.44.8 botocore==1.44.8 awscli==1.46.3 s3transfer==0.19.3 boto==2.49.0 six==1.17.0 pytest==9.2.0)
+# The last five are what the vendored ceph/s3-tests import
+# (tests/s3-tests/requirements.txt).
+pins=(boto3==1.44.8 botocore==1.44.8 awscli==1.46.3 s3transfer==0.19.3 boto==2.49.0 six==1.17.0 pytest==9.2.0
+    munch==4.0.0 isodate==0.7.2 requests==2.34.2 pytz==2026.6 python-dateutil==2.9.0.post0)
 boto2=2.49.0
 
 die() {
