@@ -736,6 +736,7 @@ mod tests {
         packaged.validate().expect("deploy/debian/wormboxd.toml must validate");
         let mut expected = WormboxdConfig::default();
         expected.listen.addr = "0.0.0.0:7878".parse().unwrap();
+        expected.s3.listen = "0.0.0.0:7880".parse().unwrap();
         expected.storage.data_dir = "/var/lib/wormbox".into();
         // TLS on, with the files `wormboxd init` writes in the state directory.
         expected.tls = Some(TlsConfig {

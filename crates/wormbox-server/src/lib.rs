@@ -355,11 +355,12 @@ pub async fn run(
             config.storage.data_dir.join(ADMIN_CREDENTIAL_FILE).display()
         );
     }
-    // Scripts and tests read this line to find the port when listening on port 0.
-    println!("wormboxd listening on {}", server.addr);
+    // Before the gRPC line: scripts and tests read up to that one to find
+    // the port when listening on port 0, and may stop reading there.
     if let Some(s3) = server.s3_addr {
         println!("wormboxd S3 listening on {s3}");
     }
+    println!("wormboxd listening on {}", server.addr);
     shutdown.await;
     tracing::info!("shutting down");
     server.stop().await
