@@ -1013,7 +1013,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let text = lines.join("\n") + "\n";
     println!("{text}");
     if let Some(out) = &args.out {
-        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+        // `cargo bench` runs this in the package's directory: a relative
+        // path (`benches/results/NAME.md`) is the workspace's.
+        let out = if out.is_relative() { Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out) } else { out.clone() };
+        std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
 }
