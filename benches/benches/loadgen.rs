@@ -1015,7 +1015,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         // `cargo bench` runs this in the package's directory: a relative
         // path (`benches/results/NAME.md`) is the workspace's.
-        let out = if out.is_relative() { Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out) } else { out.clone() };
+        let out =
+            if out.is_relative() { Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out) } else { out.clone() };
         std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
