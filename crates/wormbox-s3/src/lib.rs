@@ -14,7 +14,8 @@
 //! `CHUNK_BYTES` (`objects.rs`), downloads stream from a blocking reader.
 //!
 //! Files: `auth.rs` (secrets, region, clock skew, the caller), `host.rs`
-//! (addressing), `server.rs` (the listener and the HTTP wrapper), `service.rs`
+//! (addressing), `server.rs` (the listener and the HTTP wrapper),
+//! `chunked.rs` (the aws-chunked guard on request bodies), `service.rs`
 //! (the `S3` trait: routing each operation to its subject's file),
 //! `convert.rs` (what the operations share), one file per subject
 //! (`buckets.rs`, `objects.rs`, `copy.rs`, `multipart.rs`, `listing.rs`,
