@@ -1,7 +1,10 @@
 //! The ingest load generator: in one run, on one machine, it measures the
 //! disk, raw RocksDB with the archive's options, the store's group-commit
-//! append, gRPC `Ingest` over loopback and unary `PutObject`, and prints the
-//! ratios the hot-path targets are stated in (T1–T4). T5 compares two
+//! append, gRPC `Ingest` over loopback and unary `PutObject`, S3 PutObject
+//! (signed payload, and `UNSIGNED-PAYLOAD` with a CRC32C header) and
+//! GetObject against gRPC's, and prints the ratios the targets are stated in
+//! (T1–T4, S3). `--front-doors-only` runs just the gRPC/S3 comparison, with
+//! the process's CPU time per request. T5 compares two
 //! builds, one with the hot path's hashing stubbed out (a cfg no shipped
 //! build sets): `benches/t5.sh` runs this binary from both with
 //! `--ingest-only` and reports the ratio.
@@ -84,6 +87,12 @@ struct Args {
     /// `ingest records/s: N` (for benches/t5.sh).
     #[arg(long)]
     ingest_only: bool,
+    /// Only the front-door comparison (gRPC and S3 PutObject with
+    /// `--clients` clients, then GetObject) for each record size, with the
+    /// process's CPU time per request; prints the ratios (for profiling the
+    /// S3 endpoint against gRPC without the rest of the run).
+    #[arg(long)]
+    front_doors_only: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -682,9 +691,28 @@ async fn grpc_puts(server: &Server, size: usize, clients: usize, duration: Durat
     Ok(Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats()))
 }
 
-/// `clients` S3 clients (SigV4 over HTTP/1.1, the payload's SHA-256 signed
-/// as boto3 signs it over plain HTTP), each sending one PutObject at a time.
-async fn s3_puts(server: &Server, size: usize, clients: usize, duration: Duration) -> anyhow::Result<Measured> {
+/// How an S3 client vouches for a PutObject's body.
+#[derive(Clone, Copy, PartialEq)]
+enum S3Payload {
+    /// The payload's SHA-256 signed in `x-amz-content-sha256`, as boto3 and
+    /// the AWS CLI sign over plain HTTP: the client hashes each body, the
+    /// server hashes it again to check.
+    Signed,
+    /// `UNSIGNED-PAYLOAD` with an `x-amz-checksum-crc32c` header, as the AWS
+    /// SDKs send a PutObject over TLS (which Wormbox requires beyond
+    /// loopback): the client computes a CRC32C per body, the server checks it.
+    UnsignedCrc32c,
+}
+
+/// `clients` S3 clients (SigV4 over HTTP/1.1), each sending one PutObject
+/// at a time, vouching for the body as `form` says.
+async fn s3_puts(
+    server: &Server,
+    size: usize,
+    clients: usize,
+    duration: Duration,
+    form: S3Payload,
+) -> anyhow::Result<Measured> {
     let before = server.commit_stats();
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -693,11 +721,22 @@ async fn s3_puts(server: &Server, size: usize, clients: usize, duration: Duratio
         handles.push(tokio::spawn(async move {
             let data = bytes::Bytes::from(payload(size, c as u64));
             let digest: [u8; 32] = sha256(&data).as_ref().try_into().expect("32 bytes");
+            let key = format!("s3-client-{c}");
             let mut m = Measured::default();
             while started.elapsed() < duration {
-                let body = futures::stream::iter([Ok::<_, std::io::Error>(data.clone())]);
                 let at = Instant::now();
-                client.put_object(&format!("s3-client-{c}"), body, S3Put::new(size as u64, digest)).await?;
+                match form {
+                    S3Payload::Signed => {
+                        let body = futures::stream::iter([Ok::<_, std::io::Error>(data.clone())]);
+                        client.put_object(&key, body, S3Put::new(size as u64, digest)).await?;
+                    }
+                    S3Payload::UnsignedCrc32c => {
+                        // Per request, as an SDK computes it for each body it sends.
+                        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &data) as u32;
+                        let crc = data_encoding::BASE64.encode(&crc.to_be_bytes());
+                        client.put_object_unsigned(&key, data.clone(), ("x-amz-checksum-crc32c", &crc)).await?;
+                    }
+                }
                 m.record(at.elapsed(), 1, size as u64);
             }
             anyhow::Ok(m)
@@ -792,6 +831,62 @@ fn machine() -> String {
     format!("{model}, {cores} cores, {memory} GiB, Linux {}", kernel.trim())
 }
 
+/// CPU seconds this process has used (user and system, all threads).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `--front-doors-only`: gRPC against S3 PutObject and GetObject, with the
+/// CPU time each request cost the whole process (clients and server).
+async fn front_doors(args: &Args, scratch: &Path, rocks: &RocksOptions, phase: Duration) -> anyhow::Result<()> {
+    for &size in &args.record_bytes {
+        let server = Server::start(scratch, rocks, (size as u64).max(1 << 20)).await?;
+        let measure = |name: &str, m: anyhow::Result<Measured>, cpu_before: f64| -> anyhow::Result<f64> {
+            let m = m?;
+            let cpu = cpu_seconds() - cpu_before;
+            println!(
+                "{name}, {size} B: {:.0} requests/s, {:.1} µs CPU per request, p99 {:.2} ms",
+                m.per_sec(),
+                cpu * 1e6 / m.records.max(1) as f64,
+                m.percentile(0.99).as_secs_f64() * 1e3
+            );
+            Ok(m.per_sec())
+        };
+        let cpu = cpu_seconds();
+        let grpc_put = measure("gRPC PutObject", grpc_puts(&server, size, args.clients, phase).await, cpu)?;
+        let cpu = cpu_seconds();
+        let s3_put =
+            measure("S3 PutObject, signed", s3_puts(&server, size, args.clients, phase, S3Payload::Signed).await, cpu)?;
+        let cpu = cpu_seconds();
+        let s3_unsigned = measure(
+            "S3 PutObject, UNSIGNED-PAYLOAD + CRC32C",
+            s3_puts(&server, size, args.clients, phase, S3Payload::UnsignedCrc32c).await,
+            cpu,
+        )?;
+        let cpu = cpu_seconds();
+        let grpc_again = measure("gRPC PutObject again", grpc_puts(&server, size, args.clients, phase).await, cpu)?;
+        seed_reads(&server, size, args.clients).await?;
+        let cpu = cpu_seconds();
+        let grpc_get = measure("gRPC GetObject", grpc_gets(&server, size, args.clients, phase).await, cpu)?;
+        let cpu = cpu_seconds();
+        let s3_get = measure("S3 GetObject", s3_gets(&server, size, args.clients, phase).await, cpu)?;
+        server.stop().await?;
+        println!(
+            "{size} B: S3/gRPC put signed {:.2}, put unsigned {:.2}, get {:.2}",
+            s3_put / ((grpc_put + grpc_again) / 2.0),
+            s3_unsigned / ((grpc_put + grpc_again) / 2.0),
+            s3_get / grpc_get
+        );
+    }
+    Ok(())
+}
+
 fn ratio(name: &str, value: f64, target: f64, what: &str) -> String {
     let verdict = if value >= target { "met" } else { "NOT met" };
     format!("| {name} | {what} | {:.2} | ≥ {target:.2} | {verdict} |", value)
@@ -822,6 +917,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let group = ingest.commits.map_or(0.0, |c| c.commands as f64 / c.groups.max(1) as f64);
         println!("hashing {hashing}: ingest records/s: {:.0} (records per group commit: {group:.1})", ingest.per_sec());
         return Ok(());
+    }
+    if args.front_doors_only {
+        return front_doors(&args, scratch.path(), &rocks, phase).await;
     }
     let mut lines = vec![
         format!("Machine: {}", machine()),
@@ -879,8 +977,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let put_many = grpc_puts(&server, size, args.clients, phase).await?;
         lines.push(put_many.row(&format!("gRPC PutObject: {} clients, {label}", args.clients)));
         eprintln!("S3 PutObject and GetObject, {label} ...");
-        let s3_many = s3_puts(&server, size, args.clients, phase).await?;
-        lines.push(s3_many.row(&format!("S3 PutObject (SigV4, HTTP/1.1): {} clients, {label}", args.clients)));
+        let s3_many = s3_puts(&server, size, args.clients, phase, S3Payload::Signed).await?;
+        lines.push(
+            s3_many.row(&format!("S3 PutObject (SigV4 signed payload, HTTP/1.1): {} clients, {label}", args.clients)),
+        );
+        let s3_unsigned = s3_puts(&server, size, args.clients, phase, S3Payload::UnsignedCrc32c).await?;
+        lines.push(s3_unsigned.row(&format!(
+            "S3 PutObject (SigV4 UNSIGNED-PAYLOAD + CRC32C, HTTP/1.1): {} clients, {label}",
+            args.clients
+        )));
         seed_reads(&server, size, args.clients).await?;
         let get_grpc = grpc_gets(&server, size, args.clients, phase).await?;
         lines.push(get_grpc.row(&format!("gRPC GetObject: {} clients, {label}", args.clients)));
@@ -936,7 +1041,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "S3 put",
             s3_many.per_sec() / put_many.per_sec(),
             if size <= 4096 { 0.7 } else { 0.8 },
-            &format!("S3 PutObject / gRPC PutObject, {} clients, {label}", args.clients),
+            &format!("S3 PutObject signed payload / gRPC PutObject, {} clients, {label}", args.clients),
+        ));
+        ratios.push(ratio(
+            "S3 put",
+            s3_unsigned.per_sec() / put_many.per_sec(),
+            if size <= 4096 { 0.7 } else { 0.8 },
+            &format!("S3 PutObject UNSIGNED-PAYLOAD + CRC32C / gRPC PutObject, {} clients, {label}", args.clients),
         ));
         if size > 4096 {
             ratios.push(ratio(

@@ -94,3 +94,49 @@ async fn one_appliance_keeps_its_duplicate_copy_on_another_ones_s3_endpoint() {
     assert!(writes.iter().all(|e| e.principal == access), "every S3 write is the S3 principal's");
     assert!(entries.iter().any(|(e, _)| e.op.as_str() == "hold-placed" && e.principal == access));
 }
+
+/// CRC32C (Castagnoli), bit by bit: the test's own, not the server's.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// What the AWS SDKs send over TLS: `UNSIGNED-PAYLOAD`, the body vouched for
+/// by an `x-amz-checksum-*` header. A right checksum stores the version with
+/// its MD5 ETag; a wrong CRC32C or SHA-256 is BadDigest and stores nothing
+/// (the SHA-256 is checked by the store itself, against the one it computes).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsigned_payload_is_stored_only_when_its_checksum_header_holds() {
+    let b = TestAppliance::start().await.unwrap();
+    let (access, secret) = b.s3_principal("sdk", v1::Role::Writer).await.unwrap();
+    let client = b.s3_client("records", &access, &secret);
+    // Object Lock turns versioning on: both good writes stay as versions.
+    client.create_bucket(true).await.unwrap();
+    let body = bytes::Bytes::from_static(b"123456789");
+    assert_eq!(crc32c(&body), 0xE306_9283, "the check value of CRC-32C");
+    let b64 = |bytes: &[u8]| data_encoding::BASE64.encode(bytes);
+    let right = b64(&crc32c(&body).to_be_bytes());
+    let wrong = b64(&crc32c(b"123456780").to_be_bytes());
+    let wrong_sha256 = b64(&[7u8; 32]);
+    for (name, value) in [("x-amz-checksum-crc32c", &wrong), ("x-amz-checksum-sha256", &wrong_sha256)] {
+        let err = client.put_object_unsigned("k", body.clone(), (name, value)).await.unwrap_err();
+        let wormbox_replica::S3Error::Service(err) = err else { panic!("{name}: {err:?}") };
+        assert_eq!((err.status, err.code.as_str()), (400, "BadDigest"), "{name}: {err:?}");
+    }
+    let page = client.list_object_versions(None, None, None, 100).await.unwrap();
+    assert_eq!(page.entries.len(), 0, "a refused body stores nothing: {page:?}");
+
+    let stored = client.put_object_unsigned("k", body.clone(), ("x-amz-checksum-crc32c", &right)).await.unwrap();
+    // RFC 1321's MD5 of "123456789".
+    assert_eq!(stored.etag.trim_matches('"'), "25f9e794323b453885f5181f1b624d0b");
+    let sha256 = b64(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+    client.put_object_unsigned("k", body.clone(), ("x-amz-checksum-sha256", &sha256)).await.unwrap();
+    let page = client.list_object_versions(None, None, None, 100).await.unwrap();
+    assert_eq!(page.versions().count(), 2, "{page:?}");
+}

@@ -248,14 +248,14 @@ pub struct PartWriter {
 
 impl PartWriter {
     /// Appends bytes (on a blocking thread).
-    pub async fn write(&mut self, data: Vec<u8>) -> Result<(), AppError> {
-        self.size += data.len() as u64;
+    pub async fn write(&mut self, data: impl AsRef<[u8]> + Send + 'static) -> Result<(), AppError> {
+        self.size += data.as_ref().len() as u64;
         if self.size > self.limit {
             return Err(StoreError::TooLarge { limit: self.limit }.into());
         }
         let mut file = self.file.take().ok_or_else(|| AppError::Internal("the part was lost".into()))?;
         let (file, res) = tokio::task::spawn_blocking(move || {
-            let res = file.write_all(&data);
+            let res = file.write_all(data.as_ref());
             (file, res)
         })
         .await

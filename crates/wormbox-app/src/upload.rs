@@ -35,9 +35,10 @@ impl AppUpload {
     }
 
     /// Appends bytes; full chunks go to the backend (not yet synced, not yet
-    /// visible).
-    pub async fn write(&mut self, data: Vec<u8>) -> Result<(), AppError> {
-        self.run(move |upload| upload.write(&data)).await
+    /// visible). Any owned bytes (a `Vec`, or a front door's `Bytes` passed
+    /// on without a copy).
+    pub async fn write(&mut self, data: impl AsRef<[u8]> + Send + 'static) -> Result<(), AppError> {
+        self.run(move |upload| upload.write(data.as_ref())).await
     }
 
     /// The bytes received so far.

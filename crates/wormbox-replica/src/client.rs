@@ -77,6 +77,9 @@ enum Payload {
     Empty,
     /// A small body in memory (XML): its SHA-256 is computed here.
     Bytes(Bytes),
+    /// A body in memory sent as `UNSIGNED-PAYLOAD`: the signature covers
+    /// the headers only, so a checksum header must vouch for the bytes.
+    Unsigned(Bytes),
     /// A caller's stream with its declared length and digest.
     Stream {
         body: Body,
@@ -305,6 +308,33 @@ impl S3Client {
         })
     }
 
+    /// Uploads `body` under `key` as AWS SDKs send a PutObject over TLS: the
+    /// payload unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), the
+    /// bytes vouched for by `checksum`, an `x-amz-checksum-*` header (name,
+    /// base64 value) that the server checks. The load generator measures the
+    /// S3 endpoint with it beside the signed-payload form `put_object` sends.
+    pub async fn put_object_unsigned(
+        &self,
+        key: &str,
+        body: Bytes,
+        checksum: (&str, &str),
+    ) -> Result<PutOutcome, S3Error> {
+        let (name, value) = checksum;
+        if !name.starts_with("x-amz-checksum-") {
+            return Err(S3Error::Invalid(format!("{name}: not an x-amz-checksum-* header")));
+        }
+        let mut call = Call::new(Method::PUT, Some(check_key(key)?))
+            .header("content-type", "application/octet-stream")
+            .header(name, value);
+        call.payload = Payload::Unsigned(body);
+        let response = self.send(call).await?;
+        let headers = response.headers();
+        Ok(PutOutcome {
+            version_id: header(headers, "x-amz-version-id").filter(|v| v != "null"),
+            etag: header(headers, "etag").unwrap_or_default(),
+        })
+    }
+
     /// Sets a version's retention (`bypass_governance` to shorten GOVERNANCE).
     pub async fn put_object_retention(
         &self,
@@ -467,6 +497,10 @@ impl S3Client {
                 let hash = sigv4::sha256_hex(&bytes);
                 let len = bytes.len() as u64;
                 (transport::full_body(bytes), hash, len, None)
+            }
+            Payload::Unsigned(bytes) => {
+                let len = bytes.len() as u64;
+                (transport::full_body(bytes), "UNSIGNED-PAYLOAD".to_owned(), len, None)
             }
             Payload::Stream { body, problem, sha256_hex, len } => (body, sha256_hex, len, Some(problem)),
         };
