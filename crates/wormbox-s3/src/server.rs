@@ -6,14 +6,16 @@
 //! for more than seven days).
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
-//! accept waits for a free one); a connection must send its request head
+//! accept waits for a free one), at most `MAX_CONNECTIONS_PER_ADDRESS` of
+//! them from one IP address (more are closed as soon as accepted, so one
+//! host cannot hold every slot); a connection must send its request head
 //! within `S3Options::header_timeout`, and no request body, whatever
 //! operation reads it, may stall for longer than `S3Options::body_idle`;
 //! `S3Server::stop` stops accepting, lets requests in flight finish for at
 //! most `DRAIN` and then closes what is left.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +38,10 @@ use crate::S3Options;
 
 /// Connections served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
+/// Connections served at once from one IP address: far more than an S3
+/// client opens (boto3 and the AWS CLI 10, rclone 4 transfers and 8
+/// checkers, the Java SDK 50), an eighth of all slots.
+pub(crate) const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// How long a connection may take to send a request's head, unless
 /// `S3Options::header_timeout` says otherwise.
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,6 +101,7 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let ids = Arc::new(RequestIds::new());
     loop {
@@ -114,11 +121,15 @@ async fn accept_loop(
             },
             _ = stopping(&mut stopped) => break,
         };
+        let Some(address_slot) = per_address.enter(peer.ip()) else {
+            tracing::debug!(%peer, "an S3 connection refused: its address holds {MAX_CONNECTIONS_PER_ADDRESS} already");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (service, ids, watcher) = (service.clone(), Arc::clone(&ids), graceful.watcher());
         let (tls, setup) = (tls.clone(), Arc::clone(&setup));
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, address_slot);
             let header_timeout = setup.header_timeout;
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (service, ids, setup) = (service.clone(), Arc::clone(&ids), Arc::clone(&setup));
@@ -145,6 +156,45 @@ async fn accept_loop(
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("S3 requests still running after {DRAIN:?} were cut off by shutdown");
+    }
+}
+
+/// Connections open per IP address.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    /// A slot for one more connection from `ip`, or `None` when it holds
+    /// `MAX_CONNECTIONS_PER_ADDRESS` already.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(ip).or_default();
+        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { map: Arc::clone(self), ip })
+    }
+}
+
+/// One connection's place in `PerAddress`, given back when dropped.
+#[derive(Debug)]
+struct AddressSlot {
+    map: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.map.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -288,5 +338,23 @@ impl hyper::body::Body for IdleBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_holds_at_most_its_share_and_gets_it_back() {
+        let map = Arc::new(PerAddress::default());
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        let held: Vec<_> = (0..MAX_CONNECTIONS_PER_ADDRESS).map(|_| map.enter(a).unwrap()).collect();
+        assert!(map.enter(a).is_none(), "one more from a full address");
+        let other = map.enter(b).expect("another address is not counted with it");
+        drop(held);
+        assert!(map.enter(a).is_some(), "closed connections give their slots back");
+        drop(other);
+        assert!(map.open.lock().unwrap().is_empty(), "no address is remembered once it holds none");
     }
 }

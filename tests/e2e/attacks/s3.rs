@@ -1025,6 +1025,47 @@ async fn idle_connections_are_closed_within_the_header_timeout() {
     assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
 }
 
+/// One host cannot hold every connection slot: once it has 64 open (the
+/// listener's `MAX_CONNECTIONS_PER_ADDRESS`), its next connection is closed
+/// at once, without waiting for the header timeout, while another address
+/// is still served; the slots come back as its connections close.
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection_slot() {
+    let app = TestAppliance::start().await.unwrap();
+    let s3 = Endpoint::of(&app);
+    let anonymous = Req::new("GET", "/");
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(s3.connect().await);
+    }
+    // Accepted in the order they arrived, so after the 64.
+    let mut extra = s3.connect().await;
+    let started = Instant::now();
+    assert!(read_reply(&mut extra, false).await.is_none(), "the 65th connection is closed unanswered");
+    assert!(started.elapsed() < Duration::from_secs(10), "closed after {:?}", started.elapsed());
+
+    // Another loopback address is served (anonymous: refused, but answered).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(s3.addr).await.unwrap();
+    other.write_all(&s3.head(&anonymous, &Sign::Anonymous, 0)).await.unwrap();
+    assert_refused(&read_reply(&mut other, false).await.expect("an answer"), 403, "AccessDenied");
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut tcp = s3.connect().await;
+        tcp.write_all(&s3.head(&anonymous, &Sign::Anonymous, 0)).await.unwrap();
+        if let Some(reply) = read_reply(&mut tcp, false).await {
+            assert_refused(&reply, 403, "AccessDenied");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the address's slots did not come back");
+        // The server frees a slot when it reads the close: real sockets, no clock to advance.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// With `[s3] body_idle_ms` short, XML bodies (which s3s collects itself,
 /// and which had no deadline: any key, a reader's too, held a connection
 /// slot for ever with one) that stall are RequestTimeout; nothing changes.
