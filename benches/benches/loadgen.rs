@@ -698,9 +698,12 @@ enum S3Payload {
     /// the AWS CLI sign over plain HTTP: the client hashes each body, the
     /// server hashes it again to check.
     Signed,
-    /// `UNSIGNED-PAYLOAD` with an `x-amz-checksum-crc32c` header, as the AWS
-    /// SDKs send a PutObject over TLS (which Wormbox requires beyond
-    /// loopback): the client computes a CRC32C per body, the server checks it.
+    /// `UNSIGNED-PAYLOAD` with an `x-amz-checksum-crc32c` header: an
+    /// unsigned payload vouched for by a CRC, as the AWS SDKs send a
+    /// PutObject over TLS (which Wormbox requires beyond loopback; they put
+    /// the CRC in an aws-chunked trailer, this puts it in a header, sparing
+    /// the chunk decoding): the client computes a CRC32C per body, the
+    /// server checks it.
     UnsignedCrc32c,
 }
 
@@ -831,15 +834,20 @@ fn machine() -> String {
     format!("{model}, {cores} cores, {memory} GiB, Linux {}", kernel.trim())
 }
 
-/// CPU seconds this process has used (user and system, all threads).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
+/// CPU seconds this process has used (user and system, all threads),
+/// including the storage engine's background work.
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: index 0 is field 3 (state), so utime (14) and stime (15) are
+    // at 11 and 12.
     let fields: Vec<&str> =
         stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("a short /proc/self/stat")?.parse()?) };
+    // SAFETY: sysconf reads a system constant; it touches no memory of ours.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    anyhow::ensure!(per_second > 0, "no clock tick rate");
+    Ok((ticks(11)? + ticks(12)?) / per_second as f64)
 }
 
 /// `--front-doors-only`: gRPC against S3 PutObject and GetObject, with the
@@ -849,7 +857,7 @@ async fn front_doors(args: &Args, scratch: &Path, rocks: &RocksOptions, phase: D
         let server = Server::start(scratch, rocks, (size as u64).max(1 << 20)).await?;
         let measure = |name: &str, m: anyhow::Result<Measured>, cpu_before: f64| -> anyhow::Result<f64> {
             let m = m?;
-            let cpu = cpu_seconds() - cpu_before;
+            let cpu = cpu_seconds()? - cpu_before;
             println!(
                 "{name}, {size} B: {:.0} requests/s, {:.1} µs CPU per request, p99 {:.2} ms",
                 m.per_sec(),
@@ -858,23 +866,23 @@ async fn front_doors(args: &Args, scratch: &Path, rocks: &RocksOptions, phase: D
             );
             Ok(m.per_sec())
         };
-        let cpu = cpu_seconds();
+        let cpu = cpu_seconds()?;
         let grpc_put = measure("gRPC PutObject", grpc_puts(&server, size, args.clients, phase).await, cpu)?;
-        let cpu = cpu_seconds();
+        let cpu = cpu_seconds()?;
         let s3_put =
             measure("S3 PutObject, signed", s3_puts(&server, size, args.clients, phase, S3Payload::Signed).await, cpu)?;
-        let cpu = cpu_seconds();
+        let cpu = cpu_seconds()?;
         let s3_unsigned = measure(
             "S3 PutObject, UNSIGNED-PAYLOAD + CRC32C",
             s3_puts(&server, size, args.clients, phase, S3Payload::UnsignedCrc32c).await,
             cpu,
         )?;
-        let cpu = cpu_seconds();
+        let cpu = cpu_seconds()?;
         let grpc_again = measure("gRPC PutObject again", grpc_puts(&server, size, args.clients, phase).await, cpu)?;
         seed_reads(&server, size, args.clients).await?;
-        let cpu = cpu_seconds();
+        let cpu = cpu_seconds()?;
         let grpc_get = measure("gRPC GetObject", grpc_gets(&server, size, args.clients, phase).await, cpu)?;
-        let cpu = cpu_seconds();
+        let cpu = cpu_seconds()?;
         let s3_get = measure("S3 GetObject", s3_gets(&server, size, args.clients, phase).await, cpu)?;
         server.stop().await?;
         println!(

@@ -36,7 +36,7 @@ impl AppUpload {
 
     /// Appends bytes; full chunks go to the backend (not yet synced, not yet
     /// visible). Any owned bytes (a `Vec`, or a front door's `Bytes` passed
-    /// on without a copy).
+    /// on as received).
     pub async fn write(&mut self, data: impl AsRef<[u8]> + Send + 'static) -> Result<(), AppError> {
         self.run(move |upload| upload.write(data.as_ref())).await
     }

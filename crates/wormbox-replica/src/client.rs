@@ -308,8 +308,9 @@ impl S3Client {
         })
     }
 
-    /// Uploads `body` under `key` as AWS SDKs send a PutObject over TLS: the
-    /// payload unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), the
+    /// Uploads `body` under `key` with its payload unsigned
+    /// (`x-amz-content-sha256: UNSIGNED-PAYLOAD`, as AWS SDKs send over TLS,
+    /// though they state the checksum in an aws-chunked trailer), the
     /// bytes vouched for by `checksum`, an `x-amz-checksum-*` header (name,
     /// base64 value) that the server checks. The load generator measures the
     /// S3 endpoint with it beside the signed-payload form `put_object` sends.

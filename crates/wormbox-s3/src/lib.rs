@@ -64,12 +64,20 @@ pub struct S3Options {
     /// How long a request body may send nothing; then the request fails
     /// and nothing of it is stored.
     pub body_idle: Duration,
+    /// Connections served at once from one client address (an IPv4
+    /// address, or an IPv6 /64), of `MAX_CONNECTIONS`.
+    pub max_connections_per_address: usize,
 }
 
 /// How long a request's head may take, unless configured otherwise.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = server::HEADER_TIMEOUT;
 /// How long a request body may stall, unless configured otherwise.
 pub const DEFAULT_BODY_IDLE: Duration = objects::BODY_IDLE;
+/// Connections the S3 listener serves at once.
+pub const MAX_CONNECTIONS: usize = server::MAX_CONNECTIONS;
+/// Connections served at once from one client address, unless configured
+/// otherwise.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = server::MAX_CONNECTIONS_PER_ADDRESS;
 
 impl Default for S3Options {
     fn default() -> S3Options {
@@ -79,6 +87,7 @@ impl Default for S3Options {
             max_object_bytes: 5 << 30,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_idle: DEFAULT_BODY_IDLE,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }

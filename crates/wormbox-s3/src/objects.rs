@@ -216,7 +216,8 @@ pub(crate) async fn receive(
 ) -> S3Result<([u8; 16], Stated)> {
     let mut hasher = stated.hasher(trailer);
     let mut md5_hasher = Md5::default();
-    let mut buffer = Vec::with_capacity(CHUNK_BYTES.min(size as usize));
+    // Allocated when a piece first needs gathering: a body in one piece never does.
+    let mut buffer = Vec::new();
     let mut received = 0u64;
     loop {
         // A body that stalls fails in the server's `IdleBody`, which also
@@ -233,17 +234,21 @@ pub(crate) async fn receive(
         let mut piece = piece;
         while !piece.is_empty() {
             // A piece that fills a chunk, or ends the body, goes on as it is
-            // (no copy); smaller ones gather in `buffer`, so that a body in
+            // (the store copies it into its chunk; this saves the copy into
+            // `buffer`); smaller ones gather in `buffer`, so that a body in
             // small pieces costs one blocking hop per chunk, not per piece.
             if buffer.is_empty() && (piece.len() >= CHUNK_BYTES || received == size) {
                 let now = piece.split_to(piece.len().min(CHUNK_BYTES));
                 sink.put(now).await.map_err(app_error)?;
                 continue;
             }
+            if buffer.capacity() == 0 {
+                buffer.reserve_exact(CHUNK_BYTES.min(size as usize));
+            }
             let room = CHUNK_BYTES - buffer.len();
             buffer.extend_from_slice(&piece.split_to(room.min(piece.len())));
             if buffer.len() == CHUNK_BYTES {
-                let full = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES));
+                let full = std::mem::take(&mut buffer);
                 sink.put(Bytes::from(full)).await.map_err(app_error)?;
             }
         }

@@ -6,9 +6,10 @@
 //! for more than seven days).
 //!
 //! Invariant: at most `MAX_CONNECTIONS` connections are served at once (an
-//! accept waits for a free one), at most `MAX_CONNECTIONS_PER_ADDRESS` of
-//! them from one IP address (more are closed as soon as accepted, so one
-//! host cannot hold every slot); a connection must send its request head
+//! accept waits for a free one), at most
+//! `S3Options::max_connections_per_address` of them from one client address,
+//! an IPv4 address or an IPv6 /64 (more are closed as soon as accepted, so
+//! one host cannot hold every slot); a connection must send its request head
 //! within `S3Options::header_timeout`, and no request body, whatever
 //! operation reads it, may stall for longer than `S3Options::body_idle`;
 //! `S3Server::stop` stops accepting, lets requests in flight finish for at
@@ -38,8 +39,9 @@ use crate::S3Options;
 
 /// Connections served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
-/// Connections served at once from one IP address: far more than an S3
-/// client opens (boto3 and the AWS CLI 10, rclone 4 transfers and 8
+/// Connections served at once from one client address, unless
+/// `S3Options::max_connections_per_address` says otherwise: far more than
+/// an S3 client opens (boto3 and the AWS CLI 10, rclone 4 transfers and 8
 /// checkers, the Java SDK 50), an eighth of all slots.
 pub(crate) const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// How long a connection may take to send a request's head, unless
@@ -82,7 +84,8 @@ pub fn serve(
     let (stop, stopped) = watch::channel(false);
     let setup =
         Setup { region: options.region.clone(), header_timeout: options.header_timeout, body_idle: options.body_idle };
-    let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), stopped));
+    let per_address = Arc::new(PerAddress::new(options.max_connections_per_address));
+    let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), per_address, stopped));
     Ok(S3Server { addr, stop, task })
 }
 
@@ -98,10 +101,10 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S3Service,
     setup: Arc<Setup>,
+    per_address: Arc<PerAddress>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let ids = Arc::new(RequestIds::new());
     loop {
@@ -122,7 +125,7 @@ async fn accept_loop(
             _ = stopping(&mut stopped) => break,
         };
         let Some(address_slot) = per_address.enter(peer.ip()) else {
-            tracing::debug!(%peer, "an S3 connection refused: its address holds {MAX_CONNECTIONS_PER_ADDRESS} already");
+            tracing::debug!(%peer, limit = per_address.limit, "an S3 connection refused: its address holds the most it may");
             continue;
         };
         let _ = tcp.set_nodelay(true);
@@ -159,23 +162,39 @@ async fn accept_loop(
     }
 }
 
-/// Connections open per IP address.
-#[derive(Debug, Default)]
+/// Connections open per client address.
+#[derive(Debug)]
 struct PerAddress {
+    limit: usize,
     open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
 }
 
 impl PerAddress {
-    /// A slot for one more connection from `ip`, or `None` when it holds
-    /// `MAX_CONNECTIONS_PER_ADDRESS` already.
+    fn new(limit: usize) -> PerAddress {
+        PerAddress { limit, open: std::sync::Mutex::default() }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` when its client
+    /// address holds `limit` already.
     fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = client_address(ip);
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(ip).or_default();
-        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+        if *count >= self.limit {
             return None;
         }
         *count += 1;
         Some(AddressSlot { map: Arc::clone(self), ip })
+    }
+}
+
+/// What connections are counted by: an IPv4 address (also when it arrives
+/// IPv4-mapped), or an IPv6 address's /64, since one IPv6 host commonly has
+/// a whole /64 to pick source addresses from.
+fn client_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
 }
 
@@ -347,14 +366,24 @@ mod tests {
 
     #[test]
     fn one_address_holds_at_most_its_share_and_gets_it_back() {
-        let map = Arc::new(PerAddress::default());
+        let map = Arc::new(PerAddress::new(MAX_CONNECTIONS_PER_ADDRESS));
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap());
         let held: Vec<_> = (0..MAX_CONNECTIONS_PER_ADDRESS).map(|_| map.enter(a).unwrap()).collect();
         assert!(map.enter(a).is_none(), "one more from a full address");
+        assert!(map.enter("::ffff:192.0.2.1".parse().unwrap()).is_none(), "the same address, IPv4-mapped");
         let other = map.enter(b).expect("another address is not counted with it");
         drop(held);
         assert!(map.enter(a).is_some(), "closed connections give their slots back");
         drop(other);
         assert!(map.open.lock().unwrap().is_empty(), "no address is remembered once it holds none");
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let map = Arc::new(PerAddress::new(2));
+        let _one = map.enter("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _two = map.enter("2001:db8:1:2:ffff::9".parse().unwrap()).unwrap();
+        assert!(map.enter("2001:db8:1:2:abcd::7".parse().unwrap()).is_none(), "a third address of the same /64");
+        assert!(map.enter("2001:db8:1:3::1".parse().unwrap()).is_some(), "the next /64 is another client");
     }
 }

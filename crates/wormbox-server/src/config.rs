@@ -382,6 +382,10 @@ pub struct S3Config {
     /// request fails and nothing of it is stored.
     #[serde(default = "default_s3_body_idle_ms")]
     pub body_idle_ms: u64,
+    /// Connections served at once from one client address (an IPv4
+    /// address, or an IPv6 /64), of the listener's 512.
+    #[serde(default = "default_s3_max_connections_per_address")]
+    pub max_connections_per_address: usize,
 }
 
 impl Default for S3Config {
@@ -394,6 +398,7 @@ impl Default for S3Config {
             multipart_expiry_hours: default_multipart_expiry_hours(),
             header_timeout_ms: default_s3_header_timeout_ms(),
             body_idle_ms: default_s3_body_idle_ms(),
+            max_connections_per_address: default_s3_max_connections_per_address(),
         }
     }
 }
@@ -412,6 +417,9 @@ fn default_s3_region() -> String {
 }
 fn default_s3_header_timeout_ms() -> u64 {
     wormbox_s3::DEFAULT_HEADER_TIMEOUT.as_millis() as u64
+}
+fn default_s3_max_connections_per_address() -> usize {
+    wormbox_s3::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
 }
 fn default_s3_body_idle_ms() -> u64 {
     wormbox_s3::DEFAULT_BODY_IDLE.as_millis() as u64
@@ -607,6 +615,9 @@ impl WormboxdConfig {
         }
         if !(1..=3_600_000).contains(&self.s3.body_idle_ms) {
             return invalid("s3.body_idle_ms", "must be 1 to 3600000 (an hour)");
+        }
+        if !(1..=wormbox_s3::MAX_CONNECTIONS).contains(&self.s3.max_connections_per_address) {
+            return invalid("s3.max_connections_per_address", "must be 1 to 512, the listener's connections");
         }
         if self.limits.max_object_bytes == 0 {
             return invalid("limits.max_object_bytes", "must be at least 1");
@@ -838,6 +849,9 @@ mod tests {
         let mut config = WormboxdConfig::default();
         config.s3.body_idle_ms = 3_600_001;
         assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "s3.body_idle_ms", .. })));
+        let mut config = WormboxdConfig::default();
+        config.s3.max_connections_per_address = 0;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "s3.max_connections_per_address", .. })));
     }
 
     #[test]

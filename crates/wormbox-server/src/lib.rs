@@ -385,6 +385,7 @@ async fn start_s3(
         max_object_bytes: config.limits.max_object_bytes,
         header_timeout: std::time::Duration::from_millis(config.s3.header_timeout_ms),
         body_idle: std::time::Duration::from_millis(config.s3.body_idle_ms),
+        max_connections_per_address: config.s3.max_connections_per_address,
     };
     // Request dates are checked against real time, as S3 clients sign with
     // it: a network protocol's clock, not the compliance clock.

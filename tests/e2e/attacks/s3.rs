@@ -1025,8 +1025,8 @@ async fn idle_connections_are_closed_within_the_header_timeout() {
     assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
 }
 
-/// One host cannot hold every connection slot: once it has 64 open (the
-/// listener's `MAX_CONNECTIONS_PER_ADDRESS`), its next connection is closed
+/// One host cannot hold every connection slot: once it has 64 open (`[s3]
+/// max_connections_per_address`, by default), its next connection is closed
 /// at once, without waiting for the header timeout, while another address
 /// is still served; the slots come back as its connections close.
 #[tokio::test]
