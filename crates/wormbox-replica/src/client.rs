@@ -300,12 +300,7 @@ impl S3Client {
         }
         let (body, problem) = transport::checked_body(body, put.content_length, put.sha256);
         call.payload = Payload::Stream { body, problem, sha256_hex: hex::encode(put.sha256), len: put.content_length };
-        let response = self.send(call).await?;
-        let headers = response.headers();
-        Ok(PutOutcome {
-            version_id: header(headers, "x-amz-version-id").filter(|v| v != "null"),
-            etag: header(headers, "etag").unwrap_or_default(),
-        })
+        Ok(put_outcome(self.send(call).await?.headers()))
     }
 
     /// Uploads `body` under `key` with its payload unsigned
@@ -328,12 +323,7 @@ impl S3Client {
             .header("content-type", "application/octet-stream")
             .header(name, value);
         call.payload = Payload::Unsigned(body);
-        let response = self.send(call).await?;
-        let headers = response.headers();
-        Ok(PutOutcome {
-            version_id: header(headers, "x-amz-version-id").filter(|v| v != "null"),
-            etag: header(headers, "etag").unwrap_or_default(),
-        })
+        Ok(put_outcome(self.send(call).await?.headers()))
     }
 
     /// Sets a version's retention (`bypass_governance` to shorten GOVERNANCE).
@@ -659,6 +649,15 @@ fn read_head(headers: &HeaderMap) -> Result<ObjectHead, S3Error> {
         legal_hold: header(headers, "x-amz-object-lock-legal-hold").is_some_and(|v| v.eq_ignore_ascii_case("ON")),
         checksum_sha256,
     })
+}
+
+/// What a PutObject's answer says of the version it wrote (S3 shows no
+/// version id, or `null`, in an unversioned bucket).
+fn put_outcome(headers: &HeaderMap) -> PutOutcome {
+    PutOutcome {
+        version_id: header(headers, "x-amz-version-id").filter(|v| v != "null"),
+        etag: header(headers, "etag").unwrap_or_default(),
+    }
 }
 
 fn header(headers: &HeaderMap, name: &'static str) -> Option<String> {
