@@ -205,6 +205,17 @@ impl Measured {
         self.latencies.merge(&other.latencies);
     }
 
+    /// Adds a later round of the same phase: counts, latencies, time and
+    /// group commits add up.
+    fn add_round(&mut self, round: Measured) {
+        self.elapsed += round.elapsed;
+        self.commits = match (self.commits, round.commits) {
+            (Some(a), Some(b)) => Some(CommitStats { groups: a.groups + b.groups, commands: a.commands + b.commands }),
+            (a, b) => a.or(b),
+        };
+        self.absorb(round);
+    }
+
     fn per_sec(&self) -> f64 {
         self.records as f64 / self.elapsed.as_secs_f64()
     }
@@ -748,6 +759,51 @@ async fn s3_puts(
     Ok(Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats()))
 }
 
+/// One front door's PutObject phase, summed over its rounds, with the
+/// process's CPU time spent in them.
+#[derive(Default)]
+struct FrontDoor {
+    measured: Measured,
+    cpu_seconds: f64,
+}
+
+impl FrontDoor {
+    fn cpu_per_request_us(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.measured.records.max(1) as f64
+    }
+}
+
+/// PutObject through gRPC, S3 with a signed payload and S3 with an unsigned
+/// one, `clients` clients each, in alternating rounds of about 2 s until
+/// each has had `phase`: the machine drifts over a run (the archive grows,
+/// the disk's own cache fills and drains; the gRPC rate measured before
+/// and after the S3 phases differed by up to a third here), and rounds
+/// spread that drift over the three alike instead of charging it to
+/// whichever came last.
+async fn interleaved_puts(
+    server: &Server,
+    size: usize,
+    clients: usize,
+    phase: Duration,
+) -> anyhow::Result<[FrontDoor; 3]> {
+    let rounds = (phase.as_secs_f64() / 2.0).round().max(1.0);
+    let round = phase.div_f64(rounds);
+    let mut doors: [FrontDoor; 3] = Default::default();
+    for _ in 0..rounds as usize {
+        for (n, door) in doors.iter_mut().enumerate() {
+            let cpu = cpu_seconds()?;
+            let measured = match n {
+                0 => grpc_puts(server, size, clients, round).await?,
+                1 => s3_puts(server, size, clients, round, S3Payload::Signed).await?,
+                _ => s3_puts(server, size, clients, round, S3Payload::UnsignedCrc32c).await?,
+            };
+            door.cpu_seconds += cpu_seconds()? - cpu;
+            door.measured.add_round(measured);
+        }
+    }
+    Ok(doors)
+}
+
 /// Stores one object of `size` bytes per client through gRPC, for the reads.
 async fn seed_reads(server: &Server, size: usize, clients: usize) -> anyhow::Result<()> {
     let mut client = server.client().await?;
@@ -850,8 +906,9 @@ fn cpu_seconds() -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / per_second as f64)
 }
 
-/// `--front-doors-only`: gRPC against S3 PutObject and GetObject, with the
-/// CPU time each request cost the whole process (clients and server).
+/// `--front-doors-only`: gRPC against S3 PutObject (in alternating rounds)
+/// and GetObject, with the CPU time each request cost the whole process
+/// (clients and server).
 async fn front_doors(args: &Args, scratch: &Path, rocks: &RocksOptions, phase: Duration) -> anyhow::Result<()> {
     for &size in &args.record_bytes {
         let server = Server::start(scratch, rocks, (size as u64).max(1 << 20)).await?;
@@ -866,19 +923,19 @@ async fn front_doors(args: &Args, scratch: &Path, rocks: &RocksOptions, phase: D
             );
             Ok(m.per_sec())
         };
-        let cpu = cpu_seconds()?;
-        let grpc_put = measure("gRPC PutObject", grpc_puts(&server, size, args.clients, phase).await, cpu)?;
-        let cpu = cpu_seconds()?;
-        let s3_put =
-            measure("S3 PutObject, signed", s3_puts(&server, size, args.clients, phase, S3Payload::Signed).await, cpu)?;
-        let cpu = cpu_seconds()?;
-        let s3_unsigned = measure(
-            "S3 PutObject, UNSIGNED-PAYLOAD + CRC32C",
-            s3_puts(&server, size, args.clients, phase, S3Payload::UnsignedCrc32c).await,
-            cpu,
-        )?;
-        let cpu = cpu_seconds()?;
-        let grpc_again = measure("gRPC PutObject again", grpc_puts(&server, size, args.clients, phase).await, cpu)?;
+        let [grpc, signed, unsigned] = interleaved_puts(&server, size, args.clients, phase).await?;
+        for (name, door) in [
+            ("gRPC PutObject", &grpc),
+            ("S3 PutObject, signed", &signed),
+            ("S3 PutObject, UNSIGNED-PAYLOAD + CRC32C", &unsigned),
+        ] {
+            println!(
+                "{name}, {size} B: {:.0} requests/s, {:.1} µs CPU per request, p99 {:.2} ms",
+                door.measured.per_sec(),
+                door.cpu_per_request_us(),
+                door.measured.percentile(0.99).as_secs_f64() * 1e3
+            );
+        }
         seed_reads(&server, size, args.clients).await?;
         let cpu = cpu_seconds()?;
         let grpc_get = measure("gRPC GetObject", grpc_gets(&server, size, args.clients, phase).await, cpu)?;
@@ -887,8 +944,8 @@ async fn front_doors(args: &Args, scratch: &Path, rocks: &RocksOptions, phase: D
         server.stop().await?;
         println!(
             "{size} B: S3/gRPC put signed {:.2}, put unsigned {:.2}, get {:.2}",
-            s3_put / ((grpc_put + grpc_again) / 2.0),
-            s3_unsigned / ((grpc_put + grpc_again) / 2.0),
+            signed.measured.per_sec() / grpc.measured.per_sec(),
+            unsigned.measured.per_sec() / grpc.measured.per_sec(),
             s3_get / grpc_get
         );
     }
@@ -982,18 +1039,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("gRPC PutObject, {label} ...");
         let put_one = grpc_puts(&server, size, 1, phase).await?;
         lines.push(put_one.row(&format!("gRPC PutObject: 1 client, {label}")));
-        let put_many = grpc_puts(&server, size, args.clients, phase).await?;
+        eprintln!("gRPC and S3 PutObject, {} clients in alternating rounds, {label} ...", args.clients);
+        let [put_many, s3_many, s3_unsigned] =
+            interleaved_puts(&server, size, args.clients, phase).await?.map(|door| door.measured);
         lines.push(put_many.row(&format!("gRPC PutObject: {} clients, {label}", args.clients)));
-        eprintln!("S3 PutObject and GetObject, {label} ...");
-        let s3_many = s3_puts(&server, size, args.clients, phase, S3Payload::Signed).await?;
         lines.push(
             s3_many.row(&format!("S3 PutObject (SigV4 signed payload, HTTP/1.1): {} clients, {label}", args.clients)),
         );
-        let s3_unsigned = s3_puts(&server, size, args.clients, phase, S3Payload::UnsignedCrc32c).await?;
         lines.push(s3_unsigned.row(&format!(
             "S3 PutObject (SigV4 UNSIGNED-PAYLOAD + CRC32C, HTTP/1.1): {} clients, {label}",
             args.clients
         )));
+        eprintln!("gRPC and S3 GetObject, {label} ...");
         seed_reads(&server, size, args.clients).await?;
         let get_grpc = grpc_gets(&server, size, args.clients, phase).await?;
         lines.push(get_grpc.row(&format!("gRPC GetObject: {} clients, {label}", args.clients)));
