@@ -59,6 +59,10 @@ struct Args {
     /// Records per raw RocksDB WriteBatch.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Records per IngestBatch message (of the `--window` each stream keeps
+    /// in flight: the default gives two messages in flight per stream).
+    #[arg(long, default_value_t = 16)]
+    batch_records: usize,
     /// Concurrent PutObject clients of the many-clients case (and raw writers).
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -647,6 +651,84 @@ async fn grpc_ingest(
     Ok((total, Sampled { rss: samples, accounts }))
 }
 
+/// `streams` IngestBatch streams, each keeping `window` records in flight in
+/// messages of `per_message` records; a record's latency runs from its
+/// message's sending to that message's answer.
+async fn grpc_ingest_batched(
+    server: &Server,
+    size: usize,
+    streams: usize,
+    window: usize,
+    per_message: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let before = server.commit_stats();
+    let started = Instant::now();
+    let per_message = per_message.clamp(1, window.max(1));
+    let mut handles = Vec::new();
+    for s in 0..streams {
+        let mut client = server.client().await?;
+        handles.push(tokio::spawn(async move {
+            let credits = Arc::new(Semaphore::new(window));
+            let sent_at = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
+            let (tx, rx) = mpsc::channel::<v1::IngestBatchRequest>(window);
+            let producer = {
+                let (credits, sent_at) = (Arc::clone(&credits), Arc::clone(&sent_at));
+                tokio::spawn(async move {
+                    let data = payload(size, s as u64);
+                    let mut n = 0u64;
+                    while started.elapsed() < duration {
+                        let Ok(permit) = credits.acquire_many(per_message as u32).await else { break };
+                        permit.forget();
+                        let records = (0..per_message as u64)
+                            .map(|r| v1::IngestRecord {
+                                sequence: n + r,
+                                bucket: "bench".into(),
+                                key: format!("batched-{s}/{}", (n + r) % 1024),
+                                data: data.clone(),
+                                ..Default::default()
+                            })
+                            .collect();
+                        sent_at.lock().expect("sent_at").push_back(Instant::now());
+                        if tx.send(v1::IngestBatchRequest { records }).await.is_err() {
+                            break;
+                        }
+                        n += per_message as u64;
+                    }
+                })
+            };
+            let mut responses =
+                client.ingest_batch(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+            let mut m = Measured::default();
+            while let Some(response) = responses.message().await? {
+                if let Some(refused) = response.acks.iter().find(|ack| ack.error.is_some()) {
+                    let error = refused.error.as_ref().expect("found by it");
+                    anyhow::bail!("record {} refused: {} {}", refused.sequence, error.reason, error.message);
+                }
+                let sent = sent_at.lock().expect("sent_at").pop_front().context("an answer without a message")?;
+                let latency = sent.elapsed();
+                for _ in &response.acks {
+                    m.record(latency, 1, size as u64);
+                }
+                credits.add_permits(response.acks.len());
+                if s == 0 && m.records % 256 < per_message as u64 {
+                    progress(
+                        &format!("gRPC IngestBatch {size} B x{streams}"),
+                        started,
+                        duration,
+                        m.records * streams as u64,
+                    );
+                }
+            }
+            producer.await?;
+            anyhow::Ok(m)
+        }));
+    }
+    let total = Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats());
+    eprintln!();
+    Ok(total)
+}
+
 /// jemalloc's own figures: what the process has allocated and not freed
 /// (live data), and what the allocator holds resident for it (live data,
 /// fragmentation and freed pages not yet returned to the system). Growth in
@@ -990,12 +1072,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         format!("Machine: {}", machine()),
         format!("Data directory: {} (each phase in a fresh subdirectory)", args.dir.display()),
         format!(
-            "Command: `cargo bench -p wormbox-benches --bench loadgen -- --record-bytes {} --duration-secs {} --streams {} --window {} --batch {} --clients {} --store-tasks {} --block-cache-mib {} --write-buffer-mib {} --sustain-secs {}`",
+            "Command: `cargo bench -p wormbox-benches --bench loadgen -- --record-bytes {} --duration-secs {} --streams {} --window {} --batch {} --batch-records {} --clients {} --store-tasks {} --block-cache-mib {} --write-buffer-mib {} --sustain-secs {}`",
             args.record_bytes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
             args.duration_secs,
             args.streams,
             args.window,
             args.batch,
+            args.batch_records,
             args.clients,
             args.store_tasks,
             args.block_cache_mib,
@@ -1036,6 +1119,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (ingest, sampled) = grpc_ingest(&server, size, args.streams, args.window, phase).await?;
         let samples = sampled.rss;
         lines.push(ingest.row(&format!("gRPC Ingest: {} streams x {} in flight, {label}", args.streams, args.window)));
+        let batched = grpc_ingest_batched(&server, size, args.streams, args.window, args.batch_records, phase).await?;
+        lines.push(batched.row(&format!(
+            "gRPC IngestBatch: {} streams x {} in flight, {} per message, {label}",
+            args.streams, args.window, args.batch_records
+        )));
         eprintln!("gRPC PutObject, {label} ...");
         let put_one = grpc_puts(&server, size, 1, phase).await?;
         lines.push(put_one.row(&format!("gRPC PutObject: 1 client, {label}")));
@@ -1071,11 +1159,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         peak_rss = peak_rss.max(rss().1);
 
         let name = if size <= 4096 { "T1" } else { "T2" };
+        // Issue 20's T1: 1.0 for batched messages, 0.6 for one record per message.
         ratios.push(ratio(
             name,
             ingest.per_sec() / raw.per_sec(),
-            if size <= 4096 { 0.8 } else { 1.0 },
+            if size <= 4096 { 0.6 } else { 1.0 },
             &format!("Ingest / raw batch, {label}"),
+        ));
+        ratios.push(ratio(
+            name,
+            batched.per_sec() / raw.per_sec(),
+            1.0,
+            &format!("IngestBatch ({} per message) / raw batch, {label}", args.batch_records),
         ));
         if size > 4096 {
             ratios.push(ratio(

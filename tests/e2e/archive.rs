@@ -137,6 +137,50 @@ async fn ingest_acks_every_record_once_durable_and_reports_bad_ones_alone() {
 }
 
 #[tokio::test]
+async fn ingest_batch_acks_every_record_of_every_message_in_order_and_reports_bad_ones_alone() {
+    let appliance = TestAppliance::start().await.unwrap();
+    let mut client = appliance.archive().await.unwrap();
+    create_bucket(&mut client, "stream", VersioningStatus::Enabled).await;
+    let record = |n: u64| v1::IngestRecord {
+        sequence: n,
+        bucket: if n == 150 { "missing-bucket" } else { "stream" }.to_owned(),
+        key: if n == 151 { String::new() } else { format!("rec/{n:05}") },
+        data: format!("record {n}").into_bytes(),
+        ..Default::default()
+    };
+    // An empty message is answered with no acks, in its turn.
+    let sizes = [100, 0, 1, 199, 512];
+    let mut messages = Vec::new();
+    let mut next = 0;
+    for size in sizes {
+        messages.push(v1::IngestBatchRequest { records: (next..next + size).map(record).collect() });
+        next += size;
+    }
+    let mut responses = client.ingest_batch(tokio_stream::iter(messages)).await.unwrap().into_inner();
+    let mut seen = Vec::new();
+    let mut answered = Vec::new();
+    while let Some(response) = responses.message().await.unwrap() {
+        answered.push(response.acks.len() as u64);
+        seen.extend(response.acks);
+    }
+    assert_eq!(answered, sizes, "one answer per message, in order, one ack per record");
+    assert!(seen.iter().enumerate().all(|(n, ack)| ack.sequence == n as u64), "acks come in order");
+    assert_eq!(seen[150].error.as_ref().map(|e| e.reason.as_str()), Some("NO_SUCH_BUCKET"));
+    assert_eq!(seen[151].error.as_ref().map(|e| e.reason.as_str()), Some("INVALID_ARGUMENT"));
+    let ok: Vec<_> = seen.iter().filter(|a| a.error.is_none()).collect();
+    assert_eq!(ok.len(), seen.len() - 2);
+    let mut ledger: Vec<u64> = ok.iter().map(|a| a.ledger_sequence).collect();
+    ledger.sort_unstable();
+    ledger.dedup();
+    assert_eq!(ledger.len(), ok.len(), "one ledger entry per record");
+    for n in [0, 99, 100, 101, 149, 152, 811] {
+        let (meta, body) = get(&mut client, "stream", &format!("rec/{n:05}"), &seen[n].version_id).await.unwrap();
+        assert_eq!(body, format!("record {n}").into_bytes());
+        assert_eq!(meta.sha256, seen[n].sha256);
+    }
+}
+
+#[tokio::test]
 async fn large_objects_stream_in_and_out_and_list_objects_pages() {
     let appliance = TestAppliance::start().await.unwrap();
     let mut client = appliance.archive().await.unwrap();

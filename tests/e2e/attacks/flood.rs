@@ -1,4 +1,4 @@
-//! Attack: clients that flood Ingest and PutObject with large messages on
+//! Attack: clients that flood Ingest, IngestBatch and PutObject with large messages on
 //! many streams at once (issue 16, finding 11: 8 Ingest streams of 1 MiB
 //! records took the server to 1.5 GiB). The server holds at most its receive
 //! budget of their bytes: the clients wait, held back by HTTP/2 flow control,
@@ -274,4 +274,101 @@ async fn a_flood_of_uploads_beside_ingest_completes_within_the_receive_budget() 
     let budget = app.server().receive_budget();
     assert!(budget.peak() <= budget.capacity(), "peak {} of {}", budget.peak(), budget.capacity());
     assert_eq!(budget.in_use(), 0);
+}
+
+/// `count` IngestBatch messages of `per_message` records of `bytes` bytes
+/// each, counted as the transport takes them.
+fn batches(
+    stream: usize,
+    count: usize,
+    per_message: usize,
+    bytes: usize,
+    tally: Arc<Tally>,
+) -> impl futures::stream::Stream<Item = v1::IngestBatchRequest> + Send + 'static {
+    let data = vec![stream as u8; bytes];
+    futures::stream::iter(0..count).map(move |n| {
+        tally.pulled.fetch_add(1, Ordering::SeqCst);
+        let records = (0..per_message)
+            .map(|r| v1::IngestRecord {
+                sequence: (n * per_message + r) as u64,
+                bucket: BUCKET.to_owned(),
+                key: format!("b{stream}/m{n:04}/r{r}"),
+                data: data.clone(),
+                ..Default::default()
+            })
+            .collect();
+        v1::IngestBatchRequest { records }
+    })
+}
+
+#[tokio::test]
+async fn a_flood_of_ingest_batches_waits_within_the_receive_budget_and_every_record_returns_its_share() {
+    let app = TestAppliance::start_with(small_budget).await.unwrap();
+    create_bucket(&mut app.archive().await.unwrap(), BUCKET, v1::VersioningStatus::Enabled).await;
+    let budget = app.server().receive_budget().clone();
+    let release = hold_writer(app.server().app().store()).await;
+    let tally = Arc::new(Tally::default());
+    // Messages of three records of 256 KiB: three quarters of the 1 MiB
+    // message limit, so the budget admits three messages, not four.
+    let (messages, per_message, bytes) = (12, 3, 256 << 10);
+    let mut streams = Vec::new();
+    for stream in 0..4 {
+        let mut client = app.archive().await.unwrap();
+        let input = batches(stream, messages, per_message, bytes, Arc::clone(&tally));
+        streams.push(tokio::spawn(async move {
+            let mut responses = client.ingest_batch(input).await.expect("ingest batch").into_inner();
+            let mut stored = 0;
+            while let Some(response) = responses.message().await.expect("answer") {
+                assert!(response.acks.iter().all(|ack| ack.error.is_none()), "{:?}", response.acks);
+                stored += response.acks.len();
+            }
+            stored
+        }));
+    }
+    quiet(&tally, 4 * messages).await;
+    assert!(budget.in_use() <= budget.capacity(), "{} of {}", budget.in_use(), budget.capacity());
+    assert!(
+        budget.in_use() > budget.capacity() - per_message * bytes - 1024,
+        "the budget is full: {}",
+        budget.in_use()
+    );
+    release.send(()).unwrap();
+    for stream in streams {
+        assert_eq!(stream.await.unwrap(), messages * per_message, "every record is stored");
+    }
+    assert!(budget.peak() <= budget.capacity(), "peak {} of {}", budget.peak(), budget.capacity());
+    assert_eq!(budget.in_use(), 0, "every record was answered, so its bytes came back");
+}
+
+#[tokio::test]
+async fn empty_ingest_batches_from_a_client_that_never_reads_its_answers_are_not_taken_without_end() {
+    let app = TestAppliance::start().await.unwrap();
+    create_bucket(&mut app.archive().await.unwrap(), BUCKET, v1::VersioningStatus::Enabled).await;
+    // An empty message stores nothing and takes no budget, but its answer
+    // waits for the client: the server reads no further than the stream's
+    // in-flight bound, and HTTP/2 flow control holds the client back. Five
+    // bytes each on the wire: the server's 1 MiB receive window holds about
+    // 200,000, and this client takes answers into a 64 KiB window only.
+    let all = 1_000_000;
+    let tally = Arc::new(Tally::default());
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.server().addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let auth = wormbox_proto::BearerAuth::new(app.admin_credential()).unwrap();
+    let mut client = v1::archive_client::ArchiveClient::with_interceptor(channel, auth);
+    let responses = client.ingest_batch(batches(0, all, 0, 0, Arc::clone(&tally))).await.unwrap().into_inner();
+    let taken = quiet(&tally, all).await;
+    assert!(taken < all / 2, "the transport took {taken} of {all} empty messages whose answers nobody reads");
+    drop(responses);
+    // The server serves on.
+    let mut client = app.archive().await.unwrap();
+    let input = batches(1, 1, 2, 10, Arc::new(Tally::default()));
+    let mut responses = client.ingest_batch(input).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("an answer");
+    assert_eq!(response.acks.len(), 2);
+    assert!(response.acks.iter().all(|ack| ack.error.is_none()));
 }

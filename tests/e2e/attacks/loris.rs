@@ -136,7 +136,7 @@ async fn a_slow_loris_holds_the_receive_budget_only_until_the_message_deadline()
 
     let raw = Raw::connect(&app).await;
     let mut attacks = Vec::new();
-    for method in ["PutObject", "Ingest", "PutObject", "Ingest"] {
+    for method in ["PutObject", "Ingest", "PutObject", "IngestBatch"] {
         attacks.push((method, raw.announce(method, &writer, MESSAGE_BYTES).await));
     }
     // The first two hold what the budget has for messages; the others wait.
@@ -164,7 +164,7 @@ async fn a_slow_loris_holds_the_receive_budget_only_until_the_message_deadline()
 }
 
 /// A principal who may not write (a reader, an auditor) is refused
-/// PutObject and Ingest before a byte of the budget is taken: its announced
+/// PutObject, Ingest and IngestBatch before a byte of the budget is taken: its announced
 /// message is never admitted, even for the deadline's length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_may_not_write_takes_no_receive_budget() {
@@ -175,7 +175,7 @@ async fn a_caller_who_may_not_write_takes_no_receive_budget() {
     let raw = Raw::connect(&app).await;
     for role in [v1::Role::Reader, v1::Role::Auditor] {
         let credential = app.principal(&format!("{role:?}").to_lowercase(), role).await.unwrap();
-        for method in ["PutObject", "Ingest"] {
+        for method in ["PutObject", "Ingest", "IngestBatch"] {
             let (response, _stream) = raw.announce(method, &credential, max).await;
             let answer = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await;
             let refused = answer.unwrap_or_else(|_| panic!("{role:?}'s {method} waited for its message"));

@@ -6,7 +6,8 @@
 //! matches what arrived. Streams are bounded: every Ingest record and
 //! PutObject message holds its bytes of the receive budget (`budget.rs`)
 //! until it is answered, an Ingest stream has at most `MAX_IN_FLIGHT` records
-//! awaiting durability or their acknowledgement, and a GetObject stream at
+//! awaiting durability or their acknowledgement (IngestBatch: at most one
+//! message's worth more), and a GetObject stream at
 //! most a few chunks in memory. Listings run on blocking threads, and so do
 //! upload writes, inside `AppUpload`, which keeps the cancellation rules.
 
@@ -15,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::stream::{FuturesOrdered, StreamExt};
+use prost::Message as _;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -28,9 +30,12 @@ use crate::grpc::convert::{self, optional};
 use crate::grpc::status::{invalid, reason_of, status};
 use wormbox_app::{self as app, Access, App, AppError, AppUpload};
 
-/// Records of one Ingest stream that may await durability or the sending of
-/// their acknowledgement at once.
+/// Records of one Ingest or IngestBatch stream that may await durability or
+/// the sending of their acknowledgement at once (an IngestBatch stream may
+/// exceed it by the records of its last message).
 const MAX_IN_FLIGHT: usize = 512;
+/// Records one IngestBatch message may hold.
+const MAX_BATCH_RECORDS: usize = 512;
 
 /// The Archive gRPC service.
 #[derive(Clone, Debug)]
@@ -131,6 +136,85 @@ fn ingest_one(
             }
         }
     })
+}
+
+impl ArchiveService {
+    /// What an Ingest or IngestBatch stream needs, once its caller is known
+    /// to be allowed to write: a caller who may not takes none of the
+    /// receive budget, since its stream is not read at all (each record is
+    /// judged again when stored).
+    fn ingest_stream<M>(&self, request: Request<Streaming<M>>) -> Result<IngestStream<M>, Status> {
+        let actor = authenticate(&self.app, request.metadata())?;
+        self.app.authorize(&actor, Access::Write).map_err(status)?;
+        let tickets = Tickets::of(&request)?;
+        Ok((Arc::clone(&self.app), actor, tickets, request.into_inner()))
+    }
+}
+
+/// The service, the caller, the stream's receive budget tickets, the stream.
+type IngestStream<M> = (Arc<App>, Actor, Tickets, Streaming<M>);
+
+/// Serves an Ingest or IngestBatch stream: takes each message with its share
+/// of the receive budget to `store`, which starts storing its records and
+/// says how many it holds, and sends the answers in the messages' order.
+/// The next message is read only while fewer than `MAX_IN_FLIGHT` records
+/// await durability or the sending of their answer (a message counts at
+/// least one, so that empty messages cannot pile up answers a client does
+/// not read); records go on being stored, returning their budget, while a
+/// client is slow to read. A message `store` refuses, or a failed read, ends
+/// the stream with that error once the messages before it are answered.
+async fn drive_ingest<M, R>(
+    mut input: Streaming<M>,
+    tickets: Tickets,
+    tx: mpsc::Sender<Result<R, Status>>,
+    store: impl Fn(M, OwnedSemaphorePermit) -> Result<(usize, BoxFuture<R>), Status>,
+) where
+    M: Send + 'static,
+    R: Send + 'static,
+    Streaming<M>: futures::Stream<Item = Result<M, Status>>,
+{
+    let mut pending = FuturesOrdered::new();
+    let mut answered = VecDeque::new();
+    let mut in_flight = 0;
+    let mut input_done = false;
+    let mut input_error = None;
+    loop {
+        tokio::select! {
+            biased;
+            room = tx.reserve(), if !answered.is_empty() => match room {
+                Ok(room) => {
+                    let (records, answer) = answered.pop_front().expect("not empty");
+                    in_flight -= records;
+                    room.send(Ok(answer));
+                }
+                Err(_) => return,
+            },
+            Some(done) = pending.next(), if !pending.is_empty() => answered.push_back(done),
+            message = input.message(), if !input_done && in_flight < MAX_IN_FLIGHT => {
+                let stored = match message {
+                    Ok(Some(message)) => tickets.take().and_then(|budget| store(message, budget)).map(Some),
+                    Ok(None) => Ok(None),
+                    Err(status) => Err(status),
+                };
+                match stored {
+                    Ok(Some((records, answer))) => {
+                        let records = records.max(1);
+                        in_flight += records;
+                        pending.push_back(async move { (records, answer.await) });
+                    }
+                    Ok(None) => input_done = true,
+                    Err(status) => {
+                        input_done = true;
+                        input_error = Some(status);
+                    }
+                }
+            }
+            else => break,
+        }
+    }
+    if let Some(status) = input_error {
+        let _ = tx.send(Err(status)).await;
+    }
 }
 
 #[tonic::async_trait]
@@ -263,53 +347,48 @@ impl Archive for ArchiveService {
         &self,
         request: Request<Streaming<v1::IngestRecord>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
-        // Before any record is read: a caller who may not write takes none
-        // of the receive budget (each record is judged again when stored).
-        self.app.authorize(&actor, Access::Write).map_err(status)?;
-        let tickets = Tickets::of(&request)?;
-        let mut input = request.into_inner();
+        let (app, actor, tickets, input) = self.ingest_stream(request)?;
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        let app = Arc::clone(&self.app);
-        tokio::spawn(async move {
-            let mut pending = FuturesOrdered::new();
-            // Answered records whose acknowledgement waits for room in the
-            // response: records go on being stored (and return their budget)
-            // while a client is slow to read.
-            let mut answered = VecDeque::new();
-            let mut input_done = false;
-            let mut input_error = None;
-            loop {
-                tokio::select! {
-                    biased;
-                    room = tx.reserve(), if !answered.is_empty() => match room {
-                        Ok(room) => room.send(Ok(answered.pop_front().expect("not empty"))),
-                        Err(_) => return,
-                    },
-                    Some(ack) = pending.next(), if !pending.is_empty() => answered.push_back(ack),
-                    message = input.message(),
-                        if !input_done && pending.len() + answered.len() < MAX_IN_FLIGHT => match message
-                    {
-                        Ok(Some(record)) => match tickets.take() {
-                            Ok(budget) => pending.push_back(ingest_one(Arc::clone(&app), actor.clone(), record, budget)),
-                            Err(status) => {
-                                input_done = true;
-                                input_error = Some(status);
-                            }
-                        },
-                        Ok(None) => input_done = true,
-                        Err(status) => {
-                            input_done = true;
-                            input_error = Some(status);
-                        }
-                    },
-                    else => break,
-                }
+        tokio::spawn(drive_ingest(input, tickets, tx, move |record, budget| {
+            Ok((1, ingest_one(Arc::clone(&app), actor.clone(), record, budget)))
+        }));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type IngestBatchStream = ReceiverStream<Result<v1::IngestBatchResponse, Status>>;
+
+    async fn ingest_batch(
+        &self,
+        request: Request<Streaming<v1::IngestBatchRequest>>,
+    ) -> Result<Response<Self::IngestBatchStream>, Status> {
+        let (app, actor, tickets, input) = self.ingest_stream(request)?;
+        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+        tokio::spawn(drive_ingest(input, tickets, tx, move |batch: v1::IngestBatchRequest, mut budget| {
+            let count = batch.records.len();
+            if count > MAX_BATCH_RECORDS {
+                return Err(invalid(format!(
+                    "an IngestBatch message holds {count} records, at most {MAX_BATCH_RECORDS} are accepted: \
+                     none of its records was stored"
+                )));
             }
-            if let Some(status) = input_error {
-                let _ = tx.send(Err(status)).await;
-            }
-        });
+            let acks: Vec<_> = batch
+                .records
+                .into_iter()
+                .map(|record| {
+                    // Each record returns its own bytes once stored, as
+                    // through Ingest; the message's framing, with the last.
+                    let share = record.encoded_len().min(budget.num_permits());
+                    let share = budget.split(share).expect("no more than the permit holds");
+                    ingest_one(Arc::clone(&app), actor.clone(), record, share)
+                })
+                .collect();
+            let answer: BoxFuture<v1::IngestBatchResponse> = Box::pin(async move {
+                let acks = futures::future::join_all(acks).await;
+                drop(budget);
+                v1::IngestBatchResponse { acks }
+            });
+            Ok((count, answer))
+        }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

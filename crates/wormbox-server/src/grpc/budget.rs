@@ -1,6 +1,6 @@
 //! The receive budget: one bound, in bytes, on what the server has taken off
-//! the wire for Ingest and PutObject and not yet answered, across all
-//! streams (`[limits] receive_budget_bytes`).
+//! the wire for Ingest, IngestBatch and PutObject and not yet answered,
+//! across all streams (`[limits] receive_budget_bytes`).
 //!
 //! Invariant: a message's bytes are admitted (taken from the budget) when the
 //! last byte of its 5-byte gRPC frame header arrives, and before that byte
@@ -9,6 +9,7 @@
 //! flow control holds the client back: a flooding client waits, memory does
 //! not grow. Each admitted message leaves a ticket, in order, for its
 //! handler, which holds it until the message is answered (an Ingest record
+//! stored; each record of an IngestBatch message its own share, until it is
 //! stored; PutObject bytes written into the upload); a stream that ends,
 //! however it ends, drops its tickets and so returns its bytes.
 //!
@@ -25,8 +26,8 @@
 //! A PutObject holds a chunk of the budget from its header on (below), so
 //! after its first message its client must also begin each next message
 //! (complete its frame header) within the deadline, counted while the
-//! handler waits on the stream; an Ingest stream holds nothing between
-//! records and may idle.
+//! handler waits on the stream; an Ingest or IngestBatch stream holds
+//! nothing between messages and may idle.
 //!
 //! An upload also keeps up to one chunk (`CHUNK_BYTES`) in memory between
 //! messages, so each PutObject reserves a chunk of the budget before it reads
@@ -53,7 +54,7 @@ use tonic::codegen::{Bytes, Service, http};
 use tonic::server::NamedService;
 
 /// The methods whose request messages are metered.
-const METERED: [&str; 2] = ["/wormbox.v1.Archive/Ingest", PUT_OBJECT];
+const METERED: [&str; 3] = ["/wormbox.v1.Archive/Ingest", "/wormbox.v1.Archive/IngestBatch", PUT_OBJECT];
 /// The method whose stream holds budget between messages (its upload's chunk).
 const PUT_OBJECT: &str = "/wormbox.v1.Archive/PutObject";
 
