@@ -690,7 +690,7 @@ async fn grpc_ingest_batched(
                             })
                             .collect();
                         sent_at.lock().expect("sent_at").push_back(Instant::now());
-                        if tx.send(v1::IngestBatchRequest { records }).await.is_err() {
+                        if tx.send(v1::IngestBatchRequest::new(records)).await.is_err() {
                             break;
                         }
                         n += per_message as u64;

@@ -15,6 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|f| root.join("wormbox/v1").join(f));
     let descriptors = protox::compile(files, [&root])?;
     std::fs::write(out_dir.join("wormbox_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Decoded by hand (src/batch.rs), so that a message's records are
+    // counted before they are allocated.
+    tonic_prost_build::configure()
+        .extern_path(".wormbox.v1.IngestBatchRequest", "crate::batch::IngestBatchRequest")
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -153,7 +153,7 @@ async fn ingest_batch_acks_every_record_of_every_message_in_order_and_reports_ba
     let mut messages = Vec::new();
     let mut next = 0;
     for size in sizes {
-        messages.push(v1::IngestBatchRequest { records: (next..next + size).map(record).collect() });
+        messages.push(v1::IngestBatchRequest::new((next..next + size).map(record).collect()));
         next += size;
     }
     let mut responses = client.ingest_batch(tokio_stream::iter(messages)).await.unwrap().into_inner();
@@ -178,6 +178,39 @@ async fn ingest_batch_acks_every_record_of_every_message_in_order_and_reports_ba
         assert_eq!(body, format!("record {n}").into_bytes());
         assert_eq!(meta.sha256, seen[n].sha256);
     }
+}
+
+#[tokio::test]
+async fn an_ingest_batch_message_over_512_records_stores_none_of_them_and_ends_the_stream() {
+    let appliance = TestAppliance::start().await.unwrap();
+    let mut client = appliance.archive().await.unwrap();
+    create_bucket(&mut client, "stream", VersioningStatus::Enabled).await;
+    let record = |n: u64| v1::IngestRecord {
+        sequence: n,
+        bucket: "stream".to_owned(),
+        key: format!("rec/{n:05}"),
+        data: vec![1; 10],
+        ..Default::default()
+    };
+    let messages = vec![
+        v1::IngestBatchRequest::new((0..3).map(record).collect()),
+        v1::IngestBatchRequest::new((3..516).map(record).collect()),
+        v1::IngestBatchRequest::new((516..520).map(record).collect()),
+    ];
+    let mut responses = client.ingest_batch(tokio_stream::iter(messages)).await.unwrap().into_inner();
+    let first = responses.message().await.unwrap().expect("the message before is answered");
+    assert_eq!(first.acks.len(), 3);
+    assert!(first.acks.iter().all(|ack| ack.error.is_none()));
+    let refused = responses.message().await.unwrap_err();
+    assert_eq!((refused.code(), reason(&refused).as_str()), (Code::InvalidArgument, "INVALID_ARGUMENT"));
+    assert!(refused.message().contains("513 records"), "{}", refused.message());
+    let listed = client
+        .list_objects(v1::ListObjectsRequest { bucket: "stream".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<_> = listed.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["rec/00000", "rec/00001", "rec/00002"], "nothing of the refused message, nor after it");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Generated gRPC code for `proto/wormbox/v1`, and conversions between wire
-//! enums and `wormbox-model` types. No behaviour lives here.
+//! enums and `wormbox-model` types. No behaviour lives here, except the one
+//! message decoded by hand so that its size is bounded while it is decoded
+//! (`batch.rs`: `IngestBatchRequest`).
 //!
 //! Invariant: generated types stop at `wormbox-server` and `wormbox-cli`;
 //! library crates never see them.
@@ -8,7 +10,13 @@
 pub mod v1 {
     #![allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("wormbox.v1");
+
+    pub use crate::batch::IngestBatchRequest;
 }
+
+mod batch;
+
+pub use batch::MAX_BATCH_RECORDS;
 
 /// The encoded descriptor set of the whole API, for reflection and the
 /// API-surface test.

@@ -297,7 +297,7 @@ fn batches(
                 ..Default::default()
             })
             .collect();
-        v1::IngestBatchRequest { records }
+        v1::IngestBatchRequest::new(records)
     })
 }
 
@@ -351,15 +351,7 @@ async fn empty_ingest_batches_from_a_client_that_never_reads_its_answers_are_not
     // 200,000, and this client takes answers into a 64 KiB window only.
     let all = 1_000_000;
     let tally = Arc::new(Tally::default());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.server().addr))
-        .unwrap()
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .unwrap();
-    let auth = wormbox_proto::BearerAuth::new(app.admin_credential()).unwrap();
-    let mut client = v1::archive_client::ArchiveClient::with_interceptor(channel, auth);
+    let mut client = small_window_client(&app).await;
     let responses = client.ingest_batch(batches(0, all, 0, 0, Arc::clone(&tally))).await.unwrap().into_inner();
     let taken = quiet(&tally, all).await;
     assert!(taken < all / 2, "the transport took {taken} of {all} empty messages whose answers nobody reads");
@@ -371,4 +363,50 @@ async fn empty_ingest_batches_from_a_client_that_never_reads_its_answers_are_not
     let response = responses.message().await.unwrap().expect("an answer");
     assert_eq!(response.acks.len(), 2);
     assert!(response.acks.iter().all(|ack| ack.error.is_none()));
+}
+
+/// A client that takes answers into a 64 KiB HTTP/2 window only.
+async fn small_window_client(app: &TestAppliance) -> ArchiveClient {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.server().addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let auth = wormbox_proto::BearerAuth::new(app.admin_credential()).unwrap();
+    v1::archive_client::ArchiveClient::with_interceptor(channel, auth)
+}
+
+#[tokio::test]
+async fn refused_ingest_batches_whose_answers_are_never_read_hold_few_answers() {
+    let app = TestAppliance::start().await.unwrap();
+    // Records with no bucket are refused at once, without the writer, each
+    // with an error ack: a message of 512 of them costs the client about
+    // 60 KB and the server an answer of about 40 KB. Two answers wait for a
+    // client that does not read, not 512 (which Ingest's one-ack answers
+    // allowed), so the server stops reading after a handful of messages.
+    let all = 2_000;
+    let tally = Arc::new(Tally::default());
+    let data = vec![7u8; 100];
+    let messages = futures::stream::iter(0..all).map({
+        let tally = Arc::clone(&tally);
+        move |n: usize| {
+            tally.pulled.fetch_add(1, Ordering::SeqCst);
+            let records = (0..wormbox_proto::MAX_BATCH_RECORDS)
+                .map(|r| v1::IngestRecord {
+                    sequence: (n * 512 + r) as u64,
+                    key: "k".to_owned(),
+                    data: data.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            v1::IngestBatchRequest::new(records)
+        }
+    });
+    let mut client = small_window_client(&app).await;
+    let responses = client.ingest_batch(messages).await.unwrap().into_inner();
+    let taken = quiet(&tally, all).await;
+    assert!(taken < 200, "the transport took {taken} messages of refused records whose answers nobody reads");
+    drop(responses);
 }

@@ -228,3 +228,39 @@ async fn a_connection_may_open_only_max_streams_per_connection_calls() {
     }
     assert_eq!(WormboxdConfig::default().limits.max_streams_per_connection, 100);
 }
+
+/// Peak resident set of this process, from `/proc/self/status`.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// An empty record is two bytes on the wire and a struct of a few hundred
+/// bytes decoded: a 4 MiB IngestBatch message of two million of them, taken
+/// from the budget as 4 MiB, would have made the server build half a
+/// gigabyte before counting them. The records beyond the limit are counted
+/// as they are decoded, not kept: the message is refused for what it is,
+/// and the server's memory barely moves.
+#[tokio::test]
+async fn an_ingest_batch_of_millions_of_empty_records_is_refused_without_building_them() {
+    let app = TestAppliance::start().await.unwrap();
+    let writer = app.principal("crafted", v1::Role::Writer).await.unwrap();
+    let max = WormboxdConfig::default().limits.max_message_bytes;
+    let records = (max - 16) / 2;
+    let payload = [0x0a, 0x00].repeat(records);
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&payload);
+    drop(payload);
+    let before = peak_rss_bytes();
+    let raw = Raw::connect(&app).await;
+    let (response, _stream) = raw.send("IngestBatch", &writer, frame).await;
+    let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+    assert_eq!((refused.code(), reason(&refused).as_str()), (Code::InvalidArgument, "INVALID_ARGUMENT"));
+    assert!(refused.message().contains(&format!("{records} records")), "{}", refused.message());
+    let grown = peak_rss_bytes().saturating_sub(before);
+    assert!(grown < 128 << 20, "refusing a {max}-byte message raised the peak resident set by {grown} bytes");
+    let budget = app.server().receive_budget();
+    assert_eq!(budget.in_use(), 0, "the refused message's bytes returned");
+}

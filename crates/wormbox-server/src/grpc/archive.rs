@@ -6,8 +6,9 @@
 //! matches what arrived. Streams are bounded: every Ingest record and
 //! PutObject message holds its bytes of the receive budget (`budget.rs`)
 //! until it is answered, an Ingest stream has at most `MAX_IN_FLIGHT` records
-//! awaiting durability or their acknowledgement (IngestBatch: at most one
-//! message's worth more), and a GetObject stream at
+//! awaiting durability or their acknowledgement (IngestBatch: one message's
+//! worth more, and two answers of at most `MAX_BATCH_RECORDS` acks waiting
+//! for the client), and a GetObject stream at
 //! most a few chunks in memory. Listings run on blocking threads, and so do
 //! upload writes, inside `AppUpload`, which keeps the cancellation rules.
 
@@ -20,6 +21,7 @@ use prost::Message as _;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use wormbox_proto::MAX_BATCH_RECORDS;
 use wormbox_proto::v1::{self, archive_server::Archive};
 use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
@@ -34,8 +36,6 @@ use wormbox_app::{self as app, Access, App, AppError, AppUpload};
 /// the sending of their acknowledgement at once (an IngestBatch stream may
 /// exceed it by the records of its last message).
 const MAX_IN_FLIGHT: usize = 512;
-/// Records one IngestBatch message may hold.
-const MAX_BATCH_RECORDS: usize = 512;
 
 /// The Archive gRPC service.
 #[derive(Clone, Debug)]
@@ -362,12 +362,16 @@ impl Archive for ArchiveService {
         request: Request<Streaming<v1::IngestBatchRequest>>,
     ) -> Result<Response<Self::IngestBatchStream>, Status> {
         let (app, actor, tickets, input) = self.ingest_stream(request)?;
-        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+        // Two answers wait for the client at most: each holds up to
+        // MAX_BATCH_RECORDS acks, where Ingest's hold one.
+        let (tx, rx) = mpsc::channel(2);
         tokio::spawn(drive_ingest(input, tickets, tx, move |batch: v1::IngestBatchRequest, mut budget| {
-            let count = batch.records.len();
-            if count > MAX_BATCH_RECORDS {
+            // Records beyond the limit were counted, not kept, while the
+            // message was decoded (`wormbox_proto::v1::IngestBatchRequest`).
+            let sent = batch.sent();
+            if sent > MAX_BATCH_RECORDS {
                 return Err(invalid(format!(
-                    "an IngestBatch message holds {count} records, at most {MAX_BATCH_RECORDS} are accepted: \
+                    "an IngestBatch message holds {sent} records, at most {MAX_BATCH_RECORDS} are accepted: \
                      none of its records was stored"
                 )));
             }
@@ -376,18 +380,18 @@ impl Archive for ArchiveService {
                 .into_iter()
                 .map(|record| {
                     // Each record returns its own bytes once stored, as
-                    // through Ingest; the message's framing, with the last.
+                    // through Ingest.
                     let share = record.encoded_len().min(budget.num_permits());
                     let share = budget.split(share).expect("no more than the permit holds");
                     ingest_one(Arc::clone(&app), actor.clone(), record, share)
                 })
                 .collect();
-            let answer: BoxFuture<v1::IngestBatchResponse> = Box::pin(async move {
-                let acks = futures::future::join_all(acks).await;
-                drop(budget);
-                v1::IngestBatchResponse { acks }
-            });
-            Ok((count, answer))
+            // The rest is framing and fields the decoder skipped: bytes no
+            // longer held, so returned now, not after a sync rule's wait.
+            drop(budget);
+            let answer: BoxFuture<v1::IngestBatchResponse> =
+                Box::pin(async move { v1::IngestBatchResponse { acks: futures::future::join_all(acks).await } });
+            Ok((sent, answer))
         }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
