@@ -114,6 +114,19 @@ mod tests {
     }
 
     #[test]
+    fn the_proto_declares_exactly_the_fields_decoded_here() {
+        let set = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        let message = set
+            .file
+            .iter()
+            .flat_map(|file| &file.message_type)
+            .find(|message| message.name() == "IngestBatchRequest")
+            .expect("archive.proto declares IngestBatchRequest");
+        let fields: Vec<_> = message.field.iter().map(|f| (f.name(), f.number(), f.type_name())).collect();
+        assert_eq!(fields, [("records", 1, ".wormbox.v1.IngestRecord")], "update batch.rs with the proto");
+    }
+
+    #[test]
     fn records_beyond_the_limit_are_counted_not_kept() {
         // Two bytes each on the wire: an empty record.
         let many = [0x0a, 0x00].repeat(1_000_000);

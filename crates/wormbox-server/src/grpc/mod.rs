@@ -49,10 +49,10 @@ pub(crate) async fn routes(
     max_message_bytes: usize,
     budget: budget::ReceiveBudget,
 ) -> Result<Routes, tonic_reflection::server::Error> {
-    // An IngestBatch answer holds one ack per record of its message (up to
-    // 512, each with an error message when refused): it may exceed a small
-    // `max_message_bytes` but stays within 4 MiB, what clients decode by
-    // default.
+    // Answers are allowed 4 MiB, what clients decode by default, even where
+    // `max_message_bytes` is smaller: an IngestBatch answer holds one ack per
+    // record of its message (up to 512, each with an error message when
+    // refused), a few hundred KB at most. Other answers are far smaller.
     let archive = ArchiveServer::new(archive::ArchiveService::new(Arc::clone(&app)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes.max(4 << 20));
