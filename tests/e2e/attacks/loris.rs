@@ -269,3 +269,52 @@ async fn an_ingest_batch_of_millions_of_empty_records_is_refused_without_buildin
     let budget = app.server().receive_budget();
     assert_eq!(budget.in_use(), 0, "the refused message's bytes returned");
 }
+
+/// tonic decodes a unary request whole before its handler runs, and the
+/// handlers authenticated the caller first thing: a 4 MiB DeleteObjects
+/// request of two-byte empty entries with a wrong credential made the
+/// server build about 100 MiB before refusing it (measured), and anyone who
+/// could reach the port could send many at once. Now the credential is
+/// checked from the headers before the body is read at all.
+#[tokio::test]
+async fn a_call_whose_credential_fails_is_refused_before_its_body_is_decoded() {
+    let app = TestAppliance::start().await.unwrap();
+    let budget = app.server().receive_budget().clone();
+    let max = WormboxdConfig::default().limits.max_message_bytes;
+    let payload = [0x12, 0x00].repeat((max - 16) / 2);
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&payload);
+    drop(payload);
+    let raw = Raw::connect(&app).await;
+    let wrong = format!("{}x", app.admin_credential());
+    for (what, credential) in [
+        ("a wrong secret", wrong.as_str()),
+        ("an unknown key", "AKNOBODY:secret"),
+        ("a malformed credential", "nothing"),
+    ] {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = peak_rss_bytes();
+        let mut client = raw.client.clone().ready().await.unwrap();
+        let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/DeleteObjects", raw.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {credential}"))
+            .body(())
+            .unwrap();
+        let (response, mut stream) = client.send_request(request, false).unwrap();
+        // The answer may come, and the stream close, before the body is sent.
+        let _ = stream.send_data(Bytes::from(frame.clone()), true);
+        let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+        assert_eq!(refused.code(), Code::Unauthenticated, "{what}: {refused:?}");
+        let grown = peak_rss_bytes().saturating_sub(before);
+        assert!(grown < 48 << 20, "{what}: refusing the call raised the peak resident set by {grown} bytes");
+    }
+    // Streams too: an unauthenticated Ingest or IngestBatch takes no budget.
+    for method in ["Ingest", "IngestBatch", "PutObject"] {
+        let (response, _stream) = raw.announce(method, "AKNOBODY:secret", 1 << 20).await;
+        let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+        assert_eq!(refused.code(), Code::Unauthenticated, "{method}");
+        assert_eq!((budget.in_use(), budget.peak()), (0, 0), "an unauthenticated {method} took receive budget");
+    }
+}

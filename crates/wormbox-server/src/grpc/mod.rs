@@ -14,6 +14,7 @@ mod auth;
 pub mod budget;
 pub mod compliance;
 mod convert;
+mod gate;
 pub(crate) mod hangup;
 pub mod mfa;
 mod reset;
@@ -28,6 +29,7 @@ use wormbox_proto::v1::{
     mfa_server::MfaServer,
 };
 
+use crate::grpc::gate::Authenticated;
 use crate::grpc::reset::ResetIsError;
 use wormbox_app::App;
 
@@ -63,6 +65,7 @@ pub(crate) async fn routes(
     let admin = AdminServer::new(admin::AdminService::new(Arc::clone(&app)))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
+    let gate = Arc::clone(&app);
     let mfa = MfaServer::new(mfa::MfaService::new(app))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
@@ -81,10 +84,10 @@ pub(crate) async fn routes(
         .build_v1alpha()?;
     let mut routes = Routes::builder();
     routes
-        .add_service(ResetIsError(archive))
-        .add_service(ResetIsError(compliance))
-        .add_service(ResetIsError(admin))
-        .add_service(ResetIsError(mfa))
+        .add_service(ResetIsError(Authenticated::new(archive, Arc::clone(&gate))))
+        .add_service(ResetIsError(Authenticated::new(compliance, Arc::clone(&gate))))
+        .add_service(ResetIsError(Authenticated::new(admin, Arc::clone(&gate))))
+        .add_service(ResetIsError(Authenticated::new(mfa, gate)))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
