@@ -15,10 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|f| root.join("wormbox/v1").join(f));
     let descriptors = protox::compile(files, [&root])?;
     std::fs::write(out_dir.join("wormbox_descriptor.bin"), descriptors.encode_to_vec())?;
-    // Decoded by hand (src/batch.rs), so that a message's records are
+    // Decoded by hand (src/bounded.rs), so that a message's entries are
     // counted before they are allocated.
     tonic_prost_build::configure()
-        .extern_path(".wormbox.v1.IngestBatchRequest", "crate::batch::IngestBatchRequest")
+        .extern_path(".wormbox.v1.IngestBatchRequest", "crate::bounded::IngestBatchRequest")
+        .extern_path(".wormbox.v1.DeleteObjectsRequest", "crate::bounded::DeleteObjectsRequest")
         .compile_fds(descriptors)?;
     Ok(())
 }

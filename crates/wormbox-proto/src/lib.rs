@@ -1,7 +1,7 @@
 //! Generated gRPC code for `proto/wormbox/v1`, and conversions between wire
-//! enums and `wormbox-model` types. No behaviour lives here, except the one
-//! message decoded by hand so that its size is bounded while it is decoded
-//! (`batch.rs`: `IngestBatchRequest`).
+//! enums and `wormbox-model` types. No behaviour lives here, except the
+//! messages decoded by hand so that what they cost is bounded while they
+//! are decoded (`bounded.rs`: `IngestBatchRequest`, `DeleteObjectsRequest`).
 //!
 //! Invariant: generated types stop at `wormbox-server` and `wormbox-cli`;
 //! library crates never see them.
@@ -11,12 +11,12 @@ pub mod v1 {
     #![allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("wormbox.v1");
 
-    pub use crate::batch::IngestBatchRequest;
+    pub use crate::bounded::{DeleteObjectsRequest, IngestBatchRequest};
 }
 
-mod batch;
+mod bounded;
 
-pub use batch::MAX_BATCH_RECORDS;
+pub use bounded::{MAX_BATCH_RECORDS, MAX_DELETE_OBJECTS};
 
 /// The encoded descriptor set of the whole API, for reflection and the
 /// API-surface test.

@@ -318,3 +318,38 @@ async fn a_call_whose_credential_fails_is_refused_before_its_body_is_decoded() {
         assert_eq!((budget.in_use(), budget.peak()), (0, 0), "an unauthenticated {method} took receive budget");
     }
 }
+
+/// The same request with a valid credential, of any role: tonic decodes it
+/// before the handler can judge the role or count the entries. Entries past
+/// the 1000 a request may name are counted as they are decoded, not built.
+#[tokio::test]
+async fn a_delete_objects_request_of_millions_of_entries_is_refused_without_building_them() {
+    let app = TestAppliance::start().await.unwrap();
+    let reader = app.principal("crafted", v1::Role::Reader).await.unwrap();
+    let max = WormboxdConfig::default().limits.max_message_bytes;
+    let entries = (max - 16) / 2;
+    let mut payload = vec![0x0a, BUCKET.len() as u8];
+    payload.extend_from_slice(BUCKET.as_bytes());
+    payload.extend_from_slice(&[0x12, 0x00].repeat(entries));
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&payload);
+    drop(payload);
+    let raw = Raw::connect(&app).await;
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = peak_rss_bytes();
+    let mut client = raw.client.clone().ready().await.unwrap();
+    let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/DeleteObjects", raw.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {reader}"))
+        .body(())
+        .unwrap();
+    let (response, mut stream) = client.send_request(request, false).unwrap();
+    stream.send_data(Bytes::from(frame), true).unwrap();
+    let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains(&format!("not {entries}")), "{}", refused.message());
+    let grown = peak_rss_bytes().saturating_sub(before);
+    assert!(grown < 48 << 20, "refusing the request raised the peak resident set by {grown} bytes");
+}

@@ -56,7 +56,7 @@ pub(crate) async fn run(cx: &Context, args: DeleteObjectsArgs) -> anyhow::Result
     let permanent = objects.iter().any(|o| !o.version_id.is_empty());
     let mfa = if permanent { cx.mfa.optional_code()? } else { String::new() };
     let total = objects.len();
-    let request = v1::DeleteObjectsRequest { bucket, objects, mfa, bypass_governance, quiet };
+    let request = v1::DeleteObjectsRequest { bucket, objects, mfa, bypass_governance, quiet, ..Default::default() };
     let reply = cx.clients.archive().delete_objects(request).await?.into_inner();
     let value = json!({
         "deleted": reply.deleted.iter().map(|d| json!({

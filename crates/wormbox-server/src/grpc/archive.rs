@@ -468,11 +468,14 @@ impl Archive for ArchiveService {
         let actor = authenticate(&self.app, request.metadata())?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
-        // Counted before any entry is parsed; one bad entry refuses them all.
-        if request.objects.is_empty() || request.objects.len() > MAX_DELETE_ENTRIES {
+        // Counted before any entry is parsed (entries past the limit were
+        // counted, not kept, when the request was decoded); one bad entry
+        // refuses them all.
+        const { assert!(wormbox_proto::MAX_DELETE_OBJECTS == MAX_DELETE_ENTRIES) };
+        if request.named() == 0 || request.named() > MAX_DELETE_ENTRIES {
             return Err(invalid(format!(
                 "DeleteObjects names 1 to {MAX_DELETE_ENTRIES} objects, not {}",
-                request.objects.len()
+                request.named()
             )));
         }
         let mut entries = Vec::with_capacity(request.objects.len());
