@@ -18,6 +18,21 @@ use prost::encoding::{self, DecodeContext, WireType};
 
 use crate::v1::{IngestRecord, ObjectIdentifier};
 
+/// Skips an entry of a repeated message field past its limit, counting it
+/// in `skipped`; refuses a wire type the field cannot have, as generated
+/// code would.
+fn skip_counted(
+    skipped: &mut usize,
+    wire_type: WireType,
+    tag: u32,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), prost::DecodeError> {
+    encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
+    *skipped += 1;
+    encoding::skip_field(wire_type, tag, buf, ctx)
+}
+
 /// The most records one IngestBatch message may hold.
 pub const MAX_BATCH_RECORDS: usize = 512;
 
@@ -59,11 +74,7 @@ impl prost::Message for IngestBatchRequest {
             1 if self.records.len() < MAX_BATCH_RECORDS => {
                 encoding::message::merge_repeated(wire_type, &mut self.records, buf, ctx)
             }
-            1 => {
-                encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
-                self.skipped += 1;
-                encoding::skip_field(wire_type, tag, buf, ctx)
-            }
+            1 => skip_counted(&mut self.skipped, wire_type, tag, buf, ctx),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
         }
     }
@@ -135,11 +146,7 @@ impl prost::Message for DeleteObjectsRequest {
             2 if self.objects.len() < MAX_DELETE_OBJECTS => {
                 encoding::message::merge_repeated(wire_type, &mut self.objects, buf, ctx)
             }
-            2 => {
-                encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
-                self.skipped_objects += 1;
-                encoding::skip_field(wire_type, tag, buf, ctx)
-            }
+            2 => skip_counted(&mut self.skipped_objects, wire_type, tag, buf, ctx),
             3 => encoding::string::merge(wire_type, &mut self.mfa, buf, ctx),
             4 => encoding::bool::merge(wire_type, &mut self.bypass_governance, buf, ctx),
             5 => encoding::bool::merge(wire_type, &mut self.quiet, buf, ctx),

@@ -74,6 +74,28 @@ impl Raw {
         credential: &str,
         bytes: Vec<u8>,
     ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+        self.open(method, credential, bytes, false).await
+    }
+
+    /// A whole unary call of `method` as `credential` whose request is
+    /// `frame`: the status it ends with, and how much the process's peak
+    /// resident set grew meanwhile (the peak reset first: proc(5),
+    /// clear_refs, so an earlier test's peak cannot hide this one's).
+    async fn unary(&self, method: &str, credential: &str, frame: Vec<u8>) -> (Status, u64) {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = peak_rss_bytes();
+        let (response, _stream) = self.open(method, credential, frame, true).await;
+        let status = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+        (status, peak_rss_bytes().saturating_sub(before))
+    }
+
+    async fn open(
+        &self,
+        method: &str,
+        credential: &str,
+        bytes: Vec<u8>,
+        end: bool,
+    ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
         let mut client = self.client.clone().ready().await.unwrap();
         let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/{method}", self.addr))
             .header("content-type", "application/grpc")
@@ -86,7 +108,7 @@ impl Raw {
         // can find the server has already answered and closed the stream:
         // the answer is what the test reads, so a send that comes too late
         // is not an error here.
-        if let Err(err) = stream.send_data(Bytes::from(bytes), false) {
+        if let Err(err) = stream.send_data(Bytes::from(bytes), end) {
             assert!(err.to_string().contains("inactive stream") || err.is_reset(), "{err}");
         }
         (response, stream)
@@ -198,10 +220,7 @@ async fn an_upload_that_stops_between_messages_gives_its_chunk_back_at_the_deadl
     let budget = app.server().receive_budget().clone();
     let raw = Raw::connect(&app).await;
     let header = put_messages(BUCKET, "stalled", b"never sent", Vec::new()).remove(0).encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(header.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&header);
-    let (response, _stream) = raw.send("PutObject", &writer, frame).await;
+    let (response, _stream) = raw.send("PutObject", &writer, framed(&header)).await;
     let deadline = Instant::now() + HONEST_WITHIN;
     while budget.in_use() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -229,6 +248,14 @@ async fn a_connection_may_open_only_max_streams_per_connection_calls() {
     assert_eq!(WormboxdConfig::default().limits.max_streams_per_connection, 100);
 }
 
+/// `payload` as one gRPC message: uncompressed, its length big-endian.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// Peak resident set of this process, from `/proc/self/status`.
 fn peak_rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -248,21 +275,11 @@ async fn an_ingest_batch_of_millions_of_empty_records_is_refused_without_buildin
     let writer = app.principal("crafted", v1::Role::Writer).await.unwrap();
     let max = WormboxdConfig::default().limits.max_message_bytes;
     let records = (max - 16) / 2;
-    let payload = [0x0a, 0x00].repeat(records);
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&payload);
-    drop(payload);
-    // The peak so far is reset to what is resident now (proc(5),
-    // clear_refs), so an earlier test's peak cannot hide this one's.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let before = peak_rss_bytes();
+    let frame = framed(&[0x0a, 0x00].repeat(records));
     let raw = Raw::connect(&app).await;
-    let (response, _stream) = raw.send("IngestBatch", &writer, frame).await;
-    let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+    let (refused, grown) = raw.unary("IngestBatch", &writer, frame).await;
     assert_eq!((refused.code(), reason(&refused).as_str()), (Code::InvalidArgument, "INVALID_ARGUMENT"));
     assert!(refused.message().contains(&format!("{records} records")), "{}", refused.message());
-    let grown = peak_rss_bytes().saturating_sub(before);
     // Building the records took about 420 MB; other tests running beside
     // this one in the same process may add some.
     assert!(grown < 256 << 20, "refusing a {max}-byte message raised the peak resident set by {grown} bytes");
@@ -281,11 +298,7 @@ async fn a_call_whose_credential_fails_is_refused_before_its_body_is_decoded() {
     let app = TestAppliance::start().await.unwrap();
     let budget = app.server().receive_budget().clone();
     let max = WormboxdConfig::default().limits.max_message_bytes;
-    let payload = [0x12, 0x00].repeat((max - 16) / 2);
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&payload);
-    drop(payload);
+    let frame = framed(&[0x12, 0x00].repeat((max - 16) / 2));
     let raw = Raw::connect(&app).await;
     let wrong = format!("{}x", app.admin_credential());
     for (what, credential) in [
@@ -293,21 +306,9 @@ async fn a_call_whose_credential_fails_is_refused_before_its_body_is_decoded() {
         ("an unknown key", "AKNOBODY:secret"),
         ("a malformed credential", "nothing"),
     ] {
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let before = peak_rss_bytes();
-        let mut client = raw.client.clone().ready().await.unwrap();
-        let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/DeleteObjects", raw.addr))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .header("authorization", format!("Bearer {credential}"))
-            .body(())
-            .unwrap();
-        let (response, mut stream) = client.send_request(request, false).unwrap();
         // The answer may come, and the stream close, before the body is sent.
-        let _ = stream.send_data(Bytes::from(frame.clone()), true);
-        let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+        let (refused, grown) = raw.unary("DeleteObjects", credential, frame.clone()).await;
         assert_eq!(refused.code(), Code::Unauthenticated, "{what}: {refused:?}");
-        let grown = peak_rss_bytes().saturating_sub(before);
         assert!(grown < 48 << 20, "{what}: refusing the call raised the peak resident set by {grown} bytes");
     }
     // Streams too: an unauthenticated Ingest or IngestBatch takes no budget.
@@ -331,25 +332,9 @@ async fn a_delete_objects_request_of_millions_of_entries_is_refused_without_buil
     let mut payload = vec![0x0a, BUCKET.len() as u8];
     payload.extend_from_slice(BUCKET.as_bytes());
     payload.extend_from_slice(&[0x12, 0x00].repeat(entries));
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&payload);
-    drop(payload);
     let raw = Raw::connect(&app).await;
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let before = peak_rss_bytes();
-    let mut client = raw.client.clone().ready().await.unwrap();
-    let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/DeleteObjects", raw.addr))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("authorization", format!("Bearer {reader}"))
-        .body(())
-        .unwrap();
-    let (response, mut stream) = client.send_request(request, false).unwrap();
-    stream.send_data(Bytes::from(frame), true).unwrap();
-    let refused = tokio::time::timeout(HONEST_WITHIN, grpc_status(response)).await.expect("an answer");
+    let (refused, grown) = raw.unary("DeleteObjects", &reader, framed(&payload)).await;
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     assert!(refused.message().contains(&format!("not {entries}")), "{}", refused.message());
-    let grown = peak_rss_bytes().saturating_sub(before);
     assert!(grown < 48 << 20, "refusing the request raised the peak resident set by {grown} bytes");
 }
