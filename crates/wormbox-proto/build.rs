@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .extern_path(".wormbox.v1.IngestBatchRequest", "crate::bounded::IngestBatchRequest")
         .extern_path(".wormbox.v1.DeleteObjectsRequest", "crate::bounded::DeleteObjectsRequest")
+        .extern_path(".wormbox.v1.AuditLogRequest", "crate::bounded::AuditLogRequest")
         .compile_fds(descriptors)?;
     Ok(())
 }

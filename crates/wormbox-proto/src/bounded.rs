@@ -3,9 +3,10 @@
 //! generated decoder builds a struct for every entry before the server can
 //! count them, and an empty entry is two bytes on the wire but a struct of
 //! tens to hundreds of bytes in memory, so a 4 MiB message of them cost
-//! 100 to 500 MiB to refuse. `IngestBatchRequest.records` (at most
-//! `MAX_BATCH_RECORDS`) and `DeleteObjectsRequest.objects` (at most
-//! `MAX_DELETE_OBJECTS`).
+//! 50 to 500 MiB to refuse. `IngestBatchRequest.records` (at most
+//! `MAX_BATCH_RECORDS`), `DeleteObjectsRequest.objects` (at most
+//! `MAX_DELETE_OBJECTS`) and `AuditLogRequest.kinds` (at most
+//! `MAX_AUDIT_KINDS`).
 //!
 //! Invariant: decoding keeps at most the limit of entries of a message; the
 //! entries beyond it are skipped as they are read, counted but never
@@ -17,6 +18,18 @@ use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
 
 use crate::v1::{IngestRecord, ObjectIdentifier};
+
+/// Encodes `value` under `tag` unless it is the default, as proto3 does.
+fn encode_if<T: Default + PartialEq>(value: &T, encode: impl FnOnce()) {
+    if *value != T::default() {
+        encode();
+    }
+}
+
+/// `len` unless `value` is the default.
+fn len_if<T: Default + PartialEq>(value: &T, len: impl FnOnce() -> usize) -> usize {
+    if *value != T::default() { len() } else { 0 }
+}
 
 /// Skips an entry of a repeated message field past its limit, counting it
 /// in `skipped`; refuses a wire type the field cannot have, as generated
@@ -169,6 +182,87 @@ impl prost::Message for DeleteObjectsRequest {
     }
 }
 
+/// The most kinds one AuditLog request may name (there are eight; a
+/// client may repeat them).
+pub const MAX_AUDIT_KINDS: usize = 64;
+
+/// An AuditLog request: its filter, with up to `MAX_AUDIT_KINDS` kinds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditLogRequest {
+    /// Compliance-clock bounds, inclusive; 0 for none.
+    pub since_unix_micros: i64,
+    /// Compliance-clock bounds, inclusive; 0 for none.
+    pub until_unix_micros: i64,
+    /// Only this bucket's entries; empty for all.
+    pub bucket: String,
+    /// Only keys under this prefix; empty for all.
+    pub key_prefix: String,
+    /// An access key id, or `system`; empty for all.
+    pub principal: String,
+    /// Any of writes, markers, purges, retention, configuration, mfa,
+    /// refused, integrity; empty for all (after decoding, at most
+    /// `MAX_AUDIT_KINDS`).
+    pub kinds: Vec<String>,
+    /// Sequence bounds, inclusive; 0 for none.
+    pub from_sequence: u64,
+    /// Sequence bounds, inclusive; 0 for none.
+    pub to_sequence: u64,
+    /// Set by decoding, never encoded: kinds the request named beyond
+    /// `MAX_AUDIT_KINDS`, skipped.
+    pub skipped_kinds: usize,
+}
+
+impl prost::Message for AuditLogRequest {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        encode_if(&self.since_unix_micros, || encoding::int64::encode(1, &self.since_unix_micros, buf));
+        encode_if(&self.until_unix_micros, || encoding::int64::encode(2, &self.until_unix_micros, buf));
+        encode_if(&self.bucket, || encoding::string::encode(3, &self.bucket, buf));
+        encode_if(&self.key_prefix, || encoding::string::encode(4, &self.key_prefix, buf));
+        encode_if(&self.principal, || encoding::string::encode(5, &self.principal, buf));
+        encoding::string::encode_repeated(6, &self.kinds, buf);
+        encode_if(&self.from_sequence, || encoding::uint64::encode(7, &self.from_sequence, buf));
+        encode_if(&self.to_sequence, || encoding::uint64::encode(8, &self.to_sequence, buf));
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        match tag {
+            1 => encoding::int64::merge(wire_type, &mut self.since_unix_micros, buf, ctx),
+            2 => encoding::int64::merge(wire_type, &mut self.until_unix_micros, buf, ctx),
+            3 => encoding::string::merge(wire_type, &mut self.bucket, buf, ctx),
+            4 => encoding::string::merge(wire_type, &mut self.key_prefix, buf, ctx),
+            5 => encoding::string::merge(wire_type, &mut self.principal, buf, ctx),
+            6 if self.kinds.len() < MAX_AUDIT_KINDS => {
+                encoding::string::merge_repeated(wire_type, &mut self.kinds, buf, ctx)
+            }
+            6 => skip_counted(&mut self.skipped_kinds, wire_type, tag, buf, ctx),
+            7 => encoding::uint64::merge(wire_type, &mut self.from_sequence, buf, ctx),
+            8 => encoding::uint64::merge(wire_type, &mut self.to_sequence, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        len_if(&self.since_unix_micros, || encoding::int64::encoded_len(1, &self.since_unix_micros))
+            + len_if(&self.until_unix_micros, || encoding::int64::encoded_len(2, &self.until_unix_micros))
+            + len_if(&self.bucket, || encoding::string::encoded_len(3, &self.bucket))
+            + len_if(&self.key_prefix, || encoding::string::encoded_len(4, &self.key_prefix))
+            + len_if(&self.principal, || encoding::string::encoded_len(5, &self.principal))
+            + encoding::string::encoded_len_repeated(6, &self.kinds)
+            + len_if(&self.from_sequence, || encoding::uint64::encoded_len(7, &self.from_sequence))
+            + len_if(&self.to_sequence, || encoding::uint64::encoded_len(8, &self.to_sequence))
+    }
+
+    fn clear(&mut self) {
+        *self = AuditLogRequest::default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
@@ -240,6 +334,66 @@ mod tests {
             ]),
             "update bounded.rs with the proto"
         );
+        assert_eq!(
+            declared("AuditLogRequest"),
+            fields(&[
+                ("since_unix_micros", 1, "Int64"),
+                ("until_unix_micros", 2, "Int64"),
+                ("bucket", 3, "String"),
+                ("key_prefix", 4, "String"),
+                ("principal", 5, "String"),
+                ("kinds", 6, "String"),
+                ("from_sequence", 7, "Uint64"),
+                ("to_sequence", 8, "Uint64"),
+            ]),
+            "update bounded.rs with the proto"
+        );
+    }
+
+    /// The generated type `AuditLogRequest` stands in for.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct GeneratedAudit {
+        #[prost(int64, tag = "1")]
+        since_unix_micros: i64,
+        #[prost(int64, tag = "2")]
+        until_unix_micros: i64,
+        #[prost(string, tag = "3")]
+        bucket: String,
+        #[prost(string, tag = "4")]
+        key_prefix: String,
+        #[prost(string, tag = "5")]
+        principal: String,
+        #[prost(string, repeated, tag = "6")]
+        kinds: Vec<String>,
+        #[prost(uint64, tag = "7")]
+        from_sequence: u64,
+        #[prost(uint64, tag = "8")]
+        to_sequence: u64,
+    }
+
+    #[test]
+    fn audit_log_encodes_and_decodes_as_the_generated_type_would() {
+        for (n, kinds) in [(0i64, vec![]), (-5, vec!["writes".to_owned(), String::new(), "mfa".to_owned()])] {
+            let theirs = GeneratedAudit {
+                since_unix_micros: n,
+                until_unix_micros: n * 7,
+                bucket: if n == 0 { String::new() } else { "b".into() },
+                key_prefix: "p/".into(),
+                principal: String::new(),
+                kinds: kinds.clone(),
+                from_sequence: n.unsigned_abs(),
+                to_sequence: 9,
+            };
+            let ours = AuditLogRequest::decode(&theirs.encode_to_vec()[..]).unwrap();
+            assert_eq!(ours.kinds, kinds);
+            assert_eq!(ours.encode_to_vec(), theirs.encode_to_vec());
+            assert_eq!(ours.encoded_len(), theirs.encoded_len());
+        }
+        let mut many = [0x32, 0x00].repeat(1_000_000);
+        many.extend_from_slice(&[0x40, 0x07]);
+        let decoded = AuditLogRequest::decode(&many[..]).unwrap();
+        assert_eq!((decoded.kinds.len(), decoded.skipped_kinds), (MAX_AUDIT_KINDS, 1_000_000 - MAX_AUDIT_KINDS));
+        assert_eq!(decoded.to_sequence, 7);
     }
 
     /// The generated type `DeleteObjectsRequest` stands in for.

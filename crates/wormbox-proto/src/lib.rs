@@ -1,7 +1,8 @@
 //! Generated gRPC code for `proto/wormbox/v1`, and conversions between wire
 //! enums and `wormbox-model` types. No behaviour lives here, except the
 //! messages decoded by hand so that what they cost is bounded while they
-//! are decoded (`bounded.rs`: `IngestBatchRequest`, `DeleteObjectsRequest`).
+//! are decoded (`bounded.rs`: `IngestBatchRequest`, `DeleteObjectsRequest`,
+//! `AuditLogRequest`).
 //!
 //! Invariant: generated types stop at `wormbox-server` and `wormbox-cli`;
 //! library crates never see them.
@@ -11,12 +12,12 @@ pub mod v1 {
     #![allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("wormbox.v1");
 
-    pub use crate::bounded::{DeleteObjectsRequest, IngestBatchRequest};
+    pub use crate::bounded::{AuditLogRequest, DeleteObjectsRequest, IngestBatchRequest};
 }
 
 mod bounded;
 
-pub use bounded::{MAX_BATCH_RECORDS, MAX_DELETE_OBJECTS};
+pub use bounded::{MAX_AUDIT_KINDS, MAX_BATCH_RECORDS, MAX_DELETE_OBJECTS};
 
 /// The encoded descriptor set of the whole API, for reflection and the
 /// API-surface test.

@@ -97,7 +97,9 @@ impl Raw {
         end: bool,
     ) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
         let mut client = self.client.clone().ready().await.unwrap();
-        let request = http::Request::post(format!("http://{}/wormbox.v1.Archive/{method}", self.addr))
+        // `Service/Method`, or a method of Archive.
+        let path = if method.contains('/') { method.to_owned() } else { format!("Archive/{method}") };
+        let request = http::Request::post(format!("http://{}/wormbox.v1.{path}", self.addr))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .header("authorization", format!("Bearer {credential}"))
@@ -337,4 +339,21 @@ async fn a_delete_objects_request_of_millions_of_entries_is_refused_without_buil
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     assert!(refused.message().contains(&format!("not {entries}")), "{}", refused.message());
     assert!(grown < 48 << 20, "refusing the request raised the peak resident set by {grown} bytes");
+}
+
+/// An AuditLog request's kinds, any number of empty strings: an auditor's
+/// (or an admin's) 4 MiB request would have built two million of them
+/// before the filter was read. Kinds past the 64 a request may name are
+/// counted as they are decoded, not built.
+#[tokio::test]
+async fn an_audit_log_request_of_millions_of_kinds_is_refused_without_building_them() {
+    let app = TestAppliance::start().await.unwrap();
+    let auditor = app.principal("crafted", v1::Role::Auditor).await.unwrap();
+    let max = WormboxdConfig::default().limits.max_message_bytes;
+    let kinds = (max - 16) / 2;
+    let raw = Raw::connect(&app).await;
+    let (refused, grown) = raw.unary("Compliance/AuditLog", &auditor, framed(&[0x32, 0x00].repeat(kinds))).await;
+    assert!(grown < 48 << 20, "refusing the request raised the peak resident set by {grown} bytes");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains(&format!("names {kinds} kinds")), "{}", refused.message());
 }

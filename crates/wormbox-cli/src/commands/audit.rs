@@ -96,6 +96,7 @@ pub(crate) async fn run(cx: &Context, args: AuditArgs) -> anyhow::Result<()> {
         kinds: args.kinds,
         from_sequence: args.from,
         to_sequence: args.to,
+        ..Default::default()
     };
     let records = audit_records(&cx.clients, request).await?;
     let mut out = String::new();

@@ -266,6 +266,14 @@ pub(crate) fn integrity_to_wire(r: &IntegrityReport, ledger_sequence: u64) -> v1
 }
 
 pub(crate) fn audit_filter(r: v1::AuditLogRequest) -> Result<AuditFilter, Status> {
+    // Kinds past the limit were counted, not kept, when the request was decoded.
+    if r.skipped_kinds > 0 {
+        return Err(invalid(format!(
+            "AuditLog names {} kinds, at most {} are accepted",
+            r.kinds.len() + r.skipped_kinds,
+            wormbox_proto::MAX_AUDIT_KINDS
+        )));
+    }
     let time = |t: i64| (t != 0).then_some(wormbox_model::Timestamp(t));
     Ok(AuditFilter {
         since: time(r.since_unix_micros),
