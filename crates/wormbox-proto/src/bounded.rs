@@ -132,19 +132,11 @@ impl DeleteObjectsRequest {
 
 impl prost::Message for DeleteObjectsRequest {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        if !self.bucket.is_empty() {
-            encoding::string::encode(1, &self.bucket, buf);
-        }
+        encode_if(&self.bucket, || encoding::string::encode(1, &self.bucket, buf));
         encoding::message::encode_repeated(2, &self.objects, buf);
-        if !self.mfa.is_empty() {
-            encoding::string::encode(3, &self.mfa, buf);
-        }
-        if self.bypass_governance {
-            encoding::bool::encode(4, &self.bypass_governance, buf);
-        }
-        if self.quiet {
-            encoding::bool::encode(5, &self.quiet, buf);
-        }
+        encode_if(&self.mfa, || encoding::string::encode(3, &self.mfa, buf));
+        encode_if(&self.bypass_governance, || encoding::bool::encode(4, &self.bypass_governance, buf));
+        encode_if(&self.quiet, || encoding::bool::encode(5, &self.quiet, buf));
     }
 
     fn merge_field(
@@ -168,13 +160,11 @@ impl prost::Message for DeleteObjectsRequest {
     }
 
     fn encoded_len(&self) -> usize {
-        let string = |tag, value: &String| if value.is_empty() { 0 } else { encoding::string::encoded_len(tag, value) };
-        let flag = |tag, value: &bool| if *value { encoding::bool::encoded_len(tag, value) } else { 0 };
-        string(1, &self.bucket)
+        len_if(&self.bucket, || encoding::string::encoded_len(1, &self.bucket))
             + encoding::message::encoded_len_repeated(2, &self.objects)
-            + string(3, &self.mfa)
-            + flag(4, &self.bypass_governance)
-            + flag(5, &self.quiet)
+            + len_if(&self.mfa, || encoding::string::encoded_len(3, &self.mfa))
+            + len_if(&self.bypass_governance, || encoding::bool::encoded_len(4, &self.bypass_governance))
+            + len_if(&self.quiet, || encoding::bool::encoded_len(5, &self.quiet))
     }
 
     fn clear(&mut self) {
@@ -315,39 +305,38 @@ mod tests {
 
     #[test]
     fn the_proto_declares_exactly_the_fields_decoded_here() {
-        let fields = |list: &[(&str, i32, &str)]| -> Vec<(String, i32, String)> {
-            list.iter().map(|(n, t, k)| (n.to_string(), *t, k.to_string())).collect()
-        };
-        assert_eq!(
-            declared("IngestBatchRequest"),
-            fields(&[("records", 1, "Message.wormbox.v1.IngestRecord")]),
-            "update bounded.rs with the proto"
-        );
-        assert_eq!(
-            declared("DeleteObjectsRequest"),
-            fields(&[
-                ("bucket", 1, "String"),
-                ("objects", 2, "Message.wormbox.v1.ObjectIdentifier"),
-                ("mfa", 3, "String"),
-                ("bypass_governance", 4, "Bool"),
-                ("quiet", 5, "Bool"),
-            ]),
-            "update bounded.rs with the proto"
-        );
-        assert_eq!(
-            declared("AuditLogRequest"),
-            fields(&[
-                ("since_unix_micros", 1, "Int64"),
-                ("until_unix_micros", 2, "Int64"),
-                ("bucket", 3, "String"),
-                ("key_prefix", 4, "String"),
-                ("principal", 5, "String"),
-                ("kinds", 6, "String"),
-                ("from_sequence", 7, "Uint64"),
-                ("to_sequence", 8, "Uint64"),
-            ]),
-            "update bounded.rs with the proto"
-        );
+        // Each message: its fields' names, numbers and types.
+        type Field = (&'static str, i32, &'static str);
+        let decoded_here: [(&str, &[Field]); 3] = [
+            ("IngestBatchRequest", &[("records", 1, "Message.wormbox.v1.IngestRecord")]),
+            (
+                "DeleteObjectsRequest",
+                &[
+                    ("bucket", 1, "String"),
+                    ("objects", 2, "Message.wormbox.v1.ObjectIdentifier"),
+                    ("mfa", 3, "String"),
+                    ("bypass_governance", 4, "Bool"),
+                    ("quiet", 5, "Bool"),
+                ],
+            ),
+            (
+                "AuditLogRequest",
+                &[
+                    ("since_unix_micros", 1, "Int64"),
+                    ("until_unix_micros", 2, "Int64"),
+                    ("bucket", 3, "String"),
+                    ("key_prefix", 4, "String"),
+                    ("principal", 5, "String"),
+                    ("kinds", 6, "String"),
+                    ("from_sequence", 7, "Uint64"),
+                    ("to_sequence", 8, "Uint64"),
+                ],
+            ),
+        ];
+        for (name, fields) in decoded_here {
+            let fields: Vec<_> = fields.iter().map(|(n, t, k)| (n.to_string(), *t, k.to_string())).collect();
+            assert_eq!(declared(name), fields, "{name}: update bounded.rs with the proto");
+        }
     }
 
     /// The generated type `AuditLogRequest` stands in for.

@@ -49,7 +49,7 @@ impl Admin for AdminService {
     type BackupStream = ReceiverStream<Result<v1::BackupChunk, Status>>;
 
     async fn backup(&self, request: Request<v1::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         // Absent only on a connection not accepted through `hangup::incoming`.
         let hangup = request.extensions().get::<Hangup>().cloned();
         let snapshot = self.app.backup(&actor).await.map_err(status)?;
@@ -86,7 +86,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::CreatePrincipalRequest>,
     ) -> Result<Response<v1::CreatePrincipalResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let role = wormbox_proto::role_from_wire(request.role)
             .ok_or_else(|| invalid("role must be ADMIN, WRITER, READER or AUDITOR"))?;
@@ -119,7 +119,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::CreateS3KeyRequest>,
     ) -> Result<Response<v1::CreateS3KeyResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let create = app::CreateS3Key { access_key: request.access_key_id, mfa: convert::mfa(&request.mfa) };
         let created = self.app.create_s3_key(&actor, create).await.map_err(status)?;
@@ -134,7 +134,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::RevokeS3KeyRequest>,
     ) -> Result<Response<v1::RevokeS3KeyResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let revoke = app::RevokeS3Key { access_key: request.into_inner().access_key_id };
         let sequence = self.app.revoke_s3_key(&actor, revoke).await.map_err(status)?;
         Ok(Response::new(v1::RevokeS3KeyResponse { ledger_sequence: sequence.unwrap_or(0) }))
@@ -144,7 +144,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::ListPrincipalsRequest>,
     ) -> Result<Response<v1::ListPrincipalsResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let app = Arc::clone(&self.app);
         let principals = super::blocking(move || app.principals(&actor)).await?.map_err(status)?;
         Ok(Response::new(v1::ListPrincipalsResponse {
@@ -167,7 +167,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::RevokePrincipalRequest>,
     ) -> Result<Response<v1::RevokePrincipalResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let revoke = app::RevokePrincipal { access_key: request.access_key_id, mfa: convert::mfa(&request.mfa) };
         let sequence = self.app.revoke_principal(&actor, revoke).await.map_err(status)?;
@@ -175,7 +175,7 @@ impl Admin for AdminService {
     }
 
     async fn get_clock(&self, request: Request<v1::GetClockRequest>) -> Result<Response<v1::GetClockResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let clock = self.app.clock_status(&actor).await.map_err(status)?;
         Ok(Response::new(v1::GetClockResponse {
             system_unix_micros: clock.system.as_micros(),
@@ -190,7 +190,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::GetReplicationStatusRequest>,
     ) -> Result<Response<v1::GetReplicationStatusResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let rules = self.app.replication_status(&actor).await.map_err(status)?;
         Ok(Response::new(v1::GetReplicationStatusResponse {
             rules: rules.iter().map(convert::replica_status_to_wire).collect(),
@@ -201,7 +201,7 @@ impl Admin for AdminService {
         &self,
         request: Request<v1::AcceptClockForwardRequest>,
     ) -> Result<Response<v1::AcceptClockForwardResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let accept = app::AcceptClockForward { mfa: convert::mfa(&request.get_ref().mfa) };
         let (clock, sequence) = self.app.accept_clock_forward(&actor, accept).await.map_err(status)?;
         Ok(Response::new(v1::AcceptClockForwardResponse {

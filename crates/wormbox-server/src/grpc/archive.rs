@@ -144,7 +144,7 @@ impl ArchiveService {
     /// receive budget, since its stream is not read at all (each record is
     /// judged again when stored).
     fn ingest_stream<M>(&self, request: Request<Streaming<M>>) -> Result<IngestStream<M>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         self.app.authorize(&actor, Access::Write).map_err(status)?;
         let tickets = Tickets::of(&request)?;
         Ok((Arc::clone(&self.app), actor, tickets, request.into_inner()))
@@ -223,7 +223,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::CreateBucketRequest>,
     ) -> Result<Response<v1::CreateBucketResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
         let create = app::CreateBucket { bucket, object_lock: request.get_ref().object_lock };
         let (info, ledger_sequence) = self.app.create_bucket(&actor, create).await.map_err(status)?;
@@ -234,7 +234,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::GetBucketRequest>,
     ) -> Result<Response<v1::GetBucketResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
         let info = self.app.bucket(&actor, &app::GetBucket { bucket }).map_err(status)?;
         Ok(Response::new(v1::GetBucketResponse { bucket: Some(convert::bucket(&info)) }))
@@ -244,7 +244,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::ListBucketsRequest>,
     ) -> Result<Response<v1::ListBucketsResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let app = Arc::clone(&self.app);
         let buckets = blocking(move || app.buckets(&actor)).await?.map_err(status)?;
         Ok(Response::new(v1::ListBucketsResponse { buckets: buckets.iter().map(convert::bucket).collect() }))
@@ -254,7 +254,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::DeleteBucketRequest>,
     ) -> Result<Response<v1::DeleteBucketResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let bucket = convert::bucket_name(&request.get_ref().bucket)?;
         let ledger_sequence = self.app.delete_bucket(&actor, app::DeleteBucket { bucket }).await.map_err(status)?;
         Ok(Response::new(v1::DeleteBucketResponse { ledger_sequence }))
@@ -264,7 +264,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::PutBucketVersioningRequest>,
     ) -> Result<Response<v1::PutBucketVersioningResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         let state = wormbox_proto::versioning_from_wire(request.status)
@@ -282,7 +282,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<Streaming<v1::PutObjectRequest>>,
     ) -> Result<Response<v1::PutObjectResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         // Before the first message is read: a caller who may not write takes
         // none of the receive budget.
         self.app.authorize(&actor, Access::Write).map_err(status)?;
@@ -402,7 +402,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::GetObjectRequest>,
     ) -> Result<Response<Self::GetObjectStream>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
@@ -433,7 +433,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::HeadObjectRequest>,
     ) -> Result<Response<v1::HeadObjectResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
@@ -446,7 +446,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::DeleteObjectRequest>,
     ) -> Result<Response<v1::DeleteObjectResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         let key = convert::object_key(&request.key)?;
@@ -465,7 +465,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::DeleteObjectsRequest>,
     ) -> Result<Response<v1::DeleteObjectsResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         // Counted before any entry is parsed (entries past the limit were
@@ -523,7 +523,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::ListObjectVersionsRequest>,
     ) -> Result<Response<v1::ListObjectVersionsResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         let params = ListVersionsParams {
@@ -551,7 +551,7 @@ impl Archive for ArchiveService {
         &self,
         request: Request<v1::ListObjectsRequest>,
     ) -> Result<Response<v1::ListObjectsResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let request = request.into_inner();
         let bucket = convert::bucket_name(&request.bucket)?;
         // The continuation token is the last key or prefix the page looked

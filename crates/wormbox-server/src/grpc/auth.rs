@@ -11,8 +11,23 @@ use wormbox_store::Actor;
 use crate::grpc::status::status;
 use wormbox_app::{App, AppError, Credentials};
 
-/// Returns the authenticated caller, or UNAUTHENTICATED.
-pub(crate) fn authenticate(app: &App, metadata: &MetadataMap) -> Result<Actor, Status> {
+/// The caller `gate.rs` authenticated from the call's headers, handed to
+/// the handler in the request's extensions (which only the server sets) so
+/// that a call is verified once.
+#[derive(Clone, Debug)]
+pub(crate) struct Verified(pub(crate) Actor);
+
+/// Returns the authenticated caller, or UNAUTHENTICATED: the one the gate
+/// verified, or, for a call that did not pass it, from its credential.
+pub(crate) fn authenticate<T>(app: &App, request: &tonic::Request<T>) -> Result<Actor, Status> {
+    match request.extensions().get::<Verified>() {
+        Some(Verified(actor)) => Ok(actor.clone()),
+        None => verify(app, request.metadata()),
+    }
+}
+
+/// Verifies the credential in `metadata`.
+pub(crate) fn verify(app: &App, metadata: &MetadataMap) -> Result<Actor, Status> {
     let refused = || status(AppError::Unauthenticated);
     let header = metadata.get("authorization").ok_or_else(refused)?.to_str().map_err(|_| refused())?;
     let credential = header.strip_prefix("Bearer ").ok_or_else(refused)?;

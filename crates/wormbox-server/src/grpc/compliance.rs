@@ -39,14 +39,14 @@ impl ComplianceService {
 
 impl ComplianceService {
     /// The version a Get request names, read as the caller may see it.
-    fn version_info(
+    fn version_info<T>(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        request: &Request<T>,
         bucket: &str,
         key: &str,
         version_id: &str,
     ) -> Result<wormbox_store::VersionInfo, Status> {
-        let actor = authenticate(&self.app, metadata)?;
+        let actor = authenticate(&self.app, request)?;
         let bucket = convert::bucket_name(bucket)?;
         let key = convert::object_key(key)?;
         let version = convert::version_selector(version_id)?;
@@ -60,7 +60,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::PutObjectRetentionRequest>,
     ) -> Result<Response<v1::PutObjectRetentionResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let bucket = convert::bucket_name(&r.bucket)?;
         let key = convert::object_key(&r.key)?;
@@ -80,7 +80,7 @@ impl Compliance for ComplianceService {
         request: Request<v1::GetObjectRetentionRequest>,
     ) -> Result<Response<v1::GetObjectRetentionResponse>, Status> {
         let r = request.get_ref();
-        let info = self.version_info(request.metadata(), &r.bucket, &r.key, &r.version_id)?;
+        let info = self.version_info(&request, &r.bucket, &r.key, &r.version_id)?;
         Ok(Response::new(v1::GetObjectRetentionResponse { retention: info.retention.map(convert::retention_to_wire) }))
     }
 
@@ -88,7 +88,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::PutObjectLegalHoldRequest>,
     ) -> Result<Response<v1::PutObjectLegalHoldResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let bucket = convert::bucket_name(&r.bucket)?;
         let key = convert::object_key(&r.key)?;
@@ -108,7 +108,7 @@ impl Compliance for ComplianceService {
         request: Request<v1::GetObjectLegalHoldRequest>,
     ) -> Result<Response<v1::GetObjectLegalHoldResponse>, Status> {
         let r = request.get_ref();
-        let info = self.version_info(request.metadata(), &r.bucket, &r.key, &r.version_id)?;
+        let info = self.version_info(&request, &r.bucket, &r.key, &r.version_id)?;
         Ok(Response::new(v1::GetObjectLegalHoldResponse { legal_holds: convert::holds_to_wire(&info.legal_holds) }))
     }
 
@@ -116,7 +116,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::PutBucketDefaultRetentionRequest>,
     ) -> Result<Response<v1::PutBucketDefaultRetentionResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let bucket = convert::bucket_name(&r.bucket)?;
         let default = convert::default_retention(r.default_retention)?;
@@ -132,7 +132,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::GetCheckpointRequest>,
     ) -> Result<Response<v1::GetCheckpointResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let get = app::GetCheckpoint { sequence: request.get_ref().sequence };
         let checkpoint = self.app.checkpoint(&actor, get).await.map_err(status)?;
         let public_key = self.app.public_key();
@@ -146,7 +146,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::VerifyIntegrityRequest>,
     ) -> Result<Response<v1::VerifyIntegrityResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let extra_checkpoints =
             r.checkpoints.into_iter().map(convert::checkpoint_from_wire).collect::<Result<Vec<_>, _>>()?;
@@ -160,7 +160,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::VerifyReplicaRequest>,
     ) -> Result<Response<v1::VerifyReplicaResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let report = self.app.verify_replica(&actor, &request.get_ref().rule).await.map_err(status)?;
         Ok(Response::new(convert::replica_report_to_wire(&report)))
     }
@@ -168,7 +168,7 @@ impl Compliance for ComplianceService {
     type AuditLogStream = BoxStream<'static, Result<v1::AuditEntry, Status>>;
 
     async fn audit_log(&self, request: Request<v1::AuditLogRequest>) -> Result<Response<Self::AuditLogStream>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let filter = convert::audit_filter(request.into_inner())?;
         let entries = self.app.audit_log(&actor, filter).map_err(status)?;
         let wire = ReceiverStream::new(entries)
@@ -182,7 +182,7 @@ impl Compliance for ComplianceService {
         &self,
         request: Request<v1::RetentionReportRequest>,
     ) -> Result<Response<Self::RetentionReportStream>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let report = app::RetentionReport { bucket: r.bucket, prefix: r.prefix };
         let report = self.app.retention_report(&actor, report).await.map_err(status)?;

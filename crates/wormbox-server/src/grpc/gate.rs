@@ -9,9 +9,10 @@
 //! Invariant: a call to an appliance service (Archive, Compliance, Admin,
 //! Mfa) whose credential does not authenticate is answered UNAUTHENTICATED
 //! from its headers alone: its body is never read, decoded or metered.
-//! Handlers still authenticate the call themselves (a point read and an
-//! HMAC, so twice costs little), which keeps them correct without the gate.
-//! Health and reflection are outside it, as before.
+//! The verified caller goes to the handler in the request's extensions
+//! (`auth::Verified`), so a call is verified once; a handler reached
+//! without the gate verifies the credential itself. Health and reflection
+//! are outside it, as before.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,7 +24,7 @@ use tonic::metadata::MetadataMap;
 use tonic::server::NamedService;
 use wormbox_app::App;
 
-use crate::grpc::auth::authenticate;
+use crate::grpc::auth::{Verified, verify};
 
 /// `inner`, for authenticated callers only.
 #[derive(Clone, Debug)]
@@ -54,14 +55,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         // Only the one header is copied: the credential is all the gate reads.
         let mut headers = http::HeaderMap::new();
         if let Some(value) = request.headers().get(http::header::AUTHORIZATION) {
             headers.insert(http::header::AUTHORIZATION, value.clone());
         }
-        match authenticate(&self.app, &MetadataMap::from_headers(headers)) {
-            Ok(_) => Either::Left(self.inner.call(request)),
+        match verify(&self.app, &MetadataMap::from_headers(headers)) {
+            Ok(actor) => {
+                request.extensions_mut().insert(Verified(actor));
+                Either::Left(self.inner.call(request))
+            }
             Err(status) => Either::Right(ready(Ok(status.into_http()))),
         }
     }

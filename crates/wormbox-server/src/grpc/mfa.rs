@@ -78,7 +78,7 @@ impl Mfa for MfaService {
         &self,
         request: Request<v1::EnrollDeviceRequest>,
     ) -> Result<Response<v1::EnrollDeviceResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         // The role is judged before the document is read: a passphrase costs
         // PBKDF2 work, which only a caller who may enrol gets to spend.
         self.app.may_enroll_devices(&actor).map_err(status)?;
@@ -111,7 +111,7 @@ impl Mfa for MfaService {
         &self,
         request: Request<v1::ActivateDeviceRequest>,
     ) -> Result<Response<v1::ActivateDeviceResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let device = self.app.activate_device(&actor, device_codes(r.serial, r.first_code, r.second_code)).await;
         let device = device.map_err(status)?;
@@ -122,7 +122,7 @@ impl Mfa for MfaService {
         &self,
         request: Request<v1::ResyncDeviceRequest>,
     ) -> Result<Response<v1::ResyncDeviceResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let device = self.app.resync_device(&actor, device_codes(r.serial, r.first_code, r.second_code)).await;
         let device = device.map_err(status)?;
@@ -133,7 +133,7 @@ impl Mfa for MfaService {
         &self,
         request: Request<v1::ListDevicesRequest>,
     ) -> Result<Response<v1::ListDevicesResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let list = app::ListDevices { owner: convert::optional(request.into_inner().owner) };
         let app = Arc::clone(&self.app);
         let devices = super::blocking(move || app.devices(&actor, &list)).await?.map_err(status)?;
@@ -144,7 +144,7 @@ impl Mfa for MfaService {
         &self,
         request: Request<v1::DeactivateDeviceRequest>,
     ) -> Result<Response<v1::DeactivateDeviceResponse>, Status> {
-        let actor = authenticate(&self.app, request.metadata())?;
+        let actor = authenticate(&self.app, &request)?;
         let r = request.into_inner();
         let deactivate = app::DeactivateDevice { serial: r.serial, mfa: convert::mfa(&r.mfa) };
         let device = self.app.deactivate_device(&actor, deactivate).await.map_err(status)?;
