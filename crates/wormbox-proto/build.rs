@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".wormbox.v1.IngestBatchRequest", "crate::bounded::IngestBatchRequest")
         .extern_path(".wormbox.v1.DeleteObjectsRequest", "crate::bounded::DeleteObjectsRequest")
         .extern_path(".wormbox.v1.AuditLogRequest", "crate::bounded::AuditLogRequest")
+        .extern_path(".wormbox.v1.IngestRecord", "crate::bounded::IngestRecord")
+        .extern_path(".wormbox.v1.PutObjectHeader", "crate::bounded::PutObjectHeader")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -61,6 +61,22 @@ async fn names_keys_metadata_and_version_ids_are_validated() {
     }
     let err = client.put_object(tokio_stream::iter(header)).await.unwrap_err();
     assert_eq!(reason(&err), "INVALID_ARGUMENT");
+    // At most 64 names, however short.
+    for (names, stored) in [(64, true), (65, false)] {
+        let mut header = put_messages("target", "names", b"x", Vec::new());
+        if let Some(v1::put_object_request::Part::Header(h)) = &mut header[0].part {
+            h.user_metadata = (0..names).map(|i| (format!("m{i}"), String::new())).collect();
+        }
+        let put = client.put_object(tokio_stream::iter(header)).await;
+        match put {
+            Ok(_) => assert!(stored, "{names} names were stored"),
+            Err(err) => {
+                assert!(!stored, "{names} names: {err:?}");
+                assert_eq!(reason(&err), "INVALID_ARGUMENT");
+                assert!(err.message().contains("more than the limit of 64"), "{}", err.message());
+            }
+        }
+    }
 
     let err =
         client.put_object(tokio_stream::iter(put_messages("target", "k", b"x", vec![1, 2, 3]))).await.unwrap_err();
@@ -77,7 +93,7 @@ async fn names_keys_metadata_and_version_ids_are_validated() {
     let unknown = "0000000000000000000000000A";
     let err = get(&mut client, "target", &odd_key, unknown).await.unwrap_err();
     assert_eq!(reason(&err), "NO_SUCH_VERSION");
-    assert_eq!(versions(&mut client, "target").await.versions.len(), 1, "only the valid put landed");
+    assert_eq!(versions(&mut client, "target").await.versions.len(), 2, "only the valid puts landed");
     assert_still_serving(&appliance).await;
 }
 

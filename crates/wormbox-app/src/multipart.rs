@@ -546,7 +546,9 @@ impl App {
         });
         let object = NewObject {
             content_type: manifest.content_type,
-            user_metadata: UserMetadata::new(manifest.metadata).map_err(StoreError::InvalidArgument)?,
+            // Checked as new when the upload was created, perhaps by a build
+            // before the entry count.
+            user_metadata: UserMetadata::stored(manifest.metadata).map_err(StoreError::InvalidArgument)?,
             retention,
             legal_hold: manifest.legal_hold,
             ..NewObject::default()

@@ -13,8 +13,8 @@ mod version_id;
 
 pub use clock::{Clock, ClockEvent, ClockPolicy, ComplianceClock, ManualClock, SystemClock, Timestamp};
 pub use names::{
-    AccessKeyId, BucketName, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES, ObjectKey, ParseBucketNameError,
-    ParseObjectKeyError, Role, UserMetadata,
+    AccessKeyId, BucketName, MAX_KEY_BYTES, MAX_USER_METADATA_BYTES, MAX_USER_METADATA_ENTRIES, ObjectKey,
+    ParseBucketNameError, ParseObjectKeyError, Role, UserMetadata,
 };
 pub use text::{FreeText, FreeTextError, FreeTextProblem};
 pub use version_id::{ParseVersionIdError, VersionId, VersionSelector};

@@ -15,6 +15,12 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// The most user metadata a version may carry: the sum of key and value bytes.
 pub const MAX_USER_METADATA_BYTES: usize = 2048;
 
+/// The most user metadata entries a new version may carry. Each entry costs
+/// the server a map slot and two strings however short it is on the wire,
+/// so the count is bounded as well as the bytes; S3 clients, whose entries
+/// are headers, cannot send many more (hyper reads at most 100 headers).
+pub const MAX_USER_METADATA_ENTRIES: usize = 64;
+
 /// A bucket name that follows S3's general-purpose bucket naming rules.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BucketName(String);
@@ -191,9 +197,20 @@ impl Role {
 pub struct UserMetadata(BTreeMap<String, String>);
 
 impl UserMetadata {
-    /// Checks the size limit, and each name and value as free text (no name
-    /// empty, no control character anywhere).
+    /// Checks the limits of new metadata (at most `MAX_USER_METADATA_ENTRIES`
+    /// entries and `MAX_USER_METADATA_BYTES`), and each name and value as
+    /// free text (no name empty, no control character anywhere).
     pub fn new(entries: BTreeMap<String, String>) -> Result<UserMetadata, String> {
+        if entries.len() > MAX_USER_METADATA_ENTRIES {
+            return Err(UserMetadata::too_many_entries(entries.len()));
+        }
+        UserMetadata::stored(entries)
+    }
+
+    /// Checks metadata read back from storage or from a replica copy by the
+    /// rules of every build that may have written it: the size limit and the
+    /// free-text rules, not the entry count, which came later.
+    pub fn stored(entries: BTreeMap<String, String>) -> Result<UserMetadata, String> {
         let total: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > MAX_USER_METADATA_BYTES {
             return Err(format!("user metadata is {total} bytes, more than the limit of {MAX_USER_METADATA_BYTES}"));
@@ -208,6 +225,13 @@ impl UserMetadata {
     /// Returns the entries in name order.
     pub fn entries(&self) -> &BTreeMap<String, String> {
         &self.0
+    }
+
+    /// The refusal of new metadata of `entries` entries, in the same words
+    /// wherever it is refused (a front door may count entries it does not
+    /// build).
+    pub fn too_many_entries(entries: usize) -> String {
+        format!("user metadata has {entries} entries, more than the limit of {MAX_USER_METADATA_ENTRIES}")
     }
 }
 
@@ -252,6 +276,16 @@ mod tests {
         assert!(UserMetadata::new(entries.clone()).is_ok());
         entries.insert("x".to_owned(), "y".to_owned());
         assert!(UserMetadata::new(entries).is_err());
+    }
+
+    #[test]
+    fn new_user_metadata_holds_at_most_64_entries_and_stored_metadata_any_number() {
+        let entries = |n: usize| (0..n).map(|i| (format!("k{i}"), String::new())).collect::<BTreeMap<_, _>>();
+        assert!(UserMetadata::new(entries(64)).is_ok());
+        assert_eq!(UserMetadata::new(entries(65)).unwrap_err(), UserMetadata::too_many_entries(65));
+        // Written by a build before the count: still read back.
+        assert_eq!(UserMetadata::stored(entries(300)).unwrap().entries().len(), 300);
+        assert!(UserMetadata::stored(BTreeMap::from([("k".to_owned(), "v".repeat(2048))])).is_err());
     }
 
     #[test]

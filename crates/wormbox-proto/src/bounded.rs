@@ -5,8 +5,9 @@
 //! tens to hundreds of bytes in memory, so a 4 MiB message of them cost
 //! 50 to 500 MiB to refuse. `IngestBatchRequest.records` (at most
 //! `MAX_BATCH_RECORDS`), `DeleteObjectsRequest.objects` (at most
-//! `MAX_DELETE_OBJECTS`) and `AuditLogRequest.kinds` (at most
-//! `MAX_AUDIT_KINDS`).
+//! `MAX_DELETE_OBJECTS`), `AuditLogRequest.kinds` (at most
+//! `MAX_AUDIT_KINDS`), and the user metadata of `IngestRecord` and
+//! `PutObjectHeader` (at most `MAX_USER_METADATA_ENTRIES` names).
 //!
 //! Invariant: decoding keeps at most the limit of entries of a message; the
 //! entries beyond it are skipped as they are read, counted but never
@@ -14,10 +15,13 @@
 //! exactly the generated form, so any protobuf client speaks it; a unit test
 //! checks each type's fields against the descriptor of `archive.proto`.
 
+use std::collections::HashMap;
+
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
+use wormbox_model::MAX_USER_METADATA_ENTRIES;
 
-use crate::v1::{IngestRecord, ObjectIdentifier};
+use crate::v1::{ObjectIdentifier, Retention};
 
 /// Encodes `value` under `tag` unless it is the default, as proto3 does.
 fn encode_if<T: Default + PartialEq>(value: &T, encode: impl FnOnce()) {
@@ -44,6 +48,194 @@ fn skip_counted(
     encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
     *skipped += 1;
     encoding::skip_field(wire_type, tag, buf, ctx)
+}
+
+/// User metadata as the wire carries it: a `map<string, string>`.
+type Metadata = HashMap<String, String>;
+
+/// One entry of a `map<string, string>` field, as the wire carries it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetadataEntry {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+/// Merges one entry of a metadata map field: kept when its name is already
+/// there (the later value wins, as generated code has it) or the map has
+/// room for one more name; otherwise counted in `skipped` and dropped, so
+/// the map holds at most `MAX_USER_METADATA_ENTRIES` names.
+fn merge_metadata(
+    map: &mut Metadata,
+    skipped: &mut usize,
+    wire_type: WireType,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), prost::DecodeError> {
+    let mut entry = MetadataEntry::default();
+    encoding::message::merge(wire_type, &mut entry, buf, ctx)?;
+    if map.len() < MAX_USER_METADATA_ENTRIES || map.contains_key(&entry.name) {
+        map.insert(entry.name, entry.value);
+    } else {
+        *skipped += 1;
+    }
+    Ok(())
+}
+
+fn encode_metadata(tag: u32, map: &Metadata, buf: &mut impl BufMut) {
+    use encoding::string;
+    encoding::hash_map::encode(string::encode, string::encoded_len, string::encode, string::encoded_len, tag, map, buf);
+}
+
+fn metadata_len(tag: u32, map: &Metadata) -> usize {
+    use encoding::string;
+    encoding::hash_map::encoded_len(string::encoded_len, string::encoded_len, tag, map)
+}
+
+/// One record of an Ingest stream or an IngestBatch message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IngestRecord {
+    /// Chosen by the client and echoed in the ack.
+    pub sequence: u64,
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The record's bytes.
+    pub data: Vec<u8>,
+    /// The content type.
+    pub content_type: String,
+    /// User metadata (after decoding, at most `MAX_USER_METADATA_ENTRIES`
+    /// names).
+    pub user_metadata: Metadata,
+    /// If set (32 bytes), the data must hash to it or nothing is stored.
+    pub expected_sha256: Vec<u8>,
+    /// Object Lock buckets only; the bucket's default applies when absent.
+    pub retention: Option<Retention>,
+    /// Set by decoding, never encoded: metadata entries the record held
+    /// beyond `MAX_USER_METADATA_ENTRIES` names, skipped.
+    pub skipped_metadata: usize,
+}
+
+impl prost::Message for IngestRecord {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        encode_if(&self.sequence, || encoding::uint64::encode(1, &self.sequence, buf));
+        encode_if(&self.bucket, || encoding::string::encode(2, &self.bucket, buf));
+        encode_if(&self.key, || encoding::string::encode(3, &self.key, buf));
+        encode_if(&self.data, || encoding::bytes::encode(4, &self.data, buf));
+        encode_if(&self.content_type, || encoding::string::encode(5, &self.content_type, buf));
+        encode_metadata(6, &self.user_metadata, buf);
+        encode_if(&self.expected_sha256, || encoding::bytes::encode(7, &self.expected_sha256, buf));
+        if let Some(retention) = &self.retention {
+            encoding::message::encode(8, retention, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        match tag {
+            1 => encoding::uint64::merge(wire_type, &mut self.sequence, buf, ctx),
+            2 => encoding::string::merge(wire_type, &mut self.bucket, buf, ctx),
+            3 => encoding::string::merge(wire_type, &mut self.key, buf, ctx),
+            4 => encoding::bytes::merge(wire_type, &mut self.data, buf, ctx),
+            5 => encoding::string::merge(wire_type, &mut self.content_type, buf, ctx),
+            6 => merge_metadata(&mut self.user_metadata, &mut self.skipped_metadata, wire_type, buf, ctx),
+            7 => encoding::bytes::merge(wire_type, &mut self.expected_sha256, buf, ctx),
+            8 => encoding::message::merge(wire_type, self.retention.get_or_insert_with(Default::default), buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        len_if(&self.sequence, || encoding::uint64::encoded_len(1, &self.sequence))
+            + len_if(&self.bucket, || encoding::string::encoded_len(2, &self.bucket))
+            + len_if(&self.key, || encoding::string::encoded_len(3, &self.key))
+            + len_if(&self.data, || encoding::bytes::encoded_len(4, &self.data))
+            + len_if(&self.content_type, || encoding::string::encoded_len(5, &self.content_type))
+            + metadata_len(6, &self.user_metadata)
+            + len_if(&self.expected_sha256, || encoding::bytes::encoded_len(7, &self.expected_sha256))
+            + self.retention.as_ref().map_or(0, |r| encoding::message::encoded_len(8, r))
+    }
+
+    fn clear(&mut self) {
+        *self = IngestRecord::default();
+    }
+}
+
+/// The first message of a PutObject stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PutObjectHeader {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The content type.
+    pub content_type: String,
+    /// At most 2 KiB of names and values together (after decoding, at most
+    /// `MAX_USER_METADATA_ENTRIES` names).
+    pub user_metadata: Metadata,
+    /// If set (32 bytes), the body must hash to it or nothing is stored.
+    pub expected_sha256: Vec<u8>,
+    /// Object Lock buckets only; the bucket's default applies when absent.
+    pub retention: Option<Retention>,
+    /// Places this legal hold (case id) at once; admin only.
+    pub legal_hold: String,
+    /// Set by decoding, never encoded: metadata entries the header held
+    /// beyond `MAX_USER_METADATA_ENTRIES` names, skipped.
+    pub skipped_metadata: usize,
+}
+
+impl prost::Message for PutObjectHeader {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        encode_if(&self.bucket, || encoding::string::encode(1, &self.bucket, buf));
+        encode_if(&self.key, || encoding::string::encode(2, &self.key, buf));
+        encode_if(&self.content_type, || encoding::string::encode(3, &self.content_type, buf));
+        encode_metadata(4, &self.user_metadata, buf);
+        encode_if(&self.expected_sha256, || encoding::bytes::encode(5, &self.expected_sha256, buf));
+        if let Some(retention) = &self.retention {
+            encoding::message::encode(6, retention, buf);
+        }
+        encode_if(&self.legal_hold, || encoding::string::encode(7, &self.legal_hold, buf));
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        match tag {
+            1 => encoding::string::merge(wire_type, &mut self.bucket, buf, ctx),
+            2 => encoding::string::merge(wire_type, &mut self.key, buf, ctx),
+            3 => encoding::string::merge(wire_type, &mut self.content_type, buf, ctx),
+            4 => merge_metadata(&mut self.user_metadata, &mut self.skipped_metadata, wire_type, buf, ctx),
+            5 => encoding::bytes::merge(wire_type, &mut self.expected_sha256, buf, ctx),
+            6 => encoding::message::merge(wire_type, self.retention.get_or_insert_with(Default::default), buf, ctx),
+            7 => encoding::string::merge(wire_type, &mut self.legal_hold, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        len_if(&self.bucket, || encoding::string::encoded_len(1, &self.bucket))
+            + len_if(&self.key, || encoding::string::encoded_len(2, &self.key))
+            + len_if(&self.content_type, || encoding::string::encoded_len(3, &self.content_type))
+            + metadata_len(4, &self.user_metadata)
+            + len_if(&self.expected_sha256, || encoding::bytes::encoded_len(5, &self.expected_sha256))
+            + self.retention.as_ref().map_or(0, |r| encoding::message::encoded_len(6, r))
+            + len_if(&self.legal_hold, || encoding::string::encoded_len(7, &self.legal_hold))
+    }
+
+    fn clear(&mut self) {
+        *self = PutObjectHeader::default();
+    }
 }
 
 /// The most records one IngestBatch message may hold.
@@ -307,7 +499,32 @@ mod tests {
     fn the_proto_declares_exactly_the_fields_decoded_here() {
         // Each message: its fields' names, numbers and types.
         type Field = (&'static str, i32, &'static str);
-        let decoded_here: [(&str, &[Field]); 3] = [
+        let decoded_here: [(&str, &[Field]); 5] = [
+            (
+                "IngestRecord",
+                &[
+                    ("sequence", 1, "Uint64"),
+                    ("bucket", 2, "String"),
+                    ("key", 3, "String"),
+                    ("data", 4, "Bytes"),
+                    ("content_type", 5, "String"),
+                    ("user_metadata", 6, "Message.wormbox.v1.IngestRecord.UserMetadataEntry"),
+                    ("expected_sha256", 7, "Bytes"),
+                    ("retention", 8, "Message.wormbox.v1.Retention"),
+                ],
+            ),
+            (
+                "PutObjectHeader",
+                &[
+                    ("bucket", 1, "String"),
+                    ("key", 2, "String"),
+                    ("content_type", 3, "String"),
+                    ("user_metadata", 4, "Message.wormbox.v1.PutObjectHeader.UserMetadataEntry"),
+                    ("expected_sha256", 5, "Bytes"),
+                    ("retention", 6, "Message.wormbox.v1.Retention"),
+                    ("legal_hold", 7, "String"),
+                ],
+            ),
             ("IngestBatchRequest", &[("records", 1, "Message.wormbox.v1.IngestRecord")]),
             (
                 "DeleteObjectsRequest",
@@ -435,6 +652,126 @@ mod tests {
         assert_eq!((decoded.objects.len(), decoded.named()), (MAX_DELETE_OBJECTS, 1_000_000));
         assert!(decoded.objects.capacity() <= 2 * MAX_DELETE_OBJECTS);
         assert_eq!((decoded.bucket.as_str(), decoded.quiet), ("b", true));
+    }
+
+    /// The generated type `IngestRecord` stands in for.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct GeneratedRecord {
+        #[prost(uint64, tag = "1")]
+        sequence: u64,
+        #[prost(string, tag = "2")]
+        bucket: String,
+        #[prost(string, tag = "3")]
+        key: String,
+        #[prost(bytes = "vec", tag = "4")]
+        data: Vec<u8>,
+        #[prost(string, tag = "5")]
+        content_type: String,
+        #[prost(map = "string, string", tag = "6")]
+        user_metadata: Metadata,
+        #[prost(bytes = "vec", tag = "7")]
+        expected_sha256: Vec<u8>,
+        #[prost(message, optional, tag = "8")]
+        retention: Option<Retention>,
+    }
+
+    /// The generated type `PutObjectHeader` stands in for.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct GeneratedHeader {
+        #[prost(string, tag = "1")]
+        bucket: String,
+        #[prost(string, tag = "2")]
+        key: String,
+        #[prost(string, tag = "3")]
+        content_type: String,
+        #[prost(map = "string, string", tag = "4")]
+        user_metadata: Metadata,
+        #[prost(bytes = "vec", tag = "5")]
+        expected_sha256: Vec<u8>,
+        #[prost(message, optional, tag = "6")]
+        retention: Option<Retention>,
+        #[prost(string, tag = "7")]
+        legal_hold: String,
+    }
+
+    /// Metadata of one entry (encoding order of several would follow each
+    /// map's own hasher), or none.
+    fn one_entry(n: usize) -> Metadata {
+        (0..n.min(1)).map(|i| (format!("case{i}"), "SEC-17".to_owned())).collect()
+    }
+
+    #[test]
+    fn ingest_records_encode_and_decode_as_the_generated_type_would() {
+        for n in [0u64, 1, 300] {
+            let retention = (n > 0).then_some(Retention { mode: 2, retain_until_unix_micros: 7 * n as i64 });
+            let theirs = GeneratedRecord {
+                sequence: n,
+                bucket: "b".into(),
+                key: if n == 0 { String::new() } else { format!("k{n}") },
+                data: vec![n as u8; n as usize],
+                content_type: "text/plain".into(),
+                user_metadata: one_entry(n as usize),
+                expected_sha256: vec![9; 32 * n.min(1) as usize],
+                retention,
+            };
+            let ours = IngestRecord::decode(&theirs.encode_to_vec()[..]).unwrap();
+            assert_eq!(ours.encode_to_vec(), theirs.encode_to_vec());
+            assert_eq!(ours.encoded_len(), theirs.encoded_len());
+            assert_eq!((ours.sequence, ours.retention, ours.user_metadata), (n, retention, one_entry(n as usize)));
+        }
+    }
+
+    #[test]
+    fn put_object_headers_encode_and_decode_as_the_generated_type_would() {
+        for n in [0usize, 1] {
+            let theirs = GeneratedHeader {
+                bucket: "b".into(),
+                key: "k".into(),
+                content_type: String::new(),
+                user_metadata: one_entry(n),
+                expected_sha256: vec![1; 32 * n],
+                retention: (n > 0).then_some(Retention { mode: 1, retain_until_unix_micros: 5 }),
+                legal_hold: if n > 0 { "case".into() } else { String::new() },
+            };
+            let ours = PutObjectHeader::decode(&theirs.encode_to_vec()[..]).unwrap();
+            assert_eq!(ours.encode_to_vec(), theirs.encode_to_vec());
+            assert_eq!(ours.encoded_len(), theirs.encoded_len());
+            assert_eq!((ours.user_metadata, ours.legal_hold), (theirs.user_metadata, theirs.legal_hold));
+        }
+    }
+
+    /// `n` metadata entries, each a distinct name of its own, under `tag`:
+    /// about six bytes each on the wire.
+    fn metadata_entries(tag: u8, n: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for i in 0..n {
+            let name = format!("{i:x}");
+            wire.extend_from_slice(&[(tag << 3) | 2, name.len() as u8 + 2, 0x0a, name.len() as u8]);
+            wire.extend_from_slice(name.as_bytes());
+        }
+        wire
+    }
+
+    #[test]
+    fn metadata_names_beyond_the_limit_are_counted_not_kept() {
+        let mut record = metadata_entries(6, 500_000);
+        // A name already kept is still replaced (the later value wins), and
+        // fields after the metadata are read.
+        record.extend_from_slice(&[0x32, 0x07, 0x0a, 0x01, b'0', 0x12, 0x02, b'v', b'2', 0x08, 0x05]);
+        let decoded = IngestRecord::decode(&record[..]).unwrap();
+        assert_eq!(decoded.user_metadata.len(), MAX_USER_METADATA_ENTRIES);
+        assert_eq!(decoded.skipped_metadata, 500_000 - MAX_USER_METADATA_ENTRIES);
+        assert_eq!((decoded.user_metadata["0"].as_str(), decoded.sequence), ("v2", 5));
+        assert_eq!(decoded.encode_to_vec().len(), decoded.encoded_len());
+
+        let header = PutObjectHeader::decode(&metadata_entries(4, 65)[..]).unwrap();
+        assert_eq!((header.user_metadata.len(), header.skipped_metadata), (MAX_USER_METADATA_ENTRIES, 1));
+        // Repeating one name a million times keeps one entry and skips none.
+        let same = [0x22, 0x05, 0x0a, 0x01, b'a', 0x12, 0x00].repeat(1_000_000);
+        let header = PutObjectHeader::decode(&same[..]).unwrap();
+        assert_eq!((header.user_metadata.len(), header.skipped_metadata), (1, 0));
+        // A metadata field of another wire type is refused, as generated code refuses it.
+        assert!(PutObjectHeader::decode(&[0x20, 0x01][..]).is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! enums and `wormbox-model` types. No behaviour lives here, except the
 //! messages decoded by hand so that what they cost is bounded while they
 //! are decoded (`bounded.rs`: `IngestBatchRequest`, `DeleteObjectsRequest`,
-//! `AuditLogRequest`).
+//! `AuditLogRequest`, and the user metadata of `IngestRecord` and
+//! `PutObjectHeader`).
 //!
 //! Invariant: generated types stop at `wormbox-server` and `wormbox-cli`;
 //! library crates never see them.
@@ -12,7 +13,9 @@ pub mod v1 {
     #![allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("wormbox.v1");
 
-    pub use crate::bounded::{AuditLogRequest, DeleteObjectsRequest, IngestBatchRequest};
+    pub use crate::bounded::{
+        AuditLogRequest, DeleteObjectsRequest, IngestBatchRequest, IngestRecord, PutObjectHeader,
+    };
 }
 
 mod bounded;

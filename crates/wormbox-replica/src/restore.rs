@@ -186,7 +186,7 @@ async fn copy_one(
         sink.write(&chunk)?;
     }
     let metadata = layout::user_metadata_of(&head.metadata)
-        .and_then(UserMetadata::new)
+        .and_then(UserMetadata::stored)
         .map_err(|why| RestoreError::Evidence(format!("{}/{}: its metadata: {why}", wanted.bucket, wanted.key)))?;
     let no_type = head.metadata.iter().any(|(n, v)| n == META_CONTENT_TYPE && v == NO_CONTENT_TYPE);
     let content_type = if no_type { String::new() } else { head.content_type.clone() };

@@ -648,6 +648,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn x_amz_meta_headers_past_64_names_or_2_kib_are_metadata_too_large() {
+        let headers = |n: usize, value: &str| Some((0..n).map(|i| (format!("m{i}"), value.to_owned())).collect());
+        assert_eq!(user_metadata(headers(64, "v")).unwrap().entries().len(), 64);
+        for (n, value) in [(65, ""), (1, &*"v".repeat(2048))] {
+            let err = user_metadata(headers(n, value)).unwrap_err();
+            assert_eq!(err.code().as_str(), "MetadataTooLarge", "{n}");
+        }
+    }
+
+    #[test]
     fn the_etag_md5_is_rfc_1321s_whatever_the_pieces() {
         // RFC 1321, appendix A.5.
         let vectors: [(&[u8], &str); 4] = [

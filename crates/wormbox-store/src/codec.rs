@@ -409,7 +409,7 @@ impl VersionRecord {
             let name = r.string()?;
             entries.insert(name, r.string()?);
         }
-        let user_metadata = UserMetadata::new(entries).map_err(|_| bad())?;
+        let user_metadata = UserMetadata::stored(entries).map_err(|_| bad())?;
         let created_at = Timestamp(r.i64()?);
         let creator = r.string()?;
         let data = match r.u8()? {

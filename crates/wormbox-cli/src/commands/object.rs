@@ -117,6 +117,7 @@ pub(crate) async fn put(cx: &Context, args: PutArgs) -> anyhow::Result<()> {
         expected_sha256,
         retention,
         legal_hold: legal_hold.unwrap_or_default(),
+        ..Default::default()
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let source = file.filter(|f| f.as_os_str() != "-");

@@ -96,9 +96,11 @@ fn ingest_one(
         let res = async {
             let bucket = convert::bucket_name(&record.bucket).map_err(|s| (s, None))?;
             let key = convert::object_key(&record.key).map_err(|s| (s, None))?;
+            let user_metadata =
+                convert::user_metadata(record.user_metadata, record.skipped_metadata).map_err(|s| (s, None))?;
             let object = convert::new_object(
                 record.content_type,
-                record.user_metadata,
+                user_metadata,
                 &record.expected_sha256,
                 record.retention,
                 String::new(),
@@ -299,7 +301,7 @@ impl Archive for ArchiveService {
         let key = convert::object_key(&header.key)?;
         let object = convert::new_object(
             header.content_type,
-            header.user_metadata,
+            convert::user_metadata(header.user_metadata, header.skipped_metadata)?,
             &header.expected_sha256,
             header.retention,
             header.legal_hold,

@@ -41,9 +41,18 @@ pub(crate) fn digest(bytes: &[u8], what: &str) -> Result<Digest, Status> {
     Digest::from_slice(bytes).ok_or_else(|| invalid(format!("{what} must be 32 bytes")))
 }
 
+/// User metadata as decoded: its entries, and how many it held past the
+/// most a version may carry (`bounded.rs` counts those, never builds them).
+pub(crate) fn user_metadata(entries: HashMap<String, String>, skipped: usize) -> Result<UserMetadata, Status> {
+    if skipped > 0 {
+        return Err(invalid(UserMetadata::too_many_entries(entries.len() + skipped)));
+    }
+    UserMetadata::new(entries.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)
+}
+
 pub(crate) fn new_object(
     content_type: String,
-    user_metadata: HashMap<String, String>,
+    user_metadata: UserMetadata,
     expected_sha256: &[u8],
     retention_wire: Option<v1::Retention>,
     legal_hold: String,
@@ -52,7 +61,6 @@ pub(crate) fn new_object(
         0 => None,
         _ => Some(digest(expected_sha256, "expected_sha256")?),
     };
-    let user_metadata = UserMetadata::new(user_metadata.into_iter().collect::<BTreeMap<_, _>>()).map_err(invalid)?;
     // The same checks as the store's and the writer's (one function, one text).
     FreeText::ContentType.check(&content_type).map_err(|e| invalid(e.to_string()))?;
     let legal_hold = optional(legal_hold);
