@@ -420,6 +420,16 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
     // One WAL fsync per group commit is the durability contract; the
     // manifest and WAL directory are synced by RocksDB on creation.
     db_options.set_use_fsync(false);
+    // Table files are written and compacted with O_DIRECT: through the page
+    // cache, the kernel's copy of every flushed and compacted byte cost as
+    // much CPU as the WAL's (each about 14 % of a 1 KiB Ingest run's
+    // samples), on a machine whose two cores the front doors also need.
+    // Measured: 1 KiB Ingest 76–81k records/s before, 88–91k after. Reads
+    // still go through the page cache. Recycling WAL files (overwriting in
+    // place, which syncs faster than appending) measured no difference.
+    // Only where the filesystem takes O_DIRECT (tmpfs does not): RocksDB
+    // would otherwise fail its first flush and stop taking writes.
+    db_options.set_use_direct_io_for_flush_and_compaction(direct_io_supported(dir));
     db_options.set_max_background_jobs(2);
     // One memory budget, so that the resident set does not grow with the
     // archive: the memtables of all families (four memtables' worth in all,
@@ -473,6 +483,32 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
         ColumnFamilyDescriptor::new(name, cf)
     });
     DB::open_cf_descriptors(&db_options, dir, families.chain(internal)).map_err(engine)
+}
+
+/// Whether files in `dir` (created if missing) can be written with
+/// O_DIRECT: one aligned block, written to a probe file that is removed.
+fn direct_io_supported(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    const BLOCK: usize = 4096;
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(".direct-io-probe");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .and_then(|file| {
+            // O_DIRECT needs a buffer aligned to the block: carve one out of
+            // a buffer a block larger.
+            let buffer = vec![0u8; 2 * BLOCK];
+            let start = buffer.as_ptr().align_offset(BLOCK);
+            std::os::unix::fs::FileExt::write_all_at(&file, &buffer[start..start + BLOCK], 0)
+        });
+    let _ = std::fs::remove_file(&probe);
+    written.is_ok()
 }
 
 /// Raw RocksDB with exactly the backend's options, for measuring the store
@@ -659,6 +695,31 @@ mod tests {
     /// an editor of the stopped appliance leaves it: every read of that block
     /// is `Corruption` of its keyspace (not an I/O error that a retry might
     /// cure), a scan stops there with it, and the other blocks still read.
+    #[test]
+    fn table_files_are_written_with_o_direct_where_the_filesystem_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // ext4, xfs, btrfs and (from Linux 6.6) tmpfs take it; ZFS before
+        // 2.3 and some network filesystems do not.
+        let supported = direct_io_supported(dir.path());
+        assert!(!dir.path().join(".direct-io-probe").exists(), "the probe leaves nothing behind");
+        let backend = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap();
+        let mut batch = Batch::new();
+        batch.put(Keyspace::Chunks, b"k".to_vec(), record(1));
+        backend.commit(&batch, Durability::Synced).unwrap();
+        backend.db.flush_cf(backend.family(Keyspace::Chunks).unwrap()).unwrap();
+        assert_eq!(backend.get(Keyspace::Chunks, b"k").unwrap(), Some(record(1)));
+        let options = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("OPTIONS-")))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .expect("an OPTIONS file");
+        assert!(options.contains(&format!("use_direct_io_for_flush_and_compaction={supported}")), "{supported}");
+        // Where no file can be made with O_DIRECT, the probe says so.
+        let not_a_dir = dir.path().join("CURRENT").join("sub");
+        assert!(!direct_io_supported(&not_a_dir));
+    }
+
     #[test]
     fn a_damaged_table_block_reads_as_corruption_of_its_keyspace() {
         let dir = tempfile::tempdir().unwrap();
