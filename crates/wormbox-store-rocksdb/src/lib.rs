@@ -11,6 +11,7 @@
 //! that references them. This crate holds no archive rules; they live in
 //! `wormbox-store`.
 
+mod cpu;
 mod linked;
 mod segments;
 
@@ -116,6 +117,7 @@ impl RocksBackend {
     /// cut off, segment files no commit recorded are removed, and punches a
     /// crash interrupted are finished.
     pub fn open(dir: &Path, options: &RocksOptions) -> Result<RocksBackend, BackendError> {
+        cpu::check()?;
         let db = open_db(dir, options)?;
         linked::check(dir)?;
         let last_id = recover_segments(&db, dir)?;
@@ -136,6 +138,7 @@ impl RocksBackend {
     /// of a stopped appliance (or a copy) does: nothing is created, recovered
     /// into new files or compacted, and every commit fails.
     pub fn open_read_only(dir: &Path) -> Result<RocksBackend, BackendError> {
+        cpu::check()?;
         let existing = DB::list_cf(&Options::default(), dir).map_err(engine)?;
         let families: Vec<&str> = Keyspace::ALL
             .iter()
@@ -531,6 +534,7 @@ pub mod baseline {
     impl RawRocks {
         /// Opens (creating) a database in `dir`.
         pub fn open(dir: &Path, options: &RocksOptions) -> Result<RawRocks, BackendError> {
+            crate::cpu::check()?;
             Ok(RawRocks { db: open_db(dir, options)? })
         }
 

@@ -1,0 +1,58 @@
+//! The CPU floor of the RocksDB library: on x86_64 it is compiled for SSE4.2
+//! and PCLMULQDQ (`scripts/rocksdb-lib.sh`), for hardware CRC32C.
+//!
+//! Invariant: no RocksDB code runs on a CPU without them. Compiled with those
+//! flags, the C++ compiler may use their instructions anywhere in the
+//! library, so an older CPU would stop on an illegal instruction at some
+//! later point; every way into RocksDB checks first and refuses with an
+//! error that names what is missing.
+
+use wormbox_store::backend::BackendError;
+
+/// What the library needs of the CPU it runs on (empty: nothing beyond the
+/// target's baseline).
+#[cfg(target_arch = "x86_64")]
+const NEEDED: [&str; 2] = ["sse4.2", "pclmulqdq"];
+
+/// Refuses to go on when this CPU lacks a feature the library is built for.
+pub(crate) fn check() -> Result<(), BackendError> {
+    let missing = missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(BackendError::Engine(
+        format!(
+            "this CPU lacks {}, which the RocksDB library is compiled for (hardware CRC32C; x86-64 CPUs from 2010 \
+         on have them: Intel Westmere, AMD Bulldozer and later)",
+            missing.join(" and ")
+        )
+        .into(),
+    ))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn missing() -> Vec<&'static str> {
+    let has = |feature: &str| match feature {
+        "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
+        "pclmulqdq" => std::arch::is_x86_feature_detected!("pclmulqdq"),
+        _ => false,
+    };
+    NEEDED.into_iter().filter(|feature| !has(feature)).collect()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn missing() -> Vec<&'static str> {
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_has_what_the_library_needs() {
+        // The machines that build and test the appliance run it, too.
+        assert_eq!(missing(), Vec::<&str>::new());
+        check().unwrap();
+    }
+}
