@@ -282,7 +282,7 @@ async fn a_put_reset_after_whole_messages_publishes_nothing() {
 
 /// Runs of the fault injection, each one call of a streaming RPC: twenty
 /// per RPC.
-const FAULT_RUNS: usize = 120;
+const FAULT_RUNS: usize = 140;
 /// Backups are whole copies of the archive: a few are enough.
 const MAX_BACKUP_RUNS: usize = 8;
 /// A cancel point never reached.
@@ -463,6 +463,57 @@ impl Faults {
         self.count("Ingest", cancelled_at(point, &moved, call).await);
     }
 
+    /// Records in one to three IngestBatch messages of one to four records.
+    async fn ingest_batch(&mut self, run: usize) {
+        let mut messages = Vec::new();
+        let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+        for m in 0..1 + self.rng.below(3) {
+            let mut batch = Vec::new();
+            for i in 0..1 + self.rng.below(4) {
+                let key = format!("batch/{run:03}/{m}-{i}");
+                let len = self.rng.below(16 << 10);
+                let data = payload(&mut self.rng, len);
+                self.sent.insert(key.clone(), sha256(&data));
+                batch.push(v1::IngestRecord {
+                    sequence: records.len() as u64,
+                    bucket: "faults".into(),
+                    key: key.clone(),
+                    data: data.clone(),
+                    ..Default::default()
+                });
+                records.push((key, data));
+            }
+            messages.push(v1::IngestBatchRequest::new(batch));
+        }
+        // Messages taken and answers received both count.
+        let point = Point::draw(&mut self.rng, 2 * messages.len());
+        let moved = Arc::new(AtomicUsize::new(0));
+        let mut client = self.appliance.archive().await.unwrap();
+        let acknowledged = Arc::clone(&self.acknowledged);
+        let request = counted(messages, &moved);
+        let call = {
+            let moved = Arc::clone(&moved);
+            async move {
+                let mut answers = client.ingest_batch(request).await.expect("an uncancelled batch starts").into_inner();
+                while let Some(answer) = answers.message().await.expect("an uncancelled batch answers") {
+                    received(&moved).await;
+                    for ack in answer.acks {
+                        assert!(ack.error.is_none(), "{ack:?}");
+                        let (key, data) = &records[usize::try_from(ack.sequence).unwrap()];
+                        let sha256 = sha256(data);
+                        assert_eq!(ack.sha256, sha256);
+                        acknowledged.lock().unwrap().push(Acknowledged {
+                            key: key.clone(),
+                            version_id: ack.version_id,
+                            sha256,
+                        });
+                    }
+                }
+            }
+        };
+        self.count("IngestBatch", cancelled_at(point, &moved, call).await);
+    }
+
     async fn get_object(&mut self) {
         let Some(target) = ({
             let acknowledged = self.acknowledged.lock().unwrap();
@@ -562,8 +613,8 @@ impl Faults {
 }
 
 /// The cancellation fault injection of issue 16: each run makes one call of
-/// a streaming RPC (PutObject, Ingest, GetObject, AuditLog, RetentionReport,
-/// Backup) and drops it at a point drawn from a seeded generator (set
+/// a streaming RPC (PutObject, Ingest, IngestBatch, GetObject, AuditLog,
+/// RetentionReport, Backup) and drops it at a point drawn from a seeded generator (set
 /// `WORMBOX_CANCEL_SEED` to replay or vary). Afterwards every acknowledged
 /// version reads back whole, every listed version is whole, no backup copy
 /// is left staged and a new backup runs, VerifyIntegrity is clean, the
@@ -587,19 +638,20 @@ async fn every_streaming_call_cancelled_at_seeded_points_leaves_a_verifying_arch
     };
     for run in 0..FAULT_RUNS {
         // In turn, so that each RPC meets many cancel points.
-        match run % 6 {
+        match run % 7 {
             0 => faults.put_object(run).await,
             1 => faults.ingest(run).await,
-            2 => faults.get_object().await,
-            3 => faults.audit_log().await,
-            4 => faults.retention_report().await,
+            2 => faults.ingest_batch(run).await,
+            3 => faults.get_object().await,
+            4 => faults.audit_log().await,
+            5 => faults.retention_report().await,
             _ => faults.backup().await,
         }
     }
     let Faults { mut appliance, sent, acknowledged, cancelled, .. } = faults;
     let acknowledged = acknowledged.lock().unwrap().clone();
     eprintln!("cancelled per RPC: {cancelled:?}; {} versions acknowledged", acknowledged.len());
-    for rpc in ["PutObject", "Ingest", "GetObject", "AuditLog", "RetentionReport", "Backup"] {
+    for rpc in ["PutObject", "Ingest", "IngestBatch", "GetObject", "AuditLog", "RetentionReport", "Backup"] {
         assert!(cancelled.get(rpc).copied().unwrap_or(0) > 0, "no {rpc} was cancelled: seed {seed} tried nothing");
     }
 
