@@ -1304,7 +1304,7 @@ impl Upload {
     /// Writes the last partial chunk, if the upload is staged in chunks, so
     /// that `finish` does no backend IO of its own. Blocks like `write`.
     pub fn seal(&mut self) -> Result<(), StoreError> {
-        if self.chunks > 0 && !self.buffer.is_empty() {
+        if self.needs_seal() {
             self.flush_chunk()?;
         }
         Ok(())
@@ -1333,6 +1333,19 @@ impl Upload {
     /// Returns the bytes held in memory: received, not yet in a chunk.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// Whether `write` of `len` more bytes stays in memory: no chunk has
+    /// been written and these bytes do not complete one, so the call does
+    /// no backend IO (it hashes and copies them).
+    pub fn writes_in_memory(&self, len: usize) -> bool {
+        self.chunks == 0 && self.buffer.len() + len < CHUNK_BYTES
+    }
+
+    /// Whether `seal` has a partial chunk to write (the upload is staged in
+    /// chunks and bytes wait after the last one); otherwise it does nothing.
+    pub fn needs_seal(&self) -> bool {
+        self.chunks > 0 && !self.buffer.is_empty()
     }
 
     /// Checks the digest and publishes the version durably; writes the last
