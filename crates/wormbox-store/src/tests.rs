@@ -1856,11 +1856,105 @@ async fn wait_until(what: &str, ready: impl Fn() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
+/// Puts `keys` so that they make one group being committed on the
+/// committer's thread, held at `gate`, and returns their tasks once the
+/// writer is free to apply the next group. A lone request finding the
+/// committer idle is committed on the writer's own thread, so a put of
+/// `blocker` (into the bucket `blockers`, which the caller created) goes
+/// first and holds the writer while `keys` queue behind it.
+async fn held_on_the_committer(
+    w: &World,
+    gate: &crate::backend::CommitGate,
+    blocker: &'static str,
+    keys: [&'static str; 2],
+) -> (Vec<tokio::task::JoinHandle<Result<crate::WriteAck, StoreError>>>, tokio::task::JoinHandle<()>) {
+    let spawn_put = |k: &'static str| {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+        tokio::spawn(async move { store.put_object(&actor, bucket, key(k), NewObject::default(), vec![1]).await })
+    };
+    let available = w.store.queue_available();
+    let blocker = {
+        let (store, actor) = (w.store.clone(), w.actor.clone());
+        let bucket = BucketName::new("blockers").unwrap();
+        tokio::spawn(async move { store.put_object(&actor, bucket, key(blocker), NewObject::default(), vec![1]).await })
+    };
+    wait_until("the blocker is being committed by the writer", || gate.waiting() == 1).await;
+    let group: Vec<_> = keys.into_iter().map(spawn_put).collect();
+    // Both queued: each took its share of the write queue.
+    wait_until("the group is queued", || w.store.queue_available() <= available - 3 * crate::writer::REQUEST_FLOOR)
+        .await;
+    gate.let_through(1);
+    let blocker = tokio::spawn(async move { blocker.await.unwrap().map(drop).unwrap() });
+    wait_until("the group is being committed", || gate.waiting() == 1).await;
+    (group, blocker)
+}
+
 /// The next group is applied while the one before it is being committed;
 /// it must see that group's changes, or it would judge stale state (here:
-/// delete a bucket whose first version is on its way to the disk).
+/// delete a bucket whose first versions are on their way to the disk).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_sees_the_changes_of_the_group_still_being_committed() {
+    let w = world(VersioningState::Enabled).await;
+    w.store.create_bucket(&w.actor, BucketName::new("blockers").unwrap()).await.unwrap();
+    let gate = w.backend.hold_commits();
+    let (puts, blocker) = held_on_the_committer(&w, &gate, "blocker", ["a", "b"]).await;
+    blocker.await.unwrap();
+    let reads = w.backend.reads();
+    let delete = {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+        tokio::spawn(async move { store.delete_bucket(&actor, bucket).await })
+    };
+    wait_until("the writer applies the delete", || w.backend.reads() > reads).await;
+    assert!(!delete.is_finished(), "nothing is answered before the commit before it");
+    drop(gate);
+    for put in puts {
+        put.await.unwrap().unwrap();
+    }
+    let deleted = delete.await.unwrap();
+    assert!(matches!(deleted, Err(StoreError::BucketNotEmpty { .. })), "got {deleted:?}");
+    w.store.bucket(&w.bucket).unwrap();
+}
+
+/// A group applied on top of one whose commit then fails was judged on
+/// state that never became durable: it fails too, even though its own
+/// commit would succeed, and the writer carries on from before both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_fails_the_group_applied_on_top_of_it() {
+    let w = world(VersioningState::Enabled).await;
+    w.store.create_bucket(&w.actor, BucketName::new("blockers").unwrap()).await.unwrap();
+    let gate = w.backend.hold_commits();
+    let (first, blocker) = held_on_the_committer(&w, &gate, "blocker", ["a", "b"]).await;
+    blocker.await.unwrap();
+    let before = w.store.verify_ledger().unwrap();
+    let versions = w.versions().len();
+    let reads = w.backend.reads();
+    let second = {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+        tokio::spawn(async move { store.put_object(&actor, bucket, key("c"), NewObject::default(), vec![1]).await })
+    };
+    wait_until("the writer applies the second put", || w.backend.reads() > reads).await;
+    w.backend.fail_next_commit();
+    drop(gate);
+    for (name, task) in first.into_iter().map(|t| ("first", t)).chain([("second", second)]) {
+        let res = task.await.unwrap();
+        assert!(matches!(res, Err(StoreError::Backend { .. })), "{name}: {res:?}");
+    }
+    assert_eq!(w.store.verify_ledger().unwrap(), before, "nothing of either group is stored");
+    assert_eq!(w.versions().len(), versions);
+    let stats = w.store.commit_stats();
+    let ack = w.put("d", b"d").await;
+    assert_eq!(ack.ledger_sequence, before.entries + 1, "sequence numbers have no gaps");
+    w.store.verify_ledger().unwrap();
+    let after = w.store.commit_stats();
+    assert_eq!((after.groups - stats.groups, after.commands - stats.commands), (1, 1), "failed groups are not counted");
+}
+
+/// A lone request that finds the committer idle is committed on the
+/// writer's own thread (no hand-over), and is answered only once durable
+/// like any other: held at the disk, it is not answered, and nothing else
+/// is applied meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_request_is_committed_by_the_writer_and_answered_only_once_durable() {
     let w = world(VersioningState::Enabled).await;
     let gate = w.backend.hold_commits();
     let put = {
@@ -1873,47 +1967,14 @@ async fn a_group_sees_the_changes_of_the_group_still_being_committed() {
         let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
         tokio::spawn(async move { store.delete_bucket(&actor, bucket).await })
     };
-    wait_until("the writer applies the delete", || w.backend.reads() > reads).await;
-    assert!(!delete.is_finished(), "nothing is answered before the commit before it");
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!put.is_finished(), "not answered before it is durable");
+    assert_eq!(w.backend.reads(), reads, "the writer, committing, applies nothing else");
     drop(gate);
     put.await.unwrap().unwrap();
-    let deleted = delete.await.unwrap();
-    assert!(matches!(deleted, Err(StoreError::BucketNotEmpty { .. })), "got {deleted:?}");
-    assert_eq!(w.versions().len(), 1);
-    w.store.bucket(&w.bucket).unwrap();
-}
-
-/// A group applied on top of one whose commit then fails was judged on
-/// state that never became durable: it fails too, even though its own
-/// commit would succeed, and the writer carries on from before both.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_commit_fails_the_group_applied_on_top_of_it() {
-    let w = world(VersioningState::Enabled).await;
-    let before = w.store.verify_ledger().unwrap();
-    let gate = w.backend.hold_commits();
-    let spawn_put = |k: &'static str| {
-        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
-        tokio::spawn(async move { store.put_object(&actor, bucket, key(k), NewObject::default(), vec![1]).await })
-    };
-    let first = spawn_put("a");
-    wait_until("the first put is being committed", || gate.waiting() == 1).await;
-    let reads = w.backend.reads();
-    let second = spawn_put("b");
-    wait_until("the writer applies the second put", || w.backend.reads() > reads).await;
-    w.backend.fail_next_commit();
-    drop(gate);
-    for (name, task) in [("first", first), ("second", second)] {
-        let res = task.await.unwrap();
-        assert!(matches!(res, Err(StoreError::Backend { .. })), "{name}: {res:?}");
-    }
-    assert_eq!(w.store.verify_ledger().unwrap(), before, "nothing of either group is stored");
-    assert!(w.versions().is_empty());
-    let stats = w.store.commit_stats();
-    let ack = w.put("c", b"c").await;
-    assert_eq!(ack.ledger_sequence, before.entries + 1, "sequence numbers have no gaps");
-    w.store.verify_ledger().unwrap();
-    let after = w.store.commit_stats();
-    assert_eq!((after.groups - stats.groups, after.commands - stats.commands), (1, 1), "failed groups are not counted");
+    assert!(matches!(delete.await.unwrap(), Err(StoreError::BucketNotEmpty { .. })));
 }
 
 /// The writer does not look each new version id up before using it: an

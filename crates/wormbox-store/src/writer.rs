@@ -118,8 +118,18 @@ pub(crate) fn run(
     let (failures_tx, failures) = mpsc::channel();
     // A rendezvous: at most one group is committed while the next is applied.
     let (jobs, jobs_rx) = mpsc::sync_channel::<Job>(0);
-    let committer =
-        Committer { backend: Arc::clone(&backend), in_flight: Arc::clone(&in_flight), counters, failures: failures_tx };
+    let committer = Committer {
+        backend: Arc::clone(&backend),
+        in_flight: Arc::clone(&in_flight),
+        counters,
+        failures: failures_tx,
+        poisoned: Arc::default(),
+        done: Arc::default(),
+    };
+    // The writer's own handle, for a lone request the committer's thread
+    // is idle for; and how many jobs that thread was sent.
+    let inline = committer.clone();
+    let mut sent = 0u64;
     let committer =
         match std::thread::Builder::new().name("wormbox-commit".to_owned()).spawn(move || committer.run(jobs_rx)) {
             Ok(thread) => thread,
@@ -151,9 +161,19 @@ pub(crate) fn run(
         if let Some(batch) = &job.batch {
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(batch));
         }
-        if jobs.send(job).is_err() {
-            tracing::error!("the store committer stopped; the writer stops");
-            break None;
+        // A lone request with the committer's thread idle (one client, or a
+        // quiet moment) is committed here: handing it over would cost a
+        // thread wake-up and overlap nothing, since nothing else waits.
+        // A group of more goes to the committer, so that the next group is
+        // applied while it syncs.
+        if job.replies.len() <= 1 && inline.idle(sent) {
+            inline.commit(job);
+        } else {
+            if jobs.send(job).is_err() {
+                tracing::error!("the store committer stopped; the writer stops");
+                break None;
+            }
+            sent += 1;
         }
         state = new_state;
     };

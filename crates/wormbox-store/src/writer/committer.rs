@@ -1,5 +1,7 @@
 //! The second half of the writer: commits applied groups, in order, while the
-//! first half applies the next group.
+//! first half applies the next group. A lone request that finds this thread
+//! idle is committed by the writer's thread with the same code (`commit`):
+//! there is nothing to overlap, and the hand-over would cost a wake-up.
 //!
 //! Invariant: a group is answered only after its batch is durable, and groups
 //! are committed in the order they were applied. A group is applied against
@@ -114,80 +116,104 @@ impl CommitCounters {
     }
 }
 
+/// The epoch whose commit failed, and why: its later groups fail too.
+type Poisoned = Option<(u64, Arc<BackendError>)>;
+
+/// Commits jobs in order: on its own thread, or on the writer's when that
+/// thread is idle (`Committer::idle`). Clones share their state; the two
+/// threads never commit at once, since the writer commits only while every
+/// job it sent is done, and sends nothing meanwhile.
+#[derive(Clone)]
 pub(super) struct Committer {
     pub(super) backend: Arc<dyn Backend>,
     pub(super) in_flight: InFlightList,
     pub(super) counters: Arc<CommitCounters>,
     pub(super) failures: Sender<Failure>,
+    pub(super) poisoned: Arc<Mutex<Poisoned>>,
+    /// Jobs this committer's thread has finished (answered and all).
+    pub(super) done: Arc<AtomicU64>,
 }
 
 impl Committer {
     pub(super) fn run(self, jobs: Receiver<Job>) {
-        // The epoch whose commit failed, and why: its later groups fail too.
-        let mut poisoned: Option<(u64, Arc<BackendError>)> = None;
         while let Ok(job) = jobs.recv() {
-            let failed = match &poisoned {
-                Some((epoch, err)) if *epoch == job.epoch => Some(Arc::clone(err)),
-                _ => None,
-            };
-            // A group of a failed epoch was judged on state that is not
-            // stored: even its refusals may be wrong, so all of it fails.
-            let judged_on_lost_state = failed.is_some();
-            let result = match (&job.batch, failed) {
-                (_, Some(err)) => Err(err),
-                (None, None) => Ok(()),
-                (Some(in_flight), None) => {
-                    let committed = self.backend.commit(&in_flight.batch, Durability::Synced);
-                    if committed.is_ok() {
-                        self.counters.groups.fetch_add(1, Ordering::Relaxed);
-                        self.counters.commands.fetch_add(job.replies.len() as u64, Ordering::Relaxed);
-                        // Successful commits come in order: the sequence only
-                        // grows. A checkpoint signed with no new entry wakes
-                        // followers too: the replicator copies checkpoints.
-                        let signed = in_flight
-                            .batch
-                            .ops()
-                            .iter()
-                            .any(|op| matches!(op, BatchOp::Put { space: Keyspace::Checkpoints, .. }));
-                        self.counters.ledger.send_if_modified(|seen| {
-                            let newer = job.ledger_after > *seen;
-                            *seen = (*seen).max(job.ledger_after);
-                            newer || signed
-                        });
-                    }
-                    committed.map_err(|err| {
-                        tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
-                        let err = Arc::new(err);
-                        poisoned = Some((job.epoch, Arc::clone(&err)));
-                        let _ = self.failures.send(Failure { epoch: job.epoch, state: job.state_before.clone() });
-                        err
-                    })
-                }
-            };
-            // Removed only now: a later group that looked for this batch's
-            // keys found them here or, from now on, in the backend.
-            if let Some(in_flight) = &job.batch {
-                self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).retain(|b| !Arc::ptr_eq(b, in_flight));
-            }
-            // Nothing of a failed group was published: its staged uploads are
-            // still the writer's to discard, and no later command names them.
-            if result.is_err() {
-                for &(upload, chunks) in &job.staged {
-                    self.discard_unpublished(upload, chunks);
-                }
-            }
-            // The shares go back after the commit and before the answers: the
-            // queue bounds what waits plus what is being written.
-            drop(job.queue_shares);
-            for answer in job.replies {
-                let failure = result
-                    .as_ref()
-                    .err()
-                    .map(|err| StoreError::Backend { operation: "group commit", source: Arc::clone(err) });
-                answer.send(failure, judged_on_lost_state);
-            }
+            self.commit(job);
+            // Last: from here the writer may commit on its own thread.
+            self.done.fetch_add(1, Ordering::Release);
         }
         tracing::debug!("store committer stopped");
+    }
+
+    /// Whether every one of `sent` jobs handed to the thread is done, so
+    /// that it waits for the next and a job may be committed elsewhere.
+    pub(super) fn idle(&self, sent: u64) -> bool {
+        self.done.load(Ordering::Acquire) == sent
+    }
+
+    /// Commits one job and answers its callers.
+    pub(super) fn commit(&self, job: Job) {
+        let mut poisoned = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = match &*poisoned {
+            Some((epoch, err)) if *epoch == job.epoch => Some(Arc::clone(err)),
+            _ => None,
+        };
+        // A group of a failed epoch was judged on state that is not
+        // stored: even its refusals may be wrong, so all of it fails.
+        let judged_on_lost_state = failed.is_some();
+        let result = match (&job.batch, failed) {
+            (_, Some(err)) => Err(err),
+            (None, None) => Ok(()),
+            (Some(in_flight), None) => {
+                let committed = self.backend.commit(&in_flight.batch, Durability::Synced);
+                if committed.is_ok() {
+                    self.counters.groups.fetch_add(1, Ordering::Relaxed);
+                    self.counters.commands.fetch_add(job.replies.len() as u64, Ordering::Relaxed);
+                    // Successful commits come in order: the sequence only
+                    // grows. A checkpoint signed with no new entry wakes
+                    // followers too: the replicator copies checkpoints.
+                    let signed = in_flight
+                        .batch
+                        .ops()
+                        .iter()
+                        .any(|op| matches!(op, BatchOp::Put { space: Keyspace::Checkpoints, .. }));
+                    self.counters.ledger.send_if_modified(|seen| {
+                        let newer = job.ledger_after > *seen;
+                        *seen = (*seen).max(job.ledger_after);
+                        newer || signed
+                    });
+                }
+                committed.map_err(|err| {
+                    tracing::error!(error = &err as &dyn std::error::Error, "group commit failed");
+                    let err = Arc::new(err);
+                    *poisoned = Some((job.epoch, Arc::clone(&err)));
+                    let _ = self.failures.send(Failure { epoch: job.epoch, state: job.state_before.clone() });
+                    err
+                })
+            }
+        };
+        drop(poisoned);
+        // Removed only now: a later group that looked for this batch's
+        // keys found them here or, from now on, in the backend.
+        if let Some(in_flight) = &job.batch {
+            self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).retain(|b| !Arc::ptr_eq(b, in_flight));
+        }
+        // Nothing of a failed group was published: its staged uploads are
+        // still the writer's to discard, and no later command names them.
+        if result.is_err() {
+            for &(upload, chunks) in &job.staged {
+                self.discard_unpublished(upload, chunks);
+            }
+        }
+        // The shares go back after the commit and before the answers: the
+        // queue bounds what waits plus what is being written.
+        drop(job.queue_shares);
+        for answer in job.replies {
+            let failure = result
+                .as_ref()
+                .err()
+                .map(|err| StoreError::Backend { operation: "group commit", source: Arc::clone(err) });
+            answer.send(failure, judged_on_lost_state);
+        }
     }
 
     /// Discards an upload whose publish failed with its group, if it is still
