@@ -105,12 +105,21 @@ scratch="$cache_root/.build-$key"
 rm -rf "$scratch/out"
 started=$SECONDS
 # The build script must compile, not link a library it is pointed at.
-rustflags="${RUSTFLAGS-}"
+# The CPU features join the Rust flags the caller set, in the variable cargo
+# reads first (CARGO_ENCODED_RUSTFLAGS, then RUSTFLAGS, then
+# CARGO_BUILD_RUSTFLAGS), so that none is dropped.
+flag_env=()
 if [ -n "$cpu_features" ]; then
-    rustflags="${rustflags:+$rustflags }-C target-feature=$cpu_features"
+    feature_flag="-C target-feature=$cpu_features"
+    if [ -n "${CARGO_ENCODED_RUSTFLAGS-}" ]; then
+        flag_env=(CARGO_ENCODED_RUSTFLAGS="$CARGO_ENCODED_RUSTFLAGS"$'\x1f'"-C"$'\x1f'"target-feature=$cpu_features")
+    else
+        base="${RUSTFLAGS-${CARGO_BUILD_RUSTFLAGS-}}"
+        flag_env=(RUSTFLAGS="${base:+$base }$feature_flag")
+    fi
 fi
 env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC -u ROCKSDB_COMPILE -u ROCKSDB_INCLUDE_DIR \
-    CARGO_TARGET_DIR="$scratch/target" RUSTFLAGS="$rustflags" \
+    CARGO_TARGET_DIR="$scratch/target" "${flag_env[@]}" \
     cargo build --locked --release -p librocksdb-sys >&2
 mapfile -t built < <(find "$scratch/target/release/build" -path '*/out/librocksdb.a')
 [ ${#built[@]} -eq 1 ] || { say "expected one librocksdb.a, found ${#built[@]}"; exit 1; }

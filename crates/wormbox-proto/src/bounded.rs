@@ -10,8 +10,10 @@
 //! `PutObjectHeader` (at most `MAX_USER_METADATA_ENTRIES` names).
 //!
 //! Invariant: decoding keeps at most the limit of entries of a message; the
-//! entries beyond it are skipped as they are read, counted but never
-//! allocated, so refusing an oversized message costs its bytes. Encoding is
+//! entries beyond it are counted as they are read and never kept (a
+//! repeated message field's are skipped unread; a metadata entry is decoded
+//! into its name and value, which are dropped at once), so refusing an
+//! oversized message costs about its bytes. Encoding is
 //! exactly the generated form, so any protobuf client speaks it; a unit test
 //! checks each type's fields against the descriptor of `archive.proto`.
 
@@ -770,7 +772,8 @@ mod tests {
         let same = [0x22, 0x05, 0x0a, 0x01, b'a', 0x12, 0x00].repeat(1_000_000);
         let header = PutObjectHeader::decode(&same[..]).unwrap();
         assert_eq!((header.user_metadata.len(), header.skipped_metadata), (1, 0));
-        // A metadata field of another wire type is refused, as generated code refuses it.
+        // A metadata field of another wire type is refused (generated map code
+        // does not look at the wire type; this is stricter, never looser).
         assert!(PutObjectHeader::decode(&[0x20, 0x01][..]).is_err());
     }
 

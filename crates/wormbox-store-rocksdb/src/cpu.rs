@@ -1,11 +1,14 @@
 //! The CPU floor of the RocksDB library: on x86_64 it is compiled for SSE4.2
 //! and PCLMULQDQ (`scripts/rocksdb-lib.sh`), for hardware CRC32C.
 //!
-//! Invariant: no RocksDB code runs on a CPU without them. Compiled with those
-//! flags, the C++ compiler may use their instructions anywhere in the
+//! Invariant: no RocksDB call is made on a CPU without them. Compiled with
+//! those flags, the C++ compiler may use their instructions anywhere in the
 //! library, so an older CPU would stop on an illegal instruction at some
 //! later point; every way into RocksDB checks first and refuses with an
-//! error that names what is missing.
+//! error that names what is missing. (The library's static initialisers run
+//! before `main` and are compiled with the same flags: on such a CPU the
+//! process may stop there, before it can say why; the documented floor is
+//! the answer to that.)
 
 use wormbox_store::backend::BackendError;
 

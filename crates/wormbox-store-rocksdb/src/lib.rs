@@ -427,11 +427,13 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
     // cache, the kernel's copy of every flushed and compacted byte cost as
     // much CPU as the WAL's (each about 14 % of a 1 KiB Ingest run's
     // samples), on a machine whose two cores the front doors also need.
-    // Measured: 1 KiB Ingest 76–81k records/s before, 88–91k after. Reads
-    // still go through the page cache. Recycling WAL files (overwriting in
+    // Measured: 1 KiB Ingest 76–81k records/s before, 88–91k after. The
+    // reads of requests still go through the page cache (compaction reads
+    // its inputs with O_DIRECT too). Recycling WAL files (overwriting in
     // place, which syncs faster than appending) measured no difference.
-    // Only where the filesystem takes O_DIRECT (tmpfs does not): RocksDB
-    // would otherwise fail its first flush and stop taking writes.
+    // Only where the filesystem takes O_DIRECT (tmpfs before Linux 6.6, some
+    // network and older ZFS filesystems do not): RocksDB would otherwise
+    // fail its first flush and stop taking writes.
     db_options.set_use_direct_io_for_flush_and_compaction(direct_io_supported(dir));
     db_options.set_max_background_jobs(2);
     // One memory budget, so that the resident set does not grow with the

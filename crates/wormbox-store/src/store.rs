@@ -1267,7 +1267,7 @@ impl Upload {
     /// not yet visible). Blocks on the backend: call it off the async runtime
     /// (`spawn_blocking`, moving the upload in and back out), where a
     /// cancelled caller leaves the upload to be dropped, and so discarded,
-    /// on the blocking thread.
+    /// on the blocking thread; unless `writes_in_memory`, when it does no IO.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
         let limit = self.store.inner.options.max_object_bytes;
         if self.size + data.len() as u64 > limit {

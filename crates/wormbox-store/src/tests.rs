@@ -1859,34 +1859,33 @@ async fn wait_until(what: &str, ready: impl Fn() -> bool) {
 /// Puts `keys` so that they make one group being committed on the
 /// committer's thread, held at `gate`, and returns their tasks once the
 /// writer is free to apply the next group. A lone request finding the
-/// committer idle is committed on the writer's own thread, so a put of
-/// `blocker` (into the bucket `blockers`, which the caller created) goes
+/// committer idle is committed on the writer's own thread, so a put of a
+/// blocker (into the bucket `blockers`, which the caller created) goes
 /// first and holds the writer while `keys` queue behind it.
 async fn held_on_the_committer(
     w: &World,
     gate: &crate::backend::CommitGate,
-    blocker: &'static str,
     keys: [&'static str; 2],
-) -> (Vec<tokio::task::JoinHandle<Result<crate::WriteAck, StoreError>>>, tokio::task::JoinHandle<()>) {
-    let spawn_put = |k: &'static str| {
-        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
+) -> Vec<tokio::task::JoinHandle<Result<crate::WriteAck, StoreError>>> {
+    let spawn_put = |bucket: &BucketName, k: &'static str| {
+        let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), bucket.clone());
         tokio::spawn(async move { store.put_object(&actor, bucket, key(k), NewObject::default(), vec![1]).await })
     };
     let available = w.store.queue_available();
-    let blocker = {
-        let (store, actor) = (w.store.clone(), w.actor.clone());
-        let bucket = BucketName::new("blockers").unwrap();
-        tokio::spawn(async move { store.put_object(&actor, bucket, key(blocker), NewObject::default(), vec![1]).await })
-    };
+    let blocker = spawn_put(&BucketName::new("blockers").unwrap(), "blocker");
     wait_until("the blocker is being committed by the writer", || gate.waiting() == 1).await;
-    let group: Vec<_> = keys.into_iter().map(spawn_put).collect();
-    // Both queued: each took its share of the write queue.
+    let group: Vec<_> = keys.into_iter().map(|k| spawn_put(&w.bucket, k)).collect();
+    // Both queued: each took its share of the write queue, and sends its
+    // request in the same poll, without an await; the pause covers a thread
+    // pre-empted between the two (real threads, no clock to advance).
     wait_until("the group is queued", || w.store.queue_available() <= available - 3 * crate::writer::REQUEST_FLOOR)
         .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     gate.let_through(1);
-    let blocker = tokio::spawn(async move { blocker.await.unwrap().map(drop).unwrap() });
+    // Answered: its commit is past the gate, and the writer goes on to the group.
+    blocker.await.unwrap().unwrap();
     wait_until("the group is being committed", || gate.waiting() == 1).await;
-    (group, blocker)
+    group
 }
 
 /// The next group is applied while the one before it is being committed;
@@ -1897,8 +1896,7 @@ async fn a_group_sees_the_changes_of_the_group_still_being_committed() {
     let w = world(VersioningState::Enabled).await;
     w.store.create_bucket(&w.actor, BucketName::new("blockers").unwrap()).await.unwrap();
     let gate = w.backend.hold_commits();
-    let (puts, blocker) = held_on_the_committer(&w, &gate, "blocker", ["a", "b"]).await;
-    blocker.await.unwrap();
+    let puts = held_on_the_committer(&w, &gate, ["a", "b"]).await;
     let reads = w.backend.reads();
     let delete = {
         let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
@@ -1912,6 +1910,7 @@ async fn a_group_sees_the_changes_of_the_group_still_being_committed() {
     }
     let deleted = delete.await.unwrap();
     assert!(matches!(deleted, Err(StoreError::BucketNotEmpty { .. })), "got {deleted:?}");
+    assert_eq!(w.versions().len(), 2);
     w.store.bucket(&w.bucket).unwrap();
 }
 
@@ -1923,10 +1922,8 @@ async fn a_failed_commit_fails_the_group_applied_on_top_of_it() {
     let w = world(VersioningState::Enabled).await;
     w.store.create_bucket(&w.actor, BucketName::new("blockers").unwrap()).await.unwrap();
     let gate = w.backend.hold_commits();
-    let (first, blocker) = held_on_the_committer(&w, &gate, "blocker", ["a", "b"]).await;
-    blocker.await.unwrap();
+    let first = held_on_the_committer(&w, &gate, ["a", "b"]).await;
     let before = w.store.verify_ledger().unwrap();
-    let versions = w.versions().len();
     let reads = w.backend.reads();
     let second = {
         let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
@@ -1940,7 +1937,7 @@ async fn a_failed_commit_fails_the_group_applied_on_top_of_it() {
         assert!(matches!(res, Err(StoreError::Backend { .. })), "{name}: {res:?}");
     }
     assert_eq!(w.store.verify_ledger().unwrap(), before, "nothing of either group is stored");
-    assert_eq!(w.versions().len(), versions);
+    assert!(w.versions().is_empty());
     let stats = w.store.commit_stats();
     let ack = w.put("d", b"d").await;
     assert_eq!(ack.ledger_sequence, before.entries + 1, "sequence numbers have no gaps");
@@ -1951,8 +1948,8 @@ async fn a_failed_commit_fails_the_group_applied_on_top_of_it() {
 
 /// A lone request that finds the committer idle is committed on the
 /// writer's own thread (no hand-over), and is answered only once durable
-/// like any other: held at the disk, it is not answered, and nothing else
-/// is applied meanwhile.
+/// like any other: held at the disk, it is not answered, and a request
+/// queued meanwhile is not applied until the commit is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_request_is_committed_by_the_writer_and_answered_only_once_durable() {
     let w = world(VersioningState::Enabled).await;
@@ -1963,13 +1960,13 @@ async fn a_lone_request_is_committed_by_the_writer_and_answered_only_once_durabl
     };
     wait_until("the put is being committed", || gate.waiting() == 1).await;
     let reads = w.backend.reads();
+    let available = w.store.queue_available();
     let delete = {
         let (store, actor, bucket) = (w.store.clone(), w.actor.clone(), w.bucket.clone());
         tokio::spawn(async move { store.delete_bucket(&actor, bucket).await })
     };
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the delete is queued", || w.store.queue_available() < available).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!put.is_finished(), "not answered before it is durable");
     assert_eq!(w.backend.reads(), reads, "the writer, committing, applies nothing else");
     drop(gate);

@@ -57,7 +57,10 @@ impl CommitGate {
 #[cfg(any(test, feature = "testing"))]
 impl Drop for CommitGate {
     fn drop(&mut self) {
-        self.held.0.lock().unwrap_or_else(|p| p.into_inner()).on = false;
+        let mut held = self.held.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.on = false;
+        held.passes = 0;
+        drop(held);
         self.held.1.notify_all();
     }
 }
@@ -85,7 +88,10 @@ impl MemBackend {
     /// disk, for tests of what callers see while the writer is busy.
     #[cfg(any(test, feature = "testing"))]
     pub fn hold_commits(&self) -> CommitGate {
-        self.held.0.lock().unwrap_or_else(|p| p.into_inner()).on = true;
+        let mut held = self.held.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.on = true;
+        held.passes = 0;
+        drop(held);
         CommitGate { held: Arc::clone(&self.held) }
     }
 
