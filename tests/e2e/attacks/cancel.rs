@@ -381,6 +381,16 @@ fn payload(rng: &mut Rng, len: usize) -> Vec<u8> {
     (0..len).map(|n| (salt.wrapping_add(n as u64).wrapping_mul(0x9E37_79B9) >> 24) as u8).collect()
 }
 
+/// Records an Ingest or IngestBatch ack of one of `records` (indexed by its
+/// sequence), after checking it names the digest of what was sent.
+fn acknowledge(acknowledged: &Mutex<Vec<Acknowledged>>, records: &[(String, Vec<u8>)], ack: v1::IngestAck) {
+    assert!(ack.error.is_none(), "{ack:?}");
+    let (key, data) = &records[usize::try_from(ack.sequence).unwrap()];
+    let sha256 = sha256(data);
+    assert_eq!(ack.sha256, sha256);
+    acknowledged.lock().unwrap().push(Acknowledged { key: key.clone(), version_id: ack.version_id, sha256 });
+}
+
 /// What every run shares: the appliance, what was sent under each key, and
 /// what was acknowledged.
 struct Faults {
@@ -448,15 +458,7 @@ impl Faults {
                 let mut acks = client.ingest(request).await.expect("an uncancelled ingest starts").into_inner();
                 while let Some(ack) = acks.message().await.expect("an uncancelled ingest answers") {
                     received(&moved).await;
-                    assert!(ack.error.is_none(), "{ack:?}");
-                    let (key, data) = &records[usize::try_from(ack.sequence).unwrap()];
-                    let sha256 = sha256(data);
-                    assert_eq!(ack.sha256, sha256);
-                    acknowledged.lock().unwrap().push(Acknowledged {
-                        key: key.clone(),
-                        version_id: ack.version_id,
-                        sha256,
-                    });
+                    acknowledge(&acknowledged, &records, ack);
                 }
             }
         };
@@ -498,15 +500,7 @@ impl Faults {
                 while let Some(answer) = answers.message().await.expect("an uncancelled batch answers") {
                     received(&moved).await;
                     for ack in answer.acks {
-                        assert!(ack.error.is_none(), "{ack:?}");
-                        let (key, data) = &records[usize::try_from(ack.sequence).unwrap()];
-                        let sha256 = sha256(data);
-                        assert_eq!(ack.sha256, sha256);
-                        acknowledged.lock().unwrap().push(Acknowledged {
-                            key: key.clone(),
-                            version_id: ack.version_id,
-                            sha256,
-                        });
+                        acknowledge(&acknowledged, &records, ack);
                     }
                 }
             }
