@@ -44,6 +44,7 @@ impl AppUpload {
     /// Appends bytes; full chunks go to the backend (not yet synced, not yet
     /// visible). Any owned bytes (a `Vec`, or a front door's `Bytes` passed
     /// on as received).
+    ///
     /// Bytes of an object smaller than a chunk stay in memory until the
     /// publish (which carries them inline), so they are taken on the
     /// caller's thread, up to `IN_PLACE_BYTES` a call: a small PutObject
