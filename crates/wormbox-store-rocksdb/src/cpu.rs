@@ -12,11 +12,6 @@
 
 use wormbox_store::backend::BackendError;
 
-/// What the library needs of the CPU it runs on (empty: nothing beyond the
-/// target's baseline).
-#[cfg(target_arch = "x86_64")]
-const NEEDED: [&str; 2] = ["sse4.2", "pclmulqdq"];
-
 /// Refuses to go on when this CPU lacks a feature the library is built for.
 pub(crate) fn check() -> Result<(), BackendError> {
     let missing = missing();
@@ -33,16 +28,20 @@ pub(crate) fn check() -> Result<(), BackendError> {
     ))
 }
 
+/// What the library needs of the CPU that this one lacks.
 #[cfg(target_arch = "x86_64")]
 fn missing() -> Vec<&'static str> {
-    let has = |feature: &str| match feature {
-        "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
-        "pclmulqdq" => std::arch::is_x86_feature_detected!("pclmulqdq"),
-        _ => false,
-    };
-    NEEDED.into_iter().filter(|feature| !has(feature)).collect()
+    let mut missing = Vec::new();
+    if !std::arch::is_x86_feature_detected!("sse4.2") {
+        missing.push("SSE4.2");
+    }
+    if !std::arch::is_x86_feature_detected!("pclmulqdq") {
+        missing.push("PCLMULQDQ");
+    }
+    missing
 }
 
+/// Elsewhere the library is compiled for the target's baseline alone.
 #[cfg(not(target_arch = "x86_64"))]
 fn missing() -> Vec<&'static str> {
     Vec::new()

@@ -492,6 +492,9 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
 
 /// Whether files in `dir` (created if missing) can be written with
 /// O_DIRECT: one aligned block, written to a probe file that is removed.
+/// A probe a crash left is removed first, and the probe is created anew,
+/// never followed as a link: whoever could plant a link by that name in the
+/// data directory gets no file elsewhere truncated or written.
 fn direct_io_supported(dir: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt as _;
     const BLOCK: usize = 4096;
@@ -499,11 +502,11 @@ fn direct_io_supported(dir: &Path) -> bool {
         return false;
     }
     let probe = dir.join(".direct-io-probe");
+    let _ = std::fs::remove_file(&probe);
     let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
         .open(&probe)
         .and_then(|file| {
             // O_DIRECT needs a buffer aligned to the block: carve one out of
@@ -724,6 +727,14 @@ mod tests {
         // Where no file can be made with O_DIRECT, the probe says so.
         let not_a_dir = dir.path().join("CURRENT").join("sub");
         assert!(!direct_io_supported(&not_a_dir));
+        // A link planted under the probe's name is removed, not followed:
+        // the file it names is neither truncated nor written.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"keep").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(".direct-io-probe")).unwrap();
+        assert_eq!(direct_io_supported(dir.path()), supported);
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(dir.path().join(".direct-io-probe")).is_err());
     }
 
     #[test]
