@@ -108,10 +108,21 @@ pub enum ParseObjectKeyError {
 impl ObjectKey {
     /// Validates `key`'s length; any UTF-8 content is allowed.
     pub fn new(key: &str) -> Result<ObjectKey, ParseObjectKeyError> {
+        ObjectKey::check(key)?;
+        Ok(ObjectKey(key.to_owned()))
+    }
+
+    /// Validates `key`'s length and keeps it, without a copy.
+    pub fn from_string(key: String) -> Result<ObjectKey, ParseObjectKeyError> {
+        ObjectKey::check(&key)?;
+        Ok(ObjectKey(key))
+    }
+
+    fn check(key: &str) -> Result<(), ParseObjectKeyError> {
         match key.len() {
             0 => Err(ParseObjectKeyError::Empty),
             len if len > MAX_KEY_BYTES => Err(ParseObjectKeyError::TooLong { len }),
-            _ => Ok(ObjectKey(key.to_owned())),
+            _ => Ok(()),
         }
     }
 

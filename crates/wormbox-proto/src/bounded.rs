@@ -7,13 +7,17 @@
 //! `MAX_BATCH_RECORDS`), `DeleteObjectsRequest.objects` (at most
 //! `MAX_DELETE_OBJECTS`), `AuditLogRequest.kinds` (at most
 //! `MAX_AUDIT_KINDS`), and the user metadata of `IngestRecord` and
-//! `PutObjectHeader` (at most `MAX_USER_METADATA_ENTRIES` names).
+//! `PutObjectHeader` (at most `MAX_USER_METADATA_ENTRIES` names; an
+//! IngestBatch message at most `MAX_BATCH_METADATA_ENTRIES` in all).
 //!
 //! Invariant: decoding keeps at most the limit of entries of a message; the
 //! entries beyond it are counted as they are read and never kept (a
 //! repeated message field's are skipped unread; a metadata entry is decoded
 //! into its name and value, which are dropped at once), so refusing an
-//! oversized message costs about its bytes. Encoding is
+//! oversized message costs about its bytes. What a kept entry costs in
+//! memory beyond its bytes is bounded too, and told to the server's receive
+//! budget before the message is read (`held_bytes_bound`) and after it is
+//! decoded (`IngestRecord::held_bytes`). Encoding is
 //! exactly the generated form, so any protobuf client speaks it; a unit test
 //! checks each type's fields against the descriptor of `archive.proto`.
 
@@ -54,6 +58,59 @@ fn skip_counted(
 
 /// User metadata as the wire carries it: a `map<string, string>`.
 type Metadata = HashMap<String, String>;
+
+/// The most user metadata names one IngestBatch message may carry, over all
+/// its records: a record's names cost far more in memory than on the wire,
+/// and the server counts what a message may cost before it reads it.
+pub const MAX_BATCH_METADATA_ENTRIES: usize = 1024;
+
+/// What a decoded record holds in memory beyond its bytes on the wire, at
+/// most, apart from its metadata: its struct, the rounding of its
+/// allocations and its conversion for the store (at most about 1.2 KiB with
+/// one metadata name, `tests/held_bytes.rs`), and the task that ingests it
+/// until it is stored (2.5 KiB in a debug build; the server checks it fits).
+pub const RECORD_HELD_BYTES: usize = 4096;
+
+/// What one kept metadata name holds beyond its name's and value's bytes,
+/// at most: its slot in the decoded map (half empty at worst), the rounding
+/// of its two allocations, and its node share in the version's sorted map
+/// (measured: `tests/held_bytes.rs`).
+pub const METADATA_ENTRY_HELD_BYTES: usize = 320;
+
+/// The fewest bytes a metadata entry takes on the wire: its tag and length
+/// (an empty name and value).
+const MIN_ENTRY_WIRE_BYTES: usize = 2;
+
+/// The fewest bytes a record of an IngestBatch message takes on the wire.
+const MIN_RECORD_WIRE_BYTES: usize = 2;
+
+/// What a message of `wire` bytes on the wire may hold in memory once
+/// decoded and until it is answered, at most: its bytes and what decoding and
+/// ingesting build from them. The receive budget takes this much when the
+/// message's frame header arrives, before a byte of it is decoded, and
+/// returns what it does not hold once it is (`IngestRecord::held_bytes`).
+pub fn held_bytes_bound(message: Metered, wire: usize) -> usize {
+    let (records, names) = match message {
+        Metered::Record => (1, MAX_USER_METADATA_ENTRIES),
+        Metered::Batch => (
+            (wire / MIN_RECORD_WIRE_BYTES).min(MAX_BATCH_RECORDS),
+            // The record that crosses the limit is kept whole.
+            MAX_BATCH_METADATA_ENTRIES + MAX_USER_METADATA_ENTRIES,
+        ),
+    };
+    let names = names.min(wire / MIN_ENTRY_WIRE_BYTES);
+    wire + records * RECORD_HELD_BYTES + names * METADATA_ENTRY_HELD_BYTES
+}
+
+/// The shapes of metered request messages, for `held_bytes_bound`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metered {
+    /// One record or its like: an Ingest message, or a PutObject message
+    /// (a header, with metadata, or a piece of the body).
+    Record,
+    /// An IngestBatch message.
+    Batch,
+}
 
 /// One entry of a `map<string, string>` field, as the wire carries it.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -118,6 +175,15 @@ pub struct IngestRecord {
     /// Set by decoding, never encoded: metadata entries the record held
     /// beyond `MAX_USER_METADATA_ENTRIES` names, skipped.
     pub skipped_metadata: usize,
+}
+
+impl IngestRecord {
+    /// What this decoded record holds in memory until it is stored, at most
+    /// (see `RECORD_HELD_BYTES`).
+    pub fn held_bytes(&self) -> usize {
+        use prost::Message as _;
+        self.encoded_len() + RECORD_HELD_BYTES + self.user_metadata.len() * METADATA_ENTRY_HELD_BYTES
+    }
 }
 
 impl prost::Message for IngestRecord {
@@ -248,20 +314,31 @@ pub const MAX_BATCH_RECORDS: usize = 512;
 pub struct IngestBatchRequest {
     /// The records, in order (after decoding, at most `MAX_BATCH_RECORDS`).
     pub records: Vec<IngestRecord>,
-    /// Records the decoded message held beyond `MAX_BATCH_RECORDS`, skipped.
+    /// Records the decoded message held beyond `MAX_BATCH_RECORDS`, or
+    /// after its metadata names passed `MAX_BATCH_METADATA_ENTRIES`, skipped.
     skipped: usize,
+    /// Metadata names kept in the records kept (a record's names beyond
+    /// its own limit are skipped, and refuse that record only).
+    names: usize,
 }
 
 impl IngestBatchRequest {
     /// A message of `records`.
     pub fn new(records: Vec<IngestRecord>) -> IngestBatchRequest {
-        IngestBatchRequest { records, skipped: 0 }
+        IngestBatchRequest { records, skipped: 0, names: 0 }
     }
 
     /// How many records the message held: those kept and those skipped
     /// beyond `MAX_BATCH_RECORDS`.
     pub fn sent(&self) -> usize {
         self.records.len() + self.skipped
+    }
+
+    /// Whether the message's records carry more than
+    /// `MAX_BATCH_METADATA_ENTRIES` metadata names in all. Decoding stops
+    /// keeping records at the one that passes the limit.
+    pub fn too_many_names(&self) -> bool {
+        self.names > MAX_BATCH_METADATA_ENTRIES
     }
 }
 
@@ -278,8 +355,11 @@ impl prost::Message for IngestBatchRequest {
         ctx: DecodeContext,
     ) -> Result<(), prost::DecodeError> {
         match tag {
-            1 if self.records.len() < MAX_BATCH_RECORDS => {
-                encoding::message::merge_repeated(wire_type, &mut self.records, buf, ctx)
+            1 if self.records.len() < MAX_BATCH_RECORDS && !self.too_many_names() => {
+                encoding::message::merge_repeated(wire_type, &mut self.records, buf, ctx)?;
+                let record = self.records.last().expect("just merged");
+                self.names += record.user_metadata.len();
+                Ok(())
             }
             1 => skip_counted(&mut self.skipped, wire_type, tag, buf, ctx),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
@@ -293,6 +373,7 @@ impl prost::Message for IngestBatchRequest {
     fn clear(&mut self) {
         self.records.clear();
         self.skipped = 0;
+        self.names = 0;
     }
 }
 

@@ -20,7 +20,10 @@ pub mod v1 {
 
 mod bounded;
 
-pub use bounded::{MAX_AUDIT_KINDS, MAX_BATCH_RECORDS, MAX_DELETE_OBJECTS};
+pub use bounded::{
+    MAX_AUDIT_KINDS, MAX_BATCH_METADATA_ENTRIES, MAX_BATCH_RECORDS, MAX_DELETE_OBJECTS, METADATA_ENTRY_HELD_BYTES,
+    Metered, RECORD_HELD_BYTES, held_bytes_bound,
+};
 
 /// The encoded descriptor set of the whole API, for reflection and the
 /// API-surface test.

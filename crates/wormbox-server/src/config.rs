@@ -634,11 +634,13 @@ impl WormboxdConfig {
                 "must leave 16 KiB of room below limits.max_message_bytes for the record's other fields",
             );
         }
-        let least_budget = self.limits.max_message_bytes as u64 + wormbox_store::CHUNK_BYTES as u64;
+        let largest_charge = crate::ReceiveBudget::charge_of_largest(self.limits.max_message_bytes);
+        let least_budget = largest_charge as u64 + wormbox_store::CHUNK_BYTES as u64;
         if !(least_budget..=(1 << 40)).contains(&self.limits.receive_budget_bytes) {
             return invalid(
                 "limits.receive_budget_bytes",
-                "must lie between limits.max_message_bytes plus 1 MiB (a message beside an upload's chunk) and 1 TiB",
+                "must lie between 1 TiB and the charge of a message of limits.max_message_bytes (its bytes and what \
+                 an IngestBatch message of that size may decode into, about 2.4 MiB more) beside an upload's 1 MiB chunk",
             );
         }
         if !(1..=3_600_000).contains(&self.limits.message_receive_ms) {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use wormbox_proto::{ArchiveClient, v1};
+use wormbox_proto::{ArchiveClient, Metered, held_bytes_bound, v1};
 use wormbox_server::{ReceiveBudget, WormboxdConfig};
 use wormbox_store::{Actor, DeviceUpdate, Store};
 use wormbox_test_utils::TestAppliance;
@@ -20,8 +20,10 @@ use crate::e2e::{create_bucket, put_messages, sha256};
 const BUCKET: &str = "flood";
 /// Each record's data; a record on the wire is a few dozen bytes more.
 const RECORD_BYTES: usize = 512 << 10;
-/// Five records and a bit: room for an upload's 1 MiB chunk beside a 1 MiB message.
-const BUDGET_BYTES: usize = (3 << 20) - (64 << 10);
+/// Nine records and a bit: room for an upload's 1 MiB chunk beside the
+/// charge of a 1 MiB IngestBatch message (its bytes and what 512 records and
+/// 1,088 metadata names could decode into, `held_bytes_bound`).
+const BUDGET_BYTES: usize = (5 << 20) - (64 << 10);
 /// Streams flooding at once, each on its own connection (and so its own
 /// HTTP/2 connection window).
 const STREAMS: usize = 8;
@@ -150,7 +152,9 @@ async fn a_flood_of_ingest_streams_waits_within_the_receive_budget() {
          and the transports may hold {SLACK_PER_STREAM} per stream"
     );
     assert!(budget.in_use() <= budget.capacity(), "{} of {}", budget.in_use(), budget.capacity());
-    assert!(budget.in_use() > budget.capacity() - RECORD_BYTES - 1024, "the budget is full: {}", budget.in_use());
+    // Full: another record's charge does not fit.
+    let next = held_bytes_bound(Metered::Record, RECORD_BYTES);
+    assert!(budget.in_use() + next > budget.capacity(), "the budget is full: {}", budget.in_use());
 
     release.send(()).unwrap();
     for stream in streams {
@@ -309,7 +313,8 @@ async fn a_flood_of_ingest_batches_waits_within_the_receive_budget() {
     let release = hold_writer(app.server().app().store()).await;
     let tally = Arc::new(Tally::default());
     // Messages of three records of 256 KiB: three quarters of the 1 MiB
-    // message limit, so the budget admits three messages, not four.
+    // message limit, each admitted at what 512 records could hold and then
+    // holding what its three do, so the budget admits three, not four.
     let (messages, per_message, bytes) = (12, 3, 256 << 10);
     let mut streams = Vec::new();
     for stream in 0..4 {
@@ -327,11 +332,9 @@ async fn a_flood_of_ingest_batches_waits_within_the_receive_budget() {
     }
     quiet(&tally, 4 * messages).await;
     assert!(budget.in_use() <= budget.capacity(), "{} of {}", budget.in_use(), budget.capacity());
-    assert!(
-        budget.in_use() > budget.capacity() - per_message * bytes - 1024,
-        "the budget is full: {}",
-        budget.in_use()
-    );
+    let next = held_bytes_bound(Metered::Batch, per_message * bytes);
+    assert!(budget.in_use() + next > budget.capacity(), "the budget is full: {}", budget.in_use());
+    assert!(budget.in_use() >= 3 * per_message * bytes, "three messages were admitted: {}", budget.in_use());
     release.send(()).unwrap();
     for stream in streams {
         assert_eq!(stream.await.unwrap(), messages * per_message, "every record is stored");

@@ -17,12 +17,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use prost::Message as _;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use wormbox_proto::MAX_BATCH_RECORDS;
 use wormbox_proto::v1::{self, archive_server::Archive};
+use wormbox_proto::{MAX_BATCH_METADATA_ENTRIES, MAX_BATCH_RECORDS};
 use wormbox_store::{Actor, DeleteEntry, ListObjectsParams, ListVersionsParams, MAX_DELETE_ENTRIES, StoreError};
 
 use crate::grpc::auth::authenticate;
@@ -95,7 +94,7 @@ fn ingest_one(
         let mut budget = Some(budget);
         let res = async {
             let bucket = convert::bucket_name(&record.bucket).map_err(|s| (s, None))?;
-            let key = convert::object_key(&record.key).map_err(|s| (s, None))?;
+            let key = convert::object_key_owned(record.key).map_err(|s| (s, None))?;
             let user_metadata =
                 convert::user_metadata(record.user_metadata, record.skipped_metadata).map_err(|s| (s, None))?;
             let object = convert::new_object(
@@ -351,8 +350,13 @@ impl Archive for ArchiveService {
     ) -> Result<Response<Self::IngestStream>, Status> {
         let (app, actor, tickets, input) = self.ingest_stream(request)?;
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        tokio::spawn(drive_ingest(input, tickets, tx, move |record, budget| {
-            Ok((1, ingest_one(Arc::clone(&app), actor.clone(), record, budget)))
+        tokio::spawn(drive_ingest(input, tickets, tx, move |record: v1::IngestRecord, mut budget| {
+            // Admitted at what a message of its length may hold; it keeps
+            // what it does hold until stored and returns the rest now.
+            let held = record.held_bytes().min(budget.num_permits());
+            let held = budget.split(held).expect("no more than the permit holds");
+            drop(budget);
+            Ok((1, ingest_one(Arc::clone(&app), actor.clone(), record, held)))
         }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -377,19 +381,26 @@ impl Archive for ArchiveService {
                      none of its records was stored"
                 )));
             }
+            if batch.too_many_names() {
+                return Err(invalid(format!(
+                    "an IngestBatch message's records carry more than {MAX_BATCH_METADATA_ENTRIES} user metadata \
+                     names in all: none of its records was stored (send fewer records per message)"
+                )));
+            }
             let acks: Vec<_> = batch
                 .records
                 .into_iter()
                 .map(|record| {
-                    // Each record returns its own bytes once stored, as
+                    // Each record holds what it holds until stored, as
                     // through Ingest.
-                    let share = record.encoded_len().min(budget.num_permits());
+                    let share = record.held_bytes().min(budget.num_permits());
                     let share = budget.split(share).expect("no more than the permit holds");
                     ingest_one(Arc::clone(&app), actor.clone(), record, share)
                 })
                 .collect();
-            // The rest is framing and fields the decoder skipped: bytes no
-            // longer held, so returned now, not after a sync rule's wait.
+            // The rest is framing, fields the decoder skipped and what the
+            // admission counted for structures the message does not hold:
+            // returned now, not after a sync rule's wait.
             drop(budget);
             let answer: BoxFuture<v1::IngestBatchResponse> =
                 Box::pin(async move { v1::IngestBatchResponse { acks: futures::future::join_all(acks).await } });
@@ -575,5 +586,26 @@ impl Archive for ArchiveService {
             is_truncated: page.is_truncated,
             next_continuation_token: page.next_start_after.unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wormbox_proto::RECORD_HELD_BYTES;
+
+    use super::*;
+
+    /// The decoded record and its conversion take up to about 1.2 KiB of
+    /// what the receive budget counts for a record (`RECORD_HELD_BYTES`,
+    /// measured in wormbox-proto's `tests/held_bytes.rs`); the task that
+    /// ingests it must fit beside them.
+    #[tokio::test]
+    async fn the_task_ingesting_a_record_fits_in_what_the_budget_counts_for_it() {
+        let appliance = wormbox_test_utils::TestAppliance::start().await.unwrap();
+        let app = Arc::clone(appliance.server().app());
+        let budget = Arc::new(tokio::sync::Semaphore::new(1)).acquire_owned().await.unwrap();
+        let task = ingest_one(app, Actor::system(), v1::IngestRecord::default(), budget);
+        let size = std::mem::size_of_val(&*task);
+        assert!(size + 1536 <= RECORD_HELD_BYTES, "the ingest task takes {size} bytes");
     }
 }

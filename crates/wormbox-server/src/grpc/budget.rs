@@ -1,11 +1,17 @@
-//! The receive budget: one bound, in bytes, on what the server has taken off
-//! the wire for Ingest, IngestBatch and PutObject and not yet answered,
-//! across all streams (`[limits] receive_budget_bytes`).
+//! The receive budget: one bound, in bytes, on the memory the server holds
+//! for what it has taken off the wire for Ingest, IngestBatch and PutObject
+//! and not yet answered, across all streams (`[limits]
+//! receive_budget_bytes`): the messages' bytes and what decoding them builds.
 //!
-//! Invariant: a message's bytes are admitted (taken from the budget) when the
-//! last byte of its 5-byte gRPC frame header arrives, and before that byte
-//! reaches tonic, which would then reserve room for the whole message and
-//! read its body. Until then nothing more of that stream is read, so HTTP/2
+//! Invariant: a message is admitted (its charge taken from the budget) when
+//! the last byte of its 5-byte gRPC frame header arrives, and before that
+//! byte reaches tonic, which would then reserve room for the whole message
+//! and read its body. The charge is the most a message of that length may
+//! hold once decoded (`wormbox_proto::held_bytes_bound`: a metadata name of
+//! two bytes on the wire becomes a map entry of a hundred or more), and the
+//! handler returns at once what the decoded message does not hold
+//! (`IngestRecord::held_bytes`), so no memory is taken before it is counted
+//! and no waiting is done while holding it. Until then nothing more of that stream is read, so HTTP/2
 //! flow control holds the client back: a flooding client waits, memory does
 //! not grow. Each admitted message leaves a ticket, in order, for its
 //! handler, which holds it until the message is answered (an Ingest record
@@ -34,8 +40,9 @@
 //! its first data message and holds it until the upload is published or
 //! dropped. No holder of budget waits for more while it holds it, except an
 //! upload's reservation, and reservations together never take more than the
-//! budget less the largest message: a message can always be admitted once
-//! the messages before it are answered, so the budget cannot deadlock.
+//! budget less the largest message's charge: a message can always be
+//! admitted once the messages before it are answered, so the budget cannot
+//! deadlock.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -52,9 +59,14 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::{Bytes, Service, http};
 use tonic::server::NamedService;
+use wormbox_proto::{Metered as Shape, held_bytes_bound};
 
-/// The methods whose request messages are metered.
-const METERED: [&str; 3] = ["/wormbox.v1.Archive/Ingest", "/wormbox.v1.Archive/IngestBatch", PUT_OBJECT];
+/// The methods whose request messages are metered, and their messages' shapes.
+const METERED: [(&str, Shape); 3] = [
+    ("/wormbox.v1.Archive/Ingest", Shape::Record),
+    ("/wormbox.v1.Archive/IngestBatch", Shape::Batch),
+    (PUT_OBJECT, Shape::Record),
+];
 /// The method whose stream holds budget between messages (its upload's chunk).
 const PUT_OBJECT: &str = "/wormbox.v1.Archive/PutObject";
 
@@ -67,9 +79,11 @@ pub struct ReceiveBudget {
     semaphore: Arc<Semaphore>,
     capacity: usize,
     /// The share uploads' chunk reservations may hold: the budget less the
-    /// largest message.
+    /// largest message's charge.
     uploads: Arc<Semaphore>,
     max_message_bytes: usize,
+    /// The charge of the largest message of any metered method.
+    largest_charge: usize,
     /// How long an admitted message's body may take to arrive.
     receive_deadline: Duration,
     /// The most bytes ever admitted at once, for tests and telemetry.
@@ -89,11 +103,13 @@ impl ReceiveBudget {
     /// must arrive within `receive_deadline` of its admission.
     pub fn new(capacity: usize, max_message_bytes: usize, receive_deadline: Duration) -> ReceiveBudget {
         let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        let largest_charge = ReceiveBudget::charge_of_largest(max_message_bytes);
         ReceiveBudget {
             semaphore: Arc::new(Semaphore::new(capacity)),
             capacity,
-            uploads: Arc::new(Semaphore::new(capacity.saturating_sub(max_message_bytes))),
+            uploads: Arc::new(Semaphore::new(capacity.saturating_sub(largest_charge))),
             max_message_bytes,
+            largest_charge,
             receive_deadline,
             peak: Arc::new(AtomicUsize::new(0)),
         }
@@ -109,15 +125,21 @@ impl ReceiveBudget {
             .ok_or_else(|| Status::internal("the receive budget is not set up"))
     }
 
+    /// The charge of the largest message any metered method accepts, when
+    /// the largest is `max_message_bytes`: an IngestBatch message's.
+    pub fn charge_of_largest(max_message_bytes: usize) -> usize {
+        METERED.iter().map(|(_, shape)| held_bytes_bound(*shape, max_message_bytes)).max().unwrap_or(0)
+    }
+
     /// Waits for, and takes, one chunk of the budget for an upload's buffer.
     pub(crate) async fn reserve_chunk(&self) -> Result<ChunkReservation, Status> {
         let chunk = wormbox_store::CHUNK_BYTES;
         let stopping = |_| Status::unavailable("the server is stopping");
-        if chunk > self.capacity.saturating_sub(self.max_message_bytes) {
+        if chunk > self.capacity.saturating_sub(self.largest_charge) {
             return Err(Status::resource_exhausted(format!(
                 "the receive budget, {} bytes ([limits] receive_budget_bytes), leaves no room for an upload's \
-                 {chunk}-byte chunk beside a {}-byte message",
-                self.capacity, self.max_message_bytes
+                 {chunk}-byte chunk beside the largest message's charge, {} bytes",
+                self.capacity, self.largest_charge
             )));
         }
         let permits = u32::try_from(chunk).unwrap_or(u32::MAX);
@@ -215,15 +237,17 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        if METERED.contains(&request.uri().path()) {
+        let path = request.uri().path();
+        if let Some(&(_, shape)) = METERED.iter().find(|(metered, _)| *metered == path) {
+            let holds_between = path == PUT_OBJECT;
             let tickets = Tickets::default();
             request.extensions_mut().insert(tickets.clone());
             request.extensions_mut().insert(self.budget.clone());
             let budget = self.budget.clone();
-            let holds_between = request.uri().path() == PUT_OBJECT;
             request = request.map(|body| {
                 let mut metered = MeteredBody::new(body, budget, tickets);
                 metered.holds_between = holds_between;
+                metered.shape = Some(shape);
                 Body::new(metered)
             });
         }
@@ -253,6 +277,9 @@ struct MeteredBody {
     /// The handler holds budget between messages once the first has
     /// arrived (PutObject's upload chunk): the next must begin in time.
     holds_between: bool,
+    /// The shape of the stream's messages, which sets what each is charged
+    /// (`held_bytes_bound`); without one, a message is charged its length.
+    shape: Option<Shape>,
     /// Messages admitted so far.
     messages: u64,
     /// When the next message's frame header must have arrived, started
@@ -275,6 +302,7 @@ impl MeteredBody {
             acquiring: None,
             deadline: None,
             holds_between: false,
+            shape: None,
             messages: 0,
             idle: None,
             failed: false,
@@ -357,15 +385,16 @@ impl MeteredBody {
                 self.budget.max_message_bytes
             )));
         }
-        if len > self.budget.capacity {
+        let charge = self.shape.map_or(len, |shape| held_bytes_bound(shape, len));
+        if charge > self.budget.capacity {
             return Err(Status::resource_exhausted(format!(
-                "a message of {len} bytes is larger than the server's whole receive budget, {} bytes \
-                 ([limits] receive_budget_bytes)",
+                "a message of {len} bytes, which may hold {charge} bytes once decoded, is larger than the \
+                 server's whole receive budget, {} bytes ([limits] receive_budget_bytes)",
                 self.budget.capacity
             )));
         }
-        // `len` fits a u32 (it came from one) and the semaphore (it is at most the capacity).
-        let permits = u32::try_from(len).unwrap_or(u32::MAX);
+        // At most the capacity, which a semaphore counts in a u32.
+        let permits = u32::try_from(charge).unwrap_or(u32::MAX);
         self.acquiring = Some(Box::pin(Arc::clone(&self.budget.semaphore).acquire_many_owned(permits)));
         Ok(())
     }
@@ -599,6 +628,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_is_admitted_at_what_its_shape_may_hold_once_decoded() {
+        let charge = held_bytes_bound(Shape::Batch, 60);
+        assert!(charge > 60 + 30 * wormbox_proto::RECORD_HELD_BYTES, "{charge}");
+        let budget = ReceiveBudget::new(charge + 10, 1000, LONG);
+        let tickets = Tickets::default();
+        let mut body = MeteredBody::new(body(vec![message(60, 0), message(10, 0)]), budget.clone(), tickets.clone());
+        body.shape = Some(Shape::Batch);
+        let mut passed = 0;
+        while passed < HEADER_BYTES + 60 + HEADER_BYTES - 1 {
+            passed += next(&mut body).await.unwrap().unwrap().len();
+        }
+        assert_eq!(budget.in_use(), charge);
+        // The next message's charge does not fit until the handler returns
+        // what the first does not hold.
+        assert!(!ready(&mut body));
+        let mut first = tickets.take().unwrap();
+        drop(first.split(charge - 60).unwrap());
+        assert!(next(&mut body).await.unwrap().is_ok());
+        assert_eq!(budget.in_use(), 60 + held_bytes_bound(Shape::Batch, 10));
+
+        drop((first, tickets.take().unwrap()));
+        assert_eq!(budget.in_use(), 0);
+
+        // A message whose charge exceeds the whole budget is refused, though
+        // its bytes alone would fit.
+        let small = ReceiveBudget::new(charge - 1, 1000, LONG);
+        let mut body = MeteredBody::new(self::body(vec![message(60, 0)]), small.clone(), Tickets::default());
+        body.shape = Some(Shape::Batch);
+        let err = next(&mut body).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("once decoded"), "{}", err.message());
+        assert_eq!(small.in_use(), 0);
+    }
+
+    #[tokio::test]
     async fn a_dropped_stream_returns_its_budget() {
         let budget = ReceiveBudget::new(100, 1000, LONG);
         let tickets = Tickets::default();
@@ -615,8 +679,9 @@ mod tests {
     #[tokio::test]
     async fn upload_reservations_leave_room_for_a_message() {
         let chunk = wormbox_store::CHUNK_BYTES;
-        // Room for two chunks beside a message of one chunk.
-        let budget = ReceiveBudget::new(3 * chunk, chunk, LONG);
+        // Room for two chunks beside the charge of a message of one chunk.
+        let largest = ReceiveBudget::charge_of_largest(chunk);
+        let budget = ReceiveBudget::new(2 * chunk + largest, chunk, LONG);
         let first = budget.reserve_chunk().await.unwrap();
         let second = budget.reserve_chunk().await.unwrap();
         assert_eq!(budget.in_use(), 2 * chunk);
@@ -628,13 +693,13 @@ mod tests {
         while let Some(part) = next(&mut body).await {
             part.unwrap();
         }
-        assert_eq!(budget.in_use(), 3 * chunk);
+        assert_eq!(budget.in_use(), 3 * chunk, "a message without a shape is charged its length");
         drop((first, tickets.take().unwrap()));
         let _third = third.await.unwrap();
         drop(second);
         assert_eq!(budget.in_use(), chunk);
 
-        let err = ReceiveBudget::new(chunk, chunk, LONG).reserve_chunk().await.unwrap_err();
+        let err = ReceiveBudget::new(chunk + largest - 1, chunk, LONG).reserve_chunk().await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     }
 }

@@ -29,6 +29,12 @@ pub(crate) fn object_key(key: &str) -> Result<ObjectKey, Status> {
     ObjectKey::new(key).map_err(|e| invalid(e.to_string()))
 }
 
+/// `object_key`, keeping the request's string: an Ingest record's key is
+/// counted once in the receive budget.
+pub(crate) fn object_key_owned(key: String) -> Result<ObjectKey, Status> {
+    ObjectKey::from_string(key).map_err(|e| invalid(e.to_string()))
+}
+
 pub(crate) fn version_selector(version_id: &str) -> Result<Option<VersionSelector>, Status> {
     if version_id.is_empty() {
         return Ok(None);
