@@ -97,10 +97,22 @@ struct Args {
     /// S3 endpoint against gRPC without the rest of the run).
     #[arg(long)]
     front_doors_only: bool,
+    /// Only the scale measurement (`loadgen/scale.rs`): a real `wormboxd`
+    /// filled with 1 KiB records to each of these numbers of versions in
+    /// turn, measured at each (comma-separated, e.g. 1000000,10000000).
+    #[arg(long, value_delimiter = ',')]
+    scale: Vec<u64>,
+    /// The `wormboxd` binary `--scale` runs (default: the one beside this
+    /// load generator's build, target/release/wormboxd).
+    #[arg(long)]
+    wormboxd: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
 }
+
+#[path = "loadgen/scale.rs"]
+mod scale;
 
 /// Latencies in a fixed log-linear histogram: 64 buckets per power of two
 /// of nanoseconds (values within 1/64 of their bucket's), so that a long run's
@@ -1068,6 +1080,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.front_doors_only {
         return front_doors(&args, scratch.path(), &rocks, phase).await;
     }
+    if !args.scale.is_empty() {
+        let text = scale::run(&args, &args.scale).await?;
+        println!("{text}");
+        return write_out(&args, &text);
+    }
     let mut lines = vec![
         format!("Machine: {}", machine()),
         format!("Data directory: {} (each phase in a fresh subdirectory)", args.dir.display()),
@@ -1284,12 +1301,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     lines.extend(rss_notes);
     let text = lines.join("\n") + "\n";
     println!("{text}");
+    write_out(&args, &text)
+}
+
+/// Writes `text` to `--out`, when given.
+fn write_out(args: &Args, text: &str) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         // `cargo bench` runs this in the package's directory: a relative
         // path (`benches/results/NAME.md`) is the workspace's.
         let out =
             if out.is_relative() { Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out) } else { out.clone() };
-        std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
 }
