@@ -36,7 +36,7 @@ use anyhow::Context as _;
 use tokio::sync::{Semaphore, mpsc};
 use wormbox_proto::{ArchiveClient, BearerAuth, v1};
 
-use super::{Args, Histogram, machine, ms};
+use super::{Args, Histogram, machine, ms, write_out};
 
 const BUCKET: &str = "scale";
 const RECORD_BYTES: usize = 1024;
@@ -386,27 +386,38 @@ fn disk_read_mb_s(dir: &Path, bytes: usize) -> anyhow::Result<f64> {
     Ok(read as f64 / elapsed.as_secs_f64() / 1e6)
 }
 
-/// Asks the kernel to drop `path`'s cached pages (they are clean: synced).
+/// Asks the kernel to drop `path`'s cached pages (they are clean: synced);
+/// a file the engine removed meanwhile has none.
 fn drop_cached(path: &Path) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path)?;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
     // SAFETY: posix_fadvise on a file descriptor this function owns.
     let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     anyhow::ensure!(rc == 0, "posix_fadvise: {}", std::io::Error::from_raw_os_error(rc));
     Ok(())
 }
 
-/// Every regular file under `dir`, and the bytes they take on disk.
+/// Every regular file under `dir`, and the bytes they take on disk; files
+/// the engine removes while they are listed are left out.
 fn files(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, u64)> {
+    let gone = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
     let (mut found, mut bytes, mut pending) = (Vec::new(), 0, vec![dir.to_path_buf()]);
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
+            let meta = match entry.and_then(|entry| Ok((entry.path(), entry.metadata()?))) {
+                Ok(found) => found,
+                Err(err) if gone(&err) => continue,
+                Err(err) => return Err(err.into()),
+            };
+            let (path, meta) = meta;
             if meta.is_dir() {
-                pending.push(entry.path());
+                pending.push(path);
             } else if meta.is_file() {
                 bytes += meta.blocks() * 512;
-                found.push(entry.path());
+                found.push(path);
             }
         }
     }
@@ -560,6 +571,9 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
             row.report.as_secs_f64()
         );
         rows.push(row);
+        // Written after each size: a run stopped during a long one keeps
+        // the sizes it finished.
+        write_out(args, &table(args, sizes, disk_read, &rows, &notes))?;
     }
     daemon.stop()?;
     Ok(table(args, sizes, disk_read, &rows, &notes))

@@ -38,6 +38,8 @@ use crate::codec::{self, Reader, VersionRecord};
 use crate::ledger::{self, ChainWalker, EntryFormat, GENESIS, LedgerEntry, LedgerOp, Link};
 use crate::{DecodeError, StoreError, external_id};
 
+mod read_ahead;
+
 /// Domain separation: a checkpoint signature cannot be replayed as any other
 /// signed message.
 pub const CHECKPOINT_CONTEXT: &[u8] = b"wormbox checkpoint v1\n";
@@ -726,6 +728,17 @@ fn check_versions(
     report: &mut IntegrityReport,
     pace: &mut Reading<'_>,
 ) -> Result<(), StoreError> {
+    read_ahead::with_read_ahead(backend, |progress| check_versions_read_ahead(backend, walk, report, pace, progress))
+}
+
+/// `check_versions`, telling `progress` of each version its scan meets.
+fn check_versions_read_ahead(
+    backend: &dyn Backend,
+    walk: &mut Walk<'_>,
+    report: &mut IntegrityReport,
+    pace: &mut Reading<'_>,
+    progress: &read_ahead::Progress,
+) -> Result<(), StoreError> {
     let mut seen = HashSet::new();
     let mut start: Vec<u8> = Vec::new();
     loop {
@@ -740,6 +753,7 @@ fn check_versions(
                 }
                 Err(err) => return Err(StoreError::backend("reading versions", err)),
             };
+            progress.advance();
             check_version(backend, walk, report, pace, &mut seen, &raw_key, &raw)?;
             last = Some(raw_key);
         }

@@ -640,3 +640,78 @@ async fn a_checkpoint_signed_without_new_entries_wakes_followers() {
     w.store.checkpoint().await.unwrap();
     assert!(!watch.has_changed().unwrap());
 }
+
+/// A backend that counts chunk reads, to watch the check's read-ahead.
+#[derive(Debug)]
+struct CountingChunks {
+    inner: MemBackend,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl CountingChunks {
+    fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Backend for CountingChunks {
+    fn engine(&self) -> &'static str {
+        "counting"
+    }
+
+    fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if space == Keyspace::Chunks {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(space, key)
+    }
+
+    fn scan(&self, space: Keyspace, start: &[u8], prefix: &[u8]) -> crate::backend::Entries<'_> {
+        self.inner.scan(space, start, prefix)
+    }
+
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), BackendError> {
+        self.inner.commit(batch, durability)
+    }
+}
+
+#[tokio::test]
+async fn the_read_ahead_reads_the_chunks_of_versions_the_check_has_not_met_and_stops_with_it() {
+    let w = world(0).await;
+    let mut seventh = None;
+    for n in 0..40 {
+        let ack = w.put(&format!("k{n:02}"), format!("body {n}").as_bytes(), None).await;
+        if n == 7 {
+            seventh = Some(ack);
+        }
+    }
+    let counting = CountingChunks { inner: w.backend.clone(), reads: Default::default() };
+    // The check meets no version: the read-ahead reads all forty first
+    // chunks anyway, ahead of it.
+    let read = super::read_ahead::with_read_ahead(&counting, |_| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counting.reads() < 40 {
+            assert!(std::time::Instant::now() < deadline, "the read-ahead read {} chunks", counting.reads());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        counting.reads()
+    });
+    assert_eq!(read, 40);
+    // A check that ends at once ends the read-ahead too, its queue full or not.
+    let started = std::time::Instant::now();
+    super::read_ahead::with_read_ahead(&counting, |_| ());
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The whole check with it reads every chunk itself as well, and its
+    // verdict is the same.
+    let before = counting.reads();
+    let report = verify(&counting, VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.versions_checked, 40);
+    assert!(counting.reads() >= before + 40, "{} chunk reads", counting.reads() - before);
+    let raw = w.store.version_record(&w.bucket, &key("k07"), seventh.unwrap().id).unwrap().unwrap();
+    let chunk = crate::keys::chunk_key(raw.data.unwrap().upload, 0);
+    w.poke(Keyspace::Chunks, &chunk, |value| *value.last_mut().unwrap() ^= 1);
+    let report = verify(&counting, VerifyOptions::default()).unwrap();
+    assert_eq!(report.divergence_count, 1, "{report:?}");
+}
