@@ -106,6 +106,10 @@ struct Args {
     /// load generator's build, target/release/wormboxd).
     #[arg(long)]
     wormboxd: Option<PathBuf>,
+    /// Phases `--scale` leaves out at every size (comma-separated: `verify`,
+    /// `report`), for a quicker run of the others; skipped cells print `-`.
+    #[arg(long, value_delimiter = ',')]
+    scale_skip: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
