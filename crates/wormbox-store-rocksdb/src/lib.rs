@@ -745,6 +745,47 @@ mod tests {
         assert!(std::fs::symlink_metadata(dir.path().join(".direct-io-probe")).is_err());
     }
 
+    /// The log a crash leaves to replay is held to the memtable budget even
+    /// while a family is written by every commit but never fills its
+    /// memtable (the store's `meta`, where the ledger head lives): that
+    /// family is flushed when the log outgrows the budget, instead of
+    /// keeping every log file since its last flush (RocksDB's default
+    /// bound, four times all families' memtables, is 56 times one).
+    #[test]
+    fn the_write_ahead_log_stays_within_the_memtable_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RocksOptions { write_buffer_bytes: 1 << 20, ..RocksOptions::for_tests() };
+        let backend = RocksBackend::open(dir.path(), &options).unwrap();
+        let wal_bytes = || -> u64 {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                .sum()
+        };
+        let mut most = 0;
+        // 24 MiB in commits of 256 KiB, each also writing the head.
+        for commit in 0..96u32 {
+            let mut batch = Batch::new();
+            for n in 0..256u32 {
+                batch.put(Keyspace::Ledger, (commit * 256 + n).to_be_bytes().to_vec(), record(n));
+            }
+            batch.put(Keyspace::Meta, b"head".to_vec(), commit.to_be_bytes().to_vec());
+            backend.commit(&batch, Durability::Synced).unwrap();
+            if commit % 8 == 7 {
+                backend.db.wait_for_compact(&rocksdb::WaitForCompactOptions::default()).unwrap();
+                most = most.max(wal_bytes());
+            }
+        }
+        let budget = 4 * options.write_buffer_bytes as u64;
+        assert!(most <= 2 * budget, "the write-ahead log reached {most} bytes, the memtable budget is {budget}");
+        drop(backend);
+        let backend = RocksBackend::open(dir.path(), &options).unwrap();
+        assert_eq!(backend.get(Keyspace::Meta, b"head").unwrap(), Some(95u32.to_be_bytes().to_vec()));
+        assert_eq!(backend.get(Keyspace::Ledger, &(95 * 256u32 + 255).to_be_bytes()).unwrap(), Some(record(255)));
+    }
+
     #[test]
     fn a_damaged_table_block_reads_as_corruption_of_its_keyspace() {
         let dir = tempfile::tempdir().unwrap();
