@@ -329,13 +329,23 @@ impl IntegrityReport {
     }
 }
 
-type VersionKey = (String, String, u128);
+/// Names a version in the walk's maps: the first 128 bits of SHA-256 over a
+/// salt drawn for this check and the version's stored key. A version's names
+/// are not kept: the walk holds one entry per version of the archive, and
+/// names (two strings each, in three maps) made it about 450 bytes a version,
+/// 4.6 GB at 10 M versions. Where a message needs the name, it is read back
+/// from the ledger entry by sequence. The salt keeps anyone who can choose
+/// keys from choosing two that collide.
+type VersionTag = u128;
 
 /// What the ledger says about one version.
 #[derive(Clone, Debug)]
 struct Written {
     sequence: u64,
     marker: bool,
+    /// Whether the check has met the version's stored record (or named it
+    /// unreadable).
+    seen: bool,
     sha256: Option<Digest>,
     record: Option<Digest>,
 }
@@ -348,12 +358,14 @@ struct Walk<'a> {
     /// Entries that could not be read, to say so where a checkpoint covers one.
     unreadable: HashSet<u64>,
     trust_until: u64,
-    written: HashMap<VersionKey, Written>,
-    locks: HashMap<VersionKey, (u64, Option<Digest>)>,
+    /// Salts the version tags (`VersionTag`).
+    salt: [u8; 16],
+    written: HashMap<VersionTag, Written>,
+    locks: HashMap<VersionTag, (u64, Option<Digest>)>,
     /// Versions whose local bytes a `bytes-released` entry released: its
     /// sequence and the SHA-256 it names.
-    released: HashMap<VersionKey, (u64, Option<Digest>)>,
-    purged: HashSet<VersionKey>,
+    released: HashMap<VersionTag, (u64, Option<Digest>)>,
+    purged: HashSet<VersionTag>,
     hashes_at: BTreeMap<u64, Digest>,
     wanted: HashSet<u64>,
     /// The newest entry format met so far: this build never writes an older
@@ -362,6 +374,31 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// The tag of the version stored under `raw_key` (`keys::version_key`).
+    fn tag(&self, raw_key: &[u8]) -> VersionTag {
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        hash.update(&self.salt);
+        hash.update(raw_key);
+        let digest = hash.finish();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest.as_ref()[..16]);
+        u128::from_be_bytes(first)
+    }
+
+    /// The stored key of the version the entry at `sequence` names, read back
+    /// from the ledger; `None` when that entry cannot be read now (it was
+    /// named where the walk met it) or names no version.
+    fn version_key_at(&self, sequence: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw = match self.backend.get(Keyspace::Ledger, &ledger::ledger_key(sequence)) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Ok(None),
+            Err(err) if is_damage(&err) => return Ok(None),
+            Err(err) => return Err(StoreError::backend("reading the ledger", err)),
+        };
+        let Ok((entry, _)) = LedgerEntry::decode_stored(&raw) else { return Ok(None) };
+        Ok(entry.version.map(|id| crate::keys::version_key_of(&entry.bucket, &entry.key, id)))
+    }
+
     /// Reads every entry not read yet, stepping over damaged ones.
     fn catch_up(&mut self, report: &mut IntegrityReport) -> Result<(), StoreError> {
         let backend = self.backend;
@@ -472,7 +509,7 @@ impl<'a> Walk<'a> {
 
     fn note(&mut self, entry: &LedgerEntry, report: &mut IntegrityReport) {
         let Some(id) = entry.version else { return };
-        let key = (entry.bucket.clone(), entry.key.clone(), id.as_u128());
+        let key = self.tag(&crate::keys::version_key_of(&entry.bucket, &entry.key, id));
         let writes_lock =
             matches!(entry.op, LedgerOp::RetentionChanged | LedgerOp::HoldPlaced | LedgerOp::HoldReleased);
         let writes_version =
@@ -504,16 +541,18 @@ impl<'a> Walk<'a> {
                 let written = Written {
                     sequence: entry.sequence,
                     marker: entry.op == LedgerOp::MarkerWritten,
+                    // Met before (a second entry writing the same version): stays met.
+                    seen: self.written.get(&key).is_some_and(|w| w.seen),
                     sha256: entry.sha256,
                     record: attested.record_sha256,
                 };
                 match (attested.record_sha256, attested.lock_sha256) {
                     (_, Some(lock)) => {
-                        self.locks.insert(key.clone(), (entry.sequence, Some(lock)));
+                        self.locks.insert(key, (entry.sequence, Some(lock)));
                     }
                     // Written before attestation (format 1 only): its lock record cannot be judged.
                     (None, None) => {
-                        self.locks.insert(key.clone(), (entry.sequence, None));
+                        self.locks.insert(key, (entry.sequence, None));
                     }
                     (Some(_), None) => {}
                 }
@@ -583,11 +622,15 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
     }
     let mut checkpoints = read_checkpoints(backend, &mut report)?;
     checkpoints.append(&mut options.extra_checkpoints);
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
     let mut walk = Walk {
         backend,
         chain: ChainWalker::new(),
         unreadable: HashSet::new(),
         trust_until: 0,
+        salt,
         written: HashMap::new(),
         locks: HashMap::new(),
         released: HashMap::new(),
@@ -739,7 +782,6 @@ fn check_versions_read_ahead(
     pace: &mut Reading<'_>,
     progress: &read_ahead::Progress,
 ) -> Result<(), StoreError> {
-    let mut seen = HashSet::new();
     let mut start: Vec<u8> = Vec::new();
     loop {
         let mut last: Option<Vec<u8>> = None;
@@ -754,71 +796,99 @@ fn check_versions_read_ahead(
                 Err(err) => return Err(StoreError::backend("reading versions", err)),
             };
             progress.advance();
-            check_version(backend, walk, report, pace, &mut seen, &raw_key, &raw)?;
+            check_version(backend, walk, report, pace, &raw_key, &raw)?;
             last = Some(raw_key);
         }
         let Some(err) = damaged else { break };
         // Go on after the damaged stretch, from the next version the ledger
         // wrote that can be read; those in the stretch are named one by one.
+        // The scan has met every version before `after`: only those it has
+        // not met can lie beyond it.
         let after = last.unwrap_or(start);
-        let candidates = walk.written.keys().map(raw_version_key).collect();
+        let unmet = walk.written.values().filter(|w| !w.seen).map(|w| w.sequence).collect::<Vec<_>>();
+        let candidates = version_keys_at(walk, unmet)?;
         let resume = next_readable(backend, Keyspace::Versions, candidates, &after, "reading versions")?;
         unreadable_range(report, "version records", &after, resume.at.as_deref(), &err);
         for (raw_key, err) in resume.unreadable {
             let Some((bucket, key, id)) = split_version_key(&raw_key) else { continue };
-            let vkey = (bucket, key, id.as_u128());
-            let sequence = walk.written.get(&vkey).map(|w| w.sequence);
+            let tag = walk.tag(&raw_key);
+            let written = walk.written.get_mut(&tag);
+            let sequence = written.as_ref().map(|w| w.sequence);
+            if let Some(written) = written {
+                written.seen = true;
+            }
             report.diverge(
                 sequence,
-                format!("the record of {}/{} version {id} could not be read: {}", vkey.0, vkey.1, damage(&err)),
+                format!("the record of {bucket}/{key} version {id} could not be read: {}", damage(&err)),
             );
-            seen.insert(vkey);
         }
         match resume.at {
             Some(next) => start = next,
             None => break,
         }
     }
-    let mut missing: Vec<(VersionKey, Written)> =
-        walk.written.iter().filter(|(k, _)| !seen.contains(*k)).map(|(k, w)| (k.clone(), w.clone())).collect();
+    let mut missing: Vec<(VersionTag, Written)> =
+        walk.written.iter().filter(|(_, w)| !w.seen).map(|(k, w)| (*k, w.clone())).collect();
     if !missing.is_empty() {
         walk.catch_up(report)?;
     }
     missing.sort_by_key(|(_, w)| w.sequence);
-    for (vkey, written) in missing {
+    for (tag, written) in missing {
         // Purged after the scan passed it: not a divergence.
-        if walk.purged.contains(&vkey) || seen.contains(&vkey) {
+        if walk.purged.contains(&tag) || walk.written.get(&tag).is_some_and(|w| w.seen) {
             continue;
         }
+        let what = if written.marker { "delete marker" } else { "version" };
+        let Some(raw_key) = walk.version_key_at(written.sequence)? else {
+            report.diverge(
+                Some(written.sequence),
+                format!("the {what} written here is missing from the store, and no entry purged it"),
+            );
+            continue;
+        };
         // Not met by the scan, which damage or a write behind it may have
         // kept from it: read it by itself before calling it missing.
-        let raw_key = raw_version_key(&vkey);
         match backend.get(Keyspace::Versions, &raw_key) {
             Ok(Some(raw)) => {
-                check_version(backend, walk, report, pace, &mut seen, &raw_key, &raw)?;
+                check_version(backend, walk, report, pace, &raw_key, &raw)?;
                 continue;
             }
             Ok(None) => {}
             Err(err) if is_damage(&err) => {
-                let (bucket, key, id) = &vkey;
-                let id = VersionId::from_u128(*id);
                 report.diverge(
                     Some(written.sequence),
-                    format!("the record of {bucket}/{key} version {id} could not be read: {}", damage(&err)),
+                    format!("the record of {} could not be read: {}", describe_key(&raw_key), damage(&err)),
                 );
                 continue;
             }
             Err(err) => return Err(StoreError::backend("reading versions", err)),
         }
-        let (bucket, key, id) = vkey;
-        let what = if written.marker { "delete marker" } else { "version" };
-        let id = VersionId::from_u128(id);
+        let name = match split_version_key(&raw_key) {
+            Some((bucket, key, id)) => format!("{bucket}/{key} {id}"),
+            None => describe_key(&raw_key),
+        };
         report.diverge(
             Some(written.sequence),
-            format!("{what} {bucket}/{key} {id} written here is missing from the store, and no entry purged it"),
+            format!("{what} {name} written here is missing from the store, and no entry purged it"),
         );
     }
     Ok(())
+}
+
+/// The stored keys of the versions the ledger entries at `sequences` name,
+/// read back from the ledger (the walk keeps tags, not names). For the
+/// rare paths that need names in bulk: resuming after damage.
+fn version_keys_at(walk: &Walk<'_>, mut sequences: Vec<u64>) -> Result<Vec<Vec<u8>>, StoreError> {
+    // In ledger order, which is the order its keys are stored in.
+    sequences.sort_unstable();
+    sequences.dedup();
+    let mut keys = Vec::with_capacity(sequences.len());
+    for sequence in sequences {
+        if let Some(key) = walk.version_key_at(sequence)? {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
 }
 
 /// Checks one stored version record against the ledger: metadata, bytes and lock record.
@@ -827,7 +897,6 @@ fn check_version(
     walk: &mut Walk<'_>,
     report: &mut IntegrityReport,
     pace: &mut Reading<'_>,
-    seen: &mut HashSet<VersionKey>,
     raw_key: &[u8],
     raw: &[u8],
 ) -> Result<(), StoreError> {
@@ -835,7 +904,7 @@ fn check_version(
         report.diverge(None, "a version is stored under a malformed key".to_owned());
         return Ok(());
     };
-    let vkey = (bucket.clone(), key.clone(), id.as_u128());
+    let vkey = walk.tag(raw_key);
     let name = format!("{bucket}/{key} version {}", id);
     let record = match VersionRecord::decode(raw) {
         Ok(record) => record,
@@ -848,11 +917,12 @@ fn check_version(
     if !walk.written.contains_key(&vkey) {
         walk.catch_up(report)?;
     }
-    let Some(written) = walk.written.get(&vkey).cloned() else {
+    let Some(written) = walk.written.get_mut(&vkey) else {
         report.diverge(None, format!("{name} is stored but no ledger entry wrote it"));
         return Ok(());
     };
-    seen.insert(vkey.clone());
+    written.seen = true;
+    let written = written.clone();
     // Judged on a scratch report: a version purged while it was being
     // read is not a divergence.
     let mut found = IntegrityReport::default();
@@ -939,13 +1009,7 @@ fn check_version(
             }
         }
     }
-    check_lock(backend, walk, raw_key, &vkey, &name, report)
-}
-
-/// The `Versions` (and `Locks`) key of a version the ledger names.
-fn raw_version_key(vkey: &VersionKey) -> Vec<u8> {
-    let (bucket, key, id) = vkey;
-    crate::keys::version_key_of(bucket, key, VersionId::from_u128(*id))
+    check_lock(backend, walk, raw_key, vkey, &name, report)
 }
 
 /// Where a scan goes on after a damaged stretch.
@@ -1121,7 +1185,7 @@ fn check_lock(
     backend: &dyn Backend,
     walk: &mut Walk<'_>,
     raw_key: &[u8],
-    vkey: &VersionKey,
+    vkey: VersionTag,
     name: &str,
     report: &mut IntegrityReport,
 ) -> Result<(), StoreError> {
@@ -1132,14 +1196,14 @@ fn check_lock(
         Ok(stored) => Ok(Some(stored)),
         Err(err) if is_damage(&err) => {
             report.diverge(
-                walk.locks.get(vkey).map(|(n, _)| *n),
+                walk.locks.get(&vkey).map(|(n, _)| *n),
                 format!("the lock record (retention, holds) of {name} could not be read: {}", damage(&err)),
             );
             Ok(None)
         }
         Err(err) => Err(StoreError::backend("reading a lock record", err)),
     };
-    let matches = |stored: &Option<Vec<u8>>, walk: &Walk<'_>| match (walk.locks.get(vkey), stored) {
+    let matches = |stored: &Option<Vec<u8>>, walk: &Walk<'_>| match (walk.locks.get(&vkey), stored) {
         (None, None) => true,
         (Some((_, None)), _) => true,
         (Some((_, Some(expected))), Some(raw)) => *expected == sha256(raw),
@@ -1153,7 +1217,7 @@ fn check_lock(
         stored = again;
     }
     if !matches(&stored, walk) {
-        let n = walk.locks.get(vkey).map(|(n, _)| *n);
+        let n = walk.locks.get(&vkey).map(|(n, _)| *n);
         let what = match (&stored, n) {
             (None, _) => format!("the lock record (retention, holds) of {name} is missing"),
             (Some(_), None) => format!("{name} has a lock record (retention, holds) that no ledger entry wrote"),
@@ -1189,7 +1253,8 @@ fn check_lock_orphans(
         // The lock records of versions in the stretch are named where their
         // versions are checked; here only the stretch, and on after it.
         let after = last.unwrap_or(start);
-        let candidates = walk.locks.keys().chain(walk.written.keys()).map(raw_version_key).collect();
+        let sequences = walk.locks.values().map(|(n, _)| *n).chain(walk.written.values().map(|w| w.sequence));
+        let candidates = version_keys_at(walk, sequences.collect())?;
         let resume = next_readable(backend, Keyspace::Locks, candidates, &after, "reading lock records")?;
         unreadable_range(report, "lock records", &after, resume.at.as_deref(), &err);
         match resume.at {
@@ -1215,7 +1280,7 @@ fn check_lock_orphan(
     walk.catch_up(report)?;
     let orphan = match split_version_key(raw_key) {
         Some((bucket, key, id)) => {
-            if walk.purged.contains(&(bucket.clone(), key.clone(), id.as_u128())) {
+            if walk.purged.contains(&walk.tag(raw_key)) {
                 return Ok(());
             }
             format!("a lock record for {bucket}/{key} version {id}, which does not exist")
