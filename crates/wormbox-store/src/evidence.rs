@@ -667,10 +667,21 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
             }
             let (end, walked_head) = walk.chain.walked();
             // After unreadable last entries, only where the chain ends is known.
-            if head_sequence != end || (head != walked_head && walk.chain.head_known()) {
+            // Each message names what differs: the two sequences, or at the
+            // same sequence the two hashes.
+            if head_sequence != end {
                 report.diverge(
                     Some(head_sequence),
                     format!("the recorded ledger head ({head_sequence}) is not the end of the chain ({end})"),
+                );
+            } else if head != walked_head && walk.chain.head_known() {
+                report.diverge(
+                    Some(head_sequence),
+                    format!(
+                        "the recorded ledger head's hash ({}) is not the chain's hash at entry {end} ({})",
+                        head.to_hex(),
+                        walked_head.to_hex()
+                    ),
                 );
             }
         }

@@ -717,3 +717,22 @@ async fn the_read_ahead_reads_the_chunks_of_versions_the_check_has_not_met_and_s
     let report = verify(&counting, VerifyOptions::default()).unwrap();
     assert_eq!(report.divergence_count, 1, "{report:?}");
 }
+
+#[tokio::test]
+async fn an_edited_ledger_head_is_named_by_what_differs() {
+    let (w, _, _) = archive().await;
+    let (sequence, _) = w.store.ledger_head().unwrap();
+    // Its hash edited, its sequence kept (a format byte, the sequence, the
+    // hash): the message gives the two hashes, never the same sequence twice.
+    w.poke(Keyspace::Meta, crate::meta::LEDGER_HEAD, |v| v[9] ^= 1);
+    let text = first(&w.verify());
+    assert!(text.contains(&format!("is not the chain's hash at entry {sequence}")), "{text}");
+    assert!(!text.contains(&format!("({sequence}) is not the end of the chain ({sequence})")), "{text}");
+    // Its sequence moved back: the message gives the two sequences.
+    w.poke(Keyspace::Meta, crate::meta::LEDGER_HEAD, |v| {
+        v[9] ^= 1;
+        v[1..9].copy_from_slice(&(sequence - 1).to_be_bytes());
+    });
+    let text = first(&w.verify());
+    assert!(text.contains(&format!("({}) is not the end of the chain ({sequence})", sequence - 1)), "{text}");
+}
