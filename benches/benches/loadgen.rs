@@ -17,7 +17,7 @@
 //! same record sizes, and every acknowledgement counted is a durable one.
 
 use std::collections::VecDeque;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -272,11 +272,22 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A progress line on stderr while a phase runs.
+/// A progress line on stderr while a phase runs, only on a terminal: into a
+/// log file, carriage returns pile up (hundreds of kilobytes a run).
 fn progress(phase: &str, started: Instant, total: Duration, records: u64) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
     let done = started.elapsed().as_secs_f64() / total.as_secs_f64();
     eprint!("\r{phase:<40} {:>5.1}%  {records:>10} records", (done * 100.0).min(100.0));
     let _ = std::io::stderr().flush();
+}
+
+/// Ends the progress line `progress` drew, if it drew one.
+fn end_progress() {
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
 }
 
 fn sha256(data: &[u8]) -> ring::digest::Digest {
@@ -384,7 +395,7 @@ fn raw_batches(
         progress("raw RocksDB batches", started, duration, m.records);
     }
     m.elapsed = started.elapsed();
-    eprintln!();
+    end_progress();
     Ok(m)
 }
 
@@ -661,7 +672,7 @@ async fn grpc_ingest(
     }
     let total = Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats());
     sampler.abort();
-    eprintln!();
+    end_progress();
     let samples = samples.lock().expect("samples").clone();
     let accounts = accounts.lock().expect("accounts").clone();
     Ok((total, Sampled { rss: samples, accounts }))
@@ -741,7 +752,7 @@ async fn grpc_ingest_batched(
         }));
     }
     let total = Measured::join_workers(handles, started).await?.with_commits(before, server.commit_stats());
-    eprintln!();
+    end_progress();
     Ok(total)
 }
 

@@ -36,7 +36,7 @@ use anyhow::Context as _;
 use tokio::sync::{Semaphore, mpsc};
 use wormbox_proto::{ArchiveClient, BearerAuth, v1};
 
-use super::{Args, Histogram, machine, ms, write_out};
+use super::{Args, Histogram, end_progress, machine, ms, write_out};
 
 const BUCKET: &str = "scale";
 const RECORD_BYTES: usize = 1024;
@@ -311,9 +311,7 @@ async fn ingest(
         handle.await??;
     }
     ticker.abort();
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
+    end_progress();
     let records = acked.load(Ordering::Relaxed);
     let mut ticks = ticks.lock().expect("ticks").clone();
     ticks.push(records);
