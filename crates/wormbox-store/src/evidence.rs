@@ -385,10 +385,12 @@ impl<'a> Walk<'a> {
         u128::from_be_bytes(first)
     }
 
-    /// The stored key of the version the entry at `sequence` names, read back
-    /// from the ledger; `None` when that entry cannot be read now (it was
-    /// named where the walk met it) or names no version.
-    fn version_key_at(&self, sequence: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The stored key of the version tagged `tag` that the entry at
+    /// `sequence` wrote, read back from the ledger; `None` when that entry
+    /// cannot be read now, or no longer names that version (it was changed
+    /// after the walk checked it): a key is never taken on the ledger's word
+    /// alone.
+    fn version_key_at(&self, sequence: u64, tag: VersionTag) -> Result<Option<Vec<u8>>, StoreError> {
         let raw = match self.backend.get(Keyspace::Ledger, &ledger::ledger_key(sequence)) {
             Ok(Some(raw)) => raw,
             Ok(None) => return Ok(None),
@@ -396,7 +398,11 @@ impl<'a> Walk<'a> {
             Err(err) => return Err(StoreError::backend("reading the ledger", err)),
         };
         let Ok((entry, _)) = LedgerEntry::decode_stored(&raw) else { return Ok(None) };
-        Ok(entry.version.map(|id| crate::keys::version_key_of(&entry.bucket, &entry.key, id)))
+        if entry.sequence != sequence {
+            return Ok(None);
+        }
+        let key = entry.version.map(|id| crate::keys::version_key_of(&entry.bucket, &entry.key, id));
+        Ok(key.filter(|key| self.tag(key) == tag))
     }
 
     /// Reads every entry not read yet, stepping over damaged ones.
@@ -816,7 +822,7 @@ fn check_versions_read_ahead(
         // The scan has met every version before `after`: only those it has
         // not met can lie beyond it.
         let after = last.unwrap_or(start);
-        let unmet = walk.written.values().filter(|w| !w.seen).map(|w| w.sequence).collect::<Vec<_>>();
+        let unmet = walk.written.iter().filter(|(_, w)| !w.seen).map(|(t, w)| (w.sequence, *t)).collect();
         let candidates = version_keys_at(walk, unmet)?;
         let resume = next_readable(backend, Keyspace::Versions, candidates, &after, "reading versions")?;
         unreadable_range(report, "version records", &after, resume.at.as_deref(), &err);
@@ -850,10 +856,13 @@ fn check_versions_read_ahead(
             continue;
         }
         let what = if written.marker { "delete marker" } else { "version" };
-        let Some(raw_key) = walk.version_key_at(written.sequence)? else {
+        let Some(raw_key) = walk.version_key_at(written.sequence, tag)? else {
             report.diverge(
                 Some(written.sequence),
-                format!("the {what} written here is missing from the store, and no entry purged it"),
+                format!(
+                    "the {what} written here could not be looked up: this entry can no longer be read as the check \
+                     read it"
+                ),
             );
             continue;
         };
@@ -889,13 +898,13 @@ fn check_versions_read_ahead(
 /// The stored keys of the versions the ledger entries at `sequences` name,
 /// read back from the ledger (the walk keeps tags, not names). For the
 /// rare paths that need names in bulk: resuming after damage.
-fn version_keys_at(walk: &Walk<'_>, mut sequences: Vec<u64>) -> Result<Vec<Vec<u8>>, StoreError> {
+fn version_keys_at(walk: &Walk<'_>, mut sequences: Vec<(u64, VersionTag)>) -> Result<Vec<Vec<u8>>, StoreError> {
     // In ledger order, which is the order its keys are stored in.
     sequences.sort_unstable();
     sequences.dedup();
     let mut keys = Vec::with_capacity(sequences.len());
-    for sequence in sequences {
-        if let Some(key) = walk.version_key_at(sequence)? {
+    for (sequence, tag) in sequences {
+        if let Some(key) = walk.version_key_at(sequence, tag)? {
             keys.push(key);
         }
     }
@@ -1264,7 +1273,8 @@ fn check_lock_orphans(
         // The lock records of versions in the stretch are named where their
         // versions are checked; here only the stretch, and on after it.
         let after = last.unwrap_or(start);
-        let sequences = walk.locks.values().map(|(n, _)| *n).chain(walk.written.values().map(|w| w.sequence));
+        let locks = walk.locks.iter().map(|(t, (n, _))| (*n, *t));
+        let sequences = locks.chain(walk.written.iter().map(|(t, w)| (w.sequence, *t)));
         let candidates = version_keys_at(walk, sequences.collect())?;
         let resume = next_readable(backend, Keyspace::Locks, candidates, &after, "reading lock records")?;
         unreadable_range(report, "lock records", &after, resume.at.as_deref(), &err);
