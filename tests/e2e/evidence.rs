@@ -364,9 +364,10 @@ fn undo(what: &str, value: &mut [u8]) {
     tamper::flip_in(value, flipped);
 }
 
-/// Large records live in value segment files beside RocksDB:
-/// a byte changed there is named like one changed inside RocksDB, a read of
-/// it fails instead of returning it, and undoing it verifies again.
+/// Records' bytes live in the log's segment files beside RocksDB: a byte
+/// changed there fails the checksum its frame recorded, is named like a
+/// damaged block inside RocksDB, a read of it fails instead of returning
+/// it, and undoing it verifies again.
 #[tokio::test]
 async fn an_edit_to_a_value_segment_file_is_named_and_never_served() {
     let mut app = TestAppliance::start().await.unwrap();
@@ -391,7 +392,8 @@ async fn an_edit_to_a_value_segment_file_is_named_and_never_served() {
     let mut compliance = app.compliance().await.unwrap();
     let report = compliance.verify_integrity(v1::VerifyIntegrityRequest::default()).await.unwrap().into_inner();
     assert!(!report.ok, "the edit went unnoticed");
-    assert!(report.divergences[0].what.contains("bytes of scans/contract.pdf"), "{:?}", report.divergences[0]);
+    let what = &report.divergences[0].what;
+    assert!(what.contains("of scans/contract.pdf") && what.contains("could not be read"), "{what}");
     assert_eq!(report.divergences[0].sequence, ack.ledger_sequence);
     let mut archive = app.archive().await.unwrap();
     assert!(get(&mut archive, "scans", "contract.pdf", "").await.is_err(), "edited bytes are not served");

@@ -19,16 +19,17 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-wal")
 }
 
-/// Small value segments, so that the fixture holds segment values in a
-/// few kilobytes.
+/// The fixture was written with values from 1 KiB in value segments
+/// (`segment_min_bytes` and `segment_batch_min_bytes`, options of that
+/// build), so that it holds some in a few kilobytes.
 fn options() -> RocksOptions {
-    RocksOptions { segment_min_bytes: 1 << 10, segment_batch_min_bytes: 1 << 10, ..RocksOptions::for_tests() }
+    RocksOptions::for_tests()
 }
 
 /// Record `n`'s bytes: small ones stay in RocksDB, from 1 KiB they went to a
 /// value segment in the old format.
 fn body(n: usize) -> Vec<u8> {
-    let size = if n % 3 == 0 { 3000 } else { 200 };
+    let size = if n.is_multiple_of(3) { 3000 } else { 200 };
     format!("record {n:03} ").repeat(size / 11 + 1).into_bytes()[..size].to_vec()
 }
 

@@ -1,18 +1,19 @@
-//! Value segments: large `chunks` values written once, to append-only files
-//! beside RocksDB, with only a 21-byte reference in the WAL.
+//! Segment files: append-only files beside RocksDB holding the log (one
+//! frame per commit, see `log.rs`), and, in archives written before the log,
+//! bare values, with a 21-byte reference in RocksDB where each value is.
 //!
-//! RocksDB writes every value to its WAL and then again to a blob file at
-//! flush; a segment value is written once and synced in the same group
-//! commit as its reference. Invariants, kept by `RocksBackend::commit`:
-//! - a reference is written to RocksDB only after the bytes it points at are
-//!   synced (`sync_data`) in their segment file;
-//! - each segment's committed end is recorded in the same WriteBatch as the
-//!   references into it, so bytes past it were never acknowledged, and are
-//!   cut off at open;
-//! - a deleted reference's bytes are punched out of the file after the
-//!   delete is durable; the punch is recorded as pending in the delete's own
-//!   WriteBatch and finished at the next synced commit or open, so a crash
-//!   cannot leave purged bytes on disk for good.
+//! Invariants, kept by `RocksBackend::commit` and `RocksBackend::open`:
+//! - a frame is synced (`sync_data`) before RocksDB is written any change
+//!   it holds, and so before any reference into it;
+//! - each segment's committed end is recorded with the changes of the frame
+//!   that reaches it, so bytes past it were never acknowledged and are cut
+//!   off at open (after the log is replayed into the index);
+//! - a deleted reference's bytes are punched out of the file once the
+//!   index no longer needs the frames that wrote or deleted them replayed
+//!   (the delete's frame is below the persisted covered position); the punch
+//!   is recorded as pending in the delete's own changes and finished at a
+//!   later commit or at open, so a crash cannot leave purged bytes on disk
+//!   for good.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -22,14 +23,24 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use wormbox_store::backend::{BackendError, Keyspace};
 
+use crate::log::{self, Position};
+
 /// Column family: `chunks` key → `ValueRef` of a value kept in a segment.
 pub(crate) const REFS: &str = "chunk-refs";
-/// Column family: per segment its committed end (`e` + id), and punches
-/// not yet done (`p` + reference).
+/// Column family: per segment its committed end (`e` + id), punches not
+/// yet done (`p` + reference → the log position of the delete's frame end),
+/// the first segment written as a log (`l`) and the log position the index
+/// holds everything before (`c`).
 pub(crate) const SEGMENTS: &str = "value-segments";
 
 const END: u8 = b'e';
 const PUNCH: u8 = b'p';
+/// The first segment holding log frames; those before it (written by
+/// builds before the log) hold bare values.
+pub(crate) const LOG_START: &[u8] = b"l";
+/// The log position up to which the index holds every frame's changes,
+/// written with each frame's changes.
+pub(crate) const COVERED: &[u8] = b"c";
 const REF_TAG: u8 = 1;
 const REF_BYTES: usize = 21;
 
@@ -119,6 +130,10 @@ pub(crate) fn corrupt(why: String) -> BackendError {
     BackendError::Corruption { space: Some(Keyspace::Chunks), source: why.into() }
 }
 
+pub(crate) fn io_error(what: &str, path: &Path, err: std::io::Error) -> BackendError {
+    io(what, path, err)
+}
+
 fn io(what: &str, path: &Path, err: std::io::Error) -> BackendError {
     BackendError::Io(std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display())))
 }
@@ -181,6 +196,13 @@ pub(crate) struct Appender {
     touched: Vec<(u64, u64)>,
 }
 
+impl Appender {
+    /// Numbers the next segment after `last_id` (the highest in use).
+    pub(crate) fn set_last_id(&mut self, last_id: u64) {
+        self.next_id = self.next_id.max(last_id + 1);
+    }
+}
+
 /// The segment files of one database directory.
 #[derive(Debug)]
 pub(crate) struct Segments {
@@ -191,6 +213,8 @@ pub(crate) struct Segments {
     /// Held while punching, and by a backup while it copies the files, so
     /// that a copy never loses bytes its own references point at.
     punch_gate: Mutex<()>,
+    /// The first segment holding log frames (`u64::MAX`: none).
+    log_start: std::sync::atomic::AtomicU64,
 }
 
 impl Segments {
@@ -207,7 +231,12 @@ impl Segments {
             }),
             readers: RwLock::new(HashMap::new()),
             punch_gate: Mutex::new(()),
+            log_start: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub(crate) fn path(&self, id: u64) -> PathBuf {
@@ -243,24 +272,50 @@ impl Segments {
         }
     }
 
-    /// Appends `value` (not yet synced), starting a new segment file when the
-    /// active one is full.
-    pub(crate) fn append(&self, appender: &mut Appender, value: &[u8]) -> Result<ValueRef, BackendError> {
-        let len = u32::try_from(value.len())
-            .map_err(|_| BackendError::Engine("a value of 4 GiB or more cannot go to a value segment".into()))?;
-        if appender.active.as_ref().is_none_or(|a| a.end > 0 && a.end + u64::from(len) > self.file_bytes) {
+    /// Where a frame of `len` bytes goes: the end of the active segment,
+    /// or the start of a new one when it would not fit (a frame is never
+    /// split across files).
+    pub(crate) fn place(&self, appender: &mut Appender, len: usize) -> Result<Position, BackendError> {
+        if appender.active.as_ref().is_none_or(|a| a.end > 0 && a.end + len as u64 > self.file_bytes) {
             self.start_segment(appender)?;
         }
-        let active = appender.active.as_mut().expect("a segment was just started");
+        let active = appender.active.as_ref().expect("a segment was just started");
+        Ok(Position { segment: active.id, offset: active.end })
+    }
+
+    /// Writes `frame` at `at` (from `place`), not yet synced. When the write
+    /// fails (a full disk), what it wrote is cut off again, so the next
+    /// frame follows the last whole one; `Err(_, true)` when even that
+    /// failed and the file's tail is unknown.
+    pub(crate) fn write_frame(
+        &self,
+        appender: &mut Appender,
+        at: Position,
+        frame: &[u8],
+    ) -> Result<(), (BackendError, bool)> {
+        let active = appender.active.as_mut().expect("placed in the active segment");
+        debug_assert_eq!((active.id, active.end), (at.segment, at.offset));
         let path = self.dir.join(file_name(active.id));
-        active.file.write_all_at(value, active.end).map_err(|e| io("writing", &path, e))?;
-        let r = ValueRef { segment: active.id, offset: active.end, len };
-        active.end = r.end();
-        match appender.touched.last_mut() {
-            Some((id, end)) if *id == r.segment => *end = r.end(),
-            _ => appender.touched.push((r.segment, r.end())),
+        if let Err(e) = active.file.write_all_at(frame, at.offset) {
+            let cut = active.file.set_len(at.offset);
+            return Err((io("writing", &path, e), cut.is_err()));
         }
-        Ok(r)
+        active.end = at.offset + frame.len() as u64;
+        match appender.touched.last_mut() {
+            Some((id, end)) if *id == at.segment => *end = at.offset + frame.len() as u64,
+            _ => appender.touched.push((at.segment, at.offset + frame.len() as u64)),
+        }
+        Ok(())
+    }
+
+    /// Opens segment `id` for reading frames from it, if it exists.
+    pub(crate) fn open_file(&self, id: u64) -> Result<Option<File>, BackendError> {
+        let path = self.path(id);
+        match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("opening", &path, e)),
+        }
     }
 
     fn start_segment(&self, appender: &mut Appender) -> Result<(), BackendError> {
@@ -299,16 +354,39 @@ impl Segments {
         Ok(touched)
     }
 
-    /// Reads the bytes `r` points at.
+    /// Numbers the first segment written as a log (see `LOG_START`): a
+    /// value in it or a later one is checked against its frame's checksum
+    /// when read.
+    pub(crate) fn set_log_start(&self, id: u64) {
+        self.log_start.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads the bytes `r` points at. A value in the log is checked against
+    /// the length and checksum its frame recorded before it, so damaged
+    /// bytes are reported as lost, as RocksDB reports a damaged block.
     pub(crate) fn read(&self, r: ValueRef) -> Result<Vec<u8>, BackendError> {
         let file = self.reader(r.segment)?;
-        let mut buf = vec![0; r.len as usize];
-        file.read_exact_at(&mut buf, r.offset).map_err(|e| match e.kind() {
+        let short = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {
                 corrupt(format!("segment {} ends before the {} bytes at {}", r.segment, r.len, r.offset))
             }
             _ => io("reading", &self.path(r.segment), e),
-        })?;
+        };
+        let mut buf = vec![0; r.len as usize];
+        file.read_exact_at(&mut buf, r.offset).map_err(short)?;
+        if r.segment >= self.log_start.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut head = [0; log::VALUE_HEAD];
+            let at = r.offset.checked_sub(log::VALUE_HEAD as u64).ok_or_else(|| {
+                corrupt(format!("a reference into segment {} points before its first frame", r.segment))
+            })?;
+            file.read_exact_at(&mut head, at).map_err(short)?;
+            if !log::value_is_whole(head, &buf) {
+                return Err(corrupt(format!(
+                    "the {} bytes at {} in segment {} fail their checksum",
+                    r.len, r.offset, r.segment
+                )));
+            }
+        }
         Ok(buf)
     }
 

@@ -1,7 +1,7 @@
-//! Value segments on disk: large `chunks` values are written once to
-//! segment files, bytes no commit recorded are cut off at open, purged bytes
-//! are punched out (also when a crash interrupted the punch), and a backup
-//! copy keeps every value its references point at.
+//! Segment files on disk: every `chunks` value is written once, to the log
+//! in segment files, bytes no commit recorded are cut off at open, purged
+//! bytes are punched out (`tests/log.rs`: also when a crash interrupted the punch), and a
+//! backup copy keeps every value its references point at.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -59,8 +59,18 @@ fn find_in_segments(dir: &Path, needle: &[u8]) -> Option<(PathBuf, usize)> {
     })
 }
 
+/// Whether `needle` is in any of RocksDB's own files in `dir` (tables, blob
+/// files, its write-ahead log).
+fn in_rocksdb_files(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sst" || e == "blob" || e == "log"))
+        .any(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle))
+}
+
 #[test]
-fn a_group_of_large_values_is_written_once_to_a_segment_and_small_ones_are_not() {
+fn every_value_is_written_once_to_the_log_and_never_to_rocksdb() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
     let large: Vec<Vec<u8>> = (0..4).map(|n| value(n, 64 << 10)).collect();
@@ -71,27 +81,17 @@ fn a_group_of_large_values_is_written_once_to_a_segment_and_small_ones_are_not()
     }
     batch.put(Keyspace::Chunks, b"small".to_vec(), small.clone());
     backend.commit(&batch, Durability::Synced).unwrap();
-    for v in &large {
-        assert!(find_in_segments(dir.path(), v).is_some(), "a large value of the group is in a segment");
+    let lone = value(10, 64 << 10);
+    put(&backend, b"lone", lone.clone(), Durability::Synced);
+    backend.flush_index().unwrap();
+    for v in large.iter().chain([&small, &lone]) {
+        assert!(find_in_segments(dir.path(), v).is_some(), "a value is in the log");
+        assert!(!in_rocksdb_files(dir.path(), v), "and nowhere else");
     }
-    assert!(find_in_segments(dir.path(), &small).is_none(), "the small value stays in RocksDB");
-    // Not in the WAL as well: its bytes are on disk once.
-    let in_logs = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .any(|p| std::fs::read(p).unwrap().windows(large[0].len()).any(|w| w == large[0]));
-    assert!(!in_logs, "a segment value is not written to the WAL");
     for (n, v) in large.iter().enumerate() {
         assert_eq!(backend.get(Keyspace::Chunks, &[b'L', n as u8]).unwrap().as_ref(), Some(v));
     }
     assert_eq!(backend.get(Keyspace::Chunks, b"small").unwrap(), Some(small));
-
-    // A lone 64 KiB value is under `segment_batch_min_bytes`: one WAL sync
-    // acknowledges it sooner than a segment sync and a WAL sync.
-    let lone = value(10, 64 << 10);
-    put(&backend, b"lone", lone.clone(), Durability::Synced);
-    assert!(find_in_segments(dir.path(), &lone).is_none());
     assert_eq!(backend.get(Keyspace::Chunks, b"lone").unwrap(), Some(lone));
 }
 
@@ -173,22 +173,6 @@ fn deleted_values_are_punched_out_of_their_segment() {
 }
 
 #[test]
-fn a_punch_interrupted_by_a_crash_is_finished_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = open(dir.path());
-    let doomed = value(11, 200_000);
-    put(&backend, b"doomed", doomed.clone(), Durability::Synced);
-    // A buffered delete is not durable yet, so its bytes are not punched
-    // until a synced commit: stopping here is a crash between the two.
-    delete(&backend, b"doomed", Durability::Buffered);
-    assert!(find_in_segments(dir.path(), &doomed).is_some());
-    drop(backend);
-    let backend = open(dir.path());
-    assert!(find_in_segments(dir.path(), &doomed).is_none(), "the recorded punch is done at open");
-    assert_eq!(backend.get(Keyspace::Chunks, b"doomed").unwrap(), None);
-}
-
-#[test]
 fn a_copy_keeps_every_value_its_references_point_at() {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
@@ -211,4 +195,28 @@ fn a_copy_keeps_every_value_its_references_point_at() {
     assert_eq!(copy.get(Keyspace::Chunks, b"a").unwrap(), Some(value(12, 300_000)));
     assert_eq!(copy.get(Keyspace::Chunks, b"b").unwrap(), Some(value(13, 300_000)));
     assert_eq!(copy.get(Keyspace::Chunks, b"c").unwrap(), None);
+}
+
+/// A byte of a value changed in the log (a failing disk, an editor of the
+/// stopped appliance): reading that value is `Corruption` of `chunks`, as
+/// RocksDB reports a damaged block, never the changed bytes; the other
+/// values still read.
+#[test]
+fn a_value_whose_bytes_changed_in_the_log_reads_as_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    put(&backend, b"a", value(15, 5000), Durability::Synced);
+    put(&backend, b"b", value(16, 5000), Durability::Synced);
+    let (path, at) = find_in_segments(dir.path(), &value(15, 5000)).unwrap();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&[0], at as u64 + 100).unwrap();
+    let damaged = |err: &BackendError| matches!(err, BackendError::Corruption { space: Some(Keyspace::Chunks), .. });
+    let err = backend.get(Keyspace::Chunks, b"a").unwrap_err();
+    assert!(damaged(&err), "{err:?}");
+    assert_eq!(backend.get(Keyspace::Chunks, b"b").unwrap(), Some(value(16, 5000)));
+    let scanned: Vec<_> = backend.scan(Keyspace::Chunks, b"", b"").collect();
+    assert!(scanned[0].as_ref().is_err_and(damaged), "{:?}", scanned[0].as_ref().map(|(k, _)| k));
+    drop(backend);
+    let read_only = RocksBackend::open_read_only(dir.path()).unwrap();
+    assert!(read_only.get(Keyspace::Chunks, b"a").unwrap_err().to_string().contains("corruption"));
 }

@@ -136,7 +136,7 @@ impl Batch {
 /// Whether `commit` must make the batch durable before it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// Durable on return (WAL synced). Every acknowledgement rests on this.
+    /// Durable on return (synced). Every acknowledgement rests on this.
     Synced,
     /// Durable by the next `Synced` commit; used for chunks of an upload that
     /// is not yet published.

@@ -1,7 +1,8 @@
 //! Attacks through the appliance's own storage (issue 16, findings 21 and
-//! 10): a byte flipped inside a RocksDB table file of a stopped appliance is
-//! lost data, never a retryable outage, and the integrity check names it and
-//! checks the rest; a backup client that stops reading can neither stage a
+//! 10): a byte flipped inside a record's bytes in the log (or, in
+//! `wormbox-store-rocksdb`'s own tests, inside a RocksDB table block) of a
+//! stopped appliance is lost data, never a retryable outage, and the
+//! integrity check names it and checks the rest; a backup client that stops reading can neither stage a
 //! second full copy of the archive, nor keep its copy, nor hold the shutdown.
 
 use std::path::Path;
@@ -15,25 +16,24 @@ use wormbox_test_utils::{TestAppliance, tamper};
 
 use crate::e2e::{create_bucket, get, put, reason};
 
-/// Records written before the damage; each is one chunk in the `chunks` table.
+/// Records written before the damage; each is one chunk, in the log.
 const RECORDS: u32 = 40;
 /// The record whose bytes the damage lands in.
 const TARGET: u32 = 20;
 
-/// 1 KiB that names its record, so that it is found in a table file and in
-/// no other record.
+/// 1 KiB that names its record, so that it is found in the log and in no
+/// other record.
 fn record(n: u32) -> Vec<u8> {
     format!("archived record {n:04}; ").repeat(48).into_bytes()[..1024].to_vec()
 }
 
-/// Flips one bit in the middle of `needle` in every table file of `db` that
-/// holds it (inside a data block, since table files store small values
-/// whole); returns how many files were changed.
-fn flip_in_table_files(db: &Path, needle: &[u8]) -> usize {
+/// Flips one bit in the middle of `needle` in every log segment file of
+/// `db` that holds it; returns how many files were changed.
+fn flip_in_the_log(db: &Path, needle: &[u8]) -> usize {
     let mut flipped = 0;
     for entry in std::fs::read_dir(db).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "sst") {
+        if path.extension().is_none_or(|e| e != "seg") {
             continue;
         }
         let mut bytes = std::fs::read(&path).unwrap();
@@ -48,11 +48,13 @@ fn flip_in_table_files(db: &Path, needle: &[u8]) -> usize {
 
 /// Finding 21: a damaged table block answered UNAVAILABLE on GetObject, made
 /// VerifyIntegrity fail as a call, and aborted offline verification with
-/// RocksDB's raw message. Now: DATA_LOSS for every version in the block, and
-/// both checks report it as a divergence naming the version and the entry
-/// that wrote it, having read every other version whole.
+/// RocksDB's raw message. Now: DATA_LOSS for every version whose stored
+/// bytes are damaged (a record's bytes now live in the log, checked against
+/// their frame's checksum when read), and both checks report it as a
+/// divergence naming the version and the entry that wrote it, having read
+/// every other version whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_table_block_is_data_loss_and_verification_names_it_and_checks_the_rest() {
+async fn damaged_stored_bytes_are_data_loss_and_verification_names_them_and_checks_the_rest() {
     let mut app = TestAppliance::start().await.unwrap();
     let mut archive = app.archive().await.unwrap();
     create_bucket(&mut archive, "records", v1::VersioningStatus::Enabled).await;
@@ -61,12 +63,9 @@ async fn a_damaged_table_block_is_data_loss_and_verification_names_it_and_checks
         acks.push(put(&mut archive, "records", &format!("rec/{n:04}"), &record(n)).await.unwrap());
     }
     drop(archive);
-    // Opening the database replays its log into table files: after one
-    // restart the records are in an .sst, as after a flush.
-    app.restart().await.unwrap();
     app.stop().await.unwrap();
     let db = app.data_dir().join("db");
-    assert_eq!(flip_in_table_files(&db, &record(TARGET)), 1, "record {TARGET} is in one table file");
+    assert_eq!(flip_in_the_log(&db, &record(TARGET)), 1, "record {TARGET} is in one log file");
     app.restart().await.unwrap();
 
     // Every version is served whole or answers DATA_LOSS; none is UNAVAILABLE.

@@ -1,0 +1,329 @@
+//! The archive's log: each commit is one frame, appended to the active
+//! segment file and synced before RocksDB (the index, written without its
+//! own write-ahead log) is told of it. A frame holds the whole batch: the
+//! group's ledger entries, version records and the bytes of its versions,
+//! which the index then points at instead of holding them.
+//!
+//! Invariants:
+//! - a frame names its own place (segment, offset), so a frame found
+//!   anywhere else (a copied file, a stale tail) is not taken for the next;
+//! - its checksum (CRC32C) covers the header and every op but the bytes of
+//!   `chunks` values, which carry a checksum each: the bytes of a purged
+//!   version can then be punched out of a frame (once a later frame, or a
+//!   later op of the same one, deleted or replaced the value, and that frame
+//!   is durable) without making the frame unreadable; a replay tells such a
+//!   value from a torn one by the later op (see `RocksBackend::replay`);
+//! - decoding is strict: a frame is whole and valid or it is the end of the log.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+
+use wormbox_store::backend::{BackendError, Batch, BatchOp, Keyspace};
+
+use crate::crc32c;
+
+const MAGIC: [u8; 4] = *b"WBL1";
+/// Magic, body length, segment, offset, op count, checksum.
+pub(crate) const HEADER: usize = 4 + 4 + 8 + 8 + 4 + 4;
+
+const PUT: u8 = 1;
+const DELETE: u8 = 2;
+/// A put of a `chunks` value, whose bytes have a checksum of their own.
+const PUT_VALUE: u8 = 3;
+
+/// A place in the log: a segment file and a byte offset in it. Ordered as
+/// the log is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+}
+
+impl Position {
+    pub(crate) fn encode(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.segment.to_be_bytes());
+        out[8..].copy_from_slice(&self.offset.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(raw: &[u8]) -> Result<Position, BackendError> {
+        let raw: [u8; 16] = raw.try_into().map_err(|_| corrupt("a recorded log position is malformed"))?;
+        Ok(Position {
+            segment: u64::from_be_bytes(raw[..8].try_into().expect("8 bytes")),
+            offset: u64::from_be_bytes(raw[8..].try_into().expect("8 bytes")),
+        })
+    }
+}
+
+fn corrupt(why: &str) -> BackendError {
+    BackendError::Corruption { space: Some(Keyspace::Chunks), source: why.into() }
+}
+
+/// The bytes a `chunks` value is preceded by in its frame: its length and
+/// its checksum.
+pub(crate) const VALUE_HEAD: usize = 8;
+
+/// Whether `value`, read from a frame with the `head` before it, is whole:
+/// its length and checksum are the ones its frame recorded.
+pub(crate) fn value_is_whole(head: [u8; VALUE_HEAD], value: &[u8]) -> bool {
+    let len = u32::from_be_bytes(head[..4].try_into().expect("4 bytes"));
+    let crc = u32::from_be_bytes(head[4..].try_into().expect("4 bytes"));
+    len as usize == value.len() && crc32c::extend(0, value) == crc
+}
+
+fn space_code(space: Keyspace) -> u8 {
+    Keyspace::ALL.iter().position(|s| *s == space).expect("every keyspace is in ALL") as u8
+}
+
+fn too_large() -> BackendError {
+    BackendError::Engine("a commit of 4 GiB or more cannot be one log frame".into())
+}
+
+/// The length of `batch`'s frame.
+pub(crate) fn frame_len(batch: &Batch) -> Result<usize, BackendError> {
+    let body: usize = batch
+        .ops()
+        .iter()
+        .map(|op| match op {
+            BatchOp::Put { space: Keyspace::Chunks, key, value } => 2 + 4 + key.len() + 4 + 4 + value.len(),
+            BatchOp::Put { key, value, .. } => 2 + 4 + key.len() + 4 + value.len(),
+            BatchOp::Delete { key, .. } => 2 + 4 + key.len(),
+        })
+        .sum();
+    u32::try_from(body).map_err(|_| too_large())?;
+    Ok(HEADER + body)
+}
+
+fn len32(bytes: &[u8]) -> Result<[u8; 4], BackendError> {
+    u32::try_from(bytes.len()).map(u32::to_be_bytes).map_err(|_| too_large())
+}
+
+/// `batch` as the frame at `at`.
+pub(crate) fn encode(batch: &Batch, at: Position) -> Result<Vec<u8>, BackendError> {
+    let len = frame_len(batch)?;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&MAGIC);
+    // `frame_len` checked that the body's length fits.
+    out.extend_from_slice(&((len - HEADER) as u32).to_be_bytes());
+    out.extend_from_slice(&at.segment.to_be_bytes());
+    out.extend_from_slice(&at.offset.to_be_bytes());
+    out.extend_from_slice(&u32::try_from(batch.ops().len()).map_err(|_| too_large())?.to_be_bytes());
+    let mut crc = crc32c::extend(0, &out);
+    out.extend_from_slice(&[0; 4]);
+    let mut covered = out.len();
+    for op in batch.ops() {
+        match op {
+            BatchOp::Put { space: Keyspace::Chunks, key, value } => {
+                out.extend_from_slice(&[PUT_VALUE, space_code(Keyspace::Chunks)]);
+                out.extend_from_slice(&len32(key)?);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&len32(value)?);
+                out.extend_from_slice(&crc32c::extend(0, value).to_be_bytes());
+                crc = crc32c::extend(crc, &out[covered..]);
+                out.extend_from_slice(value);
+                covered = out.len();
+            }
+            BatchOp::Put { space, key, value } => {
+                out.extend_from_slice(&[PUT, space_code(*space)]);
+                out.extend_from_slice(&len32(key)?);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&len32(value)?);
+                out.extend_from_slice(value);
+            }
+            BatchOp::Delete { space, key } => {
+                out.extend_from_slice(&[DELETE, space_code(*space)]);
+                out.extend_from_slice(&len32(key)?);
+                out.extend_from_slice(key);
+            }
+        }
+    }
+    crc = crc32c::extend(crc, &out[covered..]);
+    out[HEADER - 4..HEADER].copy_from_slice(&crc.to_be_bytes());
+    debug_assert_eq!(out.len(), len);
+    Ok(out)
+}
+
+/// One change in a frame, as ranges of the frame's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Put { space: Keyspace, key: Range<usize>, value: Range<usize> },
+    Delete { space: Keyspace, key: Range<usize> },
+}
+
+/// A whole, valid frame.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) at: Position,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) ops: Vec<Op>,
+    /// The ops (by index) whose value's bytes fail their own checksum:
+    /// punched, or torn; checked only when parsing was asked to.
+    pub(crate) damaged: Vec<usize>,
+}
+
+impl Frame {
+    /// Where the next frame starts.
+    pub(crate) fn end(&self) -> Position {
+        Position { segment: self.at.segment, offset: self.at.offset + self.bytes.len() as u64 }
+    }
+
+    /// Parses `bytes` as the frame at `at`; `None` when they are not a
+    /// whole, valid frame there. With `check_values`, each `chunks` value's
+    /// own checksum is checked too, and the ops whose value fails it are
+    /// listed in `damaged` (they do not make the frame invalid).
+    pub(crate) fn parse(bytes: Vec<u8>, at: Position, check_values: bool) -> Option<Frame> {
+        let header = bytes.get(..HEADER)?;
+        let u32_at = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+        let u64_at = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+        if header[..4] != MAGIC
+            || u32_at(4) as usize != bytes.len() - HEADER
+            || u64_at(8) != at.segment
+            || u64_at(16) != at.offset
+        {
+            return None;
+        }
+        let count = u32_at(24) as usize;
+        let stored_crc = u32_at(28);
+        let mut crc = crc32c::extend(0, &header[..HEADER - 4]);
+        let mut ops = Vec::with_capacity(count.min(bytes.len() / 6));
+        let mut damaged = Vec::new();
+        let mut pos = HEADER;
+        let mut covered = HEADER;
+        let take = |pos: &mut usize, n: usize| -> Option<Range<usize>> {
+            let range = *pos..pos.checked_add(n)?;
+            (range.end <= bytes.len()).then(|| {
+                *pos = range.end;
+                range
+            })
+        };
+        let take_u32 = |pos: &mut usize| -> Option<u32> {
+            let range = take(pos, 4)?;
+            Some(u32::from_be_bytes(bytes[range].try_into().expect("4 bytes")))
+        };
+        for _ in 0..count {
+            let head = take(&mut pos, 2)?;
+            let (tag, code) = (bytes[head.start], bytes[head.start + 1]);
+            let space = *Keyspace::ALL.get(code as usize)?;
+            let key_len = take_u32(&mut pos)? as usize;
+            let key = take(&mut pos, key_len)?;
+            match tag {
+                PUT => {
+                    let value_len = take_u32(&mut pos)? as usize;
+                    let value = take(&mut pos, value_len)?;
+                    ops.push(Op::Put { space, key, value });
+                }
+                PUT_VALUE if space == Keyspace::Chunks => {
+                    let value_len = take_u32(&mut pos)? as usize;
+                    let value_crc = take_u32(&mut pos)?;
+                    crc = crc32c::extend(crc, &bytes[covered..pos]);
+                    let value = take(&mut pos, value_len)?;
+                    covered = pos;
+                    if check_values && crc32c::extend(0, &bytes[value.clone()]) != value_crc {
+                        damaged.push(ops.len());
+                    }
+                    ops.push(Op::Put { space, key, value });
+                }
+                DELETE => ops.push(Op::Delete { space, key }),
+                _ => return None,
+            }
+        }
+        crc = crc32c::extend(crc, &bytes[covered..pos]);
+        (pos == bytes.len() && crc == stored_crc).then_some(Frame { at, bytes, ops, damaged })
+    }
+
+    /// Reads the frame at `at` from `file`: `Ok(None)` when none starts
+    /// there (the end of the log, or a torn or foreign tail).
+    pub(crate) fn read(file: &File, at: Position, check_values: bool) -> std::io::Result<Option<Frame>> {
+        let mut header = [0u8; HEADER];
+        if !read_fully(file, &mut header, at.offset)? || header[..4] != MAGIC {
+            return Ok(None);
+        }
+        let body = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+        let available = file.metadata()?.len().saturating_sub(at.offset + HEADER as u64);
+        if body as u64 > available {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; HEADER + body];
+        bytes[..HEADER].copy_from_slice(&header);
+        if !read_fully(file, &mut bytes[HEADER..], at.offset + HEADER as u64)? {
+            return Ok(None);
+        }
+        Ok(Frame::parse(bytes, at, check_values))
+    }
+}
+
+/// Fills `buf` from `offset`; `false` when the file ends first.
+fn read_fully(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+    match file.read_exact_at(buf, offset) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Batch {
+        let mut batch = Batch::new();
+        batch.put(Keyspace::Ledger, b"seq".to_vec(), b"entry".to_vec());
+        batch.put(Keyspace::Chunks, b"chunk".to_vec(), vec![7; 300]);
+        batch.delete(Keyspace::Locks, b"lock".to_vec());
+        batch.put(Keyspace::Meta, b"head".to_vec(), Vec::new());
+        batch
+    }
+
+    const AT: Position = Position { segment: 3, offset: 4096 };
+
+    #[test]
+    fn a_frame_reads_back_as_the_batch_it_was_written_from() {
+        let bytes = encode(&batch(), AT).unwrap();
+        assert_eq!(bytes.len(), frame_len(&batch()).unwrap());
+        let frame = Frame::parse(bytes, AT, true).expect("valid");
+        let ops: Vec<BatchOp> = frame
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { space, key, value } => BatchOp::Put {
+                    space: *space,
+                    key: frame.bytes[key.clone()].to_vec(),
+                    value: frame.bytes[value.clone()].to_vec(),
+                },
+                Op::Delete { space, key } => BatchOp::Delete { space: *space, key: frame.bytes[key.clone()].to_vec() },
+            })
+            .collect();
+        assert_eq!(ops, batch().ops());
+        assert_eq!(frame.end(), Position { segment: 3, offset: 4096 + frame.bytes.len() as u64 });
+    }
+
+    /// Every byte of a frame matters: a flipped bit anywhere, a frame
+    /// claimed for another place, or any shorter prefix is not a frame,
+    /// except in a `chunks` value's bytes, which the frame names as damaged
+    /// (a punched value reads so too).
+    #[test]
+    fn a_frame_with_any_byte_changed_or_cut_short_is_not_a_frame() {
+        let bytes = encode(&batch(), AT).unwrap();
+        let value_at = bytes.windows(300).position(|w| w == [7; 300]).unwrap();
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x10;
+            let in_value = (value_at..value_at + 300).contains(&at);
+            match Frame::parse(changed, AT, true) {
+                Some(frame) => assert!(in_value && frame.damaged == [1], "byte {at}"),
+                None => assert!(!in_value, "byte {at}"),
+            }
+            assert!(Frame::parse(bytes[..at].to_vec(), AT, true).is_none(), "cut at {at}");
+        }
+        assert!(Frame::parse(bytes.clone(), Position { segment: 3, offset: 0 }, true).is_none());
+        assert!(Frame::parse(bytes.clone(), Position { segment: 4, offset: 4096 }, true).is_none());
+        let mut punched = bytes.clone();
+        punched[value_at..value_at + 300].fill(0);
+        let frame = Frame::parse(punched.clone(), AT, true).expect("the frame is whole without its value's bytes");
+        assert_eq!((frame.ops.len(), frame.damaged.as_slice()), (4, [1].as_slice()), "the value is named");
+        assert!(Frame::parse(bytes.clone(), AT, true).unwrap().damaged.is_empty());
+        assert!(Frame::parse(punched, AT, false).unwrap().damaged.is_empty(), "unchecked");
+    }
+}
