@@ -314,35 +314,54 @@ impl RocksBackend {
     }
 
     /// Reads the log's whole frames from the index's recorded position on,
-    /// in order, handing each to `each`; stops at the first place no whole
-    /// frame starts. Returns whether that place is the end of its file (the
-    /// log ends cleanly there) rather than bytes that are no frame (a frame
-    /// torn by a crash while it was written).
+    /// in order, handing each to `each`, up to the log's end. Returns whether
+    /// the log ends cleanly after its last frame (`false`: a torn write
+    /// follows it, which is left for `reconcile` to cut off). Bytes that are
+    /// no frame but are not a torn tail (more bytes, or later files, follow)
+    /// are damage: that is an error, and nothing is cut off, since frames
+    /// after it may hold acknowledged writes.
     fn frames_past_index(
         &self,
         segments: &Segments,
         mut each: impl FnMut(Frame) -> Result<(), BackendError>,
     ) -> Result<bool, BackendError> {
         let mut at = self.covered(false)?;
-        for (id, path) in Segments::list(segments.dir())? {
-            if id < at.segment {
-                continue;
+        let files: Vec<(u64, std::path::PathBuf)> =
+            Segments::list(segments.dir())?.into_iter().filter(|(id, _)| *id >= at.segment).collect();
+        for (n, (id, path)) in files.iter().enumerate() {
+            if *id > at.segment {
+                at = Position { segment: *id, offset: 0 };
             }
-            if id > at.segment {
-                at = Position { segment: id, offset: 0 };
-            }
-            let Some(file) = segments.open_file(id)? else { continue };
-            let len = file.metadata().map_err(|e| segments::io_error("reading", &path, e))?.len();
+            let read_err = |e| segments::io_error("reading", path, e);
+            let Some(file) = segments.open_file(*id)? else { continue };
+            let len = file.metadata().map_err(read_err)?.len();
             loop {
-                match Frame::read(&file, at, true).map_err(|e| segments::io_error("reading", &path, e))? {
-                    Some(frame) => {
-                        at = frame.end();
-                        each(frame)?;
+                if let Some(frame) = Frame::read(&file, at, true).map_err(read_err)? {
+                    at = frame.end();
+                    each(frame)?;
+                    continue;
+                }
+                match log::Tail::at(&file, at, len).map_err(read_err)? {
+                    // The log goes on in the next file.
+                    log::Tail::End => break,
+                    log::Tail::Torn => {
+                        for (later, path) in &files[n + 1..] {
+                            if std::fs::metadata(path).map_err(read_err)?.len() > 0 {
+                                return Err(segments::corrupt(format!(
+                                    "the log's frame at {} in segment {id} is torn, yet segment {later} follows it",
+                                    at.offset
+                                )));
+                            }
+                        }
+                        return Ok(false);
                     }
-                    // The file ends where its last frame did: the log goes
-                    // on in the next one.
-                    None if at.offset == len => break,
-                    None => return Ok(false),
+                    log::Tail::Damaged => {
+                        return Err(segments::corrupt(format!(
+                            "the log is damaged at {} in segment {id}: the bytes there are no frame and {} more follow, which may hold acknowledged writes; nothing was cut off",
+                            at.offset,
+                            len - at.offset
+                        )));
+                    }
                 }
             }
         }
@@ -350,14 +369,25 @@ impl RocksBackend {
     }
 
     /// Replays the frames past the index's recorded position into it, and
-    /// returns how many. A `chunks` value failing its own checksum is one
-    /// whose bytes were punched out after a later op (durable before the
-    /// punch) deleted or replaced it; if no later op did, it is damaged: in
-    /// the log's last frame, that frame was torn by a crash before its sync
-    /// (never acknowledged) and is not replayed; anywhere else the frame was
-    /// synced, and its damage is left for `verify` to report against the
-    /// version's SHA-256.
+    /// returns how many; the frames are synced first, since the index is
+    /// about to record them (a frame written by a commit whose sync never
+    /// happened, or failed, may still be only in the page cache). A `chunks`
+    /// value failing its own checksum is one whose bytes were punched out
+    /// after a later op (durable before the punch) deleted or replaced it;
+    /// if no later op did, it is damaged: in the log's last frame with
+    /// nothing after it, where its bytes look never written (a page of
+    /// zeros), that frame was torn by a crash before its sync (never
+    /// acknowledged) and is not replayed; otherwise the frame was synced,
+    /// and its damage is left for `verify` to report against the version's
+    /// SHA-256.
     fn replay(&self, segments: &Segments) -> Result<u64, BackendError> {
+        let covered = self.covered(false)?;
+        for (id, path) in Segments::list(segments.dir())? {
+            if id >= covered.segment {
+                let synced = std::fs::File::open(&path).and_then(|file| file.sync_data());
+                synced.map_err(|e| segments::io_error("syncing", &path, e))?;
+            }
+        }
         self.replay_with(segments, |frame| {
             let end = frame.end();
             let (write, punches) = self.index_changes(&frame, &[(end.segment, end.offset)])?;
@@ -399,7 +429,8 @@ impl RocksBackend {
             }
         })?;
         if let Some(last) = pending {
-            if clean_end && unsettled.values().any(|at| *at == last.at) {
+            let torn = last.damaged.iter().all(|index| last.value_looks_unwritten(*index));
+            if clean_end && torn && unsettled.values().any(|at| *at == last.at) {
                 tracing::warn!(
                     segment = last.at.segment,
                     offset = last.at.offset,
@@ -580,6 +611,23 @@ impl RocksBackend {
         }
     }
 
+    /// Reads the value `r` points at for `key`. When its bytes fail their
+    /// checksum, the reference is looked up again: a value deleted since it
+    /// was looked up had its bytes punched out, and is gone, not damaged.
+    fn read_value(&self, segments: &Segments, key: &[u8], r: ValueRef) -> Result<Option<Vec<u8>>, BackendError> {
+        match segments.read(r) {
+            Err(damaged @ BackendError::Corruption { .. }) if !self.read_only => {
+                let now = self.lookup(segments::REFS, self.internal(segments::REFS)?, Keyspace::Chunks, key)?;
+                match now.map(|raw| ValueRef::decode(&raw)).transpose()? {
+                    None => Ok(None),
+                    Some(now) if now != r => segments.read(now).map(Some),
+                    Some(_) => Err(damaged),
+                }
+            }
+            read => read.map(Some),
+        }
+    }
+
     /// Reads `key` from the family named `name` (through the overlay of a
     /// read-only open), which holds (part of) `space`.
     fn lookup(
@@ -656,6 +704,7 @@ fn recover_segments(db: &DB, dir: &Path) -> Result<u64, BackendError> {
 struct MergedChunks<'a> {
     small: Peekable<Entries<'a>>,
     large: Peekable<Entries<'a>>,
+    backend: &'a RocksBackend,
     segments: &'a Segments,
 }
 
@@ -677,8 +726,19 @@ impl Iterator for MergedChunks<'_> {
             }
             std::cmp::Ordering::Greater => {}
         }
-        let segments = self.segments;
-        self.large.next().map(|entry| entry.and_then(|(key, raw)| Ok((key, segments.read(ValueRef::decode(&raw)?)?))))
+        loop {
+            let (key, raw) = match self.large.next()? {
+                Ok(entry) => entry,
+                Err(err) => return Some(Err(err)),
+            };
+            let read = ValueRef::decode(&raw).and_then(|r| self.backend.read_value(self.segments, &key, r));
+            match read {
+                Ok(Some(value)) => return Some(Ok((key, value))),
+                // Deleted (and punched) since the scan passed it.
+                Ok(None) => continue,
+                Err(err) => return Some(Err(err)),
+            }
+        }
     }
 }
 
@@ -894,7 +954,7 @@ impl Backend for RocksBackend {
             return Ok(Some(value));
         }
         match self.lookup(segments::REFS, self.internal(segments::REFS)?, Keyspace::Chunks, key)? {
-            Some(raw) => segments.read(ValueRef::decode(&raw)?).map(Some),
+            Some(raw) => self.read_value(segments, key, ValueRef::decode(&raw)?),
             None => Ok(None),
         }
     }
@@ -912,6 +972,7 @@ impl Backend for RocksBackend {
             Ok((family, Some((refs, segments)))) => Box::new(MergedChunks {
                 small: self.family_scan(space.name(), family, space, start, prefix).peekable(),
                 large: self.family_scan(segments::REFS, refs, space, start, prefix).peekable(),
+                backend: self,
                 segments,
             }),
         }

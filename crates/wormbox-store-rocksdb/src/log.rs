@@ -24,6 +24,12 @@ use wormbox_store::backend::{BackendError, Batch, BatchOp, Keyspace};
 use crate::crc32c;
 
 const MAGIC: [u8; 4] = *b"WBL1";
+/// The largest body a frame may have: far above any group the writer's
+/// queue (256 MiB) lets through, so that a damaged or crafted length is not
+/// taken for a frame, nor allocated.
+const MAX_BODY: usize = 1 << 30;
+/// The page a torn write loses whole.
+const PAGE: u64 = 4096;
 /// Magic, body length, segment, offset, op count, checksum.
 pub(crate) const HEADER: usize = 4 + 4 + 8 + 8 + 4 + 4;
 
@@ -78,7 +84,7 @@ fn space_code(space: Keyspace) -> u8 {
 }
 
 fn too_large() -> BackendError {
-    BackendError::Engine("a commit of 4 GiB or more cannot be one log frame".into())
+    BackendError::Engine("a commit of more than 1 GiB cannot be one log frame".into())
 }
 
 /// The length of `batch`'s frame.
@@ -92,7 +98,9 @@ pub(crate) fn frame_len(batch: &Batch) -> Result<usize, BackendError> {
             BatchOp::Delete { key, .. } => 2 + 4 + key.len(),
         })
         .sum();
-    u32::try_from(body).map_err(|_| too_large())?;
+    if body > MAX_BODY {
+        return Err(too_large());
+    }
     Ok(HEADER + body)
 }
 
@@ -242,7 +250,7 @@ impl Frame {
         }
         let body = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
         let available = file.metadata()?.len().saturating_sub(at.offset + HEADER as u64);
-        if body as u64 > available {
+        if body > MAX_BODY || body as u64 > available {
             return Ok(None);
         }
         let mut bytes = vec![0u8; HEADER + body];
@@ -251,6 +259,74 @@ impl Frame {
             return Ok(None);
         }
         Ok(Frame::parse(bytes, at, check_values))
+    }
+}
+
+/// What lies at `at`, where no whole frame starts, up to the end of `file`
+/// (`len` bytes).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Nothing: the log ends cleanly.
+    End,
+    /// What a crash leaves of a write that was never synced (and so never
+    /// acknowledged): less than a header, zeros (pages never written), or a
+    /// frame whose own header runs to or past the file's end (cut short).
+    Torn,
+    /// Bytes that are no frame, followed by more: a frame synced and later
+    /// damaged, after which acknowledged frames may follow.
+    Damaged,
+}
+
+impl Tail {
+    pub(crate) fn at(file: &File, at: Position, len: u64) -> std::io::Result<Tail> {
+        if at.offset >= len {
+            return Ok(Tail::End);
+        }
+        if len - at.offset < HEADER as u64 {
+            // Not even a header: no frame can follow in it.
+            return Ok(Tail::Torn);
+        }
+        let mut header = [0u8; HEADER];
+        let whole_header = read_fully(file, &mut header, at.offset)?;
+        let u64_at = |i: usize| u64::from_be_bytes(header[i..i + 8].try_into().expect("8 bytes"));
+        if whole_header && header[..4] == MAGIC && u64_at(8) == at.segment && u64_at(16) == at.offset {
+            let body = u64::from(u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")));
+            if body <= MAX_BODY as u64 && at.offset + HEADER as u64 + body >= len {
+                return Ok(Tail::Torn);
+            }
+        }
+        let mut buf = vec![0u8; 1 << 16];
+        let mut offset = at.offset;
+        while offset < len {
+            let n = (len - offset).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], offset)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Ok(Tail::Damaged);
+            }
+            offset += n as u64;
+        }
+        Ok(Tail::Torn)
+    }
+}
+
+impl Frame {
+    /// Whether the bytes of op `index`'s value look never written: all zeros
+    /// over some page, as a torn write leaves them (a flipped bit does not).
+    pub(crate) fn value_looks_unwritten(&self, index: usize) -> bool {
+        let Some(Op::Put { value, .. }) = self.ops.get(index) else { return false };
+        let start = self.at.offset + value.start as u64;
+        let end = self.at.offset + value.end as u64;
+        let mut piece = start;
+        while piece < end {
+            let piece_end = (piece / PAGE + 1) * PAGE;
+            let piece_end = piece_end.min(end);
+            let local = (piece - self.at.offset) as usize..(piece_end - self.at.offset) as usize;
+            if self.bytes[local].iter().all(|b| *b == 0) {
+                return true;
+            }
+            piece = piece_end;
+        }
+        false
     }
 }
 

@@ -237,3 +237,55 @@ fn a_torn_last_frame_is_cut_off_and_the_commits_before_it_are_whole() {
     check_commits(&backend, COMMITS - 1);
     assert_eq!(std::fs::metadata(&torn).map_or(0, |m| m.len()), start);
 }
+
+/// The frame at `n`'s start and end, from the sizes printed after each
+/// commit (the frames stay in one file in these tests).
+fn frame_of(acks: &[Vec<(PathBuf, u64)>], n: usize) -> (PathBuf, u64, u64) {
+    let (file, end) = acks[n].last().unwrap().clone();
+    let start = if n == 0 { 0 } else { acks[n - 1].last().unwrap().1 };
+    assert_eq!(acks[0].last().unwrap().0, file, "the test's frames stay in one file");
+    (file, start, end)
+}
+
+/// A byte changed in a frame the index does not hold yet, with frames after
+/// it: they may hold acknowledged writes, so the open refuses, naming
+/// where, and cuts nothing off; offline verification's open refuses too.
+#[test]
+fn damage_in_the_middle_of_the_log_is_refused_and_cuts_nothing_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks = crash(dir.path(), "");
+    let (file, start, _) = frame_of(&acks, 20);
+    let handle = std::fs::OpenOptions::new().read(true).write(true).open(&file).unwrap();
+    // Inside the ledger entry's bytes, which the frame's checksum covers.
+    let mut original = [0u8];
+    std::os::unix::fs::FileExt::read_exact_at(&handle, &mut original, start + 100).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&handle, b"?", start + 100).unwrap();
+    let sizes = |dir: &Path| -> Vec<u64> { segment_files(dir).iter().map(|p| p.metadata().unwrap().len()).collect() };
+    let before = sizes(dir.path());
+    let err = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap_err();
+    let message = format!("{err:?}");
+    assert!(message.contains("damaged") && message.contains(&format!("at {start} ")), "{message}");
+    assert_eq!(sizes(dir.path()), before, "nothing was cut off");
+    assert!(RocksBackend::open_read_only(dir.path()).is_err());
+    // Undone, the archive opens whole.
+    std::os::unix::fs::FileExt::write_all_at(&handle, &original, start + 100).unwrap();
+    check_commits(&RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap(), COMMITS);
+}
+
+/// A bit flipped in a value of the log's last frame is no torn write (that
+/// leaves a page of zeros): the frame's other changes are an acknowledged
+/// commit, so it is kept, and the value reads as damaged.
+#[test]
+fn a_flipped_bit_in_the_last_frame_s_value_keeps_the_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks = crash(dir.path(), "");
+    let (file, start, _) = frame_of(&acks, COMMITS as usize - 1);
+    let handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&handle, b"?", start + 365 + 10).unwrap();
+    let backend = RocksBackend::open(dir.path(), &RocksOptions::for_tests()).unwrap();
+    let last = COMMITS - 1;
+    assert_eq!(backend.get(Keyspace::Meta, b"head").unwrap(), Some(last.to_be_bytes().to_vec()));
+    assert_eq!(backend.get(Keyspace::Ledger, &last.to_be_bytes()).unwrap(), Some(value(last, 300)));
+    let err = backend.get(Keyspace::Chunks, &[b"s".as_slice(), &last.to_be_bytes()].concat()).unwrap_err();
+    assert!(matches!(err, wormbox_store::backend::BackendError::Corruption { .. }), "{err:?}");
+}
