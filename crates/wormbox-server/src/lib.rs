@@ -11,6 +11,7 @@ pub mod backup;
 pub mod config;
 pub mod evidence;
 pub mod grpc;
+pub mod index;
 pub mod init;
 pub mod replica_restore;
 pub mod replication;
@@ -179,6 +180,15 @@ impl RunningServer {
     }
 }
 
+/// The storage engine's options as the configuration sets them.
+pub fn rocks_options(config: &WormboxdConfig) -> RocksOptions {
+    RocksOptions {
+        write_buffer_bytes: config.storage.write_buffer_mib << 20,
+        block_cache_bytes: config.storage.block_cache_mib << 20,
+        ..RocksOptions::default()
+    }
+}
+
 /// What `open_archive` opened.
 struct Opened {
     store: Store,
@@ -193,11 +203,7 @@ struct Opened {
 async fn open_archive(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Opened, ServerError> {
     let data_dir = &config.storage.data_dir;
     create_private_dir(data_dir)?;
-    let rocks_options = RocksOptions {
-        write_buffer_bytes: config.storage.write_buffer_mib << 20,
-        block_cache_bytes: config.storage.block_cache_mib << 20,
-        ..RocksOptions::default()
-    };
+    let rocks_options = rocks_options(config);
     let db_dir = data_dir.join("db");
     let open_err = |source| ServerError::OpenStore { path: db_dir.clone(), source };
     let backend = Arc::new(

@@ -117,4 +117,11 @@ fn an_archive_written_with_rocksdb_s_write_ahead_log_opens_verifies_and_takes_wr
         assert!(report.is_ok(), "{}", report.summary());
         assert!(report.versions_checked >= 14 + round, "{}", report.summary());
     }
+    // The log began when the index already held the archive: the log alone
+    // cannot rebuild it, and says so instead of rebuilding part of it.
+    let err = RocksBackend::rebuild_index(&db, &dir.path().join("rebuilt"), &options()).unwrap_err();
+    assert!(err.to_string().contains("storage engine failed"), "{err}");
+    let why = std::error::Error::source(&err).unwrap().to_string();
+    assert!(why.contains("written by a build before the log"), "{why}");
+    assert!(!dir.path().join("rebuilt").exists(), "nothing was made");
 }

@@ -137,6 +137,11 @@ impl RocksBackend {
     /// RocksDB's own write-ahead log) is recovered by RocksDB, flushed, and
     /// goes on in the log.
     pub fn open(dir: &Path, options: &RocksOptions) -> Result<RocksBackend, BackendError> {
+        RocksBackend::open_with(dir, options, |_| {})
+    }
+
+    /// `open`, telling `replayed` how many frames it replayed.
+    fn open_with(dir: &Path, options: &RocksOptions, replayed: impl FnOnce(u64)) -> Result<RocksBackend, BackendError> {
         cpu::check()?;
         let db = open_db(dir, options)?;
         linked::check(dir)?;
@@ -156,12 +161,13 @@ impl RocksBackend {
         if let Some(first) = backend.log_start()? {
             segments.set_log_start(first);
             let frames = backend.replay(segments)?;
+            replayed(frames);
             if frames > 0 {
                 tracing::info!(frames, "replayed the log's frames the index did not hold");
                 backend.flush(true)?;
             }
         } else {
-            segments.set_log_start(backend.start_log(dir)?);
+            backend.start_log(segments, dir)?;
         }
         let last_id = recover_segments(&backend.db, dir)?;
         segments.lock().set_last_id(last_id);
@@ -212,6 +218,71 @@ impl RocksBackend {
             }
         }
         Ok(backend)
+    }
+
+    /// Rebuilds the index of the stopped archive in `dir` from its log alone,
+    /// into `into`, which must not exist: the segment files are linked there
+    /// (hard links: the bytes are not copied) and every frame, from the
+    /// log's first on, is replayed into a new index beside them. `dir` is
+    /// not changed (not even opened: its index may be what is damaged).
+    /// Refused while the archive is open, and for an archive whose log began
+    /// when its index already held changes (written before the log: the log
+    /// does not hold them). Returns how many frames were replayed.
+    pub fn rebuild_index(dir: &Path, into: &Path, options: &RocksOptions) -> Result<u64, BackendError> {
+        cpu::check()?;
+        let _stopped = lock_stopped(dir)?;
+        let files = Segments::list(dir)?;
+        let not_whole = |why: String| BackendError::Engine(why.into());
+        let Some((first, path)) = files.first() else {
+            return Err(not_whole(format!("{} holds no log to rebuild the index from", dir.display())));
+        };
+        // Where the log begins: the first segment whose first frame is the
+        // log's first (segments before it hold bare values).
+        let mut base = None;
+        for (id, path) in &files {
+            let file = std::fs::File::open(path).map_err(|e| segments::io_error("opening", path, e))?;
+            let at = Position { segment: *id, offset: 0 };
+            let frame = Frame::read(&file, at, true).map_err(|e| segments::io_error("reading", path, e))?;
+            if let Some([Op::Base { index_held_changes }]) = frame.as_ref().map(|f| f.ops.as_slice()) {
+                base = Some((*id, *index_held_changes));
+                break;
+            }
+        }
+        match base {
+            Some((id, false)) if id == *first => {}
+            Some(_) => {
+                return Err(not_whole(format!(
+                    "the log in {} began when the index already held the archive's earlier writes (it was written by a build before the log), so the log alone cannot rebuild it; restore a backup instead",
+                    dir.display()
+                )));
+            }
+            None => {
+                return Err(not_whole(format!(
+                    "{} does not begin with the log's first frame, so the log alone cannot rebuild the index; restore a backup instead",
+                    path.display()
+                )));
+            }
+        }
+        let at = Position { segment: *first, offset: 0 };
+        std::fs::create_dir(into).map_err(|e| segments::io_error("creating", into, e))?;
+        for (_, path) in &files {
+            let name = path.file_name().expect("a listed file has a name");
+            std::fs::hard_link(path, into.join(name)).map_err(|e| segments::io_error("linking", path, e))?;
+        }
+        {
+            let db = open_db(into, options)?;
+            let family = internal_family(&db, segments::SEGMENTS)?;
+            let mut write = WriteBatch::default();
+            write.put_cf(family, segments::LOG_START, first.to_be_bytes());
+            write.put_cf(family, segments::COVERED, at.encode());
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            db.write_opt(write, &sync).map_err(engine)?;
+        }
+        let mut frames = 0;
+        let rebuilt = RocksBackend::open_with(into, options, |frames_replayed| frames = frames_replayed)?;
+        rebuilt.flush_index()?;
+        Ok(frames)
     }
 
     /// Writes a consistent copy of the database into `dir`, which must not
@@ -272,8 +343,14 @@ impl RocksBackend {
     /// the log): the first log segment is numbered after every value segment,
     /// and everything RocksDB's own write-ahead log holds is flushed into
     /// tables, since from now on writes do not go to it.
-    fn start_log(&self, dir: &Path) -> Result<u64, BackendError> {
+    /// Its first frame says whether the index held changes already, so
+    /// that a rebuild from the log alone knows whether it can be done.
+    fn start_log(&self, segments: &Segments, dir: &Path) -> Result<u64, BackendError> {
         let last_id = recover_segments(&self.db, dir)?;
+        let held_changes = last_id > 0
+            || Keyspace::ALL.iter().any(|space| {
+                self.family(*space).is_ok_and(|cf| self.db.iterator_cf(cf, IteratorMode::Start).next().is_some())
+            });
         let family = self.internal(segments::SEGMENTS)?;
         let first = Position { segment: last_id + 1, offset: 0 };
         let mut write = WriteBatch::default();
@@ -283,6 +360,14 @@ impl RocksBackend {
         options.set_sync(true);
         self.db.write_opt(write, &options).map_err(engine)?;
         self.flush(true)?;
+        segments.set_log_start(first.segment);
+        let mut appender = segments.lock();
+        appender.set_last_id(last_id);
+        let base = log::encode_base(first, held_changes);
+        self.append_frame(segments, &mut appender, base.len(), |at| {
+            debug_assert_eq!(at, first);
+            Ok(base)
+        })?;
         Ok(first.segment)
     }
 
@@ -511,6 +596,7 @@ impl RocksBackend {
                     write.put_cf(self.family(*space)?, &bytes[key.clone()], &bytes[value.clone()])
                 }
                 Op::Delete { space, key } => write.delete_cf(self.family(*space)?, &bytes[key.clone()]),
+                Op::Base { .. } => {}
             }
         }
         for (id, end) in ends {
@@ -542,8 +628,20 @@ impl RocksBackend {
             ));
         }
         let len = log::frame_len(batch)?;
+        self.append_frame(segments, appender, len, |at| log::encode(batch, at))
+    }
+
+    /// Appends the frame `encode` makes for its place (`len` bytes), syncs
+    /// it, then writes its changes to the index.
+    fn append_frame(
+        &self,
+        segments: &Segments,
+        appender: &mut Appender,
+        len: usize,
+        encode: impl FnOnce(Position) -> Result<Vec<u8>, BackendError>,
+    ) -> Result<u64, BackendError> {
         let at = segments.place(appender, len)?;
-        let bytes = log::encode(batch, at)?;
+        let bytes = encode(at)?;
         if let Err((err, tail_unknown)) = segments.write_frame(appender, at, &bytes) {
             self.broken.store(tail_unknown, Ordering::Release);
             return Err(err);
@@ -837,6 +935,32 @@ fn open_db(dir: &Path, options: &RocksOptions) -> Result<DB, BackendError> {
         ColumnFamilyDescriptor::new(name, cf)
     });
     DB::open_cf_descriptors(&db_options, dir, families.chain(internal)).map_err(engine)
+}
+
+/// Holds RocksDB's lock on the database in `dir` (its `LOCK` file, locked
+/// with `fcntl` as RocksDB locks it), so that nothing opens it meanwhile;
+/// an error when it is open (the appliance is running).
+fn lock_stopped(dir: &Path) -> Result<std::fs::File, BackendError> {
+    use std::os::fd::AsRawFd as _;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| segments::io_error("opening", &path, e))?;
+    // SAFETY: an all-zero `flock` is a valid value of the plain C struct.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl reads the `flock` we own for the duration of the call.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } != 0 {
+        return Err(BackendError::Engine(
+            format!("the archive in {} is open (is wormboxd running?); stop it first", dir.display()).into(),
+        ));
+    }
+    Ok(file)
 }
 
 /// Whether files in `dir` (created if missing) can be written with

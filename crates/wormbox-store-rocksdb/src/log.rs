@@ -37,6 +37,10 @@ const PUT: u8 = 1;
 const DELETE: u8 = 2;
 /// A put of a `chunks` value, whose bytes have a checksum of their own.
 const PUT_VALUE: u8 = 3;
+/// The log's first frame: whether the index already held changes when the
+/// log began (a database written before the log), so that a rebuild knows
+/// whether the log alone holds everything.
+const BASE: u8 = 4;
 
 /// A place in the log: a segment file and a byte offset in it. Ordered as
 /// the log is written.
@@ -156,8 +160,36 @@ pub(crate) fn encode(batch: &Batch, at: Position) -> Result<Vec<u8>, BackendErro
 /// One change in a frame, as ranges of the frame's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
-    Put { space: Keyspace, key: Range<usize>, value: Range<usize> },
-    Delete { space: Keyspace, key: Range<usize> },
+    Put {
+        space: Keyspace,
+        key: Range<usize>,
+        value: Range<usize>,
+    },
+    Delete {
+        space: Keyspace,
+        key: Range<usize>,
+    },
+    /// The log's first frame (see `BASE`); no change to the index.
+    Base {
+        index_held_changes: bool,
+    },
+}
+
+/// The log's first frame, at `at`.
+pub(crate) fn encode_base(at: Position, index_held_changes: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + 7);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&7u32.to_be_bytes());
+    out.extend_from_slice(&at.segment.to_be_bytes());
+    out.extend_from_slice(&at.offset.to_be_bytes());
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[BASE, 0]);
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.push(u8::from(index_held_changes));
+    let crc = crc32c::extend(crc32c::extend(0, &out[..HEADER - 4]), &out[HEADER..]);
+    out[HEADER - 4..HEADER].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// A whole, valid frame.
@@ -234,6 +266,9 @@ impl Frame {
                     ops.push(Op::Put { space, key, value });
                 }
                 DELETE => ops.push(Op::Delete { space, key }),
+                BASE if key.len() == 1 && bytes[key.start] <= 1 => {
+                    ops.push(Op::Base { index_held_changes: bytes[key.start] == 1 })
+                }
                 _ => return None,
             }
         }
@@ -355,6 +390,17 @@ mod tests {
     const AT: Position = Position { segment: 3, offset: 4096 };
 
     #[test]
+    fn the_log_s_first_frame_says_whether_the_index_held_changes_before_it() {
+        for held in [false, true] {
+            let frame = Frame::parse(encode_base(AT, held), AT, true).expect("valid");
+            assert_eq!(frame.ops, [Op::Base { index_held_changes: held }]);
+        }
+        let mut bad = encode_base(AT, true);
+        *bad.last_mut().unwrap() = 2;
+        assert!(Frame::parse(bad, AT, true).is_none());
+    }
+
+    #[test]
     fn a_frame_reads_back_as_the_batch_it_was_written_from() {
         let bytes = encode(&batch(), AT).unwrap();
         assert_eq!(bytes.len(), frame_len(&batch()).unwrap());
@@ -369,6 +415,7 @@ mod tests {
                     value: frame.bytes[value.clone()].to_vec(),
                 },
                 Op::Delete { space, key } => BatchOp::Delete { space: *space, key: frame.bytes[key.clone()].to_vec() },
+                Op::Base { .. } => unreachable!("a batch's frame holds no base"),
             })
             .collect();
         assert_eq!(ops, batch().ops());

@@ -58,6 +58,7 @@ impl Overlay {
                     self.set(space.name(), &bytes[key.clone()], Some(bytes[value.clone()].to_vec()))
                 }
                 Op::Delete { space, key } => self.set(space.name(), &bytes[key.clone()], None),
+                Op::Base { .. } => {}
             }
         }
     }

@@ -92,6 +92,11 @@ enum Command {
         #[arg(long)]
         rule: String,
     },
+    /// Rebuilds the archive's index from its log alone (when the index is
+    /// damaged or lost and the log is whole); the appliance must be stopped.
+    /// The new index is verified (with checkpoint-signing.pub) before it
+    /// replaces the old one, which is kept as db.replaced-SECONDS.
+    RebuildIndex,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -154,6 +159,19 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "keep a copy of {dir}/mfa-master.key and {dir}/checkpoint-signing.key offline: \
                  backups hold neither, and a restore needs both"
+            );
+            Ok(())
+        }
+        Some(Command::RebuildIndex) => {
+            let options = wormbox_server::rocks_options(&config);
+            let now = wormbox_model::Clock::now(&wormbox_model::SystemClock);
+            let secs = u64::try_from(now.0 / 1_000_000).unwrap_or(0);
+            let rebuilt = wormbox_server::index::rebuild_index(&config.storage.data_dir, &options, secs)?;
+            println!(
+                "rebuilt the index from {} log frames; it verifies ({}); the replaced index is kept in {}",
+                rebuilt.frames,
+                rebuilt.report.summary(),
+                rebuilt.replaced.display()
             );
             Ok(())
         }
