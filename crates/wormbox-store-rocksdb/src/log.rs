@@ -303,9 +303,13 @@ impl Frame {
 pub(crate) enum Tail {
     /// Nothing: the log ends cleanly.
     End,
+    /// Only zeros: blocks never written (a write whose pages a crash lost,
+    /// or a file left a byte long by `release_past_end`); nothing was
+    /// acknowledged there.
+    Zeros,
     /// What a crash leaves of a write that was never synced (and so never
-    /// acknowledged): less than a header, zeros (pages never written), or a
-    /// frame whose own header runs to or past the file's end (cut short).
+    /// acknowledged): less than a header, or a frame whose own header runs
+    /// to or past the file's end (cut short).
     Torn,
     /// Bytes that are no frame, followed by more: a frame synced and later
     /// damaged, after which acknowledged frames may follow.
@@ -317,30 +321,35 @@ impl Tail {
         if at.offset >= len {
             return Ok(Tail::End);
         }
+        let mut buf = vec![0u8; 1 << 16];
+        let mut offset = at.offset;
+        let mut zeros = true;
+        while offset < len {
+            let n = (len - offset).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], offset)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                zeros = false;
+                break;
+            }
+            offset += n as u64;
+        }
+        if zeros {
+            return Ok(Tail::Zeros);
+        }
         if len - at.offset < HEADER as u64 {
             // Not even a header: no frame can follow in it.
             return Ok(Tail::Torn);
         }
         let mut header = [0u8; HEADER];
-        let whole_header = read_fully(file, &mut header, at.offset)?;
+        file.read_exact_at(&mut header, at.offset)?;
         let u64_at = |i: usize| u64::from_be_bytes(header[i..i + 8].try_into().expect("8 bytes"));
-        if whole_header && header[..4] == MAGIC && u64_at(8) == at.segment && u64_at(16) == at.offset {
+        if header[..4] == MAGIC && u64_at(8) == at.segment && u64_at(16) == at.offset {
             let body = u64::from(u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")));
             if body <= MAX_BODY as u64 && at.offset + HEADER as u64 + body >= len {
                 return Ok(Tail::Torn);
             }
         }
-        let mut buf = vec![0u8; 1 << 16];
-        let mut offset = at.offset;
-        while offset < len {
-            let n = (len - offset).min(buf.len() as u64) as usize;
-            file.read_exact_at(&mut buf[..n], offset)?;
-            if buf[..n].iter().any(|b| *b != 0) {
-                return Ok(Tail::Damaged);
-            }
-            offset += n as u64;
-        }
-        Ok(Tail::Torn)
+        Ok(Tail::Damaged)
     }
 }
 
@@ -388,6 +397,35 @@ mod tests {
     }
 
     const AT: Position = Position { segment: 3, offset: 4096 };
+
+    /// What follows the last whole frame tells a crash's leftovers (cut
+    /// off at open) from damage (refused): zeros, a header whose frame runs
+    /// past the end, less than a header; anything else is damage.
+    #[test]
+    fn the_bytes_after_the_last_frame_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("values-0000000000000003.seg");
+        let first = Position { segment: 3, offset: 0 };
+        let frame = encode(&batch(), first).unwrap();
+        let next = Position { segment: 3, offset: frame.len() as u64 };
+        let second = encode(&batch(), next).unwrap();
+        let tail_after = |rest: &[u8]| {
+            std::fs::write(&path, [frame.as_slice(), rest].concat()).unwrap();
+            let file = File::open(&path).unwrap();
+            Tail::at(&file, next, (frame.len() + rest.len()) as u64).unwrap()
+        };
+        assert_eq!(tail_after(b""), Tail::End);
+        assert_eq!(tail_after(&[0; 5000]), Tail::Zeros);
+        assert_eq!(tail_after(&second[..HEADER - 1]), Tail::Torn);
+        assert_eq!(tail_after(&second[..second.len() - 1]), Tail::Torn);
+        let mut flipped = second.clone();
+        flipped[HEADER + 3] ^= 1;
+        assert_eq!(tail_after(&[flipped.as_slice(), &[7; 100]].concat()), Tail::Damaged, "a frame with more after it");
+        assert_eq!(tail_after(&[1; 100]), Tail::Damaged, "bytes that are no frame");
+        // A header naming another place is not this frame's, cut short.
+        let elsewhere = encode(&batch(), first).unwrap();
+        assert_eq!(tail_after(&elsewhere[..elsewhere.len() - 1]), Tail::Damaged);
+    }
 
     #[test]
     fn the_log_s_first_frame_says_whether_the_index_held_changes_before_it() {

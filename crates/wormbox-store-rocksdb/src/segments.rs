@@ -27,10 +27,15 @@ use crate::log::{self, Position};
 
 /// Column family: `chunks` key → `ValueRef` of a value kept in a segment.
 pub(crate) const REFS: &str = "chunk-refs";
-/// Column family: per segment its committed end (`e` + id), punches not
-/// yet done (`p` + reference), the first segment written as a log (`l`)
-/// and the log position the index holds everything before (`c`).
+/// Column family: per segment its committed end (`e` + id), and punches
+/// not yet done (`p` + reference).
 pub(crate) const SEGMENTS: &str = "value-segments";
+/// Column family of the log: the first segment written as a log (`l`) and
+/// the log position the index holds everything before (`c`). Its presence
+/// also keeps builds from before the log out: RocksDB refuses to open a
+/// database with a family the opener does not name, so such a build cannot
+/// write beside the log or serve without replaying it.
+pub(crate) const LOG: &str = "log";
 
 const END: u8 = b'e';
 const PUNCH: u8 = b'p';
