@@ -600,14 +600,18 @@ async fn grpc_ingest(
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
     let accounts = Arc::new(Mutex::new(Vec::new()));
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let acked_samples = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
         let (samples, accounts) = (Arc::clone(&samples), Arc::clone(&accounts));
+        let (acked, acked_samples) = (Arc::clone(&acked), Arc::clone(&acked_samples));
         let store = server.running.as_ref().map(|r| r.app().store().clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 samples.lock().expect("samples").push(rss().0);
+                acked_samples.lock().expect("acked").push(acked.load(std::sync::atomic::Ordering::Relaxed));
                 let engine = store.as_ref().map(|store| store.engine_memory()).unwrap_or_default();
                 let accounted: Vec<(String, u64)> = engine
                     .into_iter()
@@ -621,6 +625,7 @@ async fn grpc_ingest(
     let mut handles = Vec::new();
     for s in 0..streams {
         let mut client = server.client().await?;
+        let acked = Arc::clone(&acked);
         handles.push(tokio::spawn(async move {
             let credits = Arc::new(Semaphore::new(window));
             let sent_at = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
@@ -656,6 +661,7 @@ async fn grpc_ingest(
                 }
                 let sent = sent_at.lock().expect("sent_at").pop_front().context("an ack without a record")?;
                 m.record(sent.elapsed(), 1, size as u64);
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 credits.add_permits(1);
                 if s == 0 && m.records % 256 == 0 {
                     progress(
@@ -675,7 +681,8 @@ async fn grpc_ingest(
     end_progress();
     let samples = samples.lock().expect("samples").clone();
     let accounts = accounts.lock().expect("accounts").clone();
-    Ok((total, Sampled { rss: samples, accounts }))
+    let acked = acked_samples.lock().expect("acked").clone();
+    Ok((total, Sampled { rss: samples, accounts, acked }))
 }
 
 /// `streams` IngestBatch streams, each keeping `window` records in flight in
@@ -775,6 +782,16 @@ fn allocator_memory() -> Vec<(&'static str, u64)> {
 struct Sampled {
     rss: Vec<u64>,
     accounts: Vec<Vec<(String, u64)>>,
+    /// Records acknowledged so far, each second.
+    acked: Vec<u64>,
+}
+
+impl Sampled {
+    /// Records acknowledged per second in each whole minute.
+    fn rate_per_minute(&self) -> Vec<f64> {
+        let at = |second: usize| if second == 0 { 0 } else { self.acked.get(second - 1).copied().unwrap_or(0) };
+        (1..=self.acked.len() / 60).map(|minute| (at(minute * 60) - at((minute - 1) * 60)) as f64 / 60.0).collect()
+    }
 }
 
 /// `clients` clients, each sending one `PutObject` (header, one data
@@ -1273,6 +1290,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if spread <= 10.0 { "met" } else { "NOT met" }
             ));
         }
+        let rates = sampled.rate_per_minute();
+        if rates.len() >= 3 {
+            let (second, last) = (rates[1], rates[rates.len() - 1]);
+            ratios.push(format!(
+                "| sustained | last minute's Ingest rate / second minute's ({last:.0} / {second:.0} records/s) | {:.2} | ≥ 0.90 | {} |",
+                last / second,
+                if last >= 0.9 * second { "met" } else { "NOT met" }
+            ));
+        }
+        rss_notes.push(format!(
+            "Ingest rate of the sustained run in each whole minute (records/s): {}",
+            rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
+        ));
         let minutes: Vec<String> =
             samples.chunks(60).map(|m| format!("{:.0}", *m.iter().max().unwrap_or(&0) as f64 / 1048576.0)).collect();
         rss_notes.push(format!("RSS of the sustained run, highest in each minute (MiB): {}", minutes.join(", ")));

@@ -6,8 +6,8 @@
 //! flushed in the background (all families at once, `atomic_flush`), and
 //! recording with every frame's changes the log position it holds
 //! everything before (`segments::COVERED`, in the `log` family, whose
-//! presence also makes builds from before the log refuse the database). At open, the frames past that
-//! position are replayed into the index. The bytes of versions (`chunks`
+//! presence also makes builds from before the log refuse the database).
+//! At open, the frames past that position are replayed into the index. The bytes of versions (`chunks`
 //! values) stay in the log; the index holds a 21-byte reference to each.
 //! So a record's bytes are written to disk once, and RocksDB's write-ahead
 //! log, its checksums and the compaction of those bytes are gone from the

@@ -13,7 +13,10 @@
 //!   later op of the same one, deleted or replaced the value, and that frame
 //!   is durable) without making the frame unreadable; a replay tells such a
 //!   value from a torn one by the later op (see `RocksBackend::replay`);
-//! - decoding is strict: a frame is whole and valid or it is the end of the log.
+//! - decoding is strict: a frame is whole and valid, or it is not a frame,
+//!   and what lies there is told apart (`Tail`): the log's end, what a
+//!   crash leaves of an unsynced write (cut off at open), or damage (the
+//!   open refuses, since acknowledged frames may follow).
 
 use std::fs::File;
 use std::ops::Range;
