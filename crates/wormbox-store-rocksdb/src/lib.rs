@@ -241,9 +241,9 @@ impl RocksBackend {
         // log's first (segments before it hold bare values).
         let mut base = None;
         for (id, path) in &files {
-            let file = std::fs::File::open(path).map_err(|e| segments::io_error("opening", path, e))?;
+            let file = std::fs::File::open(path).map_err(|e| segments::io("opening", path, e))?;
             let at = Position { segment: *id, offset: 0 };
-            let frame = Frame::read(&file, at, true).map_err(|e| segments::io_error("reading", path, e))?;
+            let frame = Frame::read(&file, at, true).map_err(|e| segments::io("reading", path, e))?;
             if let Some([Op::Base { index_held_changes }]) = frame.as_ref().map(|f| f.ops.as_slice()) {
                 base = Some((*id, *index_held_changes));
                 break;
@@ -265,10 +265,10 @@ impl RocksBackend {
             }
         }
         let at = Position { segment: *first, offset: 0 };
-        std::fs::create_dir(into).map_err(|e| segments::io_error("creating", into, e))?;
+        std::fs::create_dir(into).map_err(|e| segments::io("creating", into, e))?;
         for (_, path) in &files {
             let name = path.file_name().expect("a listed file has a name");
-            std::fs::hard_link(path, into.join(name)).map_err(|e| segments::io_error("linking", path, e))?;
+            std::fs::hard_link(path, into.join(name)).map_err(|e| segments::io("linking", path, e))?;
         }
         {
             let db = open_db(into, options)?;
@@ -367,7 +367,7 @@ impl RocksBackend {
         let mut appender = segments.lock();
         appender.set_last_id(last_id);
         let base = log::encode_base(first, held_changes);
-        self.append_frame(segments, &mut appender, base.len(), |at| {
+        self.append_frame(segments, &mut appender, base.bytes.len(), |at| {
             debug_assert_eq!(at, first);
             Ok(base)
         })?;
@@ -422,7 +422,7 @@ impl RocksBackend {
             if *id > at.segment {
                 at = Position { segment: *id, offset: 0 };
             }
-            let read_err = |e| segments::io_error("reading", path, e);
+            let read_err = |e| segments::io("reading", path, e);
             let Some(file) = segments.open_file(*id)? else { continue };
             let len = file.metadata().map_err(read_err)?.len();
             loop {
@@ -480,7 +480,7 @@ impl RocksBackend {
         for (id, path) in Segments::list(segments.dir())? {
             if id >= covered.segment {
                 let synced = std::fs::File::open(&path).and_then(|file| file.sync_data());
-                synced.map_err(|e| segments::io_error("syncing", &path, e))?;
+                synced.map_err(|e| segments::io("syncing", &path, e))?;
             }
         }
         self.replay_with(segments, |frame| {
@@ -648,17 +648,16 @@ impl RocksBackend {
         segments: &Segments,
         appender: &mut Appender,
         len: usize,
-        encode: impl FnOnce(Position) -> Result<Vec<u8>, BackendError>,
+        encode: impl FnOnce(Position) -> Result<Frame, BackendError>,
     ) -> Result<u64, BackendError> {
         let at = segments.place(appender, len)?;
-        let bytes = encode(at)?;
-        if let Err((err, tail_unknown)) = segments.write_frame(appender, at, &bytes) {
+        let frame = encode(at)?;
+        if let Err((err, tail_unknown)) = segments.write_frame(appender, at, &frame.bytes) {
             self.broken.store(tail_unknown, Ordering::Release);
             return Err(err);
         }
         let indexed = (|| {
             let ends = segments.sync(appender)?;
-            let frame = Frame::parse(bytes, at, false).expect("a frame just encoded parses");
             let (write, punches) = self.index_changes(&frame, &ends)?;
             self.write_index(write)?;
             Ok(punches)
@@ -970,7 +969,7 @@ fn lock_stopped(dir: &Path) -> Result<std::fs::File, BackendError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| segments::io_error("opening", &path, e))?;
+        .map_err(|e| segments::io("opening", &path, e))?;
     // SAFETY: an all-zero `flock` is a valid value of the plain C struct.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as libc::c_short;

@@ -115,8 +115,10 @@ fn len32(bytes: &[u8]) -> Result<[u8; 4], BackendError> {
     u32::try_from(bytes.len()).map(u32::to_be_bytes).map_err(|_| too_large())
 }
 
-/// `batch` as the frame at `at`.
-pub(crate) fn encode(batch: &Batch, at: Position) -> Result<Vec<u8>, BackendError> {
+/// `batch` as the frame at `at`, with its ops located as `Frame::parse`
+/// would find them (the commit builds the index's changes from it without
+/// parsing it again).
+pub(crate) fn encode(batch: &Batch, at: Position) -> Result<Frame, BackendError> {
     let len = frame_len(batch)?;
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&MAGIC);
@@ -128,36 +130,45 @@ pub(crate) fn encode(batch: &Batch, at: Position) -> Result<Vec<u8>, BackendErro
     let mut crc = crc32c::extend(0, &out);
     out.extend_from_slice(&[0; 4]);
     let mut covered = out.len();
+    let mut ops = Vec::with_capacity(batch.ops().len());
+    let put = |out: &mut Vec<u8>, bytes: &[u8]| {
+        let at = out.len();
+        out.extend_from_slice(bytes);
+        at..out.len()
+    };
     for op in batch.ops() {
         match op {
             BatchOp::Put { space: Keyspace::Chunks, key, value } => {
                 out.extend_from_slice(&[PUT_VALUE, space_code(Keyspace::Chunks)]);
                 out.extend_from_slice(&len32(key)?);
-                out.extend_from_slice(key);
+                let key = put(&mut out, key);
                 out.extend_from_slice(&len32(value)?);
                 out.extend_from_slice(&crc32c::extend(0, value).to_be_bytes());
                 crc = crc32c::extend(crc, &out[covered..]);
-                out.extend_from_slice(value);
+                let value = put(&mut out, value);
                 covered = out.len();
+                ops.push(Op::Put { space: Keyspace::Chunks, key, value });
             }
             BatchOp::Put { space, key, value } => {
                 out.extend_from_slice(&[PUT, space_code(*space)]);
                 out.extend_from_slice(&len32(key)?);
-                out.extend_from_slice(key);
+                let key = put(&mut out, key);
                 out.extend_from_slice(&len32(value)?);
-                out.extend_from_slice(value);
+                let value = put(&mut out, value);
+                ops.push(Op::Put { space: *space, key, value });
             }
             BatchOp::Delete { space, key } => {
                 out.extend_from_slice(&[DELETE, space_code(*space)]);
                 out.extend_from_slice(&len32(key)?);
-                out.extend_from_slice(key);
+                let key = put(&mut out, key);
+                ops.push(Op::Delete { space: *space, key });
             }
         }
     }
     crc = crc32c::extend(crc, &out[covered..]);
     out[HEADER - 4..HEADER].copy_from_slice(&crc.to_be_bytes());
     debug_assert_eq!(out.len(), len);
-    Ok(out)
+    Ok(Frame { at, bytes: out, ops, damaged: Vec::new() })
 }
 
 /// One change in a frame, as ranges of the frame's bytes.
@@ -179,7 +190,7 @@ pub(crate) enum Op {
 }
 
 /// The log's first frame, at `at`.
-pub(crate) fn encode_base(at: Position, index_held_changes: bool) -> Vec<u8> {
+pub(crate) fn encode_base(at: Position, index_held_changes: bool) -> Frame {
     let mut out = Vec::with_capacity(HEADER + 7);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&7u32.to_be_bytes());
@@ -192,7 +203,7 @@ pub(crate) fn encode_base(at: Position, index_held_changes: bool) -> Vec<u8> {
     out.push(u8::from(index_held_changes));
     let crc = crc32c::extend(crc32c::extend(0, &out[..HEADER - 4]), &out[HEADER..]);
     out[HEADER - 4..HEADER].copy_from_slice(&crc.to_be_bytes());
-    out
+    Frame { at, bytes: out, ops: vec![Op::Base { index_held_changes }], damaged: Vec::new() }
 }
 
 /// A whole, valid frame.
@@ -409,9 +420,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("values-0000000000000003.seg");
         let first = Position { segment: 3, offset: 0 };
-        let frame = encode(&batch(), first).unwrap();
+        let frame = encode(&batch(), first).unwrap().bytes;
         let next = Position { segment: 3, offset: frame.len() as u64 };
-        let second = encode(&batch(), next).unwrap();
+        let second = encode(&batch(), next).unwrap().bytes;
         let tail_after = |rest: &[u8]| {
             std::fs::write(&path, [frame.as_slice(), rest].concat()).unwrap();
             let file = File::open(&path).unwrap();
@@ -426,26 +437,29 @@ mod tests {
         assert_eq!(tail_after(&[flipped.as_slice(), &[7; 100]].concat()), Tail::Damaged, "a frame with more after it");
         assert_eq!(tail_after(&[1; 100]), Tail::Damaged, "bytes that are no frame");
         // A header naming another place is not this frame's, cut short.
-        let elsewhere = encode(&batch(), first).unwrap();
+        let elsewhere = encode(&batch(), first).unwrap().bytes;
         assert_eq!(tail_after(&elsewhere[..elsewhere.len() - 1]), Tail::Damaged);
     }
 
     #[test]
     fn the_log_s_first_frame_says_whether_the_index_held_changes_before_it() {
         for held in [false, true] {
-            let frame = Frame::parse(encode_base(AT, held), AT, true).expect("valid");
+            let encoded = encode_base(AT, held);
+            let frame = Frame::parse(encoded.bytes, AT, true).expect("valid");
             assert_eq!(frame.ops, [Op::Base { index_held_changes: held }]);
+            assert_eq!(frame.ops, encoded.ops);
         }
-        let mut bad = encode_base(AT, true);
+        let mut bad = encode_base(AT, true).bytes;
         *bad.last_mut().unwrap() = 2;
         assert!(Frame::parse(bad, AT, true).is_none());
     }
 
     #[test]
     fn a_frame_reads_back_as_the_batch_it_was_written_from() {
-        let bytes = encode(&batch(), AT).unwrap();
-        assert_eq!(bytes.len(), frame_len(&batch()).unwrap());
-        let frame = Frame::parse(bytes, AT, true).expect("valid");
+        let encoded = encode(&batch(), AT).unwrap();
+        assert_eq!(encoded.bytes.len(), frame_len(&batch()).unwrap());
+        let frame = Frame::parse(encoded.bytes.clone(), AT, true).expect("valid");
+        assert_eq!(frame.ops, encoded.ops, "the encoder locates the ops where parsing finds them");
         let ops: Vec<BatchOp> = frame
             .ops
             .iter()
@@ -469,7 +483,7 @@ mod tests {
     /// (a punched value reads so too).
     #[test]
     fn a_frame_with_any_byte_changed_or_cut_short_is_not_a_frame() {
-        let bytes = encode(&batch(), AT).unwrap();
+        let bytes = encode(&batch(), AT).unwrap().bytes;
         let value_at = bytes.windows(300).position(|w| w == [7; 300]).unwrap();
         for at in 0..bytes.len() {
             let mut changed = bytes.clone();

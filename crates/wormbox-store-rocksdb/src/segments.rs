@@ -134,11 +134,7 @@ pub(crate) fn corrupt(why: String) -> BackendError {
     BackendError::Corruption { space: Some(Keyspace::Chunks), source: why.into() }
 }
 
-pub(crate) fn io_error(what: &str, path: &Path, err: std::io::Error) -> BackendError {
-    io(what, path, err)
-}
-
-fn io(what: &str, path: &Path, err: std::io::Error) -> BackendError {
+pub(crate) fn io(what: &str, path: &Path, err: std::io::Error) -> BackendError {
     BackendError::Io(std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display())))
 }
 

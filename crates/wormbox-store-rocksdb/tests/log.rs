@@ -10,12 +10,16 @@
 //! (`crashing_child`, ignored unless asked for), which aborts: nothing is
 //! closed or flushed, as under `kill -9`.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use wormbox_store::backend::{Backend, Batch, Durability, Keyspace};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
+
+use crate::support::segment_files;
 
 const COMMITS: u32 = 40;
 
@@ -59,16 +63,6 @@ fn check_commits(backend: &RocksBackend, count: u32) {
     // Every reference reads: none points past the log's end.
     let scanned = backend.scan(Keyspace::Chunks, b"", b"").collect::<Result<Vec<_>, _>>().unwrap();
     assert!(!scanned.is_empty() || count == 0);
-}
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Run by `a_killed_process_loses_no_acknowledged_commit` as a child: opens

@@ -3,6 +3,8 @@
 //! bytes are punched out (`tests/log.rs`: also when a crash interrupted the punch), and a
 //! backup copy keeps every value its references point at.
 
+mod support;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use wormbox_store::backend::{Backend, BackendError, Batch, Durability, Keyspace};
 use wormbox_store_rocksdb::{RocksBackend, RocksOptions};
+
+use crate::support::segment_files;
 
 fn open(dir: &Path) -> RocksBackend {
     RocksBackend::open(dir, &RocksOptions::for_tests()).expect("rocksdb opens")
@@ -39,16 +43,6 @@ fn delete(backend: &RocksBackend, key: &[u8], durability: Durability) {
     let mut batch = Batch::new();
     batch.delete(Keyspace::Chunks, key.to_vec());
     backend.commit(&batch, durability).unwrap();
-}
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Where `needle` starts in `dir`'s segment files, if it is there.
