@@ -88,6 +88,8 @@ bin="$root/usr/bin"
 data="$work/data"
 config="$work/wormboxd.toml"
 sed -e "s|0.0.0.0:7878|127.0.0.1:0|" -e "s|0.0.0.0:7880|127.0.0.1:0|" -e "s|/var/lib/wormbox|$data|g" "$root/etc/wormbox/wormboxd.toml" > "$config"
+# The packaged metrics port (loopback 9878) may be taken on a build machine.
+printf '\n[metrics]\nlisten = "127.0.0.1:0"\n' >> "$config"
 "$bin/wormboxd" --config "$config" --require-initialised >"$work/early.log" 2>&1 && fail "served without init"
 [ ! -e "$data/db" ] || fail "an uninitialised start created an archive"
 "$bin/wormboxd" --config "$config" init --tls-name wormbox.test >"$work/init.txt" || fail "init"

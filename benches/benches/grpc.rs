@@ -14,6 +14,7 @@ fn round_trips(c: &mut Criterion) {
     let mut config = wormbox_server::WormboxdConfig::default();
     config.listen.addr = "127.0.0.1:0".parse().unwrap();
     config.s3.listen = "127.0.0.1:0".parse().unwrap();
+    config.metrics.enabled = false;
     config.storage.data_dir = dir.path().join("data");
     config.evidence.scrub_interval_seconds = 0;
     let (server, mut client) = runtime.block_on(async {

@@ -10,6 +10,8 @@ mod bad_input;
 mod deploy;
 /// Checkpoints, integrity, audit trail, reports; edits to a stopped appliance.
 mod evidence;
+/// The metrics endpoint: a scrape after traffic, and who may scrape.
+mod metrics;
 /// MFA Delete with a simulated token on a pseudo-terminal.
 mod mfa;
 /// Object Lock attacked with an admin key and no token.

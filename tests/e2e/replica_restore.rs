@@ -238,5 +238,6 @@ fn app_config(
     config.storage.block_cache_mib = 8;
     config.replication = rules.to_vec();
     config.s3.listen = "127.0.0.1:0".parse().unwrap();
+    config.metrics.listen = "127.0.0.1:0".parse().unwrap();
     config
 }

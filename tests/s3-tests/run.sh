@@ -57,7 +57,7 @@ GRPC_PORT=$(free_port)
 S3_PORT=$(free_port)
 while [ "$S3_PORT" = "$GRPC_PORT" ]; do S3_PORT=$(free_port); done
 
-"$WORMBOXD" --data-dir "$WORK/data" --listen "127.0.0.1:$GRPC_PORT" --s3-listen "127.0.0.1:$S3_PORT" \
+"$WORMBOXD" --data-dir "$WORK/data" --listen "127.0.0.1:$GRPC_PORT" --s3-listen "127.0.0.1:$S3_PORT" --metrics-listen 127.0.0.1:0 \
     >"$WORK/wormboxd.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do

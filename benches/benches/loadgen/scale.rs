@@ -114,6 +114,8 @@ impl Reservoir {
 struct Daemon {
     child: Child,
     addr: SocketAddr,
+    /// The metrics listener (the daemon says where before the gRPC line).
+    metrics: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -130,15 +132,32 @@ impl Daemon {
             .with_context(|| format!("starting {}", wormboxd.display()))?;
         let stdout = child.stdout.take().context("piped stdout")?;
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics = None;
         let addr = loop {
             let line = lines.next().context("wormboxd ended before it listened")??;
+            if let Some(addr) = line.strip_prefix("wormboxd metrics listening on ") {
+                metrics = Some(addr.parse().context("wormboxd's metrics address")?);
+            }
             if let Some(addr) = line.strip_prefix("wormboxd listening on ") {
                 break addr.parse().context("wormboxd's address")?;
             }
         };
         // Read on, so that the daemon never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(Daemon { child, addr })
+        Ok(Daemon { child, addr, metrics })
+    }
+
+    /// The value of the sample `name` (no labels) in a scrape of the
+    /// daemon's metrics.
+    fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let addr = self.metrics.context("the daemon serves no metrics")?;
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("no sample {name} in the daemon's metrics"))
     }
 
     /// The daemon's peak resident set since it started (`VmHWM`).
@@ -436,20 +455,6 @@ fn files(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, u64)> {
     Ok((found, bytes))
 }
 
-/// The bytes of RocksDB's write-ahead log files (`*.log`) in `db`.
-fn wal_bytes(db: &Path) -> anyhow::Result<u64> {
-    let (found, _) = files(db)?;
-    let mut bytes = 0;
-    for path in found.iter().filter(|path| path.extension().is_some_and(|e| e == "log")) {
-        match std::fs::metadata(path) {
-            Ok(meta) => bytes += meta.len(),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(bytes)
-}
-
 /// Free bytes on the filesystem of `dir` (`df`).
 fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
     let out = Command::new("df").arg("-B1").arg("--output=avail").arg(dir).output()?;
@@ -469,8 +474,9 @@ struct Row {
     head: Histogram,
     list: Histogram,
     open: Duration,
-    /// The write-ahead log's size when the daemon was killed: what the open replays.
-    wal_bytes: u64,
+    /// The archive's log the open after `kill -9` replayed into the index
+    /// (what the index had not flushed), as the daemon reports it.
+    replayed_bytes: u64,
     /// How long verify took and the record bytes it checked; `None` when skipped.
     verify: Option<(Duration, u64)>,
     /// The daemon's peak resident set after verify (it was started after the fill).
@@ -519,7 +525,7 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
     std::fs::write(
         &config,
         format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\n[s3]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = {:?}\n\
+            "[listen]\naddr = \"127.0.0.1:0\"\n[s3]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = {:?}\n\
              block_cache_mib = {}\nwrite_buffer_mib = {}\n[evidence]\nscrub_interval_seconds = 0\n",
             data.display().to_string(),
             args.block_cache_mib,
@@ -569,15 +575,19 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
         let filled = ingest(&daemon, &credential, &next, size, args, &sample).await?;
         (row.fill, row.filled) = (filled.took, filled.records);
         row.ingest = filled.rate_over_last(Duration::from_secs(args.duration_secs));
-        // Killed right after the fill's last durable ack: what the
-        // memtables held is in the write-ahead log only, replayed at open.
+        // Killed right after the fill's last durable ack: what the index's
+        // memtables held is in the archive's log only, replayed at open.
         daemon.kill_9()?;
-        row.wal_bytes = wal_bytes(&data.join("db"))?;
         let at = Instant::now();
         daemon = Daemon::start(&wormboxd, &config)?;
         c = clients(&daemon, &credential).await?;
         c.archive.get_bucket(v1::GetBucketRequest { bucket: BUCKET.into() }).await?;
         row.open = at.elapsed();
+        // A build before the metrics (an A/B run) reports 0.
+        row.replayed_bytes = daemon.metric("wormbox_engine_replayed_at_open_bytes").unwrap_or_else(|err| {
+            eprintln!("scale: the log replayed at open is not known: {err:#}");
+            0.0
+        }) as u64;
 
         eprintln!("scale: {size} versions: reads and listings ...");
         let kept = sample.lock().expect("sample").kept.clone();
@@ -679,7 +689,7 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
             pq(&row.head),
             pq(&row.list),
             row.open.as_secs_f64(),
-            row.wal_bytes as f64 / 1e6,
+            row.replayed_bytes as f64 / 1e6,
         ));
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last())

@@ -157,6 +157,11 @@ impl App {
         &self.replication
     }
 
+    /// MFA codes judged since start, by outcome (for the metrics).
+    pub fn mfa_counts(&self) -> wormbox_mfa::VerificationCounts {
+        self.mfa.counts()
+    }
+
     /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).
     pub fn public_key(&self) -> &[u8] {
         self.signer.public_key()

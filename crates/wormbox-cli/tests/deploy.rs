@@ -56,6 +56,7 @@ fn config_in(dir: &Path, data: &str) -> WormboxdConfig {
     let mut config = WormboxdConfig::default();
     config.listen.addr = "127.0.0.1:0".parse().unwrap();
     config.s3.listen = "127.0.0.1:0".parse().unwrap();
+    config.metrics.listen = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = dir.join(data);
     config.storage.write_buffer_mib = 4;
     config.storage.block_cache_mib = 8;

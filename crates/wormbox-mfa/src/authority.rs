@@ -91,6 +91,43 @@ pub struct Authority {
     key: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
     policy: Policy,
+    counts: Arc<Counters>,
+}
+
+/// Codes judged since the authority started, by outcome (`Authority::counts`,
+/// for the metrics endpoint). A code is counted when it is judged, inside
+/// the writer; a group that then fails to commit leaves it counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerificationCounts {
+    /// Codes accepted.
+    pub accepted: u64,
+    /// Wrong codes (each a failure charged to its device).
+    pub invalid: u64,
+    /// Codes already spent.
+    pub replayed: u64,
+    /// Codes of a device locked out, not looked at.
+    pub locked_out: u64,
+    /// Codes naming no usable device of the caller (unknown, not active,
+    /// another's, malformed, or a seed that does not open).
+    pub unusable: u64,
+    /// Lockouts begun: a device's failures reached the policy's limit.
+    pub lockouts: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: std::sync::atomic::AtomicU64,
+    invalid: std::sync::atomic::AtomicU64,
+    replayed: std::sync::atomic::AtomicU64,
+    locked_out: std::sync::atomic::AtomicU64,
+    unusable: std::sync::atomic::AtomicU64,
+    lockouts: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The authority's verdict on a code prepared by `Authority::check_code`:
@@ -156,7 +193,21 @@ fn refused_change(serial: &str, bucket: &str, reason: &str, what: &str) -> Devic
 impl Authority {
     /// An authority over `store`, sealing with `key`.
     pub fn new(store: Store, key: MasterKey, clock: Arc<dyn Clock>, policy: Policy) -> Authority {
-        Authority { store, key: Arc::new(key), clock, policy }
+        Authority { store, key: Arc::new(key), clock, policy, counts: Arc::default() }
+    }
+
+    /// Codes judged since the authority started, by outcome.
+    pub fn counts(&self) -> VerificationCounts {
+        let c = &self.counts;
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        VerificationCounts {
+            accepted: load(&c.accepted),
+            invalid: load(&c.invalid),
+            replayed: load(&c.replayed),
+            locked_out: load(&c.locked_out),
+            unusable: load(&c.unusable),
+            lockouts: load(&c.lockouts),
+        }
     }
 
     /// Seals `secret` for `purpose` under the master key the seeds are
@@ -522,7 +573,9 @@ impl Authority {
             // Still a refused attempt worth recording; the text is not echoed.
             let name = "(malformed)".to_owned();
             let change = refused_change(&name, &operation.bucket, "malformed", &operation.what);
+            let counts = Arc::clone(&self.counts);
             let update = DeviceUpdate(Box::new(move |_, _| {
+                Counters::add(&counts.unusable);
                 let _ = device::match_window(&decoy(), "", 0, 0, None, 1);
                 (vec![change], Err(MfaError::Invalid))
             }));
@@ -534,6 +587,7 @@ impl Authority {
         let operation = operation.clone();
         let name = serial.to_string();
         let accepted = serial.clone();
+        let counts = Arc::clone(&self.counts);
         let update = DeviceUpdate(Box::new(move |current, now| {
             let now = secs(now);
             let record = current.into_iter().next().flatten().map(|raw| DeviceRecord::decode(&raw));
@@ -547,6 +601,7 @@ impl Authority {
             let mut record = match usable {
                 Ok(r) => r,
                 Err(reason) => {
+                    Counters::add(&counts.unusable);
                     let _ = device::match_window(&decoy(), &code, now, 0, None, policy.window);
                     return (
                         vec![refused_change(&name, &operation.bucket, reason, &operation.what)],
@@ -556,10 +611,21 @@ impl Authority {
             };
             let totp = key.open(&name, &record.sealed_seed).ok().and_then(|seed| Totp::new(&seed, record.params).ok());
             let Some(totp) = totp else {
+                Counters::add(&counts.unusable);
                 let change = refused_change(&name, &operation.bucket, "seed-unreadable", &operation.what);
                 return (vec![change], Err(MfaError::Sealing));
             };
+            let lockouts_before = record.lockouts;
             let verdict = record.check(&totp, &code, now, &policy);
+            Counters::add(match verdict {
+                Verdict::Accepted { .. } => &counts.accepted,
+                Verdict::Invalid => &counts.invalid,
+                Verdict::Replayed => &counts.replayed,
+                Verdict::LockedOut { .. } => &counts.locked_out,
+            });
+            if record.lockouts > lockouts_before {
+                Counters::add(&counts.lockouts);
+            }
             let (result, change) = match verdict {
                 Verdict::Accepted { .. } => (
                     Ok(accepted),

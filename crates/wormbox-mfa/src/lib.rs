@@ -22,7 +22,7 @@ pub mod device;
 pub mod seal;
 pub mod serial;
 
-pub use authority::{Authority, CodeVerdict, DeviceInfo, Enrollment, Operation};
+pub use authority::{Authority, CodeVerdict, DeviceInfo, Enrollment, Operation, VerificationCounts};
 pub use device::{DeviceRecord, DeviceState, Policy, Verdict};
 pub use seal::MasterKey;
 pub use serial::Serial;

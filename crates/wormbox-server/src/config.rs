@@ -53,6 +53,9 @@ pub struct WormboxdConfig {
     /// The S3 endpoint.
     #[serde(default)]
     pub s3: S3Config,
+    /// The metrics endpoint (Prometheus/OpenMetrics text).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Size limits on requests.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -403,6 +406,31 @@ impl Default for S3Config {
     }
 }
 
+/// `[metrics]`: `GET /metrics` in the OpenMetrics text format, on a port of
+/// its own.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether the metrics are served.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Address and port of the metrics listener. On loopback anyone on the
+    /// machine may scrape; beyond it the listener needs `[tls]` (gRPC's
+    /// certificate) and a bearer credential of the auditor or admin role.
+    #[serde(default = "default_metrics_addr")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> MetricsConfig {
+        MetricsConfig { enabled: true, listen: default_metrics_addr() }
+    }
+}
+
+fn default_metrics_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9878))
+}
+
 fn default_true() -> bool {
     true
 }
@@ -599,6 +627,13 @@ impl WormboxdConfig {
         }
         if self.s3.enabled && self.s3.listen == self.listen.addr && self.s3.listen.port() != 0 {
             return invalid("s3.listen", "must differ from listen.addr (gRPC)");
+        }
+        if self.metrics.enabled && !self.metrics.listen.ip().is_loopback() && self.tls.is_none() {
+            return invalid("metrics.listen", "listening beyond loopback requires a [tls] section");
+        }
+        let taken = [Some(self.listen.addr), self.s3.enabled.then_some(self.s3.listen)];
+        if self.metrics.enabled && self.metrics.listen.port() != 0 && taken.contains(&Some(self.metrics.listen)) {
+            return invalid("metrics.listen", "must differ from listen.addr (gRPC) and s3.listen");
         }
         let region_ok = !self.s3.region.is_empty()
             && self.s3.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -854,6 +889,18 @@ mod tests {
         let mut config = WormboxdConfig::default();
         config.s3.max_connections_per_address = 0;
         assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "s3.max_connections_per_address", .. })));
+        let mut config = WormboxdConfig::default();
+        config.metrics.listen = config.s3.listen;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "metrics.listen", .. })));
+        config.metrics.listen = config.listen.addr;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "metrics.listen", .. })));
+        config.metrics.enabled = false;
+        config.validate().unwrap();
+        let mut config = WormboxdConfig::default();
+        config.metrics.listen = "0.0.0.0:9878".parse().unwrap();
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid { key: "metrics.listen", .. })));
+        config.tls = Some(TlsConfig { cert: "c.pem".into(), key: "k.pem".into() });
+        config.validate().unwrap();
     }
 
     #[test]

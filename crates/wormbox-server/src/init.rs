@@ -139,9 +139,12 @@ fn refuse_if_used(data_dir: &Path) -> Result<(), ServerError> {
 /// connect without a name of their own.
 fn tls_names(config: &WormboxdConfig, given: &[String]) -> Vec<String> {
     let mut names: Vec<String> = given.iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
-    let listen = config.listen.addr.ip();
-    if !listen.is_unspecified() {
-        names.push(listen.to_string());
+    // The addresses of every listener the certificate serves (gRPC, and S3
+    // and the metrics, which use it too).
+    for listen in [config.listen.addr.ip(), config.s3.listen.ip(), config.metrics.listen.ip()] {
+        if !listen.is_unspecified() {
+            names.push(listen.to_string());
+        }
     }
     names.extend(["localhost".to_owned(), IpAddr::from([127, 0, 0, 1]).to_string(), "::1".to_owned()]);
     let mut seen = std::collections::HashSet::new();
@@ -260,6 +263,7 @@ mod tests {
     fn config(dir: &Path) -> WormboxdConfig {
         let mut config = WormboxdConfig::default();
         config.listen.addr = "127.0.0.1:0".parse().unwrap();
+        config.metrics.listen = "127.0.0.1:0".parse().unwrap();
         config.storage.data_dir = dir.join("data");
         config.storage.write_buffer_mib = 4;
         config.storage.block_cache_mib = 8;

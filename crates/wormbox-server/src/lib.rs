@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod grpc;
 pub mod index;
 pub mod init;
+pub mod metrics;
 pub mod replica_restore;
 pub mod replication;
 pub mod telemetry;
@@ -118,6 +119,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The S3 endpoint's bound address, when `[s3]` is enabled.
     pub s3_addr: Option<SocketAddr>,
+    /// The metrics listener's bound address, when `[metrics]` is enabled.
+    pub metrics_addr: Option<SocketAddr>,
     /// The first admin's `AKID:SECRET`, present only on the very first start.
     pub new_admin_credential: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -126,6 +129,7 @@ pub struct RunningServer {
     app: Arc<App>,
     receive_budget: ReceiveBudget,
     s3: Option<wormbox_s3::S3Server>,
+    metrics: Option<metrics::listener::MetricsServer>,
 }
 
 impl Drop for RunningServer {
@@ -155,6 +159,9 @@ impl RunningServer {
         self.app.stop_backups().await;
         if let Some(s3) = self.s3.take() {
             s3.stop().await;
+        }
+        if let Some(metrics) = self.metrics.take() {
+            metrics.stop().await;
         }
         self.app.replication().stop().await;
         if let Some(shutdown) = self.shutdown.take() {
@@ -297,9 +304,11 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         config.limits.max_message_bytes,
         std::time::Duration::from_millis(config.limits.message_receive_ms),
     );
-    let routes = grpc::routes(Arc::clone(&app), config.limits.max_message_bytes, receive_budget.clone())
-        .await
-        .map_err(|e| ServerError::Tls(Box::new(e)))?;
+    let metrics = Arc::new(metrics::Metrics::new(data_dir));
+    let routes =
+        grpc::routes(Arc::clone(&app), config.limits.max_message_bytes, receive_budget.clone(), Arc::clone(&metrics))
+            .await
+            .map_err(|e| ServerError::Tls(Box::new(e)))?;
     let listener = TcpListener::bind(config.listen.addr)
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen.addr, source })?;
@@ -330,12 +339,18 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         false => None,
     };
     let s3_addr = s3.as_ref().map(wormbox_s3::S3Server::addr);
+    let metrics = match config.metrics.enabled {
+        true => Some(start_metrics(config, metrics, &app, &receive_budget, tls_pem.as_ref()).await?),
+        false => None,
+    };
+    let metrics_addr = metrics.as_ref().map(metrics::listener::MetricsServer::addr);
     // Started last, so that a failed start leaves no task behind.
     let duties = evidence::spawn_duties(app.store().clone(), Arc::clone(&replication), signer, &config.evidence);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
     Ok(RunningServer {
         addr,
         s3_addr,
+        metrics_addr,
         new_admin_credential,
         shutdown: Some(shutdown_tx),
         task,
@@ -343,6 +358,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         app,
         receive_budget,
         s3,
+        metrics,
     })
 }
 
@@ -365,6 +381,9 @@ pub async fn run(
     // the port when listening on port 0, and may stop reading there.
     if let Some(s3) = server.s3_addr {
         println!("wormboxd S3 listening on {s3}");
+    }
+    if let Some(metrics) = server.metrics_addr {
+        println!("wormboxd metrics listening on {metrics}");
     }
     println!("wormboxd listening on {}", server.addr);
     shutdown.await;
@@ -402,7 +421,29 @@ async fn start_s3(
     Ok(server)
 }
 
-/// A TLS acceptor of the S3 endpoint from PEM certificate chain and key.
+/// Starts the metrics listener on `[metrics] listen`, over TLS with gRPC's
+/// certificate when `[tls]` is set.
+async fn start_metrics(
+    config: &WormboxdConfig,
+    metrics: Arc<metrics::Metrics>,
+    app: &Arc<App>,
+    budget: &ReceiveBudget,
+    tls: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<metrics::listener::MetricsServer, ServerError> {
+    let addr = config.metrics.listen;
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    let acceptor = match tls {
+        Some((cert, key)) => Some(s3_tls(cert, key)?),
+        None => None,
+    };
+    let server = metrics::listener::serve(listener, acceptor, metrics, Arc::clone(app), budget.clone())
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    tracing::info!(addr = %server.addr(), "metrics serving");
+    Ok(server)
+}
+
+/// A TLS acceptor of the S3 endpoint (and the metrics listener) from PEM
+/// certificate chain and key.
 fn s3_tls(cert: &[u8], key: &[u8]) -> Result<tokio_rustls::TlsAcceptor, ServerError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};

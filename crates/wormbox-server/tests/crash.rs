@@ -37,8 +37,15 @@ impl Drop for Daemon {
 }
 
 fn start_daemon(data_dir: &Path) -> Daemon {
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["--listen".into(), "127.0.0.1:0".into(), "--s3-listen".into(), "127.0.0.1:0".into(), "--data-dir".into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--s3-listen".into(),
+        "127.0.0.1:0".into(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+    ];
     args.push(data_dir.into());
     start_daemon_with(&args)
 }
@@ -332,7 +339,7 @@ fn every_version_has_exactly_one_copy_after_kill_9_at_random_points() {
     std::fs::write(
         &config,
         format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\n[s3]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[log]\nfilter = \"warn\"\n\
+            "[listen]\naddr = \"127.0.0.1:0\"\n[s3]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[log]\nfilter = \"warn\"\n\
              [[replication]]\nname = \"dr\"\nbucket = \"records\"\nendpoint = \"{}\"\ntarget_bucket = \"replica\"\n\
              evidence_retention_days = 400\n",
             data_dir.display(),

@@ -126,6 +126,8 @@ pub struct RocksBackend {
     replay_bound: u64,
     /// Read-only: the changes of the log's frames past the index.
     overlay: Option<Overlay>,
+    /// The frames, and their bytes, the last open replayed into the index.
+    replayed: (AtomicU64, AtomicU64),
 }
 
 impl RocksBackend {
@@ -157,6 +159,7 @@ impl RocksBackend {
             unflushed: AtomicU64::new(0),
             replay_bound: replay_bound(options),
             overlay: None,
+            replayed: Default::default(),
         };
         let segments = backend.segments.as_ref().expect("just set");
         if let Some(first) = backend.log_start()? {
@@ -203,6 +206,7 @@ impl RocksBackend {
             unflushed: AtomicU64::new(0),
             replay_bound: u64::MAX,
             overlay: None,
+            replayed: Default::default(),
         };
         if let Some(segments) = &backend.segments
             && let Some(first) = backend.log_start()?
@@ -483,15 +487,19 @@ impl RocksBackend {
                 synced.map_err(|e| segments::io("syncing", &path, e))?;
             }
         }
-        self.replay_with(segments, |frame| {
+        let frames = self.replay_with(segments, |frame| {
             let end = frame.end();
+            // A frame lies within one segment file.
+            self.replayed.1.fetch_add(end.offset - frame.at.offset, Ordering::Relaxed);
             let (write, punches) = self.index_changes(&frame, &[(end.segment, end.offset)])?;
             self.write_index(write)?;
             if !punches.is_empty() {
                 self.punches_pending.store(true, Ordering::Release);
             }
             Ok(())
-        })
+        })?;
+        self.replayed.0.store(frames, Ordering::Relaxed);
+        Ok(frames)
     }
 
     /// `replay`, handing each frame to `apply` in order.
@@ -1167,11 +1175,65 @@ impl Backend for RocksBackend {
             ("table files on disk", sum("rocksdb.live-sst-files-size")),
         ]
     }
+
+    fn engine_stats(&self) -> Vec<(&'static str, u64)> {
+        let families = || Keyspace::ALL.iter().filter_map(|space| self.family(*space).ok());
+        let sum = |property: &str| -> u64 {
+            families().filter_map(|cf| self.db.property_int_value_cf(cf, property).ok().flatten()).sum()
+        };
+        // The stall counters exist only as text ("…, total-delays: 3,
+        // total-stops: 0, …"), per family and for the database.
+        let stalls = |field: &str| -> u64 {
+            let cf_stats = families()
+                .filter_map(|cf| self.db.property_value_cf(cf, "rocksdb.cf-write-stall-stats").ok().flatten());
+            let db_stats = self.db.property_value("rocksdb.db-write-stall-stats").ok().flatten();
+            cf_stats.chain(db_stats).map(|text| stall_field(&text, field)).sum()
+        };
+        let mut stats = vec![
+            ("pending_compaction_bytes", sum("rocksdb.estimate-pending-compaction-bytes")),
+            (
+                "running_compactions",
+                self.db.property_int_value("rocksdb.num-running-compactions").ok().flatten().unwrap_or(0),
+            ),
+            ("running_flushes", self.db.property_int_value("rocksdb.num-running-flushes").ok().flatten().unwrap_or(0)),
+            ("write_stopped", self.db.property_int_value("rocksdb.is-write-stopped").ok().flatten().unwrap_or(0)),
+            ("write_delays_total", stalls("total-delays")),
+            ("write_stops_total", stalls("total-stops")),
+            ("table_file_bytes", sum("rocksdb.live-sst-files-size")),
+            ("replayed_at_open_frames", self.replayed.0.load(Ordering::Relaxed)),
+            ("replayed_at_open_bytes", self.replayed.1.load(Ordering::Relaxed)),
+        ];
+        if let Some(segments) = &self.segments {
+            let (len, allocated) = segments.disk_usage();
+            // Punched ranges (purged versions' bytes) take no blocks; the
+            // active file's blocks reserved ahead count as allocated.
+            stats.push(("log_file_bytes", len));
+            stats.push(("log_allocated_bytes", allocated));
+        }
+        stats
+    }
+}
+
+/// The number after `field: ` in a RocksDB write-stall report, 0 if absent.
+fn stall_field(text: &str, field: &str) -> u64 {
+    let Some(at) = text.find(&format!("{field}: ")) else { return 0 };
+    let rest = &text[at + field.len() + 2..];
+    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stall_counts_are_read_from_rocksdb_text_reports() {
+        let text = "Write Stall (count): cf-l0-file-count-limit-delays-with-ongoing-compaction: 0, \
+                    memtable-limit-delays: 2, total-delays: 17, total-stops: 3, ";
+        assert_eq!(stall_field(text, "total-delays"), 17);
+        assert_eq!(stall_field(text, "total-stops"), 3);
+        assert_eq!(stall_field(text, "total-nothing"), 0);
+        assert_eq!(stall_field("", "total-stops"), 0);
+    }
 
     /// 1 KiB that names its record, so that it is found in a table file and
     /// in no other record.

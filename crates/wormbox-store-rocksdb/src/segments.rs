@@ -245,6 +245,17 @@ impl Segments {
         &self.dir
     }
 
+    /// The segment files' lengths and the bytes of disk they take, summed
+    /// (a file that vanishes meanwhile counts nothing).
+    pub(crate) fn disk_usage(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(files) = Segments::list(&self.dir) else { return (0, 0) };
+        files
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .fold((0, 0), |(len, allocated), m| (len + m.len(), allocated + m.blocks() * 512))
+    }
+
     pub(crate) fn path(&self, id: u64) -> PathBuf {
         self.dir.join(file_name(id))
     }

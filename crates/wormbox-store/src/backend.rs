@@ -166,6 +166,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn memory_report(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// The engine's own figures of its health, by a stable snake_case name
+    /// (work it is behind on, stalls since it opened, bytes on disk), for
+    /// the metrics endpoint; none by default.
+    fn engine_stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// A storage engine's failure, with engine detail boxed.

@@ -33,6 +33,7 @@ mod listing;
 mod meta;
 pub mod rebuild;
 pub mod retention;
+mod stats;
 mod store;
 mod versions;
 mod view;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
 pub use meta::BytesAt;
+pub use stats::{CommitHistograms, HistogramSnapshot};
 pub use store::{CommitStats, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload, check_etag};
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,

@@ -85,6 +85,10 @@ pub struct CommitStats {
     pub groups: u64,
     /// Commands they carried (each answered after its group's commit).
     pub commands: u64,
+    /// New versions among them (from every front door).
+    pub versions: u64,
+    /// Those versions' bytes.
+    pub version_bytes: u64,
 }
 
 /// The archive. Cheap to clone; clones share one writer.
@@ -250,6 +254,16 @@ impl Store {
         CommitStats {
             groups: self.inner.counters.groups.load(std::sync::atomic::Ordering::Relaxed),
             commands: self.inner.counters.commands.load(std::sync::atomic::Ordering::Relaxed),
+            versions: self.inner.counters.versions.load(std::sync::atomic::Ordering::Relaxed),
+            version_bytes: self.inner.counters.version_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The group commit's size and sync-time histograms since the store opened.
+    pub fn commit_histograms(&self) -> crate::CommitHistograms {
+        crate::CommitHistograms {
+            group_size: self.inner.counters.group_size.snapshot(),
+            sync_seconds: self.inner.counters.sync_seconds.snapshot(),
         }
     }
 
@@ -265,10 +279,21 @@ impl Store {
         self.inner.backend.memory_report()
     }
 
+    /// The storage engine's figures of its health (`Backend::engine_stats`).
+    pub fn engine_stats(&self) -> Vec<(&'static str, u64)> {
+        self.inner.backend.engine_stats()
+    }
+
     /// Bytes of the write queue not taken by waiting or committing requests
     /// (`StoreOptions::queue_bytes` when idle).
     pub fn queue_available(&self) -> usize {
         self.inner.queue.available_permits()
+    }
+
+    /// The write queue's size in bytes (`StoreOptions::queue_bytes`, at
+    /// least one request's worth).
+    pub fn queue_capacity(&self) -> usize {
+        Inner::queue_capacity(&self.inner.options)
     }
 
     // ---- buckets ----
@@ -987,9 +1012,16 @@ impl Store {
     /// Checks a credential. Unknown keys, revoked keys and wrong secrets all
     /// give `None`; the secret comparison is constant-time.
     pub fn authenticate(&self, access_key: &str, secret: &str) -> Result<Option<Actor>, StoreError> {
-        let Some(id) = AccessKeyId::new(access_key) else { return Ok(None) };
+        // An unknown or malformed key costs the same HMAC as a known one, so
+        // the answer's time does not tell which access keys exist.
+        let unknown = || {
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[0; 16]);
+            let _ = ring::hmac::verify(&key, secret.as_bytes(), &[0; 32]);
+            Ok(None)
+        };
+        let Some(id) = AccessKeyId::new(access_key) else { return unknown() };
         let Some(raw) = View::get(self.backend(), Keyspace::Principals, id.as_str().as_bytes())? else {
-            return Ok(None);
+            return unknown();
         };
         let record = PrincipalRecord::decode(&raw)?;
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &record.salt);
@@ -1138,6 +1170,15 @@ impl Store {
             .transpose()
     }
 
+    /// Returns the last signed checkpoint, if one was signed (two point
+    /// reads: cheap enough for every scrape of the metrics).
+    pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        match crate::meta::load_last_checkpoint(self.backend())? {
+            Some(sequence) => self.checkpoint_at(sequence),
+            None => Ok(None),
+        }
+    }
+
     /// Returns every stored checkpoint, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let mut out = Vec::new();
@@ -1173,7 +1214,21 @@ impl Store {
     /// Records an integrity check's result in the ledger, as `actor` (the
     /// auditor who asked, or `Actor::system()` for the scrub).
     pub async fn record_integrity(&self, actor: &Actor, report: &IntegrityReport) -> Result<u64, StoreError> {
-        self.submit(actor, RecordIntegrity { ok: report.is_ok(), detail: report.summary() }).await
+        let sequence = self.submit(actor, RecordIntegrity { ok: report.is_ok(), detail: report.summary() }).await?;
+        let counters = &self.inner.counters;
+        let counter = if report.is_ok() { &counters.integrity_passed } else { &counters.integrity_failed };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(sequence)
+    }
+
+    /// Integrity verifications recorded since the store opened (the scrub's
+    /// and those asked for): how many passed and how many found a divergence.
+    pub fn integrity_counts(&self) -> (u64, u64) {
+        let counters = &self.inner.counters;
+        (
+            counters.integrity_passed.load(std::sync::atomic::Ordering::Relaxed),
+            counters.integrity_failed.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Recomputes the chain from genesis and compares it with every stored hash

@@ -197,6 +197,7 @@ pub(crate) fn run(
                 replies: Vec::new(),
                 queue_shares: Vec::new(),
                 staged: Vec::new(),
+                versions: (0, 0),
                 ledger_after: txn_ledger,
                 state_before: state,
             };
@@ -233,13 +234,15 @@ struct Group<'a> {
     /// The staged uploads its publishes name (upload, chunks): the committer
     /// discards them if the group's commit fails.
     staged: Vec<(u128, u32)>,
+    /// New versions it publishes, and their bytes.
+    versions: (u64, u64),
 }
 
 impl<'a> Group<'a> {
     fn new(mut txn: Txn<'a>) -> Group<'a> {
         txn.note_clock_jump();
         txn.close_refusal_windows();
-        Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0, staged: Vec::new() }
+        Group { txn, replies: Vec::new(), queue_shares: Vec::new(), bytes: 0, staged: Vec::new(), versions: (0, 0) }
     }
 
     fn is_full(&self) -> bool {
@@ -255,7 +258,13 @@ impl<'a> Group<'a> {
         let savepoint = txn.savepoint();
         let attempt = op.refusal();
         let staged = op.staged();
+        let version = op.new_version_bytes();
         let answer = op.run(txn, &actor);
+        if answer.error().is_none()
+            && let Some(bytes) = version
+        {
+            self.versions = (self.versions.0 + 1, self.versions.1 + bytes);
+        }
         if let Some(err) = answer.error() {
             txn.rollback(savepoint);
             txn.note_refusal(&actor, attempt, err);
@@ -293,6 +302,7 @@ impl<'a> Group<'a> {
             replies: self.replies,
             queue_shares: self.queue_shares,
             staged: self.staged,
+            versions: self.versions,
             ledger_after: new_state.ledger_sequence,
             state_before,
         };

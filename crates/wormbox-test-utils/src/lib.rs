@@ -42,6 +42,7 @@ impl TestAppliance {
         let mut config = WormboxdConfig::default();
         config.listen.addr = "127.0.0.1:0".parse().expect("valid address");
         config.s3.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.metrics.listen = "127.0.0.1:0".parse().expect("valid address");
         config.storage.data_dir = dir.path().join("data");
         config.storage.write_buffer_mib = 4;
         config.storage.block_cache_mib = 8;

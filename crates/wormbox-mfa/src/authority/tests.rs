@@ -177,6 +177,16 @@ async fn lockout_after_five_failures_survives_restart_and_grows() {
     assert!(listed.locked_until > w.now());
     w.clock.advance(Duration::from_secs(61));
     assert!(w.verify(&format!("{SERIAL} {}", w.code(0))).await.is_ok());
+    // What the metrics show: every code judged by outcome, one lockout.
+    let counts = w.mfa.counts();
+    assert_eq!(
+        counts,
+        crate::VerificationCounts { accepted: 1, invalid: 5, replayed: 0, locked_out: 1, unusable: 0, lockouts: 1 }
+    );
+    assert!(matches!(w.verify("malformed").await, Err(MfaError::Invalid)));
+    assert!(matches!(w.verify(&format!("{SERIAL} {}", w.code(0))).await, Err(MfaError::Replayed)));
+    let counts = w.mfa.counts();
+    assert_eq!((counts.unusable, counts.replayed), (1, 1));
 }
 
 #[tokio::test]

@@ -37,6 +37,9 @@ struct Args {
     /// S3 endpoint listen address, overriding the config (`[s3] listen`).
     #[arg(long)]
     s3_listen: Option<SocketAddr>,
+    /// Metrics listen address, overriding the config (`[metrics] listen`).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Refuse to start unless `wormboxd init` (or a restore) made the data
     /// directory, instead of creating a new archive on first start.
     #[arg(long)]
@@ -111,6 +114,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(listen) = args.s3_listen {
         config.s3.listen = listen;
+    }
+    if let Some(listen) = args.metrics_listen {
+        config.metrics.listen = listen;
     }
     if let Some(data_dir) = &args.data_dir {
         config.storage.data_dir = data_dir.clone();

@@ -2,7 +2,8 @@
 //! and v1alpha, since grpcurl 1.8 speaks only v1alpha), message limits, the
 //! receive budget of Ingest and PutObject, and a tracing span per request.
 //! Each of our services sees a client's reset of a request stream as an
-//! error (`reset`), never as its end.
+//! error (`reset`), never as its end. Every call is counted when it ends
+//! (`counted`), refusals of the authentication gate included.
 //!
 //! Invariant: handlers do no blocking store work on the async runtime: scans
 //! and backend writes run on blocking threads (`blocking`; upload writes
@@ -14,6 +15,7 @@ mod auth;
 pub mod budget;
 pub mod compliance;
 mod convert;
+mod counted;
 mod gate;
 pub(crate) mod hangup;
 pub mod mfa;
@@ -29,8 +31,10 @@ use wormbox_proto::v1::{
     mfa_server::MfaServer,
 };
 
+use crate::grpc::counted::Counted;
 use crate::grpc::gate::Authenticated;
 use crate::grpc::reset::ResetIsError;
+use crate::metrics::Metrics;
 use wormbox_app::App;
 
 /// Runs `work` on a blocking thread: store scans and backend writes, which
@@ -50,6 +54,7 @@ pub(crate) async fn routes(
     app: Arc<App>,
     max_message_bytes: usize,
     budget: budget::ReceiveBudget,
+    metrics: Arc<Metrics>,
 ) -> Result<Routes, tonic_reflection::server::Error> {
     // Answers are allowed 4 MiB, what clients decode by default, even where
     // `max_message_bytes` is smaller: an IngestBatch answer holds one ack per
@@ -84,12 +89,15 @@ pub(crate) async fn routes(
         .build_v1alpha()?;
     let mut routes = Routes::builder();
     routes
-        .add_service(ResetIsError(Authenticated::new(archive, Arc::clone(&gate))))
-        .add_service(ResetIsError(Authenticated::new(compliance, Arc::clone(&gate))))
-        .add_service(ResetIsError(Authenticated::new(admin, Arc::clone(&gate))))
-        .add_service(ResetIsError(Authenticated::new(mfa, gate)))
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+        .add_service(Counted::new(ResetIsError(Authenticated::new(archive, Arc::clone(&gate))), Arc::clone(&metrics)))
+        .add_service(Counted::new(
+            ResetIsError(Authenticated::new(compliance, Arc::clone(&gate))),
+            Arc::clone(&metrics),
+        ))
+        .add_service(Counted::new(ResetIsError(Authenticated::new(admin, Arc::clone(&gate))), Arc::clone(&metrics)))
+        .add_service(Counted::new(ResetIsError(Authenticated::new(mfa, gate)), Arc::clone(&metrics)))
+        .add_service(Counted::new(health, Arc::clone(&metrics)))
+        .add_service(Counted::new(reflection_v1, Arc::clone(&metrics)))
+        .add_service(Counted::new(reflection_v1alpha, metrics));
     Ok(routes.routes())
 }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use super::{Answer, WriterState};
 use crate::StoreError;
 use crate::backend::{Backend, BackendError, Batch, BatchOp, Durability, Keyspace};
+use crate::stats::{GROUP_SIZE_BOUNDS, Histogram, SYNC_SECONDS_BOUNDS};
 
 /// A group's batch between its apply and its commit: readable by the groups
 /// applied after it, until it is in the backend.
@@ -82,6 +83,8 @@ pub(super) struct Job {
     pub(super) queue_shares: Vec<tokio::sync::OwnedSemaphorePermit>,
     /// The staged uploads its publishes name (upload, chunks).
     pub(super) staged: Vec<(u128, u32)>,
+    /// New versions it publishes, and their bytes.
+    pub(super) versions: (u64, u64),
     /// The ledger's newest sequence once this group is stored.
     pub(super) ledger_after: u64,
     /// The applier's state before this group: where it resumes if this
@@ -103,6 +106,14 @@ pub(super) struct Failure {
 pub(crate) struct CommitCounters {
     pub(crate) groups: AtomicU64,
     pub(crate) commands: AtomicU64,
+    /// Versions published, and their bytes (from every front door).
+    pub(crate) versions: AtomicU64,
+    pub(crate) version_bytes: AtomicU64,
+    /// Integrity verifications recorded (`Store::record_integrity`).
+    pub(crate) integrity_passed: AtomicU64,
+    pub(crate) integrity_failed: AtomicU64,
+    pub(crate) group_size: Histogram,
+    pub(crate) sync_seconds: Histogram,
     pub(crate) ledger: tokio::sync::watch::Sender<u64>,
 }
 
@@ -111,6 +122,12 @@ impl CommitCounters {
         CommitCounters {
             groups: AtomicU64::new(0),
             commands: AtomicU64::new(0),
+            versions: AtomicU64::new(0),
+            version_bytes: AtomicU64::new(0),
+            integrity_passed: AtomicU64::new(0),
+            integrity_failed: AtomicU64::new(0),
+            group_size: Histogram::new(GROUP_SIZE_BOUNDS, 1.0),
+            sync_seconds: Histogram::new(SYNC_SECONDS_BOUNDS, 1e9),
             ledger: tokio::sync::watch::Sender::new(ledger_sequence),
         }
     }
@@ -164,10 +181,15 @@ impl Committer {
             (_, Some(err)) => Err(err),
             (None, None) => Ok(()),
             (Some(in_flight), None) => {
+                let started = std::time::Instant::now();
                 let committed = self.backend.commit(&in_flight.batch, Durability::Synced);
+                self.counters.sync_seconds.observe(started.elapsed().as_secs_f64());
                 if committed.is_ok() {
                     self.counters.groups.fetch_add(1, Ordering::Relaxed);
                     self.counters.commands.fetch_add(job.replies.len() as u64, Ordering::Relaxed);
+                    self.counters.group_size.observe(job.replies.len() as f64);
+                    self.counters.versions.fetch_add(job.versions.0, Ordering::Relaxed);
+                    self.counters.version_bytes.fetch_add(job.versions.1, Ordering::Relaxed);
                     // Successful commits come in order: the sequence only
                     // grows. A checkpoint signed with no new entry wakes
                     // followers too: the replicator copies checkpoints.

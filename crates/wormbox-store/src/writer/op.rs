@@ -36,6 +36,12 @@ pub(crate) trait WriterOp: Send + 'static {
         None
     }
 
+    /// The size of the new version it publishes, if it publishes one
+    /// (counted once its group is durable: `Store::commit_stats`).
+    fn new_version_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// What the ledger says of a refused attempt, for an operation on
     /// protected state; `None` when a refusal of it is not evidence.
     fn refusal(&self) -> Option<EntryFields> {
@@ -141,6 +147,7 @@ fn judge<Op: WriterOp>(txn: &mut Txn<'_>, actor: &Actor, op: Op) -> Result<Op::O
 pub(crate) trait Queued: Send {
     fn weight(&self) -> usize;
     fn staged(&self) -> Option<(u128, u32)>;
+    fn new_version_bytes(&self) -> Option<u64>;
     fn refusal(&self) -> Option<EntryFields>;
     /// Applies the operation; its answer waits for the group's commit.
     fn run(self: Box<Self>, txn: &mut Txn<'_>, actor: &Actor) -> Box<dyn Answer>;
@@ -169,6 +176,10 @@ impl<Op: WriterOp> Queued for Pending<Op> {
 
     fn staged(&self) -> Option<(u128, u32)> {
         self.op.staged()
+    }
+
+    fn new_version_bytes(&self) -> Option<u64> {
+        self.op.new_version_bytes()
     }
 
     fn refusal(&self) -> Option<EntryFields> {

@@ -126,6 +126,10 @@ impl WriterOp for PutVersion {
         }
     }
 
+    fn new_version_bytes(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
     // Writes are the hot path: they build no refusal entry up front, and
     // the one refusal of them that is evidence (replacing a protected
     // `null` version) is described from its error (`refused_write`).
