@@ -307,3 +307,45 @@ async fn the_alert_rules_and_the_dashboard_name_only_exported_metrics_and_promto
     std::fs::write(scratch.path().join("dashboard.yml"), recorded).unwrap();
     promtool(&["check", "rules", "dashboard.yml"], scratch.path());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_hold_every_connection_of_the_metrics_listener() {
+    let app = TestAppliance::start().await.unwrap();
+    let addr = app.server().metrics_addr.unwrap();
+    // Four connections that send nothing: the most one address may hold.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the listener take all four before the fifth arrives.
+    scrape_refused(addr).await;
+    drop(idle);
+    // Given back as they close: the next scrape is served.
+    for attempt in 0.. {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        if String::from_utf8_lossy(&raw).contains("wormbox_ledger_sequence") {
+            break;
+        }
+        assert!(attempt < 100, "the listener did not serve again after the idle connections closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fifth connection from the same address is closed unanswered.
+async fn scrape_refused(addr: SocketAddr) {
+    for attempt in 0.. {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        let mut raw = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+        if matches!(read, Ok(_)) && raw.is_empty() {
+            return;
+        }
+        // The idle connections may not all be accepted yet.
+        assert!(attempt < 50, "a fifth connection from one address was served: {}", String::from_utf8_lossy(&raw));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
