@@ -67,6 +67,12 @@ step "rating the unit"
 systemd-analyze security --offline=yes --root="$root" --threshold=20 wormboxd.service >"$work/security.txt" \
     || { cat "$work/security.txt" >&2; fail "the unit's exposure is above 2.0"; }
 tail -1 "$work/security.txt" >&2
+# Readiness and the watchdog (crates/wormbox-server/tests/notify.rs tests the
+# daemon's side of both).
+unit="$root/lib/systemd/system/wormboxd.service"
+grep -qx "Type=notify" "$unit" || fail "the unit is not Type=notify"
+grep -qx "NotifyAccess=main" "$unit" || fail "the unit does not take notifications from wormboxd alone"
+grep -q "^WatchdogSec=[1-9]" "$unit" || fail "the unit has no watchdog"
 
 step "upgrading and removing keep the data"
 echo "record" > "$root/var/lib/wormbox/canary"

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod index;
 pub mod init;
 pub mod metrics;
+pub mod notify;
 pub mod replica_restore;
 pub mod replication;
 pub mod telemetry;
@@ -386,7 +387,20 @@ pub async fn run(
         println!("wormboxd metrics listening on {metrics}");
     }
     println!("wormboxd listening on {}", server.addr);
+    // After every listener is bound and the archive open: a unit ordered
+    // after this one starts when it can be served.
+    let notifier = Arc::new(notify::Notifier::from_env());
+    let store = server.app().store().clone();
+    notifier.send(&format!("READY=1\n{}", notify::status_line(&store, &config.storage.data_dir)));
+    let keeper = {
+        let (notifier, data_dir) = (Arc::clone(&notifier), config.storage.data_dir.clone());
+        tokio::spawn(async move { notifier.keep_alive(store, data_dir).await })
+    };
     shutdown.await;
+    notifier.send("STOPPING=1\nSTATUS=stopping: finishing the calls in flight");
+    // Awaited: its store handle must be gone before the archive closes.
+    keeper.abort();
+    let _ = keeper.await;
     tracing::info!("shutting down");
     server.stop().await
 }

@@ -135,10 +135,10 @@ struct Snapshot {
 }
 
 /// The data directory's filesystem.
-struct Disk {
-    total: u64,
-    free: u64,
-    available: u64,
+pub(crate) struct Disk {
+    pub(crate) total: u64,
+    pub(crate) free: u64,
+    pub(crate) available: u64,
 }
 
 impl Snapshot {
@@ -368,7 +368,7 @@ impl Snapshot {
 }
 
 /// The data directory's filesystem, by `statvfs`.
-fn disk(dir: &Path) -> Option<Disk> {
+pub(crate) fn disk(dir: &Path) -> Option<Disk> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
