@@ -525,6 +525,21 @@ pub struct LogConfig {
     /// A tracing filter, overridden by `WORMBOX_LOG`.
     #[serde(default = "default_log_filter")]
     pub filter: String,
+    /// `text` for people, `json` (one object per line) for a log collector.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's span (its method and
+    /// request id) in each.
+    Json,
 }
 
 fn default_addr() -> SocketAddr {
@@ -599,7 +614,7 @@ impl Default for LimitsConfig {
 
 impl Default for LogConfig {
     fn default() -> LogConfig {
-        LogConfig { filter: default_log_filter() }
+        LogConfig { filter: default_log_filter(), format: LogFormat::Text }
     }
 }
 

@@ -317,9 +317,11 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
 
     // A bound per connection on open calls: with the receive deadline, what
     // one connection can hold of the receive budget, and for how long, is bounded.
-    let mut builder = Server::builder()
-        .max_concurrent_streams(config.limits.max_streams_per_connection)
-        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()));
+    let mut builder =
+        Server::builder().max_concurrent_streams(config.limits.max_streams_per_connection).trace_fn(|request| {
+            // The request id is recorded by `grpc::counted` when the call runs.
+            tracing::info_span!("grpc", method = %request.uri().path(), request_id = tracing::field::Empty)
+        });
     if let Some(identity) = tls_identity {
         builder =
             builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(|e| ServerError::Tls(Box::new(e)))?;

@@ -121,7 +121,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(data_dir) = &args.data_dir {
         config.storage.data_dir = data_dir.clone();
     }
-    wormbox_server::telemetry::init(&config.log.filter);
+    wormbox_server::telemetry::init(&config.log.filter, config.log.format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match args.command {
         None => {

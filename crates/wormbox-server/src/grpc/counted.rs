@@ -1,5 +1,7 @@
-//! Every gRPC call is counted by method and status code when it ends
-//! (`wormbox_grpc_requests_total`).
+//! Every gRPC call is named and counted: it gets a request id, recorded in
+//! its tracing span (so every log line of the call carries it) and returned
+//! in its response metadata as `x-request-id`; and it is counted by method
+//! and status code when it ends (`wormbox_grpc_requests_total`).
 //!
 //! Invariant: a call is counted once: from the `grpc-status` of a
 //! trailers-only answer (a refusal before the handler ran), else from its
@@ -55,15 +57,22 @@ where
         // Made before the call runs: dropped unanswered, it counts `Cancelled`.
         let mut call =
             Ending { path: request.uri().path().to_owned(), metrics: Arc::clone(&self.metrics), counted: false };
+        let id = request_id();
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = match response.await {
+            // Polled inside the call's span (tonic enters it around each
+            // poll), before the handler first runs.
+            tracing::Span::current().record("request_id", id.as_str());
+            let mut response = match response.await {
                 Ok(response) => response,
                 Err(err) => {
                     call.end(Code::Unknown);
                     return Err(err);
                 }
             };
+            if let Ok(value) = http::HeaderValue::from_str(&id) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
             if let Some(code) = status_of(response.headers()) {
                 call.end(code);
                 return Ok(response);
@@ -76,6 +85,23 @@ where
             Ok(response.map(|body| Body::new(CountedBody { inner: body, call })))
         })
     }
+}
+
+/// The response header naming the call, as in its log lines.
+const REQUEST_ID: &str = "x-request-id";
+
+/// A new request id: 16 hex digits, a random half fixed at start (ids of
+/// two runs differ) and a counting half (ids of one run never repeat).
+fn request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // Without randomness the ids are still unique within the run.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+        u32::from_be_bytes(bytes)
+    });
+    format!("{prefix:08x}{:08x}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The code in a `grpc-status` header or trailer.
