@@ -225,8 +225,15 @@ def mfa(bucket, serial, seed_hex, expect_ignored):
         version = s3.put_object(Bucket=bucket, Key="k", Body=b"mfa")["VersionId"]
     except ClientError as e:
         say(f"fact: a TOTP code already used is refused ({e.response['Error']['Code']}): one code per operation")
-    # The next step's code: unused yet, and inside the device's window.
-    s3.delete_object(Bucket=bucket, Key="k", VersionId=version, MFA=f"{serial} {totp(seed_hex, time.time() + 30)}")
+    # A code unused yet and inside the device's window: this step's, unless
+    # it is the one already spent, else the next step's. (Always the next
+    # step's was two steps ahead, and refused, when the clock had crossed into
+    # the step after the first code's meanwhile.)
+    now = time.time()
+    code = totp(seed_hex, now)
+    if code == first:
+        code = totp(seed_hex, now + 30)
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=version, MFA=f"{serial} {code}")
     if s3.list_object_versions(Bucket=bucket).get("Versions"):
         fail("the versioned DELETE with a valid code left the version in place")
     say("versioned DELETE with a valid, unused TOTP code succeeds")
