@@ -621,8 +621,14 @@ async fn grpc_ingest(
                 samples.lock().expect("samples").push(rss().0);
                 acked_samples.lock().expect("acked").push(acked.load(std::sync::atomic::Ordering::Relaxed));
                 let engine = store.as_ref().map(|store| store.engine_memory()).unwrap_or_default();
+                // Beside the engine's memory, its table files' size (which
+                // earlier results files list as "table files on disk").
+                let tables = store.as_ref().and_then(|store| {
+                    store.engine_stats().into_iter().find(|(name, _)| *name == "table_file_bytes").map(|(_, b)| b)
+                });
                 let accounted: Vec<(String, u64)> = engine
                     .into_iter()
+                    .chain(tables.map(|bytes| ("table files on disk", bytes)))
                     .map(|(name, bytes)| (format!("RocksDB {name}"), bytes))
                     .chain(allocator_memory().into_iter().map(|(name, bytes)| (name.to_owned(), bytes)))
                     .collect();

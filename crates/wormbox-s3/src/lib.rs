@@ -43,7 +43,7 @@ use std::time::Duration;
 use wormbox_app::App;
 use wormbox_model::Clock;
 
-pub use crate::server::{S3Server, serve};
+pub use crate::server::{AddressSlot, PerAddress, S3Server, serve};
 
 /// The region this endpoint answers as, unless configured otherwise.
 pub const DEFAULT_REGION: &str = "us-east-1";

@@ -162,21 +162,23 @@ async fn accept_loop(
     }
 }
 
-/// Connections open per client address.
+/// Connections open per client address (an IPv4 address or an IPv6 /64);
+/// the metrics listener counts its connections with it too.
 #[derive(Debug)]
-struct PerAddress {
+pub struct PerAddress {
     limit: usize,
     open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
 }
 
 impl PerAddress {
-    fn new(limit: usize) -> PerAddress {
+    /// At most `limit` connections per client address.
+    pub fn new(limit: usize) -> PerAddress {
         PerAddress { limit, open: std::sync::Mutex::default() }
     }
 
     /// A slot for one more connection from `ip`, or `None` when its client
     /// address holds `limit` already.
-    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+    pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
         let ip = client_address(ip);
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(ip).or_default();
@@ -200,7 +202,7 @@ fn client_address(ip: IpAddr) -> IpAddr {
 
 /// One connection's place in `PerAddress`, given back when dropped.
 #[derive(Debug)]
-struct AddressSlot {
+pub struct AddressSlot {
     map: Arc<PerAddress>,
     ip: IpAddr,
 }

@@ -1172,7 +1172,6 @@ impl Backend for RocksBackend {
             ("table readers outside the cache", sum("rocksdb.estimate-table-readers-mem")),
             ("block cache", cache("rocksdb.block-cache-usage")),
             ("block cache pinned", cache("rocksdb.block-cache-pinned-usage")),
-            ("table files on disk", sum("rocksdb.live-sst-files-size")),
         ]
     }
 

@@ -9,14 +9,13 @@
 //!   credential of the `auditor` or `admin` role, every other caller getting
 //!   the same 401 or 403 with no metric in it;
 //! - what a caller can hold is bounded: `MAX_CONNECTIONS` in all and
-//!   `PER_ADDRESS` from one address, each for at most `CONNECTION_TIME`
+//!   `PER_ADDRESS` from one client address (an IPv6 /64 is one), each for at most `CONNECTION_TIME`
 //!   (TLS handshake included), one request per connection; scrapes wait
 //!   their turn (one at a time) rather than pile up reads of the archive;
 //! - nothing outlives `stop` or a drop: connections still open after the
 //!   drain are cut, so the archive can be reopened at once.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +34,8 @@ use crate::metrics::Metrics;
 
 /// Connections served at once; a scraper needs one.
 const MAX_CONNECTIONS: usize = 32;
-/// Connections at once from one address.
+/// Connections at once from one client address (an IPv4 address or an
+/// IPv6 /64, counted as the S3 listener counts them).
 const PER_ADDRESS: usize = 4;
 /// How long a connection may last, handshake, request and answer included.
 const CONNECTION_TIME: Duration = Duration::from_secs(30);
@@ -116,7 +116,7 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_address = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let per_address = Arc::new(wormbox_s3::PerAddress::new(PER_ADDRESS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Dropped with this loop (at the end, or when the task is aborted):
     // every connection still open is aborted with it.
@@ -138,7 +138,7 @@ async fn accept_loop(
             _ = stopping(&mut stopped) => break,
         };
         while connections.try_join_next().is_some() {}
-        let Some(address_slot) = AddressSlot::enter(&per_address, peer.ip()) else {
+        let Some(address_slot) = per_address.enter(peer.ip()) else {
             tracing::debug!(%peer, "a metrics connection refused: its address holds the most it may");
             continue;
         };
@@ -173,36 +173,6 @@ async fn accept_loop(
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("metrics scrapes still running after {DRAIN:?} were cut off by shutdown");
-    }
-}
-
-/// A connection's place in its address's count; left when dropped.
-struct AddressSlot {
-    counts: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl AddressSlot {
-    fn enter(counts: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<AddressSlot> {
-        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
-        let open = map.entry(ip).or_default();
-        if *open >= PER_ADDRESS {
-            return None;
-        }
-        *open += 1;
-        Some(AddressSlot { counts: Arc::clone(counts), ip })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(open) = map.get_mut(&self.ip) {
-            *open -= 1;
-            if *open == 0 {
-                map.remove(&self.ip);
-            }
-        }
     }
 }
 

@@ -245,8 +245,7 @@ impl Snapshot {
             gauge(self.receive.1 as u64),
         );
         let memory = Family::<Vec<(&'static str, &'static str)>, Gauge<i64>>::default();
-        // What the engine reports of its disk is in `engine_stats`.
-        for (part, bytes) in self.engine_memory.iter().filter(|(part, _)| !part.contains("disk")) {
+        for (part, bytes) in &self.engine_memory {
             memory.get_or_create(&vec![("part", *part)]).set(i64::try_from(*bytes).unwrap_or(i64::MAX));
         }
         r.register_with_unit(
