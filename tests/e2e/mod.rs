@@ -8,6 +8,8 @@ mod attacks;
 mod bad_input;
 /// Backups through the Admin API, and restores refused.
 mod deploy;
+/// A full disk: the reserve refuses new data, the rest goes on, nothing is lost.
+mod disk_full;
 /// Checkpoints, integrity, audit trail, reports; edits to a stopped appliance.
 mod evidence;
 /// The metrics endpoint: a scrape after traffic, and who may scrape.

@@ -118,6 +118,7 @@ fn store_code(err: &StoreError) -> &'static str {
             "INVALID_ARGUMENT"
         }
         StoreError::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
+        StoreError::DiskFull { .. } => "DISK_FULL",
         StoreError::AccessDenied(_) => "ACCESS_DENIED",
         StoreError::MfaRequired { .. } | StoreError::NullVersionNeedsMfa { .. } | StoreError::NeedsAdminCode { .. } => {
             "MFA_REQUIRED"

@@ -244,15 +244,19 @@ pub struct PartWriter {
     limit: u64,
     uploads: Arc<MultipartUploads>,
     upload_id: String,
+    /// Whose disk reserve a part's bytes are admitted against.
+    store: wormbox_store::Store,
 }
 
 impl PartWriter {
-    /// Appends bytes (on a blocking thread).
+    /// Appends bytes (on a blocking thread), once the disk's reserve
+    /// admits them.
     pub async fn write(&mut self, data: impl AsRef<[u8]> + Send + 'static) -> Result<(), AppError> {
         self.size += data.as_ref().len() as u64;
         if self.size > self.limit {
             return Err(StoreError::TooLarge { limit: self.limit }.into());
         }
+        self.store.check_space(data.as_ref().len() as u64)?;
         let mut file = self.file.take().ok_or_else(|| AppError::Internal("the part was lost".into()))?;
         let (file, res) = tokio::task::spawn_blocking(move || {
             let res = file.write_all(data.as_ref());
@@ -347,6 +351,7 @@ impl App {
         self.authorize_lock_fields(actor, &request.object)?;
         self.store.bucket(&request.bucket)?;
         self.store.check_new_object(&request.object)?;
+        self.store.check_space(0)?;
         if request.object.expected_sha256.is_some() || request.object.etag.is_some() {
             return Err(StoreError::InvalidArgument("a multipart upload states no digest of the whole".into()).into());
         }
@@ -402,6 +407,7 @@ impl App {
         }
         let uploads = self.uploads()?;
         uploads.open(actor, bucket, key, upload_id)?;
+        self.store.check_space(0)?;
         let dir = uploads.upload_dir(upload_id);
         let path = dir.join(part_name(number));
         // A distinct temporary name per writer: two uploads of one part
@@ -418,6 +424,7 @@ impl App {
             limit: self.store.max_object_bytes(),
             uploads: Arc::clone(uploads),
             upload_id: upload_id.to_owned(),
+            store: self.store.clone(),
         })
     }
 

@@ -56,7 +56,7 @@ fn api_surface_matches_the_checked_in_snapshot() {
         std::fs::write(path, &actual).expect("write snapshot");
         return;
     }
-    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     assert!(
         expected == actual,
         "the API surface changed; review and run UPDATE_EXPECT=1 cargo test -p wormbox-proto\n--- expected\n{expected}\n--- actual\n{actual}"

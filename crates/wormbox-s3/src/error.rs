@@ -16,6 +16,17 @@ use wormbox_store::StoreError;
 /// `err` as S3 answers it.
 pub(crate) fn app_error(err: AppError) -> S3Error {
     let reason = err.code();
+    if reason == "DISK_FULL" {
+        // S3 has no code for it; 507 is HTTP's (RFC 4918), as MinIO and
+        // restic's REST server answer a full disk. Not retried by clients
+        // as a 503 would be: waiting does not free space.
+        let mut s3 = custom("InsufficientStorage", 507, format!("{err} ({reason})"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-wormbox-reason", HeaderValue::from_static(reason));
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        s3.set_headers(headers);
+        return s3;
+    }
     let code = match (&err, reason) {
         (AppError::Store(StoreError::TooLarge { .. }), _) => S3ErrorCode::EntityTooLarge,
         (AppError::Store(StoreError::LatestIsDeleteMarker { .. }), _) => S3ErrorCode::NoSuchKey,
@@ -102,6 +113,15 @@ mod tests {
         let err = app_error(AppError::Store(StoreError::MfaRequired { bucket: "b".into() }));
         assert_eq!(err.code(), &S3ErrorCode::AccessDenied);
         assert!(err.message().unwrap().ends_with("(MFA_REQUIRED)"));
+    }
+
+    #[test]
+    fn a_full_disk_is_507_insufficient_storage_naming_the_reason() {
+        let err = app_error(AppError::Store(StoreError::DiskFull { available: 10 << 20, reserve: 1 << 30 }));
+        assert_eq!(err.code().as_str(), "InsufficientStorage");
+        assert_eq!(err.status_code(), Some(http::StatusCode::INSUFFICIENT_STORAGE));
+        assert!(err.message().unwrap().ends_with("(DISK_FULL)"), "{:?}", err.message());
+        assert!(err.message().unwrap().contains("10.0 MiB available"), "{:?}", err.message());
     }
 
     #[test]

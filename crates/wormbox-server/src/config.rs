@@ -469,6 +469,11 @@ pub struct StorageConfig {
     /// RocksDB block cache size, in MiB.
     #[serde(default = "default_block_cache_mib")]
     pub block_cache_mib: usize,
+    /// Free bytes kept on the data directory's filesystem: new data is
+    /// refused (`DISK_FULL`) once less would be left. Unset: 1 GiB, or 2 %
+    /// of the filesystem when that is less; 0: no reserve.
+    #[serde(default)]
+    pub reserve_bytes: Option<u64>,
 }
 
 /// The storage engines `wormboxd` can run on. The in-memory test engine is
@@ -595,6 +600,7 @@ impl Default for StorageConfig {
             engine: Engine::default(),
             write_buffer_mib: default_write_buffer_mib(),
             block_cache_mib: default_block_cache_mib(),
+            reserve_bytes: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod disk;
 pub mod evidence;
 pub mod grpc;
 pub mod index;
@@ -227,6 +228,7 @@ async fn open_archive(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<
         max_object_bytes: config.limits.max_object_bytes,
         clock: config.clock.policy(),
         checkpoint_every: config.evidence.checkpoint_every_entries,
+        reserve_bytes: config.storage.reserve_bytes,
         ..StoreOptions::default()
     };
     let (signer, created) = evidence::load_or_create_signer(data_dir)?;
@@ -305,8 +307,8 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         config.limits.max_message_bytes,
         std::time::Duration::from_millis(config.limits.message_receive_ms),
     );
-    let metrics = Arc::new(metrics::Metrics::new(data_dir));
-    let routes =
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (routes, health) =
         grpc::routes(Arc::clone(&app), config.limits.max_message_bytes, receive_budget.clone(), Arc::clone(&metrics))
             .await
             .map_err(|e| ServerError::Tls(Box::new(e)))?;
@@ -348,7 +350,8 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     };
     let metrics_addr = metrics.as_ref().map(metrics::listener::MetricsServer::addr);
     // Started last, so that a failed start leaves no task behind.
-    let duties = evidence::spawn_duties(app.store().clone(), Arc::clone(&replication), signer, &config.evidence);
+    let mut duties = evidence::spawn_duties(app.store().clone(), Arc::clone(&replication), signer, &config.evidence);
+    duties.push(disk::spawn_watch(app.store().clone(), health).await);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
     Ok(RunningServer {
         addr,
@@ -393,10 +396,10 @@ pub async fn run(
     // after this one starts when it can be served.
     let notifier = Arc::new(notify::Notifier::from_env());
     let store = server.app().store().clone();
-    notifier.send(&format!("READY=1\n{}", notify::status_line(&store, &config.storage.data_dir)));
+    notifier.send(&format!("READY=1\n{}", notify::status_line(&store)));
     let keeper = {
-        let (notifier, data_dir) = (Arc::clone(&notifier), config.storage.data_dir.clone());
-        tokio::spawn(async move { notifier.keep_alive(store, data_dir).await })
+        let notifier = Arc::clone(&notifier);
+        tokio::spawn(async move { notifier.keep_alive(store).await })
     };
     shutdown.await;
     notifier.send("STOPPING=1\nSTATUS=stopping: finishing the calls in flight");

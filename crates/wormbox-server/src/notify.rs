@@ -66,7 +66,7 @@ impl Notifier {
     /// Feeds the watchdog while `store`'s writer answers, and says how the
     /// archive stands every time (or every 30 s without a watchdog), until
     /// the task is aborted.
-    pub async fn keep_alive(&self, store: Store, data_dir: std::path::PathBuf) {
+    pub async fn keep_alive(&self, store: Store) {
         if !self.enabled() {
             return std::future::pending().await;
         }
@@ -76,7 +76,7 @@ impl Notifier {
         loop {
             ticks.tick().await;
             let answered = tokio::time::timeout(every, store.clock_status()).await;
-            let status = status_line(&store, &data_dir);
+            let status = status_line(&store);
             match answered {
                 Ok(Ok(_)) if self.watchdog.is_some() => self.send(&format!("WATCHDOG=1\n{status}")),
                 Ok(Ok(_)) => self.send(&status),
@@ -94,16 +94,18 @@ impl Notifier {
 }
 
 /// `STATUS=` for `systemctl status`: the ledger's sequence and the data
-/// directory's free space.
-pub fn status_line(store: &Store, data_dir: &std::path::Path) -> String {
+/// directory's free space, and whether new data is refused for want of it.
+pub fn status_line(store: &Store) -> String {
     let sequence = *store.ledger_watch().borrow();
-    match crate::metrics::disk(data_dir) {
-        Some(disk) => format!(
-            "STATUS=serving; ledger sequence {sequence}; data disk {:.1} GiB free of {:.1} GiB",
-            disk.available as f64 / f64::from(1u32 << 30),
-            disk.total as f64 / f64::from(1u32 << 30)
+    let disk = store.disk_status();
+    let serving = if disk.refusing { "serving reads; new data refused (disk within its reserve)" } else { "serving" };
+    match disk.space {
+        Some(space) => format!(
+            "STATUS={serving}; ledger sequence {sequence}; data disk {:.1} GiB free of {:.1} GiB",
+            space.available as f64 / f64::from(1u32 << 30),
+            space.total as f64 / f64::from(1u32 << 30)
         ),
-        None => format!("STATUS=serving; ledger sequence {sequence}"),
+        None => format!("STATUS={serving}; ledger sequence {sequence}"),
     }
 }
 

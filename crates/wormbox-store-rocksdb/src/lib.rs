@@ -35,7 +35,9 @@ use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, FlushOptions,
     IteratorMode, Options, ReadOptions, ReadTier, WriteBatch, WriteOptions,
 };
-use wormbox_store::backend::{Backend, BackendError, Batch, Durability, Entries, Keyspace, prefix_successor};
+use wormbox_store::backend::{
+    Backend, BackendError, Batch, DiskSpace, Durability, Entries, Keyspace, prefix_successor,
+};
 
 use crate::log::{Frame, Op, Position};
 use crate::overlay::Overlay;
@@ -1175,6 +1177,10 @@ impl Backend for RocksBackend {
         ]
     }
 
+    fn disk_space(&self) -> Option<DiskSpace> {
+        statvfs(self.db.path())
+    }
+
     fn engine_stats(&self) -> Vec<(&'static str, u64)> {
         let families = || Keyspace::ALL.iter().filter_map(|space| self.family(*space).ok());
         let sum = |property: &str| -> u64 {
@@ -1214,6 +1220,27 @@ impl Backend for RocksBackend {
 }
 
 /// The number after `field: ` in a RocksDB write-stall report, 0 if absent.
+/// The filesystem `dir` is on, by `statvfs`; `None` when it does not say.
+fn statvfs(dir: &Path) -> Option<DiskSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stat` is written by the call
+    // before it is read, which happens only when the call succeeded.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    let block = stat.f_frsize as u64;
+    Some(DiskSpace {
+        total: stat.f_blocks as u64 * block,
+        free: stat.f_bfree as u64 * block,
+        available: stat.f_bavail as u64 * block,
+    })
+}
+
 fn stall_field(text: &str, field: &str) -> u64 {
     let Some(at) = text.find(&format!("{field}: ")) else { return 0 };
     let rest = &text[at + field.len() + 2..];

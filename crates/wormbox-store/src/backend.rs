@@ -173,6 +173,24 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn engine_stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// The space of the filesystem the engine's files are on, read now;
+    /// `None` when it has none (in memory) or the filesystem did not say.
+    fn disk_space(&self) -> Option<DiskSpace> {
+        None
+    }
+}
+
+/// A filesystem's size and free space, in bytes (as `statvfs` gives them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Its size.
+    pub total: u64,
+    /// Free blocks, those kept for the superuser included.
+    pub free: u64,
+    /// Free blocks an unprivileged process may use: what the reserve is
+    /// judged by, so that root's own reserve is never counted as room.
+    pub available: u64,
 }
 
 /// A storage engine's failure, with engine detail boxed.

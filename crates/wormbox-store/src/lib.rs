@@ -33,6 +33,7 @@ mod listing;
 mod meta;
 pub mod rebuild;
 pub mod retention;
+mod space;
 mod stats;
 mod store;
 mod versions;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
 pub use meta::BytesAt;
+pub use space::DiskStatus;
 pub use stats::{CommitHistograms, HistogramSnapshot};
 pub use store::{CommitStats, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload, check_etag};
 use wormbox_model::{
@@ -467,6 +469,20 @@ pub enum StoreError {
     TooLarge {
         /// The limit.
         limit: u64,
+    },
+    /// The archive's disk is at its reserve: new data is refused before any
+    /// of it is written, until space is freed (reads, deletes, retention and
+    /// holds go on).
+    #[error(
+        "the archive's disk has {} available, within its reserve of {}: new data is refused until space is freed (reads, deletes, retention and legal holds still work)",
+        space::bytes_text(*available),
+        space::bytes_text(*reserve)
+    )]
+    DiskFull {
+        /// Bytes available, less those admitted and not yet counted by the filesystem.
+        available: u64,
+        /// The reserve kept free.
+        reserve: u64,
     },
     /// The principal may not do this.
     #[error("{0}")]

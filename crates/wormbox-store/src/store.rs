@@ -56,6 +56,10 @@ pub struct StoreOptions {
     /// a bound on the work of one page however many delete markers the
     /// bucket holds.
     pub list_scan_keys: usize,
+    /// The free disk kept for the changes a full archive still owes: new
+    /// object data is refused once less would be left (`space.rs`). `None`:
+    /// 1 GiB, or 2 % of the filesystem when that is less; `Some(0)`: none.
+    pub reserve_bytes: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +70,7 @@ impl Default for StoreOptions {
             checkpoint_every: 1000,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             list_scan_keys: DEFAULT_LIST_SCAN_KEYS,
+            reserve_bytes: None,
         }
     }
 }
@@ -106,6 +111,7 @@ struct Inner {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     counters: Arc<writer::CommitCounters>,
     rng: ring::rand::SystemRandom,
+    space: crate::space::SpaceGuard,
 }
 
 impl Drop for Inner {
@@ -176,6 +182,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
+                space: crate::space::SpaceGuard::new(options.reserve_bytes),
                 options,
                 writer: Mutex::new(Some(tx)),
                 queue,
@@ -189,6 +196,22 @@ impl Store {
     /// Returns the options in force.
     pub fn options(&self) -> &StoreOptions {
         &self.inner.options
+    }
+
+    /// Admits `bytes` of new object data against the disk's reserve, before
+    /// any of them is written (`DiskFull` otherwise): a front door that
+    /// keeps bytes of its own before they become a version (S3's multipart
+    /// parts) asks here; the store's own writes of new data do.
+    pub fn check_space(&self, bytes: u64) -> Result<(), StoreError> {
+        self.inner.space.admit(self.inner.backend.as_ref(), bytes)
+    }
+
+    /// Reads the disk again and says whether new data is refused: for the
+    /// health service, the metrics and status. Call it now and then (the
+    /// server does every second) so that space another process took or
+    /// freed is seen without a write.
+    pub fn disk_status(&self) -> crate::DiskStatus {
+        self.inner.space.status(self.inner.backend.as_ref())
     }
 
     /// Queues `op` and awaits its reply, which comes once its group is durable.
@@ -555,6 +578,7 @@ impl Store {
         data: Vec<u8>,
     ) -> Result<WriteAck, StoreError> {
         self.check_object(&object, data.len() as u64)?;
+        self.check_space(data.len() as u64)?;
         let sha256 = sha256(&data);
         check_digest(&object, sha256)?;
         let size = data.len() as u64;
@@ -566,6 +590,7 @@ impl Store {
     /// they arrive, so memory does not grow with the object.
     pub fn begin_upload(&self, bucket: BucketName, key: ObjectKey, object: NewObject) -> Result<Upload, StoreError> {
         self.check_object(&object, 0)?;
+        self.check_space(0)?;
         let mut id = [0u8; 16];
         self.inner.rng.fill(&mut id).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
         Ok(Upload {
@@ -1342,6 +1367,7 @@ impl Upload {
     }
 
     fn flush_chunk(&mut self) -> Result<(), StoreError> {
+        self.store.check_space(self.buffer.len() as u64)?;
         let mut batch = Batch::new();
         if self.chunks == 0 {
             batch.put(Keyspace::Staging, self.upload.to_be_bytes().to_vec(), Vec::new());
@@ -1432,6 +1458,7 @@ impl Upload {
         let digest = self.sha256();
         check_digest(&self.object, digest)?;
         let data = if self.chunks == 0 {
+            self.store.check_space(self.buffer.len() as u64)?;
             VersionData::Inline(std::mem::take(&mut self.buffer))
         } else {
             if !self.buffer.is_empty() {

@@ -595,6 +595,49 @@ async fn oversize_objects_are_refused() {
     assert!(matches!(upload.write(&[0]), Err(StoreError::TooLarge { .. })));
 }
 
+/// At the disk's reserve every way of adding object data is refused before
+/// it writes anything; deletes and lock changes go on; writes resume when
+/// space returns.
+#[tokio::test]
+async fn at_the_disk_reserve_new_data_is_refused_before_anything_is_written() {
+    use crate::backend::DiskSpace;
+    let space = |available: u64| Some(DiskSpace { total: 100 << 30, free: available, available });
+    let options = StoreOptions { max_object_bytes: LIMIT, reserve_bytes: Some(64 << 20), ..StoreOptions::default() };
+    let w = world_with(VersioningState::Enabled, options).await;
+    w.backend.set_disk_space(space(1 << 30));
+    let kept = w.put("kept", b"before the disk filled").await;
+    // A streamed upload that has written a chunk when the disk fills.
+    let mut upload = w.store.begin_upload(w.bucket.clone(), key("big"), NewObject::default()).unwrap();
+    upload.write(&vec![1; crate::CHUNK_BYTES]).unwrap();
+    w.backend.set_disk_space(space(64 << 20));
+    // Seen at the next reading: the server's disk watch reads every second.
+    assert!(w.store.disk_status().refusing);
+    let before = w.backend.contents();
+
+    let full =
+        |res: Result<_, StoreError>| matches!(res, Err(StoreError::DiskFull { reserve, .. }) if reserve == 64 << 20);
+    let put = w.store.put_object(&w.actor, w.bucket.clone(), key("k"), NewObject::default(), b"x".to_vec()).await;
+    assert!(full(put.map(|_| ())));
+    assert!(full(w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).map(|_| ())));
+    assert!(full(upload.write(&vec![2; crate::CHUNK_BYTES])));
+    assert!(full(w.store.check_space(0)));
+    assert_eq!(w.backend.contents(), before, "nothing of a refused write is stored");
+    assert_eq!(w.store.disk_status().refused, 4);
+    // The refused upload is discarded whole.
+    assert!(upload.finish(&w.actor).await.is_err());
+    assert!(w.store.head_object(&w.bucket, &key("big"), None).is_err());
+
+    // What frees space goes on, delete markers and bucket changes too.
+    let id = VersionSelector::parse(&kept.version_id).unwrap();
+    w.store.delete_object(&w.actor, w.bucket.clone(), key("kept"), None).await.unwrap();
+    w.store.delete_object(&w.actor, w.bucket.clone(), key("kept"), Some(id)).await.unwrap();
+    w.store.create_bucket(&w.actor, BucketName::new("another").unwrap()).await.unwrap();
+
+    w.backend.set_disk_space(space(65 << 20));
+    assert!(!w.store.disk_status().refusing);
+    w.put("k", b"after space returned").await;
+}
+
 #[tokio::test]
 async fn a_failed_commit_acknowledges_nothing_and_advances_nothing() {
     let w = world(VersioningState::Enabled).await;

@@ -55,7 +55,7 @@ pub(crate) async fn routes(
     max_message_bytes: usize,
     budget: budget::ReceiveBudget,
     metrics: Arc<Metrics>,
-) -> Result<Routes, tonic_reflection::server::Error> {
+) -> Result<(Routes, tonic_health::server::HealthReporter), tonic_reflection::server::Error> {
     // Answers are allowed 4 MiB, what clients decode by default, even where
     // `max_message_bytes` is smaller: an IngestBatch answer holds one ack per
     // record of its message (up to 512, each with an error message when
@@ -99,5 +99,5 @@ pub(crate) async fn routes(
         .add_service(Counted::new(health, Arc::clone(&metrics)))
         .add_service(Counted::new(reflection_v1, Arc::clone(&metrics)))
         .add_service(Counted::new(reflection_v1alpha, metrics));
-    Ok(routes.routes())
+    Ok((routes.routes(), health_reporter))
 }

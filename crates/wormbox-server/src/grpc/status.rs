@@ -112,6 +112,7 @@ fn from_store(err: &StoreError) -> Decided {
         StoreError::InvalidArgument(_) | StoreError::TooLarge { .. } | StoreError::ChecksumMismatch { .. } => {
             Code::InvalidArgument
         }
+        StoreError::DiskFull { .. } => Code::ResourceExhausted,
         StoreError::AccessDenied(_)
         | StoreError::MfaRequired { .. }
         | StoreError::NullVersionNeedsMfa { .. }

@@ -15,7 +15,6 @@
 pub(crate) mod listener;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
@@ -53,18 +52,23 @@ pub struct Metrics {
     /// `/package.Service/Method` of every method served, to its labels.
     methods: HashMap<String, (String, String)>,
     registry: Registry,
-    data_dir: PathBuf,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    /// Metrics of an appliance whose data directory is `data_dir`.
-    pub fn new(data_dir: &Path) -> Metrics {
+    /// Metrics of an appliance (its figures are read from the `App` at each scrape).
+    pub fn new() -> Metrics {
         let calls = Family::<CallLabels, Counter>::default();
         let mut registry = Registry::default();
         registry.register("wormbox_grpc_requests", "gRPC calls ended, by method and status code", calls.clone());
         let info = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("wormbox_build", "The running build", info);
-        Metrics { calls, methods: served_methods(), registry, data_dir: data_dir.to_owned() }
+        Metrics { calls, methods: served_methods(), registry }
     }
 
     /// Counts one gRPC call to `path` that ended with `code`.
@@ -78,7 +82,7 @@ impl Metrics {
 
     /// The exposition of every metric now.
     pub(crate) async fn render(&self, app: &App, budget: &ReceiveBudget) -> String {
-        let snapshot = Snapshot::take(app, budget, &self.data_dir).await;
+        let snapshot = Snapshot::take(app, budget).await;
         let mut out = String::new();
         // Writing to a String does not fail.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
@@ -126,7 +130,7 @@ struct Snapshot {
     receive: (usize, usize),
     engine_memory: Vec<(&'static str, u64)>,
     engine_stats: Vec<(&'static str, u64)>,
-    disk: Option<Disk>,
+    disk: wormbox_store::DiskStatus,
     clock: Option<wormbox_store::ClockStatus>,
     checkpoint: Option<wormbox_store::evidence::Checkpoint>,
     replication: Vec<wormbox_replica::Status>,
@@ -134,15 +138,8 @@ struct Snapshot {
     mfa: wormbox_mfa::VerificationCounts,
 }
 
-/// The data directory's filesystem.
-pub(crate) struct Disk {
-    pub(crate) total: u64,
-    pub(crate) free: u64,
-    pub(crate) available: u64,
-}
-
 impl Snapshot {
-    async fn take(app: &App, budget: &ReceiveBudget, data_dir: &Path) -> Snapshot {
+    async fn take(app: &App, budget: &ReceiveBudget) -> Snapshot {
         let store = app.store().clone();
         let clock = match tokio::time::timeout(WRITER_WAIT, store.clock_status()).await {
             Ok(Ok(status)) => Some(status),
@@ -152,7 +149,6 @@ impl Snapshot {
             }
             Err(_) => None,
         };
-        let dir = data_dir.to_owned();
         let reader = store.clone();
         // Point reads and a statvfs: off the runtime's threads.
         let (checkpoint, disk, engine_memory, engine_stats) = tokio::task::spawn_blocking(move || {
@@ -160,10 +156,10 @@ impl Snapshot {
                 tracing::warn!(error = %err, "metrics: the last checkpoint could not be read");
                 None
             });
-            (checkpoint, disk(&dir), reader.engine_memory(), reader.engine_stats())
+            (checkpoint, reader.disk_status(), reader.engine_memory(), reader.engine_stats())
         })
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|_| (None, store.disk_status(), Vec::new(), Vec::new()));
         let ledger_sequence = *store.ledger_watch().borrow();
         let capacity = store.queue_capacity();
         Snapshot {
@@ -261,7 +257,7 @@ impl Snapshot {
                 None => r.register(format!("wormbox_engine_{name}"), help, gauge(*value)),
             }
         }
-        if let Some(disk) = &self.disk {
+        if let Some(disk) = &self.disk.space {
             r.register_with_unit(
                 "wormbox_disk_total",
                 "Size of the data directory's filesystem",
@@ -281,6 +277,22 @@ impl Snapshot {
                 gauge(disk.available),
             );
         }
+        r.register_with_unit(
+            "wormbox_disk_reserve",
+            "Bytes of the data directory's filesystem kept free: new data is refused within it ([storage] reserve_bytes; 0: none)",
+            Unit::Bytes,
+            gauge(self.disk.reserve),
+        );
+        r.register(
+            "wormbox_disk_writes_refused",
+            "1 while new data is refused because the disk's available space is within the reserve (DISK_FULL)",
+            gauge(u64::from(self.disk.refusing)),
+        );
+        r.register(
+            "wormbox_disk_full_refusals",
+            "Writes refused with DISK_FULL since the server started",
+            counter(self.disk.refused),
+        );
         r.register(
             "wormbox_writer_responsive",
             "1 when the archive's writer answered this scrape within 2 s (0: it is stuck or the write queue is full; \
@@ -366,27 +378,6 @@ impl Snapshot {
     }
 }
 
-/// The data directory's filesystem, by `statvfs`.
-pub(crate) fn disk(dir: &Path) -> Option<Disk> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is NUL-terminated and `stat` is written by the call
-    // before it is read, which happens only when the call succeeded.
-    let stat = unsafe {
-        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stat.assume_init()
-    };
-    let block = stat.f_frsize as u64;
-    Some(Disk {
-        total: stat.f_blocks as u64 * block,
-        free: stat.f_bfree as u64 * block,
-        available: stat.f_bavail as u64 * block,
-    })
-}
-
 /// A histogram read from the store, encoded as one.
 #[derive(Debug)]
 struct Histo(HistogramSnapshot);
@@ -414,7 +405,7 @@ mod tests {
 
     #[test]
     fn calls_are_labelled_by_the_methods_served_and_anything_else_is_other() {
-        let metrics = Metrics::new(Path::new("/nonexistent"));
+        let metrics = Metrics::new();
         metrics.call_ended("/wormbox.v1.Archive/PutObject", tonic::Code::Ok);
         metrics.call_ended("/grpc.health.v1.Health/Check", tonic::Code::Ok);
         // A caller naming paths of its own adds no series per path.

@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::backend::{Backend, BackendError, Batch, BatchOp, Durability, Entries, Keyspace};
+use crate::backend::{Backend, BackendError, Batch, BatchOp, DiskSpace, Durability, Entries, Keyspace};
 
 type Space = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -21,6 +21,7 @@ pub struct MemBackend {
     fail_next_commit: Arc<AtomicBool>,
     held: Arc<(std::sync::Mutex<Held>, std::sync::Condvar)>,
     reads: Arc<AtomicU64>,
+    disk: Arc<std::sync::Mutex<Option<DiskSpace>>>,
 }
 
 /// Whether commits are held, and how many wait.
@@ -102,6 +103,13 @@ impl MemBackend {
         self.reads.load(Ordering::SeqCst)
     }
 
+    /// Makes `disk_space` answer `space` from now on (`None`: no filesystem,
+    /// as by default), standing in for a disk that fills and empties.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn set_disk_space(&self, space: Option<DiskSpace>) {
+        *self.disk.lock().unwrap_or_else(|p| p.into_inner()) = space;
+    }
+
     /// Returns a copy of everything stored, to assert that nothing changed.
     #[cfg(any(test, feature = "testing"))]
     pub fn contents(&self) -> BTreeMap<Keyspace, BTreeMap<Vec<u8>, Vec<u8>>> {
@@ -114,6 +122,10 @@ const PAGE: usize = 256;
 impl Backend for MemBackend {
     fn engine(&self) -> &'static str {
         "memory"
+    }
+
+    fn disk_space(&self) -> Option<DiskSpace> {
+        *self.disk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get(&self, space: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {

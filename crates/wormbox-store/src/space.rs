@@ -1,0 +1,228 @@
+//! The reserve of free disk below which new object data is refused.
+//!
+//! Invariant: the bytes of a new version (a PutObject or Ingest record, a
+//! chunk of a streamed upload, a multipart part) are taken only while the
+//! archive's filesystem keeps more than the reserve available after them,
+//! judged before any of them is written; otherwise they are refused
+//! (`StoreError::DiskFull`) and nothing is written. Everything else goes on
+//! below the reserve: reads, listings, reports, verification, and the
+//! changes a full archive still owes, whose ledger entries are small
+//! (deletes, which free space; retention, holds, principals, devices,
+//! checkpoints, the clock): the reserve is the room they use.
+//!
+//! The filesystem is read again once about an eighth of the reserve was
+//! admitted since the last reading (each write counted with `PER_WRITE` for
+//! its record, ledger entry and index), whenever the guard would refuse,
+//! and when asked (`Store::disk_status`, which the server's health loop
+//! calls every second), so writes resume by themselves once space returns,
+//! and space another process takes is seen within a second. A reserve of 0
+//! turns the guard off: the filesystem's own ENOSPC then fails the group
+//! commit, which changes nothing.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::StoreError;
+use crate::backend::{Backend, DiskSpace};
+
+/// The reserve when none is configured: 1 GiB, or 2 % of the filesystem
+/// when that is less (a small filesystem is not refused from its start).
+const DEFAULT_RESERVE: u64 = 1 << 30;
+/// What one admitted write is counted beyond its bytes: its version record,
+/// ledger entry, log frame and index entries.
+const PER_WRITE: u64 = 4096;
+
+/// What the guard saw at its last reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskStatus {
+    /// The filesystem, if the backend has one.
+    pub space: Option<DiskSpace>,
+    /// The reserve in force (0: no guard).
+    pub reserve: u64,
+    /// Whether new data is refused now.
+    pub refusing: bool,
+    /// Writes refused for want of space since the store opened.
+    pub refused: u64,
+}
+
+/// The guard: the configured reserve and the last reading.
+#[derive(Debug)]
+pub(crate) struct SpaceGuard {
+    configured: Option<u64>,
+    reading: Mutex<Reading>,
+    refused: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Reading {
+    /// `None` before the first reading, or when the backend has no filesystem.
+    space: Option<DiskSpace>,
+    taken: bool,
+    /// Bytes admitted since `space` was read (each write counted with `PER_WRITE`).
+    admitted: u64,
+    refusing: bool,
+}
+
+impl Reading {
+    fn take(&mut self, backend: &dyn Backend) {
+        self.space = backend.disk_space();
+        self.taken = true;
+        self.admitted = 0;
+    }
+}
+
+impl SpaceGuard {
+    /// A guard keeping `reserve` bytes free (`None`: the default).
+    pub(crate) fn new(reserve: Option<u64>) -> SpaceGuard {
+        SpaceGuard { configured: reserve, reading: Mutex::default(), refused: AtomicU64::new(0) }
+    }
+
+    fn reserve(&self, space: &DiskSpace) -> u64 {
+        self.configured.unwrap_or_else(|| DEFAULT_RESERVE.min(space.total / 50))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reading> {
+        self.reading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits `bytes` of new object data, or refuses them, before any is
+    /// written.
+    pub(crate) fn admit(&self, backend: &dyn Backend, bytes: u64) -> Result<(), StoreError> {
+        if self.configured == Some(0) {
+            return Ok(());
+        }
+        let cost = bytes.saturating_add(PER_WRITE);
+        let mut reading = self.lock();
+        let mut fresh = false;
+        let stale = |r: &Reading, reserve: u64| r.admitted.saturating_add(cost) > (reserve / 8).max(PER_WRITE);
+        if !reading.taken || reading.refusing || reading.space.is_some_and(|s| stale(&reading, self.reserve(&s))) {
+            reading.take(backend);
+            fresh = true;
+        }
+        loop {
+            // No filesystem to judge by: nothing to keep.
+            let Some(space) = reading.space else { return Ok(()) };
+            let reserve = self.reserve(&space);
+            let left = space.available.saturating_sub(reading.admitted);
+            if left.saturating_sub(cost) > reserve && left > cost {
+                reading.admitted += cost;
+                reading.refusing = false;
+                return Ok(());
+            }
+            if !fresh {
+                reading.take(backend);
+                fresh = true;
+                continue;
+            }
+            reading.refusing = true;
+            drop(reading);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::DiskFull { available: left, reserve });
+        }
+    }
+
+    /// Reads the filesystem again and says what the guard now sees: writes
+    /// are refused while the space available is at or below the reserve.
+    pub(crate) fn status(&self, backend: &dyn Backend) -> DiskStatus {
+        let mut reading = self.lock();
+        reading.take(backend);
+        let space = reading.space;
+        let reserve = match (self.configured, space) {
+            (Some(0), _) => 0,
+            (_, Some(space)) => self.reserve(&space),
+            (configured, None) => configured.unwrap_or(0),
+        };
+        reading.refusing = reserve > 0 && space.is_some_and(|s| s.available <= reserve);
+        DiskStatus { space, reserve, refusing: reading.refusing, refused: self.refused.load(Ordering::Relaxed) }
+    }
+}
+
+/// `bytes` for a person: `1.5 GiB`, `812.0 MiB`, `512 bytes`.
+pub(crate) fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemBackend;
+
+    fn space(available: u64) -> Option<DiskSpace> {
+        Some(DiskSpace { total: 100 << 30, free: available, available })
+    }
+
+    #[test]
+    fn bytes_are_admitted_only_while_the_reserve_stays_free_after_them() {
+        let backend = MemBackend::new();
+        let guard = SpaceGuard::new(Some(100 << 20));
+        backend.set_disk_space(space(200 << 20));
+        let err = guard.admit(&backend, 150 << 20).unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull { reserve, .. } if reserve == 100 << 20), "{err:?}");
+        // Judged by what is available now, not by what the refusal saw.
+        assert!(!guard.status(&backend).refusing);
+        guard.admit(&backend, 90 << 20).unwrap();
+        backend.set_disk_space(space(100 << 20));
+        assert!(guard.admit(&backend, 1).is_err());
+        let status = guard.status(&backend);
+        assert!(status.refusing);
+        assert_eq!(status.refused, 2);
+        // Space returned: the next write is admitted without being told.
+        backend.set_disk_space(space(101 << 20));
+        guard.admit(&backend, 1).unwrap();
+        assert!(!guard.status(&backend).refusing);
+    }
+
+    #[test]
+    fn space_another_process_takes_is_seen_after_an_eighth_of_the_reserve() {
+        let backend = MemBackend::new();
+        let guard = SpaceGuard::new(Some(80 << 20));
+        backend.set_disk_space(space(1 << 30));
+        guard.admit(&backend, 1).unwrap();
+        backend.set_disk_space(space(10 << 20));
+        // Below an eighth of the reserve since the reading: not read again.
+        guard.admit(&backend, 9 << 20).unwrap();
+        assert!(matches!(guard.admit(&backend, 1 << 20), Err(StoreError::DiskFull { .. })));
+    }
+
+    #[test]
+    fn the_default_reserve_is_a_gibibyte_or_two_percent() {
+        let backend = MemBackend::new();
+        let guard = SpaceGuard::new(None);
+        backend.set_disk_space(Some(DiskSpace { total: 1 << 40, free: 2 << 30, available: 2 << 30 }));
+        assert_eq!(guard.status(&backend).reserve, 1 << 30);
+        backend.set_disk_space(Some(DiskSpace { total: 10 << 30, free: 1 << 30, available: 1 << 30 }));
+        let status = guard.status(&backend);
+        assert_eq!(status.reserve, (10 << 30) / 50);
+        assert!(!status.refusing);
+    }
+
+    #[test]
+    fn a_reserve_of_zero_and_a_backend_without_a_filesystem_admit_everything() {
+        let backend = MemBackend::new();
+        let off = SpaceGuard::new(Some(0));
+        backend.set_disk_space(space(0));
+        off.admit(&backend, 1 << 30).unwrap();
+        assert!(!off.status(&backend).refusing);
+        let guard = SpaceGuard::new(None);
+        backend.set_disk_space(None);
+        guard.admit(&backend, u64::MAX).unwrap();
+        assert_eq!(guard.status(&backend), DiskStatus { space: None, reserve: 0, refusing: false, refused: 0 });
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_says_them() {
+        assert_eq!(bytes_text(512), "512 bytes");
+        assert_eq!(bytes_text(1536), "1.5 KiB");
+        assert_eq!(bytes_text(1 << 30), "1.0 GiB");
+    }
+}
