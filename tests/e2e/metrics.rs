@@ -93,6 +93,11 @@ async fn a_scrape_after_traffic_shows_it_and_names_only_what_the_appliance_serve
     assert!(value(&after, "wormbox_engine_pending_compaction_bytes").is_some());
     assert!(value(&after, "wormbox_engine_write_stops_total").is_some());
     assert!(value(&after, "wormbox_engine_memory_bytes{part=\"memtables\"}").is_some());
+    assert_eq!(must(&after, "wormbox_disk_writes_refused"), 0.0);
+    assert!(must(&after, "wormbox_disk_reserve_bytes") > 0.0);
+    assert_eq!(must(&after, "wormbox_backup_running"), 0.0);
+    assert_eq!(must(&after, "wormbox_scrub_running"), 0.0);
+    assert_eq!(must(&after, "wormbox_scrub_runs_total{result=\"failed\"}"), 0.0);
     // Every sample is the appliance's own, and no label value is a secret.
     for line in after.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("wormbox_"), "{line}");

@@ -38,6 +38,7 @@ mod replicas;
 mod replication;
 mod reports;
 pub mod spool;
+mod status;
 mod tier;
 mod upload;
 
@@ -67,6 +68,7 @@ pub use self::principals::{
 pub use self::replicas::{ReplicaPending, Replication, RuleTarget};
 pub use self::replication::ReplicaStatus;
 pub use self::reports::{AuditEntries, ReportPart, RetentionReport, RetentionReportStream};
+pub use self::status::{ApplianceStatus, ScrubResult, ScrubState, Scrubs};
 pub use self::tier::ObjectBody;
 pub use self::upload::AppUpload;
 
@@ -119,6 +121,8 @@ pub struct App {
     replication: Arc<Replication>,
     refusals: Arc<RefusalLog>,
     multipart: Option<Arc<MultipartUploads>>,
+    scrubs: Arc<Scrubs>,
+    started: std::time::Instant,
 }
 
 impl App {
@@ -143,7 +147,15 @@ impl App {
             replication,
             refusals,
             multipart: None,
+            scrubs: Arc::new(Scrubs::new(std::time::Duration::ZERO)),
+            started: status::started(),
         }
+    }
+
+    /// Scrubs start every `interval` (what `status` reports; the server runs them).
+    pub fn with_scrub_interval(mut self, interval: std::time::Duration) -> App {
+        self.scrubs = Arc::new(Scrubs::new(interval));
+        self
     }
 
     /// Keeps S3 multipart uploads in `uploads` (without, those calls fail).

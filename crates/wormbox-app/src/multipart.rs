@@ -256,7 +256,8 @@ impl PartWriter {
         if self.size > self.limit {
             return Err(StoreError::TooLarge { limit: self.limit }.into());
         }
-        self.store.check_space(data.as_ref().len() as u64)?;
+        // Held until the bytes are in the part's file.
+        let _space = self.store.check_space(data.as_ref().len() as u64)?;
         let mut file = self.file.take().ok_or_else(|| AppError::Internal("the part was lost".into()))?;
         let (file, res) = tokio::task::spawn_blocking(move || {
             let res = file.write_all(data.as_ref());
@@ -351,7 +352,7 @@ impl App {
         self.authorize_lock_fields(actor, &request.object)?;
         self.store.bucket(&request.bucket)?;
         self.store.check_new_object(&request.object)?;
-        self.store.check_space(0)?;
+        drop(self.store.check_space(0)?);
         if request.object.expected_sha256.is_some() || request.object.etag.is_some() {
             return Err(StoreError::InvalidArgument("a multipart upload states no digest of the whole".into()).into());
         }
@@ -407,7 +408,7 @@ impl App {
         }
         let uploads = self.uploads()?;
         uploads.open(actor, bucket, key, upload_id)?;
-        self.store.check_space(0)?;
+        drop(self.store.check_space(0)?);
         let dir = uploads.upload_dir(upload_id);
         let path = dir.join(part_name(number));
         // A distinct temporary name per writer: two uploads of one part

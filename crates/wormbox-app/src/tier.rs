@@ -67,6 +67,9 @@ impl App {
     pub(crate) async fn body_of(&self, info: &VersionInfo, reader: ObjectReader) -> Result<ObjectBody, AppError> {
         let Some(at) = reader.released().cloned() else { return Ok(ObjectBody::Local(Box::new(reader))) };
         let (key, version_id) = (info.key.clone(), info.version_id.clone());
+        // The spool file takes room under the data directory while the read
+        // lasts: admitted like new data, so parallel reads cannot fill the disk.
+        let space = self.store.check_space(reader.expected_size())?;
         let spooled = self.replication.spool(&at, &key, reader.expected_size()).await.map_err(|err| match err {
             SpoolError::Unavailable { why, .. } => AppError::ReplicaUnavailable {
                 key: key.clone(),
@@ -87,6 +90,8 @@ impl App {
             }
             SpoolError::Io { .. } => AppError::Internal(err.to_string()),
         })?;
+        // The spooled bytes are on disk now, where the next reading sees them.
+        drop(space);
         if spooled.size != reader.expected_size() || spooled.sha256 != reader.expected_sha256() {
             tracing::error!(
                 rule = %at.rule,

@@ -23,7 +23,7 @@ use tonic_types::StatusExt;
 use crate::client::{Mfa, Target};
 use crate::commands::{
     Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, replica,
-    report, retention, verify,
+    report, retention, status, verify,
 };
 
 /// Operate a Wormbox archive over gRPC.
@@ -45,6 +45,9 @@ struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// No progress bars (they are drawn only on a terminal anyway).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     /// Where MFA codes come from: serial:PATH[#SERIAL] (a token on a serial
     /// line), prompt[:SERIAL] (ask on the terminal) or literal:SERIAL CODE [CODE2].
     #[arg(long, env = "WORMBOX_MFA", hide_env_values = true, global = true)]
@@ -99,6 +102,10 @@ enum Command {
     Replica(replica::ReplicaCommand),
     /// A signed checkpoint of the ledger (the current head, or a stored one).
     Checkpoint(checkpoint::CheckpointArgs),
+    /// The appliance on one screen: build, uptime, disk and its reserve,
+    /// ledger and last checkpoint, clock, scrub, replication lag, MFA
+    /// lockouts (admins and auditors).
+    Status,
     /// Recompute the ledger chain, check every checkpoint and re-hash every
     /// version; exits non-zero on any divergence. With --data-dir, offline on
     /// a stopped appliance's data directory (or a copy). With --replica RULE,
@@ -143,6 +150,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    output::set_quiet(cli.quiet);
     // Offline commands need no appliance and no credential.
     if let Command::Verify(args) = &cli.command
         && let Some(dir) = &args.data_dir
@@ -177,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(command) => admin::run(&cx, command).await,
         Command::Replica(command) => replica::run(&cx, command).await,
         Command::Checkpoint(args) => checkpoint::run(&cx, args).await,
+        Command::Status => status::run(&cx).await,
         Command::Verify(args) => verify::online(&cx, args).await,
         Command::Audit(args) => audit::run(&cx, args).await,
         Command::Report(command) => report::run(&cx, command).await,

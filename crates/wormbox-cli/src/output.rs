@@ -61,45 +61,94 @@ pub(crate) fn hold_json(h: &v1::LegalHold) -> Value {
     })
 }
 
-/// A progress line on stderr, drawn only on a terminal; a total of 0 means
-/// unknown, and only the count is shown.
+/// `--quiet`: no progress bars, whatever stderr is.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns progress bars off for the whole run (`--quiet`).
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A progress bar on stderr (`indicatif`), with the rate and, when the
+/// total is known, the time left; drawn only when stderr is a terminal and
+/// `--quiet` is not given, so a script's output and logs stay clean. A
+/// command that moves or checks bytes for more than a second draws one.
+#[derive(Clone)]
 pub(crate) struct Progress {
-    what: &'static str,
-    total: u64,
-    done: u64,
-    shown: std::time::Instant,
-    draw: bool,
+    bar: indicatif::ProgressBar,
+    bytes: bool,
+}
+
+/// The bar's look: bytes or items, with a bar and the time left once the
+/// total is known, a spinner and the time spent before.
+fn style(bytes: bool, total_known: bool) -> Option<indicatif::ProgressStyle> {
+    let template = match (bytes, total_known) {
+        (true, true) => "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes}  {binary_bytes_per_sec}  {eta} left",
+        (true, false) => "{spinner} {msg} {binary_bytes}  {binary_bytes_per_sec}  {elapsed}",
+        (false, true) => "{msg} [{bar:30}] {human_pos}/{human_len}  {per_sec}  {eta} left",
+        (false, false) => "{spinner} {msg} {human_pos}  {per_sec}  {elapsed}",
+    };
+    indicatif::ProgressStyle::with_template(template).ok().map(|s| s.progress_chars("=> "))
 }
 
 impl Progress {
-    pub(crate) fn new(what: &'static str, total: u64) -> Progress {
-        Progress { what, total, done: 0, shown: std::time::Instant::now(), draw: std::io::stderr().is_terminal() }
+    /// Counts bytes of `what` (a short verb phrase), `total` when known.
+    pub(crate) fn bytes(what: &'static str, total: Option<u64>) -> Progress {
+        Progress::with(what, total, true)
     }
 
-    pub(crate) fn step(&mut self, by: u64) {
-        self.done += by;
-        if self.draw && (self.shown.elapsed().as_millis() >= 100 || self.done == self.total) {
-            self.shown = std::time::Instant::now();
-            let width = 30u64;
-            match (self.done.min(self.total) * width).checked_div(self.total) {
-                Some(filled) => {
-                    let bar: String = (0..width).map(|n| if n < filled { '#' } else { ' ' }).collect();
-                    eprint!("\r[{bar}] {}/{} {}", self.done, self.total, self.what);
-                }
-                None => eprint!("\r{} {}", self.done, self.what),
+    /// Counts items (rows, entries) of `what`, `total` when known.
+    pub(crate) fn items(what: &'static str, total: Option<u64>) -> Progress {
+        Progress::with(what, total, false)
+    }
+
+    /// A spinner with the time spent, for a wait on the appliance whose
+    /// progress the client cannot see (an integrity check runs there).
+    pub(crate) fn waiting(what: &'static str) -> Progress {
+        let progress = Progress::with(what, None, false);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}") {
+            progress.bar.set_style(style);
+        }
+        progress.bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        progress
+    }
+
+    fn with(what: &'static str, total: Option<u64>, bytes: bool) -> Progress {
+        let drawn = !QUIET.load(std::sync::atomic::Ordering::Relaxed) && std::io::stderr().is_terminal();
+        let target = match drawn {
+            true => indicatif::ProgressDrawTarget::stderr_with_hz(10),
+            false => indicatif::ProgressDrawTarget::hidden(),
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(total, target);
+        if let Some(style) = style(bytes, total.is_some()) {
+            bar.set_style(style);
+        }
+        bar.set_message(what);
+        Progress { bar, bytes }
+    }
+
+    /// The total, once known: the spinner becomes a bar with the time left.
+    pub(crate) fn set_total(&self, total: u64) {
+        if self.bar.length() != Some(total) {
+            self.bar.set_length(total);
+            if let Some(style) = style(self.bytes, true) {
+                self.bar.set_style(style);
             }
-            let _ = std::io::stderr().flush();
         }
     }
 
-    /// Moves the count to `done` in all (for callers that report a running total).
-    pub(crate) fn reach(&mut self, done: u64) {
-        self.step(done - self.done);
+    /// `by` more done.
+    pub(crate) fn step(&self, by: u64) {
+        self.bar.inc(by);
     }
 
+    /// `done` in all (for callers that report a running total).
+    pub(crate) fn reach(&self, done: u64) {
+        self.bar.set_position(done);
+    }
+
+    /// Leaves the bar at its end, with the totals and the rate.
     pub(crate) fn finish(&self) {
-        if self.draw {
-            eprintln!();
-        }
+        self.bar.finish();
     }
 }

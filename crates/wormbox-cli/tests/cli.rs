@@ -237,3 +237,105 @@ async fn delete_objects_through_the_cli() {
     assert!(stdout.contains("NO_SUCH_VERSION") && stdout.contains(v1), "{stdout}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("1 of 1 deletes were refused"));
 }
+
+/// Runs `wormbox ARGS` with a terminal for its output (util-linux's
+/// `script` gives it a pseudo-terminal 120 columns wide) and returns what
+/// the terminal showed, or `None` where `script` is missing.
+fn on_a_terminal(appliance: &TestAppliance, args: &[&str]) -> Option<String> {
+    let command = format!("stty cols 120 rows 40; {} {}", env!("CARGO_BIN_EXE_wormbox"), args.join(" "));
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("WORMBOX_ENDPOINT", appliance.endpoint())
+        .env("WORMBOX_CREDENTIAL", appliance.admin_credential())
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(out) => {
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI has util-linux's script: {e}");
+            eprintln!("skipped: no `script` to give the CLI a terminal ({e})");
+            None
+        }
+    }
+}
+
+/// On a terminal, moving bytes draws a bar with the amount, the rate and the
+/// time left; with `--quiet`, or when stderr is not a terminal, nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_bars_are_drawn_on_a_terminal_only_and_never_with_quiet() {
+    let appliance = TestAppliance::start().await.unwrap();
+    let dir = appliance.temp_dir();
+    let file = dir.join("big.bin");
+    std::fs::write(&file, vec![7u8; 24 << 20]).unwrap();
+    let (file, copy) = (file.to_str().unwrap().to_owned(), dir.join("copy.bin").to_str().unwrap().to_owned());
+    tokio::task::block_in_place(|| {
+        assert!(wormbox(&appliance, &["bucket", "create", "big"], None).status.success());
+        let Some(shown) = on_a_terminal(&appliance, &["put", "big", "blob", &file]) else { return };
+        assert!(shown.contains("storing") && shown.contains("24.00 MiB/24.00 MiB"), "{shown}");
+        assert!(shown.contains("MiB/s") && shown.contains("left"), "the rate and the time left: {shown}");
+        let shown = on_a_terminal(&appliance, &["get", "big", "blob", "-o", &copy]).unwrap();
+        assert!(shown.contains("fetching") && shown.contains("24.00 MiB/24.00 MiB"), "{shown}");
+        assert_eq!(std::fs::read(&copy).unwrap().len(), 24 << 20);
+        let quiet = on_a_terminal(&appliance, &["--quiet", "get", "big", "blob", "-o", &copy]).unwrap();
+        assert!(!quiet.contains("fetching") && !quiet.contains("MiB"), "{quiet}");
+        // Not a terminal: stderr stays empty, stdout holds only the answer.
+        let piped = wormbox(&appliance, &["put", "big", "blob", &file], None);
+        assert!(piped.status.success());
+        assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
+    });
+}
+
+/// `wormbox status` shows the appliance on one screen, to admins and
+/// auditors only: the disk and its reserve, the ledger and its checkpoint,
+/// the clock, the scrub's last result, MFA lockouts.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_appliance_on_one_screen() {
+    let appliance = TestAppliance::start_with(|config| config.evidence.scrub_interval_seconds = 1).await.unwrap();
+    let writer = appliance.principal("writer-1", wormbox_proto::v1::Role::Writer).await.unwrap();
+    let auditor = appliance.principal("auditor-1", wormbox_proto::v1::Role::Auditor).await.unwrap();
+    tokio::task::block_in_place(|| {
+        assert!(wormbox(&appliance, &["checkpoint"], None).status.success());
+        // The scrub runs every second of real time: wait for one to finish.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            let status = json(&wormbox(&appliance, &["--json", "status"], None));
+            if status["scrub"]["last"].is_object() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "no scrub finished: {status}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+        assert!(status["disk"]["total_bytes"].as_u64().unwrap() > 0, "{status}");
+        assert!(status["disk"]["reserve_bytes"].as_u64().unwrap() > 0, "{status}");
+        assert_eq!(status["disk"]["writes_refused"], false);
+        assert!(status["ledger_sequence"].as_u64().unwrap() >= status["last_checkpoint"]["sequence"].as_u64().unwrap());
+        assert_eq!(status["clock"]["held_back_seconds"], 0);
+        assert_eq!(status["scrub"]["interval_seconds"], 1);
+        assert_eq!(status["scrub"]["last"]["ok"], true, "{status}");
+        assert_eq!((status["devices_locked_out"].as_u64(), status["lockouts"].as_u64()), (Some(0), Some(0)));
+        let out = wormbox(&appliance, &["status"], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in ["disk ", "ledger ", "clock ", "scrub ", "replication  no rules", "mfa "] {
+            assert!(text.lines().any(|l| l.starts_with(line)), "no `{line}` line in:\n{text}");
+        }
+        assert!(text.contains("new data taken") && text.contains("last ended") && text.contains(": ok"), "{text}");
+
+        let as_role = |credential: &str| {
+            Command::new(env!("CARGO_BIN_EXE_wormbox"))
+                .args(["status"])
+                .env("WORMBOX_ENDPOINT", appliance.endpoint())
+                .env("WORMBOX_CREDENTIAL", credential)
+                .output()
+                .unwrap()
+        };
+        assert!(as_role(&auditor).status.success());
+        let refused = as_role(&writer);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("ACCESS_DENIED"));
+    });
+}

@@ -170,6 +170,16 @@ fn read_text(path: &Path) -> Result<String, ReportError> {
 /// Verifies an export directory from its files alone; `public_key`, when
 /// given, is used instead of the directory's copy (and must match it).
 pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<ExportCheck, ReportError> {
+    verify_with_progress(dir, public_key, &mut |_, _| {})
+}
+
+/// `verify`, calling `progress` with the version bytes re-hashed so far and
+/// the manifest's total after each version file.
+pub fn verify_with_progress(
+    dir: &Path,
+    public_key: Option<&[u8]>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportCheck, ReportError> {
     let mut check = ExportCheck::default();
     let malformed = |name: &str, why: String| ReportError::Malformed { path: dir.join(name), why };
     if dir.join(STATE).exists() {
@@ -221,7 +231,7 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<ExportCheck, Repo
     if read_text(&dir.join(MANIFEST_CSV))? != manifest.to_csv() {
         check.problems.push(format!("{MANIFEST_CSV} does not state the same entries as {MANIFEST_JSON}"));
     }
-    check_versions(dir, &manifest, &records, &mut check)?;
+    check_versions(dir, &manifest, &records, &mut check, progress)?;
     Ok(check)
 }
 
@@ -230,7 +240,10 @@ fn check_versions(
     manifest: &Manifest,
     records: &[AuditRecord],
     check: &mut ExportCheck,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), ReportError> {
+    let total: u64 = manifest.entries.iter().map(|e| e.size).sum();
+    let mut read = 0u64;
     // What the ledger says was written, by (key, version, sha256).
     let mut written: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
     for r in records.iter().filter(|r| r.bucket == manifest.bucket) {
@@ -274,6 +287,8 @@ fn check_versions(
         }
         check.versions += 1;
         check.bytes += bytes.len() as u64;
+        read += bytes.len() as u64;
+        progress(read, total);
     }
     let objects = dir.join(OBJECTS);
     if let Ok(listing) = std::fs::read_dir(&objects) {

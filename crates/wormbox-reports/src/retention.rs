@@ -150,7 +150,8 @@ pub struct ReportHeader {
 pub struct Total {
     /// The bucket.
     pub bucket: String,
-    /// `GOVERNANCE`, `COMPLIANCE` or `NONE`.
+    /// `governance`, `compliance` or `none` (the proto's words; rows keep
+    /// S3 Inventory's upper-case `GOVERNANCE`/`COMPLIANCE`).
     pub mode: String,
     /// Versions (markers excluded).
     pub versions: u64,
@@ -163,6 +164,15 @@ pub struct Total {
 pub struct Summary {
     /// Per bucket and mode.
     pub totals: Vec<Total>,
+    /// Versions whose retention is in force (holds may apply too).
+    #[serde(default)]
+    pub protected: u64,
+    /// Versions a legal hold keeps, with no retention in force.
+    #[serde(default)]
+    pub held: u64,
+    /// Bytes of the versions under retention or hold.
+    #[serde(default)]
+    pub bytes_protected: u64,
     /// Versions whose retention ends within 30 days of `now`.
     pub expiring_30_days: u64,
     /// ... within 90 days.
@@ -204,7 +214,7 @@ impl SummaryBuilder {
             s.delete_markers += 1;
             return;
         }
-        let mode = if row.mode.is_empty() { "NONE".to_owned() } else { row.mode.clone() };
+        let mode = if row.mode.is_empty() { "none".to_owned() } else { row.mode.to_ascii_lowercase() };
         let total = self.totals.entry((row.bucket.clone(), mode)).or_default();
         total.0 += 1;
         total.1 += row.size;
@@ -212,9 +222,14 @@ impl SummaryBuilder {
             *s.holds.entry(case.clone()).or_default() += 1;
         }
         match row.status {
+            Status::Protected => s.protected += 1,
+            Status::Held => s.held += 1,
             Status::Expired => s.expired += 1,
             Status::Unprotected => s.unprotected += 1,
-            _ => {}
+            Status::Marker => {}
+        }
+        if matches!(row.status, Status::Protected | Status::Held) {
+            s.bytes_protected += row.size;
         }
         if let Some(until) = row.retain_until_unix_micros.filter(|u| *u > self.now.0) {
             let left = until - self.now.0;

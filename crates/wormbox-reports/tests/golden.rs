@@ -134,7 +134,7 @@ async fn statuses_and_summary_follow_enforcement() {
     assert_eq!(summary.expired, 0);
     assert_eq!(summary.expirations.values().sum::<u64>(), 3);
     let ledger_compliance =
-        summary.totals.iter().find(|t| t.bucket == "ledger-2026" && t.mode == "COMPLIANCE").unwrap();
+        summary.totals.iter().find(|t| t.bucket == "ledger-2026" && t.mode == "compliance").unwrap();
     assert_eq!(ledger_compliance.versions, 2);
 }
 
@@ -155,23 +155,25 @@ async fn the_html_page_is_self_contained_and_escapes_archive_values() {
     assert!(csv.contains(",\"'=cmd|' /C calc'!A0\","), "{csv}");
 }
 
-/// The page opens in headless Chromium without errors: a browser parses it,
-/// draws both charts, and logs no console message, refused load or failure.
-/// CI installs `chromium-headless-shell`; elsewhere the test says it skipped.
-#[tokio::test]
-async fn the_html_page_opens_in_headless_chromium_without_errors() {
+/// Headless Chromium, if the machine has it: CI installs
+/// `chromium-headless-shell`; elsewhere the tests say they skipped.
+fn chromium() -> Option<&'static str> {
     let browser = ["chromium-headless-shell", "chromium"]
         .into_iter()
         .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
-    let Some(browser) = browser else {
+    if browser.is_none() {
         assert!(std::env::var_os("CI").is_none(), "CI must install chromium-headless-shell");
         eprintln!("skipped: no headless Chromium on this machine");
-        return;
-    };
-    let (header, rows, summary) = report().await;
+    }
+    browser
+}
+
+/// Opens `html` in `browser` with a window `width` pixels wide and returns
+/// the DOM after load, and the browser's log.
+fn open_in(browser: &str, html: &str, width: u32) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
-    std::fs::write(&page, retention::to_html(&header, &rows, &summary)).unwrap();
+    std::fs::write(&page, html).unwrap();
     let output = std::process::Command::new(browser)
         // No sandbox as root in CI; nothing in the background reaches for a
         // network the machine does not have.
@@ -184,21 +186,99 @@ async fn the_html_page_opens_in_headless_chromium_without_errors() {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--hide-scrollbars",
             "--enable-logging=stderr",
             "--v=0",
+            "--virtual-time-budget=5000",
             "--dump-dom",
         ])
+        .arg(format!("--window-size={width},1000"))
         .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    let dom = String::from_utf8_lossy(&output.stdout);
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{log}");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), log)
+}
+
+/// The page opens in headless Chromium without errors: a browser parses it,
+/// draws both charts, and logs no console message, refused load or failure.
+#[tokio::test]
+async fn the_html_page_opens_in_headless_chromium_without_errors() {
+    let Some(browser) = chromium() else { return };
+    let (header, rows, summary) = report().await;
+    let (dom, log) = open_in(browser, &retention::to_html(&header, &rows, &summary), 1280);
     assert!(dom.contains("<h1>Retention report: all buckets</h1>"), "{dom}");
     assert_eq!(dom.matches("<svg").count(), 2, "{dom}");
     assert_eq!(dom.matches("<rect").count(), summary.expirations.len() + summary.holds.len());
     for bad in ["CONSOLE", "Uncaught", "Refused", "Failed to load", "Content Security Policy"] {
         assert!(!log.contains(bad), "Chromium reported `{bad}`:\n{log}");
     }
+}
+
+/// The figures a compliance officer looks for first come first, grouped,
+/// with modes in the proto's lower case; a digest is abbreviated with the
+/// whole in its tooltip; every page printed names the checkpoint.
+#[tokio::test]
+async fn the_page_leads_with_what_is_protected_and_formats_its_figures() {
+    let (header, rows, mut summary) = report().await;
+    assert_eq!((summary.protected, summary.held, summary.expired + summary.unprotected), (3, 2, 3));
+    let protected_bytes: u64 =
+        rows.iter().filter(|r| matches!(r.status, Status::Protected | Status::Held)).map(|r| r.size).sum();
+    assert_eq!(summary.bytes_protected, protected_bytes);
+    summary.bytes_protected = 1_234_567_890;
+    let html = retention::to_html(&header, &rows, &summary);
+    let first = html.find("Versions under retention").unwrap();
+    assert!(first < html.find("<h2>").unwrap(), "the protection figures open the page");
+    assert!(html.contains("1,234,567,890 bytes (1.1 GiB)"), "{html}");
+    assert!(!html.contains(">COMPLIANCE<") && !html.contains(">NONE<"), "modes are lower case");
+    assert!(html.contains("<td>compliance</td>") && html.contains("<td>none</td>"));
+    let sha = &rows.iter().find(|r| !r.sha256.is_empty()).unwrap().sha256;
+    assert!(html.contains(&format!("<code title=\"{sha}\">{}…</code>", &sha[..12])));
+    assert!(html.contains("@page") && html.contains("counter(pages)"));
+    assert!(html.contains(&format!("checkpoint {} signed", header.checkpoint.sequence)));
+    assert!(retention::to_csv(&header, &rows).contains(sha.as_str()), "the CSV keeps whole digests");
+}
+
+/// At 1280 and 1920 pixels no element of the page reaches past the
+/// window's right edge, with the longest values the archive allows (keys of
+/// 1,024 characters without a space, 63-character bucket names, many holds).
+/// The page itself runs no script (its policy forbids it): a copy without
+/// the policy, with a measuring script appended, is what the test opens.
+#[tokio::test]
+async fn the_html_page_fits_1280_pixels_in_headless_chromium() {
+    let Some(browser) = chromium() else { return };
+    let (header, mut rows, summary) = report().await;
+    let mut long = rows.iter().find(|r| r.status == Status::Held).unwrap().clone();
+    long.bucket = "b".repeat(63);
+    long.key = "k".repeat(1024);
+    long.legal_holds = (0..12).map(|n| format!("CASE-{n:04}-{}", "x".repeat(40))).collect();
+    long.bytes_location = format!("replica:{}", "r".repeat(64));
+    long.size = u64::MAX;
+    rows.push(long);
+    let html = retention::to_html(&header, &rows, &summary);
+    let policy = html.lines().find(|l| l.contains("Content-Security-Policy")).unwrap();
+    let measure = "<script>\n\
+        const w = document.documentElement.clientWidth;\n\
+        const over = [];\n\
+        for (const el of document.querySelectorAll('body *')) {\n\
+          const r = el.getBoundingClientRect();\n\
+          if (r.right > w + 0.5) over.push(el.tagName + ' ' + Math.round(r.right) + ' ' + (el.textContent || '').slice(0, 40));\n\
+        }\n\
+        if (document.documentElement.scrollWidth > w) over.push('page ' + document.documentElement.scrollWidth);\n\
+        document.body.setAttribute('data-width', String(w));\n\
+        document.body.setAttribute('data-overflow', over.length ? over.join(' | ') : 'none');\n\
+        </script>\n</body>";
+    let measured = html.replace(policy, "").replace("</body>", measure);
+    for width in [1280, 1920] {
+        let (dom, _) = open_in(browser, &measured, width);
+        assert!(dom.contains("data-width=\""), "the measuring script did not run:\n{dom}");
+        assert!(dom.contains("data-overflow=\"none\""), "at {width} px: {}", attribute(&dom, "data-overflow"));
+    }
+}
+
+fn attribute<'a>(dom: &'a str, name: &str) -> &'a str {
+    let start = dom.find(&format!("{name}=\"")).map(|i| i + name.len() + 2).unwrap_or(0);
+    &dom[start..start + dom[start..].find('"').unwrap_or(0)]
 }

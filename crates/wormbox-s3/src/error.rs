@@ -117,7 +117,8 @@ mod tests {
 
     #[test]
     fn a_full_disk_is_507_insufficient_storage_naming_the_reason() {
-        let err = app_error(AppError::Store(StoreError::DiskFull { available: 10 << 20, reserve: 1 << 30 }));
+        let err =
+            app_error(AppError::Store(StoreError::DiskFull { bytes: 5 << 20, available: 10 << 20, reserve: 1 << 30 }));
         assert_eq!(err.code().as_str(), "InsufficientStorage");
         assert_eq!(err.status_code(), Some(http::StatusCode::INSUFFICIENT_STORAGE));
         assert!(err.message().unwrap().ends_with("(DISK_FULL)"), "{:?}", err.message());

@@ -3,8 +3,9 @@
 //! another process took or freed without a write being tried.
 //!
 //! Invariant: the health service's `wormbox.v1.Archive.write` is
-//! NOT_SERVING exactly while the store's reserve refuses new data
-//! (`DISK_FULL`), as read at most `EVERY` ago; the rest of the archive stays
+//! NOT_SERVING while the store's reserve would refuse even a write of no
+//! bytes (`DISK_FULL`), as read at most `EVERY` ago (a larger write may be
+//! refused while it is SERVING); the rest of the archive stays
 //! SERVING (reads, deletes, retention and holds go on). Each change is
 //! logged once, not every second.
 

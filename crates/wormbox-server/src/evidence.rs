@@ -16,7 +16,7 @@ use wormbox_store::evidence::{Ed25519Signer, IntegrityReport, Signer, VerifyOpti
 
 use crate::ServerError;
 use crate::config::EvidenceConfig;
-use wormbox_app::Replication;
+use wormbox_app::{Replication, Scrubs};
 
 /// The file, in the data directory, that holds the checkpoint signing key (PKCS#8).
 pub const SIGNING_KEY_FILE: &str = "checkpoint-signing.key";
@@ -59,15 +59,36 @@ pub fn load_or_create_signer(data_dir: &Path) -> Result<(Ed25519Signer, bool), S
 }
 
 /// Runs one integrity check at most `bytes_per_second` (0: no limit) and
-/// records the result in the ledger. Blocks: call from a blocking thread.
+/// records the result in the ledger, reporting its progress and end to
+/// `scrubs`. Blocks: call from a blocking thread.
 pub fn scrub(
     store: &Store,
     replication: &Arc<Replication>,
     public_key: &[u8],
     bytes_per_second: u64,
+    scrubs: &Scrubs,
+) -> Result<(IntegrityReport, u64), ServerError> {
+    let handle = tokio::runtime::Handle::current();
+    let now = |store: &Store| handle.block_on(store.clock_status()).map(|c| c.compliance);
+    scrubs.begin(now(store).map_err(ServerError::Scrub)?);
+    let ran = run_scrub(store, replication, public_key, bytes_per_second, scrubs);
+    match &ran {
+        Ok((report, sequence)) => scrubs.finish(now(store).map_err(ServerError::Scrub)?, report, *sequence),
+        Err(_) => scrubs.abandon(),
+    }
+    ran
+}
+
+fn run_scrub(
+    store: &Store,
+    replication: &Arc<Replication>,
+    public_key: &[u8],
+    bytes_per_second: u64,
+    scrubs: &Scrubs,
 ) -> Result<(IntegrityReport, u64), ServerError> {
     let started = Instant::now();
     let mut pace = |bytes: u64| {
+        scrubs.read(bytes);
         if bytes_per_second == 0 {
             return;
         }
@@ -99,6 +120,7 @@ pub(crate) fn spawn_duties(
     replication: Arc<Replication>,
     signer: Arc<Ed25519Signer>,
     config: &EvidenceConfig,
+    scrubs: Arc<Scrubs>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let every = Duration::from_secs(config.checkpoint_interval_seconds);
@@ -124,7 +146,8 @@ pub(crate) fn spawn_duties(
             loop {
                 tick.tick().await;
                 let (store, key, replication) = (store.clone(), public_key.clone(), Arc::clone(&replication));
-                match tokio::task::spawn_blocking(move || scrub(&store, &replication, &key, rate)).await {
+                let scrubs = Arc::clone(&scrubs);
+                match tokio::task::spawn_blocking(move || scrub(&store, &replication, &key, rate, &scrubs)).await {
                     Ok(Ok((report, sequence))) if report.is_ok() => {
                         tracing::info!(ledger_sequence = sequence, summary = %report.summary(), "integrity scrub passed");
                     }

@@ -300,7 +300,8 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
             Arc::clone(&replication),
             clock,
         )
-        .with_multipart(uploads),
+        .with_multipart(uploads)
+        .with_scrub_interval(std::time::Duration::from_secs(config.evidence.scrub_interval_seconds)),
     );
     let receive_budget = ReceiveBudget::new(
         usize::try_from(config.limits.receive_budget_bytes).unwrap_or(usize::MAX),
@@ -350,7 +351,13 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
     };
     let metrics_addr = metrics.as_ref().map(metrics::listener::MetricsServer::addr);
     // Started last, so that a failed start leaves no task behind.
-    let mut duties = evidence::spawn_duties(app.store().clone(), Arc::clone(&replication), signer, &config.evidence);
+    let mut duties = evidence::spawn_duties(
+        app.store().clone(),
+        Arc::clone(&replication),
+        signer,
+        &config.evidence,
+        Arc::clone(app.scrubs()),
+    );
     duties.push(disk::spawn_watch(app.store().clone(), health).await);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
     Ok(RunningServer {

@@ -45,7 +45,7 @@ use std::sync::Arc;
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
 pub use meta::BytesAt;
-pub use space::DiskStatus;
+pub use space::{DiskStatus, SpaceTicket};
 pub use stats::{CommitHistograms, HistogramSnapshot};
 pub use store::{CommitStats, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload, check_etag};
 use wormbox_model::{
@@ -474,12 +474,15 @@ pub enum StoreError {
     /// of it is written, until space is freed (reads, deletes, retention and
     /// holds go on).
     #[error(
-        "the archive's disk has {} available, within its reserve of {}: new data is refused until space is freed (reads, deletes, retention and legal holds still work)",
-        space::bytes_text(*available),
-        space::bytes_text(*reserve)
+        "storing {} more would leave the archive's disk less than its reserve of {} ({} available): new data is refused until space is freed (reads, deletes, retention and legal holds still work)",
+        space::bytes_text(*bytes),
+        space::bytes_text(*reserve),
+        space::bytes_text(*available)
     )]
     DiskFull {
-        /// Bytes available, less those admitted and not yet counted by the filesystem.
+        /// The bytes refused.
+        bytes: u64,
+        /// Bytes available, less those admitted and not yet written.
         available: u64,
         /// The reserve kept free.
         reserve: u64,

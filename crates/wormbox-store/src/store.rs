@@ -198,11 +198,13 @@ impl Store {
         &self.inner.options
     }
 
-    /// Admits `bytes` of new object data against the disk's reserve, before
-    /// any of them is written (`DiskFull` otherwise): a front door that
-    /// keeps bytes of its own before they become a version (S3's multipart
-    /// parts) asks here; the store's own writes of new data do.
-    pub fn check_space(&self, bytes: u64) -> Result<(), StoreError> {
+    /// Admits `bytes` of new data against the disk's reserve, before any of
+    /// them is written (`DiskFull` otherwise); keep the ticket until they
+    /// are written, or given up. The store's own writes of new data ask
+    /// here; so does whatever else the appliance writes under the data
+    /// directory for clients (S3's multipart parts, a backup's staged copy,
+    /// a spooled read of a released version).
+    pub fn check_space(&self, bytes: u64) -> Result<crate::SpaceTicket, StoreError> {
         self.inner.space.admit(self.inner.backend.as_ref(), bytes)
     }
 
@@ -578,7 +580,8 @@ impl Store {
         data: Vec<u8>,
     ) -> Result<WriteAck, StoreError> {
         self.check_object(&object, data.len() as u64)?;
-        self.check_space(data.len() as u64)?;
+        // Held until the group that writes the bytes answered.
+        let _space = self.check_space(data.len() as u64)?;
         let sha256 = sha256(&data);
         check_digest(&object, sha256)?;
         let size = data.len() as u64;
@@ -590,7 +593,7 @@ impl Store {
     /// they arrive, so memory does not grow with the object.
     pub fn begin_upload(&self, bucket: BucketName, key: ObjectKey, object: NewObject) -> Result<Upload, StoreError> {
         self.check_object(&object, 0)?;
-        self.check_space(0)?;
+        drop(self.check_space(0)?);
         let mut id = [0u8; 16];
         self.inner.rng.fill(&mut id).map_err(|_| StoreError::DataLoss { what: "no randomness".to_owned() })?;
         Ok(Upload {
@@ -604,6 +607,8 @@ impl Store {
             size: 0,
             chunks: 0,
             handed_over: false,
+            failed: false,
+            space: None,
         })
     }
 
@@ -1329,6 +1334,11 @@ pub struct Upload {
     chunks: u32,
     /// Set the moment the publish is queued: the chunks are the writer's.
     handed_over: bool,
+    /// A write failed after the bytes were counted (a chunk refused for want
+    /// of space, or not written): the upload can only be discarded.
+    failed: bool,
+    /// The disk reserve's ticket for inline bytes queued for publishing.
+    space: Option<crate::SpaceTicket>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -1349,6 +1359,11 @@ impl Upload {
     /// cancelled caller leaves the upload to be dropped, and so discarded,
     /// on the blocking thread; unless `writes_in_memory`, when it does no IO.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        if self.failed {
+            return Err(StoreError::InvalidArgument(
+                "an earlier write of this upload failed; nothing was stored".into(),
+            ));
+        }
         let limit = self.store.inner.options.max_object_bytes;
         if self.size + data.len() as u64 > limit {
             return Err(StoreError::TooLarge { limit });
@@ -1359,15 +1374,18 @@ impl Upload {
             let take = (CHUNK_BYTES - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.buffer.len() == CHUNK_BYTES {
-                self.flush_chunk()?;
+            if self.buffer.len() == CHUNK_BYTES
+                && let Err(err) = self.flush_chunk()
+            {
+                self.failed = true;
+                return Err(err);
             }
         }
         Ok(())
     }
 
     fn flush_chunk(&mut self) -> Result<(), StoreError> {
-        self.store.check_space(self.buffer.len() as u64)?;
+        let _space = self.store.check_space(self.buffer.len() as u64)?;
         let mut batch = Batch::new();
         if self.chunks == 0 {
             batch.put(Keyspace::Staging, self.upload.to_be_bytes().to_vec(), Vec::new());
@@ -1457,8 +1475,14 @@ impl Upload {
     fn publication(&mut self) -> Result<PutVersion, StoreError> {
         let digest = self.sha256();
         check_digest(&self.object, digest)?;
+        if self.failed {
+            return Err(StoreError::InvalidArgument(
+                "an earlier write of this upload failed; nothing was stored".into(),
+            ));
+        }
         let data = if self.chunks == 0 {
-            self.store.check_space(self.buffer.len() as u64)?;
+            // Held until the group that writes the bytes answered (`finish` ends).
+            self.space = Some(self.store.check_space(self.buffer.len() as u64)?);
             VersionData::Inline(std::mem::take(&mut self.buffer))
         } else {
             if !self.buffer.is_empty() {

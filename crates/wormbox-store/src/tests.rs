@@ -620,7 +620,9 @@ async fn at_the_disk_reserve_new_data_is_refused_before_anything_is_written() {
     assert!(full(put.map(|_| ())));
     assert!(full(w.store.begin_upload(w.bucket.clone(), key("k"), NewObject::default()).map(|_| ())));
     assert!(full(upload.write(&vec![2; crate::CHUNK_BYTES])));
-    assert!(full(w.store.check_space(0)));
+    // A refused write leaves the upload unusable, not short of what it counted.
+    assert!(matches!(upload.write(b"x"), Err(StoreError::InvalidArgument(_))));
+    assert!(full(w.store.check_space(0).map(drop)));
     assert_eq!(w.backend.contents(), before, "nothing of a refused write is stored");
     assert_eq!(w.store.disk_status().refused, 4);
     // The refused upload is discarded whole.

@@ -79,9 +79,12 @@ fn record_of(e: &v1::AuditEntry) -> AuditRecord {
 pub(crate) async fn audit_records(clients: &Clients, request: v1::AuditLogRequest) -> anyhow::Result<Vec<AuditRecord>> {
     let mut stream = clients.compliance().audit_log(request).await?.into_inner();
     let mut out = Vec::new();
+    let progress = crate::output::Progress::items("ledger entries", None);
     while let Some(entry) = stream.message().await? {
         out.push(record_of(&entry));
+        progress.step(1);
     }
+    progress.finish();
     Ok(out)
 }
 

@@ -63,6 +63,8 @@ pub(crate) async fn backup(cx: &Context, out: &Path) -> anyhow::Result<()> {
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", out.display()))?;
     let mut stream = cx.clients.admin().backup(v1::BackupRequest {}).await?.into_inner();
+    // The total is known only from the manifest, which comes last.
+    let progress = crate::output::Progress::bytes("backing up", None);
     let mut current: Option<Receiving> = None;
     let mut received = Vec::new();
     let mut bytes = 0u64;
@@ -104,6 +106,7 @@ pub(crate) async fn backup(cx: &Context, out: &Path) -> anyhow::Result<()> {
                 file.context.update(&data);
                 file.file.write_all(&data).with_context(|| format!("writing db/{}", file.name))?;
                 bytes += data.len() as u64;
+                progress.reach(bytes);
             }
             Some(v1::backup_chunk::Part::ManifestJson(text)) => {
                 if let Some(done) = current.take() {

@@ -126,7 +126,7 @@ pub(crate) async fn run(cx: &Context, args: ExportArgs) -> anyhow::Result<()> {
         manifest
     };
     let total_bytes: u64 = manifest.entries.iter().map(|e| e.size).sum();
-    let mut progress = Progress::new("bytes exported", total_bytes);
+    let progress = Progress::bytes("exporting", Some(total_bytes));
     let mut archive = clients.archive();
     let mut fetched = 0usize;
     for entry in &manifest.entries {
@@ -205,7 +205,12 @@ pub(crate) struct VerifyExportArgs {
 pub(crate) fn verify(args: &VerifyExportArgs, json_mode: bool) -> anyhow::Result<()> {
     let (dir, public_key) = (args.dir.as_path(), args.public_key.as_deref());
     let key = public_key.map(read_public_key).transpose()?;
-    let check = export::verify(dir, key.as_deref())?;
+    let progress = Progress::bytes("verifying the export", None);
+    let check = export::verify_with_progress(dir, key.as_deref(), &mut |done, total| {
+        progress.set_total(total);
+        progress.reach(done);
+    })?;
+    progress.finish();
     let bound = check.checkpoint.as_ref().map(CheckpointFile::describe).unwrap_or_default();
     let value = json!({
         "ok": check.is_ok(),

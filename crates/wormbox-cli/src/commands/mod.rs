@@ -29,6 +29,7 @@ pub(crate) mod principal;
 pub(crate) mod replica;
 pub(crate) mod report;
 pub(crate) mod retention;
+pub(crate) mod status;
 pub(crate) mod verify;
 
 /// What every online command runs with: the connection, the `--mfa` source

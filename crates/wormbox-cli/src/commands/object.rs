@@ -121,6 +121,10 @@ pub(crate) async fn put(cx: &Context, args: PutArgs) -> anyhow::Result<()> {
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let source = file.filter(|f| f.as_os_str() != "-");
+    // A regular file's size is known; a pipe's is not.
+    let total = source.as_ref().and_then(|p| std::fs::metadata(p).ok()).filter(|m| m.is_file()).map(|m| m.len());
+    let progress = crate::output::Progress::bytes("storing", total);
+    let reading = progress.clone();
     let reader = std::thread::spawn(move || -> anyhow::Result<()> {
         let mut input: Box<dyn Read> = match &source {
             Some(path) => Box::new(std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?),
@@ -141,6 +145,7 @@ pub(crate) async fn put(cx: &Context, args: PutArgs) -> anyhow::Result<()> {
                 break;
             }
             size += n as u64;
+            reading.reach(size);
             hasher.update(&buffer[..n]);
             let data = v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Data(buffer[..n].to_vec())) };
             if tx.blocking_send(data).is_err() {
@@ -154,6 +159,7 @@ pub(crate) async fn put(cx: &Context, args: PutArgs) -> anyhow::Result<()> {
     let res = cx.clients.archive().put_object(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
     reader.join().map_err(|_| anyhow::anyhow!("input reader panicked"))??;
     let reply = res?.into_inner();
+    progress.finish();
     let value = json!({
         "key": key,
         "version_id": reply.version_id,
@@ -174,12 +180,19 @@ pub(crate) async fn get(cx: &Context, args: GetArgs) -> anyhow::Result<()> {
         Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?),
         None => Box::new(std::io::stdout().lock()),
     };
+    let progress = crate::output::Progress::bytes("fetching", None);
     while let Some(message) = stream.message().await? {
-        if let Some(v1::get_object_response::Part::Data(data)) = message.part {
-            sink.write_all(&data).context("writing output")?;
+        match message.part {
+            Some(v1::get_object_response::Part::Metadata(version)) => progress.set_total(version.size),
+            Some(v1::get_object_response::Part::Data(data)) => {
+                sink.write_all(&data).context("writing output")?;
+                progress.step(data.len() as u64);
+            }
+            None => {}
         }
     }
     sink.flush().context("writing output")?;
+    progress.finish();
     Ok(())
 }
 

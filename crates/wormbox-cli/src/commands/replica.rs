@@ -28,7 +28,7 @@ fn mode_name(mode: i32) -> &'static str {
     }
 }
 
-fn rule_json(r: &v1::ReplicationRuleStatus) -> Value {
+pub(crate) fn rule_json(r: &v1::ReplicationRuleStatus) -> Value {
     json!({
         "name": r.name,
         "bucket": r.bucket,

@@ -23,6 +23,9 @@ fn summary_of(s: v1::RetentionSummary) -> Summary {
             .into_iter()
             .map(|t| Total { bucket: t.bucket, mode: t.mode, versions: t.versions, bytes: t.bytes })
             .collect(),
+        protected: s.protected,
+        held: s.held,
+        bytes_protected: s.bytes_protected,
         expiring_30_days: s.expiring_30_days,
         expiring_90_days: s.expiring_90_days,
         expiring_365_days: s.expiring_365_days,
@@ -90,7 +93,7 @@ pub(crate) async fn run(cx: &Context, command: ReportCommand) -> anyhow::Result<
     while let Some(part) = stream.message().await? {
         match part.part {
             Some(v1::retention_report_part::Part::Header(h)) => {
-                progress = Some(Progress::new("rows", h.total_rows));
+                progress = Some(Progress::items("report rows", Some(h.total_rows)));
                 header = Some(ReportHeader {
                     bucket: h.bucket,
                     prefix: h.prefix,
@@ -102,7 +105,7 @@ pub(crate) async fn run(cx: &Context, command: ReportCommand) -> anyhow::Result<
             }
             Some(v1::retention_report_part::Part::Row(r)) => {
                 rows.push(row_of(r)?);
-                if let Some(p) = progress.as_mut() {
+                if let Some(p) = progress.as_ref() {
                     p.step(1);
                 }
             }

@@ -85,7 +85,7 @@ pub(crate) fn offline(data_dir: &Path, args: &VerifyArgs, json_mode: bool) -> an
         .collect::<anyhow::Result<Vec<_>>>()?;
     let backend = wormbox_store_rocksdb::RocksBackend::open_read_only(&db)
         .with_context(|| format!("opening `{}` read-only (is the appliance stopped?)", db.display()))?;
-    let mut progress = Progress::new("bytes re-read", 0);
+    let progress = Progress::bytes("verifying: versions re-read", None);
     let mut pace = |bytes: u64| progress.reach(bytes);
     let options =
         // No replica is reached offline: released versions are counted as not checked.
@@ -128,7 +128,10 @@ pub(crate) async fn online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()>
     let checkpoints =
         checkpoints.iter().map(|p| checkpoint_to_wire(&read_checkpoint_file(p)?)).collect::<anyhow::Result<_>>()?;
     let request = v1::VerifyIntegrityRequest { from_checkpoint: from_checkpoint.unwrap_or(0), checkpoints };
+    // The appliance re-reads every version; the client sees only the time.
+    let waiting = Progress::waiting("verifying on the appliance");
     let r = clients.compliance().verify_integrity(request).await?.into_inner();
+    waiting.finish();
     let report = IntegrityReport {
         ledger_entries: r.ledger_entries,
         entries_hashed: r.entries_hashed,

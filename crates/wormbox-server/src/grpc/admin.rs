@@ -197,6 +197,15 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn get_status(
+        &self,
+        request: Request<v1::GetStatusRequest>,
+    ) -> Result<Response<v1::GetStatusResponse>, Status> {
+        let actor = authenticate(&self.app, &request)?;
+        let s = self.app.status(&actor).await.map_err(status)?;
+        Ok(Response::new(convert::appliance_status_to_wire(&s, self.app.public_key())))
+    }
+
     async fn accept_clock_forward(
         &self,
         request: Request<v1::AcceptClockForwardRequest>,

@@ -368,6 +368,9 @@ pub(crate) fn report_summary(s: &Summary) -> Result<v1::RetentionSummary, Status
             .map(|(month, versions)| v1::MonthCount { month, versions })
             .collect(),
         checkpoint: s.checkpoint.as_ref().map(checkpoint_file_to_wire).transpose()?,
+        protected: s.protected,
+        held: s.held,
+        bytes_protected: s.bytes_protected,
     })
 }
 
@@ -414,5 +417,49 @@ pub(crate) fn replica_report_to_wire(r: &wormbox_replica::VerifyReport) -> v1::V
             replica_version_id: d.replica_version_id.clone(),
             what: d.what.clone(),
         }),
+    }
+}
+
+/// `wormbox status`'s figures on the wire.
+pub(crate) fn appliance_status_to_wire(s: &wormbox_app::ApplianceStatus, public_key: &[u8]) -> v1::GetStatusResponse {
+    let clock = &s.clock;
+    let scrub = &s.scrub;
+    v1::GetStatusResponse {
+        version: s.version.to_owned(),
+        uptime_seconds: s.uptime.as_secs(),
+        disk: Some(v1::DiskStatus {
+            total_bytes: s.disk.space.map_or(0, |d| d.total),
+            available_bytes: s.disk.space.map_or(0, |d| d.available),
+            reserve_bytes: s.disk.reserve,
+            writes_refused: s.disk.refusing,
+        }),
+        ledger_sequence: s.ledger_sequence,
+        last_checkpoint: s.last_checkpoint.as_ref().map(|c| checkpoint_to_wire(c, public_key)),
+        clock: Some(v1::GetClockResponse {
+            system_unix_micros: clock.system.as_micros(),
+            compliance_unix_micros: clock.compliance.as_micros(),
+            held_back_seconds: clock.held_back.map_or(0, |d| d.as_secs()),
+            catch_up_seconds_per_year: clock.catch_up_per_year.as_secs(),
+            caught_up_unix_micros: clock.caught_up_at.map_or(0, |t| t.as_micros()),
+        }),
+        scrub: Some(v1::ScrubStatus {
+            interval_seconds: s.scrub_interval.as_secs(),
+            running_since_unix_micros: scrub.running_since.map_or(0, |t| t.as_micros()),
+            bytes_read: scrub.bytes_read,
+            finished: scrub.finished,
+            failed: scrub.failed,
+            errors: scrub.errors,
+            last: scrub.last.as_ref().map(|l| v1::ScrubResult {
+                finished_unix_micros: l.finished_at.as_micros(),
+                ok: l.ok,
+                summary: l.summary.clone(),
+                versions_checked: l.versions_checked,
+                divergences: l.divergences,
+                ledger_sequence: l.ledger_sequence,
+            }),
+        }),
+        replication: s.replication.iter().map(replica_status_to_wire).collect(),
+        devices_locked_out: s.devices_locked_out,
+        lockouts: s.lockouts,
     }
 }

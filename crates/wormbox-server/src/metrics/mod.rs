@@ -136,6 +136,8 @@ struct Snapshot {
     replication: Vec<wormbox_replica::Status>,
     integrity: (u64, u64),
     mfa: wormbox_mfa::VerificationCounts,
+    scrub: wormbox_app::ScrubState,
+    backup_running: bool,
 }
 
 impl Snapshot {
@@ -176,6 +178,8 @@ impl Snapshot {
             replication: app.replication().statuses(),
             integrity: store.integrity_counts(),
             mfa: app.mfa_counts(),
+            scrub: app.scrubs().state(),
+            backup_running: app.backup_running(),
         }
     }
 
@@ -374,6 +378,47 @@ impl Snapshot {
         }
         r.register("wormbox_mfa_verifications", "MFA codes judged, by outcome", mfa);
         r.register("wormbox_mfa_lockouts", "MFA devices locked out after repeated wrong codes", counter(m.lockouts));
+        let scrub = &self.scrub;
+        r.register(
+            "wormbox_scrub_running",
+            "1 while a background integrity scrub runs",
+            gauge(u64::from(scrub.running_since.is_some())),
+        );
+        r.register_with_unit(
+            "wormbox_scrub_read",
+            "Version bytes the running scrub has read so far",
+            Unit::Bytes,
+            gauge(scrub.bytes_read),
+        );
+        let runs = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        for (result, n) in [("ok", scrub.finished - scrub.failed), ("failed", scrub.failed), ("error", scrub.errors)] {
+            runs.get_or_create(&vec![("result", result)]).inc_by(n);
+        }
+        r.register(
+            "wormbox_scrub_runs",
+            "Background integrity scrubs since the start, by result (failed: found divergences; error: could not run to its end)",
+            runs,
+        );
+        if let Some(last) = &scrub.last {
+            r.register(
+                "wormbox_scrub_last_ok",
+                "1 when the last finished scrub found everything as the ledger says",
+                gauge(u64::from(last.ok)),
+            );
+            let at = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            at.set(last.finished_at.as_micros() as f64 / 1e6);
+            r.register_with_unit(
+                "wormbox_scrub_last_end_timestamp",
+                "When the last finished scrub ended, by the compliance clock (Unix seconds)",
+                Unit::Seconds,
+                at,
+            );
+        }
+        r.register(
+            "wormbox_backup_running",
+            "1 while a backup holds its slot (its copy staged or streaming)",
+            gauge(u64::from(self.backup_running)),
+        );
         r
     }
 }
