@@ -72,18 +72,34 @@ async fn a_scrape_after_traffic_shows_it_and_names_only_what_the_appliance_serve
     // A caller whose credential does not authenticate is counted too.
     let mut stranger = app.archive_as("AKIDNOBODYATALL00000:wrong").await.unwrap();
     stranger.list_objects(v1::ListObjectsRequest { bucket: "metered".into(), ..Default::default() }).await.unwrap_err();
+    // S3 requests, by operation and status; one whose signature is wrong
+    // reached no operation.
+    let (access, secret) = app.s3_principal("s3-metered", v1::Role::Writer).await.unwrap();
+    let body = bytes::Bytes::from_static(b"via s3");
+    let sha256 = data_encoding::BASE64.encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+    let s3 = app.s3_client("metered", &access, &secret);
+    s3.put_object_unsigned("s3-key", body.clone(), ("x-amz-checksum-sha256", &sha256)).await.unwrap();
+    let forged = app.s3_client("metered", &access, "not-the-secret");
+    forged.put_object_unsigned("s3-key", body, ("x-amz-checksum-sha256", &sha256)).await.unwrap_err();
 
     let after = scrape(addr).await;
-    assert_eq!(must(&after, "wormbox_ingest_versions_total") - versions, 3.0);
-    assert_eq!(must(&after, "wormbox_ingest_bytes_total") - bytes, 3003.0);
+    assert_eq!(must(&after, "wormbox_ingest_versions_total") - versions, 4.0, "three over gRPC, one over S3");
+    assert_eq!(must(&after, "wormbox_ingest_bytes_total") - bytes, 3009.0);
     assert!(must(&after, "wormbox_ledger_sequence") >= ledger + 5.0, "a bucket, its versioning, three versions");
     assert!(must(&after, "wormbox_commit_group_size_count") >= groups + 5.0);
     assert!(must(&after, "wormbox_commit_sync_seconds_count") >= must(&after, "wormbox_commit_group_size_count"));
+    assert!(must(&after, "wormbox_commit_apply_seconds_count") >= must(&after, "wormbox_commit_group_size_count"));
+    assert!(
+        must(&after, "wormbox_commit_queue_wait_seconds_count") >= must(&after, "wormbox_commit_group_size_count"),
+        "every request of every group waited in the queue, if only for an instant"
+    );
     let archive = |method: &str, code: &str| {
         format!("wormbox_grpc_requests_total{{service=\"wormbox.v1.Archive\",method=\"{method}\",code=\"{code}\"}}")
     };
     assert_eq!(must(&after, &archive("PutObject", "Ok")), 3.0);
     assert_eq!(must(&after, &archive("ListObjects", "Unauthenticated")), 1.0);
+    assert_eq!(must(&after, "wormbox_s3_requests_total{operation=\"PutObject\",code=\"200\"}"), 1.0);
+    assert!(must(&after, "wormbox_s3_requests_total{operation=\"other\",code=\"403\"}") >= 1.0);
     assert!(value(&after, &archive("ListObjects", "Ok")).is_none());
     assert!(must(&after, "wormbox_disk_total_bytes") > 0.0);
     assert!(must(&after, "wormbox_disk_available_bytes") <= must(&after, "wormbox_disk_total_bytes"));

@@ -263,20 +263,18 @@ impl App {
         // Before the checkpoint, so that a refused backup signs nothing.
         let slot = self.backups.take_slot()?;
         // The staged copy holds the log's segments again (the index's tables
-        // are linked, not copied): admitted like new data, so that a backup
-        // cannot take the room the reserve keeps for deletes and the ledger.
+        // are linked, not copied): a backup starts only when that fits above
+        // the reserve. The ticket is not held while it copies: the disk is
+        // read every second, and a held ticket would count what is already
+        // copied twice.
         let log_bytes = self.store.engine_stats().iter().find(|(name, _)| *name == "log_file_bytes").map(|s| s.1);
-        let space = self.store.check_space(log_bytes.unwrap_or(0))?;
+        drop(self.store.check_space(log_bytes.unwrap_or(0))?);
         let checkpoint = self.store.checkpoint().await?;
         let backups = Arc::clone(&self.backups);
         let public_key = self.public_key().to_vec();
-        let snapshot = tokio::task::spawn_blocking(move || {
-            let snapshot = backups.snapshot(slot, &checkpoint, &public_key);
-            drop(space);
-            snapshot
-        })
-        .await
-        .map_err(|e| BackupError::Refused(format!("the backup task failed: {e}")))??;
+        let snapshot = tokio::task::spawn_blocking(move || backups.snapshot(slot, &checkpoint, &public_key))
+            .await
+            .map_err(|e| BackupError::Refused(format!("the backup task failed: {e}")))??;
         Ok(snapshot)
     }
 

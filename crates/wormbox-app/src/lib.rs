@@ -123,6 +123,7 @@ pub struct App {
     multipart: Option<Arc<MultipartUploads>>,
     scrubs: Arc<Scrubs>,
     started: std::time::Instant,
+    clock: Arc<dyn Clock>,
 }
 
 impl App {
@@ -137,7 +138,7 @@ impl App {
         replication: Arc<Replication>,
         clock: Arc<dyn Clock>,
     ) -> App {
-        let refusals = Arc::new(RefusalLog::new(clock));
+        let refusals = Arc::new(RefusalLog::new(Arc::clone(&clock)));
         App {
             store,
             mfa,
@@ -149,6 +150,7 @@ impl App {
             multipart: None,
             scrubs: Arc::new(Scrubs::new(std::time::Duration::ZERO)),
             started: status::started(),
+            clock,
         }
     }
 

@@ -127,8 +127,12 @@ pub struct ApplianceStatus {
     pub ledger_sequence: u64,
     /// The newest signed checkpoint.
     pub last_checkpoint: Option<Checkpoint>,
+    /// Whether the writer answered within `WRITER_WAIT`; when it did not
+    /// (a stuck disk, a full write queue) the clock and replication are
+    /// missing, not invented.
+    pub writer_responsive: bool,
     /// The compliance clock.
-    pub clock: ClockStatus,
+    pub clock: Option<ClockStatus>,
     /// How often scrubs start (zero: turned off), and their runs.
     pub scrub_interval: Duration,
     /// The scrub's runs since the start.
@@ -147,13 +151,18 @@ impl App {
         &self.scrubs
     }
 
-    /// GetStatus: admins and auditors.
+    /// GetStatus: admins and auditors. Answers even when the writer does
+    /// not (when an operator most needs it), without what only it knows.
     pub async fn status(&self, actor: &Actor) -> Result<ApplianceStatus, AppError> {
         self.authorize(actor, Access::Audit)?;
-        let clock = self.store.clock_status().await?;
-        let replication = self.replication_status(actor).await?;
+        let clock = tokio::time::timeout(WRITER_WAIT, self.store.clock_status()).await.ok().transpose()?;
+        let replication = match clock {
+            Some(_) => tokio::time::timeout(WRITER_WAIT, self.replication_status(actor)).await.ok().transpose()?,
+            None => None,
+        };
+        let writer_responsive = clock.is_some() && replication.is_some();
         let (store, mfa) = (self.store.clone(), self.mfa.clone());
-        let now_seconds = u64::try_from(clock.system.as_micros() / 1_000_000).unwrap_or(0);
+        let now_seconds = u64::try_from(self.clock.now().as_micros() / 1_000_000).unwrap_or(0);
         // Point reads, a statvfs and the device list: off the runtime's threads.
         let (disk, last_checkpoint, devices) =
             tokio::task::spawn_blocking(move || (store.disk_status(), store.last_checkpoint(), mfa.list(None)))
@@ -166,15 +175,19 @@ impl App {
             disk,
             ledger_sequence: *self.store.ledger_watch().borrow(),
             last_checkpoint: last_checkpoint?,
+            writer_responsive,
             clock,
             scrub_interval: self.scrubs.interval(),
             scrub: self.scrubs.state(),
-            replication,
+            replication: replication.unwrap_or_default(),
             devices_locked_out,
             lockouts: self.mfa.counts().lockouts,
         })
     }
 }
+
+/// How long `status` waits for the writer (the clock, replication lag).
+const WRITER_WAIT: Duration = Duration::from_secs(2);
 
 /// When the process started, for the uptime.
 pub(crate) fn started() -> Instant {

@@ -68,8 +68,10 @@ impl App {
         let Some(at) = reader.released().cloned() else { return Ok(ObjectBody::Local(Box::new(reader))) };
         let (key, version_id) = (info.key.clone(), info.version_id.clone());
         // The spool file takes room under the data directory while the read
-        // lasts: admitted like new data, so parallel reads cannot fill the disk.
-        let space = self.store.check_space(reader.expected_size())?;
+        // lasts: a read is spooled only when it fits above the reserve. As a
+        // backup's copy, it is admitted, not held: the disk is read every
+        // second, and a held ticket would count what is spooled twice.
+        drop(self.store.check_space(reader.expected_size())?);
         let spooled = self.replication.spool(&at, &key, reader.expected_size()).await.map_err(|err| match err {
             SpoolError::Unavailable { why, .. } => AppError::ReplicaUnavailable {
                 key: key.clone(),
@@ -90,8 +92,6 @@ impl App {
             }
             SpoolError::Io { .. } => AppError::Internal(err.to_string()),
         })?;
-        // The spooled bytes are on disk now, where the next reading sees them.
-        drop(space);
         if spooled.size != reader.expected_size() || spooled.sha256 != reader.expected_sha256() {
             tracing::error!(
                 rule = %at.rule,

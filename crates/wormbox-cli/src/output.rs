@@ -113,6 +113,12 @@ impl Progress {
         progress
     }
 
+    /// A bar that draws nothing: where it would mix with what the command
+    /// writes to the same terminal (`get` without `--output`).
+    pub(crate) fn off() -> Progress {
+        Progress { bar: indicatif::ProgressBar::hidden(), bytes: true }
+    }
+
     fn with(what: &'static str, total: Option<u64>, bytes: bool) -> Progress {
         let drawn = !QUIET.load(std::sync::atomic::Ordering::Relaxed) && std::io::stderr().is_terminal();
         let target = match drawn {
@@ -147,8 +153,9 @@ impl Progress {
         self.bar.set_position(done);
     }
 
-    /// Leaves the bar at its end, with the totals and the rate.
+    /// Leaves the bar where it is, with the amount and the rate: at its end
+    /// only when all of it was done (a cut-off stream shows where it stopped).
     pub(crate) fn finish(&self) {
-        self.bar.finish();
+        self.bar.abandon();
     }
 }

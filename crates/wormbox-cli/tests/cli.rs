@@ -314,6 +314,7 @@ async fn status_shows_the_appliance_on_one_screen() {
         assert!(status["disk"]["reserve_bytes"].as_u64().unwrap() > 0, "{status}");
         assert_eq!(status["disk"]["writes_refused"], false);
         assert!(status["ledger_sequence"].as_u64().unwrap() >= status["last_checkpoint"]["sequence"].as_u64().unwrap());
+        assert_eq!(status["writer_responsive"], true);
         assert_eq!(status["clock"]["held_back_seconds"], 0);
         assert_eq!(status["scrub"]["interval_seconds"], 1);
         assert_eq!(status["scrub"]["last"]["ok"], true, "{status}");

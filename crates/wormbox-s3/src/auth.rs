@@ -204,6 +204,11 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        // Named for the request counts whatever the check decides.
+        let operation = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<crate::requests::OperationSlot>() {
+            slot.set(&operation);
+        }
         let Some(credentials) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "Anonymous access is not allowed: sign the request."));
         };

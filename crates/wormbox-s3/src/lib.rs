@@ -34,6 +34,7 @@ mod listing;
 mod locks;
 mod multipart;
 mod objects;
+mod requests;
 mod server;
 mod service;
 
@@ -43,6 +44,7 @@ use std::time::Duration;
 use wormbox_app::App;
 use wormbox_model::Clock;
 
+pub use crate::requests::RequestCounts;
 pub use crate::server::{AddressSlot, PerAddress, S3Server, serve};
 
 /// The region this endpoint answers as, unless configured otherwise.

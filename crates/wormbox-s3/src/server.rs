@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use crate::chunked::ChunkGuard;
 
 use crate::S3Options;
+use crate::requests::{OperationSlot, RequestCounts};
 
 /// Connections served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 512;
@@ -56,12 +57,18 @@ pub struct S3Server {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    requests: Arc<RequestCounts>,
 }
 
 impl S3Server {
     /// The bound address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The requests answered so far, by operation and status code.
+    pub fn requests(&self) -> &Arc<RequestCounts> {
+        &self.requests
     }
 
     /// Stops accepting, lets requests in flight finish (at most `DRAIN`),
@@ -82,11 +89,16 @@ pub fn serve(
 ) -> std::io::Result<S3Server> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let setup =
-        Setup { region: options.region.clone(), header_timeout: options.header_timeout, body_idle: options.body_idle };
+    let requests = Arc::new(RequestCounts::default());
+    let setup = Setup {
+        region: options.region.clone(),
+        header_timeout: options.header_timeout,
+        body_idle: options.body_idle,
+        requests: Arc::clone(&requests),
+    };
     let per_address = Arc::new(PerAddress::new(options.max_connections_per_address));
     let task = tokio::spawn(accept_loop(listener, tls, service, Arc::new(setup), per_address, stopped));
-    Ok(S3Server { addr, stop, task })
+    Ok(S3Server { addr, stop, task, requests })
 }
 
 /// What every connection is served with.
@@ -94,6 +106,7 @@ struct Setup {
     region: String,
     header_timeout: Duration,
     body_idle: Duration,
+    requests: Arc<RequestCounts>,
 }
 
 async fn accept_loop(
@@ -247,6 +260,12 @@ async fn handle(service: &S3Service, ids: &RequestIds, setup: &Setup, req: Reque
     let span = tracing::info_span!("s3", request_id = %id, method = %req.method(), path = %req.uri().path());
     let _enter = span.enter();
     let stalled = Arc::new(AtomicBool::new(false));
+    let operation = OperationSlot::default();
+    // Counted when this ends, however it ends: a request whose client went
+    // away (or that shutdown cut off) counts as 499.
+    let mut answered = Answered { counts: &setup.requests, operation: operation.clone(), status: None };
+    let mut req = req;
+    req.extensions_mut().insert(operation);
     let mut response = match refuse_early(&req, &setup.region) {
         Some(err) => err,
         None => {
@@ -283,7 +302,22 @@ async fn handle(service: &S3Service, ids: &RequestIds, setup: &Setup, req: Reque
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
+    answered.status = Some(response.status().as_u16());
     response
+}
+
+/// Counts its request once, when dropped: with the answer's status, or 499
+/// (nginx's "client closed request") when the handler never finished.
+struct Answered<'a> {
+    counts: &'a RequestCounts,
+    operation: OperationSlot,
+    status: Option<u16>,
+}
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.counts.add(&self.operation.name(), self.status.unwrap_or(499));
+    }
 }
 
 /// What is refused before the request reaches s3s, which would read it.

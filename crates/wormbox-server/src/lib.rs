@@ -298,7 +298,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
             config.limits.max_ingest_record_bytes,
             backups,
             Arc::clone(&replication),
-            clock,
+            Arc::clone(&clock),
         )
         .with_multipart(uploads)
         .with_scrub_interval(std::time::Duration::from_secs(config.evidence.scrub_interval_seconds)),
@@ -345,6 +345,9 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         false => None,
     };
     let s3_addr = s3.as_ref().map(wormbox_s3::S3Server::addr);
+    if let Some(s3) = &s3 {
+        metrics.attach_s3(Arc::clone(s3.requests()));
+    }
     let metrics = match config.metrics.enabled {
         true => Some(start_metrics(config, metrics, &app, &receive_budget, tls_pem.as_ref()).await?),
         false => None,
@@ -357,6 +360,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         signer,
         &config.evidence,
         Arc::clone(app.scrubs()),
+        Arc::clone(&clock),
     );
     duties.push(disk::spawn_watch(app.store().clone(), health).await);
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");

@@ -13,9 +13,10 @@
 //! Bytes admitted are held by a `SpaceTicket` until they are written (or
 //! given up): every judgement subtracts the bytes admitted and not yet
 //! written, and those written since the filesystem was last read, from what
-//! that reading said, so writers racing each other, a queue of inline
-//! writes, a backup's staged copy or a spooled read are all counted before
-//! they reach the disk. The filesystem is read again once an eighth of the
+//! that reading said, so writers racing each other and a queue of inline
+//! writes are counted before they reach the disk. (A backup's staged copy
+//! and a spooled read are admitted, not held: they copy for a long time
+//! while the disk is read every second, and would be counted twice.) The filesystem is read again once an eighth of the
 //! reserve was written since the last reading, whenever the guard would
 //! refuse, and when asked (`Store::disk_status`, which the server's health
 //! loop calls every second), so writes resume by themselves once space

@@ -80,6 +80,12 @@ pub struct CommitHistograms {
     /// Seconds each group's durable write (`Backend::commit`) took, failed
     /// ones included.
     pub sync_seconds: HistogramSnapshot,
+    /// Seconds each request waited in the writer's queue before its group
+    /// began applying it (the write queue's own wait for room not included).
+    pub queue_wait_seconds: HistogramSnapshot,
+    /// Seconds the writer took to apply each group (its rules judged, its
+    /// ledger entries made), before the durable write.
+    pub apply_seconds: HistogramSnapshot,
 }
 
 #[cfg(test)]

@@ -247,7 +247,12 @@ impl Store {
         queued: Option<OwnedSemaphorePermit>,
     ) -> Result<Answer<Op::Output>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let request = Request { actor: actor.clone(), op: Box::new(Pending { op, reply }), queued };
+        let request = Request {
+            actor: actor.clone(),
+            op: Box::new(Pending { op, reply }),
+            queued,
+            sent_at: std::time::Instant::now(),
+        };
         // A refused send drops the operation unapplied: nothing was handed over.
         self.inner
             .writer
@@ -289,6 +294,8 @@ impl Store {
         crate::CommitHistograms {
             group_size: self.inner.counters.group_size.snapshot(),
             sync_seconds: self.inner.counters.sync_seconds.snapshot(),
+            queue_wait_seconds: self.inner.counters.queue_wait_seconds.snapshot(),
+            apply_seconds: self.inner.counters.apply_seconds.snapshot(),
         }
     }
 

@@ -90,6 +90,8 @@ pub(crate) struct Request {
     /// commits. `None` only for the discard of an abandoned upload, which
     /// frees room rather than taking it and is sent from a `drop`.
     pub(crate) queued: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// When it was handed to the writer (for the queue-wait histogram).
+    pub(crate) sent_at: std::time::Instant,
 }
 
 /// What the writer carries from one group to the next.
@@ -121,7 +123,7 @@ pub(crate) fn run(
     let committer = Committer {
         backend: Arc::clone(&backend),
         in_flight: Arc::clone(&in_flight),
-        counters,
+        counters: Arc::clone(&counters),
         failures: failures_tx,
         poisoned: Arc::default(),
         done: Arc::default(),
@@ -143,6 +145,8 @@ pub(crate) fn run(
     let mut epoch = 0u64;
     let last_state = loop {
         let Ok(first) = rx.recv() else { break Some(state) };
+        let applying = std::time::Instant::now();
+        counters.queue_wait_seconds.observe(first.sent_at.elapsed().as_secs_f64());
         resume_after_failures(&failures, &mut state, &mut epoch);
         let layers = layers_of(&in_flight, epoch);
         let txn = Txn::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers, &refusals);
@@ -153,11 +157,15 @@ pub(crate) fn run(
         // groups grow with the disk's sync time.
         while !group.is_full() {
             match rx.try_recv() {
-                Ok(request) => group.apply(request),
+                Ok(request) => {
+                    counters.queue_wait_seconds.observe(request.sent_at.elapsed().as_secs_f64());
+                    group.apply(request);
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         let (job, new_state) = group.finish(epoch, state);
+        counters.apply_seconds.observe(applying.elapsed().as_secs_f64());
         if let Some(batch) = &job.batch {
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::clone(batch));
         }
@@ -251,7 +259,7 @@ impl<'a> Group<'a> {
 
     /// Applies one operation; one that fails is rolled back out of the group.
     fn apply(&mut self, request: Request) {
-        let Request { actor, op, queued } = request;
+        let Request { actor, op, queued, .. } = request;
         self.bytes += op.weight();
         self.queue_shares.extend(queued);
         let txn = &mut self.txn;

@@ -29,16 +29,17 @@ pub(crate) struct DeleteObjectsArgs {
     /// {"Objects": [{"Key": "k", "VersionId": "..."}], "Quiet": false}.
     #[arg(long)]
     from_json: Option<PathBuf>,
-    /// Print only the entries that were refused.
+    /// Print only the entries that were refused (S3's Quiet mode; the
+    /// global `--quiet` only turns progress bars off).
     #[arg(long)]
-    quiet: bool,
+    errors_only: bool,
     /// Purge versions under GOVERNANCE retention (needs the bypass right).
     #[arg(long)]
     bypass_governance: bool,
 }
 
 pub(crate) async fn run(cx: &Context, args: DeleteObjectsArgs) -> anyhow::Result<()> {
-    let DeleteObjectsArgs { bucket, keys, versions, from_json, quiet, bypass_governance } = args;
+    let DeleteObjectsArgs { bucket, keys, versions, from_json, errors_only, bypass_governance } = args;
     let mut objects: Vec<v1::ObjectIdentifier> =
         keys.into_iter().map(|key| v1::ObjectIdentifier { key, version_id: String::new() }).collect();
     for pair in versions.chunks(2) {
@@ -46,7 +47,7 @@ pub(crate) async fn run(cx: &Context, args: DeleteObjectsArgs) -> anyhow::Result
             objects.push(v1::ObjectIdentifier { key: key.clone(), version_id: version_id.clone() });
         }
     }
-    let mut quiet = quiet;
+    let mut quiet = errors_only;
     if let Some(path) = from_json {
         let (listed, json_quiet) = read_delete_json(&path)?;
         objects.extend(listed);

@@ -6,7 +6,7 @@
 //! only after the whole input was read, so a read error stores nothing; `rm`
 //! reads a code only to remove a version for good (a marker destroys nothing).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -180,7 +180,11 @@ pub(crate) async fn get(cx: &Context, args: GetArgs) -> anyhow::Result<()> {
         Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let progress = crate::output::Progress::bytes("fetching", None);
+    // The bytes themselves on the terminal: no bar over them.
+    let progress = match output.is_none() && std::io::stdout().is_terminal() {
+        true => crate::output::Progress::off(),
+        false => crate::output::Progress::bytes("fetching", None),
+    };
     while let Some(message) = stream.message().await? {
         match message.part {
             Some(v1::get_object_response::Part::Metadata(version)) => progress.set_total(version.size),

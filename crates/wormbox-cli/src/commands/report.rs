@@ -117,7 +117,13 @@ pub(crate) async fn run(cx: &Context, command: ReportCommand) -> anyhow::Result<
         p.finish();
     }
     let header = header.context("the report has no header")?;
-    let summary = summary.context("the report ended before its summary: it is incomplete")?;
+    let mut summary = summary.context("the report ended before its summary: it is incomplete")?;
+    // Figured from the rows, which every appliance sends: an older one's
+    // summary lacks them (proto3 would say 0, "nothing protected").
+    let protected = |r: &&Row| matches!(r.status, Status::Protected | Status::Held);
+    summary.protected = rows.iter().filter(|r| r.status == Status::Protected).count() as u64;
+    summary.held = rows.iter().filter(|r| r.status == Status::Held).count() as u64;
+    summary.bytes_protected = rows.iter().filter(protected).map(|r| r.size).sum();
     let text = match format {
         "csv" => retention::to_csv(&header, &rows),
         "json" => retention::to_json(&header, &rows, &summary),

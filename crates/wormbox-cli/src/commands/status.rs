@@ -40,6 +40,9 @@ fn span(seconds: u64) -> String {
     }
 }
 
+/// Said of the writer's figures when it did not answer.
+const STUCK: &str = "the archive's writer did not answer within 2 s (a stuck disk or a full write queue)";
+
 fn time(micros: i64) -> String {
     Timestamp(micros).to_rfc3339()
 }
@@ -68,12 +71,16 @@ fn text(s: &v1::GetStatusResponse) -> String {
         None => "no checkpoint signed yet".to_owned(),
     };
     lines.push(format!("ledger       sequence {}; {checkpoint}", s.ledger_sequence));
-    let clock = s.clock.unwrap_or_default();
-    let state = match clock.held_back_seconds {
-        0 => "in step with the system clock".to_owned(),
-        behind => format!("HELD BACK {} behind the system clock (catching up)", span(behind)),
-    };
-    lines.push(format!("clock        compliance {}; {state}", time(clock.compliance_unix_micros)));
+    match s.clock {
+        Some(clock) => {
+            let state = match clock.held_back_seconds {
+                0 => "in step with the system clock".to_owned(),
+                behind => format!("HELD BACK {} behind the system clock (catching up)", span(behind)),
+            };
+            lines.push(format!("clock        compliance {}; {state}", time(clock.compliance_unix_micros)));
+        }
+        None => lines.push(format!("clock        unknown: {STUCK}")),
+    }
     let scrub = s.scrub.clone().unwrap_or_default();
     let every = match scrub.interval_seconds {
         0 => "turned off".to_owned(),
@@ -93,7 +100,9 @@ fn text(s: &v1::GetStatusResponse) -> String {
         since => format!("; running since {}, {} read", time(since), size(scrub.bytes_read)),
     };
     lines.push(format!("scrub        {every}; {last}{running}"));
-    if s.replication.is_empty() {
+    if !s.writer_responsive {
+        lines.push(format!("replication  unknown: {STUCK}"));
+    } else if s.replication.is_empty() {
         lines.push("replication  no rules".to_owned());
     }
     for r in &s.replication {
@@ -114,7 +123,6 @@ fn text(s: &v1::GetStatusResponse) -> String {
 
 fn json_of(s: &v1::GetStatusResponse) -> Value {
     let disk = s.disk.unwrap_or_default();
-    let clock = s.clock.unwrap_or_default();
     let scrub = s.scrub.clone().unwrap_or_default();
     json!({
         "version": s.version,
@@ -127,11 +135,12 @@ fn json_of(s: &v1::GetStatusResponse) -> Value {
         },
         "ledger_sequence": s.ledger_sequence,
         "last_checkpoint": s.last_checkpoint.as_ref().map(checkpoint_file),
-        "clock": {
+        "writer_responsive": s.writer_responsive,
+        "clock": s.clock.map(|clock| json!({
             "compliance": time(clock.compliance_unix_micros),
             "system": time(clock.system_unix_micros),
             "held_back_seconds": clock.held_back_seconds,
-        },
+        })),
         "scrub": {
             "interval_seconds": scrub.interval_seconds,
             "running_since": (scrub.running_since_unix_micros != 0).then(|| time(scrub.running_since_unix_micros)),

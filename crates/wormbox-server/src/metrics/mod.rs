@@ -52,6 +52,8 @@ pub struct Metrics {
     /// `/package.Service/Method` of every method served, to its labels.
     methods: HashMap<String, (String, String)>,
     registry: Registry,
+    /// The S3 listener's request counts, once it is started.
+    s3: std::sync::OnceLock<std::sync::Arc<wormbox_s3::RequestCounts>>,
 }
 
 impl Default for Metrics {
@@ -68,7 +70,12 @@ impl Metrics {
         registry.register("wormbox_grpc_requests", "gRPC calls ended, by method and status code", calls.clone());
         let info = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("wormbox_build", "The running build", info);
-        Metrics { calls, methods: served_methods(), registry }
+        Metrics { calls, methods: served_methods(), registry, s3: std::sync::OnceLock::new() }
+    }
+
+    /// Exports the S3 listener's request counts too.
+    pub(crate) fn attach_s3(&self, counts: std::sync::Arc<wormbox_s3::RequestCounts>) {
+        let _ = self.s3.set(counts);
     }
 
     /// Counts one gRPC call to `path` that ended with `code`.
@@ -87,6 +94,9 @@ impl Metrics {
         // Writing to a String does not fail.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &snapshot.registry());
+        if let Some(s3) = self.s3.get() {
+            let _ = prometheus_client::encoding::text::encode_registry(&mut out, &s3_registry(&s3.snapshot()));
+        }
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
     }
@@ -219,6 +229,18 @@ impl Snapshot {
             "Time each group commit's durable write took",
             Unit::Seconds,
             Histo(self.histograms.sync_seconds.clone()),
+        );
+        r.register_with_unit(
+            "wormbox_commit_queue_wait",
+            "Time each write request waited in the writer's queue before its group was applied",
+            Unit::Seconds,
+            Histo(self.histograms.queue_wait_seconds.clone()),
+        );
+        r.register_with_unit(
+            "wormbox_commit_apply",
+            "Time the writer took to apply each group (rules judged, ledger entries made) before its durable write",
+            Unit::Seconds,
+            Histo(self.histograms.apply_seconds.clone()),
         );
         r.register_with_unit(
             "wormbox_write_queue_in_use",
@@ -421,6 +443,18 @@ impl Snapshot {
         );
         r
     }
+}
+
+/// `wormbox_s3_requests_total{operation, code}` (labels from fixed sets:
+/// s3s's operation names or `other`, and HTTP status codes).
+fn s3_registry(counts: &[(String, u16, u64)]) -> Registry {
+    let mut r = Registry::default();
+    let family = Family::<Vec<(&'static str, String)>, Counter>::default();
+    for (operation, status, n) in counts {
+        family.get_or_create(&vec![("operation", operation.clone()), ("code", status.to_string())]).inc_by(*n);
+    }
+    r.register("wormbox_s3_requests", "S3 requests answered, by operation and HTTP status code", family);
+    r
 }
 
 /// A histogram read from the store, encoded as one.

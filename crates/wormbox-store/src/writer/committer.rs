@@ -114,6 +114,8 @@ pub(crate) struct CommitCounters {
     pub(crate) integrity_failed: AtomicU64,
     pub(crate) group_size: Histogram,
     pub(crate) sync_seconds: Histogram,
+    pub(crate) queue_wait_seconds: Histogram,
+    pub(crate) apply_seconds: Histogram,
     pub(crate) ledger: tokio::sync::watch::Sender<u64>,
 }
 
@@ -128,6 +130,8 @@ impl CommitCounters {
             integrity_failed: AtomicU64::new(0),
             group_size: Histogram::new(GROUP_SIZE_BOUNDS, 1.0),
             sync_seconds: Histogram::new(SYNC_SECONDS_BOUNDS, 1e9),
+            queue_wait_seconds: Histogram::new(SYNC_SECONDS_BOUNDS, 1e9),
+            apply_seconds: Histogram::new(SYNC_SECONDS_BOUNDS, 1e9),
             ledger: tokio::sync::watch::Sender::new(ledger_sequence),
         }
     }
