@@ -806,6 +806,19 @@ impl Sampled {
         let at = |second: usize| if second == 0 { 0 } else { self.acked.get(second - 1).copied().unwrap_or(0) };
         (1..=self.acked.len() / 60).map(|minute| (at(minute * 60) - at((minute - 1) * 60)) as f64 / 60.0).collect()
     }
+
+    /// The most whole seconds in a row in which no record was acknowledged.
+    fn longest_silence(&self) -> usize {
+        let mut longest = 0;
+        let mut run = 0;
+        let mut before = 0;
+        for &acked in &self.acked {
+            run = if acked == before { run + 1 } else { 0 };
+            longest = longest.max(run);
+            before = acked;
+        }
+        longest
+    }
 }
 
 /// `clients` clients, each sending one `PutObject` (header, one data
@@ -1326,6 +1339,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if last >= 0.9 * second { "met" } else { "NOT met" }
             ));
         }
+        // A write stall shows as an acknowledgement that waited long, or as
+        // whole seconds in which nothing was acknowledged.
+        let longest = ingest.percentile(1.0);
+        ratios.push(format!(
+            "| stalls | longest acknowledgement of the sustained run; whole seconds without one in a row: {} | {:.2} s | ≤ 1 s | {} |",
+            sampled.longest_silence(),
+            longest.as_secs_f64(),
+            if longest <= Duration::from_secs(1) && sampled.longest_silence() == 0 { "met" } else { "NOT met" }
+        ));
         rss_notes.push(format!(
             "Ingest rate of the sustained run in each whole minute (records/s): {}",
             rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")

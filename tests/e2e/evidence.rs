@@ -411,9 +411,12 @@ async fn an_edit_to_a_value_segment_file_is_named_and_never_served() {
 
 /// The index lost (a stopped appliance's RocksDB files deleted, the log's
 /// segment files left): `wormboxd rebuild-index` rebuilds it from the log
-/// alone, verifies it against the ledger, the version bytes and the signed
-/// checkpoints before it replaces anything, and the appliance then serves
-/// every version as before.
+/// alone, verifies it against the ledger, the version bytes, the signed
+/// checkpoints and an auditor's published checkpoint before it replaces
+/// anything, and the appliance then serves every version as before. A log
+/// cut short (root removing its last frames, checkpoints and all) is
+/// refused against the published checkpoint, and a rebuild with none named
+/// must say so.
 #[tokio::test]
 async fn a_lost_index_is_rebuilt_from_the_log_alone_and_verified() {
     let mut app = TestAppliance::start().await.unwrap();
@@ -427,6 +430,11 @@ async fn a_lost_index_is_rebuilt_from_the_log_alone_and_verified() {
     // A second version of one page, and a purged one: the log holds both.
     put(&mut archive, "scans", "page/00", b"second").await.unwrap();
     drop(archive);
+    let published = app.server().app().store().checkpoint().await.unwrap();
+    let public_key = app.server().app().public_key().to_vec();
+    let auditors_copy = app.temp_dir().join("published.json");
+    let file = wormbox_reports::CheckpointFile::new(&published, &public_key);
+    std::fs::write(&auditors_copy, serde_json::to_vec(&file).unwrap()).unwrap();
     app.stop().await.unwrap();
 
     let db = app.data_dir().join("db");
@@ -437,11 +445,37 @@ async fn a_lost_index_is_rebuilt_from_the_log_alone_and_verified() {
         }
     }
     let options = wormbox_server::rocks_options(&wormbox_server::config::WormboxdConfig::default());
-    let rebuilt = wormbox_server::index::rebuild_index(app.data_dir(), &options, 1_800_000_000).unwrap();
+    let rebuilt_dir = app.data_dir().join(wormbox_server::index::REBUILT_DIR);
+    let rebuild = |published: &wormbox_server::index::Published| {
+        wormbox_server::index::rebuild_index(app.data_dir(), &options, 1_800_000_000, published)
+    };
+    let unnamed = rebuild(&wormbox_server::index::Published::default()).unwrap_err().to_string();
+    assert!(unnamed.contains("--no-published-checkpoint"), "{unnamed}");
+    assert!(!rebuilt_dir.exists(), "a refusal for want of a checkpoint does no work");
+
+    // The log's last segment cut in half: what remains replays (a cut tail is
+    // what a crash leaves), and alone it would verify, but the published
+    // checkpoint lies beyond it.
+    let mut segments: Vec<_> = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    let last = segments.last().unwrap().clone();
+    let whole = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &whole[..whole.len() / 2]).unwrap();
+    let with_auditors_copy = wormbox_server::index::Published { paths: vec![auditors_copy.clone()], none_kept: false };
+    let cut = rebuild(&with_auditors_copy).unwrap_err().to_string();
+    assert!(cut.contains("does not verify") && cut.contains("truncated"), "{cut}");
+    std::fs::remove_dir_all(&rebuilt_dir).unwrap();
+    std::fs::write(&last, &whole).unwrap();
+
+    let rebuilt = rebuild(&with_auditors_copy).unwrap();
     assert!(rebuilt.frames > 25, "{rebuilt:?}");
     assert!(rebuilt.report.is_ok() && rebuilt.report.versions_checked == 25, "{}", rebuilt.report.summary());
     assert!(rebuilt.replaced.ends_with("db.replaced-1800000000"));
-    assert!(!app.data_dir().join(wormbox_server::index::REBUILT_DIR).exists());
+    assert!(!rebuilt_dir.exists());
 
     app.restart().await.unwrap();
     let mut archive = app.archive().await.unwrap();

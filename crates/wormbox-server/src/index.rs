@@ -3,9 +3,13 @@
 //!
 //! Invariant: the data directory's `db` is replaced only by an index that
 //! verifies (every ledger entry, checkpoint signature and version's bytes,
-//! with the appliance's public key when it is there), and the replaced one
-//! is kept beside it; a refused rebuild changes nothing but leaves its work
-//! in `db.rebuilt` for inspection.
+//! with the appliance's public key when it is there) and that reaches every
+//! checkpoint the appliance published (`--published`: an auditor's copy, a
+//! backup's `backup.json`), so a log cut short (root removing its last
+//! frames and the checkpoints in them) is refused rather than rebuilt into
+//! an archive rolled back; the replaced index is kept beside it; a refused
+//! rebuild changes nothing but leaves its work in `db.rebuilt` for
+//! inspection.
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +53,10 @@ pub enum RebuildError {
         /// Where the rebuilt index was left.
         left: PathBuf,
     },
+    /// The published checkpoints named cannot be used, or none was named
+    /// and `--no-published-checkpoint` was not said.
+    #[error("{0}")]
+    Published(String),
     /// A file operation failed.
     #[error("{what} {}", .path.display())]
     Io {
@@ -62,10 +70,24 @@ pub enum RebuildError {
     },
 }
 
+/// The checkpoints the appliance published, which a rebuilt index must reach.
+#[derive(Clone, Debug, Default)]
+pub struct Published {
+    /// Checkpoint files (`wormbox checkpoint --out`) or backups' `backup.json`.
+    pub paths: Vec<PathBuf>,
+    /// Rebuild although no published checkpoint is at hand.
+    pub none_kept: bool,
+}
+
 /// Rebuilds the index of the stopped appliance in `data_dir` from its log,
-/// verifies it, and puts it in place of the old one, which is kept as
-/// `db.replaced-<now_secs>`.
-pub fn rebuild_index(data_dir: &Path, options: &RocksOptions, now_secs: u64) -> Result<Rebuilt, RebuildError> {
+/// verifies it (against `published` too), and puts it in place of the old
+/// one, which is kept as `db.replaced-<now_secs>`.
+pub fn rebuild_index(
+    data_dir: &Path,
+    options: &RocksOptions,
+    now_secs: u64,
+    published: &Published,
+) -> Result<Rebuilt, RebuildError> {
     let db = data_dir.join(DB_DIR);
     let rebuilt = data_dir.join(REBUILT_DIR);
     if rebuilt.exists() {
@@ -75,19 +97,24 @@ pub fn rebuild_index(data_dir: &Path, options: &RocksOptions, now_secs: u64) -> 
             source: std::io::ErrorKind::AlreadyExists.into(),
         });
     }
+    // Read before anything is written: a refusal leaves no work behind.
+    let public_key = read_public_key(data_dir)?;
+    let published = match (&public_key, published.paths.is_empty()) {
+        (None, false) => {
+            return Err(RebuildError::Published(format!(
+                "{} is missing: published checkpoints cannot be checked without the appliance's public key",
+                data_dir.join(PUBLIC_KEY_FILE).display()
+            )));
+        }
+        (None, true) => crate::backup::published_checkpoints(&[], &[], published.none_kept),
+        (Some(key), _) => crate::backup::published_checkpoints(&published.paths, key, published.none_kept),
+    }
+    .map_err(|e| RebuildError::Published(e.to_string()))?;
     let frames = RocksBackend::rebuild_index(&db, &rebuilt, options)?;
-    let public_key = match std::fs::read_to_string(data_dir.join(PUBLIC_KEY_FILE)) {
-        Ok(text) => Some(hex::decode(text.trim()).map_err(|e| RebuildError::Io {
-            what: "reading the public key",
-            path: data_dir.join(PUBLIC_KEY_FILE),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(RebuildError::Io { what: "reading", path: data_dir.join(PUBLIC_KEY_FILE), source }),
-    };
     let report = {
         let backend = RocksBackend::open_read_only(&rebuilt)?;
-        evidence::verify(&backend, VerifyOptions { public_key, ..VerifyOptions::default() })?
+        let options = VerifyOptions { public_key, extra_checkpoints: published, ..VerifyOptions::default() };
+        evidence::verify(&backend, options)?
     };
     if !report.is_ok() {
         return Err(RebuildError::Refused { summary: report.summary(), left: rebuilt });
@@ -101,4 +128,17 @@ pub fn rebuild_index(data_dir: &Path, options: &RocksOptions, now_secs: u64) -> 
     std::fs::rename(&rebuilt, &db).map_err(io("moving into place", &rebuilt))?;
     std::fs::File::open(data_dir).and_then(|dir| dir.sync_all()).map_err(io("syncing", data_dir))?;
     Ok(Rebuilt { frames, report, replaced })
+}
+
+/// The appliance's public key from the data directory, if it is there.
+fn read_public_key(data_dir: &Path) -> Result<Option<Vec<u8>>, RebuildError> {
+    match std::fs::read_to_string(data_dir.join(PUBLIC_KEY_FILE)) {
+        Ok(text) => Ok(Some(hex::decode(text.trim()).map_err(|e| RebuildError::Io {
+            what: "reading the public key",
+            path: data_dir.join(PUBLIC_KEY_FILE),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RebuildError::Io { what: "reading", path: data_dir.join(PUBLIC_KEY_FILE), source }),
+    }
 }

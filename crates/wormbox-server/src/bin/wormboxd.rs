@@ -97,9 +97,19 @@ enum Command {
     },
     /// Rebuilds the archive's index from its log alone (when the index is
     /// damaged or lost and the log is whole); the appliance must be stopped.
-    /// The new index is verified (with checkpoint-signing.pub) before it
-    /// replaces the old one, which is kept as db.replaced-SECONDS.
-    RebuildIndex,
+    /// The new index is verified (with checkpoint-signing.pub, and against
+    /// every checkpoint named with --published, so a log cut short is
+    /// refused) before it replaces the old one, which is kept as
+    /// db.replaced-SECONDS.
+    RebuildIndex {
+        /// A checkpoint the appliance published (repeat): an auditor's copy
+        /// from `wormbox checkpoint --out`, or a backup's backup.json.
+        #[arg(long)]
+        published: Vec<PathBuf>,
+        /// Rebuild although no published checkpoint is at hand.
+        #[arg(long, conflicts_with = "published")]
+        no_published_checkpoint: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -168,11 +178,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::RebuildIndex) => {
+        Some(Command::RebuildIndex { published, no_published_checkpoint }) => {
             let options = wormbox_server::rocks_options(&config);
             let now = wormbox_model::Clock::now(&wormbox_model::SystemClock);
             let secs = u64::try_from(now.0 / 1_000_000).unwrap_or(0);
-            let rebuilt = wormbox_server::index::rebuild_index(&config.storage.data_dir, &options, secs)?;
+            let published = wormbox_server::index::Published { paths: published, none_kept: no_published_checkpoint };
+            let rebuilt = wormbox_server::index::rebuild_index(&config.storage.data_dir, &options, secs, &published)?;
             println!(
                 "rebuilt the index from {} log frames; it verifies ({}); the replaced index is kept in {}",
                 rebuilt.frames,
