@@ -807,15 +807,14 @@ impl Sampled {
         (1..=self.acked.len() / 60).map(|minute| (at(minute * 60) - at((minute - 1) * 60)) as f64 / 60.0).collect()
     }
 
-    /// The most whole seconds in a row in which no record was acknowledged.
+    /// The most whole seconds in a row in which no record was acknowledged,
+    /// between the first sample (taken as the phase starts) and the last.
     fn longest_silence(&self) -> usize {
         let mut longest = 0;
         let mut run = 0;
-        let mut before = 0;
-        for &acked in &self.acked {
-            run = if acked == before { run + 1 } else { 0 };
+        for pair in self.acked.windows(2) {
+            run = if pair[1] == pair[0] { run + 1 } else { 0 };
             longest = longest.max(run);
-            before = acked;
         }
         longest
     }

@@ -249,7 +249,7 @@ impl RocksBackend {
         for (id, path) in &files {
             let file = std::fs::File::open(path).map_err(|e| segments::io("opening", path, e))?;
             let at = Position { segment: *id, offset: 0 };
-            let frame = Frame::read(&file, at, true).map_err(|e| segments::io("reading", path, e))?;
+            let frame = Frame::read(&file, at).map_err(|e| segments::io("reading", path, e))?;
             if let Some([Op::Base { index_held_changes }]) = frame.as_ref().map(|f| f.ops.as_slice()) {
                 base = Some((*id, *index_held_changes));
                 break;
@@ -432,7 +432,7 @@ impl RocksBackend {
             let Some(file) = segments.open_file(*id)? else { continue };
             let len = file.metadata().map_err(read_err)?.len();
             loop {
-                if let Some(frame) = Frame::read(&file, at, true).map_err(read_err)? {
+                if let Some(frame) = Frame::read(&file, at).map_err(read_err)? {
                     at = frame.end();
                     each(frame)?;
                     continue;

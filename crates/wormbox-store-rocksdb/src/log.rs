@@ -224,10 +224,10 @@ impl Frame {
     }
 
     /// Parses `bytes` as the frame at `at`; `None` when they are not a
-    /// whole, valid frame there. With `check_values`, each `chunks` value's
-    /// own checksum is checked too, and the ops whose value fails it are
-    /// listed in `damaged` (they do not make the frame invalid).
-    pub(crate) fn parse(bytes: Vec<u8>, at: Position, check_values: bool) -> Option<Frame> {
+    /// whole, valid frame there. Each `chunks` value's own checksum is
+    /// checked too, and the ops whose value fails it are listed in `damaged`
+    /// (they do not make the frame invalid).
+    pub(crate) fn parse(bytes: Vec<u8>, at: Position) -> Option<Frame> {
         let header = bytes.get(..HEADER)?;
         let u32_at = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
         let u64_at = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().expect("8 bytes"));
@@ -274,7 +274,7 @@ impl Frame {
                     crc = crc32c::extend(crc, &bytes[covered..pos]);
                     let value = take(&mut pos, value_len)?;
                     covered = pos;
-                    if check_values && crc32c::extend(0, &bytes[value.clone()]) != value_crc {
+                    if crc32c::extend(0, &bytes[value.clone()]) != value_crc {
                         damaged.push(ops.len());
                     }
                     ops.push(Op::Put { space, key, value });
@@ -292,7 +292,7 @@ impl Frame {
 
     /// Reads the frame at `at` from `file`: `Ok(None)` when none starts
     /// there (the end of the log, or a torn or foreign tail).
-    pub(crate) fn read(file: &File, at: Position, check_values: bool) -> std::io::Result<Option<Frame>> {
+    pub(crate) fn read(file: &File, at: Position) -> std::io::Result<Option<Frame>> {
         let mut header = [0u8; HEADER];
         if !read_fully(file, &mut header, at.offset)? || header[..4] != MAGIC {
             return Ok(None);
@@ -307,7 +307,7 @@ impl Frame {
         if !read_fully(file, &mut bytes[HEADER..], at.offset + HEADER as u64)? {
             return Ok(None);
         }
-        Ok(Frame::parse(bytes, at, check_values))
+        Ok(Frame::parse(bytes, at))
     }
 }
 
@@ -445,20 +445,20 @@ mod tests {
     fn the_log_s_first_frame_says_whether_the_index_held_changes_before_it() {
         for held in [false, true] {
             let encoded = encode_base(AT, held);
-            let frame = Frame::parse(encoded.bytes, AT, true).expect("valid");
+            let frame = Frame::parse(encoded.bytes, AT).expect("valid");
             assert_eq!(frame.ops, [Op::Base { index_held_changes: held }]);
             assert_eq!(frame.ops, encoded.ops);
         }
         let mut bad = encode_base(AT, true).bytes;
         *bad.last_mut().unwrap() = 2;
-        assert!(Frame::parse(bad, AT, true).is_none());
+        assert!(Frame::parse(bad, AT).is_none());
     }
 
     #[test]
     fn a_frame_reads_back_as_the_batch_it_was_written_from() {
         let encoded = encode(&batch(), AT).unwrap();
         assert_eq!(encoded.bytes.len(), frame_len(&batch()).unwrap());
-        let frame = Frame::parse(encoded.bytes.clone(), AT, true).expect("valid");
+        let frame = Frame::parse(encoded.bytes.clone(), AT).expect("valid");
         assert_eq!(frame.ops, encoded.ops, "the encoder locates the ops where parsing finds them");
         let ops: Vec<BatchOp> = frame
             .ops
@@ -489,19 +489,18 @@ mod tests {
             let mut changed = bytes.clone();
             changed[at] ^= 0x10;
             let in_value = (value_at..value_at + 300).contains(&at);
-            match Frame::parse(changed, AT, true) {
+            match Frame::parse(changed, AT) {
                 Some(frame) => assert!(in_value && frame.damaged == [1], "byte {at}"),
                 None => assert!(!in_value, "byte {at}"),
             }
-            assert!(Frame::parse(bytes[..at].to_vec(), AT, true).is_none(), "cut at {at}");
+            assert!(Frame::parse(bytes[..at].to_vec(), AT).is_none(), "cut at {at}");
         }
-        assert!(Frame::parse(bytes.clone(), Position { segment: 3, offset: 0 }, true).is_none());
-        assert!(Frame::parse(bytes.clone(), Position { segment: 4, offset: 4096 }, true).is_none());
+        assert!(Frame::parse(bytes.clone(), Position { segment: 3, offset: 0 }).is_none());
+        assert!(Frame::parse(bytes.clone(), Position { segment: 4, offset: 4096 }).is_none());
         let mut punched = bytes.clone();
         punched[value_at..value_at + 300].fill(0);
-        let frame = Frame::parse(punched.clone(), AT, true).expect("the frame is whole without its value's bytes");
+        let frame = Frame::parse(punched, AT).expect("the frame is whole without its value's bytes");
         assert_eq!((frame.ops.len(), frame.damaged.as_slice()), (4, [1].as_slice()), "the value is named");
-        assert!(Frame::parse(bytes.clone(), AT, true).unwrap().damaged.is_empty());
-        assert!(Frame::parse(punched, AT, false).unwrap().damaged.is_empty(), "unchecked");
+        assert!(Frame::parse(bytes.clone(), AT).unwrap().damaged.is_empty());
     }
 }
