@@ -616,6 +616,9 @@ async fn grpc_ingest(
         let store = server.running.as_ref().map(|r| r.app().store().clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            // A late tick is not made up with a burst of samples, which
+            // would read as seconds without an acknowledgement.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 samples.lock().expect("samples").push(rss().0);

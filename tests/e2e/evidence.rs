@@ -468,6 +468,7 @@ async fn a_lost_index_is_rebuilt_from_the_log_alone_and_verified() {
     let with_auditors_copy = wormbox_server::index::Published { paths: vec![auditors_copy.clone()], none_kept: false };
     let cut = rebuild(&with_auditors_copy).unwrap_err().to_string();
     assert!(cut.contains("does not verify") && cut.contains("truncated"), "{cut}");
+    assert!(std::fs::read(&last).unwrap() == whole[..whole.len() / 2], "a refused rebuild leaves the log as it was");
     std::fs::remove_dir_all(&rebuilt_dir).unwrap();
     std::fs::write(&last, &whole).unwrap();
 

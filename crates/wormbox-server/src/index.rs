@@ -102,7 +102,7 @@ pub fn rebuild_index(
     let published = match (&public_key, published.paths.is_empty()) {
         (None, false) => {
             return Err(RebuildError::Published(format!(
-                "{} is missing: published checkpoints cannot be checked without the appliance's public key",
+                "{} is missing: published checkpoints cannot be checked without the appliance's public key; put it back from a backup (its checkpoint-signing.pub) or from the public_key of an auditor's checkpoint file you trust",
                 data_dir.join(PUBLIC_KEY_FILE).display()
             )));
         }

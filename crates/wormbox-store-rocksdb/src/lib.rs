@@ -229,9 +229,13 @@ impl RocksBackend {
 
     /// Rebuilds the index of the stopped archive in `dir` from its log alone,
     /// into `into`, which must not exist: the segment files are linked there
-    /// (hard links: the bytes are not copied) and every frame, from the
-    /// log's first on, is replayed into a new index beside them. `dir` is
-    /// not changed (not even opened: its index may be what is damaged).
+    /// (hard links: the bytes are not copied), all but the last, which is
+    /// copied, since the replay cuts off a torn tail there and a refused
+    /// rebuild must leave the archive's own log as it found it; then every
+    /// frame, from the log's first on, is replayed into a new index beside
+    /// them. `dir`'s index is not opened (it may be what is damaged); the
+    /// only change to its files is that bytes of versions purged by frames
+    /// in the log are punched out, as the appliance's own open would.
     /// Refused while the archive is open, and for an archive whose log began
     /// when its index already held changes (written before the log: the log
     /// does not hold them). Returns how many frames were replayed.
@@ -272,9 +276,16 @@ impl RocksBackend {
         }
         let at = Position { segment: *first, offset: 0 };
         std::fs::create_dir(into).map_err(|e| segments::io("creating", into, e))?;
-        for (_, path) in &files {
+        let (last, _) = files.last().expect("there is a first file");
+        for (id, path) in &files {
             let name = path.file_name().expect("a listed file has a name");
-            std::fs::hard_link(path, into.join(name)).map_err(|e| segments::io("linking", path, e))?;
+            if id == last {
+                let copy = into.join(name);
+                std::fs::copy(path, &copy).map_err(|e| segments::io("copying", path, e))?;
+                std::fs::File::open(&copy).and_then(|f| f.sync_all()).map_err(|e| segments::io("syncing", &copy, e))?;
+            } else {
+                std::fs::hard_link(path, into.join(name)).map_err(|e| segments::io("linking", path, e))?;
+            }
         }
         {
             let db = open_db(into, options)?;

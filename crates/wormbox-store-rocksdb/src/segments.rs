@@ -497,8 +497,10 @@ fn reserve(active: &mut Active, end: u64, file_bytes: u64) {
 
 /// Drops the pages of `range`, written and synced, from the page cache
 /// (advice only: nothing changes on disk or for a reader, who reads them
-/// back from disk). A record is seldom read back soon after it is archived,
-/// and a log written through a cache that keeps every page grows that cache
+/// back from disk: a GetObject of a record just archived, a replication
+/// rule's copy of it, a replay after a crash). Most records are not read
+/// back soon after they are archived, and a log written through a cache
+/// that keeps every page grows that cache
 /// with every byte: each new page is one the kernel must find and, on a
 /// virtual machine, often one the host must back first. Measured on a 2-core
 /// VM (benches/results/2026-12-04-sustained.md): a buffered write into new
@@ -510,8 +512,8 @@ fn reserve(active: &mut Active, end: u64, file_bytes: u64) {
 /// read it back from disk first, and is dropped with the next range.
 fn drop_cached(file: &File, range: std::ops::Range<u64>) {
     use std::os::fd::AsRawFd;
-    const PAGE: u64 = 4096;
-    let (start, end) = (range.start / PAGE * PAGE, range.end / PAGE * PAGE);
+    let page = page_size();
+    let (start, end) = (range.start / page * page, range.end / page * page);
     let len = end.saturating_sub(start);
     if len == 0 {
         return;
@@ -521,6 +523,14 @@ fn drop_cached(file: &File, range: std::ops::Range<u64>) {
     unsafe {
         libc::posix_fadvise(file.as_raw_fd(), start as libc::off_t, len as libc::off_t, libc::POSIX_FADV_DONTNEED);
     }
+}
+
+/// The kernel's page size (4 KiB on x86_64; 16 or 64 KiB on some ARM
+/// kernels).
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant of the running system.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
 /// Gives back the blocks reserved past `end`, the file's size (best effort:
@@ -571,11 +581,9 @@ mod tests {
 
     use super::*;
 
-    const PAGE: usize = 4096;
-
     /// Whether each page of `file`'s first `pages` pages is in the page cache.
     fn resident(file: &File, pages: usize) -> Vec<bool> {
-        let len = pages * PAGE;
+        let len = pages * page_size() as usize;
         let mut flags = vec![0u8; pages];
         // SAFETY: a read-only shared mapping of a file this test owns, never
         // dereferenced (mincore only reports on it), unmapped before return;
@@ -604,6 +612,7 @@ mod tests {
             eprintln!("skipped: {} is on tmpfs, whose pages are the file itself", dir.path().display());
             return;
         }
+        let page = page_size() as usize;
         let segments = Segments::new(dir.path(), 64 << 20, 0);
         let mut appender = segments.lock();
         let mut append = |len: usize| {
@@ -613,10 +622,15 @@ mod tests {
             segments.sync(&mut appender).unwrap();
             (written, resident(&File::open(segments.path(at.segment)).unwrap(), 8))
         };
-        let (written, synced) = append(5 * PAGE + 100);
-        assert_eq!(written[..6], [true; 6], "written pages are cached until synced");
+        let (written, synced) = append(5 * page + 100);
+        if written[..6] != [true; 6] {
+            // Some filesystems (network, FUSE, ZFS) do not keep written pages
+            // in this cache at all: nothing to drop there.
+            eprintln!("skipped: {} does not cache written pages ({written:?})", dir.path().display());
+            return;
+        }
         assert_eq!(synced[..6], [false, false, false, false, false, true]);
-        let (_, synced) = append(PAGE);
+        let (_, synced) = append(page);
         assert_eq!(synced[..7], [false, false, false, false, false, false, true], "the next frame drops the last page");
     }
 }
