@@ -500,10 +500,10 @@ fn reserve(active: &mut Active, end: u64, file_bytes: u64) {
 /// back from disk: a GetObject of a record just archived, a replication
 /// rule's copy of it, a replay after a crash). Most records are not read
 /// back soon after they are archived, and a log written through a cache
-/// that keeps every page grows that cache
-/// with every byte: each new page is one the kernel must find and, on a
-/// virtual machine, often one the host must back first. Measured on a 2-core
-/// VM (benches/results/2026-12-04-sustained.md): a buffered write into new
+/// that keeps every page grows that cache with every byte: each new page is
+/// one the kernel must find and, on a virtual machine, often one the host
+/// must back first. Measured on a 2-core VM
+/// (benches/results/2026-12-04-sustained.md): a buffered write into new
 /// pages ran at 240 MB/s, into pages given back this way at 925 MB/s, and
 /// the kernel's copy into new pages was a third of the CPU of 64 KiB Ingest.
 ///
