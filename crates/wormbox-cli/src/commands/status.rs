@@ -15,18 +15,9 @@ use crate::commands::Context;
 use crate::commands::checkpoint::checkpoint_file;
 use crate::commands::replica::rule_json;
 
-/// `1.5 GiB`: bytes for a person.
+/// `1.50 GiB`: bytes for a person (the progress bars' own formatting).
 fn size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let (mut value, mut unit) = (bytes as f64, 0);
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} bytes"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// `3d 4h 12m`, `12m 5s`: a duration for a person.
@@ -176,8 +167,8 @@ mod tests {
 
     #[test]
     fn sizes_and_spans_read_as_a_person_says_them() {
-        assert_eq!(size(512), "512 bytes");
-        assert_eq!(size(3 << 29), "1.5 GiB");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(3 << 29), "1.50 GiB");
         assert_eq!(span(59), "59s");
         assert_eq!(span(3_725), "1h 2m");
         assert_eq!(span(90_061), "1d 1h 1m");

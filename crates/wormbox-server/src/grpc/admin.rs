@@ -177,13 +177,7 @@ impl Admin for AdminService {
     async fn get_clock(&self, request: Request<v1::GetClockRequest>) -> Result<Response<v1::GetClockResponse>, Status> {
         let actor = authenticate(&self.app, &request)?;
         let clock = self.app.clock_status(&actor).await.map_err(status)?;
-        Ok(Response::new(v1::GetClockResponse {
-            system_unix_micros: clock.system.as_micros(),
-            compliance_unix_micros: clock.compliance.as_micros(),
-            held_back_seconds: clock.held_back.map_or(0, |d| d.as_secs()),
-            catch_up_seconds_per_year: clock.catch_up_per_year.as_secs(),
-            caught_up_unix_micros: clock.caught_up_at.map_or(0, |t| t.as_micros()),
-        }))
+        Ok(Response::new(convert::clock_to_wire(&clock)))
     }
 
     async fn get_replication_status(

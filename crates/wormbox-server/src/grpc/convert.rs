@@ -420,6 +420,17 @@ pub(crate) fn replica_report_to_wire(r: &wormbox_replica::VerifyReport) -> v1::V
     }
 }
 
+/// The compliance clock's state on the wire (GetClock, and in GetStatus).
+pub(crate) fn clock_to_wire(clock: &wormbox_store::ClockStatus) -> v1::GetClockResponse {
+    v1::GetClockResponse {
+        system_unix_micros: clock.system.as_micros(),
+        compliance_unix_micros: clock.compliance.as_micros(),
+        held_back_seconds: clock.held_back.map_or(0, |d| d.as_secs()),
+        catch_up_seconds_per_year: clock.catch_up_per_year.as_secs(),
+        caught_up_unix_micros: clock.caught_up_at.map_or(0, |t| t.as_micros()),
+    }
+}
+
 /// `wormbox status`'s figures on the wire.
 pub(crate) fn appliance_status_to_wire(s: &wormbox_app::ApplianceStatus, public_key: &[u8]) -> v1::GetStatusResponse {
     let scrub = &s.scrub;
@@ -434,13 +445,7 @@ pub(crate) fn appliance_status_to_wire(s: &wormbox_app::ApplianceStatus, public_
         }),
         ledger_sequence: s.ledger_sequence,
         last_checkpoint: s.last_checkpoint.as_ref().map(|c| checkpoint_to_wire(c, public_key)),
-        clock: s.clock.as_ref().map(|clock| v1::GetClockResponse {
-            system_unix_micros: clock.system.as_micros(),
-            compliance_unix_micros: clock.compliance.as_micros(),
-            held_back_seconds: clock.held_back.map_or(0, |d| d.as_secs()),
-            catch_up_seconds_per_year: clock.catch_up_per_year.as_secs(),
-            caught_up_unix_micros: clock.caught_up_at.map_or(0, |t| t.as_micros()),
-        }),
+        clock: s.clock.as_ref().map(clock_to_wire),
         writer_responsive: s.writer_responsive,
         scrub: Some(v1::ScrubStatus {
             interval_seconds: s.scrub_interval.as_secs(),
