@@ -678,8 +678,11 @@ impl RocksBackend {
             return Err(err);
         }
         let indexed = (|| {
-            let ends = segments.sync(appender)?;
+            segments.start_writeback(appender);
+            let ends = segments.unsynced_ends(appender);
             let (write, punches) = self.index_changes(&frame, &ends)?;
+            let synced = segments.sync(appender)?;
+            debug_assert_eq!(synced, ends);
             self.write_index(write)?;
             Ok(punches)
         })();
