@@ -2,7 +2,8 @@
 # Installs the real S3 clients the conformance tests (tests/e2e/s3_clients.rs)
 # drive against a real wormboxd, for tests and development only:
 #   - boto3, the AWS CLI, boto 2.49.0 (the seed's own client), six and pytest,
-#     pinned, from PyPI into a venv of their own;
+#     and `cryptography` for tools/verify_proof.py, pinned, from PyPI into a
+#     venv of their own;
 #   - boto 2.49.0's own integration tests: the `tests/` tree of its source
 #     distribution on PyPI (`pip download`), unpacked into the venv as
 #     `boto-2.49.0-tests/tests`, unmodified;
@@ -17,10 +18,12 @@ set -euo pipefail
 
 venv="${WORMBOX_S3_CLIENTS:-${WORMBOX_BUILD_CACHE:-${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/wormbox}/s3-clients-venv}"
 # Tested together on Python 3.11 (Debian 12); awscli pins its botocore.
-# The last five are what the vendored ceph/s3-tests import
-# (tests/s3-tests/requirements.txt).
+# The next five are what the vendored ceph/s3-tests import
+# (tests/s3-tests/requirements.txt); the last three what the independent
+# Merkle proof verifier (tools/verify_proof.py) needs for Ed25519.
 pins=(boto3==1.44.8 botocore==1.44.8 awscli==1.46.3 s3transfer==0.19.3 boto==2.49.0 six==1.17.0 pytest==9.2.0
-    munch==4.0.0 isodate==0.7.2 requests==2.34.2 pytz==2026.6 python-dateutil==2.9.0.post0)
+    munch==4.0.0 isodate==0.7.2 requests==2.34.2 pytz==2026.6 python-dateutil==2.9.0.post0
+    cryptography==46.0.3 cffi==2.1.1 pycparser==3.12)
 boto2=2.49.0
 
 die() {

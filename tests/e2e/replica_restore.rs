@@ -149,8 +149,7 @@ async fn scenario(engine: &'static str) {
         let key = std::fs::read(keys.join("checkpoint-signing.key")).unwrap();
         let signer = wormbox_store::evidence::Ed25519Signer::from_pkcs8(&key).unwrap();
         use wormbox_store::evidence::Signer as _;
-        later.signature =
-            signer.sign(&wormbox_store::evidence::Checkpoint::message(later.sequence, &later.head, later.time));
+        later.signature = signer.sign(&later.signed_message());
         later
     };
     std::fs::write(&later_file, serde_json::to_vec(&CheckpointFile::new(&signed_later, &public_key)).unwrap()).unwrap();

@@ -7,7 +7,9 @@
 //! again after `kill -9` right after the fill's last ack (its log replay);
 //! GetObject of a random version (whole body) and HeadObject, p50 and p99
 //! from one client; a ListObjectVersions page of 1,000 from a random key
-//! marker;
+//! marker; GetInclusionProof of a random ledger entry against the head's
+//! checkpoint (each proof checked against the signed root), p50 and p99,
+//! with the longest path;
 //! the full `VerifyIntegrity` rate, with the data directory's cached pages
 //! dropped first, against the disk's sequential read bandwidth measured in
 //! the same run; and the retention report of the bucket (every version).
@@ -365,6 +367,38 @@ async fn reads(archive: &mut ArchiveClient, sample: &[(u64, String)], get: bool)
     Ok(latencies)
 }
 
+/// GetInclusionProof of `READS` random ledger entries against the head's
+/// checkpoint, one at a time, each checked against its signed root; and
+/// the longest audit path, in hashes.
+async fn proofs(compliance: &mut ComplianceClient) -> anyhow::Result<(Histogram, usize)> {
+    let checkpoint = compliance.get_checkpoint(v1::GetCheckpointRequest::default()).await?.into_inner();
+    let checkpoint = checkpoint.checkpoint.context("no checkpoint")?;
+    let root = wormbox_model::Digest::from_slice(&checkpoint.tree_root).context("the checkpoint signs no root")?;
+    let size = checkpoint.sequence;
+    let mut rng = Rng(0x0000_0F00F);
+    let mut latencies = Histogram::default();
+    let mut longest = 0;
+    for _ in 0..READS {
+        let sequence = 1 + rng.below(usize::try_from(size)?) as u64;
+        let request = v1::GetInclusionProofRequest { ledger_sequence: sequence, tree_size: size, ..Default::default() };
+        let at = Instant::now();
+        let proof = compliance.get_inclusion_proof(request).await?.into_inner();
+        latencies.add(at.elapsed());
+        let path: Vec<wormbox_model::Digest> = proof
+            .path
+            .iter()
+            .map(|h| wormbox_model::Digest::from_slice(h).context("a path hash"))
+            .collect::<Result<_, _>>()?;
+        let leaf = wormbox_store::merkle::leaf_hash(&proof.entry);
+        anyhow::ensure!(
+            wormbox_store::merkle::verify_inclusion(sequence - 1, size, &leaf, &path, &root),
+            "the proof of entry {sequence} does not verify"
+        );
+        longest = longest.max(path.len());
+    }
+    Ok((latencies, longest))
+}
+
 /// ListObjectVersions pages of 1,000 from the keys of random sampled versions.
 async fn pages(archive: &mut ArchiveClient, sample: &[(u64, String)]) -> anyhow::Result<Histogram> {
     let mut rng = Rng(0x0005_CA1E);
@@ -473,6 +507,9 @@ struct Row {
     get: Histogram,
     head: Histogram,
     list: Histogram,
+    /// GetInclusionProof latencies, and the longest path in hashes.
+    proofs: Histogram,
+    proof_hashes: usize,
     open: Duration,
     /// The archive's log the open after `kill -9` replayed into the index
     /// (what the index had not flushed), as the daemon reports it.
@@ -594,6 +631,7 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
         row.get = reads(&mut c.archive, &kept, true).await?;
         row.head = reads(&mut c.archive, &kept, false).await?;
         row.list = pages(&mut c.archive, &kept).await?;
+        (row.proofs, row.proof_hashes) = proofs(&mut c.compliance).await?;
 
         let (paths, disk_bytes) = files(&data)?;
         row.disk_bytes = disk_bytes;
@@ -663,10 +701,11 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
         format!("Disk sequential read (4 GiB file, cache dropped, 1 MiB reads): {disk_read:.0} MB/s"),
         String::new(),
         "| versions | fill: s (records/s) | on disk GB | Ingest 1 KiB records/s | GetObject p50 / p99 ms | \
-         HeadObject p50 / p99 ms | ListObjectVersions 1,000 p50 / p99 ms | serving after kill -9 s (log replayed MB) | \
-         verify MB/s (of disk read); daemon peak GB | retention report s (rows) |"
+         HeadObject p50 / p99 ms | ListObjectVersions 1,000 p50 / p99 ms | GetInclusionProof p50 / p99 ms (path \
+         hashes) | serving after kill -9 s (log replayed MB) | verify MB/s (of disk read); daemon peak GB | retention \
+         report s (rows) |"
             .to_owned(),
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
     ];
     for row in rows {
         let verify = match row.verify_mb_s() {
@@ -679,7 +718,7 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
         };
         let pq = |h: &Histogram| format!("{:.2} / {:.2}", ms(h.percentile(0.5)), ms(h.percentile(0.99)));
         out.push(format!(
-            "| {} | {:.0} ({:.0}) | {:.1} | {:.0} | {} | {} | {} | {:.1} ({:.0}) | {verify} | {report} |",
+            "| {} | {:.0} ({:.0}) | {:.1} | {:.0} | {} | {} | {} | {} ({}) | {:.1} ({:.0}) | {verify} | {report} |",
             row.versions,
             row.fill.as_secs_f64(),
             row.filled as f64 / row.fill.as_secs_f64(),
@@ -688,6 +727,8 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
             pq(&row.get),
             pq(&row.head),
             pq(&row.list),
+            pq(&row.proofs),
+            row.proof_hashes,
             row.open.as_secs_f64(),
             row.replayed_bytes as f64 / 1e6,
         ));

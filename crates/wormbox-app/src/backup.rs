@@ -181,10 +181,7 @@ impl BackupSource {
         // The copy's own head, read from the copy: entries committed after
         // the checkpoint was signed may be in it too.
         let copy = self.copier.copy_to(&snapshot.dir).map_err(BackupError::Copy)?;
-        let store_format = match wormbox_store::format::check(copy.as_ref())? {
-            wormbox_store::format::FormatState::Recorded(v) => v,
-            _ => wormbox_store::format::FORMAT_VERSION,
-        };
+        let store_format = wormbox_store::format::check(copy.as_ref())?.version();
         let (ledger_sequence, ledger_head) = evidence::ledger_head(copy.as_ref())?;
         drop(copy);
         let mut files = Vec::new();

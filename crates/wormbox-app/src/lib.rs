@@ -58,7 +58,7 @@ pub use self::clock::AcceptClockForward;
 pub use self::credentials::Credentials;
 pub use self::devices::{DeactivateDevice, DeviceCodes, EnrollDevices, ListDevices};
 pub use self::error::AppError;
-pub use self::evidence::{GetCheckpoint, VerifyIntegrity};
+pub use self::evidence::{GetCheckpoint, GetConsistencyProof, GetInclusionProof, ProofOf, VerifyIntegrity};
 pub use self::guard::MfaCode;
 pub use self::locks::{PutBucketDefaultRetention, PutObjectLegalHold, PutObjectRetention};
 pub use self::objects::{DeleteObject, DeleteObjects, GetObject, Ingest, ListObjectVersions, ListObjects, PutObject};
@@ -179,6 +179,20 @@ impl App {
     /// The appliance's checkpoint public key (raw Ed25519, 32 bytes).
     pub fn public_key(&self) -> &[u8] {
         self.signer.public_key()
+    }
+
+    /// `checkpoint`, which the store signed, as a C2SP signed note (None
+    /// for one signed before the Merkle tree); with the note's verifier key.
+    pub fn checkpoint_note(&self, checkpoint: &wormbox_store::evidence::Checkpoint) -> Option<(String, String)> {
+        // Only what this key signed: a record planted in the files by
+        // someone without the key is not turned into a signed note.
+        if !checkpoint.verify(self.public_key()) {
+            tracing::error!(sequence = checkpoint.sequence, "a stored checkpoint's signature is not this appliance's");
+            return None;
+        }
+        let note = wormbox_store::note::sign(self.signer.as_ref(), checkpoint)?;
+        let name = wormbox_store::note::origin(self.public_key());
+        Some((note, wormbox_store::note::verifier_key(&name, self.public_key())))
     }
 
     /// Returns the store, for start-up and shutdown.

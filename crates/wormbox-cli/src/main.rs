@@ -22,8 +22,8 @@ use tonic_types::StatusExt;
 
 use crate::client::{Mfa, Target};
 use crate::commands::{
-    Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, replica,
-    report, retention, status, verify,
+    Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, proof,
+    replica, report, retention, status, verify,
 };
 
 /// Operate a Wormbox archive over gRPC.
@@ -123,6 +123,18 @@ enum Command {
     Export(export::ExportArgs),
     /// Verify an export directory without the appliance.
     VerifyExport(export::VerifyExportArgs),
+    /// Write the Merkle proof that the ledger entry which wrote a version (or
+    /// the entry --ledger-sequence names) is in the tree of a signed
+    /// checkpoint (admins and auditors).
+    Prove(proof::ProveArgs),
+    /// Check a proof file offline: the entry's leaf, its path to the signed
+    /// root, the signature under your copy of the public key, and with
+    /// --bytes the version's bytes against the entry's SHA-256.
+    VerifyProof(proof::VerifyProofArgs),
+    /// Check that the appliance's tree of a later checkpoint (or of its head)
+    /// extends the tree of a checkpoint you kept: nothing before it was
+    /// rewritten (admins and auditors).
+    VerifyConsistency(proof::VerifyConsistencyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -160,6 +172,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::VerifyExport(args) = &cli.command {
         return export::verify(args, cli.json);
     }
+    if let Command::VerifyProof(args) = &cli.command {
+        return proof::verify_proof(args, cli.json);
+    }
     let target = Target {
         endpoint: &cli.endpoint,
         credential: cli.credential.as_deref(),
@@ -191,5 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(command) => report::run(&cx, command).await,
         Command::Export(args) => export::run(&cx, args).await,
         Command::VerifyExport(args) => export::verify(&args, cx.json),
+        Command::Prove(args) => proof::prove(&cx, args).await,
+        Command::VerifyProof(args) => proof::verify_proof(&args, cx.json),
+        Command::VerifyConsistency(args) => proof::verify_consistency(&cx, args).await,
     }
 }

@@ -191,6 +191,7 @@ mod tests {
                 time: String::new(),
                 signature: "00".repeat(64),
                 key_id: String::new(),
+                tree_root: None,
             },
             public_key: "00".repeat(32),
             files: listed,

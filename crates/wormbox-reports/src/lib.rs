@@ -14,6 +14,7 @@ pub mod audit;
 pub mod backup;
 pub mod checkpoint;
 pub mod export;
+pub mod proof;
 pub mod retention;
 
 mod csv;

@@ -64,6 +64,7 @@ fn checkpoint(sequence: u64) -> CheckpointFile {
         time: Timestamp(1_796_169_600_000_000).to_rfc3339(),
         signature: "5e".repeat(64),
         key_id: "0123456789abcdef".to_owned(),
+        tree_root: None,
     }
 }
 

@@ -143,6 +143,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
     }
+    /// Whether nothing is left to read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
     pub(crate) fn end(&self) -> Result<(), DecodeError> {
         if self.rest.is_empty() { Ok(()) } else { Err(DecodeError { what: self.what }) }
     }

@@ -1,9 +1,14 @@
 //! Evidence: signed checkpoints of the ledger, and the integrity check that
 //! recomputes everything the ledger attests.
 //!
-//! A checkpoint signs `(sequence, head hash, compliance-clock time)` with the
-//! appliance's Ed25519 key; the signed message is
-//! `CHECKPOINT_CONTEXT | sequence u64 | head 32 bytes | time i64` (big-endian).
+//! A checkpoint signs `(sequence, head hash, compliance-clock time, Merkle
+//! root)` with the appliance's Ed25519 key; the signed message is
+//! `CHECKPOINT_CONTEXT_V2 | sequence u64 | head 32 bytes | time i64 | root 32
+//! bytes` (big-endian), the root being that of the ledger's Merkle tree of
+//! `sequence` entries (`merkle.rs`). Checkpoints signed before the tree
+//! existed have no root and sign `CHECKPOINT_CONTEXT | sequence | head |
+//! time`; both verify, and neither can be turned into the other (a root
+//! added or removed changes the message).
 //!
 //! Every entry that writes a version record or a lock record (retention and
 //! holds) carries the SHA-256 of the stored record bytes in typed fields of
@@ -36,13 +41,17 @@ use wormbox_model::{Digest, Timestamp, VersionId};
 use crate::backend::{Backend, BackendError, Keyspace};
 use crate::codec::{self, Reader, VersionRecord};
 use crate::ledger::{self, ChainWalker, EntryFormat, GENESIS, LedgerEntry, LedgerOp, Link};
-use crate::{DecodeError, StoreError, external_id};
+use crate::merkle::{self, Frontier};
+use crate::{DecodeError, StoreError, external_id, meta};
 
 mod read_ahead;
 
 /// Domain separation: a checkpoint signature cannot be replayed as any other
 /// signed message.
 pub const CHECKPOINT_CONTEXT: &[u8] = b"wormbox checkpoint v1\n";
+
+/// Domain separation of checkpoints that sign the Merkle root too.
+pub const CHECKPOINT_CONTEXT_V2: &[u8] = b"wormbox checkpoint v2\n";
 
 /// Most divergences a report lists; the count goes on.
 const MAX_LISTED: usize = 100;
@@ -104,28 +113,52 @@ pub struct Checkpoint {
     pub head: Digest,
     /// Compliance-clock time of signing.
     pub time: Timestamp,
-    /// Ed25519 signature of `message()`.
+    /// Ed25519 signature of `signed_message()`.
     pub signature: Vec<u8>,
+    /// The root of the ledger's Merkle tree of `sequence` entries; `None`
+    /// in checkpoints signed before the tree existed.
+    pub tree_root: Option<Digest>,
 }
 
 impl Checkpoint {
-    /// The bytes the signature covers.
-    pub fn message(sequence: u64, head: &Digest, time: Timestamp) -> Vec<u8> {
-        let mut out = CHECKPOINT_CONTEXT.to_vec();
+    /// The bytes the signature covers: with the tree's root when there is
+    /// one (`CHECKPOINT_CONTEXT_V2`), else as signed before the tree.
+    pub fn message(sequence: u64, head: &Digest, time: Timestamp, tree_root: Option<&Digest>) -> Vec<u8> {
+        let context = if tree_root.is_some() { CHECKPOINT_CONTEXT_V2 } else { CHECKPOINT_CONTEXT };
+        let mut out = context.to_vec();
         out.extend_from_slice(&sequence.to_be_bytes());
         out.extend_from_slice(&head.0);
         out.extend_from_slice(&time.0.to_be_bytes());
+        if let Some(root) = tree_root {
+            out.extend_from_slice(&root.0);
+        }
         out
+    }
+
+    /// A checkpoint of `sequence` entries signed by `signer`.
+    pub fn sign(signer: &dyn Signer, sequence: u64, head: Digest, time: Timestamp, tree_root: Digest) -> Checkpoint {
+        let signature = signer.sign(&Checkpoint::message(sequence, &head, time, Some(&tree_root)));
+        Checkpoint { sequence, head, time, signature, tree_root: Some(tree_root) }
+    }
+
+    /// The bytes this checkpoint's signature covers.
+    pub fn signed_message(&self) -> Vec<u8> {
+        Checkpoint::message(self.sequence, &self.head, self.time, self.tree_root.as_ref())
     }
 
     /// Whether the signature is `public_key`'s over this checkpoint.
     pub fn verify(&self, public_key: &[u8]) -> bool {
         let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key);
-        key.verify(&Checkpoint::message(self.sequence, &self.head, self.time), &self.signature).is_ok()
+        key.verify(&self.signed_message(), &self.signature).is_ok()
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        codec::Writer::new().u64(self.sequence).raw(&self.head.0).i64(self.time.0).bytes(&self.signature).finish()
+        let mut w = codec::Writer::new();
+        w.u64(self.sequence).raw(&self.head.0).i64(self.time.0).bytes(&self.signature);
+        if let Some(root) = &self.tree_root {
+            w.raw(&root.0);
+        }
+        w.finish()
     }
 
     pub(crate) fn decode(raw: &[u8]) -> Result<Checkpoint, DecodeError> {
@@ -134,8 +167,10 @@ impl Checkpoint {
         let head = r.digest()?;
         let time = Timestamp(r.i64()?);
         let signature = r.bytes()?.to_vec();
+        // Written since the tree: the root last.
+        let tree_root = if r.at_end() { None } else { Some(r.digest()?) };
         r.end()?;
-        Ok(Checkpoint { sequence, head, time, signature })
+        Ok(Checkpoint { sequence, head, time, signature, tree_root })
     }
 }
 
@@ -253,6 +288,9 @@ pub struct IntegrityReport {
     /// Versions whose bytes were released to a replica that could not be
     /// read (offline, or the replica did not answer): not checked.
     pub released_unchecked: u64,
+    /// Stored nodes of the ledger's Merkle tree recomputed from the entries
+    /// and found equal (those the proofs are read from).
+    pub merkle_nodes_checked: u64,
     /// The first divergences found, in the order found (at most 100).
     pub divergences: Vec<Divergence>,
     /// How many divergences there are in all.
@@ -273,6 +311,7 @@ impl Default for IntegrityReport {
             unattested: 0,
             released_checked: 0,
             released_unchecked: 0,
+            merkle_nodes_checked: 0,
             divergences: Vec::new(),
             divergence_count: 0,
         }
@@ -320,6 +359,9 @@ impl IntegrityReport {
         }
         if self.released_unchecked > 0 {
             out.push_str(&format!(", {} versions on a replica not checked", self.released_unchecked));
+        }
+        if self.merkle_nodes_checked > 0 {
+            out.push_str(&format!(", {} Merkle tree nodes", self.merkle_nodes_checked));
         }
         match self.first() {
             None => out.push_str(": no divergence"),
@@ -371,6 +413,16 @@ struct Walk<'a> {
     /// The newest entry format met so far: this build never writes an older
     /// one after a newer one.
     newest_format: EntryFormat,
+    /// The ledger's Merkle tree as rebuilt from the entries walked, to
+    /// check each stored node as its subtree completes and each signed
+    /// root; `None` where it cannot be (after an entry missing or
+    /// unreadable, which the chain reports).
+    tree: Option<Frontier>,
+    /// Whether the archive stores the tree's nodes (one written before the
+    /// tree and not opened since has none: nothing to compare).
+    tree_stored: bool,
+    /// The rebuilt tree's root at each checkpoint's sequence.
+    roots_at: HashMap<u64, Digest>,
 }
 
 impl<'a> Walk<'a> {
@@ -510,7 +562,47 @@ impl<'a> Walk<'a> {
             );
         }
         self.newest_format = self.newest_format.max(entry.format);
+        if at > self.trust_until {
+            self.grow_tree(at, raw, report);
+        }
         self.note(&entry, report);
+    }
+
+    /// Adds entry `at` to the rebuilt tree and compares the stored node of
+    /// every subtree it completes, from `merkle::STORED_HEIGHT` up.
+    fn grow_tree(&mut self, at: u64, raw: &[u8], report: &mut IntegrityReport) {
+        let Some(tree) = self.tree.as_mut() else { return };
+        let leaf = crate::tree::leaf_of_stored(raw).filter(|_| tree.size() + 1 == at);
+        let Some(leaf) = leaf else {
+            self.tree = None;
+            return;
+        };
+        let mut completed = Vec::new();
+        tree.push(leaf, |height, index, root| {
+            if height >= merkle::STORED_HEIGHT {
+                completed.push((height, index, *root));
+            }
+        });
+        if self.wanted.contains(&at) {
+            self.roots_at.insert(at, tree.root());
+        }
+        if !self.tree_stored {
+            return;
+        }
+        for (height, index, root) in completed {
+            let node = format!("the Merkle tree node at height {height}, index {index}");
+            match meta::load_merkle_node(self.backend, height, index) {
+                Ok(Some(stored)) if stored == root => report.merkle_nodes_checked += 1,
+                Ok(Some(_)) => report.diverge(
+                    Some(at),
+                    format!(
+                        "{node} is stored with another hash than the ledger's entries make: proofs through it fail"
+                    ),
+                ),
+                Ok(None) => report.diverge(Some(at), format!("{node}, which this entry completes, is not stored")),
+                Err(err) => report.diverge(Some(at), format!("{node} could not be read: {err}")),
+            }
+        }
     }
 
     fn note(&mut self, entry: &LedgerEntry, report: &mut IntegrityReport) {
@@ -603,6 +695,52 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The tree a check rebuilds (from the start or, trusting a checkpoint at
+/// `trust_until`, from the stored nodes at that size, held to the root that
+/// checkpoint signs), and whether the archive stores the tree: every archive
+/// of format 2 does, and then any node missing is named. An archive of
+/// format 1 (written before the tree, not opened since) has none; its roots
+/// are still rebuilt and checked against any checkpoint that signs one.
+fn tree_to_check(
+    backend: &dyn Backend,
+    format: u32,
+    trust_until: u64,
+    anchor_root: Option<Digest>,
+    report: &mut IntegrityReport,
+) -> (Option<Frontier>, bool) {
+    let stored = format >= 2;
+    if trust_until == 0 {
+        return (Some(Frontier::default()), stored);
+    }
+    match crate::tree::load_frontier(backend, trust_until) {
+        Ok(None) if !stored && anchor_root.is_none() => (None, false),
+        Ok(Some(tree)) => {
+            if anchor_root.is_some_and(|root| root != tree.root()) {
+                report.diverge(
+                    Some(trust_until),
+                    "the stored Merkle tree at the starting checkpoint is not the tree it signs".to_owned(),
+                );
+            }
+            (Some(tree), stored)
+        }
+        Ok(None) => {
+            report.diverge(
+                Some(trust_until),
+                "the stored Merkle tree at the starting checkpoint is missing nodes; the tree after it is not checked"
+                    .to_owned(),
+            );
+            (None, stored)
+        }
+        Err(err) => {
+            report.diverge(
+                Some(trust_until),
+                format!("the stored Merkle tree at the starting checkpoint could not be read ({err}); the tree after it is not checked"),
+            );
+            (None, stored)
+        }
+    }
+}
+
 /// The sequence and hash of the newest ledger entry `backend` records, as
 /// read from it (a stopped appliance's files, a backup).
 pub fn ledger_head(backend: &dyn Backend) -> Result<(u64, Digest), StoreError> {
@@ -614,18 +752,21 @@ pub fn ledger_head(backend: &dyn Backend) -> Result<(u64, Digest), StoreError> {
 pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<IntegrityReport, StoreError> {
     let mut report = IntegrityReport::default();
     // A newer layout could be misread as divergences: refuse it instead.
-    match crate::format::check(backend) {
-        Ok(_) => {}
-        Err(StoreError::Backend { source, .. }) if is_damage(&source) => report.diverge(
-            None,
-            format!(
-                "the archive's format version could not be read ({}); the rest is read as format {}",
-                damage(&source),
-                crate::format::FORMAT_VERSION
-            ),
-        ),
+    let format = match crate::format::check(backend) {
+        Ok(state) => state.version(),
+        Err(StoreError::Backend { source, .. }) if is_damage(&source) => {
+            report.diverge(
+                None,
+                format!(
+                    "the archive's format version could not be read ({}); the rest is read as format {}",
+                    damage(&source),
+                    crate::format::FORMAT_VERSION
+                ),
+            );
+            crate::format::FORMAT_VERSION
+        }
         Err(err) => return Err(err),
-    }
+    };
     let mut checkpoints = read_checkpoints(backend, &mut report)?;
     checkpoints.append(&mut options.extra_checkpoints);
     let mut salt = [0u8; 16];
@@ -644,6 +785,9 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         hashes_at: BTreeMap::new(),
         wanted: checkpoints.iter().map(|c| c.sequence).collect(),
         newest_format: EntryFormat::V1,
+        tree: None,
+        tree_stored: false,
+        roots_at: HashMap::new(),
     };
     if let Some(from) = options.from_checkpoint {
         let anchor = checkpoints
@@ -660,6 +804,9 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
             }
         }
     }
+    let anchor_root = checkpoints.iter().find(|c| c.sequence == walk.trust_until && walk.trust_until > 0);
+    let anchor_root = anchor_root.and_then(|c| c.tree_root);
+    (walk.tree, walk.tree_stored) = tree_to_check(backend, format, walk.trust_until, anchor_root, &mut report);
     walk.catch_up(&mut report)?;
     let mut reading = Reading { pace: options.pace.take(), replica: options.replica.take() };
     check_versions(backend, &mut walk, &mut report, &mut reading)?;
@@ -696,12 +843,32 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         }
         Err(err) => return Err(err),
     }
+    check_frontier(backend, &walk, &mut report);
     let (end, walked_head) = walk.chain.walked();
     for checkpoint in &checkpoints {
         check_checkpoint(checkpoint, &walk, end, options.public_key.as_deref(), &mut report);
     }
     report.head = walked_head;
     Ok(report)
+}
+
+/// The frontier the writer resumes from, against the tree the entries make:
+/// one that differs would have the next checkpoint sign a root the ledger
+/// does not make. (One further on than the walk was written meanwhile.)
+fn check_frontier(backend: &dyn Backend, walk: &Walk<'_>, report: &mut IntegrityReport) {
+    let Some(tree) = walk.tree.as_ref().filter(|_| walk.tree_stored) else { return };
+    match meta::load_merkle_frontier(backend) {
+        Ok(Some(stored)) if stored.size() == tree.size() && stored != *tree => report.diverge(
+            Some(tree.size()),
+            "the stored Merkle frontier is not the tree the ledger's entries make: the next checkpoint would sign a \
+             root they do not make"
+                .to_owned(),
+        ),
+        Ok(Some(_)) => {}
+        Ok(None) if tree.size() == 0 => {}
+        Ok(None) => report.diverge(None, "the ledger's Merkle frontier is not stored".to_owned()),
+        Err(err) => report.diverge(None, format!("the ledger's Merkle frontier could not be read: {err}")),
+    }
 }
 
 fn read_checkpoints(backend: &dyn Backend, report: &mut IntegrityReport) -> Result<Vec<Checkpoint>, StoreError> {
@@ -756,6 +923,17 @@ fn check_checkpoint(c: &Checkpoint, walk: &Walk<'_>, end: u64, key: Option<&[u8]
     let at = if c.sequence == 0 { Some(GENESIS) } else { walk.hashes_at.get(&c.sequence).copied() };
     if at != Some(c.head) {
         report.diverge(Some(c.sequence), format!("the chain hash differs from the checkpoint signed at {when}"));
+    }
+    // A root the walk could not rebuild (a trusted prefix without stored
+    // nodes, or after a gap the chain reports) is left unchecked.
+    let root = if c.sequence == 0 { Some(merkle::empty_root()) } else { walk.roots_at.get(&c.sequence).copied() };
+    if let (Some(signed), Some(rebuilt)) = (c.tree_root, root)
+        && signed != rebuilt
+    {
+        report.diverge(
+            Some(c.sequence),
+            format!("the Merkle tree root differs from the checkpoint signed at {when}: the ledger was rewritten"),
+        );
     }
 }
 

@@ -14,7 +14,13 @@ use crate::{StoreError, meta};
 ///
 /// 1: the layout of every archive written before the version was recorded
 /// (archives without the meta entry are this format).
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the ledger's Merkle tree (`tree.rs`: meta `merkle-frontier`, written
+/// with every group, and `merkle-node/...`), and checkpoints that sign its
+/// root. A build of format 1 would append entries without the tree and
+/// rewrite a stored checkpoint it cannot decode, so it must not open one.
+/// A format-1 archive is upgraded at its first open by this build, once its
+/// ledger is verified (`tree::upgrade`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The oldest format this build opens.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -46,17 +52,28 @@ pub fn check(backend: &dyn Backend) -> Result<FormatState, StoreError> {
     }
 }
 
-/// Checks the format and records it when it was not yet recorded; runs at
-/// open, before the writer starts, so nothing else writes meanwhile.
-pub(crate) fn check_and_record(backend: &dyn Backend) -> Result<u32, StoreError> {
-    match check(backend)? {
-        FormatState::Recorded(version) => Ok(version),
-        FormatState::Empty | FormatState::Unrecorded => {
-            let mut batch = Batch::default();
-            let (key, value) = meta::format_entry(FORMAT_VERSION);
-            batch.put(Keyspace::Meta, key, value);
-            backend.commit(&batch, Durability::Synced).map_err(|e| StoreError::backend("recording the format", e))?;
-            Ok(FORMAT_VERSION)
+/// Checks the format and records the current one for a new archive; runs
+/// at open, before the writer starts, so nothing else writes meanwhile. An
+/// older archive keeps its recorded format until its upgrade
+/// (`tree::open_tree`) records the new one with what it wrote.
+pub(crate) fn check_and_record(backend: &dyn Backend) -> Result<FormatState, StoreError> {
+    let state = check(backend)?;
+    if state == FormatState::Empty {
+        let mut batch = Batch::default();
+        let (key, value) = meta::format_entry(FORMAT_VERSION);
+        batch.put(Keyspace::Meta, key, value);
+        backend.commit(&batch, Durability::Synced).map_err(|e| StoreError::backend("recording the format", e))?;
+    }
+    Ok(state)
+}
+
+impl FormatState {
+    /// The format the archive is in: 1 when unrecorded, the current one when new.
+    pub fn version(self) -> u32 {
+        match self {
+            FormatState::Empty => FORMAT_VERSION,
+            FormatState::Unrecorded => 1,
+            FormatState::Recorded(version) => version,
         }
     }
 }
@@ -96,15 +113,22 @@ mod tests {
         let store = open(&backend).unwrap();
         store.bootstrap_admin().await.unwrap();
         drop(store);
-        // What an older build left behind: data, but no format entry.
+        // What an older build left behind: data, but no format entry (and
+        // none of what format 2 added).
         let mut batch = Batch::default();
         batch.delete(Keyspace::Meta, meta::FORMAT.to_vec());
+        for prefix in [&b"merkle-"[..]] {
+            for item in backend.scan(Keyspace::Meta, prefix, prefix) {
+                batch.delete(Keyspace::Meta, item.unwrap().0);
+            }
+        }
         backend.commit(&batch, Durability::Synced).unwrap();
         assert_eq!(check(&*backend).unwrap(), FormatState::Unrecorded);
         let store = open(&backend).unwrap();
         assert!(store.bootstrap_admin().await.unwrap().is_none(), "the old archive's admin is still there");
         drop(store);
-        assert_eq!(check(&*backend).unwrap(), FormatState::Recorded(1));
+        // Read as version 1, then upgraded (its ledger verified, its tree built).
+        assert_eq!(check(&*backend).unwrap(), FormatState::Recorded(FORMAT_VERSION));
     }
 
     #[tokio::test]

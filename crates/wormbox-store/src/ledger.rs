@@ -462,10 +462,7 @@ impl LedgerEntry {
 
     /// Returns `h_n` given `h_{n-1}`.
     pub fn chain_hash(&self, previous: &Digest) -> Digest {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(&previous.0);
-        ctx.update(&self.canonical());
-        Digest::from_slice(ctx.finish().as_ref()).expect("SHA-256 yields 32 bytes")
+        chain_hash_over(previous, &self.canonical())
     }
 
     /// Returns the stored value: canonical bytes, then `hash`.
@@ -479,11 +476,14 @@ impl LedgerEntry {
     /// Every format ever written decodes (the migration chain: each older
     /// format into the current struct, its format kept).
     pub fn decode_stored(raw: &[u8]) -> Result<(LedgerEntry, Digest), DecodeError> {
+        let (body, hash) = split_stored(raw).ok_or(DecodeError { what: "ledger" })?;
+        Ok((LedgerEntry::decode_canonical(body)?, hash))
+    }
+
+    /// Decodes an entry from its canonical bytes alone: what a Merkle leaf
+    /// of the ledger's tree covers (`merkle.rs`), and a proof carries.
+    pub fn decode_canonical(body: &[u8]) -> Result<LedgerEntry, DecodeError> {
         let bad = || DecodeError { what: "ledger" };
-        if raw.len() < 32 {
-            return Err(bad());
-        }
-        let (body, hash) = raw.split_at(raw.len() - 32);
         let (code, mut r) = Reader::with_format(body, "ledger")?;
         let format = EntryFormat::from_code(code).ok_or_else(bad)?;
         let sequence = r.u64()?;
@@ -523,7 +523,7 @@ impl LedgerEntry {
             lock_sha256,
             detail,
         };
-        Ok((entry, Digest::from_slice(hash).ok_or_else(bad)?))
+        Ok(entry)
     }
 
     /// What this entry attests: its typed fields; for a format-1 entry, the
@@ -686,6 +686,21 @@ impl ChainWalker {
             Link::Intact | Link::Unchecked => Ok(()),
         }
     }
+}
+
+/// A stored entry's canonical bytes (what the chain hash and the Merkle
+/// leaf cover) and its chain hash; `None` when it is too short to hold one.
+pub(crate) fn split_stored(raw: &[u8]) -> Option<(&[u8], Digest)> {
+    let (canonical, hash) = raw.split_at(raw.len().checked_sub(32)?);
+    Some((canonical, Digest::from_slice(hash).expect("32 bytes")))
+}
+
+/// `h_n` from `h_{n-1}` and entry `n`'s canonical bytes.
+pub(crate) fn chain_hash_over(previous: &Digest, canonical: &[u8]) -> Digest {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&previous.0);
+    ctx.update(canonical);
+    Digest::from_slice(ctx.finish().as_ref()).expect("SHA-256 yields 32 bytes")
 }
 
 /// The `Ledger` keyspace key of entry `sequence`.

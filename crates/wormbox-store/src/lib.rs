@@ -30,12 +30,15 @@ pub mod format;
 mod keys;
 pub mod ledger;
 mod listing;
+pub mod merkle;
 mod meta;
+pub mod note;
 pub mod rebuild;
 pub mod retention;
 mod space;
 mod stats;
 mod store;
+mod tree;
 mod versions;
 mod view;
 mod writer;
@@ -47,7 +50,10 @@ pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, 
 pub use meta::BytesAt;
 pub use space::{DiskStatus, SpaceTicket};
 pub use stats::{CommitHistograms, HistogramSnapshot};
-pub use store::{CommitStats, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload, check_etag};
+pub use store::{
+    CommitStats, InclusionProof, MAX_ENTRIES_PER_READ, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload,
+    check_etag,
+};
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
 };

@@ -13,6 +13,7 @@ use crate::StoreError;
 use crate::backend::Keyspace;
 use crate::codec::{self, Reader, Writer};
 use crate::ledger::GENESIS;
+use crate::merkle::Frontier;
 use crate::view::View;
 
 /// The compliance clock's high-water mark and the last version-id sequence.
@@ -35,6 +36,15 @@ const BYTES_AT: &[u8] = b"bytes-at/";
 /// the application layer under the appliance's master key. To the store it
 /// is an opaque blob: it never decodes, logs or ledgers it.
 const S3_KEY: &[u8] = b"s3-key/";
+/// The right edge of the ledger's Merkle tree (`merkle::Frontier`): its
+/// size and peaks, written with the ledger head by every group, so that a
+/// start resumes the tree from what the writer stored, never from ledger
+/// entries read back (which an edit of the files could have changed).
+const MERKLE_FRONTIER: &[u8] = b"merkle-frontier";
+/// Per complete subtree of the ledger's Merkle tree at least
+/// `merkle::STORED_HEIGHT` high (its height, one byte, and its index, eight,
+/// follow): its root. Written in the group whose entry completes it.
+const MERKLE_NODE: &[u8] = b"merkle-node/";
 
 fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     view.get(Keyspace::Meta, key)
@@ -90,6 +100,46 @@ fn load_fixed<const N: usize>(
 /// The key and value that record the last signed checkpoint.
 pub(crate) fn last_checkpoint_entry(sequence: u64) -> (Vec<u8>, Vec<u8>) {
     (LAST_CHECKPOINT.to_vec(), sequence.to_be_bytes().to_vec())
+}
+
+/// The stored frontier of the ledger's Merkle tree, if one was written.
+pub(crate) fn load_merkle_frontier(view: &(impl View + ?Sized)) -> Result<Option<Frontier>, StoreError> {
+    let Some(raw) = load(view, MERKLE_FRONTIER)? else { return Ok(None) };
+    let malformed = || StoreError::DataLoss { what: "the stored Merkle tree frontier is malformed".to_owned() };
+    let mut r = Reader::new(&raw, "merkle frontier").map_err(|_| malformed())?;
+    let size = r.u64().map_err(|_| malformed())?;
+    let peaks = (0..size.count_ones()).map(|_| r.digest()).collect::<Result<Vec<_>, _>>().map_err(|_| malformed())?;
+    r.end().map_err(|_| malformed())?;
+    Frontier::from_peaks(size, peaks).ok_or_else(malformed).map(Some)
+}
+
+/// The key and value that store the frontier of the ledger's Merkle tree.
+pub(crate) fn merkle_frontier_entry(frontier: &Frontier) -> (Vec<u8>, Vec<u8>) {
+    let mut w = Writer::with_capacity(8 + 32 * frontier.peaks().len());
+    w.u64(frontier.size());
+    for peak in frontier.peaks() {
+        w.raw(&peak.0);
+    }
+    (MERKLE_FRONTIER.to_vec(), w.finish())
+}
+
+fn merkle_node_key(height: u32, index: u64) -> Vec<u8> {
+    let height = u8::try_from(height).expect("a tree of at most 2^64 leaves");
+    [MERKLE_NODE, &[height], &index.to_be_bytes()].concat()
+}
+
+/// The stored root of the Merkle subtree of `height` at `index`, if stored.
+pub(crate) fn load_merkle_node(
+    view: &(impl View + ?Sized),
+    height: u32,
+    index: u64,
+) -> Result<Option<Digest>, StoreError> {
+    Ok(load_fixed::<32>(view, &merkle_node_key(height, index), "a stored Merkle tree node is malformed")?.map(Digest))
+}
+
+/// The key and value that store the root of a complete Merkle subtree.
+pub(crate) fn merkle_node_entry(height: u32, index: u64, root: &Digest) -> (Vec<u8>, Vec<u8>) {
+    (merkle_node_key(height, index), root.0.to_vec())
 }
 
 /// The recorded format version, if one was recorded.

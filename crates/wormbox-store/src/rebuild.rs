@@ -37,6 +37,7 @@ use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::codec::{self, BucketRecord, DataRef, LockRecord, PrincipalRecord, VersionRecord};
 use crate::evidence::{self, Checkpoint, Signer};
 use crate::ledger::{self, EntryFormat, LedgerEntry, LedgerOp};
+use crate::merkle::{self, Frontier};
 use crate::retention::{DefaultRetention, LegalHold, Retention, RetentionMode, RetentionPeriod};
 use crate::{CHUNK_BYTES, StoreError, keys, meta};
 
@@ -190,6 +191,8 @@ pub struct Rebuild {
     /// Replication rules whose replicas hold everything restored.
     rules: Vec<String>,
     batch: Batch,
+    /// The ledger's Merkle tree over the entries taken and appended.
+    tree: Frontier,
 }
 
 impl std::fmt::Debug for Rebuild {
@@ -234,6 +237,7 @@ impl Rebuild {
             checkpoints: Vec::new(),
             rules: Vec::new(),
             batch: Batch::new(),
+            tree: Frontier::default(),
         })
     }
 
@@ -257,7 +261,7 @@ impl Rebuild {
             op: entry.op.as_str(),
             why,
         })?;
-        self.batch.put(Keyspace::Ledger, ledger::ledger_key(entry.sequence).to_vec(), entry.encode_stored(&hash));
+        self.store_entry(entry, &hash);
         self.sequence = entry.sequence;
         self.head = hash;
         self.last_time = self.last_time.max(entry.time);
@@ -284,6 +288,9 @@ impl Rebuild {
         }
         if checkpoint.head != self.head {
             return Err(refuse("its chain hash differs from the ledger's"));
+        }
+        if checkpoint.tree_root.is_some_and(|root| root != self.tree.root()) {
+            return Err(refuse("its Merkle tree root differs from the ledger's"));
         }
         self.checkpoints.push(checkpoint);
         Ok(())
@@ -468,12 +475,7 @@ impl Rebuild {
         for c in &self.checkpoints {
             self.batch.put(Keyspace::Checkpoints, evidence::checkpoint_key(c.sequence).to_vec(), c.encode());
         }
-        let checkpoint = Checkpoint {
-            sequence: self.sequence,
-            head: self.head,
-            time: now,
-            signature: signer.sign(&Checkpoint::message(self.sequence, &self.head, now)),
-        };
+        let checkpoint = Checkpoint::sign(signer, self.sequence, self.head, now, self.tree.root());
         self.batch.put(
             Keyspace::Checkpoints,
             evidence::checkpoint_key(checkpoint.sequence).to_vec(),
@@ -491,6 +493,7 @@ impl Rebuild {
         for (key, value) in [
             meta::clock_entry(mark_time, mark_sequence),
             meta::ledger_head_entry(self.sequence, &self.head),
+            meta::merkle_frontier_entry(&self.tree),
             meta::last_checkpoint_entry(checkpoint.sequence),
             meta::format_entry(crate::format::FORMAT_VERSION),
         ] {
@@ -509,13 +512,27 @@ impl Rebuild {
     fn append(&mut self, mut entry: LedgerEntry) -> Result<(), RebuildError> {
         entry.sequence = self.sequence + 1;
         let hash = entry.chain_hash(&self.head);
-        self.batch.put(Keyspace::Ledger, ledger::ledger_key(entry.sequence).to_vec(), entry.encode_stored(&hash));
+        self.store_entry(&entry, &hash);
         self.sequence = entry.sequence;
         self.head = hash;
         if self.batch.ops().len() >= BATCH_ENTRIES {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Writes an entry and the Merkle subtrees it completes, as the writer does.
+    fn store_entry(&mut self, entry: &LedgerEntry, hash: &Digest) {
+        let stored = entry.encode_stored(hash);
+        let batch = &mut self.batch;
+        let (canonical, _) = ledger::split_stored(&stored).expect("an encoded entry holds its hash");
+        self.tree.push(merkle::leaf_hash(canonical), |height, index, root| {
+            if height >= merkle::STORED_HEIGHT {
+                let (key, value) = meta::merkle_node_entry(height, index, root);
+                batch.put(Keyspace::Meta, key, value);
+            }
+        });
+        self.batch.put(Keyspace::Ledger, ledger::ledger_key(entry.sequence).to_vec(), stored);
     }
 
     fn flush(&mut self) -> Result<(), RebuildError> {

@@ -83,6 +83,22 @@ const DEFAULT_QUEUE_BYTES: usize = 256 << 20;
 /// markers still lists at ten thousand keys per call.
 const DEFAULT_LIST_SCAN_KEYS: usize = 10 * crate::listing::MAX_KEYS;
 
+/// The most ledger entries one `Store::entry_bytes` call returns.
+pub const MAX_ENTRIES_PER_READ: u64 = 1000;
+
+/// A ledger entry's place in the ledger's Merkle tree, with what proves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The leaf's index: the entry's sequence minus one.
+    pub leaf_index: u64,
+    /// The size of the tree the path leads to the root of.
+    pub tree_size: u64,
+    /// The entry's canonical bytes (`ledger.rs`): the leaf is their hash.
+    pub entry: Vec<u8>,
+    /// The audit path, nearest the leaf first (RFC 9162 §2.1.3).
+    pub path: Vec<Digest>,
+}
+
 /// Totals of the group commits since the store opened (`Store::commit_stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommitStats {
@@ -152,7 +168,7 @@ impl Store {
         options: StoreOptions,
         signer: Option<Arc<dyn Signer>>,
     ) -> Result<Store, StoreError> {
-        let format = crate::format::check_and_record(&*backend)?;
+        let format_state = crate::format::check_and_record(&*backend)?;
         let (persisted, last_sequence) = match meta::load_clock(&*backend)? {
             Some((time, sequence)) => (Some(time), sequence),
             None => (None, 0),
@@ -166,7 +182,30 @@ impl Store {
         discard_unpublished_uploads(&*backend)?;
         let last_checkpoint = meta::load_last_checkpoint(&*backend)?;
         let signing = signer.map(|signer| writer::Signing { signer, every: options.checkpoint_every });
-        let state = WriterState { last_checkpoint, last_time, last_sequence, ledger_sequence, ledger_head, compliance };
+        let signed_heads = || -> Result<std::collections::BTreeMap<u64, Digest>, StoreError> {
+            let mut heads = std::collections::BTreeMap::new();
+            for item in backend.scan(Keyspace::Checkpoints, b"", b"") {
+                let (_, raw) = item.map_err(|e| StoreError::backend("reading checkpoints", e))?;
+                let checkpoint = Checkpoint::decode(&raw)?;
+                heads.insert(checkpoint.sequence, checkpoint.head);
+            }
+            Ok(heads)
+        };
+        // A checkpoint past the head means entries were cut (and the head set
+        // back): never resumed from, since the writer would sign over them.
+        let past_head = backend.scan(Keyspace::Checkpoints, &evidence::checkpoint_key(ledger_sequence + 1), b"").next();
+        if past_head.is_some() || last_checkpoint.is_some_and(|last| last > ledger_sequence) {
+            return Err(StoreError::DataLoss {
+                what: format!(
+                    "a checkpoint covers entries past the ledger's recorded head ({ledger_sequence}): entries were \
+                     removed; run `wormbox verify --data-dir` and restore from a backup"
+                ),
+            });
+        }
+        let tree = crate::tree::open_tree(&*backend, format_state, (ledger_sequence, ledger_head), &signed_heads)?;
+        let format = crate::format::FORMAT_VERSION;
+        let state =
+            WriterState { last_checkpoint, last_time, last_sequence, ledger_sequence, ledger_head, compliance, tree };
         let (tx, rx) = mpsc::channel();
         let writer_backend = Arc::clone(&backend);
         let counters = Arc::new(writer::CommitCounters::new(ledger_sequence));
@@ -1086,6 +1125,97 @@ impl Store {
     /// Returns the sequence number and hash of the newest ledger entry.
     pub fn ledger_head(&self) -> Result<(u64, Digest), StoreError> {
         meta::load_ledger_head(self.backend())
+    }
+
+    /// The root of the ledger's Merkle tree of `size` entries (RFC 9162),
+    /// for any size up to the committed head.
+    pub fn merkle_root(&self, size: u64) -> Result<Digest, StoreError> {
+        self.check_tree_size(size)?;
+        crate::merkle::root(&mut crate::tree::StoredTree { backend: self.backend() }, size)
+    }
+
+    /// Ledger entry `sequence` (its canonical bytes, the Merkle leaf) and its
+    /// audit path in the tree of `size` entries: leaf index `sequence - 1`.
+    pub fn inclusion_proof(&self, sequence: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        self.check_tree_size(size)?;
+        if sequence == 0 || sequence > size {
+            return Err(StoreError::InvalidArgument(format!(
+                "ledger entry {sequence} is not in the tree of the first {size} entries"
+            )));
+        }
+        let raw = View::get(self.backend(), Keyspace::Ledger, &ledger::ledger_key(sequence))?
+            .ok_or_else(|| StoreError::DataLoss { what: format!("ledger entry {sequence} is missing") })?;
+        let canonical = ledger::split_stored(&raw)
+            .map(|(canonical, _)| canonical.to_vec())
+            .ok_or_else(|| StoreError::DataLoss { what: format!("ledger entry {sequence} is truncated") })?;
+        let mut tree = crate::tree::StoredTree { backend: self.backend() };
+        let path = crate::merkle::inclusion_proof(&mut tree, sequence - 1, size)?
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        Ok(InclusionProof { leaf_index: sequence - 1, tree_size: size, entry: canonical, path })
+    }
+
+    /// The sequence of the ledger entry that wrote version `id` of
+    /// `bucket`/`key` (a version or a delete marker; one purged since
+    /// included), if the ledger holds one.
+    pub fn written_entry(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: VersionId,
+    ) -> Result<Option<u64>, StoreError> {
+        let (head, _) = self.ledger_head()?;
+        crate::tree::written_entry(self.backend(), head, bucket.as_str(), key.as_str(), id)
+    }
+
+    /// Ledger entries `start..end` (at most `MAX_ENTRIES_PER_READ`; fewer
+    /// when the ledger ends first): sequence, canonical bytes, chain hash.
+    pub fn entry_bytes(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>, Digest)>, StoreError> {
+        let (head, _) = self.ledger_head()?;
+        if start == 0 || end <= start || end - start > MAX_ENTRIES_PER_READ {
+            return Err(StoreError::InvalidArgument(format!(
+                "ask for entries start..end with 1 <= start < end and at most {MAX_ENTRIES_PER_READ} of them"
+            )));
+        }
+        if start > head {
+            return Err(StoreError::InvalidArgument(format!("the ledger has {head} entries; {start} is not one yet")));
+        }
+        let end = end.min(head + 1);
+        let mut out = Vec::with_capacity((end - start) as usize);
+        for item in self.inner.backend.scan(Keyspace::Ledger, &ledger::ledger_key(start), b"") {
+            let (key, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
+            let sequence = start + out.len() as u64;
+            if sequence >= end {
+                break;
+            }
+            let stored = ledger::split_stored(&raw).filter(|_| key == ledger::ledger_key(sequence));
+            let Some((canonical, hash)) = stored else {
+                return Err(StoreError::DataLoss { what: format!("ledger entry {sequence} is missing or truncated") });
+            };
+            out.push((sequence, canonical.to_vec(), hash));
+        }
+        if (out.len() as u64) < end - start {
+            return Err(StoreError::DataLoss { what: format!("ledger entry {} is missing", start + out.len() as u64) });
+        }
+        Ok(out)
+    }
+
+    /// The proof that the tree of `second` entries extends the tree of
+    /// `first` (RFC 9162 §2.1.4): nothing rewritten between them.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Digest>, StoreError> {
+        self.check_tree_size(second)?;
+        let mut tree = crate::tree::StoredTree { backend: self.backend() };
+        crate::merkle::consistency_proof(&mut tree, first, second)?
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+    }
+
+    fn check_tree_size(&self, size: u64) -> Result<(), StoreError> {
+        let (head, _) = self.ledger_head()?;
+        if size > head {
+            return Err(StoreError::InvalidArgument(format!(
+                "the ledger has {head} entries; there is no tree of {size} yet"
+            )));
+        }
+        Ok(())
     }
 
     /// Returns ledger entries from `from` on, in order, with their stored hashes.

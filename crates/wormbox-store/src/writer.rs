@@ -106,6 +106,8 @@ pub(crate) struct WriterState {
     pub(crate) compliance: ComplianceClock,
     /// The sequence of the newest signed checkpoint.
     pub(crate) last_checkpoint: Option<u64>,
+    /// The right edge of the ledger's Merkle tree, `ledger_sequence` leaves.
+    pub(crate) tree: crate::merkle::Frontier,
 }
 
 pub(crate) fn run(
@@ -428,9 +430,9 @@ impl<'a> Txn<'a> {
             return Some(existing);
         }
         let time = self.tick();
-        let head = self.state.ledger_head;
-        let signature = signing.signer.sign(&Checkpoint::message(sequence, &head, time));
-        let checkpoint = Checkpoint { sequence, head, time, signature };
+        debug_assert_eq!(self.state.tree.size(), sequence);
+        let checkpoint =
+            Checkpoint::sign(signing.signer.as_ref(), sequence, self.state.ledger_head, time, self.state.tree.root());
         self.put(Keyspace::Checkpoints, evidence::checkpoint_key(sequence).to_vec(), checkpoint.encode());
         let (key, value) = meta::last_checkpoint_entry(sequence);
         self.put(Keyspace::Meta, key, value);
@@ -468,6 +470,8 @@ impl<'a> Txn<'a> {
         }
         let (key, head) = meta::ledger_head_entry(self.state.ledger_sequence, &self.state.ledger_head);
         self.overlay.insert((Keyspace::Meta, key), Some(head));
+        let (key, frontier) = meta::merkle_frontier_entry(&self.state.tree);
+        self.overlay.insert((Keyspace::Meta, key), Some(frontier));
         let mut batch = Batch::new();
         for ((space, key), value) in self.overlay {
             match value {
@@ -672,8 +676,21 @@ impl<'a> Txn<'a> {
             lock_sha256: fields.lock_sha256,
             detail: fields.detail,
         };
-        let hash = entry.chain_hash(&self.state.ledger_head);
-        self.put(Keyspace::Ledger, ledger::ledger_key(sequence).to_vec(), entry.encode_stored(&hash));
+        let mut stored = entry.canonical();
+        let hash = ledger::chain_hash_over(&self.state.ledger_head, &stored);
+        // The subtrees this entry completes, from `merkle::STORED_HEIGHT`
+        // up, are stored with it (at most one per height, rarely any).
+        let mut nodes = Vec::new();
+        self.state.tree.push(crate::merkle::leaf_hash(&stored), |height, index, root| {
+            if height >= crate::merkle::STORED_HEIGHT {
+                nodes.push(meta::merkle_node_entry(height, index, root));
+            }
+        });
+        for (key, value) in nodes {
+            self.put(Keyspace::Meta, key, value);
+        }
+        stored.extend_from_slice(&hash.0);
+        self.put(Keyspace::Ledger, ledger::ledger_key(sequence).to_vec(), stored);
         self.state.ledger_sequence = sequence;
         self.state.ledger_head = hash;
         sequence
@@ -791,6 +808,7 @@ mod tests {
             ledger_head: GENESIS,
             compliance: ComplianceClock::resume(None, clock.now(), clock.monotonic(), ClockPolicy::default()),
             last_checkpoint: None,
+            tree: crate::merkle::Frontier::default(),
         }
     }
 

@@ -25,6 +25,7 @@ pub(crate) fn checkpoint_file(w: &v1::Checkpoint) -> CheckpointFile {
         time: wormbox_model::Timestamp(w.time_unix_micros).to_rfc3339(),
         signature: hex::encode(&w.signature),
         key_id: w.key_id.clone(),
+        tree_root: (!w.tree_root.is_empty()).then(|| hex::encode(&w.tree_root)),
     }
 }
 
@@ -37,6 +38,7 @@ pub(crate) fn checkpoint_to_wire(file: &CheckpointFile) -> anyhow::Result<v1::Ch
         time_unix_micros: c.time.0,
         signature: c.signature,
         key_id: file.key_id.clone(),
+        tree_root: c.tree_root.map(|root| root.0.to_vec()).unwrap_or_default(),
     })
 }
 
@@ -60,12 +62,25 @@ pub(crate) struct CheckpointArgs {
     /// Write the checkpoint (JSON) to this file, to keep outside the appliance.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write it as a C2SP signed note (tlog-checkpoint), which
+    /// transparency-log tools and witnesses read; its verifier key is printed.
+    #[arg(long)]
+    note: Option<PathBuf>,
 }
 
 /// `wormbox checkpoint`.
 pub(crate) async fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<()> {
-    let CheckpointArgs { sequence, out } = args;
+    let CheckpointArgs { sequence, out, note } = args;
     let reply = cx.clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence }).await?.into_inner();
+    if let Some(path) = note {
+        if reply.note.is_empty() {
+            anyhow::bail!("this checkpoint was signed before the ledger's Merkle tree: it has no signed-note form");
+        }
+        // Checked before it is kept: it must open under the key the appliance names.
+        wormbox_store::note::open(&reply.note, &reply.public_key)?;
+        write_whole(&path, reply.note.as_bytes())?;
+        println!("signed note written to {} (verifier key {})", path.display(), reply.note_verifier_key);
+    }
     let file = checkpoint_file(&reply.checkpoint.context("the appliance sent no checkpoint")?);
     let text = serde_json::to_string_pretty(&file)? + "\n";
     match out {

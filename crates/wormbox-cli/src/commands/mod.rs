@@ -26,6 +26,7 @@ pub(crate) mod hold;
 pub(crate) mod mfa;
 pub(crate) mod object;
 pub(crate) mod principal;
+pub(crate) mod proof;
 pub(crate) mod replica;
 pub(crate) mod report;
 pub(crate) mod retention;

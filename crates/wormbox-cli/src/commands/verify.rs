@@ -32,6 +32,7 @@ fn report_json(r: &IntegrityReport) -> serde_json::Value {
         "unattested": r.unattested,
         "released_checked": r.released_checked,
         "released_unchecked": r.released_unchecked,
+        "merkle_nodes_checked": r.merkle_nodes_checked,
         "divergence_count": r.divergence_count,
         "divergences": r.divergences.iter().map(|d| json!({"sequence": d.sequence, "what": d.what})).collect::<Vec<_>>(),
     })
@@ -144,6 +145,7 @@ pub(crate) async fn online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()>
         unattested: r.unattested,
         released_checked: r.released_checked,
         released_unchecked: r.released_unchecked,
+        merkle_nodes_checked: r.merkle_nodes_checked,
         divergences: r
             .divergences
             .into_iter()

@@ -21,7 +21,7 @@ use wormbox_store::retention::S3_HOLD;
 
 use crate::grpc::auth::authenticate;
 use crate::grpc::convert;
-use crate::grpc::status::status;
+use crate::grpc::status::{invalid, status};
 use wormbox_app::{self as app, App};
 
 /// The Compliance gRPC service.
@@ -136,9 +136,12 @@ impl Compliance for ComplianceService {
         let get = app::GetCheckpoint { sequence: request.get_ref().sequence };
         let checkpoint = self.app.checkpoint(&actor, get).await.map_err(status)?;
         let public_key = self.app.public_key();
+        let (note, note_verifier_key) = self.app.checkpoint_note(&checkpoint).unwrap_or_default();
         Ok(Response::new(v1::GetCheckpointResponse {
             checkpoint: Some(convert::checkpoint_to_wire(&checkpoint, public_key)),
             public_key: public_key.to_vec(),
+            note,
+            note_verifier_key,
         }))
     }
 
@@ -163,6 +166,70 @@ impl Compliance for ComplianceService {
         let actor = authenticate(&self.app, &request)?;
         let report = self.app.verify_replica(&actor, &request.get_ref().rule).await.map_err(status)?;
         Ok(Response::new(convert::replica_report_to_wire(&report)))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<v1::GetInclusionProofRequest>,
+    ) -> Result<Response<v1::GetInclusionProofResponse>, Status> {
+        let actor = authenticate(&self.app, &request)?;
+        let r = request.into_inner();
+        let of = if r.bucket.is_empty() {
+            if r.ledger_sequence == 0 {
+                return Err(invalid("name a version (bucket, key, version_id) or a ledger_sequence"));
+            }
+            app::ProofOf::Entry(r.ledger_sequence)
+        } else {
+            let version = convert::version_selector(&r.version_id)?
+                .ok_or_else(|| invalid("a proof is of one version: give its version_id"))?;
+            app::ProofOf::Version {
+                bucket: convert::bucket_name(&r.bucket)?,
+                key: convert::object_key(&r.key)?,
+                version,
+            }
+        };
+        let get = app::GetInclusionProof { of, tree_size: r.tree_size };
+        let (proof, checkpoint) = self.app.inclusion_proof(&actor, get).await.map_err(status)?;
+        let public_key = self.app.public_key();
+        Ok(Response::new(v1::GetInclusionProofResponse {
+            ledger_sequence: proof.leaf_index + 1,
+            entry: proof.entry,
+            path: proof.path.iter().map(|h| h.0.to_vec()).collect(),
+            checkpoint: Some(convert::checkpoint_to_wire(&checkpoint, public_key)),
+            public_key: public_key.to_vec(),
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<v1::GetConsistencyProofRequest>,
+    ) -> Result<Response<v1::GetConsistencyProofResponse>, Status> {
+        let actor = authenticate(&self.app, &request)?;
+        let r = request.into_inner();
+        let get = app::GetConsistencyProof { old_size: r.old_size, new_size: r.new_size };
+        let (path, old, new) = self.app.consistency_proof(&actor, get).await.map_err(status)?;
+        let public_key = self.app.public_key();
+        Ok(Response::new(v1::GetConsistencyProofResponse {
+            path: path.iter().map(|h| h.0.to_vec()).collect(),
+            old: Some(convert::checkpoint_to_wire(&old, public_key)),
+            new: Some(convert::checkpoint_to_wire(&new, public_key)),
+            public_key: public_key.to_vec(),
+        }))
+    }
+
+    async fn get_entries(
+        &self,
+        request: Request<v1::GetEntriesRequest>,
+    ) -> Result<Response<v1::GetEntriesResponse>, Status> {
+        let actor = authenticate(&self.app, &request)?;
+        let r = request.into_inner();
+        let entries = self.app.entries(&actor, r.start, r.end).await.map_err(status)?;
+        Ok(Response::new(v1::GetEntriesResponse {
+            entries: entries
+                .into_iter()
+                .map(|(sequence, entry, hash)| v1::LedgerEntryBytes { sequence, entry, chain_hash: hash.0.to_vec() })
+                .collect(),
+        }))
     }
 
     type AuditLogStream = BoxStream<'static, Result<v1::AuditEntry, Status>>;

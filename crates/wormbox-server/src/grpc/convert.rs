@@ -229,6 +229,7 @@ pub(crate) fn checkpoint_to_wire(c: &Checkpoint, public_key: &[u8]) -> v1::Check
         time_unix_micros: c.time.0,
         signature: c.signature.clone(),
         key_id: wormbox_store::evidence::key_id(public_key),
+        tree_root: c.tree_root.map(|root| root.0.to_vec()).unwrap_or_default(),
     }
 }
 
@@ -237,11 +238,16 @@ pub(crate) fn checkpoint_from_wire(w: v1::Checkpoint) -> Result<Checkpoint, Stat
     if w.signature.len() != 64 {
         return Err(invalid("a checkpoint's Ed25519 signature has 64 bytes"));
     }
+    let tree_root = match w.tree_root.len() {
+        0 => None,
+        _ => Some(Digest::from_slice(&w.tree_root).ok_or_else(|| invalid("a checkpoint's tree root has 32 bytes"))?),
+    };
     Ok(Checkpoint {
         sequence: w.sequence,
         head,
         time: wormbox_model::Timestamp(w.time_unix_micros),
         signature: w.signature,
+        tree_root,
     })
 }
 
@@ -253,6 +259,7 @@ pub(crate) fn checkpoint_file_to_wire(c: &CheckpointFile) -> Result<v1::Checkpoi
         time_unix_micros: checkpoint.time.0,
         signature: checkpoint.signature,
         key_id: c.key_id.clone(),
+        tree_root: checkpoint.tree_root.map(|root| root.0.to_vec()).unwrap_or_default(),
     })
 }
 
@@ -269,6 +276,7 @@ pub(crate) fn integrity_to_wire(r: &IntegrityReport, ledger_sequence: u64) -> v1
         unattested: r.unattested,
         released_checked: r.released_checked,
         released_unchecked: r.released_unchecked,
+        merkle_nodes_checked: r.merkle_nodes_checked,
         divergence_count: r.divergence_count,
         divergences: r
             .divergences

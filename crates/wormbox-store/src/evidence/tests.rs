@@ -236,9 +236,12 @@ async fn an_auditors_own_checkpoint_catches_a_rewritten_history() {
     let entries = w.store.ledger_entries(1).unwrap();
     let mut batch = Batch::new();
     let mut head = GENESIS;
+    let mut tree = crate::merkle::Frontier::default();
+    assert!(entries.len() < 256, "no stored tree node to rewrite as well");
     for (mut entry, _) in entries {
         entry.detail.push_str(" (rewritten)");
         head = entry.chain_hash(&head);
+        tree.push(crate::merkle::leaf_hash(&entry.canonical()), |_, _, _| {});
         batch.put(Keyspace::Ledger, ledger::ledger_key(entry.sequence).to_vec(), entry.encode_stored(&head));
     }
     for c in w.store.checkpoints().unwrap() {
@@ -249,6 +252,14 @@ async fn an_auditors_own_checkpoint_catches_a_rewritten_history() {
         crate::meta::LEDGER_HEAD.to_vec(),
         codec::Writer::new().u64(held.sequence).raw(&head.0).finish(),
     );
+    w.backend.commit(&batch, Durability::Synced).unwrap();
+    // The Merkle frontier the writer stored still names the true history...
+    let report = w.verify();
+    assert!(first(&report).contains("stored Merkle frontier is not the tree"), "{}", report.summary());
+    // ...so the rewriter rewrites it too.
+    let (key, value) = crate::meta::merkle_frontier_entry(&tree);
+    let mut batch = Batch::new();
+    batch.put(Keyspace::Meta, key, value);
     w.backend.commit(&batch, Durability::Synced).unwrap();
     // The record attestations still hold, so without the held checkpoint it looks fine...
     assert!(w.verify().is_ok());
@@ -437,18 +448,31 @@ fn the_checkpoint_message_is_domain_separated_and_binds_every_field() {
     let again = Ed25519Signer::from_pkcs8(&pkcs8).unwrap();
     assert_eq!(signer.public_key(), again.public_key());
     let head = Digest([9; 32]);
-    let message = Checkpoint::message(5, &head, Timestamp(77));
+    let message = Checkpoint::message(5, &head, Timestamp(77), None);
     assert!(message.starts_with(CHECKPOINT_CONTEXT));
-    let c = Checkpoint { sequence: 5, head, time: Timestamp(77), signature: signer.sign(&message) };
+    let c = Checkpoint { sequence: 5, head, time: Timestamp(77), signature: signer.sign(&message), tree_root: None };
     assert!(c.verify(signer.public_key()));
+    let rooted = Checkpoint::sign(&signer, 5, head, Timestamp(77), Digest([3; 32]));
+    assert!(rooted.signed_message().starts_with(CHECKPOINT_CONTEXT_V2));
+    assert!(rooted.verify(signer.public_key()));
     for changed in [
         Checkpoint { sequence: 6, ..c.clone() },
         Checkpoint { head: Digest([8; 32]), ..c.clone() },
         Checkpoint { time: Timestamp(78), ..c.clone() },
+        // A root added to a checkpoint signed without one, or taken away,
+        // or another root: none verifies.
+        Checkpoint { tree_root: Some(Digest([3; 32])), ..c.clone() },
+        Checkpoint { tree_root: None, ..rooted.clone() },
+        Checkpoint { tree_root: Some(Digest([4; 32])), ..rooted.clone() },
+        Checkpoint { sequence: 6, ..rooted.clone() },
     ] {
         assert!(!changed.verify(signer.public_key()));
     }
     assert_eq!(Checkpoint::decode(&c.encode()), Ok(c));
+    assert_eq!(Checkpoint::decode(&rooted.encode()), Ok(rooted.clone()));
+    let mut trailing = rooted.encode();
+    trailing.push(0);
+    assert!(Checkpoint::decode(&trailing).is_err());
     assert!(Ed25519Signer::from_pkcs8(b"not a key").is_err());
     assert_eq!(key_id(signer.public_key()).len(), 16);
 }

@@ -242,7 +242,7 @@ async fn an_altered_entry_or_copy_stops_the_rebuild() {
     // A checkpoint of another key, and finishing without every version's bytes.
     let (other, _) = Ed25519Signer::generate().unwrap();
     let mut forged = source.store.checkpoint_at(rebuild.sequence()).unwrap().unwrap();
-    forged.signature = other.sign(&crate::evidence::Checkpoint::message(forged.sequence, &forged.head, forged.time));
+    forged.signature = other.sign(&forged.signed_message());
     assert!(matches!(rebuild.checkpoint(forged), Err(RebuildError::Checkpoint { .. })));
     rebuild.checkpoint(source.store.checkpoint_at(rebuild.sequence()).unwrap().unwrap()).unwrap();
     let err = rebuild.finish(source.clock.now(), "a test", &*source.signer).unwrap_err();

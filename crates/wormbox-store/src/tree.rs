@@ -1,0 +1,330 @@
+//! The ledger's Merkle tree (`merkle.rs`) as the archive keeps it: the root
+//! of every complete subtree of at least `merkle::STORED_HEIGHT` is a `meta`
+//! entry written in the same group as the ledger entry that completes it;
+//! anything lower is recomputed from the ledger's own entries (at most 255
+//! of them) when a proof needs it. The frontier the writer extends is stored
+//! with the ledger head by every group and read back at open, so a start
+//! rebuilds nothing and never takes the tree from entries read back (an
+//! edited entry is not laundered into the next signed root); an archive of
+//! format 1, written before the tree, gets it built once at its first open
+//! (the format's upgrade), only after its whole ledger verified.
+//!
+//! Invariant: a stored node is only ever written for a subtree whose leaves
+//! are all in the ledger, by the group that wrote the last of them (or by the
+//! one-time build, from the stored ledger); a node is never rewritten.
+
+use std::collections::BTreeMap;
+
+use wormbox_model::{Digest, VersionId};
+
+use crate::backend::{Backend, Batch, Durability, Keyspace};
+use crate::format::FormatState;
+use crate::ledger::{LedgerEntry, LedgerOp};
+use crate::merkle::{self, Frontier, STORED_HEIGHT, Subtrees};
+use crate::{StoreError, ledger, meta};
+
+/// Nodes written per batch by the upgrade.
+const BUILD_BATCH_NODES: usize = 4096;
+
+/// The tree as stored under `backend`: nodes read, lower subtrees recomputed.
+pub(crate) struct StoredTree<'a> {
+    pub(crate) backend: &'a dyn Backend,
+}
+
+impl Subtrees for StoredTree<'_> {
+    type Error = StoreError;
+
+    fn perfect(&mut self, height: u32, index: u64) -> Result<Digest, StoreError> {
+        if height >= STORED_HEIGHT {
+            return meta::load_merkle_node(self.backend, height, index)?.ok_or_else(|| StoreError::DataLoss {
+                what: format!("the ledger's Merkle tree has no stored node at height {height}, index {index}"),
+            });
+        }
+        let leaves = leaf_hashes(self.backend, index << height, 1 << height)?;
+        Ok(fold_perfect(leaves))
+    }
+}
+
+/// The leaf hash of a stored ledger entry (canonical bytes, then the chain
+/// hash): the Merkle leaf covers exactly the bytes the chain hash covers.
+pub(crate) fn leaf_of_stored(raw: &[u8]) -> Option<Digest> {
+    ledger::split_stored(raw).map(|(canonical, _)| merkle::leaf_hash(canonical))
+}
+
+/// The leaf hashes of the `count` ledger entries after the first `first`.
+fn leaf_hashes(backend: &dyn Backend, first: u64, count: u64) -> Result<Vec<Digest>, StoreError> {
+    let mut out = Vec::with_capacity(count as usize);
+    let start = ledger::ledger_key(first + 1);
+    for item in backend.scan(Keyspace::Ledger, &start, b"").take(count as usize) {
+        let (key, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
+        let sequence = first + 1 + out.len() as u64;
+        if key != ledger::ledger_key(sequence) {
+            return Err(StoreError::DataLoss { what: format!("ledger entry {sequence} is missing") });
+        }
+        let leaf = leaf_of_stored(&raw)
+            .ok_or_else(|| StoreError::DataLoss { what: format!("ledger entry {sequence} is truncated") })?;
+        out.push(leaf);
+    }
+    if (out.len() as u64) < count {
+        return Err(StoreError::DataLoss { what: format!("ledger entry {} is missing", first + 1 + out.len() as u64) });
+    }
+    Ok(out)
+}
+
+/// The root of leaves whose count is a power of two.
+fn fold_perfect(mut level: Vec<Digest>) -> Digest {
+    while level.len() > 1 {
+        level = level.chunks_exact(2).map(|pair| merkle::node_hash(&pair[0], &pair[1])).collect();
+    }
+    level[0]
+}
+
+/// The frontier of the tree of the ledger's first `size` entries, from the
+/// stored nodes and at most 255 entries; `None` if a node it needs was never
+/// stored (an archive written before the tree).
+pub(crate) fn load_frontier(backend: &dyn Backend, size: u64) -> Result<Option<Frontier>, StoreError> {
+    let mut tree = StoredTree { backend };
+    let mut peaks = Vec::new();
+    for (height, index) in Frontier::peak_positions(size) {
+        if height >= STORED_HEIGHT && meta::load_merkle_node(backend, height, index)?.is_none() {
+            return Ok(None);
+        }
+        peaks.push(tree.perfect(height, index)?);
+    }
+    Ok(Frontier::from_peaks(size, peaks))
+}
+
+/// The frontier the writer resumes at open, for a ledger of `head` entries:
+/// the one stored with the head (format 2); for a new archive, the empty
+/// tree; for an archive of format 1, the tree built once by `upgrade`.
+/// `signed_heads` gives the chain hash each stored checkpoint signs, by
+/// sequence (read only for an upgrade).
+pub(crate) fn open_tree(
+    backend: &dyn Backend,
+    format: FormatState,
+    head: (u64, Digest),
+    signed_heads: &dyn Fn() -> Result<BTreeMap<u64, Digest>, StoreError>,
+) -> Result<Frontier, StoreError> {
+    let size = head.0;
+    if format == FormatState::Unrecorded && backend.scan(Keyspace::Meta, b"merkle-", b"merkle-").next().is_some() {
+        return Err(StoreError::DataLoss {
+            what: "the archive holds a Merkle tree but its format record is gone: the archive's files were changed; \
+                   run `wormbox verify --data-dir` and restore from a backup"
+                .to_owned(),
+        });
+    }
+    if format.version() < 2 {
+        return upgrade(backend, head, &signed_heads()?);
+    }
+    match meta::load_merkle_frontier(backend)? {
+        Some(frontier) if frontier.size() == size => Ok(frontier),
+        None if size == 0 => Ok(Frontier::default()),
+        // Never rebuilt from entries read back here: an entry edited offline
+        // (and the chain recomputed after it) would be signed into the next
+        // root. Only an upgrade, which verifies the ledger first, builds it.
+        Some(frontier) => Err(StoreError::DataLoss {
+            what: format!(
+                "the ledger's Merkle tree covers {} entries but the ledger has {size}: the archive's files were \
+                 changed; run `wormbox verify --data-dir` and restore from a backup",
+                frontier.size()
+            ),
+        }),
+        None => Err(StoreError::DataLoss {
+            what:
+                "the ledger's Merkle tree frontier is missing: the archive's files were changed; run `wormbox verify \
+                   --data-dir` and restore from a backup"
+                    .to_owned(),
+        }),
+    }
+}
+
+/// Upgrades an archive of format 1: verifies its whole ledger (every entry
+/// in sequence, chaining from genesis to the recorded head, and every stored
+/// checkpoint's head on the way), builds the tree over it and stores it with
+/// the new format, in one last batch (a crash before it upgrades again).
+/// A ledger that does not verify is not upgraded, and the archive does not
+/// open: a root signed over it would vouch for the edit.
+fn upgrade(
+    backend: &dyn Backend,
+    (size, head): (u64, Digest),
+    checkpoints: &BTreeMap<u64, Digest>,
+) -> Result<Frontier, StoreError> {
+    tracing::info!(
+        entries = size,
+        "upgrading the archive to format 2: verifying the ledger and building its Merkle tree"
+    );
+    let started = std::time::Instant::now();
+    let refuse = |sequence: u64, why: &str| StoreError::DataLoss {
+        what: format!(
+            "the archive was not upgraded: ledger entry {sequence} {why}; run `wormbox verify --data-dir` and restore \
+             from a backup"
+        ),
+    };
+    let mut frontier = Frontier::default();
+    let mut chain = ledger::GENESIS;
+    let mut batch = Batch::new();
+    let mut pending = 0;
+    for item in backend.scan(Keyspace::Ledger, &ledger::ledger_key(1), b"") {
+        let (key, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
+        let sequence = frontier.size() + 1;
+        if sequence > size {
+            return Err(refuse(sequence, "lies beyond the recorded head"));
+        }
+        if key != ledger::ledger_key(sequence) {
+            return Err(refuse(sequence, "is missing"));
+        }
+        let (canonical, stored) = ledger::split_stored(&raw).ok_or_else(|| refuse(sequence, "is truncated"))?;
+        chain = ledger::chain_hash_over(&chain, canonical);
+        if chain != stored {
+            return Err(refuse(sequence, "does not hash to its stored chain hash"));
+        }
+        if checkpoints.get(&sequence).is_some_and(|signed| *signed != chain) {
+            return Err(refuse(sequence, "is not what the checkpoint signed there names"));
+        }
+        frontier.push(merkle::leaf_hash(canonical), |height, index, root| {
+            if height >= STORED_HEIGHT {
+                let (key, value) = meta::merkle_node_entry(height, index, root);
+                batch.put(Keyspace::Meta, key, value);
+                pending += 1;
+            }
+        });
+        if pending >= BUILD_BATCH_NODES {
+            commit(backend, std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    if frontier.size() != size {
+        return Err(refuse(frontier.size() + 1, "is missing: the ledger ends before its recorded head"));
+    }
+    if chain != head {
+        return Err(refuse(size, "does not hash to the recorded ledger head"));
+    }
+    // A tree stored before (a build that kept one without recording its
+    // format) must be the one the verified ledger makes.
+    if meta::load_merkle_frontier(backend)?.is_some_and(|stored| stored != frontier) {
+        return Err(refuse(size, "ends a ledger whose stored Merkle tree it does not make"));
+    }
+    for (key, value) in [meta::merkle_frontier_entry(&frontier), meta::format_entry(crate::format::FORMAT_VERSION)] {
+        batch.put(Keyspace::Meta, key, value);
+    }
+    commit(backend, batch)?;
+    tracing::info!(entries = size, seconds = started.elapsed().as_secs_f64(), "the archive is upgraded to format 2");
+    Ok(frontier)
+}
+
+/// The most entries a probe of `written_entry` reads each way looking for
+/// an entry that writes a version: the bound on a lookup's work.
+const MAX_PROBE_ENTRIES: u64 = 4096;
+
+/// The sequence of the entry that wrote version `id` (a version or a delete
+/// marker) of `bucket`/`key`, among the first `head` entries. Ids are issued
+/// in ledger order, so the entries that write versions carry increasing ids:
+/// a binary search over sequences, each probe reading up to
+/// `MAX_PROBE_ENTRIES` forward, then as many back, to the nearest such entry.
+/// A lookup whose probe lands in a longer run of entries that write no
+/// version is refused (the caller asks by ledger sequence instead).
+pub(crate) fn written_entry(
+    backend: &dyn Backend,
+    head: u64,
+    bucket: &str,
+    key: &str,
+    id: VersionId,
+) -> Result<Option<u64>, StoreError> {
+    written_entry_probing(backend, (head, bucket, key, id), MAX_PROBE_ENTRIES)
+}
+
+/// `written_entry`, with probes of `probe` entries each way.
+fn written_entry_probing(
+    backend: &dyn Backend,
+    (head, bucket, key, id): (u64, &str, &str, VersionId),
+    probe: u64,
+) -> Result<Option<u64>, StoreError> {
+    // Invariants: every writing entry before `low` has a smaller id, and
+    // the first writing entry at or after `high` is `candidate` (none at
+    // first). When `low` meets `high`, `candidate` is the first writing
+    // entry whose id is not smaller: the version's, if it is its id.
+    let end = head + 1;
+    let (mut low, mut high, mut candidate) = (1, end, None);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let ahead = high.min(mid.saturating_add(probe));
+        match written_in(backend, mid, ahead, Direction::Forward)? {
+            Some((sequence, found)) if found < id => low = sequence + 1,
+            Some(first) => (high, candidate) = (mid, Some(first)),
+            // None in mid..high: the first one from mid is the one from high.
+            None if ahead == high => high = mid,
+            None => {
+                let behind = low.max(mid.saturating_sub(probe));
+                match written_in(backend, behind, mid, Direction::Back)? {
+                    Some((sequence, found)) if found >= id => (high, candidate) = (sequence, Some((sequence, found))),
+                    // None from just after it to `ahead`.
+                    Some(_) => low = ahead,
+                    // None from `low` to `ahead`.
+                    None if behind == low => low = ahead,
+                    None => {
+                        return Err(StoreError::InvalidArgument(format!(
+                            "more than {} ledger entries around entry {mid} write no version, so the version's \
+                             entry is not looked up there: ask for it by its ledger sequence (its write's \
+                             acknowledgement names it)",
+                            2 * probe
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    let Some((sequence, found)) = candidate else { return Ok(None) };
+    if found != id {
+        return Ok(None);
+    }
+    let raw = backend
+        .get(Keyspace::Ledger, &ledger::ledger_key(sequence))
+        .map_err(|e| StoreError::backend("reading the ledger", e))?
+        .ok_or_else(|| StoreError::DataLoss { what: format!("ledger entry {sequence} is missing") })?;
+    let (entry, _) = LedgerEntry::decode_stored(&raw)?;
+    Ok((entry.bucket == bucket && entry.key == key).then_some(sequence))
+}
+
+enum Direction {
+    Forward,
+    Back,
+}
+
+/// The nearest entry in `from..until` that wrote a version or a delete
+/// marker (the first going forward, the last going back), with its id.
+fn written_in(
+    backend: &dyn Backend,
+    from: u64,
+    until: u64,
+    direction: Direction,
+) -> Result<Option<(u64, VersionId)>, StoreError> {
+    let mut last = None;
+    if from >= until {
+        return Ok(None);
+    }
+    for item in backend.scan(Keyspace::Ledger, &ledger::ledger_key(from), b"") {
+        let (_, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
+        let (entry, _) = LedgerEntry::decode_stored(&raw)?;
+        if entry.sequence >= until {
+            break;
+        }
+        let writes = matches!(entry.op, LedgerOp::VersionWritten | LedgerOp::MarkerWritten);
+        if let Some(id) = entry.version.filter(|_| writes) {
+            match direction {
+                Direction::Forward => return Ok(Some((entry.sequence, id))),
+                Direction::Back => last = Some((entry.sequence, id)),
+            }
+        }
+    }
+    Ok(last)
+}
+
+fn commit(backend: &dyn Backend, batch: Batch) -> Result<(), StoreError> {
+    if batch.ops().is_empty() {
+        return Ok(());
+    }
+    backend.commit(&batch, Durability::Synced).map_err(|e| StoreError::backend("storing the Merkle tree", e))
+}
+
+#[cfg(test)]
+mod tests;
