@@ -536,3 +536,53 @@ async fn the_entries_rebuild_the_signed_merkle_root_and_only_auditors_and_admins
     let err = as_writer.get_entries(v1::GetEntriesRequest { start: 1, end: 2 }).await.unwrap_err();
     assert_eq!(reason(&err), "ACCESS_DENIED");
 }
+
+/// A client holding only a signed checkpoint note reads the ledger's tree
+/// as C2SP tlog-tiles over gRPC: every tile up to the checkpoint recomputes
+/// from the entries to the signed root; bad paths and tiles the ledger does
+/// not hold yet are refused; a writer reads none.
+#[tokio::test]
+async fn the_tiles_served_over_grpc_recompute_to_the_signed_note_s_root() {
+    let app = TestAppliance::start().await.unwrap();
+    let mut archive = app.archive().await.unwrap();
+    create_bucket(&mut archive, "stream", v1::VersioningStatus::Enabled).await;
+    let records: Vec<v1::IngestRecord> = (0..600u64)
+        .map(|n| v1::IngestRecord {
+            sequence: n,
+            bucket: "stream".to_owned(),
+            key: format!("rec/{n:05}"),
+            data: format!("record {n}").into_bytes(),
+            ..Default::default()
+        })
+        .collect();
+    let mut acks = archive.ingest(tokio_stream::iter(records)).await.unwrap().into_inner();
+    while let Some(ack) = acks.message().await.unwrap() {
+        assert!(ack.error.is_none(), "{ack:?}");
+    }
+    let mut compliance = app.compliance().await.unwrap();
+    let reply = compliance.get_checkpoint(v1::GetCheckpointRequest::default()).await.unwrap().into_inner();
+    let opened = wormbox_store::note::open(&reply.note, &reply.public_key).unwrap();
+    assert!(opened.size > 600);
+    let mut fetched = std::collections::HashMap::new();
+    for tile in wormbox_store::tiles::Tile::of_tree(opened.size) {
+        let request = v1::GetTileRequest { path: tile.to_string() };
+        fetched.insert(tile, compliance.get_tile(request).await.unwrap().into_inner().data);
+    }
+    assert!(fetched.keys().any(|t| t.to_string() == "tile/1/000.p/2"), "{:?}", fetched.keys());
+    let entries = wormbox_store::tiles::check(opened.size, &opened.root, &mut |tile| {
+        fetched.get(&tile).cloned().ok_or_else(|| format!("{tile} was not fetched"))
+    })
+    .unwrap();
+    assert_eq!(entries.len() as u64, opened.size);
+    let last = wormbox_store::ledger::LedgerEntry::decode_canonical(entries.last().unwrap()).unwrap();
+    assert_eq!(last.sequence, opened.size);
+
+    for path in ["tile/0/0", "tile/0/000.p/0", "../tile/0/000", "tile/3/000", "tile/entries/009"] {
+        let err = compliance.get_tile(v1::GetTileRequest { path: path.to_owned() }).await.unwrap_err();
+        assert_eq!(reason(&err), "INVALID_ARGUMENT", "{path}");
+    }
+    let writer = app.principal("app", v1::Role::Writer).await.unwrap();
+    let mut as_writer = app.compliance_as(&writer).await.unwrap();
+    let err = as_writer.get_tile(v1::GetTileRequest { path: "tile/0/000".to_owned() }).await.unwrap_err();
+    assert_eq!(reason(&err), "ACCESS_DENIED");
+}

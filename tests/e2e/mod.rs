@@ -40,6 +40,8 @@ mod sync_replication;
 mod tidy;
 /// The capacity tier: local bytes released, reads through the replica, checked.
 mod tier;
+/// Witnesses cosign checkpoints and refuse a forked ledger.
+mod witness;
 
 use tonic::Status;
 use tonic_types::StatusExt;

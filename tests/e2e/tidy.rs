@@ -135,6 +135,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wormbox-token", &[]),
     ("wormbox-tokensim", &["wormbox-token"]),
     ("wormbox-mfa", &["wormbox-model", "wormbox-store", "wormbox-token"]),
+    // Witnesses read the ledger's checkpoints as signed notes and check its tree's proofs.
+    ("wormbox-witness", &["wormbox-model", "wormbox-store"]),
     // The application layer: every front door's operations, in domain types.
     ("wormbox-app", &["wormbox-model", "wormbox-store", "wormbox-mfa", "wormbox-replica", "wormbox-reports"]),
     // The S3 front door: the application layer and its domain types only.
@@ -153,6 +155,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-reports",
             "wormbox-token",
             "wormbox-test-utils",
+            "wormbox-witness",
         ],
     ),
     // The CLI opens RocksDB only read-only, for `verify --data-dir`.
@@ -167,6 +170,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-token",
             "wormbox-test-utils",
             "wormbox-tokensim",
+            "wormbox-witness",
             // Dev-only (see DEV_ONLY): the deployment test runs init and restore.
             "wormbox-server",
         ],
@@ -197,6 +201,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wormbox-store",
             "wormbox-token",
             "wormbox-tokensim",
+            "wormbox-witness",
         ],
     ),
     // The benches measure the whole stack, and raw RocksDB through the backend crate's baseline.

@@ -151,6 +151,17 @@ impl App {
             .map_err(|e| StoreError::DataLoss { what: format!("reading entries stopped: {e}") })??)
     }
 
+    /// GetTile: a tile or entry bundle of the ledger's tree, by its
+    /// tlog-tiles path.
+    pub async fn tile(&self, actor: &Actor, path: &str) -> Result<Vec<u8>, AppError> {
+        self.authorize(actor, Access::Audit)?;
+        let tile = wormbox_store::tiles::Tile::parse(path).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || store.tile(tile))
+            .await
+            .map_err(|e| StoreError::DataLoss { what: format!("reading a tile stopped: {e}") })??)
+    }
+
     /// GetConsistencyProof: the proof that the later checkpoint's tree
     /// extends the earlier one's, with both checkpoints.
     pub async fn consistency_proof(

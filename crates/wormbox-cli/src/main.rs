@@ -23,7 +23,7 @@ use tonic_types::StatusExt;
 use crate::client::{Mfa, Target};
 use crate::commands::{
     Context, admin, audit, bucket, checkpoint, clock, delete_objects, export, hold, mfa, object, principal, proof,
-    replica, report, retention, status, verify,
+    replica, report, retention, status, verify, witness,
 };
 
 /// Operate a Wormbox archive over gRPC.
@@ -135,6 +135,11 @@ enum Command {
     /// extends the tree of a checkpoint you kept: nothing before it was
     /// rewritten (admins and auditors).
     VerifyConsistency(proof::VerifyConsistencyArgs),
+    /// A witness of appliances' ledgers (C2SP tlog-witness), to run on
+    /// another machine: it cosigns each checkpoint only if it extends the
+    /// last one it cosigned (no appliance connection needed).
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -175,6 +180,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::VerifyProof(args) = &cli.command {
         return proof::verify_proof(args, cli.json);
     }
+    if let Command::Witness(command) = cli.command {
+        return witness::run(command, cli.json).await;
+    }
     let target = Target {
         endpoint: &cli.endpoint,
         credential: cli.credential.as_deref(),
@@ -209,5 +217,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prove(args) => proof::prove(&cx, args).await,
         Command::VerifyProof(args) => proof::verify_proof(&args, cx.json),
         Command::VerifyConsistency(args) => proof::verify_consistency(&cx, args).await,
+        Command::Witness(command) => witness::run(command, cx.json).await,
     }
 }

@@ -128,7 +128,37 @@ async fn reports_audit_export_and_offline_verification_through_the_cli() {
     let export = dir.join("export");
     ok(&run(&["export", "--bucket", "vault", "--out", path(&export)]));
     let check = ok(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
-    assert!(check.contains("3 versions"), "{check}");
+    assert!(check.contains("3 versions") && check.contains("3 inclusion proofs"), "{check}");
+    // Each version's proof also verifies alone, offline, with its bytes.
+    let (proof_0, proof_1) = (export.join("proofs/00000000.json"), export.join("proofs/00000001.json"));
+    let alone = ok(&run(&[
+        "verify-proof",
+        path(&proof_1),
+        "--public-key",
+        path(&key),
+        "--bytes",
+        path(&export.join("objects/00000001")),
+    ]));
+    assert!(alone.contains("the bytes given match"), "{alone}");
+    // Another version's proof in its place is caught, and so is a changed tile.
+    let kept_proof = std::fs::read(&proof_0).unwrap();
+    std::fs::copy(&proof_1, &proof_0).unwrap();
+    let swapped = failed(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
+    assert!(swapped.contains("proofs/00000000.json"), "{swapped}");
+    std::fs::write(&proof_0, &kept_proof).unwrap();
+    let mut tile = export.join("tlog/tile/0");
+    while tile.is_dir() {
+        tile = std::fs::read_dir(&tile).unwrap().next().unwrap().unwrap().path();
+    }
+    let kept_tile = std::fs::read(&tile).unwrap();
+    let mut changed = kept_tile.clone();
+    changed[5] ^= 1;
+    std::fs::write(&tile, &changed).unwrap();
+    let caught = failed(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
+    assert!(caught.contains("tlog/") && caught.contains("tile/0/"), "{caught}");
+    std::fs::write(&tile, &kept_tile).unwrap();
+    let note = std::fs::read_to_string(export.join("tlog/checkpoint")).unwrap();
+    assert!(note.starts_with("wormbox.invalid/"), "{note}");
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["entries"].as_array().unwrap().len(), 3);
@@ -359,4 +389,73 @@ async fn merkle_proofs_through_the_cli_verify_offline_and_catch_every_edit() {
         wormbox(&endpoint, &writer, &["prove", "--ledger-sequence", "1", "--out", path(&file("w.json"))])
     });
     assert!(failed(&as_writer).contains("ACCESS_DENIED"));
+}
+
+/// `wormbox witness init` and `wormbox witness serve`, as a site runs them
+/// on another machine: the appliance configured with the printed verifier
+/// key sends its checkpoints there, and `wormbox checkpoint` shows the
+/// cosignature, also in the signed note it writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_witness_run_with_the_cli_cosigns_the_appliance_s_checkpoints() {
+    use std::io::BufRead as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut app = TestAppliance::start().await.unwrap();
+    let dir = app.temp_dir();
+    let admin = app.admin_credential().to_owned();
+    let endpoint = app.endpoint();
+    let run = |args: &[&str]| tokio::task::block_in_place(|| wormbox(&endpoint, &admin, args));
+    let appliance_key = dir.join("appliance.pub");
+    ok(&run(&["admin", "pubkey", "--out", path(&appliance_key)]));
+    let witness_key = dir.join("witness.key");
+    let init = ok(&run(&["--json", "witness", "init", "--name", "witness.test/cli", "--key-file", path(&witness_key)]));
+    let vkey = serde_json::from_str::<Value>(&init).unwrap()["verifier_key"].as_str().unwrap().to_owned();
+    assert!(vkey.starts_with("witness.test/cli+"), "{vkey}");
+    assert_eq!(std::fs::metadata(&witness_key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!init.contains(&std::fs::read_to_string(&witness_key).unwrap().trim()[12..]), "the secret is not printed");
+    let again = failed(&run(&["witness", "init", "--name", "w", "--key-file", path(&witness_key)]));
+    assert!(again.contains("never overwritten"), "{again}");
+
+    let state = dir.join("witness.state");
+    let mut serving = Command::new(env!("CARGO_BIN_EXE_wormbox"))
+        .args(["witness", "serve", "--key-file", path(&witness_key), "--log-key", path(&appliance_key)])
+        .args(["--state", path(&state), "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(serving.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(first.contains(&vkey) && url.starts_with("http://127.0.0.1:"), "{first}");
+
+    let config = wormbox_server::config::WitnessConfig { key: vkey.clone(), url };
+    app.restart_with(|c| c.witness = vec![config]).await.unwrap();
+    let endpoint = app.endpoint();
+    let run = |args: &[&str]| tokio::task::block_in_place(|| wormbox(&endpoint, &admin, args));
+    ok(&run(&["bucket", "create", "vault"]));
+    let body = dir.join("record");
+    std::fs::write(&body, b"kept").unwrap();
+    ok(&run(&["put", "vault", "a", path(&body)]));
+    let shown = ok(&run(&["checkpoint"]));
+    let mut shown_after = shown.clone();
+    for _ in 0..300 {
+        if shown_after.contains("cosigned by witness witness.test/cli") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        shown_after = ok(&run(&["checkpoint"]));
+    }
+    assert!(shown_after.contains("cosigned by witness witness.test/cli"), "{shown_after}");
+    assert!(
+        shown_after.contains("witness witness.test/cli: newest cosigned checkpoint at ledger entry"),
+        "{shown_after}"
+    );
+    let note = dir.join("cp.note");
+    ok(&run(&["checkpoint", "--note", path(&note)]));
+    let note = std::fs::read_to_string(&note).unwrap();
+    assert_eq!(note.matches("\n\u{2014} ").count(), 2, "the appliance's signature and the witness's: {note}");
+    assert!(note.contains("\u{2014} witness.test/cli "), "{note}");
+    serving.kill().unwrap();
+    serving.wait().unwrap();
+    let recorded = std::fs::read_to_string(&state).unwrap();
+    assert!(recorded.lines().any(|l| l.starts_with("wormbox.invalid/")), "{recorded}");
 }

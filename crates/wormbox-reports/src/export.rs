@@ -9,27 +9,41 @@
 //! DIR/audit.csv         the entries about the exported keys, for reading
 //! DIR/checkpoint.json   the signed checkpoint the export is bound to
 //! DIR/public-key.hex    the appliance's Ed25519 public key
+//! DIR/proofs/NNNNNNNN.json  each version's inclusion proof (`wormbox
+//!                       verify-proof`) against checkpoint.json
+//! DIR/tlog/checkpoint   the checkpoint as a C2SP signed note
+//! DIR/tlog/tile/...     the ledger's tree and entries up to it, C2SP
+//!                       tlog-tiles, as a static tlog-tiles server serves them
 //! DIR/.export-state.json present only while the export is incomplete
 //! ```
 //!
+//! Exports of format v1 (before the Merkle tree) have no `proofs/` or
+//! `tlog/` and still verify.
+//!
 //! Invariant: `verify` trusts nothing in the directory but the public key
 //! (which the caller may supply independently): the checkpoint's signature
-//! anchors the ledger, the ledger attests each version's SHA-256, and each
-//! file is rehashed.
+//! anchors the ledger (its chain head and its Merkle root), the ledger and
+//! each version's own proof attest its SHA-256, each file is rehashed, and
+//! every tile is recomputed from the entries up to the signed root.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use wormbox_model::{Digest, Timestamp};
+use wormbox_store::evidence::Checkpoint;
 use wormbox_store::ledger::LedgerOp;
+use wormbox_store::{note, tiles};
 
 use crate::audit::{AuditRecord, chain};
 use crate::checkpoint::{CheckpointFile, parse_public_key};
+use crate::proof::InclusionProofFile;
 use crate::{ReportError, csv};
 
 /// The manifest's format tag.
-pub const FORMAT: &str = "wormbox-export-v1";
+pub const FORMAT: &str = "wormbox-export-v2";
+/// The tag of exports written before the Merkle tree (no proofs, no tiles).
+pub const FORMAT_V1: &str = "wormbox-export-v1";
 /// File names in the export directory.
 pub const MANIFEST_JSON: &str = "manifest.json";
 /// See the module docs.
@@ -46,6 +60,12 @@ pub const CHECKPOINT: &str = "checkpoint.json";
 pub const PUBLIC_KEY: &str = "public-key.hex";
 /// See the module docs.
 pub const STATE: &str = ".export-state.json";
+/// See the module docs.
+pub const PROOFS: &str = "proofs";
+/// See the module docs.
+pub const TLOG: &str = "tlog";
+/// See the module docs (relative to `TLOG`).
+pub const TLOG_CHECKPOINT: &str = "checkpoint";
 
 /// One exported version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +161,11 @@ pub fn object_file(index: usize) -> String {
     format!("{OBJECTS}/{index:08}")
 }
 
+/// The file name of the `index`th version's inclusion proof.
+pub fn proof_file(index: usize) -> String {
+    format!("{PROOFS}/{index:08}.json")
+}
+
 /// What `verify` found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportCheck {
@@ -152,6 +177,10 @@ pub struct ExportCheck {
     pub versions: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Versions whose inclusion proof verified against the checkpoint.
+    pub proofs: u64,
+    /// Tiles and entry bundles recomputed up to the signed root.
+    pub tiles: u64,
     /// Everything that is not as it should be; empty when the export verifies.
     pub problems: Vec<String>,
 }
@@ -225,20 +254,92 @@ pub fn verify_with_progress(
 
     let manifest: Manifest = serde_json::from_str(&read_text(&dir.join(MANIFEST_JSON))?)
         .map_err(|e| malformed(MANIFEST_JSON, e.to_string()))?;
-    if manifest.format != FORMAT {
-        return Err(malformed(MANIFEST_JSON, format!("format `{}` is not {FORMAT}", manifest.format)));
-    }
+    let proven = match manifest.format.as_str() {
+        FORMAT => true,
+        FORMAT_V1 => false,
+        other => return Err(malformed(MANIFEST_JSON, format!("format `{other}` is neither {FORMAT} nor {FORMAT_V1}"))),
+    };
     if read_text(&dir.join(MANIFEST_CSV))? != manifest.to_csv() {
         check.problems.push(format!("{MANIFEST_CSV} does not state the same entries as {MANIFEST_JSON}"));
     }
-    check_versions(dir, &manifest, &records, &mut check, progress)?;
+    if proven {
+        check_tiles(dir, &key, &checkpoint, &mut check);
+    }
+    let proofs = proven.then_some((key.as_slice(), check.checkpoint.clone().expect("set above")));
+    check_versions(dir, &manifest, &records, proofs, &mut check, progress)?;
     Ok(check)
+}
+
+/// The tlog-tiles copy: its signed note names the checkpoint's tree, and
+/// every tile and bundle up to it recomputes from the entries to its root.
+fn check_tiles(dir: &Path, key: &[u8], checkpoint: &Checkpoint, check: &mut ExportCheck) {
+    let tlog = dir.join(TLOG);
+    let Some(root) = checkpoint.tree_root else {
+        check.problems.push(format!("{CHECKPOINT} names no Merkle root: the export cannot hold proofs against it"));
+        return;
+    };
+    let note = match std::fs::read_to_string(tlog.join(TLOG_CHECKPOINT)) {
+        Ok(note) => note,
+        Err(e) => return check.problems.push(format!("{TLOG}/{TLOG_CHECKPOINT}: cannot read it: {e}")),
+    };
+    match note::open(&note, key) {
+        Ok(opened) if opened.size == checkpoint.sequence && opened.root == root => {}
+        Ok(opened) => check.problems.push(format!(
+            "{TLOG}/{TLOG_CHECKPOINT} signs the tree of {} entries with root {}, {CHECKPOINT} the tree of {} with \
+             root {}",
+            opened.size,
+            opened.root.to_hex(),
+            checkpoint.sequence,
+            root.to_hex()
+        )),
+        Err(e) => check.problems.push(format!("{TLOG}/{TLOG_CHECKPOINT}: {e}")),
+    }
+    let mut read = 0u64;
+    let result = tiles::check(checkpoint.sequence, &root, &mut |tile| {
+        read += 1;
+        std::fs::read(tlog.join(tile.to_string())).map_err(|e| format!("{tile}: cannot read it: {e}"))
+    });
+    match result {
+        Ok(_) => check.tiles = read,
+        Err(why) => check.problems.push(format!("{TLOG}/: {why}")),
+    }
+}
+
+/// Checks the proof of `entry` (the `index`th): it verifies with `key`
+/// against the export's checkpoint and the version's `bytes`, and its entry
+/// wrote this version of this key in this bucket.
+fn check_proof(
+    dir: &Path,
+    (index, entry, bucket): (usize, &ManifestEntry, &str),
+    (key, checkpoint): (&[u8], &CheckpointFile),
+    bytes: &[u8],
+) -> Result<(), String> {
+    let name = proof_file(index);
+    let text = std::fs::read_to_string(dir.join(&name)).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let proof: InclusionProofFile = serde_json::from_str(&text).map_err(|e| format!("{name} is malformed: {e}"))?;
+    if proof.checkpoint != *checkpoint {
+        return Err(format!("{name} is against another checkpoint than {CHECKPOINT}"));
+    }
+    let checked = proof.check(key, Some(bytes)).map_err(|e| format!("{name} does not verify: {e}"))?;
+    let written = &checked.entry;
+    let same_version = entry.version_id == "null" || written.version.is_some_and(|v| v.to_string() == entry.version_id);
+    if written.op != LedgerOp::VersionWritten || written.bucket != bucket || written.key != entry.key || !same_version {
+        return Err(format!(
+            "{name} proves ledger entry {} ({} of {}/{}), not the writing of this version",
+            written.sequence,
+            written.op.as_str(),
+            written.bucket,
+            written.key
+        ));
+    }
+    Ok(())
 }
 
 fn check_versions(
     dir: &Path,
     manifest: &Manifest,
     records: &[AuditRecord],
+    proofs: Option<(&[u8], CheckpointFile)>,
     check: &mut ExportCheck,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), ReportError> {
@@ -252,9 +353,11 @@ fn check_versions(
         }
     }
     let mut files = HashSet::new();
-    for entry in &manifest.entries {
+    let mut proof_files = HashSet::new();
+    for (index, entry) in manifest.entries.iter().enumerate() {
         let name = format!("{} {}", entry.key, entry.version_id);
         files.insert(PathBuf::from(&entry.file));
+        proof_files.insert(PathBuf::from(proof_file(index)));
         if !entry.file.starts_with(&format!("{OBJECTS}/")) || entry.file.contains("..") {
             check.problems.push(format!("{name}: file `{}` is outside {OBJECTS}/", entry.file));
             continue;
@@ -285,17 +388,25 @@ fn check_versions(
                 entry.size
             ));
         }
+        if let Some((key, checkpoint)) = &proofs {
+            match check_proof(dir, (index, entry, &manifest.bucket), (*key, checkpoint), &bytes) {
+                Ok(()) => check.proofs += 1,
+                Err(why) => check.problems.push(format!("{name}: {why}")),
+            }
+        }
         check.versions += 1;
         check.bytes += bytes.len() as u64;
         read += bytes.len() as u64;
         progress(read, total);
     }
-    let objects = dir.join(OBJECTS);
-    if let Ok(listing) = std::fs::read_dir(&objects) {
-        for item in listing.flatten() {
-            let relative = PathBuf::from(OBJECTS).join(item.file_name());
-            if !files.contains(&relative) {
-                check.problems.push(format!("{} is not in the manifest", relative.display()));
+    let listed = [(OBJECTS, &files), (PROOFS, &proof_files)];
+    for (folder, listed) in listed.into_iter().take(if proofs.is_some() { 2 } else { 1 }) {
+        if let Ok(listing) = std::fs::read_dir(dir.join(folder)) {
+            for item in listing.flatten() {
+                let relative = PathBuf::from(folder).join(item.file_name());
+                if !listed.contains(&relative) {
+                    check.problems.push(format!("{} is not in the manifest", relative.display()));
+                }
             }
         }
     }

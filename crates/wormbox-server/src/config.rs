@@ -81,6 +81,24 @@ pub struct WormboxdConfig {
     /// Object Lock bucket.
     #[serde(default)]
     pub replication: Vec<ReplicationConfig>,
+    /// Witnesses: each is sent every new checkpoint with a consistency proof
+    /// (C2SP tlog-witness) and cosigns it only if it extends the last one
+    /// it saw.
+    #[serde(default)]
+    pub witness: Vec<WitnessConfig>,
+}
+
+/// One `[[witness]]`: a party, on another machine, that cosigns the
+/// ledger's checkpoints after checking they extend the ones before.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Its verifier key, `<name>+<key id>+<base64(0x04 || key)>`, as
+    /// `wormbox witness init` prints it: only cosignatures that verify under
+    /// it are kept.
+    pub key: String,
+    /// Its address (the tlog-witness submission prefix), `http://host:port`.
+    pub url: String,
 }
 
 /// One `[[replication]]` rule. Its S3 credential is not here: it is sealed
@@ -780,6 +798,16 @@ impl WormboxdConfig {
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
+        }
+        let mut names = std::collections::HashSet::new();
+        for witness in &self.witness {
+            let key = wormbox_witness::CosignerKey::parse(&witness.key)
+                .map_err(|why| ConfigError::Invalid { key: "witness.key", why })?;
+            wormbox_witness::WitnessClient::new(&witness.url, key.clone())
+                .map_err(|why| ConfigError::Invalid { key: "witness.url", why })?;
+            if !names.insert(key.name) {
+                return invalid("witness.key", "two [[witness]] entries have the same name");
+            }
         }
         Ok(())
     }

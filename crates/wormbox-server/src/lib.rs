@@ -19,6 +19,7 @@ pub mod notify;
 pub mod replica_restore;
 pub mod replication;
 pub mod telemetry;
+pub mod witnesses;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -353,16 +354,27 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         false => None,
     };
     let metrics_addr = metrics.as_ref().map(metrics::listener::MetricsServer::addr);
+    let witness_clients = config
+        .witness
+        .iter()
+        .map(|w| {
+            let key = wormbox_witness::CosignerKey::parse(&w.key)
+                .map_err(|why| config::ConfigError::Invalid { key: "witness.key", why })?;
+            wormbox_witness::WitnessClient::new(&w.url, key)
+                .map_err(|why| config::ConfigError::Invalid { key: "witness.url", why })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // Started last, so that a failed start leaves no task behind.
     let mut duties = evidence::spawn_duties(
         app.store().clone(),
         Arc::clone(&replication),
-        signer,
+        Arc::clone(&signer),
         &config.evidence,
         Arc::clone(app.scrubs()),
         Arc::clone(&clock),
     );
     duties.push(disk::spawn_watch(app.store().clone(), health).await);
+    duties.extend(witnesses::spawn(app.store().clone(), signer, witness_clients));
     tracing::info!(%addr, data_dir = %data_dir.display(), "wormboxd serving");
     Ok(RunningServer {
         addr,

@@ -848,8 +848,30 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
     for checkpoint in &checkpoints {
         check_checkpoint(checkpoint, &walk, end, options.public_key.as_deref(), &mut report);
     }
+    check_witnesses(backend, &mut report);
     report.head = walked_head;
     Ok(report)
+}
+
+/// A witness that refused a checkpoint because it does not extend what the
+/// witness cosigned before has seen another history of this ledger: the
+/// archive cannot vouch for itself against that, so it is a divergence.
+fn check_witnesses(backend: &dyn Backend, report: &mut IntegrityReport) {
+    match meta::scan_witness_refusals(backend) {
+        Ok(refusals) => {
+            for refusal in refusals.iter().filter(|r| r.is_fork()) {
+                report.diverge(
+                    Some(refusal.sequence),
+                    format!(
+                        "witness {} refused the checkpoint at ledger entry {} (HTTP {}: {}): it cosigned a history \
+                         this ledger does not extend, so the ledger forked or was rewritten",
+                        refusal.witness, refusal.sequence, refusal.status, refusal.why
+                    ),
+                );
+            }
+        }
+        Err(err) => report.diverge(None, format!("the witnesses' refusals could not be read: {err}")),
+    }
 }
 
 /// The frontier the writer resumes from, against the tree the entries make:

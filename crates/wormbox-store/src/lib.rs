@@ -38,6 +38,7 @@ pub mod retention;
 mod space;
 mod stats;
 mod store;
+pub mod tiles;
 mod tree;
 mod versions;
 mod view;
@@ -47,17 +48,17 @@ use std::sync::Arc;
 
 pub use codec::{DecodeError, LockRecord, PrincipalRecord};
 pub use listing::{ListObjectsParams, ListVersionsParams, MAX_KEYS, ObjectsPage, VersionsPage};
-pub use meta::BytesAt;
+pub use meta::{BytesAt, WitnessRefusal};
 pub use space::{DiskStatus, SpaceTicket};
 pub use stats::{CommitHistograms, HistogramSnapshot};
 pub use store::{
     CommitStats, InclusionProof, MAX_ENTRIES_PER_READ, MAX_ETAG_BYTES, ObjectReader, Store, StoreOptions, Upload,
-    check_etag,
+    WitnessState, check_etag,
 };
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
 };
-pub use writer::Replicated;
+pub use writer::{Replicated, WitnessOutcome};
 
 use crate::backend::BackendError;
 

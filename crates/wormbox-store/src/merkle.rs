@@ -38,6 +38,16 @@ pub fn node_hash(left: &Digest, right: &Digest) -> Digest {
     sha256(&[&[0x01], &left.0, &right.0])
 }
 
+/// The root of leaves (or subtree roots) whose count is a power of two.
+pub fn perfect_root(hashes: &[Digest]) -> Digest {
+    assert!(hashes.len().is_power_of_two(), "a perfect subtree");
+    let mut level = hashes.to_vec();
+    while level.len() > 1 {
+        level = level.chunks_exact(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
+    }
+    level[0]
+}
+
 fn sha256(parts: &[&[u8]]) -> Digest {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for part in parts {

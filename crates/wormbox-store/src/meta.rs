@@ -45,6 +45,14 @@ const MERKLE_FRONTIER: &[u8] = b"merkle-frontier";
 /// `merkle::STORED_HEIGHT` high (its height, one byte, and its index, eight,
 /// follow): its root. Written in the group whose entry completes it.
 const MERKLE_NODE: &[u8] = b"merkle-node/";
+/// Per checkpoint and witness (the checkpoint's sequence, eight bytes, and
+/// the witness's name follow): the witness's cosignature line.
+const WITNESS_COSIGNATURE: &[u8] = b"witness-cosignature/";
+/// Per witness (its name follows): the sequence of the newest checkpoint it
+/// cosigned and its timestamp.
+const WITNESS_LAST: &[u8] = b"witness-last/";
+/// Per witness (its name follows): its last refusal.
+const WITNESS_REFUSAL: &[u8] = b"witness-refusal/";
 
 fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     view.get(Keyspace::Meta, key)
@@ -276,4 +284,129 @@ pub(crate) fn s3_key_delete_key(access_key: &str) -> Vec<u8> {
 /// head after its first.
 pub(crate) fn ever_written(view: &(impl View + ?Sized)) -> Result<bool, StoreError> {
     Ok(load(view, CLOCK)?.is_some() || load(view, LEDGER_HEAD)?.is_some())
+}
+
+/// A witness's cosignature line of the checkpoint at `sequence`, keyed so
+/// that one checkpoint's cosignatures are one prefix.
+pub(crate) fn witness_cosignature_entry(sequence: u64, witness: &str, line: &str) -> (Vec<u8>, Vec<u8>) {
+    ([WITNESS_COSIGNATURE, &sequence.to_be_bytes(), witness.as_bytes()].concat(), line.as_bytes().to_vec())
+}
+
+/// The cosignature lines of the checkpoint at `sequence`, by witness name.
+pub(crate) fn scan_witness_cosignatures(
+    backend: &dyn crate::backend::Backend,
+    sequence: u64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let prefix = [WITNESS_COSIGNATURE, &sequence.to_be_bytes()].concat();
+    let malformed = || StoreError::DataLoss { what: "a stored witness cosignature is malformed".to_owned() };
+    let mut out = Vec::new();
+    for item in backend.scan(Keyspace::Meta, &prefix, &prefix) {
+        let (key, raw) = item.map_err(|e| StoreError::backend("reading witness cosignatures", e))?;
+        let name = String::from_utf8(key[prefix.len()..].to_vec()).map_err(|_| malformed())?;
+        out.push((name, String::from_utf8(raw).map_err(|_| malformed())?));
+    }
+    Ok(out)
+}
+
+/// The newest checkpoint `witness` cosigned: its sequence and the
+/// cosignature's timestamp.
+pub(crate) fn load_witness_last(view: &(impl View + ?Sized), witness: &str) -> Result<Option<(u64, u64)>, StoreError> {
+    let raw = load_fixed::<16>(view, &[WITNESS_LAST, witness.as_bytes()].concat(), "a witness record is malformed")?;
+    Ok(raw.map(|raw| {
+        let (sequence, timestamp) = raw.split_at(8);
+        (
+            u64::from_be_bytes(sequence.try_into().expect("8 bytes")),
+            u64::from_be_bytes(timestamp.try_into().expect("8 bytes")),
+        )
+    }))
+}
+
+/// Every witness's newest cosigned checkpoint: name, sequence, timestamp.
+pub(crate) fn scan_witness_last(backend: &dyn crate::backend::Backend) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    let malformed = || StoreError::DataLoss { what: "a witness record is malformed".to_owned() };
+    let mut out = Vec::new();
+    for item in backend.scan(Keyspace::Meta, WITNESS_LAST, WITNESS_LAST) {
+        let (key, raw) = item.map_err(|e| StoreError::backend("reading witness records", e))?;
+        let name = String::from_utf8(key[WITNESS_LAST.len()..].to_vec()).map_err(|_| malformed())?;
+        let raw: [u8; 16] = raw.try_into().map_err(|_| malformed())?;
+        let (sequence, timestamp) = raw.split_at(8);
+        let sequence = u64::from_be_bytes(sequence.try_into().expect("8 bytes"));
+        out.push((name, sequence, u64::from_be_bytes(timestamp.try_into().expect("8 bytes"))));
+    }
+    Ok(out)
+}
+
+/// The key and value that record the newest checkpoint `witness` cosigned.
+pub(crate) fn witness_last_entry(witness: &str, sequence: u64, timestamp: u64) -> (Vec<u8>, Vec<u8>) {
+    ([WITNESS_LAST, witness.as_bytes()].concat(), [sequence.to_be_bytes(), timestamp.to_be_bytes()].concat())
+}
+
+/// A witness's refusal as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessRefusal {
+    /// The witness's name.
+    pub witness: String,
+    /// The checkpoint it refused.
+    pub sequence: u64,
+    /// The HTTP status it answered.
+    pub status: u16,
+    /// What it said, or what the appliance saw.
+    pub why: String,
+    /// When (compliance clock).
+    pub time: Timestamp,
+}
+
+impl WitnessRefusal {
+    /// Whether the refusal says the ledger forked: the witness holds another
+    /// root at a size it cosigned (409), a proof did not link (422), or it
+    /// holds a larger tree than the ledger's newest checkpoint.
+    pub fn is_fork(&self) -> bool {
+        matches!(self.status, 409 | 422)
+    }
+}
+
+/// The key of `witness`'s refusal record.
+pub(crate) fn witness_refusal_key(witness: &str) -> Vec<u8> {
+    [WITNESS_REFUSAL, witness.as_bytes()].concat()
+}
+
+/// The key and value that record a witness's refusal.
+pub(crate) fn witness_refusal_entry(refusal: &WitnessRefusal) -> (Vec<u8>, Vec<u8>) {
+    let mut w = Writer::new();
+    w.u64(refusal.sequence).u32(u32::from(refusal.status)).i64(refusal.time.0).str(&refusal.why);
+    (witness_refusal_key(&refusal.witness), w.finish())
+}
+
+fn decode_witness_refusal(witness: String, raw: &[u8]) -> Result<WitnessRefusal, StoreError> {
+    let malformed = || StoreError::DataLoss { what: "a stored witness refusal is malformed".to_owned() };
+    let mut r = Reader::new(raw, "witness refusal").map_err(|_| malformed())?;
+    let (sequence, status, time, why) = (
+        r.u64().map_err(|_| malformed())?,
+        r.u32().map_err(|_| malformed())?,
+        r.i64().map_err(|_| malformed())?,
+        r.string().map_err(|_| malformed())?,
+    );
+    r.end().map_err(|_| malformed())?;
+    let status = u16::try_from(status).map_err(|_| malformed())?;
+    Ok(WitnessRefusal { witness, sequence, status, why, time: Timestamp(time) })
+}
+
+/// `witness`'s last refusal, if one is recorded.
+pub(crate) fn scan_witness_refusals_in(
+    view: &(impl View + ?Sized),
+    witness: &str,
+) -> Result<Option<WitnessRefusal>, StoreError> {
+    load(view, &witness_refusal_key(witness))?.map(|raw| decode_witness_refusal(witness.to_owned(), &raw)).transpose()
+}
+
+/// Every witness's last refusal, by name.
+pub(crate) fn scan_witness_refusals(backend: &dyn crate::backend::Backend) -> Result<Vec<WitnessRefusal>, StoreError> {
+    let malformed = || StoreError::DataLoss { what: "a stored witness refusal is malformed".to_owned() };
+    let mut out = Vec::new();
+    for item in backend.scan(Keyspace::Meta, WITNESS_REFUSAL, WITNESS_REFUSAL) {
+        let (key, raw) = item.map_err(|e| StoreError::backend("reading witness refusals", e))?;
+        let witness = String::from_utf8(key[WITNESS_REFUSAL.len()..].to_vec()).map_err(|_| malformed())?;
+        out.push(decode_witness_refusal(witness, &raw)?);
+    }
+    Ok(out)
 }

@@ -27,8 +27,8 @@ use crate::view::View;
 use crate::writer::{
     self, AcceptClockForward, ConfigureObjectLock, CreateBucket, CreatePrincipal, DeleteBucket, DeleteObject,
     DeleteObjects, DiscardUpload, Guardable, GuardedBy, Pending, PutVersion, ReadClock, RecordIntegrity,
-    RecordReplication, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention, SetS3Key,
-    SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WriterOp, WriterState,
+    RecordReplication, RecordWitness, ReleaseBytes, Replicated, Request, RevokePrincipal, SetHold, SetRetention,
+    SetS3Key, SetVersioning, SignCheckpoint, UpdateDevices, VersionData, WitnessOutcome, WriterOp, WriterState,
 };
 use crate::{
     Actor, BucketInfo, CHUNK_BYTES, ClockStatus, CodeCheck, DeleteEntry, DeleteOutcome, DeviceUpdate, EntryOutcome,
@@ -97,6 +97,23 @@ pub struct InclusionProof {
     pub entry: Vec<u8>,
     /// The audit path, nearest the leaf first (RFC 9162 §2.1.3).
     pub path: Vec<Digest>,
+}
+
+/// What the archive recorded of one witness (`Store::witnesses`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessState {
+    /// Its name.
+    pub name: String,
+    /// The newest checkpoint it cosigned: sequence and cosignature timestamp.
+    pub cosigned: Option<(u64, u64)>,
+    /// Its last refusal.
+    pub refusal: Option<crate::WitnessRefusal>,
+}
+
+impl WitnessState {
+    fn named(name: String) -> WitnessState {
+        WitnessState { name, cosigned: None, refusal: None }
+    }
 }
 
 /// Totals of the group commits since the store opened (`Store::commit_stats`).
@@ -1199,6 +1216,54 @@ impl Store {
         Ok(out)
     }
 
+    /// A tile or entry bundle of the ledger's tree (`tiles.rs`, C2SP
+    /// tlog-tiles), once the ledger holds every entry it covers.
+    pub fn tile(&self, tile: crate::tiles::Tile) -> Result<Vec<u8>, StoreError> {
+        use crate::tiles::Tile;
+        let (head, _) = self.ledger_head()?;
+        match tile.tree_size_needed() {
+            Some(needed) if needed <= head => {}
+            _ => {
+                return Err(StoreError::InvalidArgument(format!(
+                    "{tile} is not in the ledger's tree yet: the ledger has {head} entries"
+                )));
+            }
+        }
+        let (first, width) = (tile.first(), u64::from(tile.width()));
+        match tile {
+            Tile::Hashes { level: 0, .. } => {
+                Ok(crate::tree::leaf_hashes(self.backend(), first, width)?.iter().flat_map(|d| d.0).collect())
+            }
+            Tile::Hashes { level, .. } => {
+                let height = u32::from(level) * crate::tiles::TILE_HEIGHT;
+                let mut out = Vec::with_capacity(width as usize * 32);
+                for index in first..first + width {
+                    let node =
+                        meta::load_merkle_node(self.backend(), height, index)?.ok_or_else(|| StoreError::DataLoss {
+                            what: format!(
+                                "the ledger's Merkle tree has no stored node at height {height}, index {index}"
+                            ),
+                        })?;
+                    out.extend_from_slice(&node.0);
+                }
+                Ok(out)
+            }
+            Tile::Entries { .. } => {
+                let entries = self.entry_bytes(first + 1, first + 1 + width)?;
+                let too_long = entries.iter().find(|(_, entry, _)| entry.len() > crate::tiles::MAX_BUNDLED_ENTRY);
+                if let Some((sequence, entry, _)) = too_long {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "ledger entry {sequence} is {} bytes, more than an entry bundle holds ({}); read it with \
+                         GetEntries",
+                        entry.len(),
+                        crate::tiles::MAX_BUNDLED_ENTRY
+                    )));
+                }
+                Ok(crate::tiles::bundle(entries.iter().map(|(_, entry, _)| entry.as_slice())).expect("lengths checked"))
+            }
+        }
+    }
+
     /// The proof that the tree of `second` entries extends the tree of
     /// `first` (RFC 9162 §2.1.4): nothing rewritten between them.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Digest>, StoreError> {
@@ -1322,6 +1387,51 @@ impl Store {
         replica_id: String,
     ) -> Result<u64, StoreError> {
         self.submit(actor, ReleaseBytes { rule: rule.to_owned(), bucket, key, id, replica_id }).await
+    }
+
+    // ---- witnesses (`writer/ops/witness.rs`) ----
+
+    /// Records what witness `witness` said of the checkpoint at `sequence`
+    /// (the appliance's witnessing alone calls it; a cosignature the caller
+    /// has verified under the witness's configured key).
+    pub async fn record_witness(
+        &self,
+        witness: &str,
+        sequence: u64,
+        outcome: WitnessOutcome,
+    ) -> Result<(), StoreError> {
+        writer::check_witness_name(witness)?;
+        self.submit(&Actor::system(), RecordWitness { witness: witness.to_owned(), sequence, outcome }).await
+    }
+
+    /// The cosignature lines of the checkpoint at `sequence`, by witness.
+    pub fn witness_cosignatures(&self, sequence: u64) -> Result<Vec<(String, String)>, StoreError> {
+        meta::scan_witness_cosignatures(self.backend(), sequence)
+    }
+
+    /// The newest checkpoint `witness` cosigned (its sequence) and when.
+    pub fn witness_last(&self, witness: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        writer::check_witness_name(witness)?;
+        meta::load_witness_last(self.backend(), witness)
+    }
+
+    /// Each witness's last refusal.
+    pub fn witness_refusals(&self) -> Result<Vec<crate::WitnessRefusal>, StoreError> {
+        meta::scan_witness_refusals(self.backend())
+    }
+
+    /// Every witness that answered, by name: the newest checkpoint it
+    /// cosigned (sequence, timestamp) and its last refusal.
+    pub fn witnesses(&self) -> Result<Vec<WitnessState>, StoreError> {
+        let mut out: std::collections::BTreeMap<String, WitnessState> = std::collections::BTreeMap::new();
+        for (name, sequence, timestamp) in meta::scan_witness_last(self.backend())? {
+            out.entry(name.clone()).or_insert_with(|| WitnessState::named(name)).cosigned = Some((sequence, timestamp));
+        }
+        for refusal in meta::scan_witness_refusals(self.backend())? {
+            let name = refusal.witness.clone();
+            out.entry(name.clone()).or_insert_with(|| WitnessState::named(name)).refusal = Some(refusal);
+        }
+        Ok(out.into_values().collect())
     }
 
     /// Signs a checkpoint of the ledger's current head, or returns the one

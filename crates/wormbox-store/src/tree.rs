@@ -41,7 +41,7 @@ impl Subtrees for StoredTree<'_> {
             });
         }
         let leaves = leaf_hashes(self.backend, index << height, 1 << height)?;
-        Ok(fold_perfect(leaves))
+        Ok(merkle::perfect_root(&leaves))
     }
 }
 
@@ -52,7 +52,7 @@ pub(crate) fn leaf_of_stored(raw: &[u8]) -> Option<Digest> {
 }
 
 /// The leaf hashes of the `count` ledger entries after the first `first`.
-fn leaf_hashes(backend: &dyn Backend, first: u64, count: u64) -> Result<Vec<Digest>, StoreError> {
+pub(crate) fn leaf_hashes(backend: &dyn Backend, first: u64, count: u64) -> Result<Vec<Digest>, StoreError> {
     let mut out = Vec::with_capacity(count as usize);
     let start = ledger::ledger_key(first + 1);
     for item in backend.scan(Keyspace::Ledger, &start, b"").take(count as usize) {
@@ -69,14 +69,6 @@ fn leaf_hashes(backend: &dyn Backend, first: u64, count: u64) -> Result<Vec<Dige
         return Err(StoreError::DataLoss { what: format!("ledger entry {} is missing", first + 1 + out.len() as u64) });
     }
     Ok(out)
-}
-
-/// The root of leaves whose count is a power of two.
-fn fold_perfect(mut level: Vec<Digest>) -> Digest {
-    while level.len() > 1 {
-        level = level.chunks_exact(2).map(|pair| merkle::node_hash(&pair[0], &pair[1])).collect();
-    }
-    level[0]
 }
 
 /// The frontier of the tree of the ledger's first `size` entries, from the

@@ -64,6 +64,36 @@ impl TestAppliance {
         Ok(())
     }
 
+    /// Changes the config (`adjust`), then restarts on the same data.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut WormboxdConfig)) -> anyhow::Result<()> {
+        adjust(&mut self.config);
+        self.restart().await
+    }
+
+    /// A second appliance on a copy of this one's data, taken while it was
+    /// stopped (it is restarted): the same signing key and admin, the same
+    /// history up to now, and its own from here on (a fork, or a restored
+    /// backup). Its clock starts where this one's is.
+    pub async fn fork(&mut self) -> anyhow::Result<TestAppliance> {
+        self.stop().await?;
+        let dir = tempfile::Builder::new().prefix("wormbox-fork-").tempdir().context("creating temp dir")?;
+        let copy = dir.path().join("data");
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&self.config.storage.data_dir)
+            .arg(&copy)
+            .status()
+            .context("copying the data directory")?;
+        anyhow::ensure!(copied.success(), "cp -a failed");
+        self.restart().await?;
+        let mut config = self.config.clone();
+        config.storage.data_dir = copy;
+        let clock = Arc::new(ManualClock::new(self.clock.now()));
+        let server = wormbox_server::start(&config, clock.clone()).await.context("starting the fork")?;
+        let admin_credential = self.admin_credential.clone();
+        Ok(TestAppliance { dir, config, clock, server: Some(server), admin_credential })
+    }
+
     /// The server's `http://` endpoint.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.server().addr)

@@ -81,7 +81,7 @@ pub(crate) async fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<()
         write_whole(&path, reply.note.as_bytes())?;
         println!("signed note written to {} (verifier key {})", path.display(), reply.note_verifier_key);
     }
-    let file = checkpoint_file(&reply.checkpoint.context("the appliance sent no checkpoint")?);
+    let file = checkpoint_file(reply.checkpoint.as_ref().context("the appliance sent no checkpoint")?);
     let text = serde_json::to_string_pretty(&file)? + "\n";
     match out {
         Some(path) => {
@@ -91,5 +91,37 @@ pub(crate) async fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<()
         None if cx.json => print!("{text}"),
         None => println!("{}", file.describe()),
     }
+    if !cx.json {
+        for line in witness_lines(&reply) {
+            println!("  {line}");
+        }
+    }
     Ok(())
+}
+
+/// What the witnesses said: who cosigned this checkpoint, and each
+/// witness's newest cosigned checkpoint and refusal.
+fn witness_lines(reply: &v1::GetCheckpointResponse) -> Vec<String> {
+    let time = |seconds: u64| wormbox_model::Timestamp(seconds as i64 * 1_000_000).to_rfc3339();
+    let mut out: Vec<String> =
+        reply.cosignatures.iter().map(|c| format!("cosigned by witness {} at {}", c.name, time(c.timestamp))).collect();
+    for w in &reply.witnesses {
+        let cosigned = match w.cosigned_sequence {
+            0 => "has cosigned no checkpoint".to_owned(),
+            sequence => format!("newest cosigned checkpoint at ledger entry {sequence}"),
+        };
+        let refused = match (w.refused_sequence, w.fork) {
+            (0, _) => String::new(),
+            (sequence, true) => format!(
+                "; REFUSED the checkpoint at {sequence} (HTTP {}: {}): it cosigned a history this ledger does not \
+                 extend (a fork)",
+                w.refused_status, w.refused_why
+            ),
+            (sequence, false) => {
+                format!("; refused the checkpoint at {sequence} (HTTP {}: {})", w.refused_status, w.refused_why)
+            }
+        };
+        out.push(format!("witness {}: {cosigned}{refused}", w.name));
+    }
+    out
 }

@@ -17,11 +17,13 @@ use wormbox_proto::v1;
 use wormbox_reports::CheckpointFile;
 use wormbox_reports::audit;
 use wormbox_reports::export::{self, Manifest, ManifestEntry};
+use wormbox_store::tiles::Tile;
 
 use crate::client::Clients;
 use crate::commands::Context;
 use crate::commands::audit::audit_records;
 use crate::commands::checkpoint::{checkpoint_file, read_public_key};
+use crate::commands::proof::inclusion_file;
 use crate::output::{Progress, mode_name, print, write_whole};
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -161,7 +163,7 @@ pub(crate) async fn run(cx: &Context, args: ExportArgs) -> anyhow::Result<()> {
     progress.finish();
     // The checkpoint comes after the listing, so it covers every listed write.
     let reply = clients.compliance().get_checkpoint(v1::GetCheckpointRequest { sequence: 0 }).await?.into_inner();
-    let checkpoint = checkpoint_file(&reply.checkpoint.context("the appliance sent no checkpoint")?);
+    let checkpoint = checkpoint_file(reply.checkpoint.as_ref().context("the appliance sent no checkpoint")?);
     let request = v1::AuditLogRequest { from_sequence: 1, to_sequence: checkpoint.sequence, ..Default::default() };
     let records = audit_records(clients, request).await?;
     let keys: HashSet<&str> = manifest.entries.iter().map(|e| e.key.as_str()).collect();
@@ -180,9 +182,13 @@ pub(crate) async fn run(cx: &Context, args: ExportArgs) -> anyhow::Result<()> {
     write_whole(&out.join(export::MANIFEST_CSV), manifest.to_csv().as_bytes())?;
     write_whole(&out.join(export::PUBLIC_KEY), format!("{}\n", hex::encode(&reply.public_key)).as_bytes())?;
     write_whole(&out.join(export::CHECKPOINT), (serde_json::to_string_pretty(&checkpoint)? + "\n").as_bytes())?;
+    let tiles = write_evidence(clients, out, &manifest, (&checkpoint, &reply))
+        .await
+        .context("writing the proofs and tiles of the export")?;
     std::fs::remove_file(&state_path).context("marking the export complete")?;
     println!(
-        "exported {} versions ({} bytes, {} fetched now) of bucket {} to {}, bound to {}",
+        "exported {} versions ({} bytes, {} fetched now) of bucket {} to {}, each with its inclusion proof, and the \
+         ledger's tree in {tiles} tiles, bound to {}",
         manifest.entries.len(),
         total_bytes,
         fetched,
@@ -191,6 +197,70 @@ pub(crate) async fn run(cx: &Context, args: ExportArgs) -> anyhow::Result<()> {
         checkpoint.describe()
     );
     Ok(())
+}
+
+/// Writes each version's inclusion proof against the export's checkpoint
+/// and the ledger's tree up to it as tlog-tiles (with the checkpoint as a
+/// signed note); returns how many tiles. Both are written anew each time,
+/// since a resumed export may be bound to a later checkpoint.
+async fn write_evidence(
+    clients: &Clients,
+    out: &Path,
+    manifest: &Manifest,
+    (checkpoint, reply): (&CheckpointFile, &v1::GetCheckpointResponse),
+) -> anyhow::Result<usize> {
+    if reply.note.is_empty() {
+        bail!(
+            "the checkpoint of the ledger's head was signed before the ledger's Merkle tree, so no proof leads to it: \
+             export again once the ledger has moved on"
+        );
+    }
+    for folder in [export::PROOFS, export::TLOG] {
+        match std::fs::remove_dir_all(out.join(folder)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("clearing `{folder}`"));
+            }
+            _ => {}
+        }
+    }
+    std::fs::create_dir_all(out.join(export::PROOFS))?;
+    let progress = Progress::items("proving", Some(manifest.entries.len() as u64));
+    let mut compliance = clients.compliance();
+    for (index, entry) in manifest.entries.iter().enumerate() {
+        let request = v1::GetInclusionProofRequest {
+            bucket: manifest.bucket.clone(),
+            key: entry.key.clone(),
+            version_id: entry.version_id.clone(),
+            tree_size: checkpoint.sequence,
+            ..Default::default()
+        };
+        let proof = compliance
+            .get_inclusion_proof(request)
+            .await
+            .with_context(|| format!("proving {} {}", entry.key, entry.version_id))?
+            .into_inner();
+        let bytes = std::fs::read(out.join(&entry.file))?;
+        let file = inclusion_file(&proof, checkpoint.clone(), &reply.public_key, Some(&bytes))
+            .with_context(|| format!("{} {}", entry.key, entry.version_id))?;
+        write_whole(&out.join(export::proof_file(index)), (serde_json::to_string_pretty(&file)? + "\n").as_bytes())?;
+        progress.step(1);
+    }
+    progress.finish();
+    let tlog = out.join(export::TLOG);
+    std::fs::create_dir_all(&tlog)?;
+    write_whole(&tlog.join(export::TLOG_CHECKPOINT), reply.note.as_bytes())?;
+    let tiles = Tile::of_tree(checkpoint.sequence);
+    let progress = Progress::items("copying the ledger's tiles", Some(tiles.len() as u64));
+    for tile in &tiles {
+        let path = tile.to_string();
+        let data = compliance.get_tile(v1::GetTileRequest { path: path.clone() }).await?.into_inner().data;
+        let file = tlog.join(&path);
+        std::fs::create_dir_all(file.parent().expect("a tile path has folders"))?;
+        write_whole(&file, &data)?;
+        progress.step(1);
+    }
+    progress.finish();
+    Ok(tiles.len())
 }
 
 #[derive(Debug, Args)]
@@ -216,13 +286,15 @@ pub(crate) fn verify(args: &VerifyExportArgs, json_mode: bool) -> anyhow::Result
         "ok": check.is_ok(),
         "versions": check.versions,
         "bytes": check.bytes,
+        "proofs": check.proofs,
+        "tiles": check.tiles,
         "ledger_entries": check.ledger_entries,
         "checkpoint": check.checkpoint,
         "problems": check.problems,
     });
     let mut text = format!(
-        "{} versions ({} bytes) and {} ledger entries checked against {bound}",
-        check.versions, check.bytes, check.ledger_entries
+        "{} versions ({} bytes, {} inclusion proofs) and {} ledger entries ({} tiles) checked against {bound}",
+        check.versions, check.bytes, check.proofs, check.ledger_entries, check.tiles
     );
     if key.is_none() {
         text.push_str("\n  note: the public key was read from the export; pass --public-key with a copy obtained from the appliance independently");

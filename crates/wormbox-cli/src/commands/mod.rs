@@ -32,6 +32,7 @@ pub(crate) mod report;
 pub(crate) mod retention;
 pub(crate) mod status;
 pub(crate) mod verify;
+pub(crate) mod witness;
 
 /// What every online command runs with: the connection, the `--mfa` source
 /// and the output mode.

@@ -13,6 +13,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::json;
 use wormbox_proto::v1;
+use wormbox_reports::CheckpointFile;
 use wormbox_reports::proof::{
     CONSISTENCY_FORMAT, ConsistencyProofFile, EntryDescription, INCLUSION_FORMAT, InclusionProofFile,
 };
@@ -70,7 +71,7 @@ pub(crate) async fn prove(cx: &Context, args: ProveArgs) -> anyhow::Result<()> {
         _ => bail!("name a version (BUCKET KEY --version-id ID) or --ledger-sequence N"),
     }
     let reply = cx.clients.compliance().get_inclusion_proof(request).await?.into_inner();
-    let sent = checkpoint_file(&reply.checkpoint.context("the appliance sent no checkpoint")?);
+    let sent = checkpoint_file(reply.checkpoint.as_ref().context("the appliance sent no checkpoint")?);
     let checkpoint = match kept {
         Some(kept) if kept.checkpoint() != sent.checkpoint() => bail!(
             "the appliance's checkpoint at ledger entry {} is not the one in your file: it signed another statement",
@@ -79,20 +80,8 @@ pub(crate) async fn prove(cx: &Context, args: ProveArgs) -> anyhow::Result<()> {
         Some(kept) => kept,
         None => sent,
     };
-    let entry =
-        LedgerEntry::decode_canonical(&reply.entry).context("the appliance sent an entry that does not decode")?;
-    let file = InclusionProofFile {
-        format: INCLUSION_FORMAT.to_owned(),
-        ledger_sequence: reply.ledger_sequence,
-        tree_size: checkpoint.sequence,
-        entry: hex::encode(&reply.entry),
-        path: reply.path.iter().map(hex::encode).collect(),
-        checkpoint,
-        described: EntryDescription::of(&entry),
-    };
-    // What is written is checked as a verifier will check it.
-    let key = key.unwrap_or(reply.public_key);
-    file.check(&key, None).map_err(|e| anyhow::anyhow!("the appliance's proof does not verify: {e}"))?;
+    let key = key.unwrap_or_else(|| reply.public_key.clone());
+    let file = inclusion_file(&reply, checkpoint, &key, None)?;
     write_whole(&args.out, (serde_json::to_string_pretty(&file)? + "\n").as_bytes())?;
     let text = format!(
         "proof of ledger entry {} ({} {}/{}) in the tree of {} entries written to {}",
@@ -105,6 +94,30 @@ pub(crate) async fn prove(cx: &Context, args: ProveArgs) -> anyhow::Result<()> {
     );
     print(cx.json, json!({"ledger_sequence": file.ledger_sequence, "tree_size": file.tree_size}), text);
     Ok(())
+}
+
+/// The proof file of a GetInclusionProof reply against `checkpoint`,
+/// checked as a verifier will check it (with the version's `bytes` when
+/// given) before anyone writes it.
+pub(crate) fn inclusion_file(
+    reply: &v1::GetInclusionProofResponse,
+    checkpoint: CheckpointFile,
+    key: &[u8],
+    bytes: Option<&[u8]>,
+) -> anyhow::Result<InclusionProofFile> {
+    let entry =
+        LedgerEntry::decode_canonical(&reply.entry).context("the appliance sent an entry that does not decode")?;
+    let file = InclusionProofFile {
+        format: INCLUSION_FORMAT.to_owned(),
+        ledger_sequence: reply.ledger_sequence,
+        tree_size: checkpoint.sequence,
+        entry: hex::encode(&reply.entry),
+        path: reply.path.iter().map(hex::encode).collect(),
+        checkpoint,
+        described: EntryDescription::of(&entry),
+    };
+    file.check(key, bytes).map_err(|e| anyhow::anyhow!("the appliance's proof does not verify: {e}"))?;
+    Ok(file)
 }
 
 #[derive(Debug, Args)]

@@ -136,12 +136,25 @@ impl Compliance for ComplianceService {
         let get = app::GetCheckpoint { sequence: request.get_ref().sequence };
         let checkpoint = self.app.checkpoint(&actor, get).await.map_err(status)?;
         let public_key = self.app.public_key();
-        let (note, note_verifier_key) = self.app.checkpoint_note(&checkpoint).unwrap_or_default();
+        let (mut note, note_verifier_key) = self.app.checkpoint_note(&checkpoint).unwrap_or_default();
+        let store = self.app.store();
+        let cosigned = store.witness_cosignatures(checkpoint.sequence).map_err(status)?;
+        let mut cosignatures = Vec::new();
+        for (name, line) in cosigned {
+            let timestamp = wormbox_witness::cosign::timestamp_of(&line).unwrap_or_default();
+            if !note.is_empty() {
+                note.push_str(&line);
+            }
+            cosignatures.push(v1::WitnessCosignature { name, timestamp, line });
+        }
+        let witnesses = store.witnesses().map_err(status)?.into_iter().map(convert::witness_to_wire).collect();
         Ok(Response::new(v1::GetCheckpointResponse {
             checkpoint: Some(convert::checkpoint_to_wire(&checkpoint, public_key)),
             public_key: public_key.to_vec(),
             note,
             note_verifier_key,
+            cosignatures,
+            witnesses,
         }))
     }
 
@@ -230,6 +243,12 @@ impl Compliance for ComplianceService {
                 .map(|(sequence, entry, hash)| v1::LedgerEntryBytes { sequence, entry, chain_hash: hash.0.to_vec() })
                 .collect(),
         }))
+    }
+
+    async fn get_tile(&self, request: Request<v1::GetTileRequest>) -> Result<Response<v1::GetTileResponse>, Status> {
+        let actor = authenticate(&self.app, &request)?;
+        let data = self.app.tile(&actor, &request.into_inner().path).await.map_err(status)?;
+        Ok(Response::new(v1::GetTileResponse { data }))
     }
 
     type AuditLogStream = BoxStream<'static, Result<v1::AuditEntry, Status>>;

@@ -476,3 +476,15 @@ pub(crate) fn appliance_status_to_wire(s: &wormbox_app::ApplianceStatus, public_
         lockouts: s.lockouts,
     }
 }
+
+/// What the archive recorded of a witness, as GetCheckpoint sends it.
+pub(crate) fn witness_to_wire(w: wormbox_store::WitnessState) -> v1::WitnessStatus {
+    let (cosigned_sequence, cosigned_timestamp) = w.cosigned.unwrap_or_default();
+    let mut out = v1::WitnessStatus { name: w.name, cosigned_sequence, cosigned_timestamp, ..Default::default() };
+    if let Some(refusal) = w.refusal {
+        out.fork = refusal.is_fork();
+        (out.refused_sequence, out.refused_status, out.refused_why) =
+            (refusal.sequence, u32::from(refusal.status), refusal.why);
+    }
+    out
+}

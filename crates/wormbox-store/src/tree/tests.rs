@@ -549,3 +549,56 @@ async fn a_version_s_entry_is_found_across_runs_of_other_entries_longer_than_a_p
         assert!(!matches!(written_entry_probing(&backend, (head, "bucket", "k1", never), probe), Ok(Some(_))));
     }
 }
+
+/// The tiles (C2SP tlog-tiles) are the stored tree: every one of them is
+/// recomputed from the entries and leads to the root; a partial tile is
+/// the start of the full one and never changes; tiles past the ledger are
+/// refused, and a changed tile does not check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_s_tiles_are_its_tree_in_the_tlog_tiles_layout() {
+    use crate::tiles::{self, Tile};
+    let (backend, store) = archive(600).await;
+    let size = store.ledger_head().unwrap().0;
+    let root = store.merkle_root(size).unwrap();
+    let entries = tiles::check(size, &root, &mut |t| store.tile(t).map_err(|e| e.to_string())).unwrap();
+    let stored: Vec<Vec<u8>> = backend
+        .scan(Keyspace::Ledger, b"", b"")
+        .map(|item| ledger::split_stored(&item.unwrap().1).unwrap().0.to_vec())
+        .collect();
+    assert_eq!(entries, stored);
+    let level_1 = Tile::Hashes { level: 1, index: 0, width: (size / 256) as u16 };
+    assert_eq!(
+        store.tile(level_1).unwrap(),
+        [
+            meta::load_merkle_node(&backend, 8, 0).unwrap().unwrap().0,
+            meta::load_merkle_node(&backend, 8, 1).unwrap().unwrap().0
+        ]
+        .concat()
+    );
+
+    let tampered = Tile::Hashes { level: 0, index: 1, width: 256 };
+    let err = tiles::check(size, &root, &mut |t| {
+        let mut bytes = store.tile(t).map_err(|e| e.to_string())?;
+        if t == tampered {
+            bytes[40] ^= 1;
+        }
+        Ok(bytes)
+    })
+    .unwrap_err();
+    assert!(err.contains("tile/0/001"), "{err}");
+    let other_root = store.merkle_root(size - 1).unwrap();
+    assert!(tiles::check(size, &other_root, &mut |t| store.tile(t).map_err(|e| e.to_string())).is_err());
+
+    let partial = Tile::Hashes { level: 0, index: size / 256, width: (size % 256) as u16 };
+    let bundle = Tile::Entries { index: size / 256, width: (size % 256) as u16 };
+    let (before, bundle_before) = (store.tile(partial).unwrap(), store.tile(bundle).unwrap());
+    let full = Tile::Hashes { level: 0, index: size / 256, width: 256 };
+    let err = store.tile(full).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
+    write(&store, 300, "b").await;
+    assert_eq!((store.tile(partial).unwrap(), store.tile(bundle).unwrap()), (before.clone(), bundle_before));
+    assert!(store.tile(full).unwrap().starts_with(&before));
+    for tile in [Tile::Hashes { level: 2, index: 0, width: 1 }, Tile::Entries { index: 9, width: 1 }] {
+        assert!(matches!(store.tile(tile), Err(StoreError::InvalidArgument(_))), "{tile}");
+    }
+}

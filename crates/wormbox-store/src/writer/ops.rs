@@ -18,3 +18,4 @@ pub(super) mod lock;
 pub(super) mod object;
 pub(super) mod principal;
 pub(crate) mod replica;
+pub(crate) mod witness;
