@@ -23,7 +23,12 @@ origin, size and root (C2SP tlog-checkpoint).
 
     verify_proof.py PROOF.json --public-key appliance.pub [--bytes FILE]
     verify_proof.py --consistency PROOF.json --public-key appliance.pub
-    verify_proof.py --note CHECKPOINT.note --public-key appliance.pub
+    verify_proof.py --note CHECKPOINT.note --public-key appliance.pub [--witness VKEY ...]
+
+With --witness (a witness's verifier key, `<name>+<key id>+base64(0x04 ||
+key)`, as `wormbox witness init` prints it), the note must also carry that
+witness's cosignature (C2SP tlog-cosignature, Ed25519 cosignature/v1: over
+"cosignature/v1\\ntime <t>\\n" and the note's body).
 
 Exit status 0 when the proof holds, 1 when it does not (the reason on
 stderr), 2 on bad usage.
@@ -312,6 +317,41 @@ def open_note(text, raw_key, public_key):
     return int(size), root
 
 
+def check_cosignature(text, vkey):
+    """The timestamp of the cosignature of witness `vkey` on note `text`."""
+    name, key_id, typed = (vkey.split("+", 2) + ["", ""])[:3]
+    try:
+        typed = base64.b64decode(typed, validate=True)
+    except ValueError:
+        raise Refused("the witness key is not base64")
+    if not name or len(typed) != 33 or typed[0] != 0x04:
+        raise Refused("the witness key is not an Ed25519 cosignature/v1 verifier key")
+    expected_id = hashlib.sha256(name.encode() + b"\n\x04" + typed[1:]).digest()[:4]
+    if expected_id.hex() != key_id:
+        raise Refused("the witness key's id is not the one its name and key make")
+    witness = Ed25519PublicKey.from_public_bytes(typed[1:])
+    body, _, signatures = text.partition("\n\n")
+    body += "\n"
+    for line in signatures.splitlines():
+        line_name, _, blob = line[2:].partition(" ")
+        if not line.startswith("\u2014 ") or line_name != name:
+            continue
+        try:
+            blob = base64.b64decode(blob, validate=True)
+        except ValueError:
+            continue
+        if len(blob) != 76 or blob[:4] != expected_id:
+            continue
+        timestamp = struct.unpack(">Q", blob[4:12])[0]
+        message = f"cosignature/v1\ntime {timestamp}\n{body}".encode()
+        try:
+            witness.verify(blob[12:], message)
+        except InvalidSignature:
+            continue
+        return timestamp
+    raise Refused(f"the note carries no valid cosignature of witness {name}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("proof")
@@ -319,6 +359,7 @@ def main():
     parser.add_argument("--bytes", help="the record's bytes, checked against the entry's SHA-256")
     parser.add_argument("--consistency", action="store_true", help="the file is a consistency proof")
     parser.add_argument("--note", action="store_true", help="the file is a checkpoint as a signed note")
+    parser.add_argument("--witness", action="append", default=[], help="with --note: a witness's verifier key whose cosignature the note must carry")
     args = parser.parse_args()
     try:
         with open(args.public_key, encoding="ascii") as f:
@@ -326,8 +367,14 @@ def main():
         key = Ed25519PublicKey.from_public_bytes(raw_key)
         if args.note:
             with open(args.proof, encoding="utf-8", newline="") as f:
-                size, root = open_note(f.read(), raw_key, key)
-            print(f"ok: a signed checkpoint of {size} entries, root {root.hex()}")
+                text = f.read()
+            size, root = open_note(text, raw_key, key)
+            cosigned = ""
+            for vkey in args.witness:
+                timestamp = check_cosignature(text, vkey.strip())
+                when = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat()
+                cosigned += f"; cosigned by {vkey.split('+', 1)[0]} at {when}"
+            print(f"ok: a signed checkpoint of {size} entries, root {root.hex()}{cosigned}")
             return 0
         with open(args.proof, encoding="utf-8") as f:
             doc = json.load(f)

@@ -110,6 +110,10 @@ struct Args {
     /// `report`), for a quicker run of the others; skipped cells print `-`.
     #[arg(long, value_delimiter = ',')]
     scale_skip: Vec<String>,
+    /// The size of the records `--scale` fills with (1 KiB by default;
+    /// smaller ones make a ledger of more entries fit the disk).
+    #[arg(long, default_value_t = 1024)]
+    scale_record_bytes: usize,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,

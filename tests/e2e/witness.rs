@@ -90,6 +90,7 @@ async fn a_witness_cosigns_each_checkpoint_and_refuses_a_forked_copy_of_the_ledg
     let refused = witnessed(&forked, forked_head.sequence, |r| r.witnesses.iter().any(|w| w.fork)).await;
     let status = &refused.witnesses[0];
     assert_eq!((status.refused_sequence, status.refused_status), (forked_head.sequence, 422), "{status:?}");
+    assert_eq!((status.fork_sequence, status.fork_status), (forked_head.sequence, 422), "{status:?}");
     assert!(refused.cosignatures.is_empty());
     assert_eq!(witness.recorded()[&origin].0, second, "the witness's record did not move");
 

@@ -1,8 +1,9 @@
 //! `loadgen --scale SIZES`: how the archive's costs grow with its size. A
 //! real `wormboxd`, a child process so that it can be killed with SIGKILL,
-//! is filled through Ingest with 1 KiB records of random bytes to each size
+//! is filled through Ingest with 1 KiB records of random bytes (or
+//! `--scale-record-bytes`, so that a larger ledger fits a disk) to each size
 //! in turn (versions, counted from durable acks), and at each size the run
-//! measures: the 1 KiB Ingest rate over the fill's last `--duration-secs`
+//! measures: the Ingest rate of those records over the fill's last `--duration-secs`
 //! (so that measuring adds no versions); how long `wormboxd` takes to serve
 //! again after `kill -9` right after the fill's last ack (its log replay);
 //! GetObject of a random version (whole body) and HeadObject, p50 and p99
@@ -41,7 +42,6 @@ use wormbox_proto::{ArchiveClient, BearerAuth, v1};
 use super::{Args, Histogram, end_progress, machine, ms, write_out};
 
 const BUCKET: &str = "scale";
-const RECORD_BYTES: usize = 1024;
 /// Versions sampled (uniformly, over the whole run) for the read phases.
 const SAMPLES: usize = 20_000;
 /// Reads of each kind per size.
@@ -264,7 +264,7 @@ async fn ingest(
     for s in 0..args.streams {
         let mut client = clients(daemon, credential).await?.archive;
         let (next, acked, sample) = (Arc::clone(next), Arc::clone(&acked), Arc::clone(sample));
-        let window = args.window;
+        let (window, record_bytes) = (args.window, args.scale_record_bytes);
         handles.push(tokio::spawn(async move {
             let credits = Arc::new(Semaphore::new(window));
             let (tx, rx) = mpsc::channel::<v1::IngestRecord>(window);
@@ -280,7 +280,7 @@ async fn ingest(
                             next.fetch_sub(1, Ordering::Relaxed);
                             break;
                         }
-                        let mut data = vec![0; RECORD_BYTES];
+                        let mut data = vec![0; record_bytes];
                         rng.fill(&mut data);
                         let record = v1::IngestRecord {
                             sequence: n,
@@ -341,7 +341,12 @@ async fn ingest(
 
 /// GetObject (whole body) or HeadObject of `READS` random sampled versions,
 /// one at a time.
-async fn reads(archive: &mut ArchiveClient, sample: &[(u64, String)], get: bool) -> anyhow::Result<Histogram> {
+async fn reads(
+    archive: &mut ArchiveClient,
+    sample: &[(u64, String)],
+    get: bool,
+    record_bytes: usize,
+) -> anyhow::Result<Histogram> {
     let mut rng = Rng(0xDEC0_DE00 + u64::from(get));
     let mut latencies = Histogram::default();
     for _ in 0..READS {
@@ -356,11 +361,11 @@ async fn reads(archive: &mut ArchiveClient, sample: &[(u64, String)], get: bool)
                     bytes += data.len();
                 }
             }
-            anyhow::ensure!(bytes == RECORD_BYTES, "version {version_id} of record {n} read back {bytes} bytes");
+            anyhow::ensure!(bytes == record_bytes, "version {version_id} of record {n} read back {bytes} bytes");
         } else {
             let request = v1::HeadObjectRequest { bucket: BUCKET.into(), key: key(*n), version_id: version_id.clone() };
             let head = archive.head_object(request).await?.into_inner();
-            anyhow::ensure!(head.version.is_some_and(|v| v.size == RECORD_BYTES as u64), "record {n}: {version_id}");
+            anyhow::ensure!(head.version.is_some_and(|v| v.size == record_bytes as u64), "record {n}: {version_id}");
         }
         latencies.add(at.elapsed());
     }
@@ -628,8 +633,8 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
 
         eprintln!("scale: {size} versions: reads and listings ...");
         let kept = sample.lock().expect("sample").kept.clone();
-        row.get = reads(&mut c.archive, &kept, true).await?;
-        row.head = reads(&mut c.archive, &kept, false).await?;
+        row.get = reads(&mut c.archive, &kept, true, args.scale_record_bytes).await?;
+        row.head = reads(&mut c.archive, &kept, false, args.scale_record_bytes).await?;
         row.list = pages(&mut c.archive, &kept).await?;
         (row.proofs, row.proof_hashes) = proofs(&mut c.compliance).await?;
 
@@ -686,7 +691,7 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
         format!(
             "Command: `cargo build --release -p wormbox-server --bin wormboxd && cargo bench -p wormbox-benches \
              --bench loadgen -- --scale {sizes} --duration-secs {} --streams {} --window {} --block-cache-mib {} \
-             --write-buffer-mib {}{}`",
+             --write-buffer-mib {}{}{}`",
             args.duration_secs,
             args.streams,
             args.window,
@@ -697,14 +702,21 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
             } else {
                 format!(" --scale-skip {}", args.scale_skip.join(","))
             },
+            if args.scale_record_bytes == 1024 {
+                String::new()
+            } else {
+                format!(" --scale-record-bytes {}", args.scale_record_bytes)
+            },
         ),
         format!("Disk sequential read (4 GiB file, cache dropped, 1 MiB reads): {disk_read:.0} MB/s"),
         String::new(),
-        "| versions | fill: s (records/s) | on disk GB | Ingest 1 KiB records/s | GetObject p50 / p99 ms | \
+        format!(
+            "| versions | fill: s (records/s) | on disk GB | Ingest {} B records/s | GetObject p50 / p99 ms | \
          HeadObject p50 / p99 ms | ListObjectVersions 1,000 p50 / p99 ms | GetInclusionProof p50 / p99 ms (path \
          hashes) | serving after kill -9 s (log replayed MB) | verify MB/s (of disk read); daemon peak GB | retention \
-         report s (rows) |"
-            .to_owned(),
+         report s (rows) |",
+            args.scale_record_bytes
+        ),
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
     ];
     for row in rows {

@@ -26,7 +26,9 @@ impl Clients {
         v1::admin_client::AdminClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
     pub(crate) fn compliance(&self) -> ComplianceClient {
+        // An entry bundle of 256 large entries is over tonic's 4 MiB default.
         v1::compliance_client::ComplianceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(64 << 20)
     }
     pub(crate) fn mfa(&self) -> MfaClient {
         v1::mfa_client::MfaClient::with_interceptor(self.channel.clone(), self.auth.clone())

@@ -157,6 +157,19 @@ async fn reports_audit_export_and_offline_verification_through_the_cli() {
     let caught = failed(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
     assert!(caught.contains("tlog/") && caught.contains("tile/0/"), "{caught}");
     std::fs::write(&tile, &kept_tile).unwrap();
+    // Claiming the format before proofs, to skip them, is caught; so is a
+    // file among the tiles that no tile path names.
+    let manifest_file = export.join("manifest.json");
+    let kept_manifest = std::fs::read_to_string(&manifest_file).unwrap();
+    std::fs::write(&manifest_file, kept_manifest.replace("wormbox-export-v2", "wormbox-export-v1")).unwrap();
+    let downgraded = failed(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
+    assert!(downgraded.contains("says wormbox-export-v1"), "{downgraded}");
+    std::fs::write(&manifest_file, &kept_manifest).unwrap();
+    std::fs::write(export.join("tlog/tile/stray"), b"x").unwrap();
+    let stray = failed(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
+    assert!(stray.contains("is not a tile of the checkpoint's tree"), "{stray}");
+    std::fs::remove_file(export.join("tlog/tile/stray")).unwrap();
+    ok(&run(&["verify-export", path(&export), "--public-key", path(&key)]));
     let note = std::fs::read_to_string(export.join("tlog/checkpoint")).unwrap();
     assert!(note.starts_with("wormbox.invalid/"), "{note}");
     let manifest: Value =
@@ -423,7 +436,9 @@ async fn a_witness_run_with_the_cli_cosigns_the_appliance_s_checkpoints() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    std::io::BufReader::new(serving.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // Kept open to the end: the witness's stdout is not closed under it.
+    let mut banner = std::io::BufReader::new(serving.stdout.take().unwrap());
+    banner.read_line(&mut first).unwrap();
     let url = first.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(first.contains(&vkey) && url.starts_with("http://127.0.0.1:"), "{first}");
 
@@ -449,13 +464,32 @@ async fn a_witness_run_with_the_cli_cosigns_the_appliance_s_checkpoints() {
         shown_after.contains("witness witness.test/cli: newest cosigned checkpoint at ledger entry"),
         "{shown_after}"
     );
-    let note = dir.join("cp.note");
-    ok(&run(&["checkpoint", "--note", path(&note)]));
-    let note = std::fs::read_to_string(&note).unwrap();
+    let note_file = dir.join("cp.note");
+    ok(&run(&["checkpoint", "--note", path(&note_file)]));
+    let note = std::fs::read_to_string(&note_file).unwrap();
     assert_eq!(note.matches("\n\u{2014} ").count(), 2, "the appliance's signature and the witness's: {note}");
     assert!(note.contains("\u{2014} witness.test/cli "), "{note}");
+    // The independent verifier checks the witness's cosignature too.
+    if let Some(python) = verifier_python() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/verify_proof.py");
+        let check = |note: &Path| {
+            Command::new(&python)
+                .arg(&script)
+                .args(["--note", path(note), "--public-key", path(&appliance_key), "--witness", &vkey])
+                .output()
+                .unwrap()
+        };
+        assert!(ok(&check(&note_file)).contains("cosigned by witness.test/cli"));
+        let uncosigned = dir.join("uncosigned.note");
+        let own_line_only: String =
+            note.lines().filter(|l| !l.contains("witness.test/cli")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&uncosigned, own_line_only).unwrap();
+        assert!(failed(&check(&uncosigned)).contains("no valid cosignature of witness witness.test/cli"));
+    }
+    assert!(serving.try_wait().unwrap().is_none(), "the witness is still serving");
     serving.kill().unwrap();
     serving.wait().unwrap();
+    drop(banner);
     let recorded = std::fs::read_to_string(&state).unwrap();
     assert!(recorded.lines().any(|l| l.starts_with("wormbox.invalid/")), "{recorded}");
 }

@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use wormbox_model::{Digest, Timestamp};
 use wormbox_store::evidence::Checkpoint;
 use wormbox_store::ledger::LedgerOp;
-use wormbox_store::{note, tiles};
+use wormbox_store::note;
+use wormbox_store::tiles::{self, Tile};
 
 use crate::audit::{AuditRecord, chain};
 use crate::checkpoint::{CheckpointFile, parse_public_key};
@@ -226,7 +227,8 @@ pub fn verify_with_progress(
     let file: CheckpointFile =
         serde_json::from_str(&read_text(&dir.join(CHECKPOINT))?).map_err(|e| malformed(CHECKPOINT, e.to_string()))?;
     let checkpoint = file.checkpoint().map_err(|e| malformed(CHECKPOINT, e))?;
-    if !checkpoint.verify(&key) {
+    let signed = checkpoint.verify(&key);
+    if !signed {
         check.problems.push(format!("{CHECKPOINT}: the signature does not verify with the public key"));
     }
     check.checkpoint = Some(file);
@@ -237,10 +239,12 @@ pub fn verify_with_progress(
             serde_json::from_str(line).map_err(|e| malformed(LEDGER, format!("line {}: {e}", n + 1)))?;
         records.push(record);
     }
+    let mut anchored = signed;
     match chain(&records) {
         Ok((n, head)) => {
             check.ledger_entries = n;
             if n != checkpoint.sequence || head != checkpoint.head {
+                anchored = false;
                 check.problems.push(format!(
                     "{LEDGER} ends at entry {n} with head {}, the checkpoint says entry {} with head {}",
                     head.to_hex(),
@@ -249,7 +253,10 @@ pub fn verify_with_progress(
                 ));
             }
         }
-        Err(why) => check.problems.push(format!("{LEDGER}: {why}")),
+        Err(why) => {
+            anchored = false;
+            check.problems.push(format!("{LEDGER}: {why}"));
+        }
     }
 
     let manifest: Manifest = serde_json::from_str(&read_text(&dir.join(MANIFEST_JSON))?)
@@ -262,13 +269,43 @@ pub fn verify_with_progress(
     if read_text(&dir.join(MANIFEST_CSV))? != manifest.to_csv() {
         check.problems.push(format!("{MANIFEST_CSV} does not state the same entries as {MANIFEST_JSON}"));
     }
-    if proven {
-        check_tiles(dir, &key, &checkpoint, &mut check);
+    // An export bound to a checkpoint that signs a Merkle root was written
+    // with proofs: one that says otherwise was downgraded to skip them.
+    let evidence_present = dir.join(PROOFS).exists() || dir.join(TLOG).exists();
+    if !proven && (checkpoint.tree_root.is_some() || evidence_present) {
+        check.problems.push(format!(
+            "{MANIFEST_JSON} says {FORMAT_V1}, but the export is bound to a checkpoint of the Merkle tree or holds \
+             {PROOFS}/ or {TLOG}/: an export of that checkpoint is {FORMAT}"
+        ));
     }
-    let proofs = proven.then_some((key.as_slice(), check.checkpoint.clone().expect("set above")));
+    // The tiles are only read against a checkpoint that is signed and is
+    // the end of the exported ledger: its size is then no one's claim but
+    // the key's, and bounds the work.
+    if proven && anchored {
+        check_tiles(dir, &key, &checkpoint, &mut check);
+    } else if proven {
+        check
+            .problems
+            .push(format!("{TLOG}/ and {PROOFS}/ were not checked: the checkpoint does not anchor the ledger"));
+    }
+    let proofs = (proven && anchored).then_some((key.as_slice(), check.checkpoint.clone().expect("set above")));
     check_versions(dir, &manifest, &records, proofs, &mut check, progress)?;
     Ok(check)
 }
+
+/// Reads an untrusted file of at most `limit` bytes (a larger one, or one
+/// that is not a regular file, is refused before it is read).
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() || meta.len() > limit {
+        return Err(format!("it is not a regular file of at most {limit} bytes"));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))
+}
+
+/// The most bytes a proof file may take (a path of 64 hashes, an entry, a
+/// checkpoint: a few KiB; anything near this is not one).
+const MAX_PROOF_FILE: u64 = 1 << 20;
 
 /// The tlog-tiles copy: its signed note names the checkpoint's tree, and
 /// every tile and bundle up to it recomputes from the entries to its root.
@@ -278,9 +315,10 @@ fn check_tiles(dir: &Path, key: &[u8], checkpoint: &Checkpoint, check: &mut Expo
         check.problems.push(format!("{CHECKPOINT} names no Merkle root: the export cannot hold proofs against it"));
         return;
     };
-    let note = match std::fs::read_to_string(tlog.join(TLOG_CHECKPOINT)) {
-        Ok(note) => note,
-        Err(e) => return check.problems.push(format!("{TLOG}/{TLOG_CHECKPOINT}: cannot read it: {e}")),
+    let note = match read_bounded(&tlog.join(TLOG_CHECKPOINT), 64 << 10).map(String::from_utf8) {
+        Ok(Ok(note)) => note,
+        Ok(Err(_)) => return check.problems.push(format!("{TLOG}/{TLOG_CHECKPOINT} is not UTF-8")),
+        Err(e) => return check.problems.push(format!("{TLOG}/{TLOG_CHECKPOINT}: {e}")),
     };
     match note::open(&note, key) {
         Ok(opened) if opened.size == checkpoint.sequence && opened.root == root => {}
@@ -297,26 +335,48 @@ fn check_tiles(dir: &Path, key: &[u8], checkpoint: &Checkpoint, check: &mut Expo
     let mut read = 0u64;
     let result = tiles::check(checkpoint.sequence, &root, &mut |tile| {
         read += 1;
-        std::fs::read(tlog.join(tile.to_string())).map_err(|e| format!("{tile}: cannot read it: {e}"))
+        read_bounded(&tlog.join(tile.to_string()), tiles::max_bytes(tile)).map_err(|e| format!("{tile}: {e}"))
     });
     match result {
         Ok(_) => check.tiles = read,
         Err(why) => check.problems.push(format!("{TLOG}/: {why}")),
     }
+    // Nothing else: a file no tile path names is not part of the export.
+    let mut expected: HashSet<PathBuf> =
+        Tile::of_tree(checkpoint.sequence).iter().map(|t| tlog.join(t.to_string())).collect();
+    expected.insert(tlog.join(TLOG_CHECKPOINT));
+    let mut folders = vec![tlog.clone()];
+    while let Some(folder) = folders.pop() {
+        let Ok(listing) = std::fs::read_dir(&folder) else { continue };
+        for item in listing.flatten() {
+            let path = item.path();
+            match item.file_type() {
+                Ok(kind) if kind.is_dir() => folders.push(path),
+                _ if expected.contains(&path) => {}
+                _ => check.problems.push(format!("{} is not a tile of the checkpoint's tree", path.display())),
+            }
+        }
+    }
 }
 
+/// Versions purged by the checkpoint, by (bucket, key, version id), with
+/// the purging entry's sequence.
+type Purged = HashMap<(String, String, String), u64>;
+
 /// Checks the proof of `entry` (the `index`th): it verifies with `key`
-/// against the export's checkpoint and the version's `bytes`, and its entry
-/// wrote this version of this key in this bucket.
+/// against the export's checkpoint and the version's `bytes`, its entry
+/// wrote this version of this key in this bucket, and no later entry up to
+/// the checkpoint purged that version (a `null` version replaced since is
+/// purged: its older bytes and genuine proof do not pass for the current).
 fn check_proof(
     dir: &Path,
     (index, entry, bucket): (usize, &ManifestEntry, &str),
-    (key, checkpoint): (&[u8], &CheckpointFile),
+    (key, checkpoint, purged): (&[u8], &CheckpointFile, &Purged),
     bytes: &[u8],
 ) -> Result<(), String> {
     let name = proof_file(index);
-    let text = std::fs::read_to_string(dir.join(&name)).map_err(|e| format!("cannot read {name}: {e}"))?;
-    let proof: InclusionProofFile = serde_json::from_str(&text).map_err(|e| format!("{name} is malformed: {e}"))?;
+    let text = read_bounded(&dir.join(&name), MAX_PROOF_FILE).map_err(|e| format!("{name}: {e}"))?;
+    let proof: InclusionProofFile = serde_json::from_slice(&text).map_err(|e| format!("{name} is malformed: {e}"))?;
     if proof.checkpoint != *checkpoint {
         return Err(format!("{name} is against another checkpoint than {CHECKPOINT}"));
     }
@@ -330,6 +390,12 @@ fn check_proof(
             written.op.as_str(),
             written.bucket,
             written.key
+        ));
+    }
+    let id = written.version.map(|v| v.to_string()).unwrap_or_default();
+    if let Some(at) = purged.get(&(written.bucket.clone(), written.key.clone(), id)) {
+        return Err(format!(
+            "{name} proves a version that ledger entry {at} purged before the checkpoint: not what the key holds"
         ));
     }
     Ok(())
@@ -352,6 +418,11 @@ fn check_versions(
             written.entry((r.key.clone(), r.sha256.clone())).or_default().push((r.version_id.clone(), r.time.clone()));
         }
     }
+    let purged: Purged = records
+        .iter()
+        .filter(|r| r.operation == LedgerOp::VersionPurged.as_str())
+        .map(|r| ((r.bucket.clone(), r.key.clone(), r.version_id.clone()), r.sequence))
+        .collect();
     let mut files = HashSet::new();
     let mut proof_files = HashSet::new();
     for (index, entry) in manifest.entries.iter().enumerate() {
@@ -389,7 +460,7 @@ fn check_versions(
             ));
         }
         if let Some((key, checkpoint)) = &proofs {
-            match check_proof(dir, (index, entry, &manifest.bucket), (*key, checkpoint), &bytes) {
+            match check_proof(dir, (index, entry, &manifest.bucket), (*key, checkpoint, &purged), &bytes) {
                 Ok(()) => check.proofs += 1,
                 Err(why) => check.problems.push(format!("{name}: {why}")),
             }

@@ -68,7 +68,14 @@ pub(crate) async fn witness_once(store: &Store, signer: &Ed25519Signer, client: 
     }
     let Some(note) = wormbox_store::note::sign(signer, &checkpoint) else { return Ok(()) };
     let mut old = last.unwrap_or(0);
+    let mut attempts = 0;
     let outcome = loop {
+        // Once from the size recorded here, once more from the size the
+        // witness names: a witness whose size keeps changing is not chased.
+        attempts += 1;
+        if attempts > 2 {
+            return Err(format!("the witness named another size again (now {old}); asked again later"));
+        }
         let (proof_store, first, second) = (store.clone(), old, checkpoint.sequence);
         let proof = tokio::task::spawn_blocking(move || proof_store.consistency_proof(first, second))
             .await
@@ -82,7 +89,17 @@ pub(crate) async fn witness_once(store: &Store, signer: &Ed25519Signer, client: 
             }
             // The witness holds another size for this log than recorded
             // here (its record, or ours, is older): once more from its size.
-            Submitted::Conflict { size } if size != old && size <= checkpoint.sequence => old = size,
+            Submitted::Conflict { size } if size != old && size <= checkpoint.sequence => {
+                if last.is_some_and(|last| size < last) {
+                    tracing::warn!(
+                        witness = %name,
+                        holds = size,
+                        cosigned_here = last,
+                        "a witness holds an older checkpoint than it cosigned for this appliance: it lost its state"
+                    );
+                }
+                old = size;
+            }
             Submitted::Conflict { size } => {
                 break WitnessOutcome::Refused {
                     status: 409,

@@ -857,14 +857,15 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
 /// witness cosigned before has seen another history of this ledger: the
 /// archive cannot vouch for itself against that, so it is a divergence.
 fn check_witnesses(backend: &dyn Backend, report: &mut IntegrityReport) {
-    match meta::scan_witness_refusals(backend) {
-        Ok(refusals) => {
-            for refusal in refusals.iter().filter(|r| r.is_fork()) {
+    match meta::scan_witness_forks(backend) {
+        Ok(forks) => {
+            for refusal in &forks {
                 report.diverge(
                     Some(refusal.sequence),
                     format!(
-                        "witness {} refused the checkpoint at ledger entry {} (HTTP {}: {}): it cosigned a history \
-                         this ledger does not extend, so the ledger forked or was rewritten",
+                        "witness {} refused the checkpoint at ledger entry {} (HTTP {}: {}): it claims to have \
+                         cosigned a history this ledger does not extend, so the ledger forked or was rewritten \
+                         (ask the witness for the checkpoint it holds, and compare)",
                         refusal.witness, refusal.sequence, refusal.status, refusal.why
                     ),
                 );

@@ -51,8 +51,12 @@ const WITNESS_COSIGNATURE: &[u8] = b"witness-cosignature/";
 /// Per witness (its name follows): the sequence of the newest checkpoint it
 /// cosigned and its timestamp.
 const WITNESS_LAST: &[u8] = b"witness-last/";
-/// Per witness (its name follows): its last refusal.
+/// Per witness (its name follows): its last refusal, cleared by its next
+/// cosignature.
 const WITNESS_REFUSAL: &[u8] = b"witness-refusal/";
+/// Per witness (its name follows): the first refusal that said the ledger
+/// forked; never replaced or cleared.
+const WITNESS_FORK: &[u8] = b"witness-fork/";
 
 fn load(view: &(impl View + ?Sized), key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     view.get(Keyspace::Meta, key)
@@ -365,16 +369,40 @@ impl WitnessRefusal {
     }
 }
 
-/// The key of `witness`'s refusal record.
+/// The key of `witness`'s last refusal.
 pub(crate) fn witness_refusal_key(witness: &str) -> Vec<u8> {
     [WITNESS_REFUSAL, witness.as_bytes()].concat()
 }
 
-/// The key and value that record a witness's refusal.
-pub(crate) fn witness_refusal_entry(refusal: &WitnessRefusal) -> (Vec<u8>, Vec<u8>) {
+fn encode_witness_refusal(refusal: &WitnessRefusal) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(refusal.sequence).u32(u32::from(refusal.status)).i64(refusal.time.0).str(&refusal.why);
-    (witness_refusal_key(&refusal.witness), w.finish())
+    w.finish()
+}
+
+/// The key and value that record a witness's last refusal.
+pub(crate) fn witness_refusal_entry(refusal: &WitnessRefusal) -> (Vec<u8>, Vec<u8>) {
+    (witness_refusal_key(&refusal.witness), encode_witness_refusal(refusal))
+}
+
+/// The key and value that record a witness's first fork refusal.
+pub(crate) fn witness_fork_entry(refusal: &WitnessRefusal) -> (Vec<u8>, Vec<u8>) {
+    ([WITNESS_FORK, refusal.witness.as_bytes()].concat(), encode_witness_refusal(refusal))
+}
+
+/// `witness`'s first fork refusal, if one is recorded.
+pub(crate) fn load_witness_fork(
+    view: &(impl View + ?Sized),
+    witness: &str,
+) -> Result<Option<WitnessRefusal>, StoreError> {
+    load(view, &[WITNESS_FORK, witness.as_bytes()].concat())?
+        .map(|raw| decode_witness_refusal(witness.to_owned(), &raw))
+        .transpose()
+}
+
+/// Every witness's first fork refusal.
+pub(crate) fn scan_witness_forks(backend: &dyn crate::backend::Backend) -> Result<Vec<WitnessRefusal>, StoreError> {
+    scan_refusals(backend, WITNESS_FORK)
 }
 
 fn decode_witness_refusal(witness: String, raw: &[u8]) -> Result<WitnessRefusal, StoreError> {
@@ -401,11 +429,15 @@ pub(crate) fn scan_witness_refusals_in(
 
 /// Every witness's last refusal, by name.
 pub(crate) fn scan_witness_refusals(backend: &dyn crate::backend::Backend) -> Result<Vec<WitnessRefusal>, StoreError> {
+    scan_refusals(backend, WITNESS_REFUSAL)
+}
+
+fn scan_refusals(backend: &dyn crate::backend::Backend, prefix: &[u8]) -> Result<Vec<WitnessRefusal>, StoreError> {
     let malformed = || StoreError::DataLoss { what: "a stored witness refusal is malformed".to_owned() };
     let mut out = Vec::new();
-    for item in backend.scan(Keyspace::Meta, WITNESS_REFUSAL, WITNESS_REFUSAL) {
+    for item in backend.scan(Keyspace::Meta, prefix, prefix) {
         let (key, raw) = item.map_err(|e| StoreError::backend("reading witness refusals", e))?;
-        let witness = String::from_utf8(key[WITNESS_REFUSAL.len()..].to_vec()).map_err(|_| malformed())?;
+        let witness = String::from_utf8(key[prefix.len()..].to_vec()).map_err(|_| malformed())?;
         out.push(decode_witness_refusal(witness, &raw)?);
     }
     Ok(out)

@@ -106,13 +106,15 @@ pub struct WitnessState {
     pub name: String,
     /// The newest checkpoint it cosigned: sequence and cosignature timestamp.
     pub cosigned: Option<(u64, u64)>,
-    /// Its last refusal.
+    /// Its last refusal (cleared by its next cosignature).
     pub refusal: Option<crate::WitnessRefusal>,
+    /// Its first refusal that said the ledger forked (never cleared).
+    pub fork: Option<crate::WitnessRefusal>,
 }
 
 impl WitnessState {
     fn named(name: String) -> WitnessState {
-        WitnessState { name, cosigned: None, refusal: None }
+        WitnessState { name, cosigned: None, refusal: None, fork: None }
     }
 }
 
@@ -1430,6 +1432,10 @@ impl Store {
         for refusal in meta::scan_witness_refusals(self.backend())? {
             let name = refusal.witness.clone();
             out.entry(name.clone()).or_insert_with(|| WitnessState::named(name)).refusal = Some(refusal);
+        }
+        for fork in meta::scan_witness_forks(self.backend())? {
+            let name = fork.witness.clone();
+            out.entry(name.clone()).or_insert_with(|| WitnessState::named(name)).fork = Some(fork);
         }
         Ok(out.into_values().collect())
     }

@@ -67,7 +67,9 @@ impl Tile {
             Some((index, width)) => (index, parse_width(width).ok_or_else(|| refuse("the width is not 1 to 255"))?),
             None => (rest, TILE_WIDTH as u16),
         };
-        let index = parse_index(index_part).ok_or_else(|| refuse("the index is not in 3-digit groups, x-prefixed"))?;
+        let index = parse_index(index_part)
+            .filter(|index| *index <= u64::MAX / TILE_WIDTH)
+            .ok_or_else(|| refuse("the index is not in 3-digit groups, x-prefixed, of a tile a tree can have"))?;
         let tile = if kind == "entries" {
             Tile::Entries { index, width }
         } else {
@@ -99,16 +101,21 @@ impl Tile {
         }
     }
 
-    /// The position of its first hash (or entry) in its level.
+    /// The position of its first hash (or entry) in its level (saturating:
+    /// a tile past 2^64 hashes is in no tree, as `tree_size_needed` says).
     pub fn first(&self) -> u64 {
+        self.index().saturating_mul(TILE_WIDTH)
+    }
+
+    fn index(&self) -> u64 {
         match *self {
-            Tile::Hashes { index, .. } | Tile::Entries { index, .. } => index * TILE_WIDTH,
+            Tile::Hashes { index, .. } | Tile::Entries { index, .. } => index,
         }
     }
 
     /// The smallest tree that holds all of it (`None`: more than 2^64 leaves).
     pub fn tree_size_needed(&self) -> Option<u64> {
-        let end = self.first().checked_add(u64::from(self.width()))?;
+        let end = self.index().checked_mul(TILE_WIDTH)?.checked_add(u64::from(self.width()))?;
         let shift = u32::from(self.level()) * TILE_HEIGHT;
         if shift >= 64 {
             return None;
@@ -149,9 +156,7 @@ impl fmt::Display for Tile {
             Tile::Hashes { level, .. } => write!(f, "tile/{level}/")?,
             Tile::Entries { .. } => f.write_str("tile/entries/")?,
         }
-        let index = match *self {
-            Tile::Hashes { index, .. } | Tile::Entries { index, .. } => index,
-        };
+        let index = self.index();
         let mut groups = Vec::new();
         let mut rest = index;
         loop {
@@ -228,26 +233,32 @@ pub fn unbundle(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
+/// The most bytes a tile or bundle of `width` can hold: what a reader of
+/// untrusted files checks before reading one.
+pub fn max_bytes(tile: Tile) -> u64 {
+    match tile {
+        Tile::Hashes { width, .. } => u64::from(width) * 32,
+        Tile::Entries { width, .. } => u64::from(width) * (2 + MAX_BUNDLED_ENTRY as u64),
+    }
+}
+
 /// Checks every tile and bundle of the tree of `size` leaves, as `read`
 /// gives them by path, against the signed `root`: each bundle's entries
 /// hash to the leaves, every hash of every tile is recomputed from those
-/// leaves, and the leaves make `root`. Returns the entries, in order.
-pub fn check(
-    size: u64,
-    root: &Digest,
-    read: &mut dyn FnMut(Tile) -> Result<Vec<u8>, String>,
-) -> Result<Vec<Vec<u8>>, String> {
+/// leaves, and the leaves make `root`. Holds the leaf hashes (32 bytes an
+/// entry), not the entries; returns how many entries it read.
+pub fn check(size: u64, root: &Digest, read: &mut dyn FnMut(Tile) -> Result<Vec<u8>, String>) -> Result<u64, String> {
     let tiles = Tile::of_tree(size);
-    let mut entries = Vec::new();
+    let mut level = Vec::new();
     for tile in tiles.iter().filter(|t| matches!(t, Tile::Entries { .. })) {
         let bytes = read(*tile)?;
         let bundle = unbundle(&bytes).ok_or_else(|| format!("{tile}: not a sequence of length-prefixed entries"))?;
         if bundle.len() != usize::from(tile.width()) {
             return Err(format!("{tile}: holds {} entries, not {}", bundle.len(), tile.width()));
         }
-        entries.extend(bundle.into_iter().map(<[u8]>::to_vec));
+        level.extend(bundle.into_iter().map(merkle::leaf_hash));
     }
-    let mut level: Vec<Digest> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
+    let entries = level.len() as u64;
     let mut frontier = Frontier::default();
     for leaf in &level {
         frontier.push(*leaf, |_, _, _| {});

@@ -139,7 +139,13 @@ impl WitnessClient {
                 .and_then(parse_size)
                 .map(|size| Submitted::Conflict { size })
                 .ok_or_else(|| malformed("a 409 whose body is not a tree size".to_owned())),
-            status => Ok(Submitted::Refused { status, why: text.trim().chars().take(300).collect() }),
+            // Busy, down or slow: asked again, never taken for a judgement.
+            408 | 429 | 500..=599 => Err(unreachable(format!("it answered HTTP {status}"))),
+            // Its words are kept and printed: no control characters.
+            status => {
+                let why = text.trim().chars().take(300).map(|c| if c.is_control() { ' ' } else { c }).collect();
+                Ok(Submitted::Refused { status, why })
+            }
         }
     }
 }

@@ -43,16 +43,14 @@ impl CosignerKey {
         let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err("a witness key is `<name>+<key id>+<base64 key>`".to_owned());
         };
-        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-            return Err(format!("`{name}` is not a key name: no spaces or `+`"));
-        }
+        check_name(name)?;
         let raw = STANDARD.decode(key.as_bytes()).map_err(|_| "the witness key is not base64".to_owned())?;
         let public_key: [u8; 32] = match raw.split_first() {
             Some((&COSIGNATURE_V1, rest)) => rest.try_into().map_err(|_| "the witness key is not 32 bytes")?,
             _ => return Err("the witness key is not an Ed25519 cosignature/v1 key (type 0x04)".to_owned()),
         };
         let parsed = CosignerKey { name: name.to_owned(), public_key };
-        if hex::encode(parsed.key_id()) != id {
+        if !hex::encode(parsed.key_id()).eq_ignore_ascii_case(id) {
             return Err(format!("the witness key's id `{id}` is not the one its name and key make"));
         }
         Ok(parsed)
@@ -84,6 +82,10 @@ impl CosignerKey {
                 return None;
             }
             let timestamp = u64::from_be_bytes(blob[4..12].try_into().expect("8 bytes"));
+            // tlog-cosignature: a timestamp never exceeds 2^63 - 1.
+            if timestamp > i64::MAX as u64 {
+                return None;
+            }
             let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.public_key);
             key.verify(signed_message(timestamp, body).as_bytes(), &blob[12..]).ok()?;
             Some(Cosignature { name: self.name.clone(), timestamp, line: format!("{line}\n") })
@@ -96,6 +98,23 @@ impl CosignerKey {
 pub fn timestamp_of(line: &str) -> Option<u64> {
     let blob = STANDARD.decode(line.trim_end().rsplit(' ').next()?.as_bytes()).ok()?;
     Some(u64::from_be_bytes(blob.get(4..12)?.try_into().ok()?))
+}
+
+/// The longest witness name the appliance records.
+pub const MAX_NAME: usize = 200;
+
+/// A witness's key name: 1 to 200 printable ASCII characters, no space or
+/// `+` (a signed-note key name, and a safe part of what the appliance
+/// stores and prints).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let fine = |c: char| c.is_ascii_graphic() && c != '+';
+    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(fine) {
+        return Err(format!(
+            "`{}` is not a witness key name: 1 to {MAX_NAME} printable ASCII characters, no space or `+`",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
 }
 
 /// The message a cosignature signs.
@@ -118,9 +137,7 @@ impl std::fmt::Debug for WitnessSigner {
 impl WitnessSigner {
     /// The signer named `name` with the Ed25519 key of `seed` (32 bytes).
     pub fn from_seed(name: &str, seed: &[u8]) -> Result<WitnessSigner, String> {
-        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-            return Err(format!("`{name}` is not a key name: no spaces or `+`"));
-        }
+        check_name(name)?;
         let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
             .map_err(|_| "a witness key is a 32-byte Ed25519 seed".to_owned())?;
         Ok(WitnessSigner { name: name.to_owned(), pair })

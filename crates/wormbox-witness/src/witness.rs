@@ -33,6 +33,12 @@ pub enum WitnessError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another witness process holds the state file.
+    #[error("the witness state file `{path}` is in use by another witness process (its lock `{path}.lock` is held)")]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// The state file is not what a witness writes.
     #[error("the witness state file `{path}` is malformed at line {line}; it is not replaced")]
     Malformed {
@@ -71,6 +77,9 @@ pub struct Witness {
     path: PathBuf,
     state: Mutex<BTreeMap<String, (u64, Digest)>>,
     clock: Arc<dyn Clock>,
+    /// Held while the witness runs: two processes on one state file would
+    /// each overwrite the other's record.
+    _lock: std::fs::File,
 }
 
 impl Witness {
@@ -84,12 +93,20 @@ impl Witness {
         clock: Arc<dyn Clock>,
     ) -> Result<Witness, WitnessError> {
         let logs = logs.iter().map(|key| (note::origin(key), key.clone())).collect();
+        let lock_path = sibling(path, ".lock");
+        let io = |source| WitnessError::Io { path: lock_path.clone(), source };
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(WitnessError::InUse { path: path.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
         let state = match std::fs::read_to_string(path) {
             Ok(text) => parse_state(&text).map_err(|line| WitnessError::Malformed { path: path.to_owned(), line })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(WitnessError::Io { path: path.to_owned(), source }),
         };
-        Ok(Witness { signer, logs, path: path.to_owned(), state: Mutex::new(state), clock })
+        Ok(Witness { signer, logs, path: path.to_owned(), state: Mutex::new(state), clock, _lock: lock })
     }
 
     /// The signer's key (to configure the appliance with).
@@ -156,6 +173,13 @@ impl Witness {
     }
 }
 
+/// `path` with `suffix` added to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(std::ffi::OsStr::to_owned).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
 fn parse_state(text: &str) -> Result<BTreeMap<String, (u64, Digest)>, usize> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
@@ -167,7 +191,8 @@ fn parse_state(text: &str) -> Result<BTreeMap<String, (u64, Digest)>, usize> {
         else {
             return Err(n + 1);
         };
-        let size = parse_size(size).ok_or(n + 1)?;
+        // A size of 0 is never recorded (nothing is cosigned before it).
+        let size = parse_size(size).filter(|size| *size > 0).ok_or(n + 1)?;
         let root = STANDARD.decode(root.as_bytes()).ok().and_then(|raw| Digest::from_slice(&raw)).ok_or(n + 1)?;
         if out.insert(origin.to_owned(), (size, root)).is_some() {
             return Err(n + 1);
@@ -183,7 +208,7 @@ fn write_state(path: &Path, state: &BTreeMap<String, (u64, Digest)>) -> std::io:
     for (origin, (size, root)) in state {
         text.push_str(&format!("{origin} {size} {}\n", STANDARD.encode(&root.0)));
     }
-    let temporary = path.with_extension("tmp");
+    let temporary = sibling(path, ".tmp");
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;

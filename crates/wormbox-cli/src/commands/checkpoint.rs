@@ -102,7 +102,10 @@ pub(crate) async fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<()
 /// What the witnesses said: who cosigned this checkpoint, and each
 /// witness's newest cosigned checkpoint and refusal.
 fn witness_lines(reply: &v1::GetCheckpointResponse) -> Vec<String> {
-    let time = |seconds: u64| wormbox_model::Timestamp(seconds as i64 * 1_000_000).to_rfc3339();
+    let time = |seconds: u64| match i64::try_from(seconds).ok().and_then(|s| s.checked_mul(1_000_000)) {
+        Some(micros) => wormbox_model::Timestamp(micros).to_rfc3339(),
+        None => format!("{seconds} s after the epoch"),
+    };
     let mut out: Vec<String> =
         reply.cosignatures.iter().map(|c| format!("cosigned by witness {} at {}", c.name, time(c.timestamp))).collect();
     for w in &reply.witnesses {
@@ -110,18 +113,21 @@ fn witness_lines(reply: &v1::GetCheckpointResponse) -> Vec<String> {
             0 => "has cosigned no checkpoint".to_owned(),
             sequence => format!("newest cosigned checkpoint at ledger entry {sequence}"),
         };
-        let refused = match (w.refused_sequence, w.fork) {
-            (0, _) => String::new(),
-            (sequence, true) => format!(
-                "; REFUSED the checkpoint at {sequence} (HTTP {}: {}): it cosigned a history this ledger does not \
-                 extend (a fork)",
-                w.refused_status, w.refused_why
-            ),
-            (sequence, false) => {
+        let refused = match w.refused_sequence {
+            0 => String::new(),
+            sequence => {
                 format!("; refused the checkpoint at {sequence} (HTTP {}: {})", w.refused_status, w.refused_why)
             }
         };
-        out.push(format!("witness {}: {cosigned}{refused}", w.name));
+        let fork = match w.fork {
+            false => String::new(),
+            true => format!(
+                "; REFUSED the checkpoint at {} as a FORK (HTTP {}: {}): it claims to have cosigned a history this \
+                 ledger does not extend",
+                w.fork_sequence, w.fork_status, w.fork_why
+            ),
+        };
+        out.push(format!("witness {}: {cosigned}{refused}{fork}", w.name));
     }
     out
 }

@@ -114,7 +114,15 @@ pub(crate) async fn run(cx: &Context, args: ExportArgs) -> anyhow::Result<()> {
     let manifest = if resuming {
         let text = std::fs::read_to_string(out.join(export::MANIFEST_JSON))
             .context("reading the unfinished export's manifest")?;
-        serde_json::from_str::<Manifest>(&text).context("the unfinished export's manifest is malformed")?
+        let mut manifest =
+            serde_json::from_str::<Manifest>(&text).context("the unfinished export's manifest is malformed")?;
+        // Begun by an earlier build: it is finished with proofs and tiles,
+        // so it says the format that has them.
+        if manifest.format != export::FORMAT {
+            manifest.format = export::FORMAT.to_owned();
+            write_whole(&out.join(export::MANIFEST_JSON), manifest.to_json().as_bytes())?;
+        }
+        manifest
     } else {
         std::fs::create_dir_all(out.join(export::OBJECTS)).with_context(|| format!("creating `{}`", out.display()))?;
         write_whole(

@@ -128,12 +128,15 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let vkey = witness.signer().key().vkey();
-    // Printed once listening, for the operator (and a test) to read.
-    println!("witness {vkey} listening on http://{}", listener.local_addr()?);
+    // Printed once listening, for the operator (and a test) to read, in
+    // one write: nothing is written to stdout after it.
+    let mut banner = format!("witness {vkey} listening on http://{}\n", listener.local_addr()?);
     for log in &logs {
-        println!("  witnessing {}", wormbox_store::note::origin(log));
+        banner.push_str(&format!("  witnessing {}\n", wormbox_store::note::origin(log)));
     }
-    std::io::stdout().flush()?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush())?;
+    drop(stdout);
     let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
     };

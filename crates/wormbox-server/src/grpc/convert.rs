@@ -482,9 +482,12 @@ pub(crate) fn witness_to_wire(w: wormbox_store::WitnessState) -> v1::WitnessStat
     let (cosigned_sequence, cosigned_timestamp) = w.cosigned.unwrap_or_default();
     let mut out = v1::WitnessStatus { name: w.name, cosigned_sequence, cosigned_timestamp, ..Default::default() };
     if let Some(refusal) = w.refusal {
-        out.fork = refusal.is_fork();
         (out.refused_sequence, out.refused_status, out.refused_why) =
             (refusal.sequence, u32::from(refusal.status), refusal.why);
+    }
+    if let Some(fork) = w.fork {
+        out.fork = true;
+        (out.fork_sequence, out.fork_status, out.fork_why) = (fork.sequence, u32::from(fork.status), fork.why);
     }
     out
 }

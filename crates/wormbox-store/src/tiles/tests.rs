@@ -14,6 +14,9 @@ fn paths_are_written_and_read_as_the_layout_gives_them() {
         (Tile::Entries { index: 5, width: 112 }, "tile/entries/005.p/112"),
         (Tile::Entries { index: 1_000_000, width: 256 }, "tile/entries/x001/x000/000"),
     ];
+    let last = Tile::Hashes { level: 0, index: u64::MAX / 256, width: 256 };
+    assert_eq!(Tile::parse("tile/0/x072/x057/x594/x037/x927/935"), Ok(last));
+    assert_eq!(last.tree_size_needed(), None, "in no tree: 2^64 leaves do not fit a u64");
     for (tile, path) in cases {
         assert_eq!(tile.to_string(), path);
         assert_eq!(Tile::parse(path), Ok(tile), "{path}");
@@ -40,6 +43,8 @@ fn any_other_spelling_of_a_tile_is_refused() {
         "/tile/0/005",
         "tile/0/x018/x446/x744/x073/x709/x551/616",
         "tile/entries/005.p/1/extra",
+        // 2^56: its first hash would be past 2^64.
+        "tile/0/x072/x057/x594/x037/x927/936",
         "tile/entries",
         "tile/entry/005",
         "checkpoint",

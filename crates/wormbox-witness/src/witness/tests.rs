@@ -80,8 +80,10 @@ fn the_witness_cosigns_a_growing_log_and_keeps_its_record_across_restarts() {
     let origin = note::origin(log.public_key());
     assert_eq!(w.recorded()[&origin], (300, root(&tree, 300)));
 
+    let recorded = w.recorded();
+    drop(w);
     let reopened = witness(dir.path(), &log);
-    assert_eq!(reopened.recorded(), w.recorded());
+    assert_eq!(reopened.recorded(), recorded);
     assert_eq!(reopened.add_checkpoint(&request(&log, &mut tree, 300, 1000)).status, 200);
 }
 
@@ -106,7 +108,9 @@ fn a_forked_log_is_refused_and_the_record_does_not_move() {
     let mixed = AddCheckpoint { old_size: 300, proof, checkpoint: note_of(&log, &forked, 600) };
     assert_eq!(w.add_checkpoint(mixed.encode().as_bytes()).status, 422);
     assert_eq!(w.recorded(), recorded);
-    assert_eq!(witness(dir.path(), &log).recorded(), recorded, "nothing recorded on disk either");
+    drop(w);
+    let w = witness(dir.path(), &log);
+    assert_eq!(w.recorded(), recorded, "nothing recorded on disk either");
     assert_eq!(w.add_checkpoint(&request(&log, &mut tree, 300, 600)).status, 200, "the true history goes on");
 }
 
@@ -136,11 +140,32 @@ fn unknown_logs_bad_signatures_and_bad_requests_are_refused() {
 fn a_state_file_the_witness_did_not_write_stops_it_from_starting() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Ed25519Signer::generate().unwrap();
-    for text in ["a 1\n", "a 01 AAAA\n", "a 1 AAAA\n", "a 1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= x\n"] {
-        std::fs::write(dir.path().join("state"), text).unwrap();
+    let root = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    for text in [
+        "a 1\n".to_owned(),
+        "a 01 AAAA\n".to_owned(),
+        "a 1 AAAA\n".to_owned(),
+        format!("a 1 {root} x\n"),
+        format!("a 0 {root}\n"),
+        format!("a 1 {root}\na 2 {root}\n"),
+    ] {
+        std::fs::write(dir.path().join("state"), &text).unwrap();
         let signer = WitnessSigner::from_seed("w", &[3; 32]).unwrap();
         let clock = Arc::new(ManualClock::new(Timestamp(0)));
         let err = Witness::open(signer, &[log.public_key().to_vec()], &dir.path().join("state"), clock).unwrap_err();
-        assert!(matches!(err, WitnessError::Malformed { line: 1, .. }), "{text:?}: {err}");
+        assert!(matches!(err, WitnessError::Malformed { .. }), "{text:?}: {err}");
     }
+}
+
+#[test]
+fn a_second_witness_process_on_the_same_state_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Ed25519Signer::generate().unwrap();
+    let first = witness(dir.path(), &log);
+    let signer = WitnessSigner::from_seed("witness.example/w1", &[3; 32]).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(0)));
+    let err = Witness::open(signer, &[log.public_key().to_vec()], &dir.path().join("state"), clock).unwrap_err();
+    assert!(matches!(err, WitnessError::InUse { .. }), "{err}");
+    drop(first);
+    witness(dir.path(), &log);
 }

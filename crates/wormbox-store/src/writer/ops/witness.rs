@@ -1,11 +1,13 @@
 //! What the appliance's witnesses said of its checkpoints: each
-//! cosignature, kept under its checkpoint, and each witness's last refusal.
+//! cosignature, kept under its checkpoint; each witness's last refusal
+//! (cleared by its next cosignature); and the first refusal of each that
+//! said the ledger forked.
 //!
 //! Invariant: only the appliance itself (`Actor::system`) records them, a
 //! cosignature only of a checkpoint the archive holds and never older than
-//! the newest one recorded for its witness; a refusal that says the ledger
-//! forked (`WitnessRefusal::is_fork`) is never cleared, so `verify` keeps
-//! reporting it. They are evidence about the ledger, not changes to the
+//! the newest one recorded for its witness; the first fork refusal
+//! (`WitnessRefusal::is_fork`) is never replaced or cleared, so `verify`
+//! keeps reporting it. They are evidence about the ledger, not changes to the
 //! archive, so no ledger entry (one would move the head each time and ask
 //! for another checkpoint).
 
@@ -92,8 +94,9 @@ impl WriterOp for RecordWitness {
                 txn.put(Keyspace::Meta, key, value);
                 let (key, value) = meta::witness_last_entry(&self.witness, self.sequence, timestamp);
                 txn.put(Keyspace::Meta, key, value);
-                let refused = meta::scan_witness_refusals_in(txn, &self.witness)?;
-                if refused.is_some_and(|r| !r.is_fork()) {
+                // The last refusal is answered by this cosignature; a fork
+                // record (its own key) stays.
+                if meta::scan_witness_refusals_in(txn, &self.witness)?.is_some() {
                     txn.delete(Keyspace::Meta, meta::witness_refusal_key(&self.witness));
                 }
             }
@@ -105,12 +108,11 @@ impl WriterOp for RecordWitness {
                     why: why.chars().take(MAX_WHY).collect(),
                     time: txn.tick(),
                 };
-                // A fork stays on record: a later refusal of another kind
-                // does not replace it.
-                if meta::scan_witness_refusals_in(txn, &refusal.witness)?
-                    .is_some_and(|r| r.is_fork() && !refusal.is_fork())
-                {
-                    return Ok(());
+                // The first fork is kept as it was first seen: a later
+                // refusal never replaces that evidence.
+                if refusal.is_fork() && meta::load_witness_fork(txn, &refusal.witness)?.is_none() {
+                    let (key, value) = meta::witness_fork_entry(&refusal);
+                    txn.put(Keyspace::Meta, key, value);
                 }
                 let (key, value) = meta::witness_refusal_entry(&refusal);
                 txn.put(Keyspace::Meta, key, value);
