@@ -327,7 +327,7 @@ def check_cosignature(text, vkey):
     if not name or len(typed) != 33 or typed[0] != 0x04:
         raise Refused("the witness key is not an Ed25519 cosignature/v1 verifier key")
     expected_id = hashlib.sha256(name.encode() + b"\n\x04" + typed[1:]).digest()[:4]
-    if expected_id.hex() != key_id:
+    if expected_id.hex() != key_id.lower():
         raise Refused("the witness key's id is not the one its name and key make")
     witness = Ed25519PublicKey.from_public_bytes(typed[1:])
     body, _, signatures = text.partition("\n\n")
@@ -343,6 +343,8 @@ def check_cosignature(text, vkey):
         if len(blob) != 76 or blob[:4] != expected_id:
             continue
         timestamp = struct.unpack(">Q", blob[4:12])[0]
+        if timestamp > (1 << 63) - 1:
+            continue
         message = f"cosignature/v1\ntime {timestamp}\n{body}".encode()
         try:
             witness.verify(blob[12:], message)
@@ -361,6 +363,8 @@ def main():
     parser.add_argument("--note", action="store_true", help="the file is a checkpoint as a signed note")
     parser.add_argument("--witness", action="append", default=[], help="with --note: a witness's verifier key whose cosignature the note must carry")
     args = parser.parse_args()
+    if args.witness and not args.note:
+        parser.error("--witness checks a cosignature on a signed note: give --note")
     try:
         with open(args.public_key, encoding="ascii") as f:
             raw_key = unhex(f.read().strip(), 32, "public key")
@@ -393,7 +397,7 @@ def main():
     except Refused as why:
         print(f"refused: {why}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, KeyError, TypeError, struct.error) as why:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, struct.error) as why:
         print(f"refused: the file cannot be read as a proof ({why!r})", file=sys.stderr)
         return 1
     return 0

@@ -223,6 +223,7 @@ impl App {
         let mut replica = std::sync::Arc::clone(&self.replication).replica_reader(tokio::runtime::Handle::current());
         let report = tokio::task::spawn_blocking(move || {
             let options = VerifyOptions {
+                witness_forks: true,
                 replica: Some(&mut replica),
                 public_key: Some(public_key),
                 from_checkpoint,

@@ -437,20 +437,33 @@ async fn a_witness_run_with_the_cli_cosigns_the_appliance_s_checkpoints() {
     let vkey = serde_json::from_str::<Value>(&init).unwrap()["verifier_key"].as_str().unwrap().to_owned();
     assert!(vkey.starts_with("witness.test/cli+"), "{vkey}");
     assert_eq!(std::fs::metadata(&witness_key).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!init.contains(&std::fs::read_to_string(&witness_key).unwrap().trim()[12..]), "the secret is not printed");
+    let secret = std::fs::read_to_string(&witness_key).unwrap();
+    // PRIVATE+KEY+<name>+<id>+<seed>: the seed's base64 may hold a `+`.
+    let seed = secret.trim().splitn(5, '+').nth(4).unwrap();
+    assert!(seed.len() > 40 && !init.contains(seed), "the secret is not printed");
     let again = failed(&run(&["witness", "init", "--name", "w", "--key-file", path(&witness_key)]));
     assert!(again.contains("never overwritten"), "{again}");
 
     let state = dir.join("witness.state");
-    let mut serving = Command::new(env!("CARGO_BIN_EXE_wormbox"))
-        .args(["witness", "serve", "--key-file", path(&witness_key), "--log-key", path(&appliance_key)])
-        .args(["--state", path(&state), "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// Kills the witness however the test ends.
+    struct Serving(std::process::Child);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serving = Serving(
+        Command::new(env!("CARGO_BIN_EXE_wormbox"))
+            .args(["witness", "serve", "--key-file", path(&witness_key), "--log-key", path(&appliance_key)])
+            .args(["--state", path(&state), "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut first = String::new();
     // Kept open to the end: the witness's stdout is not closed under it.
-    let mut banner = std::io::BufReader::new(serving.stdout.take().unwrap());
+    let mut banner = std::io::BufReader::new(serving.0.stdout.take().unwrap());
     banner.read_line(&mut first).unwrap();
     let url = first.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(first.contains(&vkey) && url.starts_with("http://127.0.0.1:"), "{first}");
@@ -499,9 +512,8 @@ async fn a_witness_run_with_the_cli_cosigns_the_appliance_s_checkpoints() {
         std::fs::write(&uncosigned, own_line_only).unwrap();
         assert!(failed(&check(&uncosigned)).contains("no valid cosignature of witness witness.test/cli"));
     }
-    assert!(serving.try_wait().unwrap().is_none(), "the witness is still serving");
-    serving.kill().unwrap();
-    serving.wait().unwrap();
+    assert!(serving.0.try_wait().unwrap().is_none(), "the witness is still serving");
+    drop(serving);
     drop(banner);
     let recorded = std::fs::read_to_string(&state).unwrap();
     assert!(recorded.lines().any(|l| l.starts_with("wormbox.invalid/")), "{recorded}");

@@ -105,6 +105,7 @@ fn run_scrub(
     // Released versions are checked through their replica (`wormbox-app`'s `tier.rs`).
     let mut replica = Arc::clone(replication).replica_reader(handle.clone());
     let options = VerifyOptions {
+        witness_forks: true,
         public_key: Some(public_key.to_vec()),
         pace: Some(&mut pace),
         replica: Some(&mut replica),

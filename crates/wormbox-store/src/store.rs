@@ -1423,7 +1423,8 @@ impl Store {
     }
 
     /// Every witness that answered, by name: the newest checkpoint it
-    /// cosigned (sequence, timestamp) and its last refusal.
+    /// cosigned (sequence, timestamp), its last refusal and its first fork
+    /// refusal.
     pub fn witnesses(&self) -> Result<Vec<WitnessState>, StoreError> {
         let mut out: std::collections::BTreeMap<String, WitnessState> = std::collections::BTreeMap::new();
         for (name, sequence, timestamp) in meta::scan_witness_last(self.backend())? {

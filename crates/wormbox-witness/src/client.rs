@@ -77,6 +77,9 @@ impl WitnessClient {
     pub fn new(url: &str, key: CosignerKey) -> Result<WitnessClient, String> {
         let prefix = url.trim_end_matches('/');
         let uri: http::Uri = format!("{prefix}/add-checkpoint").parse().map_err(|_| format!("`{url}` is not a URL"))?;
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(format!("`{url}` carries credentials: a witness address has none"));
+        }
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
             return Err(format!("`{url}` is not an http:// address"));
         }

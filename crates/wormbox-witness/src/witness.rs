@@ -139,6 +139,10 @@ impl Witness {
             Ok(checkpoint) => checkpoint,
             Err(e) => return Reply::text(403, e.to_string()),
         };
+        // Nothing to vouch for, and a size the state file never records.
+        if checkpoint.size == 0 {
+            return Reply::text(400, "a checkpoint of an empty tree is not cosigned");
+        }
         if request.old_size > checkpoint.size {
             return Reply::text(400, "the old size is larger than the checkpoint's");
         }

@@ -91,6 +91,7 @@ pub(crate) fn offline(data_dir: &Path, args: &VerifyArgs, json_mode: bool) -> an
     let options =
         // No replica is reached offline: released versions are counted as not checked.
         VerifyOptions {
+            witness_forks: true,
             public_key: Some(key.clone()),
             from_checkpoint,
             extra_checkpoints,

@@ -760,3 +760,50 @@ async fn an_edited_ledger_head_is_named_by_what_differs() {
     let text = first(&w.verify());
     assert!(text.contains(&format!("({}) is not the end of the chain ({sequence})", sequence - 1)), "{text}");
 }
+
+/// What witnesses said is recorded by the appliance alone; the first fork
+/// refusal stays whatever follows, and is a divergence of `verify` and the
+/// scrub (which ask for it) but not of a restore's or a rebuild's check.
+#[tokio::test]
+async fn a_witness_s_fork_refusal_stays_and_only_verify_reports_it() {
+    use crate::WitnessOutcome;
+    let w = world(1000).await;
+    w.put("a", b"one", None).await;
+    let first = w.store.checkpoint().await.unwrap().sequence;
+    let cosigned = WitnessOutcome::Cosigned { line: "\u{2014} w.example/1 AAAA\n".to_owned(), timestamp: 7 };
+    w.store.record_witness("w.example/1", first, cosigned.clone()).await.unwrap();
+    let not_this_witness = WitnessOutcome::Cosigned { line: "\u{2014} other AAAA\n".to_owned(), timestamp: 7 };
+    assert!(w.store.record_witness("w.example/1", first, not_this_witness).await.is_err());
+    assert!(w.store.record_witness("w 1", first, cosigned.clone()).await.is_err(), "names have no spaces");
+    let refused = WitnessOutcome::Refused { status: 404, why: "unknown log".to_owned() };
+    assert!(w.store.record_witness("w.example/1", first + 100, refused).await.is_err(), "no checkpoint there");
+
+    w.put("b", b"two", None).await;
+    let second = w.store.checkpoint().await.unwrap().sequence;
+    let fork = WitnessOutcome::Refused { status: 422, why: "the proof does not link".to_owned() };
+    w.store.record_witness("w.example/1", second, fork).await.unwrap();
+    let busy = WitnessOutcome::Refused { status: 403, why: "not a log it follows".to_owned() };
+    w.store.record_witness("w.example/1", second, busy).await.unwrap();
+    w.put("c", b"three", None).await;
+    let third = w.store.checkpoint().await.unwrap().sequence;
+    let later = WitnessOutcome::Cosigned { line: "\u{2014} w.example/1 BBBB\n".to_owned(), timestamp: 8 };
+    w.store.record_witness("w.example/1", third, later).await.unwrap();
+    assert!(w.store.record_witness("w.example/1", first, cosigned).await.is_err(), "never older than the newest");
+
+    let state = w.store.witnesses().unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].cosigned, Some((third, 8)));
+    assert_eq!(state[0].refusal, None, "the last refusal is answered by the next cosignature");
+    let kept = state[0].fork.as_ref().expect("the fork stays");
+    assert_eq!((kept.sequence, kept.status), (second, 422));
+
+    assert!(w.verify().is_ok(), "a restore's or rebuild's check does not count a witness's claim");
+    let options = VerifyOptions {
+        public_key: Some(w.signer.public_key().to_vec()),
+        witness_forks: true,
+        ..VerifyOptions::default()
+    };
+    let report = w.store.verify_integrity(options).unwrap();
+    assert_eq!(report.divergence_count, 1, "{}", report.summary());
+    assert!(report.first().unwrap().what.contains("witness w.example/1 refused"), "{:?}", report.first());
+}
