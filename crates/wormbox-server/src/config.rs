@@ -154,6 +154,16 @@ pub struct ReplicationConfig {
     pub concurrency: usize,
 }
 
+impl WitnessConfig {
+    /// The client of this witness: its key and address, checked.
+    pub fn client(&self) -> Result<wormbox_witness::WitnessClient, ConfigError> {
+        let key = wormbox_witness::CosignerKey::parse(&self.key)
+            .map_err(|why| ConfigError::Invalid { key: "witness.key", why })?;
+        wormbox_witness::WitnessClient::new(&self.url, key)
+            .map_err(|why| ConfigError::Invalid { key: "witness.url", why })
+    }
+}
+
 /// The longest `tier_after_days`: a hundred years.
 pub const MAX_TIER_AFTER_DAYS: u32 = 36_525;
 
@@ -801,11 +811,8 @@ impl WormboxdConfig {
         }
         let mut names = std::collections::HashSet::new();
         for witness in &self.witness {
-            let key = wormbox_witness::CosignerKey::parse(&witness.key)
-                .map_err(|why| ConfigError::Invalid { key: "witness.key", why })?;
-            wormbox_witness::WitnessClient::new(&witness.url, key.clone())
-                .map_err(|why| ConfigError::Invalid { key: "witness.url", why })?;
-            if !names.insert(key.name) {
+            let client = witness.client()?;
+            if !names.insert(client.key().name.clone()) {
                 return invalid("witness.key", "two [[witness]] entries have the same name");
             }
         }

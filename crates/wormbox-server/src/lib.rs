@@ -354,16 +354,7 @@ pub async fn start(config: &WormboxdConfig, clock: Arc<dyn Clock>) -> Result<Run
         false => None,
     };
     let metrics_addr = metrics.as_ref().map(metrics::listener::MetricsServer::addr);
-    let witness_clients = config
-        .witness
-        .iter()
-        .map(|w| {
-            let key = wormbox_witness::CosignerKey::parse(&w.key)
-                .map_err(|why| config::ConfigError::Invalid { key: "witness.key", why })?;
-            wormbox_witness::WitnessClient::new(&w.url, key)
-                .map_err(|why| config::ConfigError::Invalid { key: "witness.url", why })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let witness_clients = config.witness.iter().map(config::WitnessConfig::client).collect::<Result<Vec<_>, _>>()?;
     // Started last, so that a failed start leaves no task behind.
     let mut duties = evidence::spawn_duties(
         app.store().clone(),

@@ -58,7 +58,7 @@ pub use store::{
 use wormbox_model::{
     BucketName, Digest, ObjectKey, Role, Timestamp, UserMetadata, VersionId, VersionSelector, VersioningState,
 };
-pub use writer::{Replicated, WitnessOutcome};
+pub use writer::{Replicated, WitnessOutcome, check_witness_name};
 
 use crate::backend::BackendError;
 

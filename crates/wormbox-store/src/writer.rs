@@ -55,8 +55,9 @@ pub(crate) use ops::object::{DeleteObject, DeleteObjects, DiscardUpload, PutVers
 pub(crate) use ops::principal::{CreatePrincipal, RevokePrincipal, SetS3Key};
 pub use ops::replica::Replicated;
 pub(crate) use ops::replica::{RecordReplication, ReleaseBytes, check_rule_name};
+pub(crate) use ops::witness::RecordWitness;
 pub use ops::witness::WitnessOutcome;
-pub(crate) use ops::witness::{RecordWitness, check_witness_name};
+pub use ops::witness::check_witness_name;
 #[cfg(test)]
 pub(crate) use refusals::PER_WINDOW as REFUSALS_PER_WINDOW;
 use refusals::RefusalBudget;

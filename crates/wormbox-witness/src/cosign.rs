@@ -100,21 +100,10 @@ pub fn timestamp_of(line: &str) -> Option<u64> {
     Some(u64::from_be_bytes(blob.get(4..12)?.try_into().ok()?))
 }
 
-/// The longest witness name the appliance records.
-pub const MAX_NAME: usize = 200;
-
-/// A witness's key name: 1 to 200 printable ASCII characters, no space or
-/// `+` (a signed-note key name, and a safe part of what the appliance
-/// stores and prints).
-pub fn check_name(name: &str) -> Result<(), String> {
-    let fine = |c: char| c.is_ascii_graphic() && c != '+';
-    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(fine) {
-        return Err(format!(
-            "`{}` is not a witness key name: 1 to {MAX_NAME} printable ASCII characters, no space or `+`",
-            name.escape_debug()
-        ));
-    }
-    Ok(())
+/// A witness's key name, by the rule the appliance stores names by
+/// (`wormbox_store::check_witness_name`).
+fn check_name(name: &str) -> Result<(), String> {
+    wormbox_store::check_witness_name(name).map_err(|e| e.to_string())
 }
 
 /// The message a cosignature signs.

@@ -23,8 +23,9 @@ const MAX_WHY: usize = 500;
 const MAX_LINE: usize = 1024;
 
 /// Checks a witness name: 1 to 200 printable ASCII characters, no space or
-/// `+` (a signed-note key name).
-pub(crate) fn check_witness_name(name: &str) -> Result<(), StoreError> {
+/// `+` (a signed-note key name, and a safe part of a meta key and of what is
+/// printed). The witness crate reads verifier keys by the same rule.
+pub fn check_witness_name(name: &str) -> Result<(), StoreError> {
     let fine = |c: char| c.is_ascii_graphic() && c != '+';
     if name.is_empty() || name.len() > MAX_WITNESS_NAME || !name.chars().all(fine) {
         return Err(StoreError::InvalidArgument(format!(
