@@ -297,6 +297,9 @@ pub struct IntegrityReport {
     /// Stored nodes of the ledger's Merkle tree recomputed from the entries
     /// and found equal (those the proofs are read from).
     pub merkle_nodes_checked: u64,
+    /// Stored tiles of the ledger's Merkle tree (256 hashes each) recomputed
+    /// from the entries and found equal.
+    pub merkle_tiles_checked: u64,
     /// The first divergences found, in the order found (at most 100).
     pub divergences: Vec<Divergence>,
     /// How many divergences there are in all.
@@ -318,6 +321,7 @@ impl Default for IntegrityReport {
             released_checked: 0,
             released_unchecked: 0,
             merkle_nodes_checked: 0,
+            merkle_tiles_checked: 0,
             divergences: Vec::new(),
             divergence_count: 0,
         }
@@ -368,6 +372,9 @@ impl IntegrityReport {
         }
         if self.merkle_nodes_checked > 0 {
             out.push_str(&format!(", {} Merkle tree nodes", self.merkle_nodes_checked));
+        }
+        if self.merkle_tiles_checked > 0 {
+            out.push_str(&format!(", {} Merkle tree tiles", self.merkle_tiles_checked));
         }
         match self.first() {
             None => out.push_str(": no divergence"),
@@ -427,6 +434,10 @@ struct Walk<'a> {
     /// Whether the archive stores the tree's nodes (one written before the
     /// tree and not opened since has none: nothing to compare).
     tree_stored: bool,
+    /// The rebuilt tree's tiles not yet complete, and whether the archive
+    /// stores its tiles (format 3 on).
+    tiles: crate::tree::TileRows,
+    tiles_stored: bool,
     /// The rebuilt tree's root at each checkpoint's sequence.
     roots_at: HashMap<u64, Digest>,
 }
@@ -583,11 +594,12 @@ impl<'a> Walk<'a> {
             self.tree = None;
             return;
         };
-        let mut completed = Vec::new();
+        let (mut completed, mut tiles) = (Vec::new(), Vec::new());
         tree.push(leaf, |height, index, root| {
             if height >= merkle::STORED_HEIGHT {
                 completed.push((height, index, *root));
             }
+            tiles.extend(self.tiles.add(height, index, root));
         });
         if self.wanted.contains(&at) {
             self.roots_at.insert(at, tree.root());
@@ -607,6 +619,20 @@ impl<'a> Walk<'a> {
                 ),
                 Ok(None) => report.diverge(Some(at), format!("{node}, which this entry completes, is not stored")),
                 Err(err) => report.diverge(Some(at), format!("{node} could not be read: {err}")),
+            }
+        }
+        for (level, index, hashes) in tiles.into_iter().filter(|_| self.tiles_stored) {
+            let tile = format!("the Merkle tree tile at level {level}, index {index}");
+            match meta::load_merkle_tile(self.backend, level, index) {
+                Ok(Some(stored)) if stored == hashes => report.merkle_tiles_checked += 1,
+                Ok(Some(_)) => report.diverge(
+                    Some(at),
+                    format!(
+                        "{tile} is stored with other hashes than the ledger's entries make: proofs through it fail"
+                    ),
+                ),
+                Ok(None) => report.diverge(Some(at), format!("{tile}, which this entry completes, is not stored")),
+                Err(err) => report.diverge(Some(at), format!("{tile} could not be read: {err}")),
             }
         }
     }
@@ -793,6 +819,8 @@ pub fn verify(backend: &dyn Backend, mut options: VerifyOptions<'_>) -> Result<I
         newest_format: EntryFormat::V1,
         tree: None,
         tree_stored: false,
+        tiles: crate::tree::TileRows::default(),
+        tiles_stored: format >= 3,
         roots_at: HashMap::new(),
     };
     if let Some(from) = options.from_checkpoint {

@@ -20,7 +20,12 @@ use crate::{StoreError, meta};
 /// rewrite a stored checkpoint it cannot decode, so it must not open one.
 /// A format-1 archive is upgraded at its first open by this build, once its
 /// ledger is verified (`tree::upgrade`).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the tree's complete tiles (meta `merkle-tile/...`, `tree.rs`), which
+/// proofs read instead of one node per level. A build of format 2 would
+/// append entries without the tiles their proofs and `verify` expect. A
+/// format-2 archive gets its tiles built at its first open by this build,
+/// after its ledger verified and with every stored node held to it.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format this build opens.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -45,6 +45,11 @@ const MERKLE_FRONTIER: &[u8] = b"merkle-frontier";
 /// `merkle::STORED_HEIGHT` high (its height, one byte, and its index, eight,
 /// follow): its root. Written in the group whose entry completes it.
 const MERKLE_NODE: &[u8] = b"merkle-node/";
+/// Per complete tile of the ledger's Merkle tree (C2SP tlog-tiles: the 256
+/// hashes at height `8 * level` under one node of height `8 * level + 8`;
+/// the level, one byte, and the tile's index, eight, follow): its 8,192
+/// bytes, written in the group whose entry completes the tile (format 3).
+const MERKLE_TILE: &[u8] = b"merkle-tile/";
 /// Per checkpoint and witness (the checkpoint's sequence, eight bytes, and
 /// the witness's name follow): the witness's cosignature line.
 const WITNESS_COSIGNATURE: &[u8] = b"witness-cosignature/";
@@ -152,6 +157,32 @@ pub(crate) fn load_merkle_node(
 /// The key and value that store the root of a complete Merkle subtree.
 pub(crate) fn merkle_node_entry(height: u32, index: u64, root: &Digest) -> (Vec<u8>, Vec<u8>) {
     (merkle_node_key(height, index), root.0.to_vec())
+}
+
+fn merkle_tile_key(level: u8, index: u64) -> Vec<u8> {
+    [MERKLE_TILE, &[level], &index.to_be_bytes()].concat()
+}
+
+/// The stored tile of the Merkle tree at `level` and `index`, if stored: its
+/// 256 hashes, leftmost first.
+pub(crate) fn load_merkle_tile(
+    view: &(impl View + ?Sized),
+    level: u8,
+    index: u64,
+) -> Result<Option<Vec<Digest>>, StoreError> {
+    let Some(raw) = load(view, &merkle_tile_key(level, index))? else { return Ok(None) };
+    if raw.len() != crate::tiles::TILE_WIDTH as usize * 32 {
+        return Err(StoreError::DataLoss {
+            what: format!("the stored Merkle tree tile at level {level}, index {index} is malformed"),
+        });
+    }
+    Ok(Some(raw.chunks_exact(32).map(|h| Digest::from_slice(h).expect("32 bytes")).collect()))
+}
+
+/// The key and value that store a complete tile of the Merkle tree.
+pub(crate) fn merkle_tile_entry(level: u8, index: u64, hashes: &[Digest]) -> (Vec<u8>, Vec<u8>) {
+    debug_assert_eq!(hashes.len() as u64, crate::tiles::TILE_WIDTH);
+    (merkle_tile_key(level, index), hashes.iter().flat_map(|h| h.0).collect())
 }
 
 /// The recorded format version, if one was recorded.

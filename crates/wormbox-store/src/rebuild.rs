@@ -193,6 +193,8 @@ pub struct Rebuild {
     batch: Batch,
     /// The ledger's Merkle tree over the entries taken and appended.
     tree: Frontier,
+    /// Its tiles not yet complete.
+    tiles: crate::tree::TileRows,
 }
 
 impl std::fmt::Debug for Rebuild {
@@ -238,6 +240,7 @@ impl Rebuild {
             rules: Vec::new(),
             batch: Batch::new(),
             tree: Frontier::default(),
+            tiles: crate::tree::TileRows::default(),
         })
     }
 
@@ -521,14 +524,18 @@ impl Rebuild {
         Ok(())
     }
 
-    /// Writes an entry and the Merkle subtrees it completes, as the writer does.
+    /// Writes an entry and the Merkle subtrees and tiles it completes, as the writer does.
     fn store_entry(&mut self, entry: &LedgerEntry, hash: &Digest) {
         let stored = entry.encode_stored(hash);
-        let batch = &mut self.batch;
+        let (batch, tiles) = (&mut self.batch, &mut self.tiles);
         let (canonical, _) = ledger::split_stored(&stored).expect("an encoded entry holds its hash");
         self.tree.push(merkle::leaf_hash(canonical), |height, index, root| {
             if height >= merkle::STORED_HEIGHT {
                 let (key, value) = meta::merkle_node_entry(height, index, root);
+                batch.put(Keyspace::Meta, key, value);
+            }
+            if let Some((level, index, hashes)) = tiles.add(height, index, root) {
+                let (key, value) = meta::merkle_tile_entry(level, index, &hashes);
                 batch.put(Keyspace::Meta, key, value);
             }
         });

@@ -1150,7 +1150,7 @@ impl Store {
     /// for any size up to the committed head.
     pub fn merkle_root(&self, size: u64) -> Result<Digest, StoreError> {
         self.check_tree_size(size)?;
-        crate::merkle::root(&mut crate::tree::StoredTree { backend: self.backend() }, size)
+        crate::merkle::root(&mut crate::tree::StoredTree::new(self.backend(), size), size)
     }
 
     /// Ledger entry `sequence` (its canonical bytes, the Merkle leaf) and its
@@ -1167,7 +1167,7 @@ impl Store {
         let canonical = ledger::split_stored(&raw)
             .map(|(canonical, _)| canonical.to_vec())
             .ok_or_else(|| StoreError::DataLoss { what: format!("ledger entry {sequence} is truncated") })?;
-        let mut tree = crate::tree::StoredTree { backend: self.backend() };
+        let mut tree = crate::tree::StoredTree::new(self.backend(), size);
         let path = crate::merkle::inclusion_proof(&mut tree, sequence - 1, size)?
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         Ok(InclusionProof { leaf_index: sequence - 1, tree_size: size, entry: canonical, path })
@@ -1232,6 +1232,11 @@ impl Store {
             }
         }
         let (first, width) = (tile.first(), u64::from(tile.width()));
+        if let Tile::Hashes { level, index, width: 256 } = tile
+            && let Some(stored) = meta::load_merkle_tile(self.backend(), level, index)?
+        {
+            return Ok(stored.iter().flat_map(|d| d.0).collect());
+        }
         match tile {
             Tile::Hashes { level: 0, .. } => {
                 Ok(crate::tree::leaf_hashes(self.backend(), first, width)?.iter().flat_map(|d| d.0).collect())
@@ -1270,7 +1275,7 @@ impl Store {
     /// `first` (RFC 9162 §2.1.4): nothing rewritten between them.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Digest>, StoreError> {
         self.check_tree_size(second)?;
-        let mut tree = crate::tree::StoredTree { backend: self.backend() };
+        let mut tree = crate::tree::StoredTree::new(self.backend(), second);
         crate::merkle::consistency_proof(&mut tree, first, second)?
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))
     }

@@ -1,17 +1,22 @@
 //! The ledger's Merkle tree (`merkle.rs`) as the archive keeps it: the root
 //! of every complete subtree of at least `merkle::STORED_HEIGHT` is a `meta`
-//! entry written in the same group as the ledger entry that completes it;
-//! anything lower is recomputed from the ledger's own entries (at most 255
-//! of them) when a proof needs it. The frontier the writer extends is stored
-//! with the ledger head by every group and read back at open, so a start
-//! rebuilds nothing and never takes the tree from entries read back (an
-//! edited entry is not laundered into the next signed root); an archive of
-//! format 1, written before the tree, gets it built once at its first open
-//! (the format's upgrade), only after its whole ledger verified.
+//! entry, and so is every complete tile (C2SP tlog-tiles: the 256 hashes at
+//! height `8 * level` under one node, leaves at level 0), both written in
+//! the same group as the ledger entry that completes them. A proof reads one
+//! tile per level (at 50 M entries, four reads in all) and recomputes the
+//! subtrees within it; only the last, partial run of 256 entries is read
+//! from the ledger. The frontier the writer extends is stored with the
+//! ledger head by every group and read back at open, so a start rebuilds
+//! nothing and never takes the tree from entries read back (an edited entry
+//! is not laundered into the next signed root: a tile of leaves read back
+//! after a restart is stored only if it makes the node the frontier made).
+//! An archive of an older format gets what it lacks built once at its first
+//! open (the format's upgrade), only after its whole ledger verified.
 //!
-//! Invariant: a stored node is only ever written for a subtree whose leaves
-//! are all in the ledger, by the group that wrote the last of them (or by the
-//! one-time build, from the stored ledger); a node is never rewritten.
+//! Invariant: a stored node or tile is only ever written for a subtree whose
+//! leaves are all in the ledger, by the group that wrote the last of them
+//! (or by the one-time build, from the verified ledger); it is never
+//! rewritten.
 
 use std::collections::BTreeMap;
 
@@ -21,28 +26,195 @@ use crate::backend::{Backend, Batch, Durability, Keyspace};
 use crate::format::FormatState;
 use crate::ledger::{LedgerEntry, LedgerOp};
 use crate::merkle::{self, Frontier, STORED_HEIGHT, Subtrees};
+use crate::tiles::{TILE_HEIGHT, TILE_WIDTH};
 use crate::{StoreError, ledger, meta};
 
-/// Nodes written per batch by the upgrade.
+/// Hashes (nodes, and 256 per tile) written per batch by the upgrade.
 const BUILD_BATCH_NODES: usize = 4096;
 
-/// The tree as stored under `backend`: nodes read, lower subtrees recomputed.
+/// A tile's level and index.
+type TileAt = (u8, u64);
+
+/// The tree of up to `size` leaves as stored under `backend`, for one
+/// proof or root: a complete tile (256 hashes at one level, `meta.rs`) is
+/// read once and serves every subtree within it; the right edge of the tree
+/// of exactly the stored frontier's size is the frontier's peaks; anything
+/// else is a stored node, or (below `STORED_HEIGHT`) recomputed from the
+/// entries of the one partial run of 256 it lies in, read once.
 pub(crate) struct StoredTree<'a> {
-    pub(crate) backend: &'a dyn Backend,
+    backend: &'a dyn Backend,
+    size: u64,
+    tiles: Vec<(TileAt, Option<Vec<Digest>>)>,
+    partial: Option<(u64, Vec<Digest>)>,
+    frontier: Option<Option<Frontier>>,
+}
+
+impl<'a> StoredTree<'a> {
+    /// The tree under `backend`, asked only about subtrees of its first `size` leaves.
+    pub(crate) fn new(backend: &'a dyn Backend, size: u64) -> StoredTree<'a> {
+        StoredTree { backend, size, tiles: Vec::new(), partial: None, frontier: None }
+    }
+
+    /// Never takes the stored frontier: for rebuilding it from the nodes.
+    fn nodes_only(mut self) -> StoredTree<'a> {
+        self.frontier = Some(None);
+        self
+    }
+
+    fn tile(&mut self, level: u8, index: u64) -> Result<Option<&[Digest]>, StoreError> {
+        let at = match self.tiles.iter().position(|(at, _)| *at == (level, index)) {
+            Some(at) => at,
+            None => {
+                let tile = meta::load_merkle_tile(self.backend, level, index)?;
+                self.tiles.push(((level, index), tile));
+                self.tiles.len() - 1
+            }
+        };
+        Ok(self.tiles[at].1.as_deref())
+    }
+
+    /// The stored frontier's peak of `height`, `index`, if the frontier is
+    /// of this tree's size and has a peak there.
+    fn peak(&mut self, height: u32, index: u64) -> Result<Option<Digest>, StoreError> {
+        if Frontier::peak_positions(self.size).all(|peak| peak != (height, index)) {
+            return Ok(None);
+        }
+        if self.frontier.is_none() {
+            self.frontier = Some(meta::load_merkle_frontier(self.backend)?.filter(|f| f.size() == self.size));
+        }
+        let Some(Some(frontier)) = &self.frontier else { return Ok(None) };
+        let at = Frontier::peak_positions(self.size).position(|peak| peak == (height, index));
+        Ok(at.map(|at| frontier.peaks()[at]))
+    }
 }
 
 impl Subtrees for StoredTree<'_> {
     type Error = StoreError;
 
     fn perfect(&mut self, height: u32, index: u64) -> Result<Digest, StoreError> {
+        let level = u8::try_from(height / TILE_HEIGHT).expect("heights below 64");
+        let within = height % TILE_HEIGHT;
+        let first = index << within;
+        let (tile, offset) = (first / TILE_WIDTH, (first % TILE_WIDTH) as usize);
+        let span = offset..offset + (1 << within);
+        if let Some(row) = self.tile(level, tile)? {
+            return Ok(merkle::perfect_root(&row[span]));
+        }
+        if let Some(peak) = self.peak(height, index)? {
+            return Ok(peak);
+        }
         if height >= STORED_HEIGHT {
             return meta::load_merkle_node(self.backend, height, index)?.ok_or_else(|| StoreError::DataLoss {
                 what: format!("the ledger's Merkle tree has no stored node at height {height}, index {index}"),
             });
         }
-        let leaves = leaf_hashes(self.backend, index << height, 1 << height)?;
-        Ok(merkle::perfect_root(&leaves))
+        // A run of 256 entries not yet a tile (the ledger's last, or one of an
+        // archive whose tile is missing): its leaves, read once.
+        if self.partial.as_ref().is_none_or(|(at, _)| *at != tile) {
+            let count = TILE_WIDTH.min(self.size.saturating_sub(tile * TILE_WIDTH));
+            self.partial = Some((tile, leaf_hashes(self.backend, tile * TILE_WIDTH, count)?));
+        }
+        let (_, leaves) = self.partial.as_ref().expect("just read");
+        leaves.get(span).map(merkle::perfect_root).ok_or_else(|| StoreError::DataLoss {
+            what: format!("ledger entry {} is missing", first + leaves.len() as u64 + 1),
+        })
     }
+}
+
+/// Complete tiles, from the subtrees a `Frontier` tells of as it grows (a
+/// subtree whose height is a multiple of `TILE_HEIGHT` is one hash of its
+/// level's row); a row that does not begin at a tile's first hash (a tree
+/// resumed from a stored frontier) completes no tile.
+#[derive(Debug, Default)]
+pub(crate) struct TileRows {
+    rows: Vec<Vec<Digest>>,
+}
+
+impl TileRows {
+    /// Takes one completed subtree; the tile it completes, if any: its
+    /// level, index and 256 hashes.
+    pub(crate) fn add(&mut self, height: u32, index: u64, root: &Digest) -> Option<(u8, u64, Vec<Digest>)> {
+        if !height.is_multiple_of(TILE_HEIGHT) {
+            return None;
+        }
+        let level = (height / TILE_HEIGHT) as usize;
+        if self.rows.len() <= level {
+            self.rows.resize_with(level + 1, Vec::new);
+        }
+        let row = &mut self.rows[level];
+        let position = index % TILE_WIDTH;
+        if position != row.len() as u64 {
+            row.clear();
+            if position != 0 {
+                return None;
+            }
+        }
+        row.push(*root);
+        let level = u8::try_from(level).expect("heights below 64");
+        (row.len() as u64 == TILE_WIDTH).then(|| (level, index / TILE_WIDTH, std::mem::take(row)))
+    }
+}
+
+/// The leaf hashes of the last `TILE_WIDTH` entries the writer recorded, by
+/// sequence, so that a completed tile of leaves is stored without reading
+/// its entries back. A slot holds the leaf last recorded at its sequence:
+/// a sequence given back by a rollback or a failed commit is recorded again
+/// before the tile it belongs to can complete.
+#[derive(Debug)]
+pub(crate) struct RecentLeaves {
+    slots: Vec<(u64, Digest)>,
+}
+
+impl Default for RecentLeaves {
+    fn default() -> RecentLeaves {
+        RecentLeaves { slots: vec![(0, Digest([0; 32])); TILE_WIDTH as usize] }
+    }
+}
+
+impl RecentLeaves {
+    pub(crate) fn record(&mut self, sequence: u64, leaf: Digest) {
+        self.slots[((sequence - 1) % TILE_WIDTH) as usize] = (sequence, leaf);
+    }
+
+    fn get(&self, sequence: u64) -> Option<Digest> {
+        let (at, leaf) = self.slots[((sequence - 1) % TILE_WIDTH) as usize];
+        (at == sequence).then_some(leaf)
+    }
+}
+
+/// The hashes of tile `index` of `level`, which the writer's group has just
+/// completed (its node of height `8 * level + 8` is `root`): leaves from
+/// `recent` (or, after a restart, from the entries through `view`), nodes
+/// from `view`. `None`, with the reason, if they do not make `root`: an
+/// entry read back was changed while the appliance was stopped, and a tile
+/// of it must not be stored (proofs then recompute that part; `verify`
+/// names both the entry and the missing tile).
+pub(crate) fn completed_tile(
+    view: &dyn crate::view::View,
+    recent: &RecentLeaves,
+    (level, index): (u8, u64),
+    root: &Digest,
+) -> Result<Vec<Digest>, String> {
+    let first = index * TILE_WIDTH;
+    let mut hashes = Vec::with_capacity(TILE_WIDTH as usize);
+    for at in first..first + TILE_WIDTH {
+        let hash = if level == 0 {
+            match recent.get(at + 1) {
+                Some(leaf) => Some(leaf),
+                None => view
+                    .get(Keyspace::Ledger, &ledger::ledger_key(at + 1))
+                    .map_err(|e| e.to_string())?
+                    .and_then(|raw| leaf_of_stored(&raw)),
+            }
+        } else {
+            meta::load_merkle_node(view, u32::from(level) * TILE_HEIGHT, at).map_err(|e| e.to_string())?
+        };
+        hashes.push(hash.ok_or_else(|| format!("hash {at} of the tile is missing"))?);
+    }
+    if merkle::perfect_root(&hashes) != *root {
+        return Err("its hashes do not make the node above it: a ledger entry was changed while stopped".to_owned());
+    }
+    Ok(hashes)
 }
 
 /// The leaf hash of a stored ledger entry (canonical bytes, then the chain
@@ -75,7 +247,7 @@ pub(crate) fn leaf_hashes(backend: &dyn Backend, first: u64, count: u64) -> Resu
 /// stored nodes and at most 255 entries; `None` if a node it needs was never
 /// stored (an archive written before the tree).
 pub(crate) fn load_frontier(backend: &dyn Backend, size: u64) -> Result<Option<Frontier>, StoreError> {
-    let mut tree = StoredTree { backend };
+    let mut tree = StoredTree::new(backend, size).nodes_only();
     let mut peaks = Vec::new();
     for (height, index) in Frontier::peak_positions(size) {
         if height >= STORED_HEIGHT && meta::load_merkle_node(backend, height, index)?.is_none() {
@@ -87,8 +259,8 @@ pub(crate) fn load_frontier(backend: &dyn Backend, size: u64) -> Result<Option<F
 }
 
 /// The frontier the writer resumes at open, for a ledger of `head` entries:
-/// the one stored with the head (format 2); for a new archive, the empty
-/// tree; for an archive of format 1, the tree built once by `upgrade`.
+/// the one stored with the head; for a new archive, the empty tree; for an
+/// archive of an older format, the tree built or checked once by `upgrade`.
 /// `signed_heads` gives the chain hash each stored checkpoint signs, by
 /// sequence (read only for an upgrade).
 pub(crate) fn open_tree(
@@ -105,8 +277,8 @@ pub(crate) fn open_tree(
                 .to_owned(),
         });
     }
-    if format.version() < 2 {
-        return upgrade(backend, head, &signed_heads()?);
+    if format.version() < crate::format::FORMAT_VERSION {
+        return upgrade(backend, format.version(), head, &signed_heads()?);
     }
     match meta::load_merkle_frontier(backend)? {
         Some(frontier) if frontier.size() == size => Ok(frontier),
@@ -130,20 +302,25 @@ pub(crate) fn open_tree(
     }
 }
 
-/// Upgrades an archive of format 1: verifies its whole ledger (every entry
-/// in sequence, chaining from genesis to the recorded head, and every stored
-/// checkpoint's head on the way), builds the tree over it and stores it with
-/// the new format, in one last batch (a crash before it upgrades again).
-/// A ledger that does not verify is not upgraded, and the archive does not
-/// open: a root signed over it would vouch for the edit.
+/// Upgrades an archive of format 1 or 2: verifies its whole ledger (every
+/// entry in sequence, chaining from genesis to the recorded head, and every
+/// stored checkpoint's head on the way), builds the tree over it (format 1:
+/// storing its nodes; format 2: holding every stored node to it) and its
+/// tiles, and records the new format in one last batch (a crash before it
+/// upgrades again). A ledger that does not verify is not upgraded, and the
+/// archive does not open: a root signed over it would vouch for the edit.
 fn upgrade(
     backend: &dyn Backend,
+    from: u32,
     (size, head): (u64, Digest),
     checkpoints: &BTreeMap<u64, Digest>,
 ) -> Result<Frontier, StoreError> {
+    let to = crate::format::FORMAT_VERSION;
     tracing::info!(
         entries = size,
-        "upgrading the archive to format 2: verifying the ledger and building its Merkle tree"
+        from,
+        to,
+        "upgrading the archive's format: verifying the ledger and building its Merkle tree's tiles"
     );
     let started = std::time::Instant::now();
     let refuse = |sequence: u64, why: &str| StoreError::DataLoss {
@@ -153,9 +330,11 @@ fn upgrade(
         ),
     };
     let mut frontier = Frontier::default();
+    let mut rows = TileRows::default();
     let mut chain = ledger::GENESIS;
     let mut batch = Batch::new();
     let mut pending = 0;
+    let mut node_differs = None;
     for item in backend.scan(Keyspace::Ledger, &ledger::ledger_key(1), b"") {
         let (key, raw) = item.map_err(|e| StoreError::backend("reading the ledger", e))?;
         let sequence = frontier.size() + 1;
@@ -173,13 +352,42 @@ fn upgrade(
         if checkpoints.get(&sequence).is_some_and(|signed| *signed != chain) {
             return Err(refuse(sequence, "is not what the checkpoint signed there names"));
         }
+        let mut completed = Vec::new();
         frontier.push(merkle::leaf_hash(canonical), |height, index, root| {
+            if let Some(tile) = rows.add(height, index, root) {
+                completed.push(tile);
+            }
             if height >= STORED_HEIGHT {
-                let (key, value) = meta::merkle_node_entry(height, index, root);
-                batch.put(Keyspace::Meta, key, value);
-                pending += 1;
+                if from < 2 {
+                    let (key, value) = meta::merkle_node_entry(height, index, root);
+                    batch.put(Keyspace::Meta, key, value);
+                    pending += 1;
+                } else if node_differs.is_none() {
+                    match meta::load_merkle_node(backend, height, index) {
+                        Ok(Some(stored)) if stored == *root => {}
+                        Ok(_) => node_differs = Some(Ok((height, index))),
+                        Err(err) => node_differs = Some(Err(err)),
+                    }
+                }
             }
         });
+        match node_differs.take() {
+            None => {}
+            Some(Ok((height, index))) => {
+                return Err(refuse(
+                    sequence,
+                    &format!(
+                        "completes the Merkle tree node at height {height}, index {index}, stored otherwise or not at all"
+                    ),
+                ));
+            }
+            Some(Err(err)) => return Err(err),
+        }
+        for (level, index, hashes) in completed {
+            let (key, value) = meta::merkle_tile_entry(level, index, &hashes);
+            batch.put(Keyspace::Meta, key, value);
+            pending += TILE_WIDTH as usize;
+        }
         if pending >= BUILD_BATCH_NODES {
             commit(backend, std::mem::take(&mut batch))?;
             pending = 0;
@@ -200,7 +408,7 @@ fn upgrade(
         batch.put(Keyspace::Meta, key, value);
     }
     commit(backend, batch)?;
-    tracing::info!(entries = size, seconds = started.elapsed().as_secs_f64(), "the archive is upgraded to format 2");
+    tracing::info!(entries = size, seconds = started.elapsed().as_secs_f64(), to, "the archive's format is upgraded");
     Ok(frontier)
 }
 

@@ -147,6 +147,7 @@ pub(crate) fn run(
             }
         };
     let refusals = std::cell::RefCell::new(RefusalBudget::default());
+    let recent_leaves = std::cell::RefCell::default();
     let mut epoch = 0u64;
     let last_state = loop {
         let Ok(first) = rx.recv() else { break Some(state) };
@@ -154,7 +155,15 @@ pub(crate) fn run(
         counters.queue_wait_seconds.observe(first.sent_at.elapsed().as_secs_f64());
         resume_after_failures(&failures, &mut state, &mut epoch);
         let layers = layers_of(&in_flight, epoch);
-        let txn = Txn::new(backend.as_ref(), clock.as_ref(), signing.as_ref(), state.clone(), layers, &refusals);
+        let txn = Txn::new(
+            backend.as_ref(),
+            clock.as_ref(),
+            signing.as_ref(),
+            state.clone(),
+            layers,
+            &refusals,
+            &recent_leaves,
+        );
         let mut group = Group::new(txn);
         group.apply(first);
         // What queued meanwhile joins this group. While the committer syncs
@@ -195,7 +204,8 @@ pub(crate) fn run(
     if let Some(mut state) = last_state {
         resume_after_failures(&failures, &mut state, &mut epoch);
         let layers = layers_of(&in_flight, epoch);
-        let mut txn = Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers, &refusals);
+        let mut txn =
+            Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers, &refusals, &recent_leaves);
         txn.tick();
         // Refusals counted in windows still open are written now, not lost.
         txn.close_refusal_windows_at_stop();
@@ -368,6 +378,8 @@ pub(crate) struct Txn<'a> {
     state: WriterState,
     clock_moved: bool,
     refusals: &'a std::cell::RefCell<RefusalBudget>,
+    /// The leaves of the entries recorded last, for the tiles they complete.
+    recent_leaves: &'a std::cell::RefCell<crate::tree::RecentLeaves>,
     /// Set while a guarded command is judged as a trial, which is rolled
     /// back: its refusals must not spend the principal's budget.
     trial: bool,
@@ -404,6 +416,7 @@ impl<'a> Txn<'a> {
         state: WriterState,
         layers: Vec<Arc<InFlight>>,
         refusals: &'a std::cell::RefCell<RefusalBudget>,
+        recent_leaves: &'a std::cell::RefCell<crate::tree::RecentLeaves>,
     ) -> Txn<'a> {
         Txn {
             backend,
@@ -416,6 +429,7 @@ impl<'a> Txn<'a> {
             state,
             clock_moved: false,
             refusals,
+            recent_leaves,
             trial: false,
             trial_refusals: Vec::new(),
         }
@@ -682,20 +696,43 @@ impl<'a> Txn<'a> {
         let mut stored = entry.canonical();
         let hash = ledger::chain_hash_over(&self.state.ledger_head, &stored);
         // The subtrees this entry completes, from `merkle::STORED_HEIGHT`
-        // up, are stored with it (at most one per height, rarely any).
+        // up, are stored with it (at most one per height, rarely any), and
+        // so is every tile it completes (one in 256 entries, more rarely two).
         let mut nodes = Vec::new();
-        self.state.tree.push(crate::merkle::leaf_hash(&stored), |height, index, root| {
+        let leaf = crate::merkle::leaf_hash(&stored);
+        self.state.tree.push(leaf, |height, index, root| {
             if height >= crate::merkle::STORED_HEIGHT {
-                nodes.push(meta::merkle_node_entry(height, index, root));
+                nodes.push((height, index, *root));
             }
         });
-        for (key, value) in nodes {
+        self.recent_leaves.borrow_mut().record(sequence, leaf);
+        for (height, index, root) in &nodes {
+            let (key, value) = meta::merkle_node_entry(*height, *index, root);
             self.put(Keyspace::Meta, key, value);
         }
         stored.extend_from_slice(&hash.0);
         self.put(Keyspace::Ledger, ledger::ledger_key(sequence).to_vec(), stored);
         self.state.ledger_sequence = sequence;
         self.state.ledger_head = hash;
+        for (height, index, root) in
+            nodes.iter().filter(|(height, ..)| height.is_multiple_of(crate::tiles::TILE_HEIGHT))
+        {
+            let tile = (u8::try_from(height / crate::tiles::TILE_HEIGHT - 1).expect("heights below 64"), *index);
+            let recent_leaves = self.recent_leaves;
+            let hashes = crate::tree::completed_tile(self, &recent_leaves.borrow(), tile, root);
+            match hashes {
+                Ok(hashes) => {
+                    let (key, value) = meta::merkle_tile_entry(tile.0, tile.1, &hashes);
+                    self.put(Keyspace::Meta, key, value);
+                }
+                Err(why) => tracing::error!(
+                    level = tile.0,
+                    index = tile.1,
+                    why,
+                    "a tile of the ledger's Merkle tree is not stored; run `wormbox verify`"
+                ),
+            }
+        }
         sequence
     }
 
@@ -842,8 +879,8 @@ mod tests {
         let clock = ManualClock::new(Timestamp(1_795_737_600_000_000));
         let actor = Actor::system();
         let bucket = BucketName::new("bucket").unwrap();
-        let refusals = std::cell::RefCell::default();
-        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new(), &refusals);
+        let (refusals, recent_leaves) = (std::cell::RefCell::default(), std::cell::RefCell::default());
+        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new(), &refusals, &recent_leaves);
         CreateBucket { bucket: bucket.clone(), object_lock: false }.apply(&mut txn, &actor).unwrap();
         versioning(&bucket, VersioningState::Enabled).apply(&mut txn, &actor).unwrap();
         let versioned = put(&bucket, b"a").apply(&mut txn, &actor).unwrap();

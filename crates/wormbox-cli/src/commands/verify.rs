@@ -33,6 +33,7 @@ fn report_json(r: &IntegrityReport) -> serde_json::Value {
         "released_checked": r.released_checked,
         "released_unchecked": r.released_unchecked,
         "merkle_nodes_checked": r.merkle_nodes_checked,
+        "merkle_tiles_checked": r.merkle_tiles_checked,
         "divergence_count": r.divergence_count,
         "divergences": r.divergences.iter().map(|d| json!({"sequence": d.sequence, "what": d.what})).collect::<Vec<_>>(),
     })
@@ -147,6 +148,7 @@ pub(crate) async fn online(cx: &Context, args: VerifyArgs) -> anyhow::Result<()>
         released_checked: r.released_checked,
         released_unchecked: r.released_unchecked,
         merkle_nodes_checked: r.merkle_nodes_checked,
+        merkle_tiles_checked: r.merkle_tiles_checked,
         divergences: r
             .divergences
             .into_iter()

@@ -277,6 +277,7 @@ pub(crate) fn integrity_to_wire(r: &IntegrityReport, ledger_sequence: u64) -> v1
         released_checked: r.released_checked,
         released_unchecked: r.released_unchecked,
         merkle_nodes_checked: r.merkle_nodes_checked,
+        merkle_tiles_checked: r.merkle_tiles_checked,
         divergence_count: r.divergence_count,
         divergences: r
             .divergences

@@ -84,6 +84,38 @@ fn as_format_1(backend: &MemBackend) {
     backend.commit(&forget, Durability::Synced).unwrap();
 }
 
+/// The complete tiles of the tree over `leaves`, computed from nothing else.
+fn tiles_of(leaves: &[Digest]) -> Vec<(u8, u64, Vec<Digest>)> {
+    let (mut frontier, mut rows, mut out) = (Frontier::default(), super::TileRows::default(), Vec::new());
+    for leaf in leaves {
+        frontier.push(*leaf, |height, index, root| out.extend(rows.add(height, index, root)));
+    }
+    out.sort_by_key(|(level, index, _)| (*level, *index));
+    out
+}
+
+/// The tiles stored, by level and index.
+fn stored_tiles(backend: &MemBackend) -> Vec<(u8, u64, Vec<Digest>)> {
+    backend
+        .scan(Keyspace::Meta, b"merkle-tile/", b"merkle-tile/")
+        .map(|item| {
+            let (key, _) = item.unwrap();
+            let (level, index) = (key[12], u64::from_be_bytes(key[13..21].try_into().unwrap()));
+            (level, index, meta::load_merkle_tile(backend, level, index).unwrap().unwrap())
+        })
+        .collect()
+}
+
+fn set_tile(backend: &MemBackend, level: u8, index: u64, value: Option<Vec<u8>>) {
+    let (key, _) = meta::merkle_tile_entry(level, index, &[Digest([0; 32]); 256]);
+    let mut batch = Batch::new();
+    match value {
+        Some(value) => batch.put(Keyspace::Meta, key, value),
+        None => batch.delete(Keyspace::Meta, key),
+    }
+    backend.commit(&batch, Durability::Synced).unwrap();
+}
+
 fn stored_nodes(backend: &MemBackend) -> usize {
     backend.scan(Keyspace::Meta, b"merkle-node/", b"merkle-node/").count()
 }
@@ -109,6 +141,110 @@ async fn the_tree_follows_the_ledger_across_groups_failed_commits_and_restarts()
     }
     // A node per complete 256 and 512 leaves, written as they completed.
     assert_eq!(stored_nodes(&backend), (head / 256 + head / 512) as usize);
+    // A tile per complete 256 leaves, the one completed after the restart
+    // from entries read back, the others from the leaves the writer held.
+    assert_eq!(head / 256, 2);
+    assert_eq!(stored_tiles(&backend), tiles_of(&leaves));
+}
+
+/// Level-1 and level-2 tiles complete after 65,536 entries: the writer
+/// stores each tile as it completes, and its proofs read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_of_every_level_are_stored_as_they_complete_and_proofs_read_them() {
+    let wanted = 65_536 + 3 * 256 + 7;
+    let (backend, store) = archive(wanted).await;
+    let leaves = leaves(&backend);
+    let head = leaves.len() as u64;
+    assert_eq!(head, wanted);
+    let tiles = tiles_of(&leaves);
+    assert_eq!(tiles.iter().filter(|(level, ..)| *level == 1).count(), 1);
+    assert_eq!(stored_tiles(&backend), tiles);
+    let roots = roots(&leaves);
+    for sequence in [1, 256, 257, 40_000, 65_536, 65_537, head - 1, head] {
+        let proof = store.inclusion_proof(sequence, head).unwrap();
+        let leaf = merkle::leaf_hash(&proof.entry);
+        assert!(merkle::verify_inclusion(sequence - 1, head, &leaf, &proof.path, &roots[head as usize]), "{sequence}");
+    }
+    // Proofs of an older tree, whose right edge is not the frontier's.
+    for (sequence, size) in [(1, 65_536), (65_000, 65_600), (300, 66_000), (65_537, 65_793)] {
+        let proof = store.inclusion_proof(sequence, size).unwrap();
+        let leaf = merkle::leaf_hash(&proof.entry);
+        assert!(merkle::verify_inclusion(sequence - 1, size, &leaf, &proof.path, &roots[size as usize]), "{sequence}");
+    }
+    let proof = store.consistency_proof(1_000, head).unwrap();
+    assert!(merkle::verify_consistency(1_000, head, &roots[1_000], &roots[head as usize], &proof));
+    let report = verify(&store);
+    assert!(report.is_ok(), "{}", report.summary());
+    assert_eq!(report.merkle_tiles_checked, tiles.len() as u64);
+}
+
+/// A rewritten tile cannot pass a proof; a missing one costs speed only
+/// (the proof reads what the tile would have held); `verify` names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_or_missing_tile_is_caught() {
+    let (backend, store) = archive(600).await;
+    let head = store.ledger_head().unwrap().0;
+    let held = store.merkle_root(head).unwrap();
+    let report = verify(&store);
+    assert!(report.is_ok(), "{}", report.summary());
+    assert_eq!(report.merkle_tiles_checked, 2);
+
+    set_tile(&backend, 0, 1, None);
+    let proof = store.inclusion_proof(300, head).unwrap();
+    assert!(merkle::verify_inclusion(299, head, &merkle::leaf_hash(&proof.entry), &proof.path, &held));
+    let mut forged = meta::load_merkle_tile(&backend, 0, 0).unwrap().unwrap();
+    forged[4] = Digest([4; 32]);
+    let (_, value) = meta::merkle_tile_entry(0, 0, &forged);
+    set_tile(&backend, 0, 0, Some(value));
+    let proof = store.inclusion_proof(1, head).unwrap();
+    assert!(!merkle::verify_inclusion(0, head, &merkle::leaf_hash(&proof.entry), &proof.path, &held));
+
+    let report = verify(&store);
+    let said: Vec<String> = report.divergences.iter().map(|d| d.to_string()).collect();
+    assert_eq!(report.divergence_count, 2, "{said:?}");
+    assert!(said[0].contains("tile at level 0, index 0 is stored with other hashes"), "{said:?}");
+    assert!(said[1].contains("tile at level 0, index 1, which this entry completes, is not stored"), "{said:?}");
+    assert_eq!(report.divergences[1].sequence, Some(512));
+
+    set_tile(&backend, 0, 1, Some(vec![1; 31]));
+    let err = store.inclusion_proof(300, head).unwrap_err();
+    assert!(err.to_string().contains("tile at level 0, index 1 is malformed"), "{err}");
+}
+
+/// An archive of format 2 (nodes, no tiles) gets its tiles at its first
+/// open, each held to the nodes stored; one whose stored node the entries
+/// do not make is not upgraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_of_format_2_gets_its_tiles_at_its_first_open_if_its_nodes_hold() {
+    let as_format_2 = |backend: &MemBackend| {
+        let mut forget = Batch::new();
+        for item in backend.scan(Keyspace::Meta, b"merkle-tile/", b"merkle-tile/") {
+            forget.delete(Keyspace::Meta, item.unwrap().0);
+        }
+        let (key, value) = meta::format_entry(2);
+        forget.put(Keyspace::Meta, key, value);
+        backend.commit(&forget, Durability::Synced).unwrap();
+    };
+    let (backend, store) = archive(600).await;
+    let tiles = stored_tiles(&backend);
+    assert_eq!(tiles.len(), 2);
+    drop(store);
+    as_format_2(&backend);
+    assert!(stored_tiles(&backend).is_empty());
+    let store = open(&backend);
+    assert_eq!(crate::format::check(&backend).unwrap(), crate::format::FormatState::Recorded(3));
+    assert_eq!(stored_tiles(&backend), tiles);
+    write(&store, 300, "after").await;
+    assert_eq!(stored_tiles(&backend), tiles_of(&leaves(&backend)));
+    drop(store);
+
+    as_format_2(&backend);
+    set_node(&backend, 8, 1, Some(vec![8; 32]));
+    let before = backend.contents();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+    let err = Store::open(Arc::new(backend.clone()), clock, StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("ledger entry 512 completes the Merkle tree node at height 8, index 1"), "{err}");
+    assert_eq!(backend.contents(), before, "nothing is written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +286,8 @@ async fn an_archive_written_before_the_tree_gets_it_built_at_its_first_open() {
 
     let store = open(&backend);
     assert_eq!(stored_nodes(&backend), (head / 256 + head / 512) as usize);
-    assert_eq!(crate::format::check(&backend).unwrap(), crate::format::FormatState::Recorded(2));
+    assert_eq!(crate::format::check(&backend).unwrap(), crate::format::FormatState::Recorded(3));
+    assert_eq!(stored_tiles(&backend), tiles_of(&leaves(&backend)));
     assert_eq!(store.merkle_root(head).unwrap(), root);
     write(&store, 10, "after").await;
     let leaves = leaves(&backend);
