@@ -295,7 +295,7 @@ pub struct IntegrityReport {
     /// read (offline, or the replica did not answer): not checked.
     pub released_unchecked: u64,
     /// Stored nodes of the ledger's Merkle tree recomputed from the entries
-    /// and found equal (those the proofs are read from).
+    /// and found equal (what proofs read where no stored tile holds it).
     pub merkle_nodes_checked: u64,
     /// Stored tiles of the ledger's Merkle tree (256 hashes each) recomputed
     /// from the entries and found equal.
@@ -730,7 +730,7 @@ impl<'a> Walk<'a> {
 /// The tree a check rebuilds (from the start or, trusting a checkpoint at
 /// `trust_until`, from the stored nodes at that size, held to the root that
 /// checkpoint signs), and whether the archive stores the tree: every archive
-/// of format 2 does, and then any node missing is named. An archive of
+/// of format 2 on does, and then any node missing is named (tiles: format 3). An archive of
 /// format 1 (written before the tree, not opened since) has none; its roots
 /// are still rebuilt and checked against any checkpoint that signs one.
 fn tree_to_check(

@@ -14,13 +14,15 @@
 //!
 //! Invariant: a proof is only ever computed from hashes of complete subtrees
 //! (`Subtrees::perfect`), which never change once the ledger holds their
-//! leaves; the tree of size `n` is never mixed with a later tree's hashes.
+//! leaves: a proof for the tree of size `n` takes only subtrees within its
+//! first `n` leaves, whichever later tile holds their hashes.
 
 use wormbox_model::Digest;
 
-/// Subtrees of at least this height (2^8 = 256 leaves) are stored as they
-/// complete (the height of a C2SP tlog tile); lower ones are recomputed
-/// from the ledger's entries, at most 255 of them per proof.
+/// Subtrees of at least this height (2^8 = 256 leaves, the height of a C2SP
+/// tlog tile) are stored as they complete, and so is every complete tile
+/// (`tree.rs`); lower subtrees are recomputed from a tile of leaves, or from
+/// one run of the ledger's entries where no complete tile holds them.
 pub const STORED_HEIGHT: u32 = 8;
 
 /// The root of the empty tree: SHA-256 of nothing.

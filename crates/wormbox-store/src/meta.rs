@@ -145,6 +145,14 @@ fn merkle_node_key(height: u32, index: u64) -> Vec<u8> {
     [MERKLE_NODE, &[height], &index.to_be_bytes()].concat()
 }
 
+/// Where a scan of the stored nodes of `height` from `first` on starts, and
+/// the prefix it stays within.
+pub(crate) fn merkle_node_run(height: u32, first: u64) -> (Vec<u8>, Vec<u8>) {
+    let start = merkle_node_key(height, first);
+    let prefix = start[..MERKLE_NODE.len() + 1].to_vec();
+    (start, prefix)
+}
+
 /// The stored root of the Merkle subtree of `height` at `index`, if stored.
 pub(crate) fn load_merkle_node(
     view: &(impl View + ?Sized),

@@ -222,6 +222,7 @@ impl Store {
             });
         }
         let tree = crate::tree::open_tree(&*backend, format_state, (ledger_sequence, ledger_head), &signed_heads)?;
+        let recent_hashes = crate::tree::recent_hashes(&*backend, &tree)?;
         let format = crate::format::FORMAT_VERSION;
         let state =
             WriterState { last_checkpoint, last_time, last_sequence, ledger_sequence, ledger_head, compliance, tree };
@@ -231,7 +232,7 @@ impl Store {
         let writer_counters = Arc::clone(&counters);
         let writer_thread = std::thread::Builder::new()
             .name("wormbox-writer".to_owned())
-            .spawn(move || writer::run(writer_backend, clock, signing, state, rx, writer_counters))
+            .spawn(move || writer::run(writer_backend, clock, signing, state, rx, writer_counters, recent_hashes))
             .map_err(|e| StoreError::backend("starting the writer", crate::backend::BackendError::Io(e)))?;
         tracing::info!(engine = backend.engine(), format, ledger_sequence, "store opened");
         #[cfg(wormbox_bench_unhashed)]
@@ -1149,14 +1150,14 @@ impl Store {
     /// The root of the ledger's Merkle tree of `size` entries (RFC 9162),
     /// for any size up to the committed head.
     pub fn merkle_root(&self, size: u64) -> Result<Digest, StoreError> {
-        self.check_tree_size(size)?;
-        crate::merkle::root(&mut crate::tree::StoredTree::new(self.backend(), size), size)
+        let head = self.check_tree_size(size)?;
+        crate::merkle::root(&mut crate::tree::StoredTree::new(self.backend(), size, head), size)
     }
 
     /// Ledger entry `sequence` (its canonical bytes, the Merkle leaf) and its
     /// audit path in the tree of `size` entries: leaf index `sequence - 1`.
     pub fn inclusion_proof(&self, sequence: u64, size: u64) -> Result<InclusionProof, StoreError> {
-        self.check_tree_size(size)?;
+        let head = self.check_tree_size(size)?;
         if sequence == 0 || sequence > size {
             return Err(StoreError::InvalidArgument(format!(
                 "ledger entry {sequence} is not in the tree of the first {size} entries"
@@ -1167,7 +1168,7 @@ impl Store {
         let canonical = ledger::split_stored(&raw)
             .map(|(canonical, _)| canonical.to_vec())
             .ok_or_else(|| StoreError::DataLoss { what: format!("ledger entry {sequence} is truncated") })?;
-        let mut tree = crate::tree::StoredTree::new(self.backend(), size);
+        let mut tree = crate::tree::StoredTree::new(self.backend(), size, head);
         let path = crate::merkle::inclusion_proof(&mut tree, sequence - 1, size)?
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         Ok(InclusionProof { leaf_index: sequence - 1, tree_size: size, entry: canonical, path })
@@ -1274,20 +1275,21 @@ impl Store {
     /// The proof that the tree of `second` entries extends the tree of
     /// `first` (RFC 9162 §2.1.4): nothing rewritten between them.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Digest>, StoreError> {
-        self.check_tree_size(second)?;
-        let mut tree = crate::tree::StoredTree::new(self.backend(), second);
+        let head = self.check_tree_size(second)?;
+        let mut tree = crate::tree::StoredTree::new(self.backend(), second, head);
         crate::merkle::consistency_proof(&mut tree, first, second)?
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))
     }
 
-    fn check_tree_size(&self, size: u64) -> Result<(), StoreError> {
+    /// The ledger's head, if it holds the tree of `size`.
+    fn check_tree_size(&self, size: u64) -> Result<u64, StoreError> {
         let (head, _) = self.ledger_head()?;
         if size > head {
             return Err(StoreError::InvalidArgument(format!(
                 "the ledger has {head} entries; there is no tree of {size} yet"
             )));
         }
-        Ok(())
+        Ok(head)
     }
 
     /// Returns ledger entries from `from` on, in order, with their stored hashes.

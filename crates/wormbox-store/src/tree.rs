@@ -2,21 +2,23 @@
 //! of every complete subtree of at least `merkle::STORED_HEIGHT` is a `meta`
 //! entry, and so is every complete tile (C2SP tlog-tiles: the 256 hashes at
 //! height `8 * level` under one node, leaves at level 0), both written in
-//! the same group as the ledger entry that completes them. A proof reads one
-//! tile per level (at 50 M entries, four reads in all) and recomputes the
-//! subtrees within it; only the last, partial run of 256 entries is read
-//! from the ledger. The frontier the writer extends is stored with the
-//! ledger head by every group and read back at open, so a start rebuilds
-//! nothing and never takes the tree from entries read back (an edited entry
-//! is not laundered into the next signed root: a tile of leaves read back
-//! after a restart is stored only if it makes the node the frontier made).
+//! the same group as the ledger entry that completes them. A proof makes one
+//! read per tile level (at 50 M entries: the entry and four reads) and
+//! recomputes the subtrees within what it read: a stored tile, or where the
+//! tree's right edge has no complete tile yet, one run of up to 255 entries
+//! (level 0) or stored nodes. The frontier the writer extends is stored with
+//! the ledger head by every group and read back at open, so a start
+//! rebuilds nothing and never takes the tree from entries read back (an
+//! edited entry is not laundered into the next signed root; the hashes the
+//! writer resumes its tiles with are taken only if they make the frontier).
 //! An archive of an older format gets what it lacks built once at its first
 //! open (the format's upgrade), only after its whole ledger verified.
 //!
 //! Invariant: a stored node or tile is only ever written for a subtree whose
 //! leaves are all in the ledger, by the group that wrote the last of them
-//! (or by the one-time build, from the verified ledger); it is never
-//! rewritten.
+//! (or by the one-time build, from the verified ledger), and never with
+//! other bytes than the first time (an upgrade cut short and run again
+//! writes the same).
 
 use std::collections::BTreeMap;
 
@@ -35,33 +37,39 @@ const BUILD_BATCH_NODES: usize = 4096;
 /// A tile's level and index.
 type TileAt = (u8, u64);
 
-/// The tree of up to `size` leaves as stored under `backend`, for one
-/// proof or root: a complete tile (256 hashes at one level, `meta.rs`) is
-/// read once and serves every subtree within it; the right edge of the tree
-/// of exactly the stored frontier's size is the frontier's peaks; anything
-/// else is a stored node, or (below `STORED_HEIGHT`) recomputed from the
-/// entries of the one partial run of 256 it lies in, read once.
+/// The tree of up to `size` leaves as stored under `backend` (whose ledger
+/// has `head` entries), for one proof or root. Per level, one read: a
+/// complete tile (256 hashes, `meta.rs`) serves every subtree within it;
+/// a run of fewer than 256 hashes at the tree's right edge (or a tile not
+/// stored) is read as one run of entries (level 0) or of stored nodes, once.
+/// The right edge of the tree of exactly the stored frontier's size is the
+/// frontier's peaks.
 pub(crate) struct StoredTree<'a> {
     backend: &'a dyn Backend,
     size: u64,
+    head: u64,
+    /// Only stored nodes and entries, never a tile or the frontier: what
+    /// rebuilds the frontier from the stored tree.
+    nodes_only: bool,
     tiles: Vec<(TileAt, Option<Vec<Digest>>)>,
-    partial: Option<(u64, Vec<Digest>)>,
+    runs: Vec<(TileAt, Vec<Digest>)>,
     frontier: Option<Option<Frontier>>,
 }
 
 impl<'a> StoredTree<'a> {
-    /// The tree under `backend`, asked only about subtrees of its first `size` leaves.
-    pub(crate) fn new(backend: &'a dyn Backend, size: u64) -> StoredTree<'a> {
-        StoredTree { backend, size, tiles: Vec::new(), partial: None, frontier: None }
+    /// The tree under `backend`, whose ledger has `head` entries, asked only
+    /// about subtrees of its first `size`.
+    pub(crate) fn new(backend: &'a dyn Backend, size: u64, head: u64) -> StoredTree<'a> {
+        StoredTree { backend, size, head, nodes_only: false, tiles: Vec::new(), runs: Vec::new(), frontier: None }
     }
 
-    /// Never takes the stored frontier: for rebuilding it from the nodes.
-    fn nodes_only(mut self) -> StoredTree<'a> {
-        self.frontier = Some(None);
-        self
-    }
-
+    /// A tile, if the ledger holds all of it and it is stored; never one
+    /// past the ledger's head (nothing written there is the tree's).
     fn tile(&mut self, level: u8, index: u64) -> Result<Option<&[Digest]>, StoreError> {
+        let needed = crate::tiles::Tile::Hashes { level, index, width: TILE_WIDTH as u16 }.tree_size_needed();
+        if self.nodes_only || needed.is_none_or(|needed| needed > self.head) {
+            return Ok(None);
+        }
         let at = match self.tiles.iter().position(|(at, _)| *at == (level, index)) {
             Some(at) => at,
             None => {
@@ -76,15 +84,35 @@ impl<'a> StoredTree<'a> {
     /// The stored frontier's peak of `height`, `index`, if the frontier is
     /// of this tree's size and has a peak there.
     fn peak(&mut self, height: u32, index: u64) -> Result<Option<Digest>, StoreError> {
-        if Frontier::peak_positions(self.size).all(|peak| peak != (height, index)) {
+        if self.nodes_only {
             return Ok(None);
         }
+        let Some(at) = Frontier::peak_positions(self.size).position(|peak| peak == (height, index)) else {
+            return Ok(None);
+        };
         if self.frontier.is_none() {
             self.frontier = Some(meta::load_merkle_frontier(self.backend)?.filter(|f| f.size() == self.size));
         }
-        let Some(Some(frontier)) = &self.frontier else { return Ok(None) };
-        let at = Frontier::peak_positions(self.size).position(|peak| peak == (height, index));
-        Ok(at.map(|at| frontier.peaks()[at]))
+        Ok(self.frontier.as_ref().and_then(Option::as_ref).map(|frontier| frontier.peaks()[at]))
+    }
+
+    /// The hashes of tile `index` of `level` that the tree of `size` holds
+    /// (all 256, or the right edge's fewer), read as one run: leaf hashes of
+    /// the entries at level 0, stored nodes above.
+    fn run(&mut self, level: u8, index: u64) -> Result<&[Digest], StoreError> {
+        if let Some(at) = self.runs.iter().position(|(at, _)| *at == (level, index)) {
+            return Ok(&self.runs[at].1);
+        }
+        let height = u32::from(level) * TILE_HEIGHT;
+        let first = index * TILE_WIDTH;
+        let count = TILE_WIDTH.min((self.size >> height).saturating_sub(first));
+        let run = if level == 0 {
+            leaf_hashes(self.backend, first, count)?
+        } else {
+            node_run(self.backend, height, first, count)?
+        };
+        self.runs.push(((level, index), run));
+        Ok(&self.runs.last().expect("just pushed").1)
     }
 }
 
@@ -92,6 +120,11 @@ impl Subtrees for StoredTree<'_> {
     type Error = StoreError;
 
     fn perfect(&mut self, height: u32, index: u64) -> Result<Digest, StoreError> {
+        if self.nodes_only && height >= STORED_HEIGHT {
+            return meta::load_merkle_node(self.backend, height, index)?.ok_or_else(|| StoreError::DataLoss {
+                what: format!("the ledger's Merkle tree has no stored node at height {height}, index {index}"),
+            });
+        }
         let level = u8::try_from(height / TILE_HEIGHT).expect("heights below 64");
         let within = height % TILE_HEIGHT;
         let first = index << within;
@@ -103,22 +136,40 @@ impl Subtrees for StoredTree<'_> {
         if let Some(peak) = self.peak(height, index)? {
             return Ok(peak);
         }
-        if height >= STORED_HEIGHT {
-            return meta::load_merkle_node(self.backend, height, index)?.ok_or_else(|| StoreError::DataLoss {
-                what: format!("the ledger's Merkle tree has no stored node at height {height}, index {index}"),
-            });
-        }
-        // A run of 256 entries not yet a tile (the ledger's last, or one of an
-        // archive whose tile is missing): its leaves, read once.
-        if self.partial.as_ref().is_none_or(|(at, _)| *at != tile) {
-            let count = TILE_WIDTH.min(self.size.saturating_sub(tile * TILE_WIDTH));
-            self.partial = Some((tile, leaf_hashes(self.backend, tile * TILE_WIDTH, count)?));
-        }
-        let (_, leaves) = self.partial.as_ref().expect("just read");
-        leaves.get(span).map(merkle::perfect_root).ok_or_else(|| StoreError::DataLoss {
-            what: format!("ledger entry {} is missing", first + leaves.len() as u64 + 1),
+        let run = self.run(level, tile)?;
+        run.get(span).map(merkle::perfect_root).ok_or_else(|| StoreError::DataLoss {
+            what: format!(
+                "the ledger's Merkle tree lacks hash {} at height {}",
+                tile * TILE_WIDTH + run.len() as u64,
+                u32::from(level) * TILE_HEIGHT
+            ),
         })
     }
+}
+
+/// The `count` stored nodes of `height` from index `first` on, read as one
+/// run of adjacent keys.
+fn node_run(backend: &dyn Backend, height: u32, first: u64, count: u64) -> Result<Vec<Digest>, StoreError> {
+    let mut out = Vec::with_capacity(count as usize);
+    let (start, prefix) = meta::merkle_node_run(height, first);
+    for item in backend.scan(Keyspace::Meta, &start, &prefix).take(count as usize) {
+        let (key, value) = item.map_err(|e| StoreError::backend("reading the Merkle tree", e))?;
+        let index = first + out.len() as u64;
+        let node = meta::merkle_node_entry(height, index, &Digest([0; 32])).0;
+        let Some(digest) = Digest::from_slice(&value).filter(|_| key == node) else {
+            return Err(StoreError::DataLoss {
+                what: format!("the ledger's Merkle tree has no stored node at height {height}, index {index}"),
+            });
+        };
+        out.push(digest);
+    }
+    if (out.len() as u64) < count {
+        let index = first + out.len() as u64;
+        return Err(StoreError::DataLoss {
+            what: format!("the ledger's Merkle tree has no stored node at height {height}, index {index}"),
+        });
+    }
+    Ok(out)
 }
 
 /// Complete tiles, from the subtrees a `Frontier` tells of as it grows (a
@@ -155,64 +206,109 @@ impl TileRows {
     }
 }
 
-/// The leaf hashes of the last `TILE_WIDTH` entries the writer recorded, by
-/// sequence, so that a completed tile of leaves is stored without reading
-/// its entries back. A slot holds the leaf last recorded at its sequence:
-/// a sequence given back by a rollback or a failed commit is recorded again
-/// before the tile it belongs to can complete.
-#[derive(Debug)]
-pub(crate) struct RecentLeaves {
-    slots: Vec<(u64, Digest)>,
+/// The hashes the writer recorded last at each tile level (leaves at level
+/// 0, the roots of tiles below above), 256 per level by index, so that a
+/// tile is stored as it completes without reading anything back. A slot
+/// holds the hash last recorded at its index: an index given back by a
+/// rollback or a failed commit is recorded again before its tile can
+/// complete. Filled at open with the runs the writer resumes in.
+#[derive(Debug, Default)]
+pub(crate) struct RecentHashes {
+    levels: Vec<Vec<Option<(u64, Digest)>>>,
 }
 
-impl Default for RecentLeaves {
-    fn default() -> RecentLeaves {
-        RecentLeaves { slots: vec![(0, Digest([0; 32])); TILE_WIDTH as usize] }
+impl RecentHashes {
+    /// Records the root of a completed subtree, if its height is a tile level's.
+    pub(crate) fn record(&mut self, height: u32, index: u64, hash: &Digest) {
+        if !height.is_multiple_of(TILE_HEIGHT) {
+            return;
+        }
+        let level = (height / TILE_HEIGHT) as usize;
+        if self.levels.len() <= level {
+            self.levels.resize_with(level + 1, || vec![None; TILE_WIDTH as usize]);
+        }
+        self.levels[level][(index % TILE_WIDTH) as usize] = Some((index, *hash));
+    }
+
+    fn get(&self, level: u8, index: u64) -> Option<Digest> {
+        let slot = self.levels.get(usize::from(level))?[(index % TILE_WIDTH) as usize];
+        slot.filter(|(at, _)| *at == index).map(|(_, hash)| hash)
     }
 }
 
-impl RecentLeaves {
-    pub(crate) fn record(&mut self, sequence: u64, leaf: Digest) {
-        self.slots[((sequence - 1) % TILE_WIDTH) as usize] = (sequence, leaf);
+/// The hashes of the runs the tree of `frontier` ends in, per tile level,
+/// for the writer to resume with: the leaves of up to 255 entries and up to
+/// 255 stored nodes per level above. A run that does not make the peaks the
+/// frontier holds (an entry changed while stopped) is left out: its tile
+/// will not be stored, and `verify` names the entry.
+pub(crate) fn recent_hashes(backend: &dyn Backend, frontier: &Frontier) -> Result<RecentHashes, StoreError> {
+    let size = frontier.size();
+    let mut recent = RecentHashes::default();
+    let peaks: Vec<((u32, u64), Digest)> =
+        Frontier::peak_positions(size).zip(frontier.peaks().iter().copied()).collect();
+    for level in 0..u8::try_from(64 / TILE_HEIGHT).expect("eight levels") {
+        let height = u32::from(level) * TILE_HEIGHT;
+        let held = size >> height;
+        if held == 0 {
+            break;
+        }
+        let first = held - held % TILE_WIDTH;
+        let count = held - first;
+        let run =
+            if level == 0 { leaf_hashes(backend, first, count)? } else { node_run(backend, height, first, count)? };
+        // The run's peaks, largest first, against the frontier's of these heights.
+        let (mut made, mut at) = (Vec::new(), 0usize);
+        for within in (0..TILE_HEIGHT).rev() {
+            let width = 1usize << within;
+            if count as usize & width != 0 {
+                made.push(merkle::perfect_root(&run[at..at + width]));
+                at += width;
+            }
+        }
+        let held_peaks: Vec<Digest> =
+            peaks.iter().filter(|((h, _), _)| h / TILE_HEIGHT == u32::from(level)).map(|(_, peak)| *peak).collect();
+        if made != held_peaks {
+            tracing::error!(
+                level,
+                "the ledger's last entries or Merkle tree nodes do not make the stored frontier (changed while \
+                 stopped?): the tile they are in will not be stored; run `wormbox verify`"
+            );
+            continue;
+        }
+        for (offset, hash) in run.iter().enumerate() {
+            recent.record(height, first + offset as u64, hash);
+        }
     }
-
-    fn get(&self, sequence: u64) -> Option<Digest> {
-        let (at, leaf) = self.slots[((sequence - 1) % TILE_WIDTH) as usize];
-        (at == sequence).then_some(leaf)
-    }
+    Ok(recent)
 }
 
 /// The hashes of tile `index` of `level`, which the writer's group has just
-/// completed (its node of height `8 * level + 8` is `root`): leaves from
-/// `recent` (or, after a restart, from the entries through `view`), nodes
-/// from `view`. `None`, with the reason, if they do not make `root`: an
-/// entry read back was changed while the appliance was stopped, and a tile
-/// of it must not be stored (proofs then recompute that part; `verify`
-/// names both the entry and the missing tile).
+/// completed (its node of height `8 * level + 8` is `root`), from `recent`;
+/// from `view` only for hashes a rollback of more than 256 of them took
+/// from `recent`. An error (stored nothing) if a hash cannot be had or they
+/// do not make `root`.
 pub(crate) fn completed_tile(
     view: &dyn crate::view::View,
-    recent: &RecentLeaves,
+    recent: &RecentHashes,
     (level, index): (u8, u64),
     root: &Digest,
 ) -> Result<Vec<Digest>, String> {
     let first = index * TILE_WIDTH;
     let mut hashes = Vec::with_capacity(TILE_WIDTH as usize);
     for at in first..first + TILE_WIDTH {
-        let hash = if level == 0 {
-            match recent.get(at + 1) {
-                Some(leaf) => Some(leaf),
-                None => view
-                    .get(Keyspace::Ledger, &ledger::ledger_key(at + 1))
-                    .map_err(|e| e.to_string())?
-                    .and_then(|raw| leaf_of_stored(&raw)),
-            }
-        } else {
-            meta::load_merkle_node(view, u32::from(level) * TILE_HEIGHT, at).map_err(|e| e.to_string())?
+        let hash = match recent.get(level, at) {
+            Some(hash) => Some(hash),
+            None if level == 0 => view
+                .get(Keyspace::Ledger, &ledger::ledger_key(at + 1))
+                .map_err(|e| format!("reading ledger entry {}: {e}", at + 1))?
+                .and_then(|raw| leaf_of_stored(&raw)),
+            None => meta::load_merkle_node(view, u32::from(level) * TILE_HEIGHT, at)
+                .map_err(|e| format!("reading a Merkle tree node: {e}"))?,
         };
         hashes.push(hash.ok_or_else(|| format!("hash {at} of the tile is missing"))?);
     }
     if merkle::perfect_root(&hashes) != *root {
-        return Err("its hashes do not make the node above it: a ledger entry was changed while stopped".to_owned());
+        return Err("its hashes do not make the node above it".to_owned());
     }
     Ok(hashes)
 }
@@ -244,10 +340,11 @@ pub(crate) fn leaf_hashes(backend: &dyn Backend, first: u64, count: u64) -> Resu
 }
 
 /// The frontier of the tree of the ledger's first `size` entries, from the
-/// stored nodes and at most 255 entries; `None` if a node it needs was never
-/// stored (an archive written before the tree).
+/// stored nodes alone (never a tile or the stored frontier) and at most 255
+/// entries; `None` if a node it needs was never stored (an archive written
+/// before the tree).
 pub(crate) fn load_frontier(backend: &dyn Backend, size: u64) -> Result<Option<Frontier>, StoreError> {
-    let mut tree = StoredTree::new(backend, size).nodes_only();
+    let mut tree = StoredTree { nodes_only: true, ..StoredTree::new(backend, size, size) };
     let mut peaks = Vec::new();
     for (height, index) in Frontier::peak_positions(size) {
         if height >= STORED_HEIGHT && meta::load_merkle_node(backend, height, index)?.is_none() {
@@ -270,7 +367,9 @@ pub(crate) fn open_tree(
     signed_heads: &dyn Fn() -> Result<BTreeMap<u64, Digest>, StoreError>,
 ) -> Result<Frontier, StoreError> {
     let size = head.0;
-    if format == FormatState::Unrecorded && backend.scan(Keyspace::Meta, b"merkle-", b"merkle-").next().is_some() {
+    // The frontier is written only with the format (a group of the writer,
+    // an upgrade's last batch): an upgrade cut short leaves none.
+    if format == FormatState::Unrecorded && meta::load_merkle_frontier(backend)?.is_some() {
         return Err(StoreError::DataLoss {
             what: "the archive holds a Merkle tree but its format record is gone: the archive's files were changed; \
                    run `wormbox verify --data-dir` and restore from a backup"
@@ -399,10 +498,17 @@ fn upgrade(
     if chain != head {
         return Err(refuse(size, "does not hash to the recorded ledger head"));
     }
-    // A tree stored before (a build that kept one without recording its
-    // format) must be the one the verified ledger makes.
-    if meta::load_merkle_frontier(backend)?.is_some_and(|stored| stored != frontier) {
-        return Err(refuse(size, "ends a ledger whose stored Merkle tree it does not make"));
+    // A tree stored before (format 2, or a build that kept one without
+    // recording its format) must be the one the verified ledger makes; an
+    // archive of format 2 always stored its frontier.
+    match meta::load_merkle_frontier(backend)? {
+        Some(stored) if stored != frontier => {
+            return Err(refuse(size, "ends a ledger whose stored Merkle tree it does not make"));
+        }
+        None if from >= 2 && size > 0 => {
+            return Err(refuse(size, "ends a ledger whose stored Merkle tree frontier is missing"));
+        }
+        _ => {}
     }
     for (key, value) in [meta::merkle_frontier_entry(&frontier), meta::format_entry(crate::format::FORMAT_VERSION)] {
         batch.put(Keyspace::Meta, key, value);

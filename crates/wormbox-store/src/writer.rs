@@ -120,6 +120,7 @@ pub(crate) fn run(
     mut state: WriterState,
     rx: Receiver<Request>,
     counters: Arc<CommitCounters>,
+    recent_hashes: crate::tree::RecentHashes,
 ) {
     let in_flight: InFlightList = Arc::default();
     let (failures_tx, failures) = mpsc::channel();
@@ -147,7 +148,7 @@ pub(crate) fn run(
             }
         };
     let refusals = std::cell::RefCell::new(RefusalBudget::default());
-    let recent_leaves = std::cell::RefCell::default();
+    let recent_leaves = std::cell::RefCell::new(recent_hashes);
     let mut epoch = 0u64;
     let last_state = loop {
         let Ok(first) = rx.recv() else { break Some(state) };
@@ -378,8 +379,8 @@ pub(crate) struct Txn<'a> {
     state: WriterState,
     clock_moved: bool,
     refusals: &'a std::cell::RefCell<RefusalBudget>,
-    /// The leaves of the entries recorded last, for the tiles they complete.
-    recent_leaves: &'a std::cell::RefCell<crate::tree::RecentLeaves>,
+    /// The hashes recorded last at each tile level, for the tiles they complete.
+    recent_leaves: &'a std::cell::RefCell<crate::tree::RecentHashes>,
     /// Set while a guarded command is judged as a trial, which is rolled
     /// back: its refusals must not spend the principal's budget.
     trial: bool,
@@ -416,7 +417,7 @@ impl<'a> Txn<'a> {
         state: WriterState,
         layers: Vec<Arc<InFlight>>,
         refusals: &'a std::cell::RefCell<RefusalBudget>,
-        recent_leaves: &'a std::cell::RefCell<crate::tree::RecentLeaves>,
+        recent_leaves: &'a std::cell::RefCell<crate::tree::RecentHashes>,
     ) -> Txn<'a> {
         Txn {
             backend,
@@ -705,7 +706,10 @@ impl<'a> Txn<'a> {
                 nodes.push((height, index, *root));
             }
         });
-        self.recent_leaves.borrow_mut().record(sequence, leaf);
+        let mut recent = self.recent_leaves.borrow_mut();
+        recent.record(0, sequence - 1, &leaf);
+        nodes.iter().for_each(|(height, index, root)| recent.record(*height, *index, root));
+        drop(recent);
         for (height, index, root) in &nodes {
             let (key, value) = meta::merkle_node_entry(*height, *index, root);
             self.put(Keyspace::Meta, key, value);
