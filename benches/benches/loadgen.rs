@@ -114,6 +114,16 @@ struct Args {
     /// smaller ones make a ledger of more entries fit the disk).
     #[arg(long, default_value_t = 1024)]
     scale_record_bytes: usize,
+    /// Seconds `--scale` waits after each open before it reads, so that the
+    /// index's compaction after a fill does not share the disk with them.
+    #[arg(long, default_value_t = 0)]
+    scale_settle_secs: u64,
+    /// After the last size, `--scale` stops the daemon, opens the same
+    /// archive with this `wormboxd` (whose open upgrades the archive's
+    /// format if its own is newer) and measures the reads again, as one more
+    /// row: two builds compared on the same data.
+    #[arg(long)]
+    scale_then_wormboxd: Option<PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
