@@ -636,7 +636,7 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
         settle(args).await;
         eprintln!("scale: {size} versions: reads and listings ...");
         let kept = sample.lock().expect("sample").kept.clone();
-        measure_reads(&mut c, &kept, args, &mut row).await?;
+        measure_reads(&mut c, &data, &kept, args, &mut row).await?;
 
         let (paths, disk_bytes) = files(&data)?;
         row.disk_bytes = disk_bytes;
@@ -688,10 +688,13 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
         c = clients(&daemon, &credential).await?;
         c.archive.get_bucket(v1::GetBucketRequest { bucket: BUCKET.into() }).await?;
         row.open = at.elapsed();
-        row.replayed_bytes = daemon.metric("wormbox_engine_replayed_at_open_bytes").unwrap_or(0.0) as u64;
+        row.replayed_bytes = daemon.metric("wormbox_engine_replayed_at_open_bytes").unwrap_or_else(|err| {
+            eprintln!("scale: the log replayed at open is not known: {err:#}");
+            0.0
+        }) as u64;
         settle(args).await;
         let kept = sample.lock().expect("sample").kept.clone();
-        measure_reads(&mut c, &kept, args, &mut row).await?;
+        measure_reads(&mut c, &data, &kept, args, &mut row).await?;
         row.disk_bytes = files(&data)?.1;
         daemon.stop()?;
         notes.push(format!(
@@ -715,8 +718,20 @@ async fn settle(args: &Args) {
     }
 }
 
-/// GetObject, HeadObject, ListObjectVersions and GetInclusionProof, in turn.
-async fn measure_reads(c: &mut Clients, kept: &[(u64, String)], args: &Args, row: &mut Row) -> anyhow::Result<()> {
+/// GetObject, HeadObject, ListObjectVersions and GetInclusionProof, in
+/// turn, with the archive's files out of the page cache first, so that two
+/// opens (after a fill, after another binary's upgrade read it all) start
+/// alike.
+async fn measure_reads(
+    c: &mut Clients,
+    data: &Path,
+    kept: &[(u64, String)],
+    args: &Args,
+    row: &mut Row,
+) -> anyhow::Result<()> {
+    for path in files(data)?.0 {
+        drop_cached(&path)?;
+    }
     row.get = reads(&mut c.archive, kept, true, args.scale_record_bytes).await?;
     row.head = reads(&mut c.archive, kept, false, args.scale_record_bytes).await?;
     row.list = pages(&mut c.archive, kept).await?;
@@ -752,9 +767,11 @@ fn table(args: &Args, sizes: &[u64], disk_read: f64, rows: &[Row], notes: &[Stri
                 0 => String::new(),
                 secs => format!(" --scale-settle-secs {secs}"),
             },
-            args.scale_then_wormboxd
-                .as_ref()
-                .map_or(String::new(), |then| format!(" --scale-then-wormboxd {}", then.display())),
+            args.scale_then_wormboxd.as_ref().map_or(String::new(), |then| format!(
+                " --wormboxd {} --scale-then-wormboxd {}",
+                args.wormboxd.as_ref().map_or("target/release/wormboxd".to_owned(), |w| w.display().to_string()),
+                then.display()
+            )),
         ),
         format!("Disk sequential read (4 GiB file, cache dropped, 1 MiB reads): {disk_read:.0} MB/s"),
         String::new(),

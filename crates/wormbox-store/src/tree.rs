@@ -2,10 +2,10 @@
 //! of every complete subtree of at least `merkle::STORED_HEIGHT` is a `meta`
 //! entry, and so is every complete tile (C2SP tlog-tiles: the 256 hashes at
 //! height `8 * level` under one node, leaves at level 0), both written in
-//! the same group as the ledger entry that completes them. A proof makes one
-//! read per tile level (at 50 M entries: the entry and four reads) and
-//! recomputes the subtrees within what it read: a stored tile, or where the
-//! tree's right edge has no complete tile yet, one run of up to 255 entries
+//! the same group as the ledger entry that completes them. A proof makes at
+//! most two reads per tile level (the leaf's tile, and the run at the tree's
+//! right edge) and recomputes the subtrees within what it read: a stored
+//! tile, or where no complete tile holds them, one run of up to 256 entries
 //! (level 0) or stored nodes. The frontier the writer extends is stored with
 //! the ledger head by every group and read back at open, so a start
 //! rebuilds nothing and never takes the tree from entries read back (an
@@ -238,9 +238,10 @@ impl RecentHashes {
 
 /// The hashes of the runs the tree of `frontier` ends in, per tile level,
 /// for the writer to resume with: the leaves of up to 255 entries and up to
-/// 255 stored nodes per level above. A run that does not make the peaks the
-/// frontier holds (an entry changed while stopped) is left out: its tile
-/// will not be stored, and `verify` names the entry.
+/// 255 stored nodes per level above. A run that cannot be read whole or
+/// does not make the peaks the frontier holds (an entry changed or removed
+/// while stopped) is left out: its tile will not be stored, and `verify`
+/// names the entry.
 pub(crate) fn recent_hashes(backend: &dyn Backend, frontier: &Frontier) -> Result<RecentHashes, StoreError> {
     let size = frontier.size();
     let mut recent = RecentHashes::default();
@@ -254,8 +255,16 @@ pub(crate) fn recent_hashes(backend: &dyn Backend, frontier: &Frontier) -> Resul
         }
         let first = held - held % TILE_WIDTH;
         let count = held - first;
-        let run =
-            if level == 0 { leaf_hashes(backend, first, count)? } else { node_run(backend, height, first, count)? };
+        let run = if level == 0 { leaf_hashes(backend, first, count) } else { node_run(backend, height, first, count) };
+        // A damaged run is `verify`'s to name, not a reason not to open.
+        let run = match run {
+            Ok(run) => run,
+            Err(StoreError::DataLoss { what }) => {
+                tracing::error!(level, what, "the tile the ledger ends in will not be stored; run `wormbox verify`");
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
         // The run's peaks, largest first, against the frontier's of these heights.
         let (mut made, mut at) = (Vec::new(), 0usize);
         for within in (0..TILE_HEIGHT).rev() {
@@ -403,10 +412,11 @@ pub(crate) fn open_tree(
 
 /// Upgrades an archive of format 1 or 2: verifies its whole ledger (every
 /// entry in sequence, chaining from genesis to the recorded head, and every
-/// stored checkpoint's head on the way), builds the tree over it (format 1:
-/// storing its nodes; format 2: holding every stored node to it) and its
-/// tiles, and records the new format in one last batch (a crash before it
-/// upgrades again). A ledger that does not verify is not upgraded, and the
+/// stored checkpoint's head on the way), builds the tree over it and its
+/// tiles, holding every node and tile already stored to it (format 2, or an
+/// upgrade cut short) and storing those missing (format 1: nodes and tiles;
+/// format 2: tiles), and records the new format in one last batch (a crash
+/// before it upgrades again, writing nothing other than it wrote). A ledger that does not verify is not upgraded, and the
 /// archive does not open: a root signed over it would vouch for the edit.
 fn upgrade(
     backend: &dyn Backend,
@@ -456,17 +466,19 @@ fn upgrade(
             if let Some(tile) = rows.add(height, index, root) {
                 completed.push(tile);
             }
-            if height >= STORED_HEIGHT {
-                if from < 2 {
-                    let (key, value) = meta::merkle_node_entry(height, index, root);
-                    batch.put(Keyspace::Meta, key, value);
-                    pending += 1;
-                } else if node_differs.is_none() {
-                    match meta::load_merkle_node(backend, height, index) {
-                        Ok(Some(stored)) if stored == *root => {}
-                        Ok(_) => node_differs = Some(Ok((height, index))),
-                        Err(err) => node_differs = Some(Err(err)),
+            // A node already stored (format 2, or an upgrade cut short)
+            // must be the one the verified ledger makes; format 1 stores the
+            // ones it lacks.
+            if height >= STORED_HEIGHT && node_differs.is_none() {
+                match meta::load_merkle_node(backend, height, index) {
+                    Ok(Some(stored)) if stored == *root => {}
+                    Ok(None) if from < 2 => {
+                        let (key, value) = meta::merkle_node_entry(height, index, root);
+                        batch.put(Keyspace::Meta, key, value);
+                        pending += 1;
                     }
+                    Ok(_) => node_differs = Some(Ok((height, index))),
+                    Err(err) => node_differs = Some(Err(err)),
                 }
             }
         });
@@ -483,9 +495,20 @@ fn upgrade(
             Some(Err(err)) => return Err(err),
         }
         for (level, index, hashes) in completed {
-            let (key, value) = meta::merkle_tile_entry(level, index, &hashes);
-            batch.put(Keyspace::Meta, key, value);
-            pending += TILE_WIDTH as usize;
+            match meta::load_merkle_tile(backend, level, index)? {
+                Some(stored) if stored == hashes => {}
+                Some(_) => {
+                    return Err(refuse(
+                        sequence,
+                        &format!("completes the Merkle tree tile at level {level}, index {index}, stored otherwise"),
+                    ));
+                }
+                None => {
+                    let (key, value) = meta::merkle_tile_entry(level, index, &hashes);
+                    batch.put(Keyspace::Meta, key, value);
+                    pending += TILE_WIDTH as usize;
+                }
+            }
         }
         if pending >= BUILD_BATCH_NODES {
             commit(backend, std::mem::take(&mut batch))?;

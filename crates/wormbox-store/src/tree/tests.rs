@@ -227,6 +227,15 @@ async fn an_upgrade_cut_short_runs_again_at_the_next_open() {
     backend.commit(&partial, Durability::Synced).unwrap();
     set_node(&backend, 8, 0, Some(node.0.to_vec()));
     assert_eq!(crate::format::check(&backend).unwrap(), crate::format::FormatState::Unrecorded);
+    // What is left must be what the verified ledger makes: a tile left
+    // otherwise is not overwritten, the archive is not upgraded.
+    let mut forged = tiles[1].2.clone();
+    forged[9] = Digest([9; 32]);
+    set_tile(&backend, 0, 1, Some(meta::merkle_tile_entry(0, 1, &forged).1));
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp(1_795_737_600_000_000)));
+    let err = Store::open(Arc::new(backend.clone()), clock, StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("tile at level 0, index 1, stored otherwise"), "{err}");
+    set_tile(&backend, 0, 1, None);
     let store = open(&backend);
     assert_eq!(crate::format::check(&backend).unwrap(), crate::format::FormatState::Recorded(3));
     assert_eq!((stored_tiles(&backend), stored_nodes(&backend)), (tiles, nodes));
