@@ -388,7 +388,10 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let notifier = Arc::new(notify::Notifier::from_env());
+    let opening = notifier.extend_start();
     let server = start(config, clock).await?;
+    drop(opening);
     if let Some(credential) = &server.new_admin_credential {
         // Printed once, on first start only, as DESIGN.md prescribes; it is
         // also in the data directory with mode 0600. Never logged.
@@ -408,7 +411,6 @@ pub async fn run(
     println!("wormboxd listening on {}", server.addr);
     // After every listener is bound and the archive open: a unit ordered
     // after this one starts when it can be served.
-    let notifier = Arc::new(notify::Notifier::from_env());
     let store = server.app().store().clone();
     notifier.send(&format!("READY=1\n{}", notify::status_line(&store)));
     let keeper = {

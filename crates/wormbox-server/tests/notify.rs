@@ -1,5 +1,7 @@
 //! The real binary under a stand-in for systemd's notification socket:
-//! `READY=1` comes once every listener answers, with a `STATUS=` line;
+//! `EXTEND_TIMEOUT_USEC=` while the archive opens (an upgrade of its format
+//! can outlast systemd's start timeout), then `READY=1` once every listener
+//! answers, with a `STATUS=` line;
 //! `WATCHDOG=1` comes at half the watchdog's period while the writer
 //! answers; `SIGTERM` brings `STOPPING=1` and a clean exit. A watchdog meant
 //! for another process (`WATCHDOG_PID`) is not fed.
@@ -49,6 +51,19 @@ fn start(dir: &std::path::Path, socket: &std::path::Path, env: &[(&str, String)]
     (Daemon(child), grpc, metrics.expect("the metrics address comes before gRPC's"))
 }
 
+/// The notifications up to and including `READY=1`, within `within` each.
+fn until_ready(socket: &UnixDatagram, within: Duration) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next(socket, within).expect("READY=1");
+        let ready = message.lines().any(|l| l == "READY=1");
+        seen.push(message);
+        if ready {
+            return seen;
+        }
+    }
+}
+
 /// The next notification within `within`.
 fn next(socket: &UnixDatagram, within: Duration) -> Option<String> {
     socket.set_read_timeout(Some(within)).unwrap();
@@ -64,8 +79,15 @@ fn ready_comes_when_serving_the_watchdog_is_fed_and_sigterm_says_stopping() {
     let socket = UnixDatagram::bind(&path).unwrap();
     let (mut daemon, grpc, metrics) = start(dir.path(), &path, &[("WATCHDOG_USEC", "400000".to_owned())]);
 
-    let ready = next(&socket, Duration::from_secs(60)).expect("READY=1");
-    assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+    let mut seen = until_ready(&socket, Duration::from_secs(60));
+    let ready = seen.pop().unwrap();
+    // More start time was asked for while the archive opened, and only then.
+    assert!(!seen.is_empty(), "no EXTEND_TIMEOUT_USEC before READY=1");
+    for message in &seen {
+        assert!(message.lines().any(|l| l == "EXTEND_TIMEOUT_USEC=60000000"), "{message}");
+        assert!(message.contains("STATUS=opening the archive"), "{message}");
+    }
+    assert!(!ready.contains("EXTEND_TIMEOUT_USEC"), "{ready}");
     let status = ready.lines().find(|l| l.starts_with("STATUS=")).expect("a status line");
     assert!(status.contains("ledger sequence") && status.contains("GiB free"), "{status}");
     // Said once serving: every listener answers.
@@ -80,6 +102,8 @@ fn ready_comes_when_serving_the_watchdog_is_fed_and_sigterm_says_stopping() {
         if message.lines().any(|l| l == "WATCHDOG=1") {
             fed += 1;
             assert!(message.lines().any(|l| l.starts_with("STATUS=serving")), "{message}");
+        } else {
+            assert!(!message.contains("EXTEND_TIMEOUT_USEC"), "asked for start time once serving: {message}");
         }
     }
     assert!(started.elapsed() < Duration::from_secs(5), "three feeds took {:?}", started.elapsed());
@@ -105,8 +129,7 @@ fn a_watchdog_meant_for_another_process_is_not_fed() {
     let socket = UnixDatagram::bind(&path).unwrap();
     let env = [("WATCHDOG_USEC", "200000".to_owned()), ("WATCHDOG_PID", "1".to_owned())];
     let (_daemon, _, _) = start(dir.path(), &path, &env);
-    let ready = next(&socket, Duration::from_secs(60)).expect("READY=1");
-    assert!(ready.contains("READY=1"), "{ready}");
+    until_ready(&socket, Duration::from_secs(60));
     // Without a watchdog of its own, it only reports its status every 30 s.
     if let Some(message) = next(&socket, Duration::from_secs(1)) {
         assert!(!message.contains("WATCHDOG=1"), "{message}");

@@ -38,8 +38,8 @@ const BUILD_BATCH_NODES: usize = 4096;
 type TileAt = (u8, u64);
 
 /// The tree of up to `size` leaves as stored under `backend` (whose ledger
-/// has `head` entries), for one proof or root. Per level, one read: a
-/// complete tile (256 hashes, `meta.rs`) serves every subtree within it;
+/// has `head` entries), for one proof or root. Per level, at most two
+/// reads: a complete tile (256 hashes, `meta.rs`) serves every subtree within it;
 /// a run of fewer than 256 hashes at the tree's right edge (or a tile not
 /// stored) is read as one run of entries (level 0) or of stored nodes, once.
 /// The right edge of the tree of exactly the stored frontier's size is the
@@ -294,7 +294,7 @@ pub(crate) fn recent_hashes(backend: &dyn Backend, frontier: &Frontier) -> Resul
 /// The hashes of tile `index` of `level`, which the writer's group has just
 /// completed (its node of height `8 * level + 8` is `root`), from `recent`;
 /// from `view` only for hashes a rollback of more than 256 of them took
-/// from `recent`. An error (stored nothing) if a hash cannot be had or they
+/// from `recent`, or that `recent_hashes` left out at open. An error (stored nothing) if a hash cannot be had or they
 /// do not make `root`.
 pub(crate) fn completed_tile(
     view: &dyn crate::view::View,
