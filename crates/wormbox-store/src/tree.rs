@@ -304,8 +304,16 @@ pub(crate) fn completed_tile(
 ) -> Result<Vec<Digest>, String> {
     let first = index * TILE_WIDTH;
     let mut hashes = Vec::with_capacity(TILE_WIDTH as usize);
+    let mut read_back = false;
     for at in first..first + TILE_WIDTH {
         let hash = match recent.get(level, at) {
+            Some(hash) => Some(hash),
+            None => {
+                read_back = true;
+                None
+            }
+        };
+        let hash = match hash {
             Some(hash) => Some(hash),
             None if level == 0 => view
                 .get(Keyspace::Ledger, &ledger::ledger_key(at + 1))
@@ -316,9 +324,13 @@ pub(crate) fn completed_tile(
         };
         hashes.push(hash.ok_or_else(|| format!("hash {at} of the tile is missing"))?);
     }
-    if merkle::perfect_root(&hashes) != *root {
+    // Hashes all from `recent` are the ones the frontier was built from
+    // (recorded as it took them, or checked against it at open), so they
+    // make `root`; hashing them again cost 1.3 % of 1 KiB ingest's CPU.
+    if read_back && merkle::perfect_root(&hashes) != *root {
         return Err("its hashes do not make the node above it".to_owned());
     }
+    debug_assert_eq!(merkle::perfect_root(&hashes), *root, "the writer's recent hashes make the node");
     Ok(hashes)
 }
 
