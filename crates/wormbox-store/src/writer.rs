@@ -120,7 +120,7 @@ pub(crate) fn run(
     mut state: WriterState,
     rx: Receiver<Request>,
     counters: Arc<CommitCounters>,
-    recent_hashes: crate::tree::RecentHashes,
+    recent: crate::tree::RecentHashes,
 ) {
     let in_flight: InFlightList = Arc::default();
     let (failures_tx, failures) = mpsc::channel();
@@ -148,7 +148,7 @@ pub(crate) fn run(
             }
         };
     let refusals = std::cell::RefCell::new(RefusalBudget::default());
-    let recent_leaves = std::cell::RefCell::new(recent_hashes);
+    let recent_hashes = std::cell::RefCell::new(recent);
     let mut epoch = 0u64;
     let last_state = loop {
         let Ok(first) = rx.recv() else { break Some(state) };
@@ -163,7 +163,7 @@ pub(crate) fn run(
             state.clone(),
             layers,
             &refusals,
-            &recent_leaves,
+            &recent_hashes,
         );
         let mut group = Group::new(txn);
         group.apply(first);
@@ -206,7 +206,7 @@ pub(crate) fn run(
         resume_after_failures(&failures, &mut state, &mut epoch);
         let layers = layers_of(&in_flight, epoch);
         let mut txn =
-            Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers, &refusals, &recent_leaves);
+            Txn::new(backend.as_ref(), clock.as_ref(), None, state.clone(), layers, &refusals, &recent_hashes);
         txn.tick();
         // Refusals counted in windows still open are written now, not lost.
         txn.close_refusal_windows_at_stop();
@@ -380,7 +380,7 @@ pub(crate) struct Txn<'a> {
     clock_moved: bool,
     refusals: &'a std::cell::RefCell<RefusalBudget>,
     /// The hashes recorded last at each tile level, for the tiles they complete.
-    recent_leaves: &'a std::cell::RefCell<crate::tree::RecentHashes>,
+    recent_hashes: &'a std::cell::RefCell<crate::tree::RecentHashes>,
     /// Set while a guarded command is judged as a trial, which is rolled
     /// back: its refusals must not spend the principal's budget.
     trial: bool,
@@ -417,7 +417,7 @@ impl<'a> Txn<'a> {
         state: WriterState,
         layers: Vec<Arc<InFlight>>,
         refusals: &'a std::cell::RefCell<RefusalBudget>,
-        recent_leaves: &'a std::cell::RefCell<crate::tree::RecentHashes>,
+        recent_hashes: &'a std::cell::RefCell<crate::tree::RecentHashes>,
     ) -> Txn<'a> {
         Txn {
             backend,
@@ -430,7 +430,7 @@ impl<'a> Txn<'a> {
             state,
             clock_moved: false,
             refusals,
-            recent_leaves,
+            recent_hashes,
             trial: false,
             trial_refusals: Vec::new(),
         }
@@ -706,7 +706,7 @@ impl<'a> Txn<'a> {
                 nodes.push((height, index, *root));
             }
         });
-        let mut recent = self.recent_leaves.borrow_mut();
+        let mut recent = self.recent_hashes.borrow_mut();
         recent.record(0, sequence - 1, &leaf);
         nodes.iter().for_each(|(height, index, root)| recent.record(*height, *index, root));
         drop(recent);
@@ -722,8 +722,8 @@ impl<'a> Txn<'a> {
             nodes.iter().filter(|(height, ..)| height.is_multiple_of(crate::tiles::TILE_HEIGHT))
         {
             let tile = (u8::try_from(height / crate::tiles::TILE_HEIGHT - 1).expect("heights below 64"), *index);
-            let recent_leaves = self.recent_leaves;
-            let hashes = crate::tree::completed_tile(self, &recent_leaves.borrow(), tile, root);
+            let recent = self.recent_hashes;
+            let hashes = crate::tree::completed_tile(self, &recent.borrow(), tile, root);
             match hashes {
                 Ok(hashes) => {
                     let (key, value) = meta::merkle_tile_entry(tile.0, tile.1, &hashes);
@@ -883,8 +883,8 @@ mod tests {
         let clock = ManualClock::new(Timestamp(1_795_737_600_000_000));
         let actor = Actor::system();
         let bucket = BucketName::new("bucket").unwrap();
-        let (refusals, recent_leaves) = (std::cell::RefCell::default(), std::cell::RefCell::default());
-        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new(), &refusals, &recent_leaves);
+        let (refusals, recent_hashes) = (std::cell::RefCell::default(), std::cell::RefCell::default());
+        let mut txn = Txn::new(&backend, &clock, None, fresh_state(&clock), Vec::new(), &refusals, &recent_hashes);
         CreateBucket { bucket: bucket.clone(), object_lock: false }.apply(&mut txn, &actor).unwrap();
         versioning(&bucket, VersioningState::Enabled).apply(&mut txn, &actor).unwrap();
         let versioned = put(&bucket, b"a").apply(&mut txn, &actor).unwrap();
