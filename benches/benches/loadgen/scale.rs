@@ -622,16 +622,7 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
         // Killed right after the fill's last durable ack: what the index's
         // memtables held is in the archive's log only, replayed at open.
         daemon.kill_9()?;
-        let at = Instant::now();
-        daemon = Daemon::start(&wormboxd, &config)?;
-        c = clients(&daemon, &credential).await?;
-        c.archive.get_bucket(v1::GetBucketRequest { bucket: BUCKET.into() }).await?;
-        row.open = at.elapsed();
-        // A build before the metrics (an A/B run) reports 0.
-        row.replayed_bytes = daemon.metric("wormbox_engine_replayed_at_open_bytes").unwrap_or_else(|err| {
-            eprintln!("scale: the log replayed at open is not known: {err:#}");
-            0.0
-        }) as u64;
+        (daemon, c) = open_timed(&wormboxd, &config, &credential, &mut row).await?;
 
         settle(args).await;
         eprintln!("scale: {size} versions: reads and listings ...");
@@ -683,15 +674,7 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
     if let (Some(then), Some(last)) = (&args.scale_then_wormboxd, rows.last()) {
         let mut row = Row { versions: last.versions, reopened: true, ..Row::default() };
         eprintln!("scale: opening the archive with {} ...", then.display());
-        let at = Instant::now();
-        let mut daemon = Daemon::start(then, &config)?;
-        c = clients(&daemon, &credential).await?;
-        c.archive.get_bucket(v1::GetBucketRequest { bucket: BUCKET.into() }).await?;
-        row.open = at.elapsed();
-        row.replayed_bytes = daemon.metric("wormbox_engine_replayed_at_open_bytes").unwrap_or_else(|err| {
-            eprintln!("scale: the log replayed at open is not known: {err:#}");
-            0.0
-        }) as u64;
+        let (mut daemon, mut c) = open_timed(then, &config, &credential, &mut row).await?;
         settle(args).await;
         let kept = sample.lock().expect("sample").kept.clone();
         measure_reads(&mut c, &data, &kept, args, &mut row).await?;
@@ -708,6 +691,28 @@ pub(super) async fn run(args: &Args, sizes: &[u64]) -> anyhow::Result<String> {
         write_out(args, &table(args, sizes, disk_read, &rows, &notes))?;
     }
     Ok(table(args, sizes, disk_read, &rows, &notes))
+}
+
+/// Starts `wormboxd` on the archive and records in `row` how long it took
+/// to serve (the open: a replay after `kill -9`, an upgrade of the format)
+/// and the log it replayed.
+async fn open_timed(
+    wormboxd: &Path,
+    config: &Path,
+    credential: &str,
+    row: &mut Row,
+) -> anyhow::Result<(Daemon, Clients)> {
+    let at = Instant::now();
+    let daemon = Daemon::start(wormboxd, config)?;
+    let mut c = clients(&daemon, credential).await?;
+    c.archive.get_bucket(v1::GetBucketRequest { bucket: BUCKET.into() }).await?;
+    row.open = at.elapsed();
+    // A build before the metrics (an A/B run) reports 0.
+    row.replayed_bytes = daemon.metric("wormbox_engine_replayed_at_open_bytes").unwrap_or_else(|err| {
+        eprintln!("scale: the log replayed at open is not known: {err:#}");
+        0.0
+    }) as u64;
+    Ok((daemon, c))
 }
 
 /// `--scale-settle-secs`: a pause after an open, before the reads.

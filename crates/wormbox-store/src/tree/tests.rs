@@ -106,14 +106,20 @@ fn stored_tiles(backend: &MemBackend) -> Vec<(u8, u64, Vec<Digest>)> {
         .collect()
 }
 
-fn set_tile(backend: &MemBackend, level: u8, index: u64, value: Option<Vec<u8>>) {
-    let (key, _) = meta::merkle_tile_entry(level, index, &[Digest([0; 32]); 256]);
+/// Writes `value` under `key` in `space` behind the store's back (`None`
+/// deletes it): an edit of the archive's files.
+fn set_raw(backend: &MemBackend, space: Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) {
     let mut batch = Batch::new();
     match value {
-        Some(value) => batch.put(Keyspace::Meta, key, value),
-        None => batch.delete(Keyspace::Meta, key),
+        Some(value) => batch.put(space, key, value),
+        None => batch.delete(space, key),
     }
     backend.commit(&batch, Durability::Synced).unwrap();
+}
+
+fn set_tile(backend: &MemBackend, level: u8, index: u64, value: Option<Vec<u8>>) {
+    let (key, _) = meta::merkle_tile_entry(level, index, &[Digest([0; 32]); 256]);
+    set_raw(backend, Keyspace::Meta, key, value);
 }
 
 fn stored_nodes(backend: &MemBackend) -> usize {
@@ -255,11 +261,7 @@ async fn a_tile_over_an_entry_changed_while_stopped_is_not_stored() {
     let original = backend.get(Keyspace::Ledger, &at).unwrap().unwrap();
     let mut edited = original.clone();
     edited[22] ^= 1;
-    let put = |raw: Vec<u8>| {
-        let mut batch = Batch::new();
-        batch.put(Keyspace::Ledger, at.to_vec(), raw);
-        backend.commit(&batch, Durability::Synced).unwrap();
-    };
+    let put = |raw: Vec<u8>| set_raw(&backend, Keyspace::Ledger, at.to_vec(), Some(raw));
     put(edited);
     let store = open(&backend);
     write(&store, 100, "after").await;
@@ -423,12 +425,7 @@ fn verify(store: &Store) -> crate::evidence::IntegrityReport {
 
 fn set_node(backend: &MemBackend, height: u32, index: u64, value: Option<Vec<u8>>) {
     let (key, _) = meta::merkle_node_entry(height, index, &Digest([0; 32]));
-    let mut batch = Batch::new();
-    match value {
-        Some(value) => batch.put(Keyspace::Meta, key, value),
-        None => batch.delete(Keyspace::Meta, key),
-    }
-    backend.commit(&batch, Durability::Synced).unwrap();
+    set_raw(backend, Keyspace::Meta, key, value);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,11 +619,7 @@ async fn an_entry_edited_while_stopped_is_not_taken_into_the_next_signed_root() 
     let original = backend.get(Keyspace::Ledger, &at).unwrap().unwrap();
     let mut edited = original.clone();
     edited[22] ^= 1;
-    let put = |raw: Vec<u8>| {
-        let mut batch = Batch::new();
-        batch.put(Keyspace::Ledger, at.to_vec(), raw);
-        backend.commit(&batch, Durability::Synced).unwrap();
-    };
+    let put = |raw: Vec<u8>| set_raw(&backend, Keyspace::Ledger, at.to_vec(), Some(raw));
     put(edited);
     let store = reopen(&backend);
     write(&store, 5, "after").await;
